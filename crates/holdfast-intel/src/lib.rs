@@ -1,0 +1,2 @@
+//! Threat intelligence: placeholder while the parts land.
+pub mod address;
