@@ -162,9 +162,11 @@ impl Confidence {
     pub const UNKNOWN: Confidence = Confidence(5);
 
     /// The named levels of the TagPack scale (graphsense-tagpack-tool `confidence.csv`).
-    pub const NAMED: [(&'static str, Confidence); 12] = [
+    pub const NAMED: [(&'static str, Confidence); 13] = [
         ("override", Confidence(100)),
         ("ownership", Confidence::OWNERSHIP),
+        // Derived from the ledger itself, e.g. a stablecoin issuer's on-chain blacklist event.
+        ("ledger_immanent", Confidence::OWNERSHIP),
         ("manual_transaction", Confidence::MANUAL_TRANSACTION),
         ("service_api", Confidence::SERVICE_API),
         ("authority_data", Confidence::AUTHORITY_DATA),

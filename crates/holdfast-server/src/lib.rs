@@ -1,1 +1,145 @@
-//! placeholder
+//! Holdfast's HTTP API.
+//!
+//! - [`router`]: every route, given an [`AppState`]; tests drive it with `oneshot`.
+//! - [`serve`]: binds, serves until the shutdown future resolves, reloads intel on SIGHUP.
+//! - [`AppState`]: the intel behind an `ArcSwap` (a reload swaps the whole index at once:
+//!   a request sees the old index or the new one, never a mix), metrics, limits, admin token.
+//! - [`error::ApiError`]: every error answer, as JSON naming the field; internals are logged
+//!   once here and never sent to clients.
+
+pub mod error;
+mod metrics;
+mod openapi;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use holdfast_intel::{IntelError, IntelIndex, Loaded};
+
+pub use metrics::Metrics;
+pub use openapi::openapi;
+pub use routes::{ROUTES, router};
+
+/// Largest request body accepted (a full 10,000-address batch fits with room to spare).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// Most addresses in one `POST /v1/screen`.
+pub const MAX_BATCH: usize = 10_000;
+
+/// Builds a fresh index (shipped intel + data directory). Runs on a blocking thread.
+pub type Loader = dyn Fn() -> Result<Loaded, IntelError> + Send + Sync;
+
+/// The current intel and when it was loaded.
+#[derive(Debug)]
+pub struct Intel {
+    pub index: IntelIndex,
+    pub loaded_at: SystemTime,
+    pub report: holdfast_intel::LoadReport,
+}
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub intel: Arc<ArcSwap<Intel>>,
+    loader: Arc<Loader>,
+    admin_token: Option<Arc<str>>,
+    pub metrics: Arc<Metrics>,
+    reload_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("labels", &self.intel.load().index.label_count())
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Loads intel once with `loader` and keeps the loader for reloads.
+    pub fn new(loader: Arc<Loader>, admin_token: Option<String>) -> Result<Self, IntelError> {
+        let loaded = loader()?;
+        let metrics = Arc::new(Metrics::new());
+        metrics.set_labels(loaded.index.label_count());
+        Ok(AppState {
+            intel: Arc::new(ArcSwap::from_pointee(Intel {
+                index: loaded.index,
+                loaded_at: SystemTime::now(),
+                report: loaded.report,
+            })),
+            loader,
+            admin_token: admin_token.filter(|t| !t.is_empty()).map(Arc::from),
+            metrics,
+            reload_lock: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// Rebuilds the intel off the request threads and swaps it in atomically. Concurrent
+    /// reloads are serialised; on error the old intel stays in place.
+    pub async fn reload(&self) -> Result<Arc<Intel>, IntelError> {
+        let _guard = self.reload_lock.lock().await;
+        let loader = self.loader.clone();
+        let loaded = tokio::task::spawn_blocking(move || loader())
+            .await
+            .map_err(|e| IntelError::Usage(format!("reload task failed: {e}")))??;
+        let intel = Arc::new(Intel {
+            index: loaded.index,
+            loaded_at: SystemTime::now(),
+            report: loaded.report,
+        });
+        self.intel.store(intel.clone());
+        self.metrics.set_labels(intel.index.label_count());
+        self.metrics.reloads.inc();
+        tracing::info!(target: "server::reload", labels = intel.index.label_count(), "intel reloaded");
+        Ok(intel)
+    }
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves. On Unix, SIGHUP reloads intel.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(target: "server", ?addr, "listening");
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    #[cfg(unix)]
+    let hup_task = {
+        let state = state.clone();
+        let mut stop = stop_tx.subscribe();
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    got = hup.recv() => {
+                        if got.is_none() { break; }
+                        if let Err(e) = state.reload().await {
+                            tracing::error!(target: "server::reload", error = %e, "reload on SIGHUP failed; keeping the old intel");
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let app = router(state).into_make_service();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await;
+    let _ = stop_rx.changed().await;
+    #[cfg(unix)]
+    {
+        let _ = tokio::time::timeout(Duration::from_secs(1), hup_task).await;
+    }
+    result
+}

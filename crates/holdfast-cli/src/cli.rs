@@ -1,0 +1,216 @@
+//! Arguments (clap) and dispatch.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use holdfast_intel::DataDir;
+use holdfast_primitives::{Category, Chain, Confidence, Date, RiskLevel};
+
+use crate::{intel_cmd, screen_cmd};
+
+/// Holdfast: checks and delays for crypto — screening, guard, watch, trace.
+#[derive(Debug, Parser)]
+#[command(name = "holdfast", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Where Holdfast keeps its state (imported intel, stores, audit logs).
+    /// Default: $XDG_DATA_HOME/holdfast, else ~/.local/share/holdfast.
+    #[arg(long, global = true, env = "HOLDFAST_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Only print errors on stderr (logging; HOLDFAST_LOG overrides).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Screen addresses against sanctions, DPRK attributions and labelled services.
+    ///
+    /// Exit status like grep: 0 if no address reaches --fail-on, 1 if one does, 2 on error
+    /// (then no verdict is printed, so nothing is reported as clean).
+    Screen(ScreenArgs),
+    /// Manage threat intel: import lists, update sanctions, show counts.
+    #[command(subcommand)]
+    Intel(IntelCommand),
+    /// Run the HTTP API on embedded defaults.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScreenArgs {
+    /// Addresses to screen.
+    #[arg(
+        value_name = "ADDRESS",
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    pub addresses: Vec<String>,
+    /// Screen every address of a file (one per line, or CSV with an `address` column).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// With --file: where to write results (default: standard output).
+    #[arg(long, short, value_name = "FILE", requires = "file")]
+    pub output: Option<PathBuf>,
+    /// With --file: output format.
+    #[arg(long, value_enum, default_value_t = BatchFormat::Csv, requires = "file")]
+    pub format: BatchFormat,
+    /// Validate addresses for this chain and count only labels that apply on it
+    /// (name or ticker: ethereum/eth, bitcoin/btc, tron/trx, ...).
+    #[arg(long)]
+    pub chain: Option<Chain>,
+    /// Judge list membership on this day (YYYY-MM-DD; default today).
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<Date>,
+    /// Lowest risk level that makes the exit status 1.
+    #[arg(long, default_value = "high", value_name = "LEVEL")]
+    pub fail_on: RiskLevel,
+    /// Print one JSON verdict per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BatchFormat {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IntelCommand {
+    /// Import a GraphSense TagPack (YAML) or an address list (CSV or one per line).
+    /// Imported labels persist in the data directory; every later command and `serve` use them.
+    Import(ImportArgs),
+    /// Read OFAC's SDN advanced XML (SDN_ADVANCED.XML) as the current sanctions state.
+    Update(UpdateArgs),
+    /// Label counts per source and category.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    pub file: PathBuf,
+    /// File format (default: from the extension: .yaml/.yml TagPack, .csv/.txt list).
+    #[arg(long, value_enum)]
+    pub format: Option<ImportFormatArg>,
+    /// Category of every label (required for lists; overrides a TagPack's).
+    #[arg(long)]
+    pub category: Option<Category>,
+    /// Source name shown with every label (default: import:<file name>).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Actor id (e.g. lazarusgroup).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Chain of every address (default: inferred from each address's format; EVM addresses
+    /// then apply to every EVM chain).
+    #[arg(long)]
+    pub chain: Option<Chain>,
+    /// Confidence on the TagPack scale: a name (authority_data, service_data, web_crawl, ...)
+    /// or 0-100. Default for lists: unknown (5).
+    #[arg(long)]
+    pub confidence: Option<Confidence>,
+    /// Name of every label (e.g. the incident).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Reference of every label (e.g. the press release URL).
+    #[arg(long)]
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFormatArg {
+    Tagpack,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Path to SDN_ADVANCED.XML as published by OFAC's Sanctions List Service.
+    #[arg(long, value_name = "FILE")]
+    pub sdn_xml: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Loopback by default: put a TLS-terminating proxy in front to
+    /// expose it.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "HOLDFAST_LISTEN")]
+    pub listen: SocketAddr,
+    /// File holding the admin token for POST /v1/admin/reload (or set HOLDFAST_ADMIN_TOKEN).
+    /// Without one the admin endpoints are disabled.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+/// The default data directory: `$XDG_DATA_HOME/holdfast`, else `~/.local/share/holdfast`.
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return Ok(PathBuf::from(x).join("holdfast"));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .context("no data directory: set --data-dir, HOLDFAST_DATA_DIR or HOME")?;
+    Ok(PathBuf::from(home).join(".local/share/holdfast"))
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let data_dir = DataDir::new(match cli.data_dir {
+        Some(d) => d,
+        None => default_data_dir()?,
+    });
+    match cli.command {
+        Command::Screen(args) => screen_cmd::run(&data_dir, &args),
+        Command::Intel(cmd) => intel_cmd::run(&data_dir, cmd),
+        Command::Serve(args) => serve(data_dir, args),
+    }
+}
+
+fn serve(data_dir: DataDir, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let token = match &args.admin_token_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading admin token file {}", p.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var("HOLDFAST_ADMIN_TOKEN").ok(),
+    };
+    let dir = data_dir.clone();
+    let loader: Arc<holdfast_server::Loader> = Arc::new(move || holdfast_intel::load(Some(&dir)));
+    let started = std::time::Instant::now();
+    let state = holdfast_server::AppState::new(loader, token).context("loading intel")?;
+    {
+        let intel = state.intel.load();
+        tracing::info!(target: "serve", labels = intel.index.label_count(), addresses = intel.index.address_count(),
+            rejected = intel.report.rejected.len(), ms = started.elapsed().as_millis() as u64, data_dir = %data_dir.root().display(), "intel loaded");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding {}", args.listen))?;
+        eprintln!(
+            "holdfast: serving on http://{} (Ctrl-C to stop; SIGHUP reloads intel)",
+            listener.local_addr()?
+        );
+        holdfast_server::serve(listener, state, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

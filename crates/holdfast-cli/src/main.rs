@@ -1,0 +1,29 @@
+//! `holdfast`: parses arguments, sets up logging, calls the library, maps outcomes to exit
+//! codes. Nothing here decides anything.
+
+mod cli;
+mod intel_cmd;
+mod screen_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOLDFAST_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if args.quiet { "error" } else { "info" })
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .init();
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! GraphSense TagPacks (YAML): a header whose fields every tag inherits, then `tags:`.
+//! Schema: graphsense-tagpack-tool `tagpack_schema.yaml`; confidence scale `confidence.csv`.
+
+use std::collections::BTreeMap;
+
+use holdfast_primitives::{Category, Chain, Confidence, Date};
+
+use crate::record::LabelRecord;
+
+use super::SourceError;
+
+/// Fields a TagPack header and a tag may both carry (the tag's value wins).
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+struct Common {
+    label: Option<String>,
+    source: Option<String>,
+    currency: Option<String>,
+    network: Option<String>,
+    category: Option<String>,
+    abuse: Option<String>,
+    actor: Option<String>,
+    confidence: Option<String>,
+    lastmod: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Pack {
+    title: Option<String>,
+    #[serde(flatten)]
+    common: Common,
+    #[serde(default)]
+    tags: Vec<Tag>,
+    // Known header fields that carry no label information.
+    #[serde(flatten)]
+    _rest: BTreeMap<String, serde_yaml::Value>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Tag {
+    address: Option<serde_yaml::Value>,
+    #[serde(flatten)]
+    common: Common,
+    #[serde(flatten)]
+    _rest: BTreeMap<String, serde_yaml::Value>,
+}
+
+/// What a TagPack yielded: labels, and tags that were skipped with the reason.
+#[derive(Debug, Default)]
+pub struct TagPackLabels {
+    pub records: Vec<LabelRecord>,
+    /// Tags on chains Holdfast has no address format for (currency → count).
+    pub unsupported: BTreeMap<String, usize>,
+}
+
+/// Reads a TagPack. `source` names it in every label (e.g. `graphsense:lazarus2`).
+pub fn parse(text: &str, source: &str) -> Result<TagPackLabels, SourceError> {
+    let pack: Pack = serde_yaml::from_str(text).map_err(|e| SourceError::Yaml {
+        source_name: source.to_owned(),
+        message: e.to_string(),
+    })?;
+    let mut out = TagPackLabels::default();
+    for (i, tag) in pack.tags.iter().enumerate() {
+        let address = match &tag.address {
+            Some(serde_yaml::Value::String(s)) => s.trim().to_owned(),
+            Some(serde_yaml::Value::Number(n)) => n.to_string(),
+            _ => {
+                return Err(SourceError::Field {
+                    source_name: source.to_owned(),
+                    row: i + 1,
+                    field: "address",
+                    message: "every tag needs an address".into(),
+                });
+            }
+        };
+        let h = &pack.common;
+        let t = &tag.common;
+        let pick = |a: &Option<String>, b: &Option<String>| {
+            a.clone()
+                .or_else(|| b.clone())
+                .filter(|s| !s.trim().is_empty())
+        };
+        let currency = pick(&t.network, &h.network).or_else(|| pick(&t.currency, &h.currency));
+        let chain = match currency.as_deref().map(currency_chain) {
+            Some(CurrencyChain::Chain(c)) => Some(c),
+            Some(CurrencyChain::ByFormat) | None => None,
+            Some(CurrencyChain::Unsupported) => {
+                // An EVM-format address on an EVM chain we do not name is still an EVM address.
+                if !is_evm_shape(&address) {
+                    *out.unsupported
+                        .entry(currency.unwrap_or_default())
+                        .or_default() += 1;
+                    continue;
+                }
+                None
+            }
+        };
+        let actor = pick(&t.actor, &h.actor);
+        let abuse = pick(&t.abuse, &h.abuse);
+        let category_word = pick(&t.category, &h.category);
+        let label = pick(&t.label, &h.label).or_else(|| pack.title.clone());
+        let category = category_of(
+            abuse.as_deref(),
+            category_word.as_deref(),
+            actor.as_deref(),
+            label.as_deref(),
+            pack.title.as_deref(),
+        );
+        let confidence = match pick(&t.confidence, &h.confidence) {
+            Some(c) => c.parse::<Confidence>().map_err(|e| SourceError::Field {
+                source_name: source.to_owned(),
+                row: i + 1,
+                field: "confidence",
+                message: e.to_string(),
+            })?,
+            None => Confidence::UNKNOWN,
+        };
+        let lastmod = t
+            .lastmod
+            .as_ref()
+            .or(h.lastmod.as_ref())
+            .and_then(|v| match v {
+                serde_yaml::Value::String(s) => s.get(..10).and_then(|d| d.parse::<Date>().ok()),
+                _ => None,
+            });
+        let mut r = LabelRecord::new(address, source, category, confidence);
+        r.chain = chain;
+        r.actor = actor;
+        r.name = label;
+        r.reference = pick(&t.source, &h.source);
+        r.listed_on = lastmod.filter(|_| category == Category::Sanctioned);
+        out.records.push(r);
+    }
+    Ok(out)
+}
+
+enum CurrencyChain {
+    Chain(Chain),
+    /// A token that lives on several chains (USDT, USDC): the address format decides.
+    ByFormat,
+    Unsupported,
+}
+
+fn currency_chain(currency: &str) -> CurrencyChain {
+    match currency.trim().to_ascii_uppercase().as_str() {
+        "USDT" | "USDC" | "DAI" => CurrencyChain::ByFormat,
+        "BEP20" => CurrencyChain::Chain(Chain::Bsc),
+        "BEP2" => CurrencyChain::Chain(Chain::BnbBeacon),
+        other => other
+            .parse::<Chain>()
+            .map_or(CurrencyChain::Unsupported, CurrencyChain::Chain),
+    }
+}
+
+fn is_evm_shape(s: &str) -> bool {
+    s.len() == 42 && s.starts_with("0x") && s.bytes().skip(2).all(|b| b.is_ascii_hexdigit())
+}
+
+/// Maps TagPack vocabulary (abuse, then category, then actor) onto [`Category`].
+pub(crate) fn category_of(
+    abuse: Option<&str>,
+    category: Option<&str>,
+    actor: Option<&str>,
+    label: Option<&str>,
+    title: Option<&str>,
+) -> Category {
+    if actor.is_some_and(|a| super::DPRK_ACTORS.contains(&a)) {
+        return Category::DprkAttributed;
+    }
+    if let Some(a) = abuse {
+        match a.to_ascii_lowercase().as_str() {
+            "sanction" | "sanctions" => return Category::Sanctioned,
+            "service_hack" | "hack" | "theft" | "exploit" => return Category::Hack,
+            "ransomware" => return Category::Ransomware,
+            "phishing" => return Category::Phishing,
+            "scam" | "ponzi_scheme" | "sextortion" | "fraud" => return Category::Scam,
+            "darknet_market" | "darkweb" => return Category::Darknet,
+            _ => {}
+        }
+    }
+    if let Some(c) = category {
+        match c.to_ascii_lowercase().as_str() {
+            "exchange" => return Category::Exchange,
+            "mixing_service" | "coinjoin" | "mixer" => return Category::Mixer,
+            "defi_bridge" | "bridge" => return Category::Bridge,
+            c if c.starts_with("defi") => return Category::Defi,
+            "gambling" => return Category::Gambling,
+            "miner" | "mining_service" => return Category::Miner,
+            "black_list" | "blacklist" => return Category::Blocked,
+            "darknet_market" | "market_darknet" => return Category::Darknet,
+            "service" | "wallet_service" | "payment_processor" => return Category::Service,
+            _ => {}
+        }
+    }
+    let words = format!("{} {}", label.unwrap_or(""), title.unwrap_or("")).to_ascii_lowercase();
+    if words.contains("ofac") || words.contains("sanctions list") {
+        Category::Sanctioned
+    } else {
+        Category::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PACK: &str = r#"
+title: FBI Identifies Cryptocurrency Funds Stolen by DPRK
+creator: GraphSense Core Team
+confidence: authority_data
+category: user
+lastmod: 2023-08-28
+source: https://www.fbi.gov/news/press-releases/fbi-identifies-cryptocurrency-funds-stolen-by-dprk
+label: Lazarus group
+abuse: sanction
+actor: lazarusgroup
+tags:
+- address: 3LU8wRu4ZnXP4UM8Yo6kkTiGHM9BubgyiG
+  currency: BTC
+- address: '0x098B716B8Aaf21512996dC57EB0615e2383E2f96'
+  currency: ETH
+  label: Ronin bridge exploiter
+  source: https://example.org/ronin
+- address: addr1qxy
+  currency: ADA
+"#;
+
+    #[test]
+    fn header_fields_are_inherited_and_tag_fields_win() {
+        let out = parse(PACK, "graphsense:test").expect("parses");
+        assert_eq!(out.records.len(), 2);
+        let btc = &out.records[0];
+        assert_eq!(btc.chain, Some(Chain::Bitcoin));
+        assert_eq!(btc.category, Category::DprkAttributed);
+        assert_eq!(btc.confidence, Confidence::AUTHORITY_DATA);
+        assert_eq!(btc.actor.as_deref(), Some("lazarusgroup"));
+        assert_eq!(btc.name.as_deref(), Some("Lazarus group"));
+        assert!(
+            btc.reference
+                .as_deref()
+                .is_some_and(|r| r.contains("fbi.gov"))
+        );
+        let eth = &out.records[1];
+        assert_eq!(eth.name.as_deref(), Some("Ronin bridge exploiter"));
+        assert_eq!(eth.reference.as_deref(), Some("https://example.org/ronin"));
+        assert_eq!(out.unsupported.get("ADA"), Some(&1));
+    }
+
+    #[test]
+    fn yaml_errors_name_the_pack_and_line() {
+        let err =
+            parse("title: x\ntags:\n  - address: [unclosed\n", "mine.yaml").expect_err("bad yaml");
+        let msg = err.to_string();
+        assert!(msg.contains("mine.yaml"), "{msg}");
+        assert!(msg.contains("line"), "{msg}");
+    }
+
+    #[test]
+    fn bad_confidence_is_an_error_naming_the_field() {
+        let err = parse("confidence: pretty_sure\ntags:\n- address: '0x098B716B8Aaf21512996dC57EB0615e2383E2f96'\n", "p").expect_err("bad confidence");
+        assert!(err.to_string().contains("confidence"), "{err}");
+    }
+}
