@@ -275,12 +275,13 @@ impl IndexBuilder {
                 chains,
             )
         } else {
-            let parsed = address::parse(&record.address, record.chain).map_err(reject)?;
-            let slot = match parsed.key {
+            let (key, chains) =
+                address::parse_key(&record.address, record.chain).map_err(reject)?;
+            let slot = match key {
                 AddressKey::Evm(a) => Slot::Evm(a),
                 AddressKey::Text(t) => Slot::Text(t),
             };
-            (slot, parsed.chains)
+            (slot, chains)
         };
         let label = Label {
             chains,

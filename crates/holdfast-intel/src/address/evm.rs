@@ -8,6 +8,18 @@ use super::{AddressError, AddressFormat, AddressKey, ChainSet, ParsedAddress, sh
 const EXPECTED: &str = "0x and 40 hex digits (42 characters)";
 
 pub(super) fn parse(s: &str) -> Result<ParsedAddress, AddressError> {
+    let address = key(s)?;
+    Ok(ParsedAddress {
+        key: AddressKey::Evm(address),
+        format: AddressFormat::Evm,
+        chains: ChainSet::ALL_EVM,
+        display: address.to_checksum(None),
+    })
+}
+
+/// Validates `s` and returns the address; hashes only when a mixed-case checksum must be
+/// verified (the index validates tens of thousands of addresses at load).
+pub(super) fn key(s: &str) -> Result<Address, AddressError> {
     let hex = s
         .get(2..)
         .filter(|_| s.starts_with("0x") || s.starts_with("0X"))
@@ -38,21 +50,15 @@ pub(super) fn parse(s: &str) -> Result<ParsedAddress, AddressError> {
         reason: e.to_string(),
     })?;
     let address = Address::from(bytes);
-    let checksummed = address.to_checksum(None);
     let mixed =
         hex.bytes().any(|b| b.is_ascii_lowercase()) && hex.bytes().any(|b| b.is_ascii_uppercase());
-    if mixed && checksummed[2..] != *hex {
+    if mixed && address.to_checksum(None)[2..] != *hex {
         return Err(AddressError::BadChecksum {
             input: shown(s),
             format: AddressFormat::Evm,
         });
     }
-    Ok(ParsedAddress {
-        key: AddressKey::Evm(address),
-        format: AddressFormat::Evm,
-        chains: ChainSet::ALL_EVM,
-        display: checksummed,
-    })
+    Ok(address)
 }
 
 #[cfg(test)]

@@ -297,6 +297,24 @@ pub fn parse(input: &str, chain: Option<Chain>) -> Result<ParsedAddress, Address
     }
 }
 
+/// [`parse`] without building the display form: the key and the chain set, for indexing.
+pub fn parse_key(
+    input: &str,
+    chain: Option<Chain>,
+) -> Result<(AddressKey, ChainSet), AddressError> {
+    let s = input.trim();
+    if (s.starts_with("0x") || s.starts_with("0X"))
+        && s.len() <= MAX_LEN
+        && chain.is_none_or(Chain::is_evm)
+    {
+        return Ok((
+            AddressKey::Evm(evm::key(s)?),
+            chain.map_or(ChainSet::ALL_EVM, ChainSet::of),
+        ));
+    }
+    parse(input, chain).map(|p| (p.key, p.chains))
+}
+
 /// Recognizes the format from the text alone.
 fn infer(s: &str) -> Result<ParsedAddress, AddressError> {
     if s.starts_with("0x") || s.starts_with("0X") {

@@ -98,6 +98,21 @@ pub struct Shipped {
 /// Reads every shipped dataset. Fails only if the embedded data itself is broken, which the
 /// test suite rules out.
 pub fn shipped() -> Result<Shipped, SourceError> {
+    // The Ethereum-only label sets need nothing from the others: read them on a second
+    // thread while this one reads the TagPacks and OFAC (which restores case from them).
+    std::thread::scope(|scope| {
+        let ethereum = scope.spawn(ethereum_labels);
+        let mut out = sanctions_and_tagpacks()?;
+        let ethereum = ethereum
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        out.records.extend(ethereum);
+        Ok(out)
+    })
+}
+
+/// TagPacks, FBI DPRK attributions and OFAC.
+fn sanctions_and_tagpacks() -> Result<Shipped, SourceError> {
     let mut out = Shipped::default();
     let mut originals: HashMap<String, String> = HashMap::new();
     let mut remember = |a: &str| {
@@ -137,23 +152,29 @@ pub fn shipped() -> Result<Shipped, SourceError> {
     }
     out.records.extend(ofac.records);
     out.records.extend(dprk);
-    out.records.extend(forta::malicious_labels(
+    Ok(out)
+}
+
+/// Forta and Etherscan labels (Ethereum and Optimism).
+fn ethereum_labels() -> Result<Vec<LabelRecord>, SourceError> {
+    let mut out = Vec::new();
+    out.extend(forta::malicious_labels(
         data!("forta/labels/1/etherscan_malicious_labels.csv"),
         Chain::Ethereum,
     )?);
-    out.records.extend(forta::phishing_scams(
+    out.extend(forta::phishing_scams(
         data!("forta/labels/1/phishing_scams.csv"),
         Chain::Ethereum,
     )?);
-    out.records.extend(forta::malicious_contracts(
+    out.extend(forta::malicious_contracts(
         data!("forta/labels/1/malicious_smart_contracts.csv"),
         Chain::Ethereum,
     )?);
-    out.records.extend(forta::malicious_contracts(
+    out.extend(forta::malicious_contracts(
         data!("forta/labels/10/malicious_smart_contracts.csv"),
         Chain::Optimism,
     )?);
-    out.records.extend(etherscan::parse(data!(
+    out.extend(etherscan::parse(data!(
         "etherscan/eth_combinedAccountLabels.json"
     ))?);
     Ok(out)

@@ -1,0 +1,316 @@
+//! The `holdfast` binary end to end: exit codes, output formats, persistence of imports,
+//! batch screening. Each test uses its own data directory.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const LAZARUS: &str = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96";
+const CLEAN: &str = "0x00000000000000000000000000000000000b0b0b";
+
+fn holdfast(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env("HOLDFAST_LOG", "error")
+        .output()
+        .expect("runs the binary")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The run exited with `code` and its error output mentions `needle`.
+fn fails_with(o: &Output, code: i32, needle: &str) {
+    assert_eq!(o.status.code(), Some(code), "{}", stderr(o));
+    assert!(
+        stderr(o).contains(needle),
+        "expected {needle:?} in: {}",
+        stderr(o)
+    );
+}
+
+#[test]
+fn exit_codes_follow_grep() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clean = holdfast(dir.path(), &["screen", CLEAN]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
+    assert!(stdout(&clean).contains("NONE"), "{}", stdout(&clean));
+
+    let hit = holdfast(dir.path(), &["screen", CLEAN, LAZARUS]);
+    assert_eq!(hit.status.code(), Some(1));
+    let out = stdout(&hit);
+    assert!(out.contains("SEVERE"), "{out}");
+    assert!(out.contains("ofac-sdn"), "{out}");
+    assert!(out.contains("LAZARUS GROUP"), "{out}");
+
+    // Raising the bar above the verdict gives 0 again.
+    let lenient = holdfast(dir.path(), &["screen", "--fail-on", "severe", CLEAN]);
+    assert_eq!(lenient.status.code(), Some(0));
+
+    // One invalid address: exit 2 and no verdict at all, not even for the valid ones.
+    let bad = holdfast(
+        dir.path(),
+        &[
+            "screen",
+            CLEAN,
+            "0x098b716B8Aaf21512996dC57EB0615e2383E2f96",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(stdout(&bad), "", "nothing may look clean on error");
+    assert!(stderr(&bad).contains("checksum"), "{}", stderr(&bad));
+
+    let unknown_chain = holdfast(dir.path(), &["screen", "--chain", "dogechain", CLEAN]);
+    fails_with(&unknown_chain, 2, "dogechain");
+}
+
+#[test]
+fn json_verdicts_and_as_of() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let router = "0xd90e2f925DA726b50C4Ed8D0Fb90Ad053324F31b"; // Tornado Cash: Router
+    let before = holdfast(
+        dir.path(),
+        &["screen", "--json", "--as-of", "2025-03-20", router],
+    );
+    let after = holdfast(
+        dir.path(),
+        &[
+            "screen",
+            "--json",
+            "--as-of",
+            "2025-03-21",
+            "--fail-on",
+            "severe",
+            router,
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout(&before).trim()).expect("one JSON line");
+    assert_eq!(v["risk"], "severe");
+    assert_eq!(before.status.code(), Some(1));
+    let w: serde_json::Value = serde_json::from_str(stdout(&after).trim()).expect("one JSON line");
+    assert_ne!(w["risk"], "severe", "{w}");
+    assert_eq!(after.status.code(), Some(0));
+    let ofac = w["labels"]
+        .as_array()
+        .expect("labels")
+        .iter()
+        .find(|l| l["source"] == "ofac-sdn")
+        .expect("still shown");
+    assert_eq!(ofac["active"], false);
+    assert_eq!(ofac["delisted_on"], "2025-03-21");
+}
+
+#[test]
+fn import_persists_for_later_commands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("fbi-2026.csv");
+    // A fresh list of addresses no shipped source labels.
+    std::fs::write(&list, "address\n0x1111111111111111111111111111111111111111\nbc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4\n").expect("write");
+    let before = holdfast(
+        dir.path(),
+        &[
+            "screen",
+            "--json",
+            "0x1111111111111111111111111111111111111111",
+        ],
+    );
+    assert_eq!(before.status.code(), Some(0));
+
+    let imp = holdfast(
+        dir.path(),
+        &[
+            "intel",
+            "import",
+            list.to_str().expect("utf8"),
+            "--category",
+            "dprk-attributed",
+            "--source",
+            "fbi-2026",
+            "--actor",
+            "lazarusgroup",
+            "--confidence",
+            "authority_data",
+        ],
+    );
+    assert_eq!(imp.status.code(), Some(0), "{}", stderr(&imp));
+    assert!(
+        stdout(&imp).contains("imported 2 labels"),
+        "{}",
+        stdout(&imp)
+    );
+
+    let after = holdfast(
+        dir.path(),
+        &[
+            "screen",
+            "--json",
+            "0x1111111111111111111111111111111111111111",
+            "BC1QW508D6QEJXTDG4Y5R3ZARVARY0C5XW7KV8F3T4",
+        ],
+    );
+    assert_eq!(after.status.code(), Some(1), "{}", stderr(&after));
+    for line in stdout(&after).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        assert_eq!(v["risk"], "severe", "{v}");
+        assert!(
+            v["labels"]
+                .as_array()
+                .expect("labels")
+                .iter()
+                .any(|l| l["source"] == "fbi-2026" && l["actor"] == "lazarusgroup"),
+            "{v}"
+        );
+    }
+
+    let stats = holdfast(dir.path(), &["intel", "stats"]);
+    assert_eq!(stats.status.code(), Some(0));
+    assert!(stdout(&stats).contains("fbi-2026"), "{}", stdout(&stats));
+    assert!(stdout(&stats).contains("ofac-sdn"), "{}", stdout(&stats));
+}
+
+#[test]
+fn import_errors_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("list.txt");
+    std::fs::write(
+        &list,
+        "0x1111111111111111111111111111111111111111\nnot-an-address\n",
+    )
+    .expect("write");
+    let imp = holdfast(
+        dir.path(),
+        &[
+            "intel",
+            "import",
+            list.to_str().expect("utf8"),
+            "--category",
+            "hack",
+        ],
+    );
+    fails_with(&imp, 2, "not-an-address");
+    assert!(
+        stderr(&imp).contains("line 2"),
+        "the line is named: {}",
+        stderr(&imp)
+    );
+    let v = holdfast(
+        dir.path(),
+        &["screen", "0x1111111111111111111111111111111111111111"],
+    );
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "the valid line was not imported either"
+    );
+
+    let no_cat = holdfast(
+        dir.path(),
+        &["intel", "import", list.to_str().expect("utf8")],
+    );
+    fails_with(&no_cat, 2, "--category");
+}
+
+#[test]
+fn batch_file_to_csv_and_jsonl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("deposits.csv");
+    let mut text = String::from("customer,address\n");
+    for i in 0..3000 {
+        text.push_str(&format!("c{i},0x{i:040x}\n"));
+    }
+    text.push_str(&format!("lazarus,{LAZARUS}\n"));
+    std::fs::write(&input, text).expect("write");
+
+    let out = dir.path().join("verdicts.csv");
+    let run = holdfast(
+        dir.path(),
+        &[
+            "screen",
+            "--file",
+            input.to_str().expect("utf8"),
+            "-o",
+            out.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("screened 3001 addresses"),
+        "{}",
+        stderr(&run)
+    );
+    let mut reader = csv::Reader::from_path(&out).expect("csv");
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), 3001);
+    let severe: Vec<_> = rows.iter().filter(|r| &r[2] == "severe").collect();
+    assert_eq!(severe.len(), 1);
+    assert_eq!(&severe[0][1], LAZARUS);
+    assert!(severe[0][4].contains("ofac-sdn"), "{:?}", severe[0]);
+
+    let jsonl = holdfast(
+        dir.path(),
+        &[
+            "screen",
+            "--file",
+            input.to_str().expect("utf8"),
+            "--format",
+            "jsonl",
+        ],
+    );
+    assert_eq!(jsonl.status.code(), Some(1));
+    let lines: Vec<serde_json::Value> = stdout(&jsonl)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 3001);
+    assert_eq!(lines[3000]["risk"], "severe");
+
+    // A bad line anywhere: exit 2, the line named, no output written.
+    std::fs::write(&input, format!("address\n{LAZARUS}\n0x12\n")).expect("write");
+    let out2 = dir.path().join("none.csv");
+    let bad = holdfast(
+        dir.path(),
+        &[
+            "screen",
+            "--file",
+            input.to_str().expect("utf8"),
+            "-o",
+            out2.to_str().expect("utf8"),
+        ],
+    );
+    fails_with(&bad, 2, "deposits.csv:3");
+    assert!(!out2.exists(), "no partial output on error");
+}
+
+#[test]
+fn sdn_xml_update_through_the_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let xml = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../holdfast-intel/tests/fixtures/sdn_advanced_sample.xml"
+    );
+    let up = holdfast(dir.path(), &["intel", "update", "--sdn-xml", xml]);
+    assert_eq!(up.status.code(), Some(0), "{}", stderr(&up));
+    assert!(
+        stdout(&up).contains("digital currency addresses"),
+        "{}",
+        stdout(&up)
+    );
+    let not_xml = dir.path().join("x.xml");
+    std::fs::write(&not_xml, "<html><body>not a list</body></html>").expect("write");
+    let bad = holdfast(
+        dir.path(),
+        &[
+            "intel",
+            "update",
+            "--sdn-xml",
+            not_xml.to_str().expect("utf8"),
+        ],
+    );
+    fails_with(&bad, 2, "x.xml");
+}
