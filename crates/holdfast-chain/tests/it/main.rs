@@ -1,0 +1,3 @@
+//! holdfast-chain integration tests.
+
+mod etl_fixtures;
