@@ -2,10 +2,17 @@
 //!
 //! - [`extract`]: blocks, receipts' logs and call traces → [`Transfer`]s and [`Conversion`]s
 //!   (pure, tested on recorded mainnet responses).
+//! - [`etl`]: transfers from blockchain-etl CSV exports (`holdfast import transfers`).
+//! - [`source`]: [`ChainSource`], one node over HTTP or WebSocket: batched, rate-limited,
+//!   retried block fetches; trace method detection.
 //!
 //! This is the only crate that speaks JSON-RPC; everything above it sees normalized records.
 //!
 //! [`Transfer`]: holdfast_primitives::Transfer
 //! [`Conversion`]: holdfast_primitives::Conversion
 
+pub mod etl;
 pub mod extract;
+pub mod source;
+
+pub use source::{BlockTransfers, ChainError, ChainSource, SourceConfig, TraceMode};

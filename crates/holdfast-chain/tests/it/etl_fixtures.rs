@@ -332,3 +332,25 @@ fn etl_value(line: &str) -> U256 {
         .collect();
     digits.parse().expect("u256")
 }
+
+/// `traces.csv` exports import to the same native transfers as extraction from the node's
+/// `trace_block` answer for those blocks.
+#[test]
+fn etl_traces_csv_import_equals_extraction() {
+    for case in [
+        "block_with_subtraces",
+        "block_with_create",
+        "block_with_error",
+        "block_with_suicide",
+    ] {
+        let (_, _, expected) = etl_expected(case);
+        let path = fixtures()
+            .join("test_export_traces_job")
+            .join(case)
+            .join("expected_traces.csv");
+        let file = std::fs::File::open(&path).expect("open");
+        let import = holdfast_chain::etl::read_etl_csv(file, 1, case).expect("imports");
+        assert_eq!(import.kind, holdfast_chain::etl::EtlKind::Traces);
+        assert_eq!(natives(&import.transfers), expected, "{case}");
+    }
+}
