@@ -547,6 +547,10 @@ impl ChainSource {
             let result = tokio::time::timeout(self.config.timeout, async {
                 batch.send().await.map_err(|e| ("batch", e))?;
                 let block = block_w.await.map_err(|e| ("eth_getBlockByNumber", e))?;
+                if block.is_none() {
+                    // Not there yet: the other answers are errors or nulls about a missing block.
+                    return Ok((None, None, RawTraces::None));
+                }
                 let receipts = receipts_w.await.map_err(|e| ("eth_getBlockReceipts", e))?;
                 let traces = match (geth_w, parity_w) {
                     (Some(w), _) => RawTraces::Geth(
