@@ -1,0 +1,232 @@
+//! Holdfast's transfer store.
+//!
+//! [`Store`] is what ingestion writes and the guard, monitor and tracer read: blocks with
+//! their [`Transfer`]s and [`Conversion`]s, by chain. Two backends behave identically (one
+//! behaviour test suite runs on both):
+//! - [`EmbeddedStore`] (default): one redb file under the data directory, no server.
+//! - [`PgStore`]: PostgreSQL, for several instances sharing state.
+//!
+//! Invariants, on both:
+//! - A block is written whole or not at all, with its transfers and conversions; the
+//!   highest stored block is therefore a complete checkpoint.
+//! - Writing a block that is already stored (same hash) changes nothing. A different hash at
+//!   a stored height, or a parent hash that does not match the stored block below, is an
+//!   error: reorgs are unwound explicitly ([`Store::unwind_above`]), never overwritten.
+//! - Queries return transfers in block order (block, transaction, position) and are bounded
+//!   ([`MAX_LIMIT`]).
+//!
+//! The trait is synchronous; async callers use `spawn_blocking`.
+
+mod codec;
+mod embedded;
+mod pg;
+pub mod testing;
+
+use std::collections::BTreeMap;
+
+use alloy_primitives::{Address, B256, U256};
+use holdfast_primitives::{Asset, BlockRef, Conversion, Transfer};
+
+pub use embedded::EmbeddedStore;
+pub use pg::PgStore;
+
+/// Most rows one query returns.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// A block with what it moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockData {
+    pub block: BlockRef,
+    pub transfers: Vec<Transfer>,
+    pub conversions: Vec<Conversion>,
+}
+
+/// What [`Store::apply_blocks`] did with each block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Written,
+    /// The same block (same hash) was already stored: nothing changed.
+    AlreadyPresent,
+}
+
+/// Transfers to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferQuery {
+    /// Sent by `address`, from block `from_block` on.
+    From { address: Address, from_block: u64 },
+    /// Received by `address`, from block `from_block` on.
+    To { address: Address, from_block: u64 },
+    /// Of one transaction.
+    Tx { tx_hash: B256 },
+    /// Of one token (`None`: the native coin), from block `from_block` on.
+    Asset {
+        token: Option<Address>,
+        from_block: u64,
+    },
+}
+
+/// Counts for a chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub blocks: u64,
+    pub transfers: u64,
+    pub conversions: u64,
+    pub head: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "chain {chain_id} block {number}: the store holds hash {stored}, the new block has {new}: unwind the reorg first"
+    )]
+    Conflict {
+        chain_id: u64,
+        number: u64,
+        stored: B256,
+        new: B256,
+    },
+    #[error(
+        "chain {chain_id} block {number}: parent hash {parent} does not match the stored block {below} ({stored}): a reorg"
+    )]
+    ParentMismatch {
+        chain_id: u64,
+        number: u64,
+        parent: B256,
+        below: u64,
+        stored: B256,
+    },
+    #[error("chain {chain_id} block {number}: {what}")]
+    Invalid {
+        chain_id: u64,
+        number: u64,
+        what: String,
+    },
+    #[error("limit {0} is above the maximum of {MAX_LIMIT}")]
+    Limit(usize),
+    #[error("stored data is corrupt ({0}); restore from backup or re-ingest")]
+    Corrupt(String),
+    #[error("embedded store {path}: {message}")]
+    Embedded { path: String, message: String },
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        StoreError::Postgres(match e.as_db_error() {
+            Some(db) => format!(
+                "{} ({}){}",
+                db.message(),
+                db.code().code(),
+                db.detail().map(|d| format!(": {d}")).unwrap_or_default()
+            ),
+            None => e.to_string(),
+        })
+    }
+}
+
+/// Transfer storage. See the crate documentation for the invariants.
+pub trait Store: Send + Sync {
+    /// Writes blocks in order, all of them or none (one transaction).
+    fn apply_blocks(&self, chain_id: u64, blocks: &[BlockData])
+    -> Result<Vec<Applied>, StoreError>;
+
+    /// Writes one block atomically.
+    fn apply_block(
+        &self,
+        chain_id: u64,
+        block: &BlockRef,
+        transfers: &[Transfer],
+        conversions: &[Conversion],
+    ) -> Result<Applied, StoreError> {
+        let data = BlockData {
+            block: *block,
+            transfers: transfers.to_vec(),
+            conversions: conversions.to_vec(),
+        };
+        Ok(self
+            .apply_blocks(chain_id, std::slice::from_ref(&data))?
+            .first()
+            .copied()
+            .unwrap_or(Applied::AlreadyPresent))
+    }
+
+    /// Removes every block above `number`, with its transfers and conversions (a reorg), and
+    /// returns the removed blocks, lowest first. Imported transfers (no block hash) stay.
+    fn unwind_above(&self, chain_id: u64, number: u64) -> Result<Vec<BlockRef>, StoreError>;
+
+    /// The highest stored block: the ingestion checkpoint.
+    fn head(&self, chain_id: u64) -> Result<Option<BlockRef>, StoreError>;
+
+    fn block(&self, chain_id: u64, number: u64) -> Result<Option<BlockRef>, StoreError>;
+
+    /// Transfers matching `query`, in block order, at most `limit` (≤ [`MAX_LIMIT`]).
+    fn transfers(
+        &self,
+        chain_id: u64,
+        query: TransferQuery,
+        limit: usize,
+    ) -> Result<Vec<Transfer>, StoreError>;
+
+    fn conversions_of_tx(
+        &self,
+        chain_id: u64,
+        tx_hash: B256,
+    ) -> Result<Vec<Conversion>, StoreError>;
+
+    /// Adds transfers that carry no block hash (exported data), skipping those already
+    /// stored (same chain, block, transaction index and position); one transaction. Returns
+    /// how many were new.
+    fn import_transfers(&self, chain_id: u64, transfers: &[Transfer]) -> Result<usize, StoreError>;
+
+    fn stats(&self, chain_id: u64) -> Result<StoreStats, StoreError>;
+
+    /// Sum of amounts per asset (checking a store against the node after a crash).
+    fn sum_by_asset(&self, chain_id: u64) -> Result<BTreeMap<Asset, U256>, StoreError>;
+}
+
+/// Checks a batch before any write: chain ids and block numbers of the records match their
+/// block, blocks ascend.
+fn validate(chain_id: u64, blocks: &[BlockData]) -> Result<(), StoreError> {
+    let mut last: Option<u64> = None;
+    for b in blocks {
+        let number = b.block.number;
+        let invalid = |what: String| StoreError::Invalid {
+            chain_id,
+            number,
+            what,
+        };
+        if last.is_some_and(|l| number != l + 1) {
+            return Err(invalid(format!(
+                "blocks of one write must be consecutive; {number} follows {}",
+                last.unwrap_or_default()
+            )));
+        }
+        last = Some(number);
+        if let Some(t) = b.transfers.iter().find(|t| {
+            t.chain_id != chain_id || t.block_number != number || t.block_hash != b.block.hash
+        }) {
+            return Err(invalid(format!(
+                "transfer {} {} is for chain {} block {} ({})",
+                t.tx_hash, t.position, t.chain_id, t.block_number, t.block_hash
+            )));
+        }
+        if let Some(c) = b.conversions.iter().find(|c| {
+            c.chain_id != chain_id || c.block_number != number || c.block_hash != b.block.hash
+        }) {
+            return Err(invalid(format!(
+                "conversion in tx {} log {} is for chain {} block {}",
+                c.tx_hash, c.log_index, c.chain_id, c.block_number
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_limit(limit: usize) -> Result<(), StoreError> {
+    if limit > MAX_LIMIT {
+        Err(StoreError::Limit(limit))
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,448 @@
+//! The PostgreSQL backend, for several Holdfast instances sharing state. Same semantics as
+//! the embedded store; blocks are written in one transaction with `COPY` for the transfers.
+//! The schema is created on connect and versioned (`holdfast_schema`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::Mutex;
+
+use alloy_primitives::{Address, B256, U256};
+use holdfast_primitives::{Asset, BlockRef, Conversion, Transfer};
+use postgres::{Client, NoTls, Row};
+
+use crate::codec::{self, Reader};
+use crate::{
+    Applied, BlockData, Store, StoreError, StoreStats, TransferQuery, check_limit, validate,
+};
+
+const SCHEMA_VERSION: i32 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS holdfast_schema (version INT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    chain_id BIGINT NOT NULL, number BIGINT NOT NULL,
+    hash BYTEA NOT NULL, parent_hash BYTEA NOT NULL, ts BIGINT NOT NULL,
+    PRIMARY KEY (chain_id, number));
+CREATE TABLE IF NOT EXISTS transfers (
+    chain_id BIGINT NOT NULL, block_number BIGINT NOT NULL, tx_index BIGINT NOT NULL, position BYTEA NOT NULL,
+    tied BOOLEAN NOT NULL, block_hash BYTEA NOT NULL, ts BIGINT NOT NULL, tx_hash BYTEA NOT NULL,
+    from_addr BYTEA NOT NULL, to_addr BYTEA NOT NULL, asset BYTEA NOT NULL, token BYTEA,
+    amount NUMERIC(78, 0) NOT NULL,
+    PRIMARY KEY (chain_id, block_number, tx_index, position));
+CREATE INDEX IF NOT EXISTS transfers_from ON transfers (chain_id, from_addr, block_number, tx_index, position);
+CREATE INDEX IF NOT EXISTS transfers_to ON transfers (chain_id, to_addr, block_number, tx_index, position);
+CREATE INDEX IF NOT EXISTS transfers_tx ON transfers (chain_id, tx_hash);
+CREATE INDEX IF NOT EXISTS transfers_token ON transfers (chain_id, token, block_number, tx_index, position);
+CREATE TABLE IF NOT EXISTS conversions (
+    chain_id BIGINT NOT NULL, block_number BIGINT NOT NULL, tx_index BIGINT NOT NULL, log_index BIGINT NOT NULL,
+    tx_hash BYTEA NOT NULL, body BYTEA NOT NULL,
+    PRIMARY KEY (chain_id, block_number, tx_index, log_index));
+CREATE INDEX IF NOT EXISTS conversions_tx ON conversions (chain_id, tx_hash);
+";
+
+const COLUMNS: &str = "block_number, tx_index, position, block_hash, ts, tx_hash, from_addr, to_addr, asset, amount::text";
+
+/// A PostgreSQL-backed store (one connection, serialized).
+pub struct PgStore {
+    client: Mutex<Client>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+fn i64_of(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Postgres(format!("{v} does not fit a BIGINT")))
+}
+
+impl PgStore {
+    /// Connects (`postgres://user@host:port/db`; no TLS: run it on a trusted network or a
+    /// local socket) and creates or checks the schema.
+    pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let mut client = Client::connect(url, NoTls)?;
+        let mut txn = client.transaction()?;
+        // One instance at a time creates the schema; an existing schema of this version gets
+        // no DDL (which would lock tables other instances are writing).
+        txn.batch_execute("SELECT pg_advisory_xact_lock(7400001)")?;
+        let exists = txn
+            .query_one("SELECT to_regclass('holdfast_schema') IS NOT NULL", &[])?
+            .get::<_, bool>(0);
+        if !exists
+            || txn
+                .query_one("SELECT coalesce(max(version), 0) FROM holdfast_schema", &[])?
+                .get::<_, i32>(0)
+                != SCHEMA_VERSION
+        {
+            txn.batch_execute(SCHEMA)?;
+        }
+        let version: Option<i32> = txn
+            .query_opt("SELECT max(version) FROM holdfast_schema", &[])?
+            .and_then(|r| r.get(0));
+        match version {
+            None => {
+                txn.execute(
+                    "INSERT INTO holdfast_schema (version) VALUES ($1)",
+                    &[&SCHEMA_VERSION],
+                )?;
+            }
+            Some(v) if v == SCHEMA_VERSION => {}
+            Some(v) => {
+                return Err(StoreError::Postgres(format!(
+                    "the database has schema version {v}; this Holdfast knows version {SCHEMA_VERSION}"
+                )));
+            }
+        }
+        txn.commit()?;
+        Ok(PgStore {
+            client: Mutex::new(client),
+        })
+    }
+
+    fn client(&self) -> Result<std::sync::MutexGuard<'_, Client>, StoreError> {
+        self.client.lock().map_err(|_| {
+            StoreError::Postgres("connection lock poisoned by an earlier panic".into())
+        })
+    }
+
+    /// Deletes everything (tests and benchmarks).
+    pub fn truncate(&self) -> Result<(), StoreError> {
+        self.client()?
+            .batch_execute("TRUNCATE blocks, transfers, conversions")?;
+        Ok(())
+    }
+}
+
+/// One `COPY ... FROM STDIN` text-format row of a transfer.
+fn copy_row(t: &Transfer, tied: bool, out: &mut String) {
+    let hex = |b: &[u8]| {
+        let mut s = String::with_capacity(3 + b.len() * 2);
+        s.push_str("\\\\x");
+        for x in b {
+            let _ = write!(s, "{x:02x}");
+        }
+        s
+    };
+    let mut pos = Vec::new();
+    codec::position(&t.position, &mut pos);
+    let mut asset = Vec::new();
+    codec::put_asset(&t.asset, &mut asset);
+    let token = t
+        .asset
+        .token()
+        .map_or_else(|| "\\N".to_owned(), |a| hex(a.as_slice()));
+    let _ = writeln!(
+        out,
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        t.chain_id,
+        t.block_number,
+        t.tx_index,
+        hex(&pos),
+        if tied { "t" } else { "f" },
+        hex(t.block_hash.as_slice()),
+        t.timestamp,
+        hex(t.tx_hash.as_slice()),
+        hex(t.from.as_slice()),
+        hex(t.to.as_slice()),
+        hex(&asset),
+        token,
+        t.amount
+    );
+}
+
+fn copy_transfers(
+    txn: &mut postgres::Transaction<'_>,
+    table: &str,
+    rows: &str,
+) -> Result<(), StoreError> {
+    let mut w = txn.copy_in(&format!("COPY {table} (chain_id, block_number, tx_index, position, tied, block_hash, ts, tx_hash, from_addr, to_addr, asset, token, amount) FROM STDIN"))?;
+    w.write_all(rows.as_bytes())
+        .map_err(|e| StoreError::Postgres(e.to_string()))?;
+    w.finish()?;
+    Ok(())
+}
+
+fn b256(row: &Row, i: usize) -> Result<B256, StoreError> {
+    let b: &[u8] = row.get(i);
+    (b.len() == 32)
+        .then(|| B256::from_slice(b))
+        .ok_or_else(|| codec::corrupt("hash"))
+}
+
+fn address(row: &Row, i: usize) -> Result<Address, StoreError> {
+    let b: &[u8] = row.get(i);
+    (b.len() == 20)
+        .then(|| Address::from_slice(b))
+        .ok_or_else(|| codec::corrupt("address"))
+}
+
+fn transfer(chain_id: u64, row: &Row) -> Result<Transfer, StoreError> {
+    let pos: &[u8] = row.get(2);
+    let asset: &[u8] = row.get(8);
+    let amount: String = row.get(9);
+    Ok(Transfer {
+        chain_id,
+        block_number: u64::try_from(row.get::<_, i64>(0))
+            .map_err(|_| codec::corrupt("block number"))?,
+        tx_index: u32::try_from(row.get::<_, i64>(1)).map_err(|_| codec::corrupt("tx index"))?,
+        position: codec::read_position(pos)?,
+        block_hash: b256(row, 3)?,
+        timestamp: u64::try_from(row.get::<_, i64>(4)).map_err(|_| codec::corrupt("timestamp"))?,
+        tx_hash: b256(row, 5)?,
+        from: address(row, 6)?,
+        to: address(row, 7)?,
+        asset: Reader(asset).asset()?,
+        amount: U256::from_str_radix(&amount, 10).map_err(|_| codec::corrupt("amount"))?,
+    })
+}
+
+fn block(number: u64, row: &Row) -> Result<BlockRef, StoreError> {
+    Ok(BlockRef {
+        number,
+        hash: b256(row, 0)?,
+        parent_hash: b256(row, 1)?,
+        timestamp: u64::try_from(row.get::<_, i64>(2)).map_err(|_| codec::corrupt("timestamp"))?,
+    })
+}
+
+impl Store for PgStore {
+    fn apply_blocks(
+        &self,
+        chain_id: u64,
+        blocks: &[BlockData],
+    ) -> Result<Vec<Applied>, StoreError> {
+        validate(chain_id, blocks)?;
+        let chain = i64_of(chain_id)?;
+        let mut client = self.client()?;
+        let mut txn = client.transaction()?;
+        let mut applied = Vec::with_capacity(blocks.len());
+        let mut rows = String::new();
+        let mut below: Option<BlockRef> = None;
+        for b in blocks {
+            let n = b.block.number;
+            let existing = txn.query_opt("SELECT hash, parent_hash, ts FROM blocks WHERE chain_id = $1 AND number = $2 FOR UPDATE", &[&chain, &i64_of(n)?])?;
+            if let Some(row) = existing {
+                let stored = block(n, &row)?;
+                if stored.hash == b.block.hash {
+                    applied.push(Applied::AlreadyPresent);
+                    below = Some(stored);
+                    continue;
+                }
+                return Err(StoreError::Conflict {
+                    chain_id,
+                    number: n,
+                    stored: stored.hash,
+                    new: b.block.hash,
+                });
+            }
+            let parent = match (below.filter(|p| p.number + 1 == n), n.checked_sub(1)) {
+                (Some(p), _) => Some(p),
+                (None, Some(m)) => txn.query_opt("SELECT hash, parent_hash, ts FROM blocks WHERE chain_id = $1 AND number = $2", &[&chain, &i64_of(m)?])?.map(|r| block(m, &r)).transpose()?,
+                (None, None) => None,
+            };
+            if let Some(p) = parent
+                && p.hash != b.block.parent_hash
+            {
+                return Err(StoreError::ParentMismatch {
+                    chain_id,
+                    number: n,
+                    parent: b.block.parent_hash,
+                    below: p.number,
+                    stored: p.hash,
+                });
+            }
+            txn.execute(
+                "INSERT INTO blocks (chain_id, number, hash, parent_hash, ts) VALUES ($1, $2, $3, $4, $5)",
+                &[&chain, &i64_of(n)?, &b.block.hash.as_slice(), &b.block.parent_hash.as_slice(), &i64_of(b.block.timestamp)?],
+            )?;
+            for t in &b.transfers {
+                copy_row(t, true, &mut rows);
+            }
+            for c in &b.conversions {
+                let mut body = Vec::new();
+                codec::conversion_value(c, &mut body);
+                txn.execute(
+                    "INSERT INTO conversions (chain_id, block_number, tx_index, log_index, tx_hash, body) VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[&chain, &i64_of(n)?, &i64::from(c.tx_index), &i64::from(c.log_index), &c.tx_hash.as_slice(), &body],
+                )?;
+            }
+            below = Some(b.block);
+            applied.push(Applied::Written);
+        }
+        if !rows.is_empty() {
+            copy_transfers(&mut txn, "transfers", &rows)?;
+        }
+        txn.commit()?;
+        Ok(applied)
+    }
+
+    fn unwind_above(&self, chain_id: u64, number: u64) -> Result<Vec<BlockRef>, StoreError> {
+        let chain = i64_of(chain_id)?;
+        let n = i64_of(number)?;
+        let mut client = self.client()?;
+        let mut txn = client.transaction()?;
+        let rows = txn.query("SELECT number, hash, parent_hash, ts FROM blocks WHERE chain_id = $1 AND number > $2 ORDER BY number FOR UPDATE", &[&chain, &n])?;
+        let mut removed = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let num =
+                u64::try_from(r.get::<_, i64>(0)).map_err(|_| codec::corrupt("block number"))?;
+            removed.push(BlockRef {
+                number: num,
+                hash: B256::from_slice(r.get(1)),
+                parent_hash: B256::from_slice(r.get(2)),
+                timestamp: u64::try_from(r.get::<_, i64>(3)).unwrap_or_default(),
+            });
+        }
+        txn.execute(
+            "DELETE FROM transfers WHERE chain_id = $1 AND block_number > $2 AND tied",
+            &[&chain, &n],
+        )?;
+        txn.execute(
+            "DELETE FROM conversions WHERE chain_id = $1 AND block_number > $2",
+            &[&chain, &n],
+        )?;
+        txn.execute(
+            "DELETE FROM blocks WHERE chain_id = $1 AND number > $2",
+            &[&chain, &n],
+        )?;
+        txn.commit()?;
+        Ok(removed)
+    }
+
+    fn head(&self, chain_id: u64) -> Result<Option<BlockRef>, StoreError> {
+        let row = self.client()?.query_opt("SELECT number, hash, parent_hash, ts FROM blocks WHERE chain_id = $1 ORDER BY number DESC LIMIT 1", &[&i64_of(chain_id)?])?;
+        row.map(|r| {
+            let n =
+                u64::try_from(r.get::<_, i64>(0)).map_err(|_| codec::corrupt("block number"))?;
+            Ok(BlockRef {
+                number: n,
+                hash: B256::from_slice(r.get(1)),
+                parent_hash: B256::from_slice(r.get(2)),
+                timestamp: u64::try_from(r.get::<_, i64>(3)).unwrap_or_default(),
+            })
+        })
+        .transpose()
+    }
+
+    fn block(&self, chain_id: u64, number: u64) -> Result<Option<BlockRef>, StoreError> {
+        let row = self.client()?.query_opt(
+            "SELECT hash, parent_hash, ts FROM blocks WHERE chain_id = $1 AND number = $2",
+            &[&i64_of(chain_id)?, &i64_of(number)?],
+        )?;
+        row.map(|r| block(number, &r)).transpose()
+    }
+
+    fn transfers(
+        &self,
+        chain_id: u64,
+        query: TransferQuery,
+        limit: usize,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        check_limit(limit)?;
+        let chain = i64_of(chain_id)?;
+        let lim = limit as i64;
+        let order = "ORDER BY block_number, tx_index, position LIMIT";
+        let mut client = self.client()?;
+        let rows = match query {
+            TransferQuery::From { address, from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND from_addr = $2 AND block_number >= $3 {order} $4"), &[&chain, &address.as_slice(), &i64_of(from_block)?, &lim])?,
+            TransferQuery::To { address, from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND to_addr = $2 AND block_number >= $3 {order} $4"), &[&chain, &address.as_slice(), &i64_of(from_block)?, &lim])?,
+            TransferQuery::Tx { tx_hash } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND tx_hash = $2 {order} $3"), &[&chain, &tx_hash.as_slice(), &lim])?,
+            TransferQuery::Asset { token: Some(token), from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND token = $2 AND block_number >= $3 {order} $4"), &[&chain, &token.as_slice(), &i64_of(from_block)?, &lim])?,
+            TransferQuery::Asset { token: None, from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND token IS NULL AND block_number >= $2 {order} $3"), &[&chain, &i64_of(from_block)?, &lim])?,
+        };
+        rows.iter().map(|r| transfer(chain_id, r)).collect()
+    }
+
+    fn conversions_of_tx(
+        &self,
+        chain_id: u64,
+        tx_hash: B256,
+    ) -> Result<Vec<Conversion>, StoreError> {
+        let rows = self.client()?.query(
+            "SELECT c.block_number, c.tx_index, c.log_index, c.body, b.hash FROM conversions c JOIN blocks b ON b.chain_id = c.chain_id AND b.number = c.block_number WHERE c.chain_id = $1 AND c.tx_hash = $2 ORDER BY c.block_number, c.tx_index, c.log_index",
+            &[&i64_of(chain_id)?, &tx_hash.as_slice()],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let mut suffix = Vec::with_capacity(16);
+                suffix.extend_from_slice(&(r.get::<_, i64>(0) as u64).to_be_bytes());
+                suffix.extend_from_slice(&(r.get::<_, i64>(1) as u32).to_be_bytes());
+                suffix.extend_from_slice(&(r.get::<_, i64>(2) as u32).to_be_bytes());
+                codec::read_conversion(chain_id, &suffix, r.get(3), b256(r, 4)?)
+            })
+            .collect()
+    }
+
+    fn import_transfers(&self, chain_id: u64, transfers: &[Transfer]) -> Result<usize, StoreError> {
+        if let Some(t) = transfers.iter().find(|t| t.chain_id != chain_id) {
+            return Err(StoreError::Invalid {
+                chain_id,
+                number: t.block_number,
+                what: format!("transfer {} is for chain {}", t.tx_hash, t.chain_id),
+            });
+        }
+        let mut rows = String::new();
+        for t in transfers {
+            copy_row(t, false, &mut rows);
+        }
+        let mut client = self.client()?;
+        let mut txn = client.transaction()?;
+        txn.batch_execute("CREATE TEMP TABLE import_stage (LIKE transfers) ON COMMIT DROP")?;
+        copy_transfers(&mut txn, "import_stage", &rows)?;
+        let new = txn.execute(
+            "INSERT INTO transfers SELECT * FROM import_stage ON CONFLICT DO NOTHING",
+            &[],
+        )?;
+        txn.commit()?;
+        Ok(new as usize)
+    }
+
+    fn stats(&self, chain_id: u64) -> Result<StoreStats, StoreError> {
+        let chain = i64_of(chain_id)?;
+        let mut client = self.client()?;
+        let count = |client: &mut Client, sql: &str| -> Result<u64, StoreError> {
+            Ok(client.query_one(sql, &[&chain])?.get::<_, i64>(0) as u64)
+        };
+        let blocks = count(
+            &mut client,
+            "SELECT count(*) FROM blocks WHERE chain_id = $1",
+        )?;
+        let transfers = count(
+            &mut client,
+            "SELECT count(*) FROM transfers WHERE chain_id = $1",
+        )?;
+        let conversions = count(
+            &mut client,
+            "SELECT count(*) FROM conversions WHERE chain_id = $1",
+        )?;
+        let head: Option<i64> = client
+            .query_one(
+                "SELECT max(number) FROM blocks WHERE chain_id = $1",
+                &[&chain],
+            )?
+            .get(0);
+        Ok(StoreStats {
+            blocks,
+            transfers,
+            conversions,
+            head: head.map(|h| h as u64),
+        })
+    }
+
+    fn sum_by_asset(&self, chain_id: u64) -> Result<BTreeMap<Asset, U256>, StoreError> {
+        let rows = self.client()?.query(
+            "SELECT asset, sum(amount)::text FROM transfers WHERE chain_id = $1 GROUP BY asset",
+            &[&i64_of(chain_id)?],
+        )?;
+        let mut out = BTreeMap::new();
+        for r in &rows {
+            let asset = Reader(r.get(0)).asset()?;
+            let sum: String = r.get(1);
+            // Sums past 2^256 (impossible for real balances) saturate like the embedded store.
+            out.insert(asset, U256::from_str_radix(&sum, 10).unwrap_or(U256::MAX));
+        }
+        Ok(out)
+    }
+}
