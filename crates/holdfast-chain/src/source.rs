@@ -121,14 +121,25 @@ fn at(block: Option<u64>) -> String {
 impl ChainError {
     /// Whether waiting and trying again may succeed (node down, block not there yet, a reorg
     /// between two reads of one block).
-    pub const fn is_transient(&self) -> bool {
-        matches!(
-            self,
+    pub fn is_transient(&self) -> bool {
+        match self {
             ChainError::Connect { .. }
-                | ChainError::Timeout { .. }
-                | ChainError::NoSuchBlock(_)
-                | ChainError::Inconsistent { .. }
-        ) || matches!(self, ChainError::Rpc { retries, .. } if *retries > 0)
+            | ChainError::Timeout { .. }
+            | ChainError::NoSuchBlock(_)
+            | ChainError::Inconsistent { .. } => true,
+            // The node could not be reached or kept failing in a retryable way: it may come back.
+            ChainError::Rpc {
+                retries, source, ..
+            } => {
+                *retries > 0
+                    || matches!(
+                        source,
+                        alloy::transports::RpcError::Transport(_)
+                            | alloy::transports::RpcError::NullResp
+                    )
+            }
+            ChainError::TracesUnavailable { .. } | ChainError::Extract(_) => false,
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use holdfast_intel::DataDir;
 use holdfast_primitives::{Category, Chain, Confidence, Date, RiskLevel};
 
+use crate::chain_cmd::{self, ImportTransfersArgs, IngestArgs, StoreArgs, TransfersArgs};
 use crate::{intel_cmd, screen_cmd};
 
 /// Holdfast: checks and delays for crypto — screening, guard, watch, trace.
@@ -24,6 +25,9 @@ pub struct Cli {
     /// Only print errors on stderr (logging; HOLDFAST_LOG overrides).
     #[arg(long, short, global = true)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     #[command(subcommand)]
     pub command: Command,
@@ -41,6 +45,20 @@ pub enum Command {
     Intel(IntelCommand),
     /// Run the HTTP API on embedded defaults.
     Serve(ServeArgs),
+    /// Ingest an EVM chain's transfers into the store: backfill with progress, resume from
+    /// the checkpoint, follow the head, unwind reorgs.
+    Ingest(IngestArgs),
+    /// List the stored transfers of an address, in block order.
+    Transfers(TransfersArgs),
+    /// Import exported chain data.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Transfers from a blockchain-etl CSV export (token_transfers, traces, transactions).
+    Transfers(ImportTransfersArgs),
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +190,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Screen(args) => screen_cmd::run(&data_dir, &args),
         Command::Intel(cmd) => intel_cmd::run(&data_dir, cmd),
         Command::Serve(args) => serve(data_dir, args),
+        Command::Ingest(args) => chain_cmd::ingest(
+            chain_cmd::open_store(&data_dir, &cli.store)?,
+            &args,
+            cli.quiet,
+        ),
+        Command::Transfers(args) => {
+            chain_cmd::transfers(chain_cmd::open_store(&data_dir, &cli.store)?, &args)
+        }
+        Command::Import(ImportCommand::Transfers(args)) => {
+            chain_cmd::import_transfers(chain_cmd::open_store(&data_dir, &cli.store)?, &args)
+        }
     }
 }
 

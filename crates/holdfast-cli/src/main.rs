@@ -1,6 +1,7 @@
 //! `holdfast`: parses arguments, sets up logging, calls the library, maps outcomes to exit
 //! codes. Nothing here decides anything.
 
+mod chain_cmd;
 mod cli;
 mod intel_cmd;
 mod screen_cmd;

@@ -1,0 +1,32 @@
+// Compiles contracts/src/*.sol offline with solcjs (npm package `solc`, pinned below) into
+// contracts/artifacts/holdfast/<Name>.json ({contractName, abi, bytecode}).
+// Regenerate: npx --yes solc@0.8.30 --version && node contracts/compile.js  (run from the repo root,
+// with `npm install --no-save solc@0.8.30` done first).
+const fs = require('fs');
+const path = require('path');
+const solc = require('solc');
+const srcDir = path.join(__dirname, 'src');
+const outDir = path.join(__dirname, 'artifacts', 'holdfast');
+const sources = {};
+for (const f of fs.readdirSync(srcDir).filter((f) => f.endsWith('.sol'))) {
+  sources[f] = { content: fs.readFileSync(path.join(srcDir, f), 'utf8') };
+}
+const input = {
+  language: 'Solidity',
+  sources,
+  settings: { optimizer: { enabled: true, runs: 200 }, evmVersion: 'cancun', outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object'] } } },
+};
+const out = JSON.parse(solc.compile(JSON.stringify(input)));
+const errors = (out.errors || []).filter((e) => e.severity === 'error');
+if (errors.length) {
+  console.error(errors.map((e) => e.formattedMessage).join('\n'));
+  process.exit(1);
+}
+fs.mkdirSync(outDir, { recursive: true });
+for (const file of Object.keys(out.contracts)) {
+  for (const [name, c] of Object.entries(out.contracts[file])) {
+    const artifact = { contractName: name, compiler: `solc ${solc.version()}`, abi: c.abi, bytecode: '0x' + c.evm.bytecode.object };
+    fs.writeFileSync(path.join(outDir, `${name}.json`), JSON.stringify(artifact) + '\n');
+    console.log(`${name}: ${c.evm.bytecode.object.length / 2} bytes`);
+  }
+}
