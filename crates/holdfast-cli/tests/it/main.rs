@@ -314,3 +314,171 @@ fn sdn_xml_update_through_the_cli() {
     );
     fails_with(&bad, 2, "x.xml");
 }
+
+mod chain {
+    //! `holdfast ingest` / `transfers` / `import transfers` against a real anvil.
+
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    use alloy_primitives::U256;
+    use holdfast_primitives::Asset;
+    use holdfast_store::{EmbeddedStore, Store};
+    use holdfast_testkit::{Anvil, Scenario};
+
+    fn ingest_cmd(data: &std::path::Path, rpc: &str, extra: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_holdfast"));
+        c.arg("--data-dir")
+            .arg(data)
+            .args(["--quiet", "ingest", "--rpc", rpc])
+            .args(extra)
+            .env("HOLDFAST_LOG", "error");
+        c
+    }
+
+    /// kill -9 in the middle of a backfill, then run again: every block, transfer and wei is
+    /// there exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kill_9_during_backfill_then_resume_loses_and_duplicates_nothing() {
+        let node = Anvil::spawn().await.expect("anvil");
+        let sends = Scenario::new(&node).eth_sends(120).await.expect("activity");
+        let head = node.block_number().await.expect("head");
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Throttled so that the kill lands mid-run.
+        let mut child = ingest_cmd(dir.path(), &node.http_url(), &["--rps", "60"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+        let store_path = dir.path().join("store/transfers.redb");
+        let partial = {
+            let store = EmbeddedStore::open(&store_path).expect("the store opens after a crash");
+            store.stats(31337).expect("stats")
+        };
+        assert!(
+            partial.blocks > 0 && partial.blocks < head + 1,
+            "killed mid-run: {partial:?} of {} blocks",
+            head + 1
+        );
+        let out = ingest_cmd(dir.path(), &node.http_url(), &[])
+            .output()
+            .expect("resume");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let store = EmbeddedStore::open(&store_path).expect("open");
+        let stats = store.stats(31337).expect("stats");
+        assert_eq!(stats.blocks, head + 1);
+        assert_eq!(stats.transfers, sends.len() as u64);
+        let sum: U256 = sends.iter().map(|s| s.4).sum();
+        assert_eq!(
+            store.sum_by_asset(31337).expect("sums").get(&Asset::Native),
+            Some(&sum),
+            "per-asset sums equal the node's"
+        );
+        let resumed = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            resumed.contains(&format!("{} blocks", head + 1 - partial.blocks)),
+            "resumed from the checkpoint: {resumed}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn transfers_lists_what_ingest_stored() {
+        let node = Anvil::spawn().await.expect("anvil");
+        let sends = Scenario::new(&node).eth_sends(3).await.expect("activity");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = ingest_cmd(dir.path(), &node.http_url(), &[])
+            .output()
+            .expect("ingest");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let who = sends[0].2.to_string();
+        let list = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["transfers", "--chain-id", "31337", "--json", &who])
+            .output()
+            .expect("transfers");
+        assert!(
+            list.status.success(),
+            "{}",
+            String::from_utf8_lossy(&list.stderr)
+        );
+        let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        assert_eq!(
+            rows.len(),
+            sends
+                .iter()
+                .filter(|s| s.1 == sends[0].2 || s.2 == sends[0].2)
+                .count()
+        );
+        let bad = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["transfers", "0x123"])
+            .output()
+            .expect("run");
+        assert_eq!(bad.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("0x123"));
+    }
+
+    #[test]
+    fn import_transfers_from_a_blockchain_etl_export() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let csv = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../holdfast-chain/tests/fixtures/ethereum-etl/test_export_traces_job/block_with_subtraces/expected_traces.csv"
+        );
+        let run = || {
+            Command::new(env!("CARGO_BIN_EXE_holdfast"))
+                .arg("--data-dir")
+                .arg(dir.path())
+                .args(["import", "transfers", csv])
+                .output()
+                .expect("import")
+        };
+        let first = run();
+        assert!(
+            first.status.success(),
+            "{}",
+            String::from_utf8_lossy(&first.stderr)
+        );
+        let text = String::from_utf8_lossy(&first.stdout).into_owned();
+        assert!(
+            text.contains("traces export") && text.contains("2 transfers (2 new)"),
+            "{text}"
+        );
+        let again = run();
+        assert!(
+            String::from_utf8_lossy(&again.stdout).contains("(0 new)"),
+            "idempotent"
+        );
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, "token_address,from_address,to_address,value,transaction_hash,log_index,block_number\n0x1,0x2,0x3,4,0x5,6,7\n").expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["import", "transfers"])
+            .arg(&bad)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("bad.csv:2") && err.contains("token_address"),
+            "{err}"
+        );
+    }
+}
