@@ -74,7 +74,7 @@ impl EmbeddedStore {
             std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
         }
         let db = Database::builder()
-            .set_cache_size(256 << 20)
+            .set_cache_size(512 << 20)
             .create(path)
             .map_err(|e| err(&e))?;
         let store = EmbeddedStore {
@@ -127,13 +127,17 @@ impl EmbeddedStore {
         scratch.key.extend_from_slice(&scratch.suffix);
         scratch.value.clear();
         codec::transfer_value(tr, tied, &mut scratch.value);
+        // Already stored (an import seen before): keep the stored one and its index entries.
         if t.transfers
-            .insert(scratch.key.as_slice(), scratch.value.as_slice())
+            .get(scratch.key.as_slice())
             .map_err(e)?
             .is_some()
         {
             return Ok(false);
         }
+        t.transfers
+            .insert(scratch.key.as_slice(), scratch.value.as_slice())
+            .map_err(e)?;
         for (table, addr) in [(&mut t.by_from, tr.from), (&mut t.by_to, tr.to)] {
             scratch.key.clear();
             scratch.key.extend_from_slice(&chain);

@@ -203,6 +203,18 @@ fn validate(chain_id: u64, blocks: &[BlockData]) -> Result<(), StoreError> {
             )));
         }
         last = Some(number);
+        let mut places: Vec<(u32, &holdfast_primitives::Position)> = b
+            .transfers
+            .iter()
+            .map(|t| (t.tx_index, &t.position))
+            .collect();
+        places.sort();
+        if let Some(w) = places.windows(2).find(|w| w[0] == w[1]) {
+            return Err(invalid(format!(
+                "two transfers at transaction {} position {}",
+                w[0].0, w[0].1
+            )));
+        }
         if let Some(t) = b.transfers.iter().find(|t| {
             t.chain_id != chain_id || t.block_number != number || t.block_hash != b.block.hash
         }) {
