@@ -418,9 +418,34 @@ impl ChainSource {
         Ok(block_ref(&b))
     }
 
-    /// Waits until the head is above `number` and returns it: polls `eth_blockNumber` at the
-    /// configured interval.
+    /// Waits until the head is above `number` and returns it. Over WebSocket it subscribes
+    /// to new heads (`eth_subscribe newHeads`); otherwise, or if the subscription fails or
+    /// goes quiet, it polls `eth_blockNumber` at the configured interval.
     pub async fn wait_for_head_above(&self, number: u64) -> Result<u64, ChainError> {
+        let head = self.head_number().await?;
+        if head > number {
+            return Ok(head);
+        }
+        if self.config.url.starts_with("ws") {
+            use alloy::providers::Provider;
+            let provider = alloy::providers::RootProvider::<alloy::network::Ethereum>::new(
+                self.client.clone(),
+            );
+            match provider.subscribe_blocks().await {
+                Ok(mut sub) => loop {
+                    // A new head, or a timeout after which polling confirms (a subscription
+                    // can silently stall behind a proxy).
+                    match tokio::time::timeout(self.config.poll_interval * 20, sub.recv()).await {
+                        Ok(Ok(header)) if header.number > number => return Ok(header.number),
+                        Ok(Ok(_)) => {}
+                        Ok(Err(_)) | Err(_) => break,
+                    }
+                },
+                Err(e) => {
+                    tracing::debug!(target: "chain::source", error = %e, "no newHeads subscription; polling")
+                }
+            }
+        }
         loop {
             let head = self.head_number().await?;
             if head > number {
@@ -756,5 +781,171 @@ mod tests {
         assert_eq!(backoff(1), Duration::from_millis(250));
         assert_eq!(backoff(2), Duration::from_millis(500));
         assert_eq!(backoff(20), Duration::from_secs(8));
+    }
+}
+
+/// Malformed and inconsistent node answers, from a scripted JSON-RPC server (a fake node:
+/// a real one does not misbehave on demand).
+#[cfg(test)]
+mod misbehaving_node {
+    use serde_json::{Value, json};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// Serves JSON-RPC over HTTP, answering each call with `answer(method, params)`.
+    async fn serve(answer: fn(&str, &Value) -> Value) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let mut chunk = [0u8; 65536];
+                        let Ok(n) = sock.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buf.len() < end + 4 + len {
+                            continue;
+                        }
+                        let body: Value = serde_json::from_slice(&buf[end + 4..end + 4 + len])
+                            .unwrap_or(Value::Null);
+                        buf.drain(..end + 4 + len);
+                        let one = |req: &Value| {
+                            let result =
+                                answer(req["method"].as_str().unwrap_or(""), &req["params"]);
+                            if result.get("__error").is_some() {
+                                json!({"jsonrpc": "2.0", "id": req["id"], "error": {"code": -32601, "message": "method not found"}})
+                            } else {
+                                json!({"jsonrpc": "2.0", "id": req["id"], "result": result})
+                            }
+                        };
+                        let reply = match &body {
+                            Value::Array(reqs) => Value::Array(reqs.iter().map(one).collect()),
+                            req => one(req),
+                        };
+                        let text = reply.to_string();
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}",
+                            text.len()
+                        );
+                        if sock.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    fn block(tx_count: usize) -> Value {
+        json!({
+            "number": "0x5", "hash": format!("0x{}", "55".repeat(32)), "parentHash": format!("0x{}", "44".repeat(32)), "timestamp": "0x10",
+            "transactions": (0..tx_count).map(|i| format!("0x{:064x}", i + 1)).collect::<Vec<_>>(),
+        })
+    }
+
+    fn receipt(i: usize, block_hash: &str) -> Value {
+        json!({
+            "transactionHash": format!("0x{:064x}", i + 1), "transactionIndex": format!("{i:#x}"), "blockHash": block_hash,
+            "from": format!("0x{}", "11".repeat(20)), "to": format!("0x{}", "22".repeat(20)), "contractAddress": null, "status": "0x1", "logs": [],
+        })
+    }
+
+    fn common(method: &str) -> Option<Value> {
+        match method {
+            "eth_chainId" => Some(json!("0x1")),
+            "eth_blockNumber" => Some(json!("0x5")),
+            "debug_traceBlockByNumber" | "trace_block" => Some(json!({"__error": true})),
+            _ => None,
+        }
+    }
+
+    async fn fetch(answer: fn(&str, &Value) -> Value) -> ChainError {
+        let url = serve(answer).await;
+        let mut config = SourceConfig::new(url);
+        config.max_retries = 1;
+        let source = ChainSource::connect(config).await.expect("connects");
+        assert_eq!(
+            source.trace_mode(),
+            TraceMode::None,
+            "neither trace method: warned, not fatal"
+        );
+        source.fetch_block(5).await.expect_err("must refuse")
+    }
+
+    #[tokio::test]
+    async fn missing_receipt_is_an_error_naming_block_and_method() {
+        let err = fetch(|m, _| {
+            common(m).unwrap_or_else(|| match m {
+                "eth_getBlockByNumber" => block(2),
+                "eth_getBlockReceipts" => json!([receipt(0, &format!("0x{}", "55".repeat(32)))]),
+                _ => json!(null),
+            })
+        })
+        .await;
+        let msg = err.to_string();
+        assert!(
+            matches!(err, ChainError::Inconsistent { block: Some(5), .. }),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("eth_getBlockReceipts")
+                && msg.contains("block 5")
+                && msg.contains("1 receipts for 2 transactions"),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn receipts_of_another_block_are_an_error() {
+        let err = fetch(|m, _| {
+            common(m).unwrap_or_else(|| match m {
+                "eth_getBlockByNumber" => block(1),
+                "eth_getBlockReceipts" => json!([receipt(0, &format!("0x{}", "66".repeat(32)))]),
+                _ => json!(null),
+            })
+        })
+        .await;
+        assert!(err.to_string().contains("a reorg between reads"), "{err}");
+        assert!(err.is_transient(), "refetching may succeed");
+    }
+
+    #[tokio::test]
+    async fn garbage_block_is_an_error_naming_the_method() {
+        let err = fetch(|m, _| {
+            common(m).unwrap_or_else(|| match m {
+                "eth_getBlockByNumber" => json!({"number": "not a number"}),
+                "eth_getBlockReceipts" => json!([]),
+                _ => json!(null),
+            })
+        })
+        .await;
+        let msg = err.to_string();
+        assert!(
+            msg.contains("eth_getBlockByNumber") && msg.contains("block 5"),
+            "{msg}"
+        );
+        assert!(
+            !err.is_transient(),
+            "a malformed answer is not waited out: {msg}"
+        );
     }
 }

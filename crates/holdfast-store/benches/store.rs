@@ -56,12 +56,12 @@ fn block(n: u64, rng: &mut Rng) -> BlockData {
     let transfers = (0..PER_BLOCK)
         .map(|i| {
             let r = rng.next();
-            let from = if r % 10 == 0 {
+            let from = if r.is_multiple_of(10) {
                 address(r % 1000)
             } else {
                 address(rng.next() % ADDRESSES)
             };
-            let native = r % 3 == 0;
+            let native = r.is_multiple_of(3);
             Transfer {
                 chain_id: 1,
                 block_number: n,
@@ -145,7 +145,7 @@ fn run(name: &str, store: &dyn Store, transfers: u64, disk: impl Fn() -> u64) {
     let mut found = 0;
     for _ in 0..20_000 {
         let r = rng.next();
-        let a = if r % 10 == 0 {
+        let a = if r.is_multiple_of(10) {
             address(r % 1000)
         } else {
             address(rng.next() % ADDRESSES)

@@ -347,3 +347,47 @@ async fn a_node_that_goes_away_is_waited_for_then_resumed() {
     assert_eq!(summary.head, Some(10));
     assert_eq!(store.stats(chain).expect("stats").blocks, 11);
 }
+
+/// Following over WebSocket: new heads arrive by subscription and are ingested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_new_heads_over_websocket() {
+    let node = Anvil::spawn().await.expect("anvil");
+    Scenario::new(&node).eth_sends(2).await.expect("sends");
+    // Polling so slow that only the subscription can deliver the heads in time.
+    let mut config = SourceConfig::new(node.ws_url());
+    config.poll_interval = Duration::from_secs(120);
+    let src = Arc::new(ChainSource::connect(config).await.expect("connects"));
+    let chain = src.chain_id();
+    let (_dir, store) = embedded();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let options = IngestOptions {
+        follow: true,
+        to: Some(5),
+        ..IngestOptions::default()
+    };
+    let run = {
+        let (src, store) = (src.clone(), store.clone());
+        tokio::spawn(async move { Ingestor::new(src, store, options).run(&Quiet, stop).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !run.is_finished(),
+        "caught up at block 2, waiting for heads"
+    );
+    let later = Scenario::new(&node).eth_sends(3).await.expect("sends");
+    let summary = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("follows by subscription")
+        .expect("task")
+        .expect("ingests");
+    assert_eq!(summary.head, Some(5));
+    for t in &later {
+        assert_eq!(
+            store
+                .transfers(chain, TransferQuery::Tx { tx_hash: t.0 }, 10)
+                .expect("q")
+                .len(),
+            1
+        );
+    }
+}
