@@ -25,6 +25,7 @@ if (errors.length) {
 fs.mkdirSync(outDir, { recursive: true });
 for (const file of Object.keys(out.contracts)) {
   for (const [name, c] of Object.entries(out.contracts[file])) {
+    if (!c.evm.bytecode.object) continue; // interfaces
     const artifact = { contractName: name, compiler: `solc ${solc.version()}`, abi: c.abi, bytecode: '0x' + c.evm.bytecode.object };
     fs.writeFileSync(path.join(outDir, `${name}.json`), JSON.stringify(artifact) + '\n');
     console.log(`${name}: ${c.evm.bytecode.object.length / 2} bytes`);

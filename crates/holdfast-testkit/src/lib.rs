@@ -6,10 +6,11 @@
 //! from `HOLDFAST_ANVIL`.
 
 mod anvil;
+pub mod safe;
 mod scenario;
 
 pub use anvil::{Anvil, TestkitError, dev_account};
-pub use scenario::{Expected, Scenario};
+pub use scenario::{Expected, SafeHeist, Scenario};
 
 use std::path::{Path, PathBuf};
 

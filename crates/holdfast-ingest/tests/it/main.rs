@@ -391,3 +391,23 @@ async fn follows_new_heads_over_websocket() {
         );
     }
 }
+
+/// The Bybit mechanism on real Safes: the execTransaction payouts and the attacker's sweep
+/// (internal transfers out of the Safe proxies) are stored; the DELEGATECALL that swapped the
+/// masterCopy moved no value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn safe_executions_and_the_bybit_sweep_are_ingested() {
+    let node = Anvil::spawn().await.expect("anvil");
+    let heist = Scenario::new(&node).safe_heist().await.expect("heist");
+    let (_dir, store) = embedded();
+    let src = source(&node.http_url(), None).await;
+    let chain = src.chain_id();
+    ingest(src, store.clone(), IngestOptions::default()).await;
+    let got = stored(store.as_ref(), chain, heist.transfers.iter().map(|t| t.0).chain([heist.delegatecall_tx]));
+    for t in &heist.transfers {
+        assert_eq!(got.get(t), Some(&1), "{t:?} in {got:#?}");
+    }
+    assert!(got.keys().all(|k| k.0 != heist.delegatecall_tx), "the masterCopy swap moved nothing");
+    let out = store.transfers(chain, TransferQuery::From { address: heist.safe_111, from_block: 0 }, 100).expect("q");
+    assert_eq!(out.last().map(|t| (t.tx_hash, t.to)), Some((heist.sweep_tx, heist.attacker)));
+}
