@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 #[derive(Debug, Args, Clone)]
 pub struct StoreArgs {
     /// Transfer store: a `postgres://` URL to share state between instances; default the
-    /// embedded store in the data directory (`<data-dir>/store/transfers.redb`).
+    /// embedded store in the data directory (`<data-dir>/store/transfers`).
     #[arg(long, global = true, env = "HOLDFAST_STORE", value_name = "URL")]
     pub store: Option<String>,
 }
@@ -119,7 +119,7 @@ pub fn open_store(
             "--store {other:?}: expected a postgres:// URL (or omit it for the embedded store)"
         ),
         None => {
-            let path = data_dir.root().join("store/transfers.redb");
+            let path = data_dir.root().join("store/transfers");
             Ok(Arc::new(EmbeddedStore::open(&path).with_context(|| {
                 format!("opening the embedded store {}", path.display())
             })?))

@@ -116,7 +116,7 @@ async fn main() {
     let mut rates = Vec::new();
     for _ in 0..3 {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).expect("store"));
+        let store = Arc::new(EmbeddedStore::open(&dir.path().join("s")).expect("store"));
         let (_tx, rx) = tokio::sync::watch::channel(false);
         let t = Instant::now();
         let summary = Ingestor::new(source.clone(), store, IngestOptions::default())

@@ -179,12 +179,10 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let transfers: u64 = if quick { 1_000_000 } else { 10_000_000 };
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("bench.redb");
+    let path = dir.path().join("bench");
     {
         let store = EmbeddedStore::open(&path).expect("open");
-        run("embedded (redb)", &store, transfers, || {
-            std::fs::metadata(&path).map_or(0, |m| m.len())
-        });
+        run("embedded (fjall)", &store, transfers, || dir_size(&path));
     }
     drop(dir);
     if !args.iter().any(|a| a == "--no-pg") {
@@ -200,4 +198,20 @@ fn pg_size(url: &str) -> u64 {
         .query_one("SELECT pg_total_relation_size('transfers')", &[])
         .expect("size");
     row.get::<_, i64>(0) as u64
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p).map_or(0, |rd| {
+        rd.filter_map(Result::ok)
+            .map(|e| {
+                e.metadata().map_or(0, |m| {
+                    if m.is_dir() {
+                        dir_size(&e.path())
+                    } else {
+                        m.len()
+                    }
+                })
+            })
+            .sum()
+    })
 }

@@ -3,7 +3,7 @@
 //! [`Store`] is what ingestion writes and the guard, monitor and tracer read: blocks with
 //! their [`Transfer`]s and [`Conversion`]s, by chain. Two backends behave identically (one
 //! behaviour test suite runs on both):
-//! - [`EmbeddedStore`] (default): one redb file under the data directory, no server.
+//! - [`EmbeddedStore`] (default): a fjall (LSM) directory under the data directory, no server.
 //! - [`PgStore`]: PostgreSQL, for several instances sharing state.
 //!
 //! Invariants, on both:
@@ -18,7 +18,7 @@
 //! The trait is synchronous; async callers use `spawn_blocking`.
 
 mod codec;
-mod embedded;
+mod lsm;
 mod pg;
 pub mod testing;
 
@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use alloy_primitives::{Address, B256, U256};
 use holdfast_primitives::{Asset, BlockRef, Conversion, Transfer};
 
-pub use embedded::EmbeddedStore;
+pub use lsm::EmbeddedStore;
 pub use pg::PgStore;
 
 /// Most rows one query returns.

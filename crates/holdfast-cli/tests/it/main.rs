@@ -353,7 +353,7 @@ mod chain {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         child.kill().expect("kill -9");
         let _ = child.wait();
-        let store_path = dir.path().join("store/transfers.redb");
+        let store_path = dir.path().join("store/transfers");
         let partial = {
             let store = EmbeddedStore::open(&store_path).expect("the store opens after a crash");
             store.stats(31337).expect("stats")

@@ -23,7 +23,7 @@ async fn source(url: &str, mode: Option<TraceMode>) -> Arc<ChainSource> {
 
 fn embedded() -> (tempfile::TempDir, Arc<EmbeddedStore>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(EmbeddedStore::open(&dir.path().join("t.redb")).expect("open"));
+    let store = Arc::new(EmbeddedStore::open(&dir.path().join("t")).expect("open"));
     (dir, store)
 }
 
@@ -403,11 +403,34 @@ async fn safe_executions_and_the_bybit_sweep_are_ingested() {
     let src = source(&node.http_url(), None).await;
     let chain = src.chain_id();
     ingest(src, store.clone(), IngestOptions::default()).await;
-    let got = stored(store.as_ref(), chain, heist.transfers.iter().map(|t| t.0).chain([heist.delegatecall_tx]));
+    let got = stored(
+        store.as_ref(),
+        chain,
+        heist
+            .transfers
+            .iter()
+            .map(|t| t.0)
+            .chain([heist.delegatecall_tx]),
+    );
     for t in &heist.transfers {
         assert_eq!(got.get(t), Some(&1), "{t:?} in {got:#?}");
     }
-    assert!(got.keys().all(|k| k.0 != heist.delegatecall_tx), "the masterCopy swap moved nothing");
-    let out = store.transfers(chain, TransferQuery::From { address: heist.safe_111, from_block: 0 }, 100).expect("q");
-    assert_eq!(out.last().map(|t| (t.tx_hash, t.to)), Some((heist.sweep_tx, heist.attacker)));
+    assert!(
+        got.keys().all(|k| k.0 != heist.delegatecall_tx),
+        "the masterCopy swap moved nothing"
+    );
+    let out = store
+        .transfers(
+            chain,
+            TransferQuery::From {
+                address: heist.safe_111,
+                from_block: 0,
+            },
+            100,
+        )
+        .expect("q");
+    assert_eq!(
+        out.last().map(|t| (t.tx_hash, t.to)),
+        Some((heist.sweep_tx, heist.attacker))
+    );
 }
