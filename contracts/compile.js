@@ -1,7 +1,7 @@
-// Compiles contracts/src/*.sol offline with solcjs (npm package `solc`, pinned below) into
-// contracts/artifacts/holdfast/<Name>.json ({contractName, abi, bytecode}).
-// Regenerate: npx --yes solc@0.8.30 --version && node contracts/compile.js  (run from the repo root,
-// with `npm install --no-save solc@0.8.30` done first).
+// Compiles contracts/src/*.sol offline with solcjs (npm package `solc`, pinned in package.json)
+// into contracts/artifacts/holdfast/<Name>.json ({contractName, compiler, abi, bytecode}).
+// Regenerate from the repo root: scripts/install-node-tools && node contracts/compile.js
+// The output is deterministic: unchanged sources give byte-identical artifacts.
 const fs = require('fs');
 const path = require('path');
 const solc = require('solc');
