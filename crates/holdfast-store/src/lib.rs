@@ -235,6 +235,47 @@ fn validate(chain_id: u64, blocks: &[BlockData]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Whether block `block` of a write is to be written (`true`), is already stored with the same
+/// hash (`false`), or conflicts with what is stored. `read` loads a stored block by number;
+/// `below` is the previous block of the same write.
+fn admit(
+    chain_id: u64,
+    block: &BlockRef,
+    below: Option<BlockRef>,
+    mut read: impl FnMut(u64) -> Result<Option<BlockRef>, StoreError>,
+) -> Result<bool, StoreError> {
+    let number = block.number;
+    if let Some(stored) = read(number)? {
+        if stored.hash == block.hash {
+            return Ok(false);
+        }
+        return Err(StoreError::Conflict {
+            chain_id,
+            number,
+            stored: stored.hash,
+            new: block.hash,
+        });
+    }
+    let parent = match (
+        below.filter(|p| p.number + 1 == number),
+        number.checked_sub(1),
+    ) {
+        (Some(p), _) => Some(p),
+        (None, Some(m)) => read(m)?,
+        (None, None) => None,
+    };
+    match parent {
+        Some(p) if p.hash != block.parent_hash => Err(StoreError::ParentMismatch {
+            chain_id,
+            number,
+            parent: block.parent_hash,
+            below: p.number,
+            stored: p.hash,
+        }),
+        _ => Ok(true),
+    }
+}
+
 fn check_limit(limit: usize) -> Result<(), StoreError> {
     if limit > MAX_LIMIT {
         Err(StoreError::Limit(limit))

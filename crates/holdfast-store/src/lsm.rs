@@ -28,6 +28,7 @@ use fjall::{
 };
 use holdfast_primitives::{Asset, BlockRef, Conversion, Transfer};
 
+use crate::admit;
 use crate::codec::{self, Reader};
 use crate::{
     Applied, BlockData, Store, StoreError, StoreStats, TransferQuery, check_limit, validate,
@@ -247,38 +248,10 @@ impl Store for EmbeddedStore {
         let mut below: Option<BlockRef> = None;
         for b in blocks {
             let n = b.block.number;
-            if let Some(v) = self.get(&self.blocks, &codec::block_key(chain_id, n))? {
-                let stored = codec::read_block(n, &v)?;
-                if stored.hash == b.block.hash {
-                    applied.push(Applied::AlreadyPresent);
-                    below = Some(stored);
-                    continue;
-                }
-                return Err(StoreError::Conflict {
-                    chain_id,
-                    number: n,
-                    stored: stored.hash,
-                    new: b.block.hash,
-                });
-            }
-            let parent = match (below.filter(|p| p.number + 1 == n), n.checked_sub(1)) {
-                (Some(p), _) => Some(p),
-                (None, Some(m)) => self
-                    .get(&self.blocks, &codec::block_key(chain_id, m))?
-                    .map(|v| codec::read_block(m, &v))
-                    .transpose()?,
-                (None, None) => None,
-            };
-            if let Some(p) = parent
-                && p.hash != b.block.parent_hash
-            {
-                return Err(StoreError::ParentMismatch {
-                    chain_id,
-                    number: n,
-                    parent: b.block.parent_hash,
-                    below: p.number,
-                    stored: p.hash,
-                });
+            if !admit(chain_id, &b.block, below, |m| self.block(chain_id, m))? {
+                applied.push(Applied::AlreadyPresent);
+                below = Some(b.block);
+                continue;
             }
             batch.insert(
                 &self.blocks,

@@ -11,6 +11,7 @@ use alloy_primitives::{Address, B256, U256};
 use holdfast_primitives::{Asset, BlockRef, Conversion, Transfer};
 use postgres::{Client, NoTls, Row};
 
+use crate::admit;
 use crate::codec::{self, Reader};
 use crate::{
     Applied, BlockData, Store, StoreError, StoreStats, TransferQuery, check_limit, validate,
@@ -222,36 +223,17 @@ impl Store for PgStore {
         let mut below: Option<BlockRef> = None;
         for b in blocks {
             let n = b.block.number;
-            let existing = txn.query_opt("SELECT hash, parent_hash, ts FROM blocks WHERE chain_id = $1 AND number = $2 FOR UPDATE", &[&chain, &i64_of(n)?])?;
-            if let Some(row) = existing {
-                let stored = block(n, &row)?;
-                if stored.hash == b.block.hash {
-                    applied.push(Applied::AlreadyPresent);
-                    below = Some(stored);
-                    continue;
-                }
-                return Err(StoreError::Conflict {
-                    chain_id,
-                    number: n,
-                    stored: stored.hash,
-                    new: b.block.hash,
-                });
-            }
-            let parent = match (below.filter(|p| p.number + 1 == n), n.checked_sub(1)) {
-                (Some(p), _) => Some(p),
-                (None, Some(m)) => txn.query_opt("SELECT hash, parent_hash, ts FROM blocks WHERE chain_id = $1 AND number = $2", &[&chain, &i64_of(m)?])?.map(|r| block(m, &r)).transpose()?,
-                (None, None) => None,
+            let stored = |txn: &mut postgres::Transaction<'_>,
+                          m: u64|
+             -> Result<Option<BlockRef>, StoreError> {
+                txn.query_opt("SELECT hash, parent_hash, ts FROM blocks WHERE chain_id = $1 AND number = $2 FOR UPDATE", &[&chain, &i64_of(m)?])?
+                    .map(|r| block(m, &r))
+                    .transpose()
             };
-            if let Some(p) = parent
-                && p.hash != b.block.parent_hash
-            {
-                return Err(StoreError::ParentMismatch {
-                    chain_id,
-                    number: n,
-                    parent: b.block.parent_hash,
-                    below: p.number,
-                    stored: p.hash,
-                });
+            if !admit(chain_id, &b.block, below, |m| stored(&mut txn, m))? {
+                applied.push(Applied::AlreadyPresent);
+                below = Some(b.block);
+                continue;
             }
             txn.execute(
                 "INSERT INTO blocks (chain_id, number, hash, parent_hash, ts) VALUES ($1, $2, $3, $4, $5)",
