@@ -1,12 +1,22 @@
-//! Gnosis Safe on anvil: the singleton, proxy factory and multisend of Safe 1.4.1 (current)
-//! and 1.1.1 (the version Bybit ran), Safes created through the factory, and
-//! `execTransaction` signed by owners.
+//! Gnosis Safe on anvil: the singleton, proxy factory and multisend of Safe 1.4.1 (current,
+//! also its L2 singleton) and 1.1.1 (the version Bybit ran), Safes created through the
+//! factory, and `execTransaction` approved by owners.
 //!
-//! Owners are anvil's unlocked dev accounts, so signatures use the Safe's own
-//! "approved hash" form (v = 1): every signer but the sender first calls `approveHash`, the
-//! sender's approval is implicit. The Safe checks them in `checkSignatures` like any other.
+//! Owners approve a Safe transaction by its hash (EIP-712 `safeTxHash`, as the contract's
+//! `getTransactionHash` computes it; [`safe_tx_hash`] computes the same locally, which is
+//! what a signer should check). Two ways:
+//! - [`exec_signed`]: owners' ECDSA signatures over the hash, from their private keys, sorted
+//!   by owner address: what Safe{Wallet} collects from hardware wallets.
+//! - [`exec`]: the Safe's "approved hash" form (v = 1): every owner but the sender calls
+//!   `approveHash` on chain, the sender's approval is implicit.
+//!
+//! `baseGas`, `gasPrice`, `gasToken` and `refundReceiver` are always zero (no refunds).
 
-use alloy::sol_types::{SolCall, SolValue};
+use std::borrow::Cow;
+
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::{Eip712Domain, SolCall, SolStruct, SolValue};
 use alloy_primitives::{Address, B256, Bytes, U256};
 use serde_json::json;
 
@@ -22,6 +32,25 @@ mod abi {
         function approveHash(bytes32 hashToApprove) external;
         function execTransaction(address to, uint256 value, bytes data, uint8 operation, uint256 safeTxGas, uint256 baseGas, uint256 gasPrice, address gasToken, address refundReceiver, bytes signatures) external payable returns (bool success);
         function VERSION() external view returns (string);
+        function multiSend(bytes transactions) external payable;
+    }
+}
+
+mod eip712 {
+    alloy::sol! {
+        /// The Safe's EIP-712 transaction type (same in 1.1.1 and 1.4.1).
+        struct SafeTx {
+            address to;
+            uint256 value;
+            bytes data;
+            uint8 operation;
+            uint256 safeTxGas;
+            uint256 baseGas;
+            uint256 gasPrice;
+            address gasToken;
+            address refundReceiver;
+            uint256 nonce;
+        }
     }
 }
 
@@ -30,6 +59,8 @@ mod abi {
 pub enum SafeVersion {
     /// Safe 1.4.1: `Safe`, `SafeProxyFactory`, `MultiSendCallOnly`.
     V1_4_1,
+    /// Safe 1.4.1 with the `SafeL2` singleton (emits every execution's parameters).
+    V1_4_1L2,
     /// Gnosis Safe 1.1.1: `GnosisSafe`, `ProxyFactory`, `MultiSend`.
     V1_1_1,
 }
@@ -50,6 +81,41 @@ pub enum Operation {
     DelegateCall = 1,
 }
 
+/// What owners approve: one Safe transaction (without its nonce, read from the Safe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SafeTx {
+    pub to: Address,
+    pub value: U256,
+    pub data: Bytes,
+    pub operation: Operation,
+    /// Gas for the inner call. Zero: all there is, and (1.3.0 and later) `execTransaction`
+    /// reverts if the inner call fails. Non-zero: a failing inner call leaves
+    /// `execTransaction` successful (`ExecutionFailure`), a reverted frame.
+    pub safe_tx_gas: U256,
+}
+
+impl SafeTx {
+    pub fn call(to: Address, value: U256, data: Bytes) -> SafeTx {
+        SafeTx {
+            to,
+            value,
+            data,
+            operation: Operation::Call,
+            safe_tx_gas: U256::ZERO,
+        }
+    }
+
+    pub fn delegatecall(to: Address, data: Bytes) -> SafeTx {
+        SafeTx {
+            to,
+            value: U256::ZERO,
+            data,
+            operation: Operation::DelegateCall,
+            safe_tx_gas: U256::ZERO,
+        }
+    }
+}
+
 impl SafeInfra {
     /// Deploys the singleton, the proxy factory and the multisend library.
     pub async fn deploy(
@@ -61,6 +127,10 @@ impl SafeInfra {
             SafeVersion::V1_4_1 => (
                 "safe-1.4.1",
                 ["Safe", "SafeProxyFactory", "MultiSendCallOnly"],
+            ),
+            SafeVersion::V1_4_1L2 => (
+                "safe-1.4.1",
+                ["SafeL2", "SafeProxyFactory", "MultiSendCallOnly"],
             ),
             SafeVersion::V1_1_1 => ("safe-1.1.1", ["GnosisSafe", "ProxyFactory", "MultiSend"]),
         };
@@ -99,13 +169,22 @@ impl SafeInfra {
         .abi_encode()
         .into();
         let call: Bytes = match self.version {
-            SafeVersion::V1_4_1 => abi::createProxyWithNonceCall {
-                singleton: self.singleton,
-                initializer: init,
-                saltNonce: U256::from(owners.len() as u64 * 1000 + threshold),
+            SafeVersion::V1_4_1 | SafeVersion::V1_4_1L2 => {
+                // CREATE2: the sender's nonce keeps two Safes of the same owners apart.
+                let sender_nonce = node
+                    .rpc("eth_getTransactionCount", json!([from, "latest"]))
+                    .await?;
+                abi::createProxyWithNonceCall {
+                    singleton: self.singleton,
+                    initializer: init,
+                    saltNonce: U256::from(crate::anvil::hex_u64(
+                        &sender_nonce,
+                        "eth_getTransactionCount",
+                    )?),
+                }
+                .abi_encode()
+                .into()
             }
-            .abi_encode()
-            .into(),
             SafeVersion::V1_1_1 => abi::createProxyCall {
                 masterCopy: self.singleton,
                 data: init,
@@ -122,17 +201,132 @@ impl SafeInfra {
             .await?;
         let word: Bytes =
             serde_json::from_value(predicted).map_err(|e| TestkitError::Artifact(e.to_string()))?;
-        if word.len() < 32 {
-            return Err(TestkitError::Artifact(format!("factory returned {word}")));
-        }
-        let safe = Address::from_slice(&word[12..32]);
+        let safe = Address::abi_decode(&word)
+            .map_err(|e| TestkitError::Scenario(format!("factory returned {word}: {e}")))?;
         node.call_ok(from, self.factory, U256::ZERO, call).await?;
         Ok(safe)
     }
+
+    /// `execTransaction` data for a batch of CALLs through the multisend library (to be
+    /// DELEGATECALLed by the Safe, as Safe{Wallet} batches): each `(to, value, data)` runs
+    /// as a call from the Safe.
+    pub fn multisend(&self, calls: &[(Address, U256, Bytes)]) -> SafeTx {
+        let mut packed = Vec::new();
+        for (to, value, data) in calls {
+            packed.push(Operation::Call as u8);
+            packed.extend_from_slice(to.as_slice());
+            packed.extend_from_slice(&value.to_be_bytes::<32>());
+            packed.extend_from_slice(&U256::from(data.len()).to_be_bytes::<32>());
+            packed.extend_from_slice(data);
+        }
+        SafeTx::delegatecall(
+            self.multisend,
+            abi::multiSendCall {
+                transactions: packed.into(),
+            }
+            .abi_encode()
+            .into(),
+        )
+    }
+}
+
+/// The Safe's current nonce.
+pub async fn nonce(node: &Anvil, safe: Address) -> Result<U256, TestkitError> {
+    let out = node
+        .call(safe, abi::nonceCall {}.abi_encode().into())
+        .await?;
+    U256::abi_decode(&out).map_err(|e| TestkitError::Scenario(format!("nonce of {safe}: {e}")))
+}
+
+/// The hash owners approve, as the Safe computes it (`getTransactionHash`).
+pub async fn transaction_hash(
+    node: &Anvil,
+    safe: Address,
+    tx: &SafeTx,
+    nonce: U256,
+) -> Result<B256, TestkitError> {
+    let call = abi::getTransactionHashCall {
+        to: tx.to,
+        value: tx.value,
+        data: tx.data.clone(),
+        operation: tx.operation as u8,
+        safeTxGas: tx.safe_tx_gas,
+        baseGas: U256::ZERO,
+        gasPrice: U256::ZERO,
+        gasToken: Address::ZERO,
+        refundReceiver: Address::ZERO,
+        nonce,
+    };
+    let out = node.call(safe, call.abi_encode().into()).await?;
+    B256::abi_decode(&out)
+        .map_err(|e| TestkitError::Scenario(format!("getTransactionHash of {safe}: {e}")))
+}
+
+/// The same hash computed locally (EIP-712): the domain is the Safe's address, plus the
+/// chain id from 1.3.0 on (1.1.1's domain has no chain id).
+pub fn safe_tx_hash(
+    version: SafeVersion,
+    chain_id: u64,
+    safe: Address,
+    tx: &SafeTx,
+    nonce: U256,
+) -> B256 {
+    let chain = match version {
+        SafeVersion::V1_1_1 => None,
+        SafeVersion::V1_4_1 | SafeVersion::V1_4_1L2 => Some(U256::from(chain_id)),
+    };
+    let domain = Eip712Domain::new(None::<Cow<'static, str>>, None, chain, Some(safe), None);
+    eip712::SafeTx {
+        to: tx.to,
+        value: tx.value,
+        data: tx.data.clone(),
+        operation: tx.operation as u8,
+        safeTxGas: tx.safe_tx_gas,
+        baseGas: U256::ZERO,
+        gasPrice: U256::ZERO,
+        gasToken: Address::ZERO,
+        refundReceiver: Address::ZERO,
+        nonce,
+    }
+    .eip712_signing_hash(&domain)
+}
+
+/// Owners' ECDSA signatures over `hash` (the raw hash, v = 27/28), concatenated in
+/// ascending owner order as `checkSignatures` requires.
+pub fn sign(hash: B256, owners: &[PrivateKeySigner]) -> Result<Bytes, TestkitError> {
+    let mut sigs = owners
+        .iter()
+        .map(|o| {
+            o.sign_hash_sync(&hash)
+                .map(|s| (o.address(), s.as_bytes()))
+                .map_err(|e| TestkitError::Sign(format!("{} over {hash}: {e}", o.address())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    sigs.sort_by_key(|(owner, _)| *owner);
+    Ok(sigs
+        .iter()
+        .flat_map(|(_, sig)| sig.iter().copied())
+        .collect::<Vec<u8>>()
+        .into())
+}
+
+/// Runs `tx` on `safe` with `owners`' signatures (enough for the threshold), sent by
+/// `sender` (anyone). Returns the transaction hash; it must succeed.
+pub async fn exec_signed(
+    node: &Anvil,
+    safe: Address,
+    tx: &SafeTx,
+    owners: &[PrivateKeySigner],
+    sender: Address,
+) -> Result<B256, TestkitError> {
+    let nonce = nonce(node, safe).await?;
+    let hash = transaction_hash(node, safe, tx, nonce).await?;
+    let signatures = sign(hash, owners)?;
+    send_exec(node, sender, safe, tx, signatures).await
 }
 
 /// Runs `execTransaction` on `safe`, approved by `signers` (owners, enough for the
-/// threshold), sent by `signers[0]`.
+/// threshold) with on-chain `approveHash`, sent by `signers[0]`.
 pub async fn exec(
     node: &Anvil,
     safe: Address,
@@ -142,45 +336,18 @@ pub async fn exec(
     data: Bytes,
     operation: Operation,
 ) -> Result<B256, TestkitError> {
-    let call = |data: Vec<u8>| json!([{"to": safe, "data": Bytes::from(data)}, "latest"]);
-    let word = |v: serde_json::Value| -> Result<B256, TestkitError> {
-        let b: Bytes =
-            serde_json::from_value(v).map_err(|e| TestkitError::Artifact(e.to_string()))?;
-        (b.len() >= 32)
-            .then(|| B256::from_slice(&b[..32]))
-            .ok_or_else(|| TestkitError::Artifact(format!("short answer {b}")))
+    let tx = SafeTx {
+        to,
+        value,
+        data,
+        operation,
+        safe_tx_gas: U256::ZERO,
     };
-    let nonce = U256::from_be_bytes(
-        word(
-            node.rpc("eth_call", call(abi::nonceCall {}.abi_encode()))
-                .await?,
-        )?
-        .0,
-    );
-    let hash = word(
-        node.rpc(
-            "eth_call",
-            call(
-                abi::getTransactionHashCall {
-                    to,
-                    value,
-                    data: data.clone(),
-                    operation: operation as u8,
-                    safeTxGas: U256::ZERO,
-                    baseGas: U256::ZERO,
-                    gasPrice: U256::ZERO,
-                    gasToken: Address::ZERO,
-                    refundReceiver: Address::ZERO,
-                    nonce,
-                }
-                .abi_encode(),
-            ),
-        )
-        .await?,
-    )?;
+    let nonce = nonce(node, safe).await?;
+    let hash = transaction_hash(node, safe, &tx, nonce).await?;
     let (sender, others) = signers
         .split_first()
-        .ok_or_else(|| TestkitError::Artifact("no signer".into()))?;
+        .ok_or_else(|| TestkitError::Scenario("no signer".into()))?;
     for owner in others {
         node.call_ok(
             *owner,
@@ -202,33 +369,38 @@ pub async fn exec(
         signatures.extend_from_slice(&[0u8; 32]);
         signatures.push(1);
     }
+    send_exec(node, *sender, safe, &tx, signatures.into()).await
+}
+
+async fn send_exec(
+    node: &Anvil,
+    sender: Address,
+    safe: Address,
+    tx: &SafeTx,
+    signatures: Bytes,
+) -> Result<B256, TestkitError> {
     let exec = abi::execTransactionCall {
-        to,
-        value,
-        data,
-        operation: operation as u8,
-        safeTxGas: U256::ZERO,
+        to: tx.to,
+        value: tx.value,
+        data: tx.data.clone(),
+        operation: tx.operation as u8,
+        safeTxGas: tx.safe_tx_gas,
         baseGas: U256::ZERO,
         gasPrice: U256::ZERO,
         gasToken: Address::ZERO,
         refundReceiver: Address::ZERO,
-        signatures: signatures.into(),
+        signatures,
     };
-    node.call_ok(*sender, safe, U256::ZERO, exec.abi_encode().into())
+    node.call_ok(sender, safe, U256::ZERO, exec.abi_encode().into())
         .await
 }
 
 /// The Safe's `VERSION()`.
 pub async fn version(node: &Anvil, safe: Address) -> Result<String, TestkitError> {
     let out = node
-        .rpc(
-            "eth_call",
-            json!([{"to": safe, "data": Bytes::from(abi::VERSIONCall {}.abi_encode())}, "latest"]),
-        )
+        .call(safe, abi::VERSIONCall {}.abi_encode().into())
         .await?;
-    let b: Bytes =
-        serde_json::from_value(out).map_err(|e| TestkitError::Artifact(e.to_string()))?;
-    String::abi_decode(&b).map_err(|e| TestkitError::Artifact(e.to_string()))
+    String::abi_decode(&out).map_err(|e| TestkitError::Scenario(format!("VERSION of {safe}: {e}")))
 }
 
 /// Storage slot 0 of a Safe proxy: its masterCopy (singleton).
@@ -236,6 +408,9 @@ pub async fn master_copy(node: &Anvil, safe: Address) -> Result<Address, Testkit
     let v = node
         .rpc("eth_getStorageAt", json!([safe, "0x0", "latest"]))
         .await?;
-    let w: B256 = serde_json::from_value(v).map_err(|e| TestkitError::Artifact(e.to_string()))?;
+    let w: B256 = serde_json::from_value(v).map_err(|e| TestkitError::Rpc {
+        method: "eth_getStorageAt".into(),
+        message: e.to_string(),
+    })?;
     Ok(Address::from_word(w))
 }

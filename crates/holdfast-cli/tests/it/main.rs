@@ -345,12 +345,12 @@ mod chain {
         let head = node.block_number().await.expect("head");
         let dir = tempfile::tempdir().expect("tempdir");
         // Throttled so that the kill lands mid-run.
-        let mut child = ingest_cmd(dir.path(), &node.http_url(), &["--rps", "60"])
+        let mut child = ingest_cmd(dir.path(), &node.http_url(), &["--rps", "40"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
         child.kill().expect("kill -9");
         let _ = child.wait();
         let store_path = dir.path().join("store/transfers");

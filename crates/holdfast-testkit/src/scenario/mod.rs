@@ -1,5 +1,18 @@
 //! Realistic activity on an anvil, with the transfers and conversions a correct extraction
 //! must find (and the ones it must not).
+//!
+//! - [`Scenario::run`] (here): ETH, WETH, internal transfers through `Forwarder`, a failed
+//!   transaction, a reverted inner call, a Uniswap V2 pair driven directly, NFTs.
+//! - `uniswap`: [`Scenario::uniswap_router`], Uniswap V2 through its router (liquidity,
+//!   ETH to token, token to token, a two-hop swap to ETH, a swap failing on slippage).
+//! - `safe`: [`Scenario::safe_heist`] and [`Scenario::safe_activity`], Safe executions and
+//!   the Bybit mechanism.
+
+mod safe;
+mod uniswap;
+
+pub use safe::{SafeActivity, SafeHeist};
+pub use uniswap::UniswapActivity;
 
 use alloy::sol_types::{SolCall, SolValue};
 use alloy_primitives::{Address, B256, Bytes, U256};
@@ -45,18 +58,37 @@ mod pair {
 /// One expected transfer: (tx, from, to, asset, amount).
 pub type ExpectedTransfer = (B256, Address, Address, Asset, U256);
 
+/// One expected conversion: (tx, kind, venue, account, amount in). The account is who gave
+/// the input: the WETH depositor or withdrawer, the swap's `sender` (the router, for
+/// router swaps).
+pub type ExpectedConversion = (B256, ConversionKind, Address, Address, U256);
+
+/// A native movement inside a frame that reverted in a successful transaction:
+/// (tx, from, to, amount). It must not be extracted.
+pub type RevertedFrame = (B256, Address, Address, U256);
+
+/// What a scenario step moved, and what it tried to move but must not count.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    /// Transfers that must be extracted, each exactly once, in the order they happened.
+    pub transfers: Vec<ExpectedTransfer>,
+    pub conversions: Vec<ExpectedConversion>,
+    /// Transactions that failed (status 0): nothing of them may be extracted.
+    pub failed: Vec<B256>,
+    pub reverted_frames: Vec<RevertedFrame>,
+}
+
 /// What the scenario did.
 #[derive(Debug, Clone, Default)]
 pub struct Expected {
     /// Transfers that must be extracted (each exactly once).
     pub transfers: Vec<ExpectedTransfer>,
-    /// (tx, kind, venue, account, amount in): conversions that must be recorded.
-    pub conversions: Vec<(B256, ConversionKind, Address, Address, U256)>,
+    /// Conversions that must be recorded.
+    pub conversions: Vec<ExpectedConversion>,
     /// Transactions that failed: nothing of them may be extracted.
     pub failed: Vec<B256>,
-    /// (tx, from, to, amount): native movements in frames that reverted inside successful
-    /// transactions: must not be extracted.
-    pub reverted_frames: Vec<(B256, Address, Address, U256)>,
+    /// Native movements in frames that reverted inside successful transactions.
+    pub reverted_frames: Vec<RevertedFrame>,
     /// Transfers of the pair's LP token at its first `mint` (not listed in `transfers`:
     /// their amounts come from the pair's square-root arithmetic).
     pub lp_mint_transfers: usize,
@@ -67,6 +99,7 @@ pub struct Expected {
     pub last_block: u64,
 }
 
+/// `milli` thousandths of an ether (or of an 18-decimal token), in wei.
 fn eth(milli: u64) -> U256 {
     U256::from(milli) * U256::from(10u64).pow(U256::from(15))
 }
@@ -499,143 +532,5 @@ impl<'a> Scenario<'a> {
             out.push((tx, from, to, Asset::Native, amount));
         }
         Ok(out)
-    }
-}
-
-/// What [`Scenario::safe_heist`] did.
-#[derive(Debug, Clone)]
-pub struct SafeHeist {
-    /// A 2-of-2 Gnosis Safe 1.1.1 (the version Bybit ran), then drained.
-    pub safe_111: Address,
-    /// A 1-of-1 Safe 1.4.1 that paid out once through `execTransaction`.
-    pub safe_141: Address,
-    pub sweeper: Address,
-    pub attacker: Address,
-    /// The owners' DELEGATECALL that replaced the 1.1.1 Safe's masterCopy.
-    pub delegatecall_tx: B256,
-    /// The attacker's sweep of the Safe's ETH.
-    pub sweep_tx: B256,
-    pub transfers: Vec<ExpectedTransfer>,
-}
-
-impl Scenario<'_> {
-    /// The Bybit mechanism on real Safe contracts: both owners of a Safe 1.1.1 approve what
-    /// looks like a token `transfer`, executed as DELEGATECALL into `MasterCopySwap`, which
-    /// overwrites the masterCopy with the attacker's `SweeperImpl`; the attacker then sweeps
-    /// the Safe's ETH. Also a Safe 1.4.1 paying out through `execTransaction`.
-    pub async fn safe_heist(&self) -> Result<SafeHeist, TestkitError> {
-        use crate::safe::{Operation, SafeInfra, SafeVersion, exec};
-        let n = self.node;
-        let (a, b, c, attacker) = (
-            dev_account(0),
-            dev_account(1),
-            dev_account(2),
-            dev_account(9),
-        );
-        let mut transfers = Vec::new();
-        let infra = SafeInfra::deploy(n, SafeVersion::V1_1_1, a).await?;
-        let safe_111 = infra.create_safe(n, a, &[a, b], 2).await?;
-        let tx = n.call_ok(a, safe_111, eth(10_000), Bytes::new()).await?;
-        transfers.push((tx, a, safe_111, Asset::Native, eth(10_000)));
-        let tx = exec(
-            n,
-            safe_111,
-            &[a, b],
-            c,
-            eth(1000),
-            Bytes::new(),
-            Operation::Call,
-        )
-        .await?;
-        transfers.push((tx, safe_111, c, Asset::Native, eth(1000)));
-        let swap = n
-            .deploy(
-                attacker,
-                &Artifact::load("holdfast", "MasterCopySwap")?.bytecode,
-                &[],
-            )
-            .await?;
-        let sweeper = n
-            .deploy(
-                attacker,
-                &Artifact::load("holdfast", "SweeperImpl")?.bytecode,
-                &[],
-            )
-            .await?;
-        let looks_like_a_transfer: Bytes = transferCall {
-            to: sweeper,
-            amount: U256::ZERO,
-        }
-        .abi_encode()
-        .into();
-        let delegatecall_tx = exec(
-            n,
-            safe_111,
-            &[a, b],
-            swap,
-            U256::ZERO,
-            looks_like_a_transfer,
-            Operation::DelegateCall,
-        )
-        .await?;
-        sweep::ensure(n, safe_111, sweeper).await?;
-        let sweep_tx = n
-            .call_ok(
-                attacker,
-                safe_111,
-                U256::ZERO,
-                sweep::sweepETHCall { to: attacker }.abi_encode().into(),
-            )
-            .await?;
-        transfers.push((sweep_tx, safe_111, attacker, Asset::Native, eth(9000)));
-
-        let infra = SafeInfra::deploy(n, SafeVersion::V1_4_1, a).await?;
-        let safe_141 = infra.create_safe(n, a, &[a], 1).await?;
-        let tx = n.call_ok(a, safe_141, eth(500), Bytes::new()).await?;
-        transfers.push((tx, a, safe_141, Asset::Native, eth(500)));
-        let tx = exec(
-            n,
-            safe_141,
-            &[a],
-            b,
-            eth(200),
-            Bytes::new(),
-            Operation::Call,
-        )
-        .await?;
-        transfers.push((tx, safe_141, b, Asset::Native, eth(200)));
-        Ok(SafeHeist {
-            safe_111,
-            safe_141,
-            sweeper,
-            attacker,
-            delegatecall_tx,
-            sweep_tx,
-            transfers,
-        })
-    }
-}
-
-mod sweep {
-    use super::*;
-
-    alloy::sol! {
-        function sweepETH(address to) external;
-    }
-
-    /// The masterCopy really was replaced.
-    pub(super) async fn ensure(
-        n: &Anvil,
-        safe: Address,
-        sweeper: Address,
-    ) -> Result<(), TestkitError> {
-        let now = crate::safe::master_copy(n, safe).await?;
-        if now == sweeper {
-            Ok(())
-        } else {
-            Err(TestkitError::Artifact(format!(
-                "masterCopy is {now}, expected {sweeper}"
-            )))
-        }
     }
 }
