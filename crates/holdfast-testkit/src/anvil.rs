@@ -58,6 +58,9 @@ pub fn dev_signer(i: usize) -> Result<PrivateKeySigner, TestkitError> {
     PrivateKeySigner::from_bytes(&dev_key(i)).map_err(|e| TestkitError::Sign(e.to_string()))
 }
 
+/// Added to 120% of a gas estimate (two fresh storage writes, with room to spare).
+const GAS_HEADROOM: u64 = 60_000;
+
 /// How to start anvil. Always: loopback, a free port, `--steps-tracing`, `--silent`.
 #[derive(Debug, Clone)]
 pub struct AnvilOptions {
@@ -239,8 +242,10 @@ impl Anvil {
         })
     }
 
-    /// Sends a transaction from an unlocked dev account and waits for its receipt. With
-    /// `gas`, no estimate is made, so a transaction that reverts is still mined (status 0).
+    /// Sends a transaction from an unlocked dev account and waits for its receipt. Without
+    /// `gas`, the node's estimate plus headroom: a transaction the estimate finds reverting
+    /// is an error and is not sent. With `gas`, no estimate is made, so a transaction that
+    /// reverts is still mined (status 0).
     pub async fn send(
         &self,
         from: Address,
@@ -253,9 +258,18 @@ impl Anvil {
         if let Some(to) = to {
             tx["to"] = json!(to);
         }
-        if let Some(gas) = gas {
-            tx["gas"] = json!(format!("{gas:#x}"));
-        }
+        let gas = match gas {
+            Some(gas) => gas,
+            None => {
+                // Headroom over the estimate: code that reads block.timestamp (a Uniswap
+                // pair's price accumulators) can cost more in the block that includes the
+                // transaction than in the one it was estimated against.
+                let estimate = self.rpc("eth_estimateGas", json!([tx])).await?;
+                let estimate = hex_u64(&estimate, "eth_estimateGas")?;
+                estimate + estimate / 5 + GAS_HEADROOM
+            }
+        };
+        tx["gas"] = json!(format!("{gas:#x}"));
         let hash: B256 = serde_json::from_value(
             self.rpc("eth_sendTransaction", json!([tx])).await?,
         )
