@@ -434,3 +434,70 @@ async fn safe_executions_and_the_bybit_sweep_are_ingested() {
         Some((heist.sweep_tx, heist.attacker))
     );
 }
+
+/// Uniswap V2 through the router (liquidity, ETH->token, token->token, a two-hop swap, a
+/// slippage failure) and a 2-of-3 Safe 1.4.1 L2 (payouts, a multisend batch, a failed inner
+/// call) then the Bybit takeover of a Safe 1.1.1: every recorded transfer is stored exactly
+/// once, conversions are there, failed transactions and reverted frames moved nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_swaps_and_safe_activity_are_ingested_exactly() {
+    let node = Anvil::spawn().await.expect("anvil");
+    let scenario = Scenario::new(&node);
+    let uniswap = scenario
+        .uniswap_router()
+        .await
+        .expect("router activity")
+        .record;
+    let safes = scenario
+        .safe_activity()
+        .await
+        .expect("safe activity")
+        .record;
+    let (_dir, store) = embedded();
+    let src = source(&node.http_url(), Some(TraceMode::Parity)).await;
+    let chain = src.chain_id();
+    ingest(src, store.clone(), IngestOptions::default()).await;
+    tokio::task::spawn_blocking(move || {
+        for record in [uniswap, safes] {
+            let mut want: BTreeMap<Key, usize> = BTreeMap::new();
+            for t in &record.transfers {
+                *want.entry(*t).or_insert(0) += 1;
+            }
+            let txs: std::collections::BTreeSet<B256> = record
+                .transfers
+                .iter()
+                .map(|t| t.0)
+                .chain(record.failed.iter().copied())
+                .chain(record.reverted_frames.iter().map(|r| r.0))
+                .collect();
+            let got = stored(store.as_ref(), chain, txs.iter().copied());
+            for (k, n) in &want {
+                assert_eq!(got.get(k), Some(n), "expected {k:?} x{n}");
+            }
+            for tx in &record.failed {
+                assert!(
+                    got.keys().all(|k| k.0 != *tx),
+                    "failed tx {tx} moved something"
+                );
+            }
+            for (tx, from, to, amount) in &record.reverted_frames {
+                assert!(
+                    !got.contains_key(&(*tx, *from, *to, Asset::Native, *amount)),
+                    "reverted frame {from}->{to} stored"
+                );
+            }
+            for (tx, kind, venue, account, amount_in) in &record.conversions {
+                let convs = store.conversions_of_tx(chain, *tx).expect("conversions");
+                assert!(
+                    convs.iter().any(|c| c.kind == *kind
+                        && c.venue == *venue
+                        && c.account == *account
+                        && c.amount_in == *amount_in),
+                    "conversion {kind:?} in {tx} missing: {convs:?}"
+                );
+            }
+        }
+    })
+    .await
+    .expect("checks");
+}
