@@ -2,9 +2,7 @@
 //! byte order is block order) and compact values.
 
 use alloy_primitives::{Address, B256, U256};
-use holdfast_primitives::{
-    Asset, AssetKind, BlockRef, Conversion, ConversionKind, Position, Transfer,
-};
+use holdfast_primitives::{Asset, AssetKind, BlockRef, Conversion, ConversionKind, Position};
 
 use crate::StoreError;
 
@@ -44,6 +42,18 @@ pub fn read_position(b: &[u8]) -> Result<Position, StoreError> {
 
 pub fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_owned())
+}
+
+/// The smallest key above every key starting with `prefix`.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![u8::MAX; prefix.len() + 1]
 }
 
 /// A cursor over a stored value.
@@ -111,18 +121,6 @@ pub fn put_asset(a: &Asset, out: &mut Vec<u8>) {
     }
 }
 
-/// Key prefix of a chain.
-pub fn chain(chain_id: u64) -> [u8; 8] {
-    chain_id.to_be_bytes()
-}
-
-pub fn block_key(chain_id: u64, number: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&chain_id.to_be_bytes());
-    k[8..].copy_from_slice(&number.to_be_bytes());
-    k
-}
-
 pub fn block_value(b: &BlockRef) -> [u8; 72] {
     let mut v = [0u8; 72];
     v[..32].copy_from_slice(b.hash.as_slice());
@@ -139,70 +137,6 @@ pub fn read_block(number: u64, v: &[u8]) -> Result<BlockRef, StoreError> {
         parent_hash: r.b256()?,
         timestamp: r.u64()?,
     })
-}
-
-/// The place of a transfer in block order: block, transaction index, position bytes.
-pub fn order_suffix(t: &Transfer, out: &mut Vec<u8>) {
-    out.extend_from_slice(&t.block_number.to_be_bytes());
-    out.extend_from_slice(&t.tx_index.to_be_bytes());
-    position(&t.position, out);
-}
-
-/// Transfer value: tied flag (block hash comes from the blocks table), tx hash, timestamp,
-/// from, to, asset, amount; untied (imported) transfers carry their block hash.
-pub fn transfer_value(t: &Transfer, tied: bool, out: &mut Vec<u8>) {
-    out.push(u8::from(tied));
-    out.extend_from_slice(t.tx_hash.as_slice());
-    out.extend_from_slice(&t.timestamp.to_be_bytes());
-    out.extend_from_slice(t.from.as_slice());
-    out.extend_from_slice(t.to.as_slice());
-    put_asset(&t.asset, out);
-    put_amount(t.amount, out);
-    if !tied {
-        out.extend_from_slice(t.block_hash.as_slice());
-    }
-}
-
-/// Decodes a transfer from its order suffix (after the chain and any index prefix) and value.
-pub fn read_transfer(
-    chain_id: u64,
-    suffix: &[u8],
-    value: &[u8],
-    block_hash: impl FnOnce(u64) -> Result<B256, StoreError>,
-) -> Result<(Transfer, bool), StoreError> {
-    let mut k = Reader(suffix);
-    let block_number = k.u64()?;
-    let tx_index = k.u32()?;
-    let position = read_position(k.0)?;
-    let mut r = Reader(value);
-    let tied = r.u8()? == 1;
-    let tx_hash = r.b256()?;
-    let timestamp = r.u64()?;
-    let from = r.address()?;
-    let to = r.address()?;
-    let asset = r.asset()?;
-    let amount = r.amount()?;
-    let block_hash = if tied {
-        block_hash(block_number)?
-    } else {
-        r.b256()?
-    };
-    Ok((
-        Transfer {
-            chain_id,
-            block_number,
-            block_hash,
-            timestamp,
-            tx_hash,
-            tx_index,
-            position,
-            from,
-            to,
-            asset,
-            amount,
-        },
-        tied,
-    ))
 }
 
 pub fn conversion_value(c: &Conversion, out: &mut Vec<u8>) {
@@ -254,12 +188,6 @@ pub fn read_conversion(
         asset_out: r.asset()?,
         amount_out: r.amount()?,
     })
-}
-
-/// Index key for an asset: kind byte and token (zeros for the native coin).
-pub fn asset_index(token: Option<Address>, out: &mut Vec<u8>) {
-    out.push(u8::from(token.is_some()));
-    out.extend_from_slice(token.unwrap_or_default().as_slice());
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@
 //! The trait is synchronous; async callers use `spawn_blocking`.
 
 mod codec;
-mod lsm;
+mod embedded;
 mod pg;
 pub mod testing;
 
@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use alloy_primitives::{Address, B256, U256};
 use holdfast_primitives::{Asset, BlockRef, Conversion, Transfer};
 
-pub use lsm::EmbeddedStore;
+pub use embedded::{Durability, EmbeddedOptions, EmbeddedStore};
 pub use pg::PgStore;
 
 /// Most rows one query returns.
@@ -168,6 +168,54 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Transfer>, StoreError>;
 
+    /// Sent by `address`, from block `from_block` on, in block order.
+    fn transfers_from(
+        &self,
+        chain_id: u64,
+        address: Address,
+        from_block: u64,
+        limit: usize,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        let query = TransferQuery::From {
+            address,
+            from_block,
+        };
+        self.transfers(chain_id, query, limit)
+    }
+
+    /// Received by `address`, from block `from_block` on, in block order.
+    fn transfers_to(
+        &self,
+        chain_id: u64,
+        address: Address,
+        from_block: u64,
+        limit: usize,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        let query = TransferQuery::To {
+            address,
+            from_block,
+        };
+        self.transfers(chain_id, query, limit)
+    }
+
+    /// Every transfer of one transaction (at most [`MAX_LIMIT`]), in order.
+    fn transfers_of_tx(&self, chain_id: u64, tx_hash: B256) -> Result<Vec<Transfer>, StoreError> {
+        self.transfers(chain_id, TransferQuery::Tx { tx_hash }, MAX_LIMIT)
+    }
+
+    /// Of one token contract (any kind: ERC-20, -721, -1155), or of the native coin
+    /// (`None`), from block `from_block` on, in block order.
+    fn transfers_of_asset(
+        &self,
+        chain_id: u64,
+        token: Option<Address>,
+        from_block: u64,
+        limit: usize,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        self.transfers(chain_id, TransferQuery::Asset { token, from_block }, limit)
+    }
+
+    /// Conversions of one transaction, by log index.
     fn conversions_of_tx(
         &self,
         chain_id: u64,
@@ -180,6 +228,11 @@ pub trait Store: Send + Sync {
     fn import_transfers(&self, chain_id: u64, transfers: &[Transfer]) -> Result<usize, StoreError>;
 
     fn stats(&self, chain_id: u64) -> Result<StoreStats, StoreError>;
+
+    /// How many transfers are stored for the chain (blocks' and imported).
+    fn transfer_count(&self, chain_id: u64) -> Result<u64, StoreError> {
+        Ok(self.stats(chain_id)?.transfers)
+    }
 
     /// Sum of amounts per asset (checking a store against the node after a crash).
     fn sum_by_asset(&self, chain_id: u64) -> Result<BTreeMap<Asset, U256>, StoreError>;

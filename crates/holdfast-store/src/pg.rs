@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use alloy_primitives::{Address, B256, U256};
 use holdfast_primitives::{Asset, BlockRef, Conversion, Transfer};
@@ -17,36 +18,37 @@ use crate::{
     Applied, BlockData, Store, StoreError, StoreStats, TransferQuery, check_limit, validate,
 };
 
-const SCHEMA_VERSION: i32 = 1;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS holdfast_schema (version INT NOT NULL);
-CREATE TABLE IF NOT EXISTS blocks (
+/// Schema migrations, in order: `MIGRATIONS[i]` takes a database from version `i` to
+/// `i + 1` (recorded in `holdfast_schema`). Append new ones; never edit a released one.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE blocks (
     chain_id BIGINT NOT NULL, number BIGINT NOT NULL,
     hash BYTEA NOT NULL, parent_hash BYTEA NOT NULL, ts BIGINT NOT NULL,
     PRIMARY KEY (chain_id, number));
-CREATE TABLE IF NOT EXISTS transfers (
+CREATE TABLE transfers (
     chain_id BIGINT NOT NULL, block_number BIGINT NOT NULL, tx_index BIGINT NOT NULL, position BYTEA NOT NULL,
     tied BOOLEAN NOT NULL, block_hash BYTEA NOT NULL, ts BIGINT NOT NULL, tx_hash BYTEA NOT NULL,
     from_addr BYTEA NOT NULL, to_addr BYTEA NOT NULL, asset BYTEA NOT NULL, token BYTEA,
     amount NUMERIC(78, 0) NOT NULL,
     PRIMARY KEY (chain_id, block_number, tx_index, position));
-CREATE INDEX IF NOT EXISTS transfers_from ON transfers (chain_id, from_addr, block_number, tx_index, position);
-CREATE INDEX IF NOT EXISTS transfers_to ON transfers (chain_id, to_addr, block_number, tx_index, position);
-CREATE INDEX IF NOT EXISTS transfers_tx ON transfers (chain_id, tx_hash);
-CREATE INDEX IF NOT EXISTS transfers_token ON transfers (chain_id, token, block_number, tx_index, position);
-CREATE TABLE IF NOT EXISTS conversions (
+CREATE INDEX transfers_from ON transfers (chain_id, from_addr, block_number, tx_index, position);
+CREATE INDEX transfers_to ON transfers (chain_id, to_addr, block_number, tx_index, position);
+CREATE INDEX transfers_tx ON transfers (chain_id, tx_hash);
+CREATE INDEX transfers_token ON transfers (chain_id, token, block_number, tx_index, position);
+CREATE TABLE conversions (
     chain_id BIGINT NOT NULL, block_number BIGINT NOT NULL, tx_index BIGINT NOT NULL, log_index BIGINT NOT NULL,
     tx_hash BYTEA NOT NULL, body BYTEA NOT NULL,
     PRIMARY KEY (chain_id, block_number, tx_index, log_index));
-CREATE INDEX IF NOT EXISTS conversions_tx ON conversions (chain_id, tx_hash);
-";
+CREATE INDEX conversions_tx ON conversions (chain_id, tx_hash);
+"];
 
 const COLUMNS: &str = "block_number, tx_index, position, block_hash, ts, tx_hash, from_addr, to_addr, asset, amount::text";
 
 /// A PostgreSQL-backed store (one connection, serialized).
 pub struct PgStore {
     client: Mutex<Client>,
+    /// Test hook: panic while staging a write, after this many transfers.
+    fail_after: AtomicUsize,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -65,47 +67,57 @@ impl PgStore {
     pub fn connect(url: &str) -> Result<PgStore, StoreError> {
         let mut client = Client::connect(url, NoTls)?;
         let mut txn = client.transaction()?;
-        // One instance at a time creates the schema; an existing schema of this version gets
-        // no DDL (which would lock tables other instances are writing).
-        txn.batch_execute("SELECT pg_advisory_xact_lock(7400001)")?;
-        let exists = txn
-            .query_one("SELECT to_regclass('holdfast_schema') IS NOT NULL", &[])?
-            .get::<_, bool>(0);
-        if !exists
-            || txn
-                .query_one("SELECT coalesce(max(version), 0) FROM holdfast_schema", &[])?
-                .get::<_, i32>(0)
-                != SCHEMA_VERSION
-        {
-            txn.batch_execute(SCHEMA)?;
+        // One instance at a time migrates; a schema that is up to date gets no DDL (which
+        // would lock tables other instances are writing).
+        txn.batch_execute(
+            "SELECT pg_advisory_xact_lock(7400001);
+             CREATE TABLE IF NOT EXISTS holdfast_schema (version INT NOT NULL)",
+        )?;
+        let version = txn
+            .query_one("SELECT coalesce(max(version), 0) FROM holdfast_schema", &[])?
+            .get::<_, i32>(0);
+        let known = MIGRATIONS.len();
+        let from = usize::try_from(version).unwrap_or(usize::MAX);
+        if from > known {
+            return Err(StoreError::Postgres(format!(
+                "the database has schema version {version}; this Holdfast knows versions up to {known}: upgrade Holdfast"
+            )));
         }
-        let version: Option<i32> = txn
-            .query_opt("SELECT max(version) FROM holdfast_schema", &[])?
-            .and_then(|r| r.get(0));
-        match version {
-            None => {
-                txn.execute(
-                    "INSERT INTO holdfast_schema (version) VALUES ($1)",
-                    &[&SCHEMA_VERSION],
-                )?;
-            }
-            Some(v) if v == SCHEMA_VERSION => {}
-            Some(v) => {
-                return Err(StoreError::Postgres(format!(
-                    "the database has schema version {v}; this Holdfast knows version {SCHEMA_VERSION}"
-                )));
-            }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(from) {
+            txn.batch_execute(m)?;
+            txn.execute(
+                "INSERT INTO holdfast_schema (version) VALUES ($1)",
+                &[&(i32::try_from(i + 1).unwrap_or(i32::MAX))],
+            )?;
         }
         txn.commit()?;
         Ok(PgStore {
             client: Mutex::new(client),
+            fail_after: AtomicUsize::new(usize::MAX),
         })
     }
 
-    fn client(&self) -> Result<std::sync::MutexGuard<'_, Client>, StoreError> {
-        self.client.lock().map_err(|_| {
-            StoreError::Postgres("connection lock poisoned by an earlier panic".into())
-        })
+    fn client(&self) -> Result<MutexGuard<'_, Client>, StoreError> {
+        // A panic mid-write dropped its transaction, which rolled back: the connection is
+        // clean, so a poisoned lock is safe to take over.
+        Ok(self.client.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Test hook for the crash tests: the next write panics after staging `transfers`
+    /// transfers, inside its transaction.
+    #[doc(hidden)]
+    pub fn panic_during_next_write(&self, transfers: usize) {
+        self.fail_after.store(transfers, Ordering::SeqCst);
+    }
+
+    fn check_fail(&self, staged: usize) {
+        if self
+            .fail_after
+            .compare_exchange(staged, usize::MAX, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            panic!("injected failure after staging {staged} transfers");
+        }
     }
 
     /// Deletes everything (tests and benchmarks).
@@ -165,6 +177,22 @@ fn copy_transfers(
     Ok(())
 }
 
+/// Inserts `COPY` rows, skipping those whose place is already stored; how many were new.
+fn insert_skipping_stored(
+    txn: &mut postgres::Transaction<'_>,
+    rows: &str,
+) -> Result<u64, StoreError> {
+    txn.batch_execute(
+        "CREATE TEMP TABLE IF NOT EXISTS stage (LIKE transfers) ON COMMIT DELETE ROWS",
+    )?;
+    copy_transfers(txn, "stage", rows)?;
+    let new = txn.execute(
+        "INSERT INTO transfers SELECT * FROM stage ON CONFLICT DO NOTHING",
+        &[],
+    )?;
+    Ok(new)
+}
+
 fn b256(row: &Row, i: usize) -> Result<B256, StoreError> {
     let b: &[u8] = row.get(i);
     (b.len() == 32)
@@ -220,6 +248,7 @@ impl Store for PgStore {
         let mut txn = client.transaction()?;
         let mut applied = Vec::with_capacity(blocks.len());
         let mut rows = String::new();
+        let mut staged = 0;
         let mut below: Option<BlockRef> = None;
         for b in blocks {
             let n = b.block.number;
@@ -241,6 +270,8 @@ impl Store for PgStore {
             )?;
             for t in &b.transfers {
                 copy_row(t, true, &mut rows);
+                staged += 1;
+                self.check_fail(staged);
             }
             for c in &b.conversions {
                 let mut body = Vec::new();
@@ -254,7 +285,23 @@ impl Store for PgStore {
             applied.push(Applied::Written);
         }
         if !rows.is_empty() {
-            copy_transfers(&mut txn, "transfers", &rows)?;
+            // Transfers imported earlier into these blocks stay as they are: then the rows go
+            // through a staging table and skip what is stored.
+            let (lo, hi) = (
+                blocks[0].block.number,
+                blocks[blocks.len() - 1].block.number,
+            );
+            let imported = txn
+                .query_opt(
+                    "SELECT 1 FROM transfers WHERE chain_id = $1 AND block_number BETWEEN $2 AND $3 AND NOT tied LIMIT 1",
+                    &[&chain, &i64_of(lo)?, &i64_of(hi)?],
+                )?
+                .is_some();
+            if imported {
+                insert_skipping_stored(&mut txn, &rows)?;
+            } else {
+                copy_transfers(&mut txn, "transfers", &rows)?;
+            }
         }
         txn.commit()?;
         Ok(applied)
@@ -328,11 +375,11 @@ impl Store for PgStore {
         let order = "ORDER BY block_number, tx_index, position LIMIT";
         let mut client = self.client()?;
         let rows = match query {
-            TransferQuery::From { address, from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND from_addr = $2 AND block_number >= $3 {order} $4"), &[&chain, &address.as_slice(), &i64_of(from_block)?, &lim])?,
-            TransferQuery::To { address, from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND to_addr = $2 AND block_number >= $3 {order} $4"), &[&chain, &address.as_slice(), &i64_of(from_block)?, &lim])?,
+            TransferQuery::From { address, from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND from_addr = $2 AND block_number >= $3 {order} $4"), &[&chain, &address.as_slice(), &i64::try_from(from_block).unwrap_or(i64::MAX), &lim])?,
+            TransferQuery::To { address, from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND to_addr = $2 AND block_number >= $3 {order} $4"), &[&chain, &address.as_slice(), &i64::try_from(from_block).unwrap_or(i64::MAX), &lim])?,
             TransferQuery::Tx { tx_hash } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND tx_hash = $2 {order} $3"), &[&chain, &tx_hash.as_slice(), &lim])?,
-            TransferQuery::Asset { token: Some(token), from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND token = $2 AND block_number >= $3 {order} $4"), &[&chain, &token.as_slice(), &i64_of(from_block)?, &lim])?,
-            TransferQuery::Asset { token: None, from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND token IS NULL AND block_number >= $2 {order} $3"), &[&chain, &i64_of(from_block)?, &lim])?,
+            TransferQuery::Asset { token: Some(token), from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND token = $2 AND block_number >= $3 {order} $4"), &[&chain, &token.as_slice(), &i64::try_from(from_block).unwrap_or(i64::MAX), &lim])?,
+            TransferQuery::Asset { token: None, from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND token IS NULL AND block_number >= $2 {order} $3"), &[&chain, &i64::try_from(from_block).unwrap_or(i64::MAX), &lim])?,
         };
         rows.iter().map(|r| transfer(chain_id, r)).collect()
     }
@@ -365,20 +412,16 @@ impl Store for PgStore {
                 what: format!("transfer {} is for chain {}", t.tx_hash, t.chain_id),
             });
         }
-        let mut rows = String::new();
-        for t in transfers {
-            copy_row(t, false, &mut rows);
-        }
         let mut client = self.client()?;
         let mut txn = client.transaction()?;
-        txn.batch_execute("CREATE TEMP TABLE import_stage (LIKE transfers) ON COMMIT DROP")?;
-        copy_transfers(&mut txn, "import_stage", &rows)?;
-        let new = txn.execute(
-            "INSERT INTO transfers SELECT * FROM import_stage ON CONFLICT DO NOTHING",
-            &[],
-        )?;
+        let mut rows = String::new();
+        for (i, t) in transfers.iter().enumerate() {
+            copy_row(t, false, &mut rows);
+            self.check_fail(i + 1);
+        }
+        let new = insert_skipping_stored(&mut txn, &rows)?;
         txn.commit()?;
-        Ok(new as usize)
+        Ok(usize::try_from(new).unwrap_or(usize::MAX))
     }
 
     fn stats(&self, chain_id: u64) -> Result<StoreStats, StoreError> {

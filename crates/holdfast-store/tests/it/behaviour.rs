@@ -6,7 +6,7 @@ use alloy_primitives::{Address, B256, U256};
 use holdfast_primitives::{Asset, BlockRef, Conversion, ConversionKind, Position, Transfer};
 use holdfast_store::testing::TempPostgres;
 use holdfast_store::{
-    Applied, BlockData, EmbeddedStore, PgStore, Store, StoreError, TransferQuery,
+    Applied, BlockData, EmbeddedStore, MAX_LIMIT, PgStore, Store, StoreError, TransferQuery,
 };
 
 fn addr(n: u8) -> Address {
@@ -421,4 +421,326 @@ fn embedded_store_survives_reopen() {
     std::fs::write(&file, "not a store").expect("write");
     let err = EmbeddedStore::open(&file).expect_err("a file is not a store");
     assert!(err.to_string().contains("a-file"), "{err}");
+}
+
+/// Block `n` with mixed positions in three transactions, every asset kind of one token
+/// contract, and two tx hashes whose 32 bytes differ but fold to the same digest (their
+/// first two words swapped).
+fn rich_block(chain_id: u64, n: u64) -> BlockData {
+    let b = block_ref(n, 0);
+    let token = addr(0xcc);
+    let tx = |i: u8| {
+        let mut h = [0u8; 32];
+        h[..8].copy_from_slice(&(n * 10 + u64::from(i)).to_be_bytes());
+        h[8..16].copy_from_slice(&[i + 1; 8]);
+        B256::from(h)
+    };
+    let swapped = |h: B256| {
+        let mut s = [0u8; 32];
+        s[..8].copy_from_slice(&h[8..16]);
+        s[8..16].copy_from_slice(&h[..8]);
+        B256::from(s)
+    };
+    let t = |tx_hash: B256, tx_index: u32, position: Position, from: u8, to: u8, asset: Asset| {
+        Transfer {
+            chain_id,
+            block_number: n,
+            block_hash: b.hash,
+            timestamp: b.timestamp,
+            tx_hash,
+            tx_index,
+            position,
+            from: addr(from),
+            to: addr(to),
+            asset,
+            amount: U256::from(n * 1000 + u64::from(from) * 10 + u64::from(to)),
+        }
+    };
+    let call = |a: &[u16]| Position::Call {
+        trace_address: a.to_vec(),
+    };
+    let log = |log_index: u32, item: u16| Position::Log { log_index, item };
+    let (t0, t1) = (tx(0), tx(1));
+    let t2 = swapped(t1);
+    // Listed out of order on purpose: the store sorts.
+    let transfers = vec![
+        t(
+            t1,
+            1,
+            log(7, 1),
+            5,
+            6,
+            Asset::Erc1155 {
+                token,
+                id: U256::from(2),
+            },
+        ),
+        t(t0, 0, log(3, 0), 4, 5, Asset::Erc20 { token }),
+        t(t0, 0, call(&[1]), 5, 4, Asset::Native),
+        t(t0, 0, call(&[0, 1]), 4, 6, Asset::Native),
+        t(
+            t1,
+            1,
+            log(7, 0),
+            5,
+            4,
+            Asset::Erc1155 {
+                token,
+                id: U256::from(2),
+            },
+        ),
+        t(t0, 0, call(&[]), 4, 5, Asset::Native),
+        t(
+            t2,
+            2,
+            log(9, 0),
+            6,
+            4,
+            Asset::Erc721 {
+                token,
+                id: U256::from(n),
+            },
+        ),
+        t(t0, 0, call(&[0]), 5, 6, Asset::Native),
+    ];
+    BlockData {
+        block: b,
+        transfers,
+        conversions: Vec::new(),
+    }
+}
+
+/// What a query must return, computed from the written data.
+fn expected(
+    all: &[Transfer],
+    keep: impl Fn(&Transfer) -> bool,
+    from_block: u64,
+    limit: usize,
+) -> Vec<Transfer> {
+    let mut v: Vec<Transfer> = all
+        .iter()
+        .filter(|t| t.block_number >= from_block && keep(t))
+        .cloned()
+        .collect();
+    v.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+    v.truncate(limit);
+    v
+}
+
+#[test]
+fn every_query_is_in_block_order_from_its_block_and_bounded() {
+    on_both(106, |s, c| {
+        let blocks: Vec<BlockData> = (0..6).map(|n| rich_block(c, n)).collect();
+        s.apply_blocks(c, &blocks).expect("write");
+        let all: Vec<Transfer> = blocks.iter().flat_map(|b| b.transfers.clone()).collect();
+        let token = addr(0xcc);
+        for from_block in [0, 2, 5, 6, u64::MAX] {
+            for limit in [0, 1, 3, 7, 1000, MAX_LIMIT] {
+                for a in [4, 5, 6, 9] {
+                    let a = addr(a);
+                    assert_eq!(
+                        s.transfers_from(c, a, from_block, limit).expect("from"),
+                        expected(&all, |t| t.from == a, from_block, limit),
+                        "out of {a} from {from_block} limit {limit}"
+                    );
+                    assert_eq!(
+                        s.transfers_to(c, a, from_block, limit).expect("to"),
+                        expected(&all, |t| t.to == a, from_block, limit),
+                        "into {a} from {from_block} limit {limit}"
+                    );
+                }
+                assert_eq!(
+                    s.transfers_of_asset(c, None, from_block, limit)
+                        .expect("native"),
+                    expected(&all, |t| t.asset == Asset::Native, from_block, limit),
+                    "native from {from_block} limit {limit}"
+                );
+                assert_eq!(
+                    s.transfers_of_asset(c, Some(token), from_block, limit)
+                        .expect("token"),
+                    expected(&all, |t| t.asset.token() == Some(token), from_block, limit),
+                    "token from {from_block} limit {limit}"
+                );
+                assert!(
+                    s.transfers_of_asset(c, Some(addr(0xdd)), from_block, limit)
+                        .expect("unknown token")
+                        .is_empty()
+                );
+            }
+        }
+        for t in &all {
+            assert_eq!(
+                s.transfers_of_tx(c, t.tx_hash).expect("tx"),
+                expected(&all, |x| x.tx_hash == t.tx_hash, 0, MAX_LIMIT),
+                "tx {}",
+                t.tx_hash
+            );
+            assert_eq!(
+                s.transfers(c, TransferQuery::Tx { tx_hash: t.tx_hash }, 1)
+                    .expect("tx"),
+                expected(&all, |x| x.tx_hash == t.tx_hash, 0, 1),
+            );
+        }
+        assert!(
+            s.transfers_of_tx(c, B256::repeat_byte(0x42))
+                .expect("unknown tx")
+                .is_empty()
+        );
+        for query in [
+            TransferQuery::From {
+                address: addr(4),
+                from_block: 0,
+            },
+            TransferQuery::To {
+                address: addr(4),
+                from_block: 0,
+            },
+            TransferQuery::Tx {
+                tx_hash: all[0].tx_hash,
+            },
+            TransferQuery::Asset {
+                token: None,
+                from_block: 0,
+            },
+        ] {
+            let err = s
+                .transfers(c, query, MAX_LIMIT + 1)
+                .expect_err("above the limit");
+            assert!(
+                matches!(err, StoreError::Limit(l) if l == MAX_LIMIT + 1),
+                "{err}"
+            );
+        }
+        assert_eq!(s.transfer_count(c).expect("count"), all.len() as u64);
+        // Another chain sees none of it.
+        assert!(
+            s.transfers_from(c + 1000, addr(4), 0, 100)
+                .expect("other chain")
+                .is_empty()
+        );
+        assert_eq!(s.head(c + 1000).expect("other chain"), None);
+    });
+}
+
+/// Writes block 0, then a three-block write that panics in its second block, then checks
+/// that nothing of it is visible and that the store still works.
+fn interrupted_write_leaves_nothing(s: &dyn Store, c: u64, arm: &dyn Fn(usize)) {
+    s.apply_blocks(c, &[block(c, 0, 0)]).expect("write");
+    let write: Vec<BlockData> = (1..4).map(|n| block(c, n, 0)).collect();
+    arm(6); // block 1 has transfers 1 to 4: the panic comes in block 2
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.apply_blocks(c, &write)));
+    assert!(outcome.is_err(), "the injected panic happened");
+    assert_eq!(s.head(c).expect("head"), Some(block_ref(0, 0)));
+    assert_eq!(s.block(c, 1).expect("block"), None);
+    let stats = s.stats(c).expect("stats");
+    assert_eq!(
+        (stats.blocks, stats.transfers, stats.conversions),
+        (1, 4, 1)
+    );
+    assert!(
+        s.transfers_of_tx(c, write[0].transfers[0].tx_hash)
+            .expect("tx")
+            .is_empty()
+    );
+    assert!(
+        s.conversions_of_tx(c, write[0].conversions[0].tx_hash)
+            .expect("conversions")
+            .is_empty()
+    );
+    assert_eq!(s.transfers_from(c, addr(1), 1, 100).expect("from"), vec![]);
+    // The same write goes through afterwards.
+    assert_eq!(
+        s.apply_blocks(c, &write).expect("write again"),
+        vec![Applied::Written; 3]
+    );
+    assert_eq!(s.transfer_count(c).expect("count"), 16);
+    // An interrupted import leaves nothing either.
+    let mut imported = block(c, 20, 0).transfers;
+    for t in &mut imported {
+        t.block_hash = B256::ZERO;
+    }
+    arm(2);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        s.import_transfers(c, &imported)
+    }));
+    assert!(outcome.is_err(), "the injected panic happened");
+    assert_eq!(s.transfer_count(c).expect("count"), 16);
+    assert_eq!(s.import_transfers(c, &imported).expect("import"), 4);
+}
+
+#[test]
+fn a_write_interrupted_by_a_panic_leaves_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let embedded = EmbeddedStore::open(&dir.path().join("store")).expect("open");
+    interrupted_write_leaves_nothing(&embedded, 107, &|n| embedded.panic_during_next_write(n));
+    let url = pg();
+    if !url.is_empty() {
+        let pg = PgStore::connect(url).expect("connect");
+        interrupted_write_leaves_nothing(&pg, 107, &|n| pg.panic_during_next_write(n));
+    }
+}
+
+#[test]
+fn a_block_written_after_an_import_of_its_transfers_keeps_the_imported_ones() {
+    on_both(108, |s, c| {
+        let blocks: Vec<BlockData> = (0..4).map(|n| block(c, n, 0)).collect();
+        let mut imported = blocks[3].transfers[..2].to_vec();
+        for t in &mut imported {
+            t.block_hash = B256::ZERO;
+        }
+        assert_eq!(s.import_transfers(c, &imported).expect("import"), 2);
+        assert_eq!(
+            s.apply_blocks(c, &blocks).expect("write"),
+            vec![Applied::Written; 4]
+        );
+        assert_eq!(s.transfer_count(c).expect("count"), 16, "no duplicates");
+        let tx = s
+            .transfers_of_tx(c, blocks[3].transfers[0].tx_hash)
+            .expect("tx");
+        assert_eq!(tx, imported, "the imported copies stay as they were");
+        // An unwind removes the block's own transfers and keeps the imported ones.
+        s.unwind_above(c, 2).expect("unwind");
+        assert_eq!(s.transfer_count(c).expect("count"), 14);
+        assert_eq!(
+            s.transfers_of_tx(c, blocks[3].transfers[0].tx_hash)
+                .expect("tx"),
+            imported
+        );
+        assert_eq!(
+            s.transfers_of_asset(c, None, 3, 100).expect("native"),
+            imported
+        );
+        assert_eq!(
+            s.transfers_from(c, addr(1), 3, 100).expect("from"),
+            imported[..1].to_vec()
+        );
+        // Written again, the block is whole once more.
+        s.apply_blocks(c, &blocks[3..]).expect("write again");
+        assert_eq!(s.transfer_count(c).expect("count"), 16);
+    });
+}
+
+#[test]
+fn postgres_store_survives_reconnect_and_migrates_once() {
+    let url = pg();
+    if url.is_empty() {
+        return;
+    }
+    {
+        let s = PgStore::connect(url).expect("connect");
+        s.apply_blocks(109, &[block(109, 0, 0), block(109, 1, 0)])
+            .expect("write");
+    }
+    let s = PgStore::connect(url).expect("reconnect");
+    assert_eq!(s.head(109).expect("head"), Some(block_ref(1, 0)));
+    assert_eq!(s.transfer_count(109).expect("count"), 8);
+    let mut c = postgres::Client::connect(url, postgres::NoTls).expect("client");
+    let versions: Vec<i32> = c
+        .query("SELECT version FROM holdfast_schema ORDER BY version", &[])
+        .expect("versions")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, vec![1], "each migration recorded once");
 }

@@ -1,0 +1,276 @@
+//! The embedded store's bytes: keyspaces, keys and values (see the table in the module
+//! above), and the staging buffer a write is assembled in. Part of the on-disk format:
+//! changing an encoding means a new `FORMAT`.
+
+use alloy_primitives::{Address, B256};
+use holdfast_primitives::{Position, Transfer};
+
+use crate::StoreError;
+use crate::codec::{self, Reader};
+
+/// Flag bit of a transfer record: imported (no block written with it; keeps its own block
+/// hash and survives unwinds).
+pub(super) const IMPORTED: u8 = 1;
+
+pub(super) const META: usize = 0;
+pub(super) const TRANSFERS: usize = 1;
+pub(super) const FROM: usize = 2;
+pub(super) const TO: usize = 3;
+pub(super) const TX: usize = 4;
+pub(super) const ASSET: usize = 5;
+pub(super) const SPACES: [(&str, bool); 6] = [
+    // (name, point lookups: worth a bloom filter)
+    ("meta", true),
+    ("transfers", true),
+    ("from", false),
+    ("to", false),
+    ("tx", false),
+    ("asset", false),
+];
+
+/// Key-value pairs and deletions of one write, in one buffer, sorted before they go into
+/// the batch (sorted inserts are markedly cheaper for the memtable).
+#[derive(Default)]
+pub(super) struct Staged {
+    pub(super) arena: Vec<u8>,
+    /// (keyspace, key start, key end = value start, value end)
+    pub(super) puts: Vec<(usize, usize, usize, usize)>,
+    /// (keyspace, key start, key end)
+    pub(super) dels: Vec<(usize, usize, usize)>,
+}
+
+impl Staged {
+    pub(super) fn put(&mut self, space: usize, key: &[&[u8]], value: &[&[u8]]) {
+        let start = self.arena.len();
+        for k in key {
+            self.arena.extend_from_slice(k);
+        }
+        let mid = self.arena.len();
+        for v in value {
+            self.arena.extend_from_slice(v);
+        }
+        self.puts.push((space, start, mid, self.arena.len()));
+    }
+
+    /// A put whose value is encoded by `value`.
+    pub(super) fn put_with(
+        &mut self,
+        space: usize,
+        key: &[&[u8]],
+        value: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let start = self.arena.len();
+        for k in key {
+            self.arena.extend_from_slice(k);
+        }
+        let mid = self.arena.len();
+        value(&mut self.arena);
+        self.puts.push((space, start, mid, self.arena.len()));
+    }
+
+    pub(super) fn del(&mut self, space: usize, key: &[&[u8]]) {
+        let start = self.arena.len();
+        for k in key {
+            self.arena.extend_from_slice(k);
+        }
+        self.dels.push((space, start, self.arena.len()));
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.puts.is_empty() && self.dels.is_empty()
+    }
+}
+
+pub(super) fn block_key(number: u64) -> [u8; 9] {
+    let mut k = [b'b'; 9];
+    k[1..].copy_from_slice(&number.to_be_bytes());
+    k
+}
+
+pub(super) fn imported_key(number: u64) -> [u8; 9] {
+    let mut k = [b'i'; 9];
+    k[1..].copy_from_slice(&number.to_be_bytes());
+    k
+}
+
+pub(super) const COUNTS_KEY: &[u8] = b"c";
+
+/// Block number, tx index, position: a transfer's place in block order.
+pub(super) fn place(t: &Transfer, out: &mut Vec<u8>) {
+    out.extend_from_slice(&t.block_number.to_be_bytes());
+    out.extend_from_slice(&t.tx_index.to_be_bytes());
+    codec::position(&t.position, out);
+}
+
+/// The transaction index's 8-byte digest of a tx hash: its four words folded and mixed
+/// (SplitMix64's finalizer), so that hashes that are not uniformly random (imports, tests)
+/// still spread. Collisions only cost a filtered read. Part of the on-disk format.
+pub(super) fn tx_digest(tx_hash: &B256) -> [u8; 8] {
+    let mut x = 0u64;
+    for w in tx_hash.0.chunks_exact(8) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        x ^= u64::from_be_bytes(b);
+    }
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (x ^ (x >> 31)).to_be_bytes()
+}
+
+/// The asset index prefix: 0 for the native coin, 1 and the token otherwise.
+pub(super) fn asset_prefix(token: Option<Address>) -> Vec<u8> {
+    match token {
+        None => vec![0],
+        Some(t) => [&[1u8][..], t.as_slice()].concat(),
+    }
+}
+
+/// Offsets in a `transfers` record.
+pub(super) const REC_TX_HASH: usize = 1;
+pub(super) const REC_FROM: usize = 41;
+pub(super) const REC_TO: usize = 61;
+pub(super) const REC_ASSET: usize = 81;
+
+fn record(t: &Transfer, imported: bool, out: &mut Vec<u8>) {
+    out.push(if imported { IMPORTED } else { 0 });
+    out.extend_from_slice(t.tx_hash.as_slice());
+    out.extend_from_slice(&t.timestamp.to_be_bytes());
+    out.extend_from_slice(t.from.as_slice());
+    out.extend_from_slice(t.to.as_slice());
+    codec::put_asset(&t.asset, out);
+    codec::put_amount(t.amount, out);
+    if imported {
+        out.extend_from_slice(t.block_hash.as_slice());
+    }
+}
+
+/// The value of an address index entry: everything but the indexed address and the place.
+fn covering(t: &Transfer, imported: bool, other: Address, out: &mut Vec<u8>) {
+    out.push(if imported { IMPORTED } else { 0 });
+    out.extend_from_slice(t.block_hash.as_slice());
+    out.extend_from_slice(t.tx_hash.as_slice());
+    out.extend_from_slice(&t.timestamp.to_be_bytes());
+    out.extend_from_slice(other.as_slice());
+    codec::put_asset(&t.asset, out);
+    codec::put_amount(t.amount, out);
+}
+
+/// Stages a transfer with its index entries.
+pub(super) fn stage_transfer(
+    s: &mut Staged,
+    t: &Transfer,
+    imported: bool,
+    place_buf: &mut Vec<u8>,
+) {
+    place_buf.clear();
+    place(t, place_buf);
+    let p = place_buf.as_slice();
+    s.put_with(TRANSFERS, &[p], |out| record(t, imported, out));
+    s.put_with(FROM, &[t.from.as_slice(), p], |out| {
+        covering(t, imported, t.to, out);
+    });
+    s.put_with(TO, &[t.to.as_slice(), p], |out| {
+        covering(t, imported, t.from, out);
+    });
+    s.put(TX, &[&tx_digest(&t.tx_hash), &p[..12]], &[]);
+    s.put(
+        ASSET,
+        &[
+            &asset_prefix(t.asset.token()),
+            &t.block_number.to_be_bytes(),
+        ],
+        &[],
+    );
+}
+
+fn read_place(b: &[u8]) -> Result<(u64, u32, Position), StoreError> {
+    let mut r = Reader(b);
+    let number = r.u64()?;
+    let tx_index = r.u32()?;
+    Ok((number, tx_index, codec::read_position(r.0)?))
+}
+
+/// Decodes a `transfers` record; `block_hash` resolves the hash of a block's own transfers.
+pub(super) fn read_record(
+    chain_id: u64,
+    key: &[u8],
+    value: &[u8],
+    block_hash: &mut impl FnMut(u64) -> Result<B256, StoreError>,
+) -> Result<Transfer, StoreError> {
+    let (block_number, tx_index, position) = read_place(key)?;
+    let mut r = Reader(value);
+    let imported = r.u8()? & IMPORTED != 0;
+    let tx_hash = r.b256()?;
+    let timestamp = r.u64()?;
+    let from = r.address()?;
+    let to = r.address()?;
+    let asset = r.asset()?;
+    let amount = r.amount()?;
+    let block_hash = if imported {
+        r.b256()?
+    } else {
+        block_hash(block_number)?
+    };
+    Ok(Transfer {
+        chain_id,
+        block_number,
+        block_hash,
+        timestamp,
+        tx_hash,
+        tx_index,
+        position,
+        from,
+        to,
+        asset,
+        amount,
+    })
+}
+
+/// Decodes an address index entry (`key` after the indexed address).
+pub(super) fn read_covering(
+    chain_id: u64,
+    address: Address,
+    outgoing: bool,
+    place: &[u8],
+    value: &[u8],
+) -> Result<Transfer, StoreError> {
+    let (block_number, tx_index, position) = read_place(place)?;
+    let mut r = Reader(value);
+    r.u8()?;
+    let block_hash = r.b256()?;
+    let tx_hash = r.b256()?;
+    let timestamp = r.u64()?;
+    let other = r.address()?;
+    let (from, to) = if outgoing {
+        (address, other)
+    } else {
+        (other, address)
+    };
+    Ok(Transfer {
+        chain_id,
+        block_number,
+        block_hash,
+        timestamp,
+        tx_hash,
+        tx_index,
+        position,
+        from,
+        to,
+        asset: r.asset()?,
+        amount: r.amount()?,
+    })
+}
+
+pub(super) fn read_counts(v: Option<&[u8]>) -> Result<[u64; 3], StoreError> {
+    let Some(v) = v else { return Ok([0; 3]) };
+    let mut r = Reader(v);
+    Ok([r.u64()?, r.u64()?, r.u64()?])
+}
+
+pub(super) fn counts_value(c: [u64; 3]) -> [u8; 24] {
+    let mut v = [0u8; 24];
+    for (i, x) in c.iter().enumerate() {
+        v[i * 8..i * 8 + 8].copy_from_slice(&x.to_be_bytes());
+    }
+    v
+}
