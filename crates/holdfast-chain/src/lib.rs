@@ -5,6 +5,7 @@
 //! - [`etl`]: transfers from blockchain-etl CSV exports (`holdfast import transfers`).
 //! - [`source`]: [`ChainSource`], one node over HTTP or WebSocket: batched, rate-limited,
 //!   retried block fetches; trace method detection.
+//! - [`state`]: account state, storage and headers at a block (the guard's simulation fork).
 //!
 //! This is the only crate that speaks JSON-RPC; everything above it sees normalized records.
 //!
@@ -14,5 +15,7 @@
 pub mod etl;
 pub mod extract;
 pub mod source;
+pub mod state;
 
 pub use source::{BlockTransfers, ChainError, ChainSource, SourceConfig, TraceMode};
+pub use state::{Account, Header};

@@ -348,7 +348,7 @@ impl ChainSource {
     }
 
     /// One call with rate limit, timeout and retries.
-    async fn call<P, R>(
+    pub(crate) async fn call<P, R>(
         &self,
         method: &'static str,
         params: P,
@@ -397,6 +397,36 @@ impl ChainSource {
             tracing::debug!(target: "chain::source", method, ?block, attempt, ?delay, "retrying");
             tokio::time::sleep(delay).await;
         }
+    }
+
+    pub(crate) fn client(&self) -> &RpcClient {
+        &self.client
+    }
+
+    pub(crate) fn config(&self) -> &SourceConfig {
+        &self.config
+    }
+
+    pub(crate) async fn acquire(&self, calls: u32) {
+        self.limiter.acquire(calls).await;
+    }
+
+    /// How long to wait before retrying a failed batch (`None`: give up): only retryable
+    /// errors and time-outs (`error` `None`) are retried, at most `max_retries` times.
+    pub(crate) fn retry_delay(
+        &self,
+        error: Option<&TransportError>,
+        attempt: u32,
+    ) -> Option<Duration> {
+        let retryable = error.is_none_or(|e| RateLimitRetryPolicy::default().should_retry(e));
+        if !retryable || attempt >= self.config.max_retries {
+            return None;
+        }
+        Some(
+            error
+                .and_then(|e| RateLimitRetryPolicy::default().backoff_hint(e))
+                .unwrap_or_else(|| backoff(attempt + 1)),
+        )
     }
 
     /// The latest block number.

@@ -11,6 +11,7 @@ use holdfast_intel::DataDir;
 use holdfast_primitives::{Category, Chain, Confidence, Date, RiskLevel};
 
 use crate::chain_cmd::{self, ImportTransfersArgs, IngestArgs, StoreArgs, TransfersArgs};
+use crate::guard_cmd::{self, GuardCommand, PolicyCommand};
 use crate::{intel_cmd, screen_cmd};
 
 /// Holdfast: checks and delays for crypto — screening, guard, watch, trace.
@@ -53,6 +54,12 @@ pub enum Command {
     /// Import exported chain data.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Decide on exact payloads before they are signed.
+    #[command(subcommand)]
+    Guard(GuardCommand),
+    /// Validate a guard policy, or run its test cases.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,6 +208,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(ImportCommand::Transfers(args)) => {
             chain_cmd::import_transfers(chain_cmd::open_store(&data_dir, &cli.store)?, &args)
         }
+        Command::Guard(GuardCommand::Check(args)) => guard_cmd::check(&data_dir, &cli.store, &args),
+        Command::Policy(cmd) => guard_cmd::policy(&data_dir, cmd),
     }
 }
 

@@ -76,8 +76,48 @@ impl IntelIndex {
     /// Parses and screens one address.
     pub fn screen(&self, input: &str, options: &ScreenOptions) -> Result<Verdict, AddressError> {
         let parsed = address::parse(input, options.chain)?;
-        let exact = self.labels(&parsed.key);
-        let folded = self.folded_labels(&parsed.key);
+        Ok(self.verdict(
+            input.to_owned(),
+            &parsed.key,
+            parsed.display,
+            parsed.format,
+            parsed.chains.iter().collect(),
+            options,
+        ))
+    }
+
+    /// Screens an EVM address that is already parsed (the guard's counterparties).
+    pub fn screen_evm(
+        &self,
+        address: &alloy_primitives::Address,
+        options: &ScreenOptions,
+    ) -> Verdict {
+        let display = address.to_checksum(None);
+        let chains = match options.chain {
+            Some(c) => vec![c],
+            None => Chain::ALL.into_iter().filter(|c| c.is_evm()).collect(),
+        };
+        self.verdict(
+            display.clone(),
+            &AddressKey::Evm(*address),
+            display,
+            AddressFormat::Evm,
+            chains,
+            options,
+        )
+    }
+
+    fn verdict(
+        &self,
+        input: String,
+        key: &AddressKey,
+        display: String,
+        format: AddressFormat,
+        chains: Vec<Chain>,
+        options: &ScreenOptions,
+    ) -> Verdict {
+        let exact = self.labels(key);
+        let folded = self.folded_labels(key);
         let mut labels = Vec::with_capacity(exact.len() + folded.len());
         let mut risk = RiskLevel::None;
         let mut reasons = Vec::new();
@@ -98,16 +138,16 @@ impl IntelIndex {
                 options.as_of
             ));
         }
-        Ok(Verdict {
-            input: input.to_owned(),
-            address: parsed.display,
-            format: parsed.format,
-            chains: parsed.chains.iter().collect(),
+        Verdict {
+            input,
+            address: display,
+            format,
+            chains,
             risk,
             as_of: options.as_of,
             labels,
             reasons,
-        })
+        }
     }
 
     /// Whether the address has any active label at `level` or above (the hot path for

@@ -90,6 +90,24 @@ impl Chain {
         Chain::BnbBeacon,
     ];
 
+    /// The EVM chain with this EIP-155 chain id, if Holdfast knows it (`None` for test
+    /// networks such as anvil's 31337: every EVM label then applies).
+    pub const fn from_evm_chain_id(id: u64) -> Option<Chain> {
+        Some(match id {
+            1 => Chain::Ethereum,
+            61 => Chain::EthereumClassic,
+            56 => Chain::Bsc,
+            137 => Chain::Polygon,
+            42161 => Chain::Arbitrum,
+            10 => Chain::Optimism,
+            8453 => Chain::Base,
+            43114 => Chain::Avalanche,
+            250 => Chain::Fantom,
+            100 => Chain::Gnosis,
+            _ => return None,
+        })
+    }
+
     /// The canonical name, as used in the API path and in output.
     pub const fn name(self) -> &'static str {
         match self {
