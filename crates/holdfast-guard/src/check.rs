@@ -41,9 +41,13 @@ pub enum CheckError {
     #[error("withdrawal: amount {amount:?}: {reason}")]
     Amount { amount: String, reason: String },
     #[error(
-        "Safe {safe}: its version is unknown, so the safeTxHash cannot be computed: pass --rpc (the node's VERSION()), --safe-version, or set safe_version for the wallet in the policy"
+        "Safe {safe}: its version is unknown, so the safeTxHash cannot be computed{}: pass --rpc (the node's VERSION()), --safe-version, or set safe_version for the wallet in the policy",
+        .node_error.as_ref().map(|e| format!(" (the node could not tell: {e})")).unwrap_or_default()
     )]
-    SafeVersionUnknown { safe: Address },
+    SafeVersionUnknown {
+        safe: Address,
+        node_error: Option<String>,
+    },
     #[error(
         "Safe {safe}: the chain id is unknown, so the safeTxHash cannot be computed: give chainId in the request, --rpc, or chain_id for the wallet in the policy"
     )]
@@ -236,7 +240,16 @@ impl Guard {
                     (None, Some(v), _) => (v, "policy"),
                     (None, None, Some(v)) => (v, "request"),
                     (None, None, None) => {
-                        return Err(CheckError::SafeVersionUnknown { safe: s.safe });
+                        return Err(CheckError::SafeVersionUnknown {
+                            safe: s.safe,
+                            node_error: match &simulation {
+                                SimStatus::Failed { error } => Some(error.clone()),
+                                SimStatus::TimedOut { budget_ms } => Some(format!(
+                                    "the simulation ran past its {budget_ms} ms budget"
+                                )),
+                                SimStatus::Ran(_) | SimStatus::Unavailable => None,
+                            },
+                        });
                     }
                 };
                 let chain = chain_id.ok_or(CheckError::ChainUnknown { safe: s.safe })?;

@@ -33,6 +33,19 @@ pub async fn holdfast(node: &Anvil, from: Address, name: &str) -> Result<Address
     node.deploy(from, &code, &[]).await
 }
 
+/// OpenZeppelin's `TransparentUpgradeableProxy` (4.9.6) in front of `implementation`,
+/// administered by `admin` (an account, which alone may call `upgradeTo`).
+pub async fn transparent_proxy(
+    node: &Anvil,
+    from: Address,
+    implementation: Address,
+    admin: Address,
+) -> Result<Address, TestkitError> {
+    let code = Artifact::load("openzeppelin-contracts", "TransparentUpgradeableProxy")?.bytecode;
+    let args = (implementation, admin, alloy_primitives::Bytes::new()).abi_encode_params();
+    node.deploy(from, &code, &args).await
+}
+
 /// Uniswap V2 as deployed on mainnet: core's factory (whose pairs have the shipped
 /// `UniswapV2Pair` code) and periphery's `UniswapV2Router02`.
 #[derive(Debug, Clone, Copy)]
