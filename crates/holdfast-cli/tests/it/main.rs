@@ -1,13 +1,15 @@
 //! The `holdfast` binary end to end: exit codes, output formats, persistence of imports,
 //! batch screening. Each test uses its own data directory.
 
+mod guard;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
 const LAZARUS: &str = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96";
 const CLEAN: &str = "0x00000000000000000000000000000000000b0b0b";
 
-fn holdfast(data: &Path, args: &[&str]) -> Output {
+pub(crate) fn holdfast(data: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_holdfast"))
         .arg("--data-dir")
         .arg(data)
@@ -17,11 +19,11 @@ fn holdfast(data: &Path, args: &[&str]) -> Output {
         .expect("runs the binary")
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
