@@ -1,5 +1,6 @@
 //! `holdfast guard check`, `holdfast policy check`, `holdfast policy test`.
 
+use std::fmt::Write as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -81,6 +82,19 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Writes to standard output; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 fn now() -> u64 {
@@ -334,11 +348,14 @@ pub fn check(data_dir: &DataDir, store: &StoreArgs, args: &CheckArgs) -> anyhow:
         .await
     })??;
     rt.shutdown_timeout(Duration::from_secs(1));
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let text = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
     } else {
-        print_report(&guard, &report);
-    }
+        let mut out = String::new();
+        render_report(&mut out, &guard, &report)?;
+        out
+    };
+    emit(&text)?;
     Ok(ExitCode::from(match report.evaluation.decision {
         Decision::Allow => 0,
         Decision::Deny => 1,
@@ -347,7 +364,7 @@ pub fn check(data_dir: &DataDir, store: &StoreArgs, args: &CheckArgs) -> anyhow:
     }))
 }
 
-fn print_report(guard: &Guard, r: &Report) {
+fn render_report(out: &mut String, guard: &Guard, r: &Report) -> std::fmt::Result {
     let policy = guard.policy();
     let e = &r.evaluation;
     let head = match &e.decision {
@@ -374,24 +391,27 @@ fn print_report(guard: &Guard, r: &Report) {
         ),
     };
     match (&e.rule, e.rule_line) {
-        (Some(rule), Some(line)) => println!(
+        (Some(rule), Some(line)) => writeln!(
+            out,
             "{head}  by rule {rule:?} (policy {:?}, {}:{line})",
             r.policy, policy.source
-        ),
-        _ => println!(
+        )?,
+        _ => writeln!(
+            out,
             "{head}  by default (policy {:?}: no rule matched)",
             r.policy
-        ),
+        )?,
     }
     for reason in &e.reasons {
-        println!("  - {reason}");
+        writeln!(out, "  - {reason}")?;
     }
-    println!();
+    writeln!(out)?;
     let wallet = r
         .wallet_name
         .as_ref()
         .map_or_else(|| r.wallet.to_string(), |n| format!("{n} ({})", r.wallet));
-    println!(
+    writeln!(
+        out,
         "Request: {} on chain {}, wallet {wallet}{}",
         match r.kind {
             holdfast_guard::facts::RequestKind::Transaction => "transaction",
@@ -405,66 +425,79 @@ fn print_report(guard: &Guard, r: &Report) {
             .as_ref()
             .map(|i| format!(", asked by {i}"))
             .unwrap_or_default()
-    );
+    )?;
     if let Some(s) = &r.safe {
-        print_safe(s);
+        render_safe(out, s)?;
     }
-    println!("  payload hash {} (approvals bind to it)", r.payload_hash);
-    println!("What the bytes do:");
+    writeln!(
+        out,
+        "  payload hash {} (approvals bind to it)",
+        r.payload_hash
+    )?;
+    writeln!(out, "What the bytes do:")?;
     for line in &r.summary {
-        println!("  {line}");
+        writeln!(out, "  {line}")?;
     }
     match &r.simulation {
-        SimStatus::Unavailable => println!("Simulation: none (no --rpc)"),
-        SimStatus::Failed { error } => println!("Simulation: FAILED: {error}"),
-        SimStatus::TimedOut { budget_ms } => println!("Simulation: TIMED OUT after {budget_ms} ms"),
+        SimStatus::Unavailable => writeln!(out, "Simulation: none (no --rpc)")?,
+        SimStatus::Failed { error } => writeln!(out, "Simulation: FAILED: {error}")?,
+        SimStatus::TimedOut { budget_ms } => {
+            writeln!(out, "Simulation: TIMED OUT after {budget_ms} ms")?
+        }
         SimStatus::Ran(sim) => {
             let outcome = match &sim.outcome {
                 Outcome::Success => "succeeds".to_owned(),
                 Outcome::Reverted { reason } => format!("REVERTS: {reason}"),
                 Outcome::Halted { reason } => format!("HALTS: {reason}"),
             };
-            println!(
+            writeln!(
+                out,
                 "Simulation on block {}: {outcome}, gas {}, {} call frames, {} state reads from the node, {:.1} ms",
                 sim.block,
                 sim.gas_used,
                 sim.calls.len(),
                 sim.fetches,
                 sim.elapsed_us as f64 / 1000.0
-            );
+            )?;
             for w in &sim.critical_writes {
-                println!(
+                writeln!(
+                    out,
                     "  CRITICAL: writes {} of {}: {} -> {}",
                     w.what.describe(),
                     w.account,
                     w.before,
                     w.after
-                );
+                )?;
             }
             for c in sim
                 .calls
                 .iter()
                 .filter(|c| c.kind == holdfast_guard::simulate::FrameKind::DelegateCall)
             {
-                println!("  DELEGATECALL from {} into code at {}", c.context, c.code);
+                writeln!(
+                    out,
+                    "  DELEGATECALL from {} into code at {}",
+                    c.context, c.code
+                )?;
             }
             for a in &sim.created {
-                println!("  creates contract {a}");
+                writeln!(out, "  creates contract {a}")?;
             }
             for d in &sim.deltas {
                 let sign = if d.delta.is_negative() { "-" } else { "+" };
-                println!(
+                writeln!(
+                    out,
                     "  {} {sign}{}",
                     d.holder,
                     describe_amount(policy, &d.asset, d.delta.unsigned_abs())
-                );
+                )?;
             }
         }
     }
     if !r.findings.is_empty() {
-        println!("Findings:");
+        writeln!(out, "Findings:")?;
         for f in &r.findings {
-            println!("  - {}", f.message);
+            writeln!(out, "  - {}", f.message)?;
         }
     }
     let flagged: Vec<_> = r
@@ -473,36 +506,40 @@ fn print_report(guard: &Guard, r: &Report) {
         .filter(|c| !c.reasons.is_empty())
         .collect();
     if !flagged.is_empty() {
-        println!("Counterparties with labels:");
+        writeln!(out, "Counterparties with labels:")?;
         for c in flagged {
-            println!("  {} ({}): {}", c.address, c.roles.join(", "), c.risk);
+            writeln!(out, "  {} ({}): {}", c.address, c.roles.join(", "), c.risk)?;
             for reason in c.reasons.iter().take(4) {
-                println!("    - {reason}");
+                writeln!(out, "    - {reason}")?;
             }
         }
     }
+    Ok(())
 }
 
-fn print_safe(s: &SafeReport) {
-    println!(
+fn render_safe(out: &mut String, s: &SafeReport) -> std::fmt::Result {
+    writeln!(
+        out,
         "  Safe {} version {} (from the {}), safeTxHash {} (computed by Holdfast)",
         s.safe, s.version, s.version_source, s.safe_tx_hash
-    );
+    )?;
     if let Some(c) = s.claimed_hash {
-        println!(
+        writeln!(
+            out,
             "  the request claims safeTxHash {c}{}",
             if c == s.safe_tx_hash {
                 " (matches)"
             } else {
                 " (DOES NOT MATCH)"
             }
-        );
+        )?;
     }
     if let (Some(owners), Some(t)) = (&s.owners, s.threshold) {
-        println!("  owners {} of {}", t, owners.len());
+        writeln!(out, "  owners {} of {}", t, owners.len())?;
     }
     for sig in &s.signatures {
-        println!(
+        writeln!(
+            out,
             "  signature {:?} by {}: {}",
             sig.kind,
             sig.signer,
@@ -512,6 +549,7 @@ fn print_safe(s: &SafeReport) {
                 (None, Some(true)) => "an owner's (checked on chain at execution)",
                 (None, _) => "checked on chain at execution",
             }
-        );
+        )?;
     }
+    Ok(())
 }

@@ -97,7 +97,11 @@ fn guard_check_exit_codes_follow_the_decision() {
 
     // Errors: exit 2, no decision printed.
     let bad = d.join("bad.json");
-    std::fs::write(&bad, "{\"wallet\": \"hot\", \"asset\": \"USDC\", \"amount\": \"1\", \"destination\": \"0x12\"}").expect("write");
+    std::fs::write(
+        &bad,
+        "{\"wallet\": \"hot\", \"asset\": \"USDC\", \"amount\": \"1\", \"destination\": \"0x12\"}",
+    )
+    .expect("write");
     let o = holdfast(
         d,
         &[
