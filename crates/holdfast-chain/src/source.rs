@@ -429,6 +429,31 @@ impl ChainSource {
         )
     }
 
+    /// The error of a batch for block `number` that failed for good (`error` `None`: it
+    /// timed out).
+    pub(crate) fn batch_failed(
+        &self,
+        method: &'static str,
+        number: u64,
+        retries: u32,
+        error: Option<TransportError>,
+    ) -> ChainError {
+        match error {
+            Some(source) => ChainError::Rpc {
+                method,
+                block: Some(number),
+                retries,
+                source,
+            },
+            None => ChainError::Timeout {
+                method,
+                block: Some(number),
+                timeout: self.config.timeout,
+                retries,
+            },
+        }
+    }
+
     /// The latest block number.
     pub async fn head_number(&self) -> Result<u64, ChainError> {
         let n: U64 = self.call("eth_blockNumber", (), None).await?;
@@ -648,30 +673,10 @@ impl ChainSource {
                 Ok(Err((method, e))) => (method, Some(e)),
                 Err(_) => ("batch", None),
             };
-            let retryable = error
-                .as_ref()
-                .is_none_or(|e| RateLimitRetryPolicy::default().should_retry(e));
-            if !retryable || attempt >= self.config.max_retries {
-                return Err(match error {
-                    Some(source) => ChainError::Rpc {
-                        method,
-                        block: Some(number),
-                        retries: attempt,
-                        source,
-                    },
-                    None => ChainError::Timeout {
-                        method,
-                        block: Some(number),
-                        timeout: self.config.timeout,
-                        retries: attempt,
-                    },
-                });
-            }
+            let Some(delay) = self.retry_delay(error.as_ref(), attempt) else {
+                return Err(self.batch_failed(method, number, attempt, error));
+            };
             attempt += 1;
-            let delay = error
-                .as_ref()
-                .and_then(|e| RateLimitRetryPolicy::default().backoff_hint(e))
-                .unwrap_or_else(|| backoff(attempt));
             tracing::debug!(target: "chain::source", block = number, method, attempt, ?delay, "retrying block fetch");
             tokio::time::sleep(delay).await;
         }

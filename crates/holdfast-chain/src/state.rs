@@ -97,28 +97,11 @@ impl ChainSource {
                 Ok(Err((method, e))) => (method, Some(e)),
                 Err(_) => ("batch", None),
             };
-            match self.retry_delay(error.as_ref(), attempt) {
-                Some(delay) => {
-                    attempt += 1;
-                    tokio::time::sleep(delay).await;
-                }
-                None => {
-                    return Err(match error {
-                        Some(source) => ChainError::Rpc {
-                            method,
-                            block: Some(number),
-                            retries: attempt,
-                            source,
-                        },
-                        None => ChainError::Timeout {
-                            method,
-                            block: Some(number),
-                            timeout: self.config().timeout,
-                            retries: attempt,
-                        },
-                    });
-                }
-            }
+            let Some(delay) = self.retry_delay(error.as_ref(), attempt) else {
+                return Err(self.batch_failed(method, number, attempt, error));
+            };
+            attempt += 1;
+            tokio::time::sleep(delay).await;
         }
     }
 

@@ -18,15 +18,15 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::sol_types::SolCall;
-use holdfast_guard::abi::safe as safe_abi;
 use holdfast_guard::decode::pack_multisend;
 use holdfast_guard::policy::Decision;
 use holdfast_guard::rpc::RpcState;
 use holdfast_guard::safe::Operation;
+use holdfast_guard::safe::{SafeTx, approved_hash_signatures};
 use holdfast_guard::simulate::{Fork, Plan, SimOptions, SimStatus, Simulator};
 use holdfast_guard::{CheckOptions, Guard, Policy};
-use holdfast_testkit::safe::{self, SafeTx};
-use holdfast_testkit::{Anvil, deploy, dev_account, workspace_root};
+use holdfast_testkit::safe;
+use holdfast_testkit::{Anvil, dev_account, workspace_root};
 use serde_json::json;
 
 #[path = "support/corpus.rs"]
@@ -133,32 +133,23 @@ fn cast_bin() -> PathBuf {
 async fn with_simulation(quick: bool) -> R {
     let node = Anvil::spawn().await?;
     let owner = dev_account(0);
-    let infra = deploy::safe_141(&node, owner).await?;
-    let safe_addr = infra.create_safe(&node, owner, &[owner], 1).await?;
-    node.call_ok(owner, safe_addr, eth(5000), Bytes::new())
-        .await?;
-    let token = deploy::erc20(&node, owner, "Dollar", "USD").await?;
-    alloy::sol! { function mint(address to, uint256 amount) external; }
-    node.call_ok(
-        owner,
-        token,
-        U256::ZERO,
-        mintCall {
-            to: safe_addr,
-            amount: eth(1_000_000_000),
-        }
-        .abi_encode()
-        .into(),
-    )
-    .await?;
-    let code = node
-        .rpc("eth_getCode", json!([infra.multisend, "latest"]))
-        .await?;
-    node.rpc("anvil_setCode", json!([MSCO, code])).await?;
+    let (safe_addr, token) = corpus::funded_safe(&node, &[owner], 1).await?;
     let chain_id = node.chain_id().await?;
     let nonce = safe::nonce(&node, safe_addr).await?;
     let mut rng = Rng(3);
     let dests: Vec<Address> = (0..50).map(|_| rng.address()).collect();
+    let safe_tx = |to: Address, value: U256, data: Bytes, operation: Operation| SafeTx {
+        to,
+        value,
+        data,
+        operation,
+        safe_tx_gas: U256::ZERO,
+        base_gas: U256::ZERO,
+        gas_price: U256::ZERO,
+        gas_token: Address::ZERO,
+        refund_receiver: Address::ZERO,
+        nonce,
+    };
     let kinds = 60;
     let payloads: Vec<(&str, SafeTx)> = (0..kinds)
         .map(|i| {
@@ -166,16 +157,22 @@ async fn with_simulation(quick: bool) -> R {
             match i % 3 {
                 0 => (
                     "ETH payout",
-                    SafeTx::call(d, eth(1 + (i as u64 % 7)), Bytes::new()),
+                    safe_tx(d, eth(1 + (i as u64 % 7)), Bytes::new(), Operation::Call),
                 ),
                 1 => (
                     "ERC-20 payout",
-                    SafeTx::call(token, U256::ZERO, transfer(d, eth(10 + i as u64))),
+                    safe_tx(
+                        token,
+                        U256::ZERO,
+                        transfer(d, eth(10 + i as u64)),
+                        Operation::Call,
+                    ),
                 ),
                 _ => (
                     "MultiSendCallOnly batch of 3",
-                    SafeTx::delegatecall(
+                    safe_tx(
                         MSCO,
+                        U256::ZERO,
                         pack_multisend(&[
                             (Operation::Call, token, U256::ZERO, transfer(d, eth(5))),
                             (
@@ -191,6 +188,7 @@ async fn with_simulation(quick: bool) -> R {
                                 transfer(dests[(i + 2) % dests.len()], eth(6)),
                             ),
                         ]),
+                        Operation::DelegateCall,
                     ),
                 ),
             }
@@ -221,7 +219,7 @@ async fn with_simulation(quick: bool) -> R {
         .map(|(_, tx)| {
             holdfast_guard::request::from_value(&json!({
                 "safe": safe_addr, "chainId": chain_id, "to": tx.to, "value": tx.value.to_string(), "data": tx.data,
-                "operation": tx.operation as u8, "nonce": nonce.to_string(),
+                "operation": tx.operation.as_u8(), "nonce": nonce.to_string(),
             }))
         })
         .collect::<Result<_, _>>()?;
@@ -260,22 +258,7 @@ async fn with_simulation(quick: bool) -> R {
                     let t = Instant::now();
                     let out = s.run(&Plan::Safe {
                         safe: safe_addr,
-                        tx: &holdfast_guard::safe::SafeTx {
-                            to: tx.to,
-                            value: tx.value,
-                            data: tx.data.clone(),
-                            operation: if tx.operation as u8 == 1 {
-                                holdfast_guard::safe::Operation::DelegateCall
-                            } else {
-                                holdfast_guard::safe::Operation::Call
-                            },
-                            safe_tx_gas: U256::ZERO,
-                            base_gas: U256::ZERO,
-                            gas_price: U256::ZERO,
-                            gas_token: Address::ZERO,
-                            refund_receiver: Address::ZERO,
-                            nonce,
-                        },
+                        tx,
                     });
                     sim_times.push(t.elapsed());
                     if !matches!(out, SimStatus::Ran(_)) {
@@ -299,25 +282,11 @@ async fn with_simulation(quick: bool) -> R {
     // cast call --trace on the same payloads: execTransaction from the owner with its
     // approved-hash signature (v = 1, msg.sender is the owner), forked from the same node.
     let cast = cast_bin();
-    let mut sig = owner.into_word().to_vec();
-    sig.extend([0u8; 32]);
-    sig.push(1);
+    let sig = approved_hash_signatures(&[owner]);
     let mut cast_times = Vec::new();
     let cast_runs = if quick { 6 } else { 30 };
     for (i, (_, tx)) in payloads.iter().enumerate().take(cast_runs) {
-        let data = safe_abi::execTransactionCall {
-            to: tx.to,
-            value: tx.value,
-            data: tx.data.clone(),
-            operation: tx.operation as u8,
-            safeTxGas: U256::ZERO,
-            baseGas: U256::ZERO,
-            gasPrice: U256::ZERO,
-            gasToken: Address::ZERO,
-            refundReceiver: Address::ZERO,
-            signatures: sig.clone().into(),
-        }
-        .abi_encode();
+        let data = tx.exec_call(sig.clone()).abi_encode();
         let t = Instant::now();
         let out = Command::new(&cast)
             .args([

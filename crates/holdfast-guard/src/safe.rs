@@ -186,6 +186,54 @@ impl SafeTx {
     }
 }
 
+impl SafeTx {
+    /// `execTransaction` of this transaction with `signatures`.
+    pub fn exec_call(&self, signatures: Bytes) -> crate::abi::safe::execTransactionCall {
+        crate::abi::safe::execTransactionCall {
+            to: self.to,
+            value: self.value,
+            data: self.data.clone(),
+            operation: self.operation.as_u8(),
+            safeTxGas: self.safe_tx_gas,
+            baseGas: self.base_gas,
+            gasPrice: self.gas_price,
+            gasToken: self.gas_token,
+            refundReceiver: self.refund_receiver,
+            signatures,
+        }
+    }
+
+    /// The Safe's own `getTransactionHash` of this transaction.
+    pub fn hash_call(&self) -> crate::abi::safe::getTransactionHashCall {
+        crate::abi::safe::getTransactionHashCall {
+            to: self.to,
+            value: self.value,
+            data: self.data.clone(),
+            operation: self.operation.as_u8(),
+            safeTxGas: self.safe_tx_gas,
+            baseGas: self.base_gas,
+            gasPrice: self.gas_price,
+            gasToken: self.gas_token,
+            refundReceiver: self.refund_receiver,
+            _nonce: self.nonce,
+        }
+    }
+}
+
+/// The approved-hash signature form (`v = 1`) of `owners`, in the ascending order
+/// `checkSignatures` requires.
+pub fn approved_hash_signatures(owners: &[Address]) -> Bytes {
+    let mut sorted = owners.to_vec();
+    sorted.sort();
+    let mut out = Vec::with_capacity(65 * sorted.len());
+    for owner in &sorted {
+        out.extend_from_slice(&owner.into_word().0);
+        out.extend_from_slice(&[0u8; 32]);
+        out.push(1);
+    }
+    out.into()
+}
+
 /// How one 65-byte Safe signature authorizes (by its `v`, as `checkSignatures` reads it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

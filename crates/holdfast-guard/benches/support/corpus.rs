@@ -12,6 +12,37 @@ use holdfast_guard::decode::pack_multisend;
 use holdfast_guard::safe::Operation;
 use serde_json::{Value, json};
 
+/// A Safe 1.4.1 of `owners` (threshold `threshold`) on `node` holding 5 000 ETH and 10^9 of
+/// a fresh OpenZeppelin ERC-20, with MultiSendCallOnly at Safe's canonical address (the npm
+/// artifact's runtime code is byte-identical to the deployment's). Returns (Safe, token).
+pub async fn funded_safe(
+    node: &holdfast_testkit::Anvil,
+    owners: &[Address],
+    threshold: u64,
+) -> Result<(Address, Address), holdfast_testkit::TestkitError> {
+    use holdfast_testkit::deploy;
+    alloy::sol! { function mint(address to, uint256 amount) external; }
+    let infra = deploy::safe_141(node, owners[0]).await?;
+    let safe = infra
+        .create_safe(node, owners[0], owners, threshold)
+        .await?;
+    node.call_ok(owners[0], safe, eth(5000), Bytes::new())
+        .await?;
+    let token = deploy::erc20(node, owners[0], "Dollar", "USD").await?;
+    let mint = mintCall {
+        to: safe,
+        amount: eth(1_000_000_000),
+    }
+    .abi_encode();
+    node.call_ok(owners[0], token, U256::ZERO, mint.into())
+        .await?;
+    let code = node
+        .rpc("eth_getCode", json!([infra.multisend, "latest"]))
+        .await?;
+    node.rpc("anvil_setCode", json!([MSCO, code])).await?;
+    Ok((safe, token))
+}
+
 pub fn eth(n: u64) -> U256 {
     U256::from(n) * U256::from(10u64).pow(U256::from(18))
 }

@@ -33,7 +33,9 @@ pub use fork::{AccountState, BlockInfo, Fork, ForkDb, MemoryState, StateError, S
 pub use inspector::{FrameKind, SimCall};
 
 use crate::abi::{erc20, erc1155, safe as safe_abi, weth};
-use crate::safe::{SafeTx, approved_hash_slot, eip1967, mapping_slot, slots};
+use crate::safe::{
+    SafeTx, approved_hash_signatures, approved_hash_slot, eip1967, mapping_slot, slots,
+};
 use holdfast_primitives::Asset;
 
 /// Gas for a simulated transaction when the request names none: the Osaka per-transaction
@@ -446,23 +448,7 @@ impl Simulator {
         deadline: Instant,
     ) -> Result<Simulation, SimError> {
         let before = self.safe_state(db, safe, deadline)?;
-        let contract_hash = self.view_as(
-            db,
-            safe,
-            safe_abi::getTransactionHashCall {
-                to: tx.to,
-                value: tx.value,
-                data: tx.data.clone(),
-                operation: tx.operation.as_u8(),
-                safeTxGas: tx.safe_tx_gas,
-                baseGas: tx.base_gas,
-                gasPrice: tx.gas_price,
-                gasToken: tx.gas_token,
-                refundReceiver: tx.refund_receiver,
-                _nonce: tx.nonce,
-            },
-            deadline,
-        )?;
+        let contract_hash = self.view_as(db, safe, tx.hash_call(), deadline)?;
         let threshold = usize::try_from(before.threshold).unwrap_or(usize::MAX);
         if threshold == 0 || threshold > before.owners.len() {
             return Err(SimError::Other(format!(
@@ -476,30 +462,15 @@ impl Simulator {
         let mut owners = before.owners.clone();
         owners.sort();
         owners.truncate(threshold);
-        let mut signatures = Vec::with_capacity(65 * owners.len());
         for owner in &owners {
             db.insert_account_storage(
                 safe,
                 approved_hash_slot(*owner, contract_hash).into(),
                 U256::from(1),
             )?;
-            signatures.extend_from_slice(&owner.into_word().0);
-            signatures.extend_from_slice(&[0u8; 32]);
-            signatures.push(1);
         }
         db.insert_account_storage(safe, U256::from(slots::NONCE), tx.nonce)?;
-        let call = safe_abi::execTransactionCall {
-            to: tx.to,
-            value: tx.value,
-            data: tx.data.clone(),
-            operation: tx.operation.as_u8(),
-            safeTxGas: tx.safe_tx_gas,
-            baseGas: tx.base_gas,
-            gasPrice: tx.gas_price,
-            gasToken: tx.gas_token,
-            refundReceiver: tx.refund_receiver,
-            signatures: signatures.into(),
-        };
+        let call = tx.exec_call(approved_hash_signatures(&owners));
         // A sender that is no owner: every approval is then the planted one.
         let executor = Address::from_word(alloy::primitives::keccak256(
             b"holdfast.simulation.executor",

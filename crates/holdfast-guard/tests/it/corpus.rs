@@ -5,13 +5,11 @@
 use std::sync::Arc;
 
 use alloy::primitives::{Address, Bytes, U256};
-use alloy::sol_types::SolCall;
 use holdfast_guard::decode::pack_multisend;
 use holdfast_guard::policy::Decision;
 use holdfast_guard::safe::Operation;
 use holdfast_testkit::safe::{self, SafeTx};
-use holdfast_testkit::{Anvil, deploy, dev_account};
-use serde_json::json;
+use holdfast_testkit::{Anvil, dev_account};
 
 #[path = "../../benches/support/corpus.rs"]
 mod generated;
@@ -65,30 +63,7 @@ async fn no_benign_request_of_the_generated_corpus_is_denied() -> R {
 async fn no_benign_request_is_denied_with_simulation_on_anvil() -> R {
     let node = Anvil::spawn().await?;
     let owner = dev_account(0);
-    let infra = deploy::safe_141(&node, owner).await?;
-    let treasury = infra
-        .create_safe(&node, owner, &[owner, dev_account(1)], 2)
-        .await?;
-    node.call_ok(owner, treasury, eth(5_000), Bytes::new())
-        .await?;
-    let token = deploy::erc20(&node, owner, "Dollar", "USD").await?;
-    alloy::sol! { function mint(address to, uint256 amount) external; }
-    node.call_ok(
-        owner,
-        token,
-        U256::ZERO,
-        mintCall {
-            to: treasury,
-            amount: eth(1_000_000_000),
-        }
-        .abi_encode()
-        .into(),
-    )
-    .await?;
-    let code = node
-        .rpc("eth_getCode", json!([infra.multisend, "latest"]))
-        .await?;
-    node.rpc("anvil_setCode", json!([MSCO, code])).await?;
+    let (treasury, token) = generated::funded_safe(&node, &[owner, dev_account(1)], 2).await?;
     let chain_id = node.chain_id().await?;
     let nonce = safe::nonce(&node, treasury).await?;
     let mut rng = Rng(11);
