@@ -16,9 +16,14 @@
 //!   ([`MAX_LIMIT`]).
 //!
 //! The trait is synchronous; async callers use `spawn_blocking`.
+//!
+//! [`gate`] keeps the guard service's state (requests, holds, approvals, signatures,
+//! nonces, freezes, the hash-chained audit log) behind its own trait, [`gate::GateStore`],
+//! with the same two backends.
 
 mod codec;
 mod embedded;
+pub mod gate;
 mod pg;
 pub mod testing;
 

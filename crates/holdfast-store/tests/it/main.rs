@@ -1,1 +1,2 @@
 mod behaviour;
+mod gate;

@@ -1,0 +1,468 @@
+//! The guard service's state in a fjall directory (`<data-dir>/store/gate`), for one
+//! process. Writes are serialized by a mutex and committed as one atomic batch across the
+//! keyspaces; every commit is fsynced before it returns — a signature must not be forgotten
+//! on a power cut — with group commit, so that concurrent writers share one fsync.
+//!
+//! | keyspace | key | value |
+//! |---|---|---|
+//! | `gate.requests` | id | the request (JSON) |
+//! | `gate.states` | state, created_at, id | — |
+//! | `gate.holds` | release_at, id | — (held requests only) |
+//! | `gate.approvals` | request id, 0, action, 0, approver | the approval (JSON) |
+//! | `gate.outflows` | wallet, at, id | the outflows (JSON) |
+//! | `gate.audit` | seq | the entry (JSON) |
+//! | `gate.meta` | `head` / `n` wallet chain / `f` scope | audit head / next nonce / frozen |
+
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, PoisonError};
+
+use alloy_primitives::{Address, B256};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
+
+use super::{
+    AuditEntry, Change, GateRequest, GateStore, NewAudit, Outflow, RequestState, StoredApproval,
+    apply,
+};
+use crate::StoreError;
+
+const SPACES: [&str; 7] = [
+    "gate.requests",
+    "gate.states",
+    "gate.holds",
+    "gate.approvals",
+    "gate.outflows",
+    "gate.audit",
+    "gate.meta",
+];
+const REQUESTS: usize = 0;
+const STATES: usize = 1;
+const HOLDS: usize = 2;
+const APPROVALS: usize = 3;
+const OUTFLOWS: usize = 4;
+const AUDIT: usize = 5;
+const META: usize = 6;
+
+/// Group commit: writers that committed wait for one fsync that covers them.
+#[derive(Debug, Default)]
+struct Syncs {
+    /// (commits written, commits fsynced, an fsync is running)
+    state: Mutex<(u64, u64, bool)>,
+    done: Condvar,
+}
+
+/// The embedded guard state.
+pub struct EmbeddedGateStore {
+    db: Database,
+    spaces: Vec<Keyspace>,
+    path: PathBuf,
+    writer: Mutex<()>,
+    syncs: Syncs,
+}
+
+impl std::fmt::Debug for EmbeddedGateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedGateStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn state_byte(s: RequestState) -> u8 {
+    s as u8
+}
+
+fn index_key(r: &GateRequest) -> Vec<u8> {
+    [
+        &[state_byte(r.state)][..],
+        &r.created_at.to_be_bytes(),
+        r.id.as_bytes(),
+    ]
+    .concat()
+}
+
+fn hold_key(at: u64, id: &str) -> Vec<u8> {
+    [&at.to_be_bytes()[..], id.as_bytes()].concat()
+}
+
+fn nonce_key(wallet: Address, chain_id: u64) -> Vec<u8> {
+    [&b"n"[..], wallet.as_slice(), &chain_id.to_be_bytes()].concat()
+}
+
+fn freeze_key(scope: Option<Address>) -> Vec<u8> {
+    match scope {
+        Some(w) => [&b"f"[..], w.as_slice()].concat(),
+        None => b"f*".to_vec(),
+    }
+}
+
+/// A staged commit: puts and deletes per keyspace.
+#[derive(Default)]
+struct Batch {
+    ops: Vec<(usize, Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Batch {
+    fn put(&mut self, space: usize, k: impl Into<Vec<u8>>, v: impl Into<Vec<u8>>) {
+        self.ops.push((space, k.into(), Some(v.into())));
+    }
+    fn del(&mut self, space: usize, k: impl Into<Vec<u8>>) {
+        self.ops.push((space, k.into(), None));
+    }
+}
+
+impl EmbeddedGateStore {
+    pub fn open(path: &Path) -> Result<EmbeddedGateStore, StoreError> {
+        let err = |e: &dyn std::fmt::Display| StoreError::Embedded {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        std::fs::create_dir_all(path).map_err(|e| err(&e))?;
+        let db = Database::builder(path).open().map_err(|e| err(&e))?;
+        let spaces = SPACES
+            .iter()
+            .map(|n| {
+                db.keyspace(n, KeyspaceCreateOptions::default)
+                    .map_err(|e| err(&e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(EmbeddedGateStore {
+            db,
+            spaces,
+            path: path.to_owned(),
+            writer: Mutex::new(()),
+            syncs: Syncs::default(),
+        })
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Embedded {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    fn json<T: serde::Serialize>(&self, v: &T) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(v).map_err(|e| self.err(e))
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(&self, v: &[u8]) -> Result<T, StoreError> {
+        serde_json::from_slice(v).map_err(|e| StoreError::Corrupt(format!("gate record: {e}")))
+    }
+
+    fn read(&self, space: usize, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.spaces[space]
+            .get(key)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Commits `batch` with the audit entries sealed after the current head, then waits for
+    /// an fsync that covers it. Must be called with the writer lock held; releases it
+    /// before waiting.
+    fn commit(
+        &self,
+        guard: std::sync::MutexGuard<'_, ()>,
+        mut batch: Batch,
+        audit: Vec<NewAudit>,
+    ) -> Result<(), StoreError> {
+        if !audit.is_empty() {
+            let (mut seq, mut prev) = self.head()?;
+            for a in audit {
+                seq += 1;
+                let e = a.seal(seq, prev);
+                prev = e.hash;
+                batch.put(AUDIT, seq.to_be_bytes(), self.json(&e)?);
+            }
+            batch.put(
+                META,
+                b"head".to_vec(),
+                [&seq.to_be_bytes()[..], prev.as_slice()].concat(),
+            );
+        }
+        let mut b = self.db.batch().durability(Some(PersistMode::Buffer));
+        for (space, k, v) in batch.ops {
+            match v {
+                Some(v) => b.insert(&self.spaces[space], k, v),
+                None => b.remove(&self.spaces[space], k),
+            }
+        }
+        b.commit().map_err(|e| self.err(e))?;
+        let mine = {
+            let mut s = self
+                .syncs
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            s.0 += 1;
+            s.0
+        };
+        drop(guard);
+        self.sync_up_to(mine)
+    }
+
+    fn sync_up_to(&self, mine: u64) -> Result<(), StoreError> {
+        let mut s = self
+            .syncs
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if s.1 >= mine {
+                return Ok(());
+            }
+            if !s.2 {
+                s.2 = true;
+                let target = s.0;
+                drop(s);
+                let r = self
+                    .db
+                    .persist(PersistMode::SyncAll)
+                    .map_err(|e| self.err(e));
+                s = self
+                    .syncs
+                    .state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                s.2 = false;
+                if r.is_ok() {
+                    s.1 = s.1.max(target);
+                }
+                self.syncs.done.notify_all();
+                r?;
+            } else {
+                s = self
+                    .syncs
+                    .done
+                    .wait(s)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+    }
+
+    fn head(&self) -> Result<(u64, B256), StoreError> {
+        match self.read(META, b"head")? {
+            Some(v) if v.len() == 40 => {
+                let mut n = [0u8; 8];
+                n.copy_from_slice(&v[..8]);
+                Ok((u64::from_be_bytes(n), B256::from_slice(&v[8..])))
+            }
+            Some(_) => Err(StoreError::Corrupt("gate audit head".into())),
+            None => Ok((0, B256::ZERO)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A panic while staging committed nothing: the lock is safe to take over.
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn index(&self, batch: &mut Batch, r: &GateRequest) {
+        batch.put(STATES, index_key(r), Vec::new());
+        if let (RequestState::Held, Some(at)) = (r.state, r.release_at) {
+            batch.put(HOLDS, hold_key(at, &r.id), Vec::new());
+        }
+    }
+
+    fn unindex(&self, batch: &mut Batch, r: &GateRequest) {
+        batch.del(STATES, index_key(r));
+        if let Some(at) = r.release_at {
+            batch.del(HOLDS, hold_key(at, &r.id));
+        }
+    }
+}
+
+impl GateStore for EmbeddedGateStore {
+    fn insert(&self, request: &GateRequest, audit: Vec<NewAudit>) -> Result<(), StoreError> {
+        let guard = self.lock();
+        if self.read(REQUESTS, request.id.as_bytes())?.is_some() {
+            return Err(StoreError::Invalid {
+                chain_id: request.chain_id,
+                number: 0,
+                what: format!("request {} exists already", request.id),
+            });
+        }
+        let mut batch = Batch::default();
+        batch.put(
+            REQUESTS,
+            request.id.as_bytes().to_vec(),
+            self.json(request)?,
+        );
+        self.index(&mut batch, request);
+        self.commit(guard, batch, audit)
+    }
+
+    fn get(&self, id: &str) -> Result<Option<GateRequest>, StoreError> {
+        self.read(REQUESTS, id.as_bytes())?
+            .map(|v| self.parse(&v))
+            .transpose()
+    }
+
+    fn transition(
+        &self,
+        id: &str,
+        from: &[RequestState],
+        change: Change,
+        now: u64,
+        audit: Vec<NewAudit>,
+    ) -> Result<Option<GateRequest>, StoreError> {
+        let guard = self.lock();
+        let Some(mut r) = self.get(id)? else {
+            return Ok(None);
+        };
+        if !from.contains(&r.state) {
+            return Ok(None);
+        }
+        let mut batch = Batch::default();
+        self.unindex(&mut batch, &r);
+        let nonce = match change.allocate_nonce {
+            Some(floor) => {
+                let key = nonce_key(r.wallet, r.chain_id);
+                let stored = match self.read(META, &key)? {
+                    Some(v) if v.len() == 8 => {
+                        let mut n = [0u8; 8];
+                        n.copy_from_slice(&v);
+                        u64::from_be_bytes(n)
+                    }
+                    _ => 0,
+                };
+                let n = stored.max(floor);
+                batch.put(META, key, (n + 1).to_be_bytes());
+                Some(n)
+            }
+            None => None,
+        };
+        let was_signed = matches!(r.state, RequestState::Signed | RequestState::Broadcast);
+        apply(&mut r, &change, nonce, now);
+        if !was_signed && matches!(r.state, RequestState::Signed) && !r.outflows.is_empty() {
+            let key = [r.wallet.as_slice(), &now.to_be_bytes(), r.id.as_bytes()].concat();
+            batch.put(OUTFLOWS, key, self.json(&r.outflows)?);
+        }
+        batch.put(REQUESTS, r.id.as_bytes().to_vec(), self.json(&r)?);
+        self.index(&mut batch, &r);
+        self.commit(guard, batch, audit)?;
+        Ok(Some(r))
+    }
+
+    fn in_state(&self, state: RequestState, limit: usize) -> Result<Vec<GateRequest>, StoreError> {
+        let snap = self.db.snapshot();
+        let mut out = Vec::new();
+        for g in snap
+            .prefix(&self.spaces[STATES], [state_byte(state)])
+            .take(limit)
+        {
+            let (k, _) = g.into_inner().map_err(|e| self.err(e))?;
+            let id = std::str::from_utf8(&k[9..])
+                .map_err(|_| StoreError::Corrupt("gate index".into()))?;
+            if let Some(v) = snap
+                .get(&self.spaces[REQUESTS], id.as_bytes())
+                .map_err(|e| self.err(e))?
+            {
+                out.push(self.parse(&v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn due_holds(&self, now: u64, limit: usize) -> Result<Vec<GateRequest>, StoreError> {
+        let snap = self.db.snapshot();
+        let mut out = Vec::new();
+        let end = (now.saturating_add(1)).to_be_bytes();
+        for g in snap.range(&self.spaces[HOLDS], ..end.to_vec()).take(limit) {
+            let (k, _) = g.into_inner().map_err(|e| self.err(e))?;
+            let id = std::str::from_utf8(&k[8..])
+                .map_err(|_| StoreError::Corrupt("gate holds".into()))?;
+            if let Some(v) = snap
+                .get(&self.spaces[REQUESTS], id.as_bytes())
+                .map_err(|e| self.err(e))?
+            {
+                let r: GateRequest = self.parse(&v)?;
+                if r.state == RequestState::Held {
+                    out.push(r);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn add_approval(&self, approval: &StoredApproval, audit: NewAudit) -> Result<bool, StoreError> {
+        let guard = self.lock();
+        let key = [
+            approval.request_id.as_bytes(),
+            &[0],
+            approval.action.as_bytes(),
+            &[0],
+            approval.approver.as_slice(),
+        ]
+        .concat();
+        if self.read(APPROVALS, &key)?.is_some() {
+            return Ok(false);
+        }
+        let mut batch = Batch::default();
+        batch.put(APPROVALS, key, self.json(approval)?);
+        self.commit(guard, batch, vec![audit])?;
+        Ok(true)
+    }
+
+    fn approvals(&self, request_id: &str) -> Result<Vec<StoredApproval>, StoreError> {
+        let snap = self.db.snapshot();
+        let prefix = [request_id.as_bytes(), &[0]].concat();
+        snap.prefix(&self.spaces[APPROVALS], prefix)
+            .map(|g| {
+                let (_, v) = g.into_inner().map_err(|e| self.err(e))?;
+                self.parse(&v)
+            })
+            .collect()
+    }
+
+    fn outflows(&self, wallet: Address, since: u64) -> Result<Vec<(u64, Outflow)>, StoreError> {
+        let snap = self.db.snapshot();
+        let start = [wallet.as_slice(), &since.to_be_bytes()].concat();
+        let end = [wallet.as_slice(), &u64::MAX.to_be_bytes()].concat();
+        let mut out = Vec::new();
+        for g in snap.range(&self.spaces[OUTFLOWS], start..end).take(10_000) {
+            let (k, v) = g.into_inner().map_err(|e| self.err(e))?;
+            let mut at = [0u8; 8];
+            at.copy_from_slice(&k[20..28]);
+            let flows: Vec<Outflow> = self.parse(&v)?;
+            out.extend(flows.into_iter().map(|f| (u64::from_be_bytes(at), f)));
+        }
+        Ok(out)
+    }
+
+    fn set_frozen(
+        &self,
+        scope: Option<Address>,
+        frozen: bool,
+        audit: NewAudit,
+    ) -> Result<(), StoreError> {
+        let guard = self.lock();
+        let mut batch = Batch::default();
+        if frozen {
+            batch.put(META, freeze_key(scope), vec![1]);
+        } else {
+            batch.del(META, freeze_key(scope));
+        }
+        self.commit(guard, batch, vec![audit])
+    }
+
+    fn frozen(&self, wallet: Address) -> Result<bool, StoreError> {
+        Ok(self.read(META, &freeze_key(None))?.is_some()
+            || self.read(META, &freeze_key(Some(wallet)))?.is_some())
+    }
+
+    fn append_audit(&self, audit: Vec<NewAudit>) -> Result<(), StoreError> {
+        let guard = self.lock();
+        self.commit(guard, Batch::default(), audit)
+    }
+
+    fn audit(&self, from_seq: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let snap = self.db.snapshot();
+        snap.range(&self.spaces[AUDIT], from_seq.to_be_bytes().to_vec()..)
+            .take(limit)
+            .map(|g| {
+                let (_, v) = g.into_inner().map_err(|e| self.err(e))?;
+                self.parse(&v)
+            })
+            .collect()
+    }
+}

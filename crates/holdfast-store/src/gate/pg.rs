@@ -1,0 +1,370 @@
+//! The guard service's state in PostgreSQL, shared by several instances. A transition
+//! locks the request's row (`FOR UPDATE`) and checks its state inside the transaction, so
+//! of two instances racing for one request exactly one changes it; audit appends lock the
+//! chain's head row, so the chain has one order across instances. Every commit is durable
+//! (PostgreSQL's default `synchronous_commit`).
+//!
+//! Its own versioned schema (`holdfast_gate_schema`), migrated under an advisory lock like
+//! the transfer store's.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use alloy_primitives::{Address, B256};
+use postgres::{Client, NoTls, Transaction};
+
+use super::{
+    AuditEntry, Change, GateRequest, GateStore, NewAudit, Outflow, RequestState, StoredApproval,
+    apply,
+};
+use crate::StoreError;
+
+/// Append new migrations; never edit a released one.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE gate_requests (
+    id TEXT PRIMARY KEY, state TEXT NOT NULL, created_at BIGINT NOT NULL, release_at BIGINT,
+    wallet BYTEA NOT NULL, chain_id BIGINT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX gate_requests_state ON gate_requests (state, created_at);
+CREATE INDEX gate_requests_holds ON gate_requests (release_at) WHERE state = 'held';
+CREATE TABLE gate_approvals (
+    request_id TEXT NOT NULL, action TEXT NOT NULL, approver BYTEA NOT NULL, at BIGINT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (request_id, action, approver));
+CREATE TABLE gate_outflows (
+    wallet BYTEA NOT NULL, at BIGINT NOT NULL, request_id TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (wallet, at, request_id));
+CREATE TABLE gate_audit (seq BIGINT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE gate_meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
+INSERT INTO gate_meta (key, value) VALUES ('head', '\\x'::bytea);
+"];
+
+/// A pool of connections to one database.
+pub struct PgGateStore {
+    clients: Vec<Mutex<Client>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for PgGateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgGateStore")
+            .field("connections", &self.clients.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn i64_of(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Postgres(format!("{v} does not fit a BIGINT")))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Postgres(e.to_string()))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("gate record: {e}")))
+}
+
+impl PgGateStore {
+    /// Connects `connections` clients (no TLS: a trusted network or a local socket) and
+    /// creates or checks the schema.
+    pub fn connect(url: &str, connections: usize) -> Result<PgGateStore, StoreError> {
+        let mut first = Client::connect(url, NoTls)?;
+        let mut txn = first.transaction()?;
+        txn.batch_execute(
+            "SELECT pg_advisory_xact_lock(7400002);
+             CREATE TABLE IF NOT EXISTS holdfast_gate_schema (version INT NOT NULL)",
+        )?;
+        let version = txn
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM holdfast_gate_schema",
+                &[],
+            )?
+            .get::<_, i32>(0);
+        let from = usize::try_from(version).unwrap_or(usize::MAX);
+        if from > MIGRATIONS.len() {
+            return Err(StoreError::Postgres(format!(
+                "the database has gate schema version {version}; this Holdfast knows versions up to {}: upgrade Holdfast",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(from) {
+            txn.batch_execute(m)?;
+            txn.execute(
+                "INSERT INTO holdfast_gate_schema (version) VALUES ($1)",
+                &[&(i32::try_from(i + 1).unwrap_or(i32::MAX))],
+            )?;
+        }
+        txn.commit()?;
+        let mut clients = vec![Mutex::new(first)];
+        for _ in 1..connections.max(1) {
+            clients.push(Mutex::new(Client::connect(url, NoTls)?));
+        }
+        Ok(PgGateStore {
+            clients,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// A free connection if there is one, else the next in turn.
+    fn client(&self) -> MutexGuard<'_, Client> {
+        for c in &self.clients {
+            if let Ok(g) = c.try_lock() {
+                return g;
+            }
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        // A panic mid-transaction dropped (rolled back) it: the connection is clean.
+        self.clients[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn append(txn: &mut Transaction<'_>, audit: Vec<NewAudit>) -> Result<(), StoreError> {
+        if audit.is_empty() {
+            return Ok(());
+        }
+        let head: Vec<u8> = txn
+            .query_one(
+                "SELECT value FROM gate_meta WHERE key = 'head' FOR UPDATE",
+                &[],
+            )?
+            .get(0);
+        let (mut seq, mut prev) = if head.len() == 40 {
+            let mut n = [0u8; 8];
+            n.copy_from_slice(&head[..8]);
+            (u64::from_be_bytes(n), B256::from_slice(&head[8..]))
+        } else {
+            (0, B256::ZERO)
+        };
+        for a in audit {
+            seq += 1;
+            let e = a.seal(seq, prev);
+            prev = e.hash;
+            txn.execute(
+                "INSERT INTO gate_audit (seq, body) VALUES ($1, $2)",
+                &[&i64_of(seq)?, &json(&e)?],
+            )?;
+        }
+        let head = [&seq.to_be_bytes()[..], prev.as_slice()].concat();
+        txn.execute(
+            "UPDATE gate_meta SET value = $1 WHERE key = 'head'",
+            &[&head],
+        )?;
+        Ok(())
+    }
+
+    fn write(txn: &mut Transaction<'_>, r: &GateRequest, insert: bool) -> Result<(), StoreError> {
+        let release = r.release_at.map(i64_of).transpose()?;
+        if insert {
+            txn.execute(
+                "INSERT INTO gate_requests (id, state, created_at, release_at, wallet, chain_id, body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&r.id, &r.state.name(), &i64_of(r.created_at)?, &release, &r.wallet.as_slice(), &i64_of(r.chain_id)?, &json(r)?],
+            )?;
+        } else {
+            txn.execute(
+                "UPDATE gate_requests SET state = $2, release_at = $3, body = $4 WHERE id = $1",
+                &[&r.id, &r.state.name(), &release, &json(r)?],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl GateStore for PgGateStore {
+    fn insert(&self, request: &GateRequest, audit: Vec<NewAudit>) -> Result<(), StoreError> {
+        let mut c = self.client();
+        let mut txn = c.transaction()?;
+        Self::write(&mut txn, request, true)?;
+        Self::append(&mut txn, audit)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn get(&self, id: &str) -> Result<Option<GateRequest>, StoreError> {
+        let mut c = self.client();
+        c.query_opt("SELECT body FROM gate_requests WHERE id = $1", &[&id])?
+            .map(|row| parse(&row.get::<_, String>(0)))
+            .transpose()
+    }
+
+    fn transition(
+        &self,
+        id: &str,
+        from: &[RequestState],
+        change: Change,
+        now: u64,
+        audit: Vec<NewAudit>,
+    ) -> Result<Option<GateRequest>, StoreError> {
+        let mut c = self.client();
+        let mut txn = c.transaction()?;
+        let Some(row) = txn.query_opt(
+            "SELECT body FROM gate_requests WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )?
+        else {
+            return Ok(None);
+        };
+        let mut r: GateRequest = parse(&row.get::<_, String>(0))?;
+        if !from.contains(&r.state) {
+            return Ok(None);
+        }
+        let nonce = match change.allocate_nonce {
+            Some(floor) => {
+                let key = format!("nonce:{}:{}", r.wallet, r.chain_id);
+                let stored = txn
+                    .query_opt(
+                        "SELECT value FROM gate_meta WHERE key = $1 FOR UPDATE",
+                        &[&key],
+                    )?
+                    .map(|row| row.get::<_, Vec<u8>>(0))
+                    .filter(|v| v.len() == 8)
+                    .map(|v| {
+                        let mut n = [0u8; 8];
+                        n.copy_from_slice(&v);
+                        u64::from_be_bytes(n)
+                    })
+                    .unwrap_or(0);
+                let n = stored.max(floor);
+                txn.execute(
+                    "INSERT INTO gate_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                    &[&key, &(n + 1).to_be_bytes().to_vec()],
+                )?;
+                Some(n)
+            }
+            None => None,
+        };
+        let was_signed = matches!(r.state, RequestState::Signed | RequestState::Broadcast);
+        apply(&mut r, &change, nonce, now);
+        if !was_signed && matches!(r.state, RequestState::Signed) && !r.outflows.is_empty() {
+            txn.execute(
+                "INSERT INTO gate_outflows (wallet, at, request_id, body) VALUES ($1, $2, $3, $4)",
+                &[
+                    &r.wallet.as_slice(),
+                    &i64_of(now)?,
+                    &r.id,
+                    &json(&r.outflows)?,
+                ],
+            )?;
+        }
+        Self::write(&mut txn, &r, false)?;
+        Self::append(&mut txn, audit)?;
+        txn.commit()?;
+        Ok(Some(r))
+    }
+
+    fn in_state(&self, state: RequestState, limit: usize) -> Result<Vec<GateRequest>, StoreError> {
+        let mut c = self.client();
+        c.query(
+            "SELECT body FROM gate_requests WHERE state = $1 ORDER BY created_at, id LIMIT $2",
+            &[&state.name(), &i64_of(limit as u64)?],
+        )?
+        .iter()
+        .map(|row| parse(&row.get::<_, String>(0)))
+        .collect()
+    }
+
+    fn due_holds(&self, now: u64, limit: usize) -> Result<Vec<GateRequest>, StoreError> {
+        let mut c = self.client();
+        c.query(
+            "SELECT body FROM gate_requests WHERE state = 'held' AND release_at <= $1 ORDER BY release_at, id LIMIT $2",
+            &[&i64_of(now)?, &i64_of(limit as u64)?],
+        )?
+        .iter()
+        .map(|row| parse(&row.get::<_, String>(0)))
+        .collect()
+    }
+
+    fn add_approval(&self, approval: &StoredApproval, audit: NewAudit) -> Result<bool, StoreError> {
+        let mut c = self.client();
+        let mut txn = c.transaction()?;
+        let n = txn.execute(
+            "INSERT INTO gate_approvals (request_id, action, approver, at, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[&approval.request_id, &approval.action, &approval.approver.as_slice(), &i64_of(approval.at)?, &json(approval)?],
+        )?;
+        if n == 0 {
+            return Ok(false);
+        }
+        Self::append(&mut txn, vec![audit])?;
+        txn.commit()?;
+        Ok(true)
+    }
+
+    fn approvals(&self, request_id: &str) -> Result<Vec<StoredApproval>, StoreError> {
+        let mut c = self.client();
+        c.query(
+            "SELECT body FROM gate_approvals WHERE request_id = $1 ORDER BY at, approver",
+            &[&request_id],
+        )?
+        .iter()
+        .map(|row| parse(&row.get::<_, String>(0)))
+        .collect()
+    }
+
+    fn outflows(&self, wallet: Address, since: u64) -> Result<Vec<(u64, Outflow)>, StoreError> {
+        let mut c = self.client();
+        let mut out = Vec::new();
+        for row in c.query(
+            "SELECT at, body FROM gate_outflows WHERE wallet = $1 AND at >= $2 ORDER BY at LIMIT 10000",
+            &[&wallet.as_slice(), &i64_of(since)?],
+        )? {
+            let at = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+            let flows: Vec<Outflow> = parse(&row.get::<_, String>(1))?;
+            out.extend(flows.into_iter().map(|f| (at, f)));
+        }
+        Ok(out)
+    }
+
+    fn set_frozen(
+        &self,
+        scope: Option<Address>,
+        frozen: bool,
+        audit: NewAudit,
+    ) -> Result<(), StoreError> {
+        let key = match scope {
+            Some(w) => format!("frozen:{w}"),
+            None => "frozen:*".to_owned(),
+        };
+        let mut c = self.client();
+        let mut txn = c.transaction()?;
+        if frozen {
+            txn.execute(
+                "INSERT INTO gate_meta (key, value) VALUES ($1, '\\x01'::bytea) ON CONFLICT (key) DO NOTHING",
+                &[&key],
+            )?;
+        } else {
+            txn.execute("DELETE FROM gate_meta WHERE key = $1", &[&key])?;
+        }
+        Self::append(&mut txn, vec![audit])?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn frozen(&self, wallet: Address) -> Result<bool, StoreError> {
+        let mut c = self.client();
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM gate_meta WHERE key = 'frozen:*' OR key = $1",
+                &[&format!("frozen:{wallet}")],
+            )?
+            .get(0);
+        Ok(n > 0)
+    }
+
+    fn append_audit(&self, audit: Vec<NewAudit>) -> Result<(), StoreError> {
+        let mut c = self.client();
+        let mut txn = c.transaction()?;
+        Self::append(&mut txn, audit)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn audit(&self, from_seq: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut c = self.client();
+        c.query(
+            "SELECT body FROM gate_audit WHERE seq >= $1 ORDER BY seq LIMIT $2",
+            &[&i64_of(from_seq)?, &i64_of(limit as u64)?],
+        )?
+        .iter()
+        .map(|row| parse(&row.get::<_, String>(0)))
+        .collect()
+    }
+}

@@ -1,0 +1,329 @@
+//! The guard service's state store, on both backends: transitions are atomic and exclusive
+//! (two writers racing for one request: exactly one wins, also across two PostgreSQL
+//! instances), nonces are never handed out twice, the audit chain stays one valid chain.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use alloy_primitives::{Address, B256, Bytes, U256};
+use holdfast_primitives::Asset;
+use holdfast_store::gate::{
+    AuditKind, Change, EmbeddedGateStore, GateRequest, GateStore, NewAudit, Outflow, PgGateStore,
+    RequestState, StoredApproval, verify,
+};
+use holdfast_store::testing::TempPostgres;
+
+static PG: std::sync::OnceLock<Result<TempPostgres, String>> = std::sync::OnceLock::new();
+
+/// A fresh database on the shared test server (each test its own), or `None` when
+/// PostgreSQL tests are skipped explicitly.
+fn pg_db() -> Option<String> {
+    if std::env::var_os("HOLDFAST_TEST_SKIP_PG").is_some_and(|v| v == "1") {
+        return None;
+    }
+    static N: AtomicU32 = AtomicU32::new(0);
+    let pg = PG
+        .get_or_init(|| TempPostgres::start(false))
+        .as_ref()
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL could not be started (set HOLDFAST_TEST_SKIP_PG=1 to skip): {e}")
+        });
+    let name = format!(
+        "gate_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut c = postgres::Client::connect(pg.url(), postgres::NoTls).expect("connect");
+    c.batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create database");
+    let base = pg.url().rsplit_once('/').map_or(pg.url(), |(b, _)| b);
+    Some(format!("{base}/{name}"))
+}
+
+fn backends(check: impl Fn(&dyn Fn() -> Arc<dyn GateStore>)) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let embedded: Arc<dyn GateStore> =
+        Arc::new(EmbeddedGateStore::open(&dir.path().join("gate")).expect("open"));
+    check(&|| embedded.clone());
+    if let Some(url) = pg_db() {
+        // Each call is another instance (its own connections) on the same database.
+        check(&|| Arc::new(PgGateStore::connect(&url, 2).expect("connect")) as Arc<dyn GateStore>);
+    }
+}
+
+fn request(id: &str, state: RequestState) -> GateRequest {
+    GateRequest {
+        id: id.into(),
+        payload_hash: B256::repeat_byte(7),
+        chain_id: 1,
+        wallet: Address::repeat_byte(0xaa),
+        initiator: "ops".into(),
+        kind: "withdrawal".into(),
+        request: "{}".into(),
+        decision: "hold".into(),
+        rule: Some("r".into()),
+        reasons: vec!["because".into()],
+        state,
+        created_at: 100,
+        updated_at: 100,
+        release_at: Some(200),
+        need_approvals: 0,
+        group: None,
+        nonce: None,
+        signature: None,
+        tx_hash: None,
+        error: None,
+        outflows: vec![Outflow {
+            to: Address::repeat_byte(0xbb),
+            asset: Asset::Native,
+            amount: U256::from(5),
+        }],
+    }
+}
+
+fn audit(kind: AuditKind, id: &str) -> NewAudit {
+    NewAudit {
+        at: 150,
+        kind,
+        request_id: Some(id.into()),
+        actor: "test".into(),
+        details: "{}".into(),
+    }
+}
+
+fn full_audit(s: &dyn GateStore) -> Vec<holdfast_store::gate::AuditEntry> {
+    s.audit(1, 1_000_000).expect("audit")
+}
+
+#[test]
+fn transitions_are_checked_atomic_and_audited() {
+    backends(|open| {
+        let s = open();
+        s.insert(
+            &request("r1", RequestState::Held),
+            vec![audit(AuditKind::Hold, "r1")],
+        )
+        .expect("insert");
+        assert!(
+            s.insert(&request("r1", RequestState::Held), vec![])
+                .is_err(),
+            "ids are unique"
+        );
+        assert_eq!(
+            s.get("r1").expect("get").map(|r| r.state),
+            Some(RequestState::Held)
+        );
+        assert_eq!(s.due_holds(199, 10).expect("due").len(), 0);
+        assert_eq!(s.due_holds(200, 10).expect("due").len(), 1);
+        // A transition from the wrong state does nothing.
+        let none = s
+            .transition(
+                "r1",
+                &[RequestState::AwaitingApprovals],
+                Change {
+                    state: Some(RequestState::Signing),
+                    ..Change::default()
+                },
+                201,
+                vec![audit(AuditKind::Release, "r1")],
+            )
+            .expect("transition");
+        assert!(none.is_none());
+        let r = s
+            .transition(
+                "r1",
+                &[RequestState::Held],
+                Change {
+                    state: Some(RequestState::Signing),
+                    allocate_nonce: Some(4),
+                    ..Change::default()
+                },
+                201,
+                vec![audit(AuditKind::Release, "r1")],
+            )
+            .expect("transition")
+            .expect("was held");
+        assert_eq!((r.state, r.nonce), (RequestState::Signing, Some(4)));
+        assert!(
+            s.due_holds(1000, 10).expect("due").is_empty(),
+            "no longer held"
+        );
+        let r = s
+            .transition(
+                "r1",
+                &[RequestState::Signing],
+                Change {
+                    state: Some(RequestState::Signed),
+                    signature: Some(Bytes::from_static(&[1, 2])),
+                    ..Change::default()
+                },
+                202,
+                vec![audit(AuditKind::Signature, "r1")],
+            )
+            .expect("t")
+            .expect("signing");
+        assert_eq!(r.signature, Some(Bytes::from_static(&[1, 2])));
+        assert_eq!(
+            s.outflows(Address::repeat_byte(0xaa), 0)
+                .expect("outflows")
+                .len(),
+            1,
+            "a signed request's outflows count for velocity"
+        );
+        assert_eq!(
+            s.in_state(RequestState::Signed, 10)
+                .expect("in state")
+                .len(),
+            1
+        );
+        // A state the change never leaves is still one transition at most.
+        let chain = full_audit(&*s);
+        assert_eq!(chain.len(), 3);
+        assert_eq!(verify(&chain), Ok(3));
+        assert_eq!(
+            chain.iter().map(|e| e.kind).collect::<Vec<_>>(),
+            vec![AuditKind::Hold, AuditKind::Release, AuditKind::Signature]
+        );
+    });
+}
+
+#[test]
+fn of_racing_writers_exactly_one_wins_and_nonces_are_never_reused() {
+    backends(|open| {
+        let s = open();
+        for i in 0..20 {
+            s.insert(&request(&format!("q{i}"), RequestState::Held), vec![])
+                .expect("insert");
+        }
+        // Four writers (separate instances on PostgreSQL) try to release every request.
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let s = open();
+                std::thread::spawn(move || {
+                    let mut won = Vec::new();
+                    for i in 0..20 {
+                        let id = format!("q{i}");
+                        let r = s
+                            .transition(
+                                &id,
+                                &[RequestState::Held],
+                                Change {
+                                    state: Some(RequestState::Signing),
+                                    allocate_nonce: Some(0),
+                                    ..Change::default()
+                                },
+                                300,
+                                vec![NewAudit {
+                                    at: 300,
+                                    kind: AuditKind::Release,
+                                    request_id: Some(id.clone()),
+                                    actor: format!("w{w}"),
+                                    details: "{}".into(),
+                                }],
+                            )
+                            .expect("transition");
+                        if let Some(r) = r {
+                            won.push((id, r.nonce.expect("nonce")));
+                        }
+                    }
+                    won
+                })
+            })
+            .collect();
+        let mut wins: Vec<(String, u64)> = writers
+            .into_iter()
+            .flat_map(|t| t.join().expect("thread"))
+            .collect();
+        assert_eq!(
+            wins.len(),
+            20,
+            "every request released exactly once: {wins:?}"
+        );
+        wins.sort_by_key(|(_, n)| *n);
+        let nonces: Vec<u64> = wins.iter().map(|(_, n)| *n).collect();
+        assert_eq!(
+            nonces,
+            (0..20).collect::<Vec<_>>(),
+            "one nonce per release, none twice"
+        );
+        let chain = full_audit(&*s);
+        assert_eq!(verify(&chain), Ok(20), "one chain across writers");
+        // The floor (the node's pending nonce) wins over a lower stored one.
+        s.insert(&request("late", RequestState::Held), vec![])
+            .expect("insert");
+        let r = s
+            .transition(
+                "late",
+                &[RequestState::Held],
+                Change {
+                    state: Some(RequestState::Signing),
+                    allocate_nonce: Some(50),
+                    ..Change::default()
+                },
+                301,
+                vec![],
+            )
+            .expect("t")
+            .expect("held");
+        assert_eq!(r.nonce, Some(50));
+    });
+}
+
+#[test]
+fn approvals_freezes_and_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gate");
+    {
+        let s = EmbeddedGateStore::open(&path).expect("open");
+        s.insert(
+            &request("a", RequestState::AwaitingApprovals),
+            vec![audit(AuditKind::Decision, "a")],
+        )
+        .expect("insert");
+        let ap = |who: u8| StoredApproval {
+            request_id: "a".into(),
+            approver: Address::repeat_byte(who),
+            action: "approve".into(),
+            approval: "{}".into(),
+            at: 10,
+        };
+        assert!(
+            s.add_approval(&ap(1), audit(AuditKind::Approval, "a"))
+                .expect("add")
+        );
+        assert!(
+            !s.add_approval(&ap(1), audit(AuditKind::Approval, "a"))
+                .expect("add"),
+            "one approval per approver"
+        );
+        assert!(
+            s.add_approval(&ap(2), audit(AuditKind::Approval, "a"))
+                .expect("add")
+        );
+        assert_eq!(s.approvals("a").expect("list").len(), 2);
+        let w = Address::repeat_byte(0xaa);
+        assert!(!s.frozen(w).expect("frozen"));
+        s.set_frozen(Some(w), true, audit(AuditKind::Freeze, "a"))
+            .expect("freeze");
+        assert!(s.frozen(w).expect("frozen"));
+        assert!(!s.frozen(Address::repeat_byte(1)).expect("frozen"));
+        s.set_frozen(None, true, audit(AuditKind::Freeze, "a"))
+            .expect("freeze all");
+        assert!(s.frozen(Address::repeat_byte(1)).expect("frozen"));
+    }
+    let s = EmbeddedGateStore::open(&path).expect("reopen");
+    assert_eq!(s.approvals("a").expect("list").len(), 2);
+    assert!(s.frozen(Address::repeat_byte(1)).expect("frozen"));
+    assert_eq!(verify(&full_audit(&s)), Ok(5));
+    if let Some(url) = pg_db() {
+        let p = PgGateStore::connect(&url, 1).expect("connect");
+        p.set_frozen(None, true, audit(AuditKind::Freeze, "x"))
+            .expect("freeze");
+        assert!(p.frozen(Address::ZERO).expect("frozen"));
+        p.set_frozen(None, false, audit(AuditKind::Unfreeze, "x"))
+            .expect("unfreeze");
+        assert!(!p.frozen(Address::ZERO).expect("frozen"));
+        let again = PgGateStore::connect(&url, 1).expect("second instance migrates nothing");
+        assert_eq!(verify(&full_audit(&again)), Ok(2));
+    }
+}
