@@ -6,6 +6,8 @@
 //! - [`source`]: [`ChainSource`], one node over HTTP or WebSocket: batched, rate-limited,
 //!   retried block fetches; trace method detection.
 //! - [`state`]: account state, storage and headers at a block (the guard's simulation fork).
+//! - [`tx`]: nonces, fees, gas estimates, sending signed transactions, receipts (the guard
+//!   service's hot-wallet gateway).
 //!
 //! This is the only crate that speaks JSON-RPC; everything above it sees normalized records.
 //!
@@ -16,6 +18,8 @@ pub mod etl;
 pub mod extract;
 pub mod source;
 pub mod state;
+pub mod tx;
 
 pub use source::{BlockTransfers, ChainError, ChainSource, SourceConfig, TraceMode};
 pub use state::{Account, Header};
+pub use tx::{Fees, Inclusion};

@@ -125,13 +125,15 @@ pub struct Guard {
     intel: Arc<IntelIndex>,
 }
 
-/// The call a request makes, before decoding.
-struct Root {
-    from: Address,
-    to: Option<Address>,
-    kind: CallKind,
-    value: U256,
-    data: Bytes,
+/// The call a request makes, before decoding: what a hot-wallet gateway signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootCall {
+    pub from: Address,
+    /// `None`: a contract creation.
+    pub to: Option<Address>,
+    pub kind: CallKind,
+    pub value: U256,
+    pub data: Bytes,
 }
 
 impl Guard {
@@ -147,7 +149,7 @@ impl Guard {
     pub fn check(&self, env: &Envelope, opts: &CheckOptions<'_>) -> Result<Report, CheckError> {
         let policy = &*self.policy;
         let mut findings = Vec::new();
-        let (kind, root, wallet) = self.root(env)?;
+        let (kind, root, wallet) = self.root_call(env)?;
         let decoded = match decode::decode(root.from, root.to, root.kind, root.value, &root.data) {
             Ok(d) => d.calls,
             Err(e) => {
@@ -468,12 +470,16 @@ impl Guard {
         })
     }
 
-    /// The request's own call, its kind, and the wallet at stake.
-    fn root(&self, env: &Envelope) -> Result<(RequestKind, Root, Address), CheckError> {
+    /// The request's own call, its kind, and the wallet at stake (for a Safe transaction,
+    /// the call the Safe makes).
+    pub fn root_call(
+        &self,
+        env: &Envelope,
+    ) -> Result<(RequestKind, RootCall, Address), CheckError> {
         Ok(match &env.request {
             Request::Safe(s) => (
                 RequestKind::Safe,
-                Root {
+                RootCall {
                     from: s.safe,
                     to: Some(s.tx.to),
                     kind: s.tx.operation.into(),
@@ -499,7 +505,7 @@ impl Guard {
                 };
                 (
                     kind,
-                    Root {
+                    RootCall {
                         from: t.from,
                         to: t.to,
                         kind: if t.to.is_some() {
@@ -533,14 +539,14 @@ impl Guard {
                         reason: format!("{} for {} ({} decimals)", e, asset.symbol, asset.decimals),
                     })?;
                 let root = match asset.key {
-                    AssetKey::Native => Root {
+                    AssetKey::Native => RootCall {
                         from: wallet,
                         to: Some(w.destination),
                         kind: CallKind::Call,
                         value: amount,
                         data: Bytes::new(),
                     },
-                    AssetKey::Token(token) => Root {
+                    AssetKey::Token(token) => RootCall {
                         from: wallet,
                         to: Some(token),
                         kind: CallKind::Call,

@@ -33,6 +33,6 @@ pub mod safe;
 pub mod simulate;
 pub mod units;
 
-pub use check::{CheckError, CheckOptions, Guard, Report};
+pub use check::{CheckError, CheckOptions, Guard, Report, RootCall};
 pub use policy::{Policy, PolicyError};
 pub use request::{Envelope, Request, RequestError};

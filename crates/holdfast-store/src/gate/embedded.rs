@@ -314,7 +314,7 @@ impl GateStore for EmbeddedGateStore {
         }
         let mut batch = Batch::default();
         self.unindex(&mut batch, &r);
-        let nonce = match change.allocate_nonce {
+        let nonce = match change.allocate_nonce.filter(|_| r.nonce.is_none()) {
             Some(floor) => {
                 let key = nonce_key(r.wallet, r.chain_id);
                 let stored = match self.read(META, &key)? {
@@ -438,7 +438,11 @@ impl GateStore for EmbeddedGateStore {
         let guard = self.lock();
         let mut batch = Batch::default();
         if frozen {
-            batch.put(META, freeze_key(scope), vec![1]);
+            if self.read(META, &freeze_key(scope))?.is_some() {
+                // Already frozen: keep when it began.
+                return self.commit(guard, batch, vec![audit]);
+            }
+            batch.put(META, freeze_key(scope), audit.at.to_be_bytes().to_vec());
         } else {
             batch.del(META, freeze_key(scope));
         }
@@ -448,6 +452,16 @@ impl GateStore for EmbeddedGateStore {
     fn frozen(&self, wallet: Address) -> Result<bool, StoreError> {
         Ok(self.read(META, &freeze_key(None))?.is_some()
             || self.read(META, &freeze_key(Some(wallet)))?.is_some())
+    }
+
+    fn freeze_started(&self, scope: Option<Address>) -> Result<Option<u64>, StoreError> {
+        Ok(self.read(META, &freeze_key(scope))?.map(|v| {
+            let mut n = [0u8; 8];
+            if v.len() == 8 {
+                n.copy_from_slice(&v);
+            }
+            u64::from_be_bytes(n)
+        }))
     }
 
     fn append_audit(&self, audit: Vec<NewAudit>) -> Result<(), StoreError> {

@@ -44,6 +44,8 @@ pub enum RequestState {
     Cancelled,
     /// Could not be signed or sent (the error is stored).
     Failed,
+    /// The broadcast transaction is in a block (`error` says if it reverted).
+    Included,
 }
 
 impl RequestState {
@@ -57,6 +59,7 @@ impl RequestState {
             RequestState::Broadcast => "broadcast",
             RequestState::Cancelled => "cancelled",
             RequestState::Failed => "failed",
+            RequestState::Included => "included",
         }
     }
 }
@@ -274,7 +277,7 @@ pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<u
 pub struct Change {
     pub state: Option<RequestState>,
     /// Allocate the wallet's next nonce (at least this floor: the node's pending count) and
-    /// store it in the request.
+    /// store it in the request; a request that has a nonce keeps it.
     pub allocate_nonce: Option<u64>,
     pub signature: Option<Bytes>,
     pub tx_hash: Option<B256>,
@@ -330,6 +333,9 @@ pub trait GateStore: Send + Sync + std::fmt::Debug {
 
     /// Whether signing is frozen for `wallet` (by its own freeze or the global one).
     fn frozen(&self, wallet: Address) -> Result<bool, StoreError>;
+
+    /// When the freeze of `scope` (a wallet, or everything) began, if it is frozen.
+    fn freeze_started(&self, scope: Option<Address>) -> Result<Option<u64>, StoreError>;
 
     /// Appends entries not tied to a request change.
     fn append_audit(&self, audit: Vec<NewAudit>) -> Result<(), StoreError>;

@@ -207,7 +207,7 @@ impl GateStore for PgGateStore {
         if !from.contains(&r.state) {
             return Ok(None);
         }
-        let nonce = match change.allocate_nonce {
+        let nonce = match change.allocate_nonce.filter(|_| r.nonce.is_none()) {
             Some(floor) => {
                 let key = format!("nonce:{}:{}", r.wallet, r.chain_id);
                 let stored = txn
@@ -327,8 +327,8 @@ impl GateStore for PgGateStore {
         let mut txn = c.transaction()?;
         if frozen {
             txn.execute(
-                "INSERT INTO gate_meta (key, value) VALUES ($1, '\\x01'::bytea) ON CONFLICT (key) DO NOTHING",
-                &[&key],
+                "INSERT INTO gate_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &audit.at.to_be_bytes().to_vec()],
             )?;
         } else {
             txn.execute("DELETE FROM gate_meta WHERE key = $1", &[&key])?;
@@ -347,6 +347,25 @@ impl GateStore for PgGateStore {
             )?
             .get(0);
         Ok(n > 0)
+    }
+
+    fn freeze_started(&self, scope: Option<Address>) -> Result<Option<u64>, StoreError> {
+        let key = match scope {
+            Some(w) => format!("frozen:{w}"),
+            None => "frozen:*".to_owned(),
+        };
+        let mut c = self.client();
+        Ok(
+            c.query_opt("SELECT value FROM gate_meta WHERE key = $1", &[&key])?
+                .map(|row| {
+                    let v: Vec<u8> = row.get(0);
+                    let mut n = [0u8; 8];
+                    if v.len() == 8 {
+                        n.copy_from_slice(&v);
+                    }
+                    u64::from_be_bytes(n)
+                }),
+        )
     }
 
     fn append_audit(&self, audit: Vec<NewAudit>) -> Result<(), StoreError> {

@@ -1,0 +1,1198 @@
+//! [`Gate`]: one decision path for every enforcement mode. A request is decided by the
+//! guard engine and recorded with its decision; only an allow — at once, when its hold
+//! expires uncancelled, or when its approvals are in — leads to a signature:
+//!
+//! - a Safe transaction: Holdfast signs the safeTxHash it computed itself (co-signer);
+//! - a withdrawal or a transaction from the hot wallet whose key Holdfast holds: it builds,
+//!   signs and broadcasts the transaction, with nonces allocated in the store (gateway);
+//! - a transaction signed elsewhere (the JSON-RPC firewall): it is broadcast as it is.
+//!
+//! Every step is a store transition with its audit entries, so a crash at any point leaves
+//! a state the background task ([`Gate::tick`]) resumes from, and of several instances on
+//! one PostgreSQL only one performs each step. Fail closed: a store or node error is an
+//! error answer, never a signature.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy::eips::eip2718::Encodable2718;
+use alloy::primitives::{Address, B256, Bytes, TxKind, keccak256};
+use holdfast_chain::ChainSource;
+use holdfast_guard::approval::{ApprovalAction, SignedApproval, VerifiedApproval};
+use holdfast_guard::facts::{History, PastOutflow, Source};
+use holdfast_guard::policy::Decision;
+use holdfast_guard::rpc::RpcState;
+use holdfast_guard::simulate::{Fork, SimOptions, Simulator};
+use holdfast_guard::{CheckOptions, Envelope, Guard, Report};
+use holdfast_store::gate::{
+    AuditKind, Change, GateRequest, GateStore, NewAudit, Outflow, RequestState, StoredApproval,
+};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::config::{GateConfig, Principal, Role};
+use crate::signer::Signer;
+
+/// How far back velocity limits and new-destination checks look.
+pub const HISTORY_WINDOW: Duration = Duration::from_secs(30 * 86_400);
+/// A request left in `signing` this long (its instance died mid-way) is taken over.
+pub const SIGNING_LEASE: Duration = Duration::from_secs(30);
+
+/// Why a call was refused. Each says what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GateError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{who} lacks the {role} role")]
+    Forbidden { who: String, role: &'static str },
+    #[error("no request {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The store or the node failed: nothing was signed.
+    #[error("{0}: nothing was signed")]
+    Unavailable(String),
+}
+
+impl From<holdfast_store::StoreError> for GateError {
+    fn from(e: holdfast_store::StoreError) -> Self {
+        GateError::Unavailable(format!("the guard's state store failed ({e})"))
+    }
+}
+
+/// What a caller learns about a request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub id: String,
+    pub state: RequestState,
+    pub decision: String,
+    pub rule: Option<String>,
+    pub reasons: Vec<String>,
+    pub payload_hash: B256,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<ApprovalStatus>,
+    /// The co-signer's signature over the safeTxHash (65 bytes), or the signed transaction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Bytes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<Address>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tx_hash: Option<B256>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The full decision report (on submission).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<Box<Report>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalStatus {
+    pub need: u32,
+    pub group: Option<String>,
+    pub have: Vec<Address>,
+}
+
+/// The guard service.
+pub struct Gate {
+    store: Arc<dyn GateStore>,
+    guard: Guard,
+    chain: Option<Arc<ChainSource>>,
+    signer: Option<Arc<dyn Signer>>,
+    config: GateConfig,
+    fork: tokio::sync::Mutex<Option<(Instant, Arc<Simulator>)>>,
+    instance: B256,
+    counter: AtomicU64,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("store", &self.store)
+            .field("signer", &self.signer.as_ref().map(|s| s.address()))
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn audit(kind: AuditKind, id: &str, actor: &str, details: serde_json::Value) -> NewAudit {
+    NewAudit {
+        at: now(),
+        kind,
+        request_id: Some(id.to_owned()),
+        actor: actor.to_owned(),
+        details: details.to_string(),
+    }
+}
+
+fn require(who: &Principal, role: Role) -> Result<(), GateError> {
+    if who.has(role) {
+        Ok(())
+    } else {
+        Err(GateError::Forbidden {
+            who: who.name.clone(),
+            role: role.name(),
+        })
+    }
+}
+
+impl Gate {
+    pub fn new(
+        store: Arc<dyn GateStore>,
+        guard: Guard,
+        chain: Option<Arc<ChainSource>>,
+        signer: Option<Arc<dyn Signer>>,
+        config: GateConfig,
+    ) -> Gate {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        Gate {
+            store,
+            guard,
+            chain,
+            signer,
+            config,
+            fork: tokio::sync::Mutex::new(None),
+            instance: keccak256(
+                [&nanos.to_be_bytes()[..], &std::process::id().to_be_bytes()].concat(),
+            ),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn GateStore> {
+        &self.store
+    }
+
+    pub fn config(&self) -> &GateConfig {
+        &self.config
+    }
+
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    pub fn signer_address(&self) -> Option<Address> {
+        self.signer.as_ref().map(|s| s.address())
+    }
+
+    /// The chain the service works on (the node's), `None` without a node.
+    pub fn chain_id(&self) -> Option<u64> {
+        self.chain.as_ref().map(|c| c.chain_id())
+    }
+
+    fn new_id(&self, payload: B256) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        keccak256(
+            [
+                payload.as_slice(),
+                self.instance.as_slice(),
+                &n.to_be_bytes(),
+                &nanos.to_be_bytes(),
+            ]
+            .concat(),
+        )
+        .to_string()
+    }
+
+    /// A simulator on recent state (re-pinned every `fork_max_age`), `Ok(None)` when the
+    /// service simulates nothing, `Err` when it should and cannot (the policy then sees a
+    /// failed simulation).
+    async fn simulator(&self) -> Result<Option<Arc<Simulator>>, String> {
+        let Some(chain) = self.chain.as_ref().filter(|_| self.config.simulate) else {
+            return Ok(None);
+        };
+        let mut cached = self.fork.lock().await;
+        if let Some((at, sim)) = cached.as_ref()
+            && at.elapsed() < self.config.fork_max_age
+        {
+            return Ok(Some(sim.clone()));
+        }
+        let state = RpcState::on(chain.clone(), None)
+            .await
+            .map_err(|e| format!("cannot read the chain: {e}"))?;
+        let fork = Fork::new(Arc::new(state)).map_err(|e| e.to_string())?;
+        let sim = Arc::new(Simulator::new(
+            fork,
+            SimOptions {
+                budget: self.config.sim_budget,
+            },
+        ));
+        *cached = Some((Instant::now(), sim.clone()));
+        Ok(Some(sim))
+    }
+
+    async fn history(&self, wallet: Address) -> Result<History, GateError> {
+        let store = self.store.clone();
+        let since = now().saturating_sub(HISTORY_WINDOW.as_secs());
+        let rows = tokio::task::spawn_blocking(move || store.outflows(wallet, since))
+            .await
+            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+        Ok(History {
+            known: true,
+            outflows: rows
+                .into_iter()
+                .map(|(at, o)| PastOutflow {
+                    to: o.to,
+                    asset: o.asset,
+                    amount: o.amount,
+                    at,
+                })
+                .collect(),
+        })
+    }
+
+    /// Runs the guard engine on a blocking thread.
+    async fn decide(
+        &self,
+        env: &Envelope,
+        approvals: Vec<VerifiedApproval>,
+    ) -> Result<Report, GateError> {
+        let (_, _, wallet) = self
+            .guard
+            .root_call(env)
+            .map_err(|e| GateError::BadRequest(e.to_string()))?;
+        let history = self.history(wallet).await?;
+        let (sim, sim_failure) = match self.simulator().await {
+            Ok(s) => (s, None),
+            Err(e) => (None, Some(e)),
+        };
+        let guard = self.guard.clone();
+        let env = env.clone();
+        tokio::task::spawn_blocking(move || {
+            let opts = CheckOptions {
+                simulator: sim.as_deref(),
+                safe_version: None,
+                history,
+                approvals: &approvals,
+                now: now(),
+                sim_failure,
+            };
+            guard.check(&env, &opts)
+        })
+        .await
+        .map_err(|e| GateError::Unavailable(e.to_string()))?
+        .map_err(|e| GateError::BadRequest(e.to_string()))
+    }
+
+    /// Submits a request: decides, records, and signs what is allowed.
+    pub async fn submit(&self, body: &[u8], who: &Principal) -> Result<Outcome, GateError> {
+        require(who, Role::Initiator)?;
+        let mut env = holdfast_guard::request::parse(body)
+            .map_err(|e| GateError::BadRequest(e.to_string()))?;
+        // The caller is who the token says, whatever the body claims.
+        env.initiator = Some(
+            who.address
+                .map_or_else(|| who.name.clone(), |a| a.to_string()),
+        );
+        let report = self.decide(&env, Vec::new()).await?;
+        let chain_id = report.chain_id.or(self.chain_id()).unwrap_or_default();
+        let id = self.new_id(report.payload_hash);
+        let t = now();
+        let store = self.store.clone();
+        let wallet = report.wallet;
+        let frozen = tokio::task::spawn_blocking(move || store.frozen(wallet))
+            .await
+            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+        let (state, release_at, need, group, reasons, decision, rule) = if frozen {
+            let mut reasons = vec![
+                "signing is frozen for this wallet: an emergency freeze is in force".to_owned(),
+            ];
+            reasons.extend(report.evaluation.reasons.iter().cloned());
+            (
+                RequestState::Denied,
+                None,
+                0,
+                None,
+                reasons,
+                "deny".to_owned(),
+                Some("emergency freeze".to_owned()),
+            )
+        } else {
+            let e = &report.evaluation;
+            let (state, release_at, need, group) = match &e.decision {
+                Decision::Allow => (RequestState::Signing, None, 0, None),
+                Decision::Deny => (RequestState::Denied, None, 0, None),
+                Decision::Hold { hold_seconds } => {
+                    (RequestState::Held, Some(t + hold_seconds), 0, None)
+                }
+                Decision::RequireApprovals { need, group, .. } => (
+                    RequestState::AwaitingApprovals,
+                    None,
+                    *need,
+                    Some(group.clone()),
+                ),
+            };
+            (
+                state,
+                release_at,
+                need,
+                group,
+                e.reasons.clone(),
+                e.decision.name().to_owned(),
+                e.rule.clone(),
+            )
+        };
+        let request = GateRequest {
+            id: id.clone(),
+            payload_hash: report.payload_hash,
+            chain_id,
+            wallet,
+            initiator: env.initiator.clone().unwrap_or_default(),
+            kind: report.kind.name().to_owned(),
+            request: String::from_utf8_lossy(body).into_owned(),
+            decision: decision.clone(),
+            rule: rule.clone(),
+            reasons: reasons.clone(),
+            state,
+            created_at: t,
+            updated_at: t,
+            release_at,
+            need_approvals: need,
+            group: group.clone(),
+            nonce: None,
+            signature: None,
+            tx_hash: None,
+            error: None,
+            outflows: outflows(&report),
+        };
+        let entries = vec![
+            audit(
+                AuditKind::Request,
+                &id,
+                &who.name,
+                json!({"kind": request.kind, "wallet": wallet, "chain_id": chain_id, "payload_hash": report.payload_hash, "body_hash": keccak256(body)}),
+            ),
+            audit(
+                AuditKind::Decision,
+                &id,
+                "policy",
+                json!({"decision": decision, "rule": rule, "reasons": reasons, "policy": report.policy, "release_at": release_at, "need_approvals": need, "group": group}),
+            ),
+        ];
+        let store = self.store.clone();
+        let r = request.clone();
+        tokio::task::spawn_blocking(move || store.insert(&r, entries))
+            .await
+            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+        tracing::info!(target: "gate::decide", request_id = %id, decision = %decision, rule = ?rule, wallet = %wallet, "decided");
+        let r = if state == RequestState::Signing {
+            self.sign(&id).await?
+        } else {
+            request
+        };
+        let mut out = self.outcome(&r).await?;
+        out.report = Some(Box::new(report));
+        Ok(out)
+    }
+
+    /// A request as the caller sees it.
+    pub async fn status(&self, id: &str) -> Result<Outcome, GateError> {
+        let r = self.get(id).await?;
+        self.outcome(&r).await
+    }
+
+    async fn get(&self, id: &str) -> Result<GateRequest, GateError> {
+        let store = self.store.clone();
+        let key = id.to_owned();
+        tokio::task::spawn_blocking(move || store.get(&key))
+            .await
+            .map_err(|e| GateError::Unavailable(e.to_string()))??
+            .ok_or_else(|| GateError::NotFound(id.to_owned()))
+    }
+
+    async fn outcome(&self, r: &GateRequest) -> Result<Outcome, GateError> {
+        let approvals = if r.need_approvals > 0 {
+            let store = self.store.clone();
+            let id = r.id.clone();
+            let have = tokio::task::spawn_blocking(move || store.approvals(&id))
+                .await
+                .map_err(|e| GateError::Unavailable(e.to_string()))??;
+            Some(ApprovalStatus {
+                need: r.need_approvals,
+                group: r.group.clone(),
+                have: have
+                    .iter()
+                    .filter(|a| a.action == "approve")
+                    .map(|a| a.approver)
+                    .collect(),
+            })
+        } else {
+            None
+        };
+        Ok(Outcome {
+            id: r.id.clone(),
+            state: r.state,
+            decision: r.decision.clone(),
+            rule: r.rule.clone(),
+            reasons: r.reasons.clone(),
+            payload_hash: r.payload_hash,
+            release_at: r.release_at,
+            approvals,
+            signature: r.signature.clone(),
+            signer: r.signature.as_ref().and(self.signer_address()),
+            tx_hash: r.tx_hash,
+            nonce: r.nonce,
+            error: r.error.clone(),
+            report: None,
+        })
+    }
+
+    async fn transition(
+        &self,
+        id: &str,
+        from: &'static [RequestState],
+        change: Change,
+        entries: Vec<NewAudit>,
+    ) -> Result<Option<GateRequest>, GateError> {
+        let store = self.store.clone();
+        let id = id.to_owned();
+        Ok(
+            tokio::task::spawn_blocking(move || {
+                store.transition(&id, from, change, now(), entries)
+            })
+            .await
+            .map_err(|e| GateError::Unavailable(e.to_string()))??,
+        )
+    }
+
+    async fn fail(
+        &self,
+        id: &str,
+        from: &'static [RequestState],
+        error: String,
+    ) -> Result<GateRequest, GateError> {
+        tracing::warn!(target: "gate::sign", request_id = %id, %error, "not signed");
+        let change = Change {
+            state: Some(RequestState::Failed),
+            error: Some(error.clone()),
+            ..Change::default()
+        };
+        let entries = vec![audit(
+            AuditKind::Failure,
+            id,
+            "holdfast",
+            json!({"error": error}),
+        )];
+        match self.transition(id, from, change, entries).await? {
+            Some(r) => Ok(r),
+            None => self.get(id).await,
+        }
+    }
+
+    /// Signs a request in `signing` (and broadcasts it in gateway mode). Safe to call again
+    /// on the same request: only one signature is ever stored.
+    async fn sign(&self, id: &str) -> Result<GateRequest, GateError> {
+        let r = self.get(id).await?;
+        if r.state != RequestState::Signing {
+            return Ok(r);
+        }
+        let store = self.store.clone();
+        let wallet = r.wallet;
+        if tokio::task::spawn_blocking(move || store.frozen(wallet))
+            .await
+            .map_err(|e| GateError::Unavailable(e.to_string()))??
+        {
+            return self
+                .fail(
+                    id,
+                    &[RequestState::Signing],
+                    "signing is frozen for this wallet; submit again once the freeze is lifted"
+                        .into(),
+                )
+                .await;
+        }
+        let Some(signer) = self.signer.clone() else {
+            return self
+                .fail(
+                    id,
+                    &[RequestState::Signing],
+                    "this service has no signing key configured ([signer] in the configuration)"
+                        .into(),
+                )
+                .await;
+        };
+        match r.kind.as_str() {
+            "safe" => {
+                let sig = match signer.sign_hash(&r.payload_hash) {
+                    Ok(s) => s,
+                    Err(e) => return self.fail(id, &[RequestState::Signing], e.to_string()).await,
+                };
+                let change = Change {
+                    state: Some(RequestState::Signed),
+                    signature: Some(sig.as_bytes().to_vec().into()),
+                    ..Change::default()
+                };
+                let entries = vec![audit(
+                    AuditKind::Signature,
+                    id,
+                    "holdfast",
+                    json!({"mode": "safe co-signer", "signer": signer.address(), "safe_tx_hash": r.payload_hash}),
+                )];
+                let done = self
+                    .transition(id, &[RequestState::Signing], change, entries)
+                    .await?;
+                match done {
+                    Some(r) => {
+                        tracing::info!(target: "gate::sign", request_id = %id, safe = %r.wallet, "co-signed the safeTxHash");
+                        Ok(r)
+                    }
+                    None => self.get(id).await,
+                }
+            }
+            "signed" => {
+                // Signed elsewhere (the firewall): broadcast exactly these bytes.
+                let env = holdfast_guard::request::parse(r.request.as_bytes())
+                    .map_err(|e| GateError::BadRequest(e.to_string()))?;
+                let raw = raw_of(&r.request)?;
+                let hash = match &env.request {
+                    holdfast_guard::Request::Transaction(t) => t.signed.as_ref().map(|s| s.hash),
+                    _ => None,
+                };
+                let change = Change {
+                    state: Some(RequestState::Signed),
+                    signature: Some(raw),
+                    tx_hash: hash,
+                    ..Change::default()
+                };
+                let entries = vec![audit(
+                    AuditKind::Signature,
+                    id,
+                    "holdfast",
+                    json!({"mode": "firewall", "tx_hash": hash}),
+                )];
+                match self
+                    .transition(id, &[RequestState::Signing], change, entries)
+                    .await?
+                {
+                    Some(_) => self.broadcast(id).await,
+                    None => self.get(id).await,
+                }
+            }
+            _ => self.sign_transaction(&r, signer).await,
+        }
+    }
+
+    /// Gateway mode: build, sign and broadcast the hot wallet's transaction.
+    async fn sign_transaction(
+        &self,
+        r: &GateRequest,
+        signer: Arc<dyn Signer>,
+    ) -> Result<GateRequest, GateError> {
+        let id = r.id.as_str();
+        let Some(chain) = self.chain.clone() else {
+            return self
+                .fail(
+                    id,
+                    &[RequestState::Signing],
+                    "the gateway needs a node (gate.rpc) to send transactions".into(),
+                )
+                .await;
+        };
+        if r.wallet != signer.address() {
+            return self
+                .fail(id, &[RequestState::Signing], format!("wallet {} is not the key this service holds ({}): it can only co-sign Safes and send from its own hot wallet", r.wallet, signer.address()))
+                .await;
+        }
+        let env = holdfast_guard::request::parse(r.request.as_bytes())
+            .map_err(|e| GateError::BadRequest(e.to_string()))?;
+        let (_, call, _) = self
+            .guard
+            .root_call(&env)
+            .map_err(|e| GateError::BadRequest(e.to_string()))?;
+        let floor = chain
+            .pending_nonce(r.wallet)
+            .await
+            .map_err(|e| GateError::Unavailable(format!("reading the nonce: {e}")))?;
+        let Some(r) = self
+            .transition(
+                id,
+                &[RequestState::Signing],
+                Change {
+                    allocate_nonce: Some(floor),
+                    ..Change::default()
+                },
+                vec![],
+            )
+            .await?
+        else {
+            return self.get(id).await;
+        };
+        let nonce = r.nonce.unwrap_or(floor);
+        let gas = match &env.request {
+            holdfast_guard::Request::Transaction(t) if t.gas.is_some() => t.gas.unwrap_or_default(),
+            _ => {
+                let g = chain
+                    .estimate_gas(r.wallet, call.to, call.value, &call.data)
+                    .await
+                    .map_err(|e| GateError::Unavailable(format!("estimating gas: {e}")));
+                match g {
+                    Ok(g) => g + g / 5 + 10_000,
+                    Err(e) => return self.fail(id, &[RequestState::Signing], e.to_string()).await,
+                }
+            }
+        };
+        let fees = chain
+            .fees()
+            .await
+            .map_err(|e| GateError::Unavailable(format!("reading fees: {e}")))?;
+        let tx = TxEip1559 {
+            chain_id: r.chain_id,
+            nonce,
+            gas_limit: gas,
+            max_fee_per_gas: fees.base_fee * 2 + fees.priority_fee,
+            max_priority_fee_per_gas: fees.priority_fee,
+            to: call.to.map_or(TxKind::Create, TxKind::Call),
+            value: call.value,
+            access_list: Default::default(),
+            input: call.data.clone(),
+        };
+        let sig = match signer.sign_hash(&tx.signature_hash()) {
+            Ok(s) => s,
+            Err(e) => return self.fail(id, &[RequestState::Signing], e.to_string()).await,
+        };
+        let envelope: TxEnvelope = tx.into_signed(sig).into();
+        let hash = *envelope.tx_hash();
+        let raw: Bytes = envelope.encoded_2718().into();
+        let change = Change {
+            state: Some(RequestState::Signed),
+            signature: Some(raw),
+            tx_hash: Some(hash),
+            ..Change::default()
+        };
+        let entries = vec![audit(
+            AuditKind::Signature,
+            id,
+            "holdfast",
+            json!({"mode": "hot-wallet gateway", "signer": signer.address(), "nonce": nonce, "tx_hash": hash}),
+        )];
+        match self
+            .transition(id, &[RequestState::Signing], change, entries)
+            .await?
+        {
+            Some(_) => self.broadcast(id).await,
+            None => self.get(id).await,
+        }
+    }
+
+    /// Sends a signed transaction (idempotent: the same bytes, the same hash).
+    async fn broadcast(&self, id: &str) -> Result<GateRequest, GateError> {
+        let r = self.get(id).await?;
+        let (Some(raw), Some(hash), Some(chain)) =
+            (r.signature.clone(), r.tx_hash, self.chain.clone())
+        else {
+            return Ok(r);
+        };
+        if r.state != RequestState::Signed {
+            return Ok(r);
+        }
+        match chain.send_raw(&raw, hash).await {
+            Ok(h) => {
+                let entries = vec![audit(
+                    AuditKind::Broadcast,
+                    id,
+                    "holdfast",
+                    json!({"tx_hash": h}),
+                )];
+                let change = Change {
+                    state: Some(RequestState::Broadcast),
+                    ..Change::default()
+                };
+                Ok(self
+                    .transition(id, &[RequestState::Signed], change, entries)
+                    .await?
+                    .unwrap_or(r))
+            }
+            Err(e) => {
+                // Stays signed: the background task sends it again.
+                tracing::warn!(target: "gate::broadcast", request_id = %id, tx_hash = %hash, error = %e, "broadcast failed; will retry");
+                Ok(r)
+            }
+        }
+    }
+
+    /// Adds a signed approval; signs once the policy is satisfied.
+    pub async fn approve(
+        &self,
+        id: &str,
+        approval: SignedApproval,
+        who: &Principal,
+    ) -> Result<Outcome, GateError> {
+        require(who, Role::Approver)?;
+        let r = self.get(id).await?;
+        let reject = |reason: String| async move {
+            let store = self.store.clone();
+            let entry = audit(
+                AuditKind::ApprovalRejected,
+                id,
+                &who.name,
+                json!({"reason": reason}),
+            );
+            let _ = tokio::task::spawn_blocking(move || store.append_audit(vec![entry])).await;
+            reason
+        };
+        if r.state != RequestState::AwaitingApprovals {
+            return Err(GateError::Conflict(format!(
+                "request {id} is {}: it takes no approvals",
+                r.state.name()
+            )));
+        }
+        let v = match approval.verify(now()) {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(GateError::BadRequest(
+                    reject(format!("approval rejected: {e}")).await,
+                ));
+            }
+        };
+        let expected_id: B256 = r.id.parse().unwrap_or_default();
+        let problem = if v.action != ApprovalAction::Approve {
+            Some(format!(
+                "approval rejected: its action is {:?}, not approve",
+                v.action.name()
+            ))
+        } else if v.request_id != expected_id {
+            Some(format!(
+                "approval rejected: it is for request {}, not {id}",
+                v.request_id
+            ))
+        } else if v.payload_hash != r.payload_hash {
+            Some(format!(
+                "approval rejected: it approves payload {}, but this request's payload is {} (an approval for one payload never counts for another)",
+                v.payload_hash, r.payload_hash
+            ))
+        } else if v.chain_id != r.chain_id {
+            Some(format!(
+                "approval rejected: it is for chain {}, the request for chain {}",
+                v.chain_id, r.chain_id
+            ))
+        } else {
+            let members = r
+                .group
+                .as_ref()
+                .and_then(|g| self.guard.policy().groups.get(g))
+                .cloned()
+                .unwrap_or_default();
+            if !members.contains(&v.approver) {
+                Some(format!(
+                    "approval rejected: {} is not a member of group {:?}",
+                    v.approver,
+                    r.group.clone().unwrap_or_default()
+                ))
+            } else if r.initiator.parse::<Address>().ok() == Some(v.approver) {
+                Some(format!(
+                    "approval rejected: {} initiated this request and cannot approve it",
+                    v.approver
+                ))
+            } else {
+                None
+            }
+        };
+        if let Some(p) = problem {
+            return Err(GateError::Forbidden {
+                who: reject(p).await,
+                role: "member of the approving group",
+            });
+        }
+        let stored = StoredApproval {
+            request_id: r.id.clone(),
+            approver: v.approver,
+            action: "approve".into(),
+            approval: serde_json::to_string(&approval).unwrap_or_default(),
+            at: now(),
+        };
+        let store = self.store.clone();
+        let entry = audit(
+            AuditKind::Approval,
+            id,
+            &who.name,
+            json!({"approver": v.approver, "payload_hash": v.payload_hash, "deadline": v.deadline}),
+        );
+        let added = tokio::task::spawn_blocking(move || store.add_approval(&stored, entry))
+            .await
+            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+        if !added {
+            return Err(GateError::Conflict(format!(
+                "{} has already approved request {id} (a replayed approval counts once)",
+                v.approver
+            )));
+        }
+        // Decide again with every valid approval: the engine counts distinct group members
+        // for this payload, never the initiator.
+        let store = self.store.clone();
+        let rid = r.id.clone();
+        let all = tokio::task::spawn_blocking(move || store.approvals(&rid))
+            .await
+            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+        let t = now();
+        let verified: Vec<VerifiedApproval> = all
+            .iter()
+            .filter_map(|a| serde_json::from_str::<SignedApproval>(&a.approval).ok())
+            .filter_map(|a| a.verify(t).ok())
+            .collect();
+        let env = holdfast_guard::request::parse(r.request.as_bytes())
+            .map_err(|e| GateError::BadRequest(e.to_string()))?;
+        let env = Envelope {
+            initiator: Some(r.initiator.clone()),
+            ..env
+        };
+        let report = self.decide(&env, verified).await?;
+        if report.payload_hash != r.payload_hash {
+            return Err(GateError::Conflict(
+                "the request decodes to another payload than when it was submitted".into(),
+            ));
+        }
+        let r = match &report.evaluation.decision {
+            Decision::Allow => {
+                let entries = vec![audit(
+                    AuditKind::Decision,
+                    id,
+                    "policy",
+                    json!({"decision": "allow", "rule": report.evaluation.rule, "reasons": report.evaluation.reasons}),
+                )];
+                let change = Change {
+                    state: Some(RequestState::Signing),
+                    ..Change::default()
+                };
+                match self
+                    .transition(id, &[RequestState::AwaitingApprovals], change, entries)
+                    .await?
+                {
+                    Some(_) => self.sign(id).await?,
+                    None => self.get(id).await?,
+                }
+            }
+            Decision::Deny => {
+                let entries = vec![audit(
+                    AuditKind::Decision,
+                    id,
+                    "policy",
+                    json!({"decision": "deny", "rule": report.evaluation.rule, "reasons": report.evaluation.reasons}),
+                )];
+                let change = Change {
+                    state: Some(RequestState::Denied),
+                    ..Change::default()
+                };
+                self.transition(id, &[RequestState::AwaitingApprovals], change, entries)
+                    .await?;
+                self.get(id).await?
+            }
+            Decision::Hold { .. } | Decision::RequireApprovals { .. } => self.get(id).await?,
+        };
+        self.outcome(&r).await
+    }
+
+    /// Cancels a held request or one awaiting approvals: it is never signed.
+    pub async fn cancel(
+        &self,
+        id: &str,
+        reason: &str,
+        who: &Principal,
+    ) -> Result<Outcome, GateError> {
+        require(who, Role::Operator)?;
+        let entries = vec![audit(
+            AuditKind::Cancel,
+            id,
+            &who.name,
+            json!({"reason": reason}),
+        )];
+        let change = Change {
+            state: Some(RequestState::Cancelled),
+            ..Change::default()
+        };
+        match self
+            .transition(
+                id,
+                &[RequestState::Held, RequestState::AwaitingApprovals],
+                change,
+                entries,
+            )
+            .await?
+        {
+            Some(r) => {
+                tracing::info!(target: "gate::cancel", request_id = %id, by = %who.name, "cancelled");
+                self.outcome(&r).await
+            }
+            None => {
+                let r = self.get(id).await?;
+                Err(GateError::Conflict(format!(
+                    "request {id} is {}: only held requests and requests awaiting approvals can be cancelled",
+                    r.state.name()
+                )))
+            }
+        }
+    }
+
+    /// Stops all signing for `scope` (a wallet) or everything (`None`).
+    pub async fn freeze(
+        &self,
+        scope: Option<Address>,
+        reason: &str,
+        who: &Principal,
+    ) -> Result<(), GateError> {
+        if !who.has(Role::Operator) && !who.has(Role::Admin) {
+            return Err(GateError::Forbidden {
+                who: who.name.clone(),
+                role: "operator",
+            });
+        }
+        let store = self.store.clone();
+        let entry = NewAudit {
+            at: now(),
+            kind: AuditKind::Freeze,
+            request_id: None,
+            actor: who.name.clone(),
+            details: json!({"scope": scope, "reason": reason}).to_string(),
+        };
+        tokio::task::spawn_blocking(move || store.set_frozen(scope, true, entry))
+            .await
+            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+        tracing::warn!(target: "gate::freeze", scope = ?scope, by = %who.name, "signing frozen");
+        Ok(())
+    }
+
+    /// What an unfreeze approval of `scope` signs: bound to the freeze it lifts.
+    pub async fn unfreeze_hash(&self, scope: Option<Address>) -> Result<Option<B256>, GateError> {
+        let store = self.store.clone();
+        let started = tokio::task::spawn_blocking(move || store.freeze_started(scope))
+            .await
+            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+        Ok(started.map(|at| unfreeze_hash(scope, at)))
+    }
+
+    /// Lifts a freeze: needs `unfreeze_approvals` distinct members of `unfreeze_group`,
+    /// each an EIP-712 approval with action `unfreeze` over [`Gate::unfreeze_hash`].
+    pub async fn unfreeze(
+        &self,
+        scope: Option<Address>,
+        approvals: &[SignedApproval],
+        who: &Principal,
+    ) -> Result<(), GateError> {
+        require(who, Role::Admin)?;
+        let Some(hash) = self.unfreeze_hash(scope).await? else {
+            return Err(GateError::Conflict("that scope is not frozen".into()));
+        };
+        let group = self.config.unfreeze_group.as_ref().ok_or_else(|| GateError::Conflict("no unfreeze_group is configured: a freeze can only be lifted by a quorum of a policy group".into()))?;
+        let members = self
+            .guard
+            .policy()
+            .groups
+            .get(group)
+            .cloned()
+            .unwrap_or_default();
+        let t = now();
+        let mut approvers: Vec<Address> = approvals
+            .iter()
+            .filter_map(|a| a.verify(t).ok())
+            .filter(|v| {
+                v.action == ApprovalAction::Unfreeze
+                    && v.payload_hash == hash
+                    && v.request_id == hash
+            })
+            .map(|v| v.approver)
+            .filter(|a| members.contains(a))
+            .collect();
+        approvers.sort();
+        approvers.dedup();
+        if approvers.len() < self.config.unfreeze_approvals as usize {
+            return Err(GateError::Forbidden {
+                who: format!(
+                    "{} valid unfreeze approval(s) from group {group:?}, {} needed",
+                    approvers.len(),
+                    self.config.unfreeze_approvals
+                ),
+                role: "approval quorum",
+            });
+        }
+        let store = self.store.clone();
+        let entry = NewAudit {
+            at: t,
+            kind: AuditKind::Unfreeze,
+            request_id: None,
+            actor: who.name.clone(),
+            details: json!({"scope": scope, "approvers": approvers}).to_string(),
+        };
+        tokio::task::spawn_blocking(move || store.set_frozen(scope, false, entry))
+            .await
+            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+        tracing::warn!(target: "gate::freeze", scope = ?scope, "freeze lifted");
+        Ok(())
+    }
+
+    /// One round of the background task: release due holds, resume interrupted signing,
+    /// re-send signed transactions, record inclusions. Returns how many requests it moved.
+    pub async fn tick(&self) -> Result<usize, GateError> {
+        let mut moved = 0;
+        let store = self.store.clone();
+        let t = now();
+        let due = tokio::task::spawn_blocking(move || store.due_holds(t, 256))
+            .await
+            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+        for r in due {
+            let store = self.store.clone();
+            let wallet = r.wallet;
+            if tokio::task::spawn_blocking(move || store.frozen(wallet))
+                .await
+                .map_err(|e| GateError::Unavailable(e.to_string()))??
+            {
+                continue;
+            }
+            let entries = vec![audit(
+                AuditKind::Release,
+                &r.id,
+                "holdfast",
+                json!({"release_at": r.release_at}),
+            )];
+            let change = Change {
+                state: Some(RequestState::Signing),
+                ..Change::default()
+            };
+            if self
+                .transition(&r.id, &[RequestState::Held], change, entries)
+                .await?
+                .is_some()
+            {
+                tracing::info!(target: "gate::release", request_id = %r.id, "hold expired uncancelled: released");
+                self.sign(&r.id).await?;
+                moved += 1;
+            }
+        }
+        for (state, age) in [
+            (RequestState::Signing, SIGNING_LEASE),
+            (RequestState::Signed, Duration::from_secs(5)),
+        ] {
+            let store = self.store.clone();
+            let stale = tokio::task::spawn_blocking(move || store.in_state(state, 256))
+                .await
+                .map_err(|e| GateError::Unavailable(e.to_string()))??;
+            for r in stale
+                .into_iter()
+                .filter(|r| now().saturating_sub(r.updated_at) >= age.as_secs())
+            {
+                match state {
+                    RequestState::Signing => {
+                        self.sign(&r.id).await?;
+                    }
+                    _ => {
+                        self.broadcast(&r.id).await?;
+                    }
+                }
+                moved += 1;
+            }
+        }
+        if let Some(chain) = self.chain.clone() {
+            let store = self.store.clone();
+            let sent =
+                tokio::task::spawn_blocking(move || store.in_state(RequestState::Broadcast, 256))
+                    .await
+                    .map_err(|e| GateError::Unavailable(e.to_string()))??;
+            for r in sent {
+                let Some(hash) = r.tx_hash else { continue };
+                if let Ok(Some(inc)) = chain.inclusion(hash).await {
+                    let entries = vec![audit(
+                        AuditKind::Broadcast,
+                        &r.id,
+                        "holdfast",
+                        json!({"included_in": inc.block_number, "success": inc.success}),
+                    )];
+                    let change = Change {
+                        state: Some(RequestState::Included),
+                        error: (!inc.success).then(|| "the transaction reverted".to_owned()),
+                        ..Change::default()
+                    };
+                    if self
+                        .transition(&r.id, &[RequestState::Broadcast], change, entries)
+                        .await?
+                        .is_some()
+                    {
+                        moved += 1;
+                    }
+                }
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Runs [`Gate::tick`] every `release_interval` until `shutdown` resolves.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut interval = tokio::time::interval(self.config.release_interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = interval.tick() => {
+                    if let Err(e) = self.tick().await {
+                        tracing::error!(target: "gate::release", error = %e, "background round failed; retrying next round");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The payload an unfreeze approval signs: the scope and when its freeze began.
+pub fn unfreeze_hash(scope: Option<Address>, frozen_at: u64) -> B256 {
+    keccak256(
+        [
+            b"holdfast.unfreeze.v1".as_slice(),
+            scope.unwrap_or_default().as_slice(),
+            &frozen_at.to_be_bytes(),
+        ]
+        .concat(),
+    )
+}
+
+fn raw_of(request: &str) -> Result<Bytes, GateError> {
+    let v: serde_json::Value =
+        serde_json::from_str(request).map_err(|e| GateError::BadRequest(e.to_string()))?;
+    let hex = v
+        .get("raw")
+        .or_else(|| v.get("rawTransaction"))
+        .and_then(|x| x.as_str())
+        .ok_or_else(|| GateError::BadRequest("no raw transaction".into()))?;
+    alloy::primitives::hex::decode(hex)
+        .map(Bytes::from)
+        .map_err(|e| GateError::BadRequest(e.to_string()))
+}
+
+/// What a request sends out, for velocity: the decoded movements, or the simulated ones
+/// where the bytes say nothing.
+fn outflows(report: &Report) -> Vec<Outflow> {
+    let decoded: Vec<Outflow> = report
+        .movements
+        .iter()
+        .filter(|m| m.source == Source::Decoded)
+        .map(|m| Outflow {
+            to: m.to,
+            asset: m.asset,
+            amount: m.amount,
+        })
+        .collect();
+    if !decoded.is_empty() {
+        return decoded;
+    }
+    report
+        .movements
+        .iter()
+        .map(|m| Outflow {
+            to: m.to,
+            asset: m.asset,
+            amount: m.amount,
+        })
+        .collect()
+}
