@@ -1,0 +1,7 @@
+//! holdfast-gate end to end on anvil: a Safe on which Holdfast's signature is required, a
+//! hot wallet whose key Holdfast holds, the embedded state store (and PostgreSQL where the
+//! test says).
+
+mod safe_cosigner;
+mod support;
+mod wallet_gateway;
