@@ -85,6 +85,11 @@ impl ChainSource {
         }
     }
 
+    /// `eth_sendTransaction`: the node signs with an account it holds and sends.
+    pub async fn send_transaction(&self, tx: &serde_json::Value) -> Result<B256, ChainError> {
+        self.call("eth_sendTransaction", (tx,), None).await
+    }
+
     /// The transaction's inclusion, `None` while it is pending.
     pub async fn inclusion(&self, hash: B256) -> Result<Option<Inclusion>, ChainError> {
         let r: Option<RpcReceipt> = self

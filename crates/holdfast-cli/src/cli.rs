@@ -11,6 +11,7 @@ use holdfast_intel::DataDir;
 use holdfast_primitives::{Category, Chain, Confidence, Date, RiskLevel};
 
 use crate::chain_cmd::{self, ImportTransfersArgs, IngestArgs, StoreArgs, TransfersArgs};
+use crate::gate_cmd::{self, AuditCommand};
 use crate::guard_cmd::{self, GuardCommand, PolicyCommand};
 use crate::{intel_cmd, screen_cmd};
 
@@ -60,6 +61,9 @@ pub enum Command {
     /// Validate a guard policy, or run its test cases.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The guard service's hash-chained audit log: verify it, export it.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +179,19 @@ pub struct ServeArgs {
     /// Without one the admin endpoints are disabled.
     #[arg(long, value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Run the guard service too (`/v1/guard/...`): its configuration file (policy, node,
+    /// signing key, API tokens with roles). State: the embedded store in the data directory,
+    /// or PostgreSQL with --store.
+    #[arg(long, value_name = "FILE", env = "HOLDFAST_GUARD_CONFIG")]
+    pub guard_config: Option<PathBuf>,
+    /// Also listen here as a JSON-RPC firewall in front of the guard's node (needs
+    /// --guard-config with gate.rpc): eth_sendRawTransaction and eth_sendTransaction are
+    /// decided, everything else passes through.
+    #[arg(long, value_name = "ADDR", requires = "guard_config")]
+    pub firewall_listen: Option<SocketAddr>,
+    /// Requests per second per guard API token.
+    #[arg(long, default_value_t = 2000.0)]
+    pub guard_rate: f64,
 }
 
 /// The default data directory: `$XDG_DATA_HOME/holdfast`, else `~/.local/share/holdfast`.
@@ -196,7 +213,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Screen(args) => screen_cmd::run(&data_dir, &args),
         Command::Intel(cmd) => intel_cmd::run(&data_dir, cmd),
-        Command::Serve(args) => serve(data_dir, args),
+        Command::Serve(args) => serve(data_dir, &cli.store, args),
         Command::Ingest(args) => chain_cmd::ingest(
             chain_cmd::open_store(&data_dir, &cli.store)?,
             &args,
@@ -210,10 +227,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Guard(GuardCommand::Check(args)) => guard_cmd::check(&data_dir, &cli.store, &args),
         Command::Policy(cmd) => guard_cmd::policy(&data_dir, cmd),
+        Command::Audit(cmd) => gate_cmd::audit(&data_dir, &cli.store, &cmd),
     }
 }
 
-fn serve(data_dir: DataDir, args: ServeArgs) -> anyhow::Result<ExitCode> {
+fn serve(
+    data_dir: DataDir,
+    store: &chain_cmd::StoreArgs,
+    args: ServeArgs,
+) -> anyhow::Result<ExitCode> {
     let token = match &args.admin_token_file {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -236,7 +258,50 @@ fn serve(data_dir: DataDir, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let store = store.clone();
     rt.block_on(async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let mut state = state;
+        let mut tasks = Vec::new();
+        if let Some(cfg) = &args.guard_config {
+            let gate = gate_cmd::build_gate(&data_dir, &store, cfg).await?;
+            state = state.with_gate(gate.clone(), args.guard_rate);
+            tasks.push(tokio::spawn(gate.clone().run(stopped())));
+            if let Some(addr) = args.firewall_listen {
+                let upstream = gate
+                    .config()
+                    .rpc
+                    .clone()
+                    .context("--firewall-listen needs gate.rpc (the node to protect) in the guard configuration")?;
+                let fw = holdfast_server::guard::Firewall {
+                    gate: gate.clone(),
+                    upstream,
+                    client: reqwest::Client::new(),
+                    principal: holdfast_gate::Principal {
+                        name: "json-rpc-firewall".into(),
+                        roles: vec![holdfast_gate::Role::Initiator],
+                        address: None,
+                    },
+                };
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the firewall on {addr}"))?;
+                eprintln!("holdfast: JSON-RPC firewall on http://{}", listener.local_addr()?);
+                let stop = stopped();
+                tasks.push(tokio::spawn(async move {
+                    let app = holdfast_server::guard::firewall_router(fw);
+                    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+                        tracing::error!(target: "server::firewall", error = %e, "firewall stopped");
+                    }
+                }));
+            }
+        }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("binding {}", args.listen))?;
@@ -244,11 +309,16 @@ fn serve(data_dir: DataDir, args: ServeArgs) -> anyhow::Result<ExitCode> {
             "holdfast: serving on http://{} (Ctrl-C to stop; SIGHUP reloads intel)",
             listener.local_addr()?
         );
-        holdfast_server::serve(listener, state, async {
+        let served = holdfast_server::serve(listener, state, async move {
             let _ = tokio::signal::ctrl_c().await;
+            let _ = stop_tx.send(true);
         })
         .await
-        .context("serving")
+        .context("serving");
+        for t in tasks {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
+        }
+        served
     })?;
     Ok(ExitCode::SUCCESS)
 }

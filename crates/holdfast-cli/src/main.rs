@@ -3,6 +3,7 @@
 
 mod chain_cmd;
 mod cli;
+mod gate_cmd;
 mod guard_cmd;
 mod intel_cmd;
 mod screen_cmd;

@@ -291,6 +291,21 @@ impl Gate {
 
     /// Submits a request: decides, records, and signs what is allowed.
     pub async fn submit(&self, body: &[u8], who: &Principal) -> Result<Outcome, GateError> {
+        self.submit_as(body, who, false).await
+    }
+
+    /// Submits an `eth_sendTransaction` for the node's own account (the JSON-RPC firewall):
+    /// decided like any request; once allowed it is forwarded to the node, which signs it.
+    pub async fn submit_forward(&self, body: &[u8], who: &Principal) -> Result<Outcome, GateError> {
+        self.submit_as(body, who, true).await
+    }
+
+    async fn submit_as(
+        &self,
+        body: &[u8],
+        who: &Principal,
+        forward: bool,
+    ) -> Result<Outcome, GateError> {
         require(who, Role::Initiator)?;
         let mut env = holdfast_guard::request::parse(body)
             .map_err(|e| GateError::BadRequest(e.to_string()))?;
@@ -353,7 +368,11 @@ impl Gate {
             chain_id,
             wallet,
             initiator: env.initiator.clone().unwrap_or_default(),
-            kind: report.kind.name().to_owned(),
+            kind: if forward {
+                "forward".to_owned()
+            } else {
+                report.kind.name().to_owned()
+            },
             request: String::from_utf8_lossy(body).into_owned(),
             decision: decision.clone(),
             rule: rule.clone(),
@@ -516,18 +535,13 @@ impl Gate {
                 )
                 .await;
         }
-        let Some(signer) = self.signer.clone() else {
-            return self
-                .fail(
-                    id,
-                    &[RequestState::Signing],
-                    "this service has no signing key configured ([signer] in the configuration)"
-                        .into(),
-                )
-                .await;
-        };
+        let signer = self.signer.clone();
+        let no_key = "this service has no signing key configured ([signer] in the configuration)";
         match r.kind.as_str() {
             "safe" => {
+                let Some(signer) = signer else {
+                    return self.fail(id, &[RequestState::Signing], no_key.into()).await;
+                };
                 let sig = match signer.sign_hash(&r.payload_hash) {
                     Ok(s) => s,
                     Err(e) => return self.fail(id, &[RequestState::Signing], e.to_string()).await,
@@ -583,7 +597,66 @@ impl Gate {
                     None => self.get(id).await,
                 }
             }
-            _ => self.sign_transaction(&r, signer).await,
+            "forward" => self.forward(&r).await,
+            _ => match signer {
+                Some(signer) => self.sign_transaction(&r, signer).await,
+                None => self.fail(id, &[RequestState::Signing], no_key.into()).await,
+            },
+        }
+    }
+
+    /// Firewall mode for `eth_sendTransaction`: the node signs. Claimed (signed state, no
+    /// hash) before it is sent, so that a crash in between is reported, never sent twice.
+    async fn forward(&self, r: &GateRequest) -> Result<GateRequest, GateError> {
+        let id = r.id.as_str();
+        let Some(chain) = self.chain.clone() else {
+            return self
+                .fail(
+                    id,
+                    &[RequestState::Signing],
+                    "forwarding needs a node (gate.rpc)".into(),
+                )
+                .await;
+        };
+        let claim = Change {
+            state: Some(RequestState::Signed),
+            ..Change::default()
+        };
+        if self
+            .transition(id, &[RequestState::Signing], claim, vec![])
+            .await?
+            .is_none()
+        {
+            return self.get(id).await;
+        }
+        let tx: serde_json::Value =
+            serde_json::from_str(&r.request).map_err(|e| GateError::BadRequest(e.to_string()))?;
+        match chain.send_transaction(&tx).await {
+            Ok(hash) => {
+                let entries = vec![audit(
+                    AuditKind::Broadcast,
+                    id,
+                    "holdfast",
+                    json!({"mode": "firewall forward", "tx_hash": hash}),
+                )];
+                let change = Change {
+                    state: Some(RequestState::Broadcast),
+                    tx_hash: Some(hash),
+                    ..Change::default()
+                };
+                Ok(self
+                    .transition(id, &[RequestState::Signed], change, entries)
+                    .await?
+                    .unwrap_or(r.clone()))
+            }
+            Err(e) => {
+                self.fail(
+                    id,
+                    &[RequestState::Signed],
+                    format!("the node refused the transaction: {e}"),
+                )
+                .await
+            }
         }
     }
 
@@ -1086,6 +1159,10 @@ impl Gate {
                 match state {
                     RequestState::Signing => {
                         self.sign(&r.id).await?;
+                    }
+                    _ if r.kind == "forward" && r.tx_hash.is_none() => {
+                        // Claimed and then interrupted: whether the node sent it is unknown.
+                        self.fail(&r.id, &[RequestState::Signed], "interrupted while forwarding: check the node for a transaction from this account before submitting again".into()).await?;
                     }
                     _ => {
                         self.broadcast(&r.id).await?;

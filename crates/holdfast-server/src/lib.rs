@@ -8,6 +8,7 @@
 //!   once here and never sent to clients.
 
 pub mod error;
+pub mod guard;
 mod metrics;
 mod openapi;
 mod routes;
@@ -47,6 +48,9 @@ pub struct AppState {
     admin_token: Option<Arc<str>>,
     pub metrics: Arc<Metrics>,
     reload_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The guard service, when configured (`/v1/guard/...`).
+    pub gate: Option<Arc<holdfast_gate::Gate>>,
+    pub rate: Arc<guard::RateLimiter>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -62,6 +66,14 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// Serves the guard service's routes with `gate`, each token allowed `rate` requests
+    /// per second.
+    pub fn with_gate(mut self, gate: Arc<holdfast_gate::Gate>, rate: f64) -> Self {
+        self.gate = Some(gate);
+        self.rate = Arc::new(guard::RateLimiter::new(rate));
+        self
+    }
+
     /// Loads intel once with `loader` and keeps the loader for reloads.
     pub fn new(loader: Arc<Loader>, admin_token: Option<String>) -> Result<Self, IntelError> {
         let loaded = loader()?;
@@ -77,6 +89,8 @@ impl AppState {
             admin_token: admin_token.filter(|t| !t.is_empty()).map(Arc::from),
             metrics,
             reload_lock: Arc::new(tokio::sync::Mutex::new(())),
+            gate: None,
+            rate: Arc::new(guard::RateLimiter::new(guard::DEFAULT_RATE)),
         })
     }
 

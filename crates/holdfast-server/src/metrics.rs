@@ -19,6 +19,11 @@ pub struct RouteLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub decision: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RiskLabels {
     pub risk: &'static str,
 }
@@ -36,6 +41,7 @@ pub struct Metrics {
     pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub screened: Family<RiskLabels, Counter>,
     pub reloads: Counter,
+    pub decisions: Family<DecisionLabels, Counter>,
     labels: Gauge,
 }
 
@@ -54,6 +60,7 @@ impl Metrics {
         );
         let screened = Family::<RiskLabels, Counter>::default();
         let reloads = Counter::default();
+        let decisions = Family::<DecisionLabels, Counter>::default();
         let labels = Gauge::default();
         registry.register(
             "http_requests",
@@ -72,14 +79,28 @@ impl Metrics {
         );
         registry.register("intel_reloads", "Successful intel reloads", reloads.clone());
         registry.register("intel_labels", "Labels in the loaded intel", labels.clone());
+        registry.register(
+            "guard_decisions",
+            "Guard decisions on submitted requests, by decision",
+            decisions.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
             screened,
             reloads,
+            decisions,
             labels,
         }
+    }
+
+    pub fn decision(&self, decision: &str) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                decision: decision.to_owned(),
+            })
+            .inc();
     }
 
     pub fn set_labels(&self, n: usize) {

@@ -19,7 +19,7 @@ pub fn openapi() -> Value {
         "info": {
             "title": "Holdfast API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Address screening against sanctions (OFAC SDN), DPRK attributions and labelled services."
+            "description": "Address screening against sanctions (OFAC SDN), DPRK attributions and labelled services; the guard service (decisions before signing, holds, approvals, freezes, audit log)."
         },
         "paths": {
             "/v1/screen": { "post": {
@@ -53,6 +53,83 @@ pub fn openapi() -> Value {
                     "500": err("Reload failed; the old intel stays in place")
                 }
             }},
+            "/v1/guard/requests": { "post": {
+                "summary": "Submit a request to be decided (and signed if allowed): a transaction, a raw signed transaction, a Safe Transaction Service multisig transaction, or a withdrawal",
+                "security": [ { "bearerToken": ["initiator"] } ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object" } } } },
+                "responses": {
+                    "200": { "description": "The recorded request: id, state (denied, held, awaiting_approvals, signed, broadcast, ...), decision, rule, reasons, payload hash, signature or transaction hash, and the full report", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/GuardOutcome" } } } },
+                    "400": err("The request does not parse (the message names the field)"),
+                    "401": err("Missing or unknown token"),
+                    "403": err("The token lacks the initiator role"),
+                    "429": err("The token is over its rate limit"),
+                    "503": err("The state store or the node failed: nothing was signed")
+                }
+            }},
+            "/v1/guard/requests/{id}": { "get": {
+                "summary": "A request's current state",
+                "security": [ { "bearerToken": [] } ],
+                "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } } ],
+                "responses": {
+                    "200": { "description": "The request", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/GuardOutcome" } } } },
+                    "401": err("Missing or unknown token"),
+                    "404": err("No such request")
+                }
+            }},
+            "/v1/guard/requests/{id}/approvals": { "post": {
+                "summary": "Add an approval: the approver's EIP-712 signature over (request id, payload hash, chain id, action, deadline)",
+                "security": [ { "bearerToken": ["approver"] } ],
+                "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } } ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SignedApproval" } } } },
+                "responses": {
+                    "200": { "description": "The request after the approval (signed once enough distinct group members approved)" },
+                    "400": err("Malformed or expired approval"),
+                    "403": err("Not a member of the group, the initiator, another payload, chain or request, or the token lacks the approver role"),
+                    "409": err("Already approved by this approver (a replay), or the request takes no approvals")
+                }
+            }},
+            "/v1/guard/requests/{id}/cancel": { "post": {
+                "summary": "Cancel a held request or one awaiting approvals: it is never signed",
+                "security": [ { "bearerToken": ["operator"] } ],
+                "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } } ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string" } } } } } },
+                "responses": {
+                    "200": { "description": "Cancelled" },
+                    "403": err("The token lacks the operator role"),
+                    "409": err("The request is not held nor awaiting approvals")
+                }
+            }},
+            "/v1/guard/freeze": { "post": {
+                "summary": "Emergency freeze: stop all signing for a wallet, or for everything",
+                "security": [ { "bearerToken": ["operator"] } ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["reason"], "properties": { "wallet": { "type": "string" }, "reason": { "type": "string" } } } } } },
+                "responses": {
+                    "200": { "description": "Frozen; the hash that unfreeze approvals must sign" },
+                    "403": err("The token lacks the operator role")
+                }
+            }},
+            "/v1/guard/unfreeze": { "post": {
+                "summary": "Lift a freeze with the approval quorum (EIP-712 approvals with action unfreeze)",
+                "security": [ { "bearerToken": ["admin"] } ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["approvals"], "properties": { "wallet": { "type": "string" }, "approvals": { "type": "array", "items": { "$ref": "#/components/schemas/SignedApproval" } } } } } } },
+                "responses": {
+                    "200": { "description": "Lifted" },
+                    "403": err("Not enough valid approvals from the unfreeze group, or the token lacks the admin role"),
+                    "409": err("Not frozen")
+                }
+            }},
+            "/v1/guard/audit": { "get": {
+                "summary": "The hash-chained audit log, in order",
+                "security": [ { "bearerToken": ["admin"] } ],
+                "parameters": [
+                    { "name": "from", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1 } },
+                    { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "maximum": 10000 } }
+                ],
+                "responses": {
+                    "200": { "description": "Entries: seq, at, kind, request_id, actor, details, prev, hash" },
+                    "403": err("The token lacks the admin role")
+                }
+            }},
             "/healthz": { "get": {
                 "summary": "Liveness and loaded intel size",
                 "responses": { "200": { "description": "ok" } }
@@ -67,8 +144,29 @@ pub fn openapi() -> Value {
             }}
         },
         "components": {
-            "securitySchemes": { "adminToken": { "type": "http", "scheme": "bearer" } },
+            "securitySchemes": {
+                "adminToken": { "type": "http", "scheme": "bearer" },
+                "bearerToken": { "type": "http", "scheme": "bearer", "description": "A guard service token; its roles (initiator, operator, approver, admin) are in the service configuration" }
+            },
             "schemas": {
+                "GuardOutcome": { "type": "object", "required": ["id", "state", "decision", "reasons", "payload_hash"], "properties": {
+                    "id": { "type": "string" },
+                    "state": { "type": "string", "enum": ["denied", "held", "awaiting_approvals", "signing", "signed", "broadcast", "cancelled", "failed", "included"] },
+                    "decision": { "type": "string", "enum": ["allow", "hold", "require_approvals", "deny"] },
+                    "rule": { "type": ["string", "null"] },
+                    "reasons": { "type": "array", "items": { "type": "string" } },
+                    "payload_hash": { "type": "string" },
+                    "release_at": { "type": "integer" },
+                    "approvals": { "type": "object" },
+                    "signature": { "type": "string" },
+                    "signer": { "type": "string" },
+                    "tx_hash": { "type": "string" },
+                    "nonce": { "type": "integer" },
+                    "error": { "type": "string" },
+                    "report": { "type": "object" } } },
+                "SignedApproval": { "type": "object", "additionalProperties": false, "required": ["requestId", "payloadHash", "chainId", "action", "deadline", "signature"], "properties": {
+                    "requestId": { "type": "string" }, "payloadHash": { "type": "string" }, "chainId": { "type": "integer" },
+                    "action": { "type": "string", "enum": ["approve", "unfreeze"] }, "deadline": { "type": "integer" }, "signature": { "type": "string" } } },
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
                     "code": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" } } } } },
                 "ScreenRequest": { "type": "object", "additionalProperties": false, "required": ["addresses"], "properties": {

@@ -26,6 +26,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    ("post", "/v1/guard/requests"),
+    ("get", "/v1/guard/requests/{id}"),
+    ("post", "/v1/guard/requests/{id}/approvals"),
+    ("post", "/v1/guard/requests/{id}/cancel"),
+    ("post", "/v1/guard/freeze"),
+    ("post", "/v1/guard/unfreeze"),
+    ("get", "/v1/guard/audit"),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -36,6 +43,16 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi_doc))
+        .route("/v1/guard/requests", post(crate::guard::submit))
+        .route("/v1/guard/requests/{id}", get(crate::guard::status))
+        .route(
+            "/v1/guard/requests/{id}/approvals",
+            post(crate::guard::approve),
+        )
+        .route("/v1/guard/requests/{id}/cancel", post(crate::guard::cancel))
+        .route("/v1/guard/freeze", post(crate::guard::freeze))
+        .route("/v1/guard/unfreeze", post(crate::guard::unfreeze))
+        .route("/v1/guard/audit", get(crate::guard::audit))
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), track))
