@@ -90,6 +90,24 @@ impl ChainSource {
         self.call("eth_sendTransaction", (tx,), None).await
     }
 
+    /// Any other method, its answer as JSON (the demo's `anvil_*` calls, `eth_sign` of an
+    /// unlocked development account).
+    pub async fn raw(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, ChainError> {
+        self.call(method, params, None).await
+    }
+
+    /// The address a contract creation made, once mined.
+    pub async fn created_address(&self, hash: B256) -> Result<Option<Address>, ChainError> {
+        let r: Option<serde_json::Value> = self
+            .call("eth_getTransactionReceipt", (hash,), None)
+            .await?;
+        Ok(r.and_then(|r| serde_json::from_value(r.get("contractAddress")?.clone()).ok()))
+    }
+
     /// The transaction's inclusion, `None` while it is pending.
     pub async fn inclusion(&self, hash: B256) -> Result<Option<Inclusion>, ChainError> {
         let r: Option<RpcReceipt> = self

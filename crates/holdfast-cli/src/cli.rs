@@ -64,6 +64,11 @@ pub enum Command {
     /// The guard service's hash-chained audit log: verify it, export it.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// A local chain with a real Safe co-signed by Holdfast and a hot wallet it holds;
+    /// normal traffic next to a scripted Lazarus-style attack (the Bybit DELEGATECALL, a
+    /// drained-key burst, a payment to a sanctioned address). Leaves the audit log in the
+    /// data directory.
+    Demo,
 }
 
 #[derive(Debug, Subcommand)]
@@ -228,6 +233,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Guard(GuardCommand::Check(args)) => guard_cmd::check(&data_dir, &cli.store, &args),
         Command::Policy(cmd) => guard_cmd::policy(&data_dir, cmd),
         Command::Audit(cmd) => gate_cmd::audit(&data_dir, &cli.store, &cmd),
+        Command::Demo => crate::demo_cmd::run(&data_dir),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod chain_cmd;
 mod cli;
+mod demo_cmd;
 mod gate_cmd;
 mod guard_cmd;
 mod intel_cmd;
@@ -15,7 +16,16 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOLDFAST_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if args.quiet { "error" } else { "info" })
+        // The demo prints its own story; its components' logs would bury it.
+        let demo = matches!(args.command, cli::Command::Demo);
+        // The storage engine's own recovery messages are noise to an operator.
+        tracing_subscriber::EnvFilter::new(if args.quiet {
+            "error"
+        } else if demo {
+            "warn"
+        } else {
+            "info,fjall=warn,lsm_tree=warn"
+        })
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -520,7 +520,29 @@ async fn two_instances_on_one_postgresql_killed_in_turn() -> R {
     let known = drive(&w, &mut svc, 1000, 0xD1B5_4A32_D192_ED03).await?;
     let base = svc[1].url();
     check(&w, &base, &known).await?;
-    audit_verify(&w.dir.path().join("a"), Some(&url))
+    audit_verify(&w.dir.path().join("a"), Some(&url))?;
+    // Someone with write access to the database edits one entry: `audit verify` names it.
+    drop(svc);
+    let u = url.clone();
+    tokio::task::spawn_blocking(move || -> R {
+        let mut c = postgres::Client::connect(&u, postgres::NoTls)?;
+        let n = c.execute("UPDATE gate_audit SET body = replace(body, '\"actor\":\"operator\"', '\"actor\":\"nobody\"') WHERE seq = (SELECT min(seq) FROM gate_audit WHERE body LIKE '%\"actor\":\"operator\"%')", &[])?;
+        assert_eq!(n, 1, "one entry edited");
+        Ok(())
+    })
+    .await??;
+    let out = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .args(["--store", &url, "--data-dir"])
+        .arg(w.dir.path().join("a"))
+        .args(["audit", "verify"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("BROKEN") && text.contains("was edited"),
+        "{text}"
+    );
+    Ok(())
 }
 
 /// `holdfast audit verify` on the store itself.

@@ -282,3 +282,35 @@ async fn guard_check_simulates_on_a_real_safe() -> Result<(), Box<dyn std::error
     );
     Ok(())
 }
+
+#[test]
+fn the_demo_tells_its_story_and_leaves_a_verifiable_audit_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = holdfast(dir.path(), &["demo"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    for needle in [
+        "10 ETH: ALLOWED, co-signed",
+        "executed on chain with Alice's and Bob's signatures",
+        "1.5 ETH: ALLOWED, sent",
+        "80 ETH: HELD",
+        "after the window: ALLOWED, co-signed",
+        "the Bybit payload",
+        "DENIED by rule \"DELEGATECALL outside Safe's libraries\"",
+        "the simulation shows it writing the Safe's singleton",
+        "Lazarus Group's address (OFAC SDN), 5 ETH: DENIED by rule \"screening",
+        "3 sent, 5 denied",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    let v = holdfast(dir.path(), &["audit", "verify"]);
+    assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
+    assert!(stdout(&v).contains("audit log intact"));
+    let e = holdfast(dir.path(), &["audit", "export"]);
+    let lines: Vec<serde_json::Value> = stdout(&e)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert!(lines.len() > 20);
+    assert_eq!(lines[0]["seq"], 1);
+}

@@ -1,0 +1,226 @@
+//! Guard service throughput through the HTTP API (docs/BENCHMARKS.md, "Guard service"):
+//! decisions per second sustained with durable state, and the decision latency under that
+//! load, on the embedded store and on PostgreSQL.
+//!
+//! The server (`holdfast_server::router` with a `Gate`: the safe-cold-wallet-like policy
+//! below, Holdfast co-signing, no simulation) runs in this process on a loopback port;
+//! `--connections` client tasks (reqwest, keep-alive) post Safe transactions for
+//! `--seconds`: 80% allowed (recorded, signed, fsynced), 10% held, 10% denied. Latency is
+//! measured by the client from send to the full answer.
+//!
+//! `cargo bench -p holdfast-server --bench guard_http [-- --seconds 10 --connections 32 --no-pg]`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::Address;
+use holdfast_gate::signer::LocalKeySigner;
+use holdfast_gate::{Gate, GateConfig};
+use holdfast_guard::{Guard, Policy};
+use holdfast_server::AppState;
+use holdfast_store::gate::{EmbeddedGateStore, GateStore, PgGateStore};
+
+type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+const SAFE: &str = "0x1Db92e2EeBC8E0c075a02BeA49a2935BcD2dFCF4";
+
+fn policy(dests: &[Address]) -> String {
+    let list = dests
+        .iter()
+        .map(|d| format!("\"{d}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"
+[policy]
+name = "bench"
+[wallets.vault]
+address = "{SAFE}"
+chain_id = 1
+safe_version = "1.4.1"
+[assets.ETH]
+native = true
+decimals = 18
+usd = "3000"
+[lists]
+dest = [{list}]
+dc = ["safe:multisend-call-only"]
+[[rule]]
+name = "integrity"
+when = {{ finding = ["safe_tx_hash_mismatch", "bad_signature", "wrong_chain", "undecodable"] }}
+action = "deny"
+[[rule]]
+name = "screening"
+when = {{ counterparty_risk = "high" }}
+action = "deny"
+[[rule]]
+name = "foreign delegatecall"
+when = {{ delegatecall_to_unlisted = "dc" }}
+action = "deny"
+[[rule]]
+name = "medium"
+when = {{ asset_in = ["ETH"], amount_above = "100" }}
+action = "hold"
+hold = "24h"
+[[rule]]
+name = "ok"
+when = {{ destination_in = "dest" }}
+action = "allow"
+"#
+    )
+}
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn run(
+    name: &str,
+    store: Arc<dyn GateStore>,
+    seconds: u64,
+    connections: usize,
+) -> R<(f64, Duration, Duration)> {
+    let dests: Vec<Address> = (1..=50u8).map(Address::repeat_byte).collect();
+    let intel = Arc::new(holdfast_intel::load(None)?.index);
+    let guard = Guard::new(
+        Arc::new(Policy::parse("bench.toml", &policy(&dests))?),
+        intel,
+    );
+    let token = "bench-token";
+    let config = GateConfig {
+        simulate: false,
+        tokens: vec![holdfast_gate::config::Token {
+            name: "bench".into(),
+            sha256: alloy::primitives::hex::decode(holdfast_gate::config::token_hash(token))?
+                .try_into()
+                .map_err(|_| "hash")?,
+            roles: vec![holdfast_gate::Role::Initiator],
+            address: None,
+        }],
+        ..GateConfig::default()
+    };
+    let signer = LocalKeySigner::new(alloy::signers::local::PrivateKeySigner::random());
+    let gate = Arc::new(Gate::new(
+        store,
+        guard,
+        None,
+        Some(Arc::new(signer)),
+        config,
+    ));
+    let dir = tempfile::tempdir()?;
+    let loader: Arc<holdfast_server::Loader> = Arc::new(|| holdfast_intel::load(None));
+    let _ = &dir;
+    let state = AppState::new(loader, None)?.with_gate(gate, 1e9);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server =
+        tokio::spawn(async move { axum::serve(listener, holdfast_server::router(state)).await });
+    let url = format!("http://{addr}/v1/guard/requests");
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    let warmup = Duration::from_secs(2);
+    let started = Instant::now();
+    for c in 0..connections {
+        let (url, stop) = (url.clone(), stop.clone());
+        let dests = dests.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut lat = Vec::new();
+            let mut i = c as u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += connections as u64;
+                let (to, value) = match i % 10 {
+                    0 => (dests[(i % 50) as usize], "200000000000000000000"), // held
+                    1 => (Address::repeat_byte(0xee), "1000"),                  // default deny
+                    _ => (dests[(i % 50) as usize], "1000000000000000000"),   // allowed
+                };
+                let body = format!(
+                    "{{\"safe\":\"{SAFE}\",\"chainId\":1,\"to\":\"{to}\",\"value\":\"{value}\",\"data\":\"0x\",\"operation\":0,\"nonce\":{i}}}"
+                );
+                let t = Instant::now();
+                let r = client.post(&url).bearer_auth(token).header("content-type", "application/json").body(body).send().await;
+                let ok = match r {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if !ok {
+                    return Err("a request failed".to_owned());
+                }
+                if started.elapsed() > warmup {
+                    lat.push(t.elapsed());
+                }
+            }
+            Ok(lat)
+        }));
+    }
+    tokio::time::sleep(warmup + Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await?.map_err(|e| e.to_owned())?);
+    }
+    server.abort();
+    all.sort();
+    let rate = all.len() as f64 / seconds as f64;
+    let p50 = all[all.len() / 2];
+    let p99 = all[(all.len() * 99 / 100).min(all.len() - 1)];
+    println!(
+        "{name}: {} decisions in {seconds} s = {rate:.0}/s with {connections} connections; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        all.len(),
+        p50.as_secs_f64() * 1e3,
+        all[all.len() * 9 / 10].as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        all[all.len() - 1].as_secs_f64() * 1e3
+    );
+    Ok((rate, p50, p99))
+}
+
+fn main() -> R {
+    let seconds = arg("--seconds", 10);
+    let connections = arg("--connections", 16) as usize;
+    let no_pg = std::env::args().any(|a| a == "--no-pg");
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "load average at start: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let dir = tempfile::tempdir()?;
+    let embedded: Arc<dyn GateStore> = Arc::new(EmbeddedGateStore::open(&dir.path().join("gate"))?);
+    rt.block_on(run(
+        "embedded store (fsync per commit, group commit)",
+        embedded,
+        seconds,
+        connections,
+    ))?;
+    if !no_pg {
+        let pg = holdfast_store::testing::TempPostgres::start(true)?;
+        let store: Arc<dyn GateStore> = Arc::new(PgGateStore::connect(pg.url(), 16)?);
+        rt.block_on(run(
+            "PostgreSQL 15 (fsync on, synchronous_commit on, 16 connections)",
+            store,
+            seconds,
+            connections,
+        ))?;
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "load average at end: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    Ok(())
+}
