@@ -43,6 +43,15 @@ pub struct PgGateStore {
     next: AtomicUsize,
 }
 
+impl Drop for PgGateStore {
+    /// The synchronous client closes its connection by blocking on its own runtime, which
+    /// panics on an async runtime's thread: close on a plain thread instead.
+    fn drop(&mut self) {
+        let clients = std::mem::take(&mut self.clients);
+        let _ = std::thread::spawn(move || drop(clients)).join();
+    }
+}
+
 impl std::fmt::Debug for PgGateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgGateStore")
