@@ -389,7 +389,7 @@ impl Gate {
             error: None,
             outflows: outflows(&report),
         };
-        let entries = vec![
+        let mut entries = vec![
             audit(
                 AuditKind::Request,
                 &id,
@@ -403,13 +403,29 @@ impl Gate {
                 json!({"decision": decision, "rule": rule, "reasons": reasons, "policy": report.policy, "release_at": release_at, "need_approvals": need, "group": group}),
             ),
         ];
+        let mut request = request;
+        // A Safe co-signature needs nothing from the chain: sign now and record the request
+        // already signed, in the same commit (the signature is stored before it is returned).
+        if let (RequestState::Signing, "safe", Some(signer)) =
+            (state, request.kind.as_str(), self.signer.as_ref())
+            && let Ok(sig) = signer.sign_hash(&request.payload_hash)
+        {
+            request.state = RequestState::Signed;
+            request.signature = Some(sig.as_bytes().to_vec().into());
+            entries.push(audit(
+                    AuditKind::Signature,
+                    &id,
+                    "holdfast",
+                    json!({"mode": "safe co-signer", "signer": signer.address(), "safe_tx_hash": request.payload_hash}),
+                ));
+        }
         let store = self.store.clone();
         let r = request.clone();
         tokio::task::spawn_blocking(move || store.insert(&r, entries))
             .await
             .map_err(|e| GateError::Unavailable(e.to_string()))??;
         tracing::info!(target: "gate::decide", request_id = %id, decision = %decision, rule = ?rule, wallet = %wallet, "decided");
-        let r = if state == RequestState::Signing {
+        let r = if request.state == RequestState::Signing {
             self.sign(&id).await?
         } else {
             request

@@ -288,6 +288,15 @@ impl GateStore for EmbeddedGateStore {
             self.json(request)?,
         );
         self.index(&mut batch, request);
+        if request.state == RequestState::Signed && !request.outflows.is_empty() {
+            let key = [
+                request.wallet.as_slice(),
+                &request.updated_at.to_be_bytes(),
+                request.id.as_bytes(),
+            ]
+            .concat();
+            batch.put(OUTFLOWS, key, self.json(&request.outflows)?);
+        }
         self.commit(guard, batch, audit)
     }
 

@@ -289,8 +289,8 @@ pub struct Change {
 /// process) and [`PgGateStore`] (shared by several instances). Synchronous; async callers
 /// use `spawn_blocking`.
 pub trait GateStore: Send + Sync + std::fmt::Debug {
-    /// Records a new request with its audit entries, atomically. An id that exists is an
-    /// error.
+    /// Records a new request with its audit entries, atomically (a request recorded already
+    /// signed counts for velocity at once). An id that exists is an error.
     fn insert(&self, request: &GateRequest, audit: Vec<NewAudit>) -> Result<(), StoreError>;
 
     fn get(&self, id: &str) -> Result<Option<GateRequest>, StoreError>;

@@ -183,6 +183,17 @@ impl GateStore for PgGateStore {
         let mut c = self.client();
         let mut txn = c.transaction()?;
         Self::write(&mut txn, request, true)?;
+        if request.state == RequestState::Signed && !request.outflows.is_empty() {
+            txn.execute(
+                "INSERT INTO gate_outflows (wallet, at, request_id, body) VALUES ($1, $2, $3, $4)",
+                &[
+                    &request.wallet.as_slice(),
+                    &i64_of(request.updated_at)?,
+                    &request.id,
+                    &json(&request.outflows)?,
+                ],
+            )?;
+        }
         Self::append(&mut txn, audit)?;
         txn.commit()?;
         Ok(())
