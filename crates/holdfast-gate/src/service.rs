@@ -236,12 +236,22 @@ impl Gate {
         Ok(Some(sim))
     }
 
-    async fn history(&self, wallet: Address) -> Result<History, GateError> {
+    /// Runs a store call on a blocking thread (the stores are synchronous).
+    async fn db<T, F>(&self, f: F) -> Result<T, GateError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn GateStore) -> Result<T, holdfast_store::StoreError> + Send + 'static,
+    {
         let store = self.store.clone();
-        let since = now().saturating_sub(HISTORY_WINDOW.as_secs());
-        let rows = tokio::task::spawn_blocking(move || store.outflows(wallet, since))
+        tokio::task::spawn_blocking(move || f(&*store))
             .await
-            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+            .map_err(|e| GateError::Unavailable(e.to_string()))?
+            .map_err(GateError::from)
+    }
+
+    async fn history(&self, wallet: Address) -> Result<History, GateError> {
+        let since = now().saturating_sub(HISTORY_WINDOW.as_secs());
+        let rows = self.db(move |store| store.outflows(wallet, since)).await?;
         Ok(History {
             known: true,
             outflows: rows
@@ -318,11 +328,8 @@ impl Gate {
         let chain_id = report.chain_id.or(self.chain_id()).unwrap_or_default();
         let id = self.new_id(report.payload_hash);
         let t = now();
-        let store = self.store.clone();
         let wallet = report.wallet;
-        let frozen = tokio::task::spawn_blocking(move || store.frozen(wallet))
-            .await
-            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+        let frozen = self.db(move |store| store.frozen(wallet)).await?;
         let (state, release_at, need, group, reasons, decision, rule) = if frozen {
             let mut reasons = vec![
                 "signing is frozen for this wallet: an emergency freeze is in force".to_owned(),
@@ -419,11 +426,8 @@ impl Gate {
                     json!({"mode": "safe co-signer", "signer": signer.address(), "safe_tx_hash": request.payload_hash}),
                 ));
         }
-        let store = self.store.clone();
         let r = request.clone();
-        tokio::task::spawn_blocking(move || store.insert(&r, entries))
-            .await
-            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+        self.db(move |store| store.insert(&r, entries)).await?;
         tracing::info!(target: "gate::decide", request_id = %id, decision = %decision, rule = ?rule, wallet = %wallet, "decided");
         let r = if request.state == RequestState::Signing {
             self.sign(&id).await?
@@ -442,21 +446,16 @@ impl Gate {
     }
 
     async fn get(&self, id: &str) -> Result<GateRequest, GateError> {
-        let store = self.store.clone();
         let key = id.to_owned();
-        tokio::task::spawn_blocking(move || store.get(&key))
-            .await
-            .map_err(|e| GateError::Unavailable(e.to_string()))??
+        self.db(move |store| store.get(&key))
+            .await?
             .ok_or_else(|| GateError::NotFound(id.to_owned()))
     }
 
     async fn outcome(&self, r: &GateRequest) -> Result<Outcome, GateError> {
         let approvals = if r.need_approvals > 0 {
-            let store = self.store.clone();
             let id = r.id.clone();
-            let have = tokio::task::spawn_blocking(move || store.approvals(&id))
-                .await
-                .map_err(|e| GateError::Unavailable(e.to_string()))??;
+            let have = self.db(move |store| store.approvals(&id)).await?;
             Some(ApprovalStatus {
                 need: r.need_approvals,
                 group: r.group.clone(),
@@ -494,15 +493,9 @@ impl Gate {
         change: Change,
         entries: Vec<NewAudit>,
     ) -> Result<Option<GateRequest>, GateError> {
-        let store = self.store.clone();
         let id = id.to_owned();
-        Ok(
-            tokio::task::spawn_blocking(move || {
-                store.transition(&id, from, change, now(), entries)
-            })
+        self.db(move |store| store.transition(&id, from, change, now(), entries))
             .await
-            .map_err(|e| GateError::Unavailable(e.to_string()))??,
-        )
     }
 
     async fn fail(
@@ -536,12 +529,8 @@ impl Gate {
         if r.state != RequestState::Signing {
             return Ok(r);
         }
-        let store = self.store.clone();
         let wallet = r.wallet;
-        if tokio::task::spawn_blocking(move || store.frozen(wallet))
-            .await
-            .map_err(|e| GateError::Unavailable(e.to_string()))??
-        {
+        if self.db(move |store| store.frozen(wallet)).await? {
             return self
                 .fail(
                     id,
@@ -824,14 +813,13 @@ impl Gate {
         require(who, Role::Approver)?;
         let r = self.get(id).await?;
         let reject = |reason: String| async move {
-            let store = self.store.clone();
             let entry = audit(
                 AuditKind::ApprovalRejected,
                 id,
                 &who.name,
                 json!({"reason": reason}),
             );
-            let _ = tokio::task::spawn_blocking(move || store.append_audit(vec![entry])).await;
+            let _ = self.db(move |store| store.append_audit(vec![entry])).await;
             reason
         };
         if r.state != RequestState::AwaitingApprovals {
@@ -904,16 +892,15 @@ impl Gate {
             approval: serde_json::to_string(&approval).unwrap_or_default(),
             at: now(),
         };
-        let store = self.store.clone();
         let entry = audit(
             AuditKind::Approval,
             id,
             &who.name,
             json!({"approver": v.approver, "payload_hash": v.payload_hash, "deadline": v.deadline}),
         );
-        let added = tokio::task::spawn_blocking(move || store.add_approval(&stored, entry))
-            .await
-            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+        let added = self
+            .db(move |store| store.add_approval(&stored, entry))
+            .await?;
         if !added {
             return Err(GateError::Conflict(format!(
                 "{} has already approved request {id} (a replayed approval counts once)",
@@ -922,11 +909,8 @@ impl Gate {
         }
         // Decide again with every valid approval: the engine counts distinct group members
         // for this payload, never the initiator.
-        let store = self.store.clone();
         let rid = r.id.clone();
-        let all = tokio::task::spawn_blocking(move || store.approvals(&rid))
-            .await
-            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+        let all = self.db(move |store| store.approvals(&rid)).await?;
         let t = now();
         let verified: Vec<VerifiedApproval> = all
             .iter()
@@ -1039,7 +1023,6 @@ impl Gate {
                 role: "operator",
             });
         }
-        let store = self.store.clone();
         let entry = NewAudit {
             at: now(),
             kind: AuditKind::Freeze,
@@ -1047,19 +1030,15 @@ impl Gate {
             actor: who.name.clone(),
             details: json!({"scope": scope, "reason": reason}).to_string(),
         };
-        tokio::task::spawn_blocking(move || store.set_frozen(scope, true, entry))
-            .await
-            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+        self.db(move |store| store.set_frozen(scope, true, entry))
+            .await?;
         tracing::warn!(target: "gate::freeze", scope = ?scope, by = %who.name, "signing frozen");
         Ok(())
     }
 
     /// What an unfreeze approval of `scope` signs: bound to the freeze it lifts.
     pub async fn unfreeze_hash(&self, scope: Option<Address>) -> Result<Option<B256>, GateError> {
-        let store = self.store.clone();
-        let started = tokio::task::spawn_blocking(move || store.freeze_started(scope))
-            .await
-            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+        let started = self.db(move |store| store.freeze_started(scope)).await?;
         Ok(started.map(|at| unfreeze_hash(scope, at)))
     }
 
@@ -1107,7 +1086,6 @@ impl Gate {
                 role: "approval quorum",
             });
         }
-        let store = self.store.clone();
         let entry = NewAudit {
             at: t,
             kind: AuditKind::Unfreeze,
@@ -1115,9 +1093,8 @@ impl Gate {
             actor: who.name.clone(),
             details: json!({"scope": scope, "approvers": approvers}).to_string(),
         };
-        tokio::task::spawn_blocking(move || store.set_frozen(scope, false, entry))
-            .await
-            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+        self.db(move |store| store.set_frozen(scope, false, entry))
+            .await?;
         tracing::warn!(target: "gate::freeze", scope = ?scope, "freeze lifted");
         Ok(())
     }
@@ -1126,18 +1103,11 @@ impl Gate {
     /// re-send signed transactions, record inclusions. Returns how many requests it moved.
     pub async fn tick(&self) -> Result<usize, GateError> {
         let mut moved = 0;
-        let store = self.store.clone();
         let t = now();
-        let due = tokio::task::spawn_blocking(move || store.due_holds(t, 256))
-            .await
-            .map_err(|e| GateError::Unavailable(e.to_string()))??;
+        let due = self.db(move |store| store.due_holds(t, 256)).await?;
         for r in due {
-            let store = self.store.clone();
             let wallet = r.wallet;
-            if tokio::task::spawn_blocking(move || store.frozen(wallet))
-                .await
-                .map_err(|e| GateError::Unavailable(e.to_string()))??
-            {
+            if self.db(move |store| store.frozen(wallet)).await? {
                 continue;
             }
             let entries = vec![audit(
@@ -1164,10 +1134,7 @@ impl Gate {
             (RequestState::Signing, SIGNING_LEASE),
             (RequestState::Signed, Duration::from_secs(5)),
         ] {
-            let store = self.store.clone();
-            let stale = tokio::task::spawn_blocking(move || store.in_state(state, 256))
-                .await
-                .map_err(|e| GateError::Unavailable(e.to_string()))??;
+            let stale = self.db(move |store| store.in_state(state, 256)).await?;
             for r in stale
                 .into_iter()
                 .filter(|r| now().saturating_sub(r.updated_at) >= age.as_secs())
@@ -1188,11 +1155,9 @@ impl Gate {
             }
         }
         if let Some(chain) = self.chain.clone() {
-            let store = self.store.clone();
-            let sent =
-                tokio::task::spawn_blocking(move || store.in_state(RequestState::Broadcast, 256))
-                    .await
-                    .map_err(|e| GateError::Unavailable(e.to_string()))??;
+            let sent = self
+                .db(move |store| store.in_state(RequestState::Broadcast, 256))
+                .await?;
             for r in sent {
                 let Some(hash) = r.tx_hash else { continue };
                 if let Ok(Some(inc)) = chain.inclusion(hash).await {
