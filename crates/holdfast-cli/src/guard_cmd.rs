@@ -239,6 +239,7 @@ fn history(
         .context("reading the wallet's history from the transfer store")?;
     Ok(History {
         known: true,
+        first_paid: Vec::new(),
         outflows: rows
             .into_iter()
             .filter(|t| t.timestamp >= since)

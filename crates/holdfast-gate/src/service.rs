@@ -249,9 +249,27 @@ impl Gate {
             .map_err(GateError::from)
     }
 
-    async fn history(&self, wallet: Address) -> Result<History, GateError> {
-        let since = now().saturating_sub(HISTORY_WINDOW.as_secs());
-        let rows = self.db(move |store| store.outflows(wallet, since)).await?;
+    /// What the policy needs of the wallet's past, and no more: outflows within its longest
+    /// velocity window, and first payments of the request's destinations if a rule asks.
+    async fn history(&self, wallet: Address, env: &Envelope) -> Result<History, GateError> {
+        let (window, first_paid) = self.guard.policy().history_needs();
+        let rows = match window {
+            Some(w) => {
+                let since = now().saturating_sub(w.as_secs().min(HISTORY_WINDOW.as_secs()));
+                self.db(move |store| store.outflows(wallet, since)).await?
+            }
+            None => Vec::new(),
+        };
+        let first_paid = if first_paid {
+            let dests = self
+                .guard
+                .decoded_destinations(env)
+                .map_err(|e| GateError::BadRequest(e.to_string()))?;
+            self.db(move |store| store.first_paid(wallet, &dests))
+                .await?
+        } else {
+            Vec::new()
+        };
         Ok(History {
             known: true,
             outflows: rows
@@ -263,6 +281,7 @@ impl Gate {
                     at,
                 })
                 .collect(),
+            first_paid,
         })
     }
 
@@ -276,7 +295,7 @@ impl Gate {
             .guard
             .root_call(env)
             .map_err(|e| GateError::BadRequest(e.to_string()))?;
-        let history = self.history(wallet).await?;
+        let history = self.history(wallet, env).await?;
         let (sim, sim_failure) = match self.simulator().await {
             Ok(s) => (s, None),
             Err(e) => (None, Some(e)),

@@ -225,6 +225,7 @@ pub fn run(guard: &Guard, path: &Path, text: &str) -> Result<Vec<CaseResult>, Ca
                 History {
                     known: true,
                     outflows,
+                    first_paid: Vec::new(),
                 }
             }
         };

@@ -470,6 +470,22 @@ impl Guard {
         })
     }
 
+    /// The destinations the request's bytes pay (without a simulation): what a caller
+    /// looks up first payments for.
+    pub fn decoded_destinations(&self, env: &Envelope) -> Result<Vec<Address>, CheckError> {
+        let (_, root, wallet) = self.root_call(env)?;
+        let calls = decode::decode(root.from, root.to, root.kind, root.value, &root.data)
+            .map(|d| d.calls)
+            .unwrap_or_default();
+        let mut out: Vec<Address> = movements(wallet, &calls, &SimStatus::Unavailable)
+            .into_iter()
+            .map(|m| m.to)
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     /// The request's own call, its kind, and the wallet at stake (for a Safe transaction,
     /// the call the Safe makes).
     pub fn root_call(

@@ -176,6 +176,11 @@ pub struct History {
     pub known: bool,
     /// Outflows of the window the policy looks back over (newest last).
     pub outflows: Vec<PastOutflow>,
+    /// When the wallet first paid each of this request's destinations, where the caller
+    /// keeps that apart from `outflows` (older than their window); a destination in neither
+    /// was never paid.
+    #[serde(default)]
+    pub first_paid: Vec<(Address, u64)>,
 }
 
 /// Everything the policy sees.

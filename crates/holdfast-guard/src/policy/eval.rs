@@ -263,6 +263,14 @@ fn holds(policy: &Policy, facts: &Facts, c: &Condition) -> Option<String> {
                     .iter()
                     .filter(|o| o.to == d)
                     .map(|o| o.at)
+                    .chain(
+                        facts
+                            .history
+                            .first_paid
+                            .iter()
+                            .filter(|(a, _)| *a == d)
+                            .map(|(_, at)| *at),
+                    )
                     .min();
                 match (facts.history.known, first) {
                     (false, _) => new.push(format!(

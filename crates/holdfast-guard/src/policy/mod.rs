@@ -921,6 +921,24 @@ impl Policy {
         Ok(out)
     }
 
+    /// How far back the policy looks at a wallet's past: the longest velocity window
+    /// (`None`: no velocity rule), and whether any rule asks when a destination was first
+    /// paid (`destination_new`). Callers fetch only that much history.
+    pub fn history_needs(&self) -> (Option<Duration>, bool) {
+        let mut window: Option<Duration> = None;
+        let mut first_paid = false;
+        for c in self.rules.iter().flat_map(|r| &r.when) {
+            match c {
+                Condition::Velocity { window: w, .. } => {
+                    window = Some(window.map_or(*w, |x| x.max(*w)));
+                }
+                Condition::DestinationNew(_) => first_paid = true,
+                _ => {}
+            }
+        }
+        (window, first_paid)
+    }
+
     /// What is legal but probably not meant: rules needing approvals from an empty group.
     pub fn warnings(&self) -> Vec<String> {
         self.rules

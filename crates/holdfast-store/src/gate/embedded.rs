@@ -11,7 +11,8 @@
 //! | `gate.approvals` | request id, 0, action, 0, approver | the approval (JSON) |
 //! | `gate.outflows` | wallet, at, id | the outflows (JSON) |
 //! | `gate.audit` | seq | the entry (JSON) |
-//! | `gate.meta` | `head` / `n` wallet chain / `f` scope | audit head / next nonce / frozen |
+//! | `gate.meta` | `head` / `n` wallet chain / `f` scope | audit head / next nonce / frozen since |
+//! | `gate.firstpaid` | wallet, destination | when the wallet first paid it |
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -25,7 +26,7 @@ use super::{
 };
 use crate::StoreError;
 
-const SPACES: [&str; 7] = [
+const SPACES: [&str; 8] = [
     "gate.requests",
     "gate.states",
     "gate.holds",
@@ -33,6 +34,7 @@ const SPACES: [&str; 7] = [
     "gate.outflows",
     "gate.audit",
     "gate.meta",
+    "gate.firstpaid",
 ];
 const REQUESTS: usize = 0;
 const STATES: usize = 1;
@@ -41,6 +43,7 @@ const APPROVALS: usize = 3;
 const OUTFLOWS: usize = 4;
 const AUDIT: usize = 5;
 const META: usize = 6;
+const FIRST_PAID: usize = 7;
 
 /// Group commit: writers that committed wait for one fsync that covers them.
 #[derive(Debug, Default)]
@@ -251,6 +254,27 @@ impl EmbeddedGateStore {
         }
     }
 
+    /// A signed request's outflows (velocity) and first payments (new destinations).
+    fn record_outflows(
+        &self,
+        batch: &mut Batch,
+        r: &GateRequest,
+        at: u64,
+    ) -> Result<(), StoreError> {
+        if r.outflows.is_empty() {
+            return Ok(());
+        }
+        let key = [r.wallet.as_slice(), &at.to_be_bytes(), r.id.as_bytes()].concat();
+        batch.put(OUTFLOWS, key, self.json(&r.outflows)?);
+        for o in &r.outflows {
+            let k = [r.wallet.as_slice(), o.to.as_slice()].concat();
+            if self.read(FIRST_PAID, &k)?.is_none() {
+                batch.put(FIRST_PAID, k, at.to_be_bytes().to_vec());
+            }
+        }
+        Ok(())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         // A panic while staging committed nothing: the lock is safe to take over.
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
@@ -288,14 +312,8 @@ impl GateStore for EmbeddedGateStore {
             self.json(request)?,
         );
         self.index(&mut batch, request);
-        if request.state == RequestState::Signed && !request.outflows.is_empty() {
-            let key = [
-                request.wallet.as_slice(),
-                &request.updated_at.to_be_bytes(),
-                request.id.as_bytes(),
-            ]
-            .concat();
-            batch.put(OUTFLOWS, key, self.json(&request.outflows)?);
+        if request.state == RequestState::Signed {
+            self.record_outflows(&mut batch, request, request.updated_at)?;
         }
         self.commit(guard, batch, audit)
     }
@@ -342,9 +360,8 @@ impl GateStore for EmbeddedGateStore {
         };
         let was_signed = matches!(r.state, RequestState::Signed | RequestState::Broadcast);
         apply(&mut r, &change, nonce, now);
-        if !was_signed && matches!(r.state, RequestState::Signed) && !r.outflows.is_empty() {
-            let key = [r.wallet.as_slice(), &now.to_be_bytes(), r.id.as_bytes()].concat();
-            batch.put(OUTFLOWS, key, self.json(&r.outflows)?);
+        if !was_signed && matches!(r.state, RequestState::Signed) {
+            self.record_outflows(&mut batch, &r, now)?;
         }
         batch.put(REQUESTS, r.id.as_bytes().to_vec(), self.json(&r)?);
         self.index(&mut batch, &r);
@@ -456,6 +473,24 @@ impl GateStore for EmbeddedGateStore {
             batch.del(META, freeze_key(scope));
         }
         self.commit(guard, batch, vec![audit])
+    }
+
+    fn first_paid(
+        &self,
+        wallet: Address,
+        destinations: &[Address],
+    ) -> Result<Vec<(Address, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for d in destinations {
+            if let Some(v) = self.read(FIRST_PAID, &[wallet.as_slice(), d.as_slice()].concat())? {
+                let mut n = [0u8; 8];
+                if v.len() == 8 {
+                    n.copy_from_slice(&v);
+                }
+                out.push((*d, u64::from_be_bytes(n)));
+            }
+        }
+        Ok(out)
     }
 
     fn frozen(&self, wallet: Address) -> Result<bool, StoreError> {

@@ -322,6 +322,14 @@ pub trait GateStore: Send + Sync + std::fmt::Debug {
     /// What the wallet's signed requests sent since `since` (Unix seconds), with when.
     fn outflows(&self, wallet: Address, since: u64) -> Result<Vec<(u64, Outflow)>, StoreError>;
 
+    /// When the wallet's signed requests first paid each of `destinations` (those never
+    /// paid are absent).
+    fn first_paid(
+        &self,
+        wallet: Address,
+        destinations: &[Address],
+    ) -> Result<Vec<(Address, u64)>, StoreError>;
+
     /// Freezes (or lifts the freeze of) one wallet, or everything (`None`), with its audit
     /// entry.
     fn set_frozen(

@@ -35,6 +35,9 @@ CREATE TABLE gate_outflows (
 CREATE TABLE gate_audit (seq BIGINT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE gate_meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
 INSERT INTO gate_meta (key, value) VALUES ('head', '\\x'::bytea);
+", "
+CREATE TABLE gate_first_paid (
+    wallet BYTEA NOT NULL, dest BYTEA NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (wallet, dest));
 "];
 
 /// A pool of connections to one database.
@@ -161,6 +164,33 @@ impl PgGateStore {
         Ok(())
     }
 
+    /// A signed request's outflows (velocity) and first payments (new destinations).
+    fn record_outflows(
+        txn: &mut Transaction<'_>,
+        r: &GateRequest,
+        at: u64,
+    ) -> Result<(), StoreError> {
+        if r.outflows.is_empty() {
+            return Ok(());
+        }
+        txn.execute(
+            "INSERT INTO gate_outflows (wallet, at, request_id, body) VALUES ($1, $2, $3, $4)",
+            &[
+                &r.wallet.as_slice(),
+                &i64_of(at)?,
+                &r.id,
+                &json(&r.outflows)?,
+            ],
+        )?;
+        for o in &r.outflows {
+            txn.execute(
+                "INSERT INTO gate_first_paid (wallet, dest, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&r.wallet.as_slice(), &o.to.as_slice(), &i64_of(at)?],
+            )?;
+        }
+        Ok(())
+    }
+
     fn write(txn: &mut Transaction<'_>, r: &GateRequest, insert: bool) -> Result<(), StoreError> {
         let release = r.release_at.map(i64_of).transpose()?;
         if insert {
@@ -183,16 +213,8 @@ impl GateStore for PgGateStore {
         let mut c = self.client();
         let mut txn = c.transaction()?;
         Self::write(&mut txn, request, true)?;
-        if request.state == RequestState::Signed && !request.outflows.is_empty() {
-            txn.execute(
-                "INSERT INTO gate_outflows (wallet, at, request_id, body) VALUES ($1, $2, $3, $4)",
-                &[
-                    &request.wallet.as_slice(),
-                    &i64_of(request.updated_at)?,
-                    &request.id,
-                    &json(&request.outflows)?,
-                ],
-            )?;
+        if request.state == RequestState::Signed {
+            Self::record_outflows(&mut txn, request, request.updated_at)?;
         }
         Self::append(&mut txn, audit)?;
         txn.commit()?;
@@ -254,16 +276,8 @@ impl GateStore for PgGateStore {
         };
         let was_signed = matches!(r.state, RequestState::Signed | RequestState::Broadcast);
         apply(&mut r, &change, nonce, now);
-        if !was_signed && matches!(r.state, RequestState::Signed) && !r.outflows.is_empty() {
-            txn.execute(
-                "INSERT INTO gate_outflows (wallet, at, request_id, body) VALUES ($1, $2, $3, $4)",
-                &[
-                    &r.wallet.as_slice(),
-                    &i64_of(now)?,
-                    &r.id,
-                    &json(&r.outflows)?,
-                ],
-            )?;
+        if !was_signed && matches!(r.state, RequestState::Signed) {
+            Self::record_outflows(&mut txn, &r, now)?;
         }
         Self::write(&mut txn, &r, false)?;
         Self::append(&mut txn, audit)?;
@@ -356,6 +370,27 @@ impl GateStore for PgGateStore {
         Self::append(&mut txn, vec![audit])?;
         txn.commit()?;
         Ok(())
+    }
+
+    fn first_paid(
+        &self,
+        wallet: Address,
+        destinations: &[Address],
+    ) -> Result<Vec<(Address, u64)>, StoreError> {
+        let mut c = self.client();
+        let dests: Vec<&[u8]> = destinations.iter().map(|d| d.as_slice()).collect();
+        Ok(c.query(
+            "SELECT dest, at FROM gate_first_paid WHERE wallet = $1 AND dest = ANY($2)",
+            &[&wallet.as_slice(), &dests],
+        )?
+        .iter()
+        .map(|row| {
+            (
+                Address::from_slice(row.get::<_, &[u8]>(0)),
+                u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+            )
+        })
+        .collect())
     }
 
     fn frozen(&self, wallet: Address) -> Result<bool, StoreError> {

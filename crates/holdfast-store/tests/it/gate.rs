@@ -176,7 +176,17 @@ fn transitions_are_checked_atomic_and_audited() {
                 .len(),
             1
         );
-        // A state the change never leaves is still one transition at most.
+        let paid = s
+            .first_paid(
+                Address::repeat_byte(0xaa),
+                &[Address::repeat_byte(0xbb), Address::repeat_byte(0xcc)],
+            )
+            .expect("first paid");
+        assert_eq!(
+            paid,
+            vec![(Address::repeat_byte(0xbb), 202)],
+            "first payments per destination"
+        );
         let chain = full_audit(&*s);
         assert_eq!(chain.len(), 3);
         assert_eq!(verify(&chain), Ok(3));
