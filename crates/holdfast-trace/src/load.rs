@@ -1,0 +1,245 @@
+//! Fills a [`Graph`] from a [`Store`] around the seeds: breadth first, `max_hops` levels of
+//! outgoing transfers, each reached address's incoming transfers (its balance history, which
+//! haircut, FIFO and LIFO need), and the conversions of the transactions involved. It loads a
+//! superset of what the engine will taint (it ignores time); the engine decides.
+
+use std::collections::BTreeSet;
+
+use alloy_primitives::{Address, B256};
+use holdfast_primitives::{Asset, Position, Transfer};
+use holdfast_store::{MAX_LIMIT, Store, TransferQuery};
+use rustc_hash::FxHashSet;
+
+use crate::TraceError;
+use crate::graph::{Graph, GraphBuilder};
+use crate::labels::{Classifier, ServiceKind};
+use crate::policy::{Policy, Seed, SeedAt, TraceOptions};
+
+/// Bounds of a load.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Most transfers loaded in all (beyond it the load stops and says so).
+    pub max_transfers: usize,
+    /// Most incoming transfers read per address (its balance history).
+    pub max_history: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            max_transfers: 5_000_000,
+            max_history: 100_000,
+        }
+    }
+}
+
+/// What a load read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LoadStats {
+    pub addresses_expanded: usize,
+    pub transfers: usize,
+    pub conversions: usize,
+    pub queries: usize,
+    /// Addresses whose history was longer than `max_history` (their balances are partial).
+    pub partial_history: Vec<Address>,
+    /// `max_transfers` was reached.
+    pub truncated: bool,
+}
+
+/// Loads what a trace from `seeds` with `trace` options can reach.
+pub fn load_graph<C: Classifier + ?Sized>(
+    store: &dyn Store,
+    chain_id: u64,
+    seeds: &[Seed],
+    trace: &TraceOptions,
+    load: &LoadOptions,
+    classifier: &C,
+    progress: &mut dyn FnMut(&LoadStats),
+) -> Result<(Graph, LoadStats), TraceError> {
+    trace.validate()?;
+    let mut l = Loader {
+        store,
+        chain_id,
+        builder: GraphBuilder::new(chain_id),
+        stats: LoadStats::default(),
+        seen_tx: FxHashSet::default(),
+        seen_transfer: FxHashSet::default(),
+        load,
+    };
+    let mut frontier: BTreeSet<Address> = BTreeSet::new();
+    let mut expanded: FxHashSet<Address> = FxHashSet::default();
+    for s in seeds {
+        match &s.at {
+            SeedAt::Tx { tx_hash } => {
+                let ts = l.tx(*tx_hash)?;
+                if ts.is_empty() {
+                    return Err(TraceError::UnknownSeed {
+                        seed: tx_hash.to_string(),
+                    });
+                }
+                frontier.extend(ts.iter().map(|t| t.to));
+            }
+            SeedAt::Address { address } => {
+                frontier.insert(*address);
+            }
+        }
+    }
+    let history = trace.policy != Policy::Poison;
+    for _level in 0..=trace.max_hops {
+        let mut next = BTreeSet::new();
+        for a in std::mem::take(&mut frontier) {
+            if !expanded.insert(a) || l.stats.truncated {
+                continue;
+            }
+            let stops = match classifier.classify(&a).map(|s| s.kind) {
+                Some(ServiceKind::Custodial) => true,
+                Some(ServiceKind::Mixer) => !trace.through_mixers,
+                Some(ServiceKind::Bridge) => !trace.through_bridges,
+                None => false,
+            };
+            if stops {
+                continue;
+            }
+            l.stats.addresses_expanded += 1;
+            // One more than the cap, so the engine sees a super-node as one.
+            let outs = l.page(
+                |from_block| TransferQuery::From {
+                    address: a,
+                    from_block,
+                },
+                trace.fan_out_cap.saturating_add(1),
+            )?;
+            if outs.len() > trace.fan_out_cap {
+                l.add(outs)?;
+                continue;
+            }
+            let txs: BTreeSet<B256> = outs.iter().map(|t| t.tx_hash).collect();
+            next.extend(outs.iter().map(|t| t.to));
+            l.add(outs)?;
+            for tx in txs {
+                next.extend(l.conversions(tx)?);
+            }
+            if history {
+                let ins = l.page(
+                    |from_block| TransferQuery::To {
+                        address: a,
+                        from_block,
+                    },
+                    load.max_history,
+                )?;
+                if ins.len() >= load.max_history {
+                    l.stats.partial_history.push(a);
+                }
+                // Unwraps pay out by an internal call: their burn is a conversion.
+                let txs: BTreeSet<B256> = ins
+                    .iter()
+                    .filter(|t| {
+                        t.asset == Asset::Native
+                            && matches!(&t.position, Position::Call { trace_address } if !trace_address.is_empty())
+                    })
+                    .map(|t| t.tx_hash)
+                    .collect();
+                l.add(ins)?;
+                for tx in txs {
+                    next.extend(l.conversions(tx)?);
+                }
+            }
+            progress(&l.stats);
+        }
+        frontier = next;
+    }
+    progress(&l.stats);
+    Ok((l.builder.build(), l.stats))
+}
+
+struct Loader<'a> {
+    store: &'a dyn Store,
+    chain_id: u64,
+    builder: GraphBuilder,
+    stats: LoadStats,
+    seen_tx: FxHashSet<B256>,
+    seen_transfer: FxHashSet<(B256, Position)>,
+    load: &'a LoadOptions,
+}
+
+impl Loader<'_> {
+    fn add(&mut self, ts: Vec<Transfer>) -> Result<(), TraceError> {
+        let fresh: Vec<Transfer> = ts
+            .into_iter()
+            .filter(|t| self.seen_transfer.insert((t.tx_hash, t.position.clone())))
+            .collect();
+        if self.stats.transfers + fresh.len() > self.load.max_transfers {
+            self.stats.truncated = true;
+            return Ok(());
+        }
+        self.stats.transfers += fresh.len();
+        self.builder.add_transfers(fresh)
+    }
+
+    /// A transaction's transfers (added to the graph).
+    fn tx(&mut self, tx: B256) -> Result<Vec<Transfer>, TraceError> {
+        self.stats.queries += 1;
+        let ts = self.store.transfers_of_tx(self.chain_id, tx)?;
+        self.add(ts.clone())?;
+        self.conversions(tx)?;
+        Ok(ts)
+    }
+
+    /// A transaction's conversions; when it has some, its transfers too. Returns the
+    /// conversions' recipients.
+    fn conversions(&mut self, tx: B256) -> Result<Vec<Address>, TraceError> {
+        if !self.seen_tx.insert(tx) {
+            return Ok(Vec::new());
+        }
+        self.stats.queries += 1;
+        let cs = self.store.conversions_of_tx(self.chain_id, tx)?;
+        if cs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let recipients = cs.iter().map(|c| c.recipient).collect();
+        self.stats.conversions += cs.len();
+        self.builder.add_conversions(cs)?;
+        self.stats.queries += 1;
+        let ts = self.store.transfers_of_tx(self.chain_id, tx)?;
+        self.add(ts)?;
+        Ok(recipients)
+    }
+
+    /// Up to `limit` transfers of a query, in block order, paging by block.
+    fn page(
+        &mut self,
+        query: impl Fn(u64) -> TransferQuery,
+        limit: usize,
+    ) -> Result<Vec<Transfer>, TraceError> {
+        let mut out: Vec<Transfer> = Vec::new();
+        let mut seen: FxHashSet<(B256, Position)> = FxHashSet::default();
+        let mut from_block = 0u64;
+        loop {
+            let want = (limit - out.len()).min(MAX_LIMIT);
+            if want == 0 {
+                break;
+            }
+            self.stats.queries += 1;
+            let batch = self
+                .store
+                .transfers(self.chain_id, query(from_block), MAX_LIMIT)?;
+            let full = batch.len() == MAX_LIMIT;
+            let last = batch.last().map(|t| t.block_number);
+            let before = out.len();
+            for t in batch {
+                if out.len() >= limit {
+                    break;
+                }
+                if seen.insert((t.tx_hash, t.position.clone())) {
+                    out.push(t);
+                }
+            }
+            match last {
+                // A full page that added nothing new: one block holds more than a page.
+                Some(b) if full && out.len() > before && out.len() < limit => from_block = b,
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+}
