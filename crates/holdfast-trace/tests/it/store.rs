@@ -1,1 +1,192 @@
+//! The loader on both store backends (the embedded one and a real PostgreSQL started by the
+//! test): a trace over loaded transfers equals the trace over the whole graph, for blocks
+//! written with their conversions and for CSV-style imports alike.
 
+use alloy_primitives::{B256, keccak256};
+use holdfast_primitives::{Asset, BlockRef, ConversionKind};
+use holdfast_store::{BlockData, EmbeddedStore, PgStore, Store, testing::TempPostgres};
+use holdfast_trace::{LoadOptions, Policy, Seed, TraceOptions, load_graph, trace};
+
+use crate::fixture::{CHAIN, Net, addr, token};
+
+fn block_hash(n: u64) -> B256 {
+    keccak256([b"block".as_slice(), &n.to_be_bytes()].concat())
+}
+
+/// A laundering net: a mixed account, a swap, a wrap and an unwrap, a peel, an exchange.
+pub fn laundering() -> Net {
+    let weth = Asset::Erc20 { token: addr(0x57) };
+    let mut n = Net::new();
+    n.send_asset(0, 0x60, 0x50, token(1), 50_000);
+    n.send_asset(0, 0x60, 0x50, token(2), 100_000);
+    n.send(1, 2, 3, 3000);
+    n.send(1, 1, 3, 2000);
+    n.send(2, 3, 4, 4000);
+    n.send(3, 3, 7, 1000);
+    n.send_asset(3, 1, 3, token(1), 1000);
+    let swap = n.batch(4, &[(3, 0x50, token(1), 1000), (0x50, 3, token(2), 1960)]);
+    n.conversion(
+        swap,
+        4,
+        ConversionKind::UniswapV2Swap,
+        0x50,
+        3,
+        3,
+        (token(1), 1000),
+        (token(2), 1960),
+    );
+    n.send_asset(5, 3, 7, token(2), 1960);
+    let wrap = n.batch(5, &[(4, 0x57, Asset::Native, 2500)]);
+    n.conversion(
+        wrap,
+        5,
+        ConversionKind::Wrap,
+        0x57,
+        4,
+        4,
+        (Asset::Native, 2500),
+        (weth, 2500),
+    );
+    n.send_asset(6, 4, 5, weth, 2500);
+    let unwrap = n.batch(7, &[(0x57, 5, Asset::Native, 2500)]);
+    n.conversion(
+        unwrap,
+        7,
+        ConversionKind::Unwrap,
+        0x57,
+        5,
+        5,
+        (weth, 2500),
+        (Asset::Native, 2500),
+    );
+    n.send(8, 5, 6, 2400);
+    n.send(9, 6, 7, 2400);
+    n.exchange(7, "Binance");
+    n
+}
+
+fn blocks(net: &Net) -> Vec<BlockData> {
+    let top = net
+        .transfers
+        .iter()
+        .map(|t| t.block_number)
+        .max()
+        .unwrap_or(0);
+    (0..=top)
+        .map(|b| {
+            let hash = block_hash(b);
+            BlockData {
+                block: BlockRef {
+                    number: b,
+                    hash,
+                    parent_hash: if b == 0 {
+                        B256::ZERO
+                    } else {
+                        block_hash(b - 1)
+                    },
+                    timestamp: b * 12,
+                },
+                transfers: net
+                    .transfers
+                    .iter()
+                    .filter(|t| t.block_number == b)
+                    .map(|t| {
+                        let mut t = t.clone();
+                        t.block_hash = hash;
+                        t
+                    })
+                    .collect(),
+                conversions: net
+                    .conversions
+                    .iter()
+                    .filter(|c| c.block_number == b)
+                    .map(|c| {
+                        let mut c = c.clone();
+                        c.block_hash = hash;
+                        c
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+fn same_as_whole_graph(store: &dyn Store, net: &Net, with_conversions: bool) {
+    let seeds = [Seed::address(addr(1))];
+    let mut whole = Net::new();
+    whole.transfers = net.transfers.clone();
+    if with_conversions {
+        whole.conversions = net.conversions.clone();
+    }
+    for p in Policy::ALL {
+        let o = TraceOptions::with_policy(p);
+        let (g, stats) = load_graph(
+            store,
+            CHAIN,
+            &seeds,
+            &o,
+            &LoadOptions::default(),
+            &net.services,
+            &mut |_| {},
+        )
+        .expect("load");
+        assert!(!stats.truncated);
+        let loaded = trace(&g, &seeds, &o, &net.services).expect("trace");
+        let direct = trace(&whole.graph(), &seeds, &o, &net.services).expect("trace");
+        assert_eq!(loaded.targets, direct.targets, "{p}");
+        assert_eq!(loaded.addresses, direct.addresses, "{p}");
+        assert!(!loaded.targets.is_empty(), "{p}");
+    }
+}
+
+#[test]
+fn embedded_store_blocks_and_imports() {
+    let net = laundering();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(&dir.path().join("blocks")).expect("open");
+    store.apply_blocks(CHAIN, &blocks(&net)).expect("write");
+    same_as_whole_graph(&store, &net, true);
+
+    let imported = EmbeddedStore::open(&dir.path().join("imported")).expect("open");
+    imported
+        .import_transfers(CHAIN, &net.transfers)
+        .expect("import");
+    same_as_whole_graph(&imported, &net, false);
+}
+
+#[test]
+fn postgres_store_blocks_and_imports() {
+    let pg =
+        TempPostgres::start(false).expect("PostgreSQL for the test (scripts/install-postgres)");
+    let store = PgStore::connect(pg.url()).expect("connect");
+    let net = laundering();
+    store.apply_blocks(CHAIN, &blocks(&net)).expect("write");
+    same_as_whole_graph(&store, &net, true);
+    store
+        .import_transfers(
+            7,
+            &net.transfers
+                .iter()
+                .cloned()
+                .map(|mut t| {
+                    t.chain_id = 7;
+                    t
+                })
+                .collect::<Vec<_>>(),
+        )
+        .expect("import");
+    let seeds = [Seed::address(addr(1))];
+    let o = TraceOptions::with_policy(Policy::Fifo);
+    let (g, _) = load_graph(
+        &store,
+        7,
+        &seeds,
+        &o,
+        &LoadOptions::default(),
+        &net.services,
+        &mut |_| {},
+    )
+    .expect("load");
+    let t = trace(&g, &seeds, &o, &net.services).expect("trace");
+    assert!(t.target(&addr(7)).is_some());
+}
