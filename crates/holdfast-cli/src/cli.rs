@@ -55,6 +55,9 @@ pub enum Command {
     /// Import exported chain data.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Follow stolen funds through the stored transfers to the service deposits that can be
+    /// frozen (poison, haircut, FIFO, LIFO or TIHO taint).
+    Trace(crate::trace_cmd::TraceArgs),
     /// Decide on exact payloads before they are signed.
     #[command(subcommand)]
     Guard(GuardCommand),
@@ -230,6 +233,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(ImportCommand::Transfers(args)) => {
             chain_cmd::import_transfers(chain_cmd::open_store(&data_dir, &cli.store)?, &args)
         }
+        Command::Trace(args) => crate::trace_cmd::run(
+            &data_dir,
+            chain_cmd::open_store(&data_dir, &cli.store)?,
+            &args,
+            cli.quiet,
+        ),
         Command::Guard(GuardCommand::Check(args)) => guard_cmd::check(&data_dir, &cli.store, &args),
         Command::Policy(cmd) => guard_cmd::policy(&data_dir, cmd),
         Command::Audit(cmd) => gate_cmd::audit(&data_dir, &cli.store, &cmd),

@@ -8,6 +8,7 @@ mod gate_cmd;
 mod guard_cmd;
 mod intel_cmd;
 mod screen_cmd;
+mod trace_cmd;
 
 use std::process::ExitCode;
 

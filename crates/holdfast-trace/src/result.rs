@@ -12,7 +12,13 @@ use crate::policy::{Policy, Seed, TraceOptions};
 pub struct Amount {
     pub source: u16,
     pub asset: Asset,
+    #[serde(serialize_with = "decimal")]
     pub amount: U256,
+}
+
+/// Amounts in JSON as decimal strings (smallest unit), which every tool can read exactly.
+fn decimal<S: serde::Serializer>(v: &U256, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }
 
 /// Why the trace did what it did at an address.
@@ -44,8 +50,10 @@ pub struct Hop {
     pub to: Address,
     pub asset: Asset,
     /// What the transfer moved.
+    #[serde(serialize_with = "decimal")]
     pub amount: U256,
     /// How much of it was tainted (all seeds).
+    #[serde(serialize_with = "decimal")]
     pub tainted: U256,
 }
 

@@ -3,6 +3,7 @@
 
 mod gate;
 mod guard;
+mod trace;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,0 +1,333 @@
+//! `holdfast trace`: load the transfers around the seeds from the store, trace them, print the
+//! freeze targets (or JSON, CSV, DOT, GraphML), optionally label the launderers in intel and
+//! keep following as new blocks are stored.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_primitives::{Address, U256};
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use holdfast_intel::DataDir;
+use holdfast_store::Store;
+use holdfast_trace::output::{self, Format};
+use holdfast_trace::{LoadOptions, Policy, Seed, Trace, TraceOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    Poison,
+    Haircut,
+    Fifo,
+    Lifo,
+    Tiho,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Text,
+    Json,
+    Csv,
+    Dot,
+    Graphml,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// A theft transaction (0x + 64 hex: exactly what it moved is tainted) or the thief's
+    /// address (0x + 40 hex: its outflows from --from-block on). Repeat for several thefts.
+    #[arg(long, required = true, value_name = "ADDRESS_OR_TX")]
+    pub seed: Vec<String>,
+    /// Only this asset of the seeds: native/eth, or an ERC-20 token address.
+    #[arg(long, value_name = "ASSET")]
+    pub asset: Option<String>,
+    /// At most this much per seed, in the asset's smallest unit (wei).
+    #[arg(long, value_name = "AMOUNT")]
+    pub amount: Option<String>,
+    /// Address seeds: their outflows from this block on.
+    #[arg(long, default_value_t = 0)]
+    pub from_block: u64,
+    #[arg(long, value_enum, default_value_t = PolicyArg::Haircut)]
+    pub policy: PolicyArg,
+    /// Most transfers between a seed and a tainted address.
+    #[arg(long, default_value_t = 10)]
+    pub max_hops: u32,
+    /// Addresses with more outgoing transfers are reported as super-nodes, not followed.
+    #[arg(long, default_value_t = 10_000)]
+    pub fan_out_cap: usize,
+    /// Haircut: drop taint shares below this many millionths of a transfer.
+    #[arg(long, default_value_t = 0)]
+    pub cutoff_ppm: u32,
+    /// Follow taint through mixers (default: mark them and stop).
+    #[arg(long)]
+    pub through_mixers: bool,
+    /// Follow taint through bridges (default: record the cross-chain exit and stop).
+    #[arg(long)]
+    pub through_bridges: bool,
+    /// Chain id of the stored transfers (1 = Ethereum mainnet, 31337 = anvil).
+    #[arg(long, default_value_t = 1)]
+    pub chain_id: u64,
+    /// Print the whole trace as JSON (same as --format json).
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
+    /// Write the output here instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Store `tainted` labels for the addresses reached (trace id, policy, amounts) in the
+    /// data directory's intel, so screening and the guard flag them.
+    #[arg(long)]
+    pub label: bool,
+    /// Keep tracing as new blocks are stored (by `holdfast ingest --follow` against the same
+    /// --store), printing a line the moment taint reaches a new service. Ctrl-C stops.
+    #[arg(long)]
+    pub follow: bool,
+    /// With --follow: seconds between looks at the store.
+    #[arg(long, default_value_t = 2)]
+    pub interval: u64,
+}
+
+impl TraceArgs {
+    fn options(&self) -> TraceOptions {
+        TraceOptions {
+            policy: match self.policy {
+                PolicyArg::Poison => Policy::Poison,
+                PolicyArg::Haircut => Policy::Haircut,
+                PolicyArg::Fifo => Policy::Fifo,
+                PolicyArg::Lifo => Policy::Lifo,
+                PolicyArg::Tiho => Policy::Tiho,
+            },
+            max_hops: self.max_hops,
+            fan_out_cap: self.fan_out_cap,
+            haircut_cutoff_ppm: self.cutoff_ppm,
+            through_mixers: self.through_mixers,
+            through_bridges: self.through_bridges,
+            ..TraceOptions::default()
+        }
+    }
+
+    fn seeds(&self) -> anyhow::Result<Vec<Seed>> {
+        let asset = self
+            .asset
+            .as_deref()
+            .map(holdfast_trace::parse_asset)
+            .transpose()?;
+        let amount = match self.amount.as_deref() {
+            Some(a) => Some(a.parse::<U256>().map_err(|_| {
+                anyhow::anyhow!(
+                    "--amount {a:?}: expected a whole number in the asset's smallest unit (wei)"
+                )
+            })?),
+            None => None,
+        };
+        self.seed
+            .iter()
+            .map(|s| {
+                let mut seed = Seed::parse(s)?.from_block(self.from_block);
+                seed.asset = asset;
+                seed.amount = amount;
+                Ok(seed)
+            })
+            .collect()
+    }
+}
+
+pub fn run(
+    data_dir: &DataDir,
+    store: Arc<dyn Store>,
+    args: &TraceArgs,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let seeds = args.seeds()?;
+    let options = args.options();
+    options.validate()?;
+    let intel = holdfast_intel::load(Some(data_dir))
+        .context("loading intel")?
+        .index;
+    let format = if args.json {
+        FormatArg::Json
+    } else {
+        args.format
+    };
+    let bar = if quiet || args.follow {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let mut seen: Vec<Address> = Vec::new();
+    loop {
+        let t = trace_once(
+            store.as_ref(),
+            args.chain_id,
+            &seeds,
+            &options,
+            &intel,
+            &bar,
+        )?;
+        bar.finish_and_clear();
+        if args.follow {
+            for target in t.targets.iter().chain(&t.exits).chain(&t.mixers) {
+                if !seen.contains(&target.deposit) {
+                    seen.push(target.deposit);
+                    println!(
+                        "holdfast: taint reached {} ({}) deposit {} in tx {} block {}: {}",
+                        target.service.name,
+                        target.service.category,
+                        target.deposit,
+                        target.first_tx,
+                        target.first_block,
+                        amounts(&target.amounts)
+                    );
+                    let _ = std::io::stdout().flush();
+                }
+            }
+            if args.label {
+                data_dir.add_imported(&t.tainted_labels())?;
+            }
+            std::thread::sleep(Duration::from_secs(args.interval.max(1)));
+            continue;
+        }
+        emit(&t, format, args.output.as_ref())?;
+        if args.label {
+            let labels = t.tainted_labels();
+            let new = data_dir.add_imported(&labels)?;
+            eprintln!(
+                "holdfast: {} tainted labels for trace {} ({new} new) stored in the data directory's intel",
+                labels.len(),
+                t.id
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+}
+
+fn trace_once(
+    store: &dyn Store,
+    chain_id: u64,
+    seeds: &[Seed],
+    options: &TraceOptions,
+    intel: &holdfast_intel::IntelIndex,
+    bar: &ProgressBar,
+) -> anyhow::Result<Trace> {
+    bar.set_message("loading transfers around the seeds");
+    let (graph, stats) = holdfast_trace::load_graph(
+        store,
+        chain_id,
+        seeds,
+        options,
+        &LoadOptions::default(),
+        intel,
+        &mut |s| {
+            bar.set_message(format!(
+                "loading: {} addresses, {} transfers, {} conversions",
+                s.addresses_expanded, s.transfers, s.conversions
+            ))
+        },
+    )?;
+    if stats.truncated {
+        bar.suspend(|| {
+            eprintln!("holdfast: the load stopped at its transfer limit: the trace is partial")
+        });
+    }
+    let t = holdfast_trace::trace_with_progress(&graph, seeds, options, intel, &mut |n| {
+        bar.set_message(format!(
+            "tracing ({} policy): {n} transfers",
+            options.policy
+        ))
+    })?;
+    Ok(t)
+}
+
+fn amounts(v: &[holdfast_trace::Amount]) -> String {
+    v.iter()
+        .map(|a| format!("{} {} (seed {})", a.amount, a.asset, a.source))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn emit(t: &Trace, format: FormatArg, path: Option<&PathBuf>) -> anyhow::Result<()> {
+    let mut out: Box<dyn Write> = match path {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let f = match format {
+        FormatArg::Text => return text(t, &mut out),
+        FormatArg::Json => Format::Json,
+        FormatArg::Csv => Format::Csv,
+        FormatArg::Dot => Format::Dot,
+        FormatArg::Graphml => Format::GraphMl,
+    };
+    output::write(t, f, &mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+fn text(t: &Trace, out: &mut dyn Write) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "trace {} ({} policy, chain {}): {} addresses reached, {} transfers looked at",
+        t.id, t.policy, t.chain_id, t.stats.addresses_reached, t.stats.edges_processed
+    )?;
+    writeln!(out, "seeded: {}", amounts(&t.seeded))?;
+    if t.targets.is_empty() {
+        writeln!(out, "no labelled service reached")?;
+    }
+    for (kind, list) in [
+        ("freeze target", &t.targets),
+        ("bridge exit (destination unknown on this chain)", &t.exits),
+        ("mixer", &t.mixers),
+    ] {
+        for x in list {
+            writeln!(
+                out,
+                "{kind}: {} ({}) deposit {}: {}; first tx {} block {}; path of {} hops",
+                x.service.name,
+                x.service.category,
+                x.deposit,
+                amounts(&x.amounts),
+                x.first_tx,
+                x.first_block,
+                x.path.len()
+            )?;
+            for h in &x.path {
+                writeln!(
+                    out,
+                    "    block {} tx {} {} -> {} {} {} (tainted {})",
+                    h.block, h.tx_hash, h.from, h.to, h.amount, h.asset, h.tainted
+                )?;
+            }
+        }
+    }
+    for a in t
+        .addresses
+        .iter()
+        .filter(|a| a.role == holdfast_trace::Role::Capped)
+    {
+        writeln!(
+            out,
+            "super-node (not followed, {} outgoing transfers): {}: {}",
+            a.out_degree,
+            a.address,
+            amounts(&a.received)
+        )?;
+    }
+    if !t.stats.beyond_hops.is_empty() {
+        writeln!(out, "beyond --max-hops: {}", amounts(&t.stats.beyond_hops))?;
+    }
+    if t.stats.truncated {
+        writeln!(out, "the trace reached its address limit: partial")?;
+    }
+    out.flush()?;
+    Ok(())
+}
