@@ -238,7 +238,7 @@ fn add_to(map: &mut BTreeMap<(Src, u32), U256>, src: Src, asset: u32, amount: U2
 impl<C: Classifier + ?Sized> Engine<'_, C> {
     fn plant(&mut self, seeds: &[Seed]) -> Result<(), TraceError> {
         for (i, seed) in seeds.iter().enumerate() {
-            let src = i as Src;
+            let src = seed.theft.unwrap_or(i as Src);
             let asset = match &seed.asset {
                 Some(a) => match self.g.asset_id(a) {
                     Some(id) => Some(id),

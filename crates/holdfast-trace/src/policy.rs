@@ -87,6 +87,9 @@ pub struct Seed {
     pub amount: Option<U256>,
     /// Address seeds: outflows from this block on (default 0).
     pub from_block: u64,
+    /// The theft this seed belongs to: seeds with the same number are traced as one source
+    /// (a theft spread over several addresses). Default: the seed's own position.
+    pub theft: Option<u16>,
 }
 
 impl Seed {
@@ -96,6 +99,7 @@ impl Seed {
             asset: None,
             amount: None,
             from_block: 0,
+            theft: None,
         }
     }
 
@@ -105,6 +109,7 @@ impl Seed {
             asset: None,
             amount: None,
             from_block: 0,
+            theft: None,
         }
     }
 
@@ -115,6 +120,12 @@ impl Seed {
 
     pub fn with_amount(mut self, amount: U256) -> Self {
         self.amount = Some(amount);
+        self
+    }
+
+    /// Counts this seed's taint as theft number `theft` (see [`Seed::theft`]).
+    pub fn in_theft(mut self, theft: u16) -> Self {
+        self.theft = Some(theft);
         self
     }
 
