@@ -6,7 +6,6 @@ Reads DIR/transfers.csv (id,blk,src,dst,amount) and DIR/seeds.csv (addr,from_blo
 poison reach as a recursive CTE three times, prints "median SECONDS", then "addr,amount" rows.
 DuckDB's temporary files stay under DIR.
 """
-import resource
 import statistics
 import sys
 import time
@@ -42,7 +41,9 @@ for _ in range(3):
     rows = con.execute(sql).fetchall()
     times.append(time.time() - t0)
 print(f"runs {' '.join(f'{t:.3f}' for t in times)}")
-print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+# VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork + exec.
+hwm = next((l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")), "nan")
+print(f"peak RSS {float(hwm) / 1024:.0f} MB")
 print(f"median {statistics.median(times):.3f}")
 for a, v in rows:
     print(f"{a},{v}")

@@ -16,6 +16,7 @@
 mod anvil;
 pub mod deploy;
 mod error;
+pub mod laundering;
 pub mod safe;
 mod scenario;
 

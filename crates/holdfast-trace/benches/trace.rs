@@ -71,7 +71,7 @@ fn generate(n_transfers: u64, n_addresses: u64) -> Generated {
         } else {
             (pick(&mut rng), pick(&mut rng))
         };
-        let amount = 1 + rng.next() % 1_000_000_000;
+        let amount = 1 + rng.next() % 1_000_000_000_000_000_000;
         edges.push((id, from, to, amount));
     }
     Generated {
