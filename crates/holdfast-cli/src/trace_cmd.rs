@@ -165,14 +165,28 @@ pub fn run(
     bar.enable_steady_tick(Duration::from_millis(120));
     let mut seen: Vec<Address> = Vec::new();
     loop {
-        let t = trace_once(
+        let t = match trace_once(
             store.as_ref(),
             args.chain_id,
             &seeds,
             &options,
             &intel,
             &bar,
-        )?;
+        ) {
+            Ok(t) => t,
+            // Following: the theft may not be stored yet.
+            Err(e)
+                if args.follow
+                    && matches!(
+                        e.downcast_ref::<holdfast_trace::TraceError>(),
+                        Some(holdfast_trace::TraceError::UnknownSeed { .. })
+                    ) =>
+            {
+                std::thread::sleep(Duration::from_secs(args.interval.max(1)));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         bar.finish_and_clear();
         if args.follow {
             for target in t.targets.iter().chain(&t.exits).chain(&t.mixers) {

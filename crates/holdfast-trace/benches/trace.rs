@@ -112,10 +112,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
+}
+
+/// A memory figure of this process from /proc (VmRSS now, VmHWM peak), in MB.
+fn status_mb(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+            s.lines().find(|l| l.starts_with(key)).and_then(|l| {
                 l.split_whitespace()
                     .nth(1)
                     .and_then(|k| k.parse::<f64>().ok())
@@ -194,6 +199,11 @@ fn main() {
         graph.address_count(),
         graph.heap_bytes() / (1 << 20)
     );
+    println!(
+        "resident after build {:.0} MB (peak so far {:.0} MB, the build's inputs included)",
+        status_mb("VmRSS:"),
+        peak_rss_mb()
+    );
     // Out-degree skew, for the record.
     let mut out_deg: BTreeMap<u64, u64> = BTreeMap::new();
     for &(_, from, _, _) in &g.edges {
@@ -266,7 +276,11 @@ fn main() {
         );
         results.insert(policy, (m, t));
     }
-    println!("engine peak RSS (graph + traces): {:.0} MB", peak_rss_mb());
+    println!(
+        "resident after the traces {:.0} MB; peak RSS of the process so far {:.0} MB",
+        status_mb("VmRSS:"),
+        peak_rss_mb()
+    );
     let (poison_s, poison) = &results[&Policy::Poison];
     let engine = engine_reach(poison);
 

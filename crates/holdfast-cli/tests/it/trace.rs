@@ -194,3 +194,95 @@ fn ronin_exploiter_real_transfers() {
         assert_eq!(t["targets"].as_array().map(Vec::len), Some(0), "{policy}");
     }
 }
+
+/// `--follow` against a PostgreSQL store: the trace runs before the theft's later hops are
+/// stored, and prints the exchange the moment an import brings them.
+#[test]
+fn follow_prints_a_line_when_taint_reaches_a_service() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let pg = holdfast_store::testing::TempPostgres::start(false)
+        .expect("PostgreSQL for the test (scripts/install-postgres)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let export = write_export(dir.path());
+    let text = std::fs::read_to_string(&export).expect("export");
+    let lines: Vec<&str> = text.lines().collect();
+    let first = dir.path().join("first.csv");
+    let rest = dir.path().join("rest.csv");
+    std::fs::write(
+        &first,
+        format!("{}\n{}\n{}\n", lines[0], lines[1], lines[2]),
+    )
+    .expect("write");
+    std::fs::write(&rest, format!("{}\n{}\n{}\n", lines[0], lines[3], lines[4])).expect("write");
+    let list = dir.path().join("exchange.txt");
+    std::fs::write(&list, format!("{DEPOSIT}\n")).expect("list");
+    let o = holdfast(
+        &data,
+        &[
+            "intel",
+            "import",
+            list.to_str().expect("utf8"),
+            "--category",
+            "exchange",
+            "--name",
+            "Binance 14",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let store = ["--store", pg.url()];
+    let import = |f: &Path| {
+        let o = holdfast(
+            &data,
+            &[
+                &store[..],
+                &["import", "transfers", f.to_str().expect("utf8")],
+            ]
+            .concat(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    import(&first);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(store)
+        .args([
+            "trace",
+            "--seed",
+            THIEF,
+            "--policy",
+            "fifo",
+            "--follow",
+            "--interval",
+            "1",
+        ])
+        .env("HOLDFAST_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        rx.try_recv().is_err(),
+        "no service is reached before the deposit is stored"
+    );
+    import(&rest);
+    let line = rx.recv_timeout(std::time::Duration::from_secs(30));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("a line when taint reaches the exchange");
+    assert!(
+        line.contains("taint reached Binance 14 (exchange) deposit"),
+        "{line}"
+    );
+    assert!(line.contains("1000 native"), "{line}");
+}
