@@ -467,3 +467,45 @@ fn reorder_tx(edges: &mut [Edge]) {
     let copy: Vec<Edge> = order.iter().map(|&i| edges[i].clone()).collect();
     edges.clone_from_slice(&copy);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge(from: u32, to: u32) -> Edge {
+        Edge {
+            from,
+            to,
+            asset: 0,
+            tx: 0,
+            block: 0,
+            amount: U256::from(1),
+            conv_in: NONE,
+            conv_out: NONE,
+            kind: EdgeKind::Transfer,
+        }
+    }
+
+    #[test]
+    fn inside_a_transaction_inflows_come_first() {
+        // Logged as: 2 → 3, then 1 → 2 (calls before logs); executed the other way round.
+        let mut v = vec![edge(2, 3), edge(1, 2)];
+        reorder_tx(&mut v);
+        assert_eq!((v[0].from, v[1].from), (1, 2));
+        // A cycle keeps the store's order.
+        let mut v = vec![edge(1, 2), edge(2, 1)];
+        reorder_tx(&mut v);
+        assert_eq!((v[0].from, v[1].from), (1, 2));
+    }
+
+    #[test]
+    fn a_conversion_input_precedes_its_output_even_in_a_cycle() {
+        let mut out = edge(9, 1);
+        out.conv_out = 0;
+        let mut burn = edge(1, 9);
+        burn.conv_in = 0;
+        let mut v = vec![out, burn];
+        reorder_tx(&mut v);
+        assert_eq!(v[0].conv_in, 0);
+    }
+}

@@ -12,13 +12,15 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use alloy_primitives::{U256, U512};
 use rustc_hash::FxHashMap;
-use sha2::{Digest, Sha256};
 
 use crate::TraceError;
+
+mod report;
+mod take;
 use crate::graph::{Graph, NONE};
 use crate::labels::{Classifier, Service, ServiceKind};
 use crate::policy::{MAX_SEEDS, Policy, Seed, SeedAt, TraceOptions};
-use crate::result::{Amount, FreezeTarget, Hop, Reached, Role, Trace, TraceStats};
+use crate::result::{Role, Trace, TraceStats};
 
 type Src = u16;
 
@@ -577,156 +579,6 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
         &mut st.assets[i].1
     }
 
-    fn take_seed(&mut self, a: u32, id: u32) -> Vec<(Src, U256)> {
-        let edge = &self.g.edges[id as usize];
-        let Some(st) = self.states.get_mut(&a) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        let mut left = edge.amount;
-        for b in st.budgets.iter_mut() {
-            if edge.block < b.from_block || b.asset.is_some_and(|x| x != edge.asset) {
-                continue;
-            }
-            let take = b.remaining.map_or(left, |r| r.min(left));
-            if let Some(r) = b.remaining.as_mut() {
-                *r -= take;
-            }
-            if self.opts.policy != Policy::Poison {
-                left -= take;
-            }
-            if !take.is_zero() {
-                out.push((b.src, take));
-            }
-        }
-        out
-    }
-
-    /// The sender's taint leaving with edge `id`, by the policy.
-    fn take(&mut self, a: u32, id: u32, carried: &mut Carried) {
-        let g = self.g;
-        let edge = &g.edges[id as usize];
-        let (asset, v) = (edge.asset, edge.amount);
-        let policy = self.opts.policy;
-        let cutoff = self.opts.haircut_cutoff_ppm;
-        match policy {
-            Policy::Poison => {
-                let s = self.asset_state(a, asset);
-                let srcs: Vec<Src> = s.taint.iter().map(|(x, _)| *x).collect();
-                for src in srcs {
-                    carried.lots.push(Lot {
-                        src: Some(src),
-                        amount: v,
-                    });
-                }
-                carried.lots.retain(|l| !l.amount.is_zero());
-            }
-            Policy::Haircut => {
-                let s = self.asset_state(a, asset);
-                let total = s.taint_total();
-                let base = s.balance.max(total);
-                let out = v.min(base);
-                let mut cut = Vec::new();
-                for (src, t) in s.taint.iter_mut() {
-                    let take = mul_div(*t, out, base).min(*t);
-                    *t -= take;
-                    if cutoff > 0 && take * U256::from(1_000_000u64) < v * U256::from(cutoff) {
-                        cut.push((*src, take));
-                    } else if !take.is_zero() {
-                        carried.lots.push(Lot {
-                            src: Some(*src),
-                            amount: take,
-                        });
-                    }
-                }
-                s.balance = s.balance.saturating_sub(v);
-                for (src, c) in cut {
-                    add_to(&mut self.cut, src, asset, c);
-                }
-            }
-            Policy::Fifo | Policy::Lifo => {
-                let s = self.asset_state(a, asset);
-                let mut left = v;
-                while !left.is_zero() {
-                    let lot = if policy == Policy::Fifo {
-                        s.lots.front_mut()
-                    } else {
-                        s.lots.back_mut()
-                    };
-                    let Some(lot) = lot else { break };
-                    let t = lot.amount.min(left);
-                    lot.amount -= t;
-                    left -= t;
-                    let src = lot.src;
-                    if lot.amount.is_zero() {
-                        if policy == Policy::Fifo {
-                            s.lots.pop_front();
-                        } else {
-                            s.lots.pop_back();
-                        }
-                    }
-                    carried.push(src, t);
-                }
-                s.balance = s.balance.saturating_sub(v);
-            }
-            Policy::Tiho => {
-                let lots = match self.tiho_pending.remove(&id) {
-                    Some(l) => l,
-                    None => self.tiho_group(a, id),
-                };
-                for (src, t) in lots {
-                    carried.push(Some(src), t);
-                }
-            }
-        }
-    }
-
-    /// TIHO: the sender's outputs in this transaction and asset, largest first, take its
-    /// taint until it is used up.
-    fn tiho_group(&mut self, a: u32, id: u32) -> Vec<(Src, U256)> {
-        let g = self.g;
-        let edge = &g.edges[id as usize];
-        let asset = edge.asset;
-        let range = g.edges_of_tx(edge.tx);
-        let mut group: Vec<u32> = g
-            .out_of(a)
-            .iter()
-            .copied()
-            .filter(|&x| x >= id && range.contains(&x) && g.edges[x as usize].asset == asset)
-            .collect();
-        group.sort_by(|x, y| {
-            g.edges[*y as usize]
-                .amount
-                .cmp(&g.edges[*x as usize].amount)
-                .then(x.cmp(y))
-        });
-        let s = self.asset_state(a, asset);
-        let mut mine = Vec::new();
-        let mut pending = Vec::new();
-        for x in group {
-            let mut left = g.edges[x as usize].amount;
-            let mut lots = Vec::new();
-            for (src, t) in s.taint.iter_mut() {
-                if left.is_zero() {
-                    break;
-                }
-                let take = (*t).min(left);
-                *t -= take;
-                left -= take;
-                if !take.is_zero() {
-                    lots.push((*src, take));
-                }
-            }
-            if x == id {
-                mine = lots;
-            } else {
-                pending.push((x, lots));
-            }
-        }
-        self.tiho_pending.extend(pending);
-        mine
-    }
-
     /// Adds what edge `id` carried to `a`.
     fn credit(&mut self, a: u32, id: u32, carried: &Carried) {
         let g = self.g;
@@ -810,144 +662,6 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
             }
         }
     }
-
-    fn finish(mut self, seeds: &[Seed]) -> Trace {
-        let g = self.g;
-        let policy = self.opts.policy;
-        let amounts = |m: &BTreeMap<(Src, u32), U256>| -> Vec<Amount> {
-            let mut v: Vec<Amount> = m
-                .iter()
-                .filter(|(_, a)| !a.is_zero())
-                .map(|(&(source, asset), &amount)| Amount {
-                    source,
-                    asset: g.assets[asset as usize],
-                    amount,
-                })
-                .collect();
-            v.sort();
-            v
-        };
-        let mut addresses = Vec::with_capacity(self.states.len());
-        let mut targets = Vec::new();
-        let mut exits = Vec::new();
-        let mut mixers = Vec::new();
-        for (&a, st) in &self.states {
-            let received = amounts(&st.received);
-            let held = match st.role {
-                Role::Intermediate | Role::HopLimit => {
-                    let mut m = BTreeMap::new();
-                    for (x, s) in &st.assets {
-                        for (src, t) in held_of(policy, s) {
-                            if policy != Policy::Poison {
-                                add_to(&mut m, src, *x, t);
-                            }
-                        }
-                    }
-                    amounts(&m)
-                }
-                Role::Seed | Role::Service | Role::Mixer | Role::Bridge | Role::Capped => {
-                    received.clone()
-                }
-            };
-            let first = (st.first_edge != NONE).then(|| &g.edges[st.first_edge as usize]);
-            let r = Reached {
-                address: g.addresses[a as usize],
-                role: st.role,
-                hops: st.hops,
-                service: st.service.clone(),
-                first_tx: first.map(|e| g.txs[e.tx as usize]),
-                first_block: first.map(|e| e.block),
-                received: received.clone(),
-                held,
-                out_degree: st.out_degree,
-            };
-            if let (Some(service), Some(e)) = (st.service.clone(), first) {
-                let t = FreezeTarget {
-                    service,
-                    deposit: r.address,
-                    amounts: received,
-                    first_tx: g.txs[e.tx as usize],
-                    first_block: e.block,
-                    path: self.path(st.first_edge),
-                };
-                match st.role {
-                    Role::Service => targets.push((st.first_edge, t)),
-                    Role::Bridge => exits.push((st.first_edge, t)),
-                    Role::Mixer => mixers.push((st.first_edge, t)),
-                    _ => {}
-                }
-            }
-            addresses.push(r);
-        }
-        addresses.sort_by_key(|x| x.address);
-        let order = |mut v: Vec<(u32, FreezeTarget)>| {
-            v.sort_by_key(|(e, t)| (*e, t.deposit));
-            v.into_iter().map(|(_, t)| t).collect::<Vec<_>>()
-        };
-        self.stats.addresses_reached = addresses.len();
-        self.stats.beyond_hops = amounts(&self.beyond);
-        self.stats.cut_off = amounts(&self.cut);
-        let seeded = amounts(&self.seeded);
-        let id = trace_id(g, seeds, self.opts);
-        let mut tree: Vec<u32> = self.edge_tainted.keys().copied().collect();
-        tree.sort_unstable();
-        let tree = tree.into_iter().map(|e| self.hop(e)).collect();
-        Trace {
-            id,
-            chain_id: g.chain_id,
-            policy,
-            options: self.opts.clone(),
-            seeds: seeds.to_vec(),
-            seeded,
-            addresses,
-            targets: order(targets),
-            exits: order(exits),
-            mixers: order(mixers),
-            tree,
-            stats: std::mem::take(&mut self.stats),
-        }
-    }
-
-    fn hop(&self, e: u32) -> Hop {
-        let g = self.g;
-        let edge = &g.edges[e as usize];
-        Hop {
-            tx_hash: g.txs[edge.tx as usize],
-            block: edge.block,
-            from: g.addresses[edge.from as usize],
-            to: g.addresses[edge.to as usize],
-            asset: g.assets[edge.asset as usize],
-            amount: edge.amount,
-            tainted: self.edge_tainted.get(&e).copied().unwrap_or(U256::ZERO),
-        }
-    }
-
-    /// The first-arrival path from a seed to edge `last`, seed first.
-    fn path(&self, last: u32) -> Vec<Hop> {
-        let g = self.g;
-        let mut hops = Vec::new();
-        let mut seen = rustc_hash::FxHashSet::default();
-        let mut e = last;
-        while e != NONE && hops.len() < MAX_PATH && seen.insert(e) {
-            let edge = &g.edges[e as usize];
-            hops.push(self.hop(e));
-            if self.seed_lots.contains_key(&e) {
-                break;
-            }
-            if edge.conv_out != NONE
-                && let Some(&input) = self.conv_first_in.get(&edge.conv_out)
-            {
-                e = input;
-                continue;
-            }
-            e = match self.states.get(&edge.from) {
-                Some(st) if st.role != Role::Seed => st.first_edge,
-                _ => NONE,
-            };
-        }
-        hops.reverse();
-        hops
-    }
 }
 
 /// Tainted amounts an asset state holds, per seed.
@@ -972,11 +686,33 @@ fn held_of(policy: Policy, s: &AssetState) -> Vec<(Src, U256)> {
     }
 }
 
-fn trace_id(g: &Graph, seeds: &[Seed], opts: &TraceOptions) -> String {
-    let mut h = Sha256::new();
-    h.update(g.chain_id.to_be_bytes());
-    h.update((g.edges.len() as u64).to_be_bytes());
-    h.update(serde_json::to_vec(seeds).unwrap_or_default());
-    h.update(serde_json::to_vec(opts).unwrap_or_default());
-    hex::encode(&h.finalize()[..8])
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mul_div_is_exact_past_256_bits() {
+        let a = U256::MAX / U256::from(3);
+        assert_eq!(mul_div(a, U256::from(6), U256::from(6)), a);
+        assert_eq!(mul_div(U256::MAX, U256::MAX, U256::MAX), U256::MAX);
+        assert_eq!(
+            mul_div(U256::from(7), U256::from(2), U256::from(3)),
+            U256::from(4)
+        );
+        assert_eq!(
+            mul_div(U256::from(7), U256::from(2), U256::ZERO),
+            U256::ZERO
+        );
+    }
+
+    #[test]
+    fn carried_merges_lots_and_skips_zero() {
+        let mut c = Carried::default();
+        c.push(Some(1), U256::from(2));
+        c.push(Some(1), U256::from(3));
+        c.push(None, U256::ZERO);
+        c.push(None, U256::from(4));
+        assert_eq!(c.lots.len(), 2);
+        assert_eq!(c.tainted(), U256::from(5));
+    }
 }
