@@ -50,6 +50,7 @@ pub struct TraceArgs {
     /// Address seeds: their outflows from this block on.
     #[arg(long, default_value_t = 0)]
     pub from_block: u64,
+    /// Which funds an address's outgoing transfers carry (definitions: docs/TRACE.md).
     #[arg(long, value_enum, default_value_t = PolicyArg::Haircut)]
     pub policy: PolicyArg,
     /// Most transfers between a seed and a tainted address.

@@ -7,7 +7,8 @@
 //! - [`graph`]: [`GraphBuilder`] → [`Graph`], the transfers and conversions of one chain
 //!   indexed for tracing.
 //! - [`load`]: fills a graph from a [`holdfast_store::Store`] around the seeds.
-//! - [`engine`]: [`trace`] → [`Trace`]; pure and deterministic.
+//! - [`engine`]: [`trace`] → [`Trace`]; pure and deterministic (its `take` module holds
+//!   the policies, `report` the result and the evidence paths).
 //! - [`labels`]: [`Classifier`] (services from intel) and the `tainted` labels a trace gives
 //!   back to intel.
 //! - [`output`]: JSON, CSV, Graphviz DOT and GraphML.

@@ -55,6 +55,27 @@ fn mixed_account_under_every_policy() {
 }
 
 #[test]
+fn haircut_cut_off_drops_small_shares() {
+    let net = mixed_account();
+    // X's share is 1600 of 4000 (40 %): below a 50 % cut-off it is dropped, not followed;
+    // M keeps its 400, which is 40 % of Y's 1000, dropped too.
+    let o = TraceOptions {
+        haircut_cutoff_ppm: 500_000,
+        ..TraceOptions::with_policy(Policy::Haircut)
+    };
+    let t = run_with(&net, &[Seed::address(addr(1))], o);
+    assert!(t.reached(&addr(4)).is_none() && t.reached(&addr(5)).is_none());
+    assert_eq!(t.stats.cut_off[0].amount, u(2000));
+    // At 30 % both shares pass.
+    let o = TraceOptions {
+        haircut_cutoff_ppm: 300_000,
+        ..TraceOptions::with_policy(Policy::Haircut)
+    };
+    let t = run_with(&net, &[Seed::address(addr(1))], o);
+    assert_eq!((native(&t, 4), native(&t, 5)), (1600, 400));
+}
+
+#[test]
 fn tiho_sends_taint_to_the_highest_output_of_a_transaction() {
     for (stolen, x, y) in [(2000, 2000, 0), (4500, 4000, 500)] {
         let mut n = Net::new();
