@@ -147,19 +147,21 @@ impl PgGateStore {
         } else {
             (0, B256::ZERO)
         };
+        let (mut seqs, mut bodies) = (Vec::new(), Vec::new());
         for a in audit {
             seq += 1;
             let e = a.seal(seq, prev);
             prev = e.hash;
-            txn.execute(
-                "INSERT INTO gate_audit (seq, body) VALUES ($1, $2)",
-                &[&i64_of(seq)?, &json(&e)?],
-            )?;
+            seqs.push(i64_of(seq)?);
+            bodies.push(json(&e)?);
         }
         let head = [&seq.to_be_bytes()[..], prev.as_slice()].concat();
+        // One statement for the entries and the new head: the head row stays locked until
+        // commit, so every round trip here is time no other writer can append.
         txn.execute(
-            "UPDATE gate_meta SET value = $1 WHERE key = 'head'",
-            &[&head],
+            "WITH entries AS (INSERT INTO gate_audit (seq, body) SELECT * FROM UNNEST($1::int8[], $2::text[])) \
+             UPDATE gate_meta SET value = $3 WHERE key = 'head'",
+            &[&seqs, &bodies, &head],
         )?;
         Ok(())
     }
