@@ -58,7 +58,12 @@ pub enum GateError {
 
 impl From<holdfast_store::StoreError> for GateError {
     fn from(e: holdfast_store::StoreError) -> Self {
-        GateError::Unavailable(format!("the guard's state store failed ({e})"))
+        match e {
+            holdfast_store::StoreError::Frozen { .. } => {
+                GateError::Conflict(format!("{e}; nothing was signed"))
+            }
+            e => GateError::Unavailable(format!("the guard's state store failed ({e})")),
+        }
     }
 }
 

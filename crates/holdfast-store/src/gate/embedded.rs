@@ -339,6 +339,11 @@ impl EmbeddedGateStore {
 impl GateStore for EmbeddedGateStore {
     fn insert(&self, request: &GateRequest, audit: Vec<NewAudit>) -> Result<(), StoreError> {
         let guard = self.lock();
+        if request.signature.is_some() && self.frozen(request.wallet)? {
+            return Err(StoreError::Frozen {
+                wallet: request.wallet,
+            });
+        }
         if self.read(REQUESTS, request.id.as_bytes())?.is_some() {
             return Err(StoreError::Invalid {
                 chain_id: request.chain_id,
@@ -379,6 +384,11 @@ impl GateStore for EmbeddedGateStore {
         };
         if !from.contains(&r.state) {
             return Ok(None);
+        }
+        // Under the writer lock, as `set_frozen` writes: a freeze is either before this
+        // signature is recorded (and stops it) or after it.
+        if change.signature.is_some() && self.frozen(r.wallet)? {
+            return Err(StoreError::Frozen { wallet: r.wallet });
         }
         let mut batch = Batch::default();
         self.unindex(&mut batch, &r);

@@ -166,6 +166,23 @@ impl PgGateStore {
         Ok(())
     }
 
+    /// Refuses (rolls back) a transaction that records a signature while a freeze covers the
+    /// wallet. It holds the audit head row (every freeze also appends to the audit log), so a
+    /// freeze committed before it is seen here, and one not yet committed comes after it.
+    fn refuse_if_frozen(txn: &mut Transaction<'_>, wallet: Address) -> Result<(), StoreError> {
+        txn.execute("SELECT 1 FROM gate_meta WHERE key = 'head' FOR UPDATE", &[])?;
+        let n: i64 = txn
+            .query_one(
+                "SELECT count(*) FROM gate_meta WHERE key = 'frozen:*' OR key = $1",
+                &[&format!("frozen:{wallet}")],
+            )?
+            .get(0);
+        if n > 0 {
+            return Err(StoreError::Frozen { wallet });
+        }
+        Ok(())
+    }
+
     /// A signed request's outflows (velocity) and first payments (new destinations).
     fn record_outflows(
         txn: &mut Transaction<'_>,
@@ -218,7 +235,11 @@ impl GateStore for PgGateStore {
         if request.state == RequestState::Signed {
             Self::record_outflows(&mut txn, request, request.updated_at)?;
         }
+        let signed = request.signature.is_some();
         Self::append(&mut txn, audit)?;
+        if signed {
+            Self::refuse_if_frozen(&mut txn, request.wallet)?;
+        }
         txn.commit()?;
         Ok(())
     }
@@ -283,6 +304,9 @@ impl GateStore for PgGateStore {
         }
         Self::write(&mut txn, &r, false)?;
         Self::append(&mut txn, audit)?;
+        if change.signature.is_some() {
+            Self::refuse_if_frozen(&mut txn, r.wallet)?;
+        }
         txn.commit()?;
         Ok(Some(r))
     }
