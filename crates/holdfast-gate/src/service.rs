@@ -58,7 +58,12 @@ pub enum GateError {
 
 impl From<holdfast_store::StoreError> for GateError {
     fn from(e: holdfast_store::StoreError) -> Self {
-        GateError::Unavailable(format!("the guard's state store failed ({e})"))
+        match e {
+            holdfast_store::StoreError::Frozen { .. } => {
+                GateError::Conflict(format!("{e}; nothing was signed"))
+            }
+            e => GateError::Unavailable(format!("the guard's state store failed ({e})")),
+        }
     }
 }
 
@@ -192,23 +197,6 @@ impl Gate {
         self.chain.as_ref().map(|c| c.chain_id())
     }
 
-    fn new_id(&self, payload: B256) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        keccak256(
-            [
-                payload.as_slice(),
-                self.instance.as_slice(),
-                &n.to_be_bytes(),
-                &nanos.to_be_bytes(),
-            ]
-            .concat(),
-        )
-        .to_string()
-    }
-
     /// A simulator on recent state (re-pinned every `fork_max_age`), `Ok(None)` when the
     /// service simulates nothing, `Err` when it should and cannot (the policy then sees a
     /// failed simulation).
@@ -242,80 +230,34 @@ impl Gate {
         T: Send + 'static,
         F: FnOnce(&dyn GateStore) -> Result<T, holdfast_store::StoreError> + Send + 'static,
     {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&*store))
+        self.blocking(move |store| f(store).map_err(GateError::from))
             .await
-            .map_err(|e| GateError::Unavailable(e.to_string()))?
-            .map_err(GateError::from)
     }
 
-    /// What the policy needs of the wallet's past, and no more: outflows within its longest
-    /// velocity window, and first payments of the request's destinations if a rule asks.
-    async fn history(&self, wallet: Address, env: &Envelope) -> Result<History, GateError> {
-        let (window, first_paid) = self.guard.policy().history_needs();
-        let rows = match window {
-            Some(w) => {
-                let since = now().saturating_sub(w.as_secs().min(HISTORY_WINDOW.as_secs()));
-                self.db(move |store| store.outflows(wallet, since)).await?
-            }
-            None => Vec::new(),
-        };
-        let first_paid = if first_paid {
-            let dests = self
-                .guard
-                .decoded_destinations(env)
-                .map_err(|e| GateError::BadRequest(e.to_string()))?;
-            self.db(move |store| store.first_paid(wallet, &dests))
-                .await?
-        } else {
-            Vec::new()
-        };
-        Ok(History {
-            known: true,
-            outflows: rows
-                .into_iter()
-                .map(|(at, o)| PastOutflow {
-                    to: o.to,
-                    asset: o.asset,
-                    amount: o.amount,
-                    at,
-                })
-                .collect(),
-            first_paid,
-        })
-    }
-
-    /// Runs the guard engine on a blocking thread.
+    /// Runs the guard engine with the history the policy needs, in one blocking call.
     async fn decide(
         &self,
         env: &Envelope,
         approvals: Vec<VerifiedApproval>,
     ) -> Result<Report, GateError> {
-        let (_, _, wallet) = self
-            .guard
-            .root_call(env)
-            .map_err(|e| GateError::BadRequest(e.to_string()))?;
-        let history = self.history(wallet, env).await?;
-        let (sim, sim_failure) = match self.simulator().await {
-            Ok(s) => (s, None),
-            Err(e) => (None, Some(e)),
-        };
+        let sim = self.simulator().await;
         let guard = self.guard.clone();
         let env = env.clone();
-        tokio::task::spawn_blocking(move || {
-            let opts = CheckOptions {
-                simulator: sim.as_deref(),
-                safe_version: None,
-                history,
-                approvals: &approvals,
-                now: now(),
-                sim_failure,
-            };
-            guard.check(&env, &opts)
-        })
-        .await
-        .map_err(|e| GateError::Unavailable(e.to_string()))?
-        .map_err(|e| GateError::BadRequest(e.to_string()))
+        self.blocking(move |store| decide_with(store, &guard, &env, &approvals, sim))
+            .await
+    }
+
+    /// Runs `f` on a blocking thread with the store: everything a request needs of the store
+    /// and the engine is done in one such call, not one thread hop per step.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, GateError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn GateStore) -> Result<T, GateError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&*store))
+            .await
+            .map_err(|e| GateError::Unavailable(e.to_string()))?
     }
 
     /// Submits a request: decides, records, and signs what is allowed.
@@ -343,113 +285,24 @@ impl Gate {
             who.address
                 .map_or_else(|| who.name.clone(), |a| a.to_string()),
         );
-        let report = self.decide(&env, Vec::new()).await?;
-        let chain_id = report.chain_id.or(self.chain_id()).unwrap_or_default();
-        let id = self.new_id(report.payload_hash);
-        let t = now();
-        let wallet = report.wallet;
-        let frozen = self.db(move |store| store.frozen(wallet)).await?;
-        let (state, release_at, need, group, reasons, decision, rule) = if frozen {
-            let mut reasons = vec![
-                "signing is frozen for this wallet: an emergency freeze is in force".to_owned(),
-            ];
-            reasons.extend(report.evaluation.reasons.iter().cloned());
-            (
-                RequestState::Denied,
-                None,
-                0,
-                None,
-                reasons,
-                "deny".to_owned(),
-                Some("emergency freeze".to_owned()),
-            )
-        } else {
-            let e = &report.evaluation;
-            let (state, release_at, need, group) = match &e.decision {
-                Decision::Allow => (RequestState::Signing, None, 0, None),
-                Decision::Deny => (RequestState::Denied, None, 0, None),
-                Decision::Hold { hold_seconds } => {
-                    (RequestState::Held, Some(t + hold_seconds), 0, None)
-                }
-                Decision::RequireApprovals { need, group, .. } => (
-                    RequestState::AwaitingApprovals,
-                    None,
-                    *need,
-                    Some(group.clone()),
-                ),
-            };
-            (
-                state,
-                release_at,
-                need,
-                group,
-                e.reasons.clone(),
-                e.decision.name().to_owned(),
-                e.rule.clone(),
-            )
+        let sim = self.simulator().await;
+        let submission = Submission {
+            guard: self.guard.clone(),
+            signer: self.signer.clone(),
+            env,
+            body: String::from_utf8_lossy(body).into_owned(),
+            body_hash: keccak256(body),
+            actor: who.name.clone(),
+            forward,
+            chain_id: self.chain_id(),
+            id_seed: (self.instance, self.counter.fetch_add(1, Ordering::Relaxed)),
         };
-        let request = GateRequest {
-            id: id.clone(),
-            payload_hash: report.payload_hash,
-            chain_id,
-            wallet,
-            initiator: env.initiator.clone().unwrap_or_default(),
-            kind: if forward {
-                "forward".to_owned()
-            } else {
-                report.kind.name().to_owned()
-            },
-            request: String::from_utf8_lossy(body).into_owned(),
-            decision: decision.clone(),
-            rule: rule.clone(),
-            reasons: reasons.clone(),
-            state,
-            created_at: t,
-            updated_at: t,
-            release_at,
-            need_approvals: need,
-            group: group.clone(),
-            nonce: None,
-            signature: None,
-            tx_hash: None,
-            error: None,
-            outflows: outflows(&report),
-        };
-        let mut entries = vec![
-            audit(
-                AuditKind::Request,
-                &id,
-                &who.name,
-                json!({"kind": request.kind, "wallet": wallet, "chain_id": chain_id, "payload_hash": report.payload_hash, "body_hash": keccak256(body)}),
-            ),
-            audit(
-                AuditKind::Decision,
-                &id,
-                "policy",
-                json!({"decision": decision, "rule": rule, "reasons": reasons, "policy": report.policy, "release_at": release_at, "need_approvals": need, "group": group}),
-            ),
-        ];
-        let mut request = request;
-        // A Safe co-signature needs nothing from the chain: sign now and record the request
-        // already signed, in the same commit (the signature is stored before it is returned).
-        if let (RequestState::Signing, "safe", Some(signer)) =
-            (state, request.kind.as_str(), self.signer.as_ref())
-            && let Ok(sig) = signer.sign_hash(&request.payload_hash)
-        {
-            request.state = RequestState::Signed;
-            request.signature = Some(sig.as_bytes().to_vec().into());
-            entries.push(audit(
-                    AuditKind::Signature,
-                    &id,
-                    "holdfast",
-                    json!({"mode": "safe co-signer", "signer": signer.address(), "safe_tx_hash": request.payload_hash}),
-                ));
-        }
-        let r = request.clone();
-        self.db(move |store| store.insert(&r, entries)).await?;
-        tracing::info!(target: "gate::decide", request_id = %id, decision = %decision, rule = ?rule, wallet = %wallet, "decided");
+        let (request, report) = self
+            .blocking(move |store| submission.record(store, sim))
+            .await?;
+        tracing::info!(target: "gate::decide", request_id = %request.id, decision = %request.decision, rule = ?request.rule, wallet = %request.wallet, "decided");
         let r = if request.state == RequestState::Signing {
-            self.sign(&id).await?
+            self.sign(&request.id).await?
         } else {
             request
         };
@@ -1249,6 +1102,218 @@ fn raw_of(request: &str) -> Result<Bytes, GateError> {
 
 /// What a request sends out, for velocity: the decoded movements, or the simulated ones
 /// where the bytes say nothing.
+/// A request id: unique per instance (its random seed), counter and time.
+fn new_id(payload: B256, (instance, n): (B256, u64)) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    keccak256(
+        [
+            payload.as_slice(),
+            instance.as_slice(),
+            &n.to_be_bytes(),
+            &nanos.to_be_bytes(),
+        ]
+        .concat(),
+    )
+    .to_string()
+}
+
+/// What the policy needs of the wallet's past, and no more: outflows within its longest
+/// velocity window, and first payments of the request's destinations if a rule asks.
+fn history(
+    store: &dyn GateStore,
+    guard: &Guard,
+    wallet: Address,
+    env: &Envelope,
+) -> Result<History, GateError> {
+    let (window, first_paid) = guard.policy().history_needs();
+    let rows = match window {
+        Some(w) => {
+            let since = now().saturating_sub(w.as_secs().min(HISTORY_WINDOW.as_secs()));
+            store.outflows(wallet, since)?
+        }
+        None => Vec::new(),
+    };
+    let first_paid = if first_paid {
+        let dests = guard
+            .decoded_destinations(env)
+            .map_err(|e| GateError::BadRequest(e.to_string()))?;
+        store.first_paid(wallet, &dests)?
+    } else {
+        Vec::new()
+    };
+    Ok(History {
+        known: true,
+        outflows: rows
+            .into_iter()
+            .map(|(at, o)| PastOutflow {
+                to: o.to,
+                asset: o.asset,
+                amount: o.amount,
+                at,
+            })
+            .collect(),
+        first_paid,
+    })
+}
+
+/// The guard engine on a request, with its wallet's history read from the store.
+fn decide_with(
+    store: &dyn GateStore,
+    guard: &Guard,
+    env: &Envelope,
+    approvals: &[VerifiedApproval],
+    sim: Result<Option<Arc<Simulator>>, String>,
+) -> Result<Report, GateError> {
+    let (_, _, wallet) = guard
+        .root_call(env)
+        .map_err(|e| GateError::BadRequest(e.to_string()))?;
+    let history = history(store, guard, wallet, env)?;
+    let (sim, sim_failure) = match sim {
+        Ok(s) => (s, None),
+        Err(e) => (None, Some(e)),
+    };
+    let opts = CheckOptions {
+        simulator: sim.as_deref(),
+        safe_version: None,
+        history,
+        approvals,
+        now: now(),
+        sim_failure,
+    };
+    guard
+        .check(env, &opts)
+        .map_err(|e| GateError::BadRequest(e.to_string()))
+}
+
+/// A submitted request on its way to the store: decided, and recorded with its decision
+/// (and, for an allowed Safe transaction, Holdfast's co-signature) in one commit.
+struct Submission {
+    guard: Guard,
+    signer: Option<Arc<dyn Signer>>,
+    env: Envelope,
+    body: String,
+    body_hash: B256,
+    actor: String,
+    forward: bool,
+    chain_id: Option<u64>,
+    id_seed: (B256, u64),
+}
+
+impl Submission {
+    fn record(
+        self,
+        store: &dyn GateStore,
+        sim: Result<Option<Arc<Simulator>>, String>,
+    ) -> Result<(GateRequest, Report), GateError> {
+        let env = &self.env;
+        let report = decide_with(store, &self.guard, env, &[], sim)?;
+        let chain_id = report.chain_id.or(self.chain_id).unwrap_or_default();
+        let id = new_id(report.payload_hash, self.id_seed);
+        let t = now();
+        let wallet = report.wallet;
+        let frozen = store.frozen(wallet)?;
+        let (state, release_at, need, group, reasons, decision, rule) = if frozen {
+            let mut reasons = vec![
+                "signing is frozen for this wallet: an emergency freeze is in force".to_owned(),
+            ];
+            reasons.extend(report.evaluation.reasons.iter().cloned());
+            (
+                RequestState::Denied,
+                None,
+                0,
+                None,
+                reasons,
+                "deny".to_owned(),
+                Some("emergency freeze".to_owned()),
+            )
+        } else {
+            let e = &report.evaluation;
+            let (state, release_at, need, group) = match &e.decision {
+                Decision::Allow => (RequestState::Signing, None, 0, None),
+                Decision::Deny => (RequestState::Denied, None, 0, None),
+                Decision::Hold { hold_seconds } => {
+                    (RequestState::Held, Some(t + hold_seconds), 0, None)
+                }
+                Decision::RequireApprovals { need, group, .. } => (
+                    RequestState::AwaitingApprovals,
+                    None,
+                    *need,
+                    Some(group.clone()),
+                ),
+            };
+            (
+                state,
+                release_at,
+                need,
+                group,
+                e.reasons.clone(),
+                e.decision.name().to_owned(),
+                e.rule.clone(),
+            )
+        };
+        let mut request = GateRequest {
+            id: id.clone(),
+            payload_hash: report.payload_hash,
+            chain_id,
+            wallet,
+            initiator: env.initiator.clone().unwrap_or_default(),
+            kind: if self.forward {
+                "forward".to_owned()
+            } else {
+                report.kind.name().to_owned()
+            },
+            request: self.body,
+            decision: decision.clone(),
+            rule: rule.clone(),
+            reasons: reasons.clone(),
+            state,
+            created_at: t,
+            updated_at: t,
+            release_at,
+            need_approvals: need,
+            group: group.clone(),
+            nonce: None,
+            signature: None,
+            tx_hash: None,
+            error: None,
+            outflows: outflows(&report),
+        };
+        let mut entries = vec![
+            audit(
+                AuditKind::Request,
+                &id,
+                &self.actor,
+                json!({"kind": request.kind, "wallet": wallet, "chain_id": chain_id, "payload_hash": report.payload_hash, "body_hash": self.body_hash}),
+            ),
+            audit(
+                AuditKind::Decision,
+                &id,
+                "policy",
+                json!({"decision": decision, "rule": rule, "reasons": reasons, "policy": report.policy, "release_at": release_at, "need_approvals": need, "group": group}),
+            ),
+        ];
+        // A Safe co-signature needs nothing from the chain: sign now and record the request
+        // already signed, in the same commit (the signature is stored before it is returned).
+        if let (RequestState::Signing, "safe", Some(signer)) =
+            (state, request.kind.as_str(), self.signer.as_ref())
+            && let Ok(sig) = signer.sign_hash(&request.payload_hash)
+        {
+            request.state = RequestState::Signed;
+            request.signature = Some(sig.as_bytes().to_vec().into());
+            entries.push(audit(
+                AuditKind::Signature,
+                &id,
+                "holdfast",
+                json!({"mode": "safe co-signer", "signer": signer.address(), "safe_tx_hash": request.payload_hash}),
+            ));
+        }
+        store.insert(&request, entries)?;
+        Ok((request, report))
+    }
+}
+
 fn outflows(report: &Report) -> Vec<Outflow> {
     let decoded: Vec<Outflow> = report
         .movements

@@ -8,7 +8,13 @@
 //! `--seconds`: 80% allowed (recorded, signed, fsynced), 10% held, 10% denied. Latency is
 //! measured by the client from send to the full answer.
 //!
-//! `cargo bench -p holdfast-server --bench guard_http [-- --seconds 10 --connections 32 --no-pg]`
+//! Two load shapes: closed loop (each connection sends its next request when the last one is
+//! answered: the throughput ceiling), and with `--rate R` open loop (requests scheduled at R
+//! per second in all, spread over the connections; latency counts from the scheduled send
+//! time, so a stalled server is charged for the requests it delayed, not only the one it
+//! stalled on).
+//!
+//! `cargo bench -p holdfast-server --bench guard_http [-- --seconds 10 --connections 16 --rate 2000 --no-pg]`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,6 +91,7 @@ async fn run(
     store: Arc<dyn GateStore>,
     seconds: u64,
     connections: usize,
+    rate: u64,
 ) -> R<(f64, Duration, Duration)> {
     let dests: Vec<Address> = (1..=50u8).map(Address::repeat_byte).collect();
     let intel = Arc::new(holdfast_intel::load(None)?.index);
@@ -119,8 +126,26 @@ async fn run(
     let state = AppState::new(loader, None)?.with_gate(gate, 1e9);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let server =
-        tokio::spawn(async move { axum::serve(listener, holdfast_server::router(state)).await });
+    // Server-side latency: from the request reaching the router to its response being ready
+    // (what the service itself adds; the client's figure adds the loopback and its own
+    // scheduling on the same two cores).
+    let served = Arc::new(std::sync::Mutex::new(Vec::<Duration>::new()));
+    let record = served.clone();
+    let app = holdfast_server::router(state).layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let record = record.clone();
+            async move {
+                let t = Instant::now();
+                let res = next.run(req).await;
+                record
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(t.elapsed());
+                res
+            }
+        },
+    ));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let url = format!("http://{addr}/v1/guard/requests");
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -133,8 +158,21 @@ async fn run(
             let client = reqwest::Client::new();
             let mut lat = Vec::new();
             let mut i = c as u64;
+            // Open loop: this connection's share of the rate, offset so connections interleave.
+            let period = (rate > 0).then(|| Duration::from_secs_f64(connections as f64 / rate as f64));
+            let mut due = tokio::time::Instant::now()
+                + period.map_or(Duration::ZERO, |p| p.mul_f64(c as f64 / connections as f64));
             while !stop.load(Ordering::Relaxed) {
                 i += connections as u64;
+                let t = match period {
+                    Some(p) => {
+                        tokio::time::sleep_until(due).await;
+                        let t = due.into_std();
+                        due += p;
+                        t
+                    }
+                    None => Instant::now(),
+                };
                 let (to, value) = match i % 10 {
                     0 => (dests[(i % 50) as usize], "200000000000000000000"), // held
                     1 => (Address::repeat_byte(0xee), "1000"),                  // default deny
@@ -143,7 +181,6 @@ async fn run(
                 let body = format!(
                     "{{\"safe\":\"{SAFE}\",\"chainId\":1,\"to\":\"{to}\",\"value\":\"{value}\",\"data\":\"0x\",\"operation\":0,\"nonce\":{i}}}"
                 );
-                let t = Instant::now();
                 let r = client.post(&url).bearer_auth(token).header("content-type", "application/json").body(body).send().await;
                 let ok = match r {
                     Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
@@ -159,7 +196,17 @@ async fn run(
             Ok(lat)
         }));
     }
-    tokio::time::sleep(warmup + Duration::from_secs(seconds)).await;
+    tokio::time::sleep(warmup).await;
+    served
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clear();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let mut server_side = std::mem::take(
+        &mut *served
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
     for t in tasks {
@@ -167,23 +214,42 @@ async fn run(
     }
     server.abort();
     all.sort();
-    let rate = all.len() as f64 / seconds as f64;
+    let done = all.len() as f64 / seconds as f64;
     let p50 = all[all.len() / 2];
     let p99 = all[(all.len() * 99 / 100).min(all.len() - 1)];
+    let shape = if rate > 0 {
+        format!("open loop at {rate}/s")
+    } else {
+        "closed loop".to_owned()
+    };
     println!(
-        "{name}: {} decisions in {seconds} s = {rate:.0}/s with {connections} connections; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "{name}: {} decisions in {seconds} s = {done:.0}/s, {shape}, {connections} connections; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         all.len(),
         p50.as_secs_f64() * 1e3,
         all[all.len() * 9 / 10].as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3,
         all[all.len() - 1].as_secs_f64() * 1e3
     );
-    Ok((rate, p50, p99))
+    server_side.sort();
+    let n = server_side.len().max(1);
+    let at = |q: usize| {
+        server_side
+            .get((n * q / 100).min(n - 1))
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    println!(
+        "{name}: in the server: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
+        at(50),
+        at(90),
+        at(99)
+    );
+    Ok((done, p50, p99))
 }
 
 fn main() -> R {
     let seconds = arg("--seconds", 10);
     let connections = arg("--connections", 16) as usize;
+    let rate = arg("--rate", 0);
     let no_pg = std::env::args().any(|a| a == "--no-pg");
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
@@ -203,6 +269,7 @@ fn main() -> R {
         embedded,
         seconds,
         connections,
+        rate,
     ))?;
     if !no_pg {
         let pg = holdfast_store::testing::TempPostgres::start(true)?;
@@ -212,6 +279,7 @@ fn main() -> R {
             store,
             seconds,
             connections,
+            rate,
         ))?;
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();

@@ -114,6 +114,10 @@ pub enum StoreError {
     Embedded { path: String, message: String },
     #[error("PostgreSQL: {0}")]
     Postgres(String),
+    /// A signature was to be recorded for a wallet while an emergency freeze covers it;
+    /// checked in the same atomic step as the write, so no signature outlives a freeze.
+    #[error("signing is frozen for wallet {wallet}: an emergency freeze is in force")]
+    Frozen { wallet: Address },
 }
 
 impl From<postgres::Error> for StoreError {

@@ -15,7 +15,8 @@
 //! | `gate.firstpaid` | wallet, destination | when the wallet first paid it |
 
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use alloy_primitives::{Address, B256};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
@@ -46,6 +47,12 @@ const META: usize = 6;
 const FIRST_PAID: usize = 7;
 
 /// Group commit: writers that committed wait for one fsync that covers them.
+///
+/// fjall holds its journal lock while it fsyncs, so a writer that arrives during an fsync
+/// waits for it before it can write, and would then fsync alone: one fsync per commit. So
+/// the writer that leads the next fsync first lets the writers already queued for the writer
+/// lock (counted in `pending`) write theirs, for at most [`GROUP_WAIT`], and one fsync then
+/// covers them all.
 #[derive(Debug, Default)]
 struct Syncs {
     /// (commits written, commits fsynced, an fsync is running)
@@ -53,13 +60,30 @@ struct Syncs {
     done: Condvar,
 }
 
+/// How long the leader of an fsync waits at most for queued writers to write first.
+const GROUP_WAIT: std::time::Duration = std::time::Duration::from_micros(500);
+
 /// The embedded guard state.
 pub struct EmbeddedGateStore {
     db: Database,
     spaces: Vec<Keyspace>,
     path: PathBuf,
     writer: Mutex<()>,
+    /// Writers waiting for or holding the writer lock.
+    pending: AtomicUsize,
     syncs: Syncs,
+}
+
+/// The writer lock, counted in `pending` from the moment it is asked for until it is released.
+struct WriterGuard<'a> {
+    _lock: MutexGuard<'a, ()>,
+    pending: &'a AtomicUsize,
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        self.pending.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for EmbeddedGateStore {
@@ -133,6 +157,7 @@ impl EmbeddedGateStore {
             spaces,
             path: path.to_owned(),
             writer: Mutex::new(()),
+            pending: AtomicUsize::new(0),
             syncs: Syncs::default(),
         })
     }
@@ -164,7 +189,7 @@ impl EmbeddedGateStore {
     /// before waiting.
     fn commit(
         &self,
-        guard: std::sync::MutexGuard<'_, ()>,
+        guard: WriterGuard<'_>,
         mut batch: Batch,
         audit: Vec<NewAudit>,
     ) -> Result<(), StoreError> {
@@ -215,8 +240,20 @@ impl EmbeddedGateStore {
             }
             if !s.2 {
                 s.2 = true;
-                let target = s.0;
                 drop(s);
+                let deadline = std::time::Instant::now() + GROUP_WAIT;
+                while self.pending.load(Ordering::SeqCst) > 0
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::yield_now();
+                }
+                // Everything written so far is in the journal's OS buffers; this fsync covers it.
+                let target = self
+                    .syncs
+                    .state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
                 let r = self
                     .db
                     .persist(PersistMode::SyncAll)
@@ -275,9 +312,13 @@ impl EmbeddedGateStore {
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        // A panic while staging committed nothing: the lock is safe to take over.
-        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> WriterGuard<'_> {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        WriterGuard {
+            // A panic while staging committed nothing: the lock is safe to take over.
+            _lock: self.writer.lock().unwrap_or_else(PoisonError::into_inner),
+            pending: &self.pending,
+        }
     }
 
     fn index(&self, batch: &mut Batch, r: &GateRequest) {
@@ -298,6 +339,11 @@ impl EmbeddedGateStore {
 impl GateStore for EmbeddedGateStore {
     fn insert(&self, request: &GateRequest, audit: Vec<NewAudit>) -> Result<(), StoreError> {
         let guard = self.lock();
+        if request.signature.is_some() && self.frozen(request.wallet)? {
+            return Err(StoreError::Frozen {
+                wallet: request.wallet,
+            });
+        }
         if self.read(REQUESTS, request.id.as_bytes())?.is_some() {
             return Err(StoreError::Invalid {
                 chain_id: request.chain_id,
@@ -338,6 +384,11 @@ impl GateStore for EmbeddedGateStore {
         };
         if !from.contains(&r.state) {
             return Ok(None);
+        }
+        // Under the writer lock, as `set_frozen` writes: a freeze is either before this
+        // signature is recorded (and stops it) or after it.
+        if change.signature.is_some() && self.frozen(r.wallet)? {
+            return Err(StoreError::Frozen { wallet: r.wallet });
         }
         let mut batch = Batch::default();
         self.unindex(&mut batch, &r);

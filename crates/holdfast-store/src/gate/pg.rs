@@ -147,20 +147,39 @@ impl PgGateStore {
         } else {
             (0, B256::ZERO)
         };
+        let (mut seqs, mut bodies) = (Vec::new(), Vec::new());
         for a in audit {
             seq += 1;
             let e = a.seal(seq, prev);
             prev = e.hash;
-            txn.execute(
-                "INSERT INTO gate_audit (seq, body) VALUES ($1, $2)",
-                &[&i64_of(seq)?, &json(&e)?],
-            )?;
+            seqs.push(i64_of(seq)?);
+            bodies.push(json(&e)?);
         }
         let head = [&seq.to_be_bytes()[..], prev.as_slice()].concat();
+        // One statement for the entries and the new head: the head row stays locked until
+        // commit, so every round trip here is time no other writer can append.
         txn.execute(
-            "UPDATE gate_meta SET value = $1 WHERE key = 'head'",
-            &[&head],
+            "WITH entries AS (INSERT INTO gate_audit (seq, body) SELECT * FROM UNNEST($1::int8[], $2::text[])) \
+             UPDATE gate_meta SET value = $3 WHERE key = 'head'",
+            &[&seqs, &bodies, &head],
         )?;
+        Ok(())
+    }
+
+    /// Refuses (rolls back) a transaction that records a signature while a freeze covers the
+    /// wallet. It holds the audit head row (every freeze also appends to the audit log), so a
+    /// freeze committed before it is seen here, and one not yet committed comes after it.
+    fn refuse_if_frozen(txn: &mut Transaction<'_>, wallet: Address) -> Result<(), StoreError> {
+        txn.execute("SELECT 1 FROM gate_meta WHERE key = 'head' FOR UPDATE", &[])?;
+        let n: i64 = txn
+            .query_one(
+                "SELECT count(*) FROM gate_meta WHERE key = 'frozen:*' OR key = $1",
+                &[&format!("frozen:{wallet}")],
+            )?
+            .get(0);
+        if n > 0 {
+            return Err(StoreError::Frozen { wallet });
+        }
         Ok(())
     }
 
@@ -216,7 +235,11 @@ impl GateStore for PgGateStore {
         if request.state == RequestState::Signed {
             Self::record_outflows(&mut txn, request, request.updated_at)?;
         }
+        let signed = request.signature.is_some();
         Self::append(&mut txn, audit)?;
+        if signed {
+            Self::refuse_if_frozen(&mut txn, request.wallet)?;
+        }
         txn.commit()?;
         Ok(())
     }
@@ -281,6 +304,9 @@ impl GateStore for PgGateStore {
         }
         Self::write(&mut txn, &r, false)?;
         Self::append(&mut txn, audit)?;
+        if change.signature.is_some() {
+            Self::refuse_if_frozen(&mut txn, r.wallet)?;
+        }
         txn.commit()?;
         Ok(Some(r))
     }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use alloy_primitives::{Address, B256, Bytes, U256};
 use holdfast_primitives::Asset;
+use holdfast_store::StoreError;
 use holdfast_store::gate::{
     AuditKind, Change, EmbeddedGateStore, GateRequest, GateStore, NewAudit, Outflow, PgGateStore,
     RequestState, StoredApproval, verify,
@@ -336,4 +337,100 @@ fn approvals_freezes_and_reopening() {
         let again = PgGateStore::connect(&url, 1).expect("second instance migrates nothing");
         assert_eq!(verify(&full_audit(&again)), Ok(2));
     }
+}
+
+#[test]
+fn no_signature_is_recorded_once_a_freeze_is_in_force() {
+    backends(|open| {
+        let s = open();
+        let n = 60;
+        for i in 0..n {
+            s.insert(&request(&format!("f{i}"), RequestState::Signing), vec![])
+                .expect("insert");
+        }
+        let sign = |s: &dyn GateStore, id: &str| {
+            s.transition(
+                id,
+                &[RequestState::Signing],
+                Change {
+                    state: Some(RequestState::Signed),
+                    signature: Some(vec![1u8; 65].into()),
+                    ..Change::default()
+                },
+                300,
+                vec![NewAudit {
+                    at: 300,
+                    kind: AuditKind::Signature,
+                    request_id: Some(id.to_owned()),
+                    actor: "signer".into(),
+                    details: "{}".into(),
+                }],
+            )
+        };
+        // Two signers (separate instances on PostgreSQL) race a freeze of the wallet.
+        let signers: Vec<_> = (0..2)
+            .map(|w| {
+                let s = open();
+                std::thread::spawn(move || {
+                    let mut refused = 0;
+                    for i in (w..n).step_by(2) {
+                        match sign(&*s, &format!("f{i}")) {
+                            Ok(r) => assert!(r.is_some(), "f{i} was in signing"),
+                            Err(StoreError::Frozen { .. }) => refused += 1,
+                            Err(e) => panic!("f{i}: {e}"),
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        let freezer = open();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        freezer
+            .set_frozen(
+                Some(Address::repeat_byte(0xaa)),
+                true,
+                audit(AuditKind::Freeze, "ops"),
+            )
+            .expect("freeze");
+        let refused: usize = signers.into_iter().map(|t| t.join().expect("thread")).sum();
+        // The audit log orders every step: each signature recorded comes before the freeze.
+        let chain = full_audit(&*s);
+        let freeze_at = chain
+            .iter()
+            .find(|e| e.kind == AuditKind::Freeze)
+            .expect("freeze entry")
+            .seq;
+        let signed: Vec<u64> = chain
+            .iter()
+            .filter(|e| e.kind == AuditKind::Signature)
+            .map(|e| e.seq)
+            .collect();
+        assert!(
+            signed.iter().all(|&q| q < freeze_at),
+            "signatures {signed:?} after the freeze at {freeze_at}"
+        );
+        assert_eq!(signed.len() + refused, n, "each request signed or refused");
+        let stored_signed = (0..n)
+            .filter(|i| {
+                s.get(&format!("f{i}"))
+                    .expect("get")
+                    .is_some_and(|r| r.signature.is_some())
+            })
+            .count();
+        assert_eq!(
+            stored_signed,
+            signed.len(),
+            "no signature without its audit entry"
+        );
+        // Frozen: a request cannot be recorded already signed either, and nothing is written.
+        let mut late = request("late", RequestState::Signed);
+        late.signature = Some(vec![1u8; 65].into());
+        assert!(matches!(
+            s.insert(&late, vec![audit(AuditKind::Request, "late")]),
+            Err(StoreError::Frozen { .. })
+        ));
+        assert!(s.get("late").expect("get").is_none());
+        assert_eq!(verify(&full_audit(&*s)), Ok(chain.len() as u64));
+    });
 }
