@@ -99,3 +99,52 @@ proptest! {
         }
     }
 }
+
+/// Random graphs with two tokens, swaps, wraps and unwraps, tx and address seeds and tight
+/// bounds: the engine never fails or panics on them, and holds no more than it received.
+/// (block, from, to, asset, amount).
+type Leg = (u64, u8, u8, u8, u64);
+/// (transfer it belongs to, kind, amount in, amount out).
+type Conv = (usize, u8, u64, u64);
+
+fn rich() -> impl Strategy<Value = (Vec<Leg>, Vec<Conv>)> {
+    (
+        prop::collection::vec((0u64..20, 1u8..8, 1u8..8, 0u8..3, 0u64..1_000), 1..40),
+        prop::collection::vec((0usize..40, 0u8..3, 1u64..1_000, 0u64..1_000), 0..6),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn conversions_and_bounds_never_break_the_engine((legs, convs) in rich(), hops in 1u32..5, cap in 1usize..5, cutoff in 0u32..500_000) {
+        use holdfast_primitives::ConversionKind;
+        let asset = |k: u8| match k { 0 => Asset::Native, 1 => crate::fixture::token(1), _ => crate::fixture::token(2) };
+        let mut n = Net::new();
+        let mut txs = vec![(n.send(0, 1, 2, 500), 0, 1, 2, 0)];
+        for &(b, f, t, k, a) in &legs {
+            txs.push((n.send_asset(b, f, t, asset(k), a), b, f, t, k));
+        }
+        for &(i, kind, ain, aout) in &convs {
+            let Some(&(tx, b, f, t, k)) = txs.get(i % txs.len()) else { continue };
+            let kind = [ConversionKind::Wrap, ConversionKind::Unwrap, ConversionKind::UniswapV2Swap][kind as usize % 3];
+            n.conversion(tx, b, kind, t, f, f, (asset(k), ain), (asset((k + 1) % 3), aout));
+        }
+        let g = n.graph();
+        let seeds = [Seed::address(addr(1)), Seed::tx(txs[0].0)];
+        for p in Policy::ALL {
+            let o = TraceOptions { max_hops: hops, fan_out_cap: cap, haircut_cutoff_ppm: cutoff, ..TraceOptions::with_policy(p) };
+            let t = trace(&g, &seeds, &o, &n.services);
+            prop_assert!(t.is_ok(), "{p}: {:?}", t.err());
+            let t = t.expect("ok");
+            for r in &t.addresses {
+                if p == Policy::Poison { continue; }
+                let received = sum(&r.received);
+                for (k, h) in sum(&r.held) {
+                    prop_assert!(received.get(&k).is_some_and(|x| h <= *x), "{p} {}: held {h}", r.address);
+                }
+            }
+        }
+    }
+}
