@@ -162,6 +162,13 @@ impl GraphBuilder {
         &mut self,
         transfers: impl IntoIterator<Item = Transfer>,
     ) -> Result<(), TraceError> {
+        let transfers = transfers.into_iter();
+        self.transfers.reserve(
+            transfers
+                .size_hint()
+                .0
+                .min(MAX_EDGES - self.transfers.len().min(MAX_EDGES)),
+        );
         for t in transfers {
             self.check_chain(t.chain_id, t.tx_hash)?;
             if self.transfers.len() >= MAX_EDGES {
@@ -222,7 +229,14 @@ impl GraphBuilder {
         conversions.dedup_by(|a, b| a.tx_hash == b.tx_hash && a.log_index == b.log_index);
 
         let mut keyed: Vec<(Key, Edge)> = Vec::with_capacity(transfers.len() + conversions.len());
-        for t in &transfers {
+        // Taken from the back, shrinking as it goes, so the transfers and the edges made of
+        // them are not both resident in full (the edges are sorted below anyway).
+        let mut taken = 0usize;
+        while let Some(t) = transfers.pop() {
+            taken += 1;
+            if taken.is_multiple_of(1 << 20) {
+                transfers.shrink_to_fit();
+            }
             let from = g.intern_address(t.from);
             let to = g.intern_address(t.to);
             let asset = g.intern_asset(t.asset);
@@ -232,7 +246,7 @@ impl GraphBuilder {
                     block: t.block_number,
                     tx_index: t.tx_index,
                     tx,
-                    position: t.position.clone(),
+                    position: t.position,
                     virtual_leg: 0,
                 },
                 Edge {
