@@ -138,6 +138,18 @@ fn csv(trace: &Trace, out: &mut dyn Write) -> Result<(), csv::Error> {
     Ok(())
 }
 
+/// Every address of the graph outputs: those reached and both ends of each tree hop, once.
+fn nodes(trace: &Trace) -> Vec<Address> {
+    let mut nodes: Vec<Address> = trace.addresses.iter().map(|a| a.address).collect();
+    for h in &trace.tree {
+        nodes.push(h.from);
+        nodes.push(h.to);
+    }
+    nodes.sort();
+    nodes.dedup();
+    nodes
+}
+
 fn node_label(trace: &Trace, a: &Address) -> (String, &'static str) {
     match trace.reached(a) {
         Some(r) => {
@@ -161,13 +173,7 @@ pub fn dot(trace: &Trace) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "digraph trace_{} {{", trace.id);
     let _ = writeln!(s, "  rankdir=LR; node [shape=box, fontname=monospace];");
-    let mut nodes: Vec<Address> = trace.addresses.iter().map(|a| a.address).collect();
-    for h in &trace.tree {
-        nodes.push(h.from);
-        nodes.push(h.to);
-    }
-    nodes.sort();
-    nodes.dedup();
+    let nodes = nodes(trace);
     for a in &nodes {
         let (label, role) = node_label(trace, a);
         let color = match role {
@@ -226,13 +232,7 @@ pub fn graphml(trace: &Trace) -> String {
         "  <graph id=\"trace-{}\" edgedefault=\"directed\">",
         trace.id
     );
-    let mut nodes: Vec<Address> = trace.addresses.iter().map(|a| a.address).collect();
-    for h in &trace.tree {
-        nodes.push(h.from);
-        nodes.push(h.to);
-    }
-    nodes.sort();
-    nodes.dedup();
+    let nodes = nodes(trace);
     for a in &nodes {
         let (_, role) = node_label(trace, a);
         let r = trace.reached(a);

@@ -50,21 +50,7 @@ fn traces_an_imported_export_to_a_labelled_exchange() {
         &["import", "transfers", export.to_str().expect("utf8")],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let list = dir.path().join("exchange.txt");
-    std::fs::write(&list, format!("{DEPOSIT}\n")).expect("list");
-    let o = holdfast(
-        &data,
-        &[
-            "intel",
-            "import",
-            list.to_str().expect("utf8"),
-            "--category",
-            "exchange",
-            "--name",
-            "Binance 14",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    label_deposit_as_exchange(dir.path(), &data);
 
     // FIFO: the mixed account's queue is [3000 clean, 2000 stolen]; the 4000 payment takes
     // 3000 + 1000 stolen, the 1000 deposit the remaining 1000 stolen.
@@ -217,21 +203,7 @@ fn follow_prints_a_line_when_taint_reaches_a_service() {
     )
     .expect("write");
     std::fs::write(&rest, format!("{}\n{}\n{}\n", lines[0], lines[3], lines[4])).expect("write");
-    let list = dir.path().join("exchange.txt");
-    std::fs::write(&list, format!("{DEPOSIT}\n")).expect("list");
-    let o = holdfast(
-        &data,
-        &[
-            "intel",
-            "import",
-            list.to_str().expect("utf8"),
-            "--category",
-            "exchange",
-            "--name",
-            "Binance 14",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    label_deposit_as_exchange(dir.path(), &data);
     let store = ["--store", pg.url()];
     let import = |f: &Path| {
         let o = holdfast(
@@ -285,4 +257,23 @@ fn follow_prints_a_line_when_taint_reaches_a_service() {
         "{line}"
     );
     assert!(line.contains("1000 native"), "{line}");
+}
+
+/// Labels `DEPOSIT` as an exchange deposit ("Binance 14") in the data directory's intel.
+fn label_deposit_as_exchange(dir: &Path, data: &Path) {
+    let list = dir.join("exchange.txt");
+    std::fs::write(&list, format!("{DEPOSIT}\n")).expect("list");
+    let o = holdfast(
+        data,
+        &[
+            "intel",
+            "import",
+            list.to_str().expect("utf8"),
+            "--category",
+            "exchange",
+            "--name",
+            "Binance 14",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
 }

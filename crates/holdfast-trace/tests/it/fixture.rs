@@ -69,6 +69,56 @@ impl Net {
         tx
     }
 
+    /// `account` swaps at the Uniswap V2 pair `0x50` in one transaction: its input to the
+    /// pair, the pair's output back to it, and the conversion.
+    pub fn swap(&mut self, block: u64, account: u8, input: (Asset, u64), output: (Asset, u64)) {
+        let tx = self.batch(
+            block,
+            &[
+                (account, 0x50, input.0, input.1),
+                (0x50, account, output.0, output.1),
+            ],
+        );
+        self.conversion(
+            tx,
+            block,
+            ConversionKind::UniswapV2Swap,
+            0x50,
+            account,
+            account,
+            input,
+            output,
+        );
+    }
+
+    /// `a` wraps `amount` of ETH at the WETH contract `0x57` in block 5, sends the WETH to `b`
+    /// in block 6, and `b` unwraps it in block 7: the conversions as ingestion records them.
+    pub fn wrap_pass_unwrap(&mut self, weth: Asset, a: u8, b: u8, amount: u64) {
+        let wrap = self.batch(5, &[(a, 0x57, Asset::Native, amount)]);
+        self.conversion(
+            wrap,
+            5,
+            ConversionKind::Wrap,
+            0x57,
+            a,
+            a,
+            (Asset::Native, amount),
+            (weth, amount),
+        );
+        self.send_asset(6, a, b, weth, amount);
+        let unwrap = self.batch(7, &[(0x57, b, Asset::Native, amount)]);
+        self.conversion(
+            unwrap,
+            7,
+            ConversionKind::Unwrap,
+            0x57,
+            b,
+            b,
+            (weth, amount),
+            (Asset::Native, amount),
+        );
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn conversion(
         &mut self,

@@ -1,7 +1,7 @@
 //! Hand-computed graphs, one expectation per policy. Amounts are in wei; the arithmetic is in
 //! the comments.
 
-use holdfast_primitives::{Asset, Category, ConversionKind};
+use holdfast_primitives::{Asset, Category};
 use holdfast_trace::{
     NoServices, Policy, Role, Seed, ServiceKind, Trace, TraceOptions, policy::parse_asset, trace,
 };
@@ -302,43 +302,11 @@ fn taint_crosses_swaps_wraps_and_unwraps() {
     n.send_asset(0, 0x60, 0x50, token(1), 50_000);
     n.send_asset(0, 0x60, 0x50, token(2), 100_000);
     n.send_asset(1, 1, 3, token(1), 1000);
-    let swap = n.batch(2, &[(3, 0x50, token(1), 1000), (0x50, 3, token(2), 1960)]);
-    n.conversion(
-        swap,
-        2,
-        ConversionKind::UniswapV2Swap,
-        0x50,
-        3,
-        3,
-        (token(1), 1000),
-        (token(2), 1960),
-    );
+    n.swap(2, 3, (token(1), 1000), (token(2), 1960));
     n.send_asset(3, 3, 7, token(2), 1960);
     // Wrap then unwrap at WETH = 0x57.
     n.send(4, 1, 4, 800);
-    let wrap = n.batch(5, &[(4, 0x57, Asset::Native, 800)]);
-    n.conversion(
-        wrap,
-        5,
-        ConversionKind::Wrap,
-        0x57,
-        4,
-        4,
-        (Asset::Native, 800),
-        (weth, 800),
-    );
-    n.send_asset(6, 4, 5, weth, 800);
-    let unwrap = n.batch(7, &[(0x57, 5, Asset::Native, 800)]);
-    n.conversion(
-        unwrap,
-        7,
-        ConversionKind::Unwrap,
-        0x57,
-        5,
-        5,
-        (weth, 800),
-        (Asset::Native, 800),
-    );
+    n.wrap_pass_unwrap(weth, 4, 5, 800);
     n.send(8, 5, 7, 800);
     n.exchange(7, "OKX");
     for p in [Policy::Fifo, Policy::Haircut, Policy::Lifo, Policy::Tiho] {

@@ -3,7 +3,7 @@
 //! written with their conversions and for CSV-style imports alike.
 
 use alloy_primitives::{B256, keccak256};
-use holdfast_primitives::{Asset, BlockRef, ConversionKind};
+use holdfast_primitives::{Asset, BlockRef};
 use holdfast_store::{BlockData, EmbeddedStore, PgStore, Store, testing::TempPostgres};
 use holdfast_trace::{LoadOptions, Policy, Seed, TraceOptions, load_graph, trace};
 
@@ -24,41 +24,9 @@ pub fn laundering() -> Net {
     n.send(2, 3, 4, 4000);
     n.send(3, 3, 7, 1000);
     n.send_asset(3, 1, 3, token(1), 1000);
-    let swap = n.batch(4, &[(3, 0x50, token(1), 1000), (0x50, 3, token(2), 1960)]);
-    n.conversion(
-        swap,
-        4,
-        ConversionKind::UniswapV2Swap,
-        0x50,
-        3,
-        3,
-        (token(1), 1000),
-        (token(2), 1960),
-    );
+    n.swap(4, 3, (token(1), 1000), (token(2), 1960));
     n.send_asset(5, 3, 7, token(2), 1960);
-    let wrap = n.batch(5, &[(4, 0x57, Asset::Native, 2500)]);
-    n.conversion(
-        wrap,
-        5,
-        ConversionKind::Wrap,
-        0x57,
-        4,
-        4,
-        (Asset::Native, 2500),
-        (weth, 2500),
-    );
-    n.send_asset(6, 4, 5, weth, 2500);
-    let unwrap = n.batch(7, &[(0x57, 5, Asset::Native, 2500)]);
-    n.conversion(
-        unwrap,
-        7,
-        ConversionKind::Unwrap,
-        0x57,
-        5,
-        5,
-        (weth, 2500),
-        (Asset::Native, 2500),
-    );
+    n.wrap_pass_unwrap(weth, 4, 5, 2500);
     n.send(8, 5, 6, 2400);
     n.send(9, 6, 7, 2400);
     n.exchange(7, "Binance");
