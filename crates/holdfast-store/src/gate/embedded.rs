@@ -58,6 +58,8 @@ struct Syncs {
     /// (commits written, commits fsynced, an fsync is running)
     state: Mutex<(u64, u64, bool)>,
     done: Condvar,
+    /// Signalled when the last pending writer releases the writer lock.
+    idle: Condvar,
 }
 
 /// How long the leader of an fsync waits at most for queued writers to write first.
@@ -76,13 +78,23 @@ pub struct EmbeddedGateStore {
 
 /// The writer lock, counted in `pending` from the moment it is asked for until it is released.
 struct WriterGuard<'a> {
-    _lock: MutexGuard<'a, ()>,
+    lock: Option<MutexGuard<'a, ()>>,
     pending: &'a AtomicUsize,
+    syncs: &'a Syncs,
 }
 
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
-        self.pending.fetch_sub(1, Ordering::SeqCst);
+        drop(self.lock.take());
+        if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // Taking the lock orders this with a leader between its check and its wait.
+            let _s = self
+                .syncs
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.syncs.idle.notify_all();
+        }
     }
 }
 
@@ -144,7 +156,12 @@ impl EmbeddedGateStore {
             message: e.to_string(),
         };
         std::fs::create_dir_all(path).map_err(|e| err(&e))?;
-        let db = Database::builder(path).open().map_err(|e| err(&e))?;
+        // One background worker: flushes and compactions of this small, write-mostly state
+        // must not take both cores from the requests waiting on it.
+        let db = Database::builder(path)
+            .worker_threads(1)
+            .open()
+            .map_err(|e| err(&e))?;
         let spaces = SPACES
             .iter()
             .map(|n| {
@@ -240,20 +257,14 @@ impl EmbeddedGateStore {
             }
             if !s.2 {
                 s.2 = true;
-                drop(s);
-                let deadline = std::time::Instant::now() + GROUP_WAIT;
-                while self.pending.load(Ordering::SeqCst) > 0
-                    && std::time::Instant::now() < deadline
-                {
-                    std::thread::yield_now();
-                }
-                // Everything written so far is in the journal's OS buffers; this fsync covers it.
-                let target = self
+                let (waited, _) = self
                     .syncs
-                    .state
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
+                    .idle
+                    .wait_timeout_while(s, GROUP_WAIT, |_| self.pending.load(Ordering::SeqCst) > 0)
+                    .unwrap_or_else(PoisonError::into_inner);
+                // Everything written so far is in the journal's OS buffers; this fsync covers it.
+                let target = waited.0;
+                drop(waited);
                 let r = self
                     .db
                     .persist(PersistMode::SyncAll)
@@ -316,8 +327,9 @@ impl EmbeddedGateStore {
         self.pending.fetch_add(1, Ordering::SeqCst);
         WriterGuard {
             // A panic while staging committed nothing: the lock is safe to take over.
-            _lock: self.writer.lock().unwrap_or_else(PoisonError::into_inner),
+            lock: Some(self.writer.lock().unwrap_or_else(PoisonError::into_inner)),
             pending: &self.pending,
+            syncs: &self.syncs,
         }
     }
 
