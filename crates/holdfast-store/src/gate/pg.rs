@@ -4,11 +4,14 @@
 //! chain's head row, so the chain has one order across instances. Every commit is durable
 //! (PostgreSQL's default `synchronous_commit`).
 //!
+//! New requests are inserted in groups (see [`Inserts`]): one transaction, one head lock and
+//! one WAL flush for all that arrived while the previous group committed.
+//!
 //! Its own versioned schema (`holdfast_gate_schema`), migrated under an advisory lock like
 //! the transfer store's.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use alloy_primitives::{Address, B256};
 use postgres::{Client, NoTls, Transaction};
@@ -44,6 +47,35 @@ CREATE TABLE gate_first_paid (
 pub struct PgGateStore {
     clients: Vec<Mutex<Client>>,
     next: AtomicUsize,
+    inserts: Inserts,
+}
+
+/// Group insert. Every new request appends to the one audit chain, whose head row is locked
+/// from the append to the commit, so concurrent inserts would commit one WAL flush at a time.
+/// Instead, inserts that arrive while one is committing queue up, and the next leader writes
+/// them all in one transaction: one head lock, one flush. If that transaction fails, each is
+/// retried alone, so one bad request (a duplicate id, a frozen wallet) fails only itself.
+#[derive(Debug, Default)]
+struct Inserts {
+    /// (queued inserts, a leader is writing)
+    state: Mutex<(Vec<Queued>, bool)>,
+    done: Condvar,
+}
+
+impl Inserts {
+    fn lock(&self) -> MutexGuard<'_, (Vec<Queued>, bool)> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// At most this many requests in one group transaction.
+const GROUP_MAX: usize = 64;
+
+#[derive(Debug)]
+struct Queued {
+    request: GateRequest,
+    audit: Vec<NewAudit>,
+    result: Arc<Mutex<Option<Result<(), StoreError>>>>,
 }
 
 impl Drop for PgGateStore {
@@ -113,6 +145,7 @@ impl PgGateStore {
         Ok(PgGateStore {
             clients,
             next: AtomicUsize::new(0),
+            inserts: Inserts::default(),
         })
     }
 
@@ -164,6 +197,66 @@ impl PgGateStore {
             &[&seqs, &bodies, &head],
         )?;
         Ok(())
+    }
+
+    /// One request's insert, inside `txn`.
+    fn insert_one(
+        txn: &mut Transaction<'_>,
+        request: &GateRequest,
+        audit: Vec<NewAudit>,
+    ) -> Result<(), StoreError> {
+        Self::write(txn, request, true)?;
+        if request.state == RequestState::Signed {
+            Self::record_outflows(txn, request, request.updated_at)?;
+        }
+        Self::append(txn, audit)?;
+        if request.signature.is_some() {
+            Self::refuse_if_frozen(txn, request.wallet)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a group of inserts in one transaction, or, if that fails, each alone; sets
+    /// every one's result.
+    fn insert_group(&self, group: Vec<Queued>) {
+        let alone = |q: &Queued| -> Result<(), StoreError> {
+            let mut c = self.client();
+            let mut txn = c.transaction()?;
+            Self::insert_one(&mut txn, &q.request, q.audit.clone())?;
+            txn.commit()?;
+            Ok(())
+        };
+        let together = || -> Result<(), StoreError> {
+            let mut c = self.client();
+            let mut txn = c.transaction()?;
+            // The requests, then their audit entries in one append (in queue order), then the
+            // freeze check once per wallet that gets a signature.
+            let mut entries = Vec::new();
+            let mut signed = Vec::new();
+            for q in &group {
+                Self::write(&mut txn, &q.request, true)?;
+                if q.request.state == RequestState::Signed {
+                    Self::record_outflows(&mut txn, &q.request, q.request.updated_at)?;
+                }
+                entries.extend(q.audit.iter().cloned());
+                if q.request.signature.is_some() && !signed.contains(&q.request.wallet) {
+                    signed.push(q.request.wallet);
+                }
+            }
+            Self::append(&mut txn, entries)?;
+            for wallet in signed {
+                Self::refuse_if_frozen(&mut txn, wallet)?;
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        // A failed group transaction wrote nothing; the failure was one request's (or the
+        // connection's): each is then tried alone, so only the bad one fails.
+        let all_ok = group.len() > 1 && together().is_ok();
+        for q in &group {
+            let r = if all_ok { Ok(()) } else { alone(q) };
+            *q.result.lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
+        }
     }
 
     /// Refuses (rolls back) a transaction that records a signature while a freeze covers the
@@ -229,19 +322,35 @@ impl PgGateStore {
 
 impl GateStore for PgGateStore {
     fn insert(&self, request: &GateRequest, audit: Vec<NewAudit>) -> Result<(), StoreError> {
-        let mut c = self.client();
-        let mut txn = c.transaction()?;
-        Self::write(&mut txn, request, true)?;
-        if request.state == RequestState::Signed {
-            Self::record_outflows(&mut txn, request, request.updated_at)?;
+        let result = Arc::new(Mutex::new(None));
+        let mut state = self.inserts.lock();
+        state.0.push(Queued {
+            request: request.clone(),
+            audit,
+            result: result.clone(),
+        });
+        loop {
+            if let Some(r) = result.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                return r;
+            }
+            if state.1 {
+                state = self
+                    .inserts
+                    .done
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            // Lead: write what is queued (this insert among it), then wake the others.
+            state.1 = true;
+            let n = state.0.len().min(GROUP_MAX);
+            let group: Vec<Queued> = state.0.drain(..n).collect();
+            drop(state);
+            self.insert_group(group);
+            state = self.inserts.lock();
+            state.1 = false;
+            self.inserts.done.notify_all();
         }
-        let signed = request.signature.is_some();
-        Self::append(&mut txn, audit)?;
-        if signed {
-            Self::refuse_if_frozen(&mut txn, request.wallet)?;
-        }
-        txn.commit()?;
-        Ok(())
     }
 
     fn get(&self, id: &str) -> Result<Option<GateRequest>, StoreError> {

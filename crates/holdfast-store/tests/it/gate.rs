@@ -434,3 +434,68 @@ fn no_signature_is_recorded_once_a_freeze_is_in_force() {
         assert_eq!(verify(&full_audit(&*s)), Ok(chain.len() as u64));
     });
 }
+
+#[test]
+fn concurrent_inserts_fail_only_the_bad_one() {
+    backends(|open| {
+        let s = open();
+        s.insert(&request("dup", RequestState::Held), vec![])
+            .expect("insert");
+        let frozen = Address::repeat_byte(0xcc);
+        s.set_frozen(Some(frozen), true, audit(AuditKind::Freeze, "ops"))
+            .expect("freeze");
+        // Eight writers insert at once (on PostgreSQL they are grouped into one transaction);
+        // two of the inserts must fail: an id that exists, a signature for a frozen wallet.
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let s = open();
+                std::thread::spawn(move || {
+                    let mut out = Vec::new();
+                    for i in 0..10 {
+                        let id = match (w, i) {
+                            (3, 5) => "dup".to_owned(),
+                            _ => format!("c{w}-{i}"),
+                        };
+                        let mut r = request(&id, RequestState::Signed);
+                        r.signature = Some(vec![1u8; 65].into());
+                        if (w, i) == (5, 7) {
+                            r.wallet = frozen;
+                        }
+                        out.push((id, s.insert(&r, vec![audit(AuditKind::Request, "c")])));
+                    }
+                    out
+                })
+            })
+            .collect();
+        let results: Vec<(String, Result<(), StoreError>)> = writers
+            .into_iter()
+            .flat_map(|t| t.join().expect("thread"))
+            .collect();
+        let failed: Vec<&String> = results
+            .iter()
+            .filter(|(_, r)| r.is_err())
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(
+            failed,
+            [&"dup".to_owned(), &"c5-7".to_owned()],
+            "{results:?}"
+        );
+        assert!(matches!(
+            results.iter().find(|(id, _)| id == "c5-7").map(|(_, r)| r),
+            Some(Err(StoreError::Frozen { .. }))
+        ));
+        for (id, r) in &results {
+            if r.is_ok() {
+                assert!(s.get(id).expect("get").is_some(), "{id} stored");
+            }
+        }
+        assert!(s.get("c5-7").expect("get").is_none());
+        assert_eq!(
+            s.get("dup").expect("get").map(|r| r.state),
+            Some(RequestState::Held)
+        );
+        // 78 inserts with one audit entry each, and the freeze.
+        assert_eq!(verify(&full_audit(&*s)), Ok(79));
+    });
+}
