@@ -199,62 +199,43 @@ impl PgGateStore {
         Ok(())
     }
 
-    /// One request's insert, inside `txn`.
-    fn insert_one(
-        txn: &mut Transaction<'_>,
-        request: &GateRequest,
-        audit: Vec<NewAudit>,
-    ) -> Result<(), StoreError> {
-        Self::write(txn, request, true)?;
-        if request.state == RequestState::Signed {
-            Self::record_outflows(txn, request, request.updated_at)?;
+    /// Writes `group` in one transaction: the requests, then their audit entries in one
+    /// append (in queue order), then the freeze check once per wallet that gets a signature.
+    fn write_group(&self, group: &[Queued]) -> Result<(), StoreError> {
+        let mut c = self.client();
+        let mut txn = c.transaction()?;
+        let mut entries = Vec::new();
+        let mut signed = Vec::new();
+        for q in group {
+            Self::write(&mut txn, &q.request, true)?;
+            if q.request.state == RequestState::Signed {
+                Self::record_outflows(&mut txn, &q.request, q.request.updated_at)?;
+            }
+            entries.extend(q.audit.iter().cloned());
+            if q.request.signature.is_some() && !signed.contains(&q.request.wallet) {
+                signed.push(q.request.wallet);
+            }
         }
-        Self::append(txn, audit)?;
-        if request.signature.is_some() {
-            Self::refuse_if_frozen(txn, request.wallet)?;
+        Self::append(&mut txn, entries)?;
+        for wallet in signed {
+            Self::refuse_if_frozen(&mut txn, wallet)?;
         }
+        txn.commit()?;
         Ok(())
     }
 
     /// Writes a group of inserts in one transaction, or, if that fails, each alone; sets
     /// every one's result.
-    fn insert_group(&self, group: Vec<Queued>) {
-        let alone = |q: &Queued| -> Result<(), StoreError> {
-            let mut c = self.client();
-            let mut txn = c.transaction()?;
-            Self::insert_one(&mut txn, &q.request, q.audit.clone())?;
-            txn.commit()?;
-            Ok(())
-        };
-        let together = || -> Result<(), StoreError> {
-            let mut c = self.client();
-            let mut txn = c.transaction()?;
-            // The requests, then their audit entries in one append (in queue order), then the
-            // freeze check once per wallet that gets a signature.
-            let mut entries = Vec::new();
-            let mut signed = Vec::new();
-            for q in &group {
-                Self::write(&mut txn, &q.request, true)?;
-                if q.request.state == RequestState::Signed {
-                    Self::record_outflows(&mut txn, &q.request, q.request.updated_at)?;
-                }
-                entries.extend(q.audit.iter().cloned());
-                if q.request.signature.is_some() && !signed.contains(&q.request.wallet) {
-                    signed.push(q.request.wallet);
-                }
-            }
-            Self::append(&mut txn, entries)?;
-            for wallet in signed {
-                Self::refuse_if_frozen(&mut txn, wallet)?;
-            }
-            txn.commit()?;
-            Ok(())
-        };
+    fn insert_group(&self, group: &[Queued]) {
         // A failed group transaction wrote nothing; the failure was one request's (or the
         // connection's): each is then tried alone, so only the bad one fails.
-        let all_ok = group.len() > 1 && together().is_ok();
-        for q in &group {
-            let r = if all_ok { Ok(()) } else { alone(q) };
+        let all_ok = group.len() > 1 && self.write_group(group).is_ok();
+        for q in group {
+            let r = if all_ok {
+                Ok(())
+            } else {
+                self.write_group(std::slice::from_ref(q))
+            };
             *q.result.lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
         }
     }
@@ -346,7 +327,20 @@ impl GateStore for PgGateStore {
             let n = state.0.len().min(GROUP_MAX);
             let group: Vec<Queued> = state.0.drain(..n).collect();
             drop(state);
-            self.insert_group(group);
+            // Whatever happens in the group, every writer waiting on it gets an answer (and
+            // the leader's flag is cleared below), so no insert waits forever.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.insert_group(&group)
+            }));
+            for q in &group {
+                let mut r = q.result.lock().unwrap_or_else(PoisonError::into_inner);
+                if r.is_none() {
+                    *r = Some(Err(StoreError::Postgres(format!(
+                        "the grouped insert stopped unexpectedly; check whether request {} was recorded",
+                        q.request.id
+                    ))));
+                }
+            }
             state = self.inserts.lock();
             state.1 = false;
             self.inserts.done.notify_all();
