@@ -5,12 +5,20 @@
 use alloy_primitives::{Address, B256};
 use holdfast_primitives::{Position, Transfer};
 
+use super::log::{Entries, Loc};
 use crate::StoreError;
 use crate::codec::{self, Reader};
 
 /// Flag bit of a transfer record: imported (no block written with it; keeps its own block
 /// hash and survives unwinds).
 pub(super) const IMPORTED: u8 = 1;
+
+/// Meta key: the chain's index entries are in the keyspaces for every block up to this one
+/// (see `pending`).
+pub(super) const INDEXED_KEY: &[u8] = b"x";
+
+/// Meta key: the record log's end after the last commit (module `log`).
+pub(super) const LOG_END_KEY: &[u8] = b"l";
 
 pub(super) const META: usize = 0;
 pub(super) const TRANSFERS: usize = 1;
@@ -139,40 +147,36 @@ fn record(t: &Transfer, imported: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(t.to.as_slice());
     codec::put_asset(&t.asset, out);
     codec::put_amount(t.amount, out);
-    if imported {
-        out.extend_from_slice(t.block_hash.as_slice());
-    }
-}
-
-/// The value of an address index entry: everything but the indexed address and the place.
-fn covering(t: &Transfer, imported: bool, other: Address, out: &mut Vec<u8>) {
-    out.push(if imported { IMPORTED } else { 0 });
+    // Last, so that the offsets above stay fixed: a query reads nothing but the record.
     out.extend_from_slice(t.block_hash.as_slice());
-    out.extend_from_slice(t.tx_hash.as_slice());
-    out.extend_from_slice(&t.timestamp.to_be_bytes());
-    out.extend_from_slice(other.as_slice());
-    codec::put_asset(&t.asset, out);
-    codec::put_amount(t.amount, out);
 }
 
-/// Stages a transfer with its index entries.
+/// Stages a transfer's record, appends it to the write's record log `entries` and, if
+/// `direct`, stages its `from`, `to` and `tx` index entries (otherwise they go to the index
+/// buffer, see `pending`). An address entry is the address and the place; its value is where
+/// the record is in the log. Returns that location (length 0: none, read `transfers`).
 pub(super) fn stage_transfer(
     s: &mut Staged,
+    entries: &mut Entries,
     t: &Transfer,
     imported: bool,
+    direct: bool,
     place_buf: &mut Vec<u8>,
-) {
+) -> Loc {
     place_buf.clear();
     place(t, place_buf);
     let p = place_buf.as_slice();
     s.put_with(TRANSFERS, &[p], |out| record(t, imported, out));
-    s.put_with(FROM, &[t.from.as_slice(), p], |out| {
-        covering(t, imported, t.to, out);
-    });
-    s.put_with(TO, &[t.to.as_slice(), p], |out| {
-        covering(t, imported, t.from, out);
-    });
-    s.put(TX, &[&tx_digest(&t.tx_hash), &p[..12]], &[]);
+    let (_, _, start, end) = s.puts[s.puts.len() - 1];
+    let loc = entries
+        .push(p, &s.arena[start..end])
+        .unwrap_or(Loc { offset: 0, len: 0 });
+    if direct {
+        let l = loc.encode();
+        s.put(FROM, &[t.from.as_slice(), p], &[&l]);
+        s.put(TO, &[t.to.as_slice(), p], &[&l]);
+        s.put(TX, &[&tx_digest(&t.tx_hash), &p[..12]], &[]);
+    }
     s.put(
         ASSET,
         &[
@@ -181,6 +185,7 @@ pub(super) fn stage_transfer(
         ],
         &[],
     );
+    loc
 }
 
 fn read_place(b: &[u8]) -> Result<(u64, u32, Position), StoreError> {
@@ -190,27 +195,18 @@ fn read_place(b: &[u8]) -> Result<(u64, u32, Position), StoreError> {
     Ok((number, tx_index, codec::read_position(r.0)?))
 }
 
-/// Decodes a `transfers` record; `block_hash` resolves the hash of a block's own transfers.
-pub(super) fn read_record(
-    chain_id: u64,
-    key: &[u8],
-    value: &[u8],
-    block_hash: &mut impl FnMut(u64) -> Result<B256, StoreError>,
-) -> Result<Transfer, StoreError> {
+/// Decodes a `transfers` record.
+pub(super) fn read_record(chain_id: u64, key: &[u8], value: &[u8]) -> Result<Transfer, StoreError> {
     let (block_number, tx_index, position) = read_place(key)?;
     let mut r = Reader(value);
-    let imported = r.u8()? & IMPORTED != 0;
+    r.u8()?;
     let tx_hash = r.b256()?;
     let timestamp = r.u64()?;
     let from = r.address()?;
     let to = r.address()?;
     let asset = r.asset()?;
     let amount = r.amount()?;
-    let block_hash = if imported {
-        r.b256()?
-    } else {
-        block_hash(block_number)?
-    };
+    let block_hash = r.b256()?;
     Ok(Transfer {
         chain_id,
         block_number,
@@ -223,41 +219,6 @@ pub(super) fn read_record(
         to,
         asset,
         amount,
-    })
-}
-
-/// Decodes an address index entry (`key` after the indexed address).
-pub(super) fn read_covering(
-    chain_id: u64,
-    address: Address,
-    outgoing: bool,
-    place: &[u8],
-    value: &[u8],
-) -> Result<Transfer, StoreError> {
-    let (block_number, tx_index, position) = read_place(place)?;
-    let mut r = Reader(value);
-    r.u8()?;
-    let block_hash = r.b256()?;
-    let tx_hash = r.b256()?;
-    let timestamp = r.u64()?;
-    let other = r.address()?;
-    let (from, to) = if outgoing {
-        (address, other)
-    } else {
-        (other, address)
-    };
-    Ok(Transfer {
-        chain_id,
-        block_number,
-        block_hash,
-        timestamp,
-        tx_hash,
-        tx_index,
-        position,
-        from,
-        to,
-        asset: r.asset()?,
-        amount: r.amount()?,
     })
 }
 

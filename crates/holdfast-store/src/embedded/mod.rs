@@ -11,27 +11,31 @@
 //! | `meta` | `b` number | hash, parent hash, timestamp |
 //! | `meta` | `c` | counts: blocks, transfers, conversions |
 //! | `meta` | `i` number | — (the block holds imported transfers) |
+//! | `meta` | `l` / `x` | the record log's end / the index mark |
 //! | `meta` | `v` number, tx index, log index | the conversion |
 //! | `meta` | `w` tx hash, log index | number, tx index |
-//! | `transfers` | number, tx index, position | flags, tx hash, timestamp, from, to, asset, amount \[, block hash if imported\] |
-//! | `from` / `to` | address, number, tx index, position | flags, block hash, tx hash, timestamp, the other address, asset, amount |
+//! | `transfers` | number, tx index, position | flags, tx hash, timestamp, from, to, asset, amount, block hash |
+//! | `from` / `to` | address, number, tx index, position | where the record is in the record log |
 //! | `tx` | 8-byte digest of the tx hash, number, tx index | — |
 //! | `asset` | 0 (native) or 1 + token, number | — (the block moved this asset) |
 //!
-//! The address indexes are covering: "transfers out of A from block B" is one range scan and
-//! touches nothing else. The transaction and asset indexes point at blocks (and
-//! transactions) whose records are then filtered, which keeps them to about one entry per
-//! transaction and one per asset and block. A write is one atomic fjall batch across the
-//! chain's keyspaces; writers are serialized by a mutex, readers use snapshots.
+//! A write is one atomic fjall batch across the chain's keyspaces with the records, the
+//! block and the asset entries; writers are serialized by a mutex, readers use snapshots.
+//! The `from`, `to` and `tx` entries of the newest blocks wait in an in-memory index buffer
+//! (`pending`) and are written out as sorted tables on a background thread, and address
+//! entries point into a per-chain record log (`log`), so "transfers out of A from block B"
+//! is one range scan plus one positioned read per row. The transaction and asset indexes
+//! point at blocks (and transactions) whose records are then filtered, which keeps them to
+//! about one entry per transaction and one per asset and block.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use alloy_primitives::{B256, U256};
+use alloy_primitives::{Address, B256, U256};
 use fjall::{
     Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable, Snapshot,
     config::FilterPolicy,
@@ -44,14 +48,20 @@ use crate::{
 };
 
 mod layout;
+mod log;
+mod pending;
 use layout::{
-    ASSET, COUNTS_KEY, FROM, IMPORTED, META, REC_ASSET, REC_FROM, REC_TO, REC_TX_HASH, SPACES,
-    Staged, TO, TRANSFERS, TX, asset_prefix, block_key, counts_value, imported_key, place,
-    read_counts, read_covering, read_record, stage_transfer, tx_digest,
+    ASSET, COUNTS_KEY, FROM, IMPORTED, INDEXED_KEY, LOG_END_KEY, META, REC_ASSET, REC_FROM, REC_TO,
+    REC_TX_HASH, SPACES, Staged, TO, TRANSFERS, TX, asset_prefix, block_key, counts_value,
+    imported_key, place, read_counts, read_record, stage_transfer, tx_digest,
 };
+use log::{Loc, RecordLog};
+use pending::Pending;
 
 /// The layout version written in the store; a store of another version is refused.
-const FORMAT: u32 = 1;
+/// 2: records carry their block hash; address index entries point at the record in the
+/// record log; the `x` mark of the index buffer.
+const FORMAT: u32 = 2;
 
 /// When a commit reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +84,11 @@ pub struct EmbeddedOptions {
     pub durability: Durability,
     /// Block cache, bytes.
     pub cache_bytes: u64,
+    /// How many transfers' index entries the index buffer holds before it writes them out as
+    /// sorted tables (about 100 bytes of memory each, per chain). Larger: fewer, larger
+    /// tables and less compaction; the buffer is rebuilt from the records on open, which
+    /// reads this many records at most.
+    pub index_buffer: usize,
 }
 
 impl Default for EmbeddedOptions {
@@ -81,20 +96,105 @@ impl Default for EmbeddedOptions {
         EmbeddedOptions {
             durability: Durability::Interval(Duration::from_secs(1)),
             cache_bytes: 256 << 20,
+            index_buffer: 1 << 20,
         }
     }
 }
 
-/// The keyspaces of one chain, in the order of the `META`.. constants.
-#[derive(Clone)]
+/// The keyspaces of one chain, in the order of the `META`.. constants, and its index buffer.
 struct Chain {
     spaces: [Keyspace; 6],
+    log: RecordLog,
+    /// Index entries of the blocks at or above `indexed_below` (module `pending`).
+    buffers: RwLock<Buffers>,
+    /// The thread writing `Buffers::frozen` out, if one was started.
+    flusher: Mutex<Option<std::thread::JoinHandle<Result<(), StoreError>>>>,
+    /// Blocks below this have their index entries in the keyspaces (meta key `x`). Changed
+    /// by writers only (under the writer lock).
+    indexed_below: AtomicU64,
 }
 
 impl Chain {
     fn space(&self, i: usize) -> &Keyspace {
         &self.spaces[i]
     }
+
+    fn buffers(&self) -> RwLockReadGuard<'_, Buffers> {
+        // The buffers are only changed after a successful commit, in steps that do not
+        // panic midway; a poisoned lock still holds consistent buffers.
+        self.buffers.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn buffers_mut(&self) -> RwLockWriteGuard<'_, Buffers> {
+        self.buffers.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A chain's index buffers: the one writes add to, and the one being written out (by a
+/// background thread) while the next fills. Queries read both.
+#[derive(Default)]
+struct Buffers {
+    active: Pending,
+    frozen: Option<Arc<Pending>>,
+}
+
+impl Buffers {
+    /// Blocks below this are indexed directly by a write: below the mark, or in the range
+    /// being written out (so that, once the mark moves past that range, no entry of it is
+    /// left in memory only).
+    fn direct_below(&self, indexed_below: u64) -> u64 {
+        match &self.frozen {
+            Some(f) => indexed_below.max(f.last_block().saturating_add(1)),
+            None => indexed_below,
+        }
+    }
+}
+
+/// Writes a frozen buffer out as sorted tables (fjall's ingestion, one table run per index),
+/// then moves the chain's mark above its blocks and drops it. Runs on the flusher thread or
+/// in the writer. Readers go on meanwhile: until the buffer is dropped they find its
+/// entries in both places and drop the duplicates.
+fn write_out(
+    db: &Database,
+    chain: &Chain,
+    frozen: &Pending,
+    persist: PersistMode,
+) -> Result<(), String> {
+    let mut ingest = Vec::with_capacity(3);
+    for space in [FROM, TO, TX] {
+        ingest.push(
+            chain
+                .space(space)
+                .start_ingestion()
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    frozen
+        .sorted_entries(|n, key, value| ingest[n].write(key, value))
+        .map_err(|e| e.to_string())?;
+    for i in ingest {
+        i.finish().map_err(|e| e.to_string())?;
+    }
+    let mut buffers = chain.buffers_mut();
+    let below = frozen
+        .last_block()
+        .saturating_add(1)
+        .max(chain.indexed_below.load(Ordering::SeqCst));
+    let mut batch = db.batch().durability(Some(persist));
+    batch.insert(chain.space(META), INDEXED_KEY, below.to_be_bytes());
+    batch.commit().map_err(|e| e.to_string())?;
+    chain.indexed_below.store(below, Ordering::SeqCst);
+    buffers.frozen = None;
+    Ok(())
+}
+
+/// A write's index entries for the buffer, added once the write has committed.
+#[derive(Default)]
+struct Buffered {
+    /// Places, back to back.
+    places: Vec<u8>,
+    /// (end of the place, record location, from, to, tx digest)
+    entries: Vec<(usize, Loc, Address, Address, [u8; 8])>,
 }
 
 /// The embedded store. Share it behind an `Arc`; writes are serialized.
@@ -106,6 +206,8 @@ pub struct EmbeddedStore {
     writer: Mutex<Instant>,
     /// Test hook: panic while staging a write, after this many transfers.
     fail_after: AtomicUsize,
+    /// Test hook: close without writing the index buffers out, as a kill would.
+    keep_buffers_on_close: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -134,6 +236,10 @@ impl EmbeddedStore {
         std::fs::create_dir_all(path).map_err(|e| err(&e))?;
         let db = Database::builder(path)
             .cache_size(options.cache_bytes)
+            // One background worker: with two, fjall 3.1.13's worker 0 hands compaction
+            // requests back to the queue while worker 1 compacts, and spins on them (a fifth
+            // of the CPU of a bulk load, docs/STORE.md).
+            .worker_threads(1)
             .open()
             .map_err(|e| err(&e))?;
         let store = EmbeddedStore {
@@ -143,6 +249,7 @@ impl EmbeddedStore {
             chains: RwLock::new(HashMap::new()),
             writer: Mutex::new(Instant::now()),
             fail_after: AtomicUsize::new(usize::MAX),
+            keep_buffers_on_close: std::sync::atomic::AtomicBool::new(false),
         };
         store.check_format()?;
         Ok(store)
@@ -180,22 +287,26 @@ impl EmbeddedStore {
         }
     }
 
-    /// Bytes on disk (journal and tables).
+    /// Bytes on disk (journal, tables and record logs).
     pub fn disk_space(&self) -> Result<u64, StoreError> {
-        self.db.disk_space().map_err(|e| self.err(e))
+        let mut bytes = self.db.disk_space().map_err(|e| self.err(e))?;
+        for c in self.chains() {
+            bytes += c.log.len();
+        }
+        Ok(bytes)
     }
 
-    /// Writes every memtable out to tables and waits until flushes and compactions are
-    /// done, so that [`EmbeddedStore::disk_space`] measures settled tables (benchmarks; after
-    /// a large import).
+    /// Writes the index buffers and every memtable out to tables and waits until flushes and
+    /// compactions are done, so that [`EmbeddedStore::disk_space`] measures settled tables
+    /// (benchmarks; after a large import).
     pub fn settle(&self) -> Result<(), StoreError> {
-        let chains: Vec<Arc<Chain>> = self
-            .chains
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
+        let chains = self.chains();
+        {
+            let mut writer = self.writer();
+            for c in &chains {
+                self.flush_index(c, false, &mut writer)?;
+            }
+        }
         for c in &chains {
             for ks in &c.spaces {
                 ks.rotate_memtable_and_wait().map_err(|e| self.err(e))?;
@@ -209,6 +320,13 @@ impl EmbeddedStore {
 
     /// fsyncs everything written so far.
     pub fn sync(&self) -> Result<(), StoreError> {
+        // The log first: the journal then never points past what is on disk (and if it did,
+        // queries would read `transfers`).
+        for c in self.chains() {
+            c.log
+                .sync()
+                .map_err(|e| self.err(format!("record log: {e}")))?;
+        }
         self.db
             .persist(PersistMode::SyncAll)
             .map_err(|e| self.err(e))
@@ -219,6 +337,13 @@ impl EmbeddedStore {
     #[doc(hidden)]
     pub fn panic_during_next_write(&self, transfers: usize) {
         self.fail_after.store(transfers, Ordering::SeqCst);
+    }
+
+    /// Test hook for the recovery tests: on close, leave the index buffers unwritten (as a
+    /// kill would), so that the next open rebuilds them from the records.
+    #[doc(hidden)]
+    pub fn keep_index_buffers_on_close(&self) {
+        self.keep_buffers_on_close.store(true, Ordering::SeqCst);
     }
 
     fn check_fail(&self, staged: usize) {
@@ -268,9 +393,161 @@ impl EmbeddedStore {
         }
         spaces.insert(META, open(SPACES[META])?);
         let spaces: [Keyspace; 6] = spaces.try_into().map_err(|_| self.err("keyspace count"))?;
-        let chain = Arc::new(Chain { spaces });
+        let log_path = self.path.join("records").join(format!("{chain_id}.log"));
+        let committed = match self
+            .db
+            .snapshot()
+            .get(&spaces[META], LOG_END_KEY)
+            .map_err(|e| self.err(e))?
+        {
+            Some(v) => Reader(&v).u64()?,
+            None => 0,
+        };
+        let log = RecordLog::open(&log_path, committed)
+            .map_err(|e| self.err(format!("record log {}: {e}", log_path.display())))?;
+        let (indexed_below, pending) = self.rebuild(&spaces, &log)?;
+        let chain = Arc::new(Chain {
+            spaces,
+            log,
+            buffers: RwLock::new(Buffers {
+                active: pending,
+                frozen: None,
+            }),
+            flusher: Mutex::new(None),
+            indexed_below: AtomicU64::new(indexed_below),
+        });
         chains.insert(chain_id, chain.clone());
         Ok(Some(chain))
+    }
+
+    /// The index mark of a chain and its index buffer, rebuilt from the records at and above
+    /// the mark (the chain's own; imported records are indexed as they are written). Their
+    /// records are appended to the log again: the log may have lost its tail.
+    fn rebuild(
+        &self,
+        spaces: &[Keyspace; 6],
+        log: &RecordLog,
+    ) -> Result<(u64, Pending), StoreError> {
+        let mut entries = log.entries();
+        let snap = self.db.snapshot();
+        let below = match snap
+            .get(&spaces[META], INDEXED_KEY)
+            .map_err(|e| self.err(e))?
+        {
+            Some(v) => Reader(&v).u64()?,
+            None => 0,
+        };
+        let mut pending = Pending::default();
+        for g in snap.range(&spaces[TRANSFERS], below.to_be_bytes().to_vec()..) {
+            let (k, v) = self.kv(g)?;
+            if v.len() <= REC_ASSET || k.len() < 12 {
+                return Err(corrupt("transfer record"));
+            }
+            if v[0] & IMPORTED != 0 {
+                continue;
+            }
+            let loc = entries.push(&k, &v).unwrap_or(Loc { offset: 0, len: 0 });
+            pending.add(
+                &k,
+                loc,
+                Address::from_slice(&v[REC_FROM..REC_FROM + 20]),
+                Address::from_slice(&v[REC_TO..REC_TO + 20]),
+                tx_digest(&B256::from_slice(&v[REC_TX_HASH..REC_TX_HASH + 32])),
+            );
+        }
+        if !entries.bytes.is_empty() {
+            log.append(&entries)
+                .map_err(|e| self.err(format!("record log: {e}")))?;
+            let mut batch = self.db.batch().durability(Some(self.persist_mode()));
+            batch.insert(
+                &spaces[META],
+                LOG_END_KEY,
+                RecordLog::end_after(&entries).to_be_bytes(),
+            );
+            batch.commit().map_err(|e| self.err(e))?;
+            log.committed(&entries);
+        }
+        Ok((below, pending))
+    }
+
+    /// Writes a chain's index buffer out: waits for a running write-out (and returns its
+    /// error), writes out a frozen buffer left by a failed one, then freezes the active
+    /// buffer and writes it out, on a background thread if `background`. Called by writers
+    /// (`_writer`: the writer lock's guard).
+    fn flush_index(
+        &self,
+        chain: &Arc<Chain>,
+        background: bool,
+        _writer: &mut Instant,
+    ) -> Result<(), StoreError> {
+        self.join_flusher(chain)?;
+        let left = chain.buffers().frozen.clone();
+        if let Some(f) = left {
+            write_out(&self.db, chain, &f, self.persist_mode()).map_err(|e| self.err(e))?;
+        }
+        let frozen = {
+            let mut b = chain.buffers_mut();
+            if b.active.is_empty() {
+                return Ok(());
+            }
+            let f = Arc::new(std::mem::take(&mut b.active));
+            b.frozen = Some(f.clone());
+            f
+        };
+        let persist = self.persist_mode();
+        if !background {
+            return write_out(&self.db, chain, &frozen, persist).map_err(|e| self.err(e));
+        }
+        let (db, c, path) = (self.db.clone(), chain.clone(), self.path.clone());
+        let handle = std::thread::Builder::new()
+            .name("holdfast-index".into())
+            .spawn(move || {
+                write_out(&db, &c, &frozen, persist).map_err(|message| StoreError::Embedded {
+                    path: path.display().to_string(),
+                    message: format!("writing the index buffer out: {message}"),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        *chain.flusher.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+        Ok(())
+    }
+
+    /// Waits for a chain's background write-out, if one runs.
+    fn join_flusher(&self, chain: &Chain) -> Result<(), StoreError> {
+        let handle = chain
+            .flusher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match handle.map(std::thread::JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(self.err("the index write-out panicked")),
+        }
+    }
+
+    fn append_log(&self, chain: &Chain, entries: &log::Entries) -> Result<(), StoreError> {
+        chain
+            .log
+            .append(entries)
+            .map_err(|e| self.err(format!("record log: {e}")))
+    }
+
+    fn persist_mode(&self) -> PersistMode {
+        if self.options.durability == Durability::EveryCommit {
+            PersistMode::SyncAll
+        } else {
+            PersistMode::Buffer
+        }
+    }
+
+    fn chains(&self) -> Vec<Arc<Chain>> {
+        self.chains
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
     }
 
     fn writer(&self) -> MutexGuard<'_, Instant> {
@@ -288,12 +565,7 @@ impl EmbeddedStore {
         let mut order: Vec<usize> = (0..puts.len()).collect();
         order.sort_unstable_by(|a, b| key(&puts[*a]).cmp(&key(&puts[*b])));
         order.dedup_by(|a, b| key(&puts[*a]) == key(&puts[*b]));
-        let every = self.options.durability == Durability::EveryCommit;
-        let mut batch = self.db.batch().durability(Some(if every {
-            PersistMode::SyncAll
-        } else {
-            PersistMode::Buffer
-        }));
+        let mut batch = self.db.batch().durability(Some(self.persist_mode()));
         for i in order {
             let (space, k, v, end) = puts[i];
             batch.insert(chain.space(space), &arena[k..v], &arena[v..end]);
@@ -355,6 +627,24 @@ impl EmbeddedStore {
     }
 }
 
+impl Drop for EmbeddedStore {
+    /// Writes the index buffers out, so that the next open has nothing to rebuild. Nothing is
+    /// lost if this fails or never runs (a kill): the buffer is rebuilt from the records.
+    fn drop(&mut self) {
+        let mut writer = self.writer();
+        for c in self.chains() {
+            if self.keep_buffers_on_close.load(Ordering::SeqCst) {
+                // A background write-out still finishes: a kill could come after it too.
+                let _ = self.join_flusher(&c);
+                continue;
+            }
+            if let Err(e) = self.flush_index(&c, false, &mut writer) {
+                tracing::warn!(error = %e, "writing the index buffer out on close failed; it will be rebuilt on open");
+            }
+        }
+    }
+}
+
 impl Store for EmbeddedStore {
     fn apply_blocks(
         &self,
@@ -371,6 +661,11 @@ impl Store for EmbeddedStore {
         let mut last_sync = self.writer();
         let snap = self.db.snapshot();
         let mut counts = self.counts(&snap, &chain)?;
+        let direct_below = chain
+            .buffers()
+            .direct_below(chain.indexed_below.load(Ordering::SeqCst));
+        let mut buffered = Buffered::default();
+        let mut entries = chain.log.entries();
         let mut staged = Staged::default();
         let mut applied = Vec::with_capacity(blocks.len());
         let mut below: Option<BlockRef> = None;
@@ -402,7 +697,21 @@ impl Store for EmbeddedStore {
                         continue;
                     }
                 }
-                stage_transfer(&mut staged, t, false, &mut place_buf);
+                // Blocks below the mark are indexed directly (a gap filled late), the others
+                // through the buffer.
+                let direct = n < direct_below;
+                let loc =
+                    stage_transfer(&mut staged, &mut entries, t, false, direct, &mut place_buf);
+                if !direct {
+                    buffered.places.extend_from_slice(&place_buf);
+                    buffered.entries.push((
+                        buffered.places.len(),
+                        loc,
+                        t.from,
+                        t.to,
+                        tx_digest(&t.tx_hash),
+                    ));
+                }
                 added += 1;
                 n_staged += 1;
                 self.check_fail(n_staged);
@@ -428,7 +737,30 @@ impl Store for EmbeddedStore {
         }
         if applied.contains(&Applied::Written) {
             staged.put(META, &[COUNTS_KEY], &[&counts_value(counts)]);
+            staged.put(
+                META,
+                &[LOG_END_KEY],
+                &[&RecordLog::end_after(&entries).to_be_bytes()],
+            );
+            // Committed under the buffer's write lock, so that a reader sees the records and
+            // their buffered index entries together.
+            self.append_log(&chain, &entries)?;
+            let mut buffers = chain.buffers_mut();
             self.commit(&chain, staged, &mut last_sync)?;
+            chain.log.committed(&entries);
+            let mut start = 0;
+            for (end, loc, from, to, digest) in buffered.entries {
+                buffers
+                    .active
+                    .add(&buffered.places[start..end], loc, from, to, digest);
+                start = end;
+            }
+            let full = buffers.active.len() >= self.options.index_buffer;
+            drop(buffers);
+            if full {
+                // On the flusher thread: the next blocks are staged meanwhile.
+                self.flush_index(&chain, true, &mut last_sync)?;
+            }
         }
         Ok(applied)
     }
@@ -441,6 +773,9 @@ impl Store for EmbeddedStore {
             return Ok(Vec::new());
         };
         let mut last_sync = self.writer();
+        // Unwinding deletes index entries from the keyspaces; the buffer goes there first.
+        // (Reorgs are rare and shallow; the flush costs at most one buffer's worth.)
+        self.flush_index(&chain, false, &mut last_sync)?;
         let snap = self.db.snapshot();
         let mut removed = Vec::new();
         for g in snap.range(chain.space(META), block_key(first).to_vec()..b"c".to_vec()) {
@@ -508,7 +843,11 @@ impl Store for EmbeddedStore {
             counts[2] = counts[2].saturating_sub(convs);
         }
         s.put(META, &[COUNTS_KEY], &[&counts_value(counts)]);
+        // Blocks written again above the fork point go through the buffer.
+        let below = chain.indexed_below.load(Ordering::SeqCst).min(first);
+        s.put(META, &[INDEXED_KEY], &[&below.to_be_bytes()]);
         self.commit(&chain, s, &mut last_sync)?;
+        chain.indexed_below.store(below, Ordering::SeqCst);
         Ok(removed)
     }
 
@@ -543,6 +882,8 @@ impl Store for EmbeddedStore {
         let Some(chain) = self.chain(chain_id, false)? else {
             return Ok(Vec::new());
         };
+        // The buffer before the snapshot: a write commits under the buffer's write lock.
+        let buffers = chain.buffers();
         let snap = self.db.snapshot();
         let mut out = Vec::new();
         match query {
@@ -558,19 +899,66 @@ impl Store for EmbeddedStore {
                 let space = chain.space(if outgoing { FROM } else { TO });
                 let start = [address.as_slice(), &from_block.to_be_bytes()].concat();
                 let end = prefix_end(address.as_slice());
+                let mut stored = Vec::new();
                 for g in snap.range(space, start..end).take(limit) {
-                    let (k, v) = self.kv(g)?;
-                    out.push(read_covering(chain_id, address, outgoing, &k[20..], &v)?);
+                    stored.push(self.kv(g)?);
+                }
+                // The stored entries and the buffered ones (the same transfer can be in both
+                // while the buffer is written out), merged in place order.
+                let mut rows: Vec<(&[u8], Loc)> = Vec::with_capacity(stored.len());
+                for (k, v) in &stored {
+                    let loc = Loc::decode(v).ok_or_else(|| corrupt("address index entry"))?;
+                    rows.push((&k[20..], loc));
+                }
+                rows.extend(
+                    buffers
+                        .active
+                        .address(&address, outgoing, from_block, limit),
+                );
+                if let Some(f) = &buffers.frozen {
+                    rows.extend(f.address(&address, outgoing, from_block, limit));
+                }
+                rows.sort_by(|a, b| a.0.cmp(b.0));
+                rows.dedup_by(|a, b| a.0 == b.0);
+                rows.truncate(limit);
+                let at = if outgoing { REC_FROM } else { REC_TO };
+                let mut buf = Vec::new();
+                for (place, loc) in rows {
+                    // The log, and `transfers` if the log does not hold the entry.
+                    let fallback;
+                    let record = match chain.log.read(loc, place, &mut buf) {
+                        Some(start) => &buf[start..],
+                        None => {
+                            fallback = snap
+                                .get(chain.space(TRANSFERS), place)
+                                .map_err(|e| self.err(e))?
+                                .ok_or_else(|| {
+                                    corrupt("address index entry without its transfer")
+                                })?;
+                            &fallback[..]
+                        }
+                    };
+                    if record.get(at..at + 20) != Some(address.as_slice()) {
+                        return Err(corrupt("address index entry of another address"));
+                    }
+                    out.push(read_record(chain_id, place, record)?);
                 }
             }
             TransferQuery::Tx { tx_hash } => {
-                let mut hashes = self.hashes(&snap, &chain);
-                for g in snap.prefix(chain.space(TX), tx_digest(&tx_hash)) {
-                    let (k, _) = self.kv(g)?;
-                    for g in snap.prefix(chain.space(TRANSFERS), &k[8..]) {
+                let digest = tx_digest(&tx_hash);
+                let mut txs: BTreeSet<Vec<u8>> = BTreeSet::new();
+                for g in snap.prefix(chain.space(TX), digest) {
+                    txs.insert(self.kv(g)?.0[8..].to_vec());
+                }
+                txs.extend(buffers.active.tx(&digest).into_iter().map(<[u8]>::to_vec));
+                if let Some(f) = &buffers.frozen {
+                    txs.extend(f.tx(&digest).into_iter().map(<[u8]>::to_vec));
+                }
+                for k in txs {
+                    for g in snap.prefix(chain.space(TRANSFERS), &k) {
                         let (k, v) = self.kv(g)?;
                         if v.get(REC_TX_HASH..REC_TX_HASH + 32) == Some(tx_hash.as_slice()) {
-                            out.push(read_record(chain_id, &k, &v, &mut hashes)?);
+                            out.push(read_record(chain_id, &k, &v)?);
                         }
                     }
                 }
@@ -578,7 +966,6 @@ impl Store for EmbeddedStore {
                 out.truncate(limit);
             }
             TransferQuery::Asset { token, from_block } => {
-                let mut hashes = self.hashes(&snap, &chain);
                 let prefix = asset_prefix(token);
                 let start = [&prefix[..], &from_block.to_be_bytes()].concat();
                 'blocks: for g in snap.range(chain.space(ASSET), start..prefix_end(&prefix)) {
@@ -599,7 +986,7 @@ impl Store for EmbeddedStore {
                             }
                         };
                         if hit {
-                            out.push(read_record(chain_id, &k, &v, &mut hashes)?);
+                            out.push(read_record(chain_id, &k, &v)?);
                             if out.len() >= limit {
                                 break 'blocks;
                             }
@@ -663,6 +1050,7 @@ impl Store for EmbeddedStore {
         let mut seen = HashSet::new();
         let mut blocks = BTreeSet::new();
         let mut s = Staged::default();
+        let mut entries = chain.log.entries();
         let mut place_buf = Vec::with_capacity(32);
         let mut new = 0u64;
         for t in transfers {
@@ -675,7 +1063,7 @@ impl Store for EmbeddedStore {
             {
                 continue;
             }
-            stage_transfer(&mut s, t, true, &mut place_buf);
+            stage_transfer(&mut s, &mut entries, t, true, true, &mut place_buf);
             blocks.insert(t.block_number);
             new += 1;
             self.check_fail(new as usize);
@@ -689,7 +1077,14 @@ impl Store for EmbeddedStore {
         let mut counts = self.counts(&snap, &chain)?;
         counts[1] += new;
         s.put(META, &[COUNTS_KEY], &[&counts_value(counts)]);
+        s.put(
+            META,
+            &[LOG_END_KEY],
+            &[&RecordLog::end_after(&entries).to_be_bytes()],
+        );
+        self.append_log(&chain, &entries)?;
         self.commit(&chain, s, &mut last_sync)?;
+        chain.log.committed(&entries);
         Ok(new as usize)
     }
 

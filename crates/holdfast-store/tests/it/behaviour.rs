@@ -6,7 +6,8 @@ use alloy_primitives::{Address, B256, U256};
 use holdfast_primitives::{Asset, BlockRef, Conversion, ConversionKind, Position, Transfer};
 use holdfast_store::testing::TempPostgres;
 use holdfast_store::{
-    Applied, BlockData, EmbeddedStore, MAX_LIMIT, PgStore, Store, StoreError, TransferQuery,
+    Applied, BlockData, EmbeddedOptions, EmbeddedStore, MAX_LIMIT, PgStore, Store, StoreError,
+    TransferQuery,
 };
 
 fn addr(n: u8) -> Address {
@@ -135,12 +136,24 @@ fn pg() -> &'static str {
     }
 }
 
+fn small_buffer() -> EmbeddedOptions {
+    EmbeddedOptions {
+        index_buffer: 3,
+        ..EmbeddedOptions::default()
+    }
+}
+
 /// Runs `check` on a fresh embedded store and on PostgreSQL (distinct chain ids keep
 /// parallel tests apart on the shared server).
 fn on_both(chain_id: u64, check: impl Fn(&dyn Store, u64)) {
     let dir = tempfile::tempdir().expect("tempdir");
     let embedded = EmbeddedStore::open(&dir.path().join("store")).expect("open");
     check(&embedded, chain_id);
+    // The same with an index buffer of three transfers: nearly every write starts a
+    // write-out on the background thread, and queries read buffered, frozen and written
+    // entries at once.
+    let small = EmbeddedStore::open_with(&dir.path().join("small"), small_buffer()).expect("open");
+    check(&small, chain_id);
     let url = pg();
     if !url.is_empty() {
         let pg = PgStore::connect(url).expect("connect");
@@ -423,6 +436,66 @@ fn embedded_store_survives_reopen() {
     assert!(err.to_string().contains("a-file"), "{err}");
 }
 
+/// The embedded store's index buffer is rebuilt from the records when the store opens
+/// after a close that did not write it out (as after a kill), and its record log is a cache:
+/// without it, or with its bytes destroyed, every query answers the same from the records.
+#[test]
+fn embedded_index_buffer_is_rebuilt_on_open_and_the_record_log_is_only_a_cache() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let c = 7;
+    let blocks: Vec<BlockData> = (0..8).map(|n| rich_block(c, n)).collect();
+    // Written out after blocks 2 and 5; blocks 6 and 7 are still buffered at the close.
+    let options = EmbeddedOptions {
+        index_buffer: 3 * blocks[0].transfers.len(),
+        ..EmbeddedOptions::default()
+    };
+    let all: Vec<Transfer> = blocks.iter().flat_map(|b| b.transfers.clone()).collect();
+    let check = |s: &EmbeddedStore, when: &str| {
+        for from_block in [0, 3, 7] {
+            address_queries_match(s, c, &all, from_block, MAX_LIMIT, when);
+        }
+        for t in &all {
+            assert_eq!(
+                s.transfers_of_tx(c, t.tx_hash).expect("tx"),
+                expected(&all, |x| x.tx_hash == t.tx_hash, 0, MAX_LIMIT),
+                "{when}: tx {}",
+                t.tx_hash
+            );
+        }
+    };
+    {
+        let s = EmbeddedStore::open_with(&path, options).expect("open");
+        for b in &blocks {
+            s.apply_blocks(c, std::slice::from_ref(b)).expect("write");
+        }
+        check(&s, "written");
+        s.keep_index_buffers_on_close();
+    }
+    let log = path.join("records").join(format!("{c}.log"));
+    {
+        let s = EmbeddedStore::open_with(&path, options).expect("reopen");
+        check(&s, "rebuilt");
+    }
+    let len = std::fs::metadata(&log).expect("log").len();
+    std::fs::write(&log, vec![0xa5; len as usize]).expect("damage the log");
+    {
+        let s = EmbeddedStore::open_with(&path, options).expect("reopen");
+        check(&s, "damaged log");
+    }
+    std::fs::remove_file(&log).expect("remove the log");
+    let s = EmbeddedStore::open_with(&path, options).expect("reopen");
+    check(&s, "no log");
+    // Writes after the loss append after the lost end, and read back from the log.
+    let more = rich_block(c, 8);
+    s.apply_blocks(c, std::slice::from_ref(&more))
+        .expect("write");
+    assert!(std::fs::metadata(&log).expect("log").len() > len);
+    let mut all = all;
+    all.extend(more.transfers);
+    address_queries_match(&s, c, &all, 0, MAX_LIMIT, "after the loss");
+}
+
 /// Block `n` with mixed positions in three transactions, every asset kind of one token
 /// contract, and two tx hashes whose 32 bytes differ but fold to the same digest (their
 /// first two words swapped).
@@ -511,6 +584,31 @@ fn rich_block(chain_id: u64, n: u64) -> BlockData {
 }
 
 /// What a query must return, computed from the written data.
+/// "Out of" and "into" each address of `rich_block` from `from_block` answer what `all`
+/// holds, in block order, at most `limit`.
+fn address_queries_match(
+    s: &dyn Store,
+    c: u64,
+    all: &[Transfer],
+    from_block: u64,
+    limit: usize,
+    when: &str,
+) {
+    for a in [4, 5, 6, 9] {
+        let a = addr(a);
+        assert_eq!(
+            s.transfers_from(c, a, from_block, limit).expect("from"),
+            expected(all, |t| t.from == a, from_block, limit),
+            "{when}: out of {a} from {from_block} limit {limit}"
+        );
+        assert_eq!(
+            s.transfers_to(c, a, from_block, limit).expect("to"),
+            expected(all, |t| t.to == a, from_block, limit),
+            "{when}: into {a} from {from_block} limit {limit}"
+        );
+    }
+}
+
 fn expected(
     all: &[Transfer],
     keep: impl Fn(&Transfer) -> bool,
@@ -531,24 +629,16 @@ fn expected(
 fn every_query_is_in_block_order_from_its_block_and_bounded() {
     on_both(106, |s, c| {
         let blocks: Vec<BlockData> = (0..6).map(|n| rich_block(c, n)).collect();
-        s.apply_blocks(c, &blocks).expect("write");
+        // Three blocks in one write, then one per write.
+        s.apply_blocks(c, &blocks[..3]).expect("write");
+        for b in &blocks[3..] {
+            s.apply_blocks(c, std::slice::from_ref(b)).expect("write");
+        }
         let all: Vec<Transfer> = blocks.iter().flat_map(|b| b.transfers.clone()).collect();
         let token = addr(0xcc);
         for from_block in [0, 2, 5, 6, u64::MAX] {
             for limit in [0, 1, 3, 7, 1000, MAX_LIMIT] {
-                for a in [4, 5, 6, 9] {
-                    let a = addr(a);
-                    assert_eq!(
-                        s.transfers_from(c, a, from_block, limit).expect("from"),
-                        expected(&all, |t| t.from == a, from_block, limit),
-                        "out of {a} from {from_block} limit {limit}"
-                    );
-                    assert_eq!(
-                        s.transfers_to(c, a, from_block, limit).expect("to"),
-                        expected(&all, |t| t.to == a, from_block, limit),
-                        "into {a} from {from_block} limit {limit}"
-                    );
-                }
+                address_queries_match(s, c, &all, from_block, limit, "");
                 assert_eq!(
                     s.transfers_of_asset(c, None, from_block, limit)
                         .expect("native"),
