@@ -5,6 +5,7 @@
 //! - [`etl`]: transfers from blockchain-etl CSV exports (`holdfast import transfers`).
 //! - [`source`]: [`ChainSource`], one node over HTTP or WebSocket: batched, rate-limited,
 //!   retried block fetches; trace method detection.
+//! - [`transport`]: HTTP JSON-RPC with the node's answer bounded.
 //! - [`state`]: account state, storage and headers at a block (the guard's simulation fork).
 //! - [`tx`]: nonces, fees, gas estimates, sending signed transactions, receipts (the guard
 //!   service's hot-wallet gateway).
@@ -18,8 +19,12 @@ pub mod etl;
 pub mod extract;
 pub mod source;
 pub mod state;
+pub mod transport;
 pub mod tx;
 
-pub use source::{BlockTransfers, ChainError, ChainSource, SourceConfig, TraceMode};
+pub use source::{
+    BlockTransfers, ChainError, ChainSource, DEFAULT_MAX_RESPONSE_BYTES, SourceConfig, TraceMode,
+};
 pub use state::{Account, Header};
+pub use transport::ResponseTooLarge;
 pub use tx::{Fees, Inclusion};

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use alloy::rpc::client::{ClientBuilder, RpcClient};
 use alloy::rpc::types::Log;
-use alloy::transports::TransportError;
 use alloy::transports::layers::{RateLimitRetryPolicy, RetryPolicy};
+use alloy::transports::{TransportError, TransportErrorKind};
 use alloy_primitives::{Address, B256, Bytes, U64, U256};
 use holdfast_primitives::{BlockRef, Conversion, Transfer};
 use serde::Deserialize;
@@ -43,6 +43,10 @@ impl TraceMode {
     }
 }
 
+/// The default bound on one answer of the node: 256 MiB. The largest answers are a busy
+/// mainnet block's receipts and call traces, a few tens of MB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 << 20;
+
 /// How to talk to the node.
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
@@ -58,6 +62,9 @@ pub struct SourceConfig {
     pub max_retries: u32,
     /// How often to poll for a new head when the transport has no subscriptions.
     pub poll_interval: Duration,
+    /// Largest answer read from the node (an HTTP body, a WebSocket message), bytes. A
+    /// larger one is an error naming the method and block, not retried.
+    pub max_response_bytes: usize,
 }
 
 impl SourceConfig {
@@ -69,6 +76,7 @@ impl SourceConfig {
             timeout: Duration::from_secs(30),
             max_retries: 8,
             poll_interval: Duration::from_millis(500),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -131,12 +139,13 @@ impl ChainError {
             ChainError::Rpc {
                 retries, source, ..
             } => {
-                *retries > 0
-                    || matches!(
-                        source,
-                        alloy::transports::RpcError::Transport(_)
-                            | alloy::transports::RpcError::NullResp
-                    )
+                !crate::transport::is_too_large(source)
+                    && (*retries > 0
+                        || matches!(
+                            source,
+                            alloy::transports::RpcError::Transport(_)
+                                | alloy::transports::RpcError::NullResp
+                        ))
             }
             ChainError::TracesUnavailable { .. } | ChainError::Extract(_) => false,
         }
@@ -244,26 +253,49 @@ pub struct ChainSource {
     pairs: Mutex<HashMap<Address, Option<PairTokens>>>,
 }
 
+/// An RPC client for `config.url` whose answers are bounded by `max_response_bytes`: HTTP
+/// through [`BoundedHttp`](crate::transport), WebSocket with tungstenite's message and frame
+/// limits at the same figure.
+async fn connect_bounded(config: &SourceConfig) -> Result<RpcClient, TransportError> {
+    let max = config.max_response_bytes;
+    let url = config.url.trim();
+    if url.starts_with("ws://") || url.starts_with("wss://") {
+        let ws = alloy::transports::ws::WsConnect::new(url).with_config(
+            alloy::transports::ws::WebSocketConfig::default()
+                .max_message_size(Some(max))
+                .max_frame_size(Some(max)),
+        );
+        return ClientBuilder::default().ws(ws).await;
+    }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        let parsed = url
+            .parse()
+            .map_err(|e| TransportErrorKind::custom_str(&format!("not a URL: {e}")))?;
+        let local = alloy::transports::utils::guess_local_url(url);
+        return Ok(ClientBuilder::default()
+            .transport(crate::transport::BoundedHttp::new(parsed, max), local));
+    }
+    // IPC paths and anything else: alloy's own connector.
+    ClientBuilder::default().connect(url).await
+}
+
 impl ChainSource {
     /// Connects, reads the chain id and settles the trace mode (detecting it unless
     /// configured; a configured mode the node does not serve is an error).
     pub async fn connect(config: SourceConfig) -> Result<ChainSource, ChainError> {
         let endpoint = redact(&config.url);
-        let client = tokio::time::timeout(
-            config.timeout,
-            ClientBuilder::default().connect(&config.url),
-        )
-        .await
-        .map_err(|_| ChainError::Timeout {
-            method: "connect",
-            block: None,
-            timeout: config.timeout,
-            retries: 0,
-        })?
-        .map_err(|source| ChainError::Connect {
-            endpoint: endpoint.clone(),
-            source,
-        })?;
+        let client = tokio::time::timeout(config.timeout, connect_bounded(&config))
+            .await
+            .map_err(|_| ChainError::Timeout {
+                method: "connect",
+                block: None,
+                timeout: config.timeout,
+                retries: 0,
+            })?
+            .map_err(|source| ChainError::Connect {
+                endpoint: endpoint.clone(),
+                source,
+            })?;
         let mut source = ChainSource {
             client,
             endpoint,
@@ -961,6 +993,58 @@ mod misbehaving_node {
         .await;
         assert!(err.to_string().contains("a reorg between reads"), "{err}");
         assert!(err.is_transient(), "refetching may succeed");
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_the_bound_is_an_error_naming_block_and_method_and_not_retried() {
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let url = serve(|m, _| {
+            common(m).unwrap_or_else(|| match m {
+                "eth_getBlockByNumber" => {
+                    CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    // About 200 KB: 3 000 transaction hashes.
+                    block(3000)
+                }
+                "eth_getBlockReceipts" => json!([]),
+                _ => json!(null),
+            })
+        })
+        .await;
+        let mut config = SourceConfig::new(url);
+        config.max_response_bytes = 64 << 10;
+        let source = ChainSource::connect(config).await.expect("connects");
+        let err = source.fetch_block(5).await.expect_err("must refuse");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("larger than 65536 bytes") && msg.contains("block 5"),
+            "{msg}"
+        );
+        assert!(
+            !err.is_transient(),
+            "the same answer would come again: {msg}"
+        );
+        assert_eq!(
+            CALLS.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "not retried"
+        );
+        // Under the bound, the same node answers.
+        let mut config = SourceConfig::new(
+            serve(|m, _| {
+                common(m).unwrap_or_else(|| match m {
+                    "eth_getBlockByNumber" => block(0),
+                    "eth_getBlockReceipts" => json!([]),
+                    _ => json!(null),
+                })
+            })
+            .await,
+        );
+        config.max_response_bytes = 64 << 10;
+        let source = ChainSource::connect(config).await.expect("connects");
+        assert_eq!(
+            source.fetch_block(5).await.expect("fetches").block.number,
+            5
+        );
     }
 
     #[tokio::test]

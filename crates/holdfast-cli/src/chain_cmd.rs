@@ -59,6 +59,10 @@ pub struct IngestArgs {
     /// Blocks fetched ahead during backfill.
     #[arg(long, default_value_t = 8)]
     pub prefetch: usize,
+    /// Largest answer accepted from the node, MiB (a batch of one block's header, receipts
+    /// and traces is one answer).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_response_mb: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -141,6 +145,7 @@ pub fn ingest(store: Arc<dyn Store>, args: &IngestArgs, quiet: bool) -> anyhow::
             TraceModeArg::None => Some(TraceMode::None),
         };
         config.requests_per_second = args.rps;
+        config.max_response_bytes = (args.max_response_mb as usize) << 20;
         let source = Arc::new(ChainSource::connect(config).await?);
         let options = IngestOptions { from: args.from, to: args.to, follow: args.follow, confirmations: args.confirmations, prefetch: args.prefetch, ..IngestOptions::default() };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
