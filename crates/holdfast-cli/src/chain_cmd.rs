@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use holdfast_chain::{BlockTransfers, ChainError, ChainSource, SourceConfig, TraceMode};
 use holdfast_ingest::{IngestOptions, Ingestor, Progress};
 use holdfast_primitives::{BlockRef, Transfer};
-use holdfast_store::{EmbeddedStore, PgStore, Store, TransferQuery};
+use holdfast_store::{EmbeddedOptions, EmbeddedStore, PgStore, Store, TransferQuery};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Where transfers are stored.
@@ -22,6 +22,18 @@ pub struct StoreArgs {
     /// embedded store in the data directory (`<data-dir>/store/transfers`).
     #[arg(long, global = true, env = "HOLDFAST_STORE", value_name = "URL")]
     pub store: Option<String>,
+    /// Embedded store: transfers whose index entries are held in memory before they are
+    /// written out as sorted tables (about 230 bytes each, twice over while writing out).
+    /// Smaller saves memory when following a chain; larger makes fewer, larger tables.
+    #[arg(
+        long,
+        global = true,
+        env = "HOLDFAST_INDEX_BUFFER",
+        value_name = "TRANSFERS",
+        default_value_t = 1 << 20,
+        value_parser = clap::value_parser!(u32).range(1..=16_777_216)
+    )]
+    pub index_buffer: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -124,9 +136,14 @@ pub fn open_store(
         ),
         None => {
             let path = data_dir.root().join("store/transfers");
-            Ok(Arc::new(EmbeddedStore::open(&path).with_context(|| {
-                format!("opening the embedded store {}", path.display())
-            })?))
+            let options = EmbeddedOptions {
+                index_buffer: args.index_buffer as usize,
+                ..EmbeddedOptions::default()
+            };
+            Ok(Arc::new(
+                EmbeddedStore::open_with(&path, options)
+                    .with_context(|| format!("opening the embedded store {}", path.display()))?,
+            ))
         }
     }
 }

@@ -4,7 +4,9 @@
 //!    `ChainSource::fetch_block`, which includes extraction (microseconds per block);
 //! 2. full ingestion into the embedded store.
 //!
-//! The difference is Holdfast's own cost (storing). Plain binary:
+//! The difference is Holdfast's own cost (storing). Each phase also reports the CPU time
+//! of this process (Holdfast) and of anvil (`/proc/<pid>/stat`), to show where the time
+//! goes. Plain binary:
 //! `cargo bench -p holdfast-ingest --bench ingest [-- --blocks N --txs-per-block M]`.
 
 use std::sync::Arc;
@@ -22,6 +24,28 @@ use serde_json::json;
 alloy::sol! {
     function deposit() external payable;
     function transfer(address to, uint256 amount) external returns (bool);
+}
+
+/// CPU seconds (user + system) used so far by process `pid` ("self" for this one).
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // Clock ticks: 100 per second on Linux.
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
+/// CPU of Holdfast and of the node over a phase of `wall` seconds, as shares of one core.
+fn cpu_line(phase: &str, wall: f64, holdfast: f64, node: f64) -> String {
+    format!(
+        "{phase}: {wall:.1} s wall; CPU: Holdfast {holdfast:.1} s ({:.0}% of a core), anvil {node:.1} s ({:.0}% of a core)",
+        100.0 * holdfast / wall,
+        100.0 * node / wall
+    )
 }
 
 fn arg(name: &str, default: u64) -> u64 {
@@ -91,8 +115,10 @@ async fn main() {
     config.requests_per_second = 100_000;
     let source = Arc::new(ChainSource::connect(config).await.expect("source"));
     // 1. The node: fetch every block (with extraction), 8 in flight, three runs.
+    let anvil = node.pid().to_string();
     let mut fetch_rates = Vec::new();
     let mut transfers = 0;
+    let (c0, n0, w0) = (cpu_secs("self"), cpu_secs(&anvil), Instant::now());
     for _ in 0..3 {
         let t = Instant::now();
         let mut stream = futures_util::stream::iter(0..=head)
@@ -104,6 +130,15 @@ async fn main() {
         }
         fetch_rates.push((head + 1) as f64 / t.elapsed().as_secs_f64());
     }
+    println!(
+        "{}",
+        cpu_line(
+            "node phase, 3 runs",
+            w0.elapsed().as_secs_f64(),
+            cpu_secs("self") - c0,
+            cpu_secs(&anvil) - n0
+        )
+    );
     fetch_rates.sort_by(|a, b| a.total_cmp(b));
     println!(
         "node: fetch + extract {} blocks ({transfers} transfers): median {:.0} blocks/s ({:.0} transfers/s) over 3 runs, traces via {}",
@@ -114,6 +149,7 @@ async fn main() {
     );
     // 2. Full ingestion into the embedded store, three fresh stores.
     let mut rates = Vec::new();
+    let (c0, n0, w0) = (cpu_secs("self"), cpu_secs(&anvil), Instant::now());
     for _ in 0..3 {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(EmbeddedStore::open(&dir.path().join("s")).expect("store"));
@@ -129,6 +165,15 @@ async fn main() {
             summary.transfers as f64 / secs,
         ));
     }
+    println!(
+        "{}",
+        cpu_line(
+            "ingest phase, 3 runs",
+            w0.elapsed().as_secs_f64(),
+            cpu_secs("self") - c0,
+            cpu_secs(&anvil) - n0
+        )
+    );
     rates.sort_by(|a, b| a.0.total_cmp(&b.0));
     println!(
         "ingest: {} blocks into the embedded store: median {:.0} blocks/s, {:.0} transfers/s over 3 runs",

@@ -325,10 +325,10 @@ mod chain {
     use std::process::{Command, Stdio};
     use std::time::Duration;
 
-    use alloy_primitives::U256;
+    use alloy_primitives::{B256, U256};
     use holdfast_primitives::Asset;
     use holdfast_store::{EmbeddedStore, Store};
-    use holdfast_testkit::{Anvil, Scenario};
+    use holdfast_testkit::{Anvil, Scenario, dev_account};
 
     fn ingest_cmd(data: &std::path::Path, rpc: &str, extra: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_holdfast"));
@@ -348,12 +348,18 @@ mod chain {
         let sends = Scenario::new(&node).eth_sends(120).await.expect("activity");
         let head = node.block_number().await.expect("head");
         let dir = tempfile::tempdir().expect("tempdir");
-        // Throttled so that the kill lands mid-run.
-        let mut child = ingest_cmd(dir.path(), &node.http_url(), &["--rps", "40"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
+        // Throttled so that the kill lands mid-run; with an index buffer of 7 transfers, so
+        // that the store writes its index out in the background all along and the kill can
+        // land in the middle of that too.
+        let mut child = ingest_cmd(
+            dir.path(),
+            &node.http_url(),
+            &["--rps", "40", "--index-buffer", "7"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
         tokio::time::sleep(Duration::from_millis(2500)).await;
         child.kill().expect("kill -9");
         let _ = child.wait();
@@ -385,6 +391,22 @@ mod chain {
             Some(&sum),
             "per-asset sums equal the node's"
         );
+        // Every address's transfers, out and in, are there exactly once and in order.
+        for who in (3..6).map(dev_account) {
+            let expected: Vec<B256> = sends.iter().filter(|s| s.1 == who).map(|s| s.0).collect();
+            let got: Vec<B256> = store
+                .transfers_from(31337, who, 0, 10_000)
+                .expect("from")
+                .iter()
+                .map(|t| t.tx_hash)
+                .collect();
+            assert_eq!(got, expected, "out of {who}");
+        }
+        for who in (6..10).map(dev_account) {
+            let expected = sends.iter().filter(|s| s.2 == who).count();
+            let got = store.transfers_to(31337, who, 0, 10_000).expect("to");
+            assert_eq!(got.len(), expected, "into {who}");
+        }
         let resumed = String::from_utf8_lossy(&out.stderr);
         assert!(
             resumed.contains(&format!("{} blocks", head + 1 - partial.blocks)),
