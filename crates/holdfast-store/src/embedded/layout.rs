@@ -38,13 +38,27 @@ pub(super) const SPACES: [(&str, bool); 6] = [
 
 /// Key-value pairs and deletions of one write, in one buffer, sorted before they go into
 /// the batch (sorted inserts are markedly cheaper for the memtable).
-#[derive(Default)]
 pub(super) struct Staged {
     pub(super) arena: Vec<u8>,
     /// (keyspace, key start, key end = value start, value end)
     pub(super) puts: Vec<(usize, usize, usize, usize)>,
     /// (keyspace, key start, key end)
     pub(super) dels: Vec<(usize, usize, usize)>,
+    /// The last few keys `put_once` staged (indexes into `puts`).
+    recent: [usize; 4],
+    recent_at: usize,
+}
+
+impl Default for Staged {
+    fn default() -> Self {
+        Staged {
+            arena: Vec::new(),
+            puts: Vec::new(),
+            dels: Vec::new(),
+            recent: [usize::MAX; 4],
+            recent_at: 0,
+        }
+    }
 }
 
 impl Staged {
@@ -74,6 +88,33 @@ impl Staged {
         let mid = self.arena.len();
         value(&mut self.arena);
         self.puts.push((space, start, mid, self.arena.len()));
+    }
+
+    /// A put with no value, skipped when one of the last few `put_once` keys is the same
+    /// (the asset index: one key per asset and block, staged once per transfer). Duplicates
+    /// it misses are dropped at commit.
+    pub(super) fn put_once(&mut self, space: usize, key: &[&[u8]]) {
+        let len: usize = key.iter().map(|k| k.len()).sum();
+        let same = |p: &(usize, usize, usize, usize)| {
+            p.0 == space && p.2 - p.1 == len && {
+                let mut at = p.1;
+                key.iter().all(|k| {
+                    let hit = self.arena[at..at + k.len()] == **k;
+                    at += k.len();
+                    hit
+                })
+            }
+        };
+        if self
+            .recent
+            .iter()
+            .any(|&i| self.puts.get(i).is_some_and(same))
+        {
+            return;
+        }
+        self.recent[self.recent_at % self.recent.len()] = self.puts.len();
+        self.recent_at += 1;
+        self.put(space, key, &[]);
     }
 
     pub(super) fn del(&mut self, space: usize, key: &[&[u8]]) {
@@ -177,13 +218,12 @@ pub(super) fn stage_transfer(
         s.put(TO, &[t.to.as_slice(), p], &[&l]);
         s.put(TX, &[&tx_digest(&t.tx_hash), &p[..12]], &[]);
     }
-    s.put(
+    s.put_once(
         ASSET,
         &[
             &asset_prefix(t.asset.token()),
             &t.block_number.to_be_bytes(),
         ],
-        &[],
     );
     loc
 }

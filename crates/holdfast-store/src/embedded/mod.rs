@@ -560,15 +560,24 @@ impl EmbeddedStore {
         if s.is_empty() {
             return Ok(());
         }
-        let Staged { arena, puts, dels } = s;
-        let key = |p: &(usize, usize, usize, usize)| (p.0, &arena[p.1..p.2]);
-        let mut order: Vec<usize> = (0..puts.len()).collect();
-        order.sort_unstable_by(|a, b| key(&puts[*a]).cmp(&key(&puts[*b])));
-        order.dedup_by(|a, b| key(&puts[*a]) == key(&puts[*b]));
+        let Staged {
+            arena, puts, dels, ..
+        } = s;
+        // Per keyspace, in key order (most keyspaces are staged in order already, which the
+        // sort then only checks).
+        let key = |i: &usize| &arena[puts[*i].1..puts[*i].2];
+        let mut by_space: [Vec<usize>; SPACES.len()] = Default::default();
+        for (i, p) in puts.iter().enumerate() {
+            by_space[p.0].push(i);
+        }
         let mut batch = self.db.batch().durability(Some(self.persist_mode()));
-        for i in order {
-            let (space, k, v, end) = puts[i];
-            batch.insert(chain.space(space), &arena[k..v], &arena[v..end]);
+        for mut order in by_space {
+            order.sort_unstable_by(|a, b| key(a).cmp(key(b)));
+            order.dedup_by(|a, b| key(a) == key(b));
+            for i in order {
+                let (space, k, v, end) = puts[i];
+                batch.insert(chain.space(space), &arena[k..v], &arena[v..end]);
+            }
         }
         for (space, k, end) in dels {
             batch.remove(chain.space(space), &arena[k..end]);

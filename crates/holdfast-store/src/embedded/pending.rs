@@ -53,13 +53,14 @@ impl<K: std::hash::Hash + Eq + Copy> Index<K> {
 
     fn push(&mut self, key: K, i: u32) {
         self.next.push(NIL);
-        match self.lists.get_mut(&key) {
-            Some(l) => {
+        match self.lists.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut l) => {
+                let l = l.get_mut();
                 self.next[l.tail as usize] = i;
                 l.tail = i;
             }
-            None => {
-                self.lists.insert(key, List { head: i, tail: i });
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(List { head: i, tail: i });
             }
         }
     }
