@@ -13,8 +13,8 @@ use crate::codec::{self, Reader};
 /// hash and survives unwinds).
 pub(super) const IMPORTED: u8 = 1;
 
-/// Meta key: the chain's index entries are in the keyspaces for every block up to this one
-/// (see `pending`).
+/// Meta key: the mark. Every block below it has its index entries in the keyspaces; blocks
+/// at or above it have them in the index buffers (see `pending`).
 pub(super) const INDEXED_KEY: &[u8] = b"x";
 
 /// Meta key: the record log's end after the last commit (module `log`).

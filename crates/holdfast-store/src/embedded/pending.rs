@@ -3,18 +3,21 @@
 //! memtable, no journal) once enough have gathered.
 //!
 //! Why: those three indexes take random keys. Inserted one by one into the memtable they cost
-//! a skip-list search each, a second copy in the journal and then compaction of small
-//! overlapping tables; that was two thirds of the write path (docs/STORE.md). The records
+//! a skip-list search each (a third of the old write path's profile), a second copy in the
+//! journal and then compaction of small overlapping tables (docs/STORE.md). The records
 //! themselves are keyed in block order, so they still go through the atomic batch.
 //!
-//! The invariant that makes it crash-safe: every record of a block above the chain's
-//! *indexed-through* mark (meta key `x`) has its index entries here, and every record at or
-//! below the mark has them in the keyspaces. The buffer is therefore never the only copy of
-//! anything: it is rebuilt from the records above the mark when the store opens. A flush
-//! writes the tables first and moves the mark last; a crash in between leaves entries in the
-//! keyspaces that the rebuild adds again with the same key, which changes nothing.
+//! The invariant that makes it crash-safe: every record of a block at or above the chain's
+//! mark (meta key `x`: blocks below it are indexed in the keyspaces) has its index entries in
+//! a buffer, the active one or the one being written out, and every record below the mark
+//! has them in the keyspaces. A write to a block below the mark, or inside the range being
+//! written out, indexes it directly. The buffers are therefore never the only copy of
+//! anything: they are rebuilt from the records at and above the mark when the store opens. A
+//! write-out writes the tables first and moves the mark last; a crash in between leaves
+//! entries in the keyspaces that the rebuild adds again with the same key, which changes
+//! nothing.
 //!
-//! Readers take the buffer's read lock, then their snapshot, so they see a write's records
+//! Readers take the buffers' read lock, then their snapshot, so they see a write's records
 //! and its buffered index entries together (the writer commits while holding the write lock).
 
 use std::collections::HashMap;
