@@ -40,8 +40,8 @@ struct List {
 
 /// One list per index: a map from the indexed key to its list, and the links.
 struct Index<K> {
-    /// foldhash with a per-process random seed: fast on 20-byte keys, and the keys
-    /// (addresses) cannot be chosen to collide without knowing the seed.
+    /// foldhash with a random seed per process: fast on 20-byte keys and not predictable
+    /// from outside (not a cryptographic hash; std's SipHash cost about 5% of the writer).
     lists: HashMap<K, List, RandomState>,
     next: Vec<u32>,
 }
