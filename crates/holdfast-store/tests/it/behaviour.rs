@@ -455,14 +455,7 @@ fn embedded_index_buffer_is_rebuilt_on_open_and_the_record_log_is_only_a_cache()
         for from_block in [0, 3, 7] {
             address_queries_match(s, c, &all, from_block, MAX_LIMIT, when);
         }
-        for t in &all {
-            assert_eq!(
-                s.transfers_of_tx(c, t.tx_hash).expect("tx"),
-                expected(&all, |x| x.tx_hash == t.tx_hash, 0, MAX_LIMIT),
-                "{when}: tx {}",
-                t.tx_hash
-            );
-        }
+        tx_queries_match(s, c, &all, when);
     };
     {
         let s = EmbeddedStore::open_with(&path, options).expect("open");
@@ -584,6 +577,18 @@ fn rich_block(chain_id: u64, n: u64) -> BlockData {
 }
 
 /// What a query must return, computed from the written data.
+/// Every transaction of `all` answers with its transfers, in block order.
+fn tx_queries_match(s: &dyn Store, c: u64, all: &[Transfer], when: &str) {
+    for t in all {
+        assert_eq!(
+            s.transfers_of_tx(c, t.tx_hash).expect("tx"),
+            expected(all, |x| x.tx_hash == t.tx_hash, 0, MAX_LIMIT),
+            "{when}: tx {}",
+            t.tx_hash
+        );
+    }
+}
+
 /// "Out of" and "into" each address of `rich_block` from `from_block` answer what `all`
 /// holds, in block order, at most `limit`.
 fn address_queries_match(
@@ -658,13 +663,8 @@ fn every_query_is_in_block_order_from_its_block_and_bounded() {
                 );
             }
         }
+        tx_queries_match(s, c, &all, "");
         for t in &all {
-            assert_eq!(
-                s.transfers_of_tx(c, t.tx_hash).expect("tx"),
-                expected(&all, |x| x.tx_hash == t.tx_hash, 0, MAX_LIMIT),
-                "tx {}",
-                t.tx_hash
-            );
             assert_eq!(
                 s.transfers(c, TransferQuery::Tx { tx_hash: t.tx_hash }, 1)
                     .expect("tx"),
