@@ -85,7 +85,8 @@ pub struct EmbeddedOptions {
     /// Block cache, bytes.
     pub cache_bytes: u64,
     /// How many transfers' index entries the index buffer holds before it writes them out as
-    /// sorted tables (about 100 bytes of memory each, per chain). Larger: fewer, larger
+    /// sorted tables (about 230 bytes of memory each, per chain, twice over while one buffer
+    /// is written out and the next fills). Larger: fewer, larger
     /// tables and less compaction; the buffer is rebuilt from the records on open, which
     /// reads this many records at most.
     pub index_buffer: usize,
@@ -109,8 +110,9 @@ struct Chain {
     buffers: RwLock<Buffers>,
     /// The thread writing `Buffers::frozen` out, if one was started.
     flusher: Mutex<Option<std::thread::JoinHandle<Result<(), StoreError>>>>,
-    /// Blocks below this have their index entries in the keyspaces (meta key `x`). Changed
-    /// by writers only (under the writer lock).
+    /// Blocks below this have their index entries in the keyspaces (meta key `x`). Raised
+    /// by a write-out under the buffers' write lock, lowered by an unwind under the writer
+    /// lock once no write-out runs.
     indexed_below: AtomicU64,
 }
 
@@ -160,6 +162,12 @@ fn write_out(
     frozen: &Pending,
     persist: PersistMode,
 ) -> Result<(), String> {
+    // The tables are durable as soon as they are written (fjall fsyncs them), so the records
+    // they point at must be durable first: otherwise a power cut could keep index entries
+    // of records the journal lost. One fsync of the log and the journal per write-out.
+    chain.log.sync().map_err(|e| format!("record log: {e}"))?;
+    db.persist(PersistMode::SyncAll)
+        .map_err(|e| e.to_string())?;
     let mut ingest = Vec::with_capacity(3);
     for space in [FROM, TO, TX] {
         ingest.push(
@@ -556,7 +564,7 @@ impl EmbeddedStore {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn commit(&self, chain: &Chain, s: Staged, last_sync: &mut Instant) -> Result<(), StoreError> {
+    fn commit(&self, chain: &Chain, s: Staged) -> Result<(), StoreError> {
         if s.is_empty() {
             return Ok(());
         }
@@ -570,7 +578,9 @@ impl EmbeddedStore {
         for (i, p) in puts.iter().enumerate() {
             by_space[p.0].push(i);
         }
-        let mut batch = self.db.batch().durability(Some(self.persist_mode()));
+        // Reaches the operating system; fsynced by `sync_if_due` once the caller has released
+        // the buffers' lock (readers do not wait for an fsync).
+        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
         for mut order in by_space {
             order.sort_unstable_by(|a, b| key(a).cmp(key(b)));
             order.dedup_by(|a, b| key(a) == key(b));
@@ -582,10 +592,17 @@ impl EmbeddedStore {
         for (space, k, end) in dels {
             batch.remove(chain.space(space), &arena[k..end]);
         }
-        batch.commit().map_err(|e| self.err(e))?;
-        if let Durability::Interval(every) = self.options.durability
-            && last_sync.elapsed() >= every
-        {
+        batch.commit().map_err(|e| self.err(e))
+    }
+
+    /// After a commit: fsyncs if the durability asks for it now (every commit, or the
+    /// interval has passed since the last fsync).
+    fn sync_if_due(&self, last_sync: &mut Instant) -> Result<(), StoreError> {
+        let due = match self.options.durability {
+            Durability::EveryCommit => true,
+            Durability::Interval(every) => last_sync.elapsed() >= every,
+        };
+        if due {
             self.sync()?;
             *last_sync = Instant::now();
         }
@@ -755,7 +772,7 @@ impl Store for EmbeddedStore {
             // their buffered index entries together.
             self.append_log(&chain, &entries)?;
             let mut buffers = chain.buffers_mut();
-            self.commit(&chain, staged, &mut last_sync)?;
+            self.commit(&chain, staged)?;
             chain.log.committed(&entries);
             let mut start = 0;
             for (end, loc, from, to, digest) in buffered.entries {
@@ -766,6 +783,7 @@ impl Store for EmbeddedStore {
             }
             let full = buffers.active.len() >= self.options.index_buffer;
             drop(buffers);
+            self.sync_if_due(&mut last_sync)?;
             if full {
                 // On the flusher thread: the next blocks are staged meanwhile.
                 self.flush_index(&chain, true, &mut last_sync)?;
@@ -783,7 +801,7 @@ impl Store for EmbeddedStore {
         };
         let mut last_sync = self.writer();
         // Unwinding deletes index entries from the keyspaces; the buffer goes there first.
-        // (Reorgs are rare and shallow; the flush costs at most one buffer's worth.)
+        // (Reorgs are rare and shallow; this costs at most two buffers' worth.)
         self.flush_index(&chain, false, &mut last_sync)?;
         let snap = self.db.snapshot();
         let mut removed = Vec::new();
@@ -855,7 +873,8 @@ impl Store for EmbeddedStore {
         // Blocks written again above the fork point go through the buffer.
         let below = chain.indexed_below.load(Ordering::SeqCst).min(first);
         s.put(META, &[INDEXED_KEY], &[&below.to_be_bytes()]);
-        self.commit(&chain, s, &mut last_sync)?;
+        self.commit(&chain, s)?;
+        self.sync_if_due(&mut last_sync)?;
         chain.indexed_below.store(below, Ordering::SeqCst);
         Ok(removed)
     }
@@ -1092,7 +1111,8 @@ impl Store for EmbeddedStore {
             &[&RecordLog::end_after(&entries).to_be_bytes()],
         );
         self.append_log(&chain, &entries)?;
-        self.commit(&chain, s, &mut last_sync)?;
+        self.commit(&chain, s)?;
+        self.sync_if_due(&mut last_sync)?;
         chain.log.committed(&entries);
         Ok(new as usize)
     }
