@@ -237,8 +237,12 @@ fn history(
     let rows = store
         .transfers_from(chain_id, report_wallet, 0, holdfast_store::MAX_LIMIT)
         .context("reading the wallet's history from the transfer store")?;
+    // Read from the wallet's first transfer on: a full page may have left the newest out,
+    // and velocity is then not summed from a partial list (fail closed).
+    let truncated = rows.len() >= holdfast_store::MAX_LIMIT;
     Ok(History {
         known: true,
+        truncated,
         first_paid: Vec::new(),
         outflows: rows
             .into_iter()

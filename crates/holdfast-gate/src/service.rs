@@ -27,7 +27,8 @@ use holdfast_guard::rpc::RpcState;
 use holdfast_guard::simulate::{Fork, SimOptions, Simulator};
 use holdfast_guard::{CheckOptions, Envelope, Guard, Report};
 use holdfast_store::gate::{
-    AuditKind, Change, GateRequest, GateStore, NewAudit, Outflow, RequestState, StoredApproval,
+    AuditKind, Change, GateRequest, GateStore, HistoryQuery, NewAudit, Outflow, RequestState,
+    StoredApproval, WalletHistory,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -239,11 +240,13 @@ impl Gate {
         &self,
         env: &Envelope,
         approvals: Vec<VerifiedApproval>,
+        request_id: &str,
     ) -> Result<Report, GateError> {
         let sim = self.simulator().await;
         let guard = self.guard.clone();
         let env = env.clone();
-        self.blocking(move |store| decide_with(store, &guard, &env, &approvals, sim))
+        let id = request_id.to_owned();
+        self.blocking(move |store| decide_again(store, &guard, &env, &approvals, sim, &id))
             .await
     }
 
@@ -795,7 +798,7 @@ impl Gate {
             initiator: Some(r.initiator.clone()),
             ..env
         };
-        let report = self.decide(&env, verified).await?;
+        let report = self.decide(&env, verified, &r.id).await?;
         if report.payload_hash != r.payload_hash {
             return Err(GateError::Conflict(
                 "the request decodes to another payload than when it was submitted".into(),
@@ -1119,33 +1122,49 @@ fn new_id(payload: B256, (instance, n): (B256, u64)) -> String {
     .to_string()
 }
 
+/// At most this many outflow records of one wallet are read for a decision. A wallet with
+/// more in its longest velocity window is not summed from a partial list: its velocity
+/// limits count as exceeded (fail closed), and the reason says why.
+pub const HISTORY_MAX_RECORDS: usize = 100_000;
+
 /// What the policy needs of the wallet's past, and no more: outflows within its longest
-/// velocity window, and first payments of the request's destinations if a rule asks.
-fn history(
-    store: &dyn GateStore,
+/// velocity window (reservations of undecided requests included), and first payments of
+/// the request's destinations if a rule asks. `None` when the policy needs nothing.
+fn history_query(
     guard: &Guard,
     wallet: Address,
     env: &Envelope,
-) -> Result<History, GateError> {
+    now: u64,
+    exclude: Option<String>,
+) -> Result<Option<HistoryQuery>, GateError> {
     let (window, first_paid) = guard.policy().history_needs();
-    let rows = match window {
-        Some(w) => {
-            let since = now().saturating_sub(w.as_secs().min(HISTORY_WINDOW.as_secs()));
-            store.outflows(wallet, since)?
-        }
-        None => Vec::new(),
-    };
-    let first_paid = if first_paid {
-        let dests = guard
+    let destinations = if first_paid {
+        guard
             .decoded_destinations(env)
-            .map_err(|e| GateError::BadRequest(e.to_string()))?;
-        store.first_paid(wallet, &dests)?
+            .map_err(|e| GateError::BadRequest(e.to_string()))?
     } else {
         Vec::new()
     };
-    Ok(History {
+    if window.is_none() && !first_paid {
+        return Ok(None);
+    }
+    Ok(Some(HistoryQuery {
+        wallet,
+        since: window.map(|w| now.saturating_sub(w.as_secs().min(HISTORY_WINDOW.as_secs()))),
+        now,
+        destinations,
+        exclude,
+        max_records: HISTORY_MAX_RECORDS,
+    }))
+}
+
+/// The store's history of a wallet as the policy sees it.
+fn history_of(h: WalletHistory) -> History {
+    History {
         known: true,
-        outflows: rows
+        truncated: h.truncated,
+        outflows: h
+            .outflows
             .into_iter()
             .map(|(at, o)| PastOutflow {
                 to: o.to,
@@ -1154,22 +1173,19 @@ fn history(
                 at,
             })
             .collect(),
-        first_paid,
-    })
+        first_paid: h.first_paid,
+    }
 }
 
-/// The guard engine on a request, with its wallet's history read from the store.
+/// The guard engine on a request, with the wallet's history given.
 fn decide_with(
-    store: &dyn GateStore,
     guard: &Guard,
     env: &Envelope,
     approvals: &[VerifiedApproval],
     sim: Result<Option<Arc<Simulator>>, String>,
+    history: History,
+    now: u64,
 ) -> Result<Report, GateError> {
-    let (_, _, wallet) = guard
-        .root_call(env)
-        .map_err(|e| GateError::BadRequest(e.to_string()))?;
-    let history = history(store, guard, wallet, env)?;
     let (sim, sim_failure) = match sim {
         Ok(s) => (s, None),
         Err(e) => (None, Some(e)),
@@ -1179,12 +1195,36 @@ fn decide_with(
         safe_version: None,
         history,
         approvals,
-        now: now(),
+        now,
         sim_failure,
     };
     guard
         .check(env, &opts)
         .map_err(|e| GateError::BadRequest(e.to_string()))
+}
+
+/// The guard engine on a request already recorded (decided again with its approvals): the
+/// wallet's history read without its lock, this request's own reservation left out.
+fn decide_again(
+    store: &dyn GateStore,
+    guard: &Guard,
+    env: &Envelope,
+    approvals: &[VerifiedApproval],
+    sim: Result<Option<Arc<Simulator>>, String>,
+    request_id: &str,
+) -> Result<Report, GateError> {
+    let (_, _, wallet) = guard
+        .root_call(env)
+        .map_err(|e| GateError::BadRequest(e.to_string()))?;
+    let t = now();
+    let history = match history_query(guard, wallet, env, t, Some(request_id.to_owned()))? {
+        Some(q) => history_of(store.history(&q)?),
+        None => History {
+            known: true,
+            ..History::default()
+        },
+    };
+    decide_with(guard, env, approvals, sim, history, t)
 }
 
 /// A submitted request on its way to the store: decided, and recorded with its decision
@@ -1202,18 +1242,67 @@ struct Submission {
 }
 
 impl Submission {
+    /// Decides and records the request. When the policy looks at the wallet's past, the
+    /// decision runs under the wallet's lock in the store and the request is recorded with
+    /// its outflows reserved before the lock is released, so racing requests of one wallet
+    /// are decided one after another, each seeing the ones before it.
     fn record(
         self,
         store: &dyn GateStore,
         sim: Result<Option<Arc<Simulator>>, String>,
     ) -> Result<(GateRequest, Report), GateError> {
+        let (_, _, wallet) = self
+            .guard
+            .root_call(&self.env)
+            .map_err(|e| GateError::BadRequest(e.to_string()))?;
+        let t = now();
+        let Some(query) = history_query(&self.guard, wallet, &self.env, t, None)? else {
+            let history = History {
+                known: true,
+                ..History::default()
+            };
+            let frozen = store.frozen(wallet)?;
+            let (request, entries, report) = self.decide(sim, history, frozen, t)?;
+            store.insert(&request, entries)?;
+            return Ok((request, report));
+        };
+        let mut sim = Some(sim);
+        let mut outcome: Option<Result<(GateRequest, Report), GateError>> = None;
+        store.insert_decided(&query, &mut |h| {
+            let frozen = h.frozen;
+            let sim = sim.take().unwrap_or(Ok(None));
+            match self.decide(sim, history_of(h), frozen, t) {
+                Ok((request, entries, report)) => {
+                    outcome = Some(Ok((request.clone(), report)));
+                    Ok(Some((request, entries)))
+                }
+                Err(e) => {
+                    outcome = Some(Err(e));
+                    Ok(None)
+                }
+            }
+        })?;
+        outcome.unwrap_or_else(|| {
+            Err(GateError::Unavailable(
+                "the store did not run the decision".into(),
+            ))
+        })
+    }
+
+    /// The decision on the request given the wallet's history, and the request as it is to
+    /// be recorded with its audit entries.
+    fn decide(
+        &self,
+        sim: Result<Option<Arc<Simulator>>, String>,
+        history: History,
+        frozen: bool,
+        t: u64,
+    ) -> Result<(GateRequest, Vec<NewAudit>, Report), GateError> {
         let env = &self.env;
-        let report = decide_with(store, &self.guard, env, &[], sim)?;
+        let report = decide_with(&self.guard, env, &[], sim, history, t)?;
         let chain_id = report.chain_id.or(self.chain_id).unwrap_or_default();
         let id = new_id(report.payload_hash, self.id_seed);
-        let t = now();
         let wallet = report.wallet;
-        let frozen = store.frozen(wallet)?;
         let (state, release_at, need, group, reasons, decision, rule) = if frozen {
             let mut reasons = vec![
                 "signing is frozen for this wallet: an emergency freeze is in force".to_owned(),
@@ -1264,7 +1353,7 @@ impl Submission {
             } else {
                 report.kind.name().to_owned()
             },
-            request: self.body,
+            request: self.body.clone(),
             decision: decision.clone(),
             rule: rule.clone(),
             reasons: reasons.clone(),
@@ -1309,8 +1398,7 @@ impl Submission {
                 json!({"mode": "safe co-signer", "signer": signer.address(), "safe_tx_hash": request.payload_hash}),
             ));
         }
-        store.insert(&request, entries)?;
-        Ok((request, report))
+        Ok((request, entries, report))
     }
 }
 

@@ -4,4 +4,5 @@
 
 mod safe_cosigner;
 mod support;
+mod velocity_race;
 mod wallet_gateway;

@@ -619,6 +619,12 @@ fn velocity(
     usd_above: Option<Usd>,
     count_above: Option<u32>,
 ) -> Option<String> {
+    if facts.history.truncated {
+        return Some(format!(
+            "the wallet has more outflows within {} than Holdfast reads for one decision: they cannot be summed, so this counts as above every velocity limit",
+            format_duration(window)
+        ));
+    }
     let wanted = |a: &Asset| asset.is_none_or(|k| AssetKey::of(a) == k);
     let past: Vec<&PastOutflow> = facts
         .history

@@ -49,6 +49,17 @@ pub enum RequestState {
 }
 
 impl RequestState {
+    /// Its outflows are reserved for velocity: it is not signed yet and may still be
+    /// (held, awaiting approvals, being signed). A reservation counts as sent now, whatever
+    /// the window, until the request is signed (then it counts from its signing time) or ends
+    /// unsigned (then it is released).
+    pub const fn reserves(self) -> bool {
+        matches!(
+            self,
+            RequestState::Held | RequestState::AwaitingApprovals | RequestState::Signing
+        )
+    }
+
     pub const fn name(self) -> &'static str {
         match self {
             RequestState::Denied => "denied",
@@ -104,6 +115,41 @@ pub struct GateRequest {
     pub error: Option<String>,
     pub outflows: Vec<Outflow>,
 }
+
+/// What a decision needs of a wallet's past (see [`GateStore::outflows`] and
+/// [`GateStore::insert_decided`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub wallet: Address,
+    /// Outflows signed at or after this time (Unix seconds), and every reservation; `None`:
+    /// none are read (no velocity rule).
+    pub since: Option<u64>,
+    /// The time reservations are reported at (they count as sent now).
+    pub now: u64,
+    /// First payments of these destinations.
+    pub destinations: Vec<Address>,
+    /// A request whose own reservation is left out (it is being decided again).
+    pub exclude: Option<String>,
+    /// At most this many outflow records are read; past it the history says `truncated`
+    /// (the caller fails closed: it cannot sum what it did not read).
+    pub max_records: usize,
+}
+
+/// A wallet's past as the store holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WalletHistory {
+    /// Signed outflows since `since`, and every reservation (at `now`), oldest first.
+    pub outflows: Vec<(u64, Outflow)>,
+    /// More than `max_records` records are in the window: `outflows` is incomplete.
+    pub truncated: bool,
+    pub first_paid: Vec<(Address, u64)>,
+    /// Whether signing is frozen for the wallet.
+    pub frozen: bool,
+}
+
+/// What a decision made under [`GateStore::insert_decided`] records: the request with its
+/// audit entries, or nothing.
+pub type Decided = Option<(GateRequest, Vec<NewAudit>)>;
 
 /// A stored approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,16 +365,22 @@ pub trait GateStore: Send + Sync + std::fmt::Debug {
 
     fn approvals(&self, request_id: &str) -> Result<Vec<StoredApproval>, StoreError>;
 
-    /// What the wallet's signed requests sent since `since` (Unix seconds), with when.
-    fn outflows(&self, wallet: Address, since: u64) -> Result<Vec<(u64, Outflow)>, StoreError>;
-
-    /// When the wallet's signed requests first paid each of `destinations` (those never
-    /// paid are absent).
-    fn first_paid(
+    /// Decides and records a new request as one atomic step for its wallet: `decide` is
+    /// given the wallet's history (`query`) and returns what to insert. Of concurrent calls
+    /// for one wallet — in this process, or on PostgreSQL in any instance — each runs after
+    /// the previous one committed, so each sees the outflows the ones before it reserved:
+    /// ten racing withdrawals against one velocity limit are decided one after another.
+    /// The request must be `query.wallet`'s; nothing is written when `decide` returns
+    /// `None` or an error.
+    fn insert_decided(
         &self,
-        wallet: Address,
-        destinations: &[Address],
-    ) -> Result<Vec<(Address, u64)>, StoreError>;
+        query: &HistoryQuery,
+        decide: &mut dyn FnMut(WalletHistory) -> Result<Decided, StoreError>,
+    ) -> Result<Option<GateRequest>, StoreError>;
+
+    /// The wallet's history as `query` asks, read without the wallet's lock (a request
+    /// decided again, whose reservation is already held).
+    fn history(&self, query: &HistoryQuery) -> Result<WalletHistory, StoreError>;
 
     /// Freezes (or lifts the freeze of) one wallet, or everything (`None`), with its audit
     /// entry.

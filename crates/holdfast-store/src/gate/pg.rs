@@ -14,12 +14,79 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use alloy_primitives::{Address, B256};
-use postgres::{Client, NoTls, Transaction};
+use postgres::{Client, GenericClient, NoTls, Transaction};
 
 use super::{
-    AuditEntry, Change, GateRequest, GateStore, NewAudit, Outflow, RequestState, StoredApproval,
-    apply,
+    AuditEntry, Change, Decided, GateRequest, GateStore, HistoryQuery, NewAudit, Outflow,
+    RequestState, StoredApproval, WalletHistory, apply,
 };
+
+/// The `at` of a reservation's outflow row: above every real time, so `at >= since` holds
+/// every reservation.
+const RESERVED: i64 = i64::MAX;
+
+/// The advisory lock class of per-wallet decisions (`pg_advisory_xact_lock(class, key)`).
+const WALLET_LOCK_CLASS: i32 = 7_400_003;
+
+/// The advisory lock key of a wallet's decisions.
+fn wallet_lock_key(wallet: Address) -> i32 {
+    let mut k = [0u8; 4];
+    k.copy_from_slice(&wallet[16..20]);
+    i32::from_be_bytes(k)
+}
+
+/// A wallet's history, read through `c` (a connection, or a transaction holding the
+/// wallet's lock).
+fn read_history(c: &mut impl GenericClient, q: &HistoryQuery) -> Result<WalletHistory, StoreError> {
+    let wallet = q.wallet.as_slice();
+    let n: i64 = c
+        .query_one(
+            "SELECT count(*) FROM gate_meta WHERE key = 'frozen:*' OR key = $1",
+            &[&format!("frozen:{}", q.wallet)],
+        )?
+        .get(0);
+    let mut out = WalletHistory {
+        frozen: n > 0,
+        ..WalletHistory::default()
+    };
+    if let Some(since) = q.since {
+        let limit = i64_of(q.max_records as u64 + 1)?;
+        let exclude = q.exclude.clone().unwrap_or_default();
+        let rows = c.query(
+            "SELECT at, body FROM gate_outflows WHERE wallet = $1 AND at >= $2 \
+             AND NOT (at = $3 AND request_id = $4) ORDER BY at, request_id LIMIT $5",
+            &[&wallet, &i64_of(since)?, &RESERVED, &exclude, &limit],
+        )?;
+        out.truncated = rows.len() > q.max_records;
+        for row in rows.iter().take(q.max_records) {
+            let at: i64 = row.get(0);
+            let at = if at == RESERVED {
+                q.now
+            } else {
+                u64::try_from(at).unwrap_or(0)
+            };
+            let flows: Vec<Outflow> = parse(&row.get::<_, String>(1))?;
+            out.outflows.extend(flows.into_iter().map(|f| (at, f)));
+        }
+    }
+    if !q.destinations.is_empty() {
+        let dests: Vec<&[u8]> = q.destinations.iter().map(|d| d.as_slice()).collect();
+        out.first_paid = c
+            .query(
+                "SELECT dest, at FROM gate_first_paid WHERE wallet = $1 AND dest = ANY($2) ORDER BY dest",
+                &[&wallet, &dests],
+            )?
+            .iter()
+            .map(|row| {
+                (
+                    Address::from_slice(row.get::<_, &[u8]>(0)),
+                    u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+                )
+            })
+            .collect();
+    }
+    Ok(out)
+}
 use crate::StoreError;
 
 /// Append new migrations; never edit a released one.
@@ -208,9 +275,7 @@ impl PgGateStore {
         let mut signed = Vec::new();
         for q in group {
             Self::write(&mut txn, &q.request, true)?;
-            if q.request.state == RequestState::Signed {
-                Self::record_outflows(&mut txn, &q.request, q.request.updated_at)?;
-            }
+            Self::insert_outflows(&mut txn, &q.request)?;
             entries.extend(q.audit.iter().cloned());
             if q.request.signature.is_some() && !signed.contains(&q.request.wallet) {
                 signed.push(q.request.wallet);
@@ -255,6 +320,21 @@ impl PgGateStore {
             return Err(StoreError::Frozen { wallet });
         }
         Ok(())
+    }
+
+    /// A new request's outflows: recorded if it is signed, reserved if it may be.
+    fn insert_outflows(txn: &mut Transaction<'_>, r: &GateRequest) -> Result<(), StoreError> {
+        if r.state == RequestState::Signed {
+            Self::record_outflows(txn, r, r.updated_at)
+        } else if r.state.reserves() && !r.outflows.is_empty() {
+            txn.execute(
+                "INSERT INTO gate_outflows (wallet, at, request_id, body) VALUES ($1, $2, $3, $4)",
+                &[&r.wallet.as_slice(), &RESERVED, &r.id, &json(&r.outflows)?],
+            )?;
+            Ok(())
+        } else {
+            Ok(())
+        }
     }
 
     /// A signed request's outflows (velocity) and first payments (new destinations).
@@ -401,7 +481,14 @@ impl GateStore for PgGateStore {
             None => None,
         };
         let was_signed = matches!(r.state, RequestState::Signed | RequestState::Broadcast);
+        let was_reserved = r.state.reserves();
         apply(&mut r, &change, nonce, now);
+        if was_reserved && !r.state.reserves() {
+            txn.execute(
+                "DELETE FROM gate_outflows WHERE wallet = $1 AND at = $2 AND request_id = $3",
+                &[&r.wallet.as_slice(), &RESERVED, &r.id],
+            )?;
+        }
         if !was_signed && matches!(r.state, RequestState::Signed) {
             Self::record_outflows(&mut txn, &r, now)?;
         }
@@ -462,18 +549,46 @@ impl GateStore for PgGateStore {
         .collect()
     }
 
-    fn outflows(&self, wallet: Address, since: u64) -> Result<Vec<(u64, Outflow)>, StoreError> {
+    fn insert_decided(
+        &self,
+        query: &HistoryQuery,
+        decide: &mut dyn FnMut(WalletHistory) -> Result<Decided, StoreError>,
+    ) -> Result<Option<GateRequest>, StoreError> {
         let mut c = self.client();
-        let mut out = Vec::new();
-        for row in c.query(
-            "SELECT at, body FROM gate_outflows WHERE wallet = $1 AND at >= $2 ORDER BY at LIMIT 10000",
-            &[&wallet.as_slice(), &i64_of(since)?],
-        )? {
-            let at = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
-            let flows: Vec<Outflow> = parse(&row.get::<_, String>(1))?;
-            out.extend(flows.into_iter().map(|f| (at, f)));
+        let mut txn = c.transaction()?;
+        // Held until commit: the next decision of this wallet, in any instance, waits here
+        // and then reads what this one wrote.
+        txn.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&WALLET_LOCK_CLASS, &wallet_lock_key(query.wallet)],
+        )?;
+        let history = read_history(&mut txn, query)?;
+        let Some((request, audit)) = decide(history)? else {
+            return Ok(None);
+        };
+        if request.wallet != query.wallet {
+            return Err(StoreError::Invalid {
+                chain_id: request.chain_id,
+                number: 0,
+                what: format!(
+                    "request {} is for wallet {}, decided under wallet {}'s lock",
+                    request.id, request.wallet, query.wallet
+                ),
+            });
         }
-        Ok(out)
+        Self::write(&mut txn, &request, true)?;
+        Self::insert_outflows(&mut txn, &request)?;
+        Self::append(&mut txn, audit)?;
+        if request.signature.is_some() {
+            Self::refuse_if_frozen(&mut txn, request.wallet)?;
+        }
+        txn.commit()?;
+        Ok(Some(request))
+    }
+
+    fn history(&self, query: &HistoryQuery) -> Result<WalletHistory, StoreError> {
+        let mut c = self.client();
+        read_history(&mut *c, query)
     }
 
     fn set_frozen(
@@ -499,27 +614,6 @@ impl GateStore for PgGateStore {
         Self::append(&mut txn, vec![audit])?;
         txn.commit()?;
         Ok(())
-    }
-
-    fn first_paid(
-        &self,
-        wallet: Address,
-        destinations: &[Address],
-    ) -> Result<Vec<(Address, u64)>, StoreError> {
-        let mut c = self.client();
-        let dests: Vec<&[u8]> = destinations.iter().map(|d| d.as_slice()).collect();
-        Ok(c.query(
-            "SELECT dest, at FROM gate_first_paid WHERE wallet = $1 AND dest = ANY($2)",
-            &[&wallet.as_slice(), &dests],
-        )?
-        .iter()
-        .map(|row| {
-            (
-                Address::from_slice(row.get::<_, &[u8]>(0)),
-                u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
-            )
-        })
-        .collect())
     }
 
     fn frozen(&self, wallet: Address) -> Result<bool, StoreError> {
