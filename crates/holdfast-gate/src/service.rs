@@ -20,15 +20,17 @@ use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy::eips::eip2718::Encodable2718;
 use alloy::primitives::{Address, B256, Bytes, TxKind, keccak256};
 use holdfast_chain::ChainSource;
-use holdfast_guard::approval::{ApprovalAction, SignedApproval, VerifiedApproval};
+use holdfast_guard::approval::{
+    ApprovalAction, Quorum, SignedApproval, VerifiedApproval, counted, counts_for,
+};
 use holdfast_guard::facts::{History, PastOutflow, Source};
 use holdfast_guard::policy::Decision;
 use holdfast_guard::rpc::RpcState;
 use holdfast_guard::simulate::{Fork, SimOptions, Simulator};
 use holdfast_guard::{CheckOptions, Envelope, Guard, Report};
 use holdfast_store::gate::{
-    AuditKind, Change, GateRequest, GateStore, HistoryQuery, NewAudit, Outflow, RequestState,
-    StoredApproval, WalletHistory,
+    AuditKind, Change, Freeze, GateRequest, GateStore, HistoryQuery, NewAudit, Outflow,
+    RequestState, StoredApproval, WalletHistory,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -330,15 +332,19 @@ impl Gate {
     async fn outcome(&self, r: &GateRequest) -> Result<Outcome, GateError> {
         let approvals = if r.need_approvals > 0 {
             let id = r.id.clone();
-            let have = self.db(move |store| store.approvals(&id)).await?;
+            let stored = self.db(move |store| store.approvals(&id)).await?;
+            let t = now();
+            let verified: Vec<VerifiedApproval> = stored
+                .iter()
+                .filter_map(|a| serde_json::from_str::<SignedApproval>(&a.approval).ok())
+                .filter_map(|a| a.verify(t).ok())
+                .collect();
+            let members = self.members(r);
             Some(ApprovalStatus {
                 need: r.need_approvals,
                 group: r.group.clone(),
-                have: have
-                    .iter()
-                    .filter(|a| a.action == "approve")
-                    .map(|a| a.approver)
-                    .collect(),
+                // Only what counts now (an expired approval is not shown as counted).
+                have: counted(&verified, &self.quorum(r, &members, t)),
             })
         } else {
             None
@@ -678,7 +684,33 @@ impl Gate {
         }
     }
 
-    /// Adds a signed approval; signs once the policy is satisfied.
+    /// What an approval of request `r` must match to count, at `now`.
+    fn quorum<'a>(&self, r: &'a GateRequest, members: &'a [Address], now: u64) -> Quorum<'a> {
+        Quorum {
+            action: ApprovalAction::Approve,
+            request_id: Some(r.id.parse().unwrap_or_default()),
+            payload_hash: r.payload_hash,
+            chain_id: Some(r.chain_id),
+            group: r.group.as_deref().unwrap_or_default(),
+            members,
+            initiator: r.initiator.parse::<Address>().ok(),
+            now,
+        }
+    }
+
+    /// The members of the group request `r` waits on.
+    fn members(&self, r: &GateRequest) -> Vec<Address> {
+        r.group
+            .as_ref()
+            .and_then(|g| self.guard.policy().groups.get(g))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Adds a signed approval; signs once the policy is satisfied. An approver who already
+    /// approved gets the request decided again (which resumes a decision a crash
+    /// interrupted) and a conflict if it still waits: an approval counts once. An expired
+    /// approval is replaced by its approver's new one.
     pub async fn approve(
         &self,
         id: &str,
@@ -703,7 +735,8 @@ impl Gate {
                 r.state.name()
             )));
         }
-        let v = match approval.verify(now()) {
+        let t = now();
+        let v = match approval.verify(t) {
             Ok(v) => v,
             Err(e) => {
                 return Err(GateError::BadRequest(
@@ -711,79 +744,56 @@ impl Gate {
                 ));
             }
         };
-        let expected_id: B256 = r.id.parse().unwrap_or_default();
-        let problem = if v.action != ApprovalAction::Approve {
-            Some(format!(
-                "approval rejected: its action is {:?}, not approve",
-                v.action.name()
-            ))
-        } else if v.request_id != expected_id {
-            Some(format!(
-                "approval rejected: it is for request {}, not {id}",
-                v.request_id
-            ))
-        } else if v.payload_hash != r.payload_hash {
-            Some(format!(
-                "approval rejected: it approves payload {}, but this request's payload is {} (an approval for one payload never counts for another)",
-                v.payload_hash, r.payload_hash
-            ))
-        } else if v.chain_id != r.chain_id {
-            Some(format!(
-                "approval rejected: it is for chain {}, the request for chain {}",
-                v.chain_id, r.chain_id
-            ))
-        } else {
-            let members = r
-                .group
-                .as_ref()
-                .and_then(|g| self.guard.policy().groups.get(g))
-                .cloned()
-                .unwrap_or_default();
-            if !members.contains(&v.approver) {
-                Some(format!(
-                    "approval rejected: {} is not a member of group {:?}",
-                    v.approver,
-                    r.group.clone().unwrap_or_default()
-                ))
-            } else if r.initiator.parse::<Address>().ok() == Some(v.approver) {
-                Some(format!(
-                    "approval rejected: {} initiated this request and cannot approve it",
-                    v.approver
-                ))
-            } else {
-                None
-            }
-        };
-        if let Some(p) = problem {
+        let members = self.members(&r);
+        if let Err(why) = counts_for(&v, &self.quorum(&r, &members, t)) {
             return Err(GateError::Forbidden {
-                who: reject(p).await,
+                who: reject(format!("approval rejected: {why}")).await,
                 role: "member of the approving group",
             });
         }
-        let stored = StoredApproval {
-            request_id: r.id.clone(),
-            approver: v.approver,
-            action: "approve".into(),
-            approval: serde_json::to_string(&approval).unwrap_or_default(),
-            at: now(),
-        };
-        let entry = audit(
-            AuditKind::Approval,
-            id,
-            &who.name,
-            json!({"approver": v.approver, "payload_hash": v.payload_hash, "deadline": v.deadline}),
-        );
-        let added = self
-            .db(move |store| store.add_approval(&stored, entry))
-            .await?;
-        if !added {
+        // The approver's earlier approval, if it still counts, stands; if it expired, this
+        // one replaces it.
+        let rid = r.id.clone();
+        let stored = self.db(move |store| store.approvals(&rid)).await?;
+        let earlier = stored
+            .iter()
+            .filter(|a| a.action == ApprovalAction::Approve.name() && a.approver == v.approver)
+            .filter_map(|a| serde_json::from_str::<SignedApproval>(&a.approval).ok())
+            .any(|a| {
+                a.verify(t)
+                    .is_ok_and(|e| counts_for(&e, &self.quorum(&r, &members, t)).is_ok())
+            });
+        if !earlier {
+            let stored = StoredApproval {
+                request_id: r.id.clone(),
+                approver: v.approver,
+                action: ApprovalAction::Approve.name().into(),
+                approval: serde_json::to_string(&approval).unwrap_or_default(),
+                at: t,
+            };
+            let entry = audit(
+                AuditKind::Approval,
+                id,
+                &who.name,
+                json!({"approver": v.approver, "payload_hash": v.payload_hash, "deadline": v.deadline}),
+            );
+            self.db(move |store| store.add_approval(&stored, entry, true))
+                .await?;
+        }
+        let r = self.decide_approvals(r).await?;
+        if earlier && r.state == RequestState::AwaitingApprovals {
             return Err(GateError::Conflict(format!(
                 "{} has already approved request {id} (a replayed approval counts once)",
                 v.approver
             )));
         }
-        // Decide again with every valid approval: the engine counts distinct group members
-        // for this payload, never the initiator.
+        self.outcome(&r).await
+    }
+
+    /// Decides request `r` (awaiting approvals) again with every approval stored for it,
+    /// and signs it if that allows it. Returns the request as it then is.
+    async fn decide_approvals(&self, r: GateRequest) -> Result<GateRequest, GateError> {
+        let id = r.id.clone();
         let rid = r.id.clone();
         let all = self.db(move |store| store.approvals(&rid)).await?;
         let t = now();
@@ -804,44 +814,30 @@ impl Gate {
                 "the request decodes to another payload than when it was submitted".into(),
             ));
         }
-        let r = match &report.evaluation.decision {
-            Decision::Allow => {
-                let entries = vec![audit(
-                    AuditKind::Decision,
-                    id,
-                    "policy",
-                    json!({"decision": "allow", "rule": report.evaluation.rule, "reasons": report.evaluation.reasons}),
-                )];
-                let change = Change {
-                    state: Some(RequestState::Signing),
-                    ..Change::default()
-                };
-                match self
-                    .transition(id, &[RequestState::AwaitingApprovals], change, entries)
-                    .await?
-                {
-                    Some(_) => self.sign(id).await?,
-                    None => self.get(id).await?,
-                }
+        let (state, decision) = match &report.evaluation.decision {
+            Decision::Allow => (RequestState::Signing, "allow"),
+            Decision::Deny => (RequestState::Denied, "deny"),
+            Decision::Hold { .. } | Decision::RequireApprovals { .. } => {
+                return self.get(&id).await;
             }
-            Decision::Deny => {
-                let entries = vec![audit(
-                    AuditKind::Decision,
-                    id,
-                    "policy",
-                    json!({"decision": "deny", "rule": report.evaluation.rule, "reasons": report.evaluation.reasons}),
-                )];
-                let change = Change {
-                    state: Some(RequestState::Denied),
-                    ..Change::default()
-                };
-                self.transition(id, &[RequestState::AwaitingApprovals], change, entries)
-                    .await?;
-                self.get(id).await?
-            }
-            Decision::Hold { .. } | Decision::RequireApprovals { .. } => self.get(id).await?,
         };
-        self.outcome(&r).await
+        let entries = vec![audit(
+            AuditKind::Decision,
+            &id,
+            "policy",
+            json!({"decision": decision, "rule": report.evaluation.rule, "reasons": report.evaluation.reasons}),
+        )];
+        let change = Change {
+            state: Some(state),
+            ..Change::default()
+        };
+        match self
+            .transition(&id, &[RequestState::AwaitingApprovals], change, entries)
+            .await?
+        {
+            Some(_) if state == RequestState::Signing => self.sign(&id).await,
+            _ => self.get(&id).await,
+        }
     }
 
     /// Cancels a held request or one awaiting approvals: it is never signed.
@@ -914,7 +910,7 @@ impl Gate {
     /// What an unfreeze approval of `scope` signs: bound to the freeze it lifts.
     pub async fn unfreeze_hash(&self, scope: Option<Address>) -> Result<Option<B256>, GateError> {
         let started = self.db(move |store| store.freeze_started(scope)).await?;
-        Ok(started.map(|at| unfreeze_hash(scope, at)))
+        Ok(started.map(|f| unfreeze_hash(scope, &f)))
     }
 
     /// Lifts a freeze: needs `unfreeze_approvals` distinct members of `unfreeze_group`,
@@ -938,19 +934,21 @@ impl Gate {
             .cloned()
             .unwrap_or_default();
         let t = now();
-        let mut approvers: Vec<Address> = approvals
-            .iter()
-            .filter_map(|a| a.verify(t).ok())
-            .filter(|v| {
-                v.action == ApprovalAction::Unfreeze
-                    && v.payload_hash == hash
-                    && v.request_id == hash
-            })
-            .map(|v| v.approver)
-            .filter(|a| members.contains(a))
-            .collect();
-        approvers.sort();
-        approvers.dedup();
+        let verified: Vec<VerifiedApproval> =
+            approvals.iter().filter_map(|a| a.verify(t).ok()).collect();
+        let approvers = counted(
+            &verified,
+            &Quorum {
+                action: ApprovalAction::Unfreeze,
+                request_id: Some(hash),
+                payload_hash: hash,
+                chain_id: self.chain_id(),
+                group,
+                members: &members,
+                initiator: None,
+                now: t,
+            },
+        );
         if approvers.len() < self.config.unfreeze_approvals as usize {
             return Err(GateError::Forbidden {
                 who: format!(
@@ -1029,6 +1027,29 @@ impl Gate {
                 moved += 1;
             }
         }
+        // Requests whose stored approvals already reach their quorum but were not decided
+        // again (the process died between storing the last approval and deciding).
+        let waiting = self
+            .db(move |store| store.in_state(RequestState::AwaitingApprovals, 256))
+            .await?;
+        for r in waiting {
+            let rid = r.id.clone();
+            let stored = self.db(move |store| store.approvals(&rid)).await?;
+            let t = now();
+            let verified: Vec<VerifiedApproval> = stored
+                .iter()
+                .filter_map(|a| serde_json::from_str::<SignedApproval>(&a.approval).ok())
+                .filter_map(|a| a.verify(t).ok())
+                .collect();
+            let members = self.members(&r);
+            if counted(&verified, &self.quorum(&r, &members, t)).len() < r.need_approvals as usize {
+                continue;
+            }
+            tracing::info!(target: "gate::approve", request_id = %r.id, "quorum stored but not decided: deciding again");
+            if self.decide_approvals(r).await?.state != RequestState::AwaitingApprovals {
+                moved += 1;
+            }
+        }
         if let Some(chain) = self.chain.clone() {
             let sent = self
                 .db(move |store| store.in_state(RequestState::Broadcast, 256))
@@ -1078,13 +1099,15 @@ impl Gate {
     }
 }
 
-/// The payload an unfreeze approval signs: the scope and when its freeze began.
-pub fn unfreeze_hash(scope: Option<Address>, frozen_at: u64) -> B256 {
+/// The payload an unfreeze approval signs: the scope and the freeze it lifts (when it began
+/// and its id, so approvals over one freeze never lift another, even of the same second).
+pub fn unfreeze_hash(scope: Option<Address>, freeze: &Freeze) -> B256 {
     keccak256(
         [
-            b"holdfast.unfreeze.v1".as_slice(),
+            b"holdfast.unfreeze.v2".as_slice(),
             scope.unwrap_or_default().as_slice(),
-            &frozen_at.to_be_bytes(),
+            &freeze.at.to_be_bytes(),
+            freeze.id.as_slice(),
         ]
         .concat(),
     )

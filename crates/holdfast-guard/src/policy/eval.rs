@@ -89,7 +89,7 @@ pub fn evaluate(policy: &Policy, facts: &Facts, approvals: &[VerifiedApproval]) 
             },
             RuleAction::RequireApprovals { count, group } => {
                 let members = policy.groups.get(group).cloned().unwrap_or_default();
-                let have = counted_approvals(facts, approvals, &members);
+                let have = counted_approvals(facts, approvals, group, &members);
                 if have.len() >= *count as usize {
                     reasons.push(format!(
                         "approved by {} of group {group:?} ({}), {} needed: signed over payload {}",
@@ -130,23 +130,23 @@ pub fn evaluate(policy: &Policy, facts: &Facts, approvals: &[VerifiedApproval]) 
 fn counted_approvals(
     facts: &Facts,
     approvals: &[VerifiedApproval],
+    group: &str,
     members: &[Address],
 ) -> Vec<Address> {
-    let initiator = facts
-        .initiator
-        .as_deref()
-        .and_then(crate::request::parse_address);
-    let mut have: Vec<Address> = approvals
-        .iter()
-        .filter(|a| a.payload_hash == facts.payload_hash)
-        .filter(|a| facts.chain_id.is_none_or(|c| a.chain_id == c))
-        .filter(|a| members.contains(&a.approver))
-        .filter(|a| Some(a.approver) != initiator)
-        .map(|a| a.approver)
-        .collect();
-    have.sort();
-    have.dedup();
-    have
+    let quorum = crate::approval::Quorum {
+        action: crate::approval::ApprovalAction::Approve,
+        request_id: None,
+        payload_hash: facts.payload_hash,
+        chain_id: facts.chain_id,
+        group,
+        members,
+        initiator: facts
+            .initiator
+            .as_deref()
+            .and_then(crate::request::parse_address),
+        now: facts.now,
+    };
+    crate::approval::counted(approvals, &quorum)
 }
 
 pub(crate) fn short(a: &Address) -> String {

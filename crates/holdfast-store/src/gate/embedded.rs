@@ -22,7 +22,7 @@ use alloy_primitives::{Address, B256};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
 use super::{
-    AuditEntry, Change, Decided, GateRequest, GateStore, HistoryQuery, NewAudit, Outflow,
+    AuditEntry, Change, Decided, Freeze, GateRequest, GateStore, HistoryQuery, NewAudit, Outflow,
     RequestState, StoredApproval, WalletHistory, apply,
 };
 use crate::StoreError;
@@ -629,7 +629,12 @@ impl GateStore for EmbeddedGateStore {
         Ok(out)
     }
 
-    fn add_approval(&self, approval: &StoredApproval, audit: NewAudit) -> Result<bool, StoreError> {
+    fn add_approval(
+        &self,
+        approval: &StoredApproval,
+        audit: NewAudit,
+        replace: bool,
+    ) -> Result<bool, StoreError> {
         let guard = self.lock();
         let key = [
             approval.request_id.as_bytes(),
@@ -639,7 +644,7 @@ impl GateStore for EmbeddedGateStore {
             approval.approver.as_slice(),
         ]
         .concat();
-        if self.read(APPROVALS, &key)?.is_some() {
+        if !replace && self.read(APPROVALS, &key)?.is_some() {
             return Ok(false);
         }
         let mut batch = Batch::default();
@@ -672,7 +677,12 @@ impl GateStore for EmbeddedGateStore {
                 // Already frozen: keep when it began.
                 return self.commit(guard, batch, vec![audit]);
             }
-            batch.put(META, freeze_key(scope), audit.at.to_be_bytes().to_vec());
+            // The freeze's id is its audit entry's hash: sealed here as the commit below
+            // seals it (first entry after the head, under the writer lock).
+            let (seq, prev) = self.head()?;
+            let id = audit.clone().seal(seq + 1, prev).hash;
+            let freeze = Freeze { at: audit.at, id };
+            batch.put(META, freeze_key(scope), freeze.encode());
         } else {
             batch.del(META, freeze_key(scope));
         }
@@ -684,14 +694,10 @@ impl GateStore for EmbeddedGateStore {
             || self.read(META, &freeze_key(Some(wallet)))?.is_some())
     }
 
-    fn freeze_started(&self, scope: Option<Address>) -> Result<Option<u64>, StoreError> {
-        Ok(self.read(META, &freeze_key(scope))?.map(|v| {
-            let mut n = [0u8; 8];
-            if v.len() == 8 {
-                n.copy_from_slice(&v);
-            }
-            u64::from_be_bytes(n)
-        }))
+    fn freeze_started(&self, scope: Option<Address>) -> Result<Option<Freeze>, StoreError> {
+        Ok(self
+            .read(META, &freeze_key(scope))?
+            .map(|v| Freeze::decode(&v)))
     }
 
     fn append_audit(&self, audit: Vec<NewAudit>) -> Result<(), StoreError> {

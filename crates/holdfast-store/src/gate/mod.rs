@@ -151,6 +151,36 @@ pub struct WalletHistory {
 /// audit entries, or nothing.
 pub type Decided = Option<(GateRequest, Vec<NewAudit>)>;
 
+/// A freeze in force: when it began, and which one it is (the hash of its audit entry,
+/// unique even for two freezes of one scope in the same second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freeze {
+    pub at: u64,
+    pub id: B256,
+}
+
+impl Freeze {
+    /// The stored form: `at` then `id` (a freeze stored before ids has only `at`).
+    fn encode(&self) -> Vec<u8> {
+        [&self.at.to_be_bytes()[..], self.id.as_slice()].concat()
+    }
+
+    fn decode(v: &[u8]) -> Freeze {
+        let mut n = [0u8; 8];
+        if v.len() >= 8 {
+            n.copy_from_slice(&v[..8]);
+        }
+        Freeze {
+            at: u64::from_be_bytes(n),
+            id: if v.len() == 40 {
+                B256::from_slice(&v[8..])
+            } else {
+                B256::ZERO
+            },
+        }
+    }
+}
+
 /// A stored approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredApproval {
@@ -360,8 +390,14 @@ pub trait GateStore: Send + Sync + std::fmt::Debug {
     fn due_holds(&self, now: u64, limit: usize) -> Result<Vec<GateRequest>, StoreError>;
 
     /// Records an approval with its audit entry; `false` if this approver already approved
-    /// this request for this action (nothing is written).
-    fn add_approval(&self, approval: &StoredApproval, audit: NewAudit) -> Result<bool, StoreError>;
+    /// this request for this action (nothing is written) — unless `replace`, which overwrites
+    /// it (an expired approval renewed).
+    fn add_approval(
+        &self,
+        approval: &StoredApproval,
+        audit: NewAudit,
+        replace: bool,
+    ) -> Result<bool, StoreError>;
 
     fn approvals(&self, request_id: &str) -> Result<Vec<StoredApproval>, StoreError>;
 
@@ -394,8 +430,8 @@ pub trait GateStore: Send + Sync + std::fmt::Debug {
     /// Whether signing is frozen for `wallet` (by its own freeze or the global one).
     fn frozen(&self, wallet: Address) -> Result<bool, StoreError>;
 
-    /// When the freeze of `scope` (a wallet, or everything) began, if it is frozen.
-    fn freeze_started(&self, scope: Option<Address>) -> Result<Option<u64>, StoreError>;
+    /// The freeze of `scope` (a wallet, or everything), if it is frozen.
+    fn freeze_started(&self, scope: Option<Address>) -> Result<Option<Freeze>, StoreError>;
 
     /// Appends entries not tied to a request change.
     fn append_audit(&self, audit: Vec<NewAudit>) -> Result<(), StoreError>;

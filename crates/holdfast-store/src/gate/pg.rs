@@ -17,7 +17,7 @@ use alloy_primitives::{Address, B256};
 use postgres::{Client, GenericClient, NoTls, Transaction};
 
 use super::{
-    AuditEntry, Change, Decided, GateRequest, GateStore, HistoryQuery, NewAudit, Outflow,
+    AuditEntry, Change, Decided, Freeze, GateRequest, GateStore, HistoryQuery, NewAudit, Outflow,
     RequestState, StoredApproval, WalletHistory, apply,
 };
 
@@ -230,9 +230,10 @@ impl PgGateStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn append(txn: &mut Transaction<'_>, audit: Vec<NewAudit>) -> Result<(), StoreError> {
+    /// Appends `audit` after the head; returns the entries' hashes.
+    fn append(txn: &mut Transaction<'_>, audit: Vec<NewAudit>) -> Result<Vec<B256>, StoreError> {
         if audit.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let head: Vec<u8> = txn
             .query_one(
@@ -247,11 +248,12 @@ impl PgGateStore {
         } else {
             (0, B256::ZERO)
         };
-        let (mut seqs, mut bodies) = (Vec::new(), Vec::new());
+        let (mut seqs, mut bodies, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
         for a in audit {
             seq += 1;
             let e = a.seal(seq, prev);
             prev = e.hash;
+            hashes.push(e.hash);
             seqs.push(i64_of(seq)?);
             bodies.push(json(&e)?);
         }
@@ -263,7 +265,7 @@ impl PgGateStore {
              UPDATE gate_meta SET value = $3 WHERE key = 'head'",
             &[&seqs, &bodies, &head],
         )?;
-        Ok(())
+        Ok(hashes)
     }
 
     /// Writes `group` in one transaction: the requests, then their audit entries in one
@@ -523,11 +525,21 @@ impl GateStore for PgGateStore {
         .collect()
     }
 
-    fn add_approval(&self, approval: &StoredApproval, audit: NewAudit) -> Result<bool, StoreError> {
+    fn add_approval(
+        &self,
+        approval: &StoredApproval,
+        audit: NewAudit,
+        replace: bool,
+    ) -> Result<bool, StoreError> {
         let mut c = self.client();
         let mut txn = c.transaction()?;
         let n = txn.execute(
-            "INSERT INTO gate_approvals (request_id, action, approver, at, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            if replace {
+                "INSERT INTO gate_approvals (request_id, action, approver, at, body) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (request_id, action, approver) DO UPDATE SET at = EXCLUDED.at, body = EXCLUDED.body"
+            } else {
+                "INSERT INTO gate_approvals (request_id, action, approver, at, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+            },
             &[&approval.request_id, &approval.action, &approval.approver.as_slice(), &i64_of(approval.at)?, &json(approval)?],
         )?;
         if n == 0 {
@@ -603,15 +615,21 @@ impl GateStore for PgGateStore {
         };
         let mut c = self.client();
         let mut txn = c.transaction()?;
+        let at = audit.at;
+        let ids = Self::append(&mut txn, vec![audit])?;
         if frozen {
+            // The freeze's id is its audit entry's hash; a scope already frozen keeps its own.
+            let freeze = Freeze {
+                at,
+                id: ids.first().copied().unwrap_or_default(),
+            };
             txn.execute(
                 "INSERT INTO gate_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-                &[&key, &audit.at.to_be_bytes().to_vec()],
+                &[&key, &freeze.encode()],
             )?;
         } else {
             txn.execute("DELETE FROM gate_meta WHERE key = $1", &[&key])?;
         }
-        Self::append(&mut txn, vec![audit])?;
         txn.commit()?;
         Ok(())
     }
@@ -627,7 +645,7 @@ impl GateStore for PgGateStore {
         Ok(n > 0)
     }
 
-    fn freeze_started(&self, scope: Option<Address>) -> Result<Option<u64>, StoreError> {
+    fn freeze_started(&self, scope: Option<Address>) -> Result<Option<Freeze>, StoreError> {
         let key = match scope {
             Some(w) => format!("frozen:{w}"),
             None => "frozen:*".to_owned(),
@@ -635,14 +653,7 @@ impl GateStore for PgGateStore {
         let mut c = self.client();
         Ok(
             c.query_opt("SELECT value FROM gate_meta WHERE key = $1", &[&key])?
-                .map(|row| {
-                    let v: Vec<u8> = row.get(0);
-                    let mut n = [0u8; 8];
-                    if v.len() == 8 {
-                        n.copy_from_slice(&v);
-                    }
-                    u64::from_be_bytes(n)
-                }),
+                .map(|row| Freeze::decode(&row.get::<_, Vec<u8>>(0))),
         )
     }
 

@@ -311,16 +311,16 @@ fn approvals_freezes_and_reopening() {
             at: 10,
         };
         assert!(
-            s.add_approval(&ap(1), audit(AuditKind::Approval, "a"))
+            s.add_approval(&ap(1), audit(AuditKind::Approval, "a"), false)
                 .expect("add")
         );
         assert!(
-            !s.add_approval(&ap(1), audit(AuditKind::Approval, "a"))
+            !s.add_approval(&ap(1), audit(AuditKind::Approval, "a"), false)
                 .expect("add"),
             "one approval per approver"
         );
         assert!(
-            s.add_approval(&ap(2), audit(AuditKind::Approval, "a"))
+            s.add_approval(&ap(2), audit(AuditKind::Approval, "a"), false)
                 .expect("add")
         );
         assert_eq!(s.approvals("a").expect("list").len(), 2);
@@ -636,5 +636,64 @@ fn racing_decisions_of_one_wallet_see_each_others_reservations() {
         );
         let chain = full_audit(&*stores[0]);
         assert_eq!(verify(&chain), Ok(10));
+    });
+}
+
+/// Issue 13, item 8: a freeze is identified by its audit entry, not by the second it began,
+/// so unfreeze approvals over one freeze cannot lift a new freeze of the same second; an
+/// expired approval can be replaced by its approver.
+#[test]
+fn freezes_of_one_second_are_told_apart_and_approvals_can_be_renewed() {
+    backends(|open| {
+        let s = open();
+        let w = Address::repeat_byte(0xaa);
+        s.set_frozen(Some(w), true, audit(AuditKind::Freeze, "f"))
+            .expect("freeze");
+        let first = s.freeze_started(Some(w)).expect("read").expect("frozen");
+        s.set_frozen(Some(w), true, audit(AuditKind::Freeze, "f"))
+            .expect("freeze again");
+        assert_eq!(
+            s.freeze_started(Some(w)).expect("read"),
+            Some(first),
+            "a scope already frozen keeps its freeze"
+        );
+        s.set_frozen(Some(w), false, audit(AuditKind::Unfreeze, "f"))
+            .expect("lift");
+        assert_eq!(s.freeze_started(Some(w)).expect("read"), None);
+        s.set_frozen(Some(w), true, audit(AuditKind::Freeze, "f"))
+            .expect("freeze anew");
+        let second = s.freeze_started(Some(w)).expect("read").expect("frozen");
+        assert_eq!(second.at, first.at, "the same second");
+        assert_ne!(second.id, first.id, "another freeze");
+
+        s.insert(
+            &request("ap", RequestState::AwaitingApprovals),
+            vec![audit(AuditKind::Decision, "ap")],
+        )
+        .expect("insert");
+        let ap = |body: &str| StoredApproval {
+            request_id: "ap".into(),
+            approver: Address::repeat_byte(1),
+            action: "approve".into(),
+            approval: body.into(),
+            at: 10,
+        };
+        assert!(
+            s.add_approval(&ap("old"), audit(AuditKind::Approval, "ap"), false)
+                .expect("add")
+        );
+        assert!(
+            !s.add_approval(&ap("new"), audit(AuditKind::Approval, "ap"), false)
+                .expect("add")
+        );
+        assert!(
+            s.add_approval(&ap("new"), audit(AuditKind::Approval, "ap"), true)
+                .expect("replace")
+        );
+        let list = s.approvals("ap").expect("list");
+        assert_eq!(
+            list.iter().map(|a| a.approval.as_str()).collect::<Vec<_>>(),
+            vec!["new"]
+        );
     });
 }
