@@ -123,7 +123,7 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     let (g, who) = principal(&state, &headers)?;
     let out = g.submit(&body, &who).await?;
-    state.metrics.decision(&out.decision);
+    state.metrics.decision(out.decision.name());
     Ok(axum::Json(out).into_response())
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, B256};
 use holdfast_gate::{Gate, Role};
 use holdfast_guard::approval::{ApprovalAction, SignedApproval};
-use holdfast_store::gate::{AuditKind, NewAudit, RequestState, StoredApproval};
+use holdfast_store::gate::{ApprovalKind, AuditKind, NewAudit, RequestState, StoredApproval};
 use holdfast_testkit::{Anvil, dev_account, dev_signer};
 use serde_json::json;
 
@@ -67,7 +67,7 @@ async fn store_only(gate: &Gate, id: &str, a: &SignedApproval) -> R {
     let stored = StoredApproval {
         request_id: id.to_owned(),
         approver: v.approver,
-        action: "approve".into(),
+        action: ApprovalKind::Approve,
         approval: serde_json::to_string(a)?,
         at: holdfast_gate::service::now(),
     };

@@ -498,16 +498,7 @@ impl GateStore for EmbeddedGateStore {
         let Some((request, audit)) = decide(history)? else {
             return Ok(None);
         };
-        if request.wallet != query.wallet {
-            return Err(StoreError::Invalid {
-                chain_id: request.chain_id,
-                number: 0,
-                what: format!(
-                    "request {} is for wallet {}, decided under wallet {}'s lock",
-                    request.id, request.wallet, query.wallet
-                ),
-            });
-        }
+        query.holds_lock_of(&request)?;
         let ticket = self.insert_unsynced(&request, audit)?;
         // The next decision of this wallet may read this one now: it is later in the journal,
         // so it cannot outlive it.
@@ -639,7 +630,7 @@ impl GateStore for EmbeddedGateStore {
         let key = [
             approval.request_id.as_bytes(),
             &[0],
-            approval.action.as_bytes(),
+            approval.action.name().as_bytes(),
             &[0],
             approval.approver.as_slice(),
         ]

@@ -75,6 +75,72 @@ impl RequestState {
     }
 }
 
+/// How a request is signed once allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestMode {
+    /// A Safe transaction: Holdfast co-signs the safeTxHash it computed.
+    Safe,
+    /// A transaction from the hot wallet whose key Holdfast holds: built, signed, sent.
+    Transaction,
+    /// A withdrawal from the hot wallet: built, signed, sent.
+    Withdrawal,
+    /// A transaction signed elsewhere (the firewall's `eth_sendRawTransaction`): sent as is.
+    Signed,
+    /// The firewall's `eth_sendTransaction`: forwarded to the node, which signs it.
+    Forward,
+}
+
+impl RequestMode {
+    pub const fn name(self) -> &'static str {
+        match self {
+            RequestMode::Safe => "safe",
+            RequestMode::Transaction => "transaction",
+            RequestMode::Withdrawal => "withdrawal",
+            RequestMode::Signed => "signed",
+            RequestMode::Forward => "forward",
+        }
+    }
+}
+
+/// The policy's decision as the service records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    Allow,
+    Hold,
+    RequireApprovals,
+    Deny,
+}
+
+impl DecisionKind {
+    pub const fn name(self) -> &'static str {
+        match self {
+            DecisionKind::Allow => "allow",
+            DecisionKind::Hold => "hold",
+            DecisionKind::RequireApprovals => "require_approvals",
+            DecisionKind::Deny => "deny",
+        }
+    }
+}
+
+/// What a stored approval is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalKind {
+    Approve,
+    Unfreeze,
+}
+
+impl ApprovalKind {
+    pub const fn name(self) -> &'static str {
+        match self {
+            ApprovalKind::Approve => "approve",
+            ApprovalKind::Unfreeze => "unfreeze",
+        }
+    }
+}
+
 /// Value a signed request sends out (velocity history).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outflow {
@@ -91,12 +157,11 @@ pub struct GateRequest {
     pub chain_id: u64,
     pub wallet: Address,
     pub initiator: String,
-    /// `safe`, `transaction`, `withdrawal`, `raw`.
-    pub kind: String,
+    /// How it is signed once allowed.
+    pub kind: RequestMode,
     /// The request as submitted (JSON).
     pub request: String,
-    /// `allow`, `hold`, `require_approvals` or `deny`.
-    pub decision: String,
+    pub decision: DecisionKind,
     pub rule: Option<String>,
     pub reasons: Vec<String>,
     pub state: RequestState,
@@ -133,6 +198,24 @@ pub struct HistoryQuery {
     /// At most this many outflow records are read; past it the history says `truncated`
     /// (the caller fails closed: it cannot sum what it did not read).
     pub max_records: usize,
+}
+
+impl HistoryQuery {
+    /// A request decided under this query's lock must be of its wallet, or the lock
+    /// serialized nothing.
+    fn holds_lock_of(&self, request: &GateRequest) -> Result<(), StoreError> {
+        if request.wallet == self.wallet {
+            return Ok(());
+        }
+        Err(StoreError::Invalid {
+            chain_id: request.chain_id,
+            number: 0,
+            what: format!(
+                "request {} is for wallet {}, decided under wallet {}'s lock",
+                request.id, request.wallet, self.wallet
+            ),
+        })
+    }
 }
 
 /// A wallet's past as the store holds it.
@@ -186,7 +269,7 @@ impl Freeze {
 pub struct StoredApproval {
     pub request_id: String,
     pub approver: Address,
-    pub action: String,
+    pub action: ApprovalKind,
     /// The signed approval as submitted (JSON).
     pub approval: String,
     pub at: u64,

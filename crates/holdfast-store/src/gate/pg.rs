@@ -540,7 +540,7 @@ impl GateStore for PgGateStore {
             } else {
                 "INSERT INTO gate_approvals (request_id, action, approver, at, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
             },
-            &[&approval.request_id, &approval.action, &approval.approver.as_slice(), &i64_of(approval.at)?, &json(approval)?],
+            &[&approval.request_id, &approval.action.name(), &approval.approver.as_slice(), &i64_of(approval.at)?, &json(approval)?],
         )?;
         if n == 0 {
             return Ok(false);
@@ -578,16 +578,7 @@ impl GateStore for PgGateStore {
         let Some((request, audit)) = decide(history)? else {
             return Ok(None);
         };
-        if request.wallet != query.wallet {
-            return Err(StoreError::Invalid {
-                chain_id: request.chain_id,
-                number: 0,
-                what: format!(
-                    "request {} is for wallet {}, decided under wallet {}'s lock",
-                    request.id, request.wallet, query.wallet
-                ),
-            });
-        }
+        query.holds_lock_of(&request)?;
         Self::write(&mut txn, &request, true)?;
         Self::insert_outflows(&mut txn, &request)?;
         Self::append(&mut txn, audit)?;

@@ -9,8 +9,9 @@ use alloy_primitives::{Address, B256, Bytes, U256};
 use holdfast_primitives::Asset;
 use holdfast_store::StoreError;
 use holdfast_store::gate::{
-    AuditKind, Change, EmbeddedGateStore, GateRequest, GateStore, HistoryQuery, NewAudit, Outflow,
-    PgGateStore, RequestState, StoredApproval, verify,
+    ApprovalKind, AuditKind, Change, DecisionKind, EmbeddedGateStore, GateRequest, GateStore,
+    HistoryQuery, NewAudit, Outflow, PgGateStore, RequestMode, RequestState, StoredApproval,
+    verify,
 };
 use holdfast_store::testing::TempPostgres;
 
@@ -59,9 +60,9 @@ fn request(id: &str, state: RequestState) -> GateRequest {
         chain_id: 1,
         wallet: Address::repeat_byte(0xaa),
         initiator: "ops".into(),
-        kind: "withdrawal".into(),
+        kind: RequestMode::Withdrawal,
         request: "{}".into(),
-        decision: "hold".into(),
+        decision: DecisionKind::Hold,
         rule: Some("r".into()),
         reasons: vec!["because".into()],
         state,
@@ -306,7 +307,7 @@ fn approvals_freezes_and_reopening() {
         let ap = |who: u8| StoredApproval {
             request_id: "a".into(),
             approver: Address::repeat_byte(who),
-            action: "approve".into(),
+            action: ApprovalKind::Approve,
             approval: "{}".into(),
             at: 10,
         };
@@ -674,7 +675,7 @@ fn freezes_of_one_second_are_told_apart_and_approvals_can_be_renewed() {
         let ap = |body: &str| StoredApproval {
             request_id: "ap".into(),
             approver: Address::repeat_byte(1),
-            action: "approve".into(),
+            action: ApprovalKind::Approve,
             approval: body.into(),
             at: 10,
         };
