@@ -311,11 +311,7 @@ pub fn check(data_dir: &DataDir, store: &StoreArgs, args: &CheckArgs) -> anyhow:
                 .map(|fork| Simulator::new(fork, SimOptions { budget }))
         })
     });
-    let (sim, sim_failure) = match simulator {
-        None => (None, None),
-        Some(Ok(s)) => (Some(s), None),
-        Some(Err(e)) => (None, Some(e)),
-    };
+    let simulation: Result<Option<Simulator>, String> = simulator.transpose();
     let history = if args.history {
         // The wallet is known once the request is decoded; a first pass without history finds it.
         let probe = guard.check(
@@ -327,7 +323,11 @@ pub fn check(data_dir: &DataDir, store: &StoreArgs, args: &CheckArgs) -> anyhow:
         )?;
         let chain = probe
             .chain_id
-            .or(sim.as_ref().map(|s| s.fork().block().chain_id))
+            .or(simulation
+                .as_ref()
+                .ok()
+                .and_then(Option::as_ref)
+                .map(|s| s.fork().block().chain_id))
             .context(
                 "--history needs the request's chain id (chainId, the policy's wallet, or --rpc)",
             )?;
@@ -341,12 +341,16 @@ pub fn check(data_dir: &DataDir, store: &StoreArgs, args: &CheckArgs) -> anyhow:
         let safe_version = args.safe_version;
         tokio::task::spawn_blocking(move || {
             let opts = CheckOptions {
-                simulator: sim.as_ref(),
                 safe_version,
-                history,
-                approvals: &approvals,
-                now,
-                sim_failure,
+                ..CheckOptions::deciding(
+                    simulation
+                        .as_ref()
+                        .map(Option::as_ref)
+                        .map_err(Clone::clone),
+                    history,
+                    &approvals,
+                    now,
+                )
             };
             guard.check(&env, &opts)
         })

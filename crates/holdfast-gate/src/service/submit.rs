@@ -176,18 +176,12 @@ fn decide_with(
     history: History,
     now: u64,
 ) -> Result<Report, GateError> {
-    let (sim, sim_failure) = match sim {
-        Ok(s) => (s, None),
-        Err(e) => (None, Some(e)),
-    };
-    let opts = CheckOptions {
-        simulator: sim.as_deref(),
-        safe_version: None,
+    let opts = CheckOptions::deciding(
+        sim.as_ref().map(Option::as_deref).map_err(Clone::clone),
         history,
         approvals,
         now,
-        sim_failure,
-    };
+    );
     guard
         .check(env, &opts)
         .map_err(|e| GateError::BadRequest(e.to_string()))
