@@ -1,4 +1,5 @@
-//! The guard service's HTTP API (`/v1/guard/...`) and the JSON-RPC firewall.
+//! The guard service's HTTP API (`/v1/guard/...`); the JSON-RPC firewall is
+//! [`crate::firewall`] (re-exported here).
 //!
 //! Every guard route needs a bearer token whose SHA-256 is in the service configuration;
 //! the token's roles decide what it may call (initiator: submit; operator: cancel, freeze;
@@ -17,10 +18,11 @@ use bytes::Bytes;
 use holdfast_gate::{Gate, GateError, Principal, Role};
 use holdfast_guard::approval::SignedApproval;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::AppState;
 use crate::error::ApiError;
+pub use crate::firewall::{Firewall, REFUSED, firewall_router};
 
 /// Requests per second allowed per token (with a burst of twice that).
 pub const DEFAULT_RATE: f64 = 2_000.0;
@@ -236,140 +238,4 @@ pub async fn audit(
         .map_err(|e| ApiError::internal("reading the audit log", &e))?
         .map_err(|e| ApiError::from(GateError::from(e)))?;
     Ok(axum::Json(entries).into_response())
-}
-
-/// The JSON-RPC firewall: in front of a node, `eth_sendRawTransaction` and
-/// `eth_sendTransaction` are decided by the guard; a denied one gets a JSON-RPC error that
-/// says why, a held one is kept and sent on release (a cancelled one never), every other
-/// method passes through unchanged.
-#[derive(Debug, Clone)]
-pub struct Firewall {
-    pub gate: Arc<Gate>,
-    pub upstream: String,
-    pub client: reqwest::Client,
-    /// Who the firewall submits as (an initiator).
-    pub principal: Principal,
-}
-
-/// JSON-RPC error code for a request Holdfast refused or is holding.
-pub const REFUSED: i64 = -32_003;
-
-impl Firewall {
-    async fn forward(&self, call: &Value) -> Value {
-        let id = call.get("id").cloned().unwrap_or(Value::Null);
-        match self.client.post(&self.upstream).json(call).send().await {
-            Ok(r) => r.json::<Value>().await.unwrap_or_else(|e| {
-                rpc_error(&id, -32_603, &format!("the node's answer is not JSON: {e}"))
-            }),
-            Err(e) => rpc_error(
-                &id,
-                -32_603,
-                &format!("the node cannot be reached: {}", e.without_url()),
-            ),
-        }
-    }
-
-    async fn one(&self, call: Value) -> Value {
-        let id = call.get("id").cloned().unwrap_or(Value::Null);
-        let method = call.get("method").and_then(Value::as_str).unwrap_or("");
-        let param = call.get("params").and_then(|p| p.get(0)).cloned();
-        let body = match (method, param) {
-            ("eth_sendRawTransaction", Some(Value::String(raw))) => json!({"raw": raw}),
-            ("eth_sendTransaction", Some(tx @ Value::Object(_))) => tx,
-            ("eth_sendRawTransaction" | "eth_sendTransaction", _) => {
-                return rpc_error(&id, -32_602, "invalid params: expected one transaction");
-            }
-            _ => return self.forward(&call).await,
-        };
-        let bytes = body.to_string().into_bytes();
-        let forward = method == "eth_sendTransaction";
-        let out = if forward {
-            self.gate.submit_forward(&bytes, &self.principal).await
-        } else {
-            self.gate.submit(&bytes, &self.principal).await
-        };
-        match out {
-            Err(e) => rpc_error(&id, REFUSED, &format!("Holdfast could not decide: {e}")),
-            Ok(o) => {
-                use holdfast_store::gate::RequestState as S;
-                match o.state {
-                    S::Broadcast | S::Included | S::Signed if o.tx_hash.is_some() => {
-                        json!({"jsonrpc": "2.0", "id": id, "result": o.tx_hash})
-                    }
-                    S::Held => rpc_error_data(
-                        &id,
-                        &format!(
-                            "held by Holdfast until {} (request {}): it will be sent then unless an operator cancels it",
-                            o.release_at.unwrap_or_default(),
-                            o.id
-                        ),
-                        &o,
-                    ),
-                    S::AwaitingApprovals => rpc_error_data(
-                        &id,
-                        &format!(
-                            "Holdfast needs approvals (request {}): it will be sent once they are in",
-                            o.id
-                        ),
-                        &o,
-                    ),
-                    _ => rpc_error_data(
-                        &id,
-                        &format!(
-                            "denied by Holdfast{}: {}",
-                            o.rule
-                                .as_ref()
-                                .map(|r| format!(" (rule {r:?})"))
-                                .unwrap_or_default(),
-                            o.reasons.join("; ")
-                        ),
-                        &o,
-                    ),
-                }
-            }
-        }
-    }
-
-    /// Answers a JSON-RPC body (one call or a batch).
-    pub async fn handle(&self, body: &[u8]) -> Value {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Array(calls)) if calls.len() <= 100 => {
-                let mut out = Vec::with_capacity(calls.len());
-                for c in calls {
-                    out.push(self.one(c).await);
-                }
-                Value::Array(out)
-            }
-            Ok(Value::Array(_)) => {
-                rpc_error(&Value::Null, -32_600, "batches are limited to 100 calls")
-            }
-            Ok(call @ Value::Object(_)) => self.one(call).await,
-            Ok(_) => rpc_error(&Value::Null, -32_600, "invalid request"),
-            Err(e) => rpc_error(&Value::Null, -32_700, &format!("parse error: {e}")),
-        }
-    }
-}
-
-fn rpc_error(id: &Value, code: i64, message: &str) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-}
-
-fn rpc_error_data(id: &Value, message: &str, o: &holdfast_gate::Outcome) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": REFUSED, "message": message, "data": {"request_id": o.id, "state": o.state, "decision": o.decision, "rule": o.rule, "reasons": o.reasons}}})
-}
-
-/// The firewall's router: JSON-RPC on `/`.
-pub fn firewall_router(fw: Firewall) -> axum::Router {
-    use axum::routing::post;
-    axum::Router::new()
-        .route(
-            "/",
-            post(|State(fw): State<Firewall>, body: Bytes| async move {
-                axum::Json(fw.handle(&body).await)
-            }),
-        )
-        .layer(axum::extract::DefaultBodyLimit::max(
-            holdfast_guard::request::MAX_REQUEST_BYTES,
-        ))
-        .with_state(fw)
 }
