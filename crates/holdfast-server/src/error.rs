@@ -159,7 +159,11 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return resp;
     }
-    let allow = resp.headers().get(header::ALLOW).cloned();
+    let allow = resp.headers().get(header::ALLOW).cloned().or_else(|| {
+        (status == StatusCode::METHOD_NOT_ALLOWED)
+            .then(|| allowed_methods(req_path(&target)))
+            .and_then(|a| header::HeaderValue::from_str(&a).ok())
+    });
     let text = axum::body::to_bytes(resp.into_body(), 16 * 1024)
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
@@ -192,6 +196,29 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         r.headers_mut().insert(header::ALLOW, a);
     }
     r
+}
+
+fn req_path(target: &str) -> &str {
+    target.split('?').next().unwrap_or("")
+}
+
+/// The methods [`crate::ROUTES`] serves on `path` (`GET,POST`).
+fn allowed_methods(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut methods: Vec<String> = crate::ROUTES
+        .iter()
+        .filter(|(_, pattern)| {
+            let p: Vec<&str> = pattern.split('/').collect();
+            p.len() == segments.len()
+                && p.iter()
+                    .zip(&segments)
+                    .all(|(p, s)| p.starts_with('{') || p == s)
+        })
+        .map(|(m, _)| m.to_ascii_uppercase())
+        .collect();
+    methods.sort();
+    methods.dedup();
+    methods.join(",")
 }
 
 /// Path parameters; a rejection is a 400 naming the parameter.

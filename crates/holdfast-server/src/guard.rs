@@ -3,15 +3,17 @@
 //!
 //! Every guard route needs a bearer token whose SHA-256 is in the service configuration;
 //! the token's roles decide what it may call (initiator: submit; operator: cancel, freeze;
-//! approver: approve; admin: audit log, unfreeze). Each token is rate-limited. Without a
-//! configured guard service the routes answer 404.
+//! approver: approve; admin: audit log, unfreeze). Each token is rate-limited. Bodies are
+//! limited to [`GUARD_MAX_BODY_BYTES`]. Without a configured guard service the routes
+//! answer 404.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use alloy_primitives::Address;
-use axum::extract::{Path, Query, State};
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -21,8 +23,16 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::body::read_body;
+use crate::error::{ApiError, ApiPath, query_params};
 pub use crate::firewall::{Firewall, REFUSED, firewall_router};
+
+/// Largest body of a guard route: the guard's own request limit (1 MiB), so that a body
+/// the HTTP layer takes is never refused later for its size.
+pub const GUARD_MAX_BODY_BYTES: usize = holdfast_guard::request::MAX_REQUEST_BYTES;
+
+/// Most audit entries in one answer.
+pub const MAX_AUDIT_LIMIT: usize = 10_000;
 
 /// Requests per second allowed per token (with a burst of twice that).
 pub const DEFAULT_RATE: f64 = 2_000.0;
@@ -71,13 +81,43 @@ impl From<GateError> for ApiError {
         if matches!(e, GateError::Unavailable(_)) {
             tracing::error!(target: "server::guard", error = %e, "guard unavailable");
         }
+        let message = match &e {
+            GateError::Forbidden { who, role } => forbidden_message(who, role),
+            e => e.to_string(),
+        };
         ApiError {
             status,
             code,
-            message: e.to_string(),
+            message,
             field: None,
         }
     }
+}
+
+/// `GateError::Forbidden` carries either a token's name and the role it lacks, or — for a
+/// refused approval or unfreeze — the reason in `who` and a description in `role`; its
+/// `Display` stitches both into "{who} lacks the {role} role" either way. Only the first is
+/// said that way.
+fn forbidden_message(who: &str, role: &str) -> String {
+    let roles = [Role::Initiator, Role::Operator, Role::Approver, Role::Admin];
+    if roles.iter().any(|r| r.name() == role) {
+        format!("token {who:?} lacks the {role} role")
+    } else if role == "approval quorum" {
+        format!("unfreeze refused: {who}")
+    } else {
+        who.to_owned()
+    }
+}
+
+/// A guard route's body, at most [`GUARD_MAX_BODY_BYTES`].
+async fn guard_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    Ok(read_body(
+        headers,
+        body,
+        GUARD_MAX_BODY_BYTES,
+        state.limits.body_timeout,
+    )
+    .await?)
 }
 
 fn gate(state: &AppState) -> Result<&Arc<Gate>, ApiError> {
@@ -121,9 +161,10 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
 pub async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let (g, who) = principal(&state, &headers)?;
+    let body = guard_body(&state, &headers, body).await?;
     let out = g.submit(&body, &who).await?;
     state.metrics.decision(out.decision.name());
     Ok(axum::Json(out).into_response())
@@ -132,7 +173,7 @@ pub async fn submit(
 pub async fn status(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let (g, _) = principal(&state, &headers)?;
     Ok(axum::Json(g.status(&id).await?).into_response())
@@ -141,10 +182,11 @@ pub async fn status(
 pub async fn approve(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
+    ApiPath(id): ApiPath<String>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let (g, who) = principal(&state, &headers)?;
+    let body = guard_body(&state, &headers, body).await?;
     let approval: SignedApproval = json_body(&body)?;
     Ok(axum::Json(g.approve(&id, approval, &who).await?).into_response())
 }
@@ -158,10 +200,11 @@ struct CancelBody {
 pub async fn cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
+    ApiPath(id): ApiPath<String>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let (g, who) = principal(&state, &headers)?;
+    let body = guard_body(&state, &headers, body).await?;
     let b: CancelBody = json_body(&body)?;
     Ok(axum::Json(g.cancel(&id, &b.reason, &who).await?).into_response())
 }
@@ -178,9 +221,10 @@ struct FreezeBody {
 pub async fn freeze(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let (g, who) = principal(&state, &headers)?;
+    let body = guard_body(&state, &headers, body).await?;
     let b: FreezeBody = json_body(&body)?;
     g.freeze(b.wallet, &b.reason, &who).await?;
     let hash = g.unfreeze_hash(b.wallet).await?;
@@ -201,26 +245,29 @@ struct UnfreezeBody {
 pub async fn unfreeze(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let (g, who) = principal(&state, &headers)?;
+    let body = guard_body(&state, &headers, body).await?;
     let b: UnfreezeBody = json_body(&body)?;
     g.unfreeze(b.wallet, &b.approvals, &who).await?;
     Ok(axum::Json(json!({"frozen": false, "wallet": b.wallet})).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-pub struct AuditQuery {
-    #[serde(default)]
-    from: Option<u64>,
-    #[serde(default)]
-    limit: Option<usize>,
+/// A whole-number query parameter.
+fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ApiError> {
+    value.parse::<T>().map_err(|_| {
+        ApiError::bad_request(
+            key.to_owned(),
+            format!("query parameter {key} is {value:?}; expected a whole number"),
+        )
+    })
 }
 
 pub async fn audit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<AuditQuery>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let (g, who) = principal(&state, &headers)?;
     if !who.has(Role::Admin) {
@@ -230,12 +277,48 @@ pub async fn audit(
         }
         .into());
     }
-    let limit = q.limit.unwrap_or(1000).min(10_000);
+    let q = query_params(query.as_deref(), &["from", "limit"])?;
+    let from: u64 = q
+        .get("from")
+        .map(|v| number("from", v))
+        .transpose()?
+        .unwrap_or(1);
+    let limit: usize = q
+        .get("limit")
+        .map(|v| number("limit", v))
+        .transpose()?
+        .unwrap_or(1000);
+    let limit = limit.min(MAX_AUDIT_LIMIT);
     let store = g.store().clone();
-    let from = q.from.unwrap_or(1);
     let entries = tokio::task::spawn_blocking(move || store.audit(from, limit))
         .await
         .map_err(|e| ApiError::internal("reading the audit log", &e))?
         .map_err(|e| ApiError::from(GateError::from(e)))?;
     Ok(axum::Json(entries).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_messages_are_one_sentence() {
+        assert_eq!(
+            ApiError::from(GateError::Forbidden {
+                who: "svc".into(),
+                role: "admin",
+            })
+            .message,
+            "token \"svc\" lacks the admin role"
+        );
+        let e = ApiError::from(GateError::Forbidden {
+            who: "approval rejected: 0x00000000000000000000000000000000000000a1 is not a member of group \"officers\"".into(),
+            role: "member of the approving group",
+        });
+        assert_eq!(e.status, axum::http::StatusCode::FORBIDDEN);
+        assert_eq!(
+            e.message,
+            "approval rejected: 0x00000000000000000000000000000000000000a1 is not a member of group \"officers\""
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! holdfast-server integration tests: through the router (`oneshot`) and a real socket.
 
+mod errors;
 mod firewall;
 
 use std::sync::Arc;
