@@ -20,6 +20,7 @@
 mod io;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -37,6 +38,23 @@ pub struct Limits {
     pub write_timeout: Duration,
     max_connections: usize,
     permits: Arc<Semaphore>,
+    open: Arc<AtomicUsize>,
+}
+
+/// Counts one open connection while it lives.
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn new(count: &Arc<AtomicUsize>) -> Open {
+        count.fetch_add(1, Ordering::Relaxed);
+        Open(count.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Default header timeout (and keep-alive idle timeout).
@@ -78,6 +96,7 @@ impl Limits {
             write_timeout,
             max_connections,
             permits: Arc::new(Semaphore::new(max_connections)),
+            open: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -87,7 +106,7 @@ impl Limits {
 
     /// Connections open now (over every listener sharing these limits).
     pub fn open_connections(&self) -> usize {
-        self.max_connections - self.permits.available_permits()
+        self.open.load(Ordering::Relaxed)
     }
 }
 
@@ -138,8 +157,9 @@ pub async fn serve_router(
         let service = TowerToHyperService::new(router.clone());
         let mut stop = stop_rx.clone();
         let limits = limits.clone();
+        let open = Open::new(&limits.open);
         conns.spawn(async move {
-            let _permit = permit;
+            let _held = (permit, open);
             let io = TokioIo::new(io::Guarded::new(
                 stream,
                 limits.write_timeout,

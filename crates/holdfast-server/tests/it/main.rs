@@ -2,6 +2,7 @@
 
 mod errors;
 mod firewall;
+mod limits;
 
 use std::sync::Arc;
 
