@@ -112,7 +112,7 @@ impl IntoResponse for ApiError {
 }
 
 /// The body of an answer hyper would send without one (a request head it cannot parse).
-pub(crate) fn head_error_body(status: StatusCode) -> Vec<u8> {
+pub fn head_error_body(status: StatusCode) -> Vec<u8> {
     let message = match status {
         StatusCode::URI_TOO_LONG => {
             format!("the request target is too long; at most {MAX_URI_BYTES} bytes")
