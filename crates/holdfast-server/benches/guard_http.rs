@@ -160,7 +160,14 @@ async fn run(
             }
         },
     ));
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    // Served as `holdfast serve` serves it: the server's own accept loop with its limits.
+    let server = tokio::spawn(holdfast_server::serve::serve_router(
+        listener,
+        app,
+        holdfast_server::Limits::default(),
+        holdfast_server::error::head_error_body,
+        std::future::pending(),
+    ));
     let url = format!("http://{addr}/v1/guard/requests");
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
