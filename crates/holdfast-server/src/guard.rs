@@ -73,7 +73,9 @@ impl From<GateError> for ApiError {
         use axum::http::StatusCode;
         let (status, code) = match &e {
             GateError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            GateError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            GateError::Forbidden { .. } | GateError::Refused(_) => {
+                (StatusCode::FORBIDDEN, "forbidden")
+            }
             GateError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             GateError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             GateError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -81,31 +83,12 @@ impl From<GateError> for ApiError {
         if matches!(e, GateError::Unavailable(_)) {
             tracing::error!(target: "server::guard", error = %e, "guard unavailable");
         }
-        let message = match &e {
-            GateError::Forbidden { who, role } => forbidden_message(who, role),
-            e => e.to_string(),
-        };
         ApiError {
             status,
             code,
-            message,
+            message: e.to_string(),
             field: None,
         }
-    }
-}
-
-/// `GateError::Forbidden` carries either a token's name and the role it lacks, or — for a
-/// refused approval or unfreeze — the reason in `who` and a description in `role`; its
-/// `Display` stitches both into "{who} lacks the {role} role" either way. Only the first is
-/// said that way.
-fn forbidden_message(who: &str, role: &str) -> String {
-    let roles = [Role::Initiator, Role::Operator, Role::Approver, Role::Admin];
-    if roles.iter().any(|r| r.name() == role) {
-        format!("token {who:?} lacks the {role} role")
-    } else if role == "approval quorum" {
-        format!("unfreeze refused: {who}")
-    } else {
-        who.to_owned()
     }
 }
 
@@ -273,7 +256,7 @@ pub async fn audit(
     if !who.has(Role::Admin) {
         return Err(GateError::Forbidden {
             who: who.name,
-            role: "admin",
+            role: Role::Admin,
         }
         .into());
     }
@@ -306,15 +289,14 @@ mod tests {
         assert_eq!(
             ApiError::from(GateError::Forbidden {
                 who: "svc".into(),
-                role: "admin",
+                role: Role::Admin,
             })
             .message,
             "token \"svc\" lacks the admin role"
         );
-        let e = ApiError::from(GateError::Forbidden {
-            who: "approval rejected: 0x00000000000000000000000000000000000000a1 is not a member of group \"officers\"".into(),
-            role: "member of the approving group",
-        });
+        let e = ApiError::from(GateError::Refused(
+            "approval rejected: 0x00000000000000000000000000000000000000a1 is not a member of group \"officers\"".into(),
+        ));
         assert_eq!(e.status, axum::http::StatusCode::FORBIDDEN);
         assert_eq!(
             e.message,

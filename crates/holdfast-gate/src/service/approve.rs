@@ -82,10 +82,9 @@ impl Gate {
         };
         let members = members(&self.guard, &r);
         if let Err(why) = counts_for(&v, &quorum(&r, &members, t)) {
-            return Err(GateError::Forbidden {
-                who: reject(format!("approval rejected: {why}")).await,
-                role: "member of the approving group",
-            });
+            return Err(GateError::Refused(
+                reject(format!("approval rejected: {why}")).await,
+            ));
         }
         // The approver's earlier approval, if it still counts, stands; if it expired, this
         // one replaces it.

@@ -20,7 +20,7 @@ impl Gate {
         if !who.has(Role::Operator) && !who.has(Role::Admin) {
             return Err(GateError::Forbidden {
                 who: who.name.clone(),
-                role: "operator",
+                role: Role::Operator,
             });
         }
         let entry = NewAudit {
@@ -80,14 +80,11 @@ impl Gate {
             },
         );
         if approvers.len() < self.config.unfreeze_approvals as usize {
-            return Err(GateError::Forbidden {
-                who: format!(
-                    "{} valid unfreeze approval(s) from group {group:?}, {} needed",
-                    approvers.len(),
-                    self.config.unfreeze_approvals
-                ),
-                role: "approval quorum",
-            });
+            return Err(GateError::Refused(format!(
+                "unfreeze refused: {} valid unfreeze approval(s) from group {group:?}, {} needed",
+                approvers.len(),
+                self.config.unfreeze_approvals
+            )));
         }
         let entry = NewAudit {
             at: t,

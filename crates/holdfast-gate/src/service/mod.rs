@@ -67,8 +67,13 @@ pub const SIGNING_LEASE: Duration = Duration::from_secs(30);
 pub enum GateError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("{who} lacks the {role} role")]
-    Forbidden { who: String, role: &'static str },
+    /// The caller's token lacks the role the call needs.
+    #[error("token {who:?} lacks the {} role", role.name())]
+    Forbidden { who: String, role: Role },
+    /// The caller may make the call, but what it brought does not count (an approval that
+    /// does not count for this request, too few unfreeze approvals); the reason says why.
+    #[error("{0}")]
+    Refused(String),
     #[error("no request {0}")]
     NotFound(String),
     #[error("{0}")]
@@ -273,7 +278,7 @@ fn require(who: &Principal, role: Role) -> Result<(), GateError> {
     } else {
         Err(GateError::Forbidden {
             who: who.name.clone(),
-            role: role.name(),
+            role,
         })
     }
 }
