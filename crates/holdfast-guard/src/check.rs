@@ -23,6 +23,7 @@ use crate::facts::{
 };
 use crate::known;
 use crate::policy::{AssetKey, Evaluation, Policy, evaluate};
+use crate::refund::GasRefund;
 use crate::request::{Envelope, Request};
 use crate::safe::{SafeVersion, SignatureCheck, check_signature, check_signatures};
 use crate::simulate::{Plan, SimStatus, Simulator};
@@ -112,6 +113,9 @@ pub struct Report {
     pub summary: Vec<String>,
     pub decoded: Vec<DecodedCall>,
     pub movements: Vec<Movement>,
+    /// Safe gas refunds the request pays, each at most its `max_amount`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refunds: Vec<GasRefund>,
     pub grants: Vec<Grant>,
     pub counterparties: Vec<Counterparty>,
     pub findings: Vec<Finding>,
@@ -195,6 +199,15 @@ impl Guard {
             }
         }
 
+        let refunds = request_refunds(env, &decoded);
+        // Executions are simulated at the highest price a refund names, so that the
+        // simulation pays the most the refund can (a Safe execution never at 0).
+        let refund_price = refunds
+            .iter()
+            .map(|r| u128::try_from(r.gas_price).unwrap_or(u128::MAX))
+            .max()
+            .unwrap_or(0);
+
         // Simulate.
         let simulation = match opts.simulator {
             None => match &opts.sim_failure {
@@ -207,6 +220,7 @@ impl Guard {
                 Request::Safe(s) => sim.run(&Plan::Safe {
                     safe: s.safe,
                     tx: &s.tx,
+                    gas_price: refund_price,
                 }),
                 Request::Transaction(t) => sim.run(&Plan::Tx {
                     from: t.from,
@@ -214,6 +228,7 @@ impl Guard {
                     value: t.value,
                     data: &t.data,
                     gas: t.gas,
+                    gas_price: refund_price,
                 }),
                 Request::Withdrawal(_) => sim.run(&Plan::Tx {
                     from: root.from,
@@ -221,6 +236,7 @@ impl Guard {
                     value: root.value,
                     data: &root.data,
                     gas: None,
+                    gas_price: 0,
                 }),
             },
         };
@@ -416,13 +432,17 @@ impl Guard {
         {
             call_facts.push((CallFact::Eip7702Delegation, 0));
         }
-        let movements = movements(wallet, &decoded, &simulation);
+        for r in &refunds {
+            call_facts.push((CallFact::SafeGasRefund, r.call.unwrap_or(0)));
+        }
+        let movements = movements(wallet, &decoded, &refunds, &simulation);
         let grants = grants(wallet, &decoded);
         let counterparties = self.counterparties(
             env,
             wallet,
             &decoded,
             &movements,
+            &refunds,
             &grants,
             &simulation,
             chain_id,
@@ -431,6 +451,7 @@ impl Guard {
         let summary = decoded
             .iter()
             .map(|c| describe(policy, c, wallet))
+            .chain(refunds.iter().map(|r| describe_refund(policy, r)))
             .collect();
         let facts = Facts {
             kind,
@@ -441,6 +462,7 @@ impl Guard {
             payload_hash,
             calls: decoded,
             movements,
+            refunds,
             grants,
             call_facts,
             counterparties,
@@ -463,6 +485,7 @@ impl Guard {
             summary,
             decoded: facts.calls,
             movements: facts.movements,
+            refunds: facts.refunds,
             grants: facts.grants,
             counterparties: facts.counterparties,
             findings: facts.findings,
@@ -477,7 +500,8 @@ impl Guard {
         let calls = decode::decode(root.from, root.to, root.kind, root.value, &root.data)
             .map(|d| d.calls)
             .unwrap_or_default();
-        let mut out: Vec<Address> = movements(wallet, &calls, &SimStatus::Unavailable)
+        let refunds = request_refunds(env, &calls);
+        let mut out: Vec<Address> = movements(wallet, &calls, &refunds, &SimStatus::Unavailable)
             .into_iter()
             .map(|m| m.to)
             .collect();
@@ -587,6 +611,7 @@ impl Guard {
         wallet: Address,
         calls: &[DecodedCall],
         movements: &[Movement],
+        refunds: &[GasRefund],
         grants: &[Grant],
         simulation: &SimStatus,
         chain_id: Option<u64>,
@@ -595,6 +620,14 @@ impl Guard {
         let mut roles: Vec<(Address, &'static str)> = Vec::new();
         for m in movements {
             roles.push((m.to, "destination"));
+        }
+        for r in refunds {
+            if let Some(receiver) = r.receiver {
+                roles.push((receiver, "gas refund receiver"));
+            }
+            if let Some(token) = r.asset.token() {
+                roles.push((token, "gas token (the Safe calls its transfer)"));
+            }
         }
         for g in grants {
             roles.push((g.spender, "spender"));
@@ -653,7 +686,8 @@ impl Guard {
                 roles.push((d.holder, "balance changed in the simulation"));
             }
         }
-        roles.retain(|(a, _)| *a != wallet && !a.is_zero() && !is_precompile(a));
+        let executor = crate::simulate::executor();
+        roles.retain(|(a, _)| *a != wallet && !a.is_zero() && !is_precompile(a) && *a != executor);
         roles.sort();
         roles.dedup();
         let options = ScreenOptions {
@@ -696,15 +730,41 @@ fn is_precompile(a: &Address) -> bool {
     a[..19].iter().all(|b| *b == 0) && a[19] <= 0x11
 }
 
-/// Value leaving `wallet`: what its calls say, and what the simulation shows reaching others.
-fn movements(wallet: Address, calls: &[DecodedCall], simulation: &SimStatus) -> Vec<Movement> {
+/// The gas refunds a request pays: its own Safe transaction's, and those of the
+/// `execTransaction` calls it decodes to (executed by its sender, when it has one).
+fn request_refunds(env: &Envelope, calls: &[DecodedCall]) -> Vec<GasRefund> {
+    match &env.request {
+        Request::Safe(s) => crate::refund::refunds(Some((s.safe, &s.tx)), calls, None, None),
+        Request::Transaction(t) => crate::refund::refunds(None, calls, Some(t.from), t.gas),
+        Request::Withdrawal(_) => Vec::new(),
+    }
+}
+
+/// Value leaving `wallet`: what its calls say, the gas refunds it pays (at most), and what
+/// the simulation shows reaching others.
+fn movements(
+    wallet: Address,
+    calls: &[DecodedCall],
+    refunds: &[GasRefund],
+    simulation: &SimStatus,
+) -> Vec<Movement> {
     let mut out = Vec::new();
     let decoded = |to: Address, asset: Asset, amount: U256| Movement {
         to,
         asset,
         amount,
         source: Source::Decoded,
+        gas_refund: false,
     };
+    for r in refunds.iter().filter(|r| r.payer == wallet) {
+        out.push(Movement {
+            to: r.receiver.unwrap_or(Address::ZERO),
+            asset: r.asset,
+            amount: r.counted_amount(),
+            source: Source::Decoded,
+            gas_refund: true,
+        });
+    }
     for c in calls.iter().filter(|c| c.from == wallet) {
         if c.kind == CallKind::Call && !c.value.is_zero() {
             out.push(decoded(c.to, Asset::Native, c.value));
@@ -763,16 +823,20 @@ fn movements(wallet: Address, calls: &[DecodedCall], simulation: &SimStatus) -> 
             .filter(|d| d.holder == wallet && d.delta.is_negative())
             .map(|d| &d.asset)
             .collect();
+        let executor = crate::simulate::executor();
         for d in sim
             .deltas
             .iter()
             .filter(|d| d.holder != wallet && d.delta.is_positive() && lost.contains(&&d.asset))
         {
+            // The simulation's executor stands for whoever executes: a refund to tx.origin.
+            let to_executor = d.holder == executor;
             out.push(Movement {
-                to: d.holder,
+                to: if to_executor { Address::ZERO } else { d.holder },
                 asset: d.asset,
                 amount: d.delta.unsigned_abs(),
                 source: Source::Simulated,
+                gas_refund: to_executor,
             });
         }
     }
@@ -837,6 +901,34 @@ fn grants(wallet: Address, calls: &[DecodedCall]) -> Vec<Grant> {
         }
     }
     out
+}
+
+/// A gas refund in words.
+pub fn describe_refund(policy: &Policy, r: &GasRefund) -> String {
+    use crate::policy::describe_amount;
+    let payer = policy.wallet(r.payer).map_or_else(
+        || r.payer.to_string(),
+        |w| format!("{} ({})", w.name, r.payer),
+    );
+    let most = match r.max_amount {
+        Some(a) => format!("at most {}", describe_amount(policy, &r.asset, a)),
+        None => {
+            "an unbounded amount (gas × gasPrice does not fit in 256 bits: everything it holds)"
+                .to_owned()
+        }
+    };
+    format!(
+        "{payer} pays a gas refund of {most} to {}: (up to {} gas + baseGas {}) × gasPrice {}{}",
+        r.payee(),
+        r.max_gas,
+        r.base_gas,
+        r.gas_price,
+        if r.asset == Asset::Native {
+            " (or the lower gas price the executor sends with)"
+        } else {
+            ""
+        }
+    )
 }
 
 /// One call in words.
