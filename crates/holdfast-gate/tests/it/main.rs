@@ -2,6 +2,7 @@
 //! hot wallet whose key Holdfast holds, the embedded state store (and PostgreSQL where the
 //! test says).
 
+mod refund;
 mod safe_cosigner;
 mod support;
 mod wallet_gateway;
