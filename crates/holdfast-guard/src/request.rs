@@ -56,6 +56,13 @@ pub enum RequestError {
     },
     #[error("field {field:?} is not a field of a {shape} request")]
     UnknownField { field: String, shape: &'static str },
+    /// JSON readers disagree on which of two equal keys counts (serde keeps the last, others
+    /// the first): a request naming one address to Holdfast and another to a reviewer.
+    #[error(
+        "key {key:?} appears more than once in {}: a request must say each thing once",
+        if .path.is_empty() { "the request".to_owned() } else { format!("{:?}", .path) }
+    )]
+    DuplicateKey { key: String, path: String },
 }
 
 /// Who asked, as the caller identifies them (an API token's subject, an e-mail, an address).
@@ -177,12 +184,16 @@ impl Request {
 
 /// Parses a request from JSON bytes.
 pub fn parse(bytes: &[u8]) -> Result<Envelope, RequestError> {
+    from_value(&parse_json(bytes)?)
+}
+
+/// Reads a request's JSON: bounded, and with no key repeated in any object at any depth
+/// (the error names the key and where).
+pub fn parse_json(bytes: &[u8]) -> Result<Value, RequestError> {
     if bytes.len() > MAX_REQUEST_BYTES {
         return Err(RequestError::TooLarge(bytes.len()));
     }
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| RequestError::Json(e.to_string()))?;
-    from_value(&value)
+    strict::parse(bytes)
 }
 
 /// Parses a request from a JSON value.
@@ -461,6 +472,120 @@ fn safe_tx(f: &Fields<'_>) -> Result<SafeRequest, RequestError> {
     })
 }
 
+/// JSON into a [`Value`], refusing repeated keys (serde_json's own reader keeps the last).
+mod strict {
+    use std::collections::HashSet;
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Number, Value};
+
+    use super::RequestError;
+
+    /// The error a duplicate key raises inside serde, turned back into
+    /// [`RequestError::DuplicateKey`] by [`parse`].
+    const MARK: &str = "\u{0}duplicate\u{0}";
+
+    pub fn parse(bytes: &[u8]) -> Result<Value, RequestError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let value = At(String::new())
+            .deserialize(&mut de)
+            .and_then(|v| de.end().map(|()| v))
+            .map_err(|e| {
+                let text = e.to_string();
+                match text.strip_prefix(MARK) {
+                    Some(rest) => {
+                        let rest = rest.split(" at line ").next().unwrap_or(rest);
+                        let (path, key) = rest.split_once(MARK).unwrap_or(("", rest));
+                        RequestError::DuplicateKey {
+                            key: key.to_owned(),
+                            path: path.to_owned(),
+                        }
+                    }
+                    None => RequestError::Json(text),
+                }
+            })?;
+        Ok(value)
+    }
+
+    /// A value at `path` (`confirmations[0]`, empty at the top).
+    struct At(String);
+
+    impl<'de> DeserializeSeed<'de> for At {
+        type Value = Value;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl At {
+        fn child(&self, key: &str) -> At {
+            At(if self.0.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{}.{key}", self.0)
+            })
+        }
+    }
+
+    impl<'de> Visitor<'de> for At {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::Number(v.into()))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::Number(v.into()))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            self.deserialize(d)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(v) = seq.next_element_seed(At(format!("{}[{}]", self.0, out.len())))? {
+                out.push(v);
+            }
+            Ok(Value::Array(out))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = Map::new();
+            let mut seen = HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) {
+                    return Err(de::Error::custom(format_args!(
+                        "{MARK}{}{MARK}{key}",
+                        self.0
+                    )));
+                }
+                let v = map.next_value_seed(self.child(&key))?;
+                out.insert(key, v);
+            }
+            Ok(Value::Object(out))
+        }
+    }
+}
+
 fn short(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 80 {
@@ -718,6 +843,96 @@ mod tests {
         assert!(matches!(
             parse(&vec![b' '; MAX_REQUEST_BYTES + 1]),
             Err(RequestError::TooLarge(_))
+        ));
+    }
+
+    /// Issue 13, item 12: `{"to": <Lazarus>, ..., "to": <exchange>}` was read last-wins, so
+    /// Holdfast decided on the exchange while the stored body a reviewer reads names Lazarus.
+    #[test]
+    fn a_key_given_twice_is_refused_in_every_shape_and_at_every_depth() {
+        const LAZARUS: &str = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96";
+        const EXCHANGE: &str = "0xF977814e90dA44bFA03b6295A0616a897441aceC";
+        let dup = |json: &str, key: &str, path: &str| {
+            let e = parse_str(json).expect_err(json);
+            assert_eq!(
+                e,
+                RequestError::DuplicateKey {
+                    key: key.into(),
+                    path: path.into()
+                },
+                "{json}"
+            );
+            assert!(e.to_string().contains(key), "{e}");
+        };
+        dup(
+            &format!(r#"{{"from":"{EXCHANGE}","to":"{LAZARUS}","value":"1","to":"{EXCHANGE}"}}"#),
+            "to",
+            "",
+        );
+        // The same key spelled with an escape is the same key.
+        dup(
+            &format!(r#"{{"from":"{EXCHANGE}","to":"{LAZARUS}","to":"{EXCHANGE}"}}"#),
+            "to",
+            "",
+        );
+        dup(r#"{"raw":"0x00","raw":"0x01"}"#, "raw", "");
+        dup(
+            &format!(
+                r#"{{"wallet":"hot","asset":"ETH","amount":"1","destination":"{LAZARUS}","destination":"{EXCHANGE}"}}"#
+            ),
+            "destination",
+            "",
+        );
+        let safe = |extra: &str| {
+            format!(
+                r#"{{"safe":"{EXCHANGE}","to":"{EXCHANGE}","value":"1","operation":0,"nonce":1{extra}}}"#
+            )
+        };
+        dup(
+            &safe(&format!(
+                r#","refundReceiver":"{LAZARUS}","refundReceiver":"0x0000000000000000000000000000000000000000""#
+            )),
+            "refundReceiver",
+            "",
+        );
+        dup(
+            &safe(&format!(
+                r#","confirmations":[{{"owner":"{EXCHANGE}","signature":"0x","owner":"{LAZARUS}"}}]"#
+            )),
+            "owner",
+            "confirmations[0]",
+        );
+        dup(
+            &safe(
+                r#","dataDecoded":{"method":"transfer","parameters":[{"name":"to","value":"1","value":"2"}]}"#,
+            ),
+            "value",
+            "dataDecoded.parameters[0]",
+        );
+        // Fields the guard ignores are held to it too: a reviewer reads them.
+        dup(&safe(r#","origin":"a","origin":"b""#), "origin", "");
+        assert!(parse_str(&safe("")).is_ok());
+    }
+
+    #[test]
+    fn the_strict_reader_reads_what_serde_json_reads() {
+        for json in [
+            r#"{"a":[1,-2,3.5,18446744073709551615,1e400,true,null,"xé"],"b":{"c":{}},"d":[]}"#,
+            r#"[{"a":1},{"a":1}]"#,
+            "\"s\"",
+            "12",
+        ] {
+            let ours = parse_json(json.as_bytes());
+            let theirs = serde_json::from_str::<Value>(json);
+            match (ours, theirs) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{json}"),
+                (Err(RequestError::Json(_)), Err(_)) => {}
+                (a, b) => panic!("{json}: {a:?} vs {b:?}"),
+            }
+        }
+        assert!(matches!(
+            parse_json(b"{\"a\":1} x"),
+            Err(RequestError::Json(_))
         ));
     }
 
