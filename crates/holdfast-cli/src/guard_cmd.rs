@@ -539,18 +539,20 @@ fn render_safe(out: &mut String, s: &SafeReport) -> std::fmt::Result {
         writeln!(out, "  owners {} of {}", t, owners.len())?;
     }
     for sig in &s.signatures {
-        writeln!(
-            out,
-            "  signature {:?} by {}: {}",
-            sig.kind,
-            sig.signer,
-            match (sig.valid, sig.is_owner) {
-                (Some(true), _) => "valid, by an owner",
-                (Some(false), _) => "NOT VALID for this hash and owner",
-                (None, Some(true)) => "an owner's (checked on chain at execution)",
-                (None, _) => "checked on chain at execution",
+        use holdfast_guard::safe::Ownership;
+        let what = match (sig.valid, sig.ownership) {
+            (Some(false), _) => format!("NOT VALID: {}", sig.problem().unwrap_or_default()),
+            (Some(true), Ownership::Owner) => "valid, by an owner".to_owned(),
+            (Some(true), _) => {
+                "valid for this hash, by the owner it names (the Safe's owners are not known here)"
+                    .to_owned()
             }
-        )?;
+            (None, Ownership::Owner) => "an owner's (checked on chain at execution)".to_owned(),
+            (None, _) => {
+                "checked on chain at execution (the Safe's owners are not known here)".to_owned()
+            }
+        };
+        writeln!(out, "  signature {:?} by {}: {what}", sig.kind, sig.signer)?;
     }
     Ok(())
 }

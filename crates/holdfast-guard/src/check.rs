@@ -25,7 +25,9 @@ use crate::known;
 use crate::policy::{AssetKey, Evaluation, Policy, evaluate};
 use crate::refund::GasRefund;
 use crate::request::{Envelope, Request};
-use crate::safe::{SafeVersion, SignatureCheck, check_signature, check_signatures};
+use crate::safe::{
+    SafeVersion, SignatureCheck, SignatureSource, check_signature, check_signatures,
+};
 use crate::simulate::{Plan, SimStatus, Simulator};
 use crate::units::parse_units;
 
@@ -312,24 +314,33 @@ impl Guard {
                     }
                 }
                 if let Some(blob) = &s.signatures {
-                    match check_signatures(hash, blob, owners.as_deref()) {
-                        Ok(mut v) => signatures.append(&mut v),
+                    let confirmations: Vec<(Option<Address>, &[u8])> = s
+                        .confirmations
+                        .iter()
+                        .map(|c| (c.owner, c.signature.as_ref()))
+                        .collect();
+                    match check_signatures(hash, blob, owners.as_deref(), &confirmations) {
+                        // A packed signature with the very bytes of its confirmation is that
+                        // signature, checked once.
+                        Ok(v) => signatures.extend(v.into_iter().filter(|p| {
+                            p.confirmation.is_none_or(|m| {
+                                let part = match p.source {
+                                    SignatureSource::Packed(i) => blob.get(i * 65..i * 65 + 65),
+                                    SignatureSource::Confirmation(_) => None,
+                                };
+                                part != Some(confirmations[m].1)
+                            })
+                        })),
                         Err(e) => findings.push(Finding {
                             kind: FindingKind::BadSignature,
                             message: format!("signatures: {e}"),
                         }),
                     }
                 }
-                for chk in signatures.iter().filter(|c| c.valid == Some(false)) {
+                for problem in signatures.iter().filter_map(SignatureCheck::problem) {
                     findings.push(Finding {
                         kind: FindingKind::BadSignature,
-                        message: match (chk.claimed_owner, chk.is_owner) {
-                            (Some(claimed), _) if claimed != chk.signer => format!(
-                                "a signature said to be by {claimed} recovers to {} over the computed hash: it was made for another transaction",
-                                chk.signer
-                            ),
-                            _ => format!("a signature by {} over the computed hash is not by an owner of the Safe", chk.signer),
-                        },
+                        message: problem,
                     });
                 }
                 if let Some(shown) = &s.shown_method {
