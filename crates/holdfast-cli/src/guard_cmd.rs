@@ -54,6 +54,11 @@ pub struct CheckArgs {
     /// The Safe's version, when neither the node (VERSION()) nor the policy's wallet says.
     #[arg(long, value_name = "VERSION")]
     pub safe_version: Option<SafeVersion>,
+    /// The chain the request is for, when it does not say (the Safe Transaction Service's
+    /// JSON carries no chain id); a request naming another chain is an error. A Safe's hash
+    /// covers the chain from Safe 1.3.0 on; before, it is the same on every chain.
+    #[arg(long, value_name = "ID")]
+    pub chain_id: Option<u64>,
     /// Approvals: a JSON array of signed EIP-712 approvals
     /// ({requestId, payloadHash, chainId, action, deadline, signature}).
     #[arg(long, value_name = "FILE")]
@@ -260,6 +265,11 @@ pub fn check(data_dir: &DataDir, store: &StoreArgs, args: &CheckArgs) -> anyhow:
     if let Some(i) = &args.initiator {
         env.initiator = Some(i.clone());
     }
+    if let Some(c) = args.chain_id {
+        env.request
+            .set_chain_id(c)
+            .with_context(|| format!("request {}: --chain-id {c}", args.request.display()))?;
+    }
     let budget = holdfast_guard::units::parse_duration(&args.sim_budget).context("--sim-budget")?;
     let policy = load_policy(args.policy.as_deref())?;
     let guard = load_guard(data_dir, policy)?;
@@ -325,7 +335,7 @@ pub fn check(data_dir: &DataDir, store: &StoreArgs, args: &CheckArgs) -> anyhow:
             .chain_id
             .or(sim.as_ref().map(|s| s.fork().block().chain_id))
             .context(
-                "--history needs the request's chain id (chainId, the policy's wallet, or --rpc)",
+                "--history needs the request's chain id (chainId, --chain-id, the policy's wallet, or --rpc)",
             )?;
         history(data_dir, store, probe.wallet, chain, now)?
     } else {
@@ -533,6 +543,13 @@ fn render_safe(out: &mut String, s: &SafeReport) -> std::fmt::Result {
             } else {
                 " (DOES NOT MATCH)"
             }
+        )?;
+    }
+    if s.chain_id.is_none() {
+        writeln!(
+            out,
+            "  no chain id: Safe {}'s hash does not cover the chain, so signatures of it are valid for this Safe address on every chain",
+            s.version
         )?;
     }
     if let (Some(owners), Some(t)) = (&s.owners, s.threshold) {

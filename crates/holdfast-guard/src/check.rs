@@ -52,9 +52,9 @@ pub enum CheckError {
         node_error: Option<String>,
     },
     #[error(
-        "Safe {safe}: the chain id is unknown, so the safeTxHash cannot be computed: give chainId in the request, --rpc, or chain_id for the wallet in the policy"
+        "Safe {safe}: the chain id is unknown, so the safeTxHash of Safe {version} (whose hash covers the chain) cannot be computed: give chainId in the request, --chain-id, --rpc, or chain_id for the wallet in the policy"
     )]
-    ChainUnknown { safe: Address },
+    ChainUnknown { safe: Address, version: SafeVersion },
 }
 
 /// Inputs of one check besides the request.
@@ -82,7 +82,9 @@ pub struct SafeReport {
     pub version: SafeVersion,
     /// Where the version came from: `node`, `policy` or `request`.
     pub version_source: &'static str,
-    pub chain_id: u64,
+    /// The chain the hash is for; `None` before 1.3.0 when no chain is known (the hash
+    /// does not depend on it: the signature is valid for this Safe address on every chain).
+    pub chain_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claimed_hash: Option<B256>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -272,13 +274,28 @@ impl Guard {
                         });
                     }
                 };
-                let chain = chain_id.ok_or(CheckError::ChainUnknown { safe: s.safe })?;
-                let hash = s.tx.safe_tx_hash(version, chain, s.safe);
+                // Before 1.3.0 the domain has no chain id: the hash is the same on every chain.
+                let chain = match chain_id {
+                    Some(c) => Some(c),
+                    None if !version.domain_has_chain_id() => None,
+                    None => {
+                        return Err(CheckError::ChainUnknown {
+                            safe: s.safe,
+                            version,
+                        });
+                    }
+                };
+                let hash =
+                    s.tx.safe_tx_hash(version, chain.unwrap_or_default(), s.safe);
+                let on_chain = chain.map_or_else(
+                    || "any chain: its hash has no chain id".to_owned(),
+                    |c| format!("chain {c}"),
+                );
                 if let Some(claimed) = s.claimed_hash.filter(|c| *c != hash) {
                     findings.push(Finding {
                         kind: FindingKind::SafeTxHashMismatch,
                         message: format!(
-                            "the request's safeTxHash {claimed} is not the hash of its fields: Holdfast computed {hash} (Safe {version}, chain {chain}); the request was altered or belongs to another transaction"
+                            "the request's safeTxHash {claimed} is not the hash of its fields: Holdfast computed {hash} (Safe {version}, {on_chain}); the request was altered or belongs to another transaction"
                         ),
                     });
                 }

@@ -172,6 +172,28 @@ impl Request {
         }
     }
 
+    /// Sets the chain of a request that names none (`guard check --chain-id`: the
+    /// Transaction Service's JSON carries no chain id). A request that names another chain
+    /// is an error: the caller's chain and the request's must agree.
+    pub fn set_chain_id(&mut self, chain: u64) -> Result<(), RequestError> {
+        let slot = match self {
+            Request::Transaction(t) => &mut t.chain_id,
+            Request::Safe(s) => &mut s.chain_id,
+            Request::Withdrawal(w) => &mut w.chain_id,
+        };
+        match *slot {
+            Some(c) if c != chain => Err(RequestError::Invalid {
+                field: "chainId".into(),
+                value: c.to_string(),
+                expected: format!("chain {chain}, which --chain-id gives"),
+            }),
+            _ => {
+                *slot = Some(chain);
+                Ok(())
+            }
+        }
+    }
+
     pub const fn kind_name(&self) -> &'static str {
         match self {
             Request::Transaction(t) if t.signed.is_some() => "signed transaction",
