@@ -109,11 +109,7 @@ fn the_published_executed_transaction_is_denied_for_the_delegatecall_not_its_sig
     );
     assert!(!out.contains("not an owner"), "{out}");
     assert!(!out.contains("NOT VALID"), "{out}");
-    assert_eq!(
-        out.matches("owners are not known here").count(),
-        3,
-        "{out}"
-    );
+    assert_eq!(out.matches("owners are not known here").count(), 3, "{out}");
 }
 
 /// Item 1: the reproduction, denied by the built-in policy naming the refund.

@@ -4,9 +4,10 @@
 //! attacker, moves 900 ETH when executed at 900 gwei (reproduced with the owners' keys);
 //! Holdfast does not co-sign it.
 
-use alloy::primitives::{Address, Bytes, U256, address};
+use alloy::primitives::{Address, B256, Bytes, U256, address};
 use alloy::sol_types::SolCall;
 use holdfast_gate::Role;
+use holdfast_guard::approval::{ApprovalAction, SignedApproval};
 use holdfast_guard::safe::{Operation, SafeTx, SafeVersion};
 use holdfast_store::gate::RequestState;
 use holdfast_testkit::{Anvil, deploy, dev_account, dev_signer, safe};
@@ -107,12 +108,13 @@ async fn holdfast_does_not_cosign_a_gas_refund_drain() -> R {
     let chain_id = node.chain_id().await?;
     let (dest, attacker) = (dev_account(5), dev_account(9));
     let dir = tempfile::tempdir()?;
+    let store = support::embedded(dir.path());
     // The attacker's address is even on the destination list: the refund still counts.
     let gate = support::gate(
         &node,
         &policy(vault, &[dest, attacker]),
         holdfast.clone(),
-        support::embedded(dir.path()),
+        store.clone(),
     )
     .await?;
     let initiator = who("treasury-bot", &[Role::Initiator]);
@@ -148,6 +150,31 @@ async fn holdfast_does_not_cosign_a_gas_refund_drain() -> R {
     assert_eq!(o.state, RequestState::AwaitingApprovals, "{:?}", o.reasons);
     assert!(o.signature.is_none());
     assert_eq!(o.rule.as_deref(), Some("big"));
+
+    // Approved by two approvers, it is signed, and its recorded outflows carry the refund
+    // at its bound, so velocity limits see it afterwards.
+    let id: B256 = o.id.parse()?;
+    let deadline = holdfast_gate::service::now() + 600;
+    for i in [2, 3] {
+        let approval = SignedApproval::sign(
+            &dev_signer(i)?,
+            id,
+            o.payload_hash,
+            chain_id,
+            ApprovalAction::Approve,
+            deadline,
+        )?;
+        gate.approve(&o.id, approval, &who("desk", &[Role::Approver]))
+            .await?;
+    }
+    assert_eq!(gate.status(&o.id).await?.state, RequestState::Signed);
+    let recorded = store.outflows(vault, 0)?;
+    let refund = recorded
+        .iter()
+        .map(|(_, f)| f)
+        .find(|f| f.to == attacker)
+        .expect("the refund is a recorded outflow");
+    assert!(refund.amount > eth(1000), "{:?}", refund);
 
     // What Holdfast refused: with every owner's signature (Holdfast's key used directly),
     // executed at 900 gwei, the refund moves about 900 ETH to the attacker.
