@@ -203,7 +203,7 @@ impl Guard {
             }
         }
 
-        let refunds = request_refunds(env, &decoded);
+        let refunds = crate::refund::of_request(&env.request, &decoded);
         // Executions are simulated at the highest price a refund names, so that the
         // simulation pays the most the refund can (a Safe execution never at 0).
         let refund_price = refunds
@@ -479,7 +479,7 @@ impl Guard {
         let summary = decoded
             .iter()
             .map(|c| describe(policy, c, wallet))
-            .chain(refunds.iter().map(|r| describe_refund(policy, r)))
+            .chain(refunds.iter().map(|r| r.summary(policy)))
             .collect();
         let facts = Facts {
             kind,
@@ -528,7 +528,7 @@ impl Guard {
         let calls = decode::decode(root.from, root.to, root.kind, root.value, &root.data)
             .map(|d| d.calls)
             .unwrap_or_default();
-        let refunds = request_refunds(env, &calls);
+        let refunds = crate::refund::of_request(&env.request, &calls);
         let mut out: Vec<Address> = movements(wallet, &calls, &refunds, &SimStatus::Unavailable)
             .into_iter()
             .map(|m| m.to)
@@ -758,16 +758,6 @@ fn is_precompile(a: &Address) -> bool {
     a[..19].iter().all(|b| *b == 0) && a[19] <= 0x11
 }
 
-/// The gas refunds a request pays: its own Safe transaction's, and those of the
-/// `execTransaction` calls it decodes to (executed by its sender, when it has one).
-fn request_refunds(env: &Envelope, calls: &[DecodedCall]) -> Vec<GasRefund> {
-    match &env.request {
-        Request::Safe(s) => crate::refund::refunds(Some((s.safe, &s.tx)), calls, None, None),
-        Request::Transaction(t) => crate::refund::refunds(None, calls, Some(t.from), t.gas),
-        Request::Withdrawal(_) => Vec::new(),
-    }
-}
-
 /// Value leaving `wallet`: what its calls say, the gas refunds it pays (at most), and what
 /// the simulation shows reaching others.
 fn movements(
@@ -929,34 +919,6 @@ fn grants(wallet: Address, calls: &[DecodedCall]) -> Vec<Grant> {
         }
     }
     out
-}
-
-/// A gas refund in words.
-pub fn describe_refund(policy: &Policy, r: &GasRefund) -> String {
-    use crate::policy::describe_amount;
-    let payer = policy.wallet(r.payer).map_or_else(
-        || r.payer.to_string(),
-        |w| format!("{} ({})", w.name, r.payer),
-    );
-    let most = match r.max_amount {
-        Some(a) => format!("at most {}", describe_amount(policy, &r.asset, a)),
-        None => {
-            "an unbounded amount (gas × gasPrice does not fit in 256 bits: everything it holds)"
-                .to_owned()
-        }
-    };
-    format!(
-        "{payer} pays a gas refund of {most} to {}: (up to {} gas + baseGas {}) × gasPrice {}{}",
-        r.payee(),
-        r.max_gas,
-        r.base_gas,
-        r.gas_price,
-        if r.asset == Asset::Native {
-            " (or the lower gas price the executor sends with)"
-        } else {
-            ""
-        }
-    )
 }
 
 /// One call in words.

@@ -37,6 +37,8 @@ use holdfast_primitives::Asset;
 use serde::Serialize;
 
 use crate::decode::{Action, DecodedCall};
+use crate::policy::{Policy, describe_amount};
+use crate::request::Request;
 use crate::safe::SafeTx;
 
 /// Gas of the inner CALL or DELEGATECALL beyond what the callee gets, with margin: cold
@@ -145,6 +147,56 @@ impl GasRefund {
         self.max_amount.unwrap_or(U256::MAX)
     }
 
+    /// The refund in words, for the report's summary.
+    pub fn summary(&self, policy: &Policy) -> String {
+        format!(
+            "{} pays a gas refund of {} to {}: (up to {} gas + baseGas {}) × gasPrice {}{}",
+            self.payer_name(policy),
+            match self.max_amount {
+                Some(a) => format!("at most {}", describe_amount(policy, &self.asset, a)),
+                None => UNBOUNDED.to_owned(),
+            },
+            self.payee(),
+            self.max_gas,
+            self.base_gas,
+            self.gas_price,
+            if self.asset == Asset::Native {
+                " (or the lower gas price the executor sends with)"
+            } else {
+                ""
+            }
+        )
+    }
+
+    /// The refund as a policy's reason: what the Safe pays, to whom, and why the amount is
+    /// a bound.
+    pub fn reason(&self, policy: &Policy) -> String {
+        format!(
+            "a Safe gas refund: {} pays {} to {} (baseGas {}, safeTxGas {}, gasPrice {}; {})",
+            self.payer_name(policy),
+            match self.max_amount {
+                Some(a) => format!("up to {}", describe_amount(policy, &self.asset, a)),
+                None => UNBOUNDED.to_owned(),
+            },
+            self.payee(),
+            self.base_gas,
+            self.safe_tx_gas,
+            self.gas_price,
+            if self.asset.token().is_some() {
+                "in the gas token the full gasPrice is paid"
+            } else {
+                "the executor picks the gas price, up to gasPrice"
+            }
+        )
+    }
+
+    fn payer_name(&self, policy: &Policy) -> String {
+        policy.wallet(self.payer).map_or_else(
+            || self.payer.to_string(),
+            |w| format!("{} ({})", w.name, self.payer),
+        )
+    }
+
     /// Who is paid, in words.
     pub fn payee(&self) -> String {
         match (self.receiver, self.to_executor) {
@@ -152,6 +204,19 @@ impl GasRefund {
             (Some(r), true) => format!("the executor {r} (tx.origin: refundReceiver is zero)"),
             (None, _) => "whoever executes it (tx.origin: refundReceiver is zero; not known before execution, so not screened)".to_owned(),
         }
+    }
+}
+
+const UNBOUNDED: &str = "an unbounded amount (gas × gasPrice does not fit in 256 bits: counted as everything the Safe holds)";
+
+/// The gas refunds a request pays: a Safe transaction's own, and those of the
+/// `execTransaction` calls it decodes to, executed by the request's sender when it is a
+/// transaction (its gas limit then caps them).
+pub fn of_request(request: &Request, calls: &[DecodedCall]) -> Vec<GasRefund> {
+    match request {
+        Request::Safe(s) => refunds(Some((s.safe, &s.tx)), calls, None, None),
+        Request::Transaction(t) => refunds(None, calls, Some(t.from), t.gas),
+        Request::Withdrawal(_) => Vec::new(),
     }
 }
 

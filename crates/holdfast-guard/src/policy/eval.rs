@@ -18,7 +18,6 @@ use super::{AssetKey, Condition, Per, Policy, RuleAction, SimFact};
 use crate::approval::VerifiedApproval;
 use crate::decode::{Action, SafeChange};
 use crate::facts::{CallFact, Facts, PastOutflow, Source};
-use crate::refund::GasRefund;
 use crate::simulate::{CriticalSlot, Outcome, SimStatus};
 use crate::units::{Usd, format_duration, format_units};
 
@@ -419,7 +418,7 @@ fn holds(policy: &Policy, facts: &Facts, c: &Condition) -> Option<String> {
                 .map(|(f, i)| describe_call(facts, *i, f.describe()))
                 .collect();
             if kinds.contains(&CallFact::SafeGasRefund) {
-                hits.extend(facts.refunds.iter().map(|r| describe_refund(policy, r)));
+                hits.extend(facts.refunds.iter().map(|r| r.reason(policy)));
             }
             (!hits.is_empty()).then(|| join_unique(hits))
         }
@@ -777,27 +776,6 @@ fn policy_list_or_builtin(policy: &Policy, name: &str) -> Vec<Address> {
             .map(<[Address]>::to_vec)
             .unwrap_or_default(),
     }
-}
-
-/// A refund as a reason: what the Safe pays, to whom, and why the amount is a bound.
-fn describe_refund(policy: &Policy, r: &GasRefund) -> String {
-    let amount = match r.max_amount {
-        Some(a) => format!("up to {}", describe_amount(policy, &r.asset, a)),
-        None => "an unbounded amount (gas × gasPrice does not fit in 256 bits)".to_owned(),
-    };
-    format!(
-        "a Safe gas refund: {} pays {amount} to {} (baseGas {}, safeTxGas {}, gasPrice {}; the executor picks the gas price up to gasPrice{})",
-        short(&r.payer),
-        r.payee(),
-        r.base_gas,
-        r.safe_tx_gas,
-        r.gas_price,
-        if r.asset.token().is_some() {
-            "; in the gas token the full gasPrice is paid"
-        } else {
-            ""
-        }
-    )
 }
 
 fn describe_call(facts: &Facts, i: usize, what: &str) -> String {

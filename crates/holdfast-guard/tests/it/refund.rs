@@ -343,3 +343,63 @@ fn without_a_node_the_refund_is_a_movement_limits_and_lists_see() {
     );
     assert!(r.movements.iter().any(|m| m.to_unknown()));
 }
+
+/// An account executing a fully signed Safe transaction whose refund goes to `tx.origin`:
+/// the executor is known (the request's sender), the transaction's gas limit caps the bound,
+/// and the simulation, sent at the refund's price, shows the sender paid the refund and
+/// nothing of its own fee.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_executor_refunding_itself_is_known_and_capped_by_its_gas_limit() -> R {
+    let v = vault(safe::SafeVersion::V1_4_1).await?;
+    let executor = dev_account(3);
+    let nonce = safe::nonce(&v.node, v.safe).await?;
+    let tx = refund_tx(100_000_000, 1_000_000_000_000, Address::ZERO, nonce);
+    let hash = tx.safe_tx_hash(v.version, v.chain_id, v.safe);
+    let call = tx.exec_call(safe::sign(hash, &v.owners)?).abi_encode();
+    let request = json!({
+        "from": executor, "to": v.safe, "data": Bytes::from(call), "gas": 300_000,
+        "chainId": v.chain_id,
+    });
+    let sim = Arc::new(support::simulator(&v.node).await?);
+    let r = check(
+        &support::default_guard(),
+        &support::env(&request),
+        Some(sim),
+        vec![],
+    )
+    .await?;
+    assert_eq!(r.wallet, v.safe, "the Safe's funds are at stake");
+    assert_eq!(r.refunds.len(), 1, "{:?}", r.refunds);
+    let refund = &r.refunds[0];
+    assert_eq!(
+        (refund.receiver, refund.to_executor),
+        (Some(executor), true)
+    );
+    assert_eq!(
+        refund.max_gas,
+        holdfast_guard::refund::gas_bound(&tx).min(U256::from(300_000)),
+        "the smaller of the bound and the gas limit"
+    );
+    // (The rule that decides is the DELEGATECALL one: in a plain transaction's simulation
+    // the proxy's delegation to its singleton is not told apart; a denial either way.)
+    assert_eq!(r.evaluation.decision, Decision::Deny);
+    let s = r.simulation.simulation().expect("simulated");
+    assert_eq!(s.outcome, Outcome::Success, "{:?}", s.outcome);
+    let paid = s
+        .deltas
+        .iter()
+        .find(|d| d.holder == executor)
+        .expect("the executor is paid")
+        .delta;
+    assert!(
+        paid.is_positive(),
+        "the fee is not counted against the executor: {paid}"
+    );
+    let paid = paid.unsigned_abs();
+    assert!(
+        paid >= eth(100) && Some(paid) <= refund.max_amount,
+        "{paid} vs {:?}",
+        refund.max_amount
+    );
+    Ok(())
+}
