@@ -342,6 +342,26 @@ fn without_a_node_the_refund_is_a_movement_limits_and_lists_see() {
         r.evaluation
     );
     assert!(r.movements.iter().any(|m| m.to_unknown()));
+
+    // A gasPrice whose product with the gas has no 256-bit bound: unbounded, said so, and
+    // counted as everything.
+    json["gasPrice"] = json!(U256::MAX.to_string());
+    json["refundReceiver"] = json!(dev_account(9));
+    let r = support::default_guard()
+        .check(&support::env(&json), &opts)
+        .expect("checks");
+    assert_eq!(r.evaluation.decision, Decision::Deny);
+    assert_eq!(r.evaluation.rule.as_deref(), Some("Safe gas refund"));
+    assert!(
+        r.evaluation.reasons.iter().any(|x| x.contains("unbounded")),
+        "{:?}",
+        r.evaluation.reasons
+    );
+    assert!(
+        r.movements
+            .iter()
+            .any(|m| m.gas_refund && m.amount == U256::MAX)
+    );
 }
 
 /// An account executing a fully signed Safe transaction whose refund goes to `tx.origin`:
