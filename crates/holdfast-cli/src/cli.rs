@@ -193,13 +193,36 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", env = "HOLDFAST_GUARD_CONFIG")]
     pub guard_config: Option<PathBuf>,
     /// Also listen here as a JSON-RPC firewall in front of the guard's node (needs
-    /// --guard-config with gate.rpc): eth_sendRawTransaction and eth_sendTransaction are
-    /// decided, everything else passes through.
+    /// --guard-config with gate.rpc): sends (eth_sendRawTransaction, eth_sendTransaction and
+    /// their …Sync variants) are decided, a list of read methods is forwarded, everything else
+    /// (signing, unsigned sends, node administration, unknown methods) is refused.
     #[arg(long, value_name = "ADDR", requires = "guard_config")]
     pub firewall_listen: Option<SocketAddr>,
+    /// Forward this read method through the firewall too (repeatable), e.g.
+    /// debug_traceTransaction; a method that signs, sends or administers the node is refused.
+    #[arg(
+        long = "firewall-allow-method",
+        value_name = "METHOD",
+        requires = "firewall_listen"
+    )]
+    pub firewall_allow_methods: Vec<String>,
     /// Requests per second per guard API token.
     #[arg(long, default_value_t = 2000.0)]
     pub guard_rate: f64,
+    /// Most client connections open at once (API and firewall together); more wait to be
+    /// accepted. Lowered to fit the open-file limit.
+    #[arg(long, value_name = "N", default_value_t = holdfast_server::serve::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request head, counted from when the server waits for
+    /// it; also how long an idle kept-alive connection stays open.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+    /// Seconds a client has to send a whole request body.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout: u64,
+    /// Seconds a connection stays open while its client reads nothing of an answer.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_timeout: u64,
 }
 
 /// The default data directory: `$XDG_DATA_HOME/holdfast`, else `~/.local/share/holdfast`.
@@ -246,6 +269,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Timeouts and the connection cap from the flags, the cap lowered to fit the open-file
+/// limit (raised to its hard limit first).
+fn serve_limits(args: &ServeArgs) -> holdfast_server::Limits {
+    let files = crate::raise_open_file_limit();
+    let cap = holdfast_server::connection_cap(args.max_connections, files);
+    if cap < args.max_connections {
+        tracing::warn!(target: "serve", wanted = args.max_connections, cap, open_file_limit = files,
+            "the open-file limit allows fewer connections than --max-connections; capping");
+    }
+    holdfast_server::Limits::new(
+        std::time::Duration::from_secs(args.header_timeout),
+        std::time::Duration::from_secs(args.body_timeout),
+        std::time::Duration::from_secs(args.write_timeout),
+        cap,
+    )
+}
+
 fn serve(
     data_dir: DataDir,
     store: &chain_cmd::StoreArgs,
@@ -260,10 +300,15 @@ fn serve(
         ),
         None => std::env::var("HOLDFAST_ADMIN_TOKEN").ok(),
     };
+    let reads =
+        holdfast_server::firewall::methods::ReadMethods::with_extra(&args.firewall_allow_methods)?;
+    let limits = serve_limits(&args);
     let dir = data_dir.clone();
     let loader: Arc<holdfast_server::Loader> = Arc::new(move || holdfast_intel::load(Some(&dir)));
     let started = std::time::Instant::now();
-    let state = holdfast_server::AppState::new(loader, token).context("loading intel")?;
+    let state = holdfast_server::AppState::new(loader, token)
+        .context("loading intel")?
+        .with_limits(limits.clone());
     {
         let intel = state.intel.load();
         tracing::info!(target: "serve", labels = intel.index.label_count(), addresses = intel.index.address_count(),
@@ -294,24 +339,16 @@ fn serve(
                     .rpc
                     .clone()
                     .context("--firewall-listen needs gate.rpc (the node to protect) in the guard configuration")?;
-                let fw = holdfast_server::guard::Firewall {
-                    gate: gate.clone(),
-                    upstream,
-                    client: reqwest::Client::new(),
-                    principal: holdfast_gate::Principal {
-                        name: "json-rpc-firewall".into(),
-                        roles: vec![holdfast_gate::Role::Initiator],
-                        address: None,
-                    },
-                };
+                let fw = holdfast_server::firewall::Firewall::new(gate.clone(), upstream)
+                    .with_reads(reads);
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("binding the firewall on {addr}"))?;
                 eprintln!("holdfast: JSON-RPC firewall on http://{}", listener.local_addr()?);
                 let stop = stopped();
+                let limits = limits.clone();
                 tasks.push(tokio::spawn(async move {
-                    let app = holdfast_server::guard::firewall_router(fw);
-                    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+                    if let Err(e) = holdfast_server::firewall::serve(listener, fw, limits, stop).await {
                         tracing::error!(target: "server::firewall", error = %e, "firewall stopped");
                     }
                 }));

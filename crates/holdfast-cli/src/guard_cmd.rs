@@ -242,8 +242,12 @@ fn history(
     let rows = store
         .transfers_from(chain_id, report_wallet, 0, holdfast_store::MAX_LIMIT)
         .context("reading the wallet's history from the transfer store")?;
+    // Read from the wallet's first transfer on: a full page may have left the newest out,
+    // and velocity is then not summed from a partial list (fail closed).
+    let truncated = rows.len() >= holdfast_store::MAX_LIMIT;
     Ok(History {
         known: true,
+        truncated,
         first_paid: Vec::new(),
         outflows: rows
             .into_iter()
@@ -317,11 +321,7 @@ pub fn check(data_dir: &DataDir, store: &StoreArgs, args: &CheckArgs) -> anyhow:
                 .map(|fork| Simulator::new(fork, SimOptions { budget }))
         })
     });
-    let (sim, sim_failure) = match simulator {
-        None => (None, None),
-        Some(Ok(s)) => (Some(s), None),
-        Some(Err(e)) => (None, Some(e)),
-    };
+    let simulation: Result<Option<Simulator>, String> = simulator.transpose();
     let history = if args.history {
         // The wallet is known once the request is decoded; a first pass without history finds it.
         let probe = guard.check(
@@ -333,7 +333,11 @@ pub fn check(data_dir: &DataDir, store: &StoreArgs, args: &CheckArgs) -> anyhow:
         )?;
         let chain = probe
             .chain_id
-            .or(sim.as_ref().map(|s| s.fork().block().chain_id))
+            .or(simulation
+                .as_ref()
+                .ok()
+                .and_then(Option::as_ref)
+                .map(|s| s.fork().block().chain_id))
             .context(
                 "--history needs the request's chain id (chainId, --chain-id, the policy's wallet, or --rpc)",
             )?;
@@ -347,12 +351,16 @@ pub fn check(data_dir: &DataDir, store: &StoreArgs, args: &CheckArgs) -> anyhow:
         let safe_version = args.safe_version;
         tokio::task::spawn_blocking(move || {
             let opts = CheckOptions {
-                simulator: sim.as_ref(),
                 safe_version,
-                history,
-                approvals: &approvals,
-                now,
-                sim_failure,
+                ..CheckOptions::deciding(
+                    simulation
+                        .as_ref()
+                        .map(Option::as_ref)
+                        .map_err(Clone::clone),
+                    history,
+                    &approvals,
+                    now,
+                )
             };
             guard.check(&env, &opts)
         })

@@ -14,6 +14,35 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Raises the soft open-file limit to the hard one (a server holds one file per connection)
+/// and returns the soft limit now in force.
+fn raise_open_file_limit() -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let Rlimit { current, maximum } = getrlimit(Resource::Nofile);
+    // Linux refuses an unlimited number of open files: ask for a large finite one then.
+    let target = maximum.unwrap_or(1 << 20);
+    match current {
+        Some(soft) if soft < target => {
+            let raised = Rlimit {
+                current: Some(target),
+                maximum,
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => {
+                    tracing::info!(target: "serve", from = soft, to = target, "raised the open-file limit");
+                    target
+                }
+                Err(e) => {
+                    tracing::warn!(target: "serve", limit = soft, error = %e, "could not raise the open-file limit");
+                    soft
+                }
+            }
+        }
+        Some(soft) => soft,
+        None => u64::MAX,
+    }
+}
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOLDFAST_LOG").unwrap_or_else(|_| {

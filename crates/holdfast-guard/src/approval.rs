@@ -159,10 +159,171 @@ impl SignedApproval {
     }
 }
 
+/// What an approval must match to count. One rule for every place that counts approvals:
+/// the engine's quorum, the guard service's approve and unfreeze, and the approvals it
+/// shows as counted.
+#[derive(Debug, Clone, Copy)]
+pub struct Quorum<'a> {
+    pub action: ApprovalAction,
+    /// The request (or freeze) it must name; `None` where the caller binds no id (the
+    /// engine, which sees only the payload).
+    pub request_id: Option<B256>,
+    pub payload_hash: B256,
+    /// `None`: a request whose chain is unknown (offline checks).
+    pub chain_id: Option<u64>,
+    pub group: &'a str,
+    pub members: &'a [Address],
+    /// Never counts for the request it initiated.
+    pub initiator: Option<Address>,
+    pub now: u64,
+}
+
+/// Why an approval does not count.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotCounted {
+    #[error("its action is {got:?}, not {want:?}")]
+    Action {
+        got: &'static str,
+        want: &'static str,
+    },
+    #[error("it is for {got}, not {want}")]
+    Request { got: B256, want: B256 },
+    #[error(
+        "it approves payload {got}, but this request's payload is {want} (an approval for one payload never counts for another)"
+    )]
+    Payload { got: B256, want: B256 },
+    #[error("it is for chain {got}, the request for chain {want}")]
+    Chain { got: u64, want: u64 },
+    #[error("{approver} is not a member of group {group:?}")]
+    NotMember { approver: Address, group: String },
+    #[error("{approver} initiated this request and cannot approve it")]
+    Initiator { approver: Address },
+    #[error("it expired at {deadline} (now {now})")]
+    Expired { deadline: u64, now: u64 },
+}
+
+/// Whether `a` counts for `q`, and if not, why.
+pub fn counts_for(a: &VerifiedApproval, q: &Quorum<'_>) -> Result<(), NotCounted> {
+    if a.action != q.action {
+        return Err(NotCounted::Action {
+            got: a.action.name(),
+            want: q.action.name(),
+        });
+    }
+    if let Some(want) = q.request_id
+        && a.request_id != want
+    {
+        return Err(NotCounted::Request {
+            got: a.request_id,
+            want,
+        });
+    }
+    if a.payload_hash != q.payload_hash {
+        return Err(NotCounted::Payload {
+            got: a.payload_hash,
+            want: q.payload_hash,
+        });
+    }
+    if let Some(want) = q.chain_id
+        && a.chain_id != want
+    {
+        return Err(NotCounted::Chain {
+            got: a.chain_id,
+            want,
+        });
+    }
+    if q.now > a.deadline {
+        return Err(NotCounted::Expired {
+            deadline: a.deadline,
+            now: q.now,
+        });
+    }
+    if !q.members.contains(&a.approver) {
+        return Err(NotCounted::NotMember {
+            approver: a.approver,
+            group: q.group.to_owned(),
+        });
+    }
+    if q.initiator == Some(a.approver) {
+        return Err(NotCounted::Initiator {
+            approver: a.approver,
+        });
+    }
+    Ok(())
+}
+
+/// The distinct approvers whose approvals count for `q`, sorted.
+pub fn counted(approvals: &[VerifiedApproval], q: &Quorum<'_>) -> Vec<Address> {
+    let mut have: Vec<Address> = approvals
+        .iter()
+        .filter(|a| counts_for(a, q).is_ok())
+        .map(|a| a.approver)
+        .collect();
+    have.sort();
+    have.dedup();
+    have
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloy::signers::local::PrivateKeySigner;
+
+    #[test]
+    fn counts_for_is_the_one_rule() {
+        let members = [Address::repeat_byte(1), Address::repeat_byte(2)];
+        let q = Quorum {
+            action: ApprovalAction::Approve,
+            request_id: Some(B256::repeat_byte(9)),
+            payload_hash: B256::repeat_byte(7),
+            chain_id: Some(1),
+            group: "ops",
+            members: &members,
+            initiator: Some(Address::repeat_byte(2)),
+            now: 100,
+        };
+        let ok = VerifiedApproval {
+            approver: Address::repeat_byte(1),
+            request_id: B256::repeat_byte(9),
+            payload_hash: B256::repeat_byte(7),
+            chain_id: 1,
+            action: ApprovalAction::Approve,
+            deadline: 100,
+        };
+        assert_eq!(counts_for(&ok, &q), Ok(()));
+        let not = |f: &dyn Fn(&mut VerifiedApproval)| {
+            let mut a = ok.clone();
+            f(&mut a);
+            counts_for(&a, &q).expect_err("does not count")
+        };
+        assert!(matches!(
+            not(&|a| a.action = ApprovalAction::Unfreeze),
+            NotCounted::Action { .. }
+        ));
+        assert!(matches!(
+            not(&|a| a.request_id = B256::ZERO),
+            NotCounted::Request { .. }
+        ));
+        assert!(matches!(
+            not(&|a| a.payload_hash = B256::ZERO),
+            NotCounted::Payload { .. }
+        ));
+        assert!(matches!(not(&|a| a.chain_id = 5), NotCounted::Chain { .. }));
+        assert!(matches!(
+            not(&|a| a.deadline = 99),
+            NotCounted::Expired { .. }
+        ));
+        assert!(matches!(
+            not(&|a| a.approver = Address::repeat_byte(3)),
+            NotCounted::NotMember { .. }
+        ));
+        assert!(matches!(
+            not(&|a| a.approver = Address::repeat_byte(2)),
+            NotCounted::Initiator { .. }
+        ));
+        let twice = [ok.clone(), ok.clone()];
+        assert_eq!(counted(&twice, &q), vec![ok.approver], "once per approver");
+    }
 
     #[test]
     fn an_approval_recovers_its_signer_and_binds_its_fields() {

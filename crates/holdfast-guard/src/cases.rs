@@ -13,6 +13,7 @@
 //! expect = "allow"              # allow, hold, require_approvals or deny
 //! rule = "small withdrawals"    # optional: the rule that must decide
 //! history = [{ to = "0x…", asset = "USDC", amount = "40000", ago = "2h" }]
+//! history_truncated = true      # the window held more outflows than are read: velocity fails closed
 //! approved_by = ["0x…"]         # approvals taken as verified, for this payload
 //! ```
 //!
@@ -68,6 +69,9 @@ struct Case {
     safe_version: Option<String>,
     #[serde(default)]
     history: Option<Vec<HistoryEntry>>,
+    /// The wallet's window held more outflows than the service reads for one decision.
+    #[serde(default)]
+    history_truncated: bool,
     #[serde(default)]
     approved_by: Vec<String>,
 }
@@ -200,6 +204,11 @@ pub fn run(guard: &Guard, path: &Path, text: &str) -> Result<Vec<CaseResult>, Ca
             None => None,
         };
         let history = match &case.history {
+            None if case.history_truncated => History {
+                known: true,
+                truncated: true,
+                ..History::default()
+            },
             None => History::default(),
             Some(entries) => {
                 let mut outflows = Vec::new();
@@ -225,6 +234,7 @@ pub fn run(guard: &Guard, path: &Path, text: &str) -> Result<Vec<CaseResult>, Ca
                 History {
                     known: true,
                     outflows,
+                    truncated: case.history_truncated,
                     first_paid: Vec::new(),
                 }
             }

@@ -73,6 +73,32 @@ pub struct CheckOptions<'a> {
     pub sim_failure: Option<String>,
 }
 
+impl<'a> CheckOptions<'a> {
+    /// The inputs of one decision, as the guard service and `holdfast guard check` both
+    /// build them: the simulator, or why there is none although one was asked for (`Err`:
+    /// the policy then sees a failed simulation, never an unavailable one); the wallet's
+    /// history; the approvals; the time.
+    pub fn deciding(
+        simulation: Result<Option<&'a Simulator>, String>,
+        history: History,
+        approvals: &'a [VerifiedApproval],
+        now: u64,
+    ) -> CheckOptions<'a> {
+        let (simulator, sim_failure) = match simulation {
+            Ok(s) => (s, None),
+            Err(e) => (None, Some(e)),
+        };
+        CheckOptions {
+            simulator,
+            safe_version: None,
+            history,
+            approvals,
+            now,
+            sim_failure,
+        }
+    }
+}
+
 /// The Safe-specific part of a report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SafeReport {

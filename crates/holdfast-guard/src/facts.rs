@@ -204,6 +204,10 @@ pub struct History {
     pub known: bool,
     /// Outflows of the window the policy looks back over (newest last).
     pub outflows: Vec<PastOutflow>,
+    /// The window held more outflows than the caller reads: `outflows` is incomplete, so
+    /// every velocity limit counts as exceeded (fail closed).
+    #[serde(default)]
+    pub truncated: bool,
     /// When the wallet first paid each of this request's destinations, where the caller
     /// keeps that apart from `outflows` (older than their window); a destination in neither
     /// was never paid.

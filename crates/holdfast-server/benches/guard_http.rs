@@ -14,7 +14,12 @@
 //! time, so a stalled server is charged for the requests it delayed, not only the one it
 //! stalled on).
 //!
-//! `cargo bench -p holdfast-server --bench guard_http [-- --seconds 10 --connections 16 --rate 2000 --no-pg]`
+//! With `--velocity` the policy has a velocity rule (one that never fires): every decision
+//! then reads the wallet's outflows and reservations under the wallet's lock, so the
+//! decisions of the one bench wallet are serialized and read a history that grows with the
+//! run.
+//!
+//! `cargo bench -p holdfast-server --bench guard_http [-- --seconds 10 --connections 16 --rate 2000 --no-pg --velocity]`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +36,9 @@ type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 const SAFE: &str = "0x1Db92e2EeBC8E0c075a02BeA49a2935BcD2dFCF4";
 
-fn policy(dests: &[Address]) -> String {
+/// The bench policy; with `velocity`, a velocity rule that never fires but makes every
+/// decision read the wallet's history under its lock (the cost of velocity rules).
+fn policy(dests: &[Address], velocity: bool) -> String {
     let list = dests
         .iter()
         .map(|d| format!("\"{d}\""))
@@ -64,7 +71,7 @@ action = "deny"
 name = "foreign delegatecall"
 when = {{ delegatecall_to_unlisted = "dc" }}
 action = "deny"
-[[rule]]
+{velocity_rule}[[rule]]
 name = "medium"
 when = {{ asset_in = ["ETH"], amount_above = "100" }}
 action = "hold"
@@ -73,7 +80,12 @@ hold = "24h"
 name = "ok"
 when = {{ destination_in = "dest" }}
 action = "allow"
-"#
+"#,
+        velocity_rule = if velocity {
+            "[[rule]]\nname = \"velocity\"\nwhen = { velocity = { window = \"24h\", usd_above = \"1000000000000\" } }\naction = \"deny\"\n"
+        } else {
+            ""
+        }
     )
 }
 
@@ -96,7 +108,10 @@ async fn run(
     let dests: Vec<Address> = (1..=50u8).map(Address::repeat_byte).collect();
     let intel = Arc::new(holdfast_intel::load(None)?.index);
     let guard = Guard::new(
-        Arc::new(Policy::parse("bench.toml", &policy(&dests))?),
+        Arc::new(Policy::parse(
+            "bench.toml",
+            &policy(&dests, std::env::args().any(|a| a == "--velocity")),
+        )?),
         intel,
     );
     let token = "bench-token";
@@ -145,7 +160,14 @@ async fn run(
             }
         },
     ));
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    // Served as `holdfast serve` serves it: the server's own accept loop with its limits.
+    let server = tokio::spawn(holdfast_server::serve::serve_router(
+        listener,
+        app,
+        holdfast_server::Limits::default(),
+        holdfast_server::error::head_error_body,
+        std::future::pending(),
+    ));
     let url = format!("http://{addr}/v1/guard/requests");
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();

@@ -1,26 +1,38 @@
-//! The guard service's HTTP API (`/v1/guard/...`) and the JSON-RPC firewall.
+//! The guard service's HTTP API (`/v1/guard/...`); the JSON-RPC firewall is
+//! [`crate::firewall`] (re-exported here).
 //!
 //! Every guard route needs a bearer token whose SHA-256 is in the service configuration;
 //! the token's roles decide what it may call (initiator: submit; operator: cancel, freeze;
-//! approver: approve; admin: audit log, unfreeze). Each token is rate-limited. Without a
-//! configured guard service the routes answer 404.
+//! approver: approve; admin: audit log, unfreeze). Each token is rate-limited. Bodies are
+//! limited to [`GUARD_MAX_BODY_BYTES`]. Without a configured guard service the routes
+//! answer 404.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use alloy_primitives::Address;
-use axum::extract::{Path, Query, State};
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use holdfast_gate::{Gate, GateError, Principal, Role};
 use holdfast_guard::approval::SignedApproval;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::body::read_body;
+use crate::error::{ApiError, ApiPath, query_params};
+pub use crate::firewall::{Firewall, REFUSED, firewall_router};
+
+/// Largest body of a guard route: the guard's own request limit (1 MiB), so that a body
+/// the HTTP layer takes is never refused later for its size.
+pub const GUARD_MAX_BODY_BYTES: usize = holdfast_guard::request::MAX_REQUEST_BYTES;
+
+/// Most audit entries in one answer.
+pub const MAX_AUDIT_LIMIT: usize = 10_000;
 
 /// Requests per second allowed per token (with a burst of twice that).
 pub const DEFAULT_RATE: f64 = 2_000.0;
@@ -69,13 +81,43 @@ impl From<GateError> for ApiError {
         if matches!(e, GateError::Unavailable(_)) {
             tracing::error!(target: "server::guard", error = %e, "guard unavailable");
         }
+        let message = match &e {
+            GateError::Forbidden { who, role } => forbidden_message(who, role),
+            e => e.to_string(),
+        };
         ApiError {
             status,
             code,
-            message: e.to_string(),
+            message,
             field: None,
         }
     }
+}
+
+/// `GateError::Forbidden` carries either a token's name and the role it lacks, or — for a
+/// refused approval or unfreeze — the reason in `who` and a description in `role`; its
+/// `Display` stitches both into "{who} lacks the {role} role" either way. Only the first is
+/// said that way.
+fn forbidden_message(who: &str, role: &str) -> String {
+    let roles = [Role::Initiator, Role::Operator, Role::Approver, Role::Admin];
+    if roles.iter().any(|r| r.name() == role) {
+        format!("token {who:?} lacks the {role} role")
+    } else if role == "approval quorum" {
+        format!("unfreeze refused: {who}")
+    } else {
+        who.to_owned()
+    }
+}
+
+/// A guard route's body, at most [`GUARD_MAX_BODY_BYTES`].
+async fn guard_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    Ok(read_body(
+        headers,
+        body,
+        GUARD_MAX_BODY_BYTES,
+        state.limits.body_timeout,
+    )
+    .await?)
 }
 
 fn gate(state: &AppState) -> Result<&Arc<Gate>, ApiError> {
@@ -119,18 +161,19 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
 pub async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let (g, who) = principal(&state, &headers)?;
+    let body = guard_body(&state, &headers, body).await?;
     let out = g.submit(&body, &who).await?;
-    state.metrics.decision(&out.decision);
+    state.metrics.decision(out.decision.name());
     Ok(axum::Json(out).into_response())
 }
 
 pub async fn status(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let (g, _) = principal(&state, &headers)?;
     Ok(axum::Json(g.status(&id).await?).into_response())
@@ -139,10 +182,11 @@ pub async fn status(
 pub async fn approve(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
+    ApiPath(id): ApiPath<String>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let (g, who) = principal(&state, &headers)?;
+    let body = guard_body(&state, &headers, body).await?;
     let approval: SignedApproval = json_body(&body)?;
     Ok(axum::Json(g.approve(&id, approval, &who).await?).into_response())
 }
@@ -156,10 +200,11 @@ struct CancelBody {
 pub async fn cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
+    ApiPath(id): ApiPath<String>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let (g, who) = principal(&state, &headers)?;
+    let body = guard_body(&state, &headers, body).await?;
     let b: CancelBody = json_body(&body)?;
     Ok(axum::Json(g.cancel(&id, &b.reason, &who).await?).into_response())
 }
@@ -176,9 +221,10 @@ struct FreezeBody {
 pub async fn freeze(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let (g, who) = principal(&state, &headers)?;
+    let body = guard_body(&state, &headers, body).await?;
     let b: FreezeBody = json_body(&body)?;
     g.freeze(b.wallet, &b.reason, &who).await?;
     let hash = g.unfreeze_hash(b.wallet).await?;
@@ -199,26 +245,29 @@ struct UnfreezeBody {
 pub async fn unfreeze(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let (g, who) = principal(&state, &headers)?;
+    let body = guard_body(&state, &headers, body).await?;
     let b: UnfreezeBody = json_body(&body)?;
     g.unfreeze(b.wallet, &b.approvals, &who).await?;
     Ok(axum::Json(json!({"frozen": false, "wallet": b.wallet})).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-pub struct AuditQuery {
-    #[serde(default)]
-    from: Option<u64>,
-    #[serde(default)]
-    limit: Option<usize>,
+/// A whole-number query parameter.
+fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ApiError> {
+    value.parse::<T>().map_err(|_| {
+        ApiError::bad_request(
+            key.to_owned(),
+            format!("query parameter {key} is {value:?}; expected a whole number"),
+        )
+    })
 }
 
 pub async fn audit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<AuditQuery>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let (g, who) = principal(&state, &headers)?;
     if !who.has(Role::Admin) {
@@ -228,9 +277,19 @@ pub async fn audit(
         }
         .into());
     }
-    let limit = q.limit.unwrap_or(1000).min(10_000);
+    let q = query_params(query.as_deref(), &["from", "limit"])?;
+    let from: u64 = q
+        .get("from")
+        .map(|v| number("from", v))
+        .transpose()?
+        .unwrap_or(1);
+    let limit: usize = q
+        .get("limit")
+        .map(|v| number("limit", v))
+        .transpose()?
+        .unwrap_or(1000);
+    let limit = limit.min(MAX_AUDIT_LIMIT);
     let store = g.store().clone();
-    let from = q.from.unwrap_or(1);
     let entries = tokio::task::spawn_blocking(move || store.audit(from, limit))
         .await
         .map_err(|e| ApiError::internal("reading the audit log", &e))?
@@ -238,138 +297,28 @@ pub async fn audit(
     Ok(axum::Json(entries).into_response())
 }
 
-/// The JSON-RPC firewall: in front of a node, `eth_sendRawTransaction` and
-/// `eth_sendTransaction` are decided by the guard; a denied one gets a JSON-RPC error that
-/// says why, a held one is kept and sent on release (a cancelled one never), every other
-/// method passes through unchanged.
-#[derive(Debug, Clone)]
-pub struct Firewall {
-    pub gate: Arc<Gate>,
-    pub upstream: String,
-    pub client: reqwest::Client,
-    /// Who the firewall submits as (an initiator).
-    pub principal: Principal,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// JSON-RPC error code for a request Holdfast refused or is holding.
-pub const REFUSED: i64 = -32_003;
-
-impl Firewall {
-    async fn forward(&self, call: &Value) -> Value {
-        let id = call.get("id").cloned().unwrap_or(Value::Null);
-        match self.client.post(&self.upstream).json(call).send().await {
-            Ok(r) => r.json::<Value>().await.unwrap_or_else(|e| {
-                rpc_error(&id, -32_603, &format!("the node's answer is not JSON: {e}"))
-            }),
-            Err(e) => rpc_error(
-                &id,
-                -32_603,
-                &format!("the node cannot be reached: {}", e.without_url()),
-            ),
-        }
+    #[test]
+    fn forbidden_messages_are_one_sentence() {
+        assert_eq!(
+            ApiError::from(GateError::Forbidden {
+                who: "svc".into(),
+                role: "admin",
+            })
+            .message,
+            "token \"svc\" lacks the admin role"
+        );
+        let e = ApiError::from(GateError::Forbidden {
+            who: "approval rejected: 0x00000000000000000000000000000000000000a1 is not a member of group \"officers\"".into(),
+            role: "member of the approving group",
+        });
+        assert_eq!(e.status, axum::http::StatusCode::FORBIDDEN);
+        assert_eq!(
+            e.message,
+            "approval rejected: 0x00000000000000000000000000000000000000a1 is not a member of group \"officers\""
+        );
     }
-
-    async fn one(&self, call: Value) -> Value {
-        let id = call.get("id").cloned().unwrap_or(Value::Null);
-        let method = call.get("method").and_then(Value::as_str).unwrap_or("");
-        let param = call.get("params").and_then(|p| p.get(0)).cloned();
-        let body = match (method, param) {
-            ("eth_sendRawTransaction", Some(Value::String(raw))) => json!({"raw": raw}),
-            ("eth_sendTransaction", Some(tx @ Value::Object(_))) => tx,
-            ("eth_sendRawTransaction" | "eth_sendTransaction", _) => {
-                return rpc_error(&id, -32_602, "invalid params: expected one transaction");
-            }
-            _ => return self.forward(&call).await,
-        };
-        let bytes = body.to_string().into_bytes();
-        let forward = method == "eth_sendTransaction";
-        let out = if forward {
-            self.gate.submit_forward(&bytes, &self.principal).await
-        } else {
-            self.gate.submit(&bytes, &self.principal).await
-        };
-        match out {
-            Err(e) => rpc_error(&id, REFUSED, &format!("Holdfast could not decide: {e}")),
-            Ok(o) => {
-                use holdfast_store::gate::RequestState as S;
-                match o.state {
-                    S::Broadcast | S::Included | S::Signed if o.tx_hash.is_some() => {
-                        json!({"jsonrpc": "2.0", "id": id, "result": o.tx_hash})
-                    }
-                    S::Held => rpc_error_data(
-                        &id,
-                        &format!(
-                            "held by Holdfast until {} (request {}): it will be sent then unless an operator cancels it",
-                            o.release_at.unwrap_or_default(),
-                            o.id
-                        ),
-                        &o,
-                    ),
-                    S::AwaitingApprovals => rpc_error_data(
-                        &id,
-                        &format!(
-                            "Holdfast needs approvals (request {}): it will be sent once they are in",
-                            o.id
-                        ),
-                        &o,
-                    ),
-                    _ => rpc_error_data(
-                        &id,
-                        &format!(
-                            "denied by Holdfast{}: {}",
-                            o.rule
-                                .as_ref()
-                                .map(|r| format!(" (rule {r:?})"))
-                                .unwrap_or_default(),
-                            o.reasons.join("; ")
-                        ),
-                        &o,
-                    ),
-                }
-            }
-        }
-    }
-
-    /// Answers a JSON-RPC body (one call or a batch).
-    pub async fn handle(&self, body: &[u8]) -> Value {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Array(calls)) if calls.len() <= 100 => {
-                let mut out = Vec::with_capacity(calls.len());
-                for c in calls {
-                    out.push(self.one(c).await);
-                }
-                Value::Array(out)
-            }
-            Ok(Value::Array(_)) => {
-                rpc_error(&Value::Null, -32_600, "batches are limited to 100 calls")
-            }
-            Ok(call @ Value::Object(_)) => self.one(call).await,
-            Ok(_) => rpc_error(&Value::Null, -32_600, "invalid request"),
-            Err(e) => rpc_error(&Value::Null, -32_700, &format!("parse error: {e}")),
-        }
-    }
-}
-
-fn rpc_error(id: &Value, code: i64, message: &str) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-}
-
-fn rpc_error_data(id: &Value, message: &str, o: &holdfast_gate::Outcome) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": REFUSED, "message": message, "data": {"request_id": o.id, "state": o.state, "decision": o.decision, "rule": o.rule, "reasons": o.reasons}}})
-}
-
-/// The firewall's router: JSON-RPC on `/`.
-pub fn firewall_router(fw: Firewall) -> axum::Router {
-    use axum::routing::post;
-    axum::Router::new()
-        .route(
-            "/",
-            post(|State(fw): State<Firewall>, body: Bytes| async move {
-                axum::Json(fw.handle(&body).await)
-            }),
-        )
-        .layer(axum::extract::DefaultBodyLimit::max(
-            holdfast_guard::request::MAX_REQUEST_BYTES,
-        ))
-        .with_state(fw)
 }

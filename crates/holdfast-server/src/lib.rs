@@ -1,17 +1,23 @@
 //! Holdfast's HTTP API.
 //!
 //! - [`router`]: every route, given an [`AppState`]; tests drive it with `oneshot`.
-//! - [`serve`]: binds, serves until the shutdown future resolves, reloads intel on SIGHUP.
+//! - [`serve`]: serves until the shutdown future resolves, reloads intel on SIGHUP; every
+//!   connection bounded by [`Limits`] (header, body and write timeouts, a connection cap
+//!   shared with the firewall), see [`serve::serve_router`].
+//! - [`firewall`]: the JSON-RPC firewall in front of a node.
 //! - [`AppState`]: the intel behind an `ArcSwap` (a reload swaps the whole index at once:
 //!   a request sees the old index or the new one, never a mix), metrics, limits, admin token.
 //! - [`error::ApiError`]: every error answer, as JSON naming the field; internals are logged
 //!   once here and never sent to clients.
 
+mod body;
 pub mod error;
+pub mod firewall;
 pub mod guard;
 mod metrics;
 mod openapi;
 mod routes;
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,9 +26,11 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use holdfast_intel::{IntelError, IntelIndex, Loaded};
 
+pub use body::BodyError;
 pub use metrics::Metrics;
 pub use openapi::openapi;
 pub use routes::{ROUTES, router};
+pub use serve::{Limits, connection_cap};
 
 /// Largest request body accepted (a full 10,000-address batch fits with room to spare).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -51,6 +59,9 @@ pub struct AppState {
     /// The guard service, when configured (`/v1/guard/...`).
     pub gate: Option<Arc<holdfast_gate::Gate>>,
     pub rate: Arc<guard::RateLimiter>,
+    /// Timeouts and the connection cap ([`serve`]); the body timeout is applied by the
+    /// handlers.
+    pub limits: Limits,
 }
 
 impl std::fmt::Debug for AppState {
@@ -74,6 +85,12 @@ impl AppState {
         self
     }
 
+    /// Serves with these timeouts and connection cap.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Loads intel once with `loader` and keeps the loader for reloads.
     pub fn new(loader: Arc<Loader>, admin_token: Option<String>) -> Result<Self, IntelError> {
         let loaded = loader()?;
@@ -91,6 +108,7 @@ impl AppState {
             reload_lock: Arc::new(tokio::sync::Mutex::new(())),
             gate: None,
             rate: Arc::new(guard::RateLimiter::new(guard::DEFAULT_RATE)),
+            limits: Limits::default(),
         })
     }
 
@@ -115,7 +133,8 @@ impl AppState {
     }
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves. On Unix, SIGHUP reloads intel.
+/// Serves `state` on `listener` until `shutdown` resolves, each connection bounded by
+/// `state.limits`. On Unix, SIGHUP reloads intel.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -143,13 +162,18 @@ pub async fn serve(
             }
         })
     };
-    let app = router(state).into_make_service();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    let limits = state.limits.clone();
+    let result = serve::serve_router(
+        listener,
+        router(state),
+        limits,
+        error::head_error_body,
+        async move {
             shutdown.await;
             let _ = stop_tx.send(true);
-        })
-        .await;
+        },
+    )
+    .await;
     let _ = stop_rx.changed().await;
     #[cfg(unix)]
     {

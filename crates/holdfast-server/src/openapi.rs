@@ -62,6 +62,7 @@ pub fn openapi() -> Value {
                     "400": err("The request does not parse (the message names the field)"),
                     "401": err("Missing or unknown token"),
                     "403": err("The token lacks the initiator role"),
+                    "413": err("Body over 1 MiB (the guard's request limit; every guard route has it)"),
                     "429": err("The token is over its rate limit"),
                     "503": err("The state store or the node failed: nothing was signed")
                 }
@@ -167,8 +168,8 @@ pub fn openapi() -> Value {
                 "SignedApproval": { "type": "object", "additionalProperties": false, "required": ["requestId", "payloadHash", "chainId", "action", "deadline", "signature"], "properties": {
                     "requestId": { "type": "string" }, "payloadHash": { "type": "string" }, "chainId": { "type": "integer" },
                     "action": { "type": "string", "enum": ["approve", "unfreeze"] }, "deadline": { "type": "integer" }, "signature": { "type": "string" } } },
-                "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
-                    "code": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" } } } } },
+                "Error": { "type": "object", "required": ["error"], "description": "Every error answer, also those no route lists: 405 (method_not_allowed, with an Allow header), 408 (request_timeout: the body did not arrive in time), 413 (payload_too_large), 414 (uri_too_long: a request target over 8 KiB), 431 (header_too_large), 400 for a request head that does not parse. A path or query parameter at fault is named in field; a query parameter given twice is refused.", "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
+                    "code": { "type": "string", "description": "bad_request, unauthorized, forbidden, not_found, method_not_allowed, request_timeout, conflict, payload_too_large, uri_too_long, rate_limited, header_too_large, internal, unavailable" }, "message": { "type": "string" }, "field": { "type": "string" } } } } },
                 "ScreenRequest": { "type": "object", "additionalProperties": false, "required": ["addresses"], "properties": {
                     "addresses": { "type": "array", "minItems": 1, "maxItems": 10000, "items": { "type": "string" } },
                     "chain": { "type": "string", "enum": chains },

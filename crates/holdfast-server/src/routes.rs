@@ -3,17 +3,17 @@
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, RawQuery, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{MatchedPath, RawQuery, Request, State};
+use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bytes::Bytes;
 use holdfast_intel::{ScreenOptions, Verdict};
 use holdfast_primitives::{Chain, Date, RiskLevel};
 
-use crate::error::ApiError;
+use crate::body::read_body;
+use crate::error::{ApiError, ApiPath, query_params};
 use crate::metrics::{RequestLabels, RiskLabels, RouteLabels};
 use crate::{AppState, MAX_BATCH, MAX_BODY_BYTES};
 
@@ -54,7 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/guard/unfreeze", post(crate::guard::unfreeze))
         .route("/v1/guard/audit", get(crate::guard::audit))
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(crate::error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
@@ -115,25 +115,12 @@ fn parse_as_of(s: Option<&str>) -> Result<Date, ApiError> {
     }
 }
 
-fn body_error(r: BytesRejection) -> ApiError {
-    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::too_large(format!(
-            "request body is larger than {MAX_BODY_BYTES} bytes"
-        ))
-    } else {
-        ApiError::bad_request(
-            None,
-            format!("could not read the request body: {}", r.body_text()),
-        )
-    }
-}
-
 async fn screen_batch(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(body_error)?;
+    let body = read_body(&headers, body, MAX_BODY_BYTES, state.limits.body_timeout).await?;
     if let Some(ct) = headers.get(header::CONTENT_TYPE)
         && !ct.to_str().unwrap_or("").starts_with("application/json")
     {
@@ -209,30 +196,14 @@ async fn screen_batch(
 
 async fn screen_one(
     State(state): State<AppState>,
-    Path((chain, address)): Path<(String, String)>,
+    ApiPath((chain, address)): ApiPath<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let chain = parse_chain("chain", &chain)?;
-    let mut as_of = None;
-    for pair in query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        match pair.split_once('=') {
-            Some(("as_of", v)) => as_of = Some(v),
-            _ => {
-                return Err(ApiError::bad_request(
-                    pair.split('=').next().map(str::to_owned),
-                    "unknown query parameter; only as_of=YYYY-MM-DD is accepted".to_owned(),
-                ));
-            }
-        }
-    }
+    let query = query_params(query.as_deref(), &["as_of"])?;
     let options = ScreenOptions {
         chain: Some(chain),
-        as_of: parse_as_of(as_of)?,
+        as_of: parse_as_of(query.get("as_of").map(String::as_str))?,
     };
     let intel = state.intel.load();
     let verdict = intel

@@ -25,6 +25,7 @@ mod codec;
 mod embedded;
 pub mod gate;
 mod pg;
+#[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
 
 use std::collections::BTreeMap;

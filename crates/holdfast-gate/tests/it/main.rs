@@ -2,7 +2,9 @@
 //! hot wallet whose key Holdfast holds, the embedded state store (and PostgreSQL where the
 //! test says).
 
+mod approvals;
 mod refund;
 mod safe_cosigner;
 mod support;
+mod velocity_race;
 mod wallet_gateway;

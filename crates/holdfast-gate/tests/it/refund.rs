@@ -9,7 +9,7 @@ use alloy::sol_types::SolCall;
 use holdfast_gate::Role;
 use holdfast_guard::approval::{ApprovalAction, SignedApproval};
 use holdfast_guard::safe::{Operation, SafeTx, SafeVersion};
-use holdfast_store::gate::RequestState;
+use holdfast_store::gate::{HistoryQuery, RequestState};
 use holdfast_testkit::{Anvil, deploy, dev_account, dev_signer, safe};
 use serde_json::json;
 
@@ -168,8 +168,16 @@ async fn holdfast_does_not_cosign_a_gas_refund_drain() -> R {
             .await?;
     }
     assert_eq!(gate.status(&o.id).await?.state, RequestState::Signed);
-    let recorded = store.outflows(vault, 0)?;
+    let recorded = store.history(&HistoryQuery {
+        wallet: vault,
+        since: Some(0),
+        now: deadline,
+        destinations: Vec::new(),
+        exclude: None,
+        max_records: 10_000,
+    })?;
     let refund = recorded
+        .outflows
         .iter()
         .map(|(_, f)| f)
         .find(|f| f.to == attacker)

@@ -89,7 +89,7 @@ pub fn evaluate(policy: &Policy, facts: &Facts, approvals: &[VerifiedApproval]) 
             },
             RuleAction::RequireApprovals { count, group } => {
                 let members = policy.groups.get(group).cloned().unwrap_or_default();
-                let have = counted_approvals(facts, approvals, &members);
+                let have = counted_approvals(facts, approvals, group, &members);
                 if have.len() >= *count as usize {
                     reasons.push(format!(
                         "approved by {} of group {group:?} ({}), {} needed: signed over payload {}",
@@ -130,23 +130,23 @@ pub fn evaluate(policy: &Policy, facts: &Facts, approvals: &[VerifiedApproval]) 
 fn counted_approvals(
     facts: &Facts,
     approvals: &[VerifiedApproval],
+    group: &str,
     members: &[Address],
 ) -> Vec<Address> {
-    let initiator = facts
-        .initiator
-        .as_deref()
-        .and_then(crate::request::parse_address);
-    let mut have: Vec<Address> = approvals
-        .iter()
-        .filter(|a| a.payload_hash == facts.payload_hash)
-        .filter(|a| facts.chain_id.is_none_or(|c| a.chain_id == c))
-        .filter(|a| members.contains(&a.approver))
-        .filter(|a| Some(a.approver) != initiator)
-        .map(|a| a.approver)
-        .collect();
-    have.sort();
-    have.dedup();
-    have
+    let quorum = crate::approval::Quorum {
+        action: crate::approval::ApprovalAction::Approve,
+        request_id: None,
+        payload_hash: facts.payload_hash,
+        chain_id: facts.chain_id,
+        group,
+        members,
+        initiator: facts
+            .initiator
+            .as_deref()
+            .and_then(crate::request::parse_address),
+        now: facts.now,
+    };
+    crate::approval::counted(approvals, &quorum)
 }
 
 pub(crate) fn short(a: &Address) -> String {
@@ -631,6 +631,12 @@ fn velocity(
     usd_above: Option<Usd>,
     count_above: Option<u32>,
 ) -> Option<String> {
+    if facts.history.truncated {
+        return Some(format!(
+            "the wallet has more outflows within {} than Holdfast reads for one decision: they cannot be summed, so this counts as above every velocity limit",
+            format_duration(window)
+        ));
+    }
     let wanted = |a: &Asset| asset.is_none_or(|k| AssetKey::of(a) == k);
     let past: Vec<&PastOutflow> = facts
         .history

@@ -1,6 +1,8 @@
 //! holdfast-server integration tests: through the router (`oneshot`) and a real socket.
 
+mod errors;
 mod firewall;
+mod limits;
 
 use std::sync::Arc;
 

@@ -9,7 +9,7 @@
 //! | `gate.states` | state, created_at, id | — |
 //! | `gate.holds` | release_at, id | — (held requests only) |
 //! | `gate.approvals` | request id, 0, action, 0, approver | the approval (JSON) |
-//! | `gate.outflows` | wallet, at, id | the outflows (JSON) |
+//! | `gate.outflows` | wallet, at, id | the outflows (JSON); `at` = `u64::MAX` for a reservation |
 //! | `gate.audit` | seq | the entry (JSON) |
 //! | `gate.meta` | `head` / `n` wallet chain / `f` scope | audit head / next nonce / frozen since |
 //! | `gate.firstpaid` | wallet, destination | when the wallet first paid it |
@@ -22,8 +22,8 @@ use alloy_primitives::{Address, B256};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
 use super::{
-    AuditEntry, Change, GateRequest, GateStore, NewAudit, Outflow, RequestState, StoredApproval,
-    apply,
+    AuditEntry, Change, Decided, Freeze, GateRequest, GateStore, HistoryQuery, NewAudit, Outflow,
+    RequestState, StoredApproval, WalletHistory, apply,
 };
 use crate::StoreError;
 
@@ -62,6 +62,17 @@ struct Syncs {
     idle: Condvar,
 }
 
+/// Decisions that need a wallet's history run under one of these locks, chosen by wallet.
+const WALLET_STRIPES: usize = 64;
+
+/// The `at` of a reservation's outflow key: above every real time, so a range from any
+/// `since` holds every reservation.
+const RESERVED: u64 = u64::MAX;
+
+fn outflow_key(wallet: Address, at: u64, id: &str) -> Vec<u8> {
+    [wallet.as_slice(), &at.to_be_bytes(), id.as_bytes()].concat()
+}
+
 /// How long the leader of an fsync waits at most for queued writers to write first.
 const GROUP_WAIT: std::time::Duration = std::time::Duration::from_micros(500);
 
@@ -74,6 +85,8 @@ pub struct EmbeddedGateStore {
     /// Writers waiting for or holding the writer lock.
     pending: AtomicUsize,
     syncs: Syncs,
+    /// Serializes the decisions of one wallet (see [`GateStore::insert_decided`]).
+    wallets: Vec<Mutex<()>>,
 }
 
 /// The writer lock, counted in `pending` from the moment it is asked for until it is released.
@@ -176,6 +189,7 @@ impl EmbeddedGateStore {
             writer: Mutex::new(()),
             pending: AtomicUsize::new(0),
             syncs: Syncs::default(),
+            wallets: (0..WALLET_STRIPES).map(|_| Mutex::new(())).collect(),
         })
     }
 
@@ -207,9 +221,24 @@ impl EmbeddedGateStore {
     fn commit(
         &self,
         guard: WriterGuard<'_>,
-        mut batch: Batch,
+        batch: Batch,
         audit: Vec<NewAudit>,
     ) -> Result<(), StoreError> {
+        let ticket = self.write(guard, batch, audit)?;
+        self.sync_up_to(ticket)
+    }
+
+    /// Writes `batch` with its audit entries (visible to readers at once) and releases the
+    /// writer lock; returns the ticket to wait on with [`Self::sync_up_to`] before the
+    /// write may be reported durable. A later write is later in the journal, so whatever a
+    /// reader decides from a write that is visible but not yet fsynced is lost with it, if
+    /// it is lost.
+    fn write(
+        &self,
+        guard: WriterGuard<'_>,
+        mut batch: Batch,
+        audit: Vec<NewAudit>,
+    ) -> Result<u64, StoreError> {
         if !audit.is_empty() {
             let (mut seq, mut prev) = self.head()?;
             for a in audit {
@@ -242,7 +271,7 @@ impl EmbeddedGateStore {
             s.0
         };
         drop(guard);
-        self.sync_up_to(mine)
+        Ok(mine)
     }
 
     fn sync_up_to(&self, mine: u64) -> Result<(), StoreError> {
@@ -302,6 +331,18 @@ impl EmbeddedGateStore {
         }
     }
 
+    /// A request's outflows reserved (velocity), until it is signed or ends unsigned.
+    fn reserve_outflows(&self, batch: &mut Batch, r: &GateRequest) -> Result<(), StoreError> {
+        if !r.outflows.is_empty() {
+            batch.put(
+                OUTFLOWS,
+                outflow_key(r.wallet, RESERVED, &r.id),
+                self.json(&r.outflows)?,
+            );
+        }
+        Ok(())
+    }
+
     /// A signed request's outflows (velocity) and first payments (new destinations).
     fn record_outflows(
         &self,
@@ -312,8 +353,11 @@ impl EmbeddedGateStore {
         if r.outflows.is_empty() {
             return Ok(());
         }
-        let key = [r.wallet.as_slice(), &at.to_be_bytes(), r.id.as_bytes()].concat();
-        batch.put(OUTFLOWS, key, self.json(&r.outflows)?);
+        batch.put(
+            OUTFLOWS,
+            outflow_key(r.wallet, at, &r.id),
+            self.json(&r.outflows)?,
+        );
         for o in &r.outflows {
             let k = [r.wallet.as_slice(), o.to.as_slice()].concat();
             if self.read(FIRST_PAID, &k)?.is_none() {
@@ -348,8 +392,13 @@ impl EmbeddedGateStore {
     }
 }
 
-impl GateStore for EmbeddedGateStore {
-    fn insert(&self, request: &GateRequest, audit: Vec<NewAudit>) -> Result<(), StoreError> {
+impl EmbeddedGateStore {
+    /// Writes a new request; returns the ticket of its fsync.
+    fn insert_unsynced(
+        &self,
+        request: &GateRequest,
+        audit: Vec<NewAudit>,
+    ) -> Result<u64, StoreError> {
         let guard = self.lock();
         if request.signature.is_some() && self.frozen(request.wallet)? {
             return Err(StoreError::Frozen {
@@ -372,8 +421,102 @@ impl GateStore for EmbeddedGateStore {
         self.index(&mut batch, request);
         if request.state == RequestState::Signed {
             self.record_outflows(&mut batch, request, request.updated_at)?;
+        } else if request.state.reserves() {
+            self.reserve_outflows(&mut batch, request)?;
         }
-        self.commit(guard, batch, audit)
+        self.write(guard, batch, audit)
+    }
+
+    /// Signed outflows since `since` and reservations, from one snapshot.
+    fn read_outflows(
+        &self,
+        q: &HistoryQuery,
+        since: u64,
+        out: &mut WalletHistory,
+    ) -> Result<(), StoreError> {
+        let snap = self.db.snapshot();
+        let start = outflow_key(q.wallet, since, "");
+        let mut records = 0usize;
+        for g in snap.range(&self.spaces[OUTFLOWS], start..) {
+            let (k, v) = g.into_inner().map_err(|e| self.err(e))?;
+            if !k.starts_with(q.wallet.as_slice()) || k.len() < 28 {
+                break;
+            }
+            let mut at = [0u8; 8];
+            at.copy_from_slice(&k[20..28]);
+            let at = u64::from_be_bytes(at);
+            if at == RESERVED && q.exclude.as_deref().map(str::as_bytes) == Some(&k[28..]) {
+                continue;
+            }
+            records += 1;
+            if records > q.max_records {
+                out.truncated = true;
+                break;
+            }
+            let at = if at == RESERVED { q.now } else { at };
+            let flows: Vec<Outflow> = self.parse(&v)?;
+            out.outflows.extend(flows.into_iter().map(|f| (at, f)));
+        }
+        Ok(())
+    }
+
+    fn first_paid(
+        &self,
+        wallet: Address,
+        destinations: &[Address],
+    ) -> Result<Vec<(Address, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for d in destinations {
+            if let Some(v) = self.read(FIRST_PAID, &[wallet.as_slice(), d.as_slice()].concat())? {
+                let mut n = [0u8; 8];
+                if v.len() == 8 {
+                    n.copy_from_slice(&v);
+                }
+                out.push((*d, u64::from_be_bytes(n)));
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl GateStore for EmbeddedGateStore {
+    fn insert(&self, request: &GateRequest, audit: Vec<NewAudit>) -> Result<(), StoreError> {
+        let ticket = self.insert_unsynced(request, audit)?;
+        self.sync_up_to(ticket)
+    }
+
+    fn insert_decided(
+        &self,
+        query: &HistoryQuery,
+        decide: &mut dyn FnMut(WalletHistory) -> Result<Decided, StoreError>,
+    ) -> Result<Option<GateRequest>, StoreError> {
+        let stripe = usize::from(query.wallet[19]) % WALLET_STRIPES;
+        let wallet_lock = self.wallets[stripe]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let history = self.history(query)?;
+        let Some((request, audit)) = decide(history)? else {
+            return Ok(None);
+        };
+        query.holds_lock_of(&request)?;
+        let ticket = self.insert_unsynced(&request, audit)?;
+        // The next decision of this wallet may read this one now: it is later in the journal,
+        // so it cannot outlive it.
+        drop(wallet_lock);
+        self.sync_up_to(ticket)?;
+        Ok(Some(request))
+    }
+
+    fn history(&self, query: &HistoryQuery) -> Result<WalletHistory, StoreError> {
+        let mut out = WalletHistory {
+            frozen: self.frozen(query.wallet)?,
+            ..WalletHistory::default()
+        };
+        if let Some(since) = query.since {
+            self.read_outflows(query, since, &mut out)?;
+        }
+        out.first_paid = self.first_paid(query.wallet, &query.destinations)?;
+        Ok(out)
     }
 
     fn get(&self, id: &str) -> Result<Option<GateRequest>, StoreError> {
@@ -422,7 +565,11 @@ impl GateStore for EmbeddedGateStore {
             None => None,
         };
         let was_signed = matches!(r.state, RequestState::Signed | RequestState::Broadcast);
+        let was_reserved = r.state.reserves();
         apply(&mut r, &change, nonce, now);
+        if was_reserved && !r.state.reserves() {
+            batch.del(OUTFLOWS, outflow_key(r.wallet, RESERVED, &r.id));
+        }
         if !was_signed && matches!(r.state, RequestState::Signed) {
             self.record_outflows(&mut batch, &r, now)?;
         }
@@ -473,17 +620,22 @@ impl GateStore for EmbeddedGateStore {
         Ok(out)
     }
 
-    fn add_approval(&self, approval: &StoredApproval, audit: NewAudit) -> Result<bool, StoreError> {
+    fn add_approval(
+        &self,
+        approval: &StoredApproval,
+        audit: NewAudit,
+        replace: bool,
+    ) -> Result<bool, StoreError> {
         let guard = self.lock();
         let key = [
             approval.request_id.as_bytes(),
             &[0],
-            approval.action.as_bytes(),
+            approval.action.name().as_bytes(),
             &[0],
             approval.approver.as_slice(),
         ]
         .concat();
-        if self.read(APPROVALS, &key)?.is_some() {
+        if !replace && self.read(APPROVALS, &key)?.is_some() {
             return Ok(false);
         }
         let mut batch = Batch::default();
@@ -503,21 +655,6 @@ impl GateStore for EmbeddedGateStore {
             .collect()
     }
 
-    fn outflows(&self, wallet: Address, since: u64) -> Result<Vec<(u64, Outflow)>, StoreError> {
-        let snap = self.db.snapshot();
-        let start = [wallet.as_slice(), &since.to_be_bytes()].concat();
-        let end = [wallet.as_slice(), &u64::MAX.to_be_bytes()].concat();
-        let mut out = Vec::new();
-        for g in snap.range(&self.spaces[OUTFLOWS], start..end).take(10_000) {
-            let (k, v) = g.into_inner().map_err(|e| self.err(e))?;
-            let mut at = [0u8; 8];
-            at.copy_from_slice(&k[20..28]);
-            let flows: Vec<Outflow> = self.parse(&v)?;
-            out.extend(flows.into_iter().map(|f| (u64::from_be_bytes(at), f)));
-        }
-        Ok(out)
-    }
-
     fn set_frozen(
         &self,
         scope: Option<Address>,
@@ -531,29 +668,16 @@ impl GateStore for EmbeddedGateStore {
                 // Already frozen: keep when it began.
                 return self.commit(guard, batch, vec![audit]);
             }
-            batch.put(META, freeze_key(scope), audit.at.to_be_bytes().to_vec());
+            // The freeze's id is its audit entry's hash: sealed here as the commit below
+            // seals it (first entry after the head, under the writer lock).
+            let (seq, prev) = self.head()?;
+            let id = audit.clone().seal(seq + 1, prev).hash;
+            let freeze = Freeze { at: audit.at, id };
+            batch.put(META, freeze_key(scope), freeze.encode());
         } else {
             batch.del(META, freeze_key(scope));
         }
         self.commit(guard, batch, vec![audit])
-    }
-
-    fn first_paid(
-        &self,
-        wallet: Address,
-        destinations: &[Address],
-    ) -> Result<Vec<(Address, u64)>, StoreError> {
-        let mut out = Vec::new();
-        for d in destinations {
-            if let Some(v) = self.read(FIRST_PAID, &[wallet.as_slice(), d.as_slice()].concat())? {
-                let mut n = [0u8; 8];
-                if v.len() == 8 {
-                    n.copy_from_slice(&v);
-                }
-                out.push((*d, u64::from_be_bytes(n)));
-            }
-        }
-        Ok(out)
     }
 
     fn frozen(&self, wallet: Address) -> Result<bool, StoreError> {
@@ -561,14 +685,10 @@ impl GateStore for EmbeddedGateStore {
             || self.read(META, &freeze_key(Some(wallet)))?.is_some())
     }
 
-    fn freeze_started(&self, scope: Option<Address>) -> Result<Option<u64>, StoreError> {
-        Ok(self.read(META, &freeze_key(scope))?.map(|v| {
-            let mut n = [0u8; 8];
-            if v.len() == 8 {
-                n.copy_from_slice(&v);
-            }
-            u64::from_be_bytes(n)
-        }))
+    fn freeze_started(&self, scope: Option<Address>) -> Result<Option<Freeze>, StoreError> {
+        Ok(self
+            .read(META, &freeze_key(scope))?
+            .map(|v| Freeze::decode(&v)))
     }
 
     fn append_audit(&self, audit: Vec<NewAudit>) -> Result<(), StoreError> {

@@ -49,6 +49,17 @@ pub enum RequestState {
 }
 
 impl RequestState {
+    /// Its outflows are reserved for velocity: it is not signed yet and may still be
+    /// (held, awaiting approvals, being signed). A reservation counts as sent now, whatever
+    /// the window, until the request is signed (then it counts from its signing time) or ends
+    /// unsigned (then it is released).
+    pub const fn reserves(self) -> bool {
+        matches!(
+            self,
+            RequestState::Held | RequestState::AwaitingApprovals | RequestState::Signing
+        )
+    }
+
     pub const fn name(self) -> &'static str {
         match self {
             RequestState::Denied => "denied",
@@ -60,6 +71,72 @@ impl RequestState {
             RequestState::Cancelled => "cancelled",
             RequestState::Failed => "failed",
             RequestState::Included => "included",
+        }
+    }
+}
+
+/// How a request is signed once allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestMode {
+    /// A Safe transaction: Holdfast co-signs the safeTxHash it computed.
+    Safe,
+    /// A transaction from the hot wallet whose key Holdfast holds: built, signed, sent.
+    Transaction,
+    /// A withdrawal from the hot wallet: built, signed, sent.
+    Withdrawal,
+    /// A transaction signed elsewhere (the firewall's `eth_sendRawTransaction`): sent as is.
+    Signed,
+    /// The firewall's `eth_sendTransaction`: forwarded to the node, which signs it.
+    Forward,
+}
+
+impl RequestMode {
+    pub const fn name(self) -> &'static str {
+        match self {
+            RequestMode::Safe => "safe",
+            RequestMode::Transaction => "transaction",
+            RequestMode::Withdrawal => "withdrawal",
+            RequestMode::Signed => "signed",
+            RequestMode::Forward => "forward",
+        }
+    }
+}
+
+/// The policy's decision as the service records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    Allow,
+    Hold,
+    RequireApprovals,
+    Deny,
+}
+
+impl DecisionKind {
+    pub const fn name(self) -> &'static str {
+        match self {
+            DecisionKind::Allow => "allow",
+            DecisionKind::Hold => "hold",
+            DecisionKind::RequireApprovals => "require_approvals",
+            DecisionKind::Deny => "deny",
+        }
+    }
+}
+
+/// What a stored approval is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalKind {
+    Approve,
+    Unfreeze,
+}
+
+impl ApprovalKind {
+    pub const fn name(self) -> &'static str {
+        match self {
+            ApprovalKind::Approve => "approve",
+            ApprovalKind::Unfreeze => "unfreeze",
         }
     }
 }
@@ -80,12 +157,11 @@ pub struct GateRequest {
     pub chain_id: u64,
     pub wallet: Address,
     pub initiator: String,
-    /// `safe`, `transaction`, `withdrawal`, `raw`.
-    pub kind: String,
+    /// How it is signed once allowed.
+    pub kind: RequestMode,
     /// The request as submitted (JSON).
     pub request: String,
-    /// `allow`, `hold`, `require_approvals` or `deny`.
-    pub decision: String,
+    pub decision: DecisionKind,
     pub rule: Option<String>,
     pub reasons: Vec<String>,
     pub state: RequestState,
@@ -105,12 +181,95 @@ pub struct GateRequest {
     pub outflows: Vec<Outflow>,
 }
 
+/// What a decision needs of a wallet's past (see [`GateStore::outflows`] and
+/// [`GateStore::insert_decided`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub wallet: Address,
+    /// Outflows signed at or after this time (Unix seconds), and every reservation; `None`:
+    /// none are read (no velocity rule).
+    pub since: Option<u64>,
+    /// The time reservations are reported at (they count as sent now).
+    pub now: u64,
+    /// First payments of these destinations.
+    pub destinations: Vec<Address>,
+    /// A request whose own reservation is left out (it is being decided again).
+    pub exclude: Option<String>,
+    /// At most this many outflow records are read; past it the history says `truncated`
+    /// (the caller fails closed: it cannot sum what it did not read).
+    pub max_records: usize,
+}
+
+impl HistoryQuery {
+    /// A request decided under this query's lock must be of its wallet, or the lock
+    /// serialized nothing.
+    fn holds_lock_of(&self, request: &GateRequest) -> Result<(), StoreError> {
+        if request.wallet == self.wallet {
+            return Ok(());
+        }
+        Err(StoreError::Invalid {
+            chain_id: request.chain_id,
+            number: 0,
+            what: format!(
+                "request {} is for wallet {}, decided under wallet {}'s lock",
+                request.id, request.wallet, self.wallet
+            ),
+        })
+    }
+}
+
+/// A wallet's past as the store holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WalletHistory {
+    /// Signed outflows since `since`, and every reservation (at `now`), oldest first.
+    pub outflows: Vec<(u64, Outflow)>,
+    /// More than `max_records` records are in the window: `outflows` is incomplete.
+    pub truncated: bool,
+    pub first_paid: Vec<(Address, u64)>,
+    /// Whether signing is frozen for the wallet.
+    pub frozen: bool,
+}
+
+/// What a decision made under [`GateStore::insert_decided`] records: the request with its
+/// audit entries, or nothing.
+pub type Decided = Option<(GateRequest, Vec<NewAudit>)>;
+
+/// A freeze in force: when it began, and which one it is (the hash of its audit entry,
+/// unique even for two freezes of one scope in the same second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freeze {
+    pub at: u64,
+    pub id: B256,
+}
+
+impl Freeze {
+    /// The stored form: `at` then `id` (a freeze stored before ids has only `at`).
+    fn encode(&self) -> Vec<u8> {
+        [&self.at.to_be_bytes()[..], self.id.as_slice()].concat()
+    }
+
+    fn decode(v: &[u8]) -> Freeze {
+        let mut n = [0u8; 8];
+        if v.len() >= 8 {
+            n.copy_from_slice(&v[..8]);
+        }
+        Freeze {
+            at: u64::from_be_bytes(n),
+            id: if v.len() == 40 {
+                B256::from_slice(&v[8..])
+            } else {
+                B256::ZERO
+            },
+        }
+    }
+}
+
 /// A stored approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredApproval {
     pub request_id: String,
     pub approver: Address,
-    pub action: String,
+    pub action: ApprovalKind,
     /// The signed approval as submitted (JSON).
     pub approval: String,
     pub at: u64,
@@ -314,21 +473,33 @@ pub trait GateStore: Send + Sync + std::fmt::Debug {
     fn due_holds(&self, now: u64, limit: usize) -> Result<Vec<GateRequest>, StoreError>;
 
     /// Records an approval with its audit entry; `false` if this approver already approved
-    /// this request for this action (nothing is written).
-    fn add_approval(&self, approval: &StoredApproval, audit: NewAudit) -> Result<bool, StoreError>;
+    /// this request for this action (nothing is written) — unless `replace`, which overwrites
+    /// it (an expired approval renewed).
+    fn add_approval(
+        &self,
+        approval: &StoredApproval,
+        audit: NewAudit,
+        replace: bool,
+    ) -> Result<bool, StoreError>;
 
     fn approvals(&self, request_id: &str) -> Result<Vec<StoredApproval>, StoreError>;
 
-    /// What the wallet's signed requests sent since `since` (Unix seconds), with when.
-    fn outflows(&self, wallet: Address, since: u64) -> Result<Vec<(u64, Outflow)>, StoreError>;
-
-    /// When the wallet's signed requests first paid each of `destinations` (those never
-    /// paid are absent).
-    fn first_paid(
+    /// Decides and records a new request as one atomic step for its wallet: `decide` is
+    /// given the wallet's history (`query`) and returns what to insert. Of concurrent calls
+    /// for one wallet — in this process, or on PostgreSQL in any instance — each runs after
+    /// the previous one committed, so each sees the outflows the ones before it reserved:
+    /// ten racing withdrawals against one velocity limit are decided one after another.
+    /// The request must be `query.wallet`'s; nothing is written when `decide` returns
+    /// `None` or an error.
+    fn insert_decided(
         &self,
-        wallet: Address,
-        destinations: &[Address],
-    ) -> Result<Vec<(Address, u64)>, StoreError>;
+        query: &HistoryQuery,
+        decide: &mut dyn FnMut(WalletHistory) -> Result<Decided, StoreError>,
+    ) -> Result<Option<GateRequest>, StoreError>;
+
+    /// The wallet's history as `query` asks, read without the wallet's lock (a request
+    /// decided again, whose reservation is already held).
+    fn history(&self, query: &HistoryQuery) -> Result<WalletHistory, StoreError>;
 
     /// Freezes (or lifts the freeze of) one wallet, or everything (`None`), with its audit
     /// entry.
@@ -342,8 +513,8 @@ pub trait GateStore: Send + Sync + std::fmt::Debug {
     /// Whether signing is frozen for `wallet` (by its own freeze or the global one).
     fn frozen(&self, wallet: Address) -> Result<bool, StoreError>;
 
-    /// When the freeze of `scope` (a wallet, or everything) began, if it is frozen.
-    fn freeze_started(&self, scope: Option<Address>) -> Result<Option<u64>, StoreError>;
+    /// The freeze of `scope` (a wallet, or everything), if it is frozen.
+    fn freeze_started(&self, scope: Option<Address>) -> Result<Option<Freeze>, StoreError>;
 
     /// Appends entries not tied to a request change.
     fn append_audit(&self, audit: Vec<NewAudit>) -> Result<(), StoreError>;

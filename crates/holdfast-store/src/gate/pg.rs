@@ -14,12 +14,79 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use alloy_primitives::{Address, B256};
-use postgres::{Client, NoTls, Transaction};
+use postgres::{Client, GenericClient, NoTls, Transaction};
 
 use super::{
-    AuditEntry, Change, GateRequest, GateStore, NewAudit, Outflow, RequestState, StoredApproval,
-    apply,
+    AuditEntry, Change, Decided, Freeze, GateRequest, GateStore, HistoryQuery, NewAudit, Outflow,
+    RequestState, StoredApproval, WalletHistory, apply,
 };
+
+/// The `at` of a reservation's outflow row: above every real time, so `at >= since` holds
+/// every reservation.
+const RESERVED: i64 = i64::MAX;
+
+/// The advisory lock class of per-wallet decisions (`pg_advisory_xact_lock(class, key)`).
+const WALLET_LOCK_CLASS: i32 = 7_400_003;
+
+/// The advisory lock key of a wallet's decisions.
+fn wallet_lock_key(wallet: Address) -> i32 {
+    let mut k = [0u8; 4];
+    k.copy_from_slice(&wallet[16..20]);
+    i32::from_be_bytes(k)
+}
+
+/// A wallet's history, read through `c` (a connection, or a transaction holding the
+/// wallet's lock).
+fn read_history(c: &mut impl GenericClient, q: &HistoryQuery) -> Result<WalletHistory, StoreError> {
+    let wallet = q.wallet.as_slice();
+    let n: i64 = c
+        .query_one(
+            "SELECT count(*) FROM gate_meta WHERE key = 'frozen:*' OR key = $1",
+            &[&format!("frozen:{}", q.wallet)],
+        )?
+        .get(0);
+    let mut out = WalletHistory {
+        frozen: n > 0,
+        ..WalletHistory::default()
+    };
+    if let Some(since) = q.since {
+        let limit = i64_of(q.max_records as u64 + 1)?;
+        let exclude = q.exclude.clone().unwrap_or_default();
+        let rows = c.query(
+            "SELECT at, body FROM gate_outflows WHERE wallet = $1 AND at >= $2 \
+             AND NOT (at = $3 AND request_id = $4) ORDER BY at, request_id LIMIT $5",
+            &[&wallet, &i64_of(since)?, &RESERVED, &exclude, &limit],
+        )?;
+        out.truncated = rows.len() > q.max_records;
+        for row in rows.iter().take(q.max_records) {
+            let at: i64 = row.get(0);
+            let at = if at == RESERVED {
+                q.now
+            } else {
+                u64::try_from(at).unwrap_or(0)
+            };
+            let flows: Vec<Outflow> = parse(&row.get::<_, String>(1))?;
+            out.outflows.extend(flows.into_iter().map(|f| (at, f)));
+        }
+    }
+    if !q.destinations.is_empty() {
+        let dests: Vec<&[u8]> = q.destinations.iter().map(|d| d.as_slice()).collect();
+        out.first_paid = c
+            .query(
+                "SELECT dest, at FROM gate_first_paid WHERE wallet = $1 AND dest = ANY($2) ORDER BY dest",
+                &[&wallet, &dests],
+            )?
+            .iter()
+            .map(|row| {
+                (
+                    Address::from_slice(row.get::<_, &[u8]>(0)),
+                    u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+                )
+            })
+            .collect();
+    }
+    Ok(out)
+}
 use crate::StoreError;
 
 /// Append new migrations; never edit a released one.
@@ -163,9 +230,10 @@ impl PgGateStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn append(txn: &mut Transaction<'_>, audit: Vec<NewAudit>) -> Result<(), StoreError> {
+    /// Appends `audit` after the head; returns the entries' hashes.
+    fn append(txn: &mut Transaction<'_>, audit: Vec<NewAudit>) -> Result<Vec<B256>, StoreError> {
         if audit.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let head: Vec<u8> = txn
             .query_one(
@@ -180,11 +248,12 @@ impl PgGateStore {
         } else {
             (0, B256::ZERO)
         };
-        let (mut seqs, mut bodies) = (Vec::new(), Vec::new());
+        let (mut seqs, mut bodies, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
         for a in audit {
             seq += 1;
             let e = a.seal(seq, prev);
             prev = e.hash;
+            hashes.push(e.hash);
             seqs.push(i64_of(seq)?);
             bodies.push(json(&e)?);
         }
@@ -196,7 +265,7 @@ impl PgGateStore {
              UPDATE gate_meta SET value = $3 WHERE key = 'head'",
             &[&seqs, &bodies, &head],
         )?;
-        Ok(())
+        Ok(hashes)
     }
 
     /// Writes `group` in one transaction: the requests, then their audit entries in one
@@ -208,9 +277,7 @@ impl PgGateStore {
         let mut signed = Vec::new();
         for q in group {
             Self::write(&mut txn, &q.request, true)?;
-            if q.request.state == RequestState::Signed {
-                Self::record_outflows(&mut txn, &q.request, q.request.updated_at)?;
-            }
+            Self::insert_outflows(&mut txn, &q.request)?;
             entries.extend(q.audit.iter().cloned());
             if q.request.signature.is_some() && !signed.contains(&q.request.wallet) {
                 signed.push(q.request.wallet);
@@ -255,6 +322,21 @@ impl PgGateStore {
             return Err(StoreError::Frozen { wallet });
         }
         Ok(())
+    }
+
+    /// A new request's outflows: recorded if it is signed, reserved if it may be.
+    fn insert_outflows(txn: &mut Transaction<'_>, r: &GateRequest) -> Result<(), StoreError> {
+        if r.state == RequestState::Signed {
+            Self::record_outflows(txn, r, r.updated_at)
+        } else if r.state.reserves() && !r.outflows.is_empty() {
+            txn.execute(
+                "INSERT INTO gate_outflows (wallet, at, request_id, body) VALUES ($1, $2, $3, $4)",
+                &[&r.wallet.as_slice(), &RESERVED, &r.id, &json(&r.outflows)?],
+            )?;
+            Ok(())
+        } else {
+            Ok(())
+        }
     }
 
     /// A signed request's outflows (velocity) and first payments (new destinations).
@@ -401,7 +483,14 @@ impl GateStore for PgGateStore {
             None => None,
         };
         let was_signed = matches!(r.state, RequestState::Signed | RequestState::Broadcast);
+        let was_reserved = r.state.reserves();
         apply(&mut r, &change, nonce, now);
+        if was_reserved && !r.state.reserves() {
+            txn.execute(
+                "DELETE FROM gate_outflows WHERE wallet = $1 AND at = $2 AND request_id = $3",
+                &[&r.wallet.as_slice(), &RESERVED, &r.id],
+            )?;
+        }
         if !was_signed && matches!(r.state, RequestState::Signed) {
             Self::record_outflows(&mut txn, &r, now)?;
         }
@@ -436,12 +525,22 @@ impl GateStore for PgGateStore {
         .collect()
     }
 
-    fn add_approval(&self, approval: &StoredApproval, audit: NewAudit) -> Result<bool, StoreError> {
+    fn add_approval(
+        &self,
+        approval: &StoredApproval,
+        audit: NewAudit,
+        replace: bool,
+    ) -> Result<bool, StoreError> {
         let mut c = self.client();
         let mut txn = c.transaction()?;
         let n = txn.execute(
-            "INSERT INTO gate_approvals (request_id, action, approver, at, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            &[&approval.request_id, &approval.action, &approval.approver.as_slice(), &i64_of(approval.at)?, &json(approval)?],
+            if replace {
+                "INSERT INTO gate_approvals (request_id, action, approver, at, body) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (request_id, action, approver) DO UPDATE SET at = EXCLUDED.at, body = EXCLUDED.body"
+            } else {
+                "INSERT INTO gate_approvals (request_id, action, approver, at, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+            },
+            &[&approval.request_id, &approval.action.name(), &approval.approver.as_slice(), &i64_of(approval.at)?, &json(approval)?],
         )?;
         if n == 0 {
             return Ok(false);
@@ -462,18 +561,37 @@ impl GateStore for PgGateStore {
         .collect()
     }
 
-    fn outflows(&self, wallet: Address, since: u64) -> Result<Vec<(u64, Outflow)>, StoreError> {
+    fn insert_decided(
+        &self,
+        query: &HistoryQuery,
+        decide: &mut dyn FnMut(WalletHistory) -> Result<Decided, StoreError>,
+    ) -> Result<Option<GateRequest>, StoreError> {
         let mut c = self.client();
-        let mut out = Vec::new();
-        for row in c.query(
-            "SELECT at, body FROM gate_outflows WHERE wallet = $1 AND at >= $2 ORDER BY at LIMIT 10000",
-            &[&wallet.as_slice(), &i64_of(since)?],
-        )? {
-            let at = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
-            let flows: Vec<Outflow> = parse(&row.get::<_, String>(1))?;
-            out.extend(flows.into_iter().map(|f| (at, f)));
+        let mut txn = c.transaction()?;
+        // Held until commit: the next decision of this wallet, in any instance, waits here
+        // and then reads what this one wrote.
+        txn.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&WALLET_LOCK_CLASS, &wallet_lock_key(query.wallet)],
+        )?;
+        let history = read_history(&mut txn, query)?;
+        let Some((request, audit)) = decide(history)? else {
+            return Ok(None);
+        };
+        query.holds_lock_of(&request)?;
+        Self::write(&mut txn, &request, true)?;
+        Self::insert_outflows(&mut txn, &request)?;
+        Self::append(&mut txn, audit)?;
+        if request.signature.is_some() {
+            Self::refuse_if_frozen(&mut txn, request.wallet)?;
         }
-        Ok(out)
+        txn.commit()?;
+        Ok(Some(request))
+    }
+
+    fn history(&self, query: &HistoryQuery) -> Result<WalletHistory, StoreError> {
+        let mut c = self.client();
+        read_history(&mut *c, query)
     }
 
     fn set_frozen(
@@ -488,38 +606,23 @@ impl GateStore for PgGateStore {
         };
         let mut c = self.client();
         let mut txn = c.transaction()?;
+        let at = audit.at;
+        let ids = Self::append(&mut txn, vec![audit])?;
         if frozen {
+            // The freeze's id is its audit entry's hash; a scope already frozen keeps its own.
+            let freeze = Freeze {
+                at,
+                id: ids.first().copied().unwrap_or_default(),
+            };
             txn.execute(
                 "INSERT INTO gate_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-                &[&key, &audit.at.to_be_bytes().to_vec()],
+                &[&key, &freeze.encode()],
             )?;
         } else {
             txn.execute("DELETE FROM gate_meta WHERE key = $1", &[&key])?;
         }
-        Self::append(&mut txn, vec![audit])?;
         txn.commit()?;
         Ok(())
-    }
-
-    fn first_paid(
-        &self,
-        wallet: Address,
-        destinations: &[Address],
-    ) -> Result<Vec<(Address, u64)>, StoreError> {
-        let mut c = self.client();
-        let dests: Vec<&[u8]> = destinations.iter().map(|d| d.as_slice()).collect();
-        Ok(c.query(
-            "SELECT dest, at FROM gate_first_paid WHERE wallet = $1 AND dest = ANY($2)",
-            &[&wallet.as_slice(), &dests],
-        )?
-        .iter()
-        .map(|row| {
-            (
-                Address::from_slice(row.get::<_, &[u8]>(0)),
-                u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
-            )
-        })
-        .collect())
     }
 
     fn frozen(&self, wallet: Address) -> Result<bool, StoreError> {
@@ -533,7 +636,7 @@ impl GateStore for PgGateStore {
         Ok(n > 0)
     }
 
-    fn freeze_started(&self, scope: Option<Address>) -> Result<Option<u64>, StoreError> {
+    fn freeze_started(&self, scope: Option<Address>) -> Result<Option<Freeze>, StoreError> {
         let key = match scope {
             Some(w) => format!("frozen:{w}"),
             None => "frozen:*".to_owned(),
@@ -541,14 +644,7 @@ impl GateStore for PgGateStore {
         let mut c = self.client();
         Ok(
             c.query_opt("SELECT value FROM gate_meta WHERE key = $1", &[&key])?
-                .map(|row| {
-                    let v: Vec<u8> = row.get(0);
-                    let mut n = [0u8; 8];
-                    if v.len() == 8 {
-                        n.copy_from_slice(&v);
-                    }
-                    u64::from_be_bytes(n)
-                }),
+                .map(|row| Freeze::decode(&row.get::<_, Vec<u8>>(0))),
         )
     }
 

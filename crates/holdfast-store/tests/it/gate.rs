@@ -9,8 +9,9 @@ use alloy_primitives::{Address, B256, Bytes, U256};
 use holdfast_primitives::Asset;
 use holdfast_store::StoreError;
 use holdfast_store::gate::{
-    AuditKind, Change, EmbeddedGateStore, GateRequest, GateStore, NewAudit, Outflow, PgGateStore,
-    RequestState, StoredApproval, verify,
+    ApprovalKind, AuditKind, Change, DecisionKind, EmbeddedGateStore, GateRequest, GateStore,
+    HistoryQuery, NewAudit, Outflow, PgGateStore, RequestMode, RequestState, StoredApproval,
+    verify,
 };
 use holdfast_store::testing::TempPostgres;
 
@@ -59,9 +60,9 @@ fn request(id: &str, state: RequestState) -> GateRequest {
         chain_id: 1,
         wallet: Address::repeat_byte(0xaa),
         initiator: "ops".into(),
-        kind: "withdrawal".into(),
+        kind: RequestMode::Withdrawal,
         request: "{}".into(),
-        decision: "hold".into(),
+        decision: DecisionKind::Hold,
         rule: Some("r".into()),
         reasons: vec!["because".into()],
         state,
@@ -89,6 +90,18 @@ fn audit(kind: AuditKind, id: &str) -> NewAudit {
         request_id: Some(id.into()),
         actor: "test".into(),
         details: "{}".into(),
+    }
+}
+
+/// Wallet 0xaa's outflows since `since`, reservations reported at `now`.
+fn query(since: u64, now: u64) -> HistoryQuery {
+    HistoryQuery {
+        wallet: Address::repeat_byte(0xaa),
+        since: Some(since),
+        now,
+        destinations: Vec::new(),
+        exclude: None,
+        max_records: 1000,
     }
 }
 
@@ -164,12 +177,11 @@ fn transitions_are_checked_atomic_and_audited() {
             .expect("t")
             .expect("signing");
         assert_eq!(r.signature, Some(Bytes::from_static(&[1, 2])));
+        let h = s.history(&query(0, 1000)).expect("history");
         assert_eq!(
-            s.outflows(Address::repeat_byte(0xaa), 0)
-                .expect("outflows")
-                .len(),
-            1,
-            "a signed request's outflows count for velocity"
+            h.outflows.iter().map(|(at, _)| *at).collect::<Vec<_>>(),
+            vec![202],
+            "a signed request's outflows count for velocity from its signing, and its reservation is gone"
         );
         assert_eq!(
             s.in_state(RequestState::Signed, 10)
@@ -178,11 +190,12 @@ fn transitions_are_checked_atomic_and_audited() {
             1
         );
         let paid = s
-            .first_paid(
-                Address::repeat_byte(0xaa),
-                &[Address::repeat_byte(0xbb), Address::repeat_byte(0xcc)],
-            )
-            .expect("first paid");
+            .history(&HistoryQuery {
+                destinations: vec![Address::repeat_byte(0xbb), Address::repeat_byte(0xcc)],
+                ..query(0, 1000)
+            })
+            .expect("first paid")
+            .first_paid;
         assert_eq!(
             paid,
             vec![(Address::repeat_byte(0xbb), 202)],
@@ -294,21 +307,21 @@ fn approvals_freezes_and_reopening() {
         let ap = |who: u8| StoredApproval {
             request_id: "a".into(),
             approver: Address::repeat_byte(who),
-            action: "approve".into(),
+            action: ApprovalKind::Approve,
             approval: "{}".into(),
             at: 10,
         };
         assert!(
-            s.add_approval(&ap(1), audit(AuditKind::Approval, "a"))
+            s.add_approval(&ap(1), audit(AuditKind::Approval, "a"), false)
                 .expect("add")
         );
         assert!(
-            !s.add_approval(&ap(1), audit(AuditKind::Approval, "a"))
+            !s.add_approval(&ap(1), audit(AuditKind::Approval, "a"), false)
                 .expect("add"),
             "one approval per approver"
         );
         assert!(
-            s.add_approval(&ap(2), audit(AuditKind::Approval, "a"))
+            s.add_approval(&ap(2), audit(AuditKind::Approval, "a"), false)
                 .expect("add")
         );
         assert_eq!(s.approvals("a").expect("list").len(), 2);
@@ -497,5 +510,191 @@ fn concurrent_inserts_fail_only_the_bad_one() {
         );
         // 78 inserts with one audit entry each, and the freeze.
         assert_eq!(verify(&full_audit(&*s)), Ok(79));
+    });
+}
+
+#[test]
+fn reservations_count_until_signed_or_ended_unsigned() {
+    backends(|open| {
+        let s = open();
+        let ats = |q: &HistoryQuery| {
+            let h = s.history(q).expect("history");
+            assert!(!h.truncated);
+            h.outflows.iter().map(|(at, _)| *at).collect::<Vec<_>>()
+        };
+        for (id, state) in [
+            ("held", RequestState::Held),
+            ("awaiting", RequestState::AwaitingApprovals),
+            ("signing", RequestState::Signing),
+            ("denied", RequestState::Denied),
+        ] {
+            s.insert(&request(id, state), vec![audit(AuditKind::Request, id)])
+                .expect("insert");
+        }
+        assert_eq!(
+            ats(&query(5_000, 9_000)),
+            vec![9_000; 3],
+            "held, awaiting and signing requests are reserved, at now whatever the window; a denied one is not"
+        );
+        assert_eq!(
+            ats(&HistoryQuery {
+                exclude: Some("awaiting".into()),
+                ..query(5_000, 9_000)
+            }),
+            vec![9_000; 2],
+            "a request decided again does not count its own reservation"
+        );
+        let to = |id: &str, from: RequestState, state: RequestState| {
+            s.transition(
+                id,
+                &[from],
+                Change {
+                    state: Some(state),
+                    ..Change::default()
+                },
+                300,
+                vec![audit(AuditKind::Decision, id)],
+            )
+            .expect("transition")
+            .expect("in state");
+        };
+        to("held", RequestState::Held, RequestState::Signing);
+        assert_eq!(
+            ats(&query(5_000, 9_000)).len(),
+            3,
+            "released: still reserved"
+        );
+        to("held", RequestState::Signing, RequestState::Signed);
+        to(
+            "awaiting",
+            RequestState::AwaitingApprovals,
+            RequestState::Cancelled,
+        );
+        to("signing", RequestState::Signing, RequestState::Failed);
+        assert_eq!(
+            ats(&query(0, 9_000)),
+            vec![300],
+            "signed: counted from its signing time; cancelled and failed: released"
+        );
+        assert!(ats(&query(301, 9_000)).is_empty(), "out of the window");
+        let h = s
+            .history(&HistoryQuery {
+                max_records: 0,
+                ..query(0, 9_000)
+            })
+            .expect("history");
+        assert!(
+            h.truncated,
+            "more records than read: said so, never a silent cut"
+        );
+    });
+}
+
+/// Ten decisions of one wallet race against a limit of four transfers' worth: each runs
+/// under the wallet's lock and sees the reservations of those before it, so exactly four
+/// are let through — in one process, and across PostgreSQL instances.
+#[test]
+fn racing_decisions_of_one_wallet_see_each_others_reservations() {
+    backends(|open| {
+        let stores: Vec<Arc<dyn GateStore>> = (0..3).map(|_| open()).collect();
+        let threads: Vec<_> = (0..10)
+            .map(|i| {
+                let s = stores[i % stores.len()].clone();
+                std::thread::spawn(move || {
+                    let id = format!("race{i}");
+                    let mut decide = |h: holdfast_store::gate::WalletHistory| {
+                        let sent: U256 = h.outflows.iter().map(|(_, o)| o.amount).sum();
+                        // Widen the race: every decision takes a while.
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        let state = if sent + U256::from(5) <= U256::from(20) {
+                            RequestState::Signing
+                        } else {
+                            RequestState::Denied
+                        };
+                        Ok(Some((
+                            request(&id, state),
+                            vec![audit(AuditKind::Request, &id)],
+                        )))
+                    };
+                    s.insert_decided(&query(0, 1000), &mut decide)
+                        .expect("decided")
+                        .expect("recorded")
+                        .state
+                })
+            })
+            .collect();
+        let states: Vec<RequestState> = threads
+            .into_iter()
+            .map(|t| t.join().expect("thread"))
+            .collect();
+        assert_eq!(
+            states
+                .iter()
+                .filter(|s| **s == RequestState::Signing)
+                .count(),
+            4,
+            "{states:?}"
+        );
+        let chain = full_audit(&*stores[0]);
+        assert_eq!(verify(&chain), Ok(10));
+    });
+}
+
+/// Issue 13, item 8: a freeze is identified by its audit entry, not by the second it began,
+/// so unfreeze approvals over one freeze cannot lift a new freeze of the same second; an
+/// expired approval can be replaced by its approver.
+#[test]
+fn freezes_of_one_second_are_told_apart_and_approvals_can_be_renewed() {
+    backends(|open| {
+        let s = open();
+        let w = Address::repeat_byte(0xaa);
+        s.set_frozen(Some(w), true, audit(AuditKind::Freeze, "f"))
+            .expect("freeze");
+        let first = s.freeze_started(Some(w)).expect("read").expect("frozen");
+        s.set_frozen(Some(w), true, audit(AuditKind::Freeze, "f"))
+            .expect("freeze again");
+        assert_eq!(
+            s.freeze_started(Some(w)).expect("read"),
+            Some(first),
+            "a scope already frozen keeps its freeze"
+        );
+        s.set_frozen(Some(w), false, audit(AuditKind::Unfreeze, "f"))
+            .expect("lift");
+        assert_eq!(s.freeze_started(Some(w)).expect("read"), None);
+        s.set_frozen(Some(w), true, audit(AuditKind::Freeze, "f"))
+            .expect("freeze anew");
+        let second = s.freeze_started(Some(w)).expect("read").expect("frozen");
+        assert_eq!(second.at, first.at, "the same second");
+        assert_ne!(second.id, first.id, "another freeze");
+
+        s.insert(
+            &request("ap", RequestState::AwaitingApprovals),
+            vec![audit(AuditKind::Decision, "ap")],
+        )
+        .expect("insert");
+        let ap = |body: &str| StoredApproval {
+            request_id: "ap".into(),
+            approver: Address::repeat_byte(1),
+            action: ApprovalKind::Approve,
+            approval: body.into(),
+            at: 10,
+        };
+        assert!(
+            s.add_approval(&ap("old"), audit(AuditKind::Approval, "ap"), false)
+                .expect("add")
+        );
+        assert!(
+            !s.add_approval(&ap("new"), audit(AuditKind::Approval, "ap"), false)
+                .expect("add")
+        );
+        assert!(
+            s.add_approval(&ap("new"), audit(AuditKind::Approval, "ap"), true)
+                .expect("replace")
+        );
+        let list = s.approvals("ap").expect("list");
+        assert_eq!(
+            list.iter().map(|a| a.approval.as_str()).collect::<Vec<_>>(),
+            vec!["new"]
+        );
     });
 }
