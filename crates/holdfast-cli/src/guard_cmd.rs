@@ -54,6 +54,11 @@ pub struct CheckArgs {
     /// The Safe's version, when neither the node (VERSION()) nor the policy's wallet says.
     #[arg(long, value_name = "VERSION")]
     pub safe_version: Option<SafeVersion>,
+    /// The chain the request is for, when it does not say (the Safe Transaction Service's
+    /// JSON carries no chain id); a request naming another chain is an error. A Safe's hash
+    /// covers the chain from Safe 1.3.0 on; before, it is the same on every chain.
+    #[arg(long, value_name = "ID")]
+    pub chain_id: Option<u64>,
     /// Approvals: a JSON array of signed EIP-712 approvals
     /// ({requestId, payloadHash, chainId, action, deadline, signature}).
     #[arg(long, value_name = "FILE")]
@@ -264,6 +269,11 @@ pub fn check(data_dir: &DataDir, store: &StoreArgs, args: &CheckArgs) -> anyhow:
     if let Some(i) = &args.initiator {
         env.initiator = Some(i.clone());
     }
+    if let Some(c) = args.chain_id {
+        env.request
+            .set_chain_id(c)
+            .with_context(|| format!("request {}: --chain-id {c}", args.request.display()))?;
+    }
     let budget = holdfast_guard::units::parse_duration(&args.sim_budget).context("--sim-budget")?;
     let policy = load_policy(args.policy.as_deref())?;
     let guard = load_guard(data_dir, policy)?;
@@ -329,7 +339,7 @@ pub fn check(data_dir: &DataDir, store: &StoreArgs, args: &CheckArgs) -> anyhow:
                 .and_then(Option::as_ref)
                 .map(|s| s.fork().block().chain_id))
             .context(
-                "--history needs the request's chain id (chainId, the policy's wallet, or --rpc)",
+                "--history needs the request's chain id (chainId, --chain-id, the policy's wallet, or --rpc)",
             )?;
         history(data_dir, store, probe.wallet, chain, now)?
     } else {
@@ -543,22 +553,31 @@ fn render_safe(out: &mut String, s: &SafeReport) -> std::fmt::Result {
             }
         )?;
     }
+    if s.chain_id.is_none() {
+        writeln!(
+            out,
+            "  no chain id: Safe {}'s hash does not cover the chain, so signatures of it are valid for this Safe address on every chain",
+            s.version
+        )?;
+    }
     if let (Some(owners), Some(t)) = (&s.owners, s.threshold) {
         writeln!(out, "  owners {} of {}", t, owners.len())?;
     }
     for sig in &s.signatures {
-        writeln!(
-            out,
-            "  signature {:?} by {}: {}",
-            sig.kind,
-            sig.signer,
-            match (sig.valid, sig.is_owner) {
-                (Some(true), _) => "valid, by an owner",
-                (Some(false), _) => "NOT VALID for this hash and owner",
-                (None, Some(true)) => "an owner's (checked on chain at execution)",
-                (None, _) => "checked on chain at execution",
+        use holdfast_guard::safe::Ownership;
+        let what = match (sig.valid, sig.ownership) {
+            (Some(false), _) => format!("NOT VALID: {}", sig.problem().unwrap_or_default()),
+            (Some(true), Ownership::Owner) => "valid, by an owner".to_owned(),
+            (Some(true), _) => {
+                "valid for this hash, by the owner it names (the Safe's owners are not known here)"
+                    .to_owned()
             }
-        )?;
+            (None, Ownership::Owner) => "an owner's (checked on chain at execution)".to_owned(),
+            (None, _) => {
+                "checked on chain at execution (the Safe's owners are not known here)".to_owned()
+            }
+        };
+        writeln!(out, "  signature {:?} by {}: {what}", sig.kind, sig.signer)?;
     }
     Ok(())
 }

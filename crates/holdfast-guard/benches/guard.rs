@@ -259,6 +259,7 @@ async fn with_simulation(quick: bool) -> R {
                     let out = s.run(&Plan::Safe {
                         safe: safe_addr,
                         tx,
+                        gas_price: 0,
                     });
                     sim_times.push(t.elapsed());
                     if !matches!(out, SimStatus::Ran(_)) {

@@ -173,7 +173,7 @@ pub fn run(guard: &Guard, path: &Path, text: &str) -> Result<Vec<CaseResult>, Ca
                 let p = path.parent().unwrap_or(Path::new(".")).join(f);
                 let bytes = std::fs::read(&p)
                     .map_err(|e| cerr(format!("request_file {}: {e}", p.display())))?;
-                serde_json::from_slice(&bytes)
+                request::parse_json(&bytes)
                     .map_err(|e| cerr(format!("request_file {}: {e}", p.display())))?
             }
             _ => {

@@ -23,8 +23,11 @@ use crate::facts::{
 };
 use crate::known;
 use crate::policy::{AssetKey, Evaluation, Policy, evaluate};
+use crate::refund::GasRefund;
 use crate::request::{Envelope, Request};
-use crate::safe::{SafeVersion, SignatureCheck, check_signature, check_signatures};
+use crate::safe::{
+    SafeVersion, SignatureCheck, SignatureSource, check_signature, check_signatures,
+};
 use crate::simulate::{Plan, SimStatus, Simulator};
 use crate::units::parse_units;
 
@@ -49,9 +52,9 @@ pub enum CheckError {
         node_error: Option<String>,
     },
     #[error(
-        "Safe {safe}: the chain id is unknown, so the safeTxHash cannot be computed: give chainId in the request, --rpc, or chain_id for the wallet in the policy"
+        "Safe {safe}: the chain id is unknown, so the safeTxHash of Safe {version} (whose hash covers the chain) cannot be computed: give chainId in the request, --chain-id, --rpc, or chain_id for the wallet in the policy"
     )]
-    ChainUnknown { safe: Address },
+    ChainUnknown { safe: Address, version: SafeVersion },
 }
 
 /// Inputs of one check besides the request.
@@ -105,7 +108,9 @@ pub struct SafeReport {
     pub version: SafeVersion,
     /// Where the version came from: `node`, `policy` or `request`.
     pub version_source: &'static str,
-    pub chain_id: u64,
+    /// The chain the hash is for; `None` before 1.3.0 when no chain is known (the hash
+    /// does not depend on it: the signature is valid for this Safe address on every chain).
+    pub chain_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claimed_hash: Option<B256>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -138,6 +143,9 @@ pub struct Report {
     pub summary: Vec<String>,
     pub decoded: Vec<DecodedCall>,
     pub movements: Vec<Movement>,
+    /// Safe gas refunds the request pays, each at most its `max_amount`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refunds: Vec<GasRefund>,
     pub grants: Vec<Grant>,
     pub counterparties: Vec<Counterparty>,
     pub findings: Vec<Finding>,
@@ -221,6 +229,15 @@ impl Guard {
             }
         }
 
+        let refunds = crate::refund::of_request(&env.request, &decoded);
+        // Executions are simulated at the highest price a refund names, so that the
+        // simulation pays the most the refund can (a Safe execution never at 0).
+        let refund_price = refunds
+            .iter()
+            .map(|r| u128::try_from(r.gas_price).unwrap_or(u128::MAX))
+            .max()
+            .unwrap_or(0);
+
         // Simulate.
         let simulation = match opts.simulator {
             None => match &opts.sim_failure {
@@ -233,6 +250,7 @@ impl Guard {
                 Request::Safe(s) => sim.run(&Plan::Safe {
                     safe: s.safe,
                     tx: &s.tx,
+                    gas_price: refund_price,
                 }),
                 Request::Transaction(t) => sim.run(&Plan::Tx {
                     from: t.from,
@@ -240,6 +258,7 @@ impl Guard {
                     value: t.value,
                     data: &t.data,
                     gas: t.gas,
+                    gas_price: refund_price,
                 }),
                 Request::Withdrawal(_) => sim.run(&Plan::Tx {
                     from: root.from,
@@ -247,6 +266,7 @@ impl Guard {
                     value: root.value,
                     data: &root.data,
                     gas: None,
+                    gas_price: 0,
                 }),
             },
         };
@@ -280,13 +300,28 @@ impl Guard {
                         });
                     }
                 };
-                let chain = chain_id.ok_or(CheckError::ChainUnknown { safe: s.safe })?;
-                let hash = s.tx.safe_tx_hash(version, chain, s.safe);
+                // Before 1.3.0 the domain has no chain id: the hash is the same on every chain.
+                let chain = match chain_id {
+                    Some(c) => Some(c),
+                    None if !version.domain_has_chain_id() => None,
+                    None => {
+                        return Err(CheckError::ChainUnknown {
+                            safe: s.safe,
+                            version,
+                        });
+                    }
+                };
+                let hash =
+                    s.tx.safe_tx_hash(version, chain.unwrap_or_default(), s.safe);
+                let on_chain = chain.map_or_else(
+                    || "any chain: its hash has no chain id".to_owned(),
+                    |c| format!("chain {c}"),
+                );
                 if let Some(claimed) = s.claimed_hash.filter(|c| *c != hash) {
                     findings.push(Finding {
                         kind: FindingKind::SafeTxHashMismatch,
                         message: format!(
-                            "the request's safeTxHash {claimed} is not the hash of its fields: Holdfast computed {hash} (Safe {version}, chain {chain}); the request was altered or belongs to another transaction"
+                            "the request's safeTxHash {claimed} is not the hash of its fields: Holdfast computed {hash} (Safe {version}, {on_chain}); the request was altered or belongs to another transaction"
                         ),
                     });
                 }
@@ -322,24 +357,33 @@ impl Guard {
                     }
                 }
                 if let Some(blob) = &s.signatures {
-                    match check_signatures(hash, blob, owners.as_deref()) {
-                        Ok(mut v) => signatures.append(&mut v),
+                    let confirmations: Vec<(Option<Address>, &[u8])> = s
+                        .confirmations
+                        .iter()
+                        .map(|c| (c.owner, c.signature.as_ref()))
+                        .collect();
+                    match check_signatures(hash, blob, owners.as_deref(), &confirmations) {
+                        // A packed signature with the very bytes of its confirmation is that
+                        // signature, checked once.
+                        Ok(v) => signatures.extend(v.into_iter().filter(|p| {
+                            p.confirmation.is_none_or(|m| {
+                                let part = match p.source {
+                                    SignatureSource::Packed(i) => blob.get(i * 65..i * 65 + 65),
+                                    SignatureSource::Confirmation(_) => None,
+                                };
+                                part != Some(confirmations[m].1)
+                            })
+                        })),
                         Err(e) => findings.push(Finding {
                             kind: FindingKind::BadSignature,
                             message: format!("signatures: {e}"),
                         }),
                     }
                 }
-                for chk in signatures.iter().filter(|c| c.valid == Some(false)) {
+                for problem in signatures.iter().filter_map(SignatureCheck::problem) {
                     findings.push(Finding {
                         kind: FindingKind::BadSignature,
-                        message: match (chk.claimed_owner, chk.is_owner) {
-                            (Some(claimed), _) if claimed != chk.signer => format!(
-                                "a signature said to be by {claimed} recovers to {} over the computed hash: it was made for another transaction",
-                                chk.signer
-                            ),
-                            _ => format!("a signature by {} over the computed hash is not by an owner of the Safe", chk.signer),
-                        },
+                        message: problem,
                     });
                 }
                 if let Some(shown) = &s.shown_method {
@@ -442,13 +486,17 @@ impl Guard {
         {
             call_facts.push((CallFact::Eip7702Delegation, 0));
         }
-        let movements = movements(wallet, &decoded, &simulation);
+        for r in &refunds {
+            call_facts.push((CallFact::SafeGasRefund, r.call.unwrap_or(0)));
+        }
+        let movements = movements(wallet, &decoded, &refunds, &simulation);
         let grants = grants(wallet, &decoded);
         let counterparties = self.counterparties(
             env,
             wallet,
             &decoded,
             &movements,
+            &refunds,
             &grants,
             &simulation,
             chain_id,
@@ -457,6 +505,7 @@ impl Guard {
         let summary = decoded
             .iter()
             .map(|c| describe(policy, c, wallet))
+            .chain(refunds.iter().map(|r| r.summary(policy)))
             .collect();
         let facts = Facts {
             kind,
@@ -467,6 +516,7 @@ impl Guard {
             payload_hash,
             calls: decoded,
             movements,
+            refunds,
             grants,
             call_facts,
             counterparties,
@@ -489,6 +539,7 @@ impl Guard {
             summary,
             decoded: facts.calls,
             movements: facts.movements,
+            refunds: facts.refunds,
             grants: facts.grants,
             counterparties: facts.counterparties,
             findings: facts.findings,
@@ -503,7 +554,8 @@ impl Guard {
         let calls = decode::decode(root.from, root.to, root.kind, root.value, &root.data)
             .map(|d| d.calls)
             .unwrap_or_default();
-        let mut out: Vec<Address> = movements(wallet, &calls, &SimStatus::Unavailable)
+        let refunds = crate::refund::of_request(&env.request, &calls);
+        let mut out: Vec<Address> = movements(wallet, &calls, &refunds, &SimStatus::Unavailable)
             .into_iter()
             .map(|m| m.to)
             .collect();
@@ -613,6 +665,7 @@ impl Guard {
         wallet: Address,
         calls: &[DecodedCall],
         movements: &[Movement],
+        refunds: &[GasRefund],
         grants: &[Grant],
         simulation: &SimStatus,
         chain_id: Option<u64>,
@@ -621,6 +674,14 @@ impl Guard {
         let mut roles: Vec<(Address, &'static str)> = Vec::new();
         for m in movements {
             roles.push((m.to, "destination"));
+        }
+        for r in refunds {
+            if let Some(receiver) = r.receiver {
+                roles.push((receiver, "gas refund receiver"));
+            }
+            if let Some(token) = r.asset.token() {
+                roles.push((token, "gas token (the Safe calls its transfer)"));
+            }
         }
         for g in grants {
             roles.push((g.spender, "spender"));
@@ -679,7 +740,8 @@ impl Guard {
                 roles.push((d.holder, "balance changed in the simulation"));
             }
         }
-        roles.retain(|(a, _)| *a != wallet && !a.is_zero() && !is_precompile(a));
+        let executor = crate::simulate::executor();
+        roles.retain(|(a, _)| *a != wallet && !a.is_zero() && !is_precompile(a) && *a != executor);
         roles.sort();
         roles.dedup();
         let options = ScreenOptions {
@@ -722,15 +784,31 @@ fn is_precompile(a: &Address) -> bool {
     a[..19].iter().all(|b| *b == 0) && a[19] <= 0x11
 }
 
-/// Value leaving `wallet`: what its calls say, and what the simulation shows reaching others.
-fn movements(wallet: Address, calls: &[DecodedCall], simulation: &SimStatus) -> Vec<Movement> {
+/// Value leaving `wallet`: what its calls say, the gas refunds it pays (at most), and what
+/// the simulation shows reaching others.
+fn movements(
+    wallet: Address,
+    calls: &[DecodedCall],
+    refunds: &[GasRefund],
+    simulation: &SimStatus,
+) -> Vec<Movement> {
     let mut out = Vec::new();
     let decoded = |to: Address, asset: Asset, amount: U256| Movement {
         to,
         asset,
         amount,
         source: Source::Decoded,
+        gas_refund: false,
     };
+    for r in refunds.iter().filter(|r| r.payer == wallet) {
+        out.push(Movement {
+            to: r.receiver.unwrap_or(Address::ZERO),
+            asset: r.asset,
+            amount: r.counted_amount(),
+            source: Source::Decoded,
+            gas_refund: true,
+        });
+    }
     for c in calls.iter().filter(|c| c.from == wallet) {
         if c.kind == CallKind::Call && !c.value.is_zero() {
             out.push(decoded(c.to, Asset::Native, c.value));
@@ -789,16 +867,20 @@ fn movements(wallet: Address, calls: &[DecodedCall], simulation: &SimStatus) -> 
             .filter(|d| d.holder == wallet && d.delta.is_negative())
             .map(|d| &d.asset)
             .collect();
+        let executor = crate::simulate::executor();
         for d in sim
             .deltas
             .iter()
             .filter(|d| d.holder != wallet && d.delta.is_positive() && lost.contains(&&d.asset))
         {
+            // The simulation's executor stands for whoever executes: a refund to tx.origin.
+            let to_executor = d.holder == executor;
             out.push(Movement {
-                to: d.holder,
+                to: if to_executor { Address::ZERO } else { d.holder },
                 asset: d.asset,
                 amount: d.delta.unsigned_abs(),
                 source: Source::Simulated,
+                gas_refund: to_executor,
             });
         }
     }

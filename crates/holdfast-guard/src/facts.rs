@@ -46,10 +46,32 @@ pub enum Source {
 /// Value leaving the wallet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Movement {
+    /// Who receives it; zero for a Safe gas refund to an executor not known before
+    /// execution ([`Movement::to_unknown`]).
     pub to: Address,
     pub asset: Asset,
+    /// For a gas refund, the most it can be (everything, `2^256 - 1`, when unbounded).
     pub amount: U256,
     pub source: Source,
+    /// A Safe gas refund (`gasPrice`, `baseGas`, `refundReceiver`), not a call's transfer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gas_refund: bool,
+}
+
+impl Movement {
+    /// A gas refund to whoever executes: the receiver is not known before execution.
+    pub fn to_unknown(&self) -> bool {
+        self.gas_refund && self.to.is_zero()
+    }
+
+    /// The receiver in words.
+    pub fn receiver(&self) -> String {
+        match (self.gas_refund, self.to_unknown()) {
+            (_, true) => "the executor (tx.origin, not known before execution)".to_owned(),
+            (true, false) => format!("{} (gas refund)", self.to),
+            (false, false) => self.to.to_string(),
+        }
+    }
 }
 
 /// A permission to move the wallet's assets granted to someone else.
@@ -86,6 +108,9 @@ pub enum CallFact {
     Multisend,
     NativeTransfer,
     TokenTransfer,
+    /// A Safe transaction with `gasPrice > 0`: the Safe pays for the gas of its own
+    /// execution, to its refund receiver or its executor.
+    SafeGasRefund,
 }
 
 impl CallFact {
@@ -109,6 +134,9 @@ impl CallFact {
             CallFact::Multisend => "a MultiSend batch",
             CallFact::NativeTransfer => "a native coin transfer",
             CallFact::TokenTransfer => "a token transfer",
+            CallFact::SafeGasRefund => {
+                "a Safe gas refund (the Safe pays for the gas of its own execution, at a price the executor picks up to gasPrice)"
+            }
         }
     }
 }
@@ -199,6 +227,8 @@ pub struct Facts {
     pub payload_hash: B256,
     pub calls: Vec<DecodedCall>,
     pub movements: Vec<Movement>,
+    /// Safe gas refunds the request pays (its own and nested `execTransaction`s').
+    pub refunds: Vec<crate::refund::GasRefund>,
     pub grants: Vec<Grant>,
     pub call_facts: Vec<(CallFact, usize)>,
     pub counterparties: Vec<Counterparty>,

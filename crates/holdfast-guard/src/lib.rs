@@ -15,6 +15,7 @@
 //! - [`approval`]: EIP-712 approvals bound to the payload hash.
 //! - [`check`]: [`Guard::check`], one decision end to end.
 //! - [`cases`]: a policy's own unit tests (`holdfast policy test`).
+//! - [`refund`]: Safe gas refunds and the most they can pay.
 //! - [`rpc`]: the simulator's state over JSON-RPC (through `holdfast-chain`).
 //!
 //! Decoding and policy evaluation do no I/O and read no environment.
@@ -27,6 +28,7 @@ pub mod decode;
 pub mod facts;
 pub mod known;
 pub mod policy;
+pub mod refund;
 pub mod request;
 pub mod rpc;
 pub mod safe;

@@ -250,23 +250,82 @@ pub enum SignatureKind {
     Contract,
 }
 
+/// Whether a signer owns the Safe, as far as Holdfast knows: never a guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ownership {
+    Owner,
+    NotOwner,
+    /// The owners are not known (no node, and the policy lists none).
+    Unknown,
+}
+
+impl Ownership {
+    /// `signer`'s ownership given the owners, if known.
+    pub fn of(signer: Address, owners: Option<&[Address]>) -> Ownership {
+        match owners {
+            None => Ownership::Unknown,
+            Some(o) if o.contains(&signer) => Ownership::Owner,
+            Some(_) => Ownership::NotOwner,
+        }
+    }
+}
+
+/// Where a signature of a request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", content = "index", rename_all = "snake_case")]
+pub enum SignatureSource {
+    /// `confirmations[i]`.
+    Confirmation(usize),
+    /// The `i`-th 65-byte part of the packed `signatures`.
+    Packed(usize),
+}
+
 /// One signature of a request, checked against the hash Holdfast computed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SignatureCheck {
+    pub source: SignatureSource,
     pub kind: SignatureKind,
     /// Who signed: recovered for ECDSA forms, read from `r` for the others.
     pub signer: Address,
-    /// The owner the request says signed (a Transaction Service confirmation), if given.
+    /// The owner the request says signed: a Transaction Service confirmation's `owner`,
+    /// or for a packed signature the confirmation it matches (same bytes, or the same
+    /// signer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claimed_owner: Option<Address>,
-    /// Whether the signer is an owner of the Safe; `None` when the owners are not known.
+    /// For a packed signature, the confirmation it matches.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub is_owner: Option<bool>,
-    /// Whether this signature is over the computed hash by the claimed owner: ECDSA forms
-    /// recover to the claimed owner (or to an owner when none is claimed); `None` for forms
-    /// only the chain can verify.
+    pub confirmation: Option<usize>,
+    pub ownership: Ownership,
+    /// Whether this is a signature of the computed hash by an owner: ECDSA forms must
+    /// recover to the claimed owner, who must not be known as a non-owner; with no claim,
+    /// the signer must be an owner. `None` when that cannot be known here: forms only the
+    /// chain can verify, or no claim and the owners unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub valid: Option<bool>,
+}
+
+impl SignatureCheck {
+    /// What is wrong with it, in words that claim only what is known; `None` if nothing is.
+    pub fn problem(&self) -> Option<String> {
+        if self.valid != Some(false) {
+            return None;
+        }
+        let whence = match self.source {
+            SignatureSource::Confirmation(i) => format!("confirmation {i}"),
+            SignatureSource::Packed(i) => format!("packed signature {i}"),
+        };
+        Some(match self.claimed_owner {
+            Some(claimed) if claimed != self.signer => format!(
+                "{whence} is said to be by {claimed} but recovers to {} over the computed hash: it is not {claimed}'s signature of this transaction",
+                self.signer
+            ),
+            _ => format!(
+                "{whence} is a signature of the computed hash by {}, who is not an owner of the Safe",
+                self.signer
+            ),
+        })
+    }
 }
 
 /// A signature blob that does not parse.
@@ -280,7 +339,7 @@ pub enum SignatureError {
     Unrecoverable { index: usize },
 }
 
-/// Checks one ECDSA signature (65 bytes r ‖ s ‖ v) of a Transaction Service confirmation.
+/// Checks one 65-byte signature (r ‖ s ‖ v) of a Transaction Service confirmation.
 pub fn check_signature(
     hash: B256,
     sig: &[u8],
@@ -288,6 +347,25 @@ pub fn check_signature(
     claimed_owner: Option<Address>,
     owners: Option<&[Address]>,
 ) -> Result<SignatureCheck, SignatureError> {
+    check_one(
+        hash,
+        sig,
+        SignatureSource::Confirmation(index),
+        claimed_owner,
+        owners,
+    )
+}
+
+fn check_one(
+    hash: B256,
+    sig: &[u8],
+    source: SignatureSource,
+    claimed_owner: Option<Address>,
+    owners: Option<&[Address]>,
+) -> Result<SignatureCheck, SignatureError> {
+    let index = match source {
+        SignatureSource::Confirmation(i) | SignatureSource::Packed(i) => i,
+    };
     if sig.len() != 65 {
         return Err(SignatureError::Length(sig.len()));
     }
@@ -314,29 +392,36 @@ pub fn check_signature(
         }
         v => return Err(SignatureError::BadV { index, v }),
     };
-    let is_owner = owners.map(|o| o.contains(&signer));
-    let valid = match kind {
-        SignatureKind::Ecdsa | SignatureKind::EthSign => Some(match claimed_owner {
-            Some(c) => c == signer && is_owner != Some(false),
-            None => is_owner.unwrap_or(false),
-        }),
-        SignatureKind::ApprovedHash | SignatureKind::Contract => None,
+    let ownership = Ownership::of(signer, owners);
+    let valid = match (kind, claimed_owner, ownership) {
+        (_, _, Ownership::NotOwner) => Some(false),
+        (SignatureKind::ApprovedHash | SignatureKind::Contract, _, _) => None,
+        (_, Some(c), _) if c != signer => Some(false),
+        (_, Some(_), Ownership::Owner) | (_, None, Ownership::Owner) => Some(true),
+        // It recovers to the owner the request names, whose ownership is not known here.
+        (_, Some(_), Ownership::Unknown) => Some(true),
+        (_, None, Ownership::Unknown) => None,
     };
     Ok(SignatureCheck {
+        source,
         kind,
         signer,
         claimed_owner,
-        is_owner,
+        confirmation: None,
+        ownership,
         valid,
     })
 }
 
-/// Splits a packed signature blob (as `execTransaction` takes it) and checks each part.
-/// Dynamic parts of contract signatures (after the 65-byte slots) are not read.
+/// Splits a packed signature blob (as `execTransaction` takes it) and checks each part,
+/// matched to the request's confirmations (`(owner, signature)`): a part with the same bytes
+/// as a confirmation, or else recovering to a confirmation's owner, is claimed by that
+/// owner. Dynamic parts of contract signatures (after the 65-byte slots) are not read.
 pub fn check_signatures(
     hash: B256,
     blob: &[u8],
     owners: Option<&[Address]>,
+    confirmations: &[(Option<Address>, &[u8])],
 ) -> Result<Vec<SignatureCheck>, SignatureError> {
     let mut out = Vec::new();
     let mut i = 0;
@@ -351,7 +436,21 @@ pub fn check_signatures(
                 contract_data_from = contract_data_from.min(o);
             }
         }
-        out.push(check_signature(hash, sig, i, None, owners)?);
+        let mut chk = check_one(hash, sig, SignatureSource::Packed(i), None, owners)?;
+        let matched = confirmations
+            .iter()
+            .position(|(_, c)| *c == sig)
+            .or_else(|| {
+                confirmations
+                    .iter()
+                    .position(|(o, _)| *o == Some(chk.signer))
+            });
+        if let Some(m) = matched {
+            let claimed = confirmations[m].0.unwrap_or(chk.signer);
+            chk = check_one(hash, sig, SignatureSource::Packed(i), Some(claimed), owners)?;
+            chk.confirmation = Some(m);
+        }
+        out.push(chk);
         i += 1;
     }
     if out.is_empty() || (contract_data_from == blob.len() && !blob.len().is_multiple_of(65)) {
@@ -470,23 +569,77 @@ mod tests {
         );
     }
 
+    /// Issue 13, item 5: offline, with the owners unknown, a packed signature was "not by an
+    /// owner" although it recovers to exactly the owner its confirmation names.
+    #[test]
+    fn ownership_is_three_valued_and_packed_signatures_match_their_confirmations() {
+        use alloy::signers::SignerSync;
+        use alloy::signers::local::PrivateKeySigner;
+        let hash = B256::repeat_byte(0x42);
+        let (a, b, c) = (
+            PrivateKeySigner::random(),
+            PrivateKeySigner::random(),
+            PrivateKeySigner::random(),
+        );
+        let sig = |k: &PrivateKeySigner| k.sign_hash_sync(&hash).expect("sign").as_bytes();
+        let (sa, sb, sc) = (sig(&a), sig(&b), sig(&c));
+        let blob: Vec<u8> = [sa, sb, sc].concat();
+        let confirmations: Vec<(Option<Address>, &[u8])> =
+            vec![(Some(a.address()), &sa[..]), (Some(b.address()), &sb[..])];
+
+        // Owners unknown: matched parts are valid (they recover to the owner named), the
+        // unmatched one is unknown, and nothing is a problem.
+        let checks = check_signatures(hash, &blob, None, &confirmations).expect("parses");
+        assert_eq!(checks.len(), 3);
+        for (i, chk) in checks.iter().enumerate() {
+            assert_eq!(chk.source, SignatureSource::Packed(i));
+            assert_eq!(chk.ownership, Ownership::Unknown);
+            assert_eq!(chk.problem(), None, "{chk:?}");
+        }
+        assert_eq!(checks[0].confirmation, Some(0));
+        assert_eq!(checks[1].claimed_owner, Some(b.address()));
+        assert_eq!(checks[0].valid, Some(true));
+        assert_eq!((checks[2].confirmation, checks[2].valid), (None, None));
+
+        // Owners known: owners are valid, a non-owner is named as one.
+        let owners = [a.address(), b.address()];
+        let checks = check_signatures(hash, &blob, Some(&owners), &confirmations).expect("parses");
+        assert_eq!(checks[0].ownership, Ownership::Owner);
+        assert_eq!(checks[0].valid, Some(true));
+        assert_eq!(checks[2].ownership, Ownership::NotOwner);
+        let p = checks[2].problem().expect("a problem");
+        assert!(
+            p.contains(&c.address().to_string()) && p.contains("not an owner"),
+            "{p}"
+        );
+
+        // A confirmation naming another owner than its signature's signer.
+        let forged = check_signature(hash, &sc, 0, Some(a.address()), None).expect("parses");
+        assert_eq!(forged.valid, Some(false));
+        let p = forged.problem().expect("a problem");
+        assert!(
+            p.contains("is said to be by") && !p.contains("not an owner"),
+            "{p}"
+        );
+    }
+
     #[test]
     fn approved_hash_signatures_name_their_owner_and_bad_blobs_are_errors() {
         let owner = address!("0x00000000000000000000000000000000000000aa");
         let mut blob = owner.into_word().to_vec();
         blob.extend([0u8; 32]);
         blob.push(1);
-        let checks = check_signatures(B256::ZERO, &blob, Some(&[owner])).expect("parses");
+        let checks = check_signatures(B256::ZERO, &blob, Some(&[owner]), &[]).expect("parses");
         assert_eq!(checks[0].kind, SignatureKind::ApprovedHash);
         assert_eq!(checks[0].signer, owner);
         assert_eq!(checks[0].valid, None);
         assert!(matches!(
-            check_signatures(B256::ZERO, &blob[..64], None),
+            check_signatures(B256::ZERO, &blob[..64], None, &[]),
             Err(SignatureError::Length(64))
         ));
         blob[64] = 5;
         assert!(matches!(
-            check_signatures(B256::ZERO, &blob, None),
+            check_signatures(B256::ZERO, &blob, None, &[]),
             Err(SignatureError::BadV { index: 0, v: 5 })
         ));
     }

@@ -10,7 +10,9 @@
 //! - [`exec`]: the Safe's "approved hash" form (v = 1): every owner but the sender calls
 //!   `approveHash` on chain, the sender's approval is implicit.
 //!
-//! `baseGas`, `gasPrice`, `gasToken` and `refundReceiver` are always zero (no refunds).
+//! `baseGas`, `gasPrice`, `gasToken` and `refundReceiver` are always zero in these helpers (no
+//! refunds); [`send_at_gas_price`] sends an `execTransaction` that signs refund fields at the
+//! gas price the executor picks.
 
 use std::borrow::Cow;
 
@@ -413,4 +415,41 @@ pub async fn master_copy(node: &Anvil, safe: Address) -> Result<Address, Testkit
         message: e.to_string(),
     })?;
     Ok(Address::from_word(w))
+}
+
+/// Sends `data` (an `execTransaction` call, with whatever refund fields it signs) from the
+/// unlocked dev account `from` to `to` at `gas_price` wei per gas with `gas`: the price a
+/// Safe's gas refund in ETH is capped by (`min(gasPrice, tx.gasprice)`). Returns the receipt,
+/// successful or not.
+pub async fn send_at_gas_price(
+    node: &Anvil,
+    from: Address,
+    to: Address,
+    data: Bytes,
+    gas: u64,
+    gas_price: u128,
+) -> Result<serde_json::Value, TestkitError> {
+    let tx = json!({
+        "from": from, "to": to, "data": data,
+        "gas": format!("{gas:#x}"), "gasPrice": format!("{gas_price:#x}"),
+    });
+    let hash: B256 = serde_json::from_value(node.rpc("eth_sendTransaction", json!([tx])).await?)
+        .map_err(|e| TestkitError::Rpc {
+            method: "eth_sendTransaction".into(),
+            message: e.to_string(),
+        })?;
+    let started = std::time::Instant::now();
+    loop {
+        let r = node.rpc("eth_getTransactionReceipt", json!([hash])).await?;
+        if !r.is_null() {
+            return Ok(r);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            return Err(TestkitError::Tx {
+                tx: hash,
+                what: "no receipt after 30 s".into(),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

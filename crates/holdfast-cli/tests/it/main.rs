@@ -3,6 +3,7 @@
 
 mod gate;
 mod guard;
+mod guard_requests;
 mod trace;
 
 use std::path::Path;

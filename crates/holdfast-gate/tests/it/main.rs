@@ -3,6 +3,7 @@
 //! test says).
 
 mod approvals;
+mod refund;
 mod safe_cosigner;
 mod support;
 mod velocity_race;

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::{AssetKey, Condition, Per, Policy, RuleAction, SimFact};
 use crate::approval::VerifiedApproval;
 use crate::decode::{Action, SafeChange};
-use crate::facts::{Facts, PastOutflow, Source};
+use crate::facts::{CallFact, Facts, PastOutflow, Source};
 use crate::simulate::{CriticalSlot, Outcome, SimStatus};
 use crate::units::{Usd, format_duration, format_units};
 
@@ -220,25 +220,34 @@ fn holds(policy: &Policy, facts: &Facts, c: &Condition) -> Option<String> {
         Condition::DestinationIn(list) => {
             let dests = facts.destinations();
             let l = &policy.lists[list];
-            (!dests.is_empty() && dests.iter().all(|d| l.addresses.contains(d))).then(|| {
-                format!(
-                    "every destination ({}) is in list {}",
-                    dests.iter().map(short).collect::<Vec<_>>().join(", "),
-                    policy.list_label(list)
-                )
-            })
+            // A refund to whoever executes goes to no listed address.
+            let unknown = facts.movements.iter().any(|m| m.to_unknown());
+            (!unknown && !dests.is_empty() && dests.iter().all(|d| l.addresses.contains(d))).then(
+                || {
+                    format!(
+                        "every destination ({}) is in list {}",
+                        dests.iter().map(short).collect::<Vec<_>>().join(", "),
+                        policy.list_label(list)
+                    )
+                },
+            )
         }
         Condition::DestinationNotIn(list) => {
             let l = &policy.lists[list];
             let out: Vec<String> = facts
                 .movements
                 .iter()
-                .filter(|m| !l.addresses.contains(&m.to))
+                .filter(|m| m.to_unknown() || !l.addresses.contains(&m.to))
                 .map(|m| {
                     format!(
-                        "{} to {} ({})",
+                        "{}{} to {} ({})",
+                        if m.gas_refund {
+                            "a gas refund of at most "
+                        } else {
+                            ""
+                        },
                         describe_amount(policy, &m.asset, m.amount),
-                        m.to,
+                        m.receiver(),
                         match m.source {
                             Source::Decoded => "in the payload",
                             Source::Simulated => "shown by the simulation",
@@ -402,12 +411,15 @@ fn holds(policy: &Policy, facts: &Facts, c: &Condition) -> Option<String> {
             (!hits.is_empty()).then(|| hits.join(" | "))
         }
         Condition::Call(kinds) => {
-            let hits: Vec<String> = facts
+            let mut hits: Vec<String> = facts
                 .call_facts
                 .iter()
-                .filter(|(f, _)| kinds.contains(f))
+                .filter(|(f, _)| kinds.contains(f) && *f != CallFact::SafeGasRefund)
                 .map(|(f, i)| describe_call(facts, *i, f.describe()))
                 .collect();
+            if kinds.contains(&CallFact::SafeGasRefund) {
+                hits.extend(facts.refunds.iter().map(|r| r.reason(policy)));
+            }
             (!hits.is_empty()).then(|| join_unique(hits))
         }
         Condition::NoCall(kinds) => (!facts.call_facts.iter().any(|(f, _)| kinds.contains(f)))

@@ -1000,7 +1000,7 @@ impl Policy {
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
-const CALL_FACTS: [&str; 16] = [
+const CALL_FACTS: [&str; 17] = [
     "delegatecall",
     "safe_config_change",
     "upgrade",
@@ -1017,6 +1017,7 @@ const CALL_FACTS: [&str; 16] = [
     "multisend",
     "native_transfer",
     "token_transfer",
+    "safe_gas_refund",
 ];
 
 const FINDINGS: [&str; 9] = [

@@ -67,10 +67,31 @@ pub enum Plan<'a> {
         value: U256,
         data: &'a Bytes,
         gas: Option<u64>,
+        /// `tx.gasprice` (wei): the sender is credited what the gas costs, so only a Safe's
+        /// gas refund (which reads it) changes balances; 0 for a transaction that pays none.
+        gas_price: u128,
     },
-    /// A Safe transaction, executed through `execTransaction` as if its owners had signed.
-    Safe { safe: Address, tx: &'a SafeTx },
+    /// A Safe transaction, executed through `execTransaction` as if its owners had signed,
+    /// by an executor that sends it at `gas_price` (non-zero: a refund is paid at
+    /// `min(gasPrice, tx.gasprice)`, so the refund's own `gasPrice` shows the most it pays).
+    Safe {
+        safe: Address,
+        tx: &'a SafeTx,
+        gas_price: u128,
+    },
 }
+
+/// The account that sends a simulated Safe execution: no owner, so every approval is the
+/// planted one; `tx.origin`, so a refund to a zero `refundReceiver` is paid to it.
+pub fn executor() -> Address {
+    Address::from_word(alloy::primitives::keccak256(
+        b"holdfast.simulation.executor",
+    ))
+}
+
+/// The gas price of a simulated Safe execution when no refund names a higher one: real
+/// executions never run at 0 (1 gwei).
+pub const MIN_GAS_PRICE: u128 = 1_000_000_000;
 
 /// How the execution ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -255,12 +276,19 @@ impl Simulator {
                 value,
                 data,
                 gas,
+                gas_price,
             } => {
-                let tx = self.tx_env(*from, *to, *value, (*data).clone(), *gas);
-                self.execute(&mut db, tx, deadline, None)
+                let tx = self.tx_env(*from, *to, *value, (*data).clone(), *gas, *gas_price);
+                self.fund_gas(&mut db, &tx)
+                    .map_err(SimError::from)
+                    .and_then(|()| self.execute(&mut db, tx, deadline, None))
                     .map(|(sim, _)| sim)
             }
-            Plan::Safe { safe, tx } => self.run_safe(&mut db, *safe, tx, deadline),
+            Plan::Safe {
+                safe,
+                tx,
+                gas_price,
+            } => self.run_safe(&mut db, *safe, tx, *gas_price, deadline),
         };
         match result {
             Ok(mut sim) => {
@@ -289,11 +317,12 @@ impl Simulator {
         value: U256,
         data: Bytes,
         gas: Option<u64>,
+        gas_price: u128,
     ) -> TxEnv {
         TxEnv {
             caller: from,
             gas_limit: gas.unwrap_or(DEFAULT_GAS).min(DEFAULT_GAS),
-            gas_price: 0,
+            gas_price,
             kind: to.map_or(TxKind::Create, TxKind::Call),
             value,
             data,
@@ -301,6 +330,21 @@ impl Simulator {
             chain_id: Some(self.fork.block().chain_id),
             ..TxEnv::default()
         }
+    }
+
+    /// Credits the sender what `tx`'s gas can cost, so that a price the account could not
+    /// pay does not fail the simulation; [`Simulator::execute`] takes the fee out of the
+    /// deltas again.
+    fn fund_gas(&self, db: &mut Db<'_>, tx: &TxEnv) -> Result<(), StateError> {
+        if tx.gas_price == 0 {
+            return Ok(());
+        }
+        let mut info = db.basic(tx.caller)?.unwrap_or_default();
+        info.balance = info
+            .balance
+            .saturating_add(U256::from(tx.gas_limit) * U256::from(tx.gas_price));
+        db.insert_account_info(tx.caller, info);
+        Ok(())
     }
 
     fn context<'a, 'b>(&self, db: &'b mut Db<'a>) -> revm::handler::MainnetContext<&'b mut Db<'a>> {
@@ -358,6 +402,7 @@ impl Simulator {
             U256::ZERO,
             data.into(),
             Some(5_000_000),
+            0,
         );
         let (result, _, _) = self.transact(db, tx, deadline)?;
         match result {
@@ -445,6 +490,7 @@ impl Simulator {
         db: &mut Db<'_>,
         safe: Address,
         tx: &SafeTx,
+        gas_price: u128,
         deadline: Instant,
     ) -> Result<Simulation, SimError> {
         let before = self.safe_state(db, safe, deadline)?;
@@ -471,17 +517,15 @@ impl Simulator {
         }
         db.insert_account_storage(safe, U256::from(slots::NONCE), tx.nonce)?;
         let call = tx.exec_call(approved_hash_signatures(&owners));
-        // A sender that is no owner: every approval is then the planted one.
-        let executor = Address::from_word(alloy::primitives::keccak256(
-            b"holdfast.simulation.executor",
-        ));
         let env = self.tx_env(
-            executor,
+            executor(),
             Some(safe),
             U256::ZERO,
             call.abi_encode().into(),
             None,
+            gas_price.max(MIN_GAS_PRICE),
         );
+        self.fund_gas(db, &env)?;
         let (mut sim, logs) = self.execute(db, env, deadline, Some(safe))?;
         let failure_topic = alloy::primitives::keccak256("ExecutionFailure(bytes32,uint256)");
         let inner_failed = matches!(sim.outcome, Outcome::Success)
@@ -511,6 +555,7 @@ impl Simulator {
         deadline: Instant,
         safe: Option<Address>,
     ) -> Result<(Simulation, Vec<Log>), SimError> {
+        let (caller, gas_price) = (tx.caller, tx.gas_price);
         let (result, state, recorder) = self.transact(db, tx, deadline)?;
         let (outcome, gas_used, logs) = match result {
             ExecutionResult::Success { gas, logs, .. } => {
@@ -560,6 +605,15 @@ impl Simulator {
                         None => other_writes += 1,
                     }
                 }
+            }
+            // The fee: the sender paid it to the block's beneficiary (the base fee is 0 here).
+            // It is the executor's own cost, not a movement of the request.
+            if gas_price > 0 {
+                let fee = signed(U256::from(gas_used) * U256::from(gas_price));
+                *deltas.entry((caller, Asset::Native)).or_default() += fee;
+                *deltas
+                    .entry((self.fork.block().coinbase, Asset::Native))
+                    .or_default() -= fee;
             }
             token_deltas(&logs, &mut deltas);
         }

@@ -132,3 +132,86 @@ async fn bybit_delegatecall_is_denied_and_the_simulation_shows_the_master_copy_w
     assert_eq!(safe::master_copy(&node, safe).await?, sweeper);
     Ok(())
 }
+
+/// Issue 13, item 5: the Transaction Service's JSON of the executed Bybit transaction, as
+/// published (both `confirmations` and the packed `signatures`, no chain id). Offline, with
+/// the owners unknown, it was denied as "request integrity" with the false statement that
+/// its signatures are not by owners; it is denied for the DELEGATECALL, and every signature
+/// recovers to the owner its confirmation names over the hash Holdfast computes, which is
+/// the published safeTxHash.
+#[test]
+fn the_published_executed_bybit_transaction_is_denied_for_the_delegatecall() {
+    let path =
+        holdfast_testkit::workspace_root().join("policies/requests/bybit-2025-02-21-executed.json");
+    let bytes = std::fs::read(&path).expect("request");
+    let env = holdfast_guard::request::parse(&bytes).expect("parses as published");
+    let opts = holdfast_guard::CheckOptions {
+        now: 1_780_000_000,
+        ..Default::default()
+    };
+    let guard = support::guard(&support::policy_file("safe-cold-wallet.toml"));
+    let r = guard.check(&env, &opts).expect("checks");
+    assert_eq!(r.evaluation.decision, Decision::Deny);
+    assert_eq!(
+        r.evaluation.rule.as_deref(),
+        Some("DELEGATECALL outside Safe's libraries"),
+        "{:#?}",
+        r.evaluation
+    );
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+    let s = r.safe.as_ref().expect("a Safe report");
+    assert_eq!(
+        s.safe_tx_hash.to_string(),
+        "0xb3476d061aeb8fc1d605a873c483a2402d88a68a9cdd1a8b47655dd55ba004f8"
+    );
+    assert_eq!(
+        s.signatures.len(),
+        3,
+        "the packed copies are the confirmations' signatures"
+    );
+    for sig in &s.signatures {
+        assert_eq!(sig.valid, Some(true), "{sig:?}");
+        assert_eq!(sig.claimed_owner, Some(sig.signer));
+        assert_eq!(sig.ownership, holdfast_guard::safe::Ownership::Unknown);
+    }
+
+    // With the owners in the policy, the same signatures are owners'; with one of them
+    // missing from the list, that one is named as not an owner, and nothing else is claimed.
+    let owners = [
+        "0x1F4EB0a903619ac168b19A82F1a6e2e426522211",
+        "0x3Cc3A225769900e003E264dd4CB43E90896BC21A",
+        "0xe3dF2cCEAc61B1aFA311372ecC5B40A3A6585a9E",
+    ];
+    let with_owners = |list: &[&str]| {
+        support::policy_file("safe-cold-wallet.toml").replace(
+            "safe_version = \"1.1.1\"",
+            &format!(
+                "safe_version = \"1.1.1\"\nowners = [{}]",
+                list.iter()
+                    .map(|o| format!("\"{o}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    };
+    let r = support::guard(&with_owners(&owners))
+        .check(&env, &opts)
+        .expect("checks");
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+    let s = r.safe.as_ref().expect("a Safe report");
+    assert!(
+        s.signatures
+            .iter()
+            .all(|x| x.ownership == holdfast_guard::safe::Ownership::Owner)
+    );
+    let r = support::guard(&with_owners(&owners[..2]))
+        .check(&env, &opts)
+        .expect("checks");
+    assert_eq!(r.evaluation.rule.as_deref(), Some("request integrity"));
+    assert_eq!(r.findings.len(), 1, "{:#?}", r.findings);
+    assert!(
+        r.findings[0].message.contains(owners[2]) && r.findings[0].message.contains("not an owner"),
+        "{}",
+        r.findings[0].message
+    );
+}

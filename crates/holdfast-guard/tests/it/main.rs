@@ -6,6 +6,7 @@ mod bybit;
 mod corpus;
 mod fail_closed;
 mod policies;
+mod refund;
 mod safe_ops;
 mod screening;
 mod support;

@@ -56,6 +56,13 @@ pub enum RequestError {
     },
     #[error("field {field:?} is not a field of a {shape} request")]
     UnknownField { field: String, shape: &'static str },
+    /// JSON readers disagree on which of two equal keys counts (serde keeps the last, others
+    /// the first): a request naming one address to Holdfast and another to a reviewer.
+    #[error(
+        "key {key:?} appears more than once in {}: a request must say each thing once",
+        if .path.is_empty() { "the request".to_owned() } else { format!("{:?}", .path) }
+    )]
+    DuplicateKey { key: String, path: String },
 }
 
 /// Who asked, as the caller identifies them (an API token's subject, an e-mail, an address).
@@ -165,6 +172,28 @@ impl Request {
         }
     }
 
+    /// Sets the chain of a request that names none (`guard check --chain-id`: the
+    /// Transaction Service's JSON carries no chain id). A request that names another chain
+    /// is an error: the caller's chain and the request's must agree.
+    pub fn set_chain_id(&mut self, chain: u64) -> Result<(), RequestError> {
+        let slot = match self {
+            Request::Transaction(t) => &mut t.chain_id,
+            Request::Safe(s) => &mut s.chain_id,
+            Request::Withdrawal(w) => &mut w.chain_id,
+        };
+        match *slot {
+            Some(c) if c != chain => Err(RequestError::Invalid {
+                field: "chainId".into(),
+                value: c.to_string(),
+                expected: format!("chain {chain}, which --chain-id gives"),
+            }),
+            _ => {
+                *slot = Some(chain);
+                Ok(())
+            }
+        }
+    }
+
     pub const fn kind_name(&self) -> &'static str {
         match self {
             Request::Transaction(t) if t.signed.is_some() => "signed transaction",
@@ -177,12 +206,16 @@ impl Request {
 
 /// Parses a request from JSON bytes.
 pub fn parse(bytes: &[u8]) -> Result<Envelope, RequestError> {
+    from_value(&parse_json(bytes)?)
+}
+
+/// Reads a request's JSON: bounded, and with no key repeated in any object at any depth
+/// (the error names the key and where).
+pub fn parse_json(bytes: &[u8]) -> Result<Value, RequestError> {
     if bytes.len() > MAX_REQUEST_BYTES {
         return Err(RequestError::TooLarge(bytes.len()));
     }
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| RequestError::Json(e.to_string()))?;
-    from_value(&value)
+    strict::parse(bytes)
 }
 
 /// Parses a request from a JSON value.
@@ -461,6 +494,8 @@ fn safe_tx(f: &Fields<'_>) -> Result<SafeRequest, RequestError> {
     })
 }
 
+mod strict;
+
 fn short(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 80 {
@@ -718,6 +753,96 @@ mod tests {
         assert!(matches!(
             parse(&vec![b' '; MAX_REQUEST_BYTES + 1]),
             Err(RequestError::TooLarge(_))
+        ));
+    }
+
+    /// Issue 13, item 12: `{"to": <Lazarus>, ..., "to": <exchange>}` was read last-wins, so
+    /// Holdfast decided on the exchange while the stored body a reviewer reads names Lazarus.
+    #[test]
+    fn a_key_given_twice_is_refused_in_every_shape_and_at_every_depth() {
+        const LAZARUS: &str = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96";
+        const EXCHANGE: &str = "0xF977814e90dA44bFA03b6295A0616a897441aceC";
+        let dup = |json: &str, key: &str, path: &str| {
+            let e = parse_str(json).expect_err(json);
+            assert_eq!(
+                e,
+                RequestError::DuplicateKey {
+                    key: key.into(),
+                    path: path.into()
+                },
+                "{json}"
+            );
+            assert!(e.to_string().contains(key), "{e}");
+        };
+        dup(
+            &format!(r#"{{"from":"{EXCHANGE}","to":"{LAZARUS}","value":"1","to":"{EXCHANGE}"}}"#),
+            "to",
+            "",
+        );
+        // The same key spelled with an escape is the same key.
+        dup(
+            &format!(r#"{{"from":"{EXCHANGE}","to":"{LAZARUS}","to":"{EXCHANGE}"}}"#),
+            "to",
+            "",
+        );
+        dup(r#"{"raw":"0x00","raw":"0x01"}"#, "raw", "");
+        dup(
+            &format!(
+                r#"{{"wallet":"hot","asset":"ETH","amount":"1","destination":"{LAZARUS}","destination":"{EXCHANGE}"}}"#
+            ),
+            "destination",
+            "",
+        );
+        let safe = |extra: &str| {
+            format!(
+                r#"{{"safe":"{EXCHANGE}","to":"{EXCHANGE}","value":"1","operation":0,"nonce":1{extra}}}"#
+            )
+        };
+        dup(
+            &safe(&format!(
+                r#","refundReceiver":"{LAZARUS}","refundReceiver":"0x0000000000000000000000000000000000000000""#
+            )),
+            "refundReceiver",
+            "",
+        );
+        dup(
+            &safe(&format!(
+                r#","confirmations":[{{"owner":"{EXCHANGE}","signature":"0x","owner":"{LAZARUS}"}}]"#
+            )),
+            "owner",
+            "confirmations[0]",
+        );
+        dup(
+            &safe(
+                r#","dataDecoded":{"method":"transfer","parameters":[{"name":"to","value":"1","value":"2"}]}"#,
+            ),
+            "value",
+            "dataDecoded.parameters[0]",
+        );
+        // Fields the guard ignores are held to it too: a reviewer reads them.
+        dup(&safe(r#","origin":"a","origin":"b""#), "origin", "");
+        assert!(parse_str(&safe("")).is_ok());
+    }
+
+    #[test]
+    fn the_strict_reader_reads_what_serde_json_reads() {
+        for json in [
+            r#"{"a":[1,-2,3.5,18446744073709551615,1e400,true,null,"xé"],"b":{"c":{}},"d":[]}"#,
+            r#"[{"a":1},{"a":1}]"#,
+            "\"s\"",
+            "12",
+        ] {
+            let ours = parse_json(json.as_bytes());
+            let theirs = serde_json::from_str::<Value>(json);
+            match (ours, theirs) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{json}"),
+                (Err(RequestError::Json(_)), Err(_)) => {}
+                (a, b) => panic!("{json}: {a:?} vs {b:?}"),
+            }
+        }
+        assert!(matches!(
+            parse_json(b"{\"a\":1} x"),
+            Err(RequestError::Json(_))
         ));
     }
 
