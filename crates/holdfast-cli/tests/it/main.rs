@@ -3,6 +3,7 @@
 
 mod gate;
 mod guard;
+mod imports;
 mod trace;
 
 use std::path::Path;
