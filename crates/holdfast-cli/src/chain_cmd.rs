@@ -88,9 +88,10 @@ pub enum Direction {
 pub struct TransfersArgs {
     /// The address (0x...).
     pub address: String,
-    /// Chain id of the stored data (1 = Ethereum mainnet, 31337 = anvil).
-    #[arg(long, default_value_t = 1)]
-    pub chain_id: u64,
+    /// Chain id of the stored data (1 = Ethereum mainnet, 31337 = anvil); default: the only
+    /// chain the store holds (an error naming them when it holds several).
+    #[arg(long)]
+    pub chain_id: Option<u64>,
     #[arg(long, value_enum, default_value_t = Direction::Both)]
     pub direction: Direction,
     /// From this block on.
@@ -273,7 +274,7 @@ pub fn transfers(store: Arc<dyn Store>, args: &TransfersArgs) -> anyhow::Result<
                     anyhow::bail!("{}: not an EVM address", args.address)
                 }
             })?;
-    let chain_id = args.chain_id;
+    let chain_id = stored_chain(store.as_ref(), args.chain_id)?;
     let mut rows: Vec<Transfer> = Vec::new();
     if matches!(args.direction, Direction::Out | Direction::Both) {
         rows.extend(store.transfers(
@@ -326,6 +327,35 @@ pub fn transfers(store: Arc<dyn Store>, args: &TransfersArgs) -> anyhow::Result<
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The chain a read of the store is about: `given`, if the store holds it; else the only
+/// chain the store holds. Otherwise an error naming the chains it holds, so that a query
+/// never answers "nothing" about a chain the store was never given.
+pub fn stored_chain(store: &dyn Store, given: Option<u64>) -> anyhow::Result<u64> {
+    let held = store.chains().context("listing the store's chains")?;
+    let list = || {
+        held.iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (given, held.as_slice()) {
+        (Some(id), _) if held.contains(&id) => Ok(id),
+        (_, []) => anyhow::bail!(
+            "the store holds no transfers of any chain: run `holdfast ingest` or `holdfast import transfers` first"
+        ),
+        (Some(id), _) => anyhow::bail!(
+            "the store holds nothing for chain {id}; it holds chain{} {}: pass one with --chain-id",
+            if held.len() == 1 { "" } else { "s" },
+            list()
+        ),
+        (None, [only]) => Ok(*only),
+        (None, _) => anyhow::bail!(
+            "the store holds chains {}: pass one with --chain-id",
+            list()
+        ),
+    }
 }
 
 fn amount(v: U256) -> String {

@@ -256,6 +256,10 @@ pub trait Store: Send + Sync {
 
     fn stats(&self, chain_id: u64) -> Result<StoreStats, StoreError>;
 
+    /// The chains the store holds something of (a block or a transfer), ascending: what a
+    /// caller that was given no chain id can choose from.
+    fn chains(&self) -> Result<Vec<u64>, StoreError>;
+
     /// How many transfers are stored for the chain (blocks' and imported).
     fn transfer_count(&self, chain_id: u64) -> Result<u64, StoreError> {
         Ok(self.stats(chain_id)?.transfers)

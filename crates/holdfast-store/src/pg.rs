@@ -463,6 +463,23 @@ impl Store for PgStore {
         Ok(usize::try_from(new).unwrap_or(usize::MAX))
     }
 
+    fn chains(&self) -> Result<Vec<u64>, StoreError> {
+        // A skip scan of each primary key's leading column: one index probe per chain, not
+        // a scan of the transfers.
+        let rows = self.client()?.query(
+            "WITH RECURSIVE
+               b(id) AS (SELECT min(chain_id) FROM blocks
+                         UNION ALL SELECT (SELECT min(chain_id) FROM blocks WHERE chain_id > b.id) FROM b WHERE b.id IS NOT NULL),
+               t(id) AS (SELECT min(chain_id) FROM transfers
+                         UNION ALL SELECT (SELECT min(chain_id) FROM transfers WHERE chain_id > t.id) FROM t WHERE t.id IS NOT NULL)
+             SELECT id FROM b WHERE id IS NOT NULL UNION SELECT id FROM t WHERE id IS NOT NULL ORDER BY id",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| u64::try_from(r.get::<_, i64>(0)).map_err(|_| codec::corrupt("chain id")))
+            .collect()
+    }
+
     fn stats(&self, chain_id: u64) -> Result<StoreStats, StoreError> {
         let chain = i64_of(chain_id)?;
         let mut client = self.client()?;

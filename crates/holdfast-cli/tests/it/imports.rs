@@ -1,5 +1,5 @@
-//! `holdfast import transfers` against the store: nothing of a file is lost or half-stored
-//! (issue 13).
+//! `holdfast import transfers` and `holdfast transfers` against the store: nothing of a file
+//! is lost or half-stored, and a query names the chains the store holds (issue 13).
 
 use std::path::Path;
 
@@ -130,4 +130,57 @@ fn bad_fields_fail_the_file_naming_row_column_and_value() {
         stderr(&o)
     );
     assert_eq!(stored(dir.path(), 1), 0);
+}
+
+/// Issue 13: `holdfast transfers ADDRESS` answered nothing (exit 0) when the store held only
+/// another chain than the default 1.
+#[test]
+fn transfers_uses_the_only_stored_chain_or_names_the_chains() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = holdfast(dir.path(), &["transfers", TO]);
+    assert_eq!(o.status.code(), Some(2), "an empty store: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no transfers of any chain"),
+        "{}",
+        stderr(&o)
+    );
+
+    let file = write(dir.path(), "tx.csv", &[row(H1, 15_000_000, 3, 5)]);
+    let o = holdfast(
+        dir.path(),
+        &["import", "transfers", "--chain-id", "31337", &file],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = holdfast(dir.path(), &["transfers", "--json", TO]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{}", stdout(&o));
+    assert_eq!(rows[0]["chain_id"], 31337);
+
+    let o = holdfast(dir.path(), &["transfers", "--chain-id", "1", TO]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("nothing for chain 1") && stderr(&o).contains("31337"),
+        "{}",
+        stderr(&o)
+    );
+    let o = holdfast(
+        dir.path(),
+        &["import", "transfers", "--chain-id", "5", &file],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = holdfast(dir.path(), &["transfers", TO]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("chains 5, 31337"), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    let o = holdfast(dir.path(), &["transfers", "--chain-id", "5", TO]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
+    // `trace` reads the store the same way.
+    let o = holdfast(dir.path(), &["trace", "--seed", FROM]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("chains 5, 31337"), "{}", stderr(&o));
 }

@@ -1064,6 +1064,29 @@ impl Store for EmbeddedStore {
         self.import(chain_id, transfers)
     }
 
+    fn chains(&self) -> Result<Vec<u64>, StoreError> {
+        let snap = self.db.snapshot();
+        let mut out = Vec::new();
+        for name in self.db.list_keyspace_names() {
+            // `<chain>.meta`, created last of a chain's keyspaces.
+            let Some(id) = name
+                .strip_suffix(".meta")
+                .and_then(|id| id.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let Some(chain) = self.chain(id, false)? else {
+                continue;
+            };
+            let [blocks, transfers, _] = self.counts(&snap, &chain)?;
+            if blocks + transfers > 0 {
+                out.push(id);
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
     fn stats(&self, chain_id: u64) -> Result<StoreStats, StoreError> {
         let Some(chain) = self.chain(chain_id, false)? else {
             return Ok(StoreStats::default());

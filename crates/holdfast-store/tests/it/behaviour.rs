@@ -531,6 +531,45 @@ fn imports_refuse_another_transaction_or_other_content_at_a_taken_place() {
     });
 }
 
+/// Issue 13: `holdfast transfers` needs to know which chains a store holds, to use the only
+/// one or name them.
+#[test]
+fn chains_lists_what_the_store_holds() {
+    on_both(110, |s, c| {
+        let other = c + 1_000;
+        let held = |s: &dyn Store| {
+            let chains = s.chains().expect("chains");
+            assert!(
+                chains.windows(2).all(|w| w[0] < w[1]),
+                "ascending: {chains:?}"
+            );
+            (chains.contains(&c), chains.contains(&other))
+        };
+        assert_eq!(held(s), (false, false));
+        s.apply_blocks(c, &[block(c, 0, 0)]).expect("block");
+        assert_eq!(held(s), (true, false));
+        let mut imported = block(other, 3, 0).transfers;
+        for t in &mut imported {
+            t.block_hash = B256::ZERO;
+        }
+        s.import_transfers(other, &imported).expect("import");
+        assert_eq!(held(s), (true, true), "imported transfers count");
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(&dir.path().join("store")).expect("open");
+    assert_eq!(store.chains().expect("chains"), Vec::<u64>::new());
+    store.apply_blocks(7, &[block(7, 0, 0)]).expect("block");
+    store.apply_blocks(5, &[block(5, 0, 0)]).expect("block");
+    assert_eq!(store.chains().expect("chains"), vec![5, 7]);
+    drop(store);
+    let store = EmbeddedStore::open(&dir.path().join("store")).expect("reopen");
+    assert_eq!(
+        store.chains().expect("chains"),
+        vec![5, 7],
+        "after reopening"
+    );
+}
+
 #[test]
 fn embedded_store_survives_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
