@@ -136,14 +136,31 @@ pub fn parse(text: &str, source: &str) -> Result<TagPackLabels, SourceError> {
             })?,
             None => Confidence::UNKNOWN,
         };
-        let lastmod = t
-            .lastmod
-            .as_ref()
-            .or(h.lastmod.as_ref())
-            .and_then(|v| match v {
-                serde_yaml::Value::String(s) => s.get(..10).and_then(|d| d.parse::<Date>().ok()),
-                _ => None,
-            });
+        // A date, optionally with a time after it (`2023-08-16 12:18:52.619444` in a real
+        // pack); anything else is an error rather than a listing date quietly lost.
+        let lastmod = match t.lastmod.as_ref().or(h.lastmod.as_ref()) {
+            None => None,
+            Some(v) => Some(
+                match v {
+                    serde_yaml::Value::String(s) => s
+                        .get(..10)
+                        .filter(|_| {
+                            s.len() == 10 || s.as_bytes()[10] == b' ' || s.as_bytes()[10] == b'T'
+                        })
+                        .and_then(|d| d.parse::<Date>().ok()),
+                    _ => None,
+                }
+                .ok_or_else(|| SourceError::Tag {
+                    source_name: source.to_owned(),
+                    tag: i + 1,
+                    field: "lastmod",
+                    message: format!(
+                        "{} is not a date (YYYY-MM-DD, optionally followed by a time)",
+                        serde_yaml::to_string(v).unwrap_or_default().trim()
+                    ),
+                })?,
+            ),
+        };
         let mut r = LabelRecord::new(address, source, category, confidence);
         r.chain = chain;
         r.actor = actor;
@@ -281,6 +298,20 @@ tags:
         let msg = err.to_string();
         assert!(msg.contains("mine.yaml"), "{msg}");
         assert!(msg.contains("line"), "{msg}");
+    }
+
+    #[test]
+    fn a_lastmod_that_is_not_a_date_is_an_error_naming_the_tag() {
+        for bad in ["yesterday", "2023-13-01", "20230828", "[2023]"] {
+            let text = format!(
+                "lastmod: {bad}\nabuse: sanction\ntags:\n- address: '0x098B716B8Aaf21512996dC57EB0615e2383E2f96'\n"
+            );
+            let err = parse(&text, "p").expect_err(bad).to_string();
+            assert!(err.contains("tag 1") && err.contains("lastmod"), "{err}");
+        }
+        let text = "lastmod: 2023-08-16 12:18:52.619444\nabuse: sanction\ntags:\n- address: '0x098B716B8Aaf21512996dC57EB0615e2383E2f96'\n";
+        let out = parse(text, "p").expect("a date and a time");
+        assert_eq!(out.records[0].listed_on, "2023-08-16".parse().ok());
     }
 
     #[test]
