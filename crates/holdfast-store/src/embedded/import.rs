@@ -8,8 +8,8 @@ use fjall::Readable;
 use holdfast_primitives::Transfer;
 
 use super::layout::{
-    COUNTS_KEY, LOG_END_KEY, META, TRANSFERS, counts_value, imported_key, place, read_record,
-    stage_transfer,
+    COUNTS_KEY, LOG_END_KEY, META, TRANSFERS, block_key, counts_value, imported_key, place,
+    read_record, stage_transfer,
 };
 use super::log::RecordLog;
 use super::{EmbeddedStore, Staged};
@@ -32,9 +32,28 @@ impl EmbeddedStore {
         let mut last_sync = self.writer();
         let snap = self.db.snapshot();
         // One stored call transfer per block and transaction index (the first, by position)
-        // says which transaction is there.
+        // says which transaction is there. A block with neither a stored block nor earlier
+        // imports holds no transfer: two point reads instead of a scan per transaction.
+        let mut holds: Option<(u64, bool)> = None;
         for i in calls {
             let t = &transfers[i];
+            let n = t.block_number;
+            let held = match holds {
+                Some((b, h)) if b == n => h,
+                _ => {
+                    let h = snap
+                        .contains_key(chain.space(META), imported_key(n))
+                        .map_err(|e| self.err(e))?
+                        || snap
+                            .contains_key(chain.space(META), block_key(n))
+                            .map_err(|e| self.err(e))?;
+                    holds = Some((n, h));
+                    h
+                }
+            };
+            if !held {
+                continue;
+            }
             let mut prefix = Vec::with_capacity(13);
             prefix.extend_from_slice(&t.block_number.to_be_bytes());
             prefix.extend_from_slice(&t.tx_index.to_be_bytes());
