@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use holdfast_chain::{BlockTransfers, ChainError, ChainSource, SourceConfig, TraceMode};
 use holdfast_ingest::{IngestOptions, Ingestor, Progress};
 use holdfast_primitives::{BlockRef, Transfer};
-use holdfast_store::{EmbeddedOptions, EmbeddedStore, PgStore, Store, TransferQuery};
+use holdfast_store::{EmbeddedOptions, EmbeddedStore, PgStore, Store, StoreError, TransferQuery};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Where transfers are stored.
@@ -88,9 +88,10 @@ pub enum Direction {
 pub struct TransfersArgs {
     /// The address (0x...).
     pub address: String,
-    /// Chain id of the stored data (1 = Ethereum mainnet, 31337 = anvil).
-    #[arg(long, default_value_t = 1)]
-    pub chain_id: u64,
+    /// Chain id of the stored data (1 = Ethereum mainnet, 31337 = anvil); default: the only
+    /// chain the store holds (an error naming them when it holds several).
+    #[arg(long)]
+    pub chain_id: Option<u64>,
     #[arg(long, value_enum, default_value_t = Direction::Both)]
     pub direction: Direction,
     /// From this block on.
@@ -273,10 +274,11 @@ pub fn transfers(store: Arc<dyn Store>, args: &TransfersArgs) -> anyhow::Result<
                     anyhow::bail!("{}: not an EVM address", args.address)
                 }
             })?;
+    let chain_id = stored_chain(store.as_ref(), args.chain_id)?;
     let mut rows: Vec<Transfer> = Vec::new();
     if matches!(args.direction, Direction::Out | Direction::Both) {
         rows.extend(store.transfers(
-            args.chain_id,
+            chain_id,
             TransferQuery::From {
                 address,
                 from_block: args.from_block,
@@ -286,7 +288,7 @@ pub fn transfers(store: Arc<dyn Store>, args: &TransfersArgs) -> anyhow::Result<
     }
     if matches!(args.direction, Direction::In | Direction::Both) {
         rows.extend(store.transfers(
-            args.chain_id,
+            chain_id,
             TransferQuery::To {
                 address,
                 from_block: args.from_block,
@@ -320,11 +322,40 @@ pub fn transfers(store: Arc<dyn Store>, args: &TransfersArgs) -> anyhow::Result<
     }
     if rows.is_empty() && !args.json {
         eprintln!(
-            "holdfast: no stored transfers for {address} on chain {} from block {}",
-            args.chain_id, args.from_block
+            "holdfast: no stored transfers for {address} on chain {chain_id} from block {}",
+            args.from_block
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The chain a read of the store is about: `given`, if the store holds it; else the only
+/// chain the store holds. Otherwise an error naming the chains it holds, so that a query
+/// never answers "nothing" about a chain the store was never given.
+pub fn stored_chain(store: &dyn Store, given: Option<u64>) -> anyhow::Result<u64> {
+    let held = store.chains().context("listing the store's chains")?;
+    let list = || {
+        held.iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (given, held.as_slice()) {
+        (Some(id), _) if held.contains(&id) => Ok(id),
+        (_, []) => anyhow::bail!(
+            "the store holds no transfers of any chain: run `holdfast ingest` or `holdfast import transfers` first"
+        ),
+        (Some(id), _) => anyhow::bail!(
+            "the store holds nothing for chain {id}; it holds chain{} {}: pass one with --chain-id",
+            if held.len() == 1 { "" } else { "s" },
+            list()
+        ),
+        (None, [only]) => Ok(*only),
+        (None, _) => anyhow::bail!(
+            "the store holds chains {}: pass one with --chain-id",
+            list()
+        ),
+    }
 }
 
 fn amount(v: U256) -> String {
@@ -351,15 +382,36 @@ pub fn import_transfers(
         args.chain_id,
         &args.file.display().to_string(),
     )?;
-    let new = store.import_transfers(args.chain_id, &import.transfers)?;
+    let name = args.file.display().to_string();
+    let new = match store.import_transfers(args.chain_id, &import.transfers) {
+        Ok(new) => new,
+        // Name the file line of the refused row, and of the other one when it is in the file.
+        Err(
+            ref e @ StoreError::ImportConflict {
+                index, ref stored, ..
+            },
+        ) => {
+            let line = import.lines.get(index).copied().unwrap_or_default();
+            let other = import
+                .line_of(stored)
+                .filter(|&l| l != line)
+                .map(|l| format!(" (line {l} of the file)"))
+                .unwrap_or_default();
+            anyhow::bail!("{name}:{line}: {e}{other}; nothing of the file was stored");
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let duplicates = match import.duplicates {
+        0 => String::new(),
+        n => format!("; {n} rows repeated an earlier row exactly and were stored once"),
+    };
     println!(
-        "{}: blockchain-etl {} export, {} rows, {} transfers ({} new) stored for chain {}",
-        args.file.display(),
+        "{name}: blockchain-etl {} export, {} rows, {} transfers ({new} new) stored for chain {}, {} of them already stored before{duplicates}",
         import.kind.name(),
         import.rows,
         import.transfers.len(),
-        new,
-        args.chain_id
+        args.chain_id,
+        import.transfers.len() - new,
     );
     Ok(ExitCode::SUCCESS)
 }

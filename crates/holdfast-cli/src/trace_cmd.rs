@@ -68,9 +68,10 @@ pub struct TraceArgs {
     /// Follow taint through bridges (default: record the cross-chain exit and stop).
     #[arg(long)]
     pub through_bridges: bool,
-    /// Chain id of the stored transfers (1 = Ethereum mainnet, 31337 = anvil).
-    #[arg(long, default_value_t = 1)]
-    pub chain_id: u64,
+    /// Chain id of the stored transfers (1 = Ethereum mainnet, 31337 = anvil); default: the
+    /// only chain the store holds (an error naming them when it holds several).
+    #[arg(long)]
+    pub chain_id: Option<u64>,
     /// Print the whole trace as JSON (same as --format json).
     #[arg(long)]
     pub json: bool,
@@ -146,6 +147,11 @@ pub fn run(
     let seeds = args.seeds()?;
     let options = args.options();
     options.validate()?;
+    // Following, the chain may not be stored yet: a given chain id is taken as it is.
+    let chain_id = match args.chain_id {
+        Some(id) if args.follow => id,
+        given => crate::chain_cmd::stored_chain(store.as_ref(), given)?,
+    };
     let intel = holdfast_intel::load(Some(data_dir))
         .context("loading intel")?
         .index;
@@ -166,14 +172,7 @@ pub fn run(
     bar.enable_steady_tick(Duration::from_millis(120));
     let mut seen: Vec<Address> = Vec::new();
     loop {
-        let t = match trace_once(
-            store.as_ref(),
-            args.chain_id,
-            &seeds,
-            &options,
-            &intel,
-            &bar,
-        ) {
+        let t = match trace_once(store.as_ref(), chain_id, &seeds, &options, &intel, &bar) {
             Ok(t) => t,
             // Following: the theft may not be stored yet.
             Err(e)

@@ -98,9 +98,9 @@ pub fn import_file(
     let (mut records, unsupported, rows) = match format {
         ImportFormat::TagPack => {
             let pack = tagpack::parse(&text, &path.display().to_string())?;
-            let rows: Vec<String> = (1..=pack.records.len())
-                .map(|i| format!("tag {i}"))
-                .collect();
+            // Named by the tag's place in the pack: tags on unsupported chains are skipped,
+            // so a record's index is not its tag's.
+            let rows: Vec<String> = pack.tags.iter().map(|i| format!("tag {i}")).collect();
             (pack.records, pack.unsupported, rows)
         }
         ImportFormat::Csv => {

@@ -24,6 +24,7 @@
 mod codec;
 mod embedded;
 pub mod gate;
+pub mod import;
 mod pg;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
@@ -106,6 +107,20 @@ pub enum StoreError {
         chain_id: u64,
         number: u64,
         what: String,
+    },
+    /// An imported transfer that cannot be stored beside another (module `import`): the
+    /// import is refused whole. `index` is the new transfer's place in the import.
+    #[error(
+        "imported transfer {index} (block {} transaction {} index {} {}, {} → {}, {} {}) conflicts with {} (block {} transaction {} index {} {}, {} → {}, {} {}): {why}",
+        new.block_number, new.tx_hash, new.tx_index, new.position, new.from, new.to, new.amount, new.asset,
+        if stored.block_hash.is_zero() { "a transfer imported before or earlier in this import" } else { "a stored block's transfer" },
+        stored.block_number, stored.tx_hash, stored.tx_index, stored.position, stored.from, stored.to, stored.amount, stored.asset
+    )]
+    ImportConflict {
+        index: usize,
+        new: Box<Transfer>,
+        stored: Box<Transfer>,
+        why: import::Conflict,
     },
     #[error("limit {0} is above the maximum of {MAX_LIMIT}")]
     Limit(usize),
@@ -233,11 +248,18 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<Conversion>, StoreError>;
 
     /// Adds transfers that carry no block hash (exported data), skipping those already
-    /// stored (same chain, block, transaction index and position); one transaction. Returns
-    /// how many were new.
+    /// stored (same chain, block, transaction index and position, and the same content); one
+    /// transaction. A transfer that conflicts with a stored one or another of the import
+    /// (another transaction or other content at its place, or another transaction hash at its
+    /// block and transaction index: module [`import`]) fails the whole import with
+    /// [`StoreError::ImportConflict`]. Returns how many were new.
     fn import_transfers(&self, chain_id: u64, transfers: &[Transfer]) -> Result<usize, StoreError>;
 
     fn stats(&self, chain_id: u64) -> Result<StoreStats, StoreError>;
+
+    /// The chains the store holds something of (a block or a transfer), ascending: what a
+    /// caller that was given no chain id can choose from.
+    fn chains(&self) -> Result<Vec<u64>, StoreError>;
 
     /// How many transfers are stored for the chain (blocks' and imported).
     fn transfer_count(&self, chain_id: u64) -> Result<u64, StoreError> {

@@ -12,11 +12,11 @@ use alloy_primitives::{Address, B256, U256};
 use holdfast_primitives::{Asset, BlockRef, Conversion, Transfer};
 use postgres::{Client, NoTls, Row};
 
-use crate::admit;
 use crate::codec::{self, Reader};
 use crate::{
     Applied, BlockData, Store, StoreError, StoreStats, TransferQuery, check_limit, validate,
 };
+use crate::{admit, import};
 
 /// Schema migrations, in order: `MIGRATIONS[i]` takes a database from version `i` to
 /// `i + 1` (recorded in `holdfast_schema`). Append new ones; never edit a released one.
@@ -43,6 +43,8 @@ CREATE INDEX conversions_tx ON conversions (chain_id, tx_hash);
 "];
 
 const COLUMNS: &str = "block_number, tx_index, position, block_hash, ts, tx_hash, from_addr, to_addr, asset, amount::text";
+/// `COLUMNS` of the table aliased `t`.
+const STORED: &str = "t.block_number, t.tx_index, t.position, t.block_hash, t.ts, t.tx_hash, t.from_addr, t.to_addr, t.asset, t.amount::text";
 
 /// A PostgreSQL-backed store (one connection, serialized).
 pub struct PgStore {
@@ -405,23 +407,77 @@ impl Store for PgStore {
     }
 
     fn import_transfers(&self, chain_id: u64, transfers: &[Transfer]) -> Result<usize, StoreError> {
-        if let Some(t) = transfers.iter().find(|t| t.chain_id != chain_id) {
-            return Err(StoreError::Invalid {
-                chain_id,
-                number: t.block_number,
-                what: format!("transfer {} is for chain {}", t.tx_hash, t.chain_id),
-            });
-        }
+        let (keep, _) = import::check_batch(chain_id, transfers)?;
+        let chain = i64_of(chain_id)?;
         let mut client = self.client()?;
         let mut txn = client.transaction()?;
+        // Imports of one chain take turns, so that the check after the insert sees every
+        // other import's rows (two imports could otherwise each put another transaction at
+        // one block and index, at different positions).
+        txn.execute(
+            "SELECT pg_advisory_xact_lock(7400002, $1::int)",
+            &[&((chain_id % (1 << 31)) as i32)],
+        )?;
         let mut rows = String::new();
-        for (i, t) in transfers.iter().enumerate() {
-            copy_row(t, false, &mut rows);
-            self.check_fail(i + 1);
+        for (n, &i) in keep.iter().enumerate() {
+            copy_row(&transfers[i], false, &mut rows);
+            self.check_fail(n + 1);
         }
         let new = insert_skipping_stored(&mut txn, &rows)?;
+        // What was skipped, or stored beside, must agree with the import (crate::import).
+        // After the insert, so that rows committed meanwhile are seen; the import's own rows
+        // agree with themselves.
+        let found = txn.query_opt(
+            &format!(
+                "SELECT {STORED}, s.block_number, s.tx_index, s.position FROM stage s JOIN transfers t
+                   ON t.chain_id = s.chain_id AND t.block_number = s.block_number AND t.tx_index = s.tx_index
+                 WHERE t.chain_id = $1 AND (
+                   (t.position = s.position AND (t.tx_hash <> s.tx_hash OR t.from_addr <> s.from_addr
+                     OR t.to_addr <> s.to_addr OR t.asset <> s.asset OR t.amount <> s.amount
+                     OR (t.ts <> 0 AND s.ts <> 0 AND t.ts <> s.ts)))
+                   OR (get_byte(t.position, 0) = 0 AND get_byte(s.position, 0) = 0 AND t.tx_hash <> s.tx_hash))
+                 LIMIT 1"
+            ),
+            &[&chain],
+        )?;
+        if let Some(r) = found {
+            let stored = transfer(chain_id, &r)?;
+            let place = (
+                u64::try_from(r.get::<_, i64>(10)).map_err(|_| codec::corrupt("block number"))?,
+                u32::try_from(r.get::<_, i64>(11)).map_err(|_| codec::corrupt("tx index"))?,
+                codec::read_position(r.get(12))?,
+            );
+            let index = keep
+                .iter()
+                .copied()
+                .find(|&i| {
+                    let t = &transfers[i];
+                    (t.block_number, t.tx_index, &t.position) == (place.0, place.1, &place.2)
+                })
+                .ok_or_else(|| codec::corrupt("staged import row"))?;
+            let t = &transfers[index];
+            let why = import::conflict(&stored, t).unwrap_or(import::Conflict::SamePlace);
+            return Err(import::error(index, t, &stored, why));
+        }
         txn.commit()?;
         Ok(usize::try_from(new).unwrap_or(usize::MAX))
+    }
+
+    fn chains(&self) -> Result<Vec<u64>, StoreError> {
+        // A skip scan of each primary key's leading column: one index probe per chain, not
+        // a scan of the transfers.
+        let rows = self.client()?.query(
+            "WITH RECURSIVE
+               b(id) AS (SELECT min(chain_id) FROM blocks
+                         UNION ALL SELECT (SELECT min(chain_id) FROM blocks WHERE chain_id > b.id) FROM b WHERE b.id IS NOT NULL),
+               t(id) AS (SELECT min(chain_id) FROM transfers
+                         UNION ALL SELECT (SELECT min(chain_id) FROM transfers WHERE chain_id > t.id) FROM t WHERE t.id IS NOT NULL)
+             SELECT id FROM b WHERE id IS NOT NULL UNION SELECT id FROM t WHERE id IS NOT NULL ORDER BY id",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| u64::try_from(r.get::<_, i64>(0)).map_err(|_| codec::corrupt("chain id")))
+            .collect()
     }
 
     fn stats(&self, chain_id: u64) -> Result<StoreStats, StoreError> {

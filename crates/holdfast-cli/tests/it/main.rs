@@ -4,6 +4,7 @@
 mod gate;
 mod guard;
 mod guard_requests;
+mod imports;
 mod trace;
 
 use std::path::Path;

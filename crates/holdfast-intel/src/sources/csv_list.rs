@@ -25,18 +25,24 @@ pub fn parse(text: &str, source: &str) -> Result<Vec<ListedAddress>, SourceError
         .split(',')
         .any(|c| c.trim().trim_matches('"') == "address");
     if !has_header {
-        return Ok(text
-            .lines()
-            .enumerate()
-            .filter_map(|(i, l)| {
-                let a = l.trim().trim_matches(',').trim_matches('"');
-                (!a.is_empty() && !a.starts_with('#')).then(|| ListedAddress {
-                    line: i + 1,
-                    address: a.to_owned(),
-                    chain: None,
-                })
-            })
-            .collect());
+        // Blank lines and `#` comments are not rows; any other line must hold an address.
+        let mut out = Vec::new();
+        for (i, l) in text.lines().enumerate() {
+            let l = l.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            let a = l.trim_matches(',').trim_matches('"').trim();
+            if a.is_empty() {
+                return Err(no_address(source, i + 1));
+            }
+            out.push(ListedAddress {
+                line: i + 1,
+                address: a.to_owned(),
+                chain: None,
+            });
+        }
+        return Ok(out);
     }
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
@@ -61,7 +67,7 @@ pub fn parse(text: &str, source: &str) -> Result<Vec<ListedAddress>, SourceError
         let line = rec.position().map_or(0, |p| p.line() as usize);
         let address = rec.get(addr_col).unwrap_or("").trim().to_owned();
         if address.is_empty() {
-            continue;
+            return Err(no_address(source, line));
         }
         let chain = match chain_col
             .and_then(|c| rec.get(c))
@@ -83,6 +89,17 @@ pub fn parse(text: &str, source: &str) -> Result<Vec<ListedAddress>, SourceError
         });
     }
     Ok(out)
+}
+
+/// A row of a list without an address: an error, never a row quietly dropped (the list's
+/// author meant something by it).
+fn no_address(source: &str, line: usize) -> SourceError {
+    SourceError::Field {
+        source_name: source.to_owned(),
+        row: line,
+        field: "address",
+        message: "the row has no address".into(),
+    }
 }
 
 #[cfg(test)]

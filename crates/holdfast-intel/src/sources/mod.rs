@@ -60,6 +60,14 @@ pub enum SourceError {
         field: &'static str,
         message: String,
     },
+    /// A TagPack's tag (1-based, in `tags:` order), which fields may inherit from the header.
+    #[error("{source_name}: tag {tag}: field `{field}`: {message}")]
+    Tag {
+        source_name: String,
+        tag: usize,
+        field: &'static str,
+        message: String,
+    },
     #[error("{source_name}: {message}")]
     Format {
         source_name: String,

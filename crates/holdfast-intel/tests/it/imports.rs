@@ -230,3 +230,179 @@ fn sdn_update_rejects_non_sdn_xml_and_keeps_the_old_state() {
     assert!(update_sdn(&data, &bad).is_err());
     assert!(data.sdn_update().expect("reads").is_none());
 }
+
+/// Issue 13: a CSV row without an address was dropped; the list imported the rest.
+#[test]
+fn a_list_row_without_an_address_fails_naming_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = DataDir::new(dir.path());
+    let opts = ImportOptions {
+        category: Some(Category::Hack),
+        ..ImportOptions::default()
+    };
+    for (name, text, line) in [
+        (
+            "with-chain.csv",
+            "address,chain\n0x0000000000000000000000000000000000c0ffee,eth\n,eth\n",
+            3,
+        ),
+        (
+            "named.csv",
+            "name,address\nthief,0x0000000000000000000000000000000000c0ffee\nsecond thief,  \n",
+            3,
+        ),
+        (
+            "short.csv",
+            "name,address\nthief,0x0000000000000000000000000000000000c0ffee\nonly a name\n",
+            3,
+        ),
+        (
+            "plain.txt",
+            "# list\n0x0000000000000000000000000000000000c0ffee\n\n\"\"\n",
+            4,
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        let err = import_file(&data, &path, &opts)
+            .expect_err(name)
+            .to_string();
+        assert!(
+            err.contains(name) && err.contains(&format!("row {line}")) && err.contains("address"),
+            "{name}: {err}"
+        );
+        assert!(
+            data.imported().expect("reads").is_empty(),
+            "{name}: nothing imported"
+        );
+    }
+}
+
+/// Issue 13: unknown TagPack vocabulary (`abuse: sanctioned`) mapped to `other`, so the
+/// addresses screened LOW. Holdfast's and GraphSense's words map; others fail naming the tag
+/// and the word, with the accepted words.
+#[test]
+fn tagpack_words_map_to_their_risk_or_fail_naming_the_word() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = DataDir::new(dir.path());
+    // One tag per word, each on its own address: one import, one load.
+    let cases: &[(&str, &str, RiskLevel)] = &[
+        ("abuse", "sanctioned", RiskLevel::Severe),
+        ("abuse", "sanction", RiskLevel::Severe),
+        ("abuse", "Sanctions", RiskLevel::Severe),
+        ("abuse", "dprk-attributed", RiskLevel::Severe),
+        ("abuse", "terrorism", RiskLevel::High),
+        ("abuse", "money_laundering", RiskLevel::High),
+        ("abuse", "pyramid_scheme", RiskLevel::High),
+        ("abuse", "dark_web", RiskLevel::High),
+        ("category", "black_list", RiskLevel::Medium),
+        ("category", "defi_bridge", RiskLevel::Low),
+        ("category", "user", RiskLevel::Low),
+        // A concept list speaks when the tag has neither abuse nor category; its
+        // riskiest word wins.
+        ("concepts", "[exchange, service_hack]", RiskLevel::High),
+    ];
+    let address = |i: usize| format!("0x{:040x}", 0xc0ffee00_u64 + i as u64);
+    let mut text = "title: words\nconfidence: authority_data\ntags:\n".to_owned();
+    for (i, (field, word, _)) in cases.iter().enumerate() {
+        text.push_str(&format!(
+            "- address: '{}'\n  currency: ETH\n  {field}: {word}\n",
+            address(i)
+        ));
+    }
+    let path = dir.path().join("words.yaml");
+    std::fs::write(&path, &text).expect("write");
+    import_file(&data, &path, &ImportOptions::default()).expect("every word known");
+    let index = holdfast_intel::load(Some(&data)).expect("loads").index;
+    for (i, (field, word, risk)) in cases.iter().enumerate() {
+        let v = index.screen(&address(i), &today()).expect("valid");
+        assert_eq!(v.risk, *risk, "{field}: {word}");
+    }
+    // Unknown words: the import fails naming the tag, the field, the word and the accepted
+    // words, and stores nothing.
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let fresh = DataDir::new(fresh.path());
+    for (header, tag, field, word) in [
+        ("abuse: sanctionned\n", "", "abuse", "sanctionned"),
+        ("category: casino\n", "", "category", "casino"),
+        (
+            "",
+            "  concepts: [exchange, robbery]\n",
+            "concepts",
+            "robbery",
+        ),
+        ("", "  abuse: grift\n", "abuse", "grift"),
+    ] {
+        let text = format!(
+            "title: t\n{header}tags:\n- address: '{}'\n  abuse: scam\n- address: '{}'\n{tag}",
+            address(0),
+            address(1)
+        );
+        let path = dir.path().join(format!("{word}.yaml"));
+        std::fs::write(&path, text).expect("write");
+        let err = import_file(&fresh, &path, &ImportOptions::default())
+            .expect_err(word)
+            .to_string();
+        // A header word fails at the first tag that does not override it.
+        // (the header's unused category is still checked at tag 1).
+        let tag = if field == "category" {
+            "tag 1"
+        } else {
+            "tag 2"
+        };
+        assert!(
+            err.contains(&format!("{word}.yaml: {tag}"))
+                && err.contains(field)
+                && err.contains(word)
+                && err.contains("service_hack"),
+            "{err}"
+        );
+    }
+    assert!(fresh.imported().expect("reads").is_empty());
+}
+
+/// Every word the real TagPacks use still imports (shipped packs and the full copies of
+/// GraphSense's public packs), with the category each must map to.
+#[test]
+fn every_real_tagpack_word_is_known() {
+    let root = format!(
+        "{}/../../data/intel/graphsense/packs",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut packs = 0;
+    let mut stack = vec![std::path::PathBuf::from(root)];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).expect("dir") {
+            let path = e.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "yaml") {
+                let text = std::fs::read_to_string(&path).expect("read");
+                holdfast_intel::sources::tagpack::parse(&text, &path.display().to_string())
+                    .unwrap_or_else(|e| panic!("{e}"));
+                packs += 1;
+            }
+        }
+    }
+    assert!(packs >= 38, "{packs} packs");
+}
+
+/// A bad address is named by its own tag, also when tags before it were skipped (a chain
+/// Holdfast has no address format for): the error used to count only the kept tags.
+#[test]
+fn a_bad_tagpack_address_is_named_by_its_own_tag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("skips.yaml");
+    std::fs::write(
+        &path,
+        "title: t\nabuse: scam\ntags:\n- address: addr1qxy\n  currency: ADA\n- address: '0x098b716B8Aaf21512996dC57EB0615e2383E2f96'\n  currency: ETH\n",
+    )
+    .expect("write");
+    let err = import_file(&DataDir::new(dir.path()), &path, &ImportOptions::default())
+        .expect_err("bad checksum")
+        .to_string();
+    assert!(
+        err.contains("tag 2") && err.contains("0x098b716B8Aaf"),
+        "{err}"
+    );
+}

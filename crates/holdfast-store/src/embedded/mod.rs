@@ -47,6 +47,7 @@ use crate::{
     Applied, BlockData, Store, StoreError, StoreStats, TransferQuery, admit, check_limit, validate,
 };
 
+mod import;
 mod layout;
 mod log;
 mod pending;
@@ -1060,61 +1061,30 @@ impl Store for EmbeddedStore {
     }
 
     fn import_transfers(&self, chain_id: u64, transfers: &[Transfer]) -> Result<usize, StoreError> {
-        if let Some(t) = transfers.iter().find(|t| t.chain_id != chain_id) {
-            return Err(StoreError::Invalid {
-                chain_id,
-                number: t.block_number,
-                what: format!("transfer {} is for chain {}", t.tx_hash, t.chain_id),
-            });
-        }
-        if transfers.is_empty() {
-            return Ok(0);
-        }
-        let chain = self
-            .chain(chain_id, true)?
-            .ok_or_else(|| self.err("chain keyspaces"))?;
-        let mut last_sync = self.writer();
+        self.import(chain_id, transfers)
+    }
+
+    fn chains(&self) -> Result<Vec<u64>, StoreError> {
         let snap = self.db.snapshot();
-        let mut seen = HashSet::new();
-        let mut blocks = BTreeSet::new();
-        let mut s = Staged::default();
-        let mut entries = chain.log.entries();
-        let mut place_buf = Vec::with_capacity(32);
-        let mut new = 0u64;
-        for t in transfers {
-            place_buf.clear();
-            place(t, &mut place_buf);
-            if !seen.insert(place_buf.clone())
-                || snap
-                    .contains_key(chain.space(TRANSFERS), &place_buf)
-                    .map_err(|e| self.err(e))?
-            {
+        let mut out = Vec::new();
+        for name in self.db.list_keyspace_names() {
+            // `<chain>.meta`, created last of a chain's keyspaces.
+            let Some(id) = name
+                .strip_suffix(".meta")
+                .and_then(|id| id.parse::<u64>().ok())
+            else {
                 continue;
+            };
+            let Some(chain) = self.chain(id, false)? else {
+                continue;
+            };
+            let [blocks, transfers, _] = self.counts(&snap, &chain)?;
+            if blocks + transfers > 0 {
+                out.push(id);
             }
-            stage_transfer(&mut s, &mut entries, t, true, true, &mut place_buf);
-            blocks.insert(t.block_number);
-            new += 1;
-            self.check_fail(new as usize);
         }
-        if new == 0 {
-            return Ok(0);
-        }
-        for n in blocks {
-            s.put(META, &[&imported_key(n)], &[]);
-        }
-        let mut counts = self.counts(&snap, &chain)?;
-        counts[1] += new;
-        s.put(META, &[COUNTS_KEY], &[&counts_value(counts)]);
-        s.put(
-            META,
-            &[LOG_END_KEY],
-            &[&RecordLog::end_after(&entries).to_be_bytes()],
-        );
-        self.append_log(&chain, &entries)?;
-        self.commit(&chain, s)?;
-        self.sync_if_due(&mut last_sync)?;
-        chain.log.committed(&entries);
-        Ok(new as usize)
+        out.sort_unstable();
+        Ok(out)
     }
 
     fn stats(&self, chain_id: u64) -> Result<StoreStats, StoreError> {

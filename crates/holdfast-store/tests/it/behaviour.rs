@@ -4,6 +4,7 @@ use std::sync::OnceLock;
 
 use alloy_primitives::{Address, B256, U256};
 use holdfast_primitives::{Asset, BlockRef, Conversion, ConversionKind, Position, Transfer};
+use holdfast_store::import::Conflict;
 use holdfast_store::testing::TempPostgres;
 use holdfast_store::{
     Applied, BlockData, EmbeddedOptions, EmbeddedStore, MAX_LIMIT, PgStore, Store, StoreError,
@@ -416,6 +417,157 @@ fn imports_are_idempotent() {
             .expect("q");
         assert_eq!(got, vec![ts[0].clone(), ts[3].clone()]);
     });
+}
+
+/// Issue 13: the store keys transfers by place (block, transaction index, position), so an
+/// import that put another transaction or other content at a stored place was counted as
+/// "already stored" and lost. It is refused whole, naming both transfers.
+#[test]
+fn imports_refuse_another_transaction_or_other_content_at_a_taken_place() {
+    on_both(109, |s, c| {
+        let unblocked = |b: BlockData| -> Vec<Transfer> {
+            b.transfers
+                .into_iter()
+                .map(|mut t| {
+                    t.block_hash = B256::ZERO;
+                    t
+                })
+                .collect()
+        };
+        let ts = unblocked(block(c, 10, 0));
+        assert_eq!(s.import_transfers(c, &ts).expect("import"), 4);
+        let conflict = |batch: &[Transfer], index: usize, why: Conflict| {
+            let err = s.import_transfers(c, batch).expect_err("conflict");
+            match &err {
+                StoreError::ImportConflict {
+                    index: i, why: w, ..
+                } => {
+                    assert_eq!((*i, *w), (index, why), "{err}");
+                }
+                other => panic!("expected a conflict, got {other}"),
+            }
+            assert_eq!(
+                s.transfer_count(c).expect("count"),
+                4,
+                "nothing written: {err}"
+            );
+            err.to_string()
+        };
+        // Another transaction at a stored place; first in the batch a transfer that alone
+        // would be new, so that "nothing written" means the whole import.
+        let mut fresh = ts[0].clone();
+        fresh.block_number = 12;
+        let mut other = ts[0].clone();
+        other.tx_hash = B256::repeat_byte(0x77);
+        let text = conflict(&[fresh.clone(), other.clone()], 1, Conflict::SamePlace);
+        assert!(
+            text.contains(&other.tx_hash.to_string()) && text.contains(&ts[0].tx_hash.to_string()),
+            "names both: {text}"
+        );
+        // The same transaction with another amount.
+        let mut more = ts[0].clone();
+        more.amount += U256::from(1);
+        conflict(&[more], 0, Conflict::SamePlace);
+        // Another transaction hash at the stored block and transaction index, another
+        // position.
+        let mut beside = ts[1].clone();
+        beside.position = Position::Call {
+            trace_address: vec![7],
+        };
+        beside.tx_hash = B256::repeat_byte(0x78);
+        conflict(&[beside], 0, Conflict::OtherTransaction);
+        // Within one import.
+        let mut a = fresh.clone();
+        a.block_number = 13;
+        let mut b = a.clone();
+        b.tx_hash = B256::repeat_byte(0x79);
+        conflict(&[a.clone(), b], 1, Conflict::SamePlace);
+        let mut b = a.clone();
+        b.tx_hash = B256::repeat_byte(0x79);
+        b.position = Position::Call {
+            trace_address: vec![0],
+        };
+        conflict(&[a.clone(), b], 1, Conflict::OtherTransaction);
+        // Against a stored block's transfer.
+        let data = block(c, 20, 0);
+        s.apply_blocks(c, std::slice::from_ref(&data))
+            .expect("block");
+        let mut wrong = unblocked(data.clone())[0].clone();
+        wrong.to = addr(9);
+        let err = s
+            .import_transfers(c, &[wrong])
+            .expect_err("conflict with a block");
+        assert!(
+            matches!(
+                err,
+                StoreError::ImportConflict {
+                    why: Conflict::SamePlace,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(s.transfer_count(c).expect("count"), 8);
+        // Agreeing records are skipped: the same transfer without a timestamp (traces.csv
+        // has none), and one repeated within an import.
+        let mut untimed = unblocked(data)[0].clone();
+        untimed.timestamp = 0;
+        assert_eq!(s.import_transfers(c, &[untimed]).expect("agrees"), 0);
+        assert_eq!(
+            s.import_transfers(c, &[a.clone(), a.clone()])
+                .expect("twice"),
+            1
+        );
+        assert_eq!(s.transfer_count(c).expect("count"), 9);
+        // A token transfer has no transaction index in blockchain-etl's export (imported at
+        // 0): another transaction's log at index 0 is no conflict.
+        let mut log = ts[2].clone();
+        log.tx_index = 0;
+        log.position = Position::Log {
+            log_index: 40,
+            item: 0,
+        };
+        assert_eq!(s.import_transfers(c, &[log]).expect("log"), 1);
+    });
+}
+
+/// Issue 13: `holdfast transfers` needs to know which chains a store holds, to use the only
+/// one or name them.
+#[test]
+fn chains_lists_what_the_store_holds() {
+    on_both(110, |s, c| {
+        let other = c + 1_000;
+        let held = |s: &dyn Store| {
+            let chains = s.chains().expect("chains");
+            assert!(
+                chains.windows(2).all(|w| w[0] < w[1]),
+                "ascending: {chains:?}"
+            );
+            (chains.contains(&c), chains.contains(&other))
+        };
+        assert_eq!(held(s), (false, false));
+        s.apply_blocks(c, &[block(c, 0, 0)]).expect("block");
+        assert_eq!(held(s), (true, false));
+        let mut imported = block(other, 3, 0).transfers;
+        for t in &mut imported {
+            t.block_hash = B256::ZERO;
+        }
+        s.import_transfers(other, &imported).expect("import");
+        assert_eq!(held(s), (true, true), "imported transfers count");
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(&dir.path().join("store")).expect("open");
+    assert_eq!(store.chains().expect("chains"), Vec::<u64>::new());
+    store.apply_blocks(7, &[block(7, 0, 0)]).expect("block");
+    store.apply_blocks(5, &[block(5, 0, 0)]).expect("block");
+    assert_eq!(store.chains().expect("chains"), vec![5, 7]);
+    drop(store);
+    let store = EmbeddedStore::open(&dir.path().join("store")).expect("reopen");
+    assert_eq!(
+        store.chains().expect("chains"),
+        vec![5, 7],
+        "after reopening"
+    );
 }
 
 #[test]

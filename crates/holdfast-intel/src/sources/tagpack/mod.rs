@@ -1,5 +1,9 @@
 //! GraphSense TagPacks (YAML): a header whose fields every tag inherits, then `tags:`.
-//! Schema: graphsense-tagpack-tool `tagpack_schema.yaml`; confidence scale `confidence.csv`.
+//! Schema: graphsense-tagpack-tool `tagpack_schema.yaml`; confidence scale `confidence.csv`;
+//! the words of `abuse`, `category` and `concepts` in [`vocabulary`] (an unknown word is an
+//! error naming the tag and the word).
+
+mod vocabulary;
 
 use std::collections::BTreeMap;
 
@@ -21,6 +25,7 @@ struct Common {
     actor: Option<String>,
     confidence: Option<String>,
     lastmod: Option<serde_yaml::Value>,
+    concepts: Option<Vec<String>>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -48,6 +53,8 @@ struct Tag {
 #[derive(Debug, Default)]
 pub struct TagPackLabels {
     pub records: Vec<LabelRecord>,
+    /// The tag each record came from (1-based, in the pack's `tags:` order).
+    pub tags: Vec<usize>,
     /// Tags on chains Holdfast has no address format for (currency → count).
     pub unsupported: BTreeMap<String, usize>,
 }
@@ -61,12 +68,12 @@ pub fn parse(text: &str, source: &str) -> Result<TagPackLabels, SourceError> {
     let mut out = TagPackLabels::default();
     for (i, tag) in pack.tags.iter().enumerate() {
         let address = match &tag.address {
-            Some(serde_yaml::Value::String(s)) => s.trim().to_owned(),
+            Some(serde_yaml::Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
             Some(serde_yaml::Value::Number(n)) => n.to_string(),
             _ => {
-                return Err(SourceError::Field {
+                return Err(SourceError::Tag {
                     source_name: source.to_owned(),
-                    row: i + 1,
+                    tag: i + 1,
                     field: "address",
                     message: "every tag needs an address".into(),
                 });
@@ -98,30 +105,62 @@ pub fn parse(text: &str, source: &str) -> Result<TagPackLabels, SourceError> {
         let abuse = pick(&t.abuse, &h.abuse);
         let category_word = pick(&t.category, &h.category);
         let label = pick(&t.label, &h.label).or_else(|| pack.title.clone());
+        let concepts = tag
+            .common
+            .concepts
+            .as_ref()
+            .or(pack.common.concepts.as_ref())
+            .map_or(&[][..], Vec::as_slice);
         let category = category_of(
-            abuse.as_deref(),
-            category_word.as_deref(),
+            Words {
+                abuse: abuse.as_deref(),
+                category: category_word.as_deref(),
+                concepts,
+            },
             actor.as_deref(),
             label.as_deref(),
             pack.title.as_deref(),
-        );
+        )
+        .map_err(|e| SourceError::Tag {
+            source_name: source.to_owned(),
+            tag: i + 1,
+            field: e.field,
+            message: e.to_string(),
+        })?;
         let confidence = match pick(&t.confidence, &h.confidence) {
-            Some(c) => c.parse::<Confidence>().map_err(|e| SourceError::Field {
+            Some(c) => c.parse::<Confidence>().map_err(|e| SourceError::Tag {
                 source_name: source.to_owned(),
-                row: i + 1,
+                tag: i + 1,
                 field: "confidence",
                 message: e.to_string(),
             })?,
             None => Confidence::UNKNOWN,
         };
-        let lastmod = t
-            .lastmod
-            .as_ref()
-            .or(h.lastmod.as_ref())
-            .and_then(|v| match v {
-                serde_yaml::Value::String(s) => s.get(..10).and_then(|d| d.parse::<Date>().ok()),
-                _ => None,
-            });
+        // A date, optionally with a time after it (`2023-08-16 12:18:52.619444` in a real
+        // pack); anything else is an error rather than a listing date quietly lost.
+        let lastmod = match t.lastmod.as_ref().or(h.lastmod.as_ref()) {
+            None => None,
+            Some(v) => Some(
+                match v {
+                    serde_yaml::Value::String(s) => s
+                        .get(..10)
+                        .filter(|_| {
+                            s.len() == 10 || s.as_bytes()[10] == b' ' || s.as_bytes()[10] == b'T'
+                        })
+                        .and_then(|d| d.parse::<Date>().ok()),
+                    _ => None,
+                }
+                .ok_or_else(|| SourceError::Tag {
+                    source_name: source.to_owned(),
+                    tag: i + 1,
+                    field: "lastmod",
+                    message: format!(
+                        "{} is not a date (YYYY-MM-DD, optionally followed by a time)",
+                        serde_yaml::to_string(v).unwrap_or_default().trim()
+                    ),
+                })?,
+            ),
+        };
         let mut r = LabelRecord::new(address, source, category, confidence);
         r.chain = chain;
         r.actor = actor;
@@ -129,6 +168,7 @@ pub fn parse(text: &str, source: &str) -> Result<TagPackLabels, SourceError> {
         r.reference = pick(&t.source, &h.source);
         r.listed_on = lastmod.filter(|_| category == Category::Sanctioned);
         out.records.push(r);
+        out.tags.push(i + 1);
     }
     Ok(out)
 }
@@ -155,48 +195,54 @@ fn is_evm_shape(s: &str) -> bool {
     s.len() == 42 && s.starts_with("0x") && s.bytes().skip(2).all(|b| b.is_ascii_hexdigit())
 }
 
-/// Maps TagPack vocabulary (abuse, then category, then actor) onto [`Category`].
-pub(crate) fn category_of(
-    abuse: Option<&str>,
-    category: Option<&str>,
+/// A tag's vocabulary fields (its own, or inherited from the header).
+struct Words<'a> {
+    abuse: Option<&'a str>,
+    category: Option<&'a str>,
+    concepts: &'a [String],
+}
+
+/// Maps TagPack vocabulary onto [`Category`]: a DPRK actor, then `abuse`, then `category`,
+/// then `concepts` (an abuse concept before an entity type), then the label and title
+/// naming OFAC. Every word must be known ([`vocabulary`]), used or not.
+fn category_of(
+    words: Words<'_>,
     actor: Option<&str>,
     label: Option<&str>,
     title: Option<&str>,
-) -> Category {
+) -> Result<Category, vocabulary::UnknownWord> {
+    let abuse = words
+        .abuse
+        .map(|w| vocabulary::meaning("abuse", w))
+        .transpose()?
+        .flatten();
+    let category = words
+        .category
+        .map(|w| vocabulary::meaning("category", w))
+        .transpose()?
+        .flatten();
+    let mut concepts = Vec::with_capacity(words.concepts.len());
+    for w in words.concepts {
+        if let Some(c) = vocabulary::meaning("concepts", w)? {
+            concepts.push(c);
+        }
+    }
+    // Among concepts, the one of highest risk speaks (`[exchange, service_hack]` is a hack).
+    let concept = concepts.into_iter().max_by_key(|c| c.base_risk());
     if actor.is_some_and(|a| super::DPRK_ACTORS.contains(&a)) {
-        return Category::DprkAttributed;
+        return Ok(Category::DprkAttributed);
     }
-    if let Some(a) = abuse {
-        match a.to_ascii_lowercase().as_str() {
-            "sanction" | "sanctions" => return Category::Sanctioned,
-            "service_hack" | "hack" | "theft" | "exploit" => return Category::Hack,
-            "ransomware" => return Category::Ransomware,
-            "phishing" => return Category::Phishing,
-            "scam" | "ponzi_scheme" | "sextortion" | "fraud" => return Category::Scam,
-            "darknet_market" | "darkweb" => return Category::Darknet,
-            _ => {}
-        }
-    }
-    if let Some(c) = category {
-        match c.to_ascii_lowercase().as_str() {
-            "exchange" => return Category::Exchange,
-            "mixing_service" | "coinjoin" | "mixer" => return Category::Mixer,
-            "defi_bridge" | "bridge" => return Category::Bridge,
-            c if c.starts_with("defi") => return Category::Defi,
-            "gambling" => return Category::Gambling,
-            "miner" | "mining_service" => return Category::Miner,
-            "black_list" | "blacklist" => return Category::Blocked,
-            "darknet_market" | "market_darknet" => return Category::Darknet,
-            "service" | "wallet_service" | "payment_processor" => return Category::Service,
-            _ => {}
-        }
+    if let Some(c) = abuse.or(category).or(concept) {
+        return Ok(c);
     }
     let words = format!("{} {}", label.unwrap_or(""), title.unwrap_or("")).to_ascii_lowercase();
-    if words.contains("ofac") || words.contains("sanctions list") {
-        Category::Sanctioned
-    } else {
-        Category::Other
-    }
+    Ok(
+        if words.contains("ofac") || words.contains("sanctions list") {
+            Category::Sanctioned
+        } else {
+            Category::Other
+        },
+    )
 }
 
 #[cfg(test)]
@@ -252,6 +298,20 @@ tags:
         let msg = err.to_string();
         assert!(msg.contains("mine.yaml"), "{msg}");
         assert!(msg.contains("line"), "{msg}");
+    }
+
+    #[test]
+    fn a_lastmod_that_is_not_a_date_is_an_error_naming_the_tag() {
+        for bad in ["yesterday", "2023-13-01", "20230828", "[2023]"] {
+            let text = format!(
+                "lastmod: {bad}\nabuse: sanction\ntags:\n- address: '0x098B716B8Aaf21512996dC57EB0615e2383E2f96'\n"
+            );
+            let err = parse(&text, "p").expect_err(bad).to_string();
+            assert!(err.contains("tag 1") && err.contains("lastmod"), "{err}");
+        }
+        let text = "lastmod: 2023-08-16 12:18:52.619444\nabuse: sanction\ntags:\n- address: '0x098B716B8Aaf21512996dC57EB0615e2383E2f96'\n";
+        let out = parse(text, "p").expect("a date and a time");
+        assert_eq!(out.records[0].listed_on, "2023-08-16".parse().ok());
     }
 
     #[test]
