@@ -14,6 +14,7 @@
 //! | `gate.meta` | `head` / `n` wallet chain / `f` scope | audit head / next nonce / frozen since |
 //! | `gate.firstpaid` | wallet, destination | when the wallet first paid it |
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -73,6 +74,18 @@ fn outflow_key(wallet: Address, at: u64, id: &str) -> Vec<u8> {
     [wallet.as_slice(), &at.to_be_bytes(), id.as_bytes()].concat()
 }
 
+/// The outflow records of one wallet held in memory: key suffix (`at`, id) → outflows, and
+/// the earliest `at` from which the map holds every record (older ones were let go).
+#[derive(Debug, Default)]
+struct Window {
+    records: BTreeMap<Vec<u8>, Vec<Outflow>>,
+    horizon: u64,
+}
+
+/// Most records one wallet's window keeps in memory; past it the older half is let go and
+/// a decision looking further back reads the keyspace.
+const WINDOW_MAX_RECORDS: usize = 200_000;
+
 /// How long the leader of an fsync waits at most for queued writers to write first.
 const GROUP_WAIT: std::time::Duration = std::time::Duration::from_micros(500);
 
@@ -87,6 +100,13 @@ pub struct EmbeddedGateStore {
     syncs: Syncs,
     /// Serializes the decisions of one wallet (see [`GateStore::insert_decided`]).
     wallets: Vec<Mutex<()>>,
+    /// The outflow records of the wallets decisions have read, kept equal to
+    /// `gate.outflows` (every committed write to it is applied here after its commit), so
+    /// that a decision does not parse its whole window from disk each time. The store has
+    /// one process, so nothing else writes the keyspace.
+    windows: Mutex<HashMap<Address, Window>>,
+    /// Most records one wallet's window keeps in memory.
+    window_max: usize,
 }
 
 /// The writer lock, counted in `pending` from the moment it is asked for until it is released.
@@ -190,7 +210,17 @@ impl EmbeddedGateStore {
             pending: AtomicUsize::new(0),
             syncs: Syncs::default(),
             wallets: (0..WALLET_STRIPES).map(|_| Mutex::new(())).collect(),
+            windows: Mutex::new(HashMap::new()),
+            window_max: WINDOW_MAX_RECORDS,
         })
+    }
+
+    /// Keeps at most `n` outflow records per wallet in memory (default 200 000); a decision
+    /// looking back past what is kept reads the keyspace.
+    #[must_use]
+    pub fn window_max_records(mut self, n: usize) -> EmbeddedGateStore {
+        self.window_max = n.max(1);
+        self
     }
 
     fn err(&self, e: impl std::fmt::Display) -> StoreError {
@@ -253,6 +283,12 @@ impl EmbeddedGateStore {
                 [&seq.to_be_bytes()[..], prev.as_slice()].concat(),
             );
         }
+        let outflow_ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = batch
+            .ops
+            .iter()
+            .filter(|(space, _, _)| *space == OUTFLOWS)
+            .map(|(_, k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut b = self.db.batch().durability(Some(PersistMode::Buffer));
         for (space, k, v) in batch.ops {
             match v {
@@ -261,6 +297,7 @@ impl EmbeddedGateStore {
             }
         }
         b.commit().map_err(|e| self.err(e))?;
+        self.apply_to_windows(outflow_ops);
         let mine = {
             let mut s = self
                 .syncs
@@ -427,8 +464,108 @@ impl EmbeddedGateStore {
         self.write(guard, batch, audit)
     }
 
-    /// Signed outflows since `since` and reservations, from one snapshot.
+    /// Applies committed writes of `gate.outflows` to the windows in memory. Called under
+    /// the writer lock after the commit, so in commit order; a put or delete applied twice
+    /// (a window loaded from a snapshot that already held it) changes nothing.
+    fn apply_to_windows(&self, ops: Vec<(Vec<u8>, Option<Vec<u8>>)>) {
+        if ops.is_empty() {
+            return;
+        }
+        let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
+        for (k, v) in ops {
+            if k.len() < 28 {
+                continue;
+            }
+            let wallet = Address::from_slice(&k[..20]);
+            let Some(w) = windows.get_mut(&wallet) else {
+                continue;
+            };
+            match v.map(|v| serde_json::from_slice::<Vec<Outflow>>(&v)) {
+                Some(Ok(flows)) => {
+                    w.records.insert(k[20..].to_vec(), flows);
+                }
+                None => {
+                    w.records.remove(&k[20..]);
+                }
+                // Cannot happen (the store wrote it a moment ago); if it did, the window is
+                // read again from the keyspace rather than kept wrong.
+                Some(Err(_)) => {
+                    windows.remove(&wallet);
+                }
+            }
+        }
+    }
+
+    /// Signed outflows since `since` and reservations: from the wallet's window in memory
+    /// (loaded from one snapshot the first time), or from the keyspace when `since` is older
+    /// than what the window holds.
     fn read_outflows(
+        &self,
+        q: &HistoryQuery,
+        since: u64,
+        out: &mut WalletHistory,
+    ) -> Result<(), StoreError> {
+        let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
+        let w = match windows.entry(q.wallet) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                // Under the windows lock: a write committed meanwhile is applied after this
+                // load (it waits for the lock), and applying it again changes nothing.
+                let snap = self.db.snapshot();
+                let mut w = Window::default();
+                for g in snap.prefix(&self.spaces[OUTFLOWS], q.wallet.as_slice()) {
+                    let (k, v) = g.into_inner().map_err(|e| self.err(e))?;
+                    if k.len() < 28 {
+                        continue;
+                    }
+                    w.records.insert(k[20..].to_vec(), self.parse(&v)?);
+                }
+                e.insert(w)
+            }
+        };
+        if since < w.horizon {
+            drop(windows);
+            return self.read_outflows_from_disk(q, since, out);
+        }
+        let mut records = 0usize;
+        for (k, flows) in w.records.range(since.to_be_bytes().to_vec()..) {
+            let mut at = [0u8; 8];
+            at.copy_from_slice(&k[..8]);
+            let at = u64::from_be_bytes(at);
+            if at == RESERVED && q.exclude.as_deref().map(str::as_bytes) == Some(&k[8..]) {
+                continue;
+            }
+            records += 1;
+            if records > q.max_records {
+                out.truncated = true;
+                break;
+            }
+            let at = if at == RESERVED { q.now } else { at };
+            out.outflows.extend(flows.iter().map(|f| (at, f.clone())));
+        }
+        if w.records.len() > self.window_max {
+            // Let the older half go; what is before the new horizon is read from disk.
+            let keep = w.records.split_off(
+                &w.records
+                    .keys()
+                    .nth(w.records.len() / 2)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            w.records = keep;
+            // Records of the first kept `at` with smaller ids went: that second is before
+            // the horizon too.
+            let mut at = [0u8; 8];
+            if let Some(k) = w.records.keys().next() {
+                at.copy_from_slice(&k[..8]);
+            }
+            w.horizon = u64::from_be_bytes(at).saturating_add(1);
+        }
+        Ok(())
+    }
+
+    /// Signed outflows since `since` and reservations, from one snapshot of the keyspace.
+    fn read_outflows_from_disk(
         &self,
         q: &HistoryQuery,
         since: u64,

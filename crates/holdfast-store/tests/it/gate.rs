@@ -698,3 +698,64 @@ fn freezes_of_one_second_are_told_apart_and_approvals_can_be_renewed() {
         );
     });
 }
+
+/// The embedded store keeps each wallet's outflow records in memory after the first
+/// decision reads them; what it lets go (past its bound) is read from the keyspace. Every
+/// query answers what a fresh store, reading only the keyspace, answers.
+#[test]
+fn embedded_windows_in_memory_answer_as_the_keyspace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gate");
+    let queries = |s: &dyn GateStore| -> Vec<Vec<(u64, Outflow)>> {
+        [0, 103, 105, 107, 109, 200]
+            .iter()
+            .map(|since| s.history(&query(*since, 9_000)).expect("history").outflows)
+            .collect()
+    };
+    let answers = {
+        let s = EmbeddedGateStore::open(&path)
+            .expect("open")
+            .window_max_records(3);
+        for i in 0..10u64 {
+            let id = format!("w{i}");
+            s.insert(&request(&id, RequestState::Signing), vec![])
+                .expect("insert");
+            // Loads the window before most writes, so later ones are applied to it.
+            let _ = s.history(&query(0, 9_000)).expect("history");
+            if i % 3 != 0 {
+                s.transition(
+                    &id,
+                    &[RequestState::Signing],
+                    Change {
+                        state: Some(RequestState::Signed),
+                        ..Change::default()
+                    },
+                    100 + i,
+                    vec![],
+                )
+                .expect("transition")
+                .expect("signing");
+            }
+        }
+        s.transition(
+            "w3",
+            &[RequestState::Signing],
+            Change {
+                state: Some(RequestState::Failed),
+                ..Change::default()
+            },
+            150,
+            vec![],
+        )
+        .expect("transition")
+        .expect("signing");
+        queries(&s)
+    };
+    let fresh = EmbeddedGateStore::open(&path).expect("reopen");
+    assert_eq!(answers, queries(&fresh));
+    assert_eq!(
+        answers[0].iter().filter(|(at, _)| *at == 9_000).count(),
+        3,
+        "w0, w6 and w9 still reserved; w3 released"
+    );
+}
