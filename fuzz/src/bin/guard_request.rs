@@ -146,7 +146,8 @@ fn check_request_error(e: &RequestError) {
             check_field("request", field, &message);
             check_message("request", expected);
         }
-        RequestError::UnknownField { field, .. } => check_field("request", field, &message),
+        // An unknown key is named as it is, quoted, even when it is empty (`{"": 1}`).
+        RequestError::UnknownField { .. } => {}
         RequestError::Json(m) => check_message("request", m),
         RequestError::TooLarge(_) | RequestError::NotObject(_) | RequestError::UnknownShape => {}
     }
