@@ -213,7 +213,10 @@ pub fn intel_import(data: &[u8], format: holdfast_intel::import::ImportFormat) {
             let message = e.to_string();
             check_message("intel import", &message);
             match &e {
-                IntelError::Source(SourceError::Field { field, message, .. }) => {
+                IntelError::Source(
+                    SourceError::Field { field, message, .. }
+                    | SourceError::Tag { field, message, .. },
+                ) => {
                     check_field("intel import", field, message);
                     check_message("intel import", message);
                 }
