@@ -278,12 +278,22 @@ pub fn query_params(
     };
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        // A name that cannot be named is reported as the query's problem.
         let key = decode(k).map_err(|_| {
             ApiError::bad_request(
-                None,
+                "query".to_owned(),
                 "a query parameter's name is not valid UTF-8 once percent-decoded",
             )
         })?;
+        if key.is_empty() {
+            return Err(ApiError::bad_request(
+                "query".to_owned(),
+                format!(
+                    "a query parameter has an empty name ({pair:?}); accepted: {}",
+                    expected()
+                ),
+            ));
+        }
         if !allowed.contains(&key.as_str()) {
             return Err(ApiError::bad_request(
                 key.clone(),

@@ -181,6 +181,18 @@ async fn every_error_answer_is_the_documented_json() {
             StatusCode::BAD_REQUEST,
             Some("as_of"),
         ),
+        // A parameter without a name (found by the http_api fuzz target): the query is
+        // named, never an empty field.
+        (
+            get(&format!("/v1/addresses/ethereum/{LAZARUS}?=&024-01-01")),
+            StatusCode::BAD_REQUEST,
+            Some("query"),
+        ),
+        (
+            get(&format!("/v1/addresses/ethereum/{LAZARUS}?%FF=1")),
+            StatusCode::BAD_REQUEST,
+            Some("query"),
+        ),
         // Wrong method, unknown route, target too long.
         (get("/v1/screen"), StatusCode::METHOD_NOT_ALLOWED, None),
         (
