@@ -238,8 +238,21 @@ impl Ctx {
 
     /// The approvals stored for request `id` whose signatures check out now.
     pub async fn verified_approvals(&self, id: &str) -> Result<Vec<VerifiedApproval>, GateError> {
+        self.verified_approvals_if(id, 0).await
+    }
+
+    /// The same, when at least `min` approvals are stored for request `id` (else none, and
+    /// no signature is checked: the background task's round over every waiting request).
+    pub async fn verified_approvals_if(
+        &self,
+        id: &str,
+        min: usize,
+    ) -> Result<Vec<VerifiedApproval>, GateError> {
         let rid = id.to_owned();
         let stored = self.db(move |store| store.approvals(&rid)).await?;
+        if stored.len() < min {
+            return Ok(Vec::new());
+        }
         let t = self.now();
         Ok(stored
             .iter()

@@ -75,12 +75,15 @@ impl Gate {
             .db(move |store| store.in_state(RequestState::AwaitingApprovals, 256))
             .await?;
         for r in waiting {
+            // Fewer stored than needed: nothing to decide, no signature to check.
+            let need = r.need_approvals as usize;
+            let verified = self.cx.verified_approvals_if(&r.id, need).await?;
+            if verified.len() < need {
+                continue;
+            }
             let t = self.cx.now();
-            let verified = self.cx.verified_approvals(&r.id).await?;
             let members = approve::members(&self.guard, &r);
-            if counted(&verified, &approve::quorum(&r, &members, t)).len()
-                < r.need_approvals as usize
-            {
+            if counted(&verified, &approve::quorum(&r, &members, t)).len() < need {
                 continue;
             }
             tracing::info!(target: "gate::approve", request_id = %r.id, "quorum stored but not decided: deciding again");
