@@ -15,6 +15,7 @@
 //! [`Transfer`]: holdfast_primitives::Transfer
 //! [`Conversion`]: holdfast_primitives::Conversion
 
+pub mod detail;
 pub mod etl;
 pub mod extract;
 pub mod source;
@@ -22,6 +23,9 @@ pub mod state;
 pub mod transport;
 pub mod tx;
 
+pub use detail::{
+    BlockDetail, CallDetail, CallKind, LogDetail, MAX_INPUT_BYTES, SlotChange, StateDiff, TxDetail,
+};
 pub use source::{
     BlockTransfers, ChainError, ChainSource, DEFAULT_MAX_RESPONSE_BYTES, SourceConfig, TraceMode,
 };

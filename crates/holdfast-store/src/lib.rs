@@ -28,6 +28,7 @@ pub mod import;
 mod pg;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
+pub mod watch;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,15 @@
+//! Holdfast's watch (`docs/WATCH.md`): follows chains block by block, runs the detectors of a
+//! watch file over each block ([`holdfast_chain::BlockDetail`]), records their alerts in the
+//! store's outbox in the same commit as the checkpoint
+//! ([`holdfast_store::watch::WatchStore`]), delivers them to sinks at least once, and starts
+//! the rules' responses.
+//!
+//! Modules: `alert` (the alert and its deterministic id), `config` (the watch file),
+//! `detect` (the built-in detectors), `sink` (webhook, Slack, email, stdout) and `deliver`
+//! (the outbox to the sinks), `engine` (the per-chain loop: fetch, detect, commit, unwind),
+//! `respond` (freeze, trace, label, notify).
+
+pub mod alert;
+pub mod sink;
+
+pub use alert::{AddressNote, Alert, DetectorKind, Fact, Link, Place, Severity, alert_id};
