@@ -11,10 +11,13 @@
 
 use alloy_primitives::{Address, B256, Bytes, U256};
 use holdfast_primitives::BlockRef;
+use serde::{Deserialize, Serialize};
 
 use crate::BlockTransfers;
 
 /// A block as the watch sees it.
+/// (`BlockDetail` itself is not serialized: its transfers are stored by ingestion; the
+/// recorded-block format of `holdfast watch test` is the watch's own.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockDetail {
     /// The transfers and conversions ingestion stores for this block (same extraction).
@@ -43,7 +46,7 @@ impl BlockDetail {
 }
 
 /// One transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxDetail {
     pub hash: B256,
     pub index: u32,
@@ -59,7 +62,7 @@ pub struct TxDetail {
 }
 
 /// One receipt log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogDetail {
     pub tx_index: u32,
     /// The log's index in the block.
@@ -70,7 +73,8 @@ pub struct LogDetail {
 }
 
 /// The kind of a call frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CallKind {
     Call,
     StaticCall,
@@ -96,7 +100,7 @@ impl CallKind {
 }
 
 /// One call frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallDetail {
     pub tx_index: u32,
     /// The frame's place in its transaction's call tree: empty for the top frame, `[0, 2]`
@@ -123,7 +127,7 @@ pub struct CallDetail {
 pub const MAX_INPUT_BYTES: usize = 4096;
 
 /// What one transaction changed in one account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateDiff {
     pub tx_index: u32,
     pub address: Address,
@@ -136,7 +140,7 @@ pub struct StateDiff {
 }
 
 /// One storage slot written with a new value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotChange {
     pub slot: B256,
     pub before: B256,
