@@ -10,6 +10,18 @@
 //! `respond` (freeze, trace, label, notify).
 
 pub mod alert;
+pub mod engine;
+pub mod follow;
+pub mod metrics;
 pub mod sink;
+pub mod units;
 
-pub use alert::{AddressNote, Alert, DetectorKind, Fact, Link, Place, Severity, alert_id};
+pub use alert::{
+    AddressNote, Alert, DetectorKind, Fact, Involvement, Link, Place, Severity, alert_id,
+};
+pub use engine::{
+    ChainOptions, ChainWatch, IntelView, Rules, RunSummary, Shared, Start, WatchError, WatchState,
+};
+pub use follow::{ChainInfo, FollowState, Theft, TracePlan};
+pub use metrics::WatchMetrics;
+pub use units::Units;
