@@ -13,6 +13,7 @@ pub mod alert;
 pub mod engine;
 pub mod follow;
 pub mod metrics;
+pub mod respond;
 pub mod sink;
 pub mod units;
 
@@ -24,4 +25,5 @@ pub use engine::{
 };
 pub use follow::{ChainInfo, FollowState, Theft, TracePlan};
 pub use metrics::WatchMetrics;
+pub use respond::{Freezer, HttpFreezer, Labeler, Responder};
 pub use units::Units;
