@@ -461,35 +461,27 @@ impl ChainWatch {
         );
         self.transfers(move |s| s.apply_block(chain_id, &block, &transfers, &conversions))
             .await?;
-        let mut alerts = self
-            .shared
-            .rules
-            .detect(&self.chain, detail, &mut state.detect);
-        for a in &alerts {
-            if a.responses.iter().any(|r| r == "trace")
-                && let Some(plan) = self.shared.rules.trace_plan(&a.rule)
-                && state.follow.start(a, &plan)
-            {
-                tracing::info!(target: "watch::follow", alert = %a.id, tx = ?a.tx_hash, "following the theft");
-            }
-        }
-        if !state.follow.thefts.is_empty() {
-            let mut follow = std::mem::take(&mut state.follow);
-            let store = self.shared.transfers.clone();
-            let intel = self.shared.intel.index();
-            let chain = self.chain.clone();
-            let units = self.shared.units.clone();
-            let (follow_back, found) = tokio::task::spawn_blocking(move || {
-                let found = follow.extend(store.as_ref(), intel.as_ref(), &chain, &block, &units);
-                (follow, found)
-            })
-            .await
-            .map_err(|e| WatchError::Join(e.to_string()))?;
-            state.follow = follow_back;
-            alerts.extend(found?);
-        }
-        let mut seen_ids = std::collections::HashSet::new();
-        alerts.retain(|a| seen_ids.insert(a.id.clone()));
+        let shared = self.shared.clone();
+        let chain = self.chain.clone();
+        let detail_arc = Arc::new(detail.clone());
+        let mut moved = std::mem::take(state);
+        let (back, found) = tokio::task::spawn_blocking(move || {
+            let intel = shared.intel.index();
+            let found = detect_block(
+                shared.rules.as_ref(),
+                shared.transfers.as_ref(),
+                intel.as_ref(),
+                &shared.units,
+                &chain,
+                &detail_arc,
+                &mut moved,
+            );
+            (moved, found)
+        })
+        .await
+        .map_err(|e| WatchError::Join(e.to_string()))?;
+        *state = back;
+        let mut alerts = found?;
         for a in &mut alerts {
             a.confirmations = depth;
         }
@@ -653,4 +645,37 @@ async fn fetch_detail(source: &ChainSource, n: u64) -> Result<BlockDetail, Chain
         calls_complete: false,
         state: None,
     })
+}
+
+/// One block through the rules and the thefts being followed (live and in replay): the
+/// detectors' alerts, thefts started by `trace` responses, then every theft extended through
+/// the block (`transfers` must already hold it). Alerts are unique by id.
+pub fn detect_block<C: holdfast_trace::Classifier + ?Sized>(
+    rules: &dyn Rules,
+    transfers: &dyn Store,
+    classifier: &C,
+    units: &Units,
+    chain: &ChainInfo,
+    detail: &BlockDetail,
+    state: &mut WatchState,
+) -> Result<Vec<Alert>, WatchError> {
+    let mut alerts = rules.detect(chain, detail, &mut state.detect);
+    for a in &alerts {
+        if a.responses.iter().any(|r| r == "trace")
+            && let Some(plan) = rules.trace_plan(&a.rule)
+            && state.follow.start(a, &plan)
+        {
+            tracing::info!(target: "watch::follow", alert = %a.id, tx = ?a.tx_hash, "following the theft");
+        }
+    }
+    if !state.follow.thefts.is_empty() {
+        alerts.extend(
+            state
+                .follow
+                .extend(transfers, classifier, chain, detail.block(), units)?,
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    alerts.retain(|a| seen.insert(a.id.clone()));
+    Ok(alerts)
 }

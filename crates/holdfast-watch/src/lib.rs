@@ -13,6 +13,7 @@ pub mod alert;
 pub mod engine;
 pub mod follow;
 pub mod metrics;
+pub mod replay;
 pub mod respond;
 pub mod sink;
 pub mod units;
