@@ -10,6 +10,9 @@
 //! `respond` (freeze, trace, label, notify).
 
 pub mod alert;
+pub mod deliver;
 pub mod sink;
 
 pub use alert::{AddressNote, Alert, DetectorKind, Fact, Link, Place, Severity, alert_id};
+pub use deliver::{Backoff, Deliverer, DeliveryConfig, DeliveryMetrics};
+pub use sink::{Sink, SinkConfigError, SinkEvent, SinkSpec};
