@@ -1,2 +1,7 @@
 //! The watch's integration tests: anvil, real contracts, the store (embedded and
 //! PostgreSQL), a real SMTP server and webhook receivers.
+
+mod deliver;
+mod receivers;
+mod sinks;
+mod store_shim;
