@@ -294,6 +294,10 @@ fn body(event: &SinkEvent) -> String {
         }
         s.push('\n');
     }
+    if !a.evidence.is_null() {
+        let pretty = serde_json::to_string_pretty(&a.evidence).unwrap_or_default();
+        let _ = writeln!(s, "Evidence\n{pretty}\n");
+    }
     let _ = writeln!(
         s,
         "Chain {} ({}), block {} {}",

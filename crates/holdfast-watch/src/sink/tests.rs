@@ -63,11 +63,13 @@ pub(crate) fn alert(severity: Severity, confirmations: u64) -> Alert {
         addresses: vec![AddressNote {
             address: Address::repeat_byte(0x1d),
             role: "watched wallet".into(),
+            involvement: crate::alert::Involvement::Watched,
             labels: vec!["Bybit cold wallet".into()],
         }],
         links: vec![Link { name: "transaction".into(), url: "https://etherscan.io/tx/0x09".into() }],
         confirmations,
         responses: vec!["freeze".into()],
+        evidence: serde_json::json!({"deposit": "0xdep", "amount": "10 ETH"}),
     }
 }
 
@@ -497,6 +499,10 @@ fn email_message_has_subject_message_id_and_body() {
         "{text}"
     );
     assert!(text.contains("ops@example.org"), "{text}");
+    assert!(
+        text.contains("Evidence") && text.contains("\"deposit\": \"0xdep\""),
+        "{text}"
+    );
     let retracted = mail.message(&SinkEvent::from_outbox(&outbox_event(
         2,
         AlertEventKind::Retracted,

@@ -368,6 +368,7 @@ pub fn alert(number: u64, block_hash: B256, index: u32, severity: Severity) -> A
         addresses: vec![holdfast_watch::AddressNote {
             address: Address::repeat_byte(0xc0),
             role: "watched contract".into(),
+            involvement: holdfast_watch::Involvement::Watched,
             labels: vec!["Treasury".into()],
         }],
         links: vec![Link {
@@ -376,6 +377,7 @@ pub fn alert(number: u64, block_hash: B256, index: u32, severity: Severity) -> A
         }],
         confirmations: 0,
         responses: vec![],
+        evidence: serde_json::Value::Null,
     }
 }
 
