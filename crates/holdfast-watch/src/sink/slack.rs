@@ -57,6 +57,7 @@ impl SlackSink {
             .client
             .post(self.url.clone())
             .header("Idempotency-Key", &event.key)
+            .header(reqwest::header::USER_AGENT, super::webhook::USER_AGENT)
             .json(&slack_payload(event));
         post(&self.name, &self.url, req).await
     }

@@ -363,6 +363,10 @@ fn webhook_body_and_json_line_carry_event_key_seq_and_alert() {
         Some(a)
     );
     let line = json_line(&ev);
+    assert!(
+        line.starts_with(br#"{"event":"retracted","key":"hf-"#),
+        "fields in order"
+    );
     assert_eq!(line.last(), Some(&b'\n'));
     assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
 }

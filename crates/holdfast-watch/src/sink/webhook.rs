@@ -22,6 +22,8 @@ pub const SIGNATURE_HEADER: &str = "X-Holdfast-Signature";
 
 type HmacSha256 = Hmac<Sha256>;
 
+pub(super) const USER_AGENT: &str = concat!("holdfast-watch/", env!("CARGO_PKG_VERSION"));
+
 /// A webhook sink.
 #[derive(Clone)]
 pub struct WebhookSink {
@@ -90,7 +92,8 @@ impl WebhookSink {
             .client
             .post(self.url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("Idempotency-Key", &event.key);
+            .header("Idempotency-Key", &event.key)
+            .header(reqwest::header::USER_AGENT, USER_AGENT);
         if let Some(secret) = &self.secret {
             let t = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -124,16 +127,24 @@ pub(super) async fn post(
     }
 }
 
-/// The webhook's body for `event` (the exact bytes that are signed).
+/// The webhook's body for `event` (the exact bytes that are signed), fields in this order:
+/// `event`, `key`, `seq`, `alert`.
 pub fn webhook_body(event: &SinkEvent) -> Vec<u8> {
-    let v = serde_json::json!({
-        "event": event.event_name(),
-        "key": event.key,
-        "seq": event.seq,
-        "alert": event.alert,
-    });
-    // A `Value` always serializes.
-    serde_json::to_vec(&v).unwrap_or_default()
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        event: &'a str,
+        key: &'a str,
+        seq: u64,
+        alert: &'a serde_json::Value,
+    }
+    let body = Body {
+        event: event.event_name(),
+        key: &event.key,
+        seq: event.seq,
+        alert: &event.alert,
+    };
+    // Strings, a number and a `Value` always serialize.
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// The signature header's value: `t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.

@@ -315,3 +315,93 @@ async fn email_reaches_a_real_smtp_server() {
         "{retracted}"
     );
 }
+
+/// Run as a child process by `stdout_sink_writes_one_json_line_per_event` (does nothing
+/// otherwise): delivers three alerts to a stdout sink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_sink_child() {
+    if std::env::var_os("HOLDFAST_STDOUT_SINK_CHILD").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = open_store(dir.path());
+    let mut chain = TestChain::new(store.clone());
+    let metrics = DeliveryMetrics::register(&mut Registry::default());
+    let d = Deliverer::spawn(
+        store.clone(),
+        vec![sink(
+            SinkSpec::Stdout {
+                name: "stdout".into(),
+                min_severity: Some("medium".into()),
+            },
+            &[],
+        )],
+        Arc::new(Notify::new()),
+        metrics.clone(),
+        quick(),
+    );
+    chain.commit_with(&[Severity::High, Severity::Low, Severity::Critical]);
+    chain.unwind_above(0);
+    let start = std::time::Instant::now();
+    while metrics.delivered("stdout") < 4 {
+        assert!(start.elapsed() < BOUND, "stdout sink did not deliver");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    d.shutdown().await;
+}
+
+#[test]
+fn stdout_sink_writes_one_json_line_per_event() {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let out = std::process::Command::new(exe)
+        .args([
+            "sinks::stdout_sink_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("HOLDFAST_STDOUT_SINK_CHILD", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        // libtest writes "test … ... " before the child's first line.
+        .filter_map(|l| l.find("{\"event\"").map(|i| &l[i..]))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let events: Vec<(String, String)> = lines
+        .iter()
+        .map(|v| {
+            (
+                v["event"].as_str().unwrap_or_default().to_owned(),
+                v["alert"]["severity"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    // The low alert is below min_severity: neither its raise nor its retraction is written.
+    assert_eq!(
+        events,
+        [
+            ("raised".to_owned(), "high".to_owned()),
+            ("raised".to_owned(), "critical".to_owned()),
+            ("retracted".to_owned(), "high".to_owned()),
+            ("retracted".to_owned(), "critical".to_owned()),
+        ],
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|v| v["key"].as_str().is_some() && v["seq"].as_u64().is_some())
+    );
+}
