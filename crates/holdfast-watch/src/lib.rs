@@ -10,6 +10,7 @@
 //! `respond` (freeze, trace, label, notify).
 
 pub mod alert;
+pub mod deliver;
 pub mod engine;
 pub mod follow;
 pub mod metrics;
@@ -21,10 +22,12 @@ pub mod units;
 pub use alert::{
     AddressNote, Alert, DetectorKind, Fact, Involvement, Link, Place, Severity, alert_id,
 };
+pub use deliver::{Backoff, Deliverer, DeliveryConfig, DeliveryMetrics};
 pub use engine::{
     ChainOptions, ChainWatch, IntelView, Rules, RunSummary, Shared, Start, WatchError, WatchState,
 };
 pub use follow::{ChainInfo, FollowState, Theft, TracePlan};
 pub use metrics::WatchMetrics;
 pub use respond::{Freezer, HttpFreezer, Labeler, Responder};
+pub use sink::{Sink, SinkConfigError, SinkEvent, SinkSpec};
 pub use units::Units;

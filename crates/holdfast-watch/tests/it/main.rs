@@ -1,3 +1,8 @@
 //! The watch's integration tests: anvil, real contracts, the store (embedded and
 //! PostgreSQL), a real SMTP server and webhook receivers.
+
+mod deliver;
 mod engine;
+mod receivers;
+mod sinks;
+mod store_shim;
