@@ -10,6 +10,10 @@
 //! `respond` (freeze, trace, label, notify).
 
 pub mod alert;
+pub mod config;
+pub mod detect;
 pub mod sink;
 
 pub use alert::{AddressNote, Alert, DetectorKind, Fact, Link, Place, Severity, alert_id};
+pub use config::{ConfigError, Diagnostic, Validated, WatchConfig};
+pub use detect::{Context, DetectError, DetectorState, Detectors, History, Labels};
