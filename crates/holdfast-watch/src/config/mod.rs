@@ -449,3 +449,6 @@ pub struct PoisoningParams {
 
 /// Default look-alike match: 4 leading and 4 trailing hex characters (what wallets show).
 pub const DEFAULT_LOOKALIKE: (u32, u32) = (4, 4);
+
+#[cfg(test)]
+mod tests;

@@ -62,14 +62,21 @@ pub(super) fn rules(
                         cx.error(
                             c,
                             &format!("{key}.chains"),
-                            format!("unknown chain {n:?}: {}", names(chains.iter().map(|c| &c.name))),
+                            format!(
+                                "unknown chain {n:?}: {}",
+                                names(chains.iter().map(|c| &c.name))
+                            ),
                         );
                         None
                     }
                 })
                 .collect::<Vec<_>>()
         });
-        let on_chain = |c: &str| rule_chains.as_ref().is_none_or(|l| l.iter().any(|n| n == c));
+        let on_chain = |c: &str| {
+            rule_chains
+                .as_ref()
+                .is_none_or(|l| l.iter().any(|n| n == c))
+        };
         let targets = targets(cx, r, &key, detector, sets);
         let severity = match &r.severity {
             None => Severity::default(),
@@ -121,7 +128,11 @@ fn targets(
     let key = format!("{key}.targets");
     let Some(list) = &r.targets else {
         if detector != DetectorKind::TaintedDeposit {
-            cx.error(&r.name, &key, "a rule needs `targets` (set names): without them it can never fire");
+            cx.error(
+                &r.name,
+                &key,
+                "a rule needs `targets` (set names): without them it can never fire",
+            );
         }
         return Vec::new();
     };
@@ -134,7 +145,11 @@ fn targets(
             Some(i) => {
                 let s = &sets[i];
                 if s.addresses.is_empty() && s.safes_owned_by.is_empty() {
-                    cx.error(t, &key, format!("set {:?} is empty: the rule can never fire on it", s.name));
+                    cx.error(
+                        t,
+                        &key,
+                        format!("set {:?} is empty: the rule can never fire on it", s.name),
+                    );
                 }
                 if !out.contains(&i) {
                     out.push(i);
@@ -143,7 +158,11 @@ fn targets(
             None => cx.error(
                 t,
                 &key,
-                format!("unknown set {:?}: {}", t.get_ref(), names(sets.iter().map(|s| &s.name))),
+                format!(
+                    "unknown set {:?}: {}",
+                    t.get_ref(),
+                    names(sets.iter().map(|s| &s.name))
+                ),
             ),
         }
     }
@@ -181,7 +200,10 @@ fn responses(cx: &mut Ctx<'_>, r: &RawRule, key: &str) -> Vec<Response> {
                             cx.error(
                                 h,
                                 &format!("{key}.trace.hops"),
-                                format!("{hops} hops: expected 1 to {}", holdfast_trace::policy::MAX_HOPS),
+                                format!(
+                                    "{hops} hops: expected 1 to {}",
+                                    holdfast_trace::policy::MAX_HOPS
+                                ),
                             );
                         }
                     }
@@ -198,7 +220,11 @@ fn responses(cx: &mut Ctx<'_>, r: &RawRule, key: &str) -> Vec<Response> {
             }
         };
         if out.iter().any(|o| o.name() == resp.name()) {
-            cx.error(s, &format!("{key}.responses"), format!("response {:?} listed twice", resp.name()));
+            cx.error(
+                s,
+                &format!("{key}.responses"),
+                format!("response {:?} listed twice", resp.name()),
+            );
             continue;
         }
         out.push(resp);
@@ -206,7 +232,11 @@ fn responses(cx: &mut Ctx<'_>, r: &RawRule, key: &str) -> Vec<Response> {
     if let Some(t) = &r.trace
         && !out.iter().any(|o| matches!(o, Response::Trace { .. }))
     {
-        cx.error(t, &format!("{key}.trace"), "`trace` parameters without \"trace\" in `responses`");
+        cx.error(
+            t,
+            &format!("{key}.trace"),
+            "`trace` parameters without \"trace\" in `responses`",
+        );
     }
     out
 }
@@ -238,10 +268,17 @@ fn allowed(detector: DetectorKind) -> &'static [&'static str] {
 
 /// Every detector parameter present in the rule, with its span.
 fn present(r: &RawRule) -> Vec<(&'static str, std::ops::Range<usize>)> {
-    fn s<T>(name: &'static str, v: &Option<Spanned<T>>) -> Option<(&'static str, std::ops::Range<usize>)> {
+    fn s<T>(
+        name: &'static str,
+        v: &Option<Spanned<T>>,
+    ) -> Option<(&'static str, std::ops::Range<usize>)> {
         v.as_ref().map(|v| (name, v.span()))
     }
-    fn l<T>(name: &'static str, v: &Option<Vec<Spanned<T>>>, fallback: std::ops::Range<usize>) -> Option<(&'static str, std::ops::Range<usize>)> {
+    fn l<T>(
+        name: &'static str,
+        v: &Option<Vec<Spanned<T>>>,
+        fallback: std::ops::Range<usize>,
+    ) -> Option<(&'static str, std::ops::Range<usize>)> {
         v.as_ref()
             .map(|v| (name, v.first().map_or(fallback, |f| f.span())))
     }
@@ -286,11 +323,15 @@ fn params(
             cx.error_at(
                 span,
                 &format!("{key}.{name}"),
-                format!("`{name}` is a parameter of detector {owner}, not of {}", detector.name()),
+                format!(
+                    "`{name}` is a parameter of detector {owner}, not of {}",
+                    detector.name()
+                ),
             );
         }
     }
-    let flag = |v: &Option<Spanned<bool>>, default: bool| v.as_ref().map_or(default, |b| *b.get_ref());
+    let flag =
+        |v: &Option<Spanned<bool>>, default: bool| v.as_ref().map_or(default, |b| *b.get_ref());
     match detector {
         DetectorKind::CriticalStorage => {
             let changes = match &r.changes {
@@ -314,7 +355,11 @@ fn params(
                         }
                     }
                     if set.is_empty() {
-                        cx.error_at(r.name.span(), &format!("{key}.changes"), "no changes listed: the rule can never fire");
+                        cx.error_at(
+                            r.name.span(),
+                            &format!("{key}.changes"),
+                            "no changes listed: the rule can never fire",
+                        );
                     }
                     set
                 }
@@ -361,7 +406,11 @@ fn params(
                     None => cx.error(
                         s,
                         &format!("{key}.allowlist"),
-                        format!("unknown set {:?}: {}", s.get_ref(), names(sets.iter().map(|s| &s.name))),
+                        format!(
+                            "unknown set {:?}: {}",
+                            s.get_ref(),
+                            names(sets.iter().map(|s| &s.name))
+                        ),
                     ),
                 }
             }
@@ -383,7 +432,11 @@ fn params(
                         }
                     }
                     if list.is_empty() {
-                        cx.error_at(r.name.span(), &format!("{key}.categories"), "no categories: the rule can never fire");
+                        cx.error_at(
+                            r.name.span(),
+                            &format!("{key}.categories"),
+                            "no categories: the rule can never fire",
+                        );
                     }
                     v
                 }
@@ -394,7 +447,11 @@ fn params(
                 Some((_, "out")) => Direction::Out,
                 Some((_, "both")) => Direction::Both,
                 Some((d, other)) => {
-                    cx.error(d, &format!("{key}.direction"), format!("unknown direction {other:?}: expected in, out or both"));
+                    cx.error(
+                        d,
+                        &format!("{key}.direction"),
+                        format!("unknown direction {other:?}: expected in, out or both"),
+                    );
                     Direction::Both
                 }
             };
@@ -404,8 +461,14 @@ fn params(
             })
         }
         DetectorKind::Poisoning => {
-            let prefix = r.prefix.as_ref().map_or(DEFAULT_LOOKALIKE.0, |p| *p.get_ref());
-            let suffix = r.suffix.as_ref().map_or(DEFAULT_LOOKALIKE.1, |p| *p.get_ref());
+            let prefix = r
+                .prefix
+                .as_ref()
+                .map_or(DEFAULT_LOOKALIKE.0, |p| *p.get_ref());
+            let suffix = r
+                .suffix
+                .as_ref()
+                .map_or(DEFAULT_LOOKALIKE.1, |p| *p.get_ref());
             let p = PoisoningParams {
                 prefix,
                 suffix,
@@ -414,20 +477,42 @@ fn params(
                 lookalike: flag(&r.lookalike, true),
             };
             if !p.zero_value && !p.fake_tokens && !p.lookalike {
-                cx.error_at(r.name.span(), key, "zero_value, fake_tokens and lookalike all off: the rule can never fire");
+                cx.error_at(
+                    r.name.span(),
+                    key,
+                    "zero_value, fake_tokens and lookalike all off: the rule can never fire",
+                );
             }
             if p.lookalike {
-                let span = r.prefix.as_ref().or(r.suffix.as_ref()).map_or(r.name.span(), |s| s.span());
+                let span = r
+                    .prefix
+                    .as_ref()
+                    .or(r.suffix.as_ref())
+                    .map_or(r.name.span(), |s| s.span());
                 if prefix + suffix == 0 {
-                    cx.error_at(span, &format!("{key}.prefix"), "prefix and suffix are both 0: every address would look alike");
+                    cx.error_at(
+                        span,
+                        &format!("{key}.prefix"),
+                        "prefix and suffix are both 0: every address would look alike",
+                    );
                 } else if prefix + suffix > MAX_LOOKALIKE_CHARS {
-                    cx.error_at(span, &format!("{key}.prefix"), format!("prefix + suffix = {}: at most {MAX_LOOKALIKE_CHARS} characters", prefix + suffix));
+                    cx.error_at(
+                        span,
+                        &format!("{key}.prefix"),
+                        format!(
+                            "prefix + suffix = {}: at most {MAX_LOOKALIKE_CHARS} characters",
+                            prefix + suffix
+                        ),
+                    );
                 } else if prefix + suffix < 6 {
                     let d = super::Diagnostic {
                         file: cx.file.to_owned(),
                         line: Some(cx.line_of(span.start)),
                         key: Some(format!("{key}.prefix")),
-                        message: format!("prefix + suffix = {}: fewer than 6 characters match many unrelated addresses (false alerts)", prefix + suffix),
+                        message: format!(
+                            "prefix + suffix = {}: fewer than 6 characters match many unrelated addresses (false alerts)",
+                            prefix + suffix
+                        ),
                     };
                     cx.warnings.push(d);
                 }
@@ -461,7 +546,13 @@ fn thresholds(
                 &format!("{key}.{symbol}"),
                 format!(
                     "unknown asset {symbol:?} on the rule's chains: {}",
-                    names(scope.assets.iter().filter(|a| (scope.on_chain)(&a.chain)).map(|a| &a.symbol))
+                    names(
+                        scope
+                            .assets
+                            .iter()
+                            .filter(|a| (scope.on_chain)(&a.chain))
+                            .map(|a| &a.symbol)
+                    )
                 ),
             );
             continue;
@@ -482,7 +573,10 @@ fn thresholds(
                 Err(e) => cx.error(
                     amount,
                     &format!("{key}.{symbol}"),
-                    format!("{:?} is not an amount of {symbol} ({} decimals): expected {}", e.value, a.decimals, e.expected),
+                    format!(
+                        "{:?} is not an amount of {symbol} ({} decimals): expected {}",
+                        e.value, a.decimals, e.expected
+                    ),
                 ),
             }
         }
@@ -495,12 +589,20 @@ fn velocity(cx: &mut Ctx<'_>, v: &Spanned<RawVelocity>, scope: &Scope<'_>) -> Op
     let raw = v.get_ref();
     let window = match parse_duration(raw.window.get_ref()) {
         Ok(d) if d.as_secs() == 0 => {
-            cx.error(&raw.window, &format!("{key}.window"), "a window of 0: the rule can never fire");
+            cx.error(
+                &raw.window,
+                &format!("{key}.window"),
+                "a window of 0: the rule can never fire",
+            );
             return None;
         }
         Ok(d) => d.as_secs(),
         Err(e) => {
-            cx.error(&raw.window, &format!("{key}.window"), format!("{:?}: expected {}", e.value, e.expected));
+            cx.error(
+                &raw.window,
+                &format!("{key}.window"),
+                format!("{:?}: expected {}", e.value, e.expected),
+            );
             return None;
         }
     };
@@ -511,7 +613,11 @@ fn velocity(cx: &mut Ctx<'_>, v: &Spanned<RawVelocity>, scope: &Scope<'_>) -> Op
         .unwrap_or_default();
     let count_above = raw.count_above.as_ref().map(|c| *c.get_ref());
     if raw.amount_above.is_none() && count_above.is_none() {
-        cx.error(v, &key, "a velocity needs `amount_above` or `count_above`: it can never fire");
+        cx.error(
+            v,
+            &key,
+            "a velocity needs `amount_above` or `count_above`: it can never fire",
+        );
     }
     if let Some(c) = &raw.count_above
         && *c.get_ref() >= super::super::detect::MAX_WINDOW_ENTRIES as u32
@@ -519,7 +625,10 @@ fn velocity(cx: &mut Ctx<'_>, v: &Spanned<RawVelocity>, scope: &Scope<'_>) -> Op
         cx.error(
             c,
             &format!("{key}.count_above"),
-            format!("the state keeps at most {} outflows per window", super::super::detect::MAX_WINDOW_ENTRIES),
+            format!(
+                "the state keeps at most {} outflows per window",
+                super::super::detect::MAX_WINDOW_ENTRIES
+            ),
         );
     }
     Some(Velocity {
@@ -546,7 +655,9 @@ fn drain(cx: &mut Ctx<'_>, d: &Spanned<RawDrain>, scope: &Scope<'_>) -> Option<D
         cx.error(
             &raw.blocks,
             &format!("{key}.blocks"),
-            format!("{blocks} blocks: expected 1 to {MAX_DRAIN_BLOCKS} (a window of 0 can never fire)"),
+            format!(
+                "{blocks} blocks: expected 1 to {MAX_DRAIN_BLOCKS} (a window of 0 can never fire)"
+            ),
         );
         return None;
     }
@@ -558,13 +669,24 @@ fn drain(cx: &mut Ctx<'_>, d: &Spanned<RawDrain>, scope: &Scope<'_>) -> Option<D
             .filter(|a| a.symbol == *s.get_ref() && (scope.on_chain)(&a.chain))
             .collect();
         if matching.is_empty() {
-            cx.error(s, &format!("{key}.assets"), format!("unknown asset {:?} on the rule's chains", s.get_ref()));
+            cx.error(
+                s,
+                &format!("{key}.assets"),
+                format!("unknown asset {:?} on the rule's chains", s.get_ref()),
+            );
         }
         for a in matching {
             match (a.kind, a.key) {
                 (AssetKind::Native, _) => native = true,
                 (AssetKind::Erc20, AssetKey::Token(t)) => tokens.push((a.chain.clone(), t)),
-                _ => cx.error(s, &format!("{key}.assets"), format!("{:?} is an NFT: a drain is measured on fungible balances", a.symbol)),
+                _ => cx.error(
+                    s,
+                    &format!("{key}.assets"),
+                    format!(
+                        "{:?} is an NFT: a drain is measured on fungible balances",
+                        a.symbol
+                    ),
+                ),
             }
         }
     }

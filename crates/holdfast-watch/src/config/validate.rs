@@ -24,7 +24,9 @@ pub fn parse_address(s: &str) -> Result<Address, String> {
     let hex = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X"));
     let Some(hex) = hex.filter(|h| h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()))
     else {
-        return Err(format!("{s:?} is not an address: expected 0x and 40 hex digits"));
+        return Err(format!(
+            "{s:?} is not an address: expected 0x and 40 hex digits"
+        ));
     };
     let lower = hex.bytes().all(|b| !b.is_ascii_uppercase());
     let upper = hex.bytes().all(|b| !b.is_ascii_lowercase());
@@ -260,7 +262,10 @@ fn assets(cx: &mut Ctx<'_>, raw: &[RawAsset], chains: &[ChainConfig]) -> Vec<Ass
             cx.error(
                 &a.chain,
                 &format!("{key}.chain"),
-                format!("unknown chain {chain:?}: {}", names(chains.iter().map(|c| &c.name))),
+                format!(
+                    "unknown chain {chain:?}: {}",
+                    names(chains.iter().map(|c| &c.name))
+                ),
             );
             continue;
         }
@@ -284,7 +289,11 @@ fn assets(cx: &mut Ctx<'_>, raw: &[RawAsset], chains: &[ChainConfig]) -> Vec<Ass
         let asset_key = match (&a.token, kind) {
             (None, AssetKind::Native) => AssetKey::Native,
             (Some(t), AssetKind::Native) => {
-                cx.error(t, &format!("{key}.token"), "the native coin has no token address");
+                cx.error(
+                    t,
+                    &format!("{key}.token"),
+                    "the native coin has no token address",
+                );
                 continue;
             }
             (Some(t), _) => match cx.address(t, &format!("{key}.token")) {
@@ -292,29 +301,49 @@ fn assets(cx: &mut Ctx<'_>, raw: &[RawAsset], chains: &[ChainConfig]) -> Vec<Ass
                 None => continue,
             },
             (None, _) => {
-                cx.error(&a.symbol, &format!("{key}.token"), "a token asset needs its `token` address");
+                cx.error(
+                    &a.symbol,
+                    &format!("{key}.token"),
+                    "a token asset needs its `token` address",
+                );
                 continue;
             }
         };
         let decimals = match (&a.decimals, kind) {
             (Some(d), _) if *d.get_ref() > 77 => {
-                cx.error(d, &format!("{key}.decimals"), format!("{} decimals: at most 77", d.get_ref()));
+                cx.error(
+                    d,
+                    &format!("{key}.decimals"),
+                    format!("{} decimals: at most 77", d.get_ref()),
+                );
                 continue;
             }
             (Some(d), _) => *d.get_ref(),
             (None, AssetKind::Native) => 18,
             (None, AssetKind::Erc721 | AssetKind::Erc1155) => 0,
             (None, AssetKind::Erc20) => {
-                cx.error(&a.symbol, &format!("{key}.decimals"), "an ERC-20 asset needs its `decimals`");
+                cx.error(
+                    &a.symbol,
+                    &format!("{key}.decimals"),
+                    "an ERC-20 asset needs its `decimals`",
+                );
                 continue;
             }
         };
         if out.iter().any(|o| o.chain == chain && o.symbol == symbol) {
-            cx.error(&a.symbol, &key, format!("asset {symbol:?} is defined twice on chain {chain:?}"));
+            cx.error(
+                &a.symbol,
+                &key,
+                format!("asset {symbol:?} is defined twice on chain {chain:?}"),
+            );
             continue;
         }
         if out.iter().any(|o| o.chain == chain && o.key == asset_key) {
-            cx.error(&a.symbol, &key, format!("chain {chain:?} already has an asset for this token"));
+            cx.error(
+                &a.symbol,
+                &key,
+                format!("chain {chain:?} already has an asset for this token"),
+            );
             continue;
         }
         out.push(AssetConfig {
@@ -413,7 +442,10 @@ fn sinks(cx: &mut Ctx<'_>, raw: &[Spanned<SinkSpec>]) -> Vec<SinkSpec> {
             cx.error(
                 s,
                 &format!("{key}.min_severity"),
-                format!("unknown severity {m:?}: {}", names(Severity::ALL.iter().map(|s| s.name()))),
+                format!(
+                    "unknown severity {m:?}: {}",
+                    names(Severity::ALL.iter().map(|s| s.name()))
+                ),
             );
         }
         out.push(spec.clone());

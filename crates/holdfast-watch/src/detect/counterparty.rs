@@ -33,12 +33,19 @@ struct Contact {
 pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
     // (tx, watched, counterparty) → contact
     let mut contacts: BTreeMap<(u32, Address, Address), Contact> = BTreeMap::new();
-    let mut note = |tx: u32, watched: Address, other: Address, way: Way, place: Place, what: Option<String>| {
-        let c = contacts.entry((tx, watched, other)).or_insert_with(|| Contact {
-            place,
-            moves: Vec::new(),
-            ways: Vec::new(),
-        });
+    let mut note = |tx: u32,
+                    watched: Address,
+                    other: Address,
+                    way: Way,
+                    place: Place,
+                    what: Option<String>| {
+        let c = contacts
+            .entry((tx, watched, other))
+            .or_insert_with(|| Contact {
+                place,
+                moves: Vec::new(),
+                ways: Vec::new(),
+            });
         if !c.ways.contains(&way) {
             c.ways.push(way);
         }
@@ -53,9 +60,21 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
             tx_index: t.tx_index,
             position: t.position.to_string(),
         };
-        let what = format!("{} from {} to {}", run.ex.amount(&t.asset, t.amount), t.from, t.to);
+        let what = format!(
+            "{} from {} to {}",
+            run.ex.amount(&t.asset, t.amount),
+            t.from,
+            t.to
+        );
         if watched(t.from) {
-            note(t.tx_index, t.from, t.to, Way::Sent, place.clone(), Some(what.clone()));
+            note(
+                t.tx_index,
+                t.from,
+                t.to,
+                Way::Sent,
+                place.clone(),
+                Some(what.clone()),
+            );
         }
         if watched(t.to) {
             note(t.tx_index, t.to, t.from, Way::Received, place, Some(what));
@@ -66,7 +85,14 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
             && to != tx.from
             && watched(tx.from)
         {
-            note(tx.index, tx.from, to, Way::Called, Place::Tx { tx_index: tx.index }, None);
+            note(
+                tx.index,
+                tx.from,
+                to,
+                Way::Called,
+                Place::Tx { tx_index: tx.index },
+                None,
+            );
         }
     }
     for ((tx_index, wallet, other), c) in contacts {
@@ -76,15 +102,20 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
         }
         for r in run.rules_for(cs, wallet, DetectorKind::Counterparty) {
             let rule = run.d.rule(r);
-            let Params::Counterparty(p) = &rule.params else { continue };
+            let Params::Counterparty(p) = &rule.params else {
+                continue;
+            };
             let ways: Vec<Way> = c
                 .ways
                 .iter()
                 .copied()
-                .filter(|w| match (p.direction, w) {
-                    (Direction::Both, _) | (Direction::In, Way::Received) => true,
-                    (Direction::Out, Way::Sent | Way::Called) => true,
-                    _ => false,
+                .filter(|w| {
+                    matches!(
+                        (p.direction, w),
+                        (Direction::Both, _)
+                            | (Direction::In, Way::Received)
+                            | (Direction::Out, Way::Sent | Way::Called)
+                    )
                 })
                 .collect();
             let hits: Vec<Category> = labels
@@ -105,7 +136,11 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
                 v.dedup();
                 v
             };
-            let mut facts: Vec<_> = c.moves.iter().map(|m| fact("transfer", m.clone())).collect();
+            let mut facts: Vec<_> = c
+                .moves
+                .iter()
+                .map(|m| fact("transfer", m.clone()))
+                .collect();
             for l in &labels {
                 facts.push(fact("counterparty label", l.text.clone()));
             }
@@ -114,7 +149,12 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
                 Draft {
                     place: c.place.clone(),
                     tx_index: Some(tx_index),
-                    title: format!("{} {verb} {} address {}", short(wallet), cats.join("/"), short(other)),
+                    title: format!(
+                        "{} {verb} {} address {}",
+                        short(wallet),
+                        cats.join("/"),
+                        short(other)
+                    ),
                     summary: format!(
                         "Watched address {} {verb} {} in block {}. Dealing with a {} address can \
                          break sanctions law and taint the wallet's funds; a payment to it may be \
@@ -125,7 +165,10 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
                         cats.join("/"),
                     ),
                     facts,
-                    addresses: vec![(wallet, "watched address".into()), (other, "counterparty".into())],
+                    addresses: vec![
+                        (wallet, "watched address".into()),
+                        (other, "counterparty".into()),
+                    ],
                 },
             ));
         }

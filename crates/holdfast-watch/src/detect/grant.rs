@@ -15,7 +15,6 @@ use std::sync::LazyLock;
 use alloy_primitives::{Address, B256, U256, keccak256};
 use holdfast_chain::{CallKind, LogDetail};
 use holdfast_guard::decode::{Action, CallKind as DecodedKind, DecodedCall, decode};
-use holdfast_primitives::AssetKind;
 
 use super::explain::{Draft, fact};
 use super::safes::{data_word, topic, word_address};
@@ -93,7 +92,11 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
     ) {
         let g = grants.entry((place, owner, spender)).or_default();
         g.tx_index = tx_index;
-        if !g.items.iter().any(|i| i.token == item.token && i.mechanism == item.mechanism) {
+        if !g
+            .items
+            .iter()
+            .any(|i| i.token == item.token && i.mechanism == item.mechanism)
+        {
             g.items.push(item);
         }
     }
@@ -104,11 +107,17 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
             if c.reverted || failed(c.tx_index) || c.kind != CallKind::Call {
                 continue;
             }
-            if c.input.len() < 4 || !SELECTORS.contains(&[c.input[0], c.input[1], c.input[2], c.input[3]]) {
+            if c.input.len() < 4
+                || !SELECTORS.contains(&[c.input[0], c.input[1], c.input[2], c.input[3]])
+            {
                 continue;
             }
-            let Ok(d) = decode(c.from, Some(c.to), DecodedKind::Call, c.value, &c.input) else { continue };
-            let Some(call) = d.calls.first() else { continue };
+            let Ok(d) = decode(c.from, Some(c.to), DecodedKind::Call, c.value, &c.input) else {
+                continue;
+            };
+            let Some(call) = d.calls.first() else {
+                continue;
+            };
             if let Some((owner, spender, items)) = of_call(call)
                 && watched(owner)
             {
@@ -123,12 +132,15 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
         }
     } else {
         for t in block.txs.iter().filter(|t| t.success) {
-            let Ok(d) = decode(t.from, t.to, DecodedKind::Call, t.value, &t.input) else { continue };
+            let Ok(d) = decode(t.from, t.to, DecodedKind::Call, t.value, &t.input) else {
+                continue;
+            };
             for call in d.calls.iter().filter(|c| c.kind == DecodedKind::Call) {
                 if let Some((owner, spender, items)) = of_call(call)
                     && watched(owner)
                 {
-                    let place = event_place(run, t.index, owner, spender).unwrap_or(Place::Tx { tx_index: t.index });
+                    let place = event_place(run, t.index, owner, spender)
+                        .unwrap_or(Place::Tx { tx_index: t.index });
                     for it in items {
                         add(&mut grants, place.clone(), t.index, owner, spender, it);
                     }
@@ -136,7 +148,7 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
             }
         }
         for l in &block.logs {
-            if let Some((owner, spender, item)) = of_log(run, l)
+            if let Some((owner, spender, item)) = of_log(l)
                 && watched(owner)
                 && !spends(run, l.tx_index, item.token, owner)
             {
@@ -156,7 +168,9 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
     for ((place, owner, spender), g) in grants {
         for r in run.rules_for(cs, owner, DetectorKind::Grant) {
             let rule = run.d.rule(r);
-            let Params::Grant(p) = &rule.params else { continue };
+            let Params::Grant(p) = &rule.params else {
+                continue;
+            };
             if p.allowlist.iter().any(|s| run.d.in_set(cs, *s, spender)) {
                 continue;
             }
@@ -164,7 +178,18 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
             if p.unlimited_only && !any_unlimited {
                 continue;
             }
-            alerts.push(run.ex.alert(rule, draft(run, &place, g.tx_index, owner, spender, &g.items, any_unlimited)));
+            alerts.push(run.ex.alert(
+                rule,
+                draft(
+                    run,
+                    &place,
+                    g.tx_index,
+                    owner,
+                    spender,
+                    &g.items,
+                    any_unlimited,
+                ),
+            ));
         }
     }
 }
@@ -180,11 +205,20 @@ fn of_call(c: &DecodedCall) -> Option<(Address, Address, Vec<Item>)> {
         })
     };
     match &c.action {
-        Action::Approve { spender, amount } => Some((c.from, *spender, vec![item(c.to, *amount, "approve", None)?])),
-        Action::IncreaseAllowance { spender, added } => {
-            Some((c.from, *spender, vec![item(c.to, *added, "increaseAllowance", None)?]))
-        }
-        Action::SetApprovalForAll { operator, approved: true } => Some((
+        Action::Approve { spender, amount } => Some((
+            c.from,
+            *spender,
+            vec![item(c.to, *amount, "approve", None)?],
+        )),
+        Action::IncreaseAllowance { spender, added } => Some((
+            c.from,
+            *spender,
+            vec![item(c.to, *added, "increaseAllowance", None)?],
+        )),
+        Action::SetApprovalForAll {
+            operator,
+            approved: true,
+        } => Some((
             c.from,
             *operator,
             vec![Item {
@@ -202,7 +236,12 @@ fn of_call(c: &DecodedCall) -> Option<(Address, Address, Vec<Item>)> {
         } => Some((
             *owner,
             *spender,
-            vec![item(c.to, *value, "EIP-2612 permit (the owner's signature, submitted by anyone)", Some(format!("deadline {deadline}")))?],
+            vec![item(
+                c.to,
+                *value,
+                "EIP-2612 permit (the owner's signature, submitted by anyone)",
+                Some(format!("deadline {deadline}")),
+            )?],
         )),
         Action::Permit2Approve {
             token,
@@ -212,12 +251,28 @@ fn of_call(c: &DecodedCall) -> Option<(Address, Address, Vec<Item>)> {
         } => Some((
             c.from,
             *spender,
-            vec![item(*token, *amount, "Permit2 approve", Some(format!("expires at {expiration}; through Permit2 {}", c.to)))?],
+            vec![item(
+                *token,
+                *amount,
+                "Permit2 approve",
+                Some(format!("expires at {expiration}; through Permit2 {}", c.to)),
+            )?],
         )),
-        Action::Permit2Permit { owner, spender, tokens } => {
+        Action::Permit2Permit {
+            owner,
+            spender,
+            tokens,
+        } => {
             let items: Vec<Item> = tokens
                 .iter()
-                .filter_map(|(t, a)| item(*t, *a, "Permit2 permit (the owner's signature)", Some(format!("through Permit2 {}", c.to))))
+                .filter_map(|(t, a)| {
+                    item(
+                        *t,
+                        *a,
+                        "Permit2 permit (the owner's signature)",
+                        Some(format!("through Permit2 {}", c.to)),
+                    )
+                })
                 .collect();
             (!items.is_empty()).then_some((*owner, *spender, items))
         }
@@ -225,19 +280,15 @@ fn of_call(c: &DecodedCall) -> Option<(Address, Address, Vec<Item>)> {
     }
 }
 
-fn of_log(run: &Run<'_>, l: &LogDetail) -> Option<(Address, Address, Item)> {
+fn of_log(l: &LogDetail) -> Option<(Address, Address, Item)> {
     let t = &*TOPICS;
     let t0 = *l.topics.first()?;
     let addr = |i: usize| l.topics.get(i).and_then(|w| word_address(w.as_slice()));
     let word = |i: usize| data_word(l, i).map(|w| U256::from_be_slice(w));
     if t0 == t.approval && l.topics.len() == 3 {
         let amount = word(0)?;
-        let nft = run
-            .ex
-            .known_token(l.address)
-            .then(|| run.d.config().assets.iter().any(|a| a.kind == AssetKind::Erc721 && a.key == holdfast_guard::policy::AssetKey::Token(l.address)))
-            .unwrap_or(false);
-        (!amount.is_zero() && !nft).then_some((
+        // (ERC-721's `Approval` has its token id indexed: four topics, below.)
+        (!amount.is_zero()).then_some((
             addr(1)?,
             addr(2)?,
             Item {
@@ -278,7 +329,11 @@ fn of_log(run: &Run<'_>, l: &LogDetail) -> Option<(Address, Address, Item)> {
             Item {
                 token: addr(2)?,
                 amount: Some(amount),
-                mechanism: if t0 == t.permit2_approval { "Permit2 Approval event" } else { "Permit2 Permit event" },
+                mechanism: if t0 == t.permit2_approval {
+                    "Permit2 Approval event"
+                } else {
+                    "Permit2 Permit event"
+                },
                 note: Some(format!("through Permit2 {}", l.address)),
             },
         ))
@@ -304,7 +359,7 @@ fn event_place(run: &Run<'_>, tx_index: u32, owner: Address, spender: Address) -
         .logs
         .iter()
         .filter(|l| l.tx_index == tx_index)
-        .find(|l| of_log(run, l).is_some_and(|(o, s, _)| o == owner && s == spender))
+        .find(|l| of_log(l).is_some_and(|(o, s, _)| o == owner && s == spender))
         .map(|l| Place::Log {
             tx_index,
             log_index: l.log_index,
@@ -335,12 +390,26 @@ fn draft(
             Some(a) if unlimited(a) => format!("unlimited ({a})"),
             Some(a) => run.ex.token_amount(i.token, a),
         };
-        let note = i.note.as_ref().map(|n| format!("; {n}")).unwrap_or_default();
-        facts.push(fact("grant", format!("{}: {amount} of token {}{note}", i.mechanism, i.token.to_checksum(None))));
+        let note = i
+            .note
+            .as_ref()
+            .map(|n| format!("; {n}"))
+            .unwrap_or_default();
+        facts.push(fact(
+            "grant",
+            format!(
+                "{}: {amount} of token {}{note}",
+                i.mechanism,
+                i.token.to_checksum(None)
+            ),
+        ));
     }
     facts.push(fact("owner", owner.to_checksum(None)));
     facts.push(fact("spender", spender.to_checksum(None)));
-    let mut addresses = vec![(owner, "watched wallet".to_owned()), (spender, "spender".to_owned())];
+    let mut addresses = vec![
+        (owner, "watched wallet".to_owned()),
+        (spender, "spender".to_owned()),
+    ];
     for i in items {
         if !addresses.iter().any(|(a, _)| *a == i.token) {
             addresses.push((i.token, "token".to_owned()));
@@ -350,7 +419,12 @@ fn draft(
     Draft {
         place: place.clone(),
         tx_index: Some(tx_index),
-        title: format!("{}: {unl}grant of {} to unknown spender {}", short(owner), what.join(", "), short(spender)),
+        title: format!(
+            "{}: {unl}grant of {} to unknown spender {}",
+            short(owner),
+            what.join(", "),
+            short(spender)
+        ),
         summary: format!(
             "Watched wallet {} let {} move {} ({}). The spender is not in the rule's allowlist. \
              A spender with an allowance can take the tokens at any time without another \
@@ -358,7 +432,11 @@ fn draft(
             run.ex.who(owner),
             run.ex.who(spender),
             what.join(", "),
-            items.iter().map(|i| i.mechanism).collect::<Vec<_>>().join(", "),
+            items
+                .iter()
+                .map(|i| i.mechanism)
+                .collect::<Vec<_>>()
+                .join(", "),
         ),
         facts,
         addresses,

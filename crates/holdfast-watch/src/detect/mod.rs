@@ -35,9 +35,9 @@ use alloy_primitives::{Address, B256};
 use holdfast_chain::BlockDetail;
 use holdfast_guard::safe::{mapping_slot, slots};
 
-pub use poisoning::{COUNTERPARTY_LIMIT, looks_like};
-pub use grant::unlimited;
 pub use context::{AddressLabel, History, HistoryError, Labels, NoHistory, NoLabels};
+pub use grant::unlimited;
+pub use poisoning::{COUNTERPARTY_LIMIT, looks_like};
 pub use state::{
     ChainState, DetectorState, MAX_DESTINATIONS, MAX_DYNAMIC_MEMBERS, MAX_WINDOW_ENTRIES,
     Membership, Outflow, REORG_HORIZON, STATE_FORMAT,
@@ -194,7 +194,12 @@ impl Detectors {
         poisoning::detect(&run, cs, &mut alerts)?;
         outflow::record_destinations(&run, cs);
         cs.last_block = Some(number);
-        cs.prune(number, block.block().timestamp, self.max_drain_blocks, self.max_window_secs);
+        cs.prune(
+            number,
+            block.block().timestamp,
+            self.max_drain_blocks,
+            self.max_window_secs,
+        );
         let mut seen = HashSet::new();
         alerts.retain(|a: &Alert| seen.insert(a.id.clone()));
         *state = next;

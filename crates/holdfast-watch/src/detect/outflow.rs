@@ -32,7 +32,11 @@ fn history_err(run: &Run<'_>) -> impl Fn(super::HistoryError) -> DetectError {
     move |source| DetectError::History { block, source }
 }
 
-pub(crate) fn detect(run: &Run<'_>, cs: &mut ChainState, alerts: &mut Vec<Alert>) -> Result<(), DetectError> {
+pub(crate) fn detect(
+    run: &Run<'_>,
+    cs: &mut ChainState,
+    alerts: &mut Vec<Alert>,
+) -> Result<(), DetectError> {
     let block = run.block.block();
     let chain_id = run.block.chain_id();
     let transfers = &run.block.transfers.transfers;
@@ -55,7 +59,10 @@ pub(crate) fn detect(run: &Run<'_>, cs: &mut ChainState, alerts: &mut Vec<Alert>
             let key = AssetKey::of(&t.asset);
             for th in &p.amount_above {
                 if th.chain == run.cx.chain && th.asset == key && t.amount > th.amount {
-                    reasons.push(format!("more than {} in one transfer", run.ex.amount(&t.asset, th.amount)));
+                    reasons.push(format!(
+                        "more than {} in one transfer",
+                        run.ex.amount(&t.asset, th.amount)
+                    ));
                 }
             }
             if p.any_nft && matches!(t.asset.kind(), AssetKind::Erc721 | AssetKind::Erc1155) {
@@ -65,14 +72,23 @@ pub(crate) fn detect(run: &Run<'_>, cs: &mut ChainState, alerts: &mut Vec<Alert>
                 let new = match new_dest.get(&(t.from, t.to)) {
                     Some(_) => false, // the first payment of the block was the new one
                     None => {
-                        let seen = cs.destinations.get(&t.from).is_some_and(|d| d.contains_key(&t.to))
-                            || run.cx.history.has_paid(chain_id, t.from, t.to, block.number).map_err(history_err(run))?;
+                        let seen = cs
+                            .destinations
+                            .get(&t.from)
+                            .is_some_and(|d| d.contains_key(&t.to))
+                            || run
+                                .cx
+                                .history
+                                .has_paid(chain_id, t.from, t.to, block.number)
+                                .map_err(history_err(run))?;
                         new_dest.insert((t.from, t.to), !seen);
                         !seen
                     }
                 };
                 if new {
-                    reasons.push("the first payment to an address this wallet never paid before".to_owned());
+                    reasons.push(
+                        "the first payment to an address this wallet never paid before".to_owned(),
+                    );
                 }
             }
             if p.velocity.is_some() {
@@ -83,7 +99,11 @@ pub(crate) fn detect(run: &Run<'_>, cs: &mut ChainState, alerts: &mut Vec<Alert>
                         block: block.number,
                         timestamp: block.timestamp,
                         token: t.asset.token(),
-                        amount: if t.asset.kind() == AssetKind::Erc721 { U256::from(1) } else { t.amount },
+                        amount: if t.asset.kind() == AssetKind::Erc721 {
+                            U256::from(1)
+                        } else {
+                            t.amount
+                        },
                     },
                 );
                 touched.insert((r, t.from));
@@ -107,7 +127,12 @@ fn transfer_draft(run: &Run<'_>, t: &Transfer, reasons: &[String]) -> Draft {
             position: t.position.to_string(),
         },
         tx_index: Some(t.tx_index),
-        title: format!("{} sent {amount} to {} ({})", short(t.from), short(t.to), reasons.join("; ")),
+        title: format!(
+            "{} sent {amount} to {} ({})",
+            short(t.from),
+            short(t.to),
+            reasons.join("; ")
+        ),
         summary: format!(
             "Watched wallet {} sent {amount} to {} in block {}: {}. If this payment was not \
              expected, the wallet's key or its signers may be compromised.",
@@ -122,20 +147,29 @@ fn transfer_draft(run: &Run<'_>, t: &Transfer, reasons: &[String]) -> Draft {
             fact("to", t.to.to_checksum(None)),
             fact("why", reasons.join("; ")),
         ],
-        addresses: vec![(t.from, "watched wallet".into()), (t.to, "recipient".into())],
+        addresses: vec![
+            (t.from, "watched wallet".into()),
+            (t.to, "recipient".into()),
+        ],
     }
 }
 
 fn velocity(run: &Run<'_>, cs: &mut ChainState, r: u32, wallet: Address, alerts: &mut Vec<Alert>) {
     let rule = run.d.rule(r);
-    let Some(v) = params(run, r).and_then(|p| p.velocity.as_ref()) else { return };
+    let Some(v) = params(run, r).and_then(|p| p.velocity.as_ref()) else {
+        return;
+    };
     let now = run.block.block().timestamp;
     let from = now.saturating_sub(v.window_secs);
     let entries: Vec<&Outflow> = cs
         .velocity
         .get(&rule.name)
         .and_then(|w| w.get(&wallet))
-        .map(|w| w.iter().filter(|o| o.timestamp > from || o.timestamp == now).collect())
+        .map(|w| {
+            w.iter()
+                .filter(|o| o.timestamp > from || o.timestamp == now)
+                .collect()
+        })
         .unwrap_or_default();
     let mut reasons = Vec::new();
     for th in v.amount_above.iter().filter(|t| t.chain == run.cx.chain) {
@@ -160,7 +194,11 @@ fn velocity(run: &Run<'_>, cs: &mut ChainState, r: u32, wallet: Address, alerts:
     if let Some(c) = v.count_above
         && entries.len() > c as usize
     {
-        reasons.push(format!("{} outflows within {}s (more than {c})", entries.len(), v.window_secs));
+        reasons.push(format!(
+            "{} outflows within {}s (more than {c})",
+            entries.len(),
+            v.window_secs
+        ));
     }
     let key = format!("velocity:{wallet}");
     if reasons.is_empty() {
@@ -179,20 +217,31 @@ fn velocity(run: &Run<'_>, cs: &mut ChainState, r: u32, wallet: Address, alerts:
         .map(|t| t.to)
         .collect();
     let mut addresses = vec![(wallet, "watched wallet".to_owned())];
-    addresses.extend(destinations.iter().map(|d| (*d, "recipient in this block".to_owned())));
+    addresses.extend(
+        destinations
+            .iter()
+            .map(|d| (*d, "recipient in this block".to_owned())),
+    );
     alerts.push(run.ex.alert(
         rule,
         Draft {
             place: Place::Block { key },
             tx_index: None,
-            title: format!("{}: outflow velocity above the limit ({})", short(wallet), reasons.join("; ")),
+            title: format!(
+                "{}: outflow velocity above the limit ({})",
+                short(wallet),
+                reasons.join("; ")
+            ),
             summary: format!(
                 "Watched wallet {} is sending faster than its rule allows: {}. A burst of \
                  withdrawals is how a stolen hot key is emptied.",
                 run.ex.who(wallet),
                 reasons.join("; ")
             ),
-            facts: vec![fact("why", reasons.join("; ")), fact("window", format!("{}s of block time", v.window_secs))],
+            facts: vec![
+                fact("why", reasons.join("; ")),
+                fact("window", format!("{}s of block time", v.window_secs)),
+            ],
             addresses,
         },
     ));
@@ -221,7 +270,12 @@ fn balances(
     let chain_id = run.block.chain_id();
     let native = native_balances(run);
     let sent = |w: Address| -> Vec<&Transfer> {
-        run.block.transfers.transfers.iter().filter(|t| t.from == w && t.to != w && !t.amount.is_zero()).collect()
+        run.block
+            .transfers
+            .transfers
+            .iter()
+            .filter(|t| t.from == w && t.to != w && !t.amount.is_zero())
+            .collect()
     };
     // Drain and balance checks also cover watched wallets whose balance fell without a
     // transfer record (gas, a self-destruct): every account of the state diff is looked at.
@@ -236,12 +290,18 @@ fn balances(
     }
     for (wallet, rules) in &all {
         let rules: Vec<u32> = rules.clone();
-        let drains = rules.iter().filter(|r| params(run, **r).is_some_and(|p| p.drain.is_some())).count();
+        let drains = rules
+            .iter()
+            .filter(|r| params(run, **r).is_some_and(|p| p.drain.is_some()))
+            .count();
         if let Some((start, end)) = native.get(wallet).copied()
             && drains > 0
         {
             let samples = cs.balances.entry(*wallet).or_default();
-            if samples.back().is_none_or(|(b, v)| *b < block.number.saturating_sub(1) || *v != start) {
+            if samples
+                .back()
+                .is_none_or(|(b, v)| *b < block.number.saturating_sub(1) || *v != start)
+            {
                 samples.push_back((block.number.saturating_sub(1), start));
             }
             samples.push_back((block.number, end));
@@ -261,23 +321,64 @@ fn balances(
                         .max()
                         .unwrap_or_default();
                     let end = native.get(wallet).map_or(U256::ZERO, |e| e.1);
-                    check_drain(run, cs, *r, *wallet, &Asset::Native, peak, end, d.basis_points, d.blocks, alerts);
+                    check_drain(
+                        run,
+                        cs,
+                        *r,
+                        *wallet,
+                        &Asset::Native,
+                        peak,
+                        end,
+                        d.basis_points,
+                        d.blocks,
+                        alerts,
+                    );
                 }
                 for (chain, token) in d.tokens.iter().filter(|(c, _)| c == run.cx.chain) {
                     let _ = chain;
-                    if !sent(*wallet).iter().any(|t| t.asset == Asset::Erc20 { token: *token }) {
+                    if !sent(*wallet)
+                        .iter()
+                        .any(|t| t.asset == Asset::Erc20 { token: *token })
+                    {
                         continue;
                     }
                     let h = run.cx.history;
-                    let before = h.token_balance(chain_id, *wallet, *token, block.number.saturating_sub(d.blocks)).map_err(history_err(run))?;
-                    let after = h.token_balance(chain_id, *wallet, *token, block.number).map_err(history_err(run))?;
+                    let before = h
+                        .token_balance(
+                            chain_id,
+                            *wallet,
+                            *token,
+                            block.number.saturating_sub(d.blocks),
+                        )
+                        .map_err(history_err(run))?;
+                    let after = h
+                        .token_balance(chain_id, *wallet, *token, block.number)
+                        .map_err(history_err(run))?;
                     if let (Some(before), Some(after)) = (before, after) {
-                        check_drain(run, cs, *r, *wallet, &Asset::Erc20 { token: *token }, before, after, d.basis_points, d.blocks, alerts);
+                        check_drain(
+                            run,
+                            cs,
+                            *r,
+                            *wallet,
+                            &Asset::Erc20 { token: *token },
+                            before,
+                            after,
+                            d.basis_points,
+                            d.blocks,
+                            alerts,
+                        );
                     }
                 }
             }
             if p.whole_balance {
-                whole_balance(run, rule, *wallet, native.get(wallet).copied(), &sent(*wallet), alerts)?;
+                whole_balance(
+                    run,
+                    rule,
+                    *wallet,
+                    native.get(wallet).copied(),
+                    &sent(*wallet),
+                    alerts,
+                )?;
             }
         }
     }
@@ -298,10 +399,14 @@ fn check_drain(
     alerts: &mut Vec<Alert>,
 ) {
     let rule = run.d.rule(r);
-    let key = format!("drain:{wallet}:{}", asset.token().map_or("native".to_owned(), |t| t.to_string()));
+    let key = format!(
+        "drain:{wallet}:{}",
+        asset.token().map_or("native".to_owned(), |t| t.to_string())
+    );
     let lost = peak.saturating_sub(end);
     let fires = !peak.is_zero()
-        && lost.saturating_mul(U256::from(10_000u32)) > peak.saturating_mul(U256::from(basis_points));
+        && lost.saturating_mul(U256::from(10_000u32))
+            > peak.saturating_mul(U256::from(basis_points));
     if !fires {
         cs.close_episode(&rule.name, &key);
         return;
@@ -310,7 +415,11 @@ fn check_drain(
         return;
     }
     let pct = lost.saturating_mul(U256::from(10_000u32)) / peak;
-    let pct = format!("{}.{:02} %", pct / U256::from(100u32), pct % U256::from(100u32));
+    let pct = format!(
+        "{}.{:02} %",
+        pct / U256::from(100u32),
+        pct % U256::from(100u32)
+    );
     let sent: Vec<&Transfer> = run
         .block
         .transfers
@@ -330,17 +439,36 @@ fn check_drain(
         fact("balance before", run.ex.amount(asset, peak)),
         fact("balance now", run.ex.amount(asset, end)),
         fact("lost", format!("{} ({pct})", run.ex.amount(asset, lost))),
-        fact("limit", format!("more than {}.{:02} % within {blocks} blocks", basis_points / 100, basis_points % 100)),
+        fact(
+            "limit",
+            format!(
+                "more than {}.{:02} % within {blocks} blocks",
+                basis_points / 100,
+                basis_points % 100
+            ),
+        ),
     ];
     for t in &sent {
-        facts.push(fact("sent", format!("{} to {} (tx {})", run.ex.amount(&t.asset, t.amount), t.to.to_checksum(None), t.tx_hash)));
+        facts.push(fact(
+            "sent",
+            format!(
+                "{} to {} (tx {})",
+                run.ex.amount(&t.asset, t.amount),
+                t.to.to_checksum(None),
+                t.tx_hash
+            ),
+        ));
     }
     alerts.push(run.ex.alert(
         rule,
         Draft {
             place: Place::Block { key },
             tx_index: first_tx,
-            title: format!("{} drained: {} lost ({pct}) within {blocks} blocks", short(wallet), run.ex.amount(asset, lost)),
+            title: format!(
+                "{} drained: {} lost ({pct}) within {blocks} blocks",
+                short(wallet),
+                run.ex.amount(asset, lost)
+            ),
             summary: format!(
                 "Watched wallet {} lost {pct} of its balance: {} before, {} now. A theft empties \
                  a wallet this way; the first tranches usually leave within the hour.",
@@ -392,7 +520,10 @@ fn whole_balance(
         }
     }
     for (asset, amount) in emptied {
-        let key = format!("balance:{wallet}:{}", asset.token().map_or("native".to_owned(), |t| t.to_string()));
+        let key = format!(
+            "balance:{wallet}:{}",
+            asset.token().map_or("native".to_owned(), |t| t.to_string())
+        );
         let mut addresses = vec![(wallet, "watched wallet".to_owned())];
         let mut tx_index = None;
         for t in sent.iter().filter(|t| t.asset == asset) {
@@ -431,9 +562,15 @@ pub(crate) fn record_destinations(run: &Run<'_>, cs: &mut ChainState) {
         }
         let watched = cs.destinations.contains_key(&t.from)
             || !run.rules_for(cs, t.from, DetectorKind::Outflow).is_empty()
-            || !run.rules_for(cs, t.from, DetectorKind::Poisoning).is_empty();
+            || !run
+                .rules_for(cs, t.from, DetectorKind::Poisoning)
+                .is_empty();
         if watched {
-            cs.destinations.entry(t.from).or_default().entry(t.to).or_insert(number);
+            cs.destinations
+                .entry(t.from)
+                .or_default()
+                .entry(t.to)
+                .or_insert(number);
         }
     }
 }

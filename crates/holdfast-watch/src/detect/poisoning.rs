@@ -38,7 +38,11 @@ struct Case {
     moves: Vec<String>,
 }
 
-pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) -> Result<(), DetectError> {
+pub(crate) fn detect(
+    run: &Run<'_>,
+    cs: &ChainState,
+    alerts: &mut Vec<Alert>,
+) -> Result<(), DetectError> {
     let number = run.block.block().number;
     let chain_id = run.block.chain_id();
     let mut past: HashMap<Address, Vec<Address>> = HashMap::new();
@@ -46,12 +50,19 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) ->
         if let Some(v) = past.get(&w) {
             return Ok(v.clone());
         }
-        let mut v: Vec<Address> = cs.destinations.get(&w).map(|d| d.keys().copied().collect()).unwrap_or_default();
+        let mut v: Vec<Address> = cs
+            .destinations
+            .get(&w)
+            .map(|d| d.keys().copied().collect())
+            .unwrap_or_default();
         v.extend(
             run.cx
                 .history
                 .counterparties(chain_id, w, number, COUNTERPARTY_LIMIT)
-                .map_err(|source| DetectError::History { block: number, source })?,
+                .map_err(|source| DetectError::History {
+                    block: number,
+                    source,
+                })?,
         );
         v.sort_unstable();
         v.dedup();
@@ -66,15 +77,21 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) ->
         }
         for (wallet, other, outgoing) in [(t.from, t.to, true), (t.to, t.from, false)] {
             for r in run.rules_for(cs, wallet, DetectorKind::Poisoning) {
-                let Params::Poisoning(p) = &run.d.rule(r).params else { continue };
+                let Params::Poisoning(p) = &run.d.rule(r).params else {
+                    continue;
+                };
                 let mut reasons = Vec::new();
                 if outgoing && !initiated_by(run, t.tx_index, wallet) {
                     reasons.extend(unmade(run, p, t));
                 }
-                if p.lookalike {
-                    if let Some(real) = counterparties(wallet)?.into_iter().find(|c| looks_like(other, *c, p.prefix, p.suffix)) {
-                        let paid = outgoing && initiated_by(run, t.tx_index, wallet) && !t.amount.is_zero();
-                        reasons.push(format!(
+                if p.lookalike
+                    && let Some(real) = counterparties(wallet)?
+                        .into_iter()
+                        .find(|c| looks_like(other, *c, p.prefix, p.suffix))
+                {
+                    let paid =
+                        outgoing && initiated_by(run, t.tx_index, wallet) && !t.amount.is_zero();
+                    reasons.push(format!(
                             "{} {} looks like {}, an address this wallet paid before (same first {} and last {} hex characters){}",
                             if outgoing { "recipient" } else { "sender" },
                             other.to_checksum(None),
@@ -83,26 +100,32 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) ->
                             p.suffix,
                             if paid { ": THE WALLET PAID THE LOOK-ALIKE" } else { "" },
                         ));
-                    }
                 }
                 if reasons.is_empty() {
                     continue;
                 }
-                let c = cases.entry((r, t.tx_index, wallet, other)).or_insert_with(|| Case {
-                    place: Place::Transfer {
+                let c = cases
+                    .entry((r, t.tx_index, wallet, other))
+                    .or_insert_with(|| Case {
+                        place: Place::Transfer {
+                            tx_index: t.tx_index,
+                            position: t.position.to_string(),
+                        },
                         tx_index: t.tx_index,
-                        position: t.position.to_string(),
-                    },
-                    tx_index: t.tx_index,
-                    reasons: Vec::new(),
-                    moves: Vec::new(),
-                });
+                        reasons: Vec::new(),
+                        moves: Vec::new(),
+                    });
                 for reason in reasons {
                     if !c.reasons.contains(&reason) {
                         c.reasons.push(reason);
                     }
                 }
-                c.moves.push(format!("{} from {} to {}", run.ex.amount(&t.asset, t.amount), t.from, t.to));
+                c.moves.push(format!(
+                    "{} from {} to {}",
+                    run.ex.amount(&t.asset, t.amount),
+                    t.from,
+                    t.to
+                ));
             }
         }
     }
@@ -115,7 +138,12 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) ->
             Draft {
                 place: c.place,
                 tx_index: Some(c.tx_index),
-                title: format!("{}: address poisoning by {} ({})", short(wallet), short(other), c.reasons.join("; ")),
+                title: format!(
+                    "{}: address poisoning by {} ({})",
+                    short(wallet),
+                    short(other),
+                    c.reasons.join("; ")
+                ),
                 summary: format!(
                     "Watched wallet {} is being poisoned: {}. Whoever copies a recipient from the \
                      wallet's history may pay {} instead of the real counterparty. Check every \
@@ -125,7 +153,10 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) ->
                     run.ex.who(other),
                 ),
                 facts,
-                addresses: vec![(wallet, "watched wallet".into()), (other, "suspected poisoner".into())],
+                addresses: vec![
+                    (wallet, "watched wallet".into()),
+                    (other, "suspected poisoner".into()),
+                ],
             },
         ));
     }
@@ -135,7 +166,10 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) ->
 /// Whether the wallet itself acted in the transaction: it sent it, or code ran as it (a
 /// Safe's call frame).
 fn initiated_by(run: &Run<'_>, tx_index: u32, wallet: Address) -> bool {
-    run.block.txs.get(tx_index as usize).is_some_and(|t| t.from == wallet)
+    run.block
+        .txs
+        .get(tx_index as usize)
+        .is_some_and(|t| t.from == wallet)
         || run
             .block
             .calls

@@ -7,8 +7,8 @@
 use alloy_primitives::{Address, B256, keccak256};
 use holdfast_chain::{BlockDetail, LogDetail};
 
-use super::state::{ChainState, MAX_DYNAMIC_MEMBERS, Membership};
 use super::Detectors;
+use super::state::{ChainState, MAX_DYNAMIC_MEMBERS, Membership};
 
 pub(crate) fn topic(sig: &str) -> B256 {
     keccak256(sig.as_bytes())
@@ -87,10 +87,10 @@ pub(crate) fn update(d: &Detectors, block: &BlockDetail, cs: &mut ChainState) {
                             changes.push((l.address, o, true));
                         }
                     }
-                } else if *t0 == added || *t0 == removed {
-                    if let Some(o) = address_arg(l).filter(|o| d.owner_sets.contains_key(o)) {
-                        changes.push((l.address, o, *t0 == added));
-                    }
+                } else if (*t0 == added || *t0 == removed)
+                    && let Some(o) = address_arg(l).filter(|o| d.owner_sets.contains_key(o))
+                {
+                    changes.push((l.address, o, *t0 == added));
                 }
             }
         }

@@ -127,7 +127,13 @@ impl ChainState {
     }
 
     /// Drops what no window needs any more.
-    pub(crate) fn prune(&mut self, block: u64, timestamp: u64, drain_blocks: u64, window_secs: u64) {
+    pub(crate) fn prune(
+        &mut self,
+        block: u64,
+        timestamp: u64,
+        drain_blocks: u64,
+        window_secs: u64,
+    ) {
         let horizon = block.saturating_sub(REORG_HORIZON);
         for members in self.dynamic.values_mut() {
             members.retain(|_, m| m.removed_at.is_none_or(|r| r > horizon));
@@ -224,8 +230,14 @@ mod tests {
                 amount: U256::from(5),
             },
         );
-        cs.balances.entry(a).or_default().push_back((10, U256::from(9)));
-        cs.balances.entry(a).or_default().push_back((12, U256::from(1)));
+        cs.balances
+            .entry(a)
+            .or_default()
+            .push_back((10, U256::from(9)));
+        cs.balances
+            .entry(a)
+            .or_default()
+            .push_back((12, U256::from(1)));
         assert!(cs.open_episode("r", "k".into(), 12));
         assert!(!cs.open_episode("r", "k".into(), 12));
         cs.destinations.entry(a).or_default().insert(b, 12);
@@ -236,13 +248,19 @@ mod tests {
         s.unwind_above("eth", 11);
         let cs = &s.chains["eth"];
         assert_eq!(cs.last_block, Some(11));
-        assert!(cs.is_dynamic_member("safes", a), "the removal at 12 is undone");
+        assert!(
+            cs.is_dynamic_member("safes", a),
+            "the removal at 12 is undone"
+        );
         assert!(cs.velocity["r"].is_empty());
         assert_eq!(cs.balances[&a].len(), 1);
         assert_eq!(cs.episode("r", "k"), None);
         assert!(cs.destinations.is_empty());
         s.unwind_above("eth", 10);
-        assert!(!s.chains["eth"].is_dynamic_member("safes", a), "joined at 11");
+        assert!(
+            !s.chains["eth"].is_dynamic_member("safes", a),
+            "joined at 11"
+        );
     }
 
     #[test]
@@ -264,7 +282,10 @@ mod tests {
         assert_eq!(cs.velocity["r"][&a].len(), MAX_WINDOW_ENTRIES);
         let d = cs.destinations.entry(a).or_default();
         for i in 0..(MAX_DESTINATIONS + 5) {
-            d.insert(Address::left_padding_from(&(i as u64).to_be_bytes()), i as u64);
+            d.insert(
+                Address::left_padding_from(&(i as u64).to_be_bytes()),
+                i as u64,
+            );
         }
         cs.prune(10_000, 10_000, 10, 60);
         assert_eq!(cs.destinations[&a].len(), MAX_DESTINATIONS);

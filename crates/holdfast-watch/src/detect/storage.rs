@@ -20,9 +20,8 @@ use crate::alert::{Alert, DetectorKind, Place};
 use crate::config::{CriticalChange, Params};
 
 /// The list head of a Safe's owners and modules linked lists.
-const SENTINEL: Address = Address::new([
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-]);
+const SENTINEL: Address =
+    Address::new([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Event {
@@ -47,7 +46,10 @@ static EVENTS: LazyLock<Vec<(B256, Event)>> = LazyLock::new(|| {
         ("Upgraded(address)", Event::Upgraded),
         ("AdminChanged(address,address)", Event::AdminChanged),
         ("BeaconUpgraded(address)", Event::BeaconUpgraded),
-        ("OwnershipTransferred(address,address)", Event::OwnershipTransferred),
+        (
+            "OwnershipTransferred(address,address)",
+            Event::OwnershipTransferred,
+        ),
         ("RoleGranted(bytes32,address,address)", Event::RoleGranted),
         ("ChangedMasterCopy(address)", Event::ChangedMasterCopy),
         ("AddedOwner(address)", Event::AddedOwner),
@@ -56,7 +58,10 @@ static EVENTS: LazyLock<Vec<(B256, Event)>> = LazyLock::new(|| {
         ("EnabledModule(address)", Event::EnabledModule),
         ("DisabledModule(address)", Event::DisabledModule),
         ("ChangedGuard(address)", Event::ChangedGuard),
-        ("ChangedFallbackHandler(address)", Event::ChangedFallbackHandler),
+        (
+            "ChangedFallbackHandler(address)",
+            Event::ChangedFallbackHandler,
+        ),
         ("ChangedModuleGuard(address)", Event::ChangedModuleGuard),
     ]
     .into_iter()
@@ -95,14 +100,18 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
         for diff in diffs {
             if diff.storage.is_empty()
                 || created.contains(&(diff.tx_index, diff.address))
-                || run.rules_for(cs, diff.address, DetectorKind::CriticalStorage).is_empty()
+                || run
+                    .rules_for(cs, diff.address, DetectorKind::CriticalStorage)
+                    .is_empty()
             {
                 continue;
             }
             let candidates = candidates(run, diff.tx_index, diff.address, &diff.storage);
             for s in &diff.storage {
                 if let Some((change, words, new)) = classify_slot(s, &candidates) {
-                    let f = findings.entry((diff.tx_index, diff.address, change)).or_default();
+                    let f = findings
+                        .entry((diff.tx_index, diff.address, change))
+                        .or_default();
                     f.writes.push((*s, words));
                     f.new_address = f.new_address.or(new);
                 }
@@ -115,7 +124,9 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
             continue;
         };
         if created.contains(&(l.tx_index, l.address))
-            || run.rules_for(cs, l.address, DetectorKind::CriticalStorage).is_empty()
+            || run
+                .rules_for(cs, l.address, DetectorKind::CriticalStorage)
+                .is_empty()
         {
             continue;
         }
@@ -130,18 +141,28 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
         let delegate = delegatecall(run, tx_index, contract);
         for r in rules {
             let rule = run.d.rule(r);
-            let Params::CriticalStorage(p) = &rule.params else { continue };
+            let Params::CriticalStorage(p) = &rule.params else {
+                continue;
+            };
             if !p.changes.contains(&change) {
                 continue;
             }
-            alerts.push(run.ex.alert(rule, draft(run, tx_index, contract, change, &f, &delegate)));
+            alerts.push(
+                run.ex
+                    .alert(rule, draft(run, tx_index, contract, change, &f, &delegate)),
+            );
         }
     }
 }
 
 /// Addresses whose owners/modules mapping slot a write may be: the list head, every
 /// address-shaped value written in the account, and the addresses its logs name.
-fn candidates(run: &Run<'_>, tx_index: u32, account: Address, writes: &[SlotChange]) -> Vec<Address> {
+fn candidates(
+    run: &Run<'_>,
+    tx_index: u32,
+    account: Address,
+    writes: &[SlotChange],
+) -> Vec<Address> {
     let mut c = vec![SENTINEL];
     for s in writes {
         for v in [s.before, s.after] {
@@ -150,7 +171,12 @@ fn candidates(run: &Run<'_>, tx_index: u32, account: Address, writes: &[SlotChan
             }
         }
     }
-    for l in run.block.logs.iter().filter(|l| l.tx_index == tx_index && l.address == account) {
+    for l in run
+        .block
+        .logs
+        .iter()
+        .filter(|l| l.tx_index == tx_index && l.address == account)
+    {
         for t in l.topics.iter().skip(1) {
             c.extend(word_address(t.as_slice()));
         }
@@ -175,15 +201,23 @@ fn show_addr(w: B256) -> String {
     }
 }
 
-fn classify_slot(s: &SlotChange, candidates: &[Address]) -> Option<(CriticalChange, String, Option<Address>)> {
+fn classify_slot(
+    s: &SlotChange,
+    candidates: &[Address],
+) -> Option<(CriticalChange, String, Option<Address>)> {
     let num = |w: B256| U256::from_be_bytes(w.0);
-    let addr_change = |what: &str| format!("{what}: {} → {}", show_addr(s.before), show_addr(s.after));
+    let addr_change =
+        |what: &str| format!("{what}: {} → {}", show_addr(s.before), show_addr(s.after));
     let new = addr_of(s.after).filter(|a| !a.is_zero());
     let r = match s.slot {
         slot if slot == slots::SINGLETON => {
             // A Safe proxy's singleton is an address and never zero.
             addr_of(s.before).filter(|a| !a.is_zero())?;
-            (CriticalChange::Singleton, addr_change("singleton (slot 0)"), new)
+            (
+                CriticalChange::Singleton,
+                addr_change("singleton (slot 0)"),
+                new,
+            )
         }
         slot if slot == B256::from(U256::from(slots::OWNER_COUNT)) => (
             CriticalChange::Owners,
@@ -196,15 +230,27 @@ fn classify_slot(s: &SlotChange, candidates: &[Address]) -> Option<(CriticalChan
             None,
         ),
         slot if slot == slots::GUARD => (CriticalChange::Guard, addr_change("guard"), new),
-        slot if slot == slots::FALLBACK_HANDLER => {
-            (CriticalChange::FallbackHandler, addr_change("fallback handler"), new)
+        slot if slot == slots::FALLBACK_HANDLER => (
+            CriticalChange::FallbackHandler,
+            addr_change("fallback handler"),
+            new,
+        ),
+        slot if slot == slots::MODULE_GUARD => (
+            CriticalChange::ModuleGuard,
+            addr_change("module guard"),
+            new,
+        ),
+        slot if slot == eip1967::IMPLEMENTATION => (
+            CriticalChange::Implementation,
+            addr_change("EIP-1967 implementation"),
+            new,
+        ),
+        slot if slot == eip1967::ADMIN => {
+            (CriticalChange::Admin, addr_change("EIP-1967 admin"), new)
         }
-        slot if slot == slots::MODULE_GUARD => (CriticalChange::ModuleGuard, addr_change("module guard"), new),
-        slot if slot == eip1967::IMPLEMENTATION => {
-            (CriticalChange::Implementation, addr_change("EIP-1967 implementation"), new)
+        slot if slot == eip1967::BEACON => {
+            (CriticalChange::Beacon, addr_change("EIP-1967 beacon"), new)
         }
-        slot if slot == eip1967::ADMIN => (CriticalChange::Admin, addr_change("EIP-1967 admin"), new),
-        slot if slot == eip1967::BEACON => (CriticalChange::Beacon, addr_change("EIP-1967 beacon"), new),
         slot => {
             let (c, base, what) = candidates.iter().find_map(|c| {
                 if slot == mapping_slot(*c, slots::OWNERS_MAPPING) {
@@ -214,16 +260,33 @@ fn classify_slot(s: &SlotChange, candidates: &[Address]) -> Option<(CriticalChan
                 } else {
                     None
                 }
-            })
-            .map(|(c, k, w)| (c, k, w))?;
-            let key = if c == SENTINEL { "(list head)".to_owned() } else { c.to_checksum(None) };
-            let list = if base == CriticalChange::Owners { "owners" } else { "modules" };
-            let words = if c != SENTINEL && s.before.is_zero() {
-                format!("{what} {key} added ({list}[{key}] → {})", show_addr(s.after))
-            } else if c != SENTINEL && s.after.is_zero() {
-                format!("{what} {key} removed ({list}[{key}] was {})", show_addr(s.before))
+            })?;
+            let key = if c == SENTINEL {
+                "(list head)".to_owned()
             } else {
-                format!("{list}[{key}]: {} → {}", show_addr(s.before), show_addr(s.after))
+                c.to_checksum(None)
+            };
+            let list = if base == CriticalChange::Owners {
+                "owners"
+            } else {
+                "modules"
+            };
+            let words = if c != SENTINEL && s.before.is_zero() {
+                format!(
+                    "{what} {key} added ({list}[{key}] → {})",
+                    show_addr(s.after)
+                )
+            } else if c != SENTINEL && s.after.is_zero() {
+                format!(
+                    "{what} {key} removed ({list}[{key}] was {})",
+                    show_addr(s.before)
+                )
+            } else {
+                format!(
+                    "{list}[{key}]: {} → {}",
+                    show_addr(s.before),
+                    show_addr(s.after)
+                )
             };
             let new = (c != SENTINEL && s.before.is_zero()).then_some(c);
             (base, words, new)
@@ -232,7 +295,10 @@ fn classify_slot(s: &SlotChange, candidates: &[Address]) -> Option<(CriticalChan
     Some(r)
 }
 
-fn describe_event(ev: Event, l: &holdfast_chain::LogDetail) -> Option<(CriticalChange, String, Option<Address>)> {
+fn describe_event(
+    ev: Event,
+    l: &holdfast_chain::LogDetail,
+) -> Option<(CriticalChange, String, Option<Address>)> {
     let topic_addr = |i: usize| l.topics.get(i).and_then(|t| word_address(t.as_slice()));
     let data_addr = |i: usize| data_word(l, i).and_then(word_address);
     let arg = address_arg(l);
@@ -240,15 +306,27 @@ fn describe_event(ev: Event, l: &holdfast_chain::LogDetail) -> Option<(CriticalC
     Some(match ev {
         Event::Upgraded => {
             let a = topic_addr(1);
-            (CriticalChange::Implementation, format!("Upgraded(implementation {})", show(a)), a)
+            (
+                CriticalChange::Implementation,
+                format!("Upgraded(implementation {})", show(a)),
+                a,
+            )
         }
         Event::AdminChanged => {
             let (old, new) = (data_addr(0), data_addr(1));
-            (CriticalChange::Admin, format!("AdminChanged({} → {})", show(old), show(new)), new)
+            (
+                CriticalChange::Admin,
+                format!("AdminChanged({} → {})", show(old), show(new)),
+                new,
+            )
         }
         Event::BeaconUpgraded => {
             let a = topic_addr(1);
-            (CriticalChange::Beacon, format!("BeaconUpgraded(beacon {})", show(a)), a)
+            (
+                CriticalChange::Beacon,
+                format!("BeaconUpgraded(beacon {})", show(a)),
+                a,
+            )
         }
         Event::OwnershipTransferred => {
             let (old, new) = (topic_addr(1), topic_addr(2));
@@ -260,28 +338,74 @@ fn describe_event(ev: Event, l: &holdfast_chain::LogDetail) -> Option<(CriticalC
         }
         Event::RoleGranted => {
             let role = l.topics.get(1).copied()?;
-            let role = if role.is_zero() { "DEFAULT_ADMIN_ROLE".to_owned() } else { role.to_string() };
+            let role = if role.is_zero() {
+                "DEFAULT_ADMIN_ROLE".to_owned()
+            } else {
+                role.to_string()
+            };
             let (account, sender) = (topic_addr(2), topic_addr(3));
             (
                 CriticalChange::Roles,
-                format!("RoleGranted(role {role} to {} by {})", show(account), show(sender)),
+                format!(
+                    "RoleGranted(role {role} to {} by {})",
+                    show(account),
+                    show(sender)
+                ),
                 account,
             )
         }
-        Event::ChangedMasterCopy => (CriticalChange::Singleton, format!("ChangedMasterCopy({})", show(arg)), arg),
-        Event::AddedOwner => (CriticalChange::Owners, format!("AddedOwner({})", show(arg)), arg),
-        Event::RemovedOwner => (CriticalChange::Owners, format!("RemovedOwner({})", show(arg)), None),
+        Event::ChangedMasterCopy => (
+            CriticalChange::Singleton,
+            format!("ChangedMasterCopy({})", show(arg)),
+            arg,
+        ),
+        Event::AddedOwner => (
+            CriticalChange::Owners,
+            format!("AddedOwner({})", show(arg)),
+            arg,
+        ),
+        Event::RemovedOwner => (
+            CriticalChange::Owners,
+            format!("RemovedOwner({})", show(arg)),
+            None,
+        ),
         Event::ChangedThreshold => {
-            let w = l.topics.get(1).map(|t| t.0).or_else(|| data_word(l, 0).and_then(|w| w.try_into().ok()))?;
-            (CriticalChange::Threshold, format!("ChangedThreshold({})", U256::from_be_bytes(w)), None)
+            let w = l
+                .topics
+                .get(1)
+                .map(|t| t.0)
+                .or_else(|| data_word(l, 0).and_then(|w| w.try_into().ok()))?;
+            (
+                CriticalChange::Threshold,
+                format!("ChangedThreshold({})", U256::from_be_bytes(w)),
+                None,
+            )
         }
-        Event::EnabledModule => (CriticalChange::Modules, format!("EnabledModule({})", show(arg)), arg),
-        Event::DisabledModule => (CriticalChange::Modules, format!("DisabledModule({})", show(arg)), None),
-        Event::ChangedGuard => (CriticalChange::Guard, format!("ChangedGuard({})", show(arg)), arg),
-        Event::ChangedFallbackHandler => {
-            (CriticalChange::FallbackHandler, format!("ChangedFallbackHandler({})", show(arg)), arg)
-        }
-        Event::ChangedModuleGuard => (CriticalChange::ModuleGuard, format!("ChangedModuleGuard({})", show(arg)), arg),
+        Event::EnabledModule => (
+            CriticalChange::Modules,
+            format!("EnabledModule({})", show(arg)),
+            arg,
+        ),
+        Event::DisabledModule => (
+            CriticalChange::Modules,
+            format!("DisabledModule({})", show(arg)),
+            None,
+        ),
+        Event::ChangedGuard => (
+            CriticalChange::Guard,
+            format!("ChangedGuard({})", show(arg)),
+            arg,
+        ),
+        Event::ChangedFallbackHandler => (
+            CriticalChange::FallbackHandler,
+            format!("ChangedFallbackHandler({})", show(arg)),
+            arg,
+        ),
+        Event::ChangedModuleGuard => (
+            CriticalChange::ModuleGuard,
+            format!("ChangedModuleGuard({})", show(arg)),
+            arg,
+        ),
     })
 }
 
@@ -296,7 +420,11 @@ struct Delegate {
 fn delegatecall(run: &Run<'_>, tx_index: u32, contract: Address) -> Option<Delegate> {
     let block = run.block;
     if block.calls_complete {
-        let frames: Vec<_> = block.calls.iter().filter(|c| c.tx_index == tx_index).collect();
+        let frames: Vec<_> = block
+            .calls
+            .iter()
+            .filter(|c| c.tx_index == tx_index)
+            .collect();
         frames
             .iter()
             .filter(|c| c.kind == CallKind::DelegateCall && c.from == contract && !c.reverted)
@@ -305,7 +433,9 @@ fn delegatecall(run: &Run<'_>, tx_index: u32, contract: Address) -> Option<Deleg
                 // proxy working, not the finding.
                 let parent = &c.trace_address[..c.trace_address.len().saturating_sub(1)];
                 let forward = frames.iter().any(|p| {
-                    p.trace_address == parent && p.to == contract && p.kind != CallKind::DelegateCall
+                    p.trace_address == parent
+                        && p.to == contract
+                        && p.kind != CallKind::DelegateCall
                 });
                 !forward
             })
@@ -366,11 +496,20 @@ fn draft(
         let frame = d
             .trace_address
             .as_ref()
-            .map(|t| format!(" (call frame [{}])", t.iter().map(u32::to_string).collect::<Vec<_>>().join(",")))
+            .map(|t| {
+                format!(
+                    " (call frame [{}])",
+                    t.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+                )
+            })
             .unwrap_or_default();
         facts.push(fact(
             "delegatecall",
-            format!("DELEGATECALL from {} into {}{frame}: that code ran with the contract's storage", contract.to_checksum(None), d.target.to_checksum(None)),
+            format!(
+                "DELEGATECALL from {} into {}{frame}: that code ran with the contract's storage",
+                contract.to_checksum(None),
+                d.target.to_checksum(None)
+            ),
         ));
         addresses.push((d.target, "DELEGATECALL target".to_owned()));
         title.push_str(&format!(" inside a DELEGATECALL into {}", short(d.target)));
