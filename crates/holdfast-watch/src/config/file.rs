@@ -132,8 +132,15 @@ pub struct RawRule {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTrace {
+    /// One taint policy, or several with `policies` (each deposit alert gives every one's
+    /// amounts).
     #[serde(default)]
     pub policy: Option<Spanned<String>>,
+    #[serde(default)]
+    pub policies: Option<Vec<Spanned<String>>>,
+    /// The `tainted_deposit` rule whose severity and responses deposit alerts take.
+    #[serde(default)]
+    pub deposit_rule: Option<Spanned<String>>,
     #[serde(default)]
     pub hops: Option<Spanned<u32>>,
 }

@@ -232,10 +232,13 @@ impl Rule {
 pub enum Response {
     /// The guard service's emergency freeze of the wallet.
     Freeze,
-    /// Follow the theft from the alert's transaction.
+    /// Follow the theft from the alert's transaction; its deposits raise alerts under
+    /// `deposit_rule` (a `tainted_deposit` rule; `None`: the file's only one, else this
+    /// rule).
     Trace {
-        policy: holdfast_trace::Policy,
+        policies: Vec<holdfast_trace::Policy>,
         hops: u32,
+        deposit_rule: Option<String>,
     },
     /// `tainted` labels for the thief's addresses.
     Label,

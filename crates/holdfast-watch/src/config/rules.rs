@@ -115,6 +115,7 @@ pub(super) fn rules(
             params,
         });
     }
+    check_deposit_rules(cx, raw, &out);
     out
 }
 
@@ -176,40 +177,7 @@ fn responses(cx: &mut Ctx<'_>, r: &RawRule, key: &str) -> Vec<Response> {
             "freeze" => Response::Freeze,
             "label" => Response::Label,
             "notify" => Response::Notify,
-            "trace" => {
-                let (mut policy, mut hops) = (holdfast_trace::Policy::Haircut, DEFAULT_TRACE_HOPS);
-                if let Some(t) = &r.trace {
-                    let t = t.get_ref();
-                    if let Some(p) = &t.policy {
-                        match p.get_ref().parse() {
-                            Ok(v) => policy = v,
-                            Err(_) => cx.error(
-                                p,
-                                &format!("{key}.trace.policy"),
-                                format!(
-                                    "unknown taint policy {:?}: {}",
-                                    p.get_ref(),
-                                    names(holdfast_trace::Policy::ALL.iter().map(|p| p.name()))
-                                ),
-                            ),
-                        }
-                    }
-                    if let Some(h) = &t.hops {
-                        hops = *h.get_ref();
-                        if hops == 0 || hops > holdfast_trace::policy::MAX_HOPS {
-                            cx.error(
-                                h,
-                                &format!("{key}.trace.hops"),
-                                format!(
-                                    "{hops} hops: expected 1 to {}",
-                                    holdfast_trace::policy::MAX_HOPS
-                                ),
-                            );
-                        }
-                    }
-                }
-                Response::Trace { policy, hops }
-            }
+            "trace" => trace(cx, r, key),
             other => {
                 cx.error(
                     s,
@@ -239,6 +207,98 @@ fn responses(cx: &mut Ctx<'_>, r: &RawRule, key: &str) -> Vec<Response> {
         );
     }
     out
+}
+
+fn trace(cx: &mut Ctx<'_>, r: &RawRule, key: &str) -> Response {
+    let (mut policies, mut hops, mut deposit_rule) = (Vec::new(), DEFAULT_TRACE_HOPS, None);
+    if let Some(t) = &r.trace {
+        let t = t.get_ref();
+        if t.policy.is_some() && t.policies.is_some() {
+            cx.error_at(
+                r.trace.as_ref().map_or(r.name.span(), |t| t.span()),
+                &format!("{key}.trace"),
+                "`policy` and `policies` both given: name one policy or a list",
+            );
+        }
+        for p in t.policy.iter().chain(t.policies.iter().flatten()) {
+            match p.get_ref().parse::<holdfast_trace::Policy>() {
+                Ok(v) if !policies.contains(&v) => policies.push(v),
+                Ok(_) => {}
+                Err(_) => cx.error(
+                    p,
+                    &format!("{key}.trace.policy"),
+                    format!(
+                        "unknown taint policy {:?}: {}",
+                        p.get_ref(),
+                        names(holdfast_trace::Policy::ALL.iter().map(|p| p.name()))
+                    ),
+                ),
+            }
+        }
+        if let Some(h) = &t.hops {
+            hops = *h.get_ref();
+            if hops == 0 || hops > holdfast_trace::policy::MAX_HOPS {
+                cx.error(
+                    h,
+                    &format!("{key}.trace.hops"),
+                    format!(
+                        "{hops} hops: expected 1 to {}",
+                        holdfast_trace::policy::MAX_HOPS
+                    ),
+                );
+            }
+        }
+        deposit_rule = t
+            .deposit_rule
+            .as_ref()
+            .map(|d| d.get_ref().trim().to_owned());
+    }
+    if policies.is_empty() {
+        policies.push(holdfast_trace::Policy::Haircut);
+    }
+    Response::Trace {
+        policies,
+        hops,
+        deposit_rule,
+    }
+}
+
+/// A `trace` response's `deposit_rule` must name a `tainted_deposit` rule.
+fn check_deposit_rules(cx: &mut Ctx<'_>, raw: &[RawRule], rules: &[Rule]) {
+    for r in raw {
+        let Some(d) = r
+            .trace
+            .as_ref()
+            .and_then(|t| t.get_ref().deposit_rule.as_ref())
+        else {
+            continue;
+        };
+        let name = d.get_ref().trim();
+        match rules.iter().find(|x| x.name == name) {
+            Some(x) if x.detector == DetectorKind::TaintedDeposit => {}
+            Some(x) => cx.error(
+                d,
+                &format!("rule[{}].trace.deposit_rule", r.name.get_ref().trim()),
+                format!(
+                    "rule {name:?} has detector {}: expected a tainted_deposit rule",
+                    x.detector.name()
+                ),
+            ),
+            None => cx.error(
+                d,
+                &format!("rule[{}].trace.deposit_rule", r.name.get_ref().trim()),
+                format!(
+                    "unknown rule {name:?}: {}",
+                    names(
+                        rules
+                            .iter()
+                            .filter(|x| x.detector == DetectorKind::TaintedDeposit)
+                            .map(|x| &x.name)
+                    )
+                ),
+            ),
+        }
+    }
 }
 
 struct Scope<'a> {

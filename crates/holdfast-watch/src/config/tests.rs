@@ -63,7 +63,13 @@ detector = "critical_storage"
 targets = ["hot", "safes"]
 severity = "critical"
 responses = ["freeze", "trace", "label"]
-trace = { policy = "fifo", hops = 6 }
+trace = { policies = ["fifo", "haircut"], hops = 6, deposit_rule = "deposits" }
+
+[[rule]]
+name = "deposits"
+detector = "tainted_deposit"
+severity = "critical"
+responses = ["notify"]
 
 [[rule]]
 name = "out"
@@ -101,7 +107,7 @@ min_severity = "high"
     let c = &v.config;
     assert!(v.warnings.is_empty(), "{:#?}", v.warnings);
     assert_eq!(c.chains[0].transport, Transport::WebSocket);
-    assert_eq!(c.rules.len(), 5);
+    assert_eq!(c.rules.len(), 6);
     let Params::Outflow(p) = &c.rule("out").unwrap().params else {
         panic!()
     };
@@ -117,8 +123,12 @@ min_severity = "high"
     assert_eq!(
         c.rule("storage").unwrap().responses[1],
         Response::Trace {
-            policy: holdfast_trace::Policy::Fifo,
-            hops: 6
+            policies: vec![
+                holdfast_trace::Policy::Fifo,
+                holdfast_trace::Policy::Haircut
+            ],
+            hops: 6,
+            deposit_rule: Some("deposits".into()),
         }
     );
 }
@@ -204,6 +214,16 @@ fn unknown_names_and_duplicates_are_errors() {
             "\n[[rule]]\nname = \"r\"\ndetector = \"grant\"\ntargets = [\"hot\"]\ntrace = { hops = 3 }\n",
             "rule[r].trace",
             "without \"trace\"",
+        ),
+        (
+            "\n[[rule]]\nname = \"r\"\ndetector = \"grant\"\ntargets = [\"hot\"]\nresponses = [\"trace\"]\ntrace = { deposit_rule = \"r\" }\n",
+            "rule[r].trace.deposit_rule",
+            "expected a tainted_deposit rule",
+        ),
+        (
+            "\n[[rule]]\nname = \"r\"\ndetector = \"grant\"\ntargets = [\"hot\"]\nresponses = [\"trace\"]\ntrace = { policy = \"fifo\", policies = [\"lifo\"] }\n",
+            "rule[r].trace",
+            "both given",
         ),
         (
             "\n[[rule]]\nname = \"r\"\ndetector = \"grant\"\ntargets = [\"hot\"]\nprefix = 3\n",

@@ -12,7 +12,7 @@ use holdfast_primitives::Asset;
 
 use super::context::AddressLabel;
 use super::{Context, short};
-use crate::alert::{AddressNote, Alert, Fact, Link, Place, alert_id};
+use crate::alert::{AddressNote, Alert, Fact, Involvement, Link, Place, alert_id};
 use crate::config::{ChainConfig, Rule, WatchConfig};
 
 pub(crate) struct Explain<'a> {
@@ -160,6 +160,7 @@ impl<'a> Explain<'a> {
                 .into_iter()
                 .map(|(address, role)| AddressNote {
                     address,
+                    involvement: involvement(&role),
                     role,
                     labels: self.labels(address).into_iter().map(|l| l.text).collect(),
                 })
@@ -167,6 +168,7 @@ impl<'a> Explain<'a> {
             links,
             confirmations: self.cx.confirmations,
             responses: rule.response_names(),
+            evidence: serde_json::Value::Null,
         }
     }
 }
@@ -175,5 +177,28 @@ pub(crate) fn fact(name: &str, value: impl Into<String>) -> Fact {
     Fact {
         name: name.to_owned(),
         value: value.into(),
+    }
+}
+
+/// What the responses do with an address of a given role: `freeze` the watched one, `label`
+/// the ones the alert implicates (recipients of a drain, a new singleton or implementation,
+/// a DELEGATECALL target, an unknown spender, a poisoner).
+fn involvement(role: &str) -> Involvement {
+    match role {
+        "watched wallet" | "watched contract" | "watched address" => Involvement::Watched,
+        "recipient"
+        | "recipient in this block"
+        | "new singleton"
+        | "new implementation"
+        | "new owner"
+        | "new module"
+        | "role grantee"
+        | "new admin"
+        | "new beacon"
+        | "new value"
+        | "DELEGATECALL target"
+        | "spender"
+        | "suspected poisoner" => Involvement::Suspect,
+        _ => Involvement::Other,
     }
 }

@@ -19,8 +19,10 @@ mod context;
 mod counterparty;
 mod explain;
 mod grant;
+mod history;
 mod outflow;
 mod poisoning;
+mod rules;
 mod safes;
 mod state;
 mod storage;
@@ -37,7 +39,9 @@ use holdfast_guard::safe::{mapping_slot, slots};
 
 pub use context::{AddressLabel, History, HistoryError, Labels, NoHistory, NoLabels};
 pub use grant::unlimited;
+pub use history::{MAX_SCAN, StoreHistory};
 pub use poisoning::{COUNTERPARTY_LIMIT, looks_like};
+pub use rules::{FileRules, RulesError};
 pub use state::{
     ChainState, DetectorState, MAX_DESTINATIONS, MAX_DYNAMIC_MEMBERS, MAX_WINDOW_ENTRIES,
     Membership, Outflow, REORG_HORIZON, STATE_FORMAT,

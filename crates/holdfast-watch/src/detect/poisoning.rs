@@ -81,7 +81,7 @@ pub(crate) fn detect(
                     continue;
                 };
                 let mut reasons = Vec::new();
-                if outgoing && !initiated_by(run, t.tx_index, wallet) {
+                if outgoing && initiated_by(run, t.tx_index, wallet) == Some(false) {
                     reasons.extend(unmade(run, p, t));
                 }
                 if p.lookalike
@@ -89,8 +89,9 @@ pub(crate) fn detect(
                         .into_iter()
                         .find(|c| looks_like(other, *c, p.prefix, p.suffix))
                 {
-                    let paid =
-                        outgoing && initiated_by(run, t.tx_index, wallet) && !t.amount.is_zero();
+                    let paid = outgoing
+                        && initiated_by(run, t.tx_index, wallet) == Some(true)
+                        && !t.amount.is_zero();
                     reasons.push(format!(
                             "{} {} looks like {}, an address this wallet paid before (same first {} and last {} hex characters){}",
                             if outgoing { "recipient" } else { "sender" },
@@ -164,17 +165,18 @@ pub(crate) fn detect(
 }
 
 /// Whether the wallet itself acted in the transaction: it sent it, or code ran as it (a
-/// Safe's call frame).
-fn initiated_by(run: &Run<'_>, tx_index: u32, wallet: Address) -> bool {
-    run.block
-        .txs
-        .get(tx_index as usize)
-        .is_some_and(|t| t.from == wallet)
-        || run
-            .block
-            .calls
-            .iter()
-            .any(|c| c.tx_index == tx_index && c.from == wallet && !c.reverted)
+/// Safe's call frame). `None` when the block has no transaction detail (a replay from the
+/// store): then nothing is said about who made a transfer.
+fn initiated_by(run: &Run<'_>, tx_index: u32, wallet: Address) -> Option<bool> {
+    let tx = run.block.txs.get(tx_index as usize)?;
+    Some(
+        tx.from == wallet
+            || run
+                .block
+                .calls
+                .iter()
+                .any(|c| c.tx_index == tx_index && c.from == wallet && !c.reverted),
+    )
 }
 
 /// Why a transfer "from" the wallet that it did not make is poisoning.

@@ -992,3 +992,90 @@ fn running_a_block_twice_gives_the_same_alerts_and_state() {
     assert_ne!(before, after);
     assert_eq!(first.len(), 2, "velocity and a new destination");
 }
+
+#[test]
+fn a_replayed_block_without_transactions_raises_no_poisoning_it_cannot_know() {
+    // Replay from the store has transfers only: who made a transfer is unknown, so a
+    // zero-value transfer "from" the wallet is not called poisoning there.
+    let cfg = poisoning_config();
+    let w = addr(0x01);
+    let mut b = block(90);
+    b.d.calls_complete = false;
+    b.d.state = None;
+    b.transfer(
+        0,
+        log_pos(0),
+        w,
+        addr(0xf1),
+        Asset::Erc20 { token: USDC },
+        U256::ZERO,
+    );
+    assert!(run(&cfg, &b.build(), &mut DetectorState::default()).is_empty());
+}
+
+#[test]
+fn trace_plans_follow_the_deposit_rule() {
+    use crate::engine::Rules;
+    let cfg = config(&format!(
+        r#"
+[[set]]
+name = "hot"
+addresses = ["{}"]
+
+[[rule]]
+name = "drain"
+detector = "outflow"
+targets = ["hot"]
+severity = "critical"
+drain = {{ percent = 50, blocks = 10 }}
+responses = ["freeze", "trace"]
+trace = {{ policies = ["fifo", "haircut"], hops = 12 }}
+
+[[rule]]
+name = "deposits"
+detector = "tainted_deposit"
+severity = "high"
+responses = ["notify", "label"]
+"#,
+        addr(1)
+    ));
+    let intel: std::sync::Arc<dyn crate::engine::IntelView> = std::sync::Arc::new(
+        arc_swap::ArcSwap::from_pointee(holdfast_intel::IndexBuilder::with_capacity(0).finish()),
+    );
+    let rules = super::FileRules::new(&cfg, intel, std::sync::Arc::new(NoHistory));
+    let plan = rules.trace_plan("drain").unwrap();
+    assert_eq!(plan.deposit_rule, "deposits");
+    assert_eq!(plan.max_hops, 12);
+    assert_eq!(
+        plan.policies,
+        vec![
+            holdfast_trace::Policy::Fifo,
+            holdfast_trace::Policy::Haircut
+        ]
+    );
+    assert_eq!(plan.responses, vec!["notify", "label"]);
+    assert_eq!(plan.severity, crate::Severity::High);
+    assert!(rules.trace_plan("deposits").is_none());
+
+    // Through the engine's seam: the state round-trips as JSON.
+    let chain = crate::follow::ChainInfo {
+        chain_id: 1,
+        name: "eth".into(),
+        explorer: None,
+    };
+    let mut b = block(41);
+    let tx = b.tx(addr(1), addr(0xbb), eth(6000), Bytes::new());
+    b.transfer(
+        tx,
+        call_pos(&[]),
+        addr(1),
+        addr(0xbb),
+        Asset::Native,
+        eth(6000),
+    );
+    b.balance(tx, addr(1), eth(6000), U256::ZERO);
+    let mut state = serde_json::Value::Null;
+    let alerts = rules.detect(&chain, &b.build(), &mut state);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(state["chains"]["eth"]["last_block"], 41);
+}
