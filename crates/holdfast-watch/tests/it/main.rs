@@ -6,3 +6,4 @@ mod engine;
 mod receivers;
 mod sinks;
 mod store_shim;
+mod watch_files;
