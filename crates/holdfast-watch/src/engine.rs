@@ -553,7 +553,7 @@ impl ChainWatch {
             fence: Some(fence),
         };
         self.db(move |s| s.commit_block(&commit)).await?;
-        if !alerts.is_empty() {
+        if !alerts.is_empty() && confirmations > 0 {
             let ids: Vec<String> = alerts.iter().map(|a| a.id.clone()).collect();
             if depth >= confirmations {
                 // Deep already (catch-up): confirmed with the next block's commit.

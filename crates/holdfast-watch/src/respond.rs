@@ -176,12 +176,11 @@ impl Responder {
         if event.kind != AlertEventKind::Raised {
             return Ok(done);
         }
-        let alert: Alert = serde_json::from_value(event.alert.clone()).map_err(|source| {
-            RespondError::Body {
+        let alert: Alert =
+            serde_json::from_value(event.alert.clone()).map_err(|source| RespondError::Body {
                 id: event.alert_id.clone(),
                 source,
-            }
-        })?;
+            })?;
         let wants = |r: &str| alert.responses.iter().any(|x| x == r);
         if wants("freeze") {
             match &self.freezer {

@@ -335,12 +335,15 @@ impl Sink {
             SinkTarget::Slack(s) => s.send(event).await,
             SinkTarget::Email(e) => e.send(event).await,
             SinkTarget::Stdout(s) => s.send(event).await,
-            SinkTarget::Respond(r) => r.handle(event).await.map(|_| ()).map_err(|source| {
-                SendError::Respond {
-                    sink: self.name.clone(),
-                    source,
-                }
-            }),
+            SinkTarget::Respond(r) => {
+                r.handle(event)
+                    .await
+                    .map(|_| ())
+                    .map_err(|source| SendError::Respond {
+                        sink: self.name.clone(),
+                        source,
+                    })
+            }
         }
     }
 
