@@ -393,6 +393,27 @@ impl ChainWatch {
             (None, Start::Block(n)) => n,
             (None, Start::Head) => head,
         };
+        // The first run: the block below the first one watched is committed (without alerts)
+        // as the anchor a reorg of the first block unwinds to.
+        if cp.is_none() && next > 0 {
+            let anchor = self
+                .source
+                .block_ref(next - 1)
+                .await
+                .map_err(|e| self.chain_err(e))?;
+            let commit = BlockCommit {
+                chain_id,
+                block: anchor,
+                state: WatchState::default().encode()?,
+                alerts: Vec::new(),
+                confirm: Vec::new(),
+                forget_below: 0,
+                fence: Some(fence),
+            };
+            self.db(move |s| s.commit_block(&commit)).await?;
+            tracing::info!(target: "watch", chain = %self.chain.name, first = next, "watch starts");
+            return Ok(Step::Again);
+        }
         // The checkpoint itself must still be canonical (a reorg that did not grow the chain).
         if let Some(p) = parent
             && p.number <= head
@@ -621,8 +642,18 @@ impl ChainWatch {
                 .block_ref(n)
                 .await
                 .map_err(|e| self.chain_err(e))?;
-            if stored.is_none_or(|s| s.hash == canonical.hash) {
-                break n;
+            match stored {
+                Some(s) if s.hash == canonical.hash => break n,
+                Some(_) => {}
+                // Below what the watch remembers: the reorg reaches past its anchor or its
+                // reorg depth.
+                None => {
+                    return Err(WatchError::ReorgTooDeep {
+                        chain: self.chain.name.clone(),
+                        at: top,
+                        max: top - n,
+                    });
+                }
             }
             match n.checked_sub(1) {
                 Some(p) => n = p,
