@@ -87,12 +87,12 @@ pub enum WatchError {
     #[error("chain {chain}: store: {source}")]
     Store { chain: String, source: StoreError },
     #[error(transparent)]
-    Follow(#[from] FollowError),
+    Follow(#[from] Box<FollowError>),
     #[error("chain {chain} block {block}: the rules failed: {source}")]
     Rules {
         chain: String,
         block: u64,
-        source: RulesError,
+        source: Box<RulesError>,
     },
     #[error("the watch's checkpoint state does not decode: {0}")]
     State(serde_json::Error),
@@ -146,6 +146,9 @@ impl Default for ChainOptions {
     }
 }
 
+/// Called with every committed alert and its latency from the block being seen.
+pub type OnAlert = Arc<dyn Fn(&Alert, Duration) + Send + Sync>;
+
 /// What every chain's loop shares.
 #[derive(Clone)]
 pub struct Shared {
@@ -160,7 +163,7 @@ pub struct Shared {
     /// This instance's name in leases.
     pub owner: String,
     /// Called with every committed alert (the CLI prints them with their latency).
-    pub on_alert: Option<Arc<dyn Fn(&Alert, Duration) + Send + Sync>>,
+    pub on_alert: Option<OnAlert>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -717,7 +720,7 @@ pub fn detect_block<C: holdfast_trace::Classifier + ?Sized>(
         .map_err(|source| WatchError::Rules {
             chain: chain.name.clone(),
             block: detail.block().number,
-            source,
+            source: Box::new(source),
         })?;
     for a in &alerts {
         if a.responses.iter().any(|r| r == "trace")
@@ -731,7 +734,8 @@ pub fn detect_block<C: holdfast_trace::Classifier + ?Sized>(
         alerts.extend(
             state
                 .follow
-                .extend(transfers, classifier, chain, detail.block(), units)?,
+                .extend(transfers, classifier, chain, detail.block(), units)
+                .map_err(Box::new)?,
         );
     }
     let mut seen = std::collections::HashSet::new();
