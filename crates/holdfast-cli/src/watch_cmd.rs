@@ -274,6 +274,9 @@ fn run_watch(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    // The stores' last handles are dropped here, outside the runtime: a PostgreSQL client
+    // blocks on its connection when dropped, which panics inside async code.
+    let _keep = (transfers.clone(), watch.clone());
     let lease = Duration::from_secs(args.lease_secs);
     let stop_after = args.stop_after_block;
     let owner = instance_name(args);

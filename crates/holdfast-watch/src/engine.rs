@@ -292,6 +292,13 @@ impl ChainWatch {
                 .db(move |s| s.acquire_lease(chain_id, &owner, now_ms(), ttl))
                 .await?;
             let Some(token) = token else {
+                // Another instance holds the chain; a bounded run ends once it got there.
+                if let Some(last) = self.options.stop_after {
+                    let cp = self.db(move |s| s.checkpoint(chain_id)).await?;
+                    if cp.is_some_and(|c| c.block.number >= last) {
+                        break;
+                    }
+                }
                 if fence.take().is_some() {
                     tracing::warn!(target: "watch", chain = %self.chain.name, "lease lost to another instance");
                 }

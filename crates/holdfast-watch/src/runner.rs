@@ -32,6 +32,9 @@ use crate::respond::Responder;
 use crate::sink::{Sink, SinkConfigError};
 use crate::units::Units;
 
+/// How long a bounded run waits for its sinks to take every event before it stops.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// What a running watch needs besides its file.
 pub struct RunnerDeps {
     pub transfers: Arc<dyn Store>,
@@ -261,7 +264,45 @@ impl Runner {
             warnings,
         })
     }
+}
 
+/// Waits (at most [`DRAIN_TIMEOUT`]) until every sink's cursor is at the outbox head.
+async fn drain(shared: &Shared, sinks: &[String]) {
+    {
+        let started = std::time::Instant::now();
+        loop {
+            let store = shared.watch.clone();
+            let names = sinks.to_vec();
+            let behind = tokio::task::spawn_blocking(move || {
+                let head = store.outbox_head()?;
+                let mut behind = Vec::new();
+                for n in names {
+                    if store.cursor(&n)? < head {
+                        behind.push(n);
+                    }
+                }
+                Ok::<_, holdfast_store::StoreError>(behind)
+            })
+            .await;
+            match behind {
+                Ok(Ok(b)) if b.is_empty() => return,
+                Ok(Ok(b)) if started.elapsed() > DRAIN_TIMEOUT => {
+                    tracing::warn!(target: "watch", sinks = ?b, "stopping with undelivered events: they wait in the outbox for the next run");
+                    return;
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(target: "watch", error = %e, "cannot read the outbox's cursors; stopping");
+                    return;
+                }
+                Err(_) => return,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Runner {
     /// The shared parts (the outbox's wake-up, metrics).
     pub fn shared(&self) -> &Shared {
         &self.shared
@@ -274,6 +315,7 @@ impl Runner {
         self,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Vec<RunSummary>, WatchError> {
+        let names: Vec<String> = self.sinks.iter().map(|s| s.name().to_owned()).collect();
         let deliverer = Deliverer::spawn(
             self.shared.watch.clone(),
             self.sinks,
@@ -303,9 +345,14 @@ impl Runner {
             }
         }
         if failed.is_none() {
-            // Let the sinks take what the last blocks raised before stopping them.
             self.shared.notify.notify_waiters();
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            if *stop.borrow() {
+                // Stopped by the operator: what is not delivered waits in the outbox.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            } else {
+                // A bounded run (`stop_after`) ends once every sink has what it raised.
+                drain(&self.shared, &names).await;
+            }
         }
         deliverer.shutdown().await;
         match failed {
