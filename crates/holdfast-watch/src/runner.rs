@@ -32,6 +32,9 @@ use crate::respond::Responder;
 use crate::sink::{Sink, SinkConfigError};
 use crate::units::Units;
 
+/// Looks up an environment variable (the library reads no environment itself).
+pub type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// How long a bounded run waits for its sinks to take every event before it stops.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -45,7 +48,7 @@ pub struct RunnerDeps {
     pub owner: String,
     pub on_alert: Option<OnAlert>,
     /// Environment lookup for the sinks' secrets (the binary passes `std::env::var`).
-    pub env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub env: EnvLookup,
     /// Tuning for tests and benchmarks; `None`: defaults.
     pub chain_options: Option<ChainOptions>,
     pub delivery: DeliveryConfig,
@@ -111,15 +114,14 @@ fn needs(config: &WatchConfig) -> (Vec<String>, Vec<String>) {
     let (mut calls, mut state) = (Vec::new(), Vec::new());
     for r in &config.rules {
         match (&r.detector, &r.params) {
-            (DetectorKind::CriticalStorage, Params::CriticalStorage(p)) => {
-                // Events alone cannot see a write without an event (Bybit's DELEGATECALL).
+            // Events alone cannot see a write without an event (Bybit's DELEGATECALL).
+            (DetectorKind::CriticalStorage, Params::CriticalStorage(p))
                 if p.changes
                     .iter()
-                    .any(|c| !matches!(c, CriticalChange::Ownership | CriticalChange::Roles))
-                {
-                    state.push(r.name.clone());
-                    calls.push(r.name.clone());
-                }
+                    .any(|c| !matches!(c, CriticalChange::Ownership | CriticalChange::Roles)) =>
+            {
+                state.push(r.name.clone());
+                calls.push(r.name.clone());
             }
             (DetectorKind::Grant, _) => calls.push(r.name.clone()),
             (DetectorKind::Outflow, Params::Outflow(p)) if p.drain.is_some() || p.whole_balance => {
