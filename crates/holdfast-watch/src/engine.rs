@@ -741,7 +741,14 @@ pub fn detect_block<C: holdfast_trace::Classifier + ?Sized>(
         alerts.extend(
             state
                 .follow
-                .extend(transfers, classifier, chain, detail.block(), units)
+                .extend(
+                    transfers,
+                    classifier,
+                    chain,
+                    detail.block(),
+                    &detail.transfers.transfers,
+                    units,
+                )
                 .map_err(Box::new)?,
         );
     }

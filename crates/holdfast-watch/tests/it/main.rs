@@ -4,6 +4,7 @@
 mod deliver;
 mod engine;
 mod heist;
+mod laundering;
 mod receivers;
 mod sinks;
 mod watch_files;
