@@ -116,6 +116,14 @@ pub enum ChainError {
         block: Option<u64>,
         reason: String,
     },
+    /// An answer that parsed but says something no EVM does (an unknown call kind, a log
+    /// without its index): asking again would get the same answer.
+    #[error("{method}{}: the node's answer is malformed: {reason}", at(*block))]
+    Malformed {
+        method: &'static str,
+        block: Option<u64>,
+        reason: String,
+    },
     #[error("block {0} does not exist on the node yet")]
     NoSuchBlock(u64),
     #[error("trace mode {requested} was requested but the node does not serve {method}: {reason}")]
@@ -153,7 +161,9 @@ impl ChainError {
                                 | alloy::transports::RpcError::NullResp
                         ))
             }
-            ChainError::TracesUnavailable { .. } | ChainError::Extract(_) => false,
+            ChainError::TracesUnavailable { .. }
+            | ChainError::Malformed { .. }
+            | ChainError::Extract(_) => false,
         }
     }
 }

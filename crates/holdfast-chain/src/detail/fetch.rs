@@ -32,7 +32,7 @@ impl ChainSource {
             .map(|l| {
                 let index = |v: Option<u64>, what: &str| {
                     v.and_then(|v| u32::try_from(v).ok())
-                        .ok_or_else(|| ChainError::Inconsistent {
+                        .ok_or_else(|| ChainError::Malformed {
                             method: "eth_getBlockReceipts",
                             block: Some(number),
                             reason: format!("a log has no {what}: {v:?}"),
@@ -143,7 +143,7 @@ fn tx_details(number: u64, raw: &RawBlock) -> Result<Vec<TxDetail>, ChainError> 
                 nonce: tx.nonce.to(),
                 success: meta.success,
             }),
-            crate::source::RpcTx::Hash(hash) => Err(ChainError::Inconsistent {
+            crate::source::RpcTx::Hash(hash) => Err(ChainError::Malformed {
                 method: "eth_getBlockByNumber",
                 block: Some(number),
                 reason: format!(
