@@ -153,3 +153,19 @@ impl HeadStream<'_> {
         }
     }
 }
+
+/// The watch's engine runs these in spawned tasks: their futures must be `Send`.
+#[cfg(test)]
+mod send {
+    use super::*;
+
+    #[allow(dead_code)]
+    fn next_is_send<'a>(heads: &'a mut HeadStream<'_>) -> impl Send + 'a {
+        heads.next()
+    }
+
+    #[allow(dead_code)]
+    fn fetch_detail_is_send(source: &ChainSource) -> impl Send + '_ {
+        source.fetch_detail(1)
+    }
+}
