@@ -1,2 +1,9 @@
 //! The watch's integration tests: anvil, real contracts, the store (embedded and
 //! PostgreSQL), a real SMTP server and webhook receivers.
+
+mod deliver;
+mod engine;
+mod heist;
+mod receivers;
+mod sinks;
+mod watch_files;
