@@ -30,7 +30,8 @@ pub struct Head {
 pub struct HeadStream<'a> {
     source: &'a ChainSource,
     subscription: Option<Subscription<alloy::rpc::types::Header>>,
-    started: bool,
+    /// The subscription was tried (over WebSocket).
+    subscribed: bool,
     last: Option<(u64, B256)>,
 }
 
@@ -40,7 +41,7 @@ impl ChainSource {
         HeadStream {
             source: self,
             subscription: None,
-            started: false,
+            subscribed: false,
             last: None,
         }
     }
@@ -60,15 +61,18 @@ impl ChainSource {
 
 impl HeadStream<'_> {
     /// The next head. Errors are the polling calls' (after their retries); a subscription
-    /// that fails is replaced by polling, not reported.
+    /// that fails is replaced by polling, not reported. Cancel-safe (`select!`): a head is
+    /// taken as yielded only when `next` returns it, so dropping the future loses none.
     pub async fn next(&mut self) -> Result<Head, ChainError> {
-        if !self.started {
+        if !self.subscribed {
             // Subscribe first, then read the current head: nothing falls between the two.
-            self.started = true;
             self.subscribe().await;
-            if let Some(head) = self.polled().await? {
-                return Ok(self.record(head));
-            }
+            self.subscribed = true;
+        }
+        if self.last.is_none()
+            && let Some(head) = self.polled().await?
+        {
+            return Ok(self.record(head));
         }
         let quiet = self.source.config().poll_interval * 20;
         loop {
