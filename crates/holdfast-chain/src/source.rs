@@ -303,7 +303,7 @@ impl ChainSource {
             None => source.detect().await,
         };
         if source.trace_mode == TraceMode::None && source.config.trace_mode.is_none() {
-            tracing::warn!(target: "chain::source", endpoint = %source.endpoint, "the node serves neither debug_traceBlockByNumber (callTracer) nor trace_block: internal ETH transfers will be MISSING; only top-level transfers and token events are recorded");
+            tracing::warn!(target: "chain::source", endpoint = %source.endpoint, "the node serves neither debug_traceBlockByNumber (callTracer) nor trace_block: internal ETH transfers will be MISSING; only top-level transfers and token events are recorded, and the watch sees no calls and no storage changes");
         } else {
             tracing::info!(target: "chain::source", endpoint = %source.endpoint, chain_id = source.chain_id, traces = source.trace_mode.name(), "connected");
         }

@@ -85,10 +85,8 @@ impl ChainSource {
                 crate::source::REPLAY_METHOD,
                 serde_json::json!(["trace", "stateDiff"]),
             ),
-            TraceMode::None => {
-                tracing::warn!(target: "chain::source", endpoint = %self.endpoint(), "no traces, so no state diffs: the watch cannot see storage changes (a Safe's singleton, proxy implementations) or internal calls");
-                return false;
-            }
+            // Warned at connect unless asked for: no traces at all.
+            TraceMode::None => return false,
         };
         let outcome = self.probe_method(method, Some(extra)).await.and_then(|v| {
             // A node that ignores `diffMode` answers the plain prestate: no `post`.
