@@ -6,7 +6,9 @@
 //! subscription can stall silently behind a proxy), it polls `eth_blockNumber` every
 //! `poll_interval`. Heads are yielded as announced, never filled in: when the node goes
 //! from 5 to 8 the stream yields 8 and the consumer fetches 6 and 7; a head with a lower
-//! number or another hash (a reorg) is yielded too. Only an exact repeat is dropped.
+//! number (a reorg), or over the subscription another hash at the same number, is yielded
+//! too; only an exact repeat is dropped. Polling reads numbers, so a reorg that keeps the
+//! height shows to the consumer as the next block's parent hash.
 
 use std::time::Instant;
 
