@@ -5,11 +5,14 @@
 //!   connection bounded by [`Limits`] (header, body and write timeouts, a connection cap
 //!   shared with the firewall), see [`serve::serve_router`].
 //! - [`firewall`]: the JSON-RPC firewall in front of a node.
+//! - [`alerts`]: the watch's alerts (list, acknowledge, live stream), when a watch store is
+//!   configured ([`AppState::with_watch`]).
 //! - [`AppState`]: the intel behind an `ArcSwap` (a reload swaps the whole index at once:
 //!   a request sees the old index or the new one, never a mix), metrics, limits, admin token.
 //! - [`error::ApiError`]: every error answer, as JSON naming the field; internals are logged
 //!   once here and never sent to clients.
 
+pub mod alerts;
 mod body;
 pub mod error;
 pub mod firewall;
@@ -62,6 +65,13 @@ pub struct AppState {
     /// Timeouts and the connection cap ([`serve`]); the body timeout is applied by the
     /// handlers.
     pub limits: Limits,
+    /// The watch's store (`/v1/alerts...`), when configured.
+    pub watch: Option<Arc<dyn holdfast_store::watch::WatchStore>>,
+    /// API tokens for the token-guarded routes when no guard service is configured (the
+    /// guard service's own otherwise).
+    tokens: Option<Arc<holdfast_gate::GateConfig>>,
+    /// The alerts' live streams: timing, count, and the signal that ends them.
+    pub streams: alerts::Streams,
 }
 
 impl std::fmt::Debug for AppState {
@@ -83,6 +93,34 @@ impl AppState {
         self.gate = Some(gate);
         self.rate = Arc::new(guard::RateLimiter::new(rate));
         self
+    }
+
+    /// Serves the watch's alerts from `store`.
+    pub fn with_watch(mut self, store: Arc<dyn holdfast_store::watch::WatchStore>) -> Self {
+        self.watch = Some(store);
+        self
+    }
+
+    /// The API tokens (a guard configuration's `[[token]]`s) for token-guarded routes when
+    /// no guard service is configured; with one, its tokens are used.
+    pub fn with_tokens(mut self, config: holdfast_gate::GateConfig) -> Self {
+        self.tokens = Some(Arc::new(config));
+        self
+    }
+
+    /// The alerts' live streams with this timing.
+    pub fn with_streams(mut self, streams: alerts::Streams) -> Self {
+        self.streams = streams;
+        self
+    }
+
+    /// The tokens token-guarded routes check: the guard service's, else those given with
+    /// [`Self::with_tokens`].
+    pub(crate) fn token_book(&self) -> Option<&holdfast_gate::GateConfig> {
+        self.gate
+            .as_ref()
+            .map(|g| g.config())
+            .or(self.tokens.as_deref())
     }
 
     /// Serves with these timeouts and connection cap.
@@ -109,6 +147,9 @@ impl AppState {
             gate: None,
             rate: Arc::new(guard::RateLimiter::new(guard::DEFAULT_RATE)),
             limits: Limits::default(),
+            watch: None,
+            tokens: None,
+            streams: alerts::Streams::default(),
         })
     }
 
@@ -163,6 +204,7 @@ pub async fn serve(
         })
     };
     let limits = state.limits.clone();
+    let streams = state.streams.clone();
     let result = serve::serve_router(
         listener,
         router(state),
@@ -170,6 +212,8 @@ pub async fn serve(
         error::head_error_body,
         async move {
             shutdown.await;
+            // Live streams never end by themselves: end them so connections can close.
+            streams.stop();
             let _ = stop_tx.send(true);
         },
     )
