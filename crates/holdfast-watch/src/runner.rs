@@ -135,11 +135,7 @@ fn needs(config: &WatchConfig) -> (Vec<String>, Vec<String>) {
 
 impl Runner {
     /// Checks everything that can be checked and connects to every chain's node.
-    pub async fn start(
-        config: &WatchConfig,
-        deps: RunnerDeps,
-        registry: &mut Registry,
-    ) -> Result<Runner, StartError> {
+    pub async fn start(config: &WatchConfig, deps: RunnerDeps) -> Result<Runner, StartError> {
         let mut warnings = Vec::new();
         let mut sinks = Sink::from_specs(&config.sinks, &*deps.env)?;
         for s in &sinks {
@@ -181,8 +177,7 @@ impl Runner {
         sinks.push(Sink::responder(Arc::new(deps.responder)));
         let mut units = Units::new();
         let metrics = WatchMetrics::new();
-        metrics.register(registry);
-        let delivery_metrics = DeliveryMetrics::register(registry);
+        let delivery_metrics = Arc::new(DeliveryMetrics::default());
         let mut connected = Vec::new();
         for c in &config.chains {
             let mut sc = SourceConfig::new(c.rpc.clone());
@@ -305,6 +300,12 @@ async fn drain(shared: &Shared, sinks: &[String]) {
 }
 
 impl Runner {
+    /// Registers the watch's and the delivery's metrics (`watch_…`) into `registry`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.shared.metrics.register(registry);
+        self.delivery_metrics.register_into(registry);
+    }
+
     /// The shared parts (the outbox's wake-up, metrics).
     pub fn shared(&self) -> &Shared {
         &self.shared

@@ -111,10 +111,7 @@ async fn every_exchange_deposit_of_the_laundering_is_alerted_with_fifo_and_hairc
         }),
         delivery: DeliveryConfig::default(),
     };
-    let mut registry = prometheus_client::registry::Registry::default();
-    let runner = Runner::start(&config, deps, &mut registry)
-        .await
-        .expect("starts");
+    let runner = Runner::start(&config, deps).await.expect("starts");
     let (_stop, rx) = tokio::sync::watch::channel(false);
     tokio::time::timeout(Duration::from_secs(300), runner.run(rx))
         .await
