@@ -288,6 +288,7 @@ fn run_watch(
             responder,
             owner: owner.clone(),
             on_alert: Some(Arc::new(print_alert)),
+            on_block: None,
             env: Box::new(|k| std::env::var(k).ok()),
             chain_options: Some(holdfast_watch::ChainOptions {
                 lease_ttl: lease,
@@ -493,6 +494,7 @@ impl InServer {
             responder,
             owner: format!("serve:{}", std::process::id()),
             on_alert: None,
+            on_block: None,
             env: Box::new(|k| std::env::var(k).ok()),
             chain_options: None,
             delivery: holdfast_watch::DeliveryConfig::default(),

@@ -47,6 +47,7 @@ pub struct RunnerDeps {
     /// This instance's name in the chains' leases (unique per process).
     pub owner: String,
     pub on_alert: Option<OnAlert>,
+    pub on_block: Option<crate::engine::OnBlock>,
     /// Environment lookup for the sinks' secrets (the binary passes `std::env::var`).
     pub env: EnvLookup,
     /// Tuning for tests and benchmarks; `None`: defaults.
@@ -182,12 +183,28 @@ impl Runner {
         for c in &config.chains {
             let mut sc = SourceConfig::new(c.rpc.clone());
             sc.poll_interval = Duration::from_millis(250);
-            let source = ChainSource::connect(sc)
-                .await
-                .map_err(|source| StartError::Node {
-                    chain: c.name.clone(),
-                    source,
-                })?;
+            // Parity-style traces first: `trace_replayBlockTransactions` gives the calls and
+            // the state diff in one replay of the block (two tracer runs with geth's
+            // `debug_` methods; on anvil 100× slower for a 200-transaction block).
+            sc.trace_mode = Some(TraceMode::Parity);
+            let source = match ChainSource::connect(sc.clone()).await {
+                Ok(s) => s,
+                Err(holdfast_chain::ChainError::TracesUnavailable { .. }) => {
+                    sc.trace_mode = None;
+                    ChainSource::connect(sc)
+                        .await
+                        .map_err(|source| StartError::Node {
+                            chain: c.name.clone(),
+                            source,
+                        })?
+                }
+                Err(source) => {
+                    return Err(StartError::Node {
+                        chain: c.name.clone(),
+                        source,
+                    });
+                }
+            };
             let actual = source.chain_id();
             if let Some(expected) = c.chain_id
                 && expected != actual
@@ -232,6 +249,7 @@ impl Runner {
             metrics,
             owner: deps.owner,
             on_alert: deps.on_alert,
+            on_block: deps.on_block,
         };
         let chains = connected
             .into_iter()

@@ -149,6 +149,7 @@ async fn the_bybit_takeover_and_sweep_are_alerted_and_the_guard_frozen() {
         },
         owner: "test".into(),
         on_alert: None,
+        on_block: None,
         env: Box::new(|_| None),
         chain_options: Some(ChainOptions {
             stop_after: Some(head),

@@ -104,6 +104,7 @@ async fn every_exchange_deposit_of_the_laundering_is_alerted_with_fifo_and_hairc
         },
         owner: "test".into(),
         on_alert: None,
+        on_block: None,
         env: Box::new(|_| None),
         chain_options: Some(ChainOptions {
             stop_after: Some(l.last_block),
