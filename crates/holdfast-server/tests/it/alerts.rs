@@ -356,15 +356,20 @@ impl Client {
         }
     }
 
-    /// The next event, skipping heartbeats.
+    /// The next event within 10 s, skipping heartbeats.
     async fn event(&mut self) -> (u64, String, Value) {
-        loop {
-            match self.next().await {
-                Some(Sse::Event { id, kind, data }) => return (id, kind, data),
-                Some(Sse::Comment(_)) => {}
-                None => panic!("the stream ended"),
+        let wait = async {
+            loop {
+                match self.next().await {
+                    Some(Sse::Event { id, kind, data }) => return (id, kind, data),
+                    Some(Sse::Comment(_)) => {}
+                    None => panic!("the stream ended"),
+                }
             }
-        }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("an event within 10 s")
     }
 }
 
