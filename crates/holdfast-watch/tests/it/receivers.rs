@@ -266,17 +266,49 @@ fn python() -> PathBuf {
     PathBuf::from("python3")
 }
 
+/// aiosmtpd with AUTH offered on a plain connection (no STARTTLS), recording every login it
+/// receives: what a careless or hostile server would see.
+const AUTH_SERVER: &str = r#"
+import sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult
+port, maildir, logins = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def authenticator(server, session, envelope, mechanism, auth_data):
+    with open(logins, "a") as f:
+        f.write(f"{mechanism} {auth_data!r}\n")
+    return AuthResult(success=True)
+Controller(Mailbox(maildir), hostname="127.0.0.1", port=port,
+           authenticator=authenticator, auth_require_tls=False).start()
+while True:
+    time.sleep(3600)
+"#;
+
 impl SmtpServer {
+    /// Plain SMTP, no AUTH, no STARTTLS.
     pub async fn start() -> SmtpServer {
+        SmtpServer::start_with(false).await
+    }
+
+    /// With `auth`, AUTH is offered in the clear and every login is recorded ([`Self::logins`]).
+    pub async fn start_with(auth: bool) -> SmtpServer {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let maildir = dir.path().join("mail");
         let port = free_port();
         let python = python();
-        let child = Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
+        let mut cmd = Command::new(&python);
+        if auth {
+            cmd.args(["-c", AUTH_SERVER])
+                .arg(port.to_string())
+                .arg(&maildir)
+                .arg(dir.path().join("logins"));
+        } else {
+            cmd.args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{port}"))
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(&maildir);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -306,6 +338,11 @@ impl SmtpServer {
         }
         let _ = &mut server;
         server
+    }
+
+    /// The logins the server received (`start_with(true)`), one line each.
+    pub fn logins(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("logins")).unwrap_or_default()
     }
 
     /// The messages received so far, as raw RFC 5322 text.
