@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
+use holdfast_chain::source::{Head, HeadStream};
 use holdfast_chain::{BlockDetail, ChainError, ChainSource};
 use holdfast_intel::IntelIndex;
 use holdfast_primitives::BlockRef;
@@ -264,6 +265,11 @@ impl ChainWatch {
         let mut down_for = 0u32;
         let mut fence: Option<u64> = None;
         self.load_unconfirmed().await?;
+        // The node's announcements of new heads, kept open across rounds (a subscription
+        // over WebSocket): a block's latency is measured from its announcement.
+        let source = self.source.clone();
+        let mut heads = source.subscribe_heads();
+        let mut announced: Option<Head> = None;
         loop {
             if *stop.borrow() {
                 break;
@@ -290,7 +296,10 @@ impl ChainWatch {
                 self.states.clear();
                 fence = Some(token);
             }
-            match self.step(token, &mut stop, &mut summary).await {
+            match self
+                .step(token, &mut heads, &mut announced, &mut stop, &mut summary)
+                .await
+            {
                 Ok(Step::Done) => {
                     down_for = 0;
                     if let Some(last) = self.options.stop_after {
@@ -352,16 +361,21 @@ impl ChainWatch {
     async fn step(
         &mut self,
         fence: u64,
+        heads: &mut HeadStream<'_>,
+        announced: &mut Option<Head>,
         stop: &mut tokio::sync::watch::Receiver<bool>,
         summary: &mut RunSummary,
     ) -> Result<Step, WatchError> {
         let chain_id = self.chain.chain_id;
         let cp = self.db(move |s| s.checkpoint(chain_id)).await?;
-        let head = self
-            .source
-            .head_number()
-            .await
-            .map_err(|e| self.chain_err(e))?;
+        let head = match announced {
+            Some(h) => h.number,
+            None => self
+                .source
+                .head_number()
+                .await
+                .map_err(|e| self.chain_err(e))?,
+        };
         let (mut parent, mut state) = match &cp {
             Some(c) => (Some(c.block), WatchState::decode(&c.state)?),
             None => (None, WatchState::default()),
@@ -396,16 +410,29 @@ impl ChainWatch {
                 return Ok(Step::Done);
             }
             tokio::select! {
-                r = self.source.wait_for_head_above(head) => { r.map_err(|e| self.chain_err(e))?; }
+                r = heads.next() => {
+                    let h = r.map_err(|e| self.chain_err(e))?;
+                    *announced = Some(h);
+                }
                 _ = stop.changed() => {}
             }
             return Ok(Step::Done);
         }
+        // The announced head's latency counts from its announcement; catch-up blocks from
+        // their fetch.
+        let origin = announced.take().map(|h| (h.number, h.seen_at));
         let source = self.source.clone();
         let mut blocks = futures_util::stream::iter(next..=last)
             .map(|n| {
                 let source = source.clone();
-                async move { (fetch_detail(&source, n).await, Instant::now()) }
+                async move {
+                    let r = source.fetch_detail(n).await;
+                    let seen = match origin {
+                        Some((number, at)) if number == n => at,
+                        _ => Instant::now(),
+                    };
+                    (r, seen)
+                }
             })
             .buffered(self.options.prefetch.max(1));
         let mut renewed = Instant::now();
@@ -632,19 +659,6 @@ impl ChainWatch {
         self.shared.notify.notify_waiters();
         Ok(())
     }
-}
-
-/// Placeholder until `ChainSource::fetch_detail` lands: the block's transfers only.
-async fn fetch_detail(source: &ChainSource, n: u64) -> Result<BlockDetail, ChainError> {
-    let transfers = source.fetch_block(n).await?;
-    Ok(BlockDetail {
-        transfers,
-        txs: Vec::new(),
-        logs: Vec::new(),
-        calls: Vec::new(),
-        calls_complete: false,
-        state: None,
-    })
 }
 
 /// One block through the rules and the thefts being followed (live and in replay): the

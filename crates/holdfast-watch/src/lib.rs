@@ -10,6 +10,8 @@
 //! `respond` (freeze, trace, label, notify).
 
 pub mod alert;
+pub mod config;
+pub mod detect;
 pub mod deliver;
 pub mod engine;
 pub mod follow;
@@ -22,6 +24,8 @@ pub mod units;
 pub use alert::{
     AddressNote, Alert, DetectorKind, Fact, Involvement, Link, Place, Severity, alert_id,
 };
+pub use config::{ConfigError, Diagnostic, Validated, WatchConfig};
+pub use detect::{Context, DetectError, DetectorState, Detectors, History, Labels};
 pub use deliver::{Backoff, Deliverer, DeliveryConfig, DeliveryMetrics};
 pub use engine::{
     ChainOptions, ChainWatch, IntelView, Rules, RunSummary, Shared, Start, WatchError, WatchState,

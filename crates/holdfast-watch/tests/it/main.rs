@@ -2,6 +2,8 @@
 //! PostgreSQL), a real SMTP server and webhook receivers.
 
 mod deliver;
+mod engine;
 mod receivers;
 mod sinks;
 mod store_shim;
+mod watch_files;

@@ -1,0 +1,294 @@
+//! [`DetectorState`]: what the detectors remember between blocks, carried by the engine in
+//! its checkpoint (serde JSON). Every entry records the block it came from, so a reorg
+//! unwinds it exactly ([`DetectorState::unwind_above`]), and every part is bounded.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use alloy_primitives::{Address, U256};
+use serde::{Deserialize, Serialize};
+
+/// The state's format (a checkpoint of another format is refused by the engine).
+pub const STATE_FORMAT: u32 = 1;
+/// Most outflows one wallet's velocity window keeps per rule (older ones are dropped: a
+/// wallet making more outflows than this within a window is alerted long before).
+pub const MAX_WINDOW_ENTRIES: usize = 4096;
+/// Most destinations remembered per wallet (the oldest forgotten first; the history seam
+/// still answers for them).
+pub const MAX_DESTINATIONS: usize = 1024;
+/// Most Safes a `safes_owned_by` set gains while watching.
+pub const MAX_DYNAMIC_MEMBERS: usize = 100_000;
+/// Blocks a removal or an ended episode is remembered, so a reorg that deep restores it.
+pub const REORG_HORIZON: u64 = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectorState {
+    pub format: u32,
+    /// Per chain (its name in the watch file).
+    pub chains: BTreeMap<String, ChainState>,
+}
+
+impl Default for DetectorState {
+    fn default() -> Self {
+        DetectorState {
+            format: STATE_FORMAT,
+            chains: BTreeMap::new(),
+        }
+    }
+}
+
+impl DetectorState {
+    /// Forgets everything chain `chain` learned from blocks above `block` (a reorg unwound
+    /// them).
+    pub fn unwind_above(&mut self, chain: &str, block: u64) {
+        if let Some(cs) = self.chains.get_mut(chain) {
+            cs.unwind_above(block);
+        }
+    }
+}
+
+/// A Safe that joined a `safes_owned_by` set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// The owner that made it join.
+    pub owner: Address,
+    pub since: u64,
+    /// The block that removed that owner (kept [`REORG_HORIZON`] blocks, then dropped).
+    pub removed_at: Option<u64>,
+}
+
+/// One outflow in a velocity window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outflow {
+    pub block: u64,
+    pub timestamp: u64,
+    /// The token, `None` for the native coin (NFTs are counted with amount 1).
+    pub token: Option<Address>,
+    pub amount: U256,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ChainState {
+    pub last_block: Option<u64>,
+    /// Set name → Safe → why it is a member.
+    #[serde(default)]
+    pub dynamic: BTreeMap<String, BTreeMap<Address, Membership>>,
+    /// Rule → wallet → its recent outflows.
+    #[serde(default)]
+    pub velocity: BTreeMap<String, BTreeMap<Address, VecDeque<Outflow>>>,
+    /// Wallet → native balance at the end of blocks that changed it (oldest first).
+    #[serde(default)]
+    pub balances: BTreeMap<Address, VecDeque<(u64, U256)>>,
+    /// Rule → episode key → the block it was alerted (one alert per episode of a velocity,
+    /// drain or balance condition).
+    #[serde(default)]
+    pub episodes: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Wallet → destination → the first block the watch saw the wallet pay it.
+    #[serde(default)]
+    pub destinations: BTreeMap<Address, BTreeMap<Address, u64>>,
+}
+
+impl ChainState {
+    pub fn is_dynamic_member(&self, set: &str, address: Address) -> bool {
+        self.dynamic
+            .get(set)
+            .and_then(|m| m.get(&address))
+            .is_some_and(|m| m.removed_at.is_none())
+    }
+
+    pub fn unwind_above(&mut self, block: u64) {
+        for members in self.dynamic.values_mut() {
+            members.retain(|_, m| m.since <= block);
+            for m in members.values_mut() {
+                if m.removed_at.is_some_and(|r| r > block) {
+                    m.removed_at = None;
+                }
+            }
+        }
+        for wallets in self.velocity.values_mut() {
+            for w in wallets.values_mut() {
+                w.retain(|o| o.block <= block);
+            }
+            wallets.retain(|_, w| !w.is_empty());
+        }
+        for samples in self.balances.values_mut() {
+            samples.retain(|(b, _)| *b <= block);
+        }
+        self.balances.retain(|_, s| !s.is_empty());
+        for eps in self.episodes.values_mut() {
+            eps.retain(|_, b| *b <= block);
+        }
+        for d in self.destinations.values_mut() {
+            d.retain(|_, b| *b <= block);
+        }
+        self.destinations.retain(|_, d| !d.is_empty());
+        if self.last_block.is_some_and(|l| l > block) {
+            self.last_block = Some(block);
+        }
+    }
+
+    /// Drops what no window needs any more.
+    pub(crate) fn prune(
+        &mut self,
+        block: u64,
+        timestamp: u64,
+        drain_blocks: u64,
+        window_secs: u64,
+    ) {
+        let horizon = block.saturating_sub(REORG_HORIZON);
+        for members in self.dynamic.values_mut() {
+            members.retain(|_, m| m.removed_at.is_none_or(|r| r > horizon));
+        }
+        for wallets in self.velocity.values_mut() {
+            for w in wallets.values_mut() {
+                while w
+                    .front()
+                    .is_some_and(|o| o.timestamp.saturating_add(window_secs) < timestamp)
+                    || w.len() > MAX_WINDOW_ENTRIES
+                {
+                    w.pop_front();
+                }
+            }
+            wallets.retain(|_, w| !w.is_empty());
+        }
+        let keep_from = block.saturating_sub(drain_blocks.max(REORG_HORIZON));
+        for samples in self.balances.values_mut() {
+            // Keep the newest sample before the window: it is the balance at the window's start.
+            while samples.len() > 1 && samples.get(1).is_some_and(|(b, _)| *b < keep_from) {
+                samples.pop_front();
+            }
+        }
+        for d in self.destinations.values_mut() {
+            while d.len() > MAX_DESTINATIONS {
+                let oldest = d.iter().min_by_key(|(a, b)| (**b, **a)).map(|(a, _)| *a);
+                if let Some(a) = oldest {
+                    d.remove(&a);
+                }
+            }
+        }
+    }
+
+    /// Records a velocity outflow (bounded).
+    pub(crate) fn push_outflow(&mut self, rule: &str, wallet: Address, o: Outflow) {
+        let w = self
+            .velocity
+            .entry(rule.to_owned())
+            .or_default()
+            .entry(wallet)
+            .or_default();
+        w.push_back(o);
+        while w.len() > MAX_WINDOW_ENTRIES {
+            w.pop_front();
+        }
+    }
+
+    /// Opens an episode; `false` when it is already open (no new alert).
+    pub(crate) fn open_episode(&mut self, rule: &str, key: String, block: u64) -> bool {
+        let eps = self.episodes.entry(rule.to_owned()).or_default();
+        if eps.contains_key(&key) {
+            return false;
+        }
+        eps.insert(key, block);
+        true
+    }
+
+    pub fn episode(&self, rule: &str, key: &str) -> Option<u64> {
+        self.episodes.get(rule).and_then(|e| e.get(key)).copied()
+    }
+
+    pub(crate) fn close_episode(&mut self, rule: &str, key: &str) {
+        if let Some(e) = self.episodes.get_mut(rule) {
+            e.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_through_json_and_unwinds_by_block() {
+        let mut s = DetectorState::default();
+        let cs = s.chains.entry("eth".into()).or_default();
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        cs.last_block = Some(12);
+        cs.dynamic.entry("safes".into()).or_default().insert(
+            a,
+            Membership {
+                owner: b,
+                since: 11,
+                removed_at: Some(12),
+            },
+        );
+        cs.push_outflow(
+            "r",
+            a,
+            Outflow {
+                block: 12,
+                timestamp: 100,
+                token: None,
+                amount: U256::from(5),
+            },
+        );
+        cs.balances
+            .entry(a)
+            .or_default()
+            .push_back((10, U256::from(9)));
+        cs.balances
+            .entry(a)
+            .or_default()
+            .push_back((12, U256::from(1)));
+        assert!(cs.open_episode("r", "k".into(), 12));
+        assert!(!cs.open_episode("r", "k".into(), 12));
+        cs.destinations.entry(a).or_default().insert(b, 12);
+        let json = serde_json::to_string(&s).unwrap();
+        let back: DetectorState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+
+        s.unwind_above("eth", 11);
+        let cs = &s.chains["eth"];
+        assert_eq!(cs.last_block, Some(11));
+        assert!(
+            cs.is_dynamic_member("safes", a),
+            "the removal at 12 is undone"
+        );
+        assert!(cs.velocity["r"].is_empty());
+        assert_eq!(cs.balances[&a].len(), 1);
+        assert_eq!(cs.episode("r", "k"), None);
+        assert!(cs.destinations.is_empty());
+        s.unwind_above("eth", 10);
+        assert!(
+            !s.chains["eth"].is_dynamic_member("safes", a),
+            "joined at 11"
+        );
+    }
+
+    #[test]
+    fn windows_stay_bounded() {
+        let mut cs = ChainState::default();
+        let a = Address::repeat_byte(1);
+        for i in 0..(MAX_WINDOW_ENTRIES as u64 + 10) {
+            cs.push_outflow(
+                "r",
+                a,
+                Outflow {
+                    block: i,
+                    timestamp: i,
+                    token: None,
+                    amount: U256::from(1),
+                },
+            );
+        }
+        assert_eq!(cs.velocity["r"][&a].len(), MAX_WINDOW_ENTRIES);
+        let d = cs.destinations.entry(a).or_default();
+        for i in 0..(MAX_DESTINATIONS + 5) {
+            d.insert(
+                Address::left_padding_from(&(i as u64).to_be_bytes()),
+                i as u64,
+            );
+        }
+        cs.prune(10_000, 10_000, 10, 60);
+        assert_eq!(cs.destinations[&a].len(), MAX_DESTINATIONS);
+        assert!(cs.velocity.get("r").is_none_or(|w| w.is_empty()));
+    }
+}
