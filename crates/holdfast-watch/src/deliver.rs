@@ -270,8 +270,9 @@ impl SinkTask {
         self.sink.name()
     }
 
+    /// Stopped by [`Deliverer::shutdown`], or the [`Deliverer`] was dropped.
     fn is_stopped(&self) -> bool {
-        *self.stopped.borrow()
+        *self.stopped.borrow() || self.stopped.has_changed().is_err()
     }
 
     /// Waits `d`, or less if the deliverer is stopped; returns whether it was stopped.

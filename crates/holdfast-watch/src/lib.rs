@@ -11,8 +11,8 @@
 
 pub mod alert;
 pub mod config;
-pub mod detect;
 pub mod deliver;
+pub mod detect;
 pub mod engine;
 pub mod follow;
 pub mod metrics;
@@ -25,8 +25,8 @@ pub use alert::{
     AddressNote, Alert, DetectorKind, Fact, Involvement, Link, Place, Severity, alert_id,
 };
 pub use config::{ConfigError, Diagnostic, Validated, WatchConfig};
-pub use detect::{Context, DetectError, DetectorState, Detectors, History, Labels};
 pub use deliver::{Backoff, Deliverer, DeliveryConfig, DeliveryMetrics};
+pub use detect::{Context, DetectError, DetectorState, Detectors, History, Labels};
 pub use engine::{
     ChainOptions, ChainWatch, IntelView, Rules, RunSummary, Shared, Start, WatchError, WatchState,
 };
