@@ -24,8 +24,10 @@
 mod codec;
 mod embedded;
 pub mod gate;
+mod group_commit;
 pub mod import;
 mod pg;
+mod pg_pool;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
 pub mod watch;
@@ -128,6 +130,29 @@ pub enum StoreError {
     },
     #[error("limit {0} is above the maximum of {MAX_LIMIT}")]
     Limit(usize),
+    /// A caller's argument the store cannot take (an id, a name, a cursor).
+    #[error("{field} {value:?}: expected {expected}")]
+    Argument {
+        field: &'static str,
+        value: String,
+        expected: String,
+    },
+    /// A watch write of a chain whose lease this writer does not hold (module `watch`):
+    /// another instance has taken the chain over (or the lease was released), so this one
+    /// must stop writing it. Nothing was written.
+    #[error(
+        "chain {chain_id}: {}; the lease is {}: nothing was written, stop watching the chain",
+        match fence { Some(f) => format!("fencing token {f} is stale"), None => "a write without a fencing token".to_owned() },
+        match holder { Some(h) => format!("held by {h:?} with token {token}"), None => format!("released (token {token})") }
+    )]
+    LeaseLost {
+        chain_id: u64,
+        /// The token the write carried.
+        fence: Option<u64>,
+        /// Who holds the lease now (`None`: released or never taken).
+        holder: Option<String>,
+        token: u64,
+    },
     #[error("stored data is corrupt ({0}); restore from backup or re-ingest")]
     Corrupt(String),
     #[error("embedded store {path}: {message}")]

@@ -42,6 +42,13 @@ CREATE TABLE conversions (
 CREATE INDEX conversions_tx ON conversions (chain_id, tx_hash);
 "];
 
+const SCHEMA: crate::pg_pool::Schema = crate::pg_pool::Schema {
+    what: "transfer",
+    table: "holdfast_schema",
+    lock: 7_400_001,
+    migrations: MIGRATIONS,
+};
+
 const COLUMNS: &str = "block_number, tx_index, position, block_hash, ts, tx_hash, from_addr, to_addr, asset, amount::text";
 /// `COLUMNS` of the table aliased `t`.
 const STORED: &str = "t.block_number, t.tx_index, t.position, t.block_hash, t.ts, t.tx_hash, t.from_addr, t.to_addr, t.asset, t.amount::text";
@@ -68,31 +75,7 @@ impl PgStore {
     /// local socket) and creates or checks the schema.
     pub fn connect(url: &str) -> Result<PgStore, StoreError> {
         let mut client = Client::connect(url, NoTls)?;
-        let mut txn = client.transaction()?;
-        // One instance at a time migrates; a schema that is up to date gets no DDL (which
-        // would lock tables other instances are writing).
-        txn.batch_execute(
-            "SELECT pg_advisory_xact_lock(7400001);
-             CREATE TABLE IF NOT EXISTS holdfast_schema (version INT NOT NULL)",
-        )?;
-        let version = txn
-            .query_one("SELECT coalesce(max(version), 0) FROM holdfast_schema", &[])?
-            .get::<_, i32>(0);
-        let known = MIGRATIONS.len();
-        let from = usize::try_from(version).unwrap_or(usize::MAX);
-        if from > known {
-            return Err(StoreError::Postgres(format!(
-                "the database has schema version {version}; this Holdfast knows versions up to {known}: upgrade Holdfast"
-            )));
-        }
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(from) {
-            txn.batch_execute(m)?;
-            txn.execute(
-                "INSERT INTO holdfast_schema (version) VALUES ($1)",
-                &[&(i32::try_from(i + 1).unwrap_or(i32::MAX))],
-            )?;
-        }
-        txn.commit()?;
+        crate::pg_pool::migrate(&mut client, &SCHEMA)?;
         Ok(PgStore {
             client: Mutex::new(client),
             fail_after: AtomicUsize::new(usize::MAX),

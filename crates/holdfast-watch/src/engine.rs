@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::alert::Alert;
+use crate::detect::RulesError;
 use crate::follow::{ChainInfo, FollowError, FollowState, TracePlan};
 use crate::metrics::WatchMetrics;
 use crate::units::Units;
@@ -33,13 +34,14 @@ use crate::units::Units;
 pub trait Rules: Send + Sync + std::fmt::Debug {
     /// Runs every rule over one block, updating `state` (the detectors' own, carried from
     /// block to block in the checkpoint; `Null` at the start). Deterministic: the same block
-    /// and state give the same alerts.
+    /// and state give the same alerts. On an error `state` is unchanged and the block is not
+    /// committed (no alert is lost to a history that could not be read).
     fn detect(
         &self,
         chain: &ChainInfo,
         block: &BlockDetail,
         state: &mut serde_json::Value,
-    ) -> Vec<Alert>;
+    ) -> Result<Vec<Alert>, RulesError>;
 
     /// How a rule's `trace` response follows the theft (None: the rule has no `trace`).
     fn trace_plan(&self, rule: &str) -> Option<TracePlan>;
@@ -86,6 +88,12 @@ pub enum WatchError {
     Store { chain: String, source: StoreError },
     #[error(transparent)]
     Follow(#[from] FollowError),
+    #[error("chain {chain} block {block}: the rules failed: {source}")]
+    Rules {
+        chain: String,
+        block: u64,
+        source: RulesError,
+    },
     #[error("the watch's checkpoint state does not decode: {0}")]
     State(serde_json::Error),
     #[error(
@@ -545,7 +553,7 @@ impl ChainWatch {
             fence: Some(fence),
         };
         self.db(move |s| s.commit_block(&commit)).await?;
-        if !alerts.is_empty() {
+        if !alerts.is_empty() && confirmations > 0 {
             let ids: Vec<String> = alerts.iter().map(|a| a.id.clone()).collect();
             if depth >= confirmations {
                 // Deep already (catch-up): confirmed with the next block's commit.
@@ -673,7 +681,13 @@ pub fn detect_block<C: holdfast_trace::Classifier + ?Sized>(
     detail: &BlockDetail,
     state: &mut WatchState,
 ) -> Result<Vec<Alert>, WatchError> {
-    let mut alerts = rules.detect(chain, detail, &mut state.detect);
+    let mut alerts = rules
+        .detect(chain, detail, &mut state.detect)
+        .map_err(|source| WatchError::Rules {
+            chain: chain.name.clone(),
+            block: detail.block().number,
+            source,
+        })?;
     for a in &alerts {
         if a.responses.iter().any(|r| r == "trace")
             && let Some(plan) = rules.trace_plan(&a.rule)

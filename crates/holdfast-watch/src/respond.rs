@@ -15,6 +15,9 @@
 //! - `trace` is not here: it changes the watch's state, so it is applied in the block's
 //!   commit by the engine.
 //!
+//! The responder is delivered to like a sink (`Sink::responder`, cursor
+//! [`RESPONDER_SINK`]): in order, retried with backoff until it succeeds.
+//!
 //! A retraction undoes nothing: a freeze is lifted by people (the guard's quorum), a label
 //! is removed by an operator.
 
@@ -26,9 +29,13 @@ use std::sync::Arc;
 use alloy_primitives::Address;
 use holdfast_intel::{DataDir, LabelRecord};
 use holdfast_primitives::{Category, Confidence};
-use holdfast_store::watch::{AlertEventKind, OutboxEvent};
+use holdfast_store::watch::AlertEventKind;
 
 use crate::alert::{Alert, Involvement};
+use crate::sink::SinkEvent;
+
+/// The responder's cursor name in the outbox.
+pub const RESPONDER_SINK: &str = "holdfast:responder";
 
 /// A boxed future (the seams are object-safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -164,13 +171,13 @@ impl Responder {
     /// Runs the responses of one outbox event (only `raised` events have any). A response the
     /// rule asks for but this responder is not set up for is logged as an error once per
     /// event and skipped (the configuration check refuses such a watch file at start).
-    pub async fn handle(&self, event: &OutboxEvent) -> Result<Responded, RespondError> {
+    pub async fn handle(&self, event: &SinkEvent) -> Result<Responded, RespondError> {
         let mut done = Responded::default();
         if event.kind != AlertEventKind::Raised {
             return Ok(done);
         }
         let alert: Alert =
-            serde_json::from_slice(&event.body).map_err(|source| RespondError::Body {
+            serde_json::from_value(event.alert.clone()).map_err(|source| RespondError::Body {
                 id: event.alert_id.clone(),
                 source,
             })?;

@@ -15,18 +15,18 @@
 //! | `gate.firstpaid` | wallet, destination | when the wallet first paid it |
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 use alloy_primitives::{Address, B256};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
+use fjall::Readable;
 
 use super::{
     AuditEntry, Change, Decided, Freeze, GateRequest, GateStore, HistoryQuery, NewAudit, Outflow,
     RequestState, StoredApproval, WalletHistory, apply,
 };
 use crate::StoreError;
+use crate::group_commit::{Batch, FjallDir, GroupCommit, WriterGuard};
 
 const SPACES: [&str; 8] = [
     "gate.requests",
@@ -46,22 +46,6 @@ const OUTFLOWS: usize = 4;
 const AUDIT: usize = 5;
 const META: usize = 6;
 const FIRST_PAID: usize = 7;
-
-/// Group commit: writers that committed wait for one fsync that covers them.
-///
-/// fjall holds its journal lock while it fsyncs, so a writer that arrives during an fsync
-/// waits for it before it can write, and would then fsync alone: one fsync per commit. So
-/// the writer that leads the next fsync first lets the writers already queued for the writer
-/// lock (counted in `pending`) write theirs, for at most [`GROUP_WAIT`], and one fsync then
-/// covers them all.
-#[derive(Debug, Default)]
-struct Syncs {
-    /// (commits written, commits fsynced, an fsync is running)
-    state: Mutex<(u64, u64, bool)>,
-    done: Condvar,
-    /// Signalled when the last pending writer releases the writer lock.
-    idle: Condvar,
-}
 
 /// Decisions that need a wallet's history run under one of these locks, chosen by wallet.
 const WALLET_STRIPES: usize = 64;
@@ -86,18 +70,10 @@ struct Window {
 /// a decision looking further back reads the keyspace.
 const WINDOW_MAX_RECORDS: usize = 200_000;
 
-/// How long the leader of an fsync waits at most for queued writers to write first.
-const GROUP_WAIT: std::time::Duration = std::time::Duration::from_micros(500);
-
 /// The embedded guard state.
 pub struct EmbeddedGateStore {
-    db: Database,
-    spaces: Vec<Keyspace>,
-    path: PathBuf,
-    writer: Mutex<()>,
-    /// Writers waiting for or holding the writer lock.
-    pending: AtomicUsize,
-    syncs: Syncs,
+    dir: FjallDir,
+    group: GroupCommit,
     /// Serializes the decisions of one wallet (see [`GateStore::insert_decided`]).
     wallets: Vec<Mutex<()>>,
     /// The outflow records of the wallets decisions have read, kept equal to
@@ -109,32 +85,10 @@ pub struct EmbeddedGateStore {
     window_max: usize,
 }
 
-/// The writer lock, counted in `pending` from the moment it is asked for until it is released.
-struct WriterGuard<'a> {
-    lock: Option<MutexGuard<'a, ()>>,
-    pending: &'a AtomicUsize,
-    syncs: &'a Syncs,
-}
-
-impl Drop for WriterGuard<'_> {
-    fn drop(&mut self) {
-        drop(self.lock.take());
-        if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
-            // Taking the lock orders this with a leader between its check and its wait.
-            let _s = self
-                .syncs
-                .state
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            self.syncs.idle.notify_all();
-        }
-    }
-}
-
 impl std::fmt::Debug for EmbeddedGateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedGateStore")
-            .field("path", &self.path)
+            .field("path", &self.dir.path)
             .finish_non_exhaustive()
     }
 }
@@ -167,48 +121,11 @@ fn freeze_key(scope: Option<Address>) -> Vec<u8> {
     }
 }
 
-/// A staged commit: puts and deletes per keyspace.
-#[derive(Default)]
-struct Batch {
-    ops: Vec<(usize, Vec<u8>, Option<Vec<u8>>)>,
-}
-
-impl Batch {
-    fn put(&mut self, space: usize, k: impl Into<Vec<u8>>, v: impl Into<Vec<u8>>) {
-        self.ops.push((space, k.into(), Some(v.into())));
-    }
-    fn del(&mut self, space: usize, k: impl Into<Vec<u8>>) {
-        self.ops.push((space, k.into(), None));
-    }
-}
-
 impl EmbeddedGateStore {
     pub fn open(path: &Path) -> Result<EmbeddedGateStore, StoreError> {
-        let err = |e: &dyn std::fmt::Display| StoreError::Embedded {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        };
-        std::fs::create_dir_all(path).map_err(|e| err(&e))?;
-        // One background worker: flushes and compactions of this small, write-mostly state
-        // must not take both cores from the requests waiting on it.
-        let db = Database::builder(path)
-            .worker_threads(1)
-            .open()
-            .map_err(|e| err(&e))?;
-        let spaces = SPACES
-            .iter()
-            .map(|n| {
-                db.keyspace(n, KeyspaceCreateOptions::default)
-                    .map_err(|e| err(&e))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(EmbeddedGateStore {
-            db,
-            spaces,
-            path: path.to_owned(),
-            writer: Mutex::new(()),
-            pending: AtomicUsize::new(0),
-            syncs: Syncs::default(),
+            dir: FjallDir::open(path, &SPACES)?,
+            group: GroupCommit::default(),
             wallets: (0..WALLET_STRIPES).map(|_| Mutex::new(())).collect(),
             windows: Mutex::new(HashMap::new()),
             window_max: WINDOW_MAX_RECORDS,
@@ -224,10 +141,7 @@ impl EmbeddedGateStore {
     }
 
     fn err(&self, e: impl std::fmt::Display) -> StoreError {
-        StoreError::Embedded {
-            path: self.path.display().to_string(),
-            message: e.to_string(),
-        }
+        self.dir.err(e)
     }
 
     fn json<T: serde::Serialize>(&self, v: &T) -> Result<Vec<u8>, StoreError> {
@@ -239,10 +153,7 @@ impl EmbeddedGateStore {
     }
 
     fn read(&self, space: usize, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.spaces[space]
-            .get(key)
-            .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|e| self.err(e))
+        self.dir.read(space, key)
     }
 
     /// Commits `batch` with the audit entries sealed after the current head, then waits for
@@ -289,71 +200,13 @@ impl EmbeddedGateStore {
             .filter(|(space, _, _)| *space == OUTFLOWS)
             .map(|(_, k, v)| (k.clone(), v.clone()))
             .collect();
-        let mut b = self.db.batch().durability(Some(PersistMode::Buffer));
-        for (space, k, v) in batch.ops {
-            match v {
-                Some(v) => b.insert(&self.spaces[space], k, v),
-                None => b.remove(&self.spaces[space], k),
-            }
-        }
-        b.commit().map_err(|e| self.err(e))?;
+        self.dir.write(batch)?;
         self.apply_to_windows(outflow_ops);
-        let mine = {
-            let mut s = self
-                .syncs
-                .state
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            s.0 += 1;
-            s.0
-        };
-        drop(guard);
-        Ok(mine)
+        Ok(self.group.written(guard))
     }
 
     fn sync_up_to(&self, mine: u64) -> Result<(), StoreError> {
-        let mut s = self
-            .syncs
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if s.1 >= mine {
-                return Ok(());
-            }
-            if !s.2 {
-                s.2 = true;
-                let (waited, _) = self
-                    .syncs
-                    .idle
-                    .wait_timeout_while(s, GROUP_WAIT, |_| self.pending.load(Ordering::SeqCst) > 0)
-                    .unwrap_or_else(PoisonError::into_inner);
-                // Everything written so far is in the journal's OS buffers; this fsync covers it.
-                let target = waited.0;
-                drop(waited);
-                let r = self
-                    .db
-                    .persist(PersistMode::SyncAll)
-                    .map_err(|e| self.err(e));
-                s = self
-                    .syncs
-                    .state
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                s.2 = false;
-                if r.is_ok() {
-                    s.1 = s.1.max(target);
-                }
-                self.syncs.done.notify_all();
-                r?;
-            } else {
-                s = self
-                    .syncs
-                    .done
-                    .wait(s)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
-        }
+        self.group.sync_up_to(mine, || self.dir.persist())
     }
 
     fn head(&self) -> Result<(u64, B256), StoreError> {
@@ -405,13 +258,7 @@ impl EmbeddedGateStore {
     }
 
     fn lock(&self) -> WriterGuard<'_> {
-        self.pending.fetch_add(1, Ordering::SeqCst);
-        WriterGuard {
-            // A panic while staging committed nothing: the lock is safe to take over.
-            lock: Some(self.writer.lock().unwrap_or_else(PoisonError::into_inner)),
-            pending: &self.pending,
-            syncs: &self.syncs,
-        }
+        self.group.lock()
     }
 
     fn index(&self, batch: &mut Batch, r: &GateRequest) {
@@ -511,9 +358,9 @@ impl EmbeddedGateStore {
             std::collections::hash_map::Entry::Vacant(e) => {
                 // Under the windows lock: a write committed meanwhile is applied after this
                 // load (it waits for the lock), and applying it again changes nothing.
-                let snap = self.db.snapshot();
+                let snap = self.dir.db.snapshot();
                 let mut w = Window::default();
-                for g in snap.prefix(&self.spaces[OUTFLOWS], q.wallet.as_slice()) {
+                for g in snap.prefix(&self.dir.spaces[OUTFLOWS], q.wallet.as_slice()) {
                     let (k, v) = g.into_inner().map_err(|e| self.err(e))?;
                     if k.len() < 28 {
                         continue;
@@ -571,10 +418,10 @@ impl EmbeddedGateStore {
         since: u64,
         out: &mut WalletHistory,
     ) -> Result<(), StoreError> {
-        let snap = self.db.snapshot();
+        let snap = self.dir.db.snapshot();
         let start = outflow_key(q.wallet, since, "");
         let mut records = 0usize;
-        for g in snap.range(&self.spaces[OUTFLOWS], start..) {
+        for g in snap.range(&self.dir.spaces[OUTFLOWS], start..) {
             let (k, v) = g.into_inner().map_err(|e| self.err(e))?;
             if !k.starts_with(q.wallet.as_slice()) || k.len() < 28 {
                 break;
@@ -717,17 +564,17 @@ impl GateStore for EmbeddedGateStore {
     }
 
     fn in_state(&self, state: RequestState, limit: usize) -> Result<Vec<GateRequest>, StoreError> {
-        let snap = self.db.snapshot();
+        let snap = self.dir.db.snapshot();
         let mut out = Vec::new();
         for g in snap
-            .prefix(&self.spaces[STATES], [state_byte(state)])
+            .prefix(&self.dir.spaces[STATES], [state_byte(state)])
             .take(limit)
         {
             let (k, _) = g.into_inner().map_err(|e| self.err(e))?;
             let id = std::str::from_utf8(&k[9..])
                 .map_err(|_| StoreError::Corrupt("gate index".into()))?;
             if let Some(v) = snap
-                .get(&self.spaces[REQUESTS], id.as_bytes())
+                .get(&self.dir.spaces[REQUESTS], id.as_bytes())
                 .map_err(|e| self.err(e))?
             {
                 out.push(self.parse(&v)?);
@@ -737,15 +584,18 @@ impl GateStore for EmbeddedGateStore {
     }
 
     fn due_holds(&self, now: u64, limit: usize) -> Result<Vec<GateRequest>, StoreError> {
-        let snap = self.db.snapshot();
+        let snap = self.dir.db.snapshot();
         let mut out = Vec::new();
         let end = (now.saturating_add(1)).to_be_bytes();
-        for g in snap.range(&self.spaces[HOLDS], ..end.to_vec()).take(limit) {
+        for g in snap
+            .range(&self.dir.spaces[HOLDS], ..end.to_vec())
+            .take(limit)
+        {
             let (k, _) = g.into_inner().map_err(|e| self.err(e))?;
             let id = std::str::from_utf8(&k[8..])
                 .map_err(|_| StoreError::Corrupt("gate holds".into()))?;
             if let Some(v) = snap
-                .get(&self.spaces[REQUESTS], id.as_bytes())
+                .get(&self.dir.spaces[REQUESTS], id.as_bytes())
                 .map_err(|e| self.err(e))?
             {
                 let r: GateRequest = self.parse(&v)?;
@@ -782,9 +632,9 @@ impl GateStore for EmbeddedGateStore {
     }
 
     fn approvals(&self, request_id: &str) -> Result<Vec<StoredApproval>, StoreError> {
-        let snap = self.db.snapshot();
+        let snap = self.dir.db.snapshot();
         let prefix = [request_id.as_bytes(), &[0]].concat();
-        snap.prefix(&self.spaces[APPROVALS], prefix)
+        snap.prefix(&self.dir.spaces[APPROVALS], prefix)
             .map(|g| {
                 let (_, v) = g.into_inner().map_err(|e| self.err(e))?;
                 self.parse(&v)
@@ -834,8 +684,8 @@ impl GateStore for EmbeddedGateStore {
     }
 
     fn audit(&self, from_seq: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let snap = self.db.snapshot();
-        snap.range(&self.spaces[AUDIT], from_seq.to_be_bytes().to_vec()..)
+        let snap = self.dir.db.snapshot();
+        snap.range(&self.dir.spaces[AUDIT], from_seq.to_be_bytes().to_vec()..)
             .take(limit)
             .map(|g| {
                 let (_, v) = g.into_inner().map_err(|e| self.err(e))?;

@@ -10,11 +10,10 @@
 //! Its own versioned schema (`holdfast_gate_schema`), migrated under an advisory lock like
 //! the transfer store's.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use alloy_primitives::{Address, B256};
-use postgres::{Client, GenericClient, NoTls, Transaction};
+use postgres::{GenericClient, Transaction};
 
 use super::{
     AuditEntry, Change, Decided, Freeze, GateRequest, GateStore, HistoryQuery, NewAudit, Outflow,
@@ -88,6 +87,7 @@ fn read_history(c: &mut impl GenericClient, q: &HistoryQuery) -> Result<WalletHi
     Ok(out)
 }
 use crate::StoreError;
+use crate::pg_pool::{Pool, Schema};
 
 /// Append new migrations; never edit a released one.
 const MIGRATIONS: &[&str] = &["
@@ -112,10 +112,16 @@ CREATE TABLE gate_first_paid (
 
 /// A pool of connections to one database.
 pub struct PgGateStore {
-    clients: Vec<Mutex<Client>>,
-    next: AtomicUsize,
+    pool: Pool,
     inserts: Inserts,
 }
+
+const SCHEMA: Schema = Schema {
+    what: "gate",
+    table: "holdfast_gate_schema",
+    lock: 7_400_002,
+    migrations: MIGRATIONS,
+};
 
 /// Group insert. Every new request appends to the one audit chain, whose head row is locked
 /// from the append to the commit, so concurrent inserts would commit one WAL flush at a time.
@@ -145,19 +151,10 @@ struct Queued {
     result: Arc<Mutex<Option<Result<(), StoreError>>>>,
 }
 
-impl Drop for PgGateStore {
-    /// The synchronous client closes its connection by blocking on its own runtime, which
-    /// panics on an async runtime's thread: close on a plain thread instead.
-    fn drop(&mut self) {
-        let clients = std::mem::take(&mut self.clients);
-        let _ = std::thread::spawn(move || drop(clients)).join();
-    }
-}
-
 impl std::fmt::Debug for PgGateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgGateStore")
-            .field("connections", &self.clients.len())
+            .field("connections", &self.pool.len())
             .finish_non_exhaustive()
     }
 }
@@ -178,56 +175,14 @@ impl PgGateStore {
     /// Connects `connections` clients (no TLS: a trusted network or a local socket) and
     /// creates or checks the schema.
     pub fn connect(url: &str, connections: usize) -> Result<PgGateStore, StoreError> {
-        let mut first = Client::connect(url, NoTls)?;
-        let mut txn = first.transaction()?;
-        txn.batch_execute(
-            "SELECT pg_advisory_xact_lock(7400002);
-             CREATE TABLE IF NOT EXISTS holdfast_gate_schema (version INT NOT NULL)",
-        )?;
-        let version = txn
-            .query_one(
-                "SELECT coalesce(max(version), 0) FROM holdfast_gate_schema",
-                &[],
-            )?
-            .get::<_, i32>(0);
-        let from = usize::try_from(version).unwrap_or(usize::MAX);
-        if from > MIGRATIONS.len() {
-            return Err(StoreError::Postgres(format!(
-                "the database has gate schema version {version}; this Holdfast knows versions up to {}: upgrade Holdfast",
-                MIGRATIONS.len()
-            )));
-        }
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(from) {
-            txn.batch_execute(m)?;
-            txn.execute(
-                "INSERT INTO holdfast_gate_schema (version) VALUES ($1)",
-                &[&(i32::try_from(i + 1).unwrap_or(i32::MAX))],
-            )?;
-        }
-        txn.commit()?;
-        let mut clients = vec![Mutex::new(first)];
-        for _ in 1..connections.max(1) {
-            clients.push(Mutex::new(Client::connect(url, NoTls)?));
-        }
         Ok(PgGateStore {
-            clients,
-            next: AtomicUsize::new(0),
+            pool: Pool::connect(url, connections, &SCHEMA)?,
             inserts: Inserts::default(),
         })
     }
 
-    /// A free connection if there is one, else the next in turn.
-    fn client(&self) -> MutexGuard<'_, Client> {
-        for c in &self.clients {
-            if let Ok(g) = c.try_lock() {
-                return g;
-            }
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
-        // A panic mid-transaction dropped (rolled back) it: the connection is clean.
-        self.clients[i]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn client(&self) -> MutexGuard<'_, postgres::Client> {
+        self.pool.client()
     }
 
     /// Appends `audit` after the head; returns the entries' hashes.

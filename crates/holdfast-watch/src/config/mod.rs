@@ -28,6 +28,8 @@ use crate::sink::SinkSpec;
 
 pub use validate::{parse_address, validate};
 
+/// Confirmations after which an alert is confirmed, when `[[chain]]` does not say.
+pub const DEFAULT_CONFIRMATIONS: u64 = 12;
 /// Largest watch file (and address file) read.
 pub const MAX_WATCH_BYTES: usize = 16 << 20;
 /// Most characters a look-alike match may compare (prefix + suffix).
@@ -168,7 +170,8 @@ pub struct ChainConfig {
     pub transport: Transport,
     /// When set, the node must answer this chain id.
     pub chain_id: Option<u64>,
-    /// Blocks behind the head the watch raises alerts at (0: the head itself).
+    /// Alerts are raised at the head (0 confirmations) and confirmed (a `confirmed` event)
+    /// once their block is this deep; 0: final as raised, no `confirmed` events. Default 12.
     pub confirmations: u64,
     /// The first block to watch (default: the head when the watch starts with no checkpoint).
     pub start_block: Option<u64>,

@@ -11,8 +11,8 @@ use toml::Spanned;
 
 use super::file::{RawAsset, RawChain, RawSet, RawWatch};
 use super::{
-    AddressSet, AssetConfig, ChainConfig, ConfigError, Diagnostic, MAX_WATCH_BYTES, Transport,
-    Validated, WatchConfig,
+    AddressSet, AssetConfig, ChainConfig, ConfigError, DEFAULT_CONFIRMATIONS, Diagnostic,
+    MAX_WATCH_BYTES, Transport, Validated, WatchConfig,
 };
 use crate::alert::Severity;
 use crate::sink::SinkSpec;
@@ -225,7 +225,10 @@ fn chains(cx: &mut Ctx<'_>, raw: &[RawChain]) -> Vec<ChainConfig> {
                 None
             }
         });
-        let confirmations = c.confirmations.as_ref().map_or(0, |s| *s.get_ref());
+        let confirmations = c
+            .confirmations
+            .as_ref()
+            .map_or(DEFAULT_CONFIRMATIONS, |s| *s.get_ref());
         if let Some(s) = &c.confirmations
             && *s.get_ref() > 1_000
         {

@@ -121,6 +121,26 @@ impl WatchStore for MemoryOutbox {
         *c = (*c).max(seq);
         Ok(())
     }
+    fn cursor(&self, sink: &str) -> Result<u64, StoreError> {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(g.cursors.get(sink).copied().unwrap_or(0))
+    }
+    fn outbox_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<holdfast_store::watch::OutboxEvent>, StoreError> {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(g.events
+            .iter()
+            .filter(|e| e.seq > after)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+    fn lease(&self, _: u64) -> Result<Option<holdfast_store::watch::Lease>, StoreError> {
+        Err(unsupported())
+    }
     fn outbox_head(&self) -> Result<u64, StoreError> {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         Ok(g.events.len() as u64)

@@ -74,21 +74,13 @@ pub enum RulesError {
 }
 
 impl Rules for FileRules {
-    /// The engine's seam is infallible: an error is logged and the block gives no alerts
-    /// from the detectors (state unchanged). Prefer [`FileRules::try_detect`].
     fn detect(
         &self,
         chain: &ChainInfo,
         block: &BlockDetail,
         state: &mut serde_json::Value,
-    ) -> Vec<Alert> {
-        match self.try_detect(chain, block, state) {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!(target: "watch::detect", chain = %chain.name, block_number = block.block().number, "detectors failed: {e}");
-                Vec::new()
-            }
-        }
+    ) -> Result<Vec<Alert>, RulesError> {
+        self.try_detect(chain, block, state)
     }
 
     fn trace_plan(&self, rule: &str) -> Option<TracePlan> {

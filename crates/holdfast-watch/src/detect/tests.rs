@@ -1075,7 +1075,9 @@ responses = ["notify", "label"]
     );
     b.balance(tx, addr(1), eth(6000), U256::ZERO);
     let mut state = serde_json::Value::Null;
-    let alerts = rules.detect(&chain, &b.build(), &mut state);
+    let alerts = rules
+        .detect(&chain, &b.build(), &mut state)
+        .expect("detects");
     assert_eq!(alerts.len(), 1);
     assert_eq!(state["chains"]["eth"]["last_block"], 41);
 }

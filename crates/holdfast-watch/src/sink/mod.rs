@@ -20,6 +20,7 @@ mod stdout;
 mod webhook;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -27,6 +28,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::alert::Severity;
+use crate::respond::{RESPONDER_SINK, Responder};
 
 pub use email::{EmailSink, message_id};
 pub use event::SinkEvent;
@@ -152,6 +154,13 @@ pub enum SendError {
         #[source]
         source: std::io::Error,
     },
+    /// A response (freeze, label, notify) failed.
+    #[error("{sink}: {source}")]
+    Respond {
+        sink: String,
+        #[source]
+        source: crate::respond::RespondError,
+    },
     /// The attempt did not finish within the deliverer's attempt timeout.
     #[error("sink {sink:?}: no answer within {timeout:?}")]
     Timeout { sink: String, timeout: Duration },
@@ -175,6 +184,9 @@ pub enum SinkTarget {
     Slack(SlackSink),
     Email(EmailSink),
     Stdout(StdoutSink),
+    /// The rules' responses (freeze, label, notify): not a `[[sink]]` of the file, added by
+    /// the runner so responses get the outbox's guarantees.
+    Respond(Arc<Responder>),
 }
 
 impl SinkTarget {
@@ -184,6 +196,7 @@ impl SinkTarget {
             SinkTarget::Slack(_) => "slack",
             SinkTarget::Email(_) => "email",
             SinkTarget::Stdout(_) => "stdout",
+            SinkTarget::Respond(_) => "responder",
         }
     }
 }
@@ -284,6 +297,15 @@ impl Sink {
         Ok(sinks)
     }
 
+    /// The responder, delivered to like a sink (cursor [`RESPONDER_SINK`]).
+    pub fn responder(responder: Arc<Responder>) -> Sink {
+        Sink {
+            name: RESPONDER_SINK.to_owned(),
+            min_severity: Severity::Info,
+            target: SinkTarget::Respond(responder),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -313,6 +335,15 @@ impl Sink {
             SinkTarget::Slack(s) => s.send(event).await,
             SinkTarget::Email(e) => e.send(event).await,
             SinkTarget::Stdout(s) => s.send(event).await,
+            SinkTarget::Respond(r) => {
+                r.handle(event)
+                    .await
+                    .map(|_| ())
+                    .map_err(|source| SendError::Respond {
+                        sink: self.name.clone(),
+                        source,
+                    })
+            }
         }
     }
 
@@ -324,7 +355,7 @@ impl Sink {
             SinkTarget::Webhook(w) => host_port(w.url()),
             SinkTarget::Slack(s) => host_port(s.url()),
             SinkTarget::Email(e) => (e.host().to_owned(), e.port()),
-            SinkTarget::Stdout(_) => return Ok(()),
+            SinkTarget::Stdout(_) | SinkTarget::Respond(_) => return Ok(()),
         };
         let target = format!("{host}:{port}");
         let fail = |reason: String| ProbeError {

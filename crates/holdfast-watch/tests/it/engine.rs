@@ -15,6 +15,7 @@ use holdfast_primitives::Asset;
 use holdfast_store::watch::{AlertEventKind, AlertStatus, EmbeddedWatchStore, WatchStore};
 use holdfast_store::{EmbeddedStore, Store};
 use holdfast_testkit::{Anvil, dev_account};
+use holdfast_watch::detect::RulesError;
 use holdfast_watch::{
     AddressNote, Alert, ChainInfo, ChainOptions, ChainWatch, DetectorKind, Involvement, Place,
     Rules, Severity, Shared, Start, TracePlan, Units, WatchMetrics, alert_id,
@@ -33,12 +34,12 @@ impl Rules for PaymentsFrom {
         chain: &ChainInfo,
         block: &BlockDetail,
         state: &mut serde_json::Value,
-    ) -> Vec<Alert> {
+    ) -> Result<Vec<Alert>, RulesError> {
         // The state counts blocks seen, to check it is carried through commits and unwinds.
         let seen = state.get("blocks").and_then(|v| v.as_u64()).unwrap_or(0);
         *state = json!({ "blocks": seen + 1 });
         let b = block.block();
-        block
+        Ok(block
             .transfers
             .transfers
             .iter()
@@ -75,7 +76,7 @@ impl Rules for PaymentsFrom {
                     evidence: serde_json::Value::Null,
                 }
             })
-            .collect()
+            .collect())
     }
 
     fn trace_plan(&self, _rule: &str) -> Option<TracePlan> {

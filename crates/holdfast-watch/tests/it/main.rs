@@ -5,5 +5,4 @@ mod deliver;
 mod engine;
 mod receivers;
 mod sinks;
-mod store_shim;
 mod watch_files;

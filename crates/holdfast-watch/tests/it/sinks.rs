@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 
 use crate::receivers::{Receiver, ReceiverOptions, SmtpServer, TestChain};
-use crate::store_shim::EmbeddedWatchStore;
+use holdfast_store::watch::EmbeddedWatchStore;
 
 pub fn open_store(dir: &std::path::Path) -> Arc<dyn WatchStore> {
     Arc::new(

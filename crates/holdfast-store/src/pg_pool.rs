@@ -1,0 +1,107 @@
+//! Connections to one PostgreSQL database shared by the stores that keep several
+//! instances' state (the guard service's, the watch's): a fixed pool of synchronous clients,
+//! and a versioned schema per store migrated on connect under an advisory lock.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use postgres::{Client, NoTls};
+
+use crate::StoreError;
+
+/// One store's schema: its migrations, in order (`migrations[i]` takes the database from
+/// version `i` to `i + 1`, recorded in `table`); append new ones, never edit a released one.
+pub(crate) struct Schema {
+    /// What the schema is of, in errors ("gate", "watch").
+    pub what: &'static str,
+    /// The version table.
+    pub table: &'static str,
+    /// The advisory lock (single-key space) held while migrating.
+    pub lock: i64,
+    pub migrations: &'static [&'static str],
+}
+
+/// A pool of connections to one database.
+pub(crate) struct Pool {
+    clients: Vec<Mutex<Client>>,
+    next: AtomicUsize,
+}
+
+impl Drop for Pool {
+    /// The synchronous client closes its connection by blocking on its own runtime, which
+    /// panics on an async runtime's thread: close on a plain thread instead.
+    fn drop(&mut self) {
+        let clients = std::mem::take(&mut self.clients);
+        let _ = std::thread::spawn(move || drop(clients)).join();
+    }
+}
+
+impl Pool {
+    /// Connects `connections` clients (no TLS: a trusted network or a local socket) and
+    /// creates or checks `schema`.
+    pub fn connect(url: &str, connections: usize, schema: &Schema) -> Result<Pool, StoreError> {
+        let mut first = Client::connect(url, NoTls)?;
+        migrate(&mut first, schema)?;
+        let mut clients = vec![Mutex::new(first)];
+        for _ in 1..connections.max(1) {
+            clients.push(Mutex::new(Client::connect(url, NoTls)?));
+        }
+        Ok(Pool {
+            clients,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// A free connection if there is one, else the next in turn.
+    pub fn client(&self) -> MutexGuard<'_, Client> {
+        for c in &self.clients {
+            if let Ok(g) = c.try_lock() {
+                return g;
+            }
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        // A panic mid-transaction dropped (rolled back) it: the connection is clean.
+        self.clients[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Brings the database to `schema`'s latest version. One instance at a time migrates; a
+/// schema that is up to date gets no DDL (which would lock tables other instances are
+/// writing).
+pub(crate) fn migrate(client: &mut Client, schema: &Schema) -> Result<(), StoreError> {
+    let mut tx = client.transaction()?;
+    tx.batch_execute(&format!(
+        "SELECT pg_advisory_xact_lock({});
+         CREATE TABLE IF NOT EXISTS {} (version INT NOT NULL)",
+        schema.lock, schema.table
+    ))?;
+    let version = tx
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {}", schema.table),
+            &[],
+        )?
+        .get::<_, i32>(0);
+    let from = usize::try_from(version).unwrap_or(usize::MAX);
+    if from > schema.migrations.len() {
+        return Err(StoreError::Postgres(format!(
+            "the database has {} schema version {version}; this Holdfast knows versions up to {}: upgrade Holdfast",
+            schema.what,
+            schema.migrations.len()
+        )));
+    }
+    for (i, m) in schema.migrations.iter().enumerate().skip(from) {
+        tx.batch_execute(m)?;
+        tx.execute(
+            &format!("INSERT INTO {} (version) VALUES ($1)", schema.table),
+            &[&(i32::try_from(i + 1).unwrap_or(i32::MAX))],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
