@@ -97,23 +97,8 @@ impl WatchStore for MemoryOutbox {
         sink: &str,
         limit: usize,
     ) -> Result<Vec<OutboxEvent>, StoreError> {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.reads += 1;
-        if g.fail_reads > 0 {
-            g.fail_reads -= 1;
-            return Err(StoreError::Invalid {
-                chain_id: 0,
-                number: 0,
-                what: "injected read failure".into(),
-            });
-        }
-        let cursor = g.cursors.get(sink).copied().unwrap_or(0);
-        Ok(g.events
-            .iter()
-            .filter(|e| e.seq > cursor)
-            .take(limit)
-            .cloned()
-            .collect())
+        let cursor = WatchStore::cursor(self, sink)?;
+        self.outbox_since(cursor, limit)
     }
     fn advance_cursor(&self, sink: &str, seq: u64) -> Result<(), StoreError> {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -125,12 +110,17 @@ impl WatchStore for MemoryOutbox {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         Ok(g.cursors.get(sink).copied().unwrap_or(0))
     }
-    fn outbox_since(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<holdfast_store::watch::OutboxEvent>, StoreError> {
-        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+    fn outbox_since(&self, after: u64, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.reads += 1;
+        if g.fail_reads > 0 {
+            g.fail_reads -= 1;
+            return Err(StoreError::Invalid {
+                chain_id: 0,
+                number: 0,
+                what: "injected read failure".into(),
+            });
+        }
         Ok(g.events
             .iter()
             .filter(|e| e.seq > after)

@@ -340,8 +340,9 @@ async fn stdout_sink_child() {
         metrics.clone(),
         quick(),
     );
+    chain.commit(0, Severity::Info);
     chain.commit_with(&[Severity::High, Severity::Low, Severity::Critical]);
-    chain.unwind_above(0);
+    chain.unwind_above(1);
     let start = std::time::Instant::now();
     while metrics.delivered("stdout") < 4 {
         assert!(start.elapsed() < BOUND, "stdout sink did not deliver");
