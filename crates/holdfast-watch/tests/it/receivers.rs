@@ -46,6 +46,8 @@ struct ReceiverState {
     /// Requests still to record and then leave without an answer for this long.
     hang_next: AtomicUsize,
     hang_for: Duration,
+    /// Every accepted request is answered this late (a slow receiver).
+    delay: Duration,
     log: Mutex<Log>,
 }
 
@@ -77,6 +79,7 @@ pub struct ReceiverOptions {
     pub fail_first: usize,
     pub hang_first: usize,
     pub hang_for: Duration,
+    pub delay: Duration,
     pub port: Option<u16>,
 }
 
@@ -87,6 +90,7 @@ impl Receiver {
             fail_next: AtomicUsize::new(opts.fail_first),
             hang_next: AtomicUsize::new(opts.hang_first),
             hang_for: opts.hang_for,
+            delay: opts.delay,
             log: Mutex::new(Log::default()),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port.unwrap_or(0)))
@@ -231,6 +235,9 @@ async fn handle(
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
     log(&|l| l.accepted.push(received.clone()));
+    if !state.delay.is_zero() {
+        tokio::time::sleep(state.delay).await;
+    }
     if hang {
         // Processed, but the answer never comes in time: the sender must try again.
         tokio::time::sleep(state.hang_for).await;
