@@ -298,3 +298,76 @@ async fn kill_9_during_delivery_loses_nothing() {
     assert!(again <= 2 * quick().batch, "{again} sent again");
     eprintln!("killed twice (after {killed_at} keys); {again} events sent again with their keys");
 }
+
+/// Runs `f` off the async threads (the PostgreSQL store's client blocks).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_another_instance_resumes_from_the_shared_cursor() {
+    if std::env::var_os("HOLDFAST_TEST_SKIP_PG").is_some_and(|v| v == "1") {
+        return;
+    }
+    let pg = blocking(|| holdfast_store::testing::TempPostgres::start(false))
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL could not be started (HOLDFAST_TEST_SKIP_PG=1 skips): {e}")
+        });
+    let url = pg.url().to_owned();
+    let connect = |url: String| async move {
+        blocking(move || {
+            Arc::new(
+                holdfast_store::watch::PgWatchStore::connect(&url, 2)
+                    .unwrap_or_else(|e| panic!("{e}")),
+            ) as Arc<dyn holdfast_store::watch::WatchStore>
+        })
+        .await
+    };
+    let rx = Receiver::start(ReceiverOptions::default()).await;
+    let first = connect(url.clone()).await;
+    let (mut chain, mut expected) = blocking({
+        let first = first.clone();
+        move || {
+            let mut chain = TestChain::new(first);
+            let ids: Vec<String> = (0..5)
+                .flat_map(|_| chain.commit(2, Severity::High))
+                .map(|a| a.id)
+                .collect();
+            (chain, ids)
+        }
+    })
+    .await;
+    let spawn = |store| {
+        Deliverer::spawn(
+            store,
+            vec![sink(webhook("hook", &rx.url(), None), &[])],
+            Arc::new(Notify::new()),
+            DeliveryMetrics::register(&mut Registry::default()),
+            quick(),
+        )
+    };
+    let d = spawn(first.clone());
+    rx.wait_for_keys(10, BOUND).await;
+    d.shutdown().await;
+    let (_chain, more) = blocking(move || {
+        let ids: Vec<String> = (0..5)
+            .flat_map(|_| chain.commit(2, Severity::High))
+            .map(|a| a.id)
+            .collect();
+        (chain, ids)
+    })
+    .await;
+    expected.extend(more);
+    // Another instance, its own connections to the same database.
+    let second = connect(url).await;
+    let d = spawn(second);
+    rx.wait_for_keys(20, BOUND).await;
+    d.shutdown().await;
+    let got: Vec<String> = rx.accepted().into_iter().map(|r| r.key).collect();
+    assert_eq!(got, expected, "each once, in order, across instances");
+    drop(first);
+    blocking(move || drop(pg)).await;
+}
