@@ -3,6 +3,7 @@
 
 mod deliver;
 mod engine;
+mod heist;
 mod receivers;
 mod sinks;
 mod watch_files;
