@@ -5,8 +5,9 @@
 //! (`<hf-….retracted@holdfast>`), so a mail system that dedups by Message-ID drops a
 //! redelivery, and the later events thread under the raise (`In-Reply-To`).
 //!
-//! `smtp://host[:port]` (default 587) upgrades with STARTTLS when the server offers it;
-//! `smtps://host[:port]` (default 465) is TLS from the first byte.
+//! `smtp://host[:port]` (default 587) upgrades with STARTTLS when the server offers it, and
+//! requires it when a user name and password are configured (a password never crosses in
+//! the clear); `smtps://host[:port]` (default 465) is TLS from the first byte.
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -142,10 +143,12 @@ pub(super) fn from_spec(
             &format!("a host name TLS can verify ({e})"),
         )
     })?;
-    let tls = if implicit_tls {
-        Tls::Wrapper(tls_params)
-    } else {
-        Tls::Opportunistic(tls_params)
+    // With credentials, STARTTLS is required: a password never crosses in the clear, even
+    // to a server (or a man in the middle) that does not offer STARTTLS.
+    let tls = match (implicit_tls, credentials.is_some()) {
+        (true, _) => Tls::Wrapper(tls_params),
+        (false, true) => Tls::Required(tls_params),
+        (false, false) => Tls::Opportunistic(tls_params),
     };
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
         .port(port)

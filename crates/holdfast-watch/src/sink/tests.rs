@@ -559,3 +559,42 @@ async fn probe_tells_an_unreachable_sink_from_a_reachable_one() {
     let unreachable = probe_all(&[up, down], t).await;
     assert_eq!(unreachable.len(), 1);
 }
+
+#[test]
+fn slack_payload_stays_within_block_kit_limits() {
+    let mut a = alert(Severity::High, 1);
+    a.title = "t".repeat(500);
+    a.summary = "s".repeat(10_000);
+    a.facts = (0..600)
+        .map(|i| Fact {
+            name: format!("fact {i}"),
+            value: "v".repeat(3000),
+        })
+        .collect();
+    let p = slack_payload(&SinkEvent::from_outbox(&outbox_event(
+        1,
+        AlertEventKind::Raised,
+        &a,
+    )));
+    let blocks = p["blocks"].as_array().cloned().unwrap_or_default();
+    assert!(blocks.len() <= 50, "{} blocks", blocks.len());
+    assert!(
+        blocks[0]["text"]["text"]
+            .as_str()
+            .is_some_and(|t| t.chars().count() <= 150)
+    );
+    for b in &blocks {
+        if let Some(t) = b["text"]["text"].as_str() {
+            assert!(t.chars().count() <= 3000);
+        }
+        for f in b["fields"].as_array().into_iter().flatten() {
+            assert!(
+                f["text"]
+                    .as_str()
+                    .is_some_and(|t| t.chars().count() <= 2000)
+            );
+        }
+        assert!(b["fields"].as_array().is_none_or(|f| f.len() <= 10));
+    }
+    assert!(p.to_string().contains("and 560 more facts"));
+}

@@ -46,6 +46,8 @@ struct ReceiverState {
     /// Requests still to record and then leave without an answer for this long.
     hang_next: AtomicUsize,
     hang_for: Duration,
+    /// Every accepted request is answered this late (a slow receiver).
+    delay: Duration,
     log: Mutex<Log>,
 }
 
@@ -77,6 +79,7 @@ pub struct ReceiverOptions {
     pub fail_first: usize,
     pub hang_first: usize,
     pub hang_for: Duration,
+    pub delay: Duration,
     pub port: Option<u16>,
 }
 
@@ -87,6 +90,7 @@ impl Receiver {
             fail_next: AtomicUsize::new(opts.fail_first),
             hang_next: AtomicUsize::new(opts.hang_first),
             hang_for: opts.hang_for,
+            delay: opts.delay,
             log: Mutex::new(Log::default()),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port.unwrap_or(0)))
@@ -231,6 +235,9 @@ async fn handle(
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
     log(&|l| l.accepted.push(received.clone()));
+    if !state.delay.is_zero() {
+        tokio::time::sleep(state.delay).await;
+    }
     if hang {
         // Processed, but the answer never comes in time: the sender must try again.
         tokio::time::sleep(state.hang_for).await;
@@ -266,17 +273,49 @@ fn python() -> PathBuf {
     PathBuf::from("python3")
 }
 
+/// aiosmtpd with AUTH offered on a plain connection (no STARTTLS), recording every login it
+/// receives: what a careless or hostile server would see.
+const AUTH_SERVER: &str = r#"
+import sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult
+port, maildir, logins = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def authenticator(server, session, envelope, mechanism, auth_data):
+    with open(logins, "a") as f:
+        f.write(f"{mechanism} {auth_data!r}\n")
+    return AuthResult(success=True)
+Controller(Mailbox(maildir), hostname="127.0.0.1", port=port,
+           authenticator=authenticator, auth_require_tls=False).start()
+while True:
+    time.sleep(3600)
+"#;
+
 impl SmtpServer {
+    /// Plain SMTP, no AUTH, no STARTTLS.
     pub async fn start() -> SmtpServer {
+        SmtpServer::start_with(false).await
+    }
+
+    /// With `auth`, AUTH is offered in the clear and every login is recorded ([`Self::logins`]).
+    pub async fn start_with(auth: bool) -> SmtpServer {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let maildir = dir.path().join("mail");
         let port = free_port();
         let python = python();
-        let child = Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
+        let mut cmd = Command::new(&python);
+        if auth {
+            cmd.args(["-c", AUTH_SERVER])
+                .arg(port.to_string())
+                .arg(&maildir)
+                .arg(dir.path().join("logins"));
+        } else {
+            cmd.args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{port}"))
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(&maildir);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -306,6 +345,11 @@ impl SmtpServer {
         }
         let _ = &mut server;
         server
+    }
+
+    /// The logins the server received (`start_with(true)`), one line each.
+    pub fn logins(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("logins")).unwrap_or_default()
     }
 
     /// The messages received so far, as raw RFC 5322 text.

@@ -340,8 +340,9 @@ async fn stdout_sink_child() {
         metrics.clone(),
         quick(),
     );
+    chain.commit(0, Severity::Info);
     chain.commit_with(&[Severity::High, Severity::Low, Severity::Critical]);
-    chain.unwind_above(0);
+    chain.unwind_above(1);
     let start = std::time::Instant::now();
     while metrics.delivered("stdout") < 4 {
         assert!(start.elapsed() < BOUND, "stdout sink did not deliver");
@@ -404,4 +405,44 @@ fn stdout_sink_writes_one_json_line_per_event() {
             .iter()
             .all(|v| v["key"].as_str().is_some() && v["seq"].as_u64().is_some())
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_is_never_sent_to_a_server_without_starttls() {
+    // AUTH offered in the clear, no STARTTLS: a client that sent the password would log in.
+    let smtp = SmtpServer::start_with(true).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = open_store(dir.path());
+    let mut chain = TestChain::new(store.clone());
+    let spec = SinkSpec::Email {
+        name: "mail".into(),
+        server: format!("smtp://127.0.0.1:{}", smtp.port),
+        from: "watch@holdfast.test".into(),
+        to: vec!["soc@bank.test".into()],
+        username: Some("watch".into()),
+        password_env: Some("SMTP_PASSWORD".into()),
+        min_severity: None,
+    };
+    let metrics = DeliveryMetrics::register(&mut Registry::default());
+    let d = Deliverer::spawn(
+        store.clone(),
+        vec![sink(spec, &[("SMTP_PASSWORD", "hunter2")])],
+        Arc::new(Notify::new()),
+        metrics.clone(),
+        quick(),
+    );
+    chain.commit(1, Severity::Critical);
+    let start = std::time::Instant::now();
+    while metrics.failed_attempts("mail") < 2 && smtp.logins().is_empty() {
+        assert!(start.elapsed() < BOUND, "no failed attempt");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    d.shutdown().await;
+    assert_eq!(
+        smtp.logins(),
+        "",
+        "the password reached a server without TLS"
+    );
+    assert!(smtp.messages().is_empty());
+    assert_eq!(metrics.delivered("mail"), 0);
 }
