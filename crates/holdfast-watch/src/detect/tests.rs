@@ -216,6 +216,9 @@ fn ownership_transferred_alerts_but_not_in_the_constructor() {
         ],
         vec![],
     );
+    // An Ownable's owner variable at slot 3 is no Safe "owner count": the contract is not a
+    // Safe (no Safe event, no proxy forwarding to its slot 0).
+    b.slot(tx, c, num(U256::from(3)), word(addr(1)), word(addr(9)));
     let a = run(&cfg, &b.build(), &mut DetectorState::default());
     assert!(
         only(&a).title.contains("owner (Ownable) → 0x0909…0909"),

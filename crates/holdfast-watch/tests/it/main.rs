@@ -2,6 +2,7 @@
 //! PostgreSQL), a real SMTP server and webhook receivers.
 
 mod deliver;
+mod detectors;
 mod engine;
 mod receivers;
 mod sinks;
