@@ -284,6 +284,21 @@ fn main() {
     times.sort();
     let p = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
     let state_bytes = serde_json::to_vec(&state).unwrap().len();
+    let cs = &state.chains["eth"];
+    let kib = |v: serde_json::Value| serde_json::to_vec(&v).unwrap().len() / 1024;
+    println!(
+        "state parts (KiB): velocity {}, balances {}, episodes {}, dynamic {}",
+        kib(serde_json::to_value(&cs.velocity).unwrap()),
+        kib(serde_json::to_value(&cs.balances).unwrap()),
+        kib(serde_json::to_value(&cs.episodes).unwrap()),
+        kib(serde_json::to_value(&cs.dynamic).unwrap()),
+    );
+    let t = Instant::now();
+    let json = serde_json::to_vec(&state).unwrap();
+    let ser = t.elapsed();
+    let t = Instant::now();
+    let _back: DetectorState = serde_json::from_slice(&json).unwrap();
+    println!("state to JSON {ser:?}, from JSON {:?}", t.elapsed());
     println!(
         "{blocks} blocks of {TXS} txs in {total:.2?}: {:.0} blocks/s, {:.0} txs/s; per block p50 {:?}, p99 {:?}, max {:?}; {alerts} alerts; state {} KiB as JSON",
         blocks as f64 / total.as_secs_f64(),

@@ -50,11 +50,7 @@ pub(crate) fn detect(
         if let Some(v) = past.get(&w) {
             return Ok(v.clone());
         }
-        let mut v: Vec<Address> = cs
-            .destinations
-            .get(&w)
-            .map(|d| d.keys().copied().collect())
-            .unwrap_or_default();
+        let mut v: Vec<Address> = Vec::new();
         v.extend(
             run.cx
                 .history
