@@ -147,7 +147,7 @@ impl ChainState {
         drain_blocks: u64,
         window_secs: u64,
     ) {
-        if block % SWEEP_EVERY != 0 {
+        if !block.is_multiple_of(SWEEP_EVERY) {
             return;
         }
         let horizon = block.saturating_sub(REORG_HORIZON);
