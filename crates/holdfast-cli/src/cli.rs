@@ -72,6 +72,11 @@ pub enum Command {
     /// drained-key burst, a payment to a sanctioned address). Leaves the audit log in the
     /// data directory.
     Demo,
+    /// Follow chains in real time and raise alerts within a block on thefts (critical
+    /// storage changes, drains, grants, dangerous counterparties, poisoning, stolen funds
+    /// reaching an exchange); deliver them to sinks and start the responses. `watch check`
+    /// validates a watch file, `watch replay` backtests it on stored history.
+    Watch(crate::watch_cmd::WatchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,6 +271,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(cmd) => guard_cmd::policy(&data_dir, cmd),
         Command::Audit(cmd) => gate_cmd::audit(&data_dir, &cli.store, &cmd),
         Command::Demo => crate::demo_cmd::run(&data_dir),
+        Command::Watch(args) => crate::watch_cmd::run(&data_dir, &cli.store, args),
     }
 }
 

@@ -87,12 +87,12 @@ pub enum WatchError {
     #[error("chain {chain}: store: {source}")]
     Store { chain: String, source: StoreError },
     #[error(transparent)]
-    Follow(#[from] FollowError),
+    Follow(#[from] Box<FollowError>),
     #[error("chain {chain} block {block}: the rules failed: {source}")]
     Rules {
         chain: String,
         block: u64,
-        source: RulesError,
+        source: Box<RulesError>,
     },
     #[error("the watch's checkpoint state does not decode: {0}")]
     State(serde_json::Error),
@@ -146,6 +146,9 @@ impl Default for ChainOptions {
     }
 }
 
+/// Called with every committed alert and its latency from the block being seen.
+pub type OnAlert = Arc<dyn Fn(&Alert, Duration) + Send + Sync>;
+
 /// What every chain's loop shares.
 #[derive(Clone)]
 pub struct Shared {
@@ -160,7 +163,7 @@ pub struct Shared {
     /// This instance's name in leases.
     pub owner: String,
     /// Called with every committed alert (the CLI prints them with their latency).
-    pub on_alert: Option<Arc<dyn Fn(&Alert, Duration) + Send + Sync>>,
+    pub on_alert: Option<OnAlert>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -289,6 +292,13 @@ impl ChainWatch {
                 .db(move |s| s.acquire_lease(chain_id, &owner, now_ms(), ttl))
                 .await?;
             let Some(token) = token else {
+                // Another instance holds the chain; a bounded run ends once it got there.
+                if let Some(last) = self.options.stop_after {
+                    let cp = self.db(move |s| s.checkpoint(chain_id)).await?;
+                    if cp.is_some_and(|c| c.block.number >= last) {
+                        break;
+                    }
+                }
                 if fence.take().is_some() {
                     tracing::warn!(target: "watch", chain = %self.chain.name, "lease lost to another instance");
                 }
@@ -393,6 +403,27 @@ impl ChainWatch {
             (None, Start::Block(n)) => n,
             (None, Start::Head) => head,
         };
+        // The first run: the block below the first one watched is committed (without alerts)
+        // as the anchor a reorg of the first block unwinds to.
+        if cp.is_none() && next > 0 {
+            let anchor = self
+                .source
+                .block_ref(next - 1)
+                .await
+                .map_err(|e| self.chain_err(e))?;
+            let commit = BlockCommit {
+                chain_id,
+                block: anchor,
+                state: WatchState::default().encode()?,
+                alerts: Vec::new(),
+                confirm: Vec::new(),
+                forget_below: 0,
+                fence: Some(fence),
+            };
+            self.db(move |s| s.commit_block(&commit)).await?;
+            tracing::info!(target: "watch", chain = %self.chain.name, first = next, "watch starts");
+            return Ok(Step::Again);
+        }
         // The checkpoint itself must still be canonical (a reorg that did not grow the chain).
         if let Some(p) = parent
             && p.number <= head
@@ -621,8 +652,18 @@ impl ChainWatch {
                 .block_ref(n)
                 .await
                 .map_err(|e| self.chain_err(e))?;
-            if stored.is_none_or(|s| s.hash == canonical.hash) {
-                break n;
+            match stored {
+                Some(s) if s.hash == canonical.hash => break n,
+                Some(_) => {}
+                // Below what the watch remembers: the reorg reaches past its anchor or its
+                // reorg depth.
+                None => {
+                    return Err(WatchError::ReorgTooDeep {
+                        chain: self.chain.name.clone(),
+                        at: top,
+                        max: top - n,
+                    });
+                }
             }
             match n.checked_sub(1) {
                 Some(p) => n = p,
@@ -686,7 +727,7 @@ pub fn detect_block<C: holdfast_trace::Classifier + ?Sized>(
         .map_err(|source| WatchError::Rules {
             chain: chain.name.clone(),
             block: detail.block().number,
-            source,
+            source: Box::new(source),
         })?;
     for a in &alerts {
         if a.responses.iter().any(|r| r == "trace")
@@ -700,7 +741,8 @@ pub fn detect_block<C: holdfast_trace::Classifier + ?Sized>(
         alerts.extend(
             state
                 .follow
-                .extend(transfers, classifier, chain, detail.block(), units)?,
+                .extend(transfers, classifier, chain, detail.block(), units)
+                .map_err(Box::new)?,
         );
     }
     let mut seen = std::collections::HashSet::new();

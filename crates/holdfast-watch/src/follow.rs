@@ -68,7 +68,7 @@ pub enum FollowError {
     #[error("following theft {tx}: {source}")]
     Trace {
         tx: B256,
-        source: holdfast_trace::TraceError,
+        source: Box<holdfast_trace::TraceError>,
     },
 }
 
@@ -154,7 +154,7 @@ fn reach<C: Classifier + ?Sized>(
 ) -> Result<BTreeMap<Address, Deposit>, FollowError> {
     let err = |source| FollowError::Trace {
         tx: theft.tx_hash,
-        source,
+        source: Box::new(source),
     };
     let seeds = [Seed::tx(theft.tx_hash)];
     let policies: Vec<Policy> = theft

@@ -18,6 +18,7 @@ pub mod follow;
 pub mod metrics;
 pub mod replay;
 pub mod respond;
+pub mod runner;
 pub mod sink;
 pub mod units;
 
@@ -33,5 +34,6 @@ pub use engine::{
 pub use follow::{ChainInfo, FollowState, Theft, TracePlan};
 pub use metrics::WatchMetrics;
 pub use respond::{Freezer, HttpFreezer, Labeler, Responder};
+pub use runner::{Runner, RunnerDeps, StartError};
 pub use sink::{Sink, SinkConfigError, SinkEvent, SinkSpec};
 pub use units::Units;

@@ -29,7 +29,7 @@ pub enum ReplayError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Watch(#[from] WatchError),
+    Watch(#[from] Box<WatchError>),
     #[error(
         "block {0} holds more than {MAX_LIMIT} transfers: replay reads a block whole and cannot page inside one"
     )]
@@ -88,7 +88,9 @@ pub fn replay<C: Classifier + ?Sized>(
                 .count();
             let (block, tail) = rest.split_at(n);
             let detail = detail_of(chain.chain_id, first, block);
-            for a in detect_block(rules, store, classifier, units, chain, &detail, state)? {
+            for a in detect_block(rules, store, classifier, units, chain, &detail, state)
+                .map_err(Box::new)?
+            {
                 summary.alerts += 1;
                 on_alert(a);
             }

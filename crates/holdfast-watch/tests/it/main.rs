@@ -4,6 +4,7 @@
 mod deliver;
 mod detectors;
 mod engine;
+mod heist;
 mod history;
 mod receivers;
 mod sinks;

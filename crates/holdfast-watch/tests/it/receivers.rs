@@ -399,11 +399,31 @@ fn block_hash(number: u64, salt: u8) -> B256 {
 }
 
 impl TestChain {
+    /// A chain whose block 0 is committed without alerts (the anchor a reorg of block 1
+    /// unwinds to, as the engine commits one below its first block).
     pub fn new(store: Arc<dyn WatchStore>) -> TestChain {
+        let chain_id = 31_337;
+        let genesis = BlockRef {
+            number: 0,
+            hash: block_hash(0, 0),
+            parent_hash: B256::ZERO,
+            timestamp: 1_700_000_000,
+        };
+        store
+            .commit_block(&BlockCommit {
+                chain_id,
+                block: genesis,
+                state: Vec::new(),
+                alerts: Vec::new(),
+                confirm: Vec::new(),
+                forget_below: 0,
+                fence: None,
+            })
+            .unwrap_or_else(|e| panic!("commit block 0: {e}"));
         TestChain {
             store,
-            chain_id: 31_337,
-            hashes: vec![B256::ZERO],
+            chain_id,
+            hashes: vec![genesis.hash],
             salt: 0x11,
         }
     }
