@@ -111,7 +111,7 @@ fn block(n: u64, rng: &mut Rng) -> BlockDetail {
     let transfer_topic = keccak256("Transfer(address,address,uint256)");
     let approve = keccak256("approve(address,uint256)");
     for i in 0..TXS {
-        let from = if rng.next() % 5 == 0 {
+        let from = if rng.next().is_multiple_of(5) {
             watched((rng.next() % WATCHED as u64) as usize)
         } else {
             rng.addr()
@@ -120,7 +120,7 @@ fn block(n: u64, rng: &mut Rng) -> BlockDetail {
         let hash = B256::from(keccak256((n * 1000 + i as u64).to_be_bytes()));
         let idx = i as u32;
         let mut input = vec![0u8; 68];
-        if rng.next() % 20 == 0 {
+        if rng.next().is_multiple_of(20) {
             input[..4].copy_from_slice(&approve[..4]);
             input[16..36].copy_from_slice(to.as_slice());
             input[36..68].copy_from_slice(&[0xff; 32]);

@@ -152,10 +152,11 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
             if !p.changes.contains(&change) {
                 continue;
             }
-            alerts.push(
-                run.ex
-                    .alert(rule, draft(run, tx_index, contract, change, &f, &delegate)),
-            );
+            let mut alert = run
+                .ex
+                .alert(rule, draft(run, tx_index, contract, change, &f, &delegate));
+            alert.evidence = evidence(contract, change, &f, &delegate);
+            alerts.push(alert);
         }
     }
 }
@@ -519,6 +520,35 @@ fn delegatecall(run: &Run<'_>, tx_index: u32, contract: Address) -> Option<Deleg
                 target: c.to,
             })
     }
+}
+
+/// The change for machines (webhook receivers, responders): what changed, where, how.
+fn evidence(
+    contract: Address,
+    change: CriticalChange,
+    f: &Finding,
+    delegate: &Option<Delegate>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "contract": contract,
+        "change": change.name(),
+        "new_address": f.new_address,
+        "storage": f.writes.iter().map(|(s, words)| serde_json::json!({
+            "slot": s.slot,
+            "before": s.before,
+            "after": s.after,
+            "decoded": words,
+        })).collect::<Vec<_>>(),
+        "events": f.events.iter().map(|(i, words)| serde_json::json!({
+            "log_index": i,
+            "decoded": words,
+        })).collect::<Vec<_>>(),
+        "delegatecall": delegate.as_ref().map(|d| serde_json::json!({
+            "target": d.target,
+            "trace_address": d.trace_address,
+        })),
+        "silent": f.events.is_empty() && !f.writes.is_empty(),
+    })
 }
 
 fn draft(

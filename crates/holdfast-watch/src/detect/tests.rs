@@ -146,6 +146,13 @@ fn a_singleton_replaced_inside_a_delegatecall_is_one_critical_alert() {
         a.facts
     );
     assert!(matches!(a.place, Place::Storage { slot, .. } if slot == slots::SINGLETON));
+    assert_eq!(a.evidence["change"], "singleton");
+    assert_eq!(a.evidence["silent"], true);
+    assert_eq!(
+        a.evidence["delegatecall"]["trace_address"],
+        serde_json::json!([0, 0])
+    );
+    assert_eq!(a.evidence["new_address"], serde_json::json!(addr(0x33)));
     assert_eq!(a.responses, vec!["freeze", "trace"]);
     assert!(
         a.links
@@ -679,6 +686,8 @@ fn an_unlimited_approval_is_one_alert_and_allowlisted_or_revoked_ones_none() {
     assert!(
         matches!(&a.place, Place::Call { tx_index: 0, trace_address } if trace_address.is_empty())
     );
+    assert_eq!(a.evidence["grants"][0]["unlimited"], true);
+    assert_eq!(a.evidence["spender"], serde_json::json!(spender));
 
     // Without traces: the payload and the event still make one alert.
     let mut b2 = b.build();
