@@ -2,9 +2,11 @@
 //! PostgreSQL), a real SMTP server and webhook receivers.
 
 mod deliver;
+mod detectors;
 mod engine;
 mod heist;
 mod laundering;
+mod history;
 mod receivers;
 mod sinks;
 mod watch_files;
