@@ -109,6 +109,13 @@ impl DeliveryMetrics {
     /// Registers the metrics (`watch_delivery_*`) into `registry` and returns them.
     pub fn register(registry: &mut Registry) -> Arc<DeliveryMetrics> {
         let m = DeliveryMetrics::default();
+        m.register_into(registry);
+        Arc::new(m)
+    }
+
+    /// Registers these metrics (shared handles) into `registry`.
+    pub fn register_into(&self, registry: &mut Registry) {
+        let m = self;
         registry.register(
             "watch_delivery_delivered",
             "Alert events a sink accepted",
@@ -139,7 +146,6 @@ impl DeliveryMetrics {
             "Outbox events the sink has not yet accepted or skipped (outbox head - cursor)",
             m.backlog.clone(),
         );
-        Arc::new(m)
     }
 
     fn labels(sink: &str) -> SinkLabels {

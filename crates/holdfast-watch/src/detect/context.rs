@@ -104,8 +104,8 @@ pub trait History: Send + Sync {
     ) -> Result<Option<U256>, HistoryError>;
 }
 
-/// No history: every destination is new to the seam (the state still remembers what the
-/// watch saw), no token balance is known.
+/// No history: every destination is new, no wallet has counterparties, no token balance is
+/// known (tests, and a watch without a transfer store).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoHistory;
 

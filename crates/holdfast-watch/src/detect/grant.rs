@@ -178,7 +178,7 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
             if p.unlimited_only && !any_unlimited {
                 continue;
             }
-            alerts.push(run.ex.alert(
+            let mut alert = run.ex.alert(
                 rule,
                 draft(
                     run,
@@ -189,7 +189,19 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
                     &g.items,
                     any_unlimited,
                 ),
-            ));
+            );
+            alert.evidence = serde_json::json!({
+                "owner": owner,
+                "spender": spender,
+                "grants": g.items.iter().map(|i| serde_json::json!({
+                    "token": i.token,
+                    // Raw units; `null`: every token of the collection.
+                    "amount": i.amount.map(|a| a.to_string()),
+                    "unlimited": i.amount.is_none_or(unlimited),
+                    "mechanism": i.mechanism,
+                })).collect::<Vec<_>>(),
+            });
+            alerts.push(alert);
         }
     }
 }

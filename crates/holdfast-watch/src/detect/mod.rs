@@ -39,12 +39,12 @@ use holdfast_guard::safe::{mapping_slot, slots};
 
 pub use context::{AddressLabel, History, HistoryError, Labels, NoHistory, NoLabels};
 pub use grant::unlimited;
-pub use history::{MAX_SCAN, StoreHistory};
+pub use history::{MAX_CACHED_DESTINATIONS, MAX_CACHED_WALLETS, StoreHistory};
 pub use poisoning::{COUNTERPARTY_LIMIT, looks_like};
 pub use rules::{FileRules, RulesError};
 pub use state::{
-    ChainState, DetectorState, MAX_DESTINATIONS, MAX_DYNAMIC_MEMBERS, MAX_WINDOW_ENTRIES,
-    Membership, Outflow, REORG_HORIZON, STATE_FORMAT,
+    ChainState, DetectorState, Episode, MAX_DYNAMIC_MEMBERS, MAX_WINDOW_ENTRIES, Membership,
+    Outflow, REORG_HORIZON, STATE_FORMAT, SWEEP_EVERY,
 };
 
 use crate::alert::{Alert, DetectorKind};
@@ -158,7 +158,7 @@ impl Detectors {
     }
 
     /// Runs detectors 1–5 over one block of chain `cx.chain`. The state advances to this
-    /// block only when it succeeds; a block at or below the state's last block first unwinds
+    /// block only when it succeeds (on an error it is as it was); a block at or below the state's last block first unwinds
     /// the state above its parent (a re-run after a crash, or a reorg the engine did not
     /// announce), so running a block twice gives the same alerts and the same state.
     pub fn run(
@@ -172,17 +172,12 @@ impl Detectors {
             .chain(cx.chain)
             .ok_or_else(|| DetectError::UnknownChain(cx.chain.to_owned()))?;
         let number = block.block().number;
-        let mut next = state.clone();
-        if next
-            .chains
-            .get(cx.chain)
-            .and_then(|c| c.last_block)
-            .is_some_and(|last| number <= last)
-        {
-            next.unwind_above(cx.chain, number.saturating_sub(1));
+        let cs = state.chains.entry(cx.chain.to_owned()).or_default();
+        let last = cs.last_block;
+        if last.is_some_and(|last| number <= last) {
+            cs.unwind_above(number.saturating_sub(1));
         }
-        let cs = next.chains.entry(cx.chain.to_owned()).or_default();
-        safes::update(self, block, cs);
+        let before = cs.last_block;
         let ex = Explain::new(&self.config, chain, block, cx);
         let run = Run {
             d: self,
@@ -191,14 +186,15 @@ impl Detectors {
             ex: &ex,
         };
         let mut alerts = Vec::new();
-        storage::detect(&run, cs, &mut alerts);
-        outflow::detect(&run, cs, &mut alerts)?;
-        grant::detect(&run, cs, &mut alerts);
-        counterparty::detect(&run, cs, &mut alerts);
-        poisoning::detect(&run, cs, &mut alerts)?;
-        outflow::record_destinations(&run, cs);
+        // In place, without a copy of the state: everything a block adds is tagged with its
+        // number, so a failure unwinds exactly what this block did.
+        if let Err(e) = self.detect_all(&run, cs, &mut alerts) {
+            cs.unwind_above(number.saturating_sub(1));
+            cs.last_block = before;
+            return Err(e);
+        }
         cs.last_block = Some(number);
-        cs.prune(
+        cs.sweep(
             number,
             block.block().timestamp,
             self.max_drain_blocks,
@@ -206,8 +202,22 @@ impl Detectors {
         );
         let mut seen = HashSet::new();
         alerts.retain(|a: &Alert| seen.insert(a.id.clone()));
-        *state = next;
         Ok(alerts)
+    }
+
+    fn detect_all(
+        &self,
+        run: &Run<'_>,
+        cs: &mut ChainState,
+        alerts: &mut Vec<Alert>,
+    ) -> Result<(), DetectError> {
+        safes::update(self, run.block, cs);
+        storage::detect(run, cs, alerts);
+        outflow::detect(run, cs, alerts)?;
+        grant::detect(run, cs, alerts);
+        counterparty::detect(run, cs, alerts);
+        poisoning::detect(run, cs, alerts)?;
+        Ok(())
     }
 
     /// The rules of `detector` on this chain that target a set `address` is in (statically

@@ -48,6 +48,7 @@ pub(crate) fn detect(
         if t.from == t.to || (t.amount.is_zero() && t.asset.kind() != AssetKind::Erc721) {
             continue;
         }
+        let mut pushed = false;
         let rules = wallets
             .entry(t.from)
             .or_insert_with(|| run.rules_for(cs, t.from, DetectorKind::Outflow))
@@ -72,15 +73,11 @@ pub(crate) fn detect(
                 let new = match new_dest.get(&(t.from, t.to)) {
                     Some(_) => false, // the first payment of the block was the new one
                     None => {
-                        let seen = cs
-                            .destinations
-                            .get(&t.from)
-                            .is_some_and(|d| d.contains_key(&t.to))
-                            || run
-                                .cx
-                                .history
-                                .has_paid(chain_id, t.from, t.to, block.number)
-                                .map_err(history_err(run))?;
+                        let seen = run
+                            .cx
+                            .history
+                            .has_paid(chain_id, t.from, t.to, block.number)
+                            .map_err(history_err(run))?;
                         new_dest.insert((t.from, t.to), !seen);
                         !seen
                     }
@@ -92,20 +89,23 @@ pub(crate) fn detect(
                 }
             }
             if p.velocity.is_some() {
-                cs.push_outflow(
-                    &rule.name,
-                    t.from,
-                    Outflow {
-                        block: block.number,
-                        timestamp: block.timestamp,
-                        token: t.asset.token(),
-                        amount: if t.asset.kind() == AssetKind::Erc721 {
-                            U256::from(1)
-                        } else {
-                            t.amount
+                // One record per transfer, shared by every velocity rule of the wallet.
+                if !pushed {
+                    cs.push_outflow(
+                        t.from,
+                        Outflow {
+                            block: block.number,
+                            timestamp: block.timestamp,
+                            token: t.asset.token(),
+                            amount: if t.asset.kind() == AssetKind::Erc721 {
+                                U256::from(1)
+                            } else {
+                                t.amount
+                            },
                         },
-                    },
-                );
+                    );
+                    pushed = true;
+                }
                 touched.insert((r, t.from));
             }
             if !reasons.is_empty() {
@@ -161,10 +161,12 @@ fn velocity(run: &Run<'_>, cs: &mut ChainState, r: u32, wallet: Address, alerts:
     };
     let now = run.block.block().timestamp;
     let from = now.saturating_sub(v.window_secs);
+    if let Some(w) = cs.velocity.get_mut(&wallet) {
+        super::state::trim_window(w, now, run.d.max_window_secs);
+    }
     let entries: Vec<&Outflow> = cs
         .velocity
-        .get(&rule.name)
-        .and_then(|w| w.get(&wallet))
+        .get(&wallet)
         .map(|w| {
             w.iter()
                 .filter(|o| o.timestamp > from || o.timestamp == now)
@@ -202,7 +204,7 @@ fn velocity(run: &Run<'_>, cs: &mut ChainState, r: u32, wallet: Address, alerts:
     }
     let key = format!("velocity:{wallet}");
     if reasons.is_empty() {
-        cs.close_episode(&rule.name, &key);
+        cs.close_episode(&rule.name, &key, run.block.block().number);
         return;
     }
     if !cs.open_episode(&rule.name, key.clone(), run.block.block().number) {
@@ -305,6 +307,7 @@ fn balances(
                 samples.push_back((block.number.saturating_sub(1), start));
             }
             samples.push_back((block.number, end));
+            super::state::trim_samples(samples, block.number, run.d.max_drain_blocks);
         }
         for r in &rules {
             let Some(p) = params(run, *r) else { continue };
@@ -408,7 +411,7 @@ fn check_drain(
         && lost.saturating_mul(U256::from(10_000u32))
             > peak.saturating_mul(U256::from(basis_points));
     if !fires {
-        cs.close_episode(&rule.name, &key);
+        cs.close_episode(&rule.name, &key, run.block.block().number);
         return;
     }
     if !cs.open_episode(&rule.name, key.clone(), run.block.block().number) {
@@ -551,26 +554,4 @@ fn whole_balance(
         ));
     }
     Ok(())
-}
-
-/// Remembers whom watched wallets paid in this block (new destinations, look-alikes).
-pub(crate) fn record_destinations(run: &Run<'_>, cs: &mut ChainState) {
-    let number = run.block.block().number;
-    for t in &run.block.transfers.transfers {
-        if t.from == t.to || t.amount.is_zero() {
-            continue;
-        }
-        let watched = cs.destinations.contains_key(&t.from)
-            || !run.rules_for(cs, t.from, DetectorKind::Outflow).is_empty()
-            || !run
-                .rules_for(cs, t.from, DetectorKind::Poisoning)
-                .is_empty();
-        if watched {
-            cs.destinations
-                .entry(t.from)
-                .or_default()
-                .entry(t.to)
-                .or_insert(number);
-        }
-    }
 }

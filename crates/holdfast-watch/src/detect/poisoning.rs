@@ -3,8 +3,8 @@
 //! sender), and look-alike addresses — the same leading and trailing hex characters as one of
 //! the wallet's real past counterparties — appearing in its history, or worse, being paid.
 //!
-//! Real counterparties are the addresses the wallet paid: those the watch saw (the state) and
-//! those the history seam returns (up to [`COUNTERPARTY_LIMIT`]).
+//! Real counterparties are the addresses the wallet paid before the block, as the history
+//! seam returns them (the newest [`COUNTERPARTY_LIMIT`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -50,11 +50,7 @@ pub(crate) fn detect(
         if let Some(v) = past.get(&w) {
             return Ok(v.clone());
         }
-        let mut v: Vec<Address> = cs
-            .destinations
-            .get(&w)
-            .map(|d| d.keys().copied().collect())
-            .unwrap_or_default();
+        let mut v: Vec<Address> = Vec::new();
         v.extend(
             run.cx
                 .history

@@ -9,16 +9,25 @@ use serde::{Deserialize, Serialize};
 
 /// The state's format (a checkpoint of another format is refused by the engine).
 pub const STATE_FORMAT: u32 = 1;
-/// Most outflows one wallet's velocity window keeps per rule (older ones are dropped: a
-/// wallet making more outflows than this within a window is alerted long before).
+/// Most outflows one wallet's velocity window keeps (older ones are dropped: a wallet making
+/// more outflows than this within a window is alerted long before).
 pub const MAX_WINDOW_ENTRIES: usize = 4096;
-/// Most destinations remembered per wallet (the oldest forgotten first; the history seam
-/// still answers for them).
-pub const MAX_DESTINATIONS: usize = 1024;
 /// Most Safes a `safes_owned_by` set gains while watching.
 pub const MAX_DYNAMIC_MEMBERS: usize = 100_000;
 /// Blocks a removal or an ended episode is remembered, so a reorg that deep restores it.
 pub const REORG_HORIZON: u64 = 256;
+/// Every this many blocks the whole state is swept of what no window needs; in between only
+/// what a block touched is.
+pub const SWEEP_EVERY: u64 = 64;
+
+/// One episode of a condition (a velocity above its limit, a drain): alerted once when it
+/// opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Episode {
+    pub since: u64,
+    /// The block whose check found the condition cleared (kept [`REORG_HORIZON`] blocks).
+    pub closed_at: Option<u64>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DetectorState {
@@ -57,12 +66,18 @@ pub struct Membership {
 }
 
 /// One outflow in a velocity window.
+/// (Short field names: the engine writes the state with every checkpoint, and windows are
+/// its largest part.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outflow {
+    #[serde(rename = "b")]
     pub block: u64,
+    #[serde(rename = "t")]
     pub timestamp: u64,
     /// The token, `None` for the native coin (NFTs are counted with amount 1).
+    #[serde(rename = "k", default, skip_serializing_if = "Option::is_none")]
     pub token: Option<Address>,
+    #[serde(rename = "a")]
     pub amount: U256,
 }
 
@@ -72,19 +87,17 @@ pub struct ChainState {
     /// Set name → Safe → why it is a member.
     #[serde(default)]
     pub dynamic: BTreeMap<String, BTreeMap<Address, Membership>>,
-    /// Rule → wallet → its recent outflows.
+    /// Wallet → its recent outflows (one record per transfer, shared by the wallet's velocity
+    /// rules, kept for the longest window).
     #[serde(default)]
-    pub velocity: BTreeMap<String, BTreeMap<Address, VecDeque<Outflow>>>,
+    pub velocity: BTreeMap<Address, VecDeque<Outflow>>,
     /// Wallet → native balance at the end of blocks that changed it (oldest first).
     #[serde(default)]
     pub balances: BTreeMap<Address, VecDeque<(u64, U256)>>,
-    /// Rule → episode key → the block it was alerted (one alert per episode of a velocity,
-    /// drain or balance condition).
+    /// Rule → episode key → the episode (one alert per episode of a velocity or drain
+    /// condition).
     #[serde(default)]
-    pub episodes: BTreeMap<String, BTreeMap<String, u64>>,
-    /// Wallet → destination → the first block the watch saw the wallet pay it.
-    #[serde(default)]
-    pub destinations: BTreeMap<Address, BTreeMap<Address, u64>>,
+    pub episodes: BTreeMap<String, BTreeMap<String, Episode>>,
 }
 
 impl ChainState {
@@ -104,77 +117,59 @@ impl ChainState {
                 }
             }
         }
-        for wallets in self.velocity.values_mut() {
-            for w in wallets.values_mut() {
-                w.retain(|o| o.block <= block);
-            }
-            wallets.retain(|_, w| !w.is_empty());
+        for w in self.velocity.values_mut() {
+            w.retain(|o| o.block <= block);
         }
+        self.velocity.retain(|_, w| !w.is_empty());
         for samples in self.balances.values_mut() {
             samples.retain(|(b, _)| *b <= block);
         }
         self.balances.retain(|_, s| !s.is_empty());
         for eps in self.episodes.values_mut() {
-            eps.retain(|_, b| *b <= block);
+            eps.retain(|_, e| e.since <= block);
+            for e in eps.values_mut() {
+                if e.closed_at.is_some_and(|c| c > block) {
+                    e.closed_at = None;
+                }
+            }
         }
-        for d in self.destinations.values_mut() {
-            d.retain(|_, b| *b <= block);
-        }
-        self.destinations.retain(|_, d| !d.is_empty());
         if self.last_block.is_some_and(|l| l > block) {
             self.last_block = Some(block);
         }
     }
 
-    /// Drops what no window needs any more.
-    pub(crate) fn prune(
+    /// Drops what no window needs any more, from the whole state (every [`SWEEP_EVERY`]
+    /// blocks; the detectors trim what they touch as they go).
+    pub(crate) fn sweep(
         &mut self,
         block: u64,
         timestamp: u64,
         drain_blocks: u64,
         window_secs: u64,
     ) {
+        if !block.is_multiple_of(SWEEP_EVERY) {
+            return;
+        }
         let horizon = block.saturating_sub(REORG_HORIZON);
         for members in self.dynamic.values_mut() {
             members.retain(|_, m| m.removed_at.is_none_or(|r| r > horizon));
         }
-        for wallets in self.velocity.values_mut() {
-            for w in wallets.values_mut() {
-                while w
-                    .front()
-                    .is_some_and(|o| o.timestamp.saturating_add(window_secs) < timestamp)
-                    || w.len() > MAX_WINDOW_ENTRIES
-                {
-                    w.pop_front();
-                }
-            }
-            wallets.retain(|_, w| !w.is_empty());
+        for w in self.velocity.values_mut() {
+            trim_window(w, timestamp, window_secs);
         }
-        let keep_from = block.saturating_sub(drain_blocks.max(REORG_HORIZON));
+        self.velocity.retain(|_, w| !w.is_empty());
         for samples in self.balances.values_mut() {
-            // Keep the newest sample before the window: it is the balance at the window's start.
-            while samples.len() > 1 && samples.get(1).is_some_and(|(b, _)| *b < keep_from) {
-                samples.pop_front();
-            }
+            trim_samples(samples, block, drain_blocks);
         }
-        for d in self.destinations.values_mut() {
-            while d.len() > MAX_DESTINATIONS {
-                let oldest = d.iter().min_by_key(|(a, b)| (**b, **a)).map(|(a, _)| *a);
-                if let Some(a) = oldest {
-                    d.remove(&a);
-                }
-            }
+        for eps in self.episodes.values_mut() {
+            eps.retain(|_, e| e.closed_at.is_none_or(|c| c > horizon));
         }
+        self.episodes.retain(|_, e| !e.is_empty());
     }
 
     /// Records a velocity outflow (bounded).
-    pub(crate) fn push_outflow(&mut self, rule: &str, wallet: Address, o: Outflow) {
-        let w = self
-            .velocity
-            .entry(rule.to_owned())
-            .or_default()
-            .entry(wallet)
-            .or_default();
+    pub(crate) fn push_outflow(&mut self, wallet: Address, o: Outflow) {
+        let w = self.velocity.entry(wallet).or_default();
         w.push_back(o);
         while w.len() > MAX_WINDOW_ENTRIES {
             w.pop_front();
@@ -184,21 +179,54 @@ impl ChainState {
     /// Opens an episode; `false` when it is already open (no new alert).
     pub(crate) fn open_episode(&mut self, rule: &str, key: String, block: u64) -> bool {
         let eps = self.episodes.entry(rule.to_owned()).or_default();
-        if eps.contains_key(&key) {
+        if eps.get(&key).is_some_and(|e| e.closed_at.is_none()) {
             return false;
         }
-        eps.insert(key, block);
+        eps.insert(
+            key,
+            Episode {
+                since: block,
+                closed_at: None,
+            },
+        );
         true
     }
 
+    /// The block an open episode began.
     pub fn episode(&self, rule: &str, key: &str) -> Option<u64> {
-        self.episodes.get(rule).and_then(|e| e.get(key)).copied()
+        self.episodes
+            .get(rule)
+            .and_then(|e| e.get(key))
+            .filter(|e| e.closed_at.is_none())
+            .map(|e| e.since)
     }
 
-    pub(crate) fn close_episode(&mut self, rule: &str, key: &str) {
-        if let Some(e) = self.episodes.get_mut(rule) {
-            e.remove(key);
+    pub(crate) fn close_episode(&mut self, rule: &str, key: &str, block: u64) {
+        if let Some(e) = self.episodes.get_mut(rule).and_then(|e| e.get_mut(key))
+            && e.closed_at.is_none()
+        {
+            e.closed_at = Some(block);
         }
+    }
+}
+
+/// Drops outflows older than the window (and past the bound).
+pub(crate) fn trim_window(w: &mut VecDeque<Outflow>, timestamp: u64, window_secs: u64) {
+    while w
+        .front()
+        .is_some_and(|o| o.timestamp.saturating_add(window_secs) < timestamp)
+        || w.len() > MAX_WINDOW_ENTRIES
+    {
+        w.pop_front();
+    }
+}
+
+/// Drops balance samples older than the drain window, keeping the newest one before it (the
+/// balance at the window's start).
+pub(crate) fn trim_samples(samples: &mut VecDeque<(u64, U256)>, block: u64, drain_blocks: u64) {
+    let keep_from = block.saturating_sub(drain_blocks);
+    while samples.len() > 1 && samples.get(1).is_some_and(|(b, _)| *b < keep_from) {
+        samples.pop_front();
     }
 }
 
@@ -221,7 +249,6 @@ mod tests {
             },
         );
         cs.push_outflow(
-            "r",
             a,
             Outflow {
                 block: 12,
@@ -240,7 +267,6 @@ mod tests {
             .push_back((12, U256::from(1)));
         assert!(cs.open_episode("r", "k".into(), 12));
         assert!(!cs.open_episode("r", "k".into(), 12));
-        cs.destinations.entry(a).or_default().insert(b, 12);
         let json = serde_json::to_string(&s).unwrap();
         let back: DetectorState = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);
@@ -252,10 +278,9 @@ mod tests {
             cs.is_dynamic_member("safes", a),
             "the removal at 12 is undone"
         );
-        assert!(cs.velocity["r"].is_empty());
+        assert!(cs.velocity.is_empty());
         assert_eq!(cs.balances[&a].len(), 1);
         assert_eq!(cs.episode("r", "k"), None);
-        assert!(cs.destinations.is_empty());
         s.unwind_above("eth", 10);
         assert!(
             !s.chains["eth"].is_dynamic_member("safes", a),
@@ -269,7 +294,6 @@ mod tests {
         let a = Address::repeat_byte(1);
         for i in 0..(MAX_WINDOW_ENTRIES as u64 + 10) {
             cs.push_outflow(
-                "r",
                 a,
                 Outflow {
                     block: i,
@@ -279,16 +303,8 @@ mod tests {
                 },
             );
         }
-        assert_eq!(cs.velocity["r"][&a].len(), MAX_WINDOW_ENTRIES);
-        let d = cs.destinations.entry(a).or_default();
-        for i in 0..(MAX_DESTINATIONS + 5) {
-            d.insert(
-                Address::left_padding_from(&(i as u64).to_be_bytes()),
-                i as u64,
-            );
-        }
-        cs.prune(10_000, 10_000, 10, 60);
-        assert_eq!(cs.destinations[&a].len(), MAX_DESTINATIONS);
-        assert!(cs.velocity.get("r").is_none_or(|w| w.is_empty()));
+        assert_eq!(cs.velocity[&a].len(), MAX_WINDOW_ENTRIES);
+        cs.sweep(SWEEP_EVERY * 200, 10_000, 10, 60);
+        assert!(cs.velocity.is_empty());
     }
 }

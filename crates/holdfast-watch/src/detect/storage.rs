@@ -106,9 +106,14 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
             {
                 continue;
             }
-            let candidates = candidates(run, diff.tx_index, diff.address, &diff.storage);
+            let safe = safe_like(run, diff.tx_index, diff.address, &diff.storage);
+            let candidates = if safe {
+                candidates(run, diff.tx_index, diff.address, &diff.storage)
+            } else {
+                Vec::new()
+            };
             for s in &diff.storage {
-                if let Some((change, words, new)) = classify_slot(s, &candidates) {
+                if let Some((change, words, new)) = classify_slot(s, safe, &candidates) {
                     let f = findings
                         .entry((diff.tx_index, diff.address, change))
                         .or_default();
@@ -147,12 +152,69 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
             if !p.changes.contains(&change) {
                 continue;
             }
-            alerts.push(
-                run.ex
-                    .alert(rule, draft(run, tx_index, contract, change, &f, &delegate)),
-            );
+            let mut alert = run
+                .ex
+                .alert(rule, draft(run, tx_index, contract, change, &f, &delegate));
+            alert.evidence = evidence(contract, change, &f, &delegate);
+            alerts.push(alert);
         }
     }
+}
+
+/// Events only a Safe emits (every `execTransaction` of 1.1.0 and later emits one of the
+/// first two; module executions one of the next two).
+static SAFE_EVENTS: LazyLock<Vec<B256>> = LazyLock::new(|| {
+    [
+        "ExecutionSuccess(bytes32,uint256)",
+        "ExecutionFailure(bytes32,uint256)",
+        "ExecutionFromModuleSuccess(address)",
+        "ExecutionFromModuleFailure(address)",
+        "SafeSetup(address,address[],uint256,address,address)",
+        "ApproveHash(bytes32,address)",
+        "SignMsg(bytes32)",
+        "ChangedMasterCopy(address)",
+        "AddedOwner(address)",
+        "RemovedOwner(address)",
+        "ChangedThreshold(uint256)",
+        "EnabledModule(address)",
+        "DisabledModule(address)",
+        "ChangedGuard(address)",
+        "ChangedFallbackHandler(address)",
+        "ChangedModuleGuard(address)",
+    ]
+    .into_iter()
+    .map(topic)
+    .collect()
+});
+
+/// Whether the contract acts as a Safe in this transaction, so its slots 0 to 4 and the
+/// owners/modules mappings mean what they mean in a Safe (in any other contract they are
+/// ordinary variables: an ERC-20's owner at slot 3 is no "owner count"). Evidence: an event
+/// only a Safe emits, or slot 0 written whose old value is the code the contract's proxy
+/// forwarded the call to (a Safe proxy keeps its singleton there).
+fn safe_like(run: &Run<'_>, tx_index: u32, contract: Address, writes: &[SlotChange]) -> bool {
+    let block = run.block;
+    if block.logs.iter().any(|l| {
+        l.tx_index == tx_index
+            && l.address == contract
+            && l.topics.first().is_some_and(|t| SAFE_EVENTS.contains(t))
+    }) {
+        return true;
+    }
+    let Some(old) = writes
+        .iter()
+        .find(|s| s.slot == slots::SINGLETON)
+        .and_then(|s| addr_of(s.before))
+        .filter(|a| !a.is_zero())
+    else {
+        return false;
+    };
+    block.calls.iter().any(|c| {
+        c.tx_index == tx_index
+            && c.kind == CallKind::DelegateCall
+            && c.from == contract
+            && c.to == old
+    })
 }
 
 /// Addresses whose owners/modules mapping slot a write may be: the list head, every
@@ -203,6 +265,7 @@ fn show_addr(w: B256) -> String {
 
 fn classify_slot(
     s: &SlotChange,
+    safe: bool,
     candidates: &[Address],
 ) -> Option<(CriticalChange, String, Option<Address>)> {
     let num = |w: B256| U256::from_be_bytes(w.0);
@@ -210,6 +273,18 @@ fn classify_slot(
         |what: &str| format!("{what}: {} → {}", show_addr(s.before), show_addr(s.after));
     let new = addr_of(s.after).filter(|a| !a.is_zero());
     let r = match s.slot {
+        slot if slot == eip1967::IMPLEMENTATION => (
+            CriticalChange::Implementation,
+            addr_change("EIP-1967 implementation"),
+            new,
+        ),
+        slot if slot == eip1967::ADMIN => {
+            (CriticalChange::Admin, addr_change("EIP-1967 admin"), new)
+        }
+        slot if slot == eip1967::BEACON => {
+            (CriticalChange::Beacon, addr_change("EIP-1967 beacon"), new)
+        }
+        _ if !safe => return None,
         slot if slot == slots::SINGLETON => {
             // A Safe proxy's singleton is an address and never zero.
             addr_of(s.before).filter(|a| !a.is_zero())?;
@@ -240,17 +315,6 @@ fn classify_slot(
             addr_change("module guard"),
             new,
         ),
-        slot if slot == eip1967::IMPLEMENTATION => (
-            CriticalChange::Implementation,
-            addr_change("EIP-1967 implementation"),
-            new,
-        ),
-        slot if slot == eip1967::ADMIN => {
-            (CriticalChange::Admin, addr_change("EIP-1967 admin"), new)
-        }
-        slot if slot == eip1967::BEACON => {
-            (CriticalChange::Beacon, addr_change("EIP-1967 beacon"), new)
-        }
         slot => {
             let (c, base, what) = candidates.iter().find_map(|c| {
                 if slot == mapping_slot(*c, slots::OWNERS_MAPPING) {
@@ -456,6 +520,35 @@ fn delegatecall(run: &Run<'_>, tx_index: u32, contract: Address) -> Option<Deleg
                 target: c.to,
             })
     }
+}
+
+/// The change for machines (webhook receivers, responders): what changed, where, how.
+fn evidence(
+    contract: Address,
+    change: CriticalChange,
+    f: &Finding,
+    delegate: &Option<Delegate>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "contract": contract,
+        "change": change.name(),
+        "new_address": f.new_address,
+        "storage": f.writes.iter().map(|(s, words)| serde_json::json!({
+            "slot": s.slot,
+            "before": s.before,
+            "after": s.after,
+            "decoded": words,
+        })).collect::<Vec<_>>(),
+        "events": f.events.iter().map(|(i, words)| serde_json::json!({
+            "log_index": i,
+            "decoded": words,
+        })).collect::<Vec<_>>(),
+        "delegatecall": delegate.as_ref().map(|d| serde_json::json!({
+            "target": d.target,
+            "trace_address": d.trace_address,
+        })),
+        "silent": f.events.is_empty() && !f.writes.is_empty(),
+    })
 }
 
 fn draft(

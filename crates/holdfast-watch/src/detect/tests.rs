@@ -146,6 +146,13 @@ fn a_singleton_replaced_inside_a_delegatecall_is_one_critical_alert() {
         a.facts
     );
     assert!(matches!(a.place, Place::Storage { slot, .. } if slot == slots::SINGLETON));
+    assert_eq!(a.evidence["change"], "singleton");
+    assert_eq!(a.evidence["silent"], true);
+    assert_eq!(
+        a.evidence["delegatecall"]["trace_address"],
+        serde_json::json!([0, 0])
+    );
+    assert_eq!(a.evidence["new_address"], serde_json::json!(addr(0x33)));
     assert_eq!(a.responses, vec!["freeze", "trace"]);
     assert!(
         a.links
@@ -216,6 +223,9 @@ fn ownership_transferred_alerts_but_not_in_the_constructor() {
         ],
         vec![],
     );
+    // An Ownable's owner variable at slot 3 is no Safe "owner count": the contract is not a
+    // Safe (no Safe event, no proxy forwarding to its slot 0).
+    b.slot(tx, c, num(U256::from(3)), word(addr(1)), word(addr(9)));
     let a = run(&cfg, &b.build(), &mut DetectorState::default());
     assert!(
         only(&a).title.contains("owner (Ownable) → 0x0909…0909"),
@@ -400,11 +410,14 @@ fn a_large_payment_to_a_new_destination_is_one_alert_with_both_reasons() {
         "{}",
         a.title
     );
-    // The same destination later is known (from the state), and 500 USDC is below 1000.
+    // The same destination later is known (the history seam: the store holds block 20), and
+    // 500 USDC is below 1000.
+    let mut h = history();
+    h.paid.push((w, d));
     let mut b = block(21);
     let tx = b.tx(w, d, eth(1), Bytes::new());
     b.transfer(tx, call_pos(&[]), w, d, Asset::Native, eth(1));
-    assert!(run(&cfg, &b.build(), &mut state).is_empty());
+    assert!(run_with(&cfg, &b.build(), &mut state, &NoLabels, &h).is_empty());
 }
 
 struct FakeHistory {
@@ -673,6 +686,8 @@ fn an_unlimited_approval_is_one_alert_and_allowlisted_or_revoked_ones_none() {
     assert!(
         matches!(&a.place, Place::Call { tx_index: 0, trace_address } if trace_address.is_empty())
     );
+    assert_eq!(a.evidence["grants"][0]["unlimited"], true);
+    assert_eq!(a.evidence["spender"], serde_json::json!(spender));
 
     // Without traces: the payload and the event still make one alert.
     let mut b2 = b.build();
@@ -934,11 +949,6 @@ fn a_look_alike_of_a_past_counterparty_alerts() {
     let fake: Address = "0xabcd999999999999999999999999999999991234"
         .parse()
         .unwrap();
-    let mut state = DetectorState::default();
-    let mut b = block(95);
-    let tx = b.tx(w, real, eth(1), Bytes::new());
-    b.transfer(tx, call_pos(&[]), w, real, Asset::Native, eth(1));
-    assert!(run(&cfg, &b.build(), &mut state).is_empty());
     let mut b = block(96);
     let tx = b.tx(fake, w, U256::from(1), Bytes::new());
     b.transfer(tx, call_pos(&[]), fake, w, Asset::Native, U256::from(1));
@@ -951,13 +961,9 @@ fn a_look_alike_of_a_past_counterparty_alerts() {
         Asset::Native,
         U256::from(1),
     );
-    let alerts = run(&cfg, &b.build(), &mut state);
-    assert!(
-        only(&alerts).title.contains("looks like"),
-        "{}",
-        alerts[0].title
-    );
-    // The history seam's counterparties count as well.
+    // Without a past, nothing looks like anything.
+    assert!(run(&cfg, &b.build(), &mut DetectorState::default()).is_empty());
+    // The wallet paid `real` before (the history seam): `fake` imitates it, 0x4444… does not.
     let mut h = history();
     h.counterparties.push(real);
     let alerts = run_with(
@@ -967,7 +973,11 @@ fn a_look_alike_of_a_past_counterparty_alerts() {
         &NoLabels,
         &h,
     );
-    assert_eq!(alerts.len(), 1);
+    assert!(
+        only(&alerts).title.contains("looks like"),
+        "{}",
+        alerts[0].title
+    );
 }
 
 #[test]
@@ -1080,4 +1090,79 @@ responses = ["notify", "label"]
         .expect("detects");
     assert_eq!(alerts.len(), 1);
     assert_eq!(state["chains"]["eth"]["last_block"], 41);
+}
+
+struct Down;
+
+impl History for Down {
+    fn has_paid(&self, _: u64, _: Address, _: Address, _: u64) -> Result<bool, HistoryError> {
+        Err(HistoryError {
+            message: "database down".into(),
+            transient: true,
+        })
+    }
+    fn counterparties(
+        &self,
+        _: u64,
+        _: Address,
+        _: u64,
+        _: usize,
+    ) -> Result<Vec<Address>, HistoryError> {
+        Ok(Vec::new())
+    }
+    fn token_balance(
+        &self,
+        _: u64,
+        _: Address,
+        _: Address,
+        _: u64,
+    ) -> Result<Option<U256>, HistoryError> {
+        Ok(None)
+    }
+}
+
+#[test]
+fn a_history_that_fails_leaves_the_state_as_it_was() {
+    // Velocity (state written before the history is asked) and a new destination (the
+    // history fails): the block fails whole.
+    let cfg = outflow_config(
+        "velocity = { window = \"1h\", count_above = 0 }\nnew_destination = true\ndrain = { percent = 10, blocks = 5 }",
+    );
+    let w = addr(0x01);
+    let mut state = DetectorState::default();
+    let mut b = block(30);
+    let tx = b.tx(w, addr(2), eth(1), Bytes::new());
+    b.transfer(tx, call_pos(&[]), w, addr(2), Asset::Native, eth(1));
+    b.balance(tx, w, eth(10), eth(9));
+    run(&cfg, &b.build(), &mut state);
+    let before = state.clone();
+    let mut b = block(31);
+    let tx = b.tx(w, addr(3), eth(8), Bytes::new());
+    b.transfer(tx, call_pos(&[]), w, addr(3), Asset::Native, eth(8));
+    b.balance(tx, w, eth(9), eth(1));
+    let d = super::Detectors::new(&cfg);
+    let cx = super::Context {
+        chain: "eth",
+        confirmations: 0,
+        labels: &NoLabels,
+        history: &Down,
+    };
+    let e = d.run(&b.build(), &mut state, &cx).unwrap_err();
+    assert!(e.to_string().contains("database down"), "{e}");
+    let cs = &state.chains["eth"];
+    let was = &before.chains["eth"];
+    assert_eq!(cs.last_block, was.last_block);
+    assert_eq!(cs.velocity, was.velocity);
+    assert_eq!(cs.episodes, was.episodes);
+    // Balance samples of the failed block are gone; the one at its parent is a fact either way.
+    assert!(cs.balances[&w].iter().all(|(b, _)| *b <= 30));
+    // The same block succeeds once the history is back, with its alerts (the velocity episode
+    // opened at block 30 is still open: no second velocity alert).
+    let alerts = run(&cfg, &b.build(), &mut state);
+    assert_eq!(
+        alerts.len(),
+        2,
+        "{:#?}",
+        alerts.iter().map(|a| &a.title).collect::<Vec<_>>()
+    );
 }

@@ -2,8 +2,11 @@
 //! PostgreSQL), a real SMTP server and webhook receivers.
 
 mod deliver;
+mod detectors;
 mod engine;
 mod heist;
+mod history;
+mod laundering;
 mod receivers;
 mod sinks;
 mod watch_files;
