@@ -42,6 +42,33 @@ pub enum WatchCommand {
     /// before turning it on. Rules that need call traces, logs or state diffs see nothing in
     /// replay (the store keeps transfers). Prints the alerts; writes and delivers nothing.
     Replay(ReplayArgs),
+    /// Run a watch file's rules over recorded blocks and compare with the alerts each case
+    /// expects (exactly: a missing alert and an unexpected one both fail). Exit status 0 when
+    /// every case passes, 1 otherwise.
+    Test {
+        file: PathBuf,
+        cases: PathBuf,
+        /// One JSON object per case.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record blocks from a node (their transactions, logs, call frames, state diff and
+    /// transfers) as JSON lines, for `watch test` cases.
+    Record(RecordArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The node: http(s):// or ws(s)://.
+    #[arg(long, value_name = "URL")]
+    pub rpc: String,
+    #[arg(long, value_name = "N")]
+    pub from_block: u64,
+    #[arg(long, value_name = "N")]
+    pub to_block: u64,
+    /// Where to write the JSON lines.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +170,8 @@ pub fn run(data_dir: &DataDir, store: &StoreArgs, args: WatchArgs) -> anyhow::Re
     match args.command {
         Some(WatchCommand::Check { file, json }) => check(&file, json),
         Some(WatchCommand::Replay(r)) => replay(data_dir, store, &r),
+        Some(WatchCommand::Test { file, cases, json }) => test(data_dir, &file, &cases, json),
+        Some(WatchCommand::Record(r)) => record(&r),
         None => {
             let path =
                 args.run.config.clone().context(
@@ -507,4 +536,146 @@ impl InServer {
             }
         }))
     }
+}
+
+/// Most blocks one `watch record` writes.
+const MAX_RECORD_BLOCKS: u64 = 10_000;
+
+fn record(args: &RecordArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.from_block <= args.to_block,
+        "--from-block {} is above --to-block {}",
+        args.from_block,
+        args.to_block
+    );
+    anyhow::ensure!(
+        args.to_block - args.from_block < MAX_RECORD_BLOCKS,
+        "at most {MAX_RECORD_BLOCKS} blocks per recording"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let lines = rt.block_on(async {
+        let source = holdfast_chain::ChainSource::connect(holdfast_chain::SourceConfig::new(
+            args.rpc.clone(),
+        ))
+        .await?;
+        let mut out = String::new();
+        for n in args.from_block..=args.to_block {
+            let d = source.fetch_detail(n).await?;
+            out.push_str(&serde_json::to_string(
+                &holdfast_watch::cases::RecordedBlock::from(&d),
+            )?);
+            out.push('\n');
+        }
+        Ok::<_, anyhow::Error>(out)
+    })?;
+    let tmp = args.output.with_extension("tmp");
+    std::fs::write(&tmp, lines).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &args.output)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    eprintln!(
+        "holdfast: recorded blocks {}..={} into {}",
+        args.from_block,
+        args.to_block,
+        args.output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn test(
+    data_dir: &DataDir,
+    file: &std::path::Path,
+    cases: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = load(file)?;
+    let index = load_intel(data_dir)?;
+    let intel: Arc<dyn IntelView> = Arc::new(SwapIntel(arc_swap::ArcSwap::new(index.clone())));
+    let scratch = tempfile::tempdir().context("a scratch directory for the cases' stores")?;
+    let chain_of = |name: Option<&str>| -> Result<ChainInfo, String> {
+        let c = match name {
+            Some(n) => config
+                .chain(n)
+                .ok_or_else(|| format!("the watch file has no chain {n}"))?,
+            None => match config.chains.as_slice() {
+                [one] => one,
+                _ => {
+                    return Err("the watch file has several chains: name one with `chain`".into());
+                }
+            },
+        };
+        Ok(ChainInfo {
+            chain_id: c
+                .chain_id
+                .ok_or_else(|| format!("chain {} needs a chain_id to be tested", c.name))?,
+            name: c.name.clone(),
+            explorer: c.explorer.clone(),
+        })
+    };
+    let mut n = 0;
+    let mut fresh = || -> Result<holdfast_watch::cases::Fresh, String> {
+        n += 1;
+        let store: Arc<dyn Store> = Arc::new(
+            holdfast_store::EmbeddedStore::open(&scratch.path().join(format!("case{n}")))
+                .map_err(|e| e.to_string())?,
+        );
+        let rules = holdfast_watch::detect::FileRules::new(
+            &config,
+            intel.clone(),
+            Arc::new(holdfast_watch::detect::StoreHistory::new(store.clone())),
+        );
+        Ok((Arc::new(rules), store))
+    };
+    let results = holdfast_watch::cases::run_cases(
+        cases,
+        index.as_ref(),
+        &Units::new(),
+        &chain_of,
+        &mut fresh,
+    )?;
+    let mut failed = 0;
+    for r in &results {
+        if json {
+            println!("{}", serde_json::to_string(r)?);
+        } else if r.passed {
+            println!("ok    {} ({} blocks)", r.name, r.blocks);
+        } else {
+            println!("FAIL  {} ({} blocks)", r.name, r.blocks);
+            for (e, got) in &r.unmet {
+                println!(
+                    "      expected {} alert{} of rule {}{}{}, got {got}",
+                    e.count,
+                    if e.count == 1 { "" } else { "s" },
+                    e.rule,
+                    e.block
+                        .map(|b| format!(" in block {b}"))
+                        .unwrap_or_default(),
+                    e.tx.map(|t| format!(" for tx {t}")).unwrap_or_default()
+                );
+            }
+            for (rule, block, tx, title) in &r.unexpected {
+                println!(
+                    "      unexpected alert of rule {rule} in block {block}{}: {title}",
+                    tx.map(|t| format!(" (tx {t})")).unwrap_or_default()
+                );
+            }
+        }
+        if !r.passed {
+            failed += 1;
+        }
+    }
+    if !json {
+        println!(
+            "{} case{}, {failed} failed",
+            results.len(),
+            if results.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

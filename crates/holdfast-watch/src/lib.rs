@@ -10,6 +10,7 @@
 //! `respond` (freeze, trace, label, notify).
 
 pub mod alert;
+pub mod cases;
 pub mod config;
 pub mod deliver;
 pub mod detect;

@@ -551,3 +551,128 @@ responses = ["freeze", "label"]
         let _ = child.wait();
     });
 }
+
+/// `watch record` then `watch test`: the Bybit blocks recorded from anvil, a case expecting
+/// the takeover and the drain passes; a case missing the drain fails naming the unexpected
+/// alert, and one expecting what did not happen fails naming it.
+#[test]
+fn recorded_blocks_test_a_watch_file_exactly() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (node, heist) = rt.block_on(async {
+        let node = Anvil::spawn().await.expect("anvil");
+        let heist = holdfast_testkit::Scenario::new(&node)
+            .safe_heist()
+            .await
+            .expect("heist");
+        (node, heist)
+    });
+    let head = rt.block_on(node.block_number()).expect("head");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let blocks = dir.path().join("bybit.jsonl");
+    let o = holdfast(
+        &data,
+        &[
+            "watch",
+            "record",
+            "--rpc",
+            &node.http_url(),
+            "--from-block",
+            "1",
+            "--to-block",
+            &head.to_string(),
+            "--output",
+            blocks.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let file = write(
+        dir.path(),
+        "watch.toml",
+        &format!(
+            r#"[[chain]]
+name = "anvil"
+rpc = "http://127.0.0.1:1"
+chain_id = 31337
+
+[[asset]]
+symbol = "ETH"
+chain = "anvil"
+kind = "native"
+
+[[set]]
+name = "treasury"
+addresses = ["{}"]
+
+[[rule]]
+name = "takeover"
+detector = "critical_storage"
+targets = ["treasury"]
+severity = "critical"
+
+[[rule]]
+name = "drain"
+detector = "outflow"
+targets = ["treasury"]
+severity = "critical"
+drain = {{ percent = 20, blocks = 50, assets = ["ETH"] }}
+"#,
+            heist.safe_111
+        ),
+    );
+    let case =
+        |expect: &str| format!("[[case]]\nname = \"bybit\"\nblocks = \"bybit.jsonl\"\n{expect}");
+    let good = write(
+        dir.path(),
+        "good.cases.toml",
+        &case(&format!(
+            "[[case.expect]]\nrule = \"takeover\"\ntx = \"{}\"\n[[case.expect]]\nrule = \"drain\"\ntx = \"{}\"\n",
+            heist.delegatecall_tx, heist.sweep_tx
+        )),
+    );
+    let run = |cases: &Path| {
+        holdfast(
+            &data,
+            &[
+                "watch",
+                "test",
+                file.to_str().expect("utf-8"),
+                cases.to_str().expect("utf-8"),
+            ],
+        )
+    };
+    let o = run(&good);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("ok    bybit"), "{}", stdout(&o));
+    let missing = write(
+        dir.path(),
+        "missing.cases.toml",
+        &case(&format!(
+            "[[case.expect]]\nrule = \"takeover\"\ntx = \"{}\"\n",
+            heist.delegatecall_tx
+        )),
+    );
+    let o = run(&missing);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("unexpected alert of rule drain"),
+        "{}",
+        stdout(&o)
+    );
+    let wrong = write(
+        dir.path(),
+        "wrong.cases.toml",
+        &case(&format!(
+            "[[case.expect]]\nrule = \"takeover\"\ntx = \"{}\"\n[[case.expect]]\nrule = \"drain\"\ntx = \"{}\"\n[[case.expect]]\nrule = \"takeover\"\nblock = 1\n",
+            heist.delegatecall_tx, heist.sweep_tx
+        )),
+    );
+    let o = run(&wrong);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("expected 1 alert of rule takeover in block 1, got 0"),
+        "{}",
+        stdout(&o)
+    );
+    drop(node);
+}
