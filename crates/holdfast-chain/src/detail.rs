@@ -7,13 +7,23 @@
 //! call traces (`debug_traceBlockByNumber` `callTracer`, or `trace_replayBlockTransactions`
 //! `["trace","stateDiff"]`) and the state diff (`prestateTracer` in `diffMode`). A frame that
 //! reverted, and everything under it, is kept with `reverted: true` (the detectors decide);
-//! a failed transaction's frames and state are kept likewise but it changed no state.
+//! a failed transaction's frames are kept likewise (all reverted), and the only state it
+//! changed is the gas it paid (its sender's and the fee recipient's balances).
+//!
+//! - `calls`: frames from either trace shape to [`CallDetail`]s;
+//! - `state`: `prestateTracer` diffs (which leave zeros out) or parity `stateDiff`s to exact
+//!   before/after values;
+//! - `fetch`: the batch, and the detection of state-diff support at connect.
 
 use alloy_primitives::{Address, B256, Bytes, U256};
 use holdfast_primitives::BlockRef;
 use serde::{Deserialize, Serialize};
 
 use crate::BlockTransfers;
+
+mod calls;
+mod fetch;
+pub(crate) mod state;
 
 /// A block as the watch sees it.
 /// (`BlockDetail` itself is not serialized: its transfers are stored by ingestion; the
@@ -31,8 +41,9 @@ pub struct BlockDetail {
     pub calls: Vec<CallDetail>,
     /// Whether `calls` holds every frame (the node served call traces).
     pub calls_complete: bool,
-    /// The state every successful transaction changed, in block order; `None` when the node
-    /// serves no state diff (then detectors that need it say so at start).
+    /// The state every transaction changed, in block order (a failed one: the gas it paid);
+    /// `None` when the node serves no state diff (then detectors that need it say so at
+    /// start).
     pub state: Option<Vec<StateDiff>>,
 }
 
@@ -113,6 +124,8 @@ pub struct CallDetail {
     /// The callee (for a DELEGATECALL: the code that runs in `from`'s storage; for a
     /// creation: the created contract; for a SELFDESTRUCT: the beneficiary).
     pub to: Address,
+    /// The value the frame moves (zero for a DELEGATECALL or STATICCALL, which move none,
+    /// whatever the node reports).
     pub value: U256,
     /// The call's input (for creations: the init code), at most [`MAX_INPUT_BYTES`] bytes
     /// kept; `input_len` is the full length.

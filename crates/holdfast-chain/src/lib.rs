@@ -4,7 +4,10 @@
 //!   (pure, tested on recorded mainnet responses).
 //! - [`etl`]: transfers from blockchain-etl CSV exports (`holdfast import transfers`).
 //! - [`source`]: [`ChainSource`], one node over HTTP or WebSocket: batched, rate-limited,
-//!   retried block fetches; trace method detection.
+//!   retried block fetches; trace method and state-diff detection; [`HeadStream`], the
+//!   heads as the node announces them.
+//! - [`detail`]: [`BlockDetail`], everything a block shows (transactions, logs, call frames,
+//!   state diffs) for the watch, by [`ChainSource::fetch_detail`].
 //! - [`transport`]: HTTP JSON-RPC with the node's answer bounded.
 //! - [`state`]: account state, storage and headers at a block (the guard's simulation fork).
 //! - [`tx`]: nonces, fees, gas estimates, sending signed transactions, receipts (the guard
@@ -27,7 +30,8 @@ pub use detail::{
     BlockDetail, CallDetail, CallKind, LogDetail, MAX_INPUT_BYTES, SlotChange, StateDiff, TxDetail,
 };
 pub use source::{
-    BlockTransfers, ChainError, ChainSource, DEFAULT_MAX_RESPONSE_BYTES, SourceConfig, TraceMode,
+    BlockTransfers, ChainError, ChainSource, DEFAULT_MAX_RESPONSE_BYTES, Head, HeadStream,
+    SourceConfig, TraceMode,
 };
 pub use state::{Account, Header};
 pub use transport::ResponseTooLarge;

@@ -12,15 +12,21 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use alloy::rpc::client::{ClientBuilder, RpcClient};
-use alloy::rpc::types::Log;
 use alloy::transports::layers::{RateLimitRetryPolicy, RetryPolicy};
 use alloy::transports::{TransportError, TransportErrorKind};
-use alloy_primitives::{Address, B256, Bytes, U64, U256};
+use alloy_primitives::{Address, Bytes, U64};
 use holdfast_primitives::{BlockRef, Conversion, Transfer};
-use serde::Deserialize;
 use serde_json::json;
 
-use crate::extract::{self, BlockContext, ExtractError, GethFrame, PairTokens, Traces, TxMeta};
+use crate::extract::{ExtractError, PairTokens};
+
+mod batch;
+mod heads;
+
+pub(crate) use batch::{
+    REPLAY_METHOD, RawBlock, RawState, RawTraces, RpcTx, TraceRequest, prestate_diff_config,
+};
+pub use heads::{Head, HeadStream};
 
 /// Which call-trace method to use for internal transfers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -110,6 +116,14 @@ pub enum ChainError {
         block: Option<u64>,
         reason: String,
     },
+    /// An answer that parsed but says something no EVM does (an unknown call kind, a log
+    /// without its index): asking again would get the same answer.
+    #[error("{method}{}: the node's answer is malformed: {reason}", at(*block))]
+    Malformed {
+        method: &'static str,
+        block: Option<u64>,
+        reason: String,
+    },
     #[error("block {0} does not exist on the node yet")]
     NoSuchBlock(u64),
     #[error("trace mode {requested} was requested but the node does not serve {method}: {reason}")]
@@ -147,7 +161,9 @@ impl ChainError {
                                 | alloy::transports::RpcError::NullResp
                         ))
             }
-            ChainError::TracesUnavailable { .. } | ChainError::Extract(_) => false,
+            ChainError::TracesUnavailable { .. }
+            | ChainError::Malformed { .. }
+            | ChainError::Extract(_) => false,
         }
     }
 }
@@ -204,43 +220,6 @@ impl RateLimiter {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RpcBlock {
-    number: U64,
-    hash: B256,
-    parent_hash: B256,
-    timestamp: U64,
-    transactions: Vec<RpcTx>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum RpcTx {
-    Full { hash: B256, value: U256 },
-    Hash(B256),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RpcReceipt {
-    transaction_hash: B256,
-    transaction_index: U64,
-    block_hash: B256,
-    from: Address,
-    to: Option<Address>,
-    contract_address: Option<Address>,
-    /// Absent before Byzantium.
-    status: Option<U64>,
-    logs: Vec<Log>,
-}
-
-#[derive(Debug, Deserialize)]
-struct GethTxTrace {
-    result: Option<GethFrame>,
-    error: Option<String>,
-}
-
 /// One node.
 #[derive(Debug)]
 pub struct ChainSource {
@@ -248,6 +227,8 @@ pub struct ChainSource {
     endpoint: String,
     chain_id: u64,
     trace_mode: TraceMode,
+    /// The node serves each transaction's state diff in `trace_mode`'s family.
+    state_diff: bool,
     config: SourceConfig,
     limiter: RateLimiter,
     pairs: Mutex<HashMap<Address, Option<PairTokens>>>,
@@ -301,6 +282,7 @@ impl ChainSource {
             endpoint,
             chain_id: 0,
             trace_mode: TraceMode::None,
+            state_diff: false,
             limiter: RateLimiter::new(config.requests_per_second),
             config,
             pairs: Mutex::new(HashMap::new()),
@@ -321,10 +303,11 @@ impl ChainSource {
             None => source.detect().await,
         };
         if source.trace_mode == TraceMode::None && source.config.trace_mode.is_none() {
-            tracing::warn!(target: "chain::source", endpoint = %source.endpoint, "the node serves neither debug_traceBlockByNumber (callTracer) nor trace_block: internal ETH transfers will be MISSING; only top-level transfers and token events are recorded");
+            tracing::warn!(target: "chain::source", endpoint = %source.endpoint, "the node serves neither debug_traceBlockByNumber (callTracer) nor trace_block: internal ETH transfers will be MISSING; only top-level transfers and token events are recorded, and the watch sees no calls and no storage changes");
         } else {
             tracing::info!(target: "chain::source", endpoint = %source.endpoint, chain_id = source.chain_id, traces = source.trace_mode.name(), "connected");
         }
+        source.state_diff = source.detect_state_diff().await;
         Ok(source)
     }
 
@@ -334,6 +317,13 @@ impl ChainSource {
 
     pub const fn trace_mode(&self) -> TraceMode {
         self.trace_mode
+    }
+
+    /// Whether [`ChainSource::fetch_detail`] gives each transaction's state diff (detected at
+    /// connect: `prestateTracer` in `diffMode` with geth traces,
+    /// `trace_replayBlockTransactions` `stateDiff` with parity traces).
+    pub const fn serves_state_diff(&self) -> bool {
+        self.state_diff
     }
 
     /// Scheme and host of the node, safe to show.
@@ -355,25 +345,34 @@ impl ChainSource {
 
     /// Traces the latest block with `mode`'s method.
     async fn probe(&self, mode: TraceMode) -> Result<(), String> {
-        let head = self.head_number().await.map_err(|e| e.to_string())?;
-        let tag = format!("{head:#x}");
-        let result = match mode {
-            TraceMode::Geth => {
-                self.call::<_, serde_json::Value>(
+        match mode {
+            TraceMode::Geth => self
+                .probe_method(
                     "debug_traceBlockByNumber",
-                    (tag, json!({"tracer": "callTracer"})),
-                    Some(head),
+                    Some(json!({"tracer": "callTracer"})),
                 )
                 .await
-            }
-            TraceMode::Parity => {
-                self.call::<_, serde_json::Value>("trace_block", (tag,), Some(head))
-                    .await
-            }
-            TraceMode::None => return Ok(()),
-        };
-        match result {
-            Ok(v) if v.is_array() => Ok(()),
+                .map(drop),
+            TraceMode::Parity => self.probe_method("trace_block", None).await.map(drop),
+            TraceMode::None => Ok(()),
+        }
+    }
+
+    /// Calls `method` on the latest block (with `extra` as a second parameter) and returns
+    /// the answer if it is an array.
+    pub(crate) async fn probe_method(
+        &self,
+        method: &'static str,
+        extra: Option<serde_json::Value>,
+    ) -> Result<Vec<serde_json::Value>, String> {
+        let head = self.head_number().await.map_err(|e| e.to_string())?;
+        let mut params = vec![json!(format!("{head:#x}"))];
+        params.extend(extra);
+        match self
+            .call::<_, serde_json::Value>(method, serde_json::Value::Array(params), Some(head))
+            .await
+        {
+            Ok(serde_json::Value::Array(v)) => Ok(v),
             Ok(v) => Err(format!("unexpected answer {}", truncate(&v.to_string()))),
             Err(e) => Err(e.to_string()),
         }
@@ -461,6 +460,16 @@ impl ChainSource {
         )
     }
 
+    /// The error of a call that could not be added to a batch for block `number`.
+    pub(crate) fn batch_add_failed(number: u64) -> impl Fn(TransportError) -> ChainError {
+        move |source| ChainError::Rpc {
+            method: "batch",
+            block: Some(number),
+            retries: 0,
+            source,
+        }
+    }
+
     /// The error of a batch for block `number` that failed for good (`error` `None`: it
     /// timed out).
     pub(crate) fn batch_failed(
@@ -494,7 +503,7 @@ impl ChainSource {
 
     /// The header of block `number` (for following the chain and checking for reorgs).
     pub async fn block_ref(&self, number: u64) -> Result<BlockRef, ChainError> {
-        let b: Option<RpcBlock> = self
+        let b: Option<batch::RpcBlock> = self
             .call(
                 "eth_getBlockByNumber",
                 (format!("{number:#x}"), false),
@@ -502,216 +511,7 @@ impl ChainSource {
             )
             .await?;
         let b = b.ok_or(ChainError::NoSuchBlock(number))?;
-        Ok(block_ref(&b))
-    }
-
-    /// Waits until the head is above `number` and returns it. Over WebSocket it subscribes
-    /// to new heads (`eth_subscribe newHeads`); otherwise, or if the subscription fails or
-    /// goes quiet, it polls `eth_blockNumber` at the configured interval.
-    pub async fn wait_for_head_above(&self, number: u64) -> Result<u64, ChainError> {
-        let head = self.head_number().await?;
-        if head > number {
-            return Ok(head);
-        }
-        if self.config.url.starts_with("ws") {
-            use alloy::providers::Provider;
-            let provider = alloy::providers::RootProvider::<alloy::network::Ethereum>::new(
-                self.client.clone(),
-            );
-            match provider.subscribe_blocks().await {
-                Ok(mut sub) => loop {
-                    // A new head, or a timeout after which polling confirms (a subscription
-                    // can silently stall behind a proxy).
-                    match tokio::time::timeout(self.config.poll_interval * 20, sub.recv()).await {
-                        Ok(Ok(header)) if header.number > number => return Ok(header.number),
-                        Ok(Ok(_)) => {}
-                        Ok(Err(_)) | Err(_) => break,
-                    }
-                },
-                Err(e) => {
-                    tracing::debug!(target: "chain::source", error = %e, "no newHeads subscription; polling")
-                }
-            }
-        }
-        loop {
-            let head = self.head_number().await?;
-            if head > number {
-                return Ok(head);
-            }
-            tokio::time::sleep(self.config.poll_interval).await;
-        }
-    }
-
-    /// Fetches block `number` with its receipts and traces in one batch, checks that they
-    /// describe the same block, and extracts its transfers and conversions.
-    pub async fn fetch_block(&self, number: u64) -> Result<BlockTransfers, ChainError> {
-        let (block, receipts, traces) = self.fetch_raw(number).await?;
-        let ctx = BlockContext {
-            chain_id: self.chain_id,
-            block: block_ref(&block),
-        };
-        if receipts.len() != block.transactions.len() {
-            return Err(ChainError::Inconsistent {
-                method: "eth_getBlockReceipts",
-                block: Some(number),
-                reason: format!(
-                    "{} receipts for {} transactions",
-                    receipts.len(),
-                    block.transactions.len()
-                ),
-            });
-        }
-        let mut txs = Vec::with_capacity(receipts.len());
-        let mut logs = Vec::new();
-        for (i, (tx, r)) in block.transactions.iter().zip(receipts).enumerate() {
-            let (hash, value) = match tx {
-                RpcTx::Full { hash, value } => (*hash, *value),
-                RpcTx::Hash(hash) => (*hash, U256::ZERO),
-            };
-            if r.transaction_hash != hash
-                || r.block_hash != ctx.block.hash
-                || r.transaction_index.to::<usize>() != i
-            {
-                return Err(ChainError::Inconsistent {
-                    method: "eth_getBlockReceipts",
-                    block: Some(number),
-                    reason: format!(
-                        "receipt {i} is for tx {} in block {}, expected tx {hash} in block {} (a reorg between reads?)",
-                        r.transaction_hash, r.block_hash, ctx.block.hash
-                    ),
-                });
-            }
-            txs.push(TxMeta {
-                hash,
-                index: u32::try_from(i).unwrap_or(u32::MAX),
-                from: r.from,
-                to: r.to.or(r.contract_address),
-                value,
-                success: r.status.is_none_or(|s| s == U64::from(1)),
-            });
-            logs.extend(r.logs);
-        }
-        let native = match &traces {
-            RawTracesOk::None => extract::native_transfers(&ctx, &txs, Traces::None)?,
-            RawTracesOk::Geth(frames) => {
-                extract::native_transfers(&ctx, &txs, Traces::Geth(frames))?
-            }
-            RawTracesOk::Parity(flat) => {
-                extract::native_transfers(&ctx, &txs, Traces::Parity(flat))?
-            }
-        };
-        let from_logs = extract::token_transfers(&ctx, &logs)?;
-        let mut transfers = native.transfers;
-        transfers.extend(from_logs.transfers);
-        let mut conversions = from_logs.conversions;
-        let mut undecodable = from_logs.undecodable;
-        for swap in &from_logs.swaps {
-            match self.pair_tokens(swap.pair, number).await? {
-                Some(tokens) => conversions.extend(swap.conversion(&ctx, tokens)),
-                None => undecodable += 1,
-            }
-        }
-        transfers.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
-        conversions.sort_by_key(|c| (c.tx_index, c.log_index));
-        Ok(BlockTransfers {
-            chain_id: self.chain_id,
-            block: ctx.block,
-            transfers,
-            conversions,
-            incomplete: native.incomplete,
-            undecodable,
-        })
-    }
-
-    async fn fetch_raw(
-        &self,
-        number: u64,
-    ) -> Result<(RpcBlock, Vec<RpcReceipt>, RawTracesOk), ChainError> {
-        let tag = format!("{number:#x}");
-        let calls = if self.trace_mode == TraceMode::None {
-            2
-        } else {
-            3
-        };
-        let mut attempt = 0;
-        loop {
-            self.limiter.acquire(calls).await;
-            let mut batch = self.client.new_batch();
-            let add = |e: TransportError| ChainError::Rpc {
-                method: "batch",
-                block: Some(number),
-                retries: 0,
-                source: e,
-            };
-            let block_w = batch
-                .add_call::<_, Option<RpcBlock>>(
-                    "eth_getBlockByNumber",
-                    &(tag.clone(), self.trace_mode == TraceMode::None),
-                )
-                .map_err(add)?;
-            let receipts_w = batch
-                .add_call::<_, Option<Vec<RpcReceipt>>>("eth_getBlockReceipts", &(tag.clone(),))
-                .map_err(add)?;
-            let geth_w = match self.trace_mode {
-                TraceMode::Geth => Some(
-                    batch
-                        .add_call::<_, Vec<GethTxTrace>>(
-                            "debug_traceBlockByNumber",
-                            &(tag.clone(), json!({"tracer": "callTracer"})),
-                        )
-                        .map_err(add)?,
-                ),
-                _ => None,
-            };
-            let parity_w = match self.trace_mode {
-                TraceMode::Parity => Some(batch.add_call::<_, Vec<alloy::rpc::types::trace::parity::LocalizedTransactionTrace>>("trace_block", &(tag.clone(),)).map_err(add)?),
-                _ => None,
-            };
-            let result = tokio::time::timeout(self.config.timeout, async {
-                batch.send().await.map_err(|e| ("batch", e))?;
-                let block = block_w.await.map_err(|e| ("eth_getBlockByNumber", e))?;
-                if block.is_none() {
-                    // Not there yet: the other answers are errors or nulls about a missing block.
-                    return Ok((None, None, RawTraces::None));
-                }
-                let receipts = receipts_w.await.map_err(|e| ("eth_getBlockReceipts", e))?;
-                let traces = match (geth_w, parity_w) {
-                    (Some(w), _) => RawTraces::Geth(
-                        w.await
-                            .map_err(|e| ("debug_traceBlockByNumber", e))?
-                            .into_iter()
-                            .map(|t| t.result.ok_or(t.error.unwrap_or_default()))
-                            .collect(),
-                    ),
-                    (_, Some(w)) => RawTraces::Parity(w.await.map_err(|e| ("trace_block", e))?),
-                    _ => RawTraces::None,
-                };
-                Ok::<_, (&'static str, TransportError)>((block, receipts, traces))
-            })
-            .await;
-            let (method, error) = match result {
-                Ok(Ok((Some(block), Some(receipts), traces))) => {
-                    let traces = traces.settle(number)?;
-                    return Ok((block, receipts, traces));
-                }
-                Ok(Ok((None, _, _))) => return Err(ChainError::NoSuchBlock(number)),
-                Ok(Ok((Some(_), None, _))) => {
-                    return Err(ChainError::Inconsistent {
-                        method: "eth_getBlockReceipts",
-                        block: Some(number),
-                        reason: "no receipts for an existing block".into(),
-                    });
-                }
-                Ok(Err((method, e))) => (method, Some(e)),
-                Err(_) => ("batch", None),
-            };
-            let Some(delay) = self.retry_delay(error.as_ref(), attempt) else {
-                return Err(self.batch_failed(method, number, attempt, error));
-            };
-            attempt += 1;
-            tracing::debug!(target: "chain::source", block = number, method, attempt, ?delay, "retrying block fetch");
-            tokio::time::sleep(delay).await;
-        }
+        Ok(batch::block_ref(&b))
     }
 
     /// A Uniswap V2 pair's tokens, by `eth_call` of `token0()`/`token1()`, cached.
@@ -767,61 +567,13 @@ fn poisoned() -> ChainError {
     }
 }
 
-/// Traces as the batch returned them.
-enum RawTraces {
-    None,
-    Geth(Vec<Result<GethFrame, String>>),
-    Parity(Vec<alloy::rpc::types::trace::parity::LocalizedTransactionTrace>),
-}
-
-impl RawTraces {
-    fn settle(self, number: u64) -> Result<RawTracesOk, ChainError> {
-        Ok(match self {
-            RawTraces::None => RawTracesOk::None,
-            RawTraces::Parity(p) => RawTracesOk::Parity(p),
-            RawTraces::Geth(frames) => RawTracesOk::Geth(
-                frames
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, f)| {
-                        f.map_err(|e| ChainError::Inconsistent {
-                            method: "debug_traceBlockByNumber",
-                            block: Some(number),
-                            reason: format!(
-                                "the tracer failed on transaction {i}: {}",
-                                truncate(&e)
-                            ),
-                        })
-                    })
-                    .collect::<Result<_, _>>()?,
-            ),
-        })
-    }
-}
-
-/// Traces ready for extraction.
-enum RawTracesOk {
-    None,
-    Geth(Vec<GethFrame>),
-    Parity(Vec<alloy::rpc::types::trace::parity::LocalizedTransactionTrace>),
-}
-
-fn block_ref(b: &RpcBlock) -> BlockRef {
-    BlockRef {
-        number: b.number.to(),
-        hash: b.hash,
-        parent_hash: b.parent_hash,
-        timestamp: b.timestamp.to(),
-    }
-}
-
 /// Exponential backoff with a cap: 250 ms, 500 ms, 1 s, ... 10 s.
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(250u64.saturating_mul(1 << attempt.min(6).saturating_sub(1)))
         .min(Duration::from_secs(10))
 }
 
-fn truncate(s: &str) -> String {
+pub(crate) fn truncate(s: &str) -> String {
     s.chars().take(200).collect()
 }
 
@@ -851,220 +603,5 @@ mod tests {
     }
 }
 
-/// Malformed and inconsistent node answers, from a scripted JSON-RPC server (a fake node:
-/// a real one does not misbehave on demand).
 #[cfg(test)]
-mod misbehaving_node {
-    use serde_json::{Value, json};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    use super::*;
-
-    /// Serves JSON-RPC over HTTP, answering each call with `answer(method, params)`.
-    async fn serve(answer: fn(&str, &Value) -> Value) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    loop {
-                        let mut chunk = [0u8; 65536];
-                        let Ok(n) = sock.read(&mut chunk).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                            continue;
-                        };
-                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0);
-                        if buf.len() < end + 4 + len {
-                            continue;
-                        }
-                        let body: Value = serde_json::from_slice(&buf[end + 4..end + 4 + len])
-                            .unwrap_or(Value::Null);
-                        buf.drain(..end + 4 + len);
-                        let one = |req: &Value| {
-                            let result =
-                                answer(req["method"].as_str().unwrap_or(""), &req["params"]);
-                            if result.get("__error").is_some() {
-                                json!({"jsonrpc": "2.0", "id": req["id"], "error": {"code": -32601, "message": "method not found"}})
-                            } else {
-                                json!({"jsonrpc": "2.0", "id": req["id"], "result": result})
-                            }
-                        };
-                        let reply = match &body {
-                            Value::Array(reqs) => Value::Array(reqs.iter().map(one).collect()),
-                            req => one(req),
-                        };
-                        let text = reply.to_string();
-                        let resp = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}",
-                            text.len()
-                        );
-                        if sock.write_all(resp.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        url
-    }
-
-    fn block(tx_count: usize) -> Value {
-        json!({
-            "number": "0x5", "hash": format!("0x{}", "55".repeat(32)), "parentHash": format!("0x{}", "44".repeat(32)), "timestamp": "0x10",
-            "transactions": (0..tx_count).map(|i| format!("0x{:064x}", i + 1)).collect::<Vec<_>>(),
-        })
-    }
-
-    fn receipt(i: usize, block_hash: &str) -> Value {
-        json!({
-            "transactionHash": format!("0x{:064x}", i + 1), "transactionIndex": format!("{i:#x}"), "blockHash": block_hash,
-            "from": format!("0x{}", "11".repeat(20)), "to": format!("0x{}", "22".repeat(20)), "contractAddress": null, "status": "0x1", "logs": [],
-        })
-    }
-
-    fn common(method: &str) -> Option<Value> {
-        match method {
-            "eth_chainId" => Some(json!("0x1")),
-            "eth_blockNumber" => Some(json!("0x5")),
-            "debug_traceBlockByNumber" | "trace_block" => Some(json!({"__error": true})),
-            _ => None,
-        }
-    }
-
-    async fn fetch(answer: fn(&str, &Value) -> Value) -> ChainError {
-        let url = serve(answer).await;
-        let mut config = SourceConfig::new(url);
-        config.max_retries = 1;
-        let source = ChainSource::connect(config).await.expect("connects");
-        assert_eq!(
-            source.trace_mode(),
-            TraceMode::None,
-            "neither trace method: warned, not fatal"
-        );
-        source.fetch_block(5).await.expect_err("must refuse")
-    }
-
-    #[tokio::test]
-    async fn missing_receipt_is_an_error_naming_block_and_method() {
-        let err = fetch(|m, _| {
-            common(m).unwrap_or_else(|| match m {
-                "eth_getBlockByNumber" => block(2),
-                "eth_getBlockReceipts" => json!([receipt(0, &format!("0x{}", "55".repeat(32)))]),
-                _ => json!(null),
-            })
-        })
-        .await;
-        let msg = err.to_string();
-        assert!(
-            matches!(err, ChainError::Inconsistent { block: Some(5), .. }),
-            "{msg}"
-        );
-        assert!(
-            msg.contains("eth_getBlockReceipts")
-                && msg.contains("block 5")
-                && msg.contains("1 receipts for 2 transactions"),
-            "{msg}"
-        );
-    }
-
-    #[tokio::test]
-    async fn receipts_of_another_block_are_an_error() {
-        let err = fetch(|m, _| {
-            common(m).unwrap_or_else(|| match m {
-                "eth_getBlockByNumber" => block(1),
-                "eth_getBlockReceipts" => json!([receipt(0, &format!("0x{}", "66".repeat(32)))]),
-                _ => json!(null),
-            })
-        })
-        .await;
-        assert!(err.to_string().contains("a reorg between reads"), "{err}");
-        assert!(err.is_transient(), "refetching may succeed");
-    }
-
-    #[tokio::test]
-    async fn an_answer_over_the_bound_is_an_error_naming_block_and_method_and_not_retried() {
-        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let url = serve(|m, _| {
-            common(m).unwrap_or_else(|| match m {
-                "eth_getBlockByNumber" => {
-                    CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    // About 200 KB: 3 000 transaction hashes.
-                    block(3000)
-                }
-                "eth_getBlockReceipts" => json!([]),
-                _ => json!(null),
-            })
-        })
-        .await;
-        let mut config = SourceConfig::new(url);
-        config.max_response_bytes = 64 << 10;
-        let source = ChainSource::connect(config).await.expect("connects");
-        let err = source.fetch_block(5).await.expect_err("must refuse");
-        let msg = err.to_string();
-        assert!(
-            msg.contains("larger than 65536 bytes") && msg.contains("block 5"),
-            "{msg}"
-        );
-        assert!(
-            !err.is_transient(),
-            "the same answer would come again: {msg}"
-        );
-        assert_eq!(
-            CALLS.load(std::sync::atomic::Ordering::SeqCst),
-            1,
-            "not retried"
-        );
-        // Under the bound, the same node answers.
-        let mut config = SourceConfig::new(
-            serve(|m, _| {
-                common(m).unwrap_or_else(|| match m {
-                    "eth_getBlockByNumber" => block(0),
-                    "eth_getBlockReceipts" => json!([]),
-                    _ => json!(null),
-                })
-            })
-            .await,
-        );
-        config.max_response_bytes = 64 << 10;
-        let source = ChainSource::connect(config).await.expect("connects");
-        assert_eq!(
-            source.fetch_block(5).await.expect("fetches").block.number,
-            5
-        );
-    }
-
-    #[tokio::test]
-    async fn garbage_block_is_an_error_naming_the_method() {
-        let err = fetch(|m, _| {
-            common(m).unwrap_or_else(|| match m {
-                "eth_getBlockByNumber" => json!({"number": "not a number"}),
-                "eth_getBlockReceipts" => json!([]),
-                _ => json!(null),
-            })
-        })
-        .await;
-        let msg = err.to_string();
-        assert!(
-            msg.contains("eth_getBlockByNumber") && msg.contains("block 5"),
-            "{msg}"
-        );
-        assert!(
-            !err.is_transient(),
-            "a malformed answer is not waited out: {msg}"
-        );
-    }
-}
+mod misbehaving_node;

@@ -65,21 +65,16 @@ impl ChainSource {
         loop {
             self.acquire(3).await;
             let mut batch = self.client().new_batch();
-            let add = |e: TransportError| ChainError::Rpc {
-                method: "batch",
-                block: Some(number),
-                retries: 0,
-                source: e,
-            };
+            let add = ChainSource::batch_add_failed(number);
             let bal = batch
                 .add_call::<_, U256>("eth_getBalance", &(address, tag.clone()))
-                .map_err(add)?;
+                .map_err(&add)?;
             let nonce = batch
                 .add_call::<_, U64>("eth_getTransactionCount", &(address, tag.clone()))
-                .map_err(add)?;
+                .map_err(&add)?;
             let code = batch
                 .add_call::<_, Bytes>("eth_getCode", &(address, tag.clone()))
-                .map_err(add)?;
+                .map_err(&add)?;
             let result = tokio::time::timeout(self.config().timeout, async {
                 batch.send().await.map_err(|e| ("batch", e))?;
                 let balance = bal.await.map_err(|e| ("eth_getBalance", e))?;

@@ -9,6 +9,7 @@ mod guard_cmd;
 mod intel_cmd;
 mod screen_cmd;
 mod trace_cmd;
+mod watch_cmd;
 
 use std::process::ExitCode;
 

@@ -46,7 +46,8 @@ pub type Loader = dyn Fn() -> Result<Loaded, IntelError> + Send + Sync;
 /// The current intel and when it was loaded.
 #[derive(Debug)]
 pub struct Intel {
-    pub index: IntelIndex,
+    /// Shared with the watch when it runs in the server (`Arc`: no copy per reader).
+    pub index: Arc<IntelIndex>,
     pub loaded_at: SystemTime,
     pub report: holdfast_intel::LoadReport,
 }
@@ -136,7 +137,7 @@ impl AppState {
         metrics.set_labels(loaded.index.label_count());
         Ok(AppState {
             intel: Arc::new(ArcSwap::from_pointee(Intel {
-                index: loaded.index,
+                index: Arc::new(loaded.index),
                 loaded_at: SystemTime::now(),
                 report: loaded.report,
             })),
@@ -162,7 +163,7 @@ impl AppState {
             .await
             .map_err(|e| IntelError::Usage(format!("reload task failed: {e}")))??;
         let intel = Arc::new(Intel {
-            index: loaded.index,
+            index: Arc::new(loaded.index),
             loaded_at: SystemTime::now(),
             report: loaded.report,
         });

@@ -73,6 +73,9 @@ pub enum TransferQuery {
         token: Option<Address>,
         from_block: u64,
     },
+    /// Every transfer of blocks `from_block..=to_block` (the watch's replay), imported ones
+    /// included.
+    Blocks { from_block: u64, to_block: u64 },
 }
 
 /// Counts for a chain.

@@ -365,6 +365,7 @@ impl Store for PgStore {
             TransferQuery::Tx { tx_hash } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND tx_hash = $2 {order} $3"), &[&chain, &tx_hash.as_slice(), &lim])?,
             TransferQuery::Asset { token: Some(token), from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND token = $2 AND block_number >= $3 {order} $4"), &[&chain, &token.as_slice(), &i64::try_from(from_block).unwrap_or(i64::MAX), &lim])?,
             TransferQuery::Asset { token: None, from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND token IS NULL AND block_number >= $2 {order} $3"), &[&chain, &i64::try_from(from_block).unwrap_or(i64::MAX), &lim])?,
+            TransferQuery::Blocks { from_block, to_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND block_number >= $2 AND block_number <= $3 {order} $4"), &[&chain, &i64::try_from(from_block).unwrap_or(i64::MAX), &i64::try_from(to_block).unwrap_or(i64::MAX), &lim])?,
         };
         rows.iter().map(|r| transfer(chain_id, r)).collect()
     }

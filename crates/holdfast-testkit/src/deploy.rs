@@ -20,6 +20,20 @@ pub async fn erc20(
     node.deploy(from, &code, &args).await
 }
 
+/// Our `PermitToken` (`contracts/src/PermitToken.sol`): an ERC-20 (18 decimals) with EIP-2612
+/// `permit`, `increaseAllowance` and an owner (`from`; `mint` and `transferOwnership`, which
+/// emits `OwnershipTransferred`).
+pub async fn permit_token(
+    node: &Anvil,
+    from: Address,
+    name: &str,
+    symbol: &str,
+) -> Result<Address, TestkitError> {
+    let code = Artifact::load("holdfast", "PermitToken")?.bytecode;
+    let args = (name.to_owned(), symbol.to_owned()).abi_encode_params();
+    node.deploy(from, &code, &args).await
+}
+
 /// The canonical WETH9.
 pub async fn weth(node: &Anvil, from: Address) -> Result<Address, TestkitError> {
     let code = Artifact::load("uniswap-v2-periphery", "WETH9")?.bytecode;

@@ -174,12 +174,32 @@ pub fn alert_id(chain_id: u64, block_hash: B256, rule: &str, place: &Place) -> S
     format!("hf-{}", hex::encode(&d[..20]))
 }
 
+/// What an address is to an alert: what the responses do with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Involvement {
+    /// A watched wallet or contract: the `freeze` response freezes it in the guard.
+    Watched,
+    /// An address the alert implicates (the thief, a new implementation, an unknown
+    /// spender, a laundering hop): the `label` response labels it `tainted`.
+    Suspect,
+    /// A labelled service (an exchange deposit): a freeze-request target (`notify`).
+    Service,
+    /// Anything else mentioned (an executor, a token contract).
+    #[default]
+    Other,
+}
+
 /// One address an alert mentions, with its role and what intel knows of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddressNote {
     pub address: Address,
-    /// `watched wallet`, `new implementation`, `spender`, `recipient`, `exchange deposit`, …
+    /// In words: `watched wallet`, `new implementation`, `spender`, `recipient`, `exchange
+    /// deposit`, …
     pub role: String,
+    /// What the responses do with it.
+    #[serde(default)]
+    pub involvement: Involvement,
     /// Intel's labels, e.g. `OFAC SDN: Lazarus Group (sanctioned)`; empty when none.
     pub labels: Vec<String>,
 }
@@ -229,6 +249,10 @@ pub struct Alert {
     pub confirmations: u64,
     /// The responses the rule starts (`freeze`, `trace`, `label`, `notify`).
     pub responses: Vec<String>,
+    /// Machine-readable evidence for responders (e.g. a tainted deposit's freeze request:
+    /// service, deposit, amounts, hop-by-hop path). `null` when there is none.
+    #[serde(default)]
+    pub evidence: serde_json::Value,
 }
 
 #[cfg(test)]

@@ -10,6 +10,31 @@
 //! `respond` (freeze, trace, label, notify).
 
 pub mod alert;
+pub mod config;
+pub mod deliver;
+pub mod detect;
+pub mod engine;
+pub mod follow;
+pub mod metrics;
+pub mod replay;
+pub mod respond;
+pub mod runner;
 pub mod sink;
+pub mod units;
 
-pub use alert::{AddressNote, Alert, DetectorKind, Fact, Link, Place, Severity, alert_id};
+pub use alert::{
+    AddressNote, Alert, DetectorKind, Fact, Involvement, Link, Place, Severity, alert_id,
+};
+pub use config::{ConfigError, Diagnostic, Validated, WatchConfig};
+pub use deliver::{Backoff, Deliverer, DeliveryConfig, DeliveryMetrics};
+pub use detect::{Context, DetectError, DetectorState, Detectors, History, Labels};
+pub use engine::{
+    BlockTiming, ChainOptions, ChainWatch, IntelView, OnAlert, OnBlock, Rules, RunSummary, Shared,
+    Start, WatchError, WatchState,
+};
+pub use follow::{ChainInfo, FollowState, Theft, TracePlan};
+pub use metrics::WatchMetrics;
+pub use respond::{Freezer, HttpFreezer, Labeler, Responder};
+pub use runner::{Runner, RunnerDeps, StartError};
+pub use sink::{Sink, SinkConfigError, SinkEvent, SinkSpec};
+pub use units::Units;

@@ -2,7 +2,7 @@
 //! from the transactions alone when the node serves no traces.
 
 use alloy::rpc::types::trace::parity::{Action, CallType, LocalizedTransactionTrace, TraceOutput};
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, Bytes, U256};
 use holdfast_primitives::{Asset, Position, Transfer};
 
 use super::{BlockContext, ExtractError, TxMeta};
@@ -41,6 +41,9 @@ pub struct GethFrame {
     pub to: Option<Address>,
     #[serde(default)]
     pub value: Option<U256>,
+    /// The call's input (a creation's init code); read for the watch's call details.
+    #[serde(default)]
+    pub input: Option<Bytes>,
     #[serde(default)]
     pub error: Option<String>,
     #[serde(default)]

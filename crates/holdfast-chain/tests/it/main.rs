@@ -1,3 +1,5 @@
 //! holdfast-chain integration tests.
 
+mod detail;
 mod etl_fixtures;
+mod heads;

@@ -510,3 +510,4 @@ mod chain {
         );
     }
 }
+mod watch;

@@ -994,6 +994,22 @@ impl Store for EmbeddedStore {
                 out.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
                 out.truncate(limit);
             }
+            TransferQuery::Blocks {
+                from_block,
+                to_block,
+            } => {
+                let start = from_block.to_be_bytes().to_vec();
+                let range = match to_block.checked_add(1) {
+                    Some(end) => {
+                        snap.range(chain.space(TRANSFERS), start..end.to_be_bytes().to_vec())
+                    }
+                    None => snap.range(chain.space(TRANSFERS), start..),
+                };
+                for g in range.take(limit) {
+                    let (k, v) = self.kv(g)?;
+                    out.push(read_record(chain_id, &k, &v)?);
+                }
+            }
             TransferQuery::Asset { token, from_block } => {
                 let prefix = asset_prefix(token);
                 let start = [&prefix[..], &from_block.to_be_bytes()].concat();

@@ -453,7 +453,7 @@ impl WatchStore for EmbeddedWatchStore {
             &c.block,
         )?;
         let mut s = self.staging()?;
-        let remember = number > c.forget_below;
+        let remember = number >= c.forget_below;
         for a in &c.alerts {
             let old = self.staged_alert(&s, &a.id)?;
             if old
@@ -495,8 +495,10 @@ impl WatchStore for EmbeddedWatchStore {
         }
         let lowest = stored.as_ref().map_or(number, |s| s.lowest);
         let last_kept = stored.as_ref().map_or(0, |s| s.checkpoint.block.number);
-        if stored.is_some() {
-            self.forget(&mut s, chain, lowest, c.forget_below.min(last_kept))?;
+        if stored.is_some()
+            && let Some(below) = c.forget_below.checked_sub(1)
+        {
+            self.forget(&mut s, chain, lowest, below.min(last_kept))?;
         }
         if remember {
             s.batch.put(
@@ -507,7 +509,7 @@ impl WatchStore for EmbeddedWatchStore {
         }
         // The lowest remembered block: every remembered block is at or above it (so the
         // next forget finds them all), also after a `forget_below` that went back down.
-        let mut lowest = lowest.max(c.forget_below.saturating_add(1));
+        let mut lowest = lowest.max(c.forget_below);
         if remember {
             lowest = lowest.min(number);
         }

@@ -157,7 +157,8 @@ pub struct BlockCommit {
     /// Alerts of earlier blocks now confirmed: each marked and a `confirmed` event appended
     /// (ids unknown or already confirmed or retracted are skipped).
     pub confirm: Vec<String>,
-    /// Processed blocks at or below this number are forgotten (past the reorg depth).
+    /// Processed blocks below this number are forgotten (past the reorg depth); 0 forgets
+    /// nothing.
     pub forget_below: u64,
     /// The lease's fencing token ([`WatchStore::acquire_lease`]); `None` when not leased.
     pub fence: Option<u64>,
@@ -222,7 +223,7 @@ impl AlertEventKind {
 pub trait WatchStore: Send + Sync + std::fmt::Debug {
     fn checkpoint(&self, chain_id: u64) -> Result<Option<WatchCheckpoint>, StoreError>;
 
-    /// The processed block at `number`, if still remembered (above `forget_below`).
+    /// The processed block at `number`, if still remembered (at or above the last `forget_below`).
     fn processed_block(&self, chain_id: u64, number: u64) -> Result<Option<BlockRef>, StoreError>;
 
     /// Records a block's alerts and outbox events and moves the checkpoint to it, atomically.

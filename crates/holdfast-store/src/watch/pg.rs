@@ -353,7 +353,7 @@ impl WatchStore for PgWatchStore {
         }
         let chain_i = i64_of(chain)?;
         tx.execute(
-            "DELETE FROM watch_blocks WHERE chain_id = $1 AND number <= $2",
+            "DELETE FROM watch_blocks WHERE chain_id = $1 AND number < $2",
             &[&chain_i, &i64_of(c.forget_below.min(i64::MAX as u64))?],
         )?;
         let (n, hash, parent, ts) = (
@@ -362,7 +362,7 @@ impl WatchStore for PgWatchStore {
             c.block.parent_hash.as_slice(),
             i64_of(c.block.timestamp)?,
         );
-        if number > c.forget_below {
+        if number >= c.forget_below {
             tx.execute(
                 "INSERT INTO watch_blocks (chain_id, number, hash, parent_hash, ts) VALUES ($1, $2, $3, $4, $5)",
                 &[&chain_i, &n, &hash, &parent, &ts],

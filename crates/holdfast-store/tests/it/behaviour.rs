@@ -207,6 +207,34 @@ fn writes_and_queries_in_block_order() {
             )
             .expect("query");
         assert_eq!(tx, blocks[1].transfers[..2].to_vec());
+        // A block range: every transfer of those blocks, in block order (the watch's replay).
+        let range = s
+            .transfers(
+                c,
+                TransferQuery::Blocks {
+                    from_block: 1,
+                    to_block: 3,
+                },
+                100,
+            )
+            .expect("query");
+        let expected: Vec<_> = blocks
+            .iter()
+            .filter(|b| (1..=3).contains(&b.block.number))
+            .flat_map(|b| b.transfers.clone())
+            .collect();
+        assert_eq!(range, expected);
+        let capped = s
+            .transfers(
+                c,
+                TransferQuery::Blocks {
+                    from_block: 0,
+                    to_block: u64::MAX,
+                },
+                2,
+            )
+            .expect("query");
+        assert_eq!(capped.len(), 2, "limit");
         let native = s
             .transfers(
                 c,

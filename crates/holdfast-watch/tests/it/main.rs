@@ -1,2 +1,12 @@
 //! The watch's integration tests: anvil, real contracts, the store (embedded and
 //! PostgreSQL), a real SMTP server and webhook receivers.
+
+mod deliver;
+mod detectors;
+mod engine;
+mod heist;
+mod history;
+mod laundering;
+mod receivers;
+mod sinks;
+mod watch_files;

@@ -251,7 +251,7 @@ fn a_commit_that_fails_before_it_is_written_leaves_nothing() {
         fail(s);
         let c = BlockCommit {
             confirm: vec!["c1-2".into()],
-            forget_below: 3,
+            forget_below: 4,
             ..commit(
                 block(1, 5, 0, 0),
                 1,
@@ -382,12 +382,13 @@ fn processed_blocks_below_the_reorg_depth_are_forgotten() {
             };
             s.commit_block(&c).expect("commit");
         }
-        assert_eq!(s.processed_block(1, 6).expect("read"), None);
+        // The last commit (block 10) forgot every block below 6.
+        assert_eq!(s.processed_block(1, 5).expect("read"), None);
         assert_eq!(
-            s.processed_block(1, 7).expect("read"),
-            Some(block(1, 7, 0, 0))
+            s.processed_block(1, 6).expect("read"),
+            Some(block(1, 6, 0, 0))
         );
-        let e = s.unwind_above(1, 5, b"", None).expect_err("forgotten");
+        let e = s.unwind_above(1, 4, b"", None).expect_err("forgotten");
         assert!(e.to_string().contains("forgotten"), "{e}");
         let r = s.unwind_above(1, 8, b"", None).expect("unwind");
         assert_eq!(
@@ -416,7 +417,7 @@ fn processed_blocks_below_the_reorg_depth_are_forgotten() {
         s.commit_block(&with(10, 0)).expect("commit");
         s.commit_block(&with(11, 0)).expect("commit");
         assert!(s.processed_block(1, 10).expect("read").is_some());
-        s.commit_block(&with(12, 10)).expect("commit");
+        s.commit_block(&with(12, 11)).expect("commit");
         assert_eq!(s.processed_block(1, 10).expect("read"), None);
         assert!(s.processed_block(1, 11).expect("read").is_some());
     });

@@ -1,0 +1,240 @@
+//! [`StoreHistory`]: the [`History`] seam over the transfer store (what ingestion wrote
+//! before the block), with an in-memory cache per wallet that grows block by block, so a
+//! busy wallet's past is read once, not at every payment. The cache is not part of the
+//! checkpoint (the store is the truth; a restart reads it again). Token balances are not in
+//! the store: it answers `None` for them (the token drain and whole-balance checks then need
+//! an engine-side implementation that asks the node).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use alloy_primitives::{Address, U256};
+use holdfast_primitives::Transfer;
+use holdfast_store::{Store, TransferQuery};
+
+use super::context::{History, HistoryError};
+use super::poisoning::COUNTERPARTY_LIMIT;
+
+/// Transfers read per store query.
+const PAGE: usize = 10_000;
+/// Most destinations cached per wallet; past it `has_paid` asks the store about the
+/// destination instead (the transfers it received).
+pub const MAX_CACHED_DESTINATIONS: usize = 100_000;
+/// Most wallets cached (the cache is emptied when full).
+pub const MAX_CACHED_WALLETS: usize = 20_000;
+
+#[derive(Default)]
+struct Past {
+    /// Transfers of blocks below this are in the cache.
+    scanned_to: u64,
+    paid: HashSet<Address>,
+    /// `paid` holds every destination (not cut at [`MAX_CACHED_DESTINATIONS`]).
+    complete: bool,
+    /// The newest distinct destinations, oldest first.
+    recent: VecDeque<Address>,
+}
+
+pub struct StoreHistory {
+    store: Arc<dyn Store>,
+    cache: Mutex<HashMap<(u64, Address), Past>>,
+}
+
+impl std::fmt::Debug for StoreHistory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreHistory").finish_non_exhaustive()
+    }
+}
+
+fn store_err(what: String) -> impl Fn(holdfast_store::StoreError) -> HistoryError {
+    move |e| HistoryError {
+        message: format!("{what}: {e}"),
+        transient: true,
+    }
+}
+
+impl StoreHistory {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        StoreHistory {
+            store,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Calls `f` with every transfer of `query`'s address in blocks `from_block..before_block`,
+    /// in block order.
+    fn scan(
+        &self,
+        chain_id: u64,
+        query: impl Fn(u64) -> TransferQuery,
+        from_block: u64,
+        before_block: u64,
+        f: &mut dyn FnMut(&Transfer),
+    ) -> Result<(), HistoryError> {
+        let mut next = from_block;
+        // Transfers of the block a full page ended in, already given to `f`.
+        let mut seen_in_last: Vec<(alloy_primitives::B256, holdfast_primitives::Position)> =
+            Vec::new();
+        loop {
+            if next >= before_block {
+                return Ok(());
+            }
+            let page = self
+                .store
+                .transfers(chain_id, query(next), PAGE)
+                .map_err(store_err(format!("transfers from block {next}")))?;
+            let full = page.len() == PAGE;
+            for t in &page {
+                if t.block_number >= before_block {
+                    return Ok(());
+                }
+                if t.block_number == next
+                    && seen_in_last
+                        .iter()
+                        .any(|(h, p)| *h == t.tx_hash && *p == t.position)
+                {
+                    continue;
+                }
+                f(t);
+            }
+            let Some(last) = page.last().map(|t| t.block_number) else {
+                return Ok(());
+            };
+            if !full {
+                return Ok(());
+            }
+            if last == next {
+                // A block larger than a page: the store cannot page inside it.
+                seen_in_last.extend(page.iter().map(|t| (t.tx_hash, t.position.clone())));
+                if seen_in_last.len() > 10 * PAGE {
+                    return Err(HistoryError {
+                        message: format!(
+                            "block {next} holds more transfers than the history reads"
+                        ),
+                        transient: false,
+                    });
+                }
+                continue;
+            }
+            seen_in_last = page
+                .iter()
+                .filter(|t| t.block_number == last)
+                .map(|t| (t.tx_hash, t.position.clone()))
+                .collect();
+            next = last;
+        }
+    }
+
+    /// Brings `wallet`'s cached past up to `before_block` and calls `f` with it.
+    fn with_past<T>(
+        &self,
+        chain_id: u64,
+        wallet: Address,
+        before_block: u64,
+        f: impl FnOnce(&Past) -> T,
+    ) -> Result<T, HistoryError> {
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= MAX_CACHED_WALLETS && !cache.contains_key(&(chain_id, wallet)) {
+            cache.clear();
+        }
+        let past = cache.entry((chain_id, wallet)).or_insert_with(|| Past {
+            complete: true,
+            ..Past::default()
+        });
+        if past.scanned_to > before_block {
+            // Asked about an earlier point (a reorg, a replay from the start): read again.
+            *past = Past {
+                complete: true,
+                ..Past::default()
+            };
+        }
+        let from = past.scanned_to;
+        let result = self.scan(
+            chain_id,
+            |b| TransferQuery::From {
+                address: wallet,
+                from_block: b,
+            },
+            from,
+            before_block,
+            &mut |t| {
+                if t.to == wallet || t.amount.is_zero() {
+                    return;
+                }
+                if past.paid.len() < MAX_CACHED_DESTINATIONS {
+                    past.paid.insert(t.to);
+                } else if !past.paid.contains(&t.to) {
+                    past.complete = false;
+                }
+                past.recent.retain(|a| *a != t.to);
+                past.recent.push_back(t.to);
+                if past.recent.len() > COUNTERPARTY_LIMIT {
+                    past.recent.pop_front();
+                }
+            },
+        );
+        match result {
+            Ok(()) => {
+                past.scanned_to = before_block;
+                Ok(f(past))
+            }
+            Err(e) => {
+                cache.remove(&(chain_id, wallet));
+                Err(e)
+            }
+        }
+    }
+}
+
+impl History for StoreHistory {
+    fn has_paid(
+        &self,
+        chain_id: u64,
+        from: Address,
+        to: Address,
+        before_block: u64,
+    ) -> Result<bool, HistoryError> {
+        let (known, complete) = self.with_past(chain_id, from, before_block, |p| {
+            (p.paid.contains(&to), p.complete)
+        })?;
+        if known || complete {
+            return Ok(known);
+        }
+        let mut found = false;
+        self.scan(
+            chain_id,
+            |b| TransferQuery::To {
+                address: to,
+                from_block: b,
+            },
+            0,
+            before_block,
+            &mut |t| found |= t.from == from && !t.amount.is_zero(),
+        )?;
+        Ok(found)
+    }
+
+    fn counterparties(
+        &self,
+        chain_id: u64,
+        wallet: Address,
+        before_block: u64,
+        limit: usize,
+    ) -> Result<Vec<Address>, HistoryError> {
+        self.with_past(chain_id, wallet, before_block, |p| {
+            p.recent.iter().rev().take(limit).copied().collect()
+        })
+    }
+
+    fn token_balance(
+        &self,
+        _chain_id: u64,
+        _holder: Address,
+        _token: Address,
+        _block: u64,
+    ) -> Result<Option<U256>, HistoryError> {
+        Ok(None)
+    }
+}

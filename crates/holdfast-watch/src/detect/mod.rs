@@ -1,0 +1,297 @@
+//! The built-in detectors 1–5 (`docs/WATCH.md`): pure functions over a block
+//! ([`BlockDetail`]), the watch file, a [`DetectorState`] the engine carries from block to
+//! block in its checkpoint, and two seams it implements: [`Labels`] (intel, reloadable at run
+//! time) and [`History`] (the wallet's past, from the transfer store).
+//!
+//! - `storage`: critical storage changes (Safe singleton, owners, threshold, modules, guard,
+//!   fallback handler, module guard; EIP-1967 slots; admin events), from the state diff and
+//!   the logs, with the DELEGATECALL it happened under.
+//! - `outflow`: thresholds, velocity, drain, new destinations, the whole balance leaving.
+//! - `grant`: approvals and permits to spenders outside an allowlist.
+//! - `counterparty`: a watched address dealing with a sanctioned, DPRK, mixer or tainted one.
+//! - `poisoning`: zero-value and fake-token transfers, look-alike addresses.
+//! - `safes`: Safes joining `safes_owned_by` sets.
+//!
+//! Every alert has a deterministic id ([`alert_id`]) and is raised once per occurrence: what
+//! a block shows twice (a log and a storage write, a call and its event) is one alert.
+
+mod context;
+mod counterparty;
+mod explain;
+mod grant;
+mod history;
+mod outflow;
+mod poisoning;
+mod rules;
+mod safes;
+mod state;
+mod storage;
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+
+use alloy_primitives::{Address, B256};
+use holdfast_chain::BlockDetail;
+use holdfast_guard::safe::{mapping_slot, slots};
+
+pub use context::{AddressLabel, History, HistoryError, Labels, NoHistory, NoLabels};
+pub use grant::unlimited;
+pub use history::{MAX_CACHED_DESTINATIONS, MAX_CACHED_WALLETS, StoreHistory};
+pub use poisoning::{COUNTERPARTY_LIMIT, looks_like};
+pub use rules::{FileRules, RulesError};
+pub use state::{
+    ChainState, DetectorState, Episode, MAX_DYNAMIC_MEMBERS, MAX_WINDOW_ENTRIES, Membership,
+    Outflow, REORG_HORIZON, STATE_FORMAT, SWEEP_EVERY,
+};
+
+use crate::alert::{Alert, DetectorKind};
+use crate::config::{Params, Rule, WatchConfig};
+use explain::Explain;
+
+/// What the detectors read besides the block, the file and their state.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// The chain's name in the watch file (its `[[chain]]`).
+    pub chain: &'a str,
+    /// Confirmations of the block now (0: the head), copied into the alerts.
+    pub confirmations: u64,
+    pub labels: &'a dyn Labels,
+    pub history: &'a dyn History,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("chain", &self.chain)
+            .field("confirmations", &self.confirmations)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A detector could not finish a block (its state is left as it was).
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error("chain {0:?} is not in the watch file")]
+    UnknownChain(String),
+    #[error("history of block {block}: {source}")]
+    History {
+        block: u64,
+        #[source]
+        source: HistoryError,
+    },
+}
+
+/// The watch file's rules, indexed for the detectors: which sets an address is in, which
+/// rules of each detector target a set. Built once per configuration.
+#[derive(Debug, Clone)]
+pub struct Detectors {
+    config: WatchConfig,
+    /// Address → the sets it is a static member of.
+    members: HashMap<Address, Vec<u32>>,
+    /// Set → detector (as index) → rules targeting the set.
+    set_rules: Vec<[Vec<u32>; 6]>,
+    /// Owner → the sets whose `safes_owned_by` names it.
+    owner_sets: HashMap<Address, Vec<u32>>,
+    /// `keccak(owner . 2)` (a Safe's `owners[owner]` slot) → owner, for those owners.
+    owner_slots: HashMap<B256, Address>,
+    /// Sets that have `safes_owned_by` (dynamic members).
+    dynamic_sets: Vec<u32>,
+    /// The longest drain window of any rule (balance samples kept that long).
+    max_drain_blocks: u64,
+    /// The longest velocity window, in seconds.
+    max_window_secs: u64,
+}
+
+impl Detectors {
+    pub fn new(config: &WatchConfig) -> Detectors {
+        let mut members: HashMap<Address, Vec<u32>> = HashMap::new();
+        let mut owner_sets: HashMap<Address, Vec<u32>> = HashMap::new();
+        let mut dynamic_sets = Vec::new();
+        for (i, s) in config.sets.iter().enumerate() {
+            let i = i as u32;
+            for a in &s.addresses {
+                members.entry(*a).or_default().push(i);
+            }
+            for o in &s.safes_owned_by {
+                owner_sets.entry(*o).or_default().push(i);
+            }
+            if !s.safes_owned_by.is_empty() {
+                dynamic_sets.push(i);
+            }
+        }
+        let mut set_rules: Vec<[Vec<u32>; 6]> = vec![Default::default(); config.sets.len()];
+        let (mut max_drain_blocks, mut max_window_secs) = (0, 0);
+        for (r, rule) in config.rules.iter().enumerate() {
+            for t in &rule.targets {
+                set_rules[*t][kind_index(rule.detector)].push(r as u32);
+            }
+            if let Params::Outflow(p) = &rule.params {
+                if let Some(d) = &p.drain {
+                    max_drain_blocks = max_drain_blocks.max(d.blocks);
+                }
+                if let Some(v) = &p.velocity {
+                    max_window_secs = max_window_secs.max(v.window_secs);
+                }
+            }
+        }
+        let owner_slots = owner_sets
+            .keys()
+            .map(|o| (mapping_slot(*o, slots::OWNERS_MAPPING), *o))
+            .collect();
+        Detectors {
+            config: config.clone(),
+            members,
+            set_rules,
+            owner_sets,
+            owner_slots,
+            dynamic_sets,
+            max_drain_blocks,
+            max_window_secs,
+        }
+    }
+
+    pub fn config(&self) -> &WatchConfig {
+        &self.config
+    }
+
+    /// Runs detectors 1–5 over one block of chain `cx.chain`. The state advances to this
+    /// block only when it succeeds (on an error it is as it was); a block at or below the state's last block first unwinds
+    /// the state above its parent (a re-run after a crash, or a reorg the engine did not
+    /// announce), so running a block twice gives the same alerts and the same state.
+    pub fn run(
+        &self,
+        block: &BlockDetail,
+        state: &mut DetectorState,
+        cx: &Context<'_>,
+    ) -> Result<Vec<Alert>, DetectError> {
+        let chain = self
+            .config
+            .chain(cx.chain)
+            .ok_or_else(|| DetectError::UnknownChain(cx.chain.to_owned()))?;
+        let number = block.block().number;
+        let cs = state.chains.entry(cx.chain.to_owned()).or_default();
+        let last = cs.last_block;
+        if last.is_some_and(|last| number <= last) {
+            cs.unwind_above(number.saturating_sub(1));
+        }
+        let before = cs.last_block;
+        let ex = Explain::new(&self.config, chain, block, cx);
+        let run = Run {
+            d: self,
+            block,
+            cx,
+            ex: &ex,
+        };
+        let mut alerts = Vec::new();
+        // In place, without a copy of the state: everything a block adds is tagged with its
+        // number, so a failure unwinds exactly what this block did.
+        if let Err(e) = self.detect_all(&run, cs, &mut alerts) {
+            cs.unwind_above(number.saturating_sub(1));
+            cs.last_block = before;
+            return Err(e);
+        }
+        cs.last_block = Some(number);
+        cs.sweep(
+            number,
+            block.block().timestamp,
+            self.max_drain_blocks,
+            self.max_window_secs,
+        );
+        let mut seen = HashSet::new();
+        alerts.retain(|a: &Alert| seen.insert(a.id.clone()));
+        Ok(alerts)
+    }
+
+    fn detect_all(
+        &self,
+        run: &Run<'_>,
+        cs: &mut ChainState,
+        alerts: &mut Vec<Alert>,
+    ) -> Result<(), DetectError> {
+        safes::update(self, run.block, cs);
+        storage::detect(run, cs, alerts);
+        outflow::detect(run, cs, alerts)?;
+        grant::detect(run, cs, alerts);
+        counterparty::detect(run, cs, alerts);
+        poisoning::detect(run, cs, alerts)?;
+        Ok(())
+    }
+
+    /// The rules of `detector` on this chain that target a set `address` is in (statically
+    /// or as a Safe that joined a dynamic set), in file order.
+    pub(crate) fn rules_for(
+        &self,
+        cs: &ChainState,
+        chain: &str,
+        address: Address,
+        detector: DetectorKind,
+    ) -> Vec<u32> {
+        let k = kind_index(detector);
+        let mut out: Vec<u32> = Vec::new();
+        let mut add = |set: u32| {
+            for r in &self.set_rules[set as usize][k] {
+                if !out.contains(r) && self.config.rules[*r as usize].applies_to_chain(chain) {
+                    out.push(*r);
+                }
+            }
+        };
+        if let Some(sets) = self.members.get(&address) {
+            for s in sets {
+                add(*s);
+            }
+        }
+        for s in &self.dynamic_sets {
+            if cs.is_dynamic_member(&self.config.sets[*s as usize].name, address) {
+                add(*s);
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// Whether `address` is in set `set` (statically or dynamically).
+    pub(crate) fn in_set(&self, cs: &ChainState, set: usize, address: Address) -> bool {
+        self.members
+            .get(&address)
+            .is_some_and(|s| s.contains(&(set as u32)))
+            || cs.is_dynamic_member(&self.config.sets[set].name, address)
+    }
+
+    pub(crate) fn rule(&self, r: u32) -> &Rule {
+        &self.config.rules[r as usize]
+    }
+}
+
+/// One block's run: what every detector reads.
+pub(crate) struct Run<'a> {
+    pub d: &'a Detectors,
+    pub block: &'a BlockDetail,
+    pub cx: &'a Context<'a>,
+    pub ex: &'a Explain<'a>,
+}
+
+impl Run<'_> {
+    pub fn rules_for(&self, cs: &ChainState, address: Address, detector: DetectorKind) -> Vec<u32> {
+        self.d.rules_for(cs, self.cx.chain, address, detector)
+    }
+}
+
+const fn kind_index(k: DetectorKind) -> usize {
+    match k {
+        DetectorKind::CriticalStorage => 0,
+        DetectorKind::Outflow => 1,
+        DetectorKind::Grant => 2,
+        DetectorKind::Counterparty => 3,
+        DetectorKind::Poisoning => 4,
+        DetectorKind::TaintedDeposit => 5,
+    }
+}
+
+/// The first and last 4 hex digits of an address, for titles (`0x1Db9…c4B8`).
+pub(crate) fn short(a: Address) -> String {
+    let s = a.to_checksum(None);
+    format!("{}…{}", &s[..6], &s[s.len() - 4..])
+}

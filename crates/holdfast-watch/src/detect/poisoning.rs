@@ -1,0 +1,193 @@
+//! Detector 5, address poisoning: transfers "from" a watched wallet that the wallet did not
+//! make (zero-value `transferFrom`s, fake tokens emitting `Transfer` events with the wallet as
+//! sender), and look-alike addresses — the same leading and trailing hex characters as one of
+//! the wallet's real past counterparties — appearing in its history, or worse, being paid.
+//!
+//! Real counterparties are the addresses the wallet paid before the block, as the history
+//! seam returns them (the newest [`COUNTERPARTY_LIMIT`]).
+
+use std::collections::{BTreeMap, HashMap};
+
+use alloy_primitives::Address;
+use holdfast_primitives::{Asset, Transfer};
+
+use super::explain::{Draft, fact};
+use super::state::ChainState;
+use super::{DetectError, Run, short};
+use crate::alert::{Alert, DetectorKind, Place};
+use crate::config::{Params, PoisoningParams};
+
+/// Most past counterparties asked of the history seam per wallet and block.
+pub const COUNTERPARTY_LIMIT: usize = 256;
+
+/// Whether `a` imitates `b`: different addresses with the same first `prefix` and last
+/// `suffix` hex characters (case-insensitive).
+pub fn looks_like(a: Address, b: Address, prefix: u32, suffix: u32) -> bool {
+    if a == b {
+        return false;
+    }
+    let (x, y) = (hex::encode(a), hex::encode(b));
+    let (p, s) = (prefix as usize, suffix as usize);
+    x[..p.min(40)] == y[..p.min(40)] && x[40 - s.min(40)..] == y[40 - s.min(40)..]
+}
+
+struct Case {
+    place: Place,
+    tx_index: u32,
+    reasons: Vec<String>,
+    moves: Vec<String>,
+}
+
+pub(crate) fn detect(
+    run: &Run<'_>,
+    cs: &ChainState,
+    alerts: &mut Vec<Alert>,
+) -> Result<(), DetectError> {
+    let number = run.block.block().number;
+    let chain_id = run.block.chain_id();
+    let mut past: HashMap<Address, Vec<Address>> = HashMap::new();
+    let mut counterparties = |w: Address| -> Result<Vec<Address>, DetectError> {
+        if let Some(v) = past.get(&w) {
+            return Ok(v.clone());
+        }
+        let mut v: Vec<Address> = Vec::new();
+        v.extend(
+            run.cx
+                .history
+                .counterparties(chain_id, w, number, COUNTERPARTY_LIMIT)
+                .map_err(|source| DetectError::History {
+                    block: number,
+                    source,
+                })?,
+        );
+        v.sort_unstable();
+        v.dedup();
+        past.insert(w, v.clone());
+        Ok(v)
+    };
+    // (rule, tx, wallet, other) → case
+    let mut cases: BTreeMap<(u32, u32, Address, Address), Case> = BTreeMap::new();
+    for t in &run.block.transfers.transfers {
+        if t.from == t.to {
+            continue;
+        }
+        for (wallet, other, outgoing) in [(t.from, t.to, true), (t.to, t.from, false)] {
+            for r in run.rules_for(cs, wallet, DetectorKind::Poisoning) {
+                let Params::Poisoning(p) = &run.d.rule(r).params else {
+                    continue;
+                };
+                let mut reasons = Vec::new();
+                if outgoing && initiated_by(run, t.tx_index, wallet) == Some(false) {
+                    reasons.extend(unmade(run, p, t));
+                }
+                if p.lookalike
+                    && let Some(real) = counterparties(wallet)?
+                        .into_iter()
+                        .find(|c| looks_like(other, *c, p.prefix, p.suffix))
+                {
+                    let paid = outgoing
+                        && initiated_by(run, t.tx_index, wallet) == Some(true)
+                        && !t.amount.is_zero();
+                    reasons.push(format!(
+                            "{} {} looks like {}, an address this wallet paid before (same first {} and last {} hex characters){}",
+                            if outgoing { "recipient" } else { "sender" },
+                            other.to_checksum(None),
+                            real.to_checksum(None),
+                            p.prefix,
+                            p.suffix,
+                            if paid { ": THE WALLET PAID THE LOOK-ALIKE" } else { "" },
+                        ));
+                }
+                if reasons.is_empty() {
+                    continue;
+                }
+                let c = cases
+                    .entry((r, t.tx_index, wallet, other))
+                    .or_insert_with(|| Case {
+                        place: Place::Transfer {
+                            tx_index: t.tx_index,
+                            position: t.position.to_string(),
+                        },
+                        tx_index: t.tx_index,
+                        reasons: Vec::new(),
+                        moves: Vec::new(),
+                    });
+                for reason in reasons {
+                    if !c.reasons.contains(&reason) {
+                        c.reasons.push(reason);
+                    }
+                }
+                c.moves.push(format!(
+                    "{} from {} to {}",
+                    run.ex.amount(&t.asset, t.amount),
+                    t.from,
+                    t.to
+                ));
+            }
+        }
+    }
+    for ((r, _, wallet, other), c) in cases {
+        let rule = run.d.rule(r);
+        let mut facts: Vec<_> = c.reasons.iter().map(|m| fact("why", m.clone())).collect();
+        facts.extend(c.moves.iter().map(|m| fact("transfer", m.clone())));
+        alerts.push(run.ex.alert(
+            rule,
+            Draft {
+                place: c.place,
+                tx_index: Some(c.tx_index),
+                title: format!(
+                    "{}: address poisoning by {} ({})",
+                    short(wallet),
+                    short(other),
+                    c.reasons.join("; ")
+                ),
+                summary: format!(
+                    "Watched wallet {} is being poisoned: {}. Whoever copies a recipient from the \
+                     wallet's history may pay {} instead of the real counterparty. Check every \
+                     character of an address before paying it.",
+                    run.ex.who(wallet),
+                    c.reasons.join("; "),
+                    run.ex.who(other),
+                ),
+                facts,
+                addresses: vec![
+                    (wallet, "watched wallet".into()),
+                    (other, "suspected poisoner".into()),
+                ],
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the wallet itself acted in the transaction: it sent it, or code ran as it (a
+/// Safe's call frame). `None` when the block has no transaction detail (a replay from the
+/// store): then nothing is said about who made a transfer.
+fn initiated_by(run: &Run<'_>, tx_index: u32, wallet: Address) -> Option<bool> {
+    let tx = run.block.txs.get(tx_index as usize)?;
+    Some(
+        tx.from == wallet
+            || run
+                .block
+                .calls
+                .iter()
+                .any(|c| c.tx_index == tx_index && c.from == wallet && !c.reverted),
+    )
+}
+
+/// Why a transfer "from" the wallet that it did not make is poisoning.
+fn unmade(run: &Run<'_>, p: &PoisoningParams, t: &Transfer) -> Vec<String> {
+    let mut out = Vec::new();
+    match t.asset {
+        Asset::Erc20 { token } if p.zero_value && t.amount.is_zero() => out.push(format!(
+            "a zero-value transfer of {} \"from\" the wallet that the wallet did not make",
+            run.ex.token_name(token)
+        )),
+        Asset::Erc20 { token } if p.fake_tokens && !run.ex.known_token(token) => out.push(format!(
+            "a transfer of token {} (not declared in the watch file) \"from\" the wallet that the wallet did not make: a fake token imitating a real one",
+            token.to_checksum(None)
+        )),
+        _ => {}
+    }
+    out
+}

@@ -1,0 +1,278 @@
+//! The engine on anvil with the embedded stores: one commit per block with its alerts, the
+//! same ids after a restart, reorgs retracting the dropped block's alerts and raising the new
+//! chain's, confirmations.
+//!
+//! The rule here is a test rule (every native payment from the watched wallet), so these
+//! tests exercise the engine alone; the real detectors have their own tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_primitives::{Address, Bytes, U256};
+use holdfast_chain::{BlockDetail, ChainSource, SourceConfig};
+use holdfast_intel::IntelIndex;
+use holdfast_primitives::Asset;
+use holdfast_store::watch::{AlertEventKind, AlertStatus, EmbeddedWatchStore, WatchStore};
+use holdfast_store::{EmbeddedStore, Store};
+use holdfast_testkit::{Anvil, dev_account};
+use holdfast_watch::detect::RulesError;
+use holdfast_watch::{
+    AddressNote, Alert, ChainInfo, ChainOptions, ChainWatch, DetectorKind, Involvement, Place,
+    Rules, Severity, Shared, Start, TracePlan, Units, WatchMetrics, alert_id,
+};
+use serde_json::json;
+
+/// Every native payment from `wallet` is an alert.
+#[derive(Debug)]
+pub struct PaymentsFrom {
+    pub wallet: Address,
+}
+
+impl Rules for PaymentsFrom {
+    fn detect(
+        &self,
+        chain: &ChainInfo,
+        block: &BlockDetail,
+        state: &mut serde_json::Value,
+    ) -> Result<Vec<Alert>, RulesError> {
+        // The state counts blocks seen, to check it is carried through commits and unwinds.
+        let seen = state.get("blocks").and_then(|v| v.as_u64()).unwrap_or(0);
+        *state = json!({ "blocks": seen + 1 });
+        let b = block.block();
+        Ok(block
+            .transfers
+            .transfers
+            .iter()
+            .filter(|t| t.from == self.wallet && t.asset == Asset::Native)
+            .map(|t| {
+                let place = Place::Transfer {
+                    tx_index: t.tx_index,
+                    position: t.position.to_string(),
+                };
+                Alert {
+                    id: alert_id(chain.chain_id, b.hash, "payments", &place),
+                    chain_id: chain.chain_id,
+                    chain: chain.name.clone(),
+                    block_number: b.number,
+                    block_hash: b.hash,
+                    block_timestamp: b.timestamp,
+                    tx_hash: Some(t.tx_hash),
+                    place,
+                    rule: "payments".into(),
+                    detector: DetectorKind::Outflow,
+                    severity: Severity::High,
+                    title: format!("{} paid {} wei to {}", t.from, t.amount, t.to),
+                    summary: String::new(),
+                    facts: Vec::new(),
+                    addresses: vec![AddressNote {
+                        address: t.from,
+                        role: "watched wallet".into(),
+                        involvement: Involvement::Watched,
+                        labels: Vec::new(),
+                    }],
+                    links: Vec::new(),
+                    confirmations: 0,
+                    responses: Vec::new(),
+                    evidence: serde_json::Value::Null,
+                }
+            })
+            .collect())
+    }
+
+    fn trace_plan(&self, _rule: &str) -> Option<TracePlan> {
+        None
+    }
+}
+
+pub struct Rig {
+    pub _dir: tempfile::TempDir,
+    pub transfers: Arc<EmbeddedStore>,
+    pub watch: Arc<EmbeddedWatchStore>,
+    pub source: Arc<ChainSource>,
+    pub chain: ChainInfo,
+}
+
+impl Rig {
+    pub async fn new(node: &Anvil) -> Rig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let transfers = Arc::new(EmbeddedStore::open(&dir.path().join("t")).expect("store"));
+        let watch = Arc::new(EmbeddedWatchStore::open(&dir.path().join("w")).expect("watch"));
+        let mut config = SourceConfig::new(node.http_url());
+        config.poll_interval = Duration::from_millis(50);
+        let source = Arc::new(ChainSource::connect(config).await.expect("node"));
+        let chain = ChainInfo {
+            chain_id: source.chain_id(),
+            name: "anvil".into(),
+            explorer: None,
+        };
+        Rig {
+            _dir: dir,
+            transfers,
+            watch,
+            source,
+            chain,
+        }
+    }
+
+    pub fn shared(&self, rules: Arc<dyn Rules>) -> Shared {
+        Shared {
+            transfers: self.transfers.clone(),
+            watch: self.watch.clone(),
+            rules,
+            intel: Arc::new(arc_swap::ArcSwap::from_pointee(IntelIndex::default())),
+            units: Arc::new(Units::new()),
+            notify: Arc::new(tokio::sync::Notify::new()),
+            metrics: WatchMetrics::new(),
+            owner: "test".into(),
+            on_alert: None,
+            on_block: None,
+        }
+    }
+
+    /// Runs the watch from block `start` (or the checkpoint) up to block `last`.
+    pub async fn run_to(
+        &self,
+        rules: Arc<dyn Rules>,
+        start: u64,
+        last: u64,
+        confirmations: u64,
+    ) -> holdfast_watch::RunSummary {
+        let options = ChainOptions {
+            start: Start::Block(start),
+            confirmations,
+            stop_after: Some(last),
+            ..ChainOptions::default()
+        };
+        let mut w = ChainWatch::new(
+            self.chain.clone(),
+            self.source.clone(),
+            options,
+            self.shared(rules),
+        );
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        tokio::time::timeout(Duration::from_secs(60), w.run(rx))
+            .await
+            .expect("the run ends")
+            .expect("the run succeeds")
+    }
+}
+
+async fn pay(node: &Anvil, from: Address, to: Address, wei: u64) -> alloy_primitives::B256 {
+    node.send(from, Some(to), U256::from(wei), Bytes::new(), None)
+        .await
+        .expect("payment")
+        .0
+}
+
+fn events(watch: &dyn WatchStore) -> Vec<(AlertEventKind, String)> {
+    watch
+        .outbox_after_cursor("test-reader", 10_000)
+        .expect("outbox")
+        .into_iter()
+        .map(|e| (e.kind, e.alert_id))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_block_commits_its_alerts_once_and_a_rerun_adds_nothing() {
+    let node = Anvil::spawn().await.expect("anvil");
+    let rig = Rig::new(&node).await;
+    let wallet = dev_account(1);
+    let rules: Arc<dyn Rules> = Arc::new(PaymentsFrom { wallet });
+    for i in 0..3 {
+        pay(&node, wallet, dev_account(5), 1000 + i).await;
+        pay(&node, dev_account(2), dev_account(5), 7).await;
+    }
+    let head = node.block_number().await.expect("head");
+    let s = rig.run_to(rules.clone(), 1, head, 0).await;
+    assert_eq!(s.blocks, head, "{s:?}");
+    assert_eq!(s.alerts, 3, "{s:?}");
+    let cp = rig
+        .watch
+        .checkpoint(rig.chain.chain_id)
+        .expect("cp")
+        .expect("some");
+    assert_eq!(cp.block.number, head);
+    let state: serde_json::Value = serde_json::from_slice(&cp.state).expect("state");
+    assert_eq!(
+        state["detect"]["blocks"],
+        json!(head),
+        "the state is carried block to block"
+    );
+    // The transfers are stored too (the ingestion path).
+    assert_eq!(
+        rig.transfers
+            .head(rig.chain.chain_id)
+            .expect("head")
+            .map(|b| b.number),
+        Some(head)
+    );
+    let raised = events(rig.watch.as_ref());
+    assert_eq!(raised.len(), 3);
+    // Running again from the checkpoint over the same chain adds nothing.
+    let again = rig.run_to(rules, 1, head, 0).await;
+    assert_eq!(again.alerts, 0, "{again:?}");
+    assert_eq!(events(rig.watch.as_ref()).len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_retracts_the_dropped_blocks_alerts_and_raises_the_new_chains() {
+    let node = Anvil::spawn().await.expect("anvil");
+    let rig = Rig::new(&node).await;
+    let wallet = dev_account(1);
+    let rules: Arc<dyn Rules> = Arc::new(PaymentsFrom { wallet });
+    pay(&node, wallet, dev_account(5), 1).await;
+    pay(&node, wallet, dev_account(6), 2).await;
+    let head = node.block_number().await.expect("head");
+    rig.run_to(rules.clone(), 1, head, 1).await;
+    let before: Vec<_> = events(rig.watch.as_ref())
+        .into_iter()
+        .filter(|e| e.0 == AlertEventKind::Raised)
+        .collect();
+    assert_eq!(before.len(), 2);
+    // The last block is replaced by one carrying another payment from the wallet.
+    node.rpc(
+        "anvil_reorg",
+        json!([1, [[{"from": wallet, "to": dev_account(7), "value": "0x3"}, 0]]]),
+    )
+    .await
+    .expect("anvil_reorg");
+    let head2 = node.block_number().await.expect("head");
+    assert_eq!(head2, head);
+    let s = rig.run_to(rules, 1, head2, 1).await;
+    assert_eq!(s.reorgs, 1, "{s:?}");
+    assert_eq!(s.retracted, 1, "{s:?}");
+    assert_eq!(s.alerts, 1, "{s:?}");
+    let all = events(rig.watch.as_ref());
+    let kinds: Vec<AlertEventKind> = all.iter().map(|e| e.0).collect();
+    // raised, raised (first run; the first confirmed once the second block is on top of it),
+    // then the second retracted and the new one raised.
+    assert!(kinds.contains(&AlertEventKind::Retracted), "{all:?}");
+    let retracted = &all
+        .iter()
+        .find(|e| e.0 == AlertEventKind::Retracted)
+        .expect("one")
+        .1;
+    assert_eq!(
+        retracted, &before[1].1,
+        "the dropped block's alert is the one retracted"
+    );
+    let stored = rig.watch.alert(retracted).expect("get").expect("kept");
+    assert_eq!(stored.status, AlertStatus::Retracted);
+    let new = all.last().expect("some");
+    assert_eq!(new.0, AlertEventKind::Raised);
+    assert_ne!(
+        &new.1, retracted,
+        "the new chain's alert has its own id (its block hash)"
+    );
+    let first = rig.watch.alert(&before[0].1).expect("get").expect("kept");
+    assert_eq!(
+        first.status,
+        AlertStatus::Open,
+        "the block below the fork keeps its alert"
+    );
+    assert!(
+        first.confirmed,
+        "and it is confirmed once a block is on top of it"
+    );
+}

@@ -1,0 +1,84 @@
+//! `StoreHistory` on the real embedded transfer store: what a wallet paid before a block,
+//! its newest counterparties, and its cache growing block by block and reset when asked
+//! about an earlier point.
+
+use std::sync::Arc;
+
+use alloy_primitives::{Address, B256, U256};
+use holdfast_primitives::{Asset, BlockRef, Position, Transfer};
+use holdfast_store::{EmbeddedStore, Store};
+use holdfast_watch::detect::{History, StoreHistory};
+
+fn block(n: u64) -> BlockRef {
+    BlockRef {
+        number: n,
+        hash: B256::left_padding_from(&n.to_be_bytes()),
+        parent_hash: B256::left_padding_from(&(n - 1).to_be_bytes()),
+        timestamp: 1_700_000_000 + n * 12,
+    }
+}
+
+fn pay(n: u64, i: u32, from: Address, to: Address, amount: u64) -> Transfer {
+    let b = block(n);
+    Transfer {
+        chain_id: 1,
+        block_number: n,
+        block_hash: b.hash,
+        timestamp: b.timestamp,
+        tx_hash: B256::left_padding_from(&(n * 1000 + u64::from(i)).to_be_bytes()),
+        tx_index: i,
+        position: Position::Call {
+            trace_address: vec![],
+        },
+        from,
+        to,
+        asset: Asset::Native,
+        amount: U256::from(amount),
+    }
+}
+
+#[test]
+fn the_history_answers_from_the_store_before_the_block() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
+    let (w, a, b, c) = (
+        Address::repeat_byte(1),
+        Address::repeat_byte(0xa),
+        Address::repeat_byte(0xb),
+        Address::repeat_byte(0xc),
+    );
+    let blocks = [
+        vec![pay(1, 0, w, a, 5)],
+        vec![pay(2, 0, w, b, 5), pay(2, 1, c, w, 5)],
+        vec![pay(3, 0, w, c, 0), pay(3, 1, w, a, 1)],
+        vec![pay(4, 0, w, c, 7)],
+    ];
+    for (i, t) in blocks.into_iter().enumerate() {
+        store
+            .apply_block(1, &block(i as u64 + 1), &t, &[])
+            .expect("apply");
+    }
+    let h = StoreHistory::new(store);
+    assert!(h.has_paid(1, w, a, 2).unwrap());
+    assert!(
+        !h.has_paid(1, w, b, 2).unwrap(),
+        "paid in block 2, not before it"
+    );
+    assert!(h.has_paid(1, w, b, 3).unwrap());
+    assert!(
+        !h.has_paid(1, w, c, 4).unwrap(),
+        "a zero-value transfer is no payment"
+    );
+    assert!(!h.has_paid(1, c, a, 5).unwrap());
+    assert_eq!(
+        h.counterparties(1, w, 4, 10).unwrap(),
+        vec![a, b],
+        "newest first"
+    );
+    assert_eq!(h.counterparties(1, w, 5, 10).unwrap(), vec![c, a, b]);
+    assert_eq!(h.counterparties(1, w, 5, 1).unwrap(), vec![c]);
+    // Asked about an earlier point again (a reorg, a replay): the cache is read anew.
+    assert_eq!(h.counterparties(1, w, 2, 10).unwrap(), vec![a]);
+    assert!(!h.has_paid(1, w, b, 2).unwrap());
+    assert_eq!(h.token_balance(1, w, a, 4).unwrap(), None);
+}
