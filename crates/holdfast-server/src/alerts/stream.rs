@@ -184,7 +184,11 @@ pub async fn stream(
 ) -> Result<Response, ApiError> {
     let store = store(&state)?;
     let q = query_params(query.as_deref(), &["after"])?;
-    let resume = match headers.get("last-event-id") {
+    // An empty Last-Event-ID is none (the event-stream format's reset).
+    let last_event_id = headers
+        .get("last-event-id")
+        .filter(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace));
+    let resume = match last_event_id {
         Some(v) => Some(position(
             "Last-Event-ID",
             v.to_str().map_err(|_| {
@@ -203,7 +207,7 @@ pub async fn stream(
     let last = match resume {
         Some(n) if n > head => {
             return Err(ApiError::bad_request(
-                if headers.contains_key("last-event-id") {
+                if last_event_id.is_some() {
                     "Last-Event-ID"
                 } else {
                     "after"

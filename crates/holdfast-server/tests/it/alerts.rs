@@ -483,6 +483,16 @@ async fn the_live_stream_delivers_new_events_and_resumes_after_last_event_id() {
         );
     }
 
+    // An empty Last-Event-ID is none: the stream starts at the newest event.
+    let mut fresh = Client::connect(addr, Some("")).await.expect("stream");
+    let writer = store.clone();
+    tokio::task::spawn_blocking(move || commit(&*writer, 4, &[("hf-v", "drain", 1)]))
+        .await
+        .expect("commit");
+    assert_eq!(fresh.event().await.0, 8);
+    assert_eq!(c.event().await.0, 8);
+    drop(fresh);
+
     // Stopping the server ends open streams at once (no wait for the grace period).
     let started = std::time::Instant::now();
     let _ = stop_tx.send(());
