@@ -139,12 +139,11 @@ impl Runner {
     pub async fn start(config: &WatchConfig, deps: RunnerDeps) -> Result<Runner, StartError> {
         let mut warnings = Vec::new();
         let mut sinks = Sink::from_specs(&config.sinks, &*deps.env)?;
-        for s in &sinks {
-            if let Err(e) = s.probe(Duration::from_secs(3)).await {
-                warnings.push(format!(
-                    "{e}: its alerts wait in the outbox until it answers"
-                ));
-            }
+        // Concurrently; each unreachable sink is logged by the probe.
+        for e in crate::sink::probe_all(&sinks, Duration::from_secs(3)).await {
+            warnings.push(format!(
+                "{e}: its alerts wait in the outbox until it answers"
+            ));
         }
         for r in &config.rules {
             for resp in &r.responses {
@@ -267,7 +266,10 @@ impl Runner {
                 ChainWatch::new(info, source, options, shared.clone())
             })
             .collect();
-        for w in &warnings {
+        for w in warnings
+            .iter()
+            .filter(|w| !w.contains("did not accept a connection"))
+        {
             tracing::warn!(target: "watch", "{w}");
         }
         Ok(Runner {

@@ -17,7 +17,7 @@ use holdfast_store::watch::AlertEventKind;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use reqwest::Url;
 
@@ -51,15 +51,29 @@ impl fmt::Debug for EmailSink {
     }
 }
 
+/// The e-mail fields of a [`super::SinkSpec::Email`].
+pub(super) struct EmailSpec<'a> {
+    pub server: &'a str,
+    pub from: &'a str,
+    pub to: &'a [String],
+    pub username: Option<&'a str>,
+    pub password_env: Option<&'a str>,
+    pub tls_ca_file: Option<&'a str>,
+}
+
 pub(super) fn from_spec(
     sink: &str,
-    server: &str,
-    from: &str,
-    to: &[String],
-    username: Option<&str>,
-    password_env: Option<&str>,
+    spec: EmailSpec<'_>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<EmailSink, SinkConfigError> {
+    let EmailSpec {
+        server,
+        from,
+        to,
+        username,
+        password_env,
+        tls_ca_file,
+    } = spec;
     let err = |field: &'static str, value: String, expected: &str| SinkConfigError {
         sink: sink.to_owned(),
         field,
@@ -136,7 +150,25 @@ pub(super) fn from_spec(
             ));
         }
     };
-    let tls_params = TlsParameters::new(host.clone()).map_err(|e| {
+    let mut tls_builder = TlsParameters::builder(host.clone());
+    if let Some(path) = tls_ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            err(
+                "tls_ca_file",
+                format!("{path:?}"),
+                &format!("a readable PEM file of root certificates ({e})"),
+            )
+        })?;
+        let cert = Certificate::from_pem(&pem).map_err(|e| {
+            err(
+                "tls_ca_file",
+                format!("{path:?}"),
+                &format!("PEM certificates ({e})"),
+            )
+        })?;
+        tls_builder = tls_builder.add_root_certificate(cert);
+    }
+    let tls_params = tls_builder.build().map_err(|e| {
         err(
             "server",
             format!("{server:?}"),
