@@ -9,7 +9,8 @@
 //! Bounds per connection: one store read of at most [`BATCH`] events at a time, the next only
 //! once those are written to the socket (a slow reader holds no more, and the server's write
 //! timeout closes one that stops reading); between reads the stream polls every
-//! [`Streams::poll`], and sends a heartbeat comment when idle for [`Streams::heartbeat`]. A
+//! [`Streams::poll`] — or at once when the watch in the same process calls
+//! [`Streams::wake`] after a commit — and sends a heartbeat comment when idle for [`Streams::heartbeat`]. A
 //! stream is a connection under the server's connection cap, and at most
 //! [`Streams::max_open`] streams are open at once (503 beyond). Streams end when the server
 //! stops.
@@ -45,6 +46,8 @@ pub struct Streams {
     pub heartbeat: Duration,
     open: Arc<AtomicUsize>,
     stop: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Bumped by [`Streams::wake`]: idle streams read the store at once.
+    wake: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Default for Streams {
@@ -60,7 +63,15 @@ impl Streams {
             heartbeat,
             open: Arc::new(AtomicUsize::new(0)),
             stop: Arc::new(tokio::sync::watch::channel(false).0),
+            wake: Arc::new(tokio::sync::watch::channel(0).0),
         }
+    }
+
+    /// New events are in the outbox (the watch committed a block in this process): idle
+    /// streams read them now rather than at their next poll. Cheap; a wake with no stream
+    /// open does nothing.
+    pub fn wake(&self) {
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Streams open now.
@@ -104,6 +115,9 @@ struct Follow {
     last: u64,
     queue: VecDeque<OutboxEvent>,
     stop: tokio::sync::watch::Receiver<bool>,
+    wake: tokio::sync::watch::Receiver<u64>,
+    /// Kept so that `wake` never reports its sender gone.
+    _waker: Arc<tokio::sync::watch::Sender<u64>>,
     poll: Duration,
     _slot: Slot,
 }
@@ -133,12 +147,16 @@ async fn next(mut f: Follow) -> Option<(Result<Event, Infallible>, Follow)> {
         if *f.stop.borrow() {
             return None;
         }
+        // A wake from now on is for events this read may not see: it is marked seen here,
+        // before the read, so none is lost between the read and the wait.
+        f.wake.borrow_and_update();
         let (store, last) = (f.store.clone(), f.last);
         match blocking(move || store.outbox_since(last, BATCH)).await {
             Ok(events) if !events.is_empty() => f.queue.extend(events),
             Ok(_) => {
                 tokio::select! {
                     () = tokio::time::sleep(f.poll) => {}
+                    _ = f.wake.changed() => {}
                     r = f.stop.changed() => if r.is_err() || *f.stop.borrow() { return None },
                 }
             }
@@ -166,7 +184,11 @@ pub async fn stream(
 ) -> Result<Response, ApiError> {
     let store = store(&state)?;
     let q = query_params(query.as_deref(), &["after"])?;
-    let resume = match headers.get("last-event-id") {
+    // An empty Last-Event-ID is none (the event-stream format's reset).
+    let last_event_id = headers
+        .get("last-event-id")
+        .filter(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace));
+    let resume = match last_event_id {
         Some(v) => Some(position(
             "Last-Event-ID",
             v.to_str().map_err(|_| {
@@ -185,7 +207,7 @@ pub async fn stream(
     let last = match resume {
         Some(n) if n > head => {
             return Err(ApiError::bad_request(
-                if headers.contains_key("last-event-id") {
+                if last_event_id.is_some() {
                     "Last-Event-ID"
                 } else {
                     "after"
@@ -210,6 +232,8 @@ pub async fn stream(
         last,
         queue: VecDeque::new(),
         stop: streams.stop.subscribe(),
+        wake: streams.wake.subscribe(),
+        _waker: streams.wake.clone(),
         poll: streams.poll,
         _slot: slot,
     };

@@ -483,6 +483,16 @@ async fn the_live_stream_delivers_new_events_and_resumes_after_last_event_id() {
         );
     }
 
+    // An empty Last-Event-ID is none: the stream starts at the newest event.
+    let mut fresh = Client::connect(addr, Some("")).await.expect("stream");
+    let writer = store.clone();
+    tokio::task::spawn_blocking(move || commit(&*writer, 4, &[("hf-v", "drain", 1)]))
+        .await
+        .expect("commit");
+    assert_eq!(fresh.event().await.0, 8);
+    assert_eq!(c.event().await.0, 8);
+    drop(fresh);
+
     // Stopping the server ends open streams at once (no wait for the grace period).
     let started = std::time::Instant::now();
     let _ = stop_tx.send(());
@@ -545,4 +555,34 @@ async fn live_streams_are_capped_and_counted_as_connections() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(again.is_some(), "a slot came free");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wake_after_a_commit_delivers_without_waiting_for_the_poll() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = watch_store(dir.path());
+    // Streams that would poll only once a minute.
+    let state = state_for(dir.path(), None)
+        .with_watch(store.clone())
+        .with_streams(Streams::new(
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        ));
+    let addr = serve(state.clone(), std::future::pending()).await;
+    let mut c = Client::connect(addr, None).await.expect("stream");
+    // Let the stream make its first (empty) read and start waiting.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let writer = store.clone();
+    tokio::task::spawn_blocking(move || commit(&*writer, 1, &[("hf-now", "drain", 3)]))
+        .await
+        .expect("commit");
+    let started = std::time::Instant::now();
+    state.streams.wake();
+    let (id, kind, _) = c.event().await;
+    assert_eq!((id, kind.as_str()), (1, "raised"));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }

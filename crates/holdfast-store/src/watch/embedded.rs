@@ -507,7 +507,12 @@ impl WatchStore for EmbeddedWatchStore {
                 codec::block_value(&c.block),
             );
         }
-        let lowest = lowest.max(c.forget_below);
+        // The lowest remembered block: every remembered block is at or above it (so the
+        // next forget finds them all), also after a `forget_below` that went back down.
+        let mut lowest = lowest.max(c.forget_below);
+        if remember {
+            lowest = lowest.min(number);
+        }
         Self::put_checkpoint(&mut s.batch, &c.block, lowest, &c.state, chain);
         self.finish(guard, s)
     }

@@ -406,6 +406,20 @@ fn processed_blocks_below_the_reorg_depth_are_forgotten() {
             s.alert("f1").expect("read").map(|a| a.status),
             Some(AlertStatus::Open)
         );
+        // A depth that jumps past the block and comes back down: what is remembered then is
+        // forgotten once the depth passes it again.
+        let with = |n: u64, forget_below: u64| BlockCommit {
+            forget_below,
+            ..commit(block(1, n, 0, 0), 1, vec![])
+        };
+        s.commit_block(&with(9, 100)).expect("commit");
+        assert_eq!(s.processed_block(1, 9).expect("read"), None);
+        s.commit_block(&with(10, 0)).expect("commit");
+        s.commit_block(&with(11, 0)).expect("commit");
+        assert!(s.processed_block(1, 10).expect("read").is_some());
+        s.commit_block(&with(12, 11)).expect("commit");
+        assert_eq!(s.processed_block(1, 10).expect("read"), None);
+        assert!(s.processed_block(1, 11).expect("read").is_some());
     });
 }
 
