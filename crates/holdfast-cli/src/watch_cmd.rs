@@ -530,6 +530,19 @@ impl InServer {
         };
         let runner = Runner::start(&self.config, deps).await?;
         state.metrics.register(|r| runner.register_metrics(r));
+        // Every commit wakes the live streams (the console sees alerts at once, not at the
+        // streams' next poll).
+        let notify = runner.shared().notify.clone();
+        let streams = state.streams.clone();
+        let mut wake_stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = notify.notified() => streams.wake(),
+                    _ = wake_stop.changed() => return,
+                }
+            }
+        });
         Ok(tokio::spawn(async move {
             if let Err(e) = runner.run(stop).await {
                 tracing::error!(target: "watch", error = %e, "the watch stopped");
