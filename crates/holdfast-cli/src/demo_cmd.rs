@@ -416,7 +416,7 @@ async fn demo(data_dir: &DataDir) -> anyhow::Result<()> {
         cosigner.address()
     );
     println!("   hot wallet: {hot} (Holdfast holds its key), 100 ETH");
-    let reserve = crate::demo_watch::deploy_reserve(&d).await?;
+    let reserve = crate::demo_watch::deploy_reserve(&d, data_dir).await?;
 
     // The guard service, with its state and audit log in the data directory.
     let policy = Policy::parse(

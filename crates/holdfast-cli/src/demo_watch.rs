@@ -53,19 +53,25 @@ mod abi {
     }
 }
 
-/// The Safe the watch guards.
+/// The Safe the watch guards, the attacker's setup, and the watch's intel being built
+/// meanwhile (reading the shipped intel takes seconds in a debug build).
 pub(crate) struct Reserve {
     pub safe: Address,
     swap: Address,
     sweeper: Address,
     attacker: Address,
+    deposit: Address,
+    intel: tokio::task::JoinHandle<anyhow::Result<Arc<IntelIndex>>>,
 }
 
 /// Deploys the reserve — a Gnosis Safe 1.1.1 owned by Alice and Bob, both required, with
 /// 3000 ETH — and the attacker's two contracts (deployed ahead, as in the Bybit heist).
 /// The Safe's address changes from run to run (a fresh salt), so a freeze left in the data
 /// directory by an earlier run does not apply to it.
-pub(crate) async fn deploy_reserve(d: &Demo) -> anyhow::Result<Reserve> {
+pub(crate) async fn deploy_reserve(d: &Demo, data_dir: &DataDir) -> anyhow::Result<Reserve> {
+    let deposit = PrivateKeySigner::random().address();
+    let dir = data_dir.clone();
+    let intel = tokio::task::spawn_blocking(move || intel(&dir, deposit));
     let singleton = d.deploy(bytecode(SAFE_111)?).await?;
     let factory = d.deploy(bytecode(FACTORY_111)?).await?;
     let init: Bytes = crate::demo_cmd::abi::setupCall {
@@ -116,6 +122,8 @@ pub(crate) async fn deploy_reserve(d: &Demo) -> anyhow::Result<Reserve> {
         swap,
         sweeper,
         attacker,
+        deposit,
+        intel,
     })
 }
 
@@ -349,7 +357,10 @@ fn fresh_dir(data_dir: &DataDir) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-pub(crate) async fn run(s: Setup<'_>) -> anyhow::Result<()> {
+pub(crate) async fn run(mut s: Setup<'_>) -> anyhow::Result<()> {
+    let index = (&mut s.reserve.intel)
+        .await
+        .context("building the watch's intel")??;
     let d = s.demo;
     let r = &s.reserve;
     println!("\n== The watch: a theft that bypasses the guard");
@@ -361,7 +372,7 @@ pub(crate) async fn run(s: Setup<'_>) -> anyhow::Result<()> {
         "     Holdfast is not an owner: nothing passes through the guard, so the owners' keys alone can move it"
     );
     let dir = fresh_dir(s.data_dir)?;
-    let deposit = PrivateKeySigner::random().address();
+    let deposit = r.deposit;
     let ws = format!("ws://127.0.0.1:{}", s.port);
     let start = d.chain.head_number().await? + 1;
     let text = watch_file(&ws, d.chain_id, start, r.safe);
@@ -404,7 +415,7 @@ pub(crate) async fn run(s: Setup<'_>) -> anyhow::Result<()> {
     let deps = RunnerDeps {
         transfers,
         watch,
-        intel: Arc::new(Intel(intel(s.data_dir, deposit)?)),
+        intel: Arc::new(Intel(index)),
         responder: Responder {
             freezer: Some(Arc::new(NotingFreezer {
                 inner: GateFreezer(s.gate.clone()),
