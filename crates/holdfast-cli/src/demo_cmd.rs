@@ -2,7 +2,9 @@
 //! and a hot wallet whose key Holdfast holds, normal traffic, and a scripted Lazarus-style
 //! attack: the Bybit DELEGATECALL, a drained-hot-key withdrawal burst, a transfer to a
 //! sanctioned address. Prints what was allowed, held and denied and why, and leaves the
-//! audit log in the data directory for `holdfast audit verify` / `export`.
+//! audit log in the data directory for `holdfast audit verify` / `export`. Then the watch
+//! (`demo_watch`): a second Safe that Holdfast does not co-sign is taken over and drained
+//! with its owners' keys, and the in-process watch alerts, freezes and traces the loot.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -33,10 +35,10 @@ const MSCO: Address = address!("0x9641d764fc13c8B624c04430C7356C1C7C8102e2");
 /// OFAC SDN: LAZARUS GROUP (the Ronin bridge exploiter).
 const LAZARUS: Address = address!("0x098B716B8Aaf21512996dC57EB0615e2383E2f96");
 /// anvil's first two development accounts: the Safe's human owners, and the funder.
-const ALICE: Address = address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
-const BOB: Address = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
+pub(crate) const ALICE: Address = address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+pub(crate) const BOB: Address = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
 
-mod abi {
+pub(crate) mod abi {
     alloy::sol! {
         function setup(address[] owners, uint256 threshold, address to, bytes data, address fallbackHandler, address paymentToken, uint256 payment, address paymentReceiver) external;
         function createProxyWithNonce(address singleton, bytes initializer, uint256 saltNonce) external returns (address proxy);
@@ -44,12 +46,12 @@ mod abi {
     }
 }
 
-fn bytecode(artifact: &str) -> anyhow::Result<Bytes> {
+pub(crate) fn bytecode(artifact: &str) -> anyhow::Result<Bytes> {
     let v: serde_json::Value = serde_json::from_str(artifact)?;
     Ok(serde_json::from_value(v["bytecode"].clone())?)
 }
 
-fn eth(n: u64) -> U256 {
+pub(crate) fn eth(n: u64) -> U256 {
     U256::from(n) * U256::from(10u64).pow(U256::from(18))
 }
 
@@ -94,13 +96,13 @@ impl Drop for Node {
 }
 
 /// The chain and the vault, with the few steps the script needs.
-struct Demo {
-    chain: Arc<ChainSource>,
-    vault: Address,
-    chain_id: u64,
+pub(crate) struct Demo {
+    pub chain: Arc<ChainSource>,
+    pub vault: Address,
+    pub chain_id: u64,
 }
 
-fn line(o: &Outcome) -> String {
+pub(crate) fn line(o: &Outcome) -> String {
     let head = match o.state {
         RequestState::Denied => "DENIED".to_owned(),
         RequestState::Held => "HELD".to_owned(),
@@ -119,7 +121,7 @@ fn line(o: &Outcome) -> String {
 }
 
 impl Demo {
-    async fn send(
+    pub(crate) async fn send(
         &self,
         from: Address,
         to: Option<Address>,
@@ -140,7 +142,7 @@ impl Demo {
         bail!("transaction {h} was not mined")
     }
 
-    async fn deploy(&self, code: Bytes) -> anyhow::Result<Address> {
+    pub(crate) async fn deploy(&self, code: Bytes) -> anyhow::Result<Address> {
         let h = self.send(ALICE, None, U256::ZERO, code).await?;
         self.chain
             .created_address(h)
@@ -148,7 +150,7 @@ impl Demo {
             .context("no contract address")
     }
 
-    fn safe_tx(
+    pub(crate) fn safe_tx(
         &self,
         to: Address,
         value: U256,
@@ -217,7 +219,13 @@ impl Demo {
     }
 }
 
-fn policy(vault: Address, hot: Address, exchange: Address, approvers: &[Address]) -> String {
+fn policy(
+    vault: Address,
+    hot: Address,
+    exchange: Address,
+    approvers: &[Address],
+    reserve: Address,
+) -> String {
     let approvers = approvers
         .iter()
         .map(|a| format!("\"{a}\""))
@@ -235,6 +243,11 @@ safe_version = "1.4.1"
 
 [wallets.hot]
 address = "{hot}"
+
+# The watch part's Safe: Holdfast is not an owner, but a freeze of it is enforced here.
+[wallets.reserve]
+address = "{reserve}"
+safe_version = "1.1.1"
 
 [assets.ETH]
 native = true
@@ -403,9 +416,13 @@ async fn demo(data_dir: &DataDir) -> anyhow::Result<()> {
         cosigner.address()
     );
     println!("   hot wallet: {hot} (Holdfast holds its key), 100 ETH");
+    let reserve = crate::demo_watch::deploy_reserve(&d, data_dir).await?;
 
     // The guard service, with its state and audit log in the data directory.
-    let policy = Policy::parse("demo-policy.toml", &policy(vault, hot, exchange, &officers))?;
+    let policy = Policy::parse(
+        "demo-policy.toml",
+        &policy(vault, hot, exchange, &officers, reserve.safe),
+    )?;
     let intel = holdfast_intel::load(Some(data_dir)).context("loading intel")?;
     let guard = Guard::new(Arc::new(policy), Arc::new(intel.index));
     let store_path = data_dir.root().join("store").join("gate");
@@ -552,6 +569,15 @@ async fn demo(data_dir: &DataDir) -> anyhow::Result<()> {
         }
     }
     println!("     {sent} sent, {denied} denied: the burst is stopped at the hourly limit");
+
+    crate::demo_watch::run(crate::demo_watch::Setup {
+        demo: &d,
+        port,
+        data_dir,
+        gate: vault_gate.clone(),
+        reserve,
+    })
+    .await?;
 
     let entries = vault_gate.store().audit(1, 1_000_000)?;
     println!(

@@ -4,6 +4,7 @@
 mod chain_cmd;
 mod cli;
 mod demo_cmd;
+mod demo_watch;
 mod gate_cmd;
 mod guard_cmd;
 mod intel_cmd;
@@ -53,7 +54,8 @@ fn main() -> ExitCode {
         tracing_subscriber::EnvFilter::new(if args.quiet {
             "error"
         } else if demo {
-            "warn"
+            // The watch's alerts and the freeze are in the story already.
+            "warn,watch=error,gate::freeze=error"
         } else {
             "info,fjall=warn,lsm_tree=warn"
         })

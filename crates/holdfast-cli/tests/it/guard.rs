@@ -300,9 +300,73 @@ fn the_demo_tells_its_story_and_leaves_a_verifiable_audit_log() {
         "the simulation shows it writing the Safe's singleton",
         "Lazarus Group's address (OFAC SDN), 5 ETH: DENIED by rule \"screening",
         "3 sent, 5 denied",
+        // The watch: the takeover of a Safe Holdfast does not co-sign, alerted in its block
+        // (naming the DELEGATECALL), the guard frozen for it, the drain, the trace to the
+        // exchange deposit with both policies' amounts and the freeze request written.
+        "== The watch: a theft that bypasses the guard",
+        "ALERT [CRITICAL] reserve-takeover:",
+        "inside a DELEGATECALL",
+        "FREEZE: the guard service is frozen for",
+        "a request for the reserve now: DENIED by rule \"emergency freeze\"",
+        "ALERT [CRITICAL] reserve-drain:",
+        "3000 ETH lost",
+        "ALERT [CRITICAL] loot: Stolen funds reached Demo Exchange deposit",
+        "service Demo Exchange (exchange)",
+        "tainted amount: FIFO 2496 ETH, haircut 2496.3",
+        "freeze request for the exchange written to",
+        "the watch stopped: 8 blocks, 3 alerts",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
+    // Each watch line carries its latency from the block, and each alert is raised in the
+    // block the story names for its transaction.
+    let watch_part = out.split("== The watch").nth(1).expect("watch section");
+    let timed: Vec<&str> = watch_part
+        .lines()
+        .filter(|l| l.contains("ALERT [") || l.contains("FREEZE:"))
+        .collect();
+    assert_eq!(timed.len(), 4, "{watch_part}");
+    for l in &timed {
+        let ms = l
+            .trim_start()
+            .strip_prefix('+')
+            .and_then(|r| r.split_once(" ms "))
+            .and_then(|(n, _)| n.parse::<u64>().ok());
+        assert!(ms.is_some(), "no latency on {l:?}");
+    }
+    let block_of = |marker: &str| -> String {
+        let l = watch_part
+            .lines()
+            .find(|l| l.contains(marker))
+            .unwrap_or_else(|| panic!("no line with {marker:?}"));
+        l.trim_start()
+            .strip_prefix("block ")
+            .and_then(|r| r.split_once(':'))
+            .map(|(n, _)| n.to_owned())
+            .unwrap_or_else(|| panic!("no block in {l:?}"))
+    };
+    for (event, alert) in [
+        (
+            "executed as DELEGATECALL",
+            "ALERT [CRITICAL] reserve-takeover:",
+        ),
+        ("calls sweepETH", "ALERT [CRITICAL] reserve-drain:"),
+        ("deposited to", "ALERT [CRITICAL] loot:"),
+    ] {
+        let b = block_of(event);
+        let a = watch_part
+            .lines()
+            .find(|l| l.contains(alert))
+            .expect("alert line");
+        assert!(
+            a.contains(&format!("(block {b})")),
+            "{alert} not raised in block {b}: {a}"
+        );
+    }
+    let requests: Vec<_> = std::fs::read_dir(dir.path().join("demo-watch/freeze-requests"))
+        .expect("freeze requests")
+        .collect();
+    assert_eq!(requests.len(), 1);
     let v = holdfast(dir.path(), &["audit", "verify"]);
     assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
     assert!(stdout(&v).contains("audit log intact"));
