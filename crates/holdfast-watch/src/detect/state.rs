@@ -155,7 +155,7 @@ impl ChainState {
             members.retain(|_, m| m.removed_at.is_none_or(|r| r > horizon));
         }
         for w in self.velocity.values_mut() {
-            trim_window(w, timestamp, window_secs);
+            trim_window(w, block, timestamp, window_secs);
         }
         self.velocity.retain(|_, w| !w.is_empty());
         for samples in self.balances.values_mut() {
@@ -210,21 +210,24 @@ impl ChainState {
     }
 }
 
-/// Drops outflows older than the window (and past the bound).
-pub(crate) fn trim_window(w: &mut VecDeque<Outflow>, timestamp: u64, window_secs: u64) {
-    while w
-        .front()
-        .is_some_and(|o| o.timestamp.saturating_add(window_secs) < timestamp)
-        || w.len() > MAX_WINDOW_ENTRIES
+/// Drops outflows older than the window (and past the bound). Those of the last
+/// [`REORG_HORIZON`] blocks stay even when the window has passed them: after a reorg the
+/// window is back at an earlier block and needs them.
+pub(crate) fn trim_window(w: &mut VecDeque<Outflow>, block: u64, timestamp: u64, window_secs: u64) {
+    while w.front().is_some_and(|o| {
+        o.timestamp.saturating_add(window_secs) < timestamp
+            && o.block.saturating_add(REORG_HORIZON) < block
+    }) || w.len() > MAX_WINDOW_ENTRIES
     {
         w.pop_front();
     }
 }
 
 /// Drops balance samples older than the drain window, keeping the newest one before it (the
-/// balance at the window's start).
+/// balance at the window's start), and every one a reorg of up to [`REORG_HORIZON`] blocks
+/// would need again.
 pub(crate) fn trim_samples(samples: &mut VecDeque<(u64, U256)>, block: u64, drain_blocks: u64) {
-    let keep_from = block.saturating_sub(drain_blocks);
+    let keep_from = block.saturating_sub(drain_blocks.saturating_add(REORG_HORIZON));
     while samples.len() > 1 && samples.get(1).is_some_and(|(b, _)| *b < keep_from) {
         samples.pop_front();
     }
