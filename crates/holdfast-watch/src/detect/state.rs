@@ -94,10 +94,11 @@ pub struct ChainState {
     /// Wallet → native balance at the end of blocks that changed it (oldest first).
     #[serde(default)]
     pub balances: BTreeMap<Address, VecDeque<(u64, U256)>>,
-    /// Rule → episode key → the episode (one alert per episode of a velocity or drain
-    /// condition).
+    /// Rule → episode key → its episodes, oldest first (one alert per episode of a velocity
+    /// or drain condition; closed ones are kept [`REORG_HORIZON`] blocks, so a reorg that
+    /// unwinds a reopening finds the episode it continued).
     #[serde(default)]
-    pub episodes: BTreeMap<String, BTreeMap<String, Episode>>,
+    pub episodes: BTreeMap<String, BTreeMap<String, Vec<Episode>>>,
 }
 
 impl ChainState {
@@ -126,13 +127,17 @@ impl ChainState {
         }
         self.balances.retain(|_, s| !s.is_empty());
         for eps in self.episodes.values_mut() {
-            eps.retain(|_, e| e.since <= block);
-            for e in eps.values_mut() {
-                if e.closed_at.is_some_and(|c| c > block) {
-                    e.closed_at = None;
+            for list in eps.values_mut() {
+                list.retain(|e| e.since <= block);
+                for e in list.iter_mut() {
+                    if e.closed_at.is_some_and(|c| c > block) {
+                        e.closed_at = None;
+                    }
                 }
             }
+            eps.retain(|_, l| !l.is_empty());
         }
+        self.episodes.retain(|_, e| !e.is_empty());
         if self.last_block.is_some_and(|l| l > block) {
             self.last_block = Some(block);
         }
@@ -162,7 +167,10 @@ impl ChainState {
             trim_samples(samples, block, drain_blocks);
         }
         for eps in self.episodes.values_mut() {
-            eps.retain(|_, e| e.closed_at.is_none_or(|c| c > horizon));
+            for list in eps.values_mut() {
+                list.retain(|e| e.closed_at.is_none_or(|c| c > horizon));
+            }
+            eps.retain(|_, l| !l.is_empty());
         }
         self.episodes.retain(|_, e| !e.is_empty());
     }
@@ -178,17 +186,19 @@ impl ChainState {
 
     /// Opens an episode; `false` when it is already open (no new alert).
     pub(crate) fn open_episode(&mut self, rule: &str, key: String, block: u64) -> bool {
-        let eps = self.episodes.entry(rule.to_owned()).or_default();
-        if eps.get(&key).is_some_and(|e| e.closed_at.is_none()) {
+        let list = self
+            .episodes
+            .entry(rule.to_owned())
+            .or_default()
+            .entry(key)
+            .or_default();
+        if list.last().is_some_and(|e| e.closed_at.is_none()) {
             return false;
         }
-        eps.insert(
-            key,
-            Episode {
-                since: block,
-                closed_at: None,
-            },
-        );
+        list.push(Episode {
+            since: block,
+            closed_at: None,
+        });
         true
     }
 
@@ -197,12 +207,17 @@ impl ChainState {
         self.episodes
             .get(rule)
             .and_then(|e| e.get(key))
+            .and_then(|l| l.last())
             .filter(|e| e.closed_at.is_none())
             .map(|e| e.since)
     }
 
     pub(crate) fn close_episode(&mut self, rule: &str, key: &str, block: u64) {
-        if let Some(e) = self.episodes.get_mut(rule).and_then(|e| e.get_mut(key))
+        if let Some(e) = self
+            .episodes
+            .get_mut(rule)
+            .and_then(|e| e.get_mut(key))
+            .and_then(|l| l.last_mut())
             && e.closed_at.is_none()
         {
             e.closed_at = Some(block);
