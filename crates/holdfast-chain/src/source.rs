@@ -116,6 +116,14 @@ pub enum ChainError {
         block: Option<u64>,
         reason: String,
     },
+    /// An answer that parsed but says something no EVM does (an unknown call kind, a log
+    /// without its index): asking again would get the same answer.
+    #[error("{method}{}: the node's answer is malformed: {reason}", at(*block))]
+    Malformed {
+        method: &'static str,
+        block: Option<u64>,
+        reason: String,
+    },
     #[error("block {0} does not exist on the node yet")]
     NoSuchBlock(u64),
     #[error("trace mode {requested} was requested but the node does not serve {method}: {reason}")]
@@ -153,7 +161,9 @@ impl ChainError {
                                 | alloy::transports::RpcError::NullResp
                         ))
             }
-            ChainError::TracesUnavailable { .. } | ChainError::Extract(_) => false,
+            ChainError::TracesUnavailable { .. }
+            | ChainError::Malformed { .. }
+            | ChainError::Extract(_) => false,
         }
     }
 }
@@ -293,7 +303,7 @@ impl ChainSource {
             None => source.detect().await,
         };
         if source.trace_mode == TraceMode::None && source.config.trace_mode.is_none() {
-            tracing::warn!(target: "chain::source", endpoint = %source.endpoint, "the node serves neither debug_traceBlockByNumber (callTracer) nor trace_block: internal ETH transfers will be MISSING; only top-level transfers and token events are recorded");
+            tracing::warn!(target: "chain::source", endpoint = %source.endpoint, "the node serves neither debug_traceBlockByNumber (callTracer) nor trace_block: internal ETH transfers will be MISSING; only top-level transfers and token events are recorded, and the watch sees no calls and no storage changes");
         } else {
             tracing::info!(target: "chain::source", endpoint = %source.endpoint, chain_id = source.chain_id, traces = source.trace_mode.name(), "connected");
         }

@@ -211,6 +211,12 @@ pub struct ServeArgs {
         requires = "firewall_listen"
     )]
     pub firewall_allow_methods: Vec<String>,
+    /// Run the watch too (`holdfast watch --config` inside the server): its watch file. Its
+    /// alerts are served at /v1/alerts (list, acknowledge, live stream), its metrics at
+    /// /metrics; with --guard-config its `freeze` response freezes in-process, and its
+    /// `label` response reloads the server's intel at once.
+    #[arg(long, value_name = "FILE", env = "HOLDFAST_WATCH_CONFIG")]
+    pub watch_config: Option<PathBuf>,
     /// Requests per second per guard API token.
     #[arg(long, default_value_t = 2000.0)]
     pub guard_rate: f64,
@@ -320,6 +326,19 @@ fn serve(
         tracing::info!(target: "serve", labels = intel.index.label_count(), addresses = intel.index.address_count(),
             rejected = intel.report.rejected.len(), ms = started.elapsed().as_millis() as u64, data_dir = %data_dir.root().display(), "intel loaded");
     }
+    // The watch's stores are opened here and their last handles dropped outside the runtime
+    // (a PostgreSQL client blocks when dropped).
+    let watch = match &args.watch_config {
+        Some(path) => Some(crate::watch_cmd::InServer::open(&data_dir, store, path)?),
+        None => None,
+    };
+    let _keep = watch
+        .as_ref()
+        .map(|w| (w.transfers.clone(), w.watch.clone()));
+    let state = match &watch {
+        Some(w) => state.with_watch(w.watch.clone()),
+        None => state,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -327,6 +346,7 @@ fn serve(
     let store = store.clone();
     rt.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop_rx_watch = stop_rx.clone();
         let stopped = move || {
             let mut rx = stop_rx.clone();
             async move {
@@ -359,6 +379,13 @@ fn serve(
                     }
                 }));
             }
+        }
+        if let Some(w) = watch {
+            let task = w
+                .start(&data_dir, &state, state.gate.clone(), stop_rx_watch.clone())
+                .await
+                .context("starting the watch")?;
+            tasks.push(task);
         }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -281,7 +281,6 @@ fn run_watch(
     let stop_after = args.stop_after_block;
     let owner = instance_name(args);
     rt.block_on(async move {
-        let mut registry = prometheus_client::registry::Registry::with_prefix("holdfast");
         let deps = RunnerDeps {
             transfers,
             watch,
@@ -289,6 +288,7 @@ fn run_watch(
             responder,
             owner: owner.clone(),
             on_alert: Some(Arc::new(print_alert)),
+            on_block: None,
             env: Box::new(|k| std::env::var(k).ok()),
             chain_options: Some(holdfast_watch::ChainOptions {
                 lease_ttl: lease,
@@ -297,7 +297,7 @@ fn run_watch(
             }),
             delivery: holdfast_watch::DeliveryConfig::default(),
         };
-        let runner = Runner::start(&config, deps, &mut registry).await?;
+        let runner = Runner::start(&config, deps).await?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -400,4 +400,111 @@ fn replay(data_dir: &DataDir, store: &StoreArgs, args: &ReplayArgs) -> anyhow::R
         summary.alerts
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The guard service's freeze, in-process (`holdfast serve --guard-config --watch-config`).
+#[derive(Debug)]
+pub struct GateFreezer(pub Arc<holdfast_gate::Gate>);
+
+impl holdfast_watch::Freezer for GateFreezer {
+    fn freeze(
+        &self,
+        wallet: alloy_primitives::Address,
+        reason: String,
+    ) -> holdfast_watch::respond::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let who = holdfast_gate::Principal {
+                name: "watch".into(),
+                roles: vec![holdfast_gate::Role::Operator],
+                address: None,
+            };
+            self.0
+                .freeze(Some(wallet), &reason, &who)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Intel as the server holds it (reloads by SIGHUP, the admin API or the `label` response
+/// are seen by the watch at once).
+pub struct ServerIntel(pub Arc<arc_swap::ArcSwap<holdfast_server::Intel>>);
+
+impl IntelView for ServerIntel {
+    fn index(&self) -> Arc<IntelIndex> {
+        self.0.load().index.clone()
+    }
+}
+
+/// The watch inside `holdfast serve`: its stores are opened by the caller (the watch store
+/// also serves `/v1/alerts`); freeze in-process when the guard service runs here.
+pub struct InServer {
+    pub config: config::WatchConfig,
+    pub transfers: Arc<dyn Store>,
+    pub watch: Arc<dyn WatchStore>,
+}
+
+impl InServer {
+    pub fn open(
+        data_dir: &DataDir,
+        store: &StoreArgs,
+        path: &std::path::Path,
+    ) -> anyhow::Result<InServer> {
+        Ok(InServer {
+            config: load(path)?,
+            transfers: chain_cmd::open_store(data_dir, store)?,
+            watch: open_watch_store(data_dir, store)?,
+        })
+    }
+
+    /// Checks and connects (errors stop the server from starting), then runs the watch on a
+    /// task until `stop`.
+    pub async fn start(
+        self,
+        data_dir: &DataDir,
+        state: &holdfast_server::AppState,
+        gate: Option<Arc<holdfast_gate::Gate>>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let intel = state.intel.clone();
+        let metrics = state.metrics.clone();
+        let reload_dir = data_dir.clone();
+        let responder = Responder {
+            freezer: gate.map(|g| Arc::new(GateFreezer(g)) as Arc<dyn holdfast_watch::Freezer>),
+            labeler: Some(Labeler {
+                dir: data_dir.clone(),
+                reload: Arc::new(move || {
+                    let loaded =
+                        holdfast_intel::load(Some(&reload_dir)).map_err(|e| e.to_string())?;
+                    metrics.set_labels(loaded.index.label_count());
+                    intel.store(Arc::new(holdfast_server::Intel {
+                        index: Arc::new(loaded.index),
+                        loaded_at: std::time::SystemTime::now(),
+                        report: loaded.report,
+                    }));
+                    Ok(())
+                }),
+            }),
+            notify_dir: Some(data_dir.root().join("freeze-requests")),
+        };
+        let deps = RunnerDeps {
+            transfers: self.transfers,
+            watch: self.watch,
+            intel: Arc::new(ServerIntel(state.intel.clone())),
+            responder,
+            owner: format!("serve:{}", std::process::id()),
+            on_alert: None,
+            on_block: None,
+            env: Box::new(|k| std::env::var(k).ok()),
+            chain_options: None,
+            delivery: holdfast_watch::DeliveryConfig::default(),
+        };
+        let runner = Runner::start(&self.config, deps).await?;
+        state.metrics.register(|r| runner.register_metrics(r));
+        Ok(tokio::spawn(async move {
+            if let Err(e) = runner.run(stop).await {
+                tracing::error!(target: "watch", error = %e, "the watch stopped");
+            }
+        }))
+    }
 }

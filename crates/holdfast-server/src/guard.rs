@@ -17,7 +17,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use holdfast_gate::{Gate, GateError, Principal, Role};
+use holdfast_gate::{Gate, GateConfig, GateError, Principal, Role};
 use holdfast_guard::approval::SignedApproval;
 use serde::Deserialize;
 use serde_json::json;
@@ -114,12 +114,23 @@ fn gate(state: &AppState) -> Result<&Arc<Gate>, ApiError> {
 /// The caller, from `Authorization: Bearer ...`, rate-limited.
 fn principal(state: &AppState, headers: &HeaderMap) -> Result<(Arc<Gate>, Principal), ApiError> {
     let g = gate(state)?.clone();
+    let who = caller(state, headers, g.config())?;
+    Ok((g, who))
+}
+
+/// The caller, from `Authorization: Bearer ...` checked against `book`'s tokens (the guard
+/// service's configuration), rate-limited per token.
+pub(crate) fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    book: &GateConfig,
+) -> Result<Principal, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let who = g.config().principal(token).ok_or_else(|| {
+    let who = book.principal(token).ok_or_else(|| {
         ApiError::unauthorized("missing or unknown token (Authorization: Bearer ...)")
     })?;
     if !state.rate.allow(&who.name) {
@@ -130,7 +141,7 @@ fn principal(state: &AppState, headers: &HeaderMap) -> Result<(Arc<Gate>, Princi
             field: None,
         });
     }
-    Ok((g, who))
+    Ok(who)
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {

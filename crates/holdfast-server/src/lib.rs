@@ -5,11 +5,14 @@
 //!   connection bounded by [`Limits`] (header, body and write timeouts, a connection cap
 //!   shared with the firewall), see [`serve::serve_router`].
 //! - [`firewall`]: the JSON-RPC firewall in front of a node.
+//! - [`alerts`]: the watch's alerts (list, acknowledge, live stream), when a watch store is
+//!   configured ([`AppState::with_watch`]).
 //! - [`AppState`]: the intel behind an `ArcSwap` (a reload swaps the whole index at once:
 //!   a request sees the old index or the new one, never a mix), metrics, limits, admin token.
 //! - [`error::ApiError`]: every error answer, as JSON naming the field; internals are logged
 //!   once here and never sent to clients.
 
+pub mod alerts;
 mod body;
 pub mod error;
 pub mod firewall;
@@ -43,7 +46,8 @@ pub type Loader = dyn Fn() -> Result<Loaded, IntelError> + Send + Sync;
 /// The current intel and when it was loaded.
 #[derive(Debug)]
 pub struct Intel {
-    pub index: IntelIndex,
+    /// Shared with the watch when it runs in the server (`Arc`: no copy per reader).
+    pub index: Arc<IntelIndex>,
     pub loaded_at: SystemTime,
     pub report: holdfast_intel::LoadReport,
 }
@@ -62,6 +66,13 @@ pub struct AppState {
     /// Timeouts and the connection cap ([`serve`]); the body timeout is applied by the
     /// handlers.
     pub limits: Limits,
+    /// The watch's store (`/v1/alerts...`), when configured.
+    pub watch: Option<Arc<dyn holdfast_store::watch::WatchStore>>,
+    /// API tokens for the token-guarded routes when no guard service is configured (the
+    /// guard service's own otherwise).
+    tokens: Option<Arc<holdfast_gate::GateConfig>>,
+    /// The alerts' live streams: timing, count, and the signal that ends them.
+    pub streams: alerts::Streams,
 }
 
 impl std::fmt::Debug for AppState {
@@ -85,6 +96,34 @@ impl AppState {
         self
     }
 
+    /// Serves the watch's alerts from `store`.
+    pub fn with_watch(mut self, store: Arc<dyn holdfast_store::watch::WatchStore>) -> Self {
+        self.watch = Some(store);
+        self
+    }
+
+    /// The API tokens (a guard configuration's `[[token]]`s) for token-guarded routes when
+    /// no guard service is configured; with one, its tokens are used.
+    pub fn with_tokens(mut self, config: holdfast_gate::GateConfig) -> Self {
+        self.tokens = Some(Arc::new(config));
+        self
+    }
+
+    /// The alerts' live streams with this timing.
+    pub fn with_streams(mut self, streams: alerts::Streams) -> Self {
+        self.streams = streams;
+        self
+    }
+
+    /// The tokens token-guarded routes check: the guard service's, else those given with
+    /// [`Self::with_tokens`].
+    pub(crate) fn token_book(&self) -> Option<&holdfast_gate::GateConfig> {
+        self.gate
+            .as_ref()
+            .map(|g| g.config())
+            .or(self.tokens.as_deref())
+    }
+
     /// Serves with these timeouts and connection cap.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -98,7 +137,7 @@ impl AppState {
         metrics.set_labels(loaded.index.label_count());
         Ok(AppState {
             intel: Arc::new(ArcSwap::from_pointee(Intel {
-                index: loaded.index,
+                index: Arc::new(loaded.index),
                 loaded_at: SystemTime::now(),
                 report: loaded.report,
             })),
@@ -109,6 +148,9 @@ impl AppState {
             gate: None,
             rate: Arc::new(guard::RateLimiter::new(guard::DEFAULT_RATE)),
             limits: Limits::default(),
+            watch: None,
+            tokens: None,
+            streams: alerts::Streams::default(),
         })
     }
 
@@ -121,7 +163,7 @@ impl AppState {
             .await
             .map_err(|e| IntelError::Usage(format!("reload task failed: {e}")))??;
         let intel = Arc::new(Intel {
-            index: loaded.index,
+            index: Arc::new(loaded.index),
             loaded_at: SystemTime::now(),
             report: loaded.report,
         });
@@ -163,6 +205,7 @@ pub async fn serve(
         })
     };
     let limits = state.limits.clone();
+    let streams = state.streams.clone();
     let result = serve::serve_router(
         listener,
         router(state),
@@ -170,6 +213,8 @@ pub async fn serve(
         error::head_error_body,
         async move {
             shutdown.await;
+            // Live streams never end by themselves: end them so connections can close.
+            streams.stop();
             let _ = stop_tx.send(true);
         },
     )

@@ -36,7 +36,8 @@ fn latency_histogram() -> Histogram {
 /// Counters and histograms of the HTTP API and the intel.
 #[derive(Debug)]
 pub struct Metrics {
-    registry: Registry,
+    /// Behind a lock so components started after the server (the watch) can add theirs.
+    registry: std::sync::Mutex<Registry>,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub screened: Family<RiskLabels, Counter>,
@@ -85,7 +86,7 @@ impl Metrics {
             decisions.clone(),
         );
         Metrics {
-            registry,
+            registry: std::sync::Mutex::new(registry),
             requests,
             latency,
             screened,
@@ -107,9 +108,16 @@ impl Metrics {
         self.labels.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
+    /// Lets another component (the watch, the delivery) register its metrics here.
+    pub fn register(&self, f: impl FnOnce(&mut Registry)) {
+        let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut r);
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+        let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
             tracing::error!(target: "server::metrics", error = %e, "encoding metrics failed");
         }
         out

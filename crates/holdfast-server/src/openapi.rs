@@ -14,12 +14,12 @@ pub fn openapi() -> Value {
         .iter()
         .map(|c| c.name())
         .collect();
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Holdfast API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Address screening against sanctions (OFAC SDN), DPRK attributions and labelled services; the guard service (decisions before signing, holds, approvals, freezes, audit log)."
+            "description": "Address screening against sanctions (OFAC SDN), DPRK attributions and labelled services; the guard service (decisions before signing, holds, approvals, freezes, audit log); the watch's alerts (list, acknowledge, live stream)."
         },
         "paths": {
             "/v1/screen": { "post": {
@@ -201,5 +201,10 @@ pub fn openapi() -> Value {
                     "case_folded": { "type": "boolean" } } }
             }
         }
-    })
+    });
+    for (path, ops) in crate::alerts::openapi_paths(&err) {
+        doc["paths"][path] = ops;
+    }
+    doc["components"]["schemas"]["Alert"] = crate::alerts::openapi_schema();
+    doc
 }

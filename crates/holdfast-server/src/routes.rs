@@ -33,6 +33,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/guard/freeze"),
     ("post", "/v1/guard/unfreeze"),
     ("get", "/v1/guard/audit"),
+    ("get", "/v1/alerts"),
+    ("get", "/v1/alerts/stream"),
+    ("get", "/v1/alerts/{id}"),
+    ("post", "/v1/alerts/{id}/ack"),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -53,6 +57,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/guard/freeze", post(crate::guard::freeze))
         .route("/v1/guard/unfreeze", post(crate::guard::unfreeze))
         .route("/v1/guard/audit", get(crate::guard::audit))
+        .route("/v1/alerts", get(crate::alerts::list))
+        .route("/v1/alerts/stream", get(crate::alerts::stream::stream))
+        .route("/v1/alerts/{id}", get(crate::alerts::one))
+        .route("/v1/alerts/{id}/ack", post(crate::alerts::acknowledge))
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
         .layer(middleware::from_fn(crate::error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), track))

@@ -1,17 +1,19 @@
 //! From the outbox to the sinks, at least once.
 //!
-//! [`Deliverer::spawn`] starts one task per sink. Each reads the outbox after its own cursor
-//! ([`WatchStore::outbox_after_cursor`]), skips events below the sink's `min_severity` (their
-//! cursor still moves), sends the rest in sequence order, and moves the cursor past an event
-//! only after the sink accepted it. A failed attempt is retried after a capped exponential
+//! [`Deliverer::spawn`] starts one task per sink. Each reads the outbox after its own position
+//! ([`WatchStore::outbox_since`], from the sink's cursor at start), skips events below the
+//! sink's `min_severity` (its position still moves), sends the rest in sequence order, and
+//! moves past an event only after the sink accepted it. The position is written as the
+//! durable cursor by a separate task, one write at a time to the latest position, so delivery
+//! never waits for an fsync and a burst of events shares them. A failed attempt is retried after a capped exponential
 //! backoff with full jitter ([`Backoff`]) until the sink accepts: the event is never skipped,
 //! and the events behind it wait (order per sink is kept). Sinks are independent tasks: one
 //! that is down delays nobody else, and the caller (the engine) only pings a
 //! [`tokio::sync::Notify`] after each commit; a periodic poll covers a missed ping.
 //!
 //! The contract is **at least once**: if the process dies after a sink accepted an event but
-//! before its cursor moved, the event is sent again after restart with the same idempotency
-//! key ([`SinkEvent::key`]); receivers dedup by key. Nothing is lost: the cursor never passes
+//! before its cursor was written, the event is sent again after restart with the same
+//! idempotency key ([`SinkEvent::key`]); receivers dedup by key. Nothing is lost: the cursor never passes
 //! an event the sink did not accept.
 //!
 //! Per-sink metrics ([`DeliveryMetrics`]): events delivered, events filtered by severity,
@@ -107,6 +109,13 @@ impl DeliveryMetrics {
     /// Registers the metrics (`watch_delivery_*`) into `registry` and returns them.
     pub fn register(registry: &mut Registry) -> Arc<DeliveryMetrics> {
         let m = DeliveryMetrics::default();
+        m.register_into(registry);
+        Arc::new(m)
+    }
+
+    /// Registers these metrics (shared handles) into `registry`.
+    pub fn register_into(&self, registry: &mut Registry) {
+        let m = self;
         registry.register(
             "watch_delivery_delivered",
             "Alert events a sink accepted",
@@ -137,7 +146,6 @@ impl DeliveryMetrics {
             "Outbox events the sink has not yet accepted or skipped (outbox head - cursor)",
             m.backlog.clone(),
         );
-        Arc::new(m)
     }
 
     fn labels(sink: &str) -> SinkLabels {
@@ -270,8 +278,9 @@ impl SinkTask {
         self.sink.name()
     }
 
+    /// Stopped by [`Deliverer::shutdown`], or the [`Deliverer`] was dropped.
     fn is_stopped(&self) -> bool {
-        *self.stopped.borrow()
+        *self.stopped.borrow() || self.stopped.has_changed().is_err()
     }
 
     /// Waits `d`, or less if the deliverer is stopped; returns whether it was stopped.
@@ -291,15 +300,27 @@ impl SinkTask {
             min: self.config.backoff_min,
             max: self.config.backoff_max,
         };
-        let mut store_failures = 0u32;
         debug!(target: "watch::deliver", sink = %self.name(), "delivery started");
+        // Where the sink stands: the durable cursor at start, then the last event handled
+        // (sent or skipped), kept here so the next read need not wait for the cursor write.
+        let Some(mut position) = self.start_position(backoff).await else {
+            return;
+        };
+        let (moved, to_write) = watch::channel(position);
+        let writer = tokio::spawn(write_cursor(
+            Arc::clone(&self.store),
+            self.name().to_owned(),
+            to_write,
+            backoff,
+        ));
+        let mut store_failures = 0u32;
         while !self.is_stopped() {
             // Registered before the read: a ping between the read and the wait is not lost.
             let wake = Arc::clone(&self.wake);
             let notified = wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let (events, head) = match self.read().await {
+            let (events, head) = match self.read(position).await {
                 Ok(r) => {
                     store_failures = 0;
                     r
@@ -314,8 +335,10 @@ impl SinkTask {
                     continue;
                 }
             };
-            let Some(first) = events.first() else {
-                self.metrics.backlog.get_or_create(&labels).set(0);
+            let backlog = |seq: u64| i64::try_from(head.saturating_sub(seq)).unwrap_or(i64::MAX);
+            let gauge = self.metrics.backlog.get_or_create(&labels).clone();
+            gauge.set(backlog(position));
+            if events.is_empty() {
                 let poll = self.config.poll_interval;
                 tokio::select! {
                     () = &mut notified => {}
@@ -323,69 +346,67 @@ impl SinkTask {
                     _ = self.stopped.changed() => {}
                 }
                 continue;
-            };
-            let backlog = |seq: u64| i64::try_from(head.saturating_sub(seq)).unwrap_or(i64::MAX);
-            self.metrics
-                .backlog
-                .get_or_create(&labels)
-                .set(backlog(first.seq.saturating_sub(1)));
-            let mut skipped_to = None;
+            }
             for event in &events {
                 if self.is_stopped() {
                     break;
                 }
                 let event = SinkEvent::from_outbox(event);
-                if !self.sink.wants(&event) {
-                    self.metrics.filtered.get_or_create(&labels).inc();
-                    skipped_to = Some(event.seq);
-                    continue;
-                }
-                if let Some(seq) = skipped_to.take() {
-                    self.advance(seq).await;
-                }
-                match self.send_until_accepted(&event, backoff, &labels).await {
-                    Sent::Accepted => {
-                        self.advance(event.seq).await;
-                        self.metrics
-                            .backlog
-                            .get_or_create(&labels)
-                            .set(backlog(event.seq));
+                if self.sink.wants(&event) {
+                    match self.send_until_accepted(&event, backoff, &labels).await {
+                        Sent::Accepted => {}
+                        Sent::Stopped => break,
                     }
-                    Sent::Stopped => break,
+                } else {
+                    self.metrics.filtered.get_or_create(&labels).inc();
                 }
+                position = event.seq;
+                moved.send_replace(position);
+                gauge.set(backlog(position));
             }
-            if let Some(seq) = skipped_to {
-                self.advance(seq).await;
-            }
+        }
+        // The writer stores the last position and ends.
+        drop(moved);
+        if let Err(e) = writer.await {
+            warn!(target: "watch::deliver", sink = %self.name(), error = %e, "the cursor writer ended abnormally");
         }
         debug!(target: "watch::deliver", sink = %self.name(), "delivery stopped");
     }
 
-    async fn read(&self) -> Result<(Vec<OutboxEvent>, u64), StoreCallError> {
+    /// The sink's durable cursor, retried until the store answers; `None` if stopped first.
+    async fn start_position(&mut self, backoff: Backoff) -> Option<u64> {
+        let mut failures = 0u32;
+        loop {
+            let store = Arc::clone(&self.store);
+            let name = self.name().to_owned();
+            let res = tokio::task::spawn_blocking(move || store.cursor(&name))
+                .await
+                .map_err(StoreCallError::from)
+                .and_then(|r| r.map_err(StoreCallError::from));
+            match res {
+                Ok(c) => return Some(c),
+                Err(e) => {
+                    let wait = backoff.delay(failures, &mut rand::rng());
+                    failures = failures.saturating_add(1);
+                    warn!(target: "watch::deliver", sink = %self.name(), error = %e, retry_in = ?wait, "reading the delivery cursor failed");
+                    if self.sleep_or_stop(wait).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The events after `position` and the outbox head.
+    async fn read(&self, position: u64) -> Result<(Vec<OutboxEvent>, u64), StoreCallError> {
         let store = Arc::clone(&self.store);
-        let name = self.name().to_owned();
         let batch = self.config.batch.max(1);
         Ok(tokio::task::spawn_blocking(move || {
-            let events = store.outbox_after_cursor(&name, batch)?;
+            let events = store.outbox_since(position, batch)?;
             let head = store.outbox_head()?;
             Ok::<_, holdfast_store::StoreError>((events, head))
         })
         .await??)
-    }
-
-    /// Moves the cursor. A failure is logged, not retried here: the event will be sent again
-    /// (same key) unless a later advance succeeds — at least once either way.
-    async fn advance(&self, seq: u64) {
-        let store = Arc::clone(&self.store);
-        let name = self.name().to_owned();
-        let res: Result<(), StoreCallError> =
-            tokio::task::spawn_blocking(move || store.advance_cursor(&name, seq))
-                .await
-                .map_err(StoreCallError::from)
-                .and_then(|r| r.map_err(StoreCallError::from));
-        if let Err(e) = res {
-            warn!(target: "watch::deliver", sink = %self.name(), seq, error = %e, "moving the delivery cursor failed; the event may be sent again");
-        }
     }
 
     async fn send_until_accepted(
@@ -429,6 +450,52 @@ impl SinkTask {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Stores a sink's position as its durable cursor, off the delivery path: one write at a
+/// time, each to the latest position (under load, many events share one write). When the
+/// delivery task ends (the sender is dropped), the last position is written before this
+/// ends. A write that fails is retried; events past the durable cursor are sent again after
+/// a restart (at least once).
+async fn write_cursor(
+    store: Arc<dyn WatchStore>,
+    sink: String,
+    mut position: watch::Receiver<u64>,
+    backoff: Backoff,
+) {
+    let mut durable = *position.borrow_and_update();
+    let mut failures = 0u32;
+    loop {
+        let target = *position.borrow_and_update();
+        if target > durable {
+            let store = Arc::clone(&store);
+            let name = sink.clone();
+            let res = tokio::task::spawn_blocking(move || store.advance_cursor(&name, target))
+                .await
+                .map_err(StoreCallError::from)
+                .and_then(|r| r.map_err(StoreCallError::from));
+            match res {
+                Ok(()) => {
+                    durable = target;
+                    failures = 0;
+                }
+                Err(e) => {
+                    let closed = position.has_changed().is_err();
+                    warn!(target: "watch::deliver", sink = %sink, seq = target, error = %e, "moving the delivery cursor failed; events after it may be sent again");
+                    failures = failures.saturating_add(1);
+                    if closed && failures >= 3 {
+                        return;
+                    }
+                    let wait = backoff.delay(failures, &mut rand::rng());
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            continue;
+        }
+        if position.changed().await.is_err() && *position.borrow() <= durable {
+            return;
         }
     }
 }

@@ -149,6 +149,27 @@ impl Default for ChainOptions {
 /// Called with every committed alert and its latency from the block being seen.
 pub type OnAlert = Arc<dyn Fn(&Alert, Duration) + Send + Sync>;
 
+/// Where a block's time went, from its announcement (or, in catch-up, its fetch) to its
+/// commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockTiming {
+    pub number: u64,
+    pub alerts: usize,
+    /// Announcement to the block's detail fetched (zero in catch-up).
+    pub fetch: Duration,
+    /// Its transfers written to the transfer store.
+    pub store: Duration,
+    /// The rules and the thefts followed.
+    pub detect: Duration,
+    /// The atomic commit (alerts, outbox, checkpoint).
+    pub commit: Duration,
+    /// Announcement (or fetch) to commit.
+    pub total: Duration,
+}
+
+/// Called with every committed block's timing (benchmarks).
+pub type OnBlock = Arc<dyn Fn(&BlockTiming) + Send + Sync>;
+
 /// What every chain's loop shares.
 #[derive(Clone)]
 pub struct Shared {
@@ -164,6 +185,7 @@ pub struct Shared {
     pub owner: String,
     /// Called with every committed alert (the CLI prints them with their latency).
     pub on_alert: Option<OnAlert>,
+    pub on_block: Option<OnBlock>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -521,12 +543,14 @@ impl ChainWatch {
     ) -> Result<(), WatchError> {
         let chain_id = self.chain.chain_id;
         let block = *detail.block();
+        let entered = Instant::now();
         let (transfers, conversions) = (
             detail.transfers.transfers.clone(),
             detail.transfers.conversions.clone(),
         );
         self.transfers(move |s| s.apply_block(chain_id, &block, &transfers, &conversions))
             .await?;
+        let stored = Instant::now();
         let shared = self.shared.clone();
         let chain = self.chain.clone();
         let detail_arc = Arc::new(detail.clone());
@@ -548,6 +572,7 @@ impl ChainWatch {
         .map_err(|e| WatchError::Join(e.to_string()))?;
         *state = back;
         let mut alerts = found?;
+        let detected = Instant::now();
         for a in &mut alerts {
             a.confirmations = depth;
         }
@@ -584,6 +609,7 @@ impl ChainWatch {
             fence: Some(fence),
         };
         self.db(move |s| s.commit_block(&commit)).await?;
+        let committed = Instant::now();
         if !alerts.is_empty() && confirmations > 0 {
             let ids: Vec<String> = alerts.iter().map(|a| a.id.clone()).collect();
             if depth >= confirmations {
@@ -600,6 +626,17 @@ impl ChainWatch {
         }
         self.shared.notify.notify_waiters();
         let latency = seen.elapsed();
+        if let Some(f) = &self.shared.on_block {
+            f(&BlockTiming {
+                number: block.number,
+                alerts: alerts.len(),
+                fetch: entered.saturating_duration_since(seen),
+                store: stored - entered,
+                detect: detected - stored,
+                commit: committed - detected,
+                total: latency,
+            });
+        }
         let labels = WatchMetrics::chain(&self.chain.name);
         self.shared.metrics.blocks.get_or_create(&labels).inc();
         if !alerts.is_empty() {
@@ -741,7 +778,14 @@ pub fn detect_block<C: holdfast_trace::Classifier + ?Sized>(
         alerts.extend(
             state
                 .follow
-                .extend(transfers, classifier, chain, detail.block(), units)
+                .extend(
+                    transfers,
+                    classifier,
+                    chain,
+                    detail.block(),
+                    &detail.transfers.transfers,
+                    units,
+                )
                 .map_err(Box::new)?,
         );
     }

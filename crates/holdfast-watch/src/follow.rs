@@ -10,10 +10,10 @@
 //! Cost: a trace per theft per block, loading only what the theft reaches
 //! (`holdfast_trace::load_graph`), so it grows with the laundering, not with the chain.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use alloy_primitives::{Address, B256, U256};
-use holdfast_primitives::{Asset, BlockRef};
+use holdfast_primitives::{Asset, BlockRef, Transfer};
 use holdfast_store::Store;
 use holdfast_trace::{Classifier, LoadOptions, Policy, Seed, TraceOptions};
 use serde::{Deserialize, Serialize};
@@ -42,8 +42,9 @@ pub struct Theft {
     /// Policy names (`fifo`, `haircut`, …), in the order the alert reports them.
     pub policies: Vec<String>,
     pub max_hops: u32,
-    /// Deposits already alerted.
-    pub reported: BTreeSet<Address>,
+    /// Per deposit already alerted, the tainted totals last alerted: policy → (asset,
+    /// amount in the smallest unit, decimal).
+    pub reported: BTreeMap<Address, BTreeMap<String, Vec<(Asset, String)>>>,
 }
 
 /// The thefts being followed on one chain.
@@ -95,19 +96,22 @@ impl FollowState {
             block: alert.block_number,
             policies: plan.policies.iter().map(|p| p.name().to_owned()).collect(),
             max_hops: plan.max_hops,
-            reported: BTreeSet::new(),
+            reported: BTreeMap::new(),
         });
         true
     }
 
-    /// Extends every theft through `block` (already in `store`) and returns an alert for
-    /// each service deposit reached for the first time.
+    /// Extends every theft through `block` (already in `store`; `arrivals` are its
+    /// transfers) and returns an alert for each service deposit whose tainted total grew: the
+    /// first arrival and every later one, each with what arrived and the running total under
+    /// every policy.
     pub fn extend<C: Classifier + ?Sized>(
         &mut self,
         store: &dyn Store,
         classifier: &C,
         chain: &ChainInfo,
         block: &BlockRef,
+        arrivals: &[Transfer],
         units: &Units,
     ) -> Result<Vec<Alert>, FollowError> {
         let mut alerts = Vec::new();
@@ -117,10 +121,28 @@ impl FollowState {
             }
             let found = reach(store, classifier, chain.chain_id, theft)?;
             for (deposit, d) in found {
-                if !theft.reported.insert(deposit) {
+                let totals: BTreeMap<String, Vec<(Asset, String)>> = d
+                    .amounts
+                    .iter()
+                    .map(|(p, v)| {
+                        (
+                            p.clone(),
+                            v.iter().map(|(a, x)| (*a, x.to_string())).collect(),
+                        )
+                    })
+                    .collect();
+                let before = theft.reported.get(&deposit).cloned().unwrap_or_default();
+                if before == totals {
                     continue;
                 }
-                alerts.push(deposit_alert(chain, block, theft, deposit, &d, units));
+                let tx = arrivals
+                    .iter()
+                    .find(|t| t.to == deposit)
+                    .map_or(d.first_tx, |t| t.tx_hash);
+                alerts.push(deposit_alert(
+                    chain, block, theft, deposit, &d, &before, tx, units,
+                ));
+                theft.reported.insert(deposit, totals);
             }
         }
         Ok(alerts)
@@ -199,16 +221,35 @@ fn reach<C: Classifier + ?Sized>(
     Ok(out)
 }
 
+/// What arrived: `total` minus what was alerted `before`, per asset.
+fn arrived(total: &[(Asset, U256)], before: Option<&Vec<(Asset, String)>>) -> Vec<(Asset, U256)> {
+    total
+        .iter()
+        .map(|(asset, amount)| {
+            let prior = before
+                .and_then(|b| b.iter().find(|(a, _)| a == asset))
+                .and_then(|(_, x)| x.parse::<U256>().ok())
+                .unwrap_or_default();
+            (*asset, amount.saturating_sub(prior))
+        })
+        .filter(|(_, x)| !x.is_zero())
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
 fn deposit_alert(
     chain: &ChainInfo,
     block: &BlockRef,
     theft: &Theft,
     deposit: Address,
     d: &Deposit,
+    before: &BTreeMap<String, Vec<(Asset, String)>>,
+    tx: B256,
     units: &Units,
 ) -> Alert {
+    let first = before.is_empty();
     let place = Place::Block {
-        key: format!("{}:{deposit}", theft.alert_id),
+        key: format!("{}:{deposit}:{tx}", theft.alert_id),
     };
     let id = alert_id(chain.chain_id, block.hash, &theft.rule, &place);
     let amount_words: Vec<String> = d
@@ -244,6 +285,10 @@ fn deposit_alert(
         },
         Fact {
             name: "arrived in".into(),
+            value: format!("transaction {tx} (block {})", block.number),
+        },
+        Fact {
+            name: "first tainted arrival".into(),
             value: format!("transaction {} (block {})", d.first_tx, d.first_block),
         },
     ];
@@ -277,13 +322,13 @@ fn deposit_alert(
     }
     let hops = d.path.len();
     let summary = format!(
-        "Funds stolen in transaction {} (alert {}) reached {deposit}, a deposit address of {} ({}), in transaction {} at block {}, {hops} hop{} from the theft. Tainted amount — {}. Ask {} to freeze this deposit now, with the evidence path below; every hop is a transaction anyone can verify.",
+        "Funds stolen in transaction {} (alert {}) {} {deposit}, a deposit address of {} ({}), in transaction {tx} at block {}, {hops} hop{} from the theft. Tainted amount — {}. Ask {} to freeze this deposit now, with the evidence path below; every hop is a transaction anyone can verify.",
         theft.tx_hash,
         theft.alert_id,
+        if first { "reached" } else { "reached again" },
         d.service.name,
         d.service.category.name(),
-        d.first_tx,
-        d.first_block,
+        block.number,
         if hops == 1 { "" } else { "s" },
         amount_words.join("; "),
         d.service.name,
@@ -296,11 +341,14 @@ fn deposit_alert(
         "deposit": deposit,
         "theft_tx": theft.tx_hash,
         "theft_alert": theft.alert_id,
-        "arrived_tx": d.first_tx,
-        "arrived_block": d.first_block,
+        "arrived_tx": tx,
+        "arrived_block": block.number,
+        "first_tx": d.first_tx,
+        "first_block": d.first_block,
         "amounts": d.amounts.iter().map(|(policy, amounts)| json!({
             "policy": policy,
-            "amounts": amounts.iter().map(|(asset, amount)| json!({"asset": asset, "amount": amount.to_string()})).collect::<Vec<_>>(),
+            "arrived": arrived(amounts, before.get(policy)).iter().map(|(asset, amount)| json!({"asset": asset, "amount": amount.to_string()})).collect::<Vec<_>>(),
+            "total": amounts.iter().map(|(asset, amount)| json!({"asset": asset, "amount": amount.to_string()})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "path": d.path,
     });
@@ -331,7 +379,7 @@ fn deposit_alert(
         block_number: block.number,
         block_hash: block.hash,
         block_timestamp: block.timestamp,
-        tx_hash: Some(d.first_tx),
+        tx_hash: Some(tx),
         place,
         rule: theft.rule.clone(),
         detector: DetectorKind::TaintedDeposit,
@@ -340,7 +388,7 @@ fn deposit_alert(
         summary,
         facts,
         addresses,
-        links: crate::units::links(chain, Some(d.first_tx), block.number),
+        links: crate::units::links(chain, Some(tx), block.number),
         confirmations: 0,
         responses: theft.responses.clone(),
         evidence,

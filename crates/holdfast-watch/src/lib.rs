@@ -29,7 +29,8 @@ pub use config::{ConfigError, Diagnostic, Validated, WatchConfig};
 pub use deliver::{Backoff, Deliverer, DeliveryConfig, DeliveryMetrics};
 pub use detect::{Context, DetectError, DetectorState, Detectors, History, Labels};
 pub use engine::{
-    ChainOptions, ChainWatch, IntelView, Rules, RunSummary, Shared, Start, WatchError, WatchState,
+    BlockTiming, ChainOptions, ChainWatch, IntelView, OnAlert, OnBlock, Rules, RunSummary, Shared,
+    Start, WatchError, WatchState,
 };
 pub use follow::{ChainInfo, FollowState, Theft, TracePlan};
 pub use metrics::WatchMetrics;

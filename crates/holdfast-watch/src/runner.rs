@@ -47,6 +47,7 @@ pub struct RunnerDeps {
     /// This instance's name in the chains' leases (unique per process).
     pub owner: String,
     pub on_alert: Option<OnAlert>,
+    pub on_block: Option<crate::engine::OnBlock>,
     /// Environment lookup for the sinks' secrets (the binary passes `std::env::var`).
     pub env: EnvLookup,
     /// Tuning for tests and benchmarks; `None`: defaults.
@@ -135,19 +136,14 @@ fn needs(config: &WatchConfig) -> (Vec<String>, Vec<String>) {
 
 impl Runner {
     /// Checks everything that can be checked and connects to every chain's node.
-    pub async fn start(
-        config: &WatchConfig,
-        deps: RunnerDeps,
-        registry: &mut Registry,
-    ) -> Result<Runner, StartError> {
+    pub async fn start(config: &WatchConfig, deps: RunnerDeps) -> Result<Runner, StartError> {
         let mut warnings = Vec::new();
         let mut sinks = Sink::from_specs(&config.sinks, &*deps.env)?;
-        for s in &sinks {
-            if let Err(e) = s.probe(Duration::from_secs(3)).await {
-                warnings.push(format!(
-                    "{e}: its alerts wait in the outbox until it answers"
-                ));
-            }
+        // Concurrently; each unreachable sink is logged by the probe.
+        for e in crate::sink::probe_all(&sinks, Duration::from_secs(3)).await {
+            warnings.push(format!(
+                "{e}: its alerts wait in the outbox until it answers"
+            ));
         }
         for r in &config.rules {
             for resp in &r.responses {
@@ -181,18 +177,33 @@ impl Runner {
         sinks.push(Sink::responder(Arc::new(deps.responder)));
         let mut units = Units::new();
         let metrics = WatchMetrics::new();
-        metrics.register(registry);
-        let delivery_metrics = DeliveryMetrics::register(registry);
+        let delivery_metrics = Arc::new(DeliveryMetrics::default());
         let mut connected = Vec::new();
         for c in &config.chains {
             let mut sc = SourceConfig::new(c.rpc.clone());
             sc.poll_interval = Duration::from_millis(250);
-            let source = ChainSource::connect(sc)
-                .await
-                .map_err(|source| StartError::Node {
-                    chain: c.name.clone(),
-                    source,
-                })?;
+            // Parity-style traces first: `trace_replayBlockTransactions` gives the calls and
+            // the state diff in one replay of the block (two tracer runs with geth's
+            // `debug_` methods; on anvil 100× slower for a 200-transaction block).
+            sc.trace_mode = Some(TraceMode::Parity);
+            let source = match ChainSource::connect(sc.clone()).await {
+                Ok(s) => s,
+                Err(holdfast_chain::ChainError::TracesUnavailable { .. }) => {
+                    sc.trace_mode = None;
+                    ChainSource::connect(sc)
+                        .await
+                        .map_err(|source| StartError::Node {
+                            chain: c.name.clone(),
+                            source,
+                        })?
+                }
+                Err(source) => {
+                    return Err(StartError::Node {
+                        chain: c.name.clone(),
+                        source,
+                    });
+                }
+            };
             let actual = source.chain_id();
             if let Some(expected) = c.chain_id
                 && expected != actual
@@ -237,6 +248,7 @@ impl Runner {
             metrics,
             owner: deps.owner,
             on_alert: deps.on_alert,
+            on_block: deps.on_block,
         };
         let chains = connected
             .into_iter()
@@ -254,7 +266,10 @@ impl Runner {
                 ChainWatch::new(info, source, options, shared.clone())
             })
             .collect();
-        for w in &warnings {
+        for w in warnings
+            .iter()
+            .filter(|w| !w.contains("did not accept a connection"))
+        {
             tracing::warn!(target: "watch", "{w}");
         }
         Ok(Runner {
@@ -305,6 +320,12 @@ async fn drain(shared: &Shared, sinks: &[String]) {
 }
 
 impl Runner {
+    /// Registers the watch's and the delivery's metrics (`watch_…`) into `registry`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.shared.metrics.register(registry);
+        self.delivery_metrics.register_into(registry);
+    }
+
     /// The shared parts (the outbox's wake-up, metrics).
     pub fn shared(&self) -> &Shared {
         &self.shared

@@ -35,7 +35,7 @@ fn walk(
     parent_reverted: bool,
     out: &mut Vec<CallDetail>,
 ) -> Result<(), ChainError> {
-    let kind = geth_kind(&frame.typ).ok_or_else(|| ChainError::Inconsistent {
+    let kind = geth_kind(&frame.typ).ok_or_else(|| ChainError::Malformed {
         method: "debug_traceBlockByNumber",
         block: Some(number),
         reason: format!(
@@ -96,7 +96,7 @@ pub(crate) fn from_parity(
             current = Some(position);
             failed.clear();
         }
-        let tx_index = u32::try_from(position).map_err(|_| ChainError::Inconsistent {
+        let tx_index = u32::try_from(position).map_err(|_| ChainError::Malformed {
             method,
             block: Some(number),
             reason: format!("transaction position {position} out of range"),
@@ -114,7 +114,7 @@ pub(crate) fn from_parity(
                     CallType::DelegateCall => CallKind::DelegateCall,
                     CallType::CallCode => CallKind::CallCode,
                     CallType::AuthCall => {
-                        return Err(ChainError::Inconsistent {
+                        return Err(ChainError::Malformed {
                             method,
                             block: Some(number),
                             reason: format!(
@@ -202,7 +202,7 @@ impl Frame {
 }
 
 fn index(number: u64, method: &'static str, i: usize) -> Result<u32, ChainError> {
-    u32::try_from(i).map_err(|_| ChainError::Inconsistent {
+    u32::try_from(i).map_err(|_| ChainError::Malformed {
         method,
         block: Some(number),
         reason: format!("index {i} out of range"),
@@ -273,5 +273,6 @@ mod tests {
             msg.contains("\"EXTCALL\"") && msg.contains("block 9") && msg.contains("[0]"),
             "{msg}"
         );
+        assert!(!err.is_transient(), "the same answer would come again");
     }
 }

@@ -32,7 +32,7 @@ impl ChainSource {
             .map(|l| {
                 let index = |v: Option<u64>, what: &str| {
                     v.and_then(|v| u32::try_from(v).ok())
-                        .ok_or_else(|| ChainError::Inconsistent {
+                        .ok_or_else(|| ChainError::Malformed {
                             method: "eth_getBlockReceipts",
                             block: Some(number),
                             reason: format!("a log has no {what}: {v:?}"),
@@ -85,10 +85,8 @@ impl ChainSource {
                 crate::source::REPLAY_METHOD,
                 serde_json::json!(["trace", "stateDiff"]),
             ),
-            TraceMode::None => {
-                tracing::warn!(target: "chain::source", endpoint = %self.endpoint(), "no traces, so no state diffs: the watch cannot see storage changes (a Safe's singleton, proxy implementations) or internal calls");
-                return false;
-            }
+            // Warned at connect unless asked for: no traces at all.
+            TraceMode::None => return false,
         };
         let outcome = self.probe_method(method, Some(extra)).await.and_then(|v| {
             // A node that ignores `diffMode` answers the plain prestate: no `post`.
@@ -143,7 +141,7 @@ fn tx_details(number: u64, raw: &RawBlock) -> Result<Vec<TxDetail>, ChainError> 
                 nonce: tx.nonce.to(),
                 success: meta.success,
             }),
-            crate::source::RpcTx::Hash(hash) => Err(ChainError::Inconsistent {
+            crate::source::RpcTx::Hash(hash) => Err(ChainError::Malformed {
                 method: "eth_getBlockByNumber",
                 block: Some(number),
                 reason: format!(

@@ -6,7 +6,9 @@
 //! subscription can stall silently behind a proxy), it polls `eth_blockNumber` every
 //! `poll_interval`. Heads are yielded as announced, never filled in: when the node goes
 //! from 5 to 8 the stream yields 8 and the consumer fetches 6 and 7; a head with a lower
-//! number or another hash (a reorg) is yielded too. Only an exact repeat is dropped.
+//! number (a reorg), or over the subscription another hash at the same number, is yielded
+//! too; only an exact repeat is dropped. Polling reads numbers, so a reorg that keeps the
+//! height shows to the consumer as the next block's parent hash.
 
 use std::time::Instant;
 
@@ -30,7 +32,8 @@ pub struct Head {
 pub struct HeadStream<'a> {
     source: &'a ChainSource,
     subscription: Option<Subscription<alloy::rpc::types::Header>>,
-    started: bool,
+    /// The subscription was tried (over WebSocket).
+    subscribed: bool,
     last: Option<(u64, B256)>,
 }
 
@@ -40,7 +43,7 @@ impl ChainSource {
         HeadStream {
             source: self,
             subscription: None,
-            started: false,
+            subscribed: false,
             last: None,
         }
     }
@@ -60,15 +63,18 @@ impl ChainSource {
 
 impl HeadStream<'_> {
     /// The next head. Errors are the polling calls' (after their retries); a subscription
-    /// that fails is replaced by polling, not reported.
+    /// that fails is replaced by polling, not reported. Cancel-safe (`select!`): a head is
+    /// taken as yielded only when `next` returns it, so dropping the future loses none.
     pub async fn next(&mut self) -> Result<Head, ChainError> {
-        if !self.started {
+        if !self.subscribed {
             // Subscribe first, then read the current head: nothing falls between the two.
-            self.started = true;
             self.subscribe().await;
-            if let Some(head) = self.polled().await? {
-                return Ok(self.record(head));
-            }
+            self.subscribed = true;
+        }
+        if self.last.is_none()
+            && let Some(head) = self.polled().await?
+        {
+            return Ok(self.record(head));
         }
         let quiet = self.source.config().poll_interval * 20;
         loop {
@@ -151,5 +157,21 @@ impl HeadStream<'_> {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// The watch's engine runs these in spawned tasks: their futures must be `Send`.
+#[cfg(test)]
+mod send {
+    use super::*;
+
+    #[allow(dead_code)]
+    fn next_is_send<'a>(heads: &'a mut HeadStream<'_>) -> impl Send + 'a {
+        heads.next()
+    }
+
+    #[allow(dead_code)]
+    fn fetch_detail_is_send(source: &ChainSource) -> impl Send + '_ {
+        source.fetch_detail(1)
     }
 }

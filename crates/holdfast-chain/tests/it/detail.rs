@@ -169,6 +169,27 @@ async fn scenario_details_agree_and_mark_reverted_frames_and_failed_transactions
             })
             .expect("the transaction is in a block")
     };
+    // Contract creations: no `to`, the created contract from the receipt, a CREATE frame
+    // on top whose input is the init code (cut when long, its length kept).
+    let mut creations = 0;
+    for d in &details {
+        for t in d.txs.iter().filter(|t| t.to.is_none()) {
+            creations += 1;
+            let created = t.created.expect("a creation names its contract");
+            let top = d
+                .calls
+                .iter()
+                .find(|c| c.tx_index == t.index && c.trace_address.is_empty())
+                .expect("top frame");
+            assert_eq!((top.kind, top.to), (CallKind::Create, created), "{top:#?}");
+            assert_eq!(top.input_len, t.input.len());
+            assert_eq!(
+                &top.input[..],
+                &t.input[..t.input.len().min(MAX_INPUT_BYTES)]
+            );
+        }
+    }
+    assert!(creations > 3, "the scenario deploys contracts");
     // A frame that reverted inside a successful transaction, with its children.
     for (tx, from, to, amount) in &expected.reverted_frames {
         let (d, t) = find_tx(*tx);

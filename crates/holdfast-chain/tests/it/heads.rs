@@ -16,6 +16,13 @@ async fn heads_over_websocket_arrive_for_each_mined_block() {
     let mut heads = src.subscribe_heads();
     let first = heads.next().await.expect("current head");
     assert_eq!(first.number, 2);
+    // Waiting cut short (as `select!` does) loses nothing.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), heads.next())
+            .await
+            .is_err(),
+        "no new block yet"
+    );
     for n in 3..8 {
         let mined = Instant::now();
         node.mine(1).await.expect("mine");
@@ -45,6 +52,12 @@ async fn heads_over_http_are_found_by_polling_and_jumps_are_yielded() {
     let src = source(&node.http_url(), TraceMode::Geth).await;
     let mut heads = src.subscribe_heads();
     assert_eq!(heads.next().await.expect("current head").number, 0);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), heads.next())
+            .await
+            .is_err(),
+        "no new block yet"
+    );
     node.mine(1).await.expect("mine");
     let head = tokio::time::timeout(Duration::from_secs(5), heads.next())
         .await

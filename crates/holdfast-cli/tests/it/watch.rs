@@ -381,3 +381,173 @@ fn kill_9_of_the_owner_on_postgres_loses_no_alert() {
     let pg = holdfast_store::testing::TempPostgres::start(true).expect("postgres");
     killed_run(Some(pg.url()), 2);
 }
+
+/// `holdfast serve --guard-config --watch-config` on anvil after the Bybit heist: the
+/// takeover alert is served at /v1/alerts and on the live stream, acknowledged by an
+/// operator; its `freeze` response froze the guard (in-process) so a request for the Safe is
+/// denied; its `label` response made the running server's screening flag the new singleton.
+#[test]
+fn serve_runs_the_watch_with_alerts_api_freeze_and_labels() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let node = Anvil::spawn().await.expect("anvil");
+        let heist = holdfast_testkit::Scenario::new(&node)
+            .safe_heist()
+            .await
+            .expect("heist");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tokens: String = [("initiator", "tok-init"), ("operator", "tok-ops")]
+            .iter()
+            .map(|(role, tok)| {
+                format!(
+                    "[[token]]\nname = \"{role}\"\nsha256 = \"{}\"\nroles = [\"{role}\"]\n",
+                    holdfast_gate::config::token_hash(tok)
+                )
+            })
+            .collect();
+        write(
+            dir.path(),
+            "policy.toml",
+            &format!(
+                "[policy]\nname = \"treasury\"\n[wallets.treasury]\naddress = \"{}\"\nchain_id = 31337\nsafe_version = \"1.1.1\"\n",
+                heist.safe_111
+            ),
+        );
+        let gate = write(
+            dir.path(),
+            "gate.toml",
+            &format!(
+                "[gate]\npolicy = \"policy.toml\"\nrpc = \"{}\"\nsimulate = false\n{tokens}",
+                node.http_url()
+            ),
+        );
+        let watch = write(
+            dir.path(),
+            "watch.toml",
+            &format!(
+                r#"[[chain]]
+name = "anvil"
+rpc = "{}"
+chain_id = 31337
+confirmations = 0
+start_block = 1
+
+[[set]]
+name = "treasury"
+addresses = ["{}"]
+
+[[rule]]
+name = "treasury-takeover"
+detector = "critical_storage"
+targets = ["treasury"]
+severity = "critical"
+responses = ["freeze", "label"]
+"#,
+                node.ws_url(),
+                heist.safe_111
+            ),
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let data = dir.path().join("data");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--guard-config"])
+            .arg(&gate)
+            .arg("--watch-config")
+            .arg(&watch)
+            .env("HOLDFAST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::create(dir.path().join("serve.log")).expect("log"),
+            )
+            .spawn()
+            .expect("serve");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let log = || std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
+        // The alert appears in the API.
+        let started = Instant::now();
+        let alert = loop {
+            assert!(started.elapsed() < Duration::from_secs(60), "no alert: {}", log());
+            if let Ok(r) = client.get(format!("{base}/v1/alerts?rule=treasury-takeover")).send().await
+                && r.status().is_success()
+            {
+                let v: serde_json::Value = r.json().await.expect("json");
+                if let Some(a) = v["alerts"].as_array().and_then(|a| a.first()).cloned() {
+                    break a;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let id = alert["id"].as_str().expect("id").to_owned();
+        assert_eq!(alert["alert"]["tx_hash"], serde_json::json!(heist.delegatecall_tx), "{alert}");
+        // The live stream replays it from the start.
+        let mut stream = client
+            .get(format!("{base}/v1/alerts/stream"))
+            .header("last-event-id", "0")
+            .send()
+            .await
+            .expect("stream");
+        let mut seen = String::new();
+        let until = Instant::now() + Duration::from_secs(10);
+        while !seen.contains(&id) && Instant::now() < until {
+            match tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await {
+                Ok(Ok(Some(c))) => seen.push_str(&String::from_utf8_lossy(&c)),
+                _ => break,
+            }
+        }
+        assert!(seen.contains(&id), "the stream carries the alert: {seen}");
+        // An operator acknowledges it.
+        let r = client
+            .post(format!("{base}/v1/alerts/{id}/ack"))
+            .bearer_auth("tok-ops")
+            .send()
+            .await
+            .expect("ack");
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+        // The freeze: a request for the Safe is denied by the emergency freeze.
+        let body = serde_json::json!({
+            "safe": heist.safe_111, "chainId": 31337, "to": heist.attacker, "value": "1",
+            "data": "0x", "operation": 0, "nonce": "3", "safeTxGas": 0, "baseGas": 0, "gasPrice": "0",
+        });
+        let until = Instant::now() + Duration::from_secs(20);
+        let decision = loop {
+            let r = client
+                .post(format!("{base}/v1/guard/requests"))
+                .bearer_auth("tok-init")
+                .json(&body)
+                .send()
+                .await
+                .expect("submit");
+            let v: serde_json::Value = r.json().await.expect("json");
+            if v["rule"] == "emergency freeze" || Instant::now() > until {
+                break v;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(decision["rule"], "emergency freeze", "{decision}");
+        // The label: the running server now screens the new singleton as tainted.
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v: serde_json::Value = client
+                .get(format!("{base}/v1/addresses/ethereum/{}", heist.sweeper))
+                .send()
+                .await
+                .expect("screen")
+                .json()
+                .await
+                .expect("json");
+            if v.to_string().contains("tainted") {
+                break;
+            }
+            assert!(Instant::now() < until, "the sweeper is not labelled: {v}\n{}", log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    });
+}

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::{LAZARUS, call, get, state_for};
 
-fn token(name: &str, secret: &str, role: Role) -> Token {
+pub(super) fn token(name: &str, secret: &str, role: Role) -> Token {
     let hash = alloy::primitives::hex::decode(token_hash(secret)).expect("hex");
     Token {
         name: name.into(),
@@ -27,7 +27,7 @@ fn token(name: &str, secret: &str, role: Role) -> Token {
 }
 
 /// The screening API and the guard service (no node: nothing here is signed).
-fn state_with_gate(dir: &std::path::Path) -> AppState {
+pub(super) fn state_with_gate(dir: &std::path::Path) -> AppState {
     let policy = "[policy]\nname = \"errors\"\n[assets.ETH]\nnative = true\ndecimals = 18\n\
                   [groups.officers]\nmembers = [\"0x00000000000000000000000000000000000000a1\", \"0x00000000000000000000000000000000000000a2\"]\n\
                   [[rule]]\nname = \"big\"\nwhen = { asset_in = [\"ETH\"], amount_above = \"1\" }\naction = \"deny\"\n";

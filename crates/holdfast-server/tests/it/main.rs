@@ -1,5 +1,6 @@
 //! holdfast-server integration tests: through the router (`oneshot`) and a real socket.
 
+mod alerts;
 mod errors;
 mod firewall;
 mod limits;
@@ -288,9 +289,11 @@ async fn health_metrics_and_openapi_cover_every_route() {
         let (status, v) = call(&state, req).await;
         assert!(
             status != StatusCode::NOT_FOUND
-                || v["error"]["message"].as_str().is_some_and(
-                    |m| m.contains("admin") || m.contains("guard service is not configured")
-                ),
+                || v["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("admin")
+                        || m.contains("guard service is not configured")
+                        || m.contains("watch is not configured")),
             "{method} {uri}: {status} {v}"
         );
     }

@@ -519,18 +519,12 @@ impl WatchStore for EmbeddedWatchStore {
         state: &[u8],
         fence: Option<u64>,
     ) -> Result<Vec<StoredAlert>, StoreError> {
+        super::check_unwind_state(chain_id, number, state)?;
         let invalid = |what: String| StoreError::Invalid {
             chain_id,
             number,
             what,
         };
-        if state.len() > super::MAX_STATE_BYTES {
-            return Err(invalid(format!(
-                "the detectors' state is {} bytes, above the maximum of {}",
-                state.len(),
-                super::MAX_STATE_BYTES
-            )));
-        }
         let guard = self.group.lock();
         check_fence(chain_id, self.read_lease(chain_id)?.as_ref(), fence)?;
         let Some(stored) = self.read_checkpoint(chain_id)? else {

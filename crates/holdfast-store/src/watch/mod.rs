@@ -303,6 +303,21 @@ pub trait WatchStore: Send + Sync + std::fmt::Debug {
     fn lease(&self, chain_id: u64) -> Result<Option<Lease>, StoreError>;
 }
 
+/// Checks the state an unwind restores before anything is read or written.
+fn check_unwind_state(chain_id: u64, number: u64, state: &[u8]) -> Result<(), StoreError> {
+    if state.len() > MAX_STATE_BYTES {
+        return Err(StoreError::Invalid {
+            chain_id,
+            number,
+            what: format!(
+                "the detectors' state is {} bytes, above the maximum of {MAX_STATE_BYTES}",
+                state.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Checks what a commit carries before anything is read or written.
 fn check_commit(c: &BlockCommit) -> Result<(), StoreError> {
     let invalid = |what: String| StoreError::Invalid {

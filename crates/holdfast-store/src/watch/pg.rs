@@ -387,18 +387,12 @@ impl WatchStore for PgWatchStore {
         state: &[u8],
         fence: Option<u64>,
     ) -> Result<Vec<StoredAlert>, StoreError> {
+        super::check_unwind_state(chain_id, number, state)?;
         let invalid = |what: String| StoreError::Invalid {
             chain_id,
             number,
             what,
         };
-        if state.len() > super::MAX_STATE_BYTES {
-            return Err(invalid(format!(
-                "the detectors' state is {} bytes, above the maximum of {}",
-                state.len(),
-                super::MAX_STATE_BYTES
-            )));
-        }
         let mut client = self.pool.client();
         let mut tx = client.transaction()?;
         Self::enter(&mut tx, chain_id, fence)?;

@@ -26,6 +26,7 @@ struct Inner {
     events: Vec<OutboxEvent>,
     cursors: HashMap<String, u64>,
     fail_reads: usize,
+    reads: usize,
 }
 
 impl MemoryOutbox {
@@ -41,6 +42,10 @@ impl MemoryOutbox {
     fn cursor(&self, sink: &str) -> u64 {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         g.cursors.get(sink).copied().unwrap_or(0)
+    }
+
+    fn reads(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).reads
     }
 
     fn fail_next_reads(&self, n: usize) {
@@ -92,22 +97,8 @@ impl WatchStore for MemoryOutbox {
         sink: &str,
         limit: usize,
     ) -> Result<Vec<OutboxEvent>, StoreError> {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if g.fail_reads > 0 {
-            g.fail_reads -= 1;
-            return Err(StoreError::Invalid {
-                chain_id: 0,
-                number: 0,
-                what: "injected read failure".into(),
-            });
-        }
-        let cursor = g.cursors.get(sink).copied().unwrap_or(0);
-        Ok(g.events
-            .iter()
-            .filter(|e| e.seq > cursor)
-            .take(limit)
-            .cloned()
-            .collect())
+        let cursor = WatchStore::cursor(self, sink)?;
+        self.outbox_since(cursor, limit)
     }
     fn advance_cursor(&self, sink: &str, seq: u64) -> Result<(), StoreError> {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -119,12 +110,17 @@ impl WatchStore for MemoryOutbox {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         Ok(g.cursors.get(sink).copied().unwrap_or(0))
     }
-    fn outbox_since(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<holdfast_store::watch::OutboxEvent>, StoreError> {
-        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+    fn outbox_since(&self, after: u64, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.reads += 1;
+        if g.fail_reads > 0 {
+            g.fail_reads -= 1;
+            return Err(StoreError::Invalid {
+                chain_id: 0,
+                number: 0,
+                what: "injected read failure".into(),
+            });
+        }
         Ok(g.events
             .iter()
             .filter(|e| e.seq > after)
@@ -158,11 +154,11 @@ fn stdout_sink(name: &str, min: Option<&str>) -> Sink {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A webhook to 127.0.0.1 port 1, where nothing listens: every attempt is refused at once.
+/// (A port that was free a moment ago may be taken by a receiver of a test running beside
+/// this one, and a sink meant to be down would then hang on it.)
 fn closed_port_webhook(name: &str) -> Sink {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let port = 1;
     Sink::from_spec(
         &SinkSpec::Webhook {
             name: name.into(),
@@ -358,6 +354,35 @@ async fn outbox_read_failures_are_retried() {
     .await;
     d.shutdown().await;
     assert_eq!(metrics.delivered("s"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_deliverer_stops_its_tasks() {
+    let store = Arc::new(MemoryOutbox::default());
+    let metrics = DeliveryMetrics::register(&mut Registry::default());
+    let config = DeliveryConfig {
+        poll_interval: Duration::from_millis(5),
+        ..fast()
+    };
+    let d = Deliverer::spawn(
+        store.clone(),
+        vec![stdout_sink("s", None)],
+        Arc::new(Notify::new()),
+        metrics,
+        config,
+    );
+    eventually("the task polls", || store.reads() >= 2).await;
+    drop(d);
+    // Let the task see the drop, then check it reads no more (it polled every 5 ms).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let reads = store.reads();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        store.reads() <= reads + 1,
+        "still reading: {} → {}",
+        reads,
+        store.reads()
+    );
 }
 
 #[test]

@@ -5,8 +5,9 @@
 //! (`<hf-….retracted@holdfast>`), so a mail system that dedups by Message-ID drops a
 //! redelivery, and the later events thread under the raise (`In-Reply-To`).
 //!
-//! `smtp://host[:port]` (default 587) upgrades with STARTTLS when the server offers it;
-//! `smtps://host[:port]` (default 465) is TLS from the first byte.
+//! `smtp://host[:port]` (default 587) upgrades with STARTTLS when the server offers it, and
+//! requires it when a user name and password are configured (a password never crosses in
+//! the clear); `smtps://host[:port]` (default 465) is TLS from the first byte.
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -16,7 +17,7 @@ use holdfast_store::watch::AlertEventKind;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use reqwest::Url;
 
@@ -50,15 +51,29 @@ impl fmt::Debug for EmailSink {
     }
 }
 
+/// The e-mail fields of a [`super::SinkSpec::Email`].
+pub(super) struct EmailSpec<'a> {
+    pub server: &'a str,
+    pub from: &'a str,
+    pub to: &'a [String],
+    pub username: Option<&'a str>,
+    pub password_env: Option<&'a str>,
+    pub tls_ca_file: Option<&'a str>,
+}
+
 pub(super) fn from_spec(
     sink: &str,
-    server: &str,
-    from: &str,
-    to: &[String],
-    username: Option<&str>,
-    password_env: Option<&str>,
+    spec: EmailSpec<'_>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<EmailSink, SinkConfigError> {
+    let EmailSpec {
+        server,
+        from,
+        to,
+        username,
+        password_env,
+        tls_ca_file,
+    } = spec;
     let err = |field: &'static str, value: String, expected: &str| SinkConfigError {
         sink: sink.to_owned(),
         field,
@@ -135,17 +150,37 @@ pub(super) fn from_spec(
             ));
         }
     };
-    let tls_params = TlsParameters::new(host.clone()).map_err(|e| {
+    let mut tls_builder = TlsParameters::builder(host.clone());
+    if let Some(path) = tls_ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            err(
+                "tls_ca_file",
+                format!("{path:?}"),
+                &format!("a readable PEM file of root certificates ({e})"),
+            )
+        })?;
+        let cert = Certificate::from_pem(&pem).map_err(|e| {
+            err(
+                "tls_ca_file",
+                format!("{path:?}"),
+                &format!("PEM certificates ({e})"),
+            )
+        })?;
+        tls_builder = tls_builder.add_root_certificate(cert);
+    }
+    let tls_params = tls_builder.build().map_err(|e| {
         err(
             "server",
             format!("{server:?}"),
             &format!("a host name TLS can verify ({e})"),
         )
     })?;
-    let tls = if implicit_tls {
-        Tls::Wrapper(tls_params)
-    } else {
-        Tls::Opportunistic(tls_params)
+    // With credentials, STARTTLS is required: a password never crosses in the clear, even
+    // to a server (or a man in the middle) that does not offer STARTTLS.
+    let tls = match (implicit_tls, credentials.is_some()) {
+        (true, _) => Tls::Wrapper(tls_params),
+        (false, true) => Tls::Required(tls_params),
+        (false, false) => Tls::Opportunistic(tls_params),
     };
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
         .port(port)

@@ -65,6 +65,10 @@ pub enum SinkSpec {
         username: Option<String>,
         password_env: Option<String>,
         min_severity: Option<String>,
+        /// A PEM file of extra root certificates to trust for the server's TLS (an internal
+        /// relay with its own CA); the Mozilla roots are trusted either way.
+        #[serde(default)]
+        tls_ca_file: Option<String>,
     },
     Stdout {
         name: String,
@@ -256,14 +260,18 @@ impl Sink {
                 to,
                 username,
                 password_env,
+                tls_ca_file,
                 ..
             } => SinkTarget::Email(email::from_spec(
                 name,
-                server,
-                from,
-                to,
-                username.as_deref(),
-                password_env.as_deref(),
+                email::EmailSpec {
+                    server,
+                    from,
+                    to,
+                    username: username.as_deref(),
+                    password_env: password_env.as_deref(),
+                    tls_ca_file: tls_ca_file.as_deref(),
+                },
                 env,
             )?),
             SinkSpec::Stdout { .. } => SinkTarget::Stdout(StdoutSink::new(name)),

@@ -20,6 +20,9 @@ const HEADER_MAX: usize = 150;
 const SECTION_MAX: usize = 3000;
 const FIELD_MAX: usize = 2000;
 const FIELDS_MAX: usize = 10;
+/// Fact sections shown (Slack refuses a message of more than 50 blocks); the rest are
+/// counted in a last line.
+const FACT_SECTIONS_MAX: usize = 4;
 
 /// A Slack-compatible sink. The URL's path is its secret: it is never shown.
 #[derive(Clone)]
@@ -146,7 +149,8 @@ pub fn slack_payload(event: &SinkEvent) -> Value {
     }
     first.push_str(&esc(&alert.summary));
     blocks.push(section(&first));
-    for chunk in alert.facts.chunks(FIELDS_MAX) {
+    let shown = alert.facts.len().min(FIELDS_MAX * FACT_SECTIONS_MAX);
+    for chunk in alert.facts[..shown].chunks(FIELDS_MAX) {
         let fields: Vec<Value> = chunk
             .iter()
             .map(|f| {
@@ -154,6 +158,12 @@ pub fn slack_payload(event: &SinkEvent) -> Value {
             })
             .collect();
         blocks.push(json!({"type": "section", "fields": fields}));
+    }
+    if shown < alert.facts.len() {
+        blocks.push(section(&format!(
+            "_…and {} more facts (in the webhook, e-mail and API)._",
+            alert.facts.len() - shown
+        )));
     }
     if !alert.addresses.is_empty() {
         let lines: Vec<String> = alert

@@ -32,6 +32,7 @@ fn email(server: &str, from: &str, to: &[&str]) -> SinkSpec {
         username: None,
         password_env: None,
         min_severity: None,
+        tls_ca_file: None,
     }
 }
 
@@ -531,11 +532,8 @@ async fn probe_tells_an_unreachable_sink_from_a_reachable_one() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-    // A port that was just free: nothing listens there.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        l.local_addr().map(|a| a.port()).unwrap_or_default()
-    };
+    // Port 1: nothing listens there (a port free a moment ago may be taken by another test).
+    let closed = 1;
     let env = env_of(&[]);
     let up = Sink::from_spec(
         &webhook(&format!("http://127.0.0.1:{port}/x"), None, None),
@@ -558,4 +556,43 @@ async fn probe_tells_an_unreachable_sink_from_a_reachable_one() {
     assert!(!e.to_string().contains("secret"), "{e}");
     let unreachable = probe_all(&[up, down], t).await;
     assert_eq!(unreachable.len(), 1);
+}
+
+#[test]
+fn slack_payload_stays_within_block_kit_limits() {
+    let mut a = alert(Severity::High, 1);
+    a.title = "t".repeat(500);
+    a.summary = "s".repeat(10_000);
+    a.facts = (0..600)
+        .map(|i| Fact {
+            name: format!("fact {i}"),
+            value: "v".repeat(3000),
+        })
+        .collect();
+    let p = slack_payload(&SinkEvent::from_outbox(&outbox_event(
+        1,
+        AlertEventKind::Raised,
+        &a,
+    )));
+    let blocks = p["blocks"].as_array().cloned().unwrap_or_default();
+    assert!(blocks.len() <= 50, "{} blocks", blocks.len());
+    assert!(
+        blocks[0]["text"]["text"]
+            .as_str()
+            .is_some_and(|t| t.chars().count() <= 150)
+    );
+    for b in &blocks {
+        if let Some(t) = b["text"]["text"].as_str() {
+            assert!(t.chars().count() <= 3000);
+        }
+        for f in b["fields"].as_array().into_iter().flatten() {
+            assert!(
+                f["text"]
+                    .as_str()
+                    .is_some_and(|t| t.chars().count() <= 2000)
+            );
+        }
+        assert!(b["fields"].as_array().is_none_or(|f| f.len() <= 10));
+    }
+    assert!(p.to_string().contains("and 560 more facts"));
 }

@@ -218,3 +218,156 @@ async fn an_answer_that_never_comes_means_the_event_is_sent_again_with_the_same_
     // A receiver that dedups by key sees each alert exactly once.
     assert_eq!(counts.len(), 2);
 }
+
+/// Run as a child process by `kill_9_during_delivery_loses_nothing` (does nothing otherwise):
+/// delivers the outbox in `HOLDFAST_CRASH_CHILD_DIR` to `HOLDFAST_CRASH_CHILD_URL` until
+/// killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_child() {
+    let (Some(dir), Some(url)) = (
+        std::env::var_os("HOLDFAST_CRASH_CHILD_DIR"),
+        std::env::var("HOLDFAST_CRASH_CHILD_URL").ok(),
+    ) else {
+        return;
+    };
+    let store = open_store(std::path::Path::new(&dir));
+    let _d = Deliverer::spawn(
+        store,
+        vec![sink(webhook("hook", &url, None), &[])],
+        Arc::new(Notify::new()),
+        DeliveryMetrics::register(&mut Registry::default()),
+        quick(),
+    );
+    tokio::time::sleep(Duration::from_secs(120)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_delivery_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store_dir = dir.path().join("watch");
+    let rx = Receiver::start(ReceiverOptions {
+        delay: Duration::from_millis(2),
+        ..Default::default()
+    })
+    .await;
+    let mut expected = Vec::new();
+    {
+        let store = open_store(&store_dir);
+        let mut chain = TestChain::new(store);
+        for _ in 0..100 {
+            expected.extend(chain.commit(2, Severity::High).into_iter().map(|a| a.id));
+        }
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    for kill_at in [20, 90] {
+        let mut child = std::process::Command::new(&exe)
+            .args(["deliver::crash_child", "--exact", "--test-threads", "1"])
+            .env("HOLDFAST_CRASH_CHILD_DIR", &store_dir)
+            .env("HOLDFAST_CRASH_CHILD_URL", rx.url())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        rx.wait_for_keys(kill_at, BOUND).await;
+        child.kill().unwrap_or_else(|e| panic!("kill -9: {e}")); // SIGKILL
+        let _ = child.wait();
+    }
+    let killed_at = rx.counts().len();
+    assert!(
+        killed_at < expected.len(),
+        "killed before the end ({killed_at})"
+    );
+    // Restart on the same directory: the rest arrives, nothing is lost.
+    let store = open_store(&store_dir);
+    let d = Deliverer::spawn(
+        store,
+        vec![sink(webhook("hook", &rx.url(), None), &[])],
+        Arc::new(Notify::new()),
+        DeliveryMetrics::register(&mut Registry::default()),
+        quick(),
+    );
+    rx.wait_for_keys(expected.len(), BOUND).await;
+    d.shutdown().await;
+    let counts = rx.counts();
+    let mut got: Vec<&String> = counts.keys().collect();
+    got.sort();
+    let mut want: Vec<&String> = expected.iter().collect();
+    want.sort();
+    assert_eq!(got, want, "every alert received");
+    let again: usize = counts.values().map(|n| n - 1).sum();
+    // At least once: only events accepted after the last cursor write are sent again.
+    assert!(again <= 2 * quick().batch, "{again} sent again");
+    eprintln!("killed twice (after {killed_at} keys); {again} events sent again with their keys");
+}
+
+/// Runs `f` off the async threads (the PostgreSQL store's client blocks).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_another_instance_resumes_from_the_shared_cursor() {
+    if std::env::var_os("HOLDFAST_TEST_SKIP_PG").is_some_and(|v| v == "1") {
+        return;
+    }
+    let pg = blocking(|| holdfast_store::testing::TempPostgres::start(false))
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL could not be started (HOLDFAST_TEST_SKIP_PG=1 skips): {e}")
+        });
+    let url = pg.url().to_owned();
+    let connect = |url: String| async move {
+        blocking(move || {
+            Arc::new(
+                holdfast_store::watch::PgWatchStore::connect(&url, 2)
+                    .unwrap_or_else(|e| panic!("{e}")),
+            ) as Arc<dyn holdfast_store::watch::WatchStore>
+        })
+        .await
+    };
+    let rx = Receiver::start(ReceiverOptions::default()).await;
+    let first = connect(url.clone()).await;
+    let (mut chain, mut expected) = blocking({
+        let first = first.clone();
+        move || {
+            let mut chain = TestChain::new(first);
+            let ids: Vec<String> = (0..5)
+                .flat_map(|_| chain.commit(2, Severity::High))
+                .map(|a| a.id)
+                .collect();
+            (chain, ids)
+        }
+    })
+    .await;
+    let spawn = |store| {
+        Deliverer::spawn(
+            store,
+            vec![sink(webhook("hook", &rx.url(), None), &[])],
+            Arc::new(Notify::new()),
+            DeliveryMetrics::register(&mut Registry::default()),
+            quick(),
+        )
+    };
+    let d = spawn(first.clone());
+    rx.wait_for_keys(10, BOUND).await;
+    d.shutdown().await;
+    let (_chain, more) = blocking(move || {
+        let ids: Vec<String> = (0..5)
+            .flat_map(|_| chain.commit(2, Severity::High))
+            .map(|a| a.id)
+            .collect();
+        (chain, ids)
+    })
+    .await;
+    expected.extend(more);
+    // Another instance, its own connections to the same database.
+    let second = connect(url).await;
+    let d = spawn(second);
+    rx.wait_for_keys(20, BOUND).await;
+    d.shutdown().await;
+    let got: Vec<String> = rx.accepted().into_iter().map(|r| r.key).collect();
+    assert_eq!(got, expected, "each once, in order, across instances");
+    drop(first);
+    blocking(move || drop(pg)).await;
+}

@@ -125,6 +125,7 @@ impl Rig {
             metrics: WatchMetrics::new(),
             owner: "test".into(),
             on_alert: None,
+            on_block: None,
         }
     }
 

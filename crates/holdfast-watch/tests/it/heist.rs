@@ -149,6 +149,7 @@ async fn the_bybit_takeover_and_sweep_are_alerted_and_the_guard_frozen() {
         },
         owner: "test".into(),
         on_alert: None,
+        on_block: None,
         env: Box::new(|_| None),
         chain_options: Some(ChainOptions {
             stop_after: Some(head),
@@ -156,10 +157,7 @@ async fn the_bybit_takeover_and_sweep_are_alerted_and_the_guard_frozen() {
         }),
         delivery: DeliveryConfig::default(),
     };
-    let mut registry = prometheus_client::registry::Registry::default();
-    let runner = Runner::start(&config, deps, &mut registry)
-        .await
-        .expect("starts");
+    let runner = Runner::start(&config, deps).await.expect("starts");
     let (_stop, rx) = tokio::sync::watch::channel(false);
     tokio::time::timeout(Duration::from_secs(120), runner.run(rx))
         .await

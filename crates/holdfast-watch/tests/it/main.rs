@@ -6,6 +6,7 @@ mod detectors;
 mod engine;
 mod heist;
 mod history;
+mod laundering;
 mod receivers;
 mod sinks;
 mod watch_files;

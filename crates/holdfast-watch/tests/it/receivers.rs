@@ -46,6 +46,8 @@ struct ReceiverState {
     /// Requests still to record and then leave without an answer for this long.
     hang_next: AtomicUsize,
     hang_for: Duration,
+    /// Every accepted request is answered this late (a slow receiver).
+    delay: Duration,
     log: Mutex<Log>,
 }
 
@@ -77,6 +79,7 @@ pub struct ReceiverOptions {
     pub fail_first: usize,
     pub hang_first: usize,
     pub hang_for: Duration,
+    pub delay: Duration,
     pub port: Option<u16>,
 }
 
@@ -87,6 +90,7 @@ impl Receiver {
             fail_next: AtomicUsize::new(opts.fail_first),
             hang_next: AtomicUsize::new(opts.hang_first),
             hang_for: opts.hang_for,
+            delay: opts.delay,
             log: Mutex::new(Log::default()),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port.unwrap_or(0)))
@@ -231,6 +235,9 @@ async fn handle(
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
     log(&|l| l.accepted.push(received.clone()));
+    if !state.delay.is_zero() {
+        tokio::time::sleep(state.delay).await;
+    }
     if hang {
         // Processed, but the answer never comes in time: the sender must try again.
         tokio::time::sleep(state.hang_for).await;
@@ -266,17 +273,149 @@ fn python() -> PathBuf {
     PathBuf::from("python3")
 }
 
+/// aiosmtpd with AUTH offered on a plain connection (no STARTTLS), recording every login it
+/// receives: what a careless or hostile server would see.
+/// With a certificate and key as 4th and 5th arguments, STARTTLS is offered and required
+/// before AUTH and mail.
+const AUTH_SERVER: &str = r#"
+import ssl, sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult
+port, maildir, logins = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def authenticator(server, session, envelope, mechanism, auth_data):
+    with open(logins, "a") as f:
+        f.write(f"{mechanism} {auth_data.login.decode()} {auth_data.password.decode()}\n")
+    return AuthResult(success=True)
+tls = {}
+if len(sys.argv) > 5:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+    tls = dict(tls_context=ctx, require_starttls=True, auth_require_tls=True)
+else:
+    tls = dict(auth_require_tls=False)
+Controller(Mailbox(maildir), hostname="127.0.0.1", port=port,
+           authenticator=authenticator, **tls).start()
+while True:
+    time.sleep(3600)
+"#;
+
+/// A throwaway CA and a server certificate it signed for `localhost` and `127.0.0.1`,
+/// made with the `openssl` command: (CA certificate, server certificate, server key).
+pub fn throwaway_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("openssl: {e} (scripts/install-aiosmtpd installs it)"));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=holdfast test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
 impl SmtpServer {
+    /// Plain SMTP, no AUTH, no STARTTLS.
     pub async fn start() -> SmtpServer {
+        SmtpServer::start_with(false).await
+    }
+
+    /// With `auth`, AUTH is offered in the clear and every login is recorded ([`Self::logins`]).
+    pub async fn start_with(auth: bool) -> SmtpServer {
+        SmtpServer::start_inner(auth, None).await
+    }
+
+    /// STARTTLS with `cert` and `key` (required before AUTH and mail), AUTH recording logins.
+    pub async fn start_tls(cert: &Path, key: &Path) -> SmtpServer {
+        SmtpServer::start_inner(true, Some((cert, key))).await
+    }
+
+    async fn start_inner(auth: bool, tls: Option<(&Path, &Path)>) -> SmtpServer {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let maildir = dir.path().join("mail");
         let port = free_port();
         let python = python();
-        let child = Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
+        let mut cmd = Command::new(&python);
+        if auth {
+            cmd.args(["-c", AUTH_SERVER])
+                .arg(port.to_string())
+                .arg(&maildir)
+                .arg(dir.path().join("logins"));
+            if let Some((cert, key)) = tls {
+                cmd.arg(cert).arg(key);
+            }
+        } else {
+            cmd.args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{port}"))
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(&maildir);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -306,6 +445,11 @@ impl SmtpServer {
         }
         let _ = &mut server;
         server
+    }
+
+    /// The logins the server received (`start_with(true)`), one line each.
+    pub fn logins(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("logins")).unwrap_or_default()
     }
 
     /// The messages received so far, as raw RFC 5322 text.

@@ -256,6 +256,7 @@ async fn email_reaches_a_real_smtp_server() {
         username: None,
         password_env: None,
         min_severity: None,
+        tls_ca_file: None,
     };
     let d = Deliverer::spawn(
         store.clone(),
@@ -340,8 +341,9 @@ async fn stdout_sink_child() {
         metrics.clone(),
         quick(),
     );
+    chain.commit(0, Severity::Info);
     chain.commit_with(&[Severity::High, Severity::Low, Severity::Critical]);
-    chain.unwind_above(0);
+    chain.unwind_above(1);
     let start = std::time::Instant::now();
     while metrics.delivered("stdout") < 4 {
         assert!(start.elapsed() < BOUND, "stdout sink did not deliver");
@@ -404,4 +406,121 @@ fn stdout_sink_writes_one_json_line_per_event() {
             .iter()
             .all(|v| v["key"].as_str().is_some() && v["seq"].as_u64().is_some())
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_is_never_sent_to_a_server_without_starttls() {
+    // AUTH offered in the clear, no STARTTLS: a client that sent the password would log in.
+    let smtp = SmtpServer::start_with(true).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = open_store(dir.path());
+    let mut chain = TestChain::new(store.clone());
+    let spec = SinkSpec::Email {
+        name: "mail".into(),
+        server: format!("smtp://127.0.0.1:{}", smtp.port),
+        from: "watch@holdfast.test".into(),
+        to: vec!["soc@bank.test".into()],
+        username: Some("watch".into()),
+        password_env: Some("SMTP_PASSWORD".into()),
+        min_severity: None,
+        tls_ca_file: None,
+    };
+    let metrics = DeliveryMetrics::register(&mut Registry::default());
+    let d = Deliverer::spawn(
+        store.clone(),
+        vec![sink(spec, &[("SMTP_PASSWORD", "hunter2")])],
+        Arc::new(Notify::new()),
+        metrics.clone(),
+        quick(),
+    );
+    chain.commit(1, Severity::Critical);
+    let start = std::time::Instant::now();
+    while metrics.failed_attempts("mail") < 2 && smtp.logins().is_empty() {
+        assert!(start.elapsed() < BOUND, "no failed attempt");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    d.shutdown().await;
+    assert_eq!(
+        smtp.logins(),
+        "",
+        "the password reached a server without TLS"
+    );
+    assert!(smtp.messages().is_empty());
+    assert_eq!(metrics.delivered("mail"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_with_a_password_goes_over_starttls_to_a_server_of_a_private_ca() {
+    let certs = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (ca, cert, key) = crate::receivers::throwaway_ca(certs.path());
+    let smtp = SmtpServer::start_tls(&cert, &key).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = open_store(dir.path());
+    let mut chain = TestChain::new(store.clone());
+    let spec = |name: &str, ca: Option<String>| SinkSpec::Email {
+        name: name.into(),
+        server: format!("smtp://127.0.0.1:{}", smtp.port),
+        from: "watch@holdfast.test".into(),
+        to: vec!["soc@bank.test".into()],
+        username: Some("watch".into()),
+        password_env: Some("SMTP_PASSWORD".into()),
+        min_severity: None,
+        tls_ca_file: ca,
+    };
+    let env = [("SMTP_PASSWORD", "hunter2")];
+    let metrics = DeliveryMetrics::register(&mut Registry::default());
+    let d = Deliverer::spawn(
+        store.clone(),
+        vec![
+            sink(spec("trusting", Some(ca.display().to_string())), &env),
+            // The Mozilla roots alone do not trust the private CA: refused, retried.
+            sink(spec("strict", None), &env),
+        ],
+        Arc::new(Notify::new()),
+        metrics.clone(),
+        quick(),
+    );
+    let a = chain.commit(1, Severity::Critical);
+    let messages = smtp.wait_for_messages(1).await;
+    let start = std::time::Instant::now();
+    while metrics.failed_attempts("strict") < 2 {
+        assert!(start.elapsed() < BOUND, "the strict sink did not fail");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    d.shutdown().await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        header(&messages[0], "Message-ID"),
+        Some(format!("<{}@holdfast>", a[0].id))
+    );
+    assert!(
+        smtp.logins().contains("hunter2"),
+        "logged in over TLS: {}",
+        smtp.logins()
+    );
+    assert_eq!(
+        smtp.logins().lines().count(),
+        1,
+        "only the trusting sink logged in"
+    );
+    assert_eq!(metrics.delivered("strict"), 0);
+}
+
+#[test]
+fn a_bad_tls_ca_file_is_an_error_naming_the_field() {
+    let spec = SinkSpec::Email {
+        name: "mail".into(),
+        server: "smtp://127.0.0.1:25".into(),
+        from: "a@holdfast.test".into(),
+        to: vec!["b@holdfast.test".into()],
+        username: None,
+        password_env: None,
+        min_severity: None,
+        tls_ca_file: Some("/nonexistent/ca.pem".into()),
+    };
+    let e = Sink::from_spec(&spec, &|_| None)
+        .err()
+        .unwrap_or_else(|| panic!("accepted"));
+    assert_eq!((e.sink.as_str(), e.field), ("mail", "tls_ca_file"));
+    assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
 }
