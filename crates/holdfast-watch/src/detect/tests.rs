@@ -1279,3 +1279,71 @@ targets = ["w"]
         }
     }
 }
+
+#[test]
+fn file_rules_reuse_the_typed_state_only_for_the_json_they_returned() {
+    use crate::engine::Rules;
+    let cfg = outflow_config("drain = { percent = 50, blocks = 10 }");
+    let intel: std::sync::Arc<dyn crate::engine::IntelView> = std::sync::Arc::new(
+        arc_swap::ArcSwap::from_pointee(holdfast_intel::IndexBuilder::with_capacity(0).finish()),
+    );
+    let rules = super::FileRules::new(&cfg, intel, std::sync::Arc::new(NoHistory));
+    let chain = crate::follow::ChainInfo {
+        chain_id: 1,
+        name: "eth".into(),
+        explorer: None,
+    };
+    let w = addr(1);
+    let drained = |n: u64, before: u64, after: u64| {
+        let mut b = block(n);
+        let tx = b.tx(w, addr(0xbb), eth(before - after), Bytes::new());
+        b.transfer(
+            tx,
+            call_pos(&[]),
+            w,
+            addr(0xbb),
+            Asset::Native,
+            eth(before - after),
+        );
+        b.balance(tx, w, eth(before), eth(after));
+        b.build()
+    };
+    let mut state = serde_json::Value::Null;
+    assert_eq!(
+        rules
+            .detect(&chain, &drained(41, 100, 40), &mut state)
+            .unwrap()
+            .len(),
+        1
+    );
+    let after_41 = state.clone();
+    assert!(state[super::STATE_STAMP].is_string());
+    // The drain episode is open: no second alert, whether the typed state is reused...
+    assert!(
+        rules
+            .detect(&chain, &drained(42, 40, 30), &mut state)
+            .unwrap()
+            .is_empty()
+    );
+    // ...or the JSON is decoded (a checkpoint reloaded: another stamp).
+    let mut reloaded = after_41.clone();
+    reloaded[super::STATE_STAMP] = serde_json::json!("from-disk");
+    assert!(
+        rules
+            .detect(&chain, &drained(42, 40, 30), &mut reloaded)
+            .unwrap()
+            .is_empty()
+    );
+    // A JSON other than the one the rules returned (another stamp) is decoded: here a state
+    // without the episode, so the drain alerts again.
+    let mut edited = state.clone();
+    edited["chains"]["eth"]["episodes"] = serde_json::json!({});
+    edited[super::STATE_STAMP] = serde_json::json!("edited");
+    assert_eq!(
+        rules
+            .detect(&chain, &drained(43, 30, 10), &mut edited)
+            .unwrap()
+            .len(),
+        1
+    );
+}
