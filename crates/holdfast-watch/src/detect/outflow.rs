@@ -162,7 +162,7 @@ fn velocity(run: &Run<'_>, cs: &mut ChainState, r: u32, wallet: Address, alerts:
     let now = run.block.block().timestamp;
     let from = now.saturating_sub(v.window_secs);
     if let Some(w) = cs.velocity.get_mut(&wallet) {
-        super::state::trim_window(w, now, run.d.max_window_secs);
+        super::state::trim_window(w, run.block.block().number, now, run.d.max_window_secs);
     }
     let entries: Vec<&Outflow> = cs
         .velocity

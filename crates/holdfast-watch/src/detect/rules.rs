@@ -2,7 +2,9 @@
 //! detectors 1–5 over each block with intel as it is now and the wallet's past, and the
 //! `trace` responses' plans.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use holdfast_chain::BlockDetail;
 
@@ -16,7 +18,17 @@ pub struct FileRules {
     detectors: Detectors,
     intel: Arc<dyn IntelView>,
     history: Arc<dyn History>,
+    /// Per chain: the typed state behind the JSON the last block returned, with the stamp
+    /// written into that JSON. The engine hands the JSON back for the next block; when its
+    /// stamp matches, the typed state is used as it is instead of decoding megabytes of
+    /// JSON every block (any other JSON — a checkpoint reloaded, an unwind — is decoded).
+    cache: Mutex<HashMap<String, (String, DetectorState)>>,
+    instance: u64,
+    produced: AtomicU64,
 }
+
+/// The key of the stamp in the state's JSON (ignored when the state is decoded).
+pub const STATE_STAMP: &str = "stamp";
 
 impl std::fmt::Debug for FileRules {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -28,10 +40,17 @@ impl std::fmt::Debug for FileRules {
 
 impl FileRules {
     pub fn new(config: &WatchConfig, intel: Arc<dyn IntelView>, history: Arc<dyn History>) -> Self {
+        let instance = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ (std::process::id() as u64).rotate_left(32);
         FileRules {
             detectors: Detectors::new(config),
             intel,
             history,
+            cache: Mutex::new(HashMap::new()),
+            instance,
+            produced: AtomicU64::new(0),
         }
     }
 
@@ -47,10 +66,20 @@ impl FileRules {
         block: &BlockDetail,
         state: &mut serde_json::Value,
     ) -> Result<Vec<Alert>, RulesError> {
-        let mut st: DetectorState = if state.is_null() {
-            DetectorState::default()
-        } else {
-            serde_json::from_value(state.clone()).map_err(RulesError::State)?
+        let stamp = state.get(STATE_STAMP).and_then(|v| v.as_str());
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&chain.name)
+            .filter(|(s, _)| Some(s.as_str()) == stamp);
+        let (old_stamp, mut st) = match cached {
+            Some((s, st)) => (Some(s), st),
+            None if state.is_null() => (None, DetectorState::default()),
+            None => (
+                None,
+                serde_json::from_value(state.clone()).map_err(RulesError::State)?,
+            ),
         };
         let index = self.intel.index();
         let cx = Context {
@@ -59,8 +88,33 @@ impl FileRules {
             labels: &*index,
             history: &*self.history,
         };
-        let alerts = self.detectors.run(block, &mut st, &cx)?;
-        *state = serde_json::to_value(&st).map_err(RulesError::State)?;
+        let alerts = match self.detectors.run(block, &mut st, &cx) {
+            Ok(a) => a,
+            Err(e) => {
+                // The state is as it was: keep it for the retry.
+                if let Some(s) = old_stamp {
+                    self.cache
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(chain.name.clone(), (s, st));
+                }
+                return Err(e.into());
+            }
+        };
+        let mut value = serde_json::to_value(&st).map_err(RulesError::State)?;
+        let stamp = format!(
+            "{:016x}-{}",
+            self.instance,
+            self.produced.fetch_add(1, Ordering::Relaxed)
+        );
+        if let Some(o) = value.as_object_mut() {
+            o.insert(STATE_STAMP.into(), serde_json::Value::String(stamp.clone()));
+        }
+        *state = value;
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(chain.name.clone(), (stamp, st));
         Ok(alerts)
     }
 }

@@ -94,10 +94,11 @@ pub struct ChainState {
     /// Wallet → native balance at the end of blocks that changed it (oldest first).
     #[serde(default)]
     pub balances: BTreeMap<Address, VecDeque<(u64, U256)>>,
-    /// Rule → episode key → the episode (one alert per episode of a velocity or drain
-    /// condition).
+    /// Rule → episode key → its episodes, oldest first (one alert per episode of a velocity
+    /// or drain condition; closed ones are kept [`REORG_HORIZON`] blocks, so a reorg that
+    /// unwinds a reopening finds the episode it continued).
     #[serde(default)]
-    pub episodes: BTreeMap<String, BTreeMap<String, Episode>>,
+    pub episodes: BTreeMap<String, BTreeMap<String, Vec<Episode>>>,
 }
 
 impl ChainState {
@@ -126,13 +127,17 @@ impl ChainState {
         }
         self.balances.retain(|_, s| !s.is_empty());
         for eps in self.episodes.values_mut() {
-            eps.retain(|_, e| e.since <= block);
-            for e in eps.values_mut() {
-                if e.closed_at.is_some_and(|c| c > block) {
-                    e.closed_at = None;
+            for list in eps.values_mut() {
+                list.retain(|e| e.since <= block);
+                for e in list.iter_mut() {
+                    if e.closed_at.is_some_and(|c| c > block) {
+                        e.closed_at = None;
+                    }
                 }
             }
+            eps.retain(|_, l| !l.is_empty());
         }
+        self.episodes.retain(|_, e| !e.is_empty());
         if self.last_block.is_some_and(|l| l > block) {
             self.last_block = Some(block);
         }
@@ -155,14 +160,17 @@ impl ChainState {
             members.retain(|_, m| m.removed_at.is_none_or(|r| r > horizon));
         }
         for w in self.velocity.values_mut() {
-            trim_window(w, timestamp, window_secs);
+            trim_window(w, block, timestamp, window_secs);
         }
         self.velocity.retain(|_, w| !w.is_empty());
         for samples in self.balances.values_mut() {
             trim_samples(samples, block, drain_blocks);
         }
         for eps in self.episodes.values_mut() {
-            eps.retain(|_, e| e.closed_at.is_none_or(|c| c > horizon));
+            for list in eps.values_mut() {
+                list.retain(|e| e.closed_at.is_none_or(|c| c > horizon));
+            }
+            eps.retain(|_, l| !l.is_empty());
         }
         self.episodes.retain(|_, e| !e.is_empty());
     }
@@ -178,17 +186,19 @@ impl ChainState {
 
     /// Opens an episode; `false` when it is already open (no new alert).
     pub(crate) fn open_episode(&mut self, rule: &str, key: String, block: u64) -> bool {
-        let eps = self.episodes.entry(rule.to_owned()).or_default();
-        if eps.get(&key).is_some_and(|e| e.closed_at.is_none()) {
+        let list = self
+            .episodes
+            .entry(rule.to_owned())
+            .or_default()
+            .entry(key)
+            .or_default();
+        if list.last().is_some_and(|e| e.closed_at.is_none()) {
             return false;
         }
-        eps.insert(
-            key,
-            Episode {
-                since: block,
-                closed_at: None,
-            },
-        );
+        list.push(Episode {
+            since: block,
+            closed_at: None,
+        });
         true
     }
 
@@ -197,12 +207,17 @@ impl ChainState {
         self.episodes
             .get(rule)
             .and_then(|e| e.get(key))
+            .and_then(|l| l.last())
             .filter(|e| e.closed_at.is_none())
             .map(|e| e.since)
     }
 
     pub(crate) fn close_episode(&mut self, rule: &str, key: &str, block: u64) {
-        if let Some(e) = self.episodes.get_mut(rule).and_then(|e| e.get_mut(key))
+        if let Some(e) = self
+            .episodes
+            .get_mut(rule)
+            .and_then(|e| e.get_mut(key))
+            .and_then(|l| l.last_mut())
             && e.closed_at.is_none()
         {
             e.closed_at = Some(block);
@@ -210,21 +225,24 @@ impl ChainState {
     }
 }
 
-/// Drops outflows older than the window (and past the bound).
-pub(crate) fn trim_window(w: &mut VecDeque<Outflow>, timestamp: u64, window_secs: u64) {
-    while w
-        .front()
-        .is_some_and(|o| o.timestamp.saturating_add(window_secs) < timestamp)
-        || w.len() > MAX_WINDOW_ENTRIES
+/// Drops outflows older than the window (and past the bound). Those of the last
+/// [`REORG_HORIZON`] blocks stay even when the window has passed them: after a reorg the
+/// window is back at an earlier block and needs them.
+pub(crate) fn trim_window(w: &mut VecDeque<Outflow>, block: u64, timestamp: u64, window_secs: u64) {
+    while w.front().is_some_and(|o| {
+        o.timestamp.saturating_add(window_secs) < timestamp
+            && o.block.saturating_add(REORG_HORIZON) < block
+    }) || w.len() > MAX_WINDOW_ENTRIES
     {
         w.pop_front();
     }
 }
 
 /// Drops balance samples older than the drain window, keeping the newest one before it (the
-/// balance at the window's start).
+/// balance at the window's start), and every one a reorg of up to [`REORG_HORIZON`] blocks
+/// would need again.
 pub(crate) fn trim_samples(samples: &mut VecDeque<(u64, U256)>, block: u64, drain_blocks: u64) {
-    let keep_from = block.saturating_sub(drain_blocks);
+    let keep_from = block.saturating_sub(drain_blocks.saturating_add(REORG_HORIZON));
     while samples.len() > 1 && samples.get(1).is_some_and(|(b, _)| *b < keep_from) {
         samples.pop_front();
     }

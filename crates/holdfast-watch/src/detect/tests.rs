@@ -1166,3 +1166,184 @@ fn a_history_that_fails_leaves_the_state_as_it_was() {
         alerts.iter().map(|a| &a.title).collect::<Vec<_>>()
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One generated block: native payments `(from wallet index, to index, amount)` with the
+    /// balance changes they make, and now and then an approve from a wallet.
+    fn blocks() -> impl Strategy<Value = Vec<Vec<(u8, u8, u64, bool)>>> {
+        prop::collection::vec(
+            prop::collection::vec((0u8..3, 0u8..6, 1u64..400, any::<bool>()), 0..4),
+            1..12,
+        )
+    }
+
+    fn build(
+        n: u64,
+        pays: &[(u8, u8, u64, bool)],
+        balances: &mut [u64; 3],
+    ) -> holdfast_chain::BlockDetail {
+        let mut b = block(n);
+        for (from, to, amount, approve) in pays {
+            let (w, d) = (addr(0x01 + from), addr(0xd0 + to));
+            let amount = (*amount).min(balances[*from as usize]);
+            let input = if *approve {
+                calldata("approve(address,uint256)", &[word(d), num(U256::MAX)])
+            } else {
+                Bytes::new()
+            };
+            let tx = b.tx(
+                w,
+                if *approve { USDC } else { d },
+                U256::from(amount),
+                input,
+            );
+            if !*approve && amount > 0 {
+                b.transfer(tx, call_pos(&[]), w, d, Asset::Native, U256::from(amount));
+                let before = balances[*from as usize];
+                balances[*from as usize] -= amount;
+                b.balance(
+                    tx,
+                    w,
+                    U256::from(before),
+                    U256::from(balances[*from as usize]),
+                );
+            }
+        }
+        b.build()
+    }
+
+    fn cfg() -> crate::config::WatchConfig {
+        config(&format!(
+            r#"
+[[set]]
+name = "w"
+addresses = ["{}", "{}", "{}"]
+
+[[rule]]
+name = "out"
+detector = "outflow"
+targets = ["w"]
+amount_above = {{ ETH = "0.0000000000000002" }}
+velocity = {{ window = "1m", count_above = 2 }}
+drain = {{ percent = 30, blocks = 3 }}
+whole_balance = true
+
+[[rule]]
+name = "grants"
+detector = "grant"
+targets = ["w"]
+"#,
+            addr(1),
+            addr(2),
+            addr(3)
+        ))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// A reorg unwinds the state exactly: running blocks 1..=n, unwinding above k and
+        /// running k+1..=n again gives the same alerts and the same state as running them
+        /// once; and running any block twice in a row changes nothing.
+        #[test]
+        fn unwind_then_rerun_is_the_same_as_running_once(chain in blocks(), k in 0usize..12) {
+            let cfg = cfg();
+            let mut balances = [1000u64; 3];
+            let details: Vec<_> = chain
+                .iter()
+                .enumerate()
+                .map(|(i, p)| build(i as u64 + 1, p, &mut balances))
+                .collect();
+            let k = k.min(details.len());
+            let mut straight = DetectorState::default();
+            let mut alerts = Vec::new();
+            for d in &details {
+                alerts.push(run(&cfg, d, &mut straight));
+            }
+            let mut state = DetectorState::default();
+            for d in &details {
+                run(&cfg, d, &mut state);
+            }
+            state.unwind_above("eth", k as u64);
+            for (i, d) in details.iter().enumerate().skip(k) {
+                let again = run(&cfg, d, &mut state);
+                prop_assert_eq!(&again, &alerts[i]);
+                let twice = run(&cfg, d, &mut state);
+                prop_assert_eq!(&twice, &alerts[i]);
+            }
+            prop_assert_eq!(state, straight);
+        }
+    }
+}
+
+#[test]
+fn file_rules_reuse_the_typed_state_only_for_the_json_they_returned() {
+    use crate::engine::Rules;
+    let cfg = outflow_config("drain = { percent = 50, blocks = 10 }");
+    let intel: std::sync::Arc<dyn crate::engine::IntelView> = std::sync::Arc::new(
+        arc_swap::ArcSwap::from_pointee(holdfast_intel::IndexBuilder::with_capacity(0).finish()),
+    );
+    let rules = super::FileRules::new(&cfg, intel, std::sync::Arc::new(NoHistory));
+    let chain = crate::follow::ChainInfo {
+        chain_id: 1,
+        name: "eth".into(),
+        explorer: None,
+    };
+    let w = addr(1);
+    let drained = |n: u64, before: u64, after: u64| {
+        let mut b = block(n);
+        let tx = b.tx(w, addr(0xbb), eth(before - after), Bytes::new());
+        b.transfer(
+            tx,
+            call_pos(&[]),
+            w,
+            addr(0xbb),
+            Asset::Native,
+            eth(before - after),
+        );
+        b.balance(tx, w, eth(before), eth(after));
+        b.build()
+    };
+    let mut state = serde_json::Value::Null;
+    assert_eq!(
+        rules
+            .detect(&chain, &drained(41, 100, 40), &mut state)
+            .unwrap()
+            .len(),
+        1
+    );
+    let after_41 = state.clone();
+    assert!(state[super::STATE_STAMP].is_string());
+    // The drain episode is open: no second alert, whether the typed state is reused...
+    assert!(
+        rules
+            .detect(&chain, &drained(42, 40, 30), &mut state)
+            .unwrap()
+            .is_empty()
+    );
+    // ...or the JSON is decoded (a checkpoint reloaded: another stamp).
+    let mut reloaded = after_41.clone();
+    reloaded[super::STATE_STAMP] = serde_json::json!("from-disk");
+    assert!(
+        rules
+            .detect(&chain, &drained(42, 40, 30), &mut reloaded)
+            .unwrap()
+            .is_empty()
+    );
+    // A JSON other than the one the rules returned (another stamp) is decoded: here a state
+    // without the episode, so the drain alerts again.
+    let mut edited = state.clone();
+    edited["chains"]["eth"]["episodes"] = serde_json::json!({});
+    edited[super::STATE_STAMP] = serde_json::json!("edited");
+    assert_eq!(
+        rules
+            .detect(&chain, &drained(43, 30, 10), &mut edited)
+            .unwrap()
+            .len(),
+        1
+    );
+}
