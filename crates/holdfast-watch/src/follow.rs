@@ -39,6 +39,10 @@ pub struct Theft {
     pub responses: Vec<String>,
     pub tx_hash: B256,
     pub block: u64,
+    /// When the alert moved no funds itself (a takeover: the singleton or the owners
+    /// changed), the wallet taken over: its outflows from the alert's block on are the theft.
+    #[serde(default)]
+    pub wallet: Option<Address>,
     /// Policy names (`fifo`, `haircut`, …), in the order the alert reports them.
     pub policies: Vec<String>,
     pub max_hops: u32,
@@ -74,13 +78,38 @@ pub enum FollowError {
 }
 
 impl FollowState {
-    /// Starts following the theft of `alert` (its transaction). Returns false when the alert
-    /// has no transaction, is already followed, or [`MAX_THEFTS`] are followed (logged).
+    /// Starts following the theft of `alert`: its transaction's transfers, or — for a
+    /// critical-storage alert (a takeover moves no funds) — the watched wallet's outflows
+    /// from the alert's block on. Returns false when there is nothing to seed, it is already
+    /// followed, or [`MAX_THEFTS`] are followed (logged).
     pub fn start(&mut self, alert: &Alert, plan: &TracePlan) -> bool {
         let Some(tx_hash) = alert.tx_hash else {
             return false;
         };
-        if self.thefts.iter().any(|t| t.tx_hash == tx_hash) {
+        let wallet = if alert.detector == DetectorKind::CriticalStorage {
+            match alert
+                .addresses
+                .iter()
+                .find(|a| a.involvement == Involvement::Watched)
+            {
+                Some(a) => Some(a.address),
+                None => return false,
+            }
+        } else {
+            None
+        };
+        // A wallet followed since its takeover already covers its later drains.
+        let watched: Vec<Address> = alert
+            .addresses
+            .iter()
+            .filter(|a| a.involvement == Involvement::Watched)
+            .map(|a| a.address)
+            .collect();
+        if self
+            .thefts
+            .iter()
+            .any(|t| t.tx_hash == tx_hash || t.wallet.is_some_and(|w| watched.contains(&w)))
+        {
             return false;
         }
         if self.thefts.len() >= MAX_THEFTS {
@@ -94,6 +123,7 @@ impl FollowState {
             responses: plan.responses.clone(),
             tx_hash,
             block: alert.block_number,
+            wallet,
             policies: plan.policies.iter().map(|p| p.name().to_owned()).collect(),
             max_hops: plan.max_hops,
             reported: BTreeMap::new(),
@@ -116,7 +146,7 @@ impl FollowState {
     ) -> Result<Vec<Alert>, FollowError> {
         let mut alerts = Vec::new();
         for theft in &mut self.thefts {
-            if block.number <= theft.block {
+            if block.number <= theft.block && theft.wallet.is_none() {
                 continue;
             }
             let found = reach(store, classifier, chain.chain_id, theft)?;
@@ -178,7 +208,10 @@ fn reach<C: Classifier + ?Sized>(
         tx: theft.tx_hash,
         source: Box::new(source),
     };
-    let seeds = [Seed::tx(theft.tx_hash)];
+    let seeds = [match theft.wallet {
+        Some(w) => Seed::address(w).from_block(theft.block),
+        None => Seed::tx(theft.tx_hash),
+    }];
     let policies: Vec<Policy> = theft
         .policies
         .iter()
@@ -392,5 +425,74 @@ fn deposit_alert(
         confirmations: 0,
         responses: theft.responses.clone(),
         evidence,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::AddressNote;
+
+    fn alert(detector: DetectorKind, watched: Option<Address>) -> Alert {
+        Alert {
+            id: "hf-x".into(),
+            chain_id: 1,
+            chain: "c".into(),
+            block_number: 7,
+            block_hash: B256::ZERO,
+            block_timestamp: 0,
+            tx_hash: Some(B256::repeat_byte(9)),
+            place: Place::Tx { tx_index: 0 },
+            rule: "r".into(),
+            detector,
+            severity: Severity::Critical,
+            title: String::new(),
+            summary: String::new(),
+            facts: Vec::new(),
+            addresses: watched
+                .map(|a| AddressNote {
+                    address: a,
+                    role: "watched contract".into(),
+                    involvement: Involvement::Watched,
+                    labels: Vec::new(),
+                })
+                .into_iter()
+                .collect(),
+            links: Vec::new(),
+            confirmations: 0,
+            responses: vec!["trace".into()],
+            evidence: serde_json::Value::Null,
+        }
+    }
+
+    fn plan() -> TracePlan {
+        TracePlan {
+            policies: vec![Policy::Fifo],
+            max_hops: 4,
+            deposit_rule: "loot".into(),
+            severity: Severity::Critical,
+            responses: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_takeover_is_followed_from_the_wallet_and_a_theft_from_its_transaction() {
+        let safe = Address::repeat_byte(0x5a);
+        let mut f = FollowState::default();
+        assert!(f.start(&alert(DetectorKind::CriticalStorage, Some(safe)), &plan()));
+        assert_eq!(f.thefts[0].wallet, Some(safe));
+        // The same wallet again (its drain alert, or another storage change) is not a second theft.
+        let mut again = alert(DetectorKind::CriticalStorage, Some(safe));
+        again.tx_hash = Some(B256::repeat_byte(8));
+        assert!(!f.start(&again, &plan()));
+        // A storage alert naming no watched address seeds nothing.
+        assert!(!f.start(&alert(DetectorKind::CriticalStorage, None), &plan()));
+        // Its drain is covered by the wallet's trace.
+        let mut drain = alert(DetectorKind::Outflow, Some(safe));
+        drain.tx_hash = Some(B256::repeat_byte(7));
+        assert!(!f.start(&drain, &plan()));
+        let mut g = FollowState::default();
+        assert!(g.start(&alert(DetectorKind::Outflow, None), &plan()));
+        assert_eq!(g.thefts[0].wallet, None);
     }
 }

@@ -50,6 +50,19 @@ impl IntelView for Intel {
     }
 }
 
+fn intel_with_exchange(deposit: Address) -> Arc<IntelIndex> {
+    let mut records = holdfast_intel::sources::shipped().expect("shipped").records;
+    let mut r = holdfast_intel::LabelRecord::new(
+        deposit.to_checksum(None),
+        "test",
+        holdfast_primitives::Category::Exchange,
+        holdfast_primitives::Confidence(80),
+    );
+    r.name = Some("Test Exchange".into());
+    records.push(r);
+    Arc::new(holdfast_intel::datadir::build(&records, &mut Vec::new()))
+}
+
 fn intel() -> Arc<IntelIndex> {
     Arc::new(holdfast_intel::load(None).expect("intel").index)
 }
@@ -78,7 +91,8 @@ name = "treasury-takeover"
 detector = "critical_storage"
 targets = ["treasury"]
 severity = "critical"
-responses = ["freeze"]
+responses = ["freeze", "trace"]
+trace = {{ policies = ["fifo"], hops = 4, deposit_rule = "loot" }}
 
 [[rule]]
 name = "treasury-drain"
@@ -86,6 +100,11 @@ detector = "outflow"
 targets = ["treasury"]
 severity = "critical"
 drain = {{ percent = 20, blocks = 50, assets = ["ETH"] }}
+
+[[rule]]
+name = "loot"
+detector = "tainted_deposit"
+severity = "critical"
 
 [[sink]]
 kind = "webhook"
@@ -141,7 +160,9 @@ async fn the_bybit_takeover_and_sweep_are_alerted_and_the_guard_frozen() {
     let deps = RunnerDeps {
         transfers,
         watch: watch.clone(),
-        intel: Arc::new(Intel(intel())),
+        // The attacker's address stands for an exchange deposit: the takeover's trace (seeded
+        // from the Safe, the DELEGATECALL moved nothing) must reach it through the sweep.
+        intel: Arc::new(Intel(intel_with_exchange(heist.attacker))),
         responder: Responder {
             freezer: Some(Arc::new(GateFreezer(gate.clone()))),
             labeler: None,
@@ -224,6 +245,17 @@ async fn the_bybit_takeover_and_sweep_are_alerted_and_the_guard_frozen() {
         drains.len(),
         1,
         "one drain alert for the sweep: {alerts:#?}"
+    );
+
+    let loot: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| a.detector == DetectorKind::TaintedDeposit)
+        .collect();
+    assert_eq!(loot.len(), 1, "the sweep reached the exchange: {alerts:#?}");
+    assert_eq!(loot[0].tx_hash, Some(heist.sweep_tx));
+    assert_eq!(
+        loot[0].evidence["deposit"],
+        serde_json::json!(heist.attacker)
     );
 
     // The sink received each alert once, by id.
