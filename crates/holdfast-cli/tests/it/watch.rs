@@ -676,3 +676,119 @@ drain = {{ percent = 20, blocks = 50, assets = ["ETH"] }}
     );
     drop(node);
 }
+
+/// `holdfast watch` alone, with `--guard-url`: the `freeze` response goes through the guard
+/// service's API with an operator token, and the running service denies the Safe.
+#[test]
+fn standalone_watch_freezes_through_the_guard_api() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let node = Anvil::spawn().await.expect("anvil");
+        let heist = holdfast_testkit::Scenario::new(&node)
+            .safe_heist()
+            .await
+            .expect("heist");
+        let head = node.block_number().await.expect("head");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tokens: String = [("initiator", "tok-init"), ("operator", "tok-ops")]
+            .iter()
+            .map(|(role, tok)| {
+                format!(
+                    "[[token]]\nname = \"{role}\"\nsha256 = \"{}\"\nroles = [\"{role}\"]\n",
+                    holdfast_gate::config::token_hash(tok)
+                )
+            })
+            .collect();
+        write(
+            dir.path(),
+            "policy.toml",
+            &format!(
+                "[policy]\nname = \"treasury\"\n[wallets.treasury]\naddress = \"{}\"\nchain_id = 31337\nsafe_version = \"1.1.1\"\n",
+                heist.safe_111
+            ),
+        );
+        let gate = write(
+            dir.path(),
+            "gate.toml",
+            &format!(
+                "[gate]\npolicy = \"policy.toml\"\nrpc = \"{}\"\nsimulate = false\n{tokens}",
+                node.http_url()
+            ),
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let mut serve = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .arg("--data-dir")
+            .arg(dir.path().join("serve-data"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--guard-config"])
+            .arg(&gate)
+            .env("HOLDFAST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        while !client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(started.elapsed() < Duration::from_secs(60), "serve did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let watch = write(
+            dir.path(),
+            "watch.toml",
+            &format!(
+                "[[chain]]\nname = \"anvil\"\nrpc = \"{}\"\nchain_id = 31337\nconfirmations = 0\nstart_block = 1\n\n[[set]]\nname = \"treasury\"\naddresses = [\"{}\"]\n\n[[rule]]\nname = \"takeover\"\ndetector = \"critical_storage\"\ntargets = [\"treasury\"]\nseverity = \"critical\"\nresponses = [\"freeze\"]\n",
+                node.http_url(),
+                heist.safe_111
+            ),
+        );
+        let token = write(dir.path(), "ops.token", "tok-ops\n");
+        // Without a guard service, a rule with `freeze` refuses to start.
+        let o = holdfast(
+            &dir.path().join("watch-data"),
+            &["watch", "--config", watch.to_str().expect("utf-8")],
+        );
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains("freeze"), "{}", stderr(&o));
+        let o = holdfast(
+            &dir.path().join("watch-data"),
+            &[
+                "watch",
+                "--config",
+                watch.to_str().expect("utf-8"),
+                "--guard-url",
+                &base,
+                "--guard-token-file",
+                token.to_str().expect("utf-8"),
+                "--stop-after-block",
+                &head.to_string(),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let body = serde_json::json!({
+            "safe": heist.safe_111, "chainId": 31337, "to": heist.attacker, "value": "1",
+            "data": "0x", "operation": 0, "nonce": "3", "safeTxGas": 0, "baseGas": 0, "gasPrice": "0",
+        });
+        let v: serde_json::Value = client
+            .post(format!("{base}/v1/guard/requests"))
+            .bearer_auth("tok-init")
+            .json(&body)
+            .send()
+            .await
+            .expect("submit")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(v["rule"], "emergency freeze", "{v}");
+        let _ = serve.kill();
+        let _ = serve.wait();
+    });
+}

@@ -276,3 +276,128 @@ async fn a_reorg_retracts_the_dropped_blocks_alerts_and_raises_the_new_chains() 
         "and it is confirmed once a block is on top of it"
     );
 }
+
+/// A TCP relay in front of the node that can be cut: the node "goes away" for the watch.
+struct Relay {
+    port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(target: u16) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (u, c) = (up.clone(), conns.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if !u.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the node is down
+                }
+                let h = tokio::spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                c.lock().expect("lock").push(h);
+            }
+        });
+        Relay {
+            port,
+            up,
+            conns,
+            _task: task,
+        }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for h in self.conns.lock().expect("lock").drain(..) {
+            h.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_outage_is_waited_out_and_loses_no_alert() {
+    let node = Anvil::spawn().await.expect("anvil");
+    let relay = Relay::start(node.port()).await;
+    let wallet = dev_account(1);
+    pay(&node, wallet, dev_account(5), 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let transfers = Arc::new(EmbeddedStore::open(&dir.path().join("t")).expect("store"));
+    let watch = Arc::new(EmbeddedWatchStore::open(&dir.path().join("w")).expect("watch"));
+    let mut config = SourceConfig::new(format!("http://127.0.0.1:{}", relay.port));
+    config.poll_interval = Duration::from_millis(50);
+    config.timeout = Duration::from_secs(2);
+    config.max_retries = 1;
+    let source = Arc::new(ChainSource::connect(config).await.expect("node"));
+    let chain = ChainInfo {
+        chain_id: source.chain_id(),
+        name: "anvil".into(),
+        explorer: None,
+    };
+    let rig = Rig {
+        _dir: tempfile::tempdir().expect("unused"),
+        transfers: transfers.clone(),
+        watch: watch.clone(),
+        source: source.clone(),
+        chain: chain.clone(),
+    };
+    let rules: Arc<dyn Rules> = Arc::new(PaymentsFrom { wallet });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut w = ChainWatch::new(
+        chain.clone(),
+        source,
+        ChainOptions {
+            start: Start::Block(1),
+            confirmations: 0,
+            ..ChainOptions::default()
+        },
+        rig.shared(rules),
+    );
+    let run = tokio::spawn(async move { w.run(stop_rx).await });
+    let wait_for = |n: usize| {
+        let watch = watch.clone();
+        async move {
+            let started = std::time::Instant::now();
+            while events(watch.as_ref()).len() < n {
+                assert!(started.elapsed() < Duration::from_secs(60), "no alert {n}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    wait_for(1).await;
+    // The node goes away; payments happen meanwhile; it comes back.
+    relay.cut();
+    pay(&node, wallet, dev_account(6), 2).await;
+    pay(&node, wallet, dev_account(7), 3).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        events(rig.watch.as_ref()).len(),
+        1,
+        "nothing while the node is away"
+    );
+    relay.restore();
+    wait_for(3).await;
+    let _ = stop_tx.send(true);
+    let summary = run
+        .await
+        .expect("joins")
+        .expect("the outage is not an error");
+    assert_eq!(summary.alerts, 3, "{summary:?}");
+}
