@@ -263,7 +263,7 @@ async fn runner(
         owner: "bench".into(),
         on_alert: None,
         on_block: Some(Arc::new(move |t: &BlockTiming| {
-            c.lock().unwrap().push((t.clone(), Instant::now()));
+            c.lock().unwrap().push((*t, Instant::now()));
         })),
         env: Box::new(|_| None),
         chain_options: Some(options),
