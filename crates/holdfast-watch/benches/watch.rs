@@ -189,7 +189,9 @@ fn call(signature: &str, to: Address, amount: U256) -> String {
 async fn fill(node: &Anvil, token: Address, block: usize, count: usize, hits: usize) {
     for i in 0..count {
         let tx = if i < hits {
-            let to = Address::left_padding_from(&((block * 1000 + i + 1) as u64).to_be_bytes());
+            let to = Address::left_padding_from(
+                &((0x1_0000_0000_0000 + block * 1000 + i) as u64).to_be_bytes(),
+            );
             json!({"from": dev_account(HOT), "to": to, "value": U256::from(2u64) * U256::from(10u64).pow(U256::from(18))})
         } else {
             let from = dev_account(i % HOT);
