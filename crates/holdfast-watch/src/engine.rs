@@ -43,6 +43,17 @@ pub trait Rules: Send + Sync + std::fmt::Debug {
         state: &mut serde_json::Value,
     ) -> Result<Vec<Alert>, RulesError>;
 
+    /// Writes the whole state into `state` when `detect` left only a handle to state the
+    /// rules hold in memory (the engine calls it before every checkpoint; a replay never
+    /// does). Default: nothing to write.
+    fn flush_state(
+        &self,
+        _chain: &ChainInfo,
+        _state: &mut serde_json::Value,
+    ) -> Result<(), RulesError> {
+        Ok(())
+    }
+
     /// How a rule's `trace` response follows the theft (None: the rule has no `trace`).
     fn trace_plan(&self, rule: &str) -> Option<TracePlan>;
 }
@@ -565,7 +576,19 @@ impl ChainWatch {
                 &chain,
                 &detail_arc,
                 &mut moved,
-            );
+            )
+            .and_then(|alerts| {
+                // The checkpoint holds the whole state.
+                shared
+                    .rules
+                    .flush_state(&chain, &mut moved.detect)
+                    .map_err(|source| WatchError::Rules {
+                        chain: chain.name.clone(),
+                        block: detail_arc.block().number,
+                        source: Box::new(source),
+                    })?;
+                Ok(alerts)
+            });
             (moved, found)
         })
         .await

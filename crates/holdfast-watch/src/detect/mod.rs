@@ -41,7 +41,7 @@ pub use context::{AddressLabel, History, HistoryError, Labels, NoHistory, NoLabe
 pub use grant::unlimited;
 pub use history::{MAX_CACHED_DESTINATIONS, MAX_CACHED_WALLETS, StoreHistory};
 pub use poisoning::{COUNTERPARTY_LIMIT, looks_like};
-pub use rules::{FileRules, RulesError, STATE_STAMP};
+pub use rules::{FileRules, RulesError, STATE_PENDING, STATE_STAMP};
 pub use state::{
     ChainState, DetectorState, Episode, MAX_DYNAMIC_MEMBERS, MAX_WINDOW_ENTRIES, Membership,
     Outflow, REORG_HORIZON, STATE_FORMAT, SWEEP_EVERY,

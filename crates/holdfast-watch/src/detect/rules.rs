@@ -29,6 +29,8 @@ pub struct FileRules {
 
 /// The key of the stamp in the state's JSON (ignored when the state is decoded).
 pub const STATE_STAMP: &str = "stamp";
+/// Marks a state JSON that is only a stamp (the typed state is held by the rules).
+pub const STATE_PENDING: &str = "pending";
 
 impl std::fmt::Debug for FileRules {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,6 +78,10 @@ impl FileRules {
         let (old_stamp, mut st) = match cached {
             Some((s, st)) => (Some(s), st),
             None if state.is_null() => (None, DetectorState::default()),
+            None if state.get(STATE_PENDING).is_some() => {
+                // A stamp this instance no longer holds: never decode it as an empty state.
+                return Err(RulesError::Pending);
+            }
             None => (
                 None,
                 serde_json::from_value(state.clone()).map_err(RulesError::State)?,
@@ -101,16 +107,15 @@ impl FileRules {
                 return Err(e.into());
             }
         };
-        let mut value = serde_json::to_value(&st).map_err(RulesError::State)?;
+        // The typed state stays here; the JSON handed back is only its stamp until the engine
+        // needs the whole of it for a checkpoint (`flush_state`): a replay over thousands of
+        // blocks encodes it never, not once per block.
         let stamp = format!(
             "{:016x}-{}",
             self.instance,
             self.produced.fetch_add(1, Ordering::Relaxed)
         );
-        if let Some(o) = value.as_object_mut() {
-            o.insert(STATE_STAMP.into(), serde_json::Value::String(stamp.clone()));
-        }
-        *state = value;
+        *state = serde_json::json!({ STATE_STAMP: stamp.clone(), STATE_PENDING: true });
         self.cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -125,6 +130,10 @@ pub enum RulesError {
     Detect(#[from] super::DetectError),
     #[error("the detectors' state does not decode: {0}")]
     State(serde_json::Error),
+    #[error(
+        "the detectors' state was never written out (a stamp the rules no longer hold): a checkpoint must hold the flushed state"
+    )]
+    Pending,
 }
 
 impl Rules for FileRules {
@@ -135,6 +144,33 @@ impl Rules for FileRules {
         state: &mut serde_json::Value,
     ) -> Result<Vec<Alert>, RulesError> {
         self.try_detect(chain, block, state)
+    }
+
+    fn flush_state(
+        &self,
+        chain: &ChainInfo,
+        state: &mut serde_json::Value,
+    ) -> Result<(), RulesError> {
+        let Some(stamp) = state
+            .get(STATE_STAMP)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+        else {
+            return Ok(());
+        };
+        if state.get(STATE_PENDING).is_none() {
+            return Ok(());
+        }
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((held, st)) = cache.get(&chain.name).filter(|(s, _)| *s == stamp) else {
+            return Err(RulesError::Pending);
+        };
+        let mut value = serde_json::to_value(st).map_err(RulesError::State)?;
+        if let Some(o) = value.as_object_mut() {
+            o.insert(STATE_STAMP.into(), serde_json::Value::String(held.clone()));
+        }
+        *state = value;
+        Ok(())
     }
 
     fn trace_plan(&self, rule: &str) -> Option<TracePlan> {

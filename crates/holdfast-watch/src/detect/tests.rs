@@ -1089,6 +1089,9 @@ responses = ["notify", "label"]
         .detect(&chain, &b.build(), &mut state)
         .expect("detects");
     assert_eq!(alerts.len(), 1);
+    // Until flushed, the JSON is only a handle on the state the rules hold.
+    assert_eq!(state[super::STATE_PENDING], true);
+    rules.flush_state(&chain, &mut state).expect("flush");
     assert_eq!(state["chains"]["eth"]["last_block"], 41);
 }
 
@@ -1316,8 +1319,10 @@ fn file_rules_reuse_the_typed_state_only_for_the_json_they_returned() {
             .len(),
         1
     );
-    let after_41 = state.clone();
-    assert!(state[super::STATE_STAMP].is_string());
+    let mut after_41 = state.clone();
+    rules.flush_state(&chain, &mut after_41).expect("flush");
+    assert!(after_41[super::STATE_STAMP].is_string());
+    assert!(after_41.get(super::STATE_PENDING).is_none(), "flushed");
     // The drain episode is open: no second alert, whether the typed state is reused...
     assert!(
         rules
@@ -1336,7 +1341,8 @@ fn file_rules_reuse_the_typed_state_only_for_the_json_they_returned() {
     );
     // A JSON other than the one the rules returned (another stamp) is decoded: here a state
     // without the episode, so the drain alerts again.
-    let mut edited = state.clone();
+    let mut edited = reloaded.clone();
+    rules.flush_state(&chain, &mut edited).expect("flush");
     edited["chains"]["eth"]["episodes"] = serde_json::json!({});
     edited[super::STATE_STAMP] = serde_json::json!("edited");
     assert_eq!(
@@ -1346,4 +1352,12 @@ fn file_rules_reuse_the_typed_state_only_for_the_json_they_returned() {
             .len(),
         1
     );
+    // A handle this instance does not hold is refused, never decoded as an empty state.
+    let mut stranger = after_41.clone();
+    stranger[super::STATE_PENDING] = serde_json::json!(true);
+    stranger[super::STATE_STAMP] = serde_json::json!("another-process");
+    assert!(matches!(
+        rules.detect(&chain, &drained(42, 40, 30), &mut stranger),
+        Err(super::RulesError::Pending)
+    ));
 }
