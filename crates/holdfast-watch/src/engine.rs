@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 
 use crate::alert::Alert;
 use crate::detect::RulesError;
-use crate::follow::{ChainInfo, FollowError, FollowState, TracePlan};
+use crate::follow::{ChainInfo, FollowState, TracePlan};
 use crate::metrics::WatchMetrics;
 use crate::units::Units;
 
@@ -97,8 +97,6 @@ pub enum WatchError {
     Chain { chain: String, source: ChainError },
     #[error("chain {chain}: store: {source}")]
     Store { chain: String, source: StoreError },
-    #[error(transparent)]
-    Follow(#[from] Box<FollowError>),
     #[error("chain {chain} block {block}: the rules failed: {source}")]
     Rules {
         chain: String,
@@ -798,19 +796,14 @@ pub fn detect_block<C: holdfast_trace::Classifier + ?Sized>(
         }
     }
     if !state.follow.thefts.is_empty() {
-        alerts.extend(
-            state
-                .follow
-                .extend(
-                    transfers,
-                    classifier,
-                    chain,
-                    detail.block(),
-                    &detail.transfers.transfers,
-                    units,
-                )
-                .map_err(Box::new)?,
-        );
+        alerts.extend(state.follow.extend(
+            transfers,
+            classifier,
+            chain,
+            detail.block(),
+            &detail.transfers.transfers,
+            units,
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     alerts.retain(|a| seen.insert(a.id.clone()));

@@ -143,13 +143,22 @@ impl FollowState {
         block: &BlockRef,
         arrivals: &[Transfer],
         units: &Units,
-    ) -> Result<Vec<Alert>, FollowError> {
+    ) -> Vec<Alert> {
         let mut alerts = Vec::new();
         for theft in &mut self.thefts {
             if block.number <= theft.block && theft.wallet.is_none() {
                 continue;
             }
-            let found = reach(store, classifier, chain.chain_id, theft)?;
+            // A theft that cannot be traced this block must not stop the block (and with it
+            // every detector): it is traced again from scratch next block, and what it missed
+            // is alerted then (the totals are cumulative).
+            let found = match reach(store, classifier, chain.chain_id, theft) {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::error!(target: "watch::follow", theft = %theft.alert_id, block = block.number, error = %e, "tracing a followed theft failed; trying again next block");
+                    continue;
+                }
+            };
             for (deposit, d) in found {
                 let totals: BTreeMap<String, Vec<(Asset, String)>> = d
                     .amounts
@@ -175,7 +184,7 @@ impl FollowState {
                 theft.reported.insert(deposit, totals);
             }
         }
-        Ok(alerts)
+        alerts
     }
 }
 
@@ -224,7 +233,7 @@ fn reach<C: Classifier + ?Sized>(
         max_hops: theft.max_hops,
         ..TraceOptions::with_policy(policy)
     };
-    let (graph, _) = holdfast_trace::load_graph(
+    let loaded = holdfast_trace::load_graph(
         store,
         chain_id,
         &seeds,
@@ -232,12 +241,22 @@ fn reach<C: Classifier + ?Sized>(
         &LoadOptions::default(),
         classifier,
         &mut |_| {},
-    )
-    .map_err(err)?;
+    );
+    let (graph, _) = match loaded {
+        Ok(g) => g,
+        // Nothing of the seed is stored yet (a wallet followed from its takeover, before
+        // any outflow): nothing reached.
+        Err(holdfast_trace::TraceError::UnknownSeed { .. }) => return Ok(BTreeMap::new()),
+        Err(e) => return Err(err(e)),
+    };
     let mut out: BTreeMap<Address, Deposit> = BTreeMap::new();
     for policy in policies {
-        let trace =
-            holdfast_trace::trace(&graph, &seeds, &options(policy), classifier).map_err(err)?;
+        let trace = match holdfast_trace::trace(&graph, &seeds, &options(policy), classifier) {
+            Ok(t) => t,
+            // The seed is in none of the loaded transfers: nothing reached.
+            Err(holdfast_trace::TraceError::UnknownSeed { .. }) => continue,
+            Err(e) => return Err(err(e)),
+        };
         for t in trace.targets {
             let amounts: Vec<(Asset, U256)> =
                 t.amounts.iter().map(|a| (a.asset, a.amount)).collect();
@@ -473,6 +492,43 @@ mod tests {
             severity: Severity::Critical,
             responses: Vec::new(),
         }
+    }
+
+    /// A takeover of a wallet whose past the store does not hold (the watch started after it
+    /// was funded, no outflow yet): the trace finds nothing this block — it must not fail the
+    /// block, which would stop the watch at the takeover and miss the sweep.
+    #[test]
+    fn a_followed_wallet_with_no_stored_transfers_reaches_nothing_and_fails_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = holdfast_store::EmbeddedStore::open(&dir.path().join("t")).expect("store");
+        let safe = Address::repeat_byte(0x5a);
+        let mut f = FollowState::default();
+        assert!(f.start(&alert(DetectorKind::CriticalStorage, Some(safe)), &plan()));
+        let chain = ChainInfo {
+            chain_id: 1,
+            name: "c".into(),
+            explorer: None,
+        };
+        let block = BlockRef {
+            number: 7,
+            hash: B256::repeat_byte(1),
+            parent_hash: B256::ZERO,
+            timestamp: 0,
+        };
+        let found = f.extend(
+            &store,
+            &holdfast_trace::NoServices,
+            &chain,
+            &block,
+            &[],
+            &Units::new(),
+        );
+        assert_eq!(found, Vec::new());
+        assert_eq!(
+            f.thefts.len(),
+            1,
+            "still followed: its outflows may come next block"
+        );
     }
 
     #[test]
