@@ -462,19 +462,12 @@ impl WatchStore for EmbeddedWatchStore {
             {
                 continue;
             }
-            let alert = StoredAlert {
-                id: a.id.clone(),
-                chain_id: chain,
-                block_number: number,
-                block_hash: c.block.hash,
-                rule: a.rule.clone(),
-                severity: a.severity,
-                raised_at_ms: a.raised_at_ms,
-                status: AlertStatus::Open,
-                confirmed: false,
-                acknowledged: old.as_ref().and_then(|(o, _)| o.acknowledged.clone()),
-                body: a.body.clone(),
-            };
+            let alert = StoredAlert::raised(
+                a,
+                chain,
+                &c.block,
+                old.as_ref().and_then(|(o, _)| o.acknowledged.clone()),
+            );
             let rank = s.append(AlertEventKind::Raised, &alert);
             if remember {
                 s.batch

@@ -121,6 +121,31 @@ pub struct StoredAlert {
     pub body: Vec<u8>,
 }
 
+impl StoredAlert {
+    /// `alert` as stored when `block` raises it (open, not confirmed), keeping an earlier
+    /// acknowledgement of the same id (a re-raise after a retraction).
+    pub(crate) fn raised(
+        alert: &NewAlert,
+        chain_id: u64,
+        block: &BlockRef,
+        acknowledged: Option<(String, u64)>,
+    ) -> StoredAlert {
+        StoredAlert {
+            id: alert.id.clone(),
+            chain_id,
+            block_number: block.number,
+            block_hash: block.hash,
+            rule: alert.rule.clone(),
+            severity: alert.severity,
+            raised_at_ms: alert.raised_at_ms,
+            status: AlertStatus::Open,
+            confirmed: false,
+            acknowledged,
+            body: alert.body.clone(),
+        }
+    }
+}
+
 /// One outbox event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEvent {

@@ -325,19 +325,8 @@ impl WatchStore for PgWatchStore {
             if old.is_some_and(|o| o.status == AlertStatus::Open) {
                 continue;
             }
-            let alert = StoredAlert {
-                id: a.id.clone(),
-                chain_id: chain,
-                block_number: number,
-                block_hash: c.block.hash,
-                rule: a.rule.clone(),
-                severity: a.severity,
-                raised_at_ms: a.raised_at_ms,
-                status: AlertStatus::Open,
-                confirmed: false,
-                acknowledged: old.and_then(|o| o.acknowledged.clone()),
-                body: a.body.clone(),
-            };
+            let alert =
+                StoredAlert::raised(a, chain, &c.block, old.and_then(|o| o.acknowledged.clone()));
             stored.insert(a.id.clone(), alert.clone());
             appends.events.push((AlertEventKind::Raised, alert));
         }
