@@ -382,6 +382,32 @@ fn kill_9_of_the_owner_on_postgres_loses_no_alert() {
     killed_run(Some(pg.url()), 2);
 }
 
+/// A guard configuration for the heist's Safe (policy, initiator and operator tokens
+/// `tok-init` / `tok-ops`), written into `dir`; returns the configuration's path.
+fn guard_files(dir: &Path, safe: Address, rpc: &str) -> std::path::PathBuf {
+    let tokens: String = [("initiator", "tok-init"), ("operator", "tok-ops")]
+        .iter()
+        .map(|(role, tok)| {
+            format!(
+                "[[token]]\nname = \"{role}\"\nsha256 = \"{}\"\nroles = [\"{role}\"]\n",
+                holdfast_gate::config::token_hash(tok)
+            )
+        })
+        .collect();
+    write(
+        dir,
+        "policy.toml",
+        &format!(
+            "[policy]\nname = \"treasury\"\n[wallets.treasury]\naddress = \"{safe}\"\nchain_id = 31337\nsafe_version = \"1.1.1\"\n"
+        ),
+    );
+    write(
+        dir,
+        "gate.toml",
+        &format!("[gate]\npolicy = \"policy.toml\"\nrpc = \"{rpc}\"\nsimulate = false\n{tokens}"),
+    )
+}
+
 /// `holdfast serve --guard-config --watch-config` on anvil after the Bybit heist: the
 /// takeover alert is served at /v1/alerts and on the live stream, acknowledged by an
 /// operator; its `freeze` response froze the guard (in-process) so a request for the Safe is
@@ -396,31 +422,7 @@ fn serve_runs_the_watch_with_alerts_api_freeze_and_labels() {
             .await
             .expect("heist");
         let dir = tempfile::tempdir().expect("tempdir");
-        let tokens: String = [("initiator", "tok-init"), ("operator", "tok-ops")]
-            .iter()
-            .map(|(role, tok)| {
-                format!(
-                    "[[token]]\nname = \"{role}\"\nsha256 = \"{}\"\nroles = [\"{role}\"]\n",
-                    holdfast_gate::config::token_hash(tok)
-                )
-            })
-            .collect();
-        write(
-            dir.path(),
-            "policy.toml",
-            &format!(
-                "[policy]\nname = \"treasury\"\n[wallets.treasury]\naddress = \"{}\"\nchain_id = 31337\nsafe_version = \"1.1.1\"\n",
-                heist.safe_111
-            ),
-        );
-        let gate = write(
-            dir.path(),
-            "gate.toml",
-            &format!(
-                "[gate]\npolicy = \"policy.toml\"\nrpc = \"{}\"\nsimulate = false\n{tokens}",
-                node.http_url()
-            ),
-        );
+        let gate = guard_files(dir.path(), heist.safe_111, &node.http_url());
         let watch = write(
             dir.path(),
             "watch.toml",
@@ -690,31 +692,7 @@ fn standalone_watch_freezes_through_the_guard_api() {
             .expect("heist");
         let head = node.block_number().await.expect("head");
         let dir = tempfile::tempdir().expect("tempdir");
-        let tokens: String = [("initiator", "tok-init"), ("operator", "tok-ops")]
-            .iter()
-            .map(|(role, tok)| {
-                format!(
-                    "[[token]]\nname = \"{role}\"\nsha256 = \"{}\"\nroles = [\"{role}\"]\n",
-                    holdfast_gate::config::token_hash(tok)
-                )
-            })
-            .collect();
-        write(
-            dir.path(),
-            "policy.toml",
-            &format!(
-                "[policy]\nname = \"treasury\"\n[wallets.treasury]\naddress = \"{}\"\nchain_id = 31337\nsafe_version = \"1.1.1\"\n",
-                heist.safe_111
-            ),
-        );
-        let gate = write(
-            dir.path(),
-            "gate.toml",
-            &format!(
-                "[gate]\npolicy = \"policy.toml\"\nrpc = \"{}\"\nsimulate = false\n{tokens}",
-                node.http_url()
-            ),
-        );
+        let gate = guard_files(dir.path(), heist.safe_111, &node.http_url());
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("port")
