@@ -17,7 +17,7 @@
 //!    on this thread.
 //!
 //! Plain binary: `cargo bench -p holdfast-watch --bench watch [-- --only latency|catchup|replay
-//! --blocks N --hits H --catchup-blocks C --runs R --transfers T]`.
+//! --blocks N --hits H --catchup-blocks C --runs R --transfers T --mix rare|storm]`.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
@@ -473,7 +473,10 @@ fn config_text(node: &Anvil, token: Address, first: u64, hook: &str) -> String {
 const PER_BLOCK: usize = 250;
 const TOKEN: Address = Address::new([0xcc; 20]);
 
-fn synthetic(n: u64, rng: &mut Rng) -> BlockData {
+/// A block of synthetic transfers: one sender in five watched; one watched payment in
+/// `alert_every` is above every outflow threshold (2,000 ETH or 2,000,000 USDC), the others
+/// below all of them (under 0.5 ETH or 500 USDC).
+fn synthetic(n: u64, rng: &mut Rng, alert_every: u64) -> BlockData {
     let block = BlockRef {
         number: n,
         hash: B256::left_padding_from(&n.to_be_bytes()),
@@ -482,12 +485,25 @@ fn synthetic(n: u64, rng: &mut Rng) -> BlockData {
     };
     let transfers = (0..PER_BLOCK)
         .map(|i| {
-            let from = if rng.next().is_multiple_of(5) {
+            let is_watched = rng.next().is_multiple_of(5);
+            let from = if is_watched {
                 watched((rng.next() % WATCHED as u64) as usize)
             } else {
                 rng.addr()
             };
             let native = i % 2 == 0;
+            let unit: u64 = if native {
+                1_000_000_000_000_000_000
+            } else {
+                1_000_000
+            };
+            let amount = if !is_watched {
+                U256::from(rng.next() % 10_000) * U256::from(unit)
+            } else if rng.next().is_multiple_of(alert_every) {
+                U256::from(2_000u64) * U256::from(unit) * U256::from(if native { 1 } else { 1_000 })
+            } else {
+                U256::from(rng.next() % (unit / 2)) * U256::from(if native { 1 } else { 1_000 })
+            };
             Transfer {
                 chain_id: CHAIN_ID,
                 block_number: n,
@@ -512,7 +528,7 @@ fn synthetic(n: u64, rng: &mut Rng) -> BlockData {
                 } else {
                     Asset::Erc20 { token: TOKEN }
                 },
-                amount: U256::from(rng.next() % 10_000_000_000_000_000_000),
+                amount,
             }
         })
         .collect();
@@ -524,6 +540,20 @@ fn synthetic(n: u64, rng: &mut Rng) -> BlockData {
 }
 
 fn replay_bench(intel: Arc<IntelIndex>) {
+    // Alerts rare (one watched payment in 1,000 above a threshold: a rule being backtested),
+    // then an alert storm (every watched payment above one).
+    let only = std::env::args()
+        .skip_while(|a| a != "--mix")
+        .nth(1)
+        .unwrap_or_default();
+    for (mix, alert_every) in [("alerts rare", 1_000), ("alert storm", 1)] {
+        if only.is_empty() || mix.ends_with(&only) {
+            replay_mix(intel.clone(), mix, alert_every);
+        }
+    }
+}
+
+fn replay_mix(intel: Arc<IntelIndex>, mix: &str, alert_every: u64) {
     let transfers = option("--transfers", 1_000_000) as u64;
     let runs = option("--runs", 3);
     let dir = tempfile::tempdir().unwrap();
@@ -534,14 +564,14 @@ fn replay_bench(intel: Arc<IntelIndex>) {
     let mut n = 1;
     while n <= blocks {
         let batch: Vec<BlockData> = (n..(n + 40).min(blocks + 1))
-            .map(|i| synthetic(i, &mut rng))
+            .map(|i| synthetic(i, &mut rng, alert_every))
             .collect();
         store.apply_blocks(CHAIN_ID, &batch).expect("write");
         n += batch.len() as u64;
     }
     let stored = blocks * PER_BLOCK as u64;
     println!(
-        "replay: {stored} transfers in {blocks} blocks written in {:.1} s; load average: {}",
+        "replay, {mix}: {stored} transfers in {blocks} blocks written in {:.1} s; load average: {}",
         t.elapsed().as_secs_f64(),
         load()
     );
@@ -561,6 +591,8 @@ fn replay_bench(intel: Arc<IntelIndex>) {
         explorer: None,
     };
     let (mut scan_rates, mut replay_rates) = (vec![], vec![]);
+    let mut last_alerts = 0u64;
+    let mut cpu_rates = vec![];
     for run in 0..runs {
         // The scan alone: the pages replay reads.
         let t = Instant::now();
@@ -593,7 +625,7 @@ fn replay_bench(intel: Arc<IntelIndex>) {
         assert_eq!(seen, stored, "the scan read every transfer");
         scan_rates.push(seen as f64 / t.elapsed().as_secs_f64());
 
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), thread_cpu());
         let mut state = WatchState::default();
         let mut alerts = 0u64;
         let s = replay(
@@ -610,23 +642,37 @@ fn replay_bench(intel: Arc<IntelIndex>) {
         )
         .expect("replay");
         let dt = t.elapsed().as_secs_f64();
+        let on_cpu = thread_cpu() - cpu;
         assert_eq!(s.transfers, stored, "replay read every transfer");
         replay_rates.push(s.transfers as f64 / dt);
+        cpu_rates.push(s.transfers as f64 / on_cpu);
+        last_alerts = alerts;
         println!(
-            "replay run {run}: scan alone {:.0} transfers/s; scan + rules {:.0} transfers/s ({} blocks, {alerts} alerts, {dt:.2} s); load {}",
+            "replay, {mix}, run {run}: scan alone {:.0} transfers/s; scan + rules {:.0} transfers/s, {:.0} per second on the CPU ({} blocks, {alerts} alerts, {dt:.2} s, {on_cpu:.2} s on the CPU); load {}",
             scan_rates[run],
             replay_rates[run],
+            cpu_rates[run],
             s.blocks,
             load()
         );
     }
-    let (s, r) = (
+    let (s, r, c) = (
         quantile(&mut scan_rates, 0.5),
         quantile(&mut replay_rates, 0.5),
+        quantile(&mut cpu_rates, 0.5),
     );
     println!(
-        "replay ({stored} transfers, median of {runs}, one thread): scan alone {s:.0} transfers/s, scan + rules {r:.0} transfers/s"
+        "replay, {mix} ({stored} transfers, {last_alerts} alerts, median of {runs}, one thread): scan alone {s:.0} transfers/s, scan + rules {r:.0} transfers/s wall clock, {c:.0} transfers per second of the thread's CPU time"
     );
+}
+
+/// The calling thread's time on the CPU, in seconds (Linux `schedstat`: the replay's one
+/// core, whatever else the machine runs).
+fn thread_cpu() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(f64::NAN, |ns| ns as f64 / 1e9)
 }
 
 trait TapToken {

@@ -102,6 +102,14 @@ pub trait History: Send + Sync {
         token: Address,
         block: u64,
     ) -> Result<Option<U256>, HistoryError>;
+
+    /// Block `block` of chain `chain_id` was run with these transfers (stored before it
+    /// ran): a history that caches may extend what it holds instead of reading the store
+    /// again. The callers guarantee that blocks between two observed ones hold no transfers
+    /// (the engine runs every block in order; replay runs every block that holds
+    /// transfers); a block at or below the last observed one (a reorg, a replay again) must
+    /// not extend anything.
+    fn observe(&self, _chain_id: u64, _block: u64, _transfers: &[holdfast_primitives::Transfer]) {}
 }
 
 /// No history: every destination is new, no wallet has counterparties, no token balance is

@@ -12,7 +12,7 @@ use holdfast_primitives::Category;
 
 use super::explain::{Draft, fact};
 use super::state::ChainState;
-use super::{Run, short};
+use super::{Run, checksum, short};
 use crate::alert::{Alert, DetectorKind, Place};
 use crate::config::{Direction, Params};
 
@@ -25,59 +25,46 @@ enum Way {
 
 struct Contact {
     place: Place,
-    /// What moved, in words.
-    moves: Vec<String>,
+    /// What moved: indices into the block's transfers (put in words only for an alert).
+    moves: Vec<usize>,
     ways: Vec<Way>,
 }
 
 pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
     // (tx, watched, counterparty) → contact
     let mut contacts: BTreeMap<(u32, Address, Address), Contact> = BTreeMap::new();
-    let mut note = |tx: u32,
-                    watched: Address,
-                    other: Address,
-                    way: Way,
-                    place: Place,
-                    what: Option<String>| {
-        let c = contacts
-            .entry((tx, watched, other))
-            .or_insert_with(|| Contact {
-                place,
-                moves: Vec::new(),
-                ways: Vec::new(),
-            });
-        if !c.ways.contains(&way) {
-            c.ways.push(way);
-        }
-        c.moves.extend(what);
-    };
+    let mut note =
+        |tx: u32, watched: Address, other: Address, way: Way, place: Place, what: Option<usize>| {
+            let c = contacts
+                .entry((tx, watched, other))
+                .or_insert_with(|| Contact {
+                    place,
+                    moves: Vec::new(),
+                    ways: Vec::new(),
+                });
+            if !c.ways.contains(&way) {
+                c.ways.push(way);
+            }
+            c.moves.extend(what);
+        };
     let watched = |a: Address| !run.rules_for(cs, a, DetectorKind::Counterparty).is_empty();
-    for t in &run.block.transfers.transfers {
+    for (i, t) in run.block.transfers.transfers.iter().enumerate() {
         if t.from == t.to {
+            continue;
+        }
+        let (sent, received) = (watched(t.from), watched(t.to));
+        if !sent && !received {
             continue;
         }
         let place = Place::Transfer {
             tx_index: t.tx_index,
             position: t.position.to_string(),
         };
-        let what = format!(
-            "{} from {} to {}",
-            run.ex.amount(&t.asset, t.amount),
-            t.from,
-            t.to
-        );
-        if watched(t.from) {
-            note(
-                t.tx_index,
-                t.from,
-                t.to,
-                Way::Sent,
-                place.clone(),
-                Some(what.clone()),
-            );
+        if sent {
+            note(t.tx_index, t.from, t.to, Way::Sent, place.clone(), Some(i));
         }
-        if watched(t.to) {
-            note(t.tx_index, t.to, t.from, Way::Received, place, Some(what));
+        if received {
+            note(t.tx_index, t.to, t.from, Way::Received, place, Some(i));
         }
     }
     for tx in &run.block.txs {
@@ -139,7 +126,18 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
             let mut facts: Vec<_> = c
                 .moves
                 .iter()
-                .map(|m| fact("transfer", m.clone()))
+                .map(|i| {
+                    let t = &run.block.transfers.transfers[*i];
+                    fact(
+                        "transfer",
+                        format!(
+                            "{} from {} to {}",
+                            run.ex.amount(&t.asset, t.amount),
+                            checksum(t.from),
+                            checksum(t.to)
+                        ),
+                    )
+                })
                 .collect();
             for l in &labels {
                 facts.push(fact("counterparty label", l.text.clone()));

@@ -11,7 +11,7 @@ use holdfast_guard::units::format_units;
 use holdfast_primitives::Asset;
 
 use super::context::AddressLabel;
-use super::{Context, short};
+use super::{Context, checksum, short};
 use crate::alert::{AddressNote, Alert, Fact, Involvement, Link, Place, alert_id};
 use crate::config::{ChainConfig, Rule, WatchConfig};
 
@@ -100,10 +100,10 @@ impl<'a> Explain<'a> {
     pub fn who(&self, a: Address) -> String {
         let l = self.labels(a);
         if l.is_empty() {
-            a.to_checksum(None)
+            checksum(a)
         } else {
             let t: Vec<String> = l.into_iter().map(|l| l.text).collect();
-            format!("{} ({})", a.to_checksum(None), t.join("; "))
+            format!("{} ({})", checksum(a), t.join("; "))
         }
     }
 
@@ -129,7 +129,7 @@ impl<'a> Explain<'a> {
             for (a, role) in &d.addresses {
                 links.push(Link {
                     name: role.clone(),
-                    url: format!("{base}/address/{}", a.to_checksum(None)),
+                    url: format!("{base}/address/{}", checksum(*a)),
                 });
             }
         }

@@ -19,7 +19,7 @@ use holdfast_guard::decode::{Action, CallKind as DecodedKind, DecodedCall, decod
 use super::explain::{Draft, fact};
 use super::safes::{data_word, topic, word_address};
 use super::state::ChainState;
-use super::{Run, short};
+use super::{Run, checksum, short};
 use crate::alert::{Alert, DetectorKind, Place};
 use crate::config::Params;
 
@@ -412,12 +412,12 @@ fn draft(
             format!(
                 "{}: {amount} of token {}{note}",
                 i.mechanism,
-                i.token.to_checksum(None)
+                checksum(i.token)
             ),
         ));
     }
-    facts.push(fact("owner", owner.to_checksum(None)));
-    facts.push(fact("spender", spender.to_checksum(None)));
+    facts.push(fact("owner", checksum(owner)));
+    facts.push(fact("spender", checksum(spender)));
     let mut addresses = vec![
         (owner, "watched wallet".to_owned()),
         (spender, "spender".to_owned()),

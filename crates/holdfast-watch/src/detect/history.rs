@@ -23,7 +23,6 @@ pub const MAX_CACHED_DESTINATIONS: usize = 100_000;
 /// Most wallets cached (the cache is emptied when full).
 pub const MAX_CACHED_WALLETS: usize = 20_000;
 
-#[derive(Default)]
 struct Past {
     /// Transfers of blocks below this are in the cache.
     scanned_to: u64,
@@ -34,9 +33,64 @@ struct Past {
     recent: VecDeque<Address>,
 }
 
+impl Default for Past {
+    /// Nothing read yet: complete (no destination was cut).
+    fn default() -> Past {
+        Past {
+            scanned_to: 0,
+            paid: HashSet::new(),
+            complete: true,
+            recent: VecDeque::new(),
+        }
+    }
+}
+
+impl Past {
+    /// Adds one of `wallet`'s transfers (in block order).
+    fn add(&mut self, wallet: Address, t: &Transfer) {
+        if t.from != wallet || t.to == wallet || t.amount.is_zero() {
+            return;
+        }
+        if self.paid.len() < MAX_CACHED_DESTINATIONS {
+            self.paid.insert(t.to);
+        } else if !self.paid.contains(&t.to) {
+            self.complete = false;
+        }
+        self.recent.retain(|a| *a != t.to);
+        self.recent.push_back(t.to);
+        if self.recent.len() > COUNTERPARTY_LIMIT {
+            self.recent.pop_front();
+        }
+    }
+
+    /// The block this past is complete up to (exclusive): blocks observed since it was read
+    /// count when it was in step with the observations.
+    fn complete_to(&self, mark: Option<&Observed>) -> u64 {
+        match mark {
+            Some(m) if (m.from..=m.to).contains(&self.scanned_to) => m.to,
+            _ => self.scanned_to,
+        }
+    }
+}
+
+/// Blocks `from..to` of a chain were observed one after the other ([`History::observe`]),
+/// and every cached past then in step (read up to a block in `from..=to`) got their
+/// transfers: such a past is complete up to `to` without reading the store.
+#[derive(Debug, Clone, Copy)]
+struct Observed {
+    from: u64,
+    to: u64,
+}
+
+#[derive(Default)]
+struct Cache {
+    wallets: HashMap<(u64, Address), Past>,
+    observed: HashMap<u64, Observed>,
+}
+
 pub struct StoreHistory {
     store: Arc<dyn Store>,
-    cache: Mutex<HashMap<(u64, Address), Past>>,
+    cache: Mutex<Cache>,
 }
 
 impl std::fmt::Debug for StoreHistory {
@@ -56,7 +110,7 @@ impl StoreHistory {
     pub fn new(store: Arc<dyn Store>) -> Self {
         StoreHistory {
             store,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Cache::default()),
         }
     }
 
@@ -132,25 +186,24 @@ impl StoreHistory {
         before_block: u64,
         f: impl FnOnce(&Past) -> T,
     ) -> Result<T, HistoryError> {
-        let mut cache = self
+        let mut guard = self
             .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cache.len() >= MAX_CACHED_WALLETS && !cache.contains_key(&(chain_id, wallet)) {
-            cache.clear();
+        let cache = &mut *guard;
+        if cache.wallets.len() >= MAX_CACHED_WALLETS
+            && !cache.wallets.contains_key(&(chain_id, wallet))
+        {
+            cache.wallets.clear();
         }
-        let past = cache.entry((chain_id, wallet)).or_insert_with(|| Past {
-            complete: true,
-            ..Past::default()
-        });
-        if past.scanned_to > before_block {
+        let mark = cache.observed.get(&chain_id).copied();
+        let past = cache.wallets.entry((chain_id, wallet)).or_default();
+        let mut from = past.complete_to(mark.as_ref());
+        if from > before_block {
             // Asked about an earlier point (a reorg, a replay from the start): read again.
-            *past = Past {
-                complete: true,
-                ..Past::default()
-            };
+            *past = Past::default();
+            from = 0;
         }
-        let from = past.scanned_to;
         let result = self.scan(
             chain_id,
             |b| TransferQuery::From {
@@ -159,21 +212,7 @@ impl StoreHistory {
             },
             from,
             before_block,
-            &mut |t| {
-                if t.to == wallet || t.amount.is_zero() {
-                    return;
-                }
-                if past.paid.len() < MAX_CACHED_DESTINATIONS {
-                    past.paid.insert(t.to);
-                } else if !past.paid.contains(&t.to) {
-                    past.complete = false;
-                }
-                past.recent.retain(|a| *a != t.to);
-                past.recent.push_back(t.to);
-                if past.recent.len() > COUNTERPARTY_LIMIT {
-                    past.recent.pop_front();
-                }
-            },
+            &mut |t| past.add(wallet, t),
         );
         match result {
             Ok(()) => {
@@ -181,7 +220,7 @@ impl StoreHistory {
                 Ok(f(past))
             }
             Err(e) => {
-                cache.remove(&(chain_id, wallet));
+                cache.wallets.remove(&(chain_id, wallet));
                 Err(e)
             }
         }
@@ -236,5 +275,38 @@ impl History for StoreHistory {
         _block: u64,
     ) -> Result<Option<U256>, HistoryError> {
         Ok(None)
+    }
+
+    fn observe(&self, chain_id: u64, block: u64, transfers: &[Transfer]) {
+        let mut guard = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cache = &mut *guard;
+        let mark = cache.observed.entry(chain_id).or_insert(Observed {
+            from: block,
+            to: block,
+        });
+        if block < mark.to {
+            // Not a later block (a reorg, a replay again): what the cache holds may include
+            // blocks now unwound. Forget the chain's pasts; the store answers again.
+            cache.wallets.retain(|(c, _), _| *c != chain_id);
+            *mark = Observed {
+                from: block,
+                to: block,
+            };
+        }
+        // Blocks skipped since the last observed held no transfers (the contract of
+        // `observe`), so what was complete up to then is complete up to this block.
+        mark.to = block;
+        let in_step = *mark;
+        for t in transfers {
+            if let Some(past) = cache.wallets.get_mut(&(chain_id, t.from))
+                && (in_step.from..=in_step.to).contains(&past.scanned_to)
+            {
+                past.add(t.from, t);
+            }
+        }
+        mark.to = block + 1;
     }
 }

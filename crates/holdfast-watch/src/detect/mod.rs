@@ -89,8 +89,9 @@ pub enum DetectError {
 #[derive(Debug, Clone)]
 pub struct Detectors {
     config: WatchConfig,
-    /// Address → the sets it is a static member of.
-    members: HashMap<Address, Vec<u32>>,
+    /// Address → the sets it is a static member of (asked for both ends of every transfer
+    /// by every detector: a fast hash).
+    members: rustc_hash::FxHashMap<Address, Vec<u32>>,
     /// Set → detector (as index) → rules targeting the set.
     set_rules: Vec<[Vec<u32>; 6]>,
     /// Owner → the sets whose `safes_owned_by` names it.
@@ -107,7 +108,7 @@ pub struct Detectors {
 
 impl Detectors {
     pub fn new(config: &WatchConfig) -> Detectors {
-        let mut members: HashMap<Address, Vec<u32>> = HashMap::new();
+        let mut members: rustc_hash::FxHashMap<Address, Vec<u32>> = Default::default();
         let mut owner_sets: HashMap<Address, Vec<u32>> = HashMap::new();
         let mut dynamic_sets = Vec::new();
         for (i, s) in config.sets.iter().enumerate() {
@@ -292,6 +293,30 @@ const fn kind_index(k: DetectorKind) -> usize {
 
 /// The first and last 4 hex digits of an address, for titles (`0x1Db9…c4B8`).
 pub(crate) fn short(a: Address) -> String {
-    let s = a.to_checksum(None);
+    let s = checksum(a);
     format!("{}…{}", &s[..6], &s[s.len() - 4..])
+}
+
+/// Checksummed addresses remembered per thread (cleared when full).
+const CHECKSUMS_CACHED: usize = 1 << 16;
+
+/// `a` in EIP-55 checksum case, as alerts print it. An alert names the same few addresses
+/// several times (title, summary, facts, links) and a watched wallet recurs block after
+/// block; each checksum is a keccak, so they are remembered.
+pub(crate) fn checksum(a: Address) -> String {
+    thread_local! {
+        static CACHE: std::cell::RefCell<rustc_hash::FxHashMap<Address, String>> =
+            std::cell::RefCell::new(rustc_hash::FxHashMap::default());
+    }
+    CACHE.with_borrow_mut(|cache| {
+        if let Some(s) = cache.get(&a) {
+            return s.clone();
+        }
+        if cache.len() >= CHECKSUMS_CACHED {
+            cache.clear();
+        }
+        let s = a.to_checksum(None);
+        cache.insert(a, s.clone());
+        s
+    })
 }

@@ -16,7 +16,7 @@ use holdfast_primitives::{Asset, AssetKind, Transfer};
 
 use super::explain::{Draft, fact};
 use super::state::{ChainState, Outflow};
-use super::{DetectError, Run, short};
+use super::{DetectError, Run, checksum, short};
 use crate::alert::{Alert, DetectorKind, Place};
 use crate::config::{OutflowParams, Params};
 
@@ -143,8 +143,8 @@ fn transfer_draft(run: &Run<'_>, t: &Transfer, reasons: &[String]) -> Draft {
         ),
         facts: vec![
             fact("amount", amount),
-            fact("from", t.from.to_checksum(None)),
-            fact("to", t.to.to_checksum(None)),
+            fact("from", checksum(t.from)),
+            fact("to", checksum(t.to)),
             fact("why", reasons.join("; ")),
         ],
         addresses: vec![
@@ -202,7 +202,10 @@ fn velocity(run: &Run<'_>, cs: &mut ChainState, r: u32, wallet: Address, alerts:
             v.window_secs
         ));
     }
-    let key = format!("velocity:{wallet}");
+    if reasons.is_empty() && !cs.has_episodes(&rule.name) {
+        return;
+    }
+    let key = format!("velocity:{}", checksum(wallet));
     if reasons.is_empty() {
         cs.close_episode(&rule.name, &key, run.block.block().number);
         return;
@@ -402,14 +405,18 @@ fn check_drain(
     alerts: &mut Vec<Alert>,
 ) {
     let rule = run.d.rule(r);
-    let key = format!(
-        "drain:{wallet}:{}",
-        asset.token().map_or("native".to_owned(), |t| t.to_string())
-    );
     let lost = peak.saturating_sub(end);
     let fires = !peak.is_zero()
         && lost.saturating_mul(U256::from(10_000u32))
             > peak.saturating_mul(U256::from(basis_points));
+    if !fires && !cs.has_episodes(&rule.name) {
+        return;
+    }
+    let key = format!(
+        "drain:{}:{}",
+        checksum(wallet),
+        asset.token().map_or("native".to_owned(), |t| t.to_string())
+    );
     if !fires {
         cs.close_episode(&rule.name, &key, run.block.block().number);
         return;
@@ -457,7 +464,7 @@ fn check_drain(
             format!(
                 "{} to {} (tx {})",
                 run.ex.amount(&t.asset, t.amount),
-                t.to.to_checksum(None),
+                checksum(t.to),
                 t.tx_hash
             ),
         ));
@@ -524,7 +531,8 @@ fn whole_balance(
     }
     for (asset, amount) in emptied {
         let key = format!(
-            "balance:{wallet}:{}",
+            "balance:{}:{}",
+            checksum(wallet),
             asset.token().map_or("native".to_owned(), |t| t.to_string())
         );
         let mut addresses = vec![(wallet, "watched wallet".to_owned())];

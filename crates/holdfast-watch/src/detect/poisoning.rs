@@ -13,7 +13,7 @@ use holdfast_primitives::{Asset, Transfer};
 
 use super::explain::{Draft, fact};
 use super::state::ChainState;
-use super::{DetectError, Run, short};
+use super::{DetectError, Run, checksum, short};
 use crate::alert::{Alert, DetectorKind, Place};
 use crate::config::{Params, PoisoningParams};
 
@@ -26,9 +26,19 @@ pub fn looks_like(a: Address, b: Address, prefix: u32, suffix: u32) -> bool {
     if a == b {
         return false;
     }
-    let (x, y) = (hex::encode(a), hex::encode(b));
-    let (p, s) = (prefix as usize, suffix as usize);
-    x[..p.min(40)] == y[..p.min(40)] && x[40 - s.min(40)..] == y[40 - s.min(40)..]
+    // Nibble by nibble on the bytes (hex case plays no part): this runs for every past
+    // counterparty of every transfer a watched wallet takes part in.
+    let nibble = |x: &Address, i: usize| {
+        let byte = x[i / 2];
+        if i.is_multiple_of(2) {
+            byte >> 4
+        } else {
+            byte & 0x0f
+        }
+    };
+    let (p, s) = ((prefix as usize).min(40), (suffix as usize).min(40));
+    (0..p).all(|i| nibble(&a, i) == nibble(&b, i))
+        && (40 - s..40).all(|i| nibble(&a, i) == nibble(&b, i))
 }
 
 struct Case {
@@ -91,8 +101,8 @@ pub(crate) fn detect(
                     reasons.push(format!(
                             "{} {} looks like {}, an address this wallet paid before (same first {} and last {} hex characters){}",
                             if outgoing { "recipient" } else { "sender" },
-                            other.to_checksum(None),
-                            real.to_checksum(None),
+                            checksum(other),
+                            checksum(real),
                             p.prefix,
                             p.suffix,
                             if paid { ": THE WALLET PAID THE LOOK-ALIKE" } else { "" },
@@ -120,8 +130,8 @@ pub(crate) fn detect(
                 c.moves.push(format!(
                     "{} from {} to {}",
                     run.ex.amount(&t.asset, t.amount),
-                    t.from,
-                    t.to
+                    checksum(t.from),
+                    checksum(t.to)
                 ));
             }
         }
@@ -185,7 +195,7 @@ fn unmade(run: &Run<'_>, p: &PoisoningParams, t: &Transfer) -> Vec<String> {
         )),
         Asset::Erc20 { token } if p.fake_tokens && !run.ex.known_token(token) => out.push(format!(
             "a transfer of token {} (not declared in the watch file) \"from\" the wallet that the wallet did not make: a fake token imitating a real one",
-            token.to_checksum(None)
+            checksum(token)
         )),
         _ => {}
     }

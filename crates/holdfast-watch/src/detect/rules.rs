@@ -107,6 +107,11 @@ impl FileRules {
                 return Err(e.into());
             }
         };
+        self.history.observe(
+            chain.chain_id,
+            block.block().number,
+            &block.transfers.transfers,
+        );
         // The typed state stays here; the JSON handed back is only its stamp until the engine
         // needs the whole of it for a checkpoint (`flush_state`): a replay over thousands of
         // blocks encodes it never, not once per block.

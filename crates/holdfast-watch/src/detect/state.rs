@@ -212,6 +212,12 @@ impl ChainState {
             .map(|e| e.since)
     }
 
+    /// Whether rule `rule` has any episode (open or closed) in the state: when it has none,
+    /// there is nothing to close and its keys need not be built.
+    pub(crate) fn has_episodes(&self, rule: &str) -> bool {
+        self.episodes.get(rule).is_some_and(|e| !e.is_empty())
+    }
+
     pub(crate) fn close_episode(&mut self, rule: &str, key: &str, block: u64) {
         if let Some(e) = self
             .episodes

@@ -15,7 +15,7 @@ use holdfast_guard::safe::{eip1967, mapping_slot, slots};
 use super::explain::{Draft, fact};
 use super::safes::{address_arg, data_word, topic, word_address};
 use super::state::ChainState;
-use super::{Run, short};
+use super::{Run, checksum, short};
 use crate::alert::{Alert, DetectorKind, Place};
 use crate::config::{CriticalChange, Params};
 
@@ -258,7 +258,7 @@ fn addr_of(w: B256) -> Option<Address> {
 fn show_addr(w: B256) -> String {
     match addr_of(w) {
         Some(a) if a.is_zero() => "none (0x0)".into(),
-        Some(a) => a.to_checksum(None),
+        Some(a) => checksum(a),
         None => format!("{w}"),
     }
 }
@@ -328,7 +328,7 @@ fn classify_slot(
             let key = if c == SENTINEL {
                 "(list head)".to_owned()
             } else {
-                c.to_checksum(None)
+                checksum(c)
             };
             let list = if base == CriticalChange::Owners {
                 "owners"
@@ -366,7 +366,7 @@ fn describe_event(
     let topic_addr = |i: usize| l.topics.get(i).and_then(|t| word_address(t.as_slice()));
     let data_addr = |i: usize| data_word(l, i).and_then(word_address);
     let arg = address_arg(l);
-    let show = |a: Option<Address>| a.map_or("?".to_owned(), |a| a.to_checksum(None));
+    let show = |a: Option<Address>| a.map_or("?".to_owned(), checksum);
     Some(match ev {
         Event::Upgraded => {
             let a = topic_addr(1);
@@ -600,8 +600,8 @@ fn draft(
             "delegatecall",
             format!(
                 "DELEGATECALL from {} into {}{frame}: that code ran with the contract's storage",
-                contract.to_checksum(None),
-                d.target.to_checksum(None)
+                checksum(contract),
+                checksum(d.target)
             ),
         ));
         addresses.push((d.target, "DELEGATECALL target".to_owned()));
@@ -621,7 +621,7 @@ fn draft(
         );
     }
     if let Some(t) = tx {
-        facts.push(fact("transaction sender", t.from.to_checksum(None)));
+        facts.push(fact("transaction sender", checksum(t.from)));
         addresses.push((t.from, "transaction sender".to_owned()));
     }
     let place = match f.writes.iter().map(|(s, _)| s.slot).min() {

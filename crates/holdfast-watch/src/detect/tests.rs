@@ -14,7 +14,7 @@ use holdfast_primitives::{Asset, Category};
 use super::context::{AddressLabel, HistoryError};
 use super::safes::topic;
 use super::testing::*;
-use super::{DetectorState, History, NoHistory, NoLabels};
+use super::{DetectorState, History, NoHistory, NoLabels, looks_like};
 use crate::alert::{Alert, Place};
 
 fn calldata(sig: &str, words: &[B256]) -> Bytes {
@@ -1360,4 +1360,43 @@ fn file_rules_reuse_the_typed_state_only_for_the_json_they_returned() {
         rules.detect(&chain, &drained(42, 40, 30), &mut stranger),
         Err(super::RulesError::Pending)
     ));
+}
+
+/// `looks_like` on bytes says what the hex strings say (lower-case hex: checksum case plays
+/// no part), for random pairs that share some leading and trailing characters.
+#[test]
+fn looks_like_matches_the_hex_strings() {
+    let reference = |a: Address, b: Address, p: usize, s: usize| {
+        let (x, y) = (hex::encode(a), hex::encode(b));
+        a != b && x[..p] == y[..p] && x[40 - s..] == y[40 - s..]
+    };
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut yes, mut no) = (0, 0);
+    for _ in 0..20_000 {
+        let a = Address::from_slice(&keccak256(next().to_be_bytes())[..20]);
+        let mut b = a;
+        // Change a few nibbles (sometimes none, sometimes at the ends).
+        for _ in 0..next() % 4 {
+            let i = (next() % 20) as usize;
+            b[i] ^= if next() % 2 == 0 { 0x0f } else { 0xf0 };
+        }
+        let (p, s) = ((next() % 41) as usize, (next() % 41) as usize);
+        let want = reference(a, b, p, s);
+        assert_eq!(
+            looks_like(a, b, p as u32, s as u32),
+            want,
+            "{a} {b} {p} {s}"
+        );
+        if want { yes += 1 } else { no += 1 }
+    }
+    assert!(
+        yes > 1_000 && no > 1_000,
+        "both answers exercised: {yes} / {no}"
+    );
 }

@@ -82,3 +82,80 @@ fn the_history_answers_from_the_store_before_the_block() {
     assert!(!h.has_paid(1, w, b, 2).unwrap());
     assert_eq!(h.token_balance(1, w, a, 4).unwrap(), None);
 }
+
+/// A random chain of blocks among a few wallets (some blocks empty), for the cache test.
+fn random_blocks(seed: u64, from: u64, count: u64, tag: u64) -> Vec<(u64, Vec<Transfer>)> {
+    let mut x = seed | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let wallets: Vec<Address> = (1..=5u8).map(Address::repeat_byte).collect();
+    (from..from + count)
+        .map(|n| {
+            let k = next() % 4; // 0..=3 transfers, 0 often enough to leave gaps
+            let ts = (0..k as u32)
+                .map(|i| {
+                    let f = wallets[(next() % 5) as usize];
+                    let t = wallets[(next() % 5) as usize];
+                    let mut p = pay(n, i, f, t, next() % 3);
+                    // Another chain after a reorg: different transaction hashes.
+                    p.tx_hash =
+                        B256::left_padding_from(&(tag << 48 | n << 8 | u64::from(i)).to_be_bytes());
+                    p
+                })
+                .collect();
+            (n, ts)
+        })
+        .collect()
+}
+
+/// The cache that `observe` extends answers exactly as a history that reads everything
+/// from the store, block after block, across skipped empty blocks (as replay runs) and a
+/// reorg (a block at or below the last observed one).
+#[test]
+fn observed_blocks_extend_the_cache_exactly_as_the_store_would() {
+    for seed in 1..=8u64 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
+        let cached = StoreHistory::new(store.clone());
+        let wallets: Vec<Address> = (1..=5u8).map(Address::repeat_byte).collect();
+        let run = |blocks: &[(u64, Vec<Transfer>)]| {
+            for (n, ts) in blocks {
+                store.apply_block(1, &block(*n), ts, &[]).expect("apply");
+                // The detectors ask about the block's wallets before it; the replay skips
+                // empty blocks entirely.
+                if ts.is_empty() && seed % 2 == 0 {
+                    continue;
+                }
+                let fresh = StoreHistory::new(store.clone());
+                // Some wallets only: a wallet not asked about for a while must still be
+                // right when it is (its past then spans observed blocks).
+                for w in wallets
+                    .iter()
+                    .filter(|w| (u64::from(w[0]) * 31 + n * 17 + seed).is_multiple_of(3))
+                {
+                    for to in &wallets {
+                        assert_eq!(
+                            cached.has_paid(1, *w, *to, *n).unwrap(),
+                            fresh.has_paid(1, *w, *to, *n).unwrap(),
+                            "seed {seed}, block {n}: has {w} paid {to}"
+                        );
+                    }
+                    assert_eq!(
+                        cached.counterparties(1, *w, *n, 3).unwrap(),
+                        fresh.counterparties(1, *w, *n, 3).unwrap(),
+                        "seed {seed}, block {n}: counterparties of {w}"
+                    );
+                }
+                cached.observe(1, *n, ts);
+            }
+        };
+        run(&random_blocks(seed, 1, 30, 1));
+        // A reorg: blocks above 20 replaced by another branch.
+        store.unwind_above(1, 20).expect("unwind");
+        run(&random_blocks(seed.wrapping_mul(7919), 21, 15, 2));
+    }
+}
