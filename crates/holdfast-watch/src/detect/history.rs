@@ -84,7 +84,8 @@ struct Observed {
 
 #[derive(Default)]
 struct Cache {
-    wallets: HashMap<(u64, Address), Past>,
+    /// Asked for the sender of every transfer of every block run (`observe`): a fast hash.
+    wallets: rustc_hash::FxHashMap<(u64, Address), Past>,
     observed: HashMap<u64, Observed>,
 }
 

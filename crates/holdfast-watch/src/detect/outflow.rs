@@ -49,10 +49,17 @@ pub(crate) fn detect(
             continue;
         }
         let mut pushed = false;
-        let rules = wallets
-            .entry(t.from)
-            .or_insert_with(|| run.rules_for(cs, t.from, DetectorKind::Outflow))
-            .clone();
+        // Only watched wallets are kept (the balance checks below go over them).
+        let rules = match wallets.get(&t.from) {
+            Some(r) => r.clone(),
+            None => {
+                let r = run.rules_for(cs, t.from, DetectorKind::Outflow);
+                if !r.is_empty() {
+                    wallets.insert(t.from, r.clone());
+                }
+                r
+            }
+        };
         for r in rules {
             let Some(p) = params(run, r) else { continue };
             let rule = run.d.rule(r);
