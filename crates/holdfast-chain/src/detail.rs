@@ -68,7 +68,6 @@ pub struct TxDetail {
     pub created: Option<Address>,
     pub value: U256,
     pub input: Bytes,
-    pub nonce: u64,
     pub success: bool,
 }
 

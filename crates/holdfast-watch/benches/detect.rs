@@ -134,7 +134,6 @@ fn block(n: u64, rng: &mut Rng) -> BlockDetail {
             created: None,
             value: U256::ZERO,
             input: input.clone(),
-            nonce: 0,
             success: true,
         });
         calls.push(CallDetail {

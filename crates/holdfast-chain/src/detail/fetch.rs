@@ -23,9 +23,16 @@ impl ChainSource {
     /// by the same extraction.
     pub async fn fetch_detail(&self, number: u64) -> Result<BlockDetail, ChainError> {
         let request = detail_request(self.trace_mode(), self.serves_state_diff());
-        let raw = self.fetch_raw(number, true, request).await?;
+        // Transactions by hash: their value and input come from the top call frames (a node
+        // like anvil spends most of a 200-transaction block's time listing them in full).
+        // Without traces, in full.
+        let raw = self.fetch_raw(number, false, request).await?;
         let transfers = self.block_transfers(&raw).await?;
-        let txs = tx_details(number, &raw)?;
+        let method = match request {
+            TraceRequest::ParityReplay => crate::source::REPLAY_METHOD,
+            _ => "trace_block",
+        };
+        let txs = tx_details(number, method, &raw)?;
         let logs = raw
             .logs
             .iter()
@@ -50,13 +57,7 @@ impl ChainSource {
         let (calls, calls_complete) = match &raw.traces {
             RawTraces::None => (Vec::new(), false),
             RawTraces::Geth(roots) => (calls::from_geth(number, roots)?, true),
-            RawTraces::Parity(flat) => {
-                let method = match request {
-                    TraceRequest::ParityReplay => crate::source::REPLAY_METHOD,
-                    _ => "trace_block",
-                };
-                (calls::from_parity(number, method, flat)?, true)
-            }
+            RawTraces::Parity(flat) => (calls::from_parity(number, method, flat)?, true),
         };
         let state = match &raw.state {
             RawState::None => None,
@@ -122,32 +123,92 @@ fn each_tx<T>(diffs: &[T], of_tx: fn(u32, &T) -> Vec<StateDiff>) -> Vec<StateDif
         .collect()
 }
 
-/// The block's transactions in full, with their receipts' outcome.
-fn tx_details(number: u64, raw: &RawBlock) -> Result<Vec<TxDetail>, ChainError> {
+/// The block's transactions with their receipts' outcome; value and input from the full
+/// transaction when the block lists it in full, else from its top call frame.
+fn tx_details(
+    number: u64,
+    method: &'static str,
+    raw: &RawBlock,
+) -> Result<Vec<TxDetail>, ChainError> {
+    let tops = top_frames(number, method, raw)?;
     raw.block
         .transactions
         .iter()
         .zip(&raw.txs)
         .zip(&raw.created)
-        .map(|((tx, meta), created)| match tx {
-            crate::source::RpcTx::Full(tx) => Ok(TxDetail {
-                hash: tx.hash,
+        .zip(tops)
+        .map(|(((tx, meta), created), top)| {
+            let (value, input) = match (tx, top) {
+                (crate::source::RpcTx::Full(tx), _) => (tx.value, tx.input.clone()),
+                (crate::source::RpcTx::Hash(_), Some(top)) => top,
+                (crate::source::RpcTx::Hash(hash), None) => {
+                    return Err(ChainError::Malformed {
+                        method: "eth_getBlockByNumber",
+                        block: Some(number),
+                        reason: format!(
+                            "transaction {hash} listed by hash and no top call frame gives its value and input"
+                        ),
+                    });
+                }
+            };
+            Ok(TxDetail {
+                hash: meta.hash,
                 index: meta.index,
-                from: tx.from,
-                to: tx.to,
+                from: meta.from,
+                // The receipt's `to`, or the created contract for a creation.
+                to: if created.is_some() { None } else { meta.to },
                 created: *created,
-                value: tx.value,
-                input: tx.input.clone(),
-                nonce: tx.nonce.to(),
+                value,
+                input,
                 success: meta.success,
-            }),
-            crate::source::RpcTx::Hash(hash) => Err(ChainError::Malformed {
-                method: "eth_getBlockByNumber",
-                block: Some(number),
-                reason: format!(
-                    "transaction {hash} listed by hash, full transactions were asked for"
-                ),
-            }),
+            })
         })
         .collect()
+}
+
+/// Each transaction's top call frame's value and input (a creation's init code), in block
+/// order; `None` for all when the block has no traces.
+fn top_frames(
+    number: u64,
+    method: &'static str,
+    raw: &RawBlock,
+) -> Result<Vec<Option<(alloy_primitives::U256, alloy_primitives::Bytes)>>, ChainError> {
+    use alloy::rpc::types::trace::parity::Action;
+    let mut tops = vec![None; raw.txs.len()];
+    match &raw.traces {
+        RawTraces::None => {}
+        RawTraces::Geth(roots) => {
+            for (top, root) in tops.iter_mut().zip(roots) {
+                *top = Some((
+                    root.value.unwrap_or_default(),
+                    root.input.clone().unwrap_or_default(),
+                ));
+            }
+        }
+        RawTraces::Parity(flat) => {
+            for t in flat.iter().filter(|t| t.trace.trace_address.is_empty()) {
+                let Some(slot) = t
+                    .transaction_position
+                    .and_then(|p| tops.get_mut(p as usize))
+                else {
+                    continue;
+                };
+                *slot = match &t.trace.action {
+                    Action::Call(c) => Some((c.value, c.input.clone())),
+                    Action::Create(c) => Some((c.value, c.init.clone())),
+                    other => {
+                        return Err(ChainError::Malformed {
+                            method,
+                            block: Some(number),
+                            reason: format!(
+                                "the top frame of transaction {} is a {other:?}, expected a call or a creation",
+                                t.transaction_position.unwrap_or_default()
+                            ),
+                        });
+                    }
+                };
+            }
+        }
+    }
+    Ok(tops)
 }

@@ -40,11 +40,8 @@ pub(crate) enum RpcTx {
 #[derive(Debug, Deserialize)]
 pub(crate) struct FullTx {
     pub hash: B256,
-    pub from: Address,
-    pub to: Option<Address>,
     pub value: U256,
     pub input: Bytes,
-    pub nonce: U64,
 }
 
 #[derive(Debug, Deserialize)]

@@ -77,6 +77,36 @@ async fn same_detail_both_ways(node: &Anvil) -> Vec<BlockDetail> {
         assert_eq!(g.calls, p.calls, "block {n}: calls, geth vs parity");
         assert_eq!(g.state, p.state, "block {n}: state, geth vs parity");
         assert_eq!(g.transfers, p.transfers, "block {n}: transfers");
+        // Value and input come from the top call frames: each is the transaction's own.
+        for t in &g.txs {
+            let full = node
+                .rpc("eth_getTransactionByHash", json!([t.hash]))
+                .await
+                .expect("transaction");
+            let field = |k: &str| full[k].clone();
+            assert_eq!(
+                serde_json::from_value::<U256>(field("value")).expect("value"),
+                t.value,
+                "block {n}: value of {}",
+                t.hash
+            );
+            assert_eq!(
+                serde_json::from_value::<Bytes>(field("input")).expect("input"),
+                t.input,
+                "block {n}: input of {}",
+                t.hash
+            );
+            assert_eq!(
+                serde_json::from_value::<Address>(field("from")).expect("from"),
+                t.from
+            );
+            assert_eq!(
+                serde_json::from_value::<Option<Address>>(field("to")).expect("to"),
+                t.to,
+                "block {n}: to of {} (none for a creation)",
+                t.hash
+            );
+        }
         out.push(g);
     }
     out

@@ -94,7 +94,6 @@ impl BlockBuilder {
             created: None,
             value,
             input: input.clone(),
-            nonce: 0,
             success: true,
         });
         self.call(index, &[], CallKind::Call, from, to, value, input);
