@@ -27,9 +27,9 @@ use fjall::Readable;
 use holdfast_primitives::BlockRef;
 
 use super::{
-    AlertEventKind, AlertQuery, AlertStatus, BlockCommit, Lease, OutboxEvent, StoredAlert,
-    WatchCheckpoint, WatchStore, check_child, check_commit, check_fence, check_name, check_query,
-    check_who, next_lease, passes, past_head, unknown_before,
+    AlertEventKind, AlertQuery, AlertStatus, BlockCommit, Lease, NewAlert, OutboxEvent,
+    StoredAlert, WatchCheckpoint, WatchStore, check_child, check_commit, check_fence, check_name,
+    check_query, check_who, next_lease, passes, past_head, unknown_before,
 };
 use crate::codec::{self, Reader, corrupt, prefix_end};
 use crate::group_commit::{Batch, FjallDir, GroupCommit, WriterGuard};
@@ -363,6 +363,41 @@ impl EmbeddedWatchStore {
         }
     }
 
+    /// Retracts the open alerts indexed at block `number` that `keep` does not raise again
+    /// (raised early for a first look the block's commit does not confirm), oldest first.
+    fn retract_unconfirmed(
+        &self,
+        s: &mut Staging,
+        chain_id: u64,
+        number: u64,
+        keep: &[NewAlert],
+    ) -> Result<(), StoreError> {
+        let snap = self.dir.db.snapshot();
+        let start = block_key(chain_id, number);
+        let end = block_key(chain_id, number.saturating_add(1));
+        let mut gone = Vec::new();
+        for g in snap.range(&self.dir.spaces[BY_BLOCK], start..end) {
+            let k = g.key().map_err(|e| self.dir.err(e))?;
+            let id = std::str::from_utf8(&k[16..]).map_err(|_| corrupt("watch by_block"))?;
+            if keep.iter().any(|a| a.id == id) {
+                continue;
+            }
+            s.batch.del(BY_BLOCK, k.to_vec());
+            if let Some((a, rank)) = self.staged_alert(s, id)?
+                && a.status == AlertStatus::Open
+            {
+                gone.push((rank, a));
+            }
+        }
+        gone.sort_by_key(|(rank, _)| *rank);
+        for (rank, mut a) in gone {
+            a.status = AlertStatus::Retracted;
+            s.append(AlertEventKind::Retracted, &a);
+            s.put_alert(a, rank, Some(rank));
+        }
+        Ok(())
+    }
+
     fn staging(&self) -> Result<Staging, StoreError> {
         Ok(Staging {
             batch: Batch::default(),
@@ -454,6 +489,7 @@ impl WatchStore for EmbeddedWatchStore {
         )?;
         let mut s = self.staging()?;
         let remember = number >= c.forget_below;
+        self.retract_unconfirmed(&mut s, chain, number, &c.alerts)?;
         for a in &c.alerts {
             let old = self.staged_alert(&s, &a.id)?;
             if old
@@ -508,6 +544,56 @@ impl WatchStore for EmbeddedWatchStore {
         }
         Self::put_checkpoint(&mut s.batch, &c.block, lowest, &c.state, chain);
         self.finish(guard, s)
+    }
+
+    fn raise_early(
+        &self,
+        chain_id: u64,
+        block: &BlockRef,
+        alerts: &[NewAlert],
+        fence: Option<u64>,
+    ) -> Result<usize, StoreError> {
+        check_commit(&BlockCommit {
+            chain_id,
+            block: *block,
+            state: Vec::new(),
+            alerts: alerts.to_vec(),
+            confirm: Vec::new(),
+            forget_below: 0,
+            fence,
+        })?;
+        let guard = self.group.lock();
+        check_fence(chain_id, self.read_lease(chain_id)?.as_ref(), fence)?;
+        let stored = self.read_checkpoint(chain_id)?;
+        check_child(
+            chain_id,
+            stored.as_ref().map(|s| &s.checkpoint.block),
+            block,
+        )?;
+        let mut s = self.staging()?;
+        let mut raised = 0;
+        for a in alerts {
+            let old = self.staged_alert(&s, &a.id)?;
+            if old
+                .as_ref()
+                .is_some_and(|(o, _)| o.status == AlertStatus::Open)
+            {
+                continue;
+            }
+            let alert = StoredAlert::raised(
+                a,
+                chain_id,
+                block,
+                old.as_ref().and_then(|(o, _)| o.acknowledged.clone()),
+            );
+            let rank = s.append(AlertEventKind::Raised, &alert);
+            s.batch
+                .put(BY_BLOCK, by_block_key(chain_id, block.number, &a.id), []);
+            s.put_alert(alert, rank, old.map(|(_, r)| r));
+            raised += 1;
+        }
+        self.finish(guard, s)?;
+        Ok(raised)
     }
 
     fn unwind_above(

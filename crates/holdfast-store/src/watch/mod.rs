@@ -257,7 +257,26 @@ pub trait WatchStore: Send + Sync + std::fmt::Debug {
     /// follow), the fence is stale or missing on a leased chain ([`StoreError::LeaseLost`]),
     /// a body is too large or not JSON, an id or rule is empty or too long, a severity is
     /// above 4 ([`StoreError::Invalid`]).
+    ///
+    /// The block's open alerts are afterwards exactly `commit.alerts`: one raised early for
+    /// this block number ([`Self::raise_early`]) that the commit does not raise again — a
+    /// first look the full block did not confirm, or a block replaced by a reorg before its
+    /// commit — is retracted with a `retracted` event in the same write.
     fn commit_block(&self, commit: &BlockCommit) -> Result<(), StoreError>;
+
+    /// Alerts of `block`, the checkpoint's child, raised before the block is committed (the
+    /// watch's first look at a new head, before its state diffs are read): each alert not
+    /// already open is stored with a `raised` event, atomically; the checkpoint does not
+    /// move. The block's [`Self::commit_block`] keeps those it raises again and retracts the
+    /// others; an unwind retracts them like any alert above its block. Returns how many were
+    /// raised now. Errors as for [`Self::commit_block`].
+    fn raise_early(
+        &self,
+        chain_id: u64,
+        block: &BlockRef,
+        alerts: &[NewAlert],
+        fence: Option<u64>,
+    ) -> Result<usize, StoreError>;
 
     /// A reorg: forgets the processed blocks above `number`, marks their open alerts
     /// retracted with a `retracted` event each, and moves the checkpoint to block `number`

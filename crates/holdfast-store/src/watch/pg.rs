@@ -18,9 +18,9 @@ use holdfast_primitives::BlockRef;
 use postgres::{GenericClient, Row, Transaction};
 
 use super::{
-    AlertEventKind, AlertQuery, AlertStatus, BlockCommit, Lease, OutboxEvent, StoredAlert,
-    WatchCheckpoint, WatchStore, check_child, check_commit, check_fence, check_name, check_query,
-    check_who, next_lease, past_head, unknown_before,
+    AlertEventKind, AlertQuery, AlertStatus, BlockCommit, Lease, NewAlert, OutboxEvent,
+    StoredAlert, WatchCheckpoint, WatchStore, check_child, check_commit, check_fence, check_name,
+    check_query, check_who, next_lease, past_head, unknown_before,
 };
 use crate::pg_pool::{Pool, Schema};
 use crate::{StoreError, check_limit};
@@ -320,6 +320,18 @@ impl WatchStore for PgWatchStore {
             .map(|row| alert_of(row).map(|(a, _)| (a.id.clone(), a)))
             .collect::<Result<_, _>>()?;
         let mut appends = Appends::default();
+        // Alerts raised early for this block that the commit does not raise again.
+        let keep: Vec<&str> = c.alerts.iter().map(|a| a.id.as_str()).collect();
+        for row in tx.query(
+            &format!(
+                "SELECT {ALERT_COLUMNS} FROM watch_alerts WHERE chain_id = $1 AND block_number = $2 AND status = 'open' AND NOT (id = ANY($3)) ORDER BY rank FOR UPDATE"
+            ),
+            &[&i64_of(chain)?, &i64_of(number)?, &keep],
+        )? {
+            let (mut a, _) = alert_of(&row)?;
+            a.status = AlertStatus::Retracted;
+            appends.events.push((AlertEventKind::Retracted, a));
+        }
         for a in &c.alerts {
             let old = stored.get(&a.id);
             if old.is_some_and(|o| o.status == AlertStatus::Open) {
@@ -367,6 +379,55 @@ impl WatchStore for PgWatchStore {
         self.injected_failure()?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn raise_early(
+        &self,
+        chain_id: u64,
+        block: &BlockRef,
+        alerts: &[NewAlert],
+        fence: Option<u64>,
+    ) -> Result<usize, StoreError> {
+        check_commit(&BlockCommit {
+            chain_id,
+            block: *block,
+            state: Vec::new(),
+            alerts: alerts.to_vec(),
+            confirm: Vec::new(),
+            forget_below: 0,
+            fence,
+        })?;
+        let mut client = self.pool.client();
+        let mut tx = client.transaction()?;
+        Self::enter(&mut tx, chain_id, fence)?;
+        let checkpoint = read_checkpoint(&mut tx, chain_id)?;
+        check_child(chain_id, checkpoint.as_ref().map(|cp| &cp.block), block)?;
+        let ids: Vec<&str> = alerts.iter().map(|a| a.id.as_str()).collect();
+        let stored: std::collections::HashMap<String, StoredAlert> = tx
+            .query(
+                &format!("SELECT {ALERT_COLUMNS} FROM watch_alerts WHERE id = ANY($1) ORDER BY id FOR UPDATE"),
+                &[&ids],
+            )?
+            .iter()
+            .map(|row| alert_of(row).map(|(a, _)| (a.id.clone(), a)))
+            .collect::<Result<_, _>>()?;
+        let mut appends = Appends::default();
+        for a in alerts {
+            let old = stored.get(&a.id);
+            if old.is_some_and(|o| o.status == AlertStatus::Open)
+                || appends.events.iter().any(|(_, e)| e.id == a.id)
+            {
+                continue;
+            }
+            let alert =
+                StoredAlert::raised(a, chain_id, block, old.and_then(|o| o.acknowledged.clone()));
+            appends.events.push((AlertEventKind::Raised, alert));
+        }
+        let raised = appends.events.len();
+        Self::append(&mut tx, appends)?;
+        self.injected_failure()?;
+        tx.commit()?;
+        Ok(raised)
     }
 
     fn unwind_above(

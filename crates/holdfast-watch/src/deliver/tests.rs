@@ -7,7 +7,7 @@ use std::time::Instant;
 use holdfast_primitives::BlockRef;
 use holdfast_store::StoreError;
 use holdfast_store::watch::{
-    AlertEventKind, AlertQuery, BlockCommit, StoredAlert, WatchCheckpoint,
+    AlertEventKind, AlertQuery, BlockCommit, NewAlert, StoredAlert, WatchCheckpoint,
 };
 
 use super::*;
@@ -72,6 +72,15 @@ impl WatchStore for MemoryOutbox {
         Err(unsupported())
     }
     fn commit_block(&self, _: &BlockCommit) -> Result<(), StoreError> {
+        Err(unsupported())
+    }
+    fn raise_early(
+        &self,
+        _: u64,
+        _: &holdfast_primitives::BlockRef,
+        _: &[NewAlert],
+        _: Option<u64>,
+    ) -> Result<usize, StoreError> {
         Err(unsupported())
     }
     fn unwind_above(

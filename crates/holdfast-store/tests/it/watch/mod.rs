@@ -630,3 +630,129 @@ fn each_sink_reads_after_its_own_cursor() {
         assert_eq!(s.outbox_since(u64::MAX, 10).expect("read"), []);
     });
 }
+
+/// A first look at a block raises its alerts before the block is committed; the commit
+/// keeps those it raises again (no second event), retracts the others (a look the full
+/// block did not confirm, or a block replaced before its commit), and an unwind retracts
+/// early alerts above it like any other.
+#[test]
+fn early_alerts_are_kept_by_the_commit_that_confirms_them_and_retracted_otherwise() {
+    backends(|make| {
+        let s = make();
+        let chain = 3;
+        s.commit_block(&commit(block(chain, 5, 0, 0), chain, vec![]))
+            .expect("commit 5");
+        let b6 = block(chain, 6, 0, 0);
+        let early = [alert("x", "drain", 3), alert("y", "grant", 2)];
+        assert_eq!(s.raise_early(chain, &b6, &early, None).expect("early"), 2);
+        assert_eq!(
+            s.raise_early(chain, &b6, &early, None).expect("again"),
+            0,
+            "already open: no second event"
+        );
+        let cp = s.checkpoint(chain).expect("checkpoint").expect("some");
+        assert_eq!(
+            cp.block.number, 5,
+            "an early raise does not move the checkpoint"
+        );
+        let x = s.alert("x").expect("read").expect("stored");
+        assert_eq!(
+            (x.block_number, x.block_hash, x.status),
+            (6, b6.hash, AlertStatus::Open)
+        );
+        // Not the checkpoint's child: refused, nothing written.
+        let before = snapshot(&*s, chain);
+        assert!(
+            s.raise_early(
+                chain,
+                &block(chain, 8, 0, 0),
+                &[alert("q", "drain", 1)],
+                None
+            )
+            .is_err()
+        );
+        assert!(
+            s.raise_early(
+                chain,
+                &block(chain, 6, 1, 1),
+                &[alert("q", "drain", 1)],
+                None
+            )
+            .is_err(),
+            "a block on another parent"
+        );
+        assert_eq!(snapshot(&*s, chain), before);
+        // The block's commit raises x again (kept) and z, not y.
+        s.commit_block(&commit(
+            b6,
+            chain,
+            vec![alert("x", "drain", 3), alert("z", "drain", 1)],
+        ))
+        .expect("commit 6");
+        // A block replaced before its commit: the early alert of the old one is retracted.
+        s.raise_early(
+            chain,
+            &block(chain, 7, 0, 0),
+            &[alert("w", "drain", 1)],
+            None,
+        )
+        .expect("early 7");
+        s.commit_block(&commit(
+            block(chain, 7, 1, 0),
+            chain,
+            vec![alert("v", "drain", 1)],
+        ))
+        .expect("commit 7 of another fork");
+        // An unwind retracts an early alert above the checkpoint.
+        s.raise_early(
+            chain,
+            &block(chain, 8, 1, 1),
+            &[alert("u", "drain", 1)],
+            None,
+        )
+        .expect("early 8");
+        let retracted = s
+            .unwind_above(chain, 7, b"state after 7", None)
+            .expect("unwind");
+        assert_eq!(
+            retracted.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+            ["u"]
+        );
+        let events: Vec<(String, AlertEventKind)> = s
+            .outbox_since(0, MAX_LIMIT)
+            .expect("outbox")
+            .into_iter()
+            .map(|e| (e.alert_id, e.kind))
+            .collect();
+        use AlertEventKind::{Raised, Retracted};
+        let want: Vec<(String, AlertEventKind)> = [
+            ("x", Raised),
+            ("y", Raised),
+            ("y", Retracted),
+            ("z", Raised),
+            ("w", Raised),
+            ("w", Retracted),
+            ("v", Raised),
+            ("u", Raised),
+            ("u", Retracted),
+        ]
+        .into_iter()
+        .map(|(id, k)| (id.to_owned(), k))
+        .collect();
+        assert_eq!(events, want);
+        for (id, status) in [
+            ("x", AlertStatus::Open),
+            ("y", AlertStatus::Retracted),
+            ("z", AlertStatus::Open),
+            ("w", AlertStatus::Retracted),
+            ("v", AlertStatus::Open),
+            ("u", AlertStatus::Retracted),
+        ] {
+            assert_eq!(
+                s.alert(id).expect("read").map(|a| a.status),
+                Some(status),
+                "alert {id}"
+            );
+        }
+    });
+}
