@@ -330,6 +330,7 @@ async fn latency(node: &Anvil, token: Address, intel: Arc<IntelIndex>) {
     let (mut total, mut fetch, mut store, mut detect, mut commit) =
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut delivery, mut to_receiver, mut alerts) = (vec![], vec![], 0usize);
+    let (mut first_look, mut early_delivery) = (vec![], vec![]);
     for b in 0..blocks {
         fill(node, token, b, TXS, hits).await;
         node.rpc("evm_mine", json!([])).await.expect("mine");
@@ -377,8 +378,14 @@ async fn latency(node: &Anvil, token: Address, intel: Arc<IntelIndex>) {
         commit.push(millis(timing.commit));
         alerts += timing.alerts;
         if let Some(last) = last {
-            delivery.push(millis(last.saturating_duration_since(committed)));
             to_receiver.push(millis(last.saturating_duration_since(announced)));
+            match timing.first_look {
+                Some(raised) => {
+                    first_look.push(millis(raised));
+                    early_delivery.push(millis(last.saturating_duration_since(announced + raised)));
+                }
+                None => delivery.push(millis(last.saturating_duration_since(committed))),
+            }
         }
     }
     println!("latency: load average after: {}", load());
@@ -387,12 +394,29 @@ async fn latency(node: &Anvil, token: Address, intel: Arc<IntelIndex>) {
         to_receiver.len()
     );
     println!("{}", ms_row("announcement -> receiver", &mut to_receiver));
+    if !first_look.is_empty() {
+        println!(
+            "  first look (detail without state diffs, rules, early raise): {} of {} blocks with alerts",
+            first_look.len(),
+            to_receiver.len()
+        );
+        println!(
+            "{}",
+            ms_row("  announcement -> raised early", &mut first_look)
+        );
+        println!(
+            "{}",
+            ms_row("  raised early -> receiver", &mut early_delivery)
+        );
+    }
     println!("{}", ms_row("announcement -> commit", &mut total));
     println!("{}", ms_row("  fetch (detail)", &mut fetch));
     println!("{}", ms_row("  store (transfers)", &mut store));
     println!("{}", ms_row("  detect", &mut detect));
     println!("{}", ms_row("  commit (outbox+checkpoint)", &mut commit));
-    println!("{}", ms_row("commit -> receiver", &mut delivery));
+    if !delivery.is_empty() {
+        println!("{}", ms_row("commit -> receiver", &mut delivery));
+    }
     stop.send(true).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
 }

@@ -22,7 +22,28 @@ impl ChainSource {
     /// describe the same block. Its transfers are those [`ChainSource::fetch_block`] gives,
     /// by the same extraction.
     pub async fn fetch_detail(&self, number: u64) -> Result<BlockDetail, ChainError> {
-        let request = detail_request(self.trace_mode(), self.serves_state_diff());
+        self.detail_with(
+            number,
+            detail_request(self.trace_mode(), self.serves_state_diff()),
+        )
+        .await
+    }
+
+    /// Block `number`'s detail without state diffs (`state` is `None`): the calls, logs and
+    /// transfers of [`ChainSource::fetch_detail`] at a fraction of its cost, since the node
+    /// replays nothing (`trace_block` reads the traces it kept; on anvil about 12 ms for a
+    /// 200-transaction block against about 55 ms with the replay). The watch's first look at
+    /// a new head.
+    pub async fn fetch_detail_without_state(&self, number: u64) -> Result<BlockDetail, ChainError> {
+        self.detail_with(number, detail_request(self.trace_mode(), false))
+            .await
+    }
+
+    async fn detail_with(
+        &self,
+        number: u64,
+        request: TraceRequest,
+    ) -> Result<BlockDetail, ChainError> {
         // Transactions by hash: their value and input come from the top call frames (a node
         // like anvil spends most of a 200-transaction block's time listing them in full).
         // Without traces, in full.

@@ -77,6 +77,17 @@ async fn same_detail_both_ways(node: &Anvil) -> Vec<BlockDetail> {
         assert_eq!(g.calls, p.calls, "block {n}: calls, geth vs parity");
         assert_eq!(g.state, p.state, "block {n}: state, geth vs parity");
         assert_eq!(g.transfers, p.transfers, "block {n}: transfers");
+        // The first look (no state diffs) is the detail without its state, in both modes.
+        for (source, full) in [(&geth, &g), (&parity, &p)] {
+            let first = source
+                .fetch_detail_without_state(n)
+                .await
+                .expect("detail without state");
+            assert_eq!(first.state, None, "block {n}: no state diffs asked for");
+            let mut whole = full.clone();
+            whole.state = None;
+            assert_eq!(first, whole, "block {n}: the rest of the detail");
+        }
         // Value and input come from the top call frames: each is the transaction's own.
         for t in &g.txs {
             let full = node

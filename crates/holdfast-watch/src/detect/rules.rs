@@ -178,6 +178,37 @@ impl Rules for FileRules {
         Ok(())
     }
 
+    fn preview(
+        &self,
+        chain: &ChainInfo,
+        block: &BlockDetail,
+        state: &serde_json::Value,
+    ) -> Result<Vec<Alert>, RulesError> {
+        let stamp = state.get(STATE_STAMP).and_then(|v| v.as_str());
+        let held = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&chain.name)
+            .filter(|(s, _)| Some(s.as_str()) == stamp)
+            .map(|(_, st)| st.clone());
+        let mut st = match held {
+            Some(st) => st,
+            None if state.is_null() => DetectorState::default(),
+            None if state.get(STATE_PENDING).is_some() => return Err(RulesError::Pending),
+            None => serde_json::from_value(state.clone()).map_err(RulesError::State)?,
+        };
+        let index = self.intel.index();
+        let cx = Context {
+            chain: &chain.name,
+            confirmations: 0,
+            labels: &*index,
+            history: &*self.history,
+        };
+        // On a copy: the block is run for real when its full detail comes.
+        Ok(self.detectors.run(block, &mut st, &cx)?)
+    }
+
     fn trace_plan(&self, rule: &str) -> Option<TracePlan> {
         let config = self.detectors.config();
         let r = config.rule(rule)?;

@@ -401,3 +401,107 @@ async fn a_node_outage_is_waited_out_and_loses_no_alert() {
         .expect("the outage is not an error");
     assert_eq!(summary.alerts, 3, "{summary:?}");
 }
+
+/// `PaymentsFrom` with a first look: the preview is the same rule on a copy of the state.
+#[derive(Debug)]
+struct Previewing(PaymentsFrom);
+
+impl Rules for Previewing {
+    fn detect(
+        &self,
+        chain: &ChainInfo,
+        block: &BlockDetail,
+        state: &mut serde_json::Value,
+    ) -> Result<Vec<Alert>, RulesError> {
+        self.0.detect(chain, block, state)
+    }
+
+    fn preview(
+        &self,
+        chain: &ChainInfo,
+        block: &BlockDetail,
+        state: &serde_json::Value,
+    ) -> Result<Vec<Alert>, RulesError> {
+        assert!(block.state.is_none(), "the first look reads no state diffs");
+        self.0.detect(chain, block, &mut state.clone())
+    }
+
+    fn trace_plan(&self, _rule: &str) -> Option<TracePlan> {
+        None
+    }
+}
+
+/// An alert as the callback saw it: id, block, and the checkpoint's block at that moment.
+type Announced = (String, u64, Option<u64>);
+
+/// A new head's alert is raised by the first look, before the block's commit moves the
+/// checkpoint (the callback reads the checkpoint when the alert is announced), and the
+/// block's commit confirms it: one `raised` event, no retraction. With the first look off,
+/// the same alert comes with the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_head_is_alerted_by_the_first_look_before_its_commit_and_once() {
+    for first_look in [true, false] {
+        let node = Anvil::spawn().await.expect("anvil");
+        let rig = Rig::new(&node).await;
+        let wallet = dev_account(1);
+        let rules: Arc<dyn Rules> = Arc::new(Previewing(PaymentsFrom { wallet }));
+        let head = node.block_number().await.expect("head");
+        let seen: Arc<std::sync::Mutex<Vec<Announced>>> = Arc::default();
+        let mut shared = rig.shared(rules);
+        let (store, record) = (rig.watch.clone(), seen.clone());
+        let chain_id = rig.chain.chain_id;
+        shared.on_alert = Some(Arc::new(move |a: &Alert, _| {
+            let cp = store
+                .checkpoint(chain_id)
+                .expect("checkpoint")
+                .map(|c| c.block.number);
+            record
+                .lock()
+                .expect("lock")
+                .push((a.id.clone(), a.block_number, cp));
+        }));
+        let options = ChainOptions {
+            start: Start::Block(head + 1),
+            confirmations: 0,
+            stop_after: Some(head + 1),
+            first_look,
+            ..ChainOptions::default()
+        };
+        let mut w = ChainWatch::new(rig.chain.clone(), rig.source.clone(), options, shared);
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let run = tokio::spawn(async move { w.run(rx).await });
+        // The watch is at the head (its anchor committed) before the payment is mined.
+        let watch = rig.watch.clone();
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while watch.checkpoint(chain_id).expect("cp").is_none() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the watch anchors");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        pay(&node, wallet, dev_account(5), 4242).await;
+        let summary = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("the run ends")
+            .expect("joins")
+            .expect("the run succeeds");
+        assert_eq!(summary.alerts, 1, "{summary:?}");
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 1, "announced once: {seen:?}");
+        let (id, block, cp) = &seen[0];
+        assert_eq!(*block, head + 1);
+        if first_look {
+            assert_eq!(*cp, Some(head), "raised before the block's commit");
+        } else {
+            assert_eq!(*cp, Some(head + 1), "raised with the block's commit");
+        }
+        assert_eq!(
+            events(rig.watch.as_ref()),
+            [(AlertEventKind::Raised, id.clone())],
+            "one event: the commit kept the early alert"
+        );
+        let stored = rig.watch.alert(id).expect("read").expect("stored");
+        assert_eq!(stored.status, AlertStatus::Open);
+    }
+}

@@ -30,6 +30,10 @@ use crate::follow::{ChainInfo, FollowState, TracePlan};
 use crate::metrics::WatchMetrics;
 use crate::units::Units;
 
+mod first_look;
+
+use first_look::FirstLook;
+
 /// What the engine needs of the rules (the detectors of a watch file).
 pub trait Rules: Send + Sync + std::fmt::Debug {
     /// Runs every rule over one block, updating `state` (the detectors' own, carried from
@@ -56,6 +60,33 @@ pub trait Rules: Send + Sync + std::fmt::Debug {
 
     /// How a rule's `trace` response follows the theft (None: the rule has no `trace`).
     fn trace_plan(&self, rule: &str) -> Option<TracePlan>;
+
+    /// The alerts `detect` would raise for `block` from `state`, leaving both as they are
+    /// (the first look at a head, on its detail without state diffs). Default: none.
+    fn preview(
+        &self,
+        _chain: &ChainInfo,
+        _block: &BlockDetail,
+        _state: &serde_json::Value,
+    ) -> Result<Vec<Alert>, RulesError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Alerts as the store keeps them, raised at `raised_at` (ms).
+fn new_alerts(alerts: &[Alert], raised_at: u64) -> Result<Vec<NewAlert>, WatchError> {
+    alerts
+        .iter()
+        .map(|a| {
+            Ok(NewAlert {
+                id: a.id.clone(),
+                rule: a.rule.clone(),
+                severity: a.severity.rank(),
+                raised_at_ms: raised_at,
+                body: serde_json::to_vec(a).map_err(WatchError::State)?,
+            })
+        })
+        .collect()
 }
 
 /// Intel as it is now (reloaded at run time: labels the watch adds count at once).
@@ -140,6 +171,9 @@ pub struct ChainOptions {
     pub lease_ttl: Duration,
     /// Stop after this block (replay of a range, tests); `None`: follow the head.
     pub stop_after: Option<u64>,
+    /// Look at each new head without state diffs first and raise what that shows at once
+    /// (`first_look`); the full block then confirms or retracts.
+    pub first_look: bool,
 }
 
 impl Default for ChainOptions {
@@ -151,6 +185,7 @@ impl Default for ChainOptions {
             prefetch: 8,
             lease_ttl: Duration::from_secs(15),
             stop_after: None,
+            first_look: true,
         }
     }
 }
@@ -174,6 +209,9 @@ pub struct BlockTiming {
     pub commit: Duration,
     /// Announcement (or fetch) to commit.
     pub total: Duration,
+    /// Announcement to the first look's alerts committed (`None`: no first look raised any;
+    /// its time is then inside `fetch`).
+    pub first_look: Option<Duration>,
 }
 
 /// Called with every committed block's timing (benchmarks).
@@ -491,6 +529,21 @@ impl ChainWatch {
         // The announced head's latency counts from its announcement; catch-up blocks from
         // their fetch.
         let origin = announced.take().map(|h| (h.number, h.seen_at));
+        // A new head and nothing behind it: a first look raises what it can before the
+        // state diffs are read.
+        let mut early = FirstLook::default();
+        if self.options.first_look
+            && let Some((n, at)) = origin
+            && n == next
+            && n == last
+        {
+            match self.first_look(n, parent, &state, fence, at).await {
+                Ok(found) => early = found,
+                Err(e) => {
+                    tracing::warn!(target: "watch", chain = %self.chain.name, block = n, error = %e, "first look failed; the full block decides");
+                }
+            }
+        }
         let source = self.source.clone();
         let mut blocks = futures_util::stream::iter(next..=last)
             .map(|n| {
@@ -516,7 +569,7 @@ impl ChainWatch {
                 return Ok(Step::Again);
             }
             let depth = head.saturating_sub(block.number);
-            self.process(&detail, &mut state, fence, depth, seen, summary)
+            self.process(&detail, &mut state, fence, depth, seen, &early, summary)
                 .await?;
             parent = Some(block);
             if *stop.borrow() || self.options.stop_after.is_some_and(|s| block.number >= s) {
@@ -541,6 +594,7 @@ impl ChainWatch {
 
     /// One block: transfers stored, detectors and thefts run, alerts committed with the
     /// checkpoint.
+    #[allow(clippy::too_many_arguments)]
     async fn process(
         &mut self,
         detail: &BlockDetail,
@@ -548,6 +602,7 @@ impl ChainWatch {
         fence: u64,
         depth: u64,
         seen: Instant,
+        early: &FirstLook,
         summary: &mut RunSummary,
     ) -> Result<(), WatchError> {
         let chain_id = self.chain.chain_id;
@@ -597,17 +652,7 @@ impl ChainWatch {
         for a in &mut alerts {
             a.confirmations = depth;
         }
-        let raised_at = now_ms();
-        let mut new = Vec::with_capacity(alerts.len());
-        for a in &alerts {
-            new.push(NewAlert {
-                id: a.id.clone(),
-                rule: a.rule.clone(),
-                severity: a.severity.rank(),
-                raised_at_ms: raised_at,
-                body: serde_json::to_vec(a).map_err(WatchError::State)?,
-            });
-        }
+        let new = new_alerts(&alerts, now_ms())?;
         // Alerts of blocks now deep enough are confirmed in the same commit.
         let mut confirm = Vec::new();
         let confirmations = self.options.confirmations;
@@ -656,18 +701,24 @@ impl ChainWatch {
                 detect: detected - stored,
                 commit: committed - detected,
                 total: latency,
+                first_look: early.raised,
             });
         }
         let labels = WatchMetrics::chain(&self.chain.name);
         self.shared.metrics.blocks.get_or_create(&labels).inc();
-        if !alerts.is_empty() {
+        // Alerts raised by the first look were counted and announced then.
+        let later: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| !early.ids.contains(&a.id))
+            .collect();
+        if !later.is_empty() {
             self.shared
                 .metrics
                 .block_to_alert
                 .get_or_create(&labels)
                 .observe(latency.as_secs_f64());
         }
-        for a in &alerts {
+        for a in later {
             self.shared
                 .metrics
                 .alerts
