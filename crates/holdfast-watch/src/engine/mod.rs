@@ -530,9 +530,13 @@ impl ChainWatch {
         // their fetch.
         let origin = announced.take().map(|h| (h.number, h.seen_at));
         // A new head and nothing behind it: a first look raises what it can before the
-        // state diffs are read.
+        // state diffs are read. Only where it is cheap: parity traces (`trace_block` reads
+        // what the node kept; geth's tracers would run the block once more) and a node
+        // that serves state diffs (else the detail has none to wait for).
         let mut early = FirstLook::default();
         if self.options.first_look
+            && self.source.trace_mode() == holdfast_chain::TraceMode::Parity
+            && self.source.serves_state_diff()
             && let Some((n, at)) = origin
             && n == next
             && n == last

@@ -99,6 +99,8 @@ impl Rig {
         let watch = Arc::new(EmbeddedWatchStore::open(&dir.path().join("w")).expect("watch"));
         let mut config = SourceConfig::new(node.http_url());
         config.poll_interval = Duration::from_millis(50);
+        // As the runner prefers (and the first look needs).
+        config.trace_mode = Some(holdfast_chain::TraceMode::Parity);
         let source = Arc::new(ChainSource::connect(config).await.expect("node"));
         let chain = ChainInfo {
             chain_id: source.chain_id(),
