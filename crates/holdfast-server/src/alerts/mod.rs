@@ -1,6 +1,8 @@
 //! The watch's alerts (`/v1/alerts...`): list with filters and pages, one alert,
 //! acknowledge (a bearer token with the operator or admin role, from the guard service's
 //! token list), and the live stream of alert events ([`stream`], server-sent events).
+//! Reading them needs a bearer token of any role, or a console session ([`reader`]): an
+//! alert names the wallets watched and what threatens them.
 //!
 //! The server reads the watch's store ([`holdfast_store::watch::WatchStore`]) and passes the
 //! alert bodies through as JSON: it does not know the watch's alert type. Without a
@@ -39,6 +41,22 @@ pub(crate) fn store(state: &AppState) -> Result<Arc<dyn WatchStore>, ApiError> {
             "the watch is not configured: start `holdfast serve` with --watch-config",
         )
     })
+}
+
+/// Reading alerts: a bearer token of any role from the guard configuration's tokens, or a
+/// console session (its cookie; reads need no CSRF token).
+pub(crate) fn reader(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if headers.get(axum::http::header::AUTHORIZATION).is_none()
+        && let Some(who) = crate::console::api_caller(state, headers, false)
+    {
+        return who.map(|_| ());
+    }
+    let book = state.token_book().ok_or_else(|| {
+        ApiError::not_found(
+            "reading alerts needs API tokens: start `holdfast serve` with --guard-config (its [[token]] entries)",
+        )
+    })?;
+    crate::guard::caller(state, headers, book).map(|_| ())
 }
 
 /// A store error as the client sees it: a bad argument names its field; a failure of the
@@ -183,9 +201,11 @@ fn list_query(query: Option<&str>) -> Result<AlertQuery, ApiError> {
 /// at the end.
 pub async fn list(
     State(state): State<AppState>,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let store = store(&state)?;
+    reader(&state, &headers)?;
     let query = list_query(query.as_deref())?;
     let page = blocking(move || {
         let mut out: Vec<StoredAlert> = Vec::new();
@@ -224,9 +244,11 @@ pub async fn list(
 /// `GET /v1/alerts/{id}`.
 pub async fn one(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let store = store(&state)?;
+    reader(&state, &headers)?;
     let found = {
         let id = id.clone();
         blocking(move || store.alert(&id)).await?

@@ -179,6 +179,10 @@ pub struct GateRequest {
     pub tx_hash: Option<B256>,
     pub error: Option<String>,
     pub outflows: Vec<Outflow>,
+    /// The guard engine's report of the decision at submission (JSON): what the console
+    /// shows of the request. Absent for requests recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
 }
 
 /// What a decision needs of a wallet's past (see [`GateStore::outflows`] and
@@ -468,6 +472,21 @@ pub trait GateStore: Send + Sync + std::fmt::Debug {
 
     /// Requests in `state`, oldest first (recovery after a restart, the release task).
     fn in_state(&self, state: RequestState, limit: usize) -> Result<Vec<GateRequest>, StoreError>;
+
+    /// A page of the requests in `state`, oldest first, starting after the request
+    /// `after` = (its `created_at`, its id) — the last of the previous page — or from the
+    /// first; at most `limit` (the console's queue pages with it, one index range each).
+    fn in_state_after(
+        &self,
+        state: RequestState,
+        after: Option<(u64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<GateRequest>, StoreError>;
+
+    /// The audit entries about request `id` among the newest `scan` entries of the log,
+    /// oldest first. Bounded: the log has no index by request, so older entries of a request
+    /// are not found (the console says so).
+    fn audit_of(&self, id: &str, scan: usize) -> Result<Vec<AuditEntry>, StoreError>;
 
     /// Held requests whose window ended at or before `now`.
     fn due_holds(&self, now: u64, limit: usize) -> Result<Vec<GateRequest>, StoreError>;
