@@ -20,13 +20,13 @@ async fn checked(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(super::Session, std::collections::HashMap<String, String>), Response> {
+) -> Result<(super::Session, std::collections::HashMap<String, String>), super::Answer> {
     let session = signed_in(state, headers)?;
     let fields = form(state, headers, body)
         .await
-        .map_err(|e| error_page(Some(&session), &e))?;
+        .map_err(|e| Box::new(error_page(Some(&session), &e)))?;
     let given = fields.get("csrf").map(String::as_str).unwrap_or("");
-    check_csrf(&session, headers, given).map_err(|e| error_page(Some(&session), &e))?;
+    check_csrf(&session, headers, given).map_err(|e| Box::new(error_page(Some(&session), &e)))?;
     Ok((session, fields))
 }
 
@@ -38,7 +38,7 @@ pub async fn cancel(
 ) -> Response {
     let (session, fields) = match checked(&state, &headers, body).await {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let reason = fields.get("reason").map(String::as_str).unwrap_or("");
     let result = async {
@@ -61,7 +61,7 @@ pub async fn cancel(
 pub async fn freeze(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let (session, fields) = match checked(&state, &headers, body).await {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let reason = fields.get("reason").map(String::as_str).unwrap_or("");
     let result = async {

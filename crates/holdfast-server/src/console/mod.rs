@@ -88,7 +88,7 @@ async fn headers(State(_): State<AppState>, req: Request, next: Next) -> Respons
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.entry(header::CACHE_CONTROL)
@@ -110,13 +110,17 @@ async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Respon
     }
 }
 
-/// The signed-in user, or a redirect to sign-in.
-pub(crate) fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+/// A page answered instead of what was asked (sign-in, a refusal); boxed, as a `Result`'s
+/// error.
+pub(crate) type Answer = Box<Response>;
+
+/// The signed-in user, or a redirect to sign-in (no session, or it expired).
+pub(crate) fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Answer> {
     state
         .sessions
         .get(headers)
         .map(|(_, s)| s)
-        .ok_or_else(|| Redirect::to("/console/sign-in").into_response())
+        .ok_or_else(|| Box::new(Redirect::to("/console/sign-in").into_response()))
 }
 
 /// A page: the shell around `body`, with the navigation for `session`'s roles.

@@ -187,7 +187,7 @@ pub async fn queue(
 ) -> Response {
     let session = match signed_in(&state, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match queue_page(&state, query.as_deref(), &session).await {
         Ok(h) => h,

@@ -28,11 +28,11 @@ async fn page_handler(
     state: &AppState,
     headers: &HeaderMap,
     id: &str,
-) -> Result<Response, Response> {
+) -> Result<Response, super::Answer> {
     let session = signed_in(state, headers)?;
     render(state, &session, id)
         .await
-        .map_err(|e| error_page(Some(&session), &e))
+        .map_err(|e| Box::new(error_page(Some(&session), &e)))
 }
 
 pub async fn show(
@@ -41,7 +41,8 @@ pub async fn show(
     ApiPath(id): ApiPath<String>,
 ) -> Response {
     match page_handler(&state, &headers, &id).await {
-        Ok(r) | Err(r) => r,
+        Ok(r) => r,
+        Err(r) => *r,
     }
 }
 

@@ -1,0 +1,32 @@
+// Must hold (a): a request needing 2 approvals; its initiator (also an approver of the
+// group) tries to approve and is refused, the refusal shown; two other approvers approve
+// through their wallets; the request is then signed.
+import { plan, launch, user, signIn, approve, shot, violations, done } from './lib.mjs';
+
+const browser = await launch();
+const out = { answers: {}, csp: [], errors: [] };
+try {
+  for (const who of plan.approvers) {
+    const u = await user(browser, who.key);
+    await signIn(u.page, who.token);
+    if (who.name === plan.approvers[0].name) {
+      await u.page.goto(`${plan.base}/console/requests?view=awaiting`);
+      await shot(u.page, 'queue-awaiting');
+    }
+    out.answers[who.name] = await approve(u.page, plan.request);
+    await shot(u.page, `request-approve-${who.name}`);
+    out.csp.push(...(await violations(u)));
+    out.errors.push(...u.report.errors);
+    await u.context.close();
+  }
+  const u = await user(browser, null);
+  await signIn(u.page, plan.approvers[0].token);
+  await u.page.goto(`${plan.base}/console/requests/${plan.request}`);
+  out.final_state = (await u.page.textContent('#state')).trim();
+  await shot(u.page, 'request-signed');
+  out.csp.push(...(await violations(u)));
+  await u.context.close();
+} finally {
+  await browser.close();
+}
+done(out);
