@@ -32,6 +32,9 @@ const USERS: [(&str, &str, &str, Option<usize>); 5] = [
     ("root", "tok-root", "\"admin\"", None),
 ];
 
+/// The policy's hold: short, so that a hold nobody cancels is released within the test.
+const HOLD_SECS: u64 = 12;
+
 struct World {
     node: Anvil,
     safe: Address,
@@ -82,6 +85,12 @@ decimals = 18
 usd = "3000"
 [groups.approvers]
 members = [{members}]
+[lists]
+delegatecall-targets = ["0x0000000000000000000000000000000000000001"]
+[[rule]]
+name = "DELEGATECALL outside Safe's libraries"
+when = {{ delegatecall_to_unlisted = "delegatecall-targets" }}
+action = "deny"
 [[rule]]
 name = "big"
 when = {{ asset_in = ["ETH"], amount_above = "2" }}
@@ -92,7 +101,7 @@ group = "approvers"
 name = "medium"
 when = {{ asset_in = ["ETH"], amount_above = "1" }}
 action = "hold"
-hold = "1h"
+hold = "{HOLD_SECS}s"
 "#
         ),
     )?;
@@ -304,5 +313,178 @@ async fn two_approvers_approve_in_the_browser_and_the_safe_transaction_executes(
         "the Safe paid"
     );
     drop(w.dir);
+    Ok(())
+}
+
+/// Must hold (b): the Bybit pattern — a token `transfer` run as a DELEGATECALL into code that
+/// rewrites the Safe's singleton — shows on its page as a DELEGATECALL with the singleton
+/// write from the simulation, and the domain hash, message hash and safeTxHash shown are
+/// the ones the Safe contract itself computes on anvil.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bybit_pattern_page_shows_the_delegatecall_the_singleton_write_and_the_safes_own_hashes()
+-> R {
+    let chromium = need_chromium!();
+    let w = world(true).await?;
+    let attacker = dev_account(9);
+    let implementation = deploy::holdfast(&w.node, attacker, "BybitStyleImpl").await?;
+    // `transfer(implementation, 0)`: what the signers were shown as a token transfer.
+    let data: Bytes = [
+        &alloy::primitives::keccak256("transfer(address,uint256)")[..4],
+        &implementation.into_word()[..],
+        &[0u8; 32][..],
+    ]
+    .concat()
+    .into();
+    let v = w
+        .submit(
+            "tok-alice",
+            implementation,
+            U256::ZERO,
+            &data.to_string(),
+            1,
+        )
+        .await?;
+    assert_eq!(v["decision"], "deny", "{v}");
+    let id = v["id"].as_str().ok_or("no id")?.to_owned();
+    let out = drive(
+        "bybit.mjs",
+        json!({"chromium": chromium, "base": w.service.url(), "request": id, "token": "tok-bob", "screenshots": screenshots()}),
+    )?;
+    let calls = out["calls"].as_str().unwrap_or("");
+    assert!(calls.starts_with("DELEGATECALL"), "{out}");
+    assert!(
+        calls.contains(&implementation.to_string().to_lowercase()) && calls.contains("transfer"),
+        "{out}"
+    );
+    let writes = out["critical_writes"].as_str().unwrap_or("");
+    assert!(
+        writes.contains("safe_singleton"),
+        "the singleton write: {out}"
+    );
+    assert!(
+        writes.contains(
+            &format!("{:x}", implementation)
+                .trim_start_matches("0x")
+                .to_string()
+        ),
+        "the singleton becomes the attacker's code: {out}"
+    );
+    // The Safe's own hashes, on anvil.
+    let tx = holdfast_testkit::safe::SafeTx::delegatecall(implementation, data);
+    let nonce = holdfast_testkit::safe::nonce(&w.node, w.safe).await?;
+    let contract_hash =
+        holdfast_testkit::safe::transaction_hash(&w.node, w.safe, &tx, nonce).await?;
+    let domain = B256::from_slice(
+        &w.node
+            .call(
+                w.safe,
+                alloy::primitives::keccak256("domainSeparator()")[..4]
+                    .to_vec()
+                    .into(),
+            )
+            .await?,
+    );
+    let shown = |k: &str| -> R<B256> { Ok(out[k].as_str().ok_or("missing")?.parse::<B256>()?) };
+    assert_eq!(shown("domain_hash")?, domain, "{out}");
+    assert_eq!(shown("safe_tx_hash")?, contract_hash, "{out}");
+    let message = shown("message_hash")?;
+    let rebuilt = alloy::primitives::keccak256(
+        [&[0x19u8, 0x01][..], domain.as_slice(), message.as_slice()].concat(),
+    );
+    assert_eq!(
+        rebuilt, contract_hash,
+        "the message hash is the SafeTx struct hash: {out}"
+    );
+    assert_eq!(
+        out["copy"],
+        json!([domain, message, contract_hash]),
+        "copy buttons copy the values shown"
+    );
+    assert_eq!(out["csp"], json!([]), "{out}");
+    assert_eq!(out["errors"], json!([]), "{out}");
+    Ok(())
+}
+
+/// Must hold (c): a hold cancelled from its page is never signed, even after its release
+/// time; a freeze from the page stops the next co-signature (the quorum completed after it
+/// signs nothing).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hold_cancelled_from_the_page_never_signs_and_a_freeze_from_the_page_stops_the_next_cosignature()
+-> R {
+    let chromium = need_chromium!();
+    let w = world(false).await?;
+    let dest = Address::repeat_byte(0x5e);
+    let held = w
+        .submit("tok-alice", dest, eth(1) + U256::from(1u64), "0x", 0)
+        .await?;
+    assert_eq!(held["state"], "held", "{held}");
+    // A control hold, left alone: released and signed, so the cancelled one would have been.
+    let control = w
+        .submit("tok-alice", dest, eth(1) + U256::from(2u64), "0x", 0)
+        .await?;
+    let awaiting = w.submit("tok-alice", dest, eth(3), "0x", 0).await?;
+    assert_eq!(awaiting["state"], "awaiting_approvals", "{awaiting}");
+    let id = |v: &Value| v["id"].as_str().unwrap_or_default().to_owned();
+    let plan = |step: &str| json!({"chromium": chromium, "base": w.service.url(), "token": "tok-ops", "step": step, "held": id(&held), "awaiting": id(&awaiting), "screenshots": screenshots()});
+    let out = drive("cancel_freeze.mjs", plan("cancel"))?;
+    assert_eq!(out["cancelled_state"], "cancelled", "{out}");
+    assert!(
+        out["countdown"].as_str().is_some_and(|c| c.ends_with(" s")),
+        "a live countdown: {out}"
+    );
+    assert_eq!(out["csp"], json!([]), "{out}");
+    assert_eq!(out["errors"], json!([]), "{out}");
+    // Past the holds' release time and a release round: the control hold is signed, the
+    // cancelled one never is.
+    let start = std::time::Instant::now();
+    while w.status(&id(&control)).await?["state"] != "signed" {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(HOLD_SECS + 20),
+            "the control hold was never released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let c = w.status(&id(&held)).await?;
+    assert_eq!(c["state"], "cancelled", "{c}");
+    assert!(c.get("signature").is_none(), "{c}");
+
+    let out = drive("cancel_freeze.mjs", plan("freeze"))?;
+    assert!(
+        out["frozen"].as_str().is_some_and(|f| f.contains("frozen")),
+        "{out}"
+    );
+    assert_eq!(out["csp"], json!([]), "{out}");
+    assert_eq!(out["errors"], json!([]), "{out}");
+    // The freeze holds: the quorum completed after it signs nothing.
+    let payload: B256 = serde_json::from_value(awaiting["payload_hash"].clone())?;
+    let mut last = Value::Null;
+    for approver in [3usize, 4] {
+        let a = holdfast_guard::approval::SignedApproval::sign(
+            &dev_signer(approver)?,
+            id(&awaiting).parse()?,
+            payload,
+            w.chain_id,
+            holdfast_guard::approval::ApprovalAction::Approve,
+            holdfast_gate::service::now() + 3600,
+        )?;
+        last = reqwest::Client::new()
+            .post(format!(
+                "{}/v1/guard/requests/{}/approvals",
+                w.service.url(),
+                id(&awaiting)
+            ))
+            .bearer_auth("tok-bob")
+            .json(&a)
+            .send()
+            .await?
+            .json()
+            .await?;
+    }
+    let a = w.status(&id(&awaiting)).await?;
+    assert!(
+        a.get("signature").is_none(),
+        "frozen: not co-signed: {a} (answer {last})"
+    );
+    assert_ne!(a["state"], "signed", "{a}");
     Ok(())
 }
