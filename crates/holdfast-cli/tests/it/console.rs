@@ -47,6 +47,23 @@ struct World {
 /// two approvals of group `approvers` (dev accounts 2, 3, 4), above 1 ETH a one-hour hold;
 /// the guard service serving the console.
 async fn world(simulate: bool) -> R<World> {
+    world_with(simulate, &[]).await
+}
+
+/// A destination whose label, and the rule that holds payments to it, carry hostile text.
+const HOSTILE_DEST: Address = Address::repeat_byte(0xba);
+/// Script, markup, a direction override and a look-alike (Cyrillic а) in one string.
+const HOSTILE: &str = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\"> \u{202E}tnuocca-dlo\u{202C} pаypal";
+
+/// A TagPack labelling [`HOSTILE_DEST`] with [`HOSTILE`] text (YAML double-quoted).
+fn hostile_tagpack() -> String {
+    let yaml = HOSTILE.replace('\\', "\\\\").replace('"', "\\\"");
+    format!(
+        "title: \"{yaml}\"\ncreator: \"{yaml}\"\nconfidence: service_data\ndescription: \"{yaml}\"\nabuse: service_hack\ncurrency: ETH\nlabel: \"{yaml}\"\nlastmod: 2025-02-21\nsource: https://example.org/<script>\ntags:\n- address: \"{HOSTILE_DEST}\"\n"
+    )
+}
+
+async fn world_with(simulate: bool, serve_args: &[&str]) -> R<World> {
     let node = Anvil::spawn().await?;
     let a = dev_account(0);
     let infra = deploy::safe_141(&node, a).await?;
@@ -65,6 +82,22 @@ async fn world(simulate: bool) -> R<World> {
     let chain_id = node.chain_id().await?;
     let dir = tempfile::tempdir()?;
     holdfast_keystore(dir.path())?;
+    // The hostile text as a TOML basic string (its escapes are TOML's).
+    let hostile_rule = format!(
+        "\"{}\"",
+        HOSTILE
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\u{202E}', "\\u202E")
+            .replace('\u{202C}', "\\u202C")
+    );
+    let data = dir.path().join("data");
+    let pack = dir.path().join("hostile.yaml");
+    std::fs::write(&pack, hostile_tagpack())?;
+    let o = crate::holdfast(&data, &["intel", "import", &pack.display().to_string()]);
+    if !o.status.success() {
+        return Err(format!("intel import: {}", crate::stderr(&o)).into());
+    }
     let members = [2usize, 3, 4]
         .iter()
         .map(|i| format!("\"{}\"", dev_account(*i)))
@@ -87,10 +120,16 @@ usd = "3000"
 members = [{members}]
 [lists]
 delegatecall-targets = ["0x0000000000000000000000000000000000000001"]
+hostile = ["{HOSTILE_DEST}"]
 [[rule]]
 name = "DELEGATECALL outside Safe's libraries"
 when = {{ delegatecall_to_unlisted = "delegatecall-targets" }}
 action = "deny"
+[[rule]]
+name = {hostile_rule}
+when = {{ destination_in = "hostile" }}
+action = "hold"
+hold = "1h"
 [[rule]]
 name = "big"
 when = {{ asset_in = ["ETH"], amount_above = "2" }}
@@ -125,7 +164,7 @@ hold = "{HOLD_SECS}s"
             node.http_url()
         ),
     )?;
-    let service = Service::start(&dir.path().join("data"), &config, None)?;
+    let service = Service::start_with(&data, &config, None, serve_args)?;
     service.wait_ready(&reqwest::Client::new()).await?;
     Ok(World {
         node,
@@ -486,5 +525,170 @@ async fn a_hold_cancelled_from_the_page_never_signs_and_a_freeze_from_the_page_s
         "frozen: not co-signed: {a} (answer {last})"
     );
     assert_ne!(a["state"], "signed", "{a}");
+    Ok(())
+}
+
+/// The console's session cookie and CSRF token for `token`, signed in as a script would.
+async fn session(base: &str, token: &str) -> R<(String, String)> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let r = client
+        .post(format!("{base}/console/sign-in"))
+        .header("origin", base)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await?;
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .ok_or("no session cookie")?
+        .to_owned();
+    let page = client
+        .get(format!("{base}/console/requests"))
+        .header("cookie", &cookie)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let csrf = page
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .ok_or("no csrf token on the page")?
+        .to_owned();
+    Ok((cookie, csrf))
+}
+
+/// Must hold (d): hostile labels (an imported TagPack) and a hostile rule name render as
+/// text — no script runs, no element is made of them, 0 CSP violations; state changes
+/// without the session's CSRF token, or from another origin, are refused and change
+/// nothing; an expired session is sent back to sign-in.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_data_is_inert_and_csrf_origin_and_expiry_are_enforced() -> R {
+    let chromium = need_chromium!();
+    const SESSION_SECS: u64 = 5;
+    let w = world_with(false, &["--console-session-ttl", "5s"]).await?;
+    let v = w
+        .submit(
+            "tok-alice",
+            HOSTILE_DEST,
+            eth(1) / U256::from(2u64),
+            "0x",
+            0,
+        )
+        .await?;
+    assert_eq!(v["state"], "held", "{v}");
+    let id = v["id"].as_str().ok_or("no id")?.to_owned();
+    let out = drive(
+        "hostile.mjs",
+        json!({"chromium": chromium, "base": w.service.url(), "request": id, "token": "tok-ops", "session_secs": SESSION_SECS, "screenshots": screenshots()}),
+    )?;
+    for page in ["queue", "request"] {
+        let p = &out[page];
+        assert_eq!(
+            p["pwned"],
+            Value::Null,
+            "no script ran on the {page}: {out}"
+        );
+        assert_eq!(p["imgs"], 0, "{page}: {out}");
+        assert_eq!(p["inline_handlers"], 0, "{page}: {out}");
+        assert_eq!(
+            p["scripts"],
+            json!(["/console/assets/console.js"]),
+            "only the console's own script: {page}: {out}"
+        );
+        let text = p["text"].as_str().unwrap_or("");
+        assert!(
+            text.contains(
+                "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\">"
+            ),
+            "the hostile text is shown as text on the {page}: {text}"
+        );
+        assert!(
+            text.contains("\u{27E6}U+202E\u{27E7}") && !text.contains('\u{202E}'),
+            "the direction override is shown, not applied, on the {page}: {text}"
+        );
+        assert!(text.contains("pаypal"), "{page}: {text}");
+    }
+    assert!(
+        out["request"]["text"]
+            .as_str()
+            .is_some_and(|t| t.matches("<script>window.__pwned=1</script>").count() >= 2),
+        "the label (counterparties) and the rule name: {out}"
+    );
+    assert_eq!(out["dialogs"], json!([]), "{out}");
+    assert_eq!(out["errors"], json!([]), "{out}");
+    assert_eq!(out["csp"], json!([]), "0 CSP violations: {out}");
+    assert_eq!(out["form_without_csrf"], 403, "{out}");
+    assert_eq!(out["api_without_csrf"][0], 403, "{out}");
+    assert_eq!(out["before_expiry"], "/console/requests", "{out}");
+    assert_eq!(out["after_expiry"], "/console/sign-in", "{out}");
+
+    // From another origin, with a valid session and CSRF token: refused.
+    let base = w.service.url();
+    let (cookie, csrf) = session(&base, "tok-ops").await?;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let form = |origin: Option<&str>, path: &str| {
+        let mut r = client
+            .post(format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={csrf}&reason=drill"));
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r
+    };
+    for (origin, path) in [
+        (Some("http://evil.example"), "/console/freeze".to_owned()),
+        (None, "/console/freeze".to_owned()),
+        (
+            Some("http://evil.example"),
+            format!("/console/requests/{id}/cancel"),
+        ),
+    ] {
+        let r = form(origin, &path).send().await?;
+        assert_eq!(r.status(), 403, "{origin:?} {path}");
+    }
+    let r = client
+        .post(format!("{base}/v1/guard/requests/{id}/cancel"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .header("origin", "http://evil.example")
+        .json(&json!({"reason": "drill"}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 403);
+    // Nothing changed: no freeze, no cancel in the audit log.
+    let audit: Value = reqwest::Client::new()
+        .get(format!("{base}/v1/guard/audit"))
+        .bearer_auth("tok-root")
+        .send()
+        .await?
+        .json()
+        .await?;
+    let kinds: Vec<&str> = audit
+        .as_array()
+        .ok_or("audit")?
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(
+        !kinds.iter().any(|k| *k == "freeze" || *k == "cancel"),
+        "{kinds:?}"
+    );
+    assert_eq!(w.status(&id).await?["state"], "held");
+    // The same form from this origin is accepted (the token and cookie were good).
+    let r = form(Some(&base), &format!("/console/requests/{id}/cancel"))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 303);
+    assert_eq!(w.status(&id).await?["state"], "cancelled");
     Ok(())
 }

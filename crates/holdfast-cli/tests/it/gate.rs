@@ -36,6 +36,16 @@ pub(crate) struct Service {
 
 impl Service {
     pub(crate) fn start(data: &Path, config: &Path, store: Option<&str>) -> R<Service> {
+        Service::start_with(data, config, store, &[])
+    }
+
+    /// The same with more arguments for `serve`.
+    pub(crate) fn start_with(
+        data: &Path,
+        config: &Path,
+        store: Option<&str>,
+        extra: &[&str],
+    ) -> R<Service> {
         let port = free_port();
         let mut args = vec![
             "--data-dir".to_owned(),
@@ -46,6 +56,7 @@ impl Service {
             "--guard-config".into(),
             config.display().to_string(),
         ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         if let Some(s) = store {
             args.splice(0..0, ["--store".to_owned(), s.to_owned()]);
         }
