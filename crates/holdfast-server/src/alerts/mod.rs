@@ -304,6 +304,7 @@ pub fn openapi_paths(err: &dyn Fn(&str) -> Value) -> Vec<(&'static str, Value)> 
             "/v1/alerts",
             json!({ "get": {
                 "summary": "The watch's alerts, newest raised first, filtered and paged",
+                "security": [ { "bearerToken": [] } ],
                 "parameters": [
                     { "name": "chain", "in": "query", "schema": { "type": "integer" }, "description": "Chain id" },
                     { "name": "rule", "in": "query", "schema": { "type": "string" } },
@@ -318,7 +319,8 @@ pub fn openapi_paths(err: &dyn Fn(&str) -> Value) -> Vec<(&'static str, Value)> 
                         "alerts": { "type": "array", "items": { "$ref": "#/components/schemas/Alert" } },
                         "next_before": { "type": ["string", "null"] } } } } } },
                     "400": err("A bad filter (the field names it), or a before that names no alert"),
-                    "404": err("The watch is not configured"),
+                    "401": err("Missing or unknown token (any role), and no console session"),
+                    "404": err("The watch is not configured, or no API tokens are configured"),
                     "503": err("The watch's store failed")
                 }
             }}),
@@ -327,10 +329,12 @@ pub fn openapi_paths(err: &dyn Fn(&str) -> Value) -> Vec<(&'static str, Value)> 
             "/v1/alerts/{id}",
             json!({ "get": {
                 "summary": "One alert",
+                "security": [ { "bearerToken": [] } ],
                 "parameters": [ id ],
                 "responses": {
                     "200": { "description": "The alert", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Alert" } } } },
                     "400": err("Not an alert id (1 to 200 printable ASCII characters)"),
+                    "401": err("Missing or unknown token (any role), and no console session"),
                     "404": err(not_configured)
                 }
             }}),
@@ -354,6 +358,7 @@ pub fn openapi_paths(err: &dyn Fn(&str) -> Value) -> Vec<(&'static str, Value)> 
             "/v1/alerts/stream",
             json!({ "get": {
                 "summary": "Live stream of alert events (server-sent events): each event has id = its outbox number and event = raised, retracted or confirmed; data is {seq, key, kind, alert_id, alert}. Heartbeat comments keep the connection alive. It resumes after Last-Event-ID (or the query after), else starts at the newest event.",
+                "security": [ { "bearerToken": [] } ],
                 "parameters": [
                     { "name": "Last-Event-ID", "in": "header", "schema": { "type": "integer", "minimum": 0 } },
                     { "name": "after", "in": "query", "schema": { "type": "integer", "minimum": 0 }, "description": "Start after this outbox number (0: from the first event)" }
@@ -361,6 +366,7 @@ pub fn openapi_paths(err: &dyn Fn(&str) -> Value) -> Vec<(&'static str, Value)> 
                 "responses": {
                     "200": { "description": "The event stream", "content": { "text/event-stream": {} } },
                     "400": err("Last-Event-ID or after is not a whole number, or is past the newest event"),
+                    "401": err("Missing or unknown token (any role), and no console session"),
                     "404": err("The watch is not configured"),
                     "503": err("Too many live streams are open, or the watch's store failed")
                 }
