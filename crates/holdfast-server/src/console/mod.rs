@@ -5,7 +5,7 @@
 //! - [`session`]: sign-in with an API token into a server-side session; CSRF and origin
 //!   checks on every state change.
 //! - [`pages`]: sign-in, the request queue; [`request`]: one request; [`act`]: cancel and
-//!   freeze forms. Approvals are signed in the browser (`assets/approve.js`, EIP-1193) and
+//!   freeze forms; [`alerts`]: the watch's alerts, live, and their acknowledgement. Approvals are signed in the browser (`assets/approve.js`, EIP-1193) and
 //!   posted to the API's own approve route with the session.
 //!
 //! Every console answer carries [`CSP`]: scripts, styles and images only from this origin
@@ -13,6 +13,7 @@
 //! only to this origin. The console makes no request to any third party.
 
 pub mod act;
+pub mod alerts;
 pub mod html;
 pub mod pages;
 pub mod request;
@@ -47,6 +48,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("assets/console.js"),
     ),
     (
+        "alerts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/alerts.js"),
+    ),
+    (
         "approve.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/approve.js"),
@@ -70,6 +76,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/requests/{id}", get(request::show))
         .route("/console/requests/{id}/cancel", post(act::cancel))
         .route("/console/freeze", post(act::freeze))
+        .route("/console/alerts", get(alerts::feed))
+        .route("/console/alerts/{id}/ack", post(alerts::acknowledge))
         .route("/console/assets/{name}", get(asset))
         .layer(middleware::from_fn_with_state(state, headers))
 }
@@ -163,6 +171,7 @@ pub(crate) fn page(title: &str, session: Option<&Session>, body: Html) -> Respon
         h.link("/console/requests?view=held", "Holds");
         h.link("/console/requests?view=awaiting", "Awaiting approvals");
         h.link("/console/requests?view=decided", "Decided");
+        h.link("/console/alerts", "Alerts");
         h.close("nav");
         h.open("div", &[("class", "who")]);
         h.text(&format!("{} ({})", s.principal.name, roles(&s.principal)));
