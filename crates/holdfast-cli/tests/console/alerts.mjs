@@ -1,7 +1,7 @@
 // Issue 15, alerts: the feed page is open (its EventSource connected) when the takeover
 // block is mined; the alert appears at the top of the table. Prints when it appeared
 // (epoch ms, this machine's clock) so the test can compare with the block's mining.
-import { plan, launch, user, signIn, shot, violations, done } from './lib.mjs';
+import { plan, launch, user, signIn, shot, violations, scan, done } from './lib.mjs';
 import { writeFileSync, existsSync } from 'node:fs';
 
 const browser = await launch();
@@ -25,6 +25,8 @@ try {
   out.after_ack = ((await u.page.textContent('#alerts tr')) ?? '').trim();
   await shot(u.page, 'alerts-acknowledged');
   out.csp = await violations(u);
+  out.axe = [];
+  await scan(u.page, 'alerts', out.axe);
   out.errors = u.report.errors;
 } finally {
   await browser.close();

@@ -1,10 +1,10 @@
 // Must hold (a): a request needing 2 approvals; its initiator (also an approver of the
 // group) tries to approve and is refused, the refusal shown; two other approvers approve
 // through their wallets; the request is then signed.
-import { plan, launch, user, signIn, approve, shot, violations, done } from './lib.mjs';
+import { plan, launch, user, signIn, approve, shot, violations, scan, done } from './lib.mjs';
 
 const browser = await launch();
-const out = { answers: {}, csp: [], errors: [] };
+const out = { answers: {}, csp: [], errors: [], axe: [] };
 try {
   for (const who of plan.approvers) {
     const u = await user(browser, who.key);
@@ -13,9 +13,14 @@ try {
       await u.page.goto(`${plan.base}/console/requests?view=awaiting`);
       await shot(u.page, 'queue-awaiting');
     }
-    out.answers[who.name] = await approve(u.page, plan.request);
+    out.answers[who.name] = await approve(u.page, plan.request, { keyboard: who.name === 'bob' });
     await shot(u.page, `request-approve-${who.name}`);
     out.csp.push(...(await violations(u)));
+    if (who.name === plan.approvers[0].name) {
+      await scan(u.page, 'request (approver, refused)', out.axe);
+      await u.page.goto(`${plan.base}/console/requests?view=awaiting`);
+      await scan(u.page, 'queue: awaiting approvals', out.axe);
+    }
     out.errors.push(...u.report.errors);
     await u.context.close();
   }
@@ -25,6 +30,10 @@ try {
   out.final_state = (await u.page.textContent('#state')).trim();
   await shot(u.page, 'request-signed');
   out.csp.push(...(await violations(u)));
+  await scan(u.page, 'request (signed)', out.axe);
+  await u.page.goto(`${plan.base}/console/requests?view=decided`);
+  await scan(u.page, 'queue: decided', out.axe);
+  await shot(u.page, 'queue-decided');
   await u.context.close();
 } finally {
   await browser.close();

@@ -1,6 +1,6 @@
 // Must hold (b): the Bybit-pattern request's page shows the DELEGATECALL, the singleton
 // write from the simulation, and the Safe's domain hash, message hash and safeTxHash.
-import { plan, launch, user, signIn, shot, violations, done } from './lib.mjs';
+import { plan, launch, user, signIn, shot, violations, scan, done } from './lib.mjs';
 
 const browser = await launch();
 const out = {};
@@ -20,6 +20,8 @@ try {
   out.copy = await u.page.$$eval('button[data-copy]', (bs) => bs.map((b) => b.dataset.copy));
   await shot(u.page, 'request-bybit-delegatecall');
   out.csp = await violations(u);
+  out.axe = [];
+  await scan(u.page, 'request (Bybit pattern)', out.axe);
   out.errors = u.report.errors;
 } finally {
   await browser.close();

@@ -2,10 +2,10 @@
 // markup, a direction override and look-alike letters render as text: no script runs, no
 // element is made of them, the browser reports no CSP violation. A state change without the
 // session's CSRF token is refused. An expired session is sent back to sign-in.
-import { plan, launch, user, signIn, shot, violations, done } from './lib.mjs';
+import { plan, launch, user, signIn, shot, violations, scan, done } from './lib.mjs';
 
 const browser = await launch();
-const out = {};
+const out = { axe: [] };
 try {
   const u = await user(browser, null);
   await signIn(u.page, plan.token);
@@ -46,6 +46,12 @@ try {
   out.csp = await violations(u);
   out.errors = u.report.errors;
   out.dialogs = u.report.dialogs;
+  await scan(u.page, 'request (hostile labels)', out.axe);
+  await u.page.goto(`${plan.base}/console/requests?view=held`);
+  await scan(u.page, 'queue (hostile rule)', out.axe);
+  await u.page.goto(`${plan.base}/console/requests/0xnot-a-request`);
+  await scan(u.page, 'error page', out.axe);
+  await shot(u.page, 'refused');
   await u.context.close();
 
   // An expired session goes back to sign-in.
@@ -57,6 +63,7 @@ try {
   out.after_expiry = new URL(e.page.url()).pathname;
   await shot(e.page, 'sign-in');
   out.csp.push(...(await violations(e)));
+  await scan(e.page, 'sign-in', out.axe);
   await e.context.close();
 } finally {
   await browser.close();

@@ -1,8 +1,13 @@
 // Shared by the console's browser tests: Debian's Chromium driven by playwright-core, an
 // injected EIP-1193 wallet whose signatures are made in this process by viem with a real
 // key, sign-in, and the browser's own reports of CSP violations and script errors.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
 import { privateKeyToAccount } from 'viem/accounts';
+
+const require = createRequire(import.meta.url);
+const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 export const plan = JSON.parse(process.env.HOLDFAST_CONSOLE_PLAN ?? '{}');
 
@@ -82,9 +87,19 @@ export async function shot(page, name) {
 }
 
 // Approves from the request's page with the user's wallet; returns the answer shown.
-export async function approve(page, id) {
+export async function approve(page, id, { keyboard = false } = {}) {
   await page.goto(`${plan.base}/console/requests/${id}`);
-  await page.click('#approve-button');
+  if (keyboard) {
+    // Reached with Tab alone and pressed with Enter: the action needs no mouse.
+    let tabs = 0;
+    while ((await page.evaluate(() => document.activeElement?.id)) !== 'approve-button') {
+      if (++tabs > 60) throw new Error('the approve button is not reachable with Tab');
+      await page.keyboard.press('Tab');
+    }
+    await page.keyboard.press('Enter');
+  } else {
+    await page.click('#approve-button');
+  }
   await page.waitForFunction(() => {
     const r = document.getElementById('approve-result');
     return r && r.textContent.trim().length > 0;
@@ -94,4 +109,20 @@ export async function approve(page, id) {
 
 export function done(result) {
   process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+// An axe-core scan of the page as it is (WCAG 2.x A and AA rules): its serious and critical
+// violations, as "page: rule (impact) at target". axe is evaluated through the DevTools
+// protocol, which the page's CSP does not govern; the page's own scripts stay as served.
+export async function scan(page, name, into) {
+  await page.evaluate(axeSource);
+  const r = await page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
+    resultTypes: ['violations'],
+  }));
+  for (const v of r.violations) {
+    if (v.impact === 'serious' || v.impact === 'critical') {
+      into.push(`${name}: ${v.id} (${v.impact}) at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+    }
+  }
 }

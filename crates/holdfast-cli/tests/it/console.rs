@@ -308,8 +308,9 @@ macro_rules! need_chromium {
 
 /// Must hold (a): a request needing two approvals is created through the API; its
 /// initiator, although a member of the group, is refused and sees why; two approvers sign
-/// in and approve through their wallets; Holdfast co-signs, and the Safe transaction runs on
-/// anvil with that co-signature.
+/// in and approve through their wallets (one with the keyboard alone); Holdfast co-signs,
+/// and the Safe transaction runs on anvil with that co-signature. Every page visited passes
+/// an axe-core scan without serious or critical violations.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_approvers_approve_in_the_browser_and_the_safe_transaction_executes() -> R {
     let chromium = need_chromium!();
@@ -350,6 +351,11 @@ async fn two_approvers_approve_in_the_browser_and_the_safe_transaction_executes(
     assert_eq!(out["final_state"], "signed", "{out}");
     assert_eq!(out["csp"], json!([]), "no CSP violation: {out}");
     assert_eq!(out["errors"], json!([]), "no script error: {out}");
+    assert_eq!(
+        out["axe"],
+        json!([]),
+        "axe: no serious or critical violation"
+    );
 
     let s = w.status(&id).await?;
     assert_eq!(s["state"], "signed", "{s}");
@@ -457,6 +463,11 @@ async fn the_bybit_pattern_page_shows_the_delegatecall_the_singleton_write_and_t
     );
     assert_eq!(out["csp"], json!([]), "{out}");
     assert_eq!(out["errors"], json!([]), "{out}");
+    assert_eq!(
+        out["axe"],
+        json!([]),
+        "axe: no serious or critical violation"
+    );
     Ok(())
 }
 
@@ -483,6 +494,16 @@ async fn a_hold_cancelled_from_the_page_never_signs_and_a_freeze_from_the_page_s
     let plan = |step: &str| json!({"chromium": chromium, "base": w.service.url(), "token": "tok-ops", "step": step, "held": id(&held), "awaiting": id(&awaiting), "screenshots": screenshots()});
     let out = drive("cancel_freeze.mjs", plan("cancel"))?;
     assert_eq!(out["cancelled_state"], "cancelled", "{out}");
+    assert_eq!(out["early_csp"], json!([]), "{out}");
+    assert_eq!(
+        out["cancel_focused"], "cancel",
+        "cancelled by keyboard: {out}"
+    );
+    assert_eq!(
+        out["axe"],
+        json!([]),
+        "axe: no serious or critical violation"
+    );
     assert!(
         out["countdown"].as_str().is_some_and(|c| c.ends_with(" s")),
         "a live countdown: {out}"
@@ -504,6 +525,11 @@ async fn a_hold_cancelled_from_the_page_never_signs_and_a_freeze_from_the_page_s
     assert!(c.get("signature").is_none(), "{c}");
 
     let out = drive("cancel_freeze.mjs", plan("freeze"))?;
+    assert_eq!(
+        out["axe"],
+        json!([]),
+        "axe: no serious or critical violation"
+    );
     assert!(
         out["frozen"].as_str().is_some_and(|f| f.contains("frozen")),
         "{out}"
@@ -639,6 +665,11 @@ async fn hostile_data_is_inert_and_csrf_origin_and_expiry_are_enforced() -> R {
     assert_eq!(out["dialogs"], json!([]), "{out}");
     assert_eq!(out["errors"], json!([]), "{out}");
     assert_eq!(out["csp"], json!([]), "0 CSP violations: {out}");
+    assert_eq!(
+        out["axe"],
+        json!([]),
+        "axe: no serious or critical violation"
+    );
     assert_eq!(out["form_without_csrf"], 403, "{out}");
     assert_eq!(out["api_without_csrf"][0], 403, "{out}");
     assert_eq!(out["before_expiry"], "/console/requests", "{out}");
@@ -786,5 +817,10 @@ async fn a_takeover_alert_appears_in_the_live_feed_within_a_second_and_is_acknow
     );
     assert_eq!(out["csp"], json!([]), "{out}");
     assert_eq!(out["errors"], json!([]), "{out}");
+    assert_eq!(
+        out["axe"],
+        json!([]),
+        "axe: no serious or critical violation"
+    );
     Ok(())
 }
