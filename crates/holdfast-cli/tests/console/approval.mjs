@@ -28,6 +28,8 @@ try {
   await signIn(u.page, plan.approvers[0].token);
   await u.page.goto(`${plan.base}/console/requests/${plan.request}`);
   out.final_state = (await u.page.textContent('#state')).trim();
+  out.deltas = ((await u.page.textContent('#deltas').catch(() => null)) ?? '').trim();
+  out.calls = ((await u.page.textContent('#calls')) ?? '').trim();
   await shot(u.page, 'request-signed');
   out.csp.push(...(await violations(u)));
   await scan(u.page, 'request (signed)', out.axe);

@@ -314,7 +314,7 @@ macro_rules! need_chromium {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_approvers_approve_in_the_browser_and_the_safe_transaction_executes() -> R {
     let chromium = need_chromium!();
-    let w = world(false).await?;
+    let w = world(true).await?;
     let dest = Address::repeat_byte(0x5e);
     let v = w.submit("tok-alice", dest, eth(3), "0x", 0).await?;
     assert_eq!(v["state"], "awaiting_approvals", "{v}");
@@ -349,6 +349,18 @@ async fn two_approvers_approve_in_the_browser_and_the_safe_transaction_executes(
         "{out}"
     );
     assert_eq!(out["final_state"], "signed", "{out}");
+    // Amounts in the policy's units: the call sends 3 ETH; the simulation moves 3 ETH.
+    assert!(
+        out["calls"]
+            .as_str()
+            .is_some_and(|c| c.contains("sending 3 ETH")),
+        "{out}"
+    );
+    let deltas = out["deltas"].as_str().unwrap_or("");
+    assert!(
+        deltas.contains("-3 ETH") && deltas.contains(&format!("{dest:#x}")),
+        "{out}"
+    );
     assert_eq!(out["csp"], json!([]), "no CSP violation: {out}");
     assert_eq!(out["errors"], json!([]), "no script error: {out}");
     assert_eq!(

@@ -432,14 +432,17 @@ pub(crate) async fn approvals(h: &mut Html, g: &Gate, r: &GateRequest) {
             r.group.as_deref().unwrap_or("—")
         ),
     );
+    let initiator = r.initiator.parse::<alloy_primitives::Address>().ok();
     h.open("ul", &[("class", "approvers")]);
     for m in &members {
-        let did = have.contains(m);
-        h.el(
-            "li",
-            &[("class", if did { "approved" } else { "pending" })],
-            &format!("{m} {}", if did { "approved" } else { "not yet" }),
-        );
+        let (class, said) = if have.contains(m) {
+            ("approved", "approved")
+        } else if Some(*m) == initiator {
+            ("initiator", "initiated this request: cannot approve it")
+        } else {
+            ("pending", "not yet")
+        };
+        h.el("li", &[("class", class)], &format!("{m} {said}"));
     }
     h.close("ul");
 }

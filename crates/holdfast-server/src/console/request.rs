@@ -6,10 +6,14 @@
 //! the decision, kept with the request, never recomputed here. Then what the signed-in user
 //! may do (approve, cancel, freeze) and the request's audit trail.
 
+use alloy_primitives::{Address, U256};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use holdfast_gate::{GateError, Role};
+use holdfast_guard::policy::{AssetKey, Policy};
+use holdfast_guard::units::format_units;
+use holdfast_primitives::Asset;
 use holdfast_store::gate::{GateRequest, RequestState};
 use serde_json::{Value, json};
 
@@ -72,8 +76,9 @@ async fn render(state: &AppState, session: &Session, id: &str) -> Result<Respons
     if let Some(safe) = report.get("safe").filter(|s| s.is_object()) {
         safe_hashes(&mut h, safe);
     }
-    calls(&mut h, &report);
-    simulation(&mut h, &report);
+    let policy = g.guard().policy();
+    calls(&mut h, &report, policy);
+    simulation(&mut h, &report, policy);
     counterparties(&mut h, &report);
     findings(&mut h, &report);
     h.el("h2", &[], "The request as submitted");
@@ -330,8 +335,37 @@ fn safe_hashes(h: &mut Html, safe: &Value) {
 }
 
 const CALL_KEYS: [&str; 7] = ["parent", "depth", "from", "to", "kind", "value", "selector"];
+/// Fields of a decoded action that are amounts of the called token.
+const TOKEN_AMOUNTS: [&str; 3] = ["amount", "added", "value"];
 
-fn calls(h: &mut Html, report: &Value) {
+/// `raw` (a hex or decimal quantity, signed for deltas) of `asset` in its units when the
+/// policy declares it (`1.5 ETH`), else in raw units naming the asset.
+fn amount(policy: &Policy, asset: &Asset, raw: &Value) -> String {
+    let text = plain(raw);
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.as_str()),
+    };
+    let value = match digits.strip_prefix("0x") {
+        Some(hex) => U256::from_str_radix(hex, 16).ok(),
+        None => U256::from_str_radix(digits, 10).ok(),
+    };
+    let Some(value) = value else {
+        return text;
+    };
+    let sign = if negative { "-" } else { "" };
+    match policy.asset(AssetKey::of(asset)) {
+        Some(def) if !matches!(asset, Asset::Erc721 { .. }) => {
+            format!("{sign}{} {}", format_units(value, def.decimals), def.symbol)
+        }
+        _ => match asset.token() {
+            Some(t) => format!("{sign}{value} (raw units of token {t})"),
+            None => format!("{sign}{} (native coin)", format_units(value, 18)),
+        },
+    }
+}
+
+fn calls(h: &mut Html, report: &Value, policy: &Policy) {
     let Some(calls) = report.get("decoded").and_then(Value::as_array) else {
         return;
     };
@@ -357,12 +391,21 @@ fn calls(h: &mut Html, report: &Value) {
         if let Some(f) = c.get("function").and_then(Value::as_str) {
             h.text(" ").el("code", &[], f);
         }
+        let token = c["to"]
+            .as_str()
+            .and_then(|t| t.parse::<Address>().ok())
+            .map(|token| Asset::Erc20 { token });
         let details: Vec<String> = c
             .as_object()
             .map(|o| {
                 o.iter()
                     .filter(|(k, _)| !CALL_KEYS.contains(&k.as_str()) && *k != "function")
-                    .map(|(k, v)| format!("{k}: {}", plain(v)))
+                    .map(|(k, v)| match &token {
+                        Some(t) if TOKEN_AMOUNTS.contains(&k.as_str()) => {
+                            format!("{k}: {}", amount(policy, t, v))
+                        }
+                        _ => format!("{k}: {}", plain(v)),
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -374,14 +417,17 @@ fn calls(h: &mut Html, report: &Value) {
             );
         }
         if c["value"].as_str().is_some_and(|v| v != "0x0") {
-            h.text(&format!(" value {}", plain(&c["value"])));
+            h.text(&format!(
+                " sending {}",
+                amount(policy, &Asset::Native, &c["value"])
+            ));
         }
         h.close("li");
     }
     h.close("ol");
 }
 
-fn simulation(h: &mut Html, report: &Value) {
+fn simulation(h: &mut Html, report: &Value, policy: &Policy) {
     let sim = &report["simulation"];
     h.el("h2", &[], "Simulation");
     let status = sim["status"].as_str().unwrap_or("unavailable");
@@ -426,13 +472,21 @@ fn simulation(h: &mut Html, report: &Value) {
         h.close("table");
     }
     if let Some(deltas) = sim["deltas"].as_array().filter(|d| !d.is_empty()) {
-        h.el("h3", &[], "Balance changes (smallest units)");
-        h.open("table", &[("class", "deltas")]);
+        h.el("h3", &[], "Balance changes");
+        h.open("table", &[("class", "deltas"), ("id", "deltas")]);
+        h.open("tr", &[]);
+        for c in ["Holder", "Change"] {
+            h.el("th", &[("scope", "col")], c);
+        }
+        h.close("tr");
         for d in deltas {
             h.open("tr", &[]);
             h.el("td", &[("class", "mono")], &plain(&d["holder"]));
-            h.el("td", &[], &plain(&d["asset"]));
-            h.el("td", &[("class", "mono")], &plain(&d["delta"]));
+            let change = match serde_json::from_value::<Asset>(d["asset"].clone()) {
+                Ok(asset) => amount(policy, &asset, &d["delta"]),
+                Err(_) => format!("{} of {}", plain(&d["delta"]), plain(&d["asset"])),
+            };
+            h.el("td", &[("class", "mono")], &change);
             h.close("tr");
         }
         h.close("table");
@@ -517,4 +571,38 @@ fn audit(h: &mut Html, trail: &[holdfast_store::gate::AuditEntry]) {
         h.close("tr");
     }
     h.close("table");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::I256;
+
+    #[test]
+    fn amounts_are_shown_in_the_units_of_the_policy() {
+        let policy = Policy::parse(
+            "p.toml",
+            "[policy]\nname = \"p\"\n[assets.ETH]\nnative = true\ndecimals = 18\n[assets.USDC]\ntoken = \"0x00000000000000000000000000000000000000cc\"\ndecimals = 6\n",
+        )
+        .expect("policy");
+        let eth = U256::from(3u64) * U256::from(10u64).pow(U256::from(18));
+        assert_eq!(
+            amount(&policy, &Asset::Native, &json!(format!("{eth:#x}"))),
+            "3 ETH"
+        );
+        let delta = serde_json::to_value(-I256::try_from(eth / U256::from(2u64)).expect("fits"))
+            .expect("json");
+        assert_eq!(amount(&policy, &Asset::Native, &delta), "-1.5 ETH");
+        let usdc = Asset::Erc20 {
+            token: Address::with_last_byte(0xcc),
+        };
+        assert_eq!(amount(&policy, &usdc, &json!("0xf4240")), "1 USDC");
+        let other = Asset::Erc20 {
+            token: Address::repeat_byte(0xdd),
+        };
+        assert_eq!(
+            amount(&policy, &other, &json!("0x10")),
+            format!("16 (raw units of token {})", Address::repeat_byte(0xdd))
+        );
+    }
 }
