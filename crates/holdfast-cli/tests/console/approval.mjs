@@ -37,6 +37,22 @@ try {
   await scan(u.page, 'queue: decided', out.axe);
   await shot(u.page, 'queue-decided');
   await u.context.close();
+
+  // An admin reads the audit log: verified, paged, exported.
+  const a = await user(browser, null);
+  await signIn(a.page, plan.admin);
+  await a.page.goto(`${plan.base}/console/audit`);
+  out.verification = ((await a.page.textContent('#verification')) ?? '').trim();
+  out.audit_rows = await a.page.$$eval('#audit tr', (rows) => rows.length - 1);
+  out.export_lines = await a.page.evaluate(async () => {
+    const r = await fetch('/console/audit/export');
+    return (await r.text()).split('\n').filter((l) => l.length > 0).length;
+  });
+  await shot(a.page, 'audit');
+  await scan(a.page, 'audit log', out.axe);
+  out.csp.push(...(await violations(a)));
+  out.errors.push(...a.report.errors);
+  await a.context.close();
 } finally {
   await browser.close();
 }

@@ -326,6 +326,7 @@ async fn two_approvers_approve_in_the_browser_and_the_safe_transaction_executes(
             "base": w.service.url(),
             "request": id,
             "approvers": users(&["alice", "bob", "carol"]),
+            "admin": "tok-root",
             "screenshots": screenshots(),
         }),
     )?;
@@ -368,6 +369,25 @@ async fn two_approvers_approve_in_the_browser_and_the_safe_transaction_executes(
         json!([]),
         "axe: no serious or critical violation"
     );
+
+    // The audit log page: the whole chain verified, every entry on the page and exported.
+    let log: Value = reqwest::Client::new()
+        .get(format!("{}/v1/guard/audit", w.service.url()))
+        .bearer_auth("tok-root")
+        .send()
+        .await?
+        .json()
+        .await?;
+    let n = log.as_array().map_or(0, Vec::len);
+    assert!(n >= 7, "{log}");
+    assert!(
+        out["verification"]
+            .as_str()
+            .is_some_and(|v| v.starts_with(&format!("Intact: all {n} entries verified"))),
+        "{out}"
+    );
+    assert_eq!(out["audit_rows"], n, "{out}");
+    assert_eq!(out["export_lines"], n, "{out}");
 
     let s = w.status(&id).await?;
     assert_eq!(s["state"], "signed", "{s}");

@@ -5,7 +5,8 @@
 //! - [`session`]: sign-in with an API token into a server-side session; CSRF and origin
 //!   checks on every state change.
 //! - [`pages`]: sign-in, the request queue; [`request`]: one request; [`act`]: cancel and
-//!   freeze forms; [`alerts`]: the watch's alerts, live, and their acknowledgement. Approvals are signed in the browser (`assets/approve.js`, EIP-1193) and
+//!   freeze forms; [`alerts`]: the watch's alerts, live, and their acknowledgement;
+//!   [`audit`]: the audit log, its verification and export (admins). Approvals are signed in the browser (`assets/approve.js`, EIP-1193) and
 //!   posted to the API's own approve route with the session.
 //!
 //! Every console answer carries [`CSP`]: scripts, styles and images only from this origin
@@ -14,6 +15,7 @@
 
 pub mod act;
 pub mod alerts;
+pub mod audit;
 pub mod html;
 pub mod pages;
 pub mod request;
@@ -77,6 +79,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/requests/{id}/cancel", post(act::cancel))
         .route("/console/freeze", post(act::freeze))
         .route("/console/alerts", get(alerts::feed))
+        .route("/console/audit", get(audit::show))
+        .route("/console/audit/export", get(audit::export))
         .route("/console/alerts/{id}/ack", post(alerts::acknowledge))
         .route("/console/assets/{name}", get(asset))
         .layer(middleware::from_fn_with_state(state, headers))
@@ -172,6 +176,9 @@ pub(crate) fn page(title: &str, session: Option<&Session>, body: Html) -> Respon
         h.link("/console/requests?view=awaiting", "Awaiting approvals");
         h.link("/console/requests?view=decided", "Decided");
         h.link("/console/alerts", "Alerts");
+        if s.principal.has(holdfast_gate::Role::Admin) {
+            h.link("/console/audit", "Audit log");
+        }
         h.close("nav");
         h.open("div", &[("class", "who")]);
         h.text(&format!("{} ({})", s.principal.name, roles(&s.principal)));

@@ -404,17 +404,31 @@ pub enum AuditBreak {
 
 /// Checks a chain read in order from its first entry. Returns how many entries verified.
 pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<u64, AuditBreak> {
-    let mut prev = B256::ZERO;
-    let mut n = 0u64;
+    let mut v = Verifier::default();
     for e in entries {
-        let expected = n + 1;
+        v.next(e)?;
+    }
+    Ok(v.verified())
+}
+
+/// [`verify`] one entry at a time, for a log read in pages (memory bounded by a page).
+#[derive(Debug, Clone, Default)]
+pub struct Verifier {
+    prev: B256,
+    n: u64,
+}
+
+impl Verifier {
+    /// Checks the next entry of the chain (the first call: entry 1).
+    pub fn next(&mut self, e: &AuditEntry) -> Result<(), AuditBreak> {
+        let expected = self.n + 1;
         if e.seq != expected {
             return Err(AuditBreak::Sequence {
                 seq: e.seq,
                 expected,
             });
         }
-        if e.prev != prev {
+        if e.prev != self.prev {
             return Err(AuditBreak::Link { seq: e.seq });
         }
         let h = entry_hash(
@@ -429,10 +443,20 @@ pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<u
         if h != e.hash {
             return Err(AuditBreak::Content { seq: e.seq });
         }
-        prev = e.hash;
-        n = expected;
+        self.prev = e.hash;
+        self.n = expected;
+        Ok(())
     }
-    Ok(n)
+
+    /// Entries verified so far.
+    pub fn verified(&self) -> u64 {
+        self.n
+    }
+
+    /// The hash of the last entry verified (zero before the first).
+    pub fn head(&self) -> B256 {
+        self.prev
+    }
 }
 
 /// A change to make to a request in a [`GateStore::transition`].
