@@ -22,9 +22,9 @@ pub mod request;
 pub mod session;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use holdfast_gate::Principal;
@@ -61,8 +61,9 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The console's routes (merged into [`crate::router`]).
-pub fn router(state: AppState) -> Router<AppState> {
+/// The console's routes (merged into [`crate::router`], which wraps every answer whose path
+/// is the console's in [`headers`], errors made by outer layers included).
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/console/requests") }))
         .route(
@@ -83,12 +84,16 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/audit/export", get(audit::export))
         .route("/console/alerts/{id}/ack", post(alerts::acknowledge))
         .route("/console/assets/{name}", get(asset))
-        .layer(middleware::from_fn_with_state(state, headers))
 }
 
-/// Security headers on every console answer.
-async fn headers(State(_): State<AppState>, req: Request, next: Next) -> Response {
+/// Middleware: the security headers on every answer to a console path (`/`, `/console...`).
+pub async fn headers(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let console = path == "/" || path == "/console" || path.starts_with("/console/");
     let mut resp = next.run(req).await;
+    if !console {
+        return resp;
+    }
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -98,6 +103,8 @@ async fn headers(State(_): State<AppState>, req: Request, next: Next) -> Respons
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Not `no-referrer`: browsers then send `Origin: null` with the console's own form
+    // posts, and the origin check would refuse them.
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
@@ -118,7 +125,9 @@ async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Respon
             *body,
         )
             .into_response(),
-        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+        // JSON, as every error of the API: the error middleware passes it untouched, with the
+        // console's headers.
+        None => ApiError::not_found(format!("no console asset {name:?}")).into_response(),
     }
 }
 
