@@ -1,7 +1,7 @@
 // Must hold (a): a request needing 2 approvals; its initiator (also an approver of the
 // group) tries to approve and is refused, the refusal shown; two other approvers approve
 // through their wallets; the request is then signed.
-import { plan, launch, user, signIn, approve, shot, violations, scan, done } from './lib.mjs';
+import { plan, launch, user, signIn, approve, shot, violations, scan, firstLoad, done } from './lib.mjs';
 
 const browser = await launch();
 const out = { answers: {}, csp: [], errors: [], axe: [] };
@@ -30,11 +30,13 @@ try {
   out.final_state = (await u.page.textContent('#state')).trim();
   out.deltas = ((await u.page.textContent('#deltas').catch(() => null)) ?? '').trim();
   out.calls = ((await u.page.textContent('#calls')) ?? '').trim();
+  out.first_load = { request: await firstLoad(u.page) };
   await shot(u.page, 'request-signed');
   out.csp.push(...(await violations(u)));
   await scan(u.page, 'request (signed)', out.axe);
   await u.page.goto(`${plan.base}/console/requests?view=decided`);
   await scan(u.page, 'queue: decided', out.axe);
+  out.first_load.queue = await firstLoad(u.page);
   await shot(u.page, 'queue-decided');
   await u.context.close();
 

@@ -126,3 +126,14 @@ export async function scan(page, name, into) {
     }
   }
 }
+
+// What the page's first load cost: bytes transferred (document and every resource) and
+// the time until the document was interactive, from the browser's own timing.
+export async function firstLoad(page) {
+  return page.evaluate(() => {
+    const nav = performance.getEntriesByType('navigation')[0];
+    const resources = performance.getEntriesByType('resource');
+    const bytes = nav.transferSize + resources.reduce((n, r) => n + r.transferSize, 0);
+    return { bytes, interactive_ms: Math.round(nav.domInteractive), resources: resources.length };
+  });
+}

@@ -350,6 +350,17 @@ async fn two_approvers_approve_in_the_browser_and_the_safe_transaction_executes(
         "{out}"
     );
     assert_eq!(out["final_state"], "signed", "{out}");
+    // A page's load is small and quick (its assets are fetched again each time: they are
+    // served `no-cache` without validators).
+    for (page, load) in out["first_load"].as_object().ok_or("first_load")? {
+        let bytes = load["bytes"].as_u64().unwrap_or(u64::MAX);
+        let interactive = load["interactive_ms"].as_u64().unwrap_or(u64::MAX);
+        eprintln!(
+            "console first load of the {page} page: {bytes} bytes, interactive after {interactive} ms"
+        );
+        assert!(bytes <= 300_000, "{page}: {load}");
+        assert!(interactive <= 1_000, "{page}: {load}");
+    }
     // Amounts in the policy's units: the call sends 3 ETH; the simulation moves 3 ETH.
     assert!(
         out["calls"]
