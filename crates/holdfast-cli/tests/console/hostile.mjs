@@ -25,6 +25,13 @@ try {
   await u.page.goto(`${plan.base}/console/requests/${plan.request}`);
   await inspect('request');
   await shot(u.page, 'request-hostile-labels');
+  // Screening the address from the console: the same labels, as text.
+  await u.page.goto(`${plan.base}/console/screen`);
+  await u.page.fill('#address', plan.address);
+  await Promise.all([u.page.waitForNavigation(), u.page.click('form.filters button[type=submit]')]);
+  await inspect('screen');
+  out.screen_risk = ((await u.page.textContent('#risk')) ?? '').trim();
+  await shot(u.page, 'screen-hostile-labels');
 
   // State changes without the CSRF token, from the console's own page (cookie sent).
   out.form_without_csrf = await u.page.evaluate(async () => {
@@ -46,6 +53,8 @@ try {
   out.csp = await violations(u);
   out.errors = u.report.errors;
   out.dialogs = u.report.dialogs;
+  await scan(u.page, 'screen (hostile labels)', out.axe);
+  await u.page.goto(`${plan.base}/console/requests/${plan.request}`);
   await scan(u.page, 'request (hostile labels)', out.axe);
   await u.page.goto(`${plan.base}/console/requests?view=held`);
   await scan(u.page, 'queue (hostile rule)', out.axe);

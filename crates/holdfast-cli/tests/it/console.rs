@@ -670,9 +670,10 @@ async fn hostile_data_is_inert_and_csrf_origin_and_expiry_are_enforced() -> R {
     let id = v["id"].as_str().ok_or("no id")?.to_owned();
     let out = drive(
         "hostile.mjs",
-        json!({"chromium": chromium, "base": w.service.url(), "request": id, "token": "tok-ops", "session_secs": SESSION_SECS, "screenshots": screenshots()}),
+        json!({"chromium": chromium, "base": w.service.url(), "request": id, "token": "tok-ops", "session_secs": SESSION_SECS, "address": HOSTILE_DEST, "screenshots": screenshots()}),
     )?;
-    for page in ["queue", "request"] {
+    assert_eq!(out["screen_risk"], "high", "{out}");
+    for page in ["queue", "request", "screen"] {
         let p = &out[page];
         assert_eq!(
             p["pwned"],

@@ -6,7 +6,8 @@
 //!   checks on every state change.
 //! - [`pages`]: sign-in, the request queue; [`request`]: one request; [`act`]: cancel and
 //!   freeze forms; [`alerts`]: the watch's alerts, live, and their acknowledgement;
-//!   [`audit`]: the audit log, its verification and export (admins). Approvals are signed in the browser (`assets/approve.js`, EIP-1193) and
+//!   [`audit`]: the audit log, its verification and export (admins); [`screen`]: screening
+//!   an address. Approvals are signed in the browser (`assets/approve.js`, EIP-1193) and
 //!   posted to the API's own approve route with the session.
 //!
 //! Every console answer carries [`CSP`]: scripts, styles and images only from this origin
@@ -19,6 +20,7 @@ pub mod audit;
 pub mod html;
 pub mod pages;
 pub mod request;
+pub mod screen;
 pub mod session;
 
 use axum::Router;
@@ -81,6 +83,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/freeze", post(act::freeze))
         .route("/console/alerts", get(alerts::feed))
         .route("/console/audit", get(audit::show))
+        .route("/console/screen", get(screen::show))
         .route("/console/audit/export", get(audit::export))
         .route("/console/alerts/{id}/ack", post(alerts::acknowledge))
         .route("/console/assets/{name}", get(asset))
@@ -185,6 +188,7 @@ pub(crate) fn page(title: &str, session: Option<&Session>, body: Html) -> Respon
         h.link("/console/requests?view=awaiting", "Awaiting approvals");
         h.link("/console/requests?view=decided", "Decided");
         h.link("/console/alerts", "Alerts");
+        h.link("/console/screen", "Screen");
         if s.principal.has(holdfast_gate::Role::Admin) {
             h.link("/console/audit", "Audit log");
         }
