@@ -17,6 +17,7 @@
 pub mod act;
 pub mod alerts;
 pub mod audit;
+pub mod filter;
 pub mod html;
 pub mod pages;
 pub mod request;

@@ -4,8 +4,8 @@
 //! the browser), requests awaiting approvals (who approved, who of the group has not), and
 //! decided requests (one state at a time). Each view is one state's index read a page at a
 //! time, oldest first ([`holdfast_store::gate::GateStore::in_state_after`]); `after`
-//! continues from the last row of the previous page. The wallet filter applies to the rows
-//! of the page read.
+//! continues from the last row of the previous page. Filters (wallet, decision, rule, dates)
+//! are applied by a bounded scan of the index ([`super::filter`]).
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use holdfast_gate::{Gate, GateError, Role};
 use holdfast_store::gate::{GateRequest, RequestState};
 
+use super::filter::Filter;
 use super::html::{Html, url_component};
 use super::session::{check_csrf, same_origin};
 use super::{error_page, page, signed_in};
@@ -201,7 +202,13 @@ async fn queue_page(
     session: &super::Session,
 ) -> Result<Response, ApiError> {
     let g = gate(state)?.clone();
-    let q = query_params(query, &["view", "state", "after", "wallet", "done"])?;
+    let q = query_params(
+        query,
+        &[
+            "view", "state", "after", "wallet", "decision", "rule", "since", "until", "done",
+        ],
+    )?;
+    let filter = Filter::parse(&q)?;
     let view = match q.get("view").map(String::as_str) {
         None | Some("held") => View::Held,
         Some("awaiting") => View::Awaiting,
@@ -243,25 +250,13 @@ async fn queue_page(
             })?)
         }
     };
-    let wallet = q.get("wallet").filter(|w| !w.is_empty()).cloned();
     let store = g.store().clone();
-    let rows = tokio::task::spawn_blocking(move || {
-        store.in_state_after(st, after.as_ref().map(|(a, i)| (*a, i.as_str())), PAGE)
-    })
-    .await
-    .map_err(|e| ApiError::internal("reading the queue", &e))?
-    .map_err(|e| ApiError::from(GateError::from(e)))?;
-    let next = (rows.len() == PAGE)
-        .then(|| rows.last().map(|r| format!("{}:{}", r.created_at, r.id)))
-        .flatten();
-    let rows: Vec<GateRequest> = rows
-        .into_iter()
-        .filter(|r| {
-            wallet
-                .as_ref()
-                .is_none_or(|w| r.wallet.to_string().eq_ignore_ascii_case(w))
-        })
-        .collect();
+    let f = filter.clone();
+    let (rows, next) =
+        tokio::task::spawn_blocking(move || super::filter::page(&*store, st, after, &f, PAGE))
+            .await
+            .map_err(|e| ApiError::internal("reading the queue", &e))?
+            .map_err(|e| ApiError::from(GateError::from(e)))?;
 
     let mut h = Html::new();
     if let Some(done) = q.get("done") {
@@ -272,23 +267,21 @@ async fn queue_page(
         };
         h.el("p", &[("class", "done"), ("role", "status")], said);
     }
-    filters(&mut h, view, st, wallet.as_deref());
+    filters(&mut h, view, st, &filter);
     let title = match view {
         View::Held => "Holds",
         View::Awaiting => "Awaiting approvals",
         View::Decided => "Decided requests",
     };
     table(&mut h, &g, view, &rows).await;
-    if let Some(n) = next {
-        let mut href = format!(
-            "/console/requests?view={}&state={}&after={}",
+    if let Some((at, id)) = next {
+        let href = format!(
+            "/console/requests?view={}&state={}&after={}{}",
             view_name(view),
             st.name(),
-            url_component(&n)
+            url_component(&format!("{at}:{id}")),
+            filter.query()
         );
-        if let Some(w) = &wallet {
-            href.push_str(&format!("&wallet={}", url_component(w)));
-        }
         h.open("p", &[]).link(&href, "Next page").close("p");
     }
     if session.principal.has(Role::Operator) {
@@ -305,7 +298,7 @@ fn view_name(v: View) -> &'static str {
     }
 }
 
-fn filters(h: &mut Html, view: View, st: RequestState, wallet: Option<&str>) {
+fn filters(h: &mut Html, view: View, st: RequestState, filter: &Filter) {
     h.open(
         "form",
         &[
@@ -338,16 +331,7 @@ fn filters(h: &mut Html, view: View, st: RequestState, wallet: Option<&str>) {
         }
         h.close("select");
     }
-    h.el("label", &[("for", "wallet")], "Wallet");
-    h.void(
-        "input",
-        &[
-            ("id", "wallet"),
-            ("name", "wallet"),
-            ("value", wallet.unwrap_or("")),
-            ("placeholder", "0x…"),
-        ],
-    );
+    filter.fields(h);
     h.el("button", &[("type", "submit")], "Filter");
     h.close("form");
 }

@@ -174,3 +174,85 @@ impl EmptyScript for &str {
             .is_some_and(|(_, rest)| rest.starts_with("</script>"))
     }
 }
+
+/// The queue's filters page through a state's index: every matching request once, in
+/// creation order, none that does not match; `until` ends the scan.
+#[test]
+fn filters_page_through_the_index() {
+    use alloy::primitives::{Address, B256};
+    use holdfast_server::console::filter::{Filter, page};
+    use holdfast_store::gate::{
+        DecisionKind, EmbeddedGateStore, GateRequest, GateStore, RequestMode, RequestState,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedGateStore::open(&dir.path().join("gate")).expect("store");
+    for i in 0..40u64 {
+        store
+            .insert(
+                &GateRequest {
+                    id: format!("r{i:02}"),
+                    payload_hash: B256::ZERO,
+                    chain_id: 1,
+                    wallet: Address::repeat_byte(if i % 4 == 0 { 0xaa } else { 0xbb }),
+                    initiator: "svc".into(),
+                    kind: RequestMode::Safe,
+                    request: "{}".into(),
+                    decision: DecisionKind::Hold,
+                    rule: Some(if i % 2 == 0 { "even" } else { "odd" }.into()),
+                    reasons: Vec::new(),
+                    state: RequestState::Held,
+                    created_at: 86_400 * i,
+                    updated_at: 0,
+                    release_at: Some(u64::MAX / 2),
+                    need_approvals: 0,
+                    group: None,
+                    nonce: None,
+                    signature: None,
+                    tx_hash: None,
+                    error: None,
+                    outflows: Vec::new(),
+                    report: None,
+                },
+                Vec::new(),
+            )
+            .expect("insert");
+    }
+    let all = |filter: &Filter| {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let (rows, next) = page(&store, RequestState::Held, after, filter, 3).expect("page");
+            assert!(rows.len() <= 3);
+            seen.extend(rows.into_iter().map(|r| r.id));
+            match next {
+                Some(n) => after = Some(n),
+                None => return seen,
+            }
+        }
+    };
+    let q = |pairs: &[(&str, &str)]| {
+        Filter::parse(
+            &pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+        .expect("filter")
+    };
+    assert_eq!(all(&Filter::default()).len(), 40);
+    let aa = all(&q(&[
+        ("wallet", &Address::repeat_byte(0xaa).to_string()),
+        ("rule", "even"),
+    ]));
+    assert_eq!(
+        aa,
+        (0..40)
+            .step_by(4)
+            .map(|i| format!("r{i:02}"))
+            .collect::<Vec<_>>()
+    );
+    // Days 10 to 12 (1970-01-11 .. 1970-01-13).
+    let days = all(&q(&[("since", "1970-01-11"), ("until", "1970-01-13")]));
+    assert_eq!(days, ["r10", "r11", "r12"]);
+    assert!(all(&q(&[("rule", "none")])).is_empty());
+}
