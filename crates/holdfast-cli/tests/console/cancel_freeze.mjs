@@ -4,6 +4,49 @@ import { plan, launch, user, signIn, shot, violations, scan, done } from './lib.
 
 const browser = await launch();
 const out = { axe: [] };
+if (plan.step === 'unfreeze') {
+  try {
+    await unfreeze();
+  } finally {
+    await browser.close();
+  }
+  done(out);
+  process.exit(0);
+}
+
+// Members sign unfreeze approvals on the page; an admin pastes them and lifts the freeze.
+async function unfreeze() {
+  const url = `${plan.base}/console/unfreeze?wallet=${plan.wallet}`;
+  const signed = [];
+  out.errors = [];
+  out.csp = [];
+  for (const m of plan.members) {
+    const u = await user(browser, m.key);
+    await signIn(u.page, m.token);
+    await u.page.goto(url);
+    await u.page.click('#unfreeze-sign-button');
+    await u.page.waitForFunction(() => document.getElementById('unfreeze-signed').textContent.length > 0);
+    signed.push((await u.page.textContent('#unfreeze-signed')).trim());
+    await shot(u.page, 'unfreeze-sign');
+    await scan(u.page, 'unfreeze (member)', out.axe);
+    out.csp.push(...(await violations(u)));
+    out.errors.push(...u.report.errors);
+    await u.context.close();
+  }
+  out.signed = signed;
+  const a = await user(browser, null);
+  await signIn(a.page, plan.admin);
+  await a.page.goto(url);
+  out.before = ((await a.page.textContent('#unfreeze-state')) ?? '').trim();
+  await scan(a.page, 'unfreeze (admin)', out.axe);
+  await a.page.fill('#approvals', signed.join('\n'));
+  await Promise.all([a.page.waitForNavigation(), a.page.click('#unfreeze-lift-button')]);
+  out.after = ((await a.page.textContent('main')) ?? '').trim();
+  await shot(a.page, 'unfrozen');
+  out.csp.push(...(await violations(a)));
+  out.errors.push(...a.report.errors);
+}
+
 try {
   const u = await user(browser, null);
   await signIn(u.page, plan.token);

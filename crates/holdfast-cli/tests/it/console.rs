@@ -43,9 +43,11 @@ struct World {
     service: Service,
 }
 
-/// Anvil, a funded 2-of-2 Safe (Holdfast's key and dev account 0), a policy: above 2 ETH
-/// two approvals of group `approvers` (dev accounts 2, 3, 4), above 1 ETH a one-hour hold;
-/// the guard service serving the console.
+/// Anvil, a funded 2-of-2 Safe (Holdfast's key and dev account 0), a policy: a DELEGATECALL
+/// outside a one-address list denied, payments to [`HOSTILE_DEST`] held an hour (a rule named
+/// with hostile text), above 2 ETH two approvals of group `approvers` (dev accounts 2, 3, 4;
+/// also the unfreeze group, 2 needed), above 1 ETH a hold of [`HOLD_SECS`], other ETH
+/// payments allowed; the guard service serving the console.
 async fn world(simulate: bool) -> R<World> {
     world_with(simulate, &[], false).await
 }
@@ -143,6 +145,10 @@ name = "medium"
 when = {{ asset_in = ["ETH"], amount_above = "1" }}
 action = "hold"
 hold = "{HOLD_SECS}s"
+[[rule]]
+name = "small"
+when = {{ asset_in = ["ETH"] }}
+action = "allow"
 "#
         ),
     )?;
@@ -162,7 +168,7 @@ hold = "{HOLD_SECS}s"
     std::fs::write(
         &config,
         format!(
-            "[gate]\npolicy = \"policy.toml\"\nrpc = \"{}\"\nsimulate = {simulate}\nrelease_interval = \"1s\"\n[signer]\nkeystore = \"keys/holdfast\"\npassword_file = \"keys/password\"\n{tokens}",
+            "[gate]\npolicy = \"policy.toml\"\nrpc = \"{}\"\nsimulate = {simulate}\nrelease_interval = \"1s\"\nunfreeze_group = \"approvers\"\nunfreeze_approvals = 2\n[signer]\nkeystore = \"keys/holdfast\"\npassword_file = \"keys/password\"\n{tokens}",
             node.http_url()
         ),
     )?;
@@ -516,7 +522,8 @@ async fn the_bybit_pattern_page_shows_the_delegatecall_the_singleton_write_and_t
 
 /// Must hold (c): a hold cancelled from its page is never signed, even after its release
 /// time; a freeze from the page stops the next co-signature (the quorum completed after it
-/// signs nothing).
+/// signs nothing); the freeze is lifted from the console by a quorum of unfreeze approvals
+/// signed with the members' wallets, and signing works again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hold_cancelled_from_the_page_never_signs_and_a_freeze_from_the_page_stops_the_next_cosignature()
 -> R {
@@ -610,6 +617,41 @@ async fn a_hold_cancelled_from_the_page_never_signs_and_a_freeze_from_the_page_s
         "frozen: not co-signed: {a} (answer {last})"
     );
     assert_ne!(a["state"], "signed", "{a}");
+
+    // Lifting the freeze from the console: two members of the group sign unfreeze approvals
+    // with their wallets, an admin lifts the freeze with them; signing works again.
+    let small = |v: &Value| v["state"].as_str().unwrap_or_default().to_owned();
+    let denied = w
+        .submit("tok-alice", dest, eth(1) / U256::from(10u64), "0x", 0)
+        .await?;
+    assert_eq!(denied["rule"], "emergency freeze", "{denied}");
+    let out = drive(
+        "cancel_freeze.mjs",
+        json!({"chromium": chromium, "base": w.service.url(), "step": "unfreeze", "wallet": w.safe, "members": users(&["bob", "carol"]), "admin": "tok-root", "screenshots": screenshots()}),
+    )?;
+    assert!(
+        out["before"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("Signing is frozen")),
+        "{out}"
+    );
+    assert!(
+        out["after"]
+            .as_str()
+            .is_some_and(|a| a.contains("Signing is not frozen")),
+        "{out}"
+    );
+    assert_eq!(out["csp"], json!([]), "{out}");
+    assert_eq!(out["errors"], json!([]), "{out}");
+    assert_eq!(
+        out["axe"],
+        json!([]),
+        "axe: no serious or critical violation"
+    );
+    let after = w
+        .submit("tok-alice", dest, eth(1) / U256::from(10u64), "0x", 0)
+        .await?;
+    assert_eq!(small(&after), "signed", "{after}");
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 //! - [`pages`]: sign-in, the request queue; [`request`]: one request; [`act`]: cancel and
 //!   freeze forms; [`alerts`]: the watch's alerts, live, and their acknowledgement;
 //!   [`audit`]: the audit log, its verification and export (admins); [`screen`]: screening
-//!   an address. Approvals are signed in the browser (`assets/approve.js`, EIP-1193) and
+//!   an address; [`unfreeze`]: lifting a freeze with a quorum's signed approvals. Approvals are signed in the browser (`assets/approve.js`, EIP-1193) and
 //!   posted to the API's own approve route with the session.
 //!
 //! Every console answer carries [`CSP`]: scripts, styles and images only from this origin
@@ -23,6 +23,7 @@ pub mod pages;
 pub mod request;
 pub mod screen;
 pub mod session;
+pub mod unfreeze;
 
 use axum::Router;
 use axum::extract::Request;
@@ -58,6 +59,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("assets/alerts.js"),
     ),
     (
+        "unfreeze.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/unfreeze.js"),
+    ),
+    (
         "approve.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/approve.js"),
@@ -82,6 +88,10 @@ pub fn router() -> Router<AppState> {
         .route("/console/requests/{id}", get(request::show))
         .route("/console/requests/{id}/cancel", post(act::cancel))
         .route("/console/freeze", post(act::freeze))
+        .route(
+            "/console/unfreeze",
+            get(unfreeze::show).post(unfreeze::lift),
+        )
         .route("/console/alerts", get(alerts::feed))
         .route("/console/audit", get(audit::show))
         .route("/console/screen", get(screen::show))

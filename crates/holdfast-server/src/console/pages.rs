@@ -40,8 +40,11 @@ pub(crate) async fn form(
     let body = read_body(headers, body, MAX_FORM_BYTES, state.limits.body_timeout).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request(None, "the form is not UTF-8"))?;
-    query_params(Some(text), &["token", "csrf", "reason", "wallet"])
-        .map(|m| m.into_iter().collect())
+    query_params(
+        Some(text),
+        &["token", "csrf", "reason", "wallet", "approvals"],
+    )
+    .map(|m| m.into_iter().collect())
 }
 
 pub async fn sign_in_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
