@@ -215,13 +215,17 @@ pub fn page(
 ) -> Result<(Vec<GateRequest>, Option<Cursor>), StoreError> {
     let mut rows = Vec::new();
     let mut scanned = 0;
+    // Without a filter every row read is shown: read exactly a page.
+    let chunk_size = if *filter == Filter::default() {
+        limit
+    } else {
+        CHUNK
+    };
     loop {
-        let chunk = store.in_state_after(
-            state,
-            after.as_ref().map(|(a, i)| (*a, i.as_str())),
-            CHUNK.min(SCAN_BUDGET - scanned),
-        )?;
-        let full = chunk.len() == CHUNK.min(SCAN_BUDGET - scanned);
+        let want = chunk_size.min(SCAN_BUDGET - scanned);
+        let chunk =
+            store.in_state_after(state, after.as_ref().map(|(a, i)| (*a, i.as_str())), want)?;
+        let full = chunk.len() == want;
         for r in chunk {
             scanned += 1;
             after = Some((r.created_at, r.id.clone()));
