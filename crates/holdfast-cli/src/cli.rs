@@ -217,6 +217,14 @@ pub struct ServeArgs {
     /// `label` response reloads the server's intel at once.
     #[arg(long, value_name = "FILE", env = "HOLDFAST_WATCH_CONFIG")]
     pub watch_config: Option<PathBuf>,
+    /// How long a web console session lasts (the console is at / with --guard-config; its
+    /// users sign in with an API token), e.g. 8h, 30m, 90s.
+    #[arg(long, value_name = "DURATION", default_value = "8h", value_parser = console_ttl)]
+    pub console_session_ttl: std::time::Duration,
+    /// Mark the console's session cookie `Secure`: set it when the console is reached over
+    /// TLS (a TLS-terminating proxy in front).
+    #[arg(long)]
+    pub console_secure_cookie: bool,
     /// Requests per second per guard API token.
     #[arg(long, default_value_t = 2000.0)]
     pub guard_rate: f64,
@@ -234,6 +242,14 @@ pub struct ServeArgs {
     /// Seconds a connection stays open while its client reads nothing of an answer.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub write_timeout: u64,
+}
+
+fn console_ttl(s: &str) -> Result<std::time::Duration, String> {
+    match holdfast_guard::units::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("a session must last more than 0 s".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The default data directory: `$XDG_DATA_HOME/holdfast`, else `~/.local/share/holdfast`.
@@ -320,7 +336,11 @@ fn serve(
     let started = std::time::Instant::now();
     let state = holdfast_server::AppState::new(loader, token)
         .context("loading intel")?
-        .with_limits(limits.clone());
+        .with_limits(limits.clone())
+        .with_sessions(holdfast_server::console::Sessions::new(
+            args.console_session_ttl,
+            args.console_secure_cookie,
+        ));
     {
         let intel = state.intel.load();
         tracing::info!(target: "serve", labels = intel.index.label_count(), addresses = intel.index.address_count(),

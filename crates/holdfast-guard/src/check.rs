@@ -105,6 +105,11 @@ pub struct SafeReport {
     pub safe: Address,
     /// The hash Holdfast computed: what owners (and Holdfast as co-signer) sign.
     pub safe_tx_hash: B256,
+    /// Its two parts, as hardware wallets show them before an EIP-712 signature: the
+    /// Safe's domain separator ("domain hash") and the SafeTx struct hash ("message hash");
+    /// `safe_tx_hash = keccak256(0x1901 ‖ domain_hash ‖ message_hash)`.
+    pub domain_hash: B256,
+    pub message_hash: B256,
     pub version: SafeVersion,
     /// Where the version came from: `node`, `policy` or `request`.
     pub version_source: &'static str,
@@ -401,6 +406,12 @@ impl Guard {
                 safe_report = Some(SafeReport {
                     safe: s.safe,
                     safe_tx_hash: hash,
+                    domain_hash: crate::safe::domain_separator(
+                        version,
+                        chain.unwrap_or_default(),
+                        s.safe,
+                    ),
+                    message_hash: s.tx.struct_hash(version),
                     version,
                     version_source,
                     chain_id: chain,

@@ -119,12 +119,20 @@ fn principal(state: &AppState, headers: &HeaderMap) -> Result<(Arc<Gate>, Princi
 }
 
 /// The caller, from `Authorization: Bearer ...` checked against `book`'s tokens (the guard
-/// service's configuration), rate-limited per token.
+/// service's configuration), rate-limited per token; without a token, a console session
+/// with its CSRF token and this console's origin.
 pub(crate) fn caller(
     state: &AppState,
     headers: &HeaderMap,
     book: &GateConfig,
 ) -> Result<Principal, ApiError> {
+    // A console session stands for its user when no token is sent; every guard route but
+    // the status read changes state, and all of them need the session's CSRF token then.
+    if headers.get(header::AUTHORIZATION).is_none()
+        && let Some(who) = crate::console::api_caller(state, headers, true)
+    {
+        return who;
+    }
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

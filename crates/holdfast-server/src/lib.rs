@@ -5,6 +5,7 @@
 //!   connection bounded by [`Limits`] (header, body and write timeouts, a connection cap
 //!   shared with the firewall), see [`serve::serve_router`].
 //! - [`firewall`]: the JSON-RPC firewall in front of a node.
+//! - [`console`]: the web console at `/` (server-rendered pages, sessions, CSRF, CSP).
 //! - [`alerts`]: the watch's alerts (list, acknowledge, live stream), when a watch store is
 //!   configured ([`AppState::with_watch`]).
 //! - [`AppState`]: the intel behind an `ArcSwap` (a reload swaps the whole index at once:
@@ -14,6 +15,7 @@
 
 pub mod alerts;
 mod body;
+pub mod console;
 pub mod error;
 pub mod firewall;
 pub mod guard;
@@ -73,6 +75,8 @@ pub struct AppState {
     tokens: Option<Arc<holdfast_gate::GateConfig>>,
     /// The alerts' live streams: timing, count, and the signal that ends them.
     pub streams: alerts::Streams,
+    /// The web console's sessions.
+    pub sessions: console::Sessions,
 }
 
 impl std::fmt::Debug for AppState {
@@ -106,6 +110,13 @@ impl AppState {
     /// no guard service is configured; with one, its tokens are used.
     pub fn with_tokens(mut self, config: holdfast_gate::GateConfig) -> Self {
         self.tokens = Some(Arc::new(config));
+        self
+    }
+
+    /// The console's sessions last `ttl`; `secure`: the cookie is marked `Secure` (the
+    /// console is reached over TLS).
+    pub fn with_sessions(mut self, sessions: console::Sessions) -> Self {
+        self.sessions = sessions;
         self
     }
 
@@ -151,6 +162,7 @@ impl AppState {
             watch: None,
             tokens: None,
             streams: alerts::Streams::default(),
+            sessions: console::Sessions::default(),
         })
     }
 

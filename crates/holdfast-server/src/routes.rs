@@ -61,8 +61,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/alerts/stream", get(crate::alerts::stream::stream))
         .route("/v1/alerts/{id}", get(crate::alerts::one))
         .route("/v1/alerts/{id}/ack", post(crate::alerts::acknowledge))
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
         .layer(middleware::from_fn(crate::error::json_errors))
+        .layer(middleware::from_fn(crate::console::headers))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }

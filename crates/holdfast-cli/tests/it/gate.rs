@@ -15,7 +15,7 @@ use holdfast_guard::approval::{ApprovalAction, SignedApproval};
 use holdfast_testkit::{Anvil, deploy, dev_account, dev_key, dev_signer, workspace_root};
 use serde_json::{Value, json};
 
-type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 fn eth_milli(n: u64) -> U256 {
     U256::from(n) * U256::from(10u64).pow(U256::from(15))
@@ -28,14 +28,24 @@ fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
-struct Service {
+pub(crate) struct Service {
     child: Option<Child>,
     port: u16,
     args: Vec<String>,
 }
 
 impl Service {
-    fn start(data: &Path, config: &Path, store: Option<&str>) -> R<Service> {
+    pub(crate) fn start(data: &Path, config: &Path, store: Option<&str>) -> R<Service> {
+        Service::start_with(data, config, store, &[])
+    }
+
+    /// The same with more arguments for `serve`.
+    pub(crate) fn start_with(
+        data: &Path,
+        config: &Path,
+        store: Option<&str>,
+        extra: &[&str],
+    ) -> R<Service> {
         let port = free_port();
         let mut args = vec![
             "--data-dir".to_owned(),
@@ -46,6 +56,7 @@ impl Service {
             "--guard-config".into(),
             config.display().to_string(),
         ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         if let Some(s) = store {
             args.splice(0..0, ["--store".to_owned(), s.to_owned()]);
         }
@@ -69,7 +80,7 @@ impl Service {
         Ok(())
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
@@ -80,7 +91,7 @@ impl Service {
         }
     }
 
-    async fn wait_ready(&self, client: &reqwest::Client) -> R {
+    pub(crate) async fn wait_ready(&self, client: &reqwest::Client) -> R {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(60) {
             if client
@@ -121,18 +132,11 @@ const TOKENS: [(&str, &str); 4] = [
     ("admin", "tok-admin"),
 ];
 
-async fn world() -> R<World> {
-    let node = Anvil::spawn().await?;
-    let holdfast = dev_account(7);
-    let a = dev_account(0);
-    let infra = deploy::safe_141(&node, a).await?;
-    let safe = infra.create_safe(&node, a, &[holdfast, a], 2).await?;
-    let chain_id = node.chain_id().await?;
-    let dests: Vec<Address> = (10..30u8).map(Address::repeat_byte).collect();
-    let dir = tempfile::tempdir()?;
-    // Holdfast's key in an encrypted keystore, as an operator would set it up (cast).
+/// Holdfast's key (dev account 7) in an encrypted keystore under `dir/keys` (`holdfast`,
+/// password in `password`), as an operator would set it up (cast).
+pub(crate) fn holdfast_keystore(dir: &Path) -> R {
     let cast = workspace_root().join("node_modules/@foundry-rs/cast-linux-amd64/bin/cast");
-    let keys = dir.path().join("keys");
+    let keys = dir.join("keys");
     std::fs::create_dir_all(&keys)?;
     let out = Command::new(&cast)
         .args([
@@ -155,6 +159,19 @@ async fn world() -> R<World> {
         .into());
     }
     std::fs::write(keys.join("password"), "correct horse\n")?;
+    Ok(())
+}
+
+async fn world() -> R<World> {
+    let node = Anvil::spawn().await?;
+    let holdfast = dev_account(7);
+    let a = dev_account(0);
+    let infra = deploy::safe_141(&node, a).await?;
+    let safe = infra.create_safe(&node, a, &[holdfast, a], 2).await?;
+    let chain_id = node.chain_id().await?;
+    let dests: Vec<Address> = (10..30u8).map(Address::repeat_byte).collect();
+    let dir = tempfile::tempdir()?;
+    holdfast_keystore(dir.path())?;
     let list = dests
         .iter()
         .map(|d| format!("\"{d}\""))

@@ -475,7 +475,11 @@ responses = ["freeze", "label"]
         let started = Instant::now();
         let alert = loop {
             assert!(started.elapsed() < Duration::from_secs(60), "no alert: {}", log());
-            if let Ok(r) = client.get(format!("{base}/v1/alerts?rule=treasury-takeover")).send().await
+            if let Ok(r) = client
+                .get(format!("{base}/v1/alerts?rule=treasury-takeover"))
+                .bearer_auth("tok-init")
+                .send()
+                .await
                 && r.status().is_success()
             {
                 let v: serde_json::Value = r.json().await.expect("json");
@@ -490,6 +494,7 @@ responses = ["freeze", "label"]
         // The live stream replays it from the start.
         let mut stream = client
             .get(format!("{base}/v1/alerts/stream"))
+            .bearer_auth("tok-init")
             .header("last-event-id", "0")
             .send()
             .await

@@ -352,6 +352,8 @@ impl Submission {
             tx_hash: None,
             error: None,
             outflows: outflows(&report),
+            // What the console shows of the request: the engine's own report, as decided.
+            report: serde_json::to_string(&report).ok(),
         };
         let mut entries = vec![
             self.cx.audit(

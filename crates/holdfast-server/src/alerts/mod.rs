@@ -1,6 +1,8 @@
 //! The watch's alerts (`/v1/alerts...`): list with filters and pages, one alert,
 //! acknowledge (a bearer token with the operator or admin role, from the guard service's
 //! token list), and the live stream of alert events ([`stream`], server-sent events).
+//! Reading them needs a bearer token of any role, or a console session ([`reader`]): an
+//! alert names the wallets watched and what threatens them.
 //!
 //! The server reads the watch's store ([`holdfast_store::watch::WatchStore`]) and passes the
 //! alert bodies through as JSON: it does not know the watch's alert type. Without a
@@ -39,6 +41,22 @@ pub(crate) fn store(state: &AppState) -> Result<Arc<dyn WatchStore>, ApiError> {
             "the watch is not configured: start `holdfast serve` with --watch-config",
         )
     })
+}
+
+/// Reading alerts: a bearer token of any role from the guard configuration's tokens, or a
+/// console session (its cookie; reads need no CSRF token).
+pub(crate) fn reader(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if headers.get(axum::http::header::AUTHORIZATION).is_none()
+        && let Some(who) = crate::console::api_caller(state, headers, false)
+    {
+        return who.map(|_| ());
+    }
+    let book = state.token_book().ok_or_else(|| {
+        ApiError::not_found(
+            "reading alerts needs API tokens: start `holdfast serve` with --guard-config (its [[token]] entries)",
+        )
+    })?;
+    crate::guard::caller(state, headers, book).map(|_| ())
 }
 
 /// A store error as the client sees it: a bad argument names its field; a failure of the
@@ -183,9 +201,11 @@ fn list_query(query: Option<&str>) -> Result<AlertQuery, ApiError> {
 /// at the end.
 pub async fn list(
     State(state): State<AppState>,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let store = store(&state)?;
+    reader(&state, &headers)?;
     let query = list_query(query.as_deref())?;
     let page = blocking(move || {
         let mut out: Vec<StoredAlert> = Vec::new();
@@ -224,9 +244,11 @@ pub async fn list(
 /// `GET /v1/alerts/{id}`.
 pub async fn one(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let store = store(&state)?;
+    reader(&state, &headers)?;
     let found = {
         let id = id.clone();
         blocking(move || store.alert(&id)).await?
@@ -282,6 +304,7 @@ pub fn openapi_paths(err: &dyn Fn(&str) -> Value) -> Vec<(&'static str, Value)> 
             "/v1/alerts",
             json!({ "get": {
                 "summary": "The watch's alerts, newest raised first, filtered and paged",
+                "security": [ { "bearerToken": [] } ],
                 "parameters": [
                     { "name": "chain", "in": "query", "schema": { "type": "integer" }, "description": "Chain id" },
                     { "name": "rule", "in": "query", "schema": { "type": "string" } },
@@ -296,7 +319,8 @@ pub fn openapi_paths(err: &dyn Fn(&str) -> Value) -> Vec<(&'static str, Value)> 
                         "alerts": { "type": "array", "items": { "$ref": "#/components/schemas/Alert" } },
                         "next_before": { "type": ["string", "null"] } } } } } },
                     "400": err("A bad filter (the field names it), or a before that names no alert"),
-                    "404": err("The watch is not configured"),
+                    "401": err("Missing or unknown token (any role), and no console session"),
+                    "404": err("The watch is not configured, or no API tokens are configured"),
                     "503": err("The watch's store failed")
                 }
             }}),
@@ -305,10 +329,12 @@ pub fn openapi_paths(err: &dyn Fn(&str) -> Value) -> Vec<(&'static str, Value)> 
             "/v1/alerts/{id}",
             json!({ "get": {
                 "summary": "One alert",
+                "security": [ { "bearerToken": [] } ],
                 "parameters": [ id ],
                 "responses": {
                     "200": { "description": "The alert", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Alert" } } } },
                     "400": err("Not an alert id (1 to 200 printable ASCII characters)"),
+                    "401": err("Missing or unknown token (any role), and no console session"),
                     "404": err(not_configured)
                 }
             }}),
@@ -332,6 +358,7 @@ pub fn openapi_paths(err: &dyn Fn(&str) -> Value) -> Vec<(&'static str, Value)> 
             "/v1/alerts/stream",
             json!({ "get": {
                 "summary": "Live stream of alert events (server-sent events): each event has id = its outbox number and event = raised, retracted or confirmed; data is {seq, key, kind, alert_id, alert}. Heartbeat comments keep the connection alive. It resumes after Last-Event-ID (or the query after), else starts at the newest event.",
+                "security": [ { "bearerToken": [] } ],
                 "parameters": [
                     { "name": "Last-Event-ID", "in": "header", "schema": { "type": "integer", "minimum": 0 } },
                     { "name": "after", "in": "query", "schema": { "type": "integer", "minimum": 0 }, "description": "Start after this outbox number (0: from the first event)" }
@@ -339,6 +366,7 @@ pub fn openapi_paths(err: &dyn Fn(&str) -> Value) -> Vec<(&'static str, Value)> 
                 "responses": {
                     "200": { "description": "The event stream", "content": { "text/event-stream": {} } },
                     "400": err("Last-Event-ID or after is not a whole number, or is past the newest event"),
+                    "401": err("Missing or unknown token (any role), and no console session"),
                     "404": err("The watch is not configured"),
                     "503": err("Too many live streams are open, or the watch's store failed")
                 }

@@ -18,7 +18,20 @@ use holdfast_store::watch::{BlockCommit, EmbeddedWatchStore, NewAlert, WatchStor
 use serde_json::{Value, json};
 
 use super::errors::{state_with_gate, token};
-use super::{call, get, state_for};
+use super::{call, state_for};
+
+/// A read of the alerts, with a token of any role (reads need one, issue 15).
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri)
+        .header("authorization", "Bearer init-token")
+        .body(Body::empty())
+        .expect("request")
+}
+
+/// The same without a token.
+fn get_anonymous(uri: &str) -> Request<Body> {
+    super::get(uri)
+}
 
 fn block(n: u64) -> BlockRef {
     let h = |n: u64| {
@@ -111,6 +124,11 @@ async fn alerts_are_listed_filtered_paged_and_acknowledged() {
         .with_watch(store.clone())
         .with_tokens(tokens());
 
+    // Reads need a token (issue 15: they took none).
+    for uri in ["/v1/alerts", "/v1/alerts/hf-a", "/v1/alerts/stream"] {
+        let (status, v) = call(&state, get_anonymous(uri)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}: {v}");
+    }
     let (status, v) = call(&state, get("/v1/alerts")).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(ids(&v), ["hf-e", "hf-d", "hf-c", "hf-b", "hf-a"]);
@@ -305,7 +323,9 @@ impl Client {
         addr: std::net::SocketAddr,
         last_event_id: Option<&str>,
     ) -> Result<Client, (u16, Value)> {
-        let mut req = reqwest::Client::new().get(format!("http://{addr}/v1/alerts/stream"));
+        let mut req = reqwest::Client::new()
+            .get(format!("http://{addr}/v1/alerts/stream"))
+            .bearer_auth("init-token");
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id);
         }
@@ -380,6 +400,7 @@ async fn the_live_stream_delivers_new_events_and_resumes_after_last_event_id() {
     commit(&*store, 1, &[("hf-old", "drain", 3)]);
     let state = state_for(dir.path(), None)
         .with_watch(store.clone())
+        .with_tokens(tokens())
         .with_streams(Streams::new(
             Duration::from_millis(20),
             Duration::from_millis(300),
@@ -523,6 +544,7 @@ async fn live_streams_are_capped_and_counted_as_connections() {
     );
     let state = state_for(dir.path(), None)
         .with_watch(store)
+        .with_tokens(tokens())
         .with_limits(limits.clone());
     let addr = serve(state.clone(), std::future::pending()).await;
     let a = Client::connect(addr, None).await.expect("first");
@@ -564,6 +586,7 @@ async fn a_wake_after_a_commit_delivers_without_waiting_for_the_poll() {
     // Streams that would poll only once a minute.
     let state = state_for(dir.path(), None)
         .with_watch(store.clone())
+        .with_tokens(tokens())
         .with_streams(Streams::new(
             Duration::from_secs(60),
             Duration::from_secs(60),

@@ -1,6 +1,7 @@
 //! holdfast-server integration tests: through the router (`oneshot`) and a real socket.
 
 mod alerts;
+mod console;
 mod errors;
 mod firewall;
 mod limits;

@@ -583,6 +583,41 @@ impl GateStore for EmbeddedGateStore {
         Ok(out)
     }
 
+    fn in_state_after(
+        &self,
+        state: RequestState,
+        after: Option<(u64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<GateRequest>, StoreError> {
+        let snap = self.dir.db.snapshot();
+        let s = state_byte(state);
+        // Keys are (state, created_at, id): the page starts just past the last key of the
+        // previous one and ends with the state's keys.
+        let start = match after {
+            Some((at, id)) => [&[s][..], &at.to_be_bytes(), id.as_bytes(), &[0]].concat(),
+            None => vec![s],
+        };
+        let mut out = Vec::new();
+        for g in snap.range(&self.dir.spaces[STATES], start..vec![s.saturating_add(1)]) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = g.into_inner().map_err(|e| self.err(e))?;
+            if k.first() != Some(&s) {
+                break;
+            }
+            let id = std::str::from_utf8(&k[9..])
+                .map_err(|_| StoreError::Corrupt("gate index".into()))?;
+            if let Some(v) = snap
+                .get(&self.dir.spaces[REQUESTS], id.as_bytes())
+                .map_err(|e| self.err(e))?
+            {
+                out.push(self.parse(&v)?);
+            }
+        }
+        Ok(out)
+    }
+
     fn due_holds(&self, now: u64, limit: usize) -> Result<Vec<GateRequest>, StoreError> {
         let snap = self.dir.db.snapshot();
         let mut out = Vec::new();
@@ -681,6 +716,20 @@ impl GateStore for EmbeddedGateStore {
     fn append_audit(&self, audit: Vec<NewAudit>) -> Result<(), StoreError> {
         let guard = self.lock();
         self.commit(guard, Batch::default(), audit)
+    }
+
+    fn audit_of(&self, id: &str, scan: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let snap = self.dir.db.snapshot();
+        let mut out = Vec::new();
+        for g in snap.iter(&self.dir.spaces[AUDIT]).rev().take(scan) {
+            let (_, v) = g.into_inner().map_err(|e| self.err(e))?;
+            let e: AuditEntry = self.parse(&v)?;
+            if e.request_id.as_deref() == Some(id) {
+                out.push(e);
+            }
+        }
+        out.reverse();
+        Ok(out)
     }
 
     fn audit(&self, from_seq: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {

@@ -179,6 +179,10 @@ pub struct GateRequest {
     pub tx_hash: Option<B256>,
     pub error: Option<String>,
     pub outflows: Vec<Outflow>,
+    /// The guard engine's report of the decision at submission (JSON): what the console
+    /// shows of the request. Absent for requests recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
 }
 
 /// What a decision needs of a wallet's past (see [`GateStore::outflows`] and
@@ -400,17 +404,31 @@ pub enum AuditBreak {
 
 /// Checks a chain read in order from its first entry. Returns how many entries verified.
 pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<u64, AuditBreak> {
-    let mut prev = B256::ZERO;
-    let mut n = 0u64;
+    let mut v = Verifier::default();
     for e in entries {
-        let expected = n + 1;
+        v.next(e)?;
+    }
+    Ok(v.verified())
+}
+
+/// [`verify`] one entry at a time, for a log read in pages (memory bounded by a page).
+#[derive(Debug, Clone, Default)]
+pub struct Verifier {
+    prev: B256,
+    n: u64,
+}
+
+impl Verifier {
+    /// Checks the next entry of the chain (the first call: entry 1).
+    pub fn next(&mut self, e: &AuditEntry) -> Result<(), AuditBreak> {
+        let expected = self.n + 1;
         if e.seq != expected {
             return Err(AuditBreak::Sequence {
                 seq: e.seq,
                 expected,
             });
         }
-        if e.prev != prev {
+        if e.prev != self.prev {
             return Err(AuditBreak::Link { seq: e.seq });
         }
         let h = entry_hash(
@@ -425,10 +443,20 @@ pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<u
         if h != e.hash {
             return Err(AuditBreak::Content { seq: e.seq });
         }
-        prev = e.hash;
-        n = expected;
+        self.prev = e.hash;
+        self.n = expected;
+        Ok(())
     }
-    Ok(n)
+
+    /// Entries verified so far.
+    pub fn verified(&self) -> u64 {
+        self.n
+    }
+
+    /// The hash of the last entry verified (zero before the first).
+    pub fn head(&self) -> B256 {
+        self.prev
+    }
 }
 
 /// A change to make to a request in a [`GateStore::transition`].
@@ -468,6 +496,21 @@ pub trait GateStore: Send + Sync + std::fmt::Debug {
 
     /// Requests in `state`, oldest first (recovery after a restart, the release task).
     fn in_state(&self, state: RequestState, limit: usize) -> Result<Vec<GateRequest>, StoreError>;
+
+    /// A page of the requests in `state`, oldest first, starting after the request
+    /// `after` = (its `created_at`, its id) — the last of the previous page — or from the
+    /// first; at most `limit` (the console's queue pages with it, one index range each).
+    fn in_state_after(
+        &self,
+        state: RequestState,
+        after: Option<(u64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<GateRequest>, StoreError>;
+
+    /// The audit entries about request `id` among the newest `scan` entries of the log,
+    /// oldest first. Bounded: the log has no index by request, so older entries of a request
+    /// are not found (the console says so).
+    fn audit_of(&self, id: &str, scan: usize) -> Result<Vec<AuditEntry>, StoreError>;
 
     /// Held requests whose window ended at or before `now`.
     fn due_holds(&self, now: u64, limit: usize) -> Result<Vec<GateRequest>, StoreError>;

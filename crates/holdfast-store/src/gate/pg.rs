@@ -469,6 +469,24 @@ impl GateStore for PgGateStore {
         .collect()
     }
 
+    fn in_state_after(
+        &self,
+        state: RequestState,
+        after: Option<(u64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<GateRequest>, StoreError> {
+        let mut c = self.client();
+        let (at, id) = after.unwrap_or((0, ""));
+        let at = if after.is_some() { i64_of(at)? } else { -1 };
+        c.query(
+            "SELECT body FROM gate_requests WHERE state = $1 AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $4",
+            &[&state.name(), &at, &id, &i64_of(limit as u64)?],
+        )?
+        .iter()
+        .map(|row| parse(&row.get::<_, String>(0)))
+        .collect()
+    }
+
     fn due_holds(&self, now: u64, limit: usize) -> Result<Vec<GateRequest>, StoreError> {
         let mut c = self.client();
         c.query(
@@ -609,6 +627,22 @@ impl GateStore for PgGateStore {
         Self::append(&mut txn, audit)?;
         txn.commit()?;
         Ok(())
+    }
+
+    fn audit_of(&self, id: &str, scan: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut c = self.client();
+        let entries: Vec<AuditEntry> = c
+            .query(
+                "SELECT body FROM (SELECT seq, body FROM gate_audit ORDER BY seq DESC LIMIT $1) t ORDER BY seq",
+                &[&i64_of(scan as u64)?],
+            )?
+            .iter()
+            .map(|row| parse(&row.get::<_, String>(0)))
+            .collect::<Result<_, _>>()?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.request_id.as_deref() == Some(id))
+            .collect())
     }
 
     fn audit(&self, from_seq: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {

@@ -53,6 +53,7 @@ fn request(id: &str, state: RequestState) -> GateRequest {
             asset: Asset::Native,
             amount: U256::from(5),
         }],
+        report: None,
     }
 }
 
@@ -731,4 +732,51 @@ fn embedded_windows_in_memory_answer_as_the_keyspace() {
         3,
         "w0, w6 and w9 still reserved; w3 released"
     );
+}
+
+/// The console's queue: pages of one state, oldest first, each starting after the last of
+/// the previous page, equal ties of `created_at` ordered by id; a request's report is kept;
+/// `audit_of` finds a request's entries among the newest.
+#[test]
+fn pages_of_a_state_and_the_audit_of_one_request() {
+    backends(|open| {
+        let s = open();
+        for (i, at) in [(0u64, 300u64), (1, 100), (2, 100), (3, 200), (4, 100)] {
+            let mut r = request(&format!("p{i}"), RequestState::Held);
+            r.created_at = at;
+            r.report = Some(format!("{{\"n\":{i}}}"));
+            s.insert(&r, vec![audit(AuditKind::Hold, &format!("p{i}"))])
+                .expect("insert");
+        }
+        s.insert(&request("other", RequestState::AwaitingApprovals), vec![])
+            .expect("insert");
+        let mut seen = Vec::new();
+        let mut after: Option<(u64, String)> = None;
+        loop {
+            let page = s
+                .in_state_after(
+                    RequestState::Held,
+                    after.as_ref().map(|(a, id)| (*a, id.as_str())),
+                    2,
+                )
+                .expect("page");
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.len() <= 2);
+            after = page.last().map(|r| (r.created_at, r.id.clone()));
+            seen.extend(page.into_iter().map(|r| r.id));
+        }
+        assert_eq!(seen, ["p1", "p2", "p4", "p3", "p0"]);
+        assert_eq!(
+            s.get("p3").expect("get").and_then(|r| r.report).as_deref(),
+            Some("{\"n\":3}")
+        );
+        let trail = s.audit_of("p2", 100).expect("audit_of");
+        assert_eq!(trail.len(), 1);
+        assert_eq!(trail[0].request_id.as_deref(), Some("p2"));
+        // Bounded: only the newest `scan` entries are read.
+        assert!(s.audit_of("p0", 2).expect("audit_of").is_empty());
+        assert_eq!(s.audit_of("p4", 2).expect("audit_of").len(), 1);
+    });
 }

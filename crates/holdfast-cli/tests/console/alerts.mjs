@@ -1,0 +1,35 @@
+// Issue 15, alerts: the feed page is open (its EventSource connected) when the takeover
+// block is mined; the alert appears at the top of the table. Prints when it appeared
+// (epoch ms, this machine's clock) so the test can compare with the block's mining.
+import { plan, launch, user, signIn, shot, violations, scan, done } from './lib.mjs';
+import { writeFileSync, existsSync } from 'node:fs';
+
+const browser = await launch();
+const out = {};
+try {
+  const u = await user(browser, null);
+  await signIn(u.page, plan.token);
+  await u.page.goto(`${plan.base}/console/alerts`);
+  // Wait until the stream is open, then tell the test to mine the takeover.
+  await u.page.waitForFunction(() => performance.getEntriesByType('resource')
+    .some((e) => e.name.includes('/v1/alerts/stream')), null, { timeout: 10000 }).catch(() => {});
+  await new Promise((r) => setTimeout(r, 300));
+  writeFileSync(plan.ready_file, 'ready');
+  await u.page.waitForSelector('#alerts tr.new', { timeout: 30000 });
+  out.received_at = Number(await u.page.getAttribute('#alerts tr.new', 'data-received-at'));
+  out.row = ((await u.page.textContent('#alerts tr.new')) ?? '').trim();
+  await shot(u.page, 'alerts-live');
+  // After a reload the alert is in the server-rendered list, with an acknowledge form.
+  await u.page.reload();
+  await Promise.all([u.page.waitForNavigation(), u.page.click('#alerts tr button[type=submit]')]);
+  out.after_ack = ((await u.page.textContent('#alerts tr')) ?? '').trim();
+  await shot(u.page, 'alerts-acknowledged');
+  out.csp = await violations(u);
+  out.axe = [];
+  await scan(u.page, 'alerts', out.axe);
+  out.errors = u.report.errors;
+} finally {
+  await browser.close();
+}
+if (!existsSync(plan.ready_file)) writeFileSync(plan.ready_file, 'failed');
+done(out);

@@ -1,0 +1,258 @@
+//! The web console through the router: every answer — pages, redirects, assets, refusals,
+//! errors — carries the strict Content-Security-Policy and no inline script or style; state
+//! changes need a session, its CSRF token and this origin. (The browser tests in
+//! holdfast-cli drive the same pages in Chromium.)
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use holdfast_gate::Principal;
+use holdfast_server::console::CSP;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use super::errors::state_with_gate;
+
+async fn send(
+    state: &holdfast_server::AppState,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let resp = holdfast_server::router(state.clone())
+        .oneshot(req)
+        .await
+        .expect("infallible");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn every_console_answer_carries_the_csp_and_state_changes_need_csrf_and_origin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = state_with_gate(dir.path());
+    let ops = Principal {
+        name: "ops".into(),
+        roles: vec![holdfast_gate::Role::Operator],
+        address: None,
+    };
+    let id = state.sessions.open(ops);
+    let cookie = format!("holdfast_session={id}");
+    let get = |uri: &str, session: bool| {
+        let mut r = Request::get(uri).header("host", "console.test");
+        if session {
+            r = r.header("cookie", &cookie);
+        }
+        r.body(Body::empty()).expect("request")
+    };
+    let cases = [
+        (get("/", false), StatusCode::SEE_OTHER),
+        (get("/console/sign-in", false), StatusCode::OK),
+        (get("/console/requests", false), StatusCode::SEE_OTHER),
+        (get("/console/requests", true), StatusCode::OK),
+        (
+            get("/console/requests?view=decided&state=denied", true),
+            StatusCode::OK,
+        ),
+        (
+            get("/console/requests?view=nope", true),
+            StatusCode::BAD_REQUEST,
+        ),
+        (get("/console/requests/0xabc", true), StatusCode::NOT_FOUND),
+        (get("/console/audit", true), StatusCode::FORBIDDEN),
+        (get("/console/alerts", true), StatusCode::NOT_FOUND),
+        (get("/console/assets/console.js", false), StatusCode::OK),
+        (get("/console/assets/approve.js", false), StatusCode::OK),
+        (get("/console/assets/console.css", false), StatusCode::OK),
+        (get("/console/assets/nope.js", false), StatusCode::NOT_FOUND),
+        (get("/console/nowhere", true), StatusCode::NOT_FOUND),
+        (
+            Request::put("/console/requests")
+                .body(Body::empty())
+                .expect("request"),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ];
+    for (req, expected) in cases {
+        let uri = req.uri().to_string();
+        let (status, headers, body) = send(&state, req).await;
+        assert_eq!(status, expected, "{uri}: {body}");
+        assert_eq!(
+            headers
+                .get(header::CONTENT_SECURITY_POLICY)
+                .map(|v| v.as_bytes()),
+            Some(CSP.as_bytes()),
+            "{uri}: {status}"
+        );
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY", "{uri}");
+        if headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|c| c.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/html"))
+        {
+            assert!(!body.contains(" style="), "no inline style: {uri}");
+            assert!(!body.contains("<style"), "no style element: {uri}");
+            for script in body.split("<script").skip(1) {
+                assert!(
+                    script.starts_with(" type=\"module\" src=\"/console/assets/"),
+                    "only the console's own script files: {uri}: <script{script}"
+                );
+                assert!(script.starts_with_and_then_empty(), "{uri}");
+            }
+        }
+    }
+
+    // A state change with the session: refused without the token, or from elsewhere.
+    let page = send(&state, get("/console/requests", true)).await.2;
+    let csrf = page
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("csrf meta")
+        .to_owned();
+    let post = |origin: Option<&str>, body: String| {
+        let mut r = Request::post("/console/freeze")
+            .header("host", "console.test")
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded");
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.body(Body::from(body)).expect("request")
+    };
+    for (origin, body) in [
+        (Some("http://console.test"), "reason=x".to_owned()),
+        (
+            Some("http://console.test"),
+            format!("csrf={}&reason=x", "0".repeat(64)),
+        ),
+        (Some("http://evil.test"), format!("csrf={csrf}&reason=x")),
+        (None, format!("csrf={csrf}&reason=x")),
+        (Some("null"), format!("csrf={csrf}&reason=x")),
+    ] {
+        let (status, headers, body) = send(&state, post(origin, body)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{origin:?}: {body}");
+        assert_eq!(headers[header::CONTENT_SECURITY_POLICY], CSP);
+    }
+    let gate = state.gate.clone().expect("gate");
+    assert!(
+        !gate
+            .store()
+            .frozen(alloy::primitives::Address::ZERO)
+            .expect("frozen"),
+        "nothing was frozen"
+    );
+    let (status, headers, _) = send(
+        &state,
+        post(
+            Some("http://console.test"),
+            format!("csrf={csrf}&reason=drill"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/console/requests?done=frozen");
+    assert!(
+        gate.store()
+            .frozen(alloy::primitives::Address::ZERO)
+            .expect("frozen")
+    );
+}
+
+trait EmptyScript {
+    fn starts_with_and_then_empty(&self) -> bool;
+}
+
+impl EmptyScript for &str {
+    /// `<script ...></script>`: the element has no content.
+    fn starts_with_and_then_empty(&self) -> bool {
+        self.split_once('>')
+            .is_some_and(|(_, rest)| rest.starts_with("</script>"))
+    }
+}
+
+/// The queue's filters page through a state's index: every matching request once, in
+/// creation order, none that does not match; `until` ends the scan.
+#[test]
+fn filters_page_through_the_index() {
+    use alloy::primitives::{Address, B256};
+    use holdfast_server::console::filter::{Filter, page};
+    use holdfast_store::gate::{
+        DecisionKind, EmbeddedGateStore, GateRequest, GateStore, RequestMode, RequestState,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedGateStore::open(&dir.path().join("gate")).expect("store");
+    for i in 0..40u64 {
+        store
+            .insert(
+                &GateRequest {
+                    id: format!("r{i:02}"),
+                    payload_hash: B256::ZERO,
+                    chain_id: 1,
+                    wallet: Address::repeat_byte(if i % 4 == 0 { 0xaa } else { 0xbb }),
+                    initiator: "svc".into(),
+                    kind: RequestMode::Safe,
+                    request: "{}".into(),
+                    decision: DecisionKind::Hold,
+                    rule: Some(if i % 2 == 0 { "even" } else { "odd" }.into()),
+                    reasons: Vec::new(),
+                    state: RequestState::Held,
+                    created_at: 86_400 * i,
+                    updated_at: 0,
+                    release_at: Some(u64::MAX / 2),
+                    need_approvals: 0,
+                    group: None,
+                    nonce: None,
+                    signature: None,
+                    tx_hash: None,
+                    error: None,
+                    outflows: Vec::new(),
+                    report: None,
+                },
+                Vec::new(),
+            )
+            .expect("insert");
+    }
+    let all = |filter: &Filter| {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let (rows, next) = page(&store, RequestState::Held, after, filter, 3).expect("page");
+            assert!(rows.len() <= 3);
+            seen.extend(rows.into_iter().map(|r| r.id));
+            match next {
+                Some(n) => after = Some(n),
+                None => return seen,
+            }
+        }
+    };
+    let q = |pairs: &[(&str, &str)]| {
+        Filter::parse(
+            &pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+        .expect("filter")
+    };
+    assert_eq!(all(&Filter::default()).len(), 40);
+    let aa = all(&q(&[
+        ("wallet", &Address::repeat_byte(0xaa).to_string()),
+        ("rule", "even"),
+    ]));
+    assert_eq!(
+        aa,
+        (0..40)
+            .step_by(4)
+            .map(|i| format!("r{i:02}"))
+            .collect::<Vec<_>>()
+    );
+    // Days 10 to 12 (1970-01-11 .. 1970-01-13).
+    let days = all(&q(&[("since", "1970-01-11"), ("until", "1970-01-13")]));
+    assert_eq!(days, ["r10", "r11", "r12"]);
+    assert!(all(&q(&[("rule", "none")])).is_empty());
+}
