@@ -1,0 +1,1 @@
+//! Placeholder: the litecoind regtest tests come with the testkit harness.
