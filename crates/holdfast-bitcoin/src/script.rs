@@ -21,7 +21,8 @@ use crate::network::{AddressParams, Network};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ScriptKind {
     /// `<pubkey> OP_CHECKSIG`. Its address is the key's pay-to-pubkey-hash address, as Bitcoin
-    /// Core up to 0.21 and bitcoin-etl give it, so a key's coins show under one address.
+    /// Core up to 0.19 and bitcoin-etl give it (0.20 and later show none), so a key's coins
+    /// show under one address.
     P2pk,
     /// `OP_DUP OP_HASH160 <20> OP_EQUALVERIFY OP_CHECKSIG`.
     P2pkh,
