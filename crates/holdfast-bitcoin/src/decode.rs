@@ -340,6 +340,17 @@ mod tests {
     }
 
     #[test]
+    fn a_segwit_flag_without_witnesses_is_named() {
+        let mut b = block1();
+        let lock_time = b.len() - 4;
+        b.insert(lock_time, 0x00); // input 0's witness: no items
+        b.splice(85..85, [0x00, 0x01]);
+        let e = decode_block(&b, None).expect_err("no witnesses");
+        assert_eq!(e.field, "witnesses", "{e}");
+        assert_eq!(e.offset, lock_time + 2);
+    }
+
+    #[test]
     fn a_bad_segwit_flag_is_named() {
         let mut b = block1();
         // tx 0: version, then marker 0 and flag 2

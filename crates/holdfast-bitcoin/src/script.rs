@@ -329,6 +329,17 @@ mod tests {
     }
 
     #[test]
+    fn op_return_small_numbers_carry_no_bytes() {
+        // OP_RETURN OP_1 <01020304>: push-only (nulldata), the data is the push's bytes.
+        assert_eq!(
+            ScriptKind::of(&script("6a510401020304")),
+            ScriptKind::OpReturn {
+                data: vec![1, 2, 3, 4]
+            }
+        );
+    }
+
+    #[test]
     fn litecoin_regtest_addresses_are_the_nodes() {
         // From litecoind 0.21.2.1 -regtest: `getblock <hash> 2`, `getnewaddress "" legacy`
         // and the scripts `getaddressinfo` gave for them.
