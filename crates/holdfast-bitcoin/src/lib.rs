@@ -9,6 +9,8 @@
 //!   header's commitments checked; inputs resolved from the block itself and a lookup; fees.
 //! - [`script`]: [`ScriptKind`] (Bitcoin Core's templates) and addresses per network.
 //! - [`blkfile`]: Bitcoin Core's `blk*.dat` framing.
+//! - [`utxo`]: connecting and disconnecting blocks against a UTXO set ([`utxo::connect`],
+//!   [`utxo::BlockChanges`] with its undo, [`utxo::MemoryUtxoSet`]), Core's coin rules.
 //! - [`rpc`]: [`RpcSource`], a Bitcoin Core-compatible JSON-RPC node: bounded answers,
 //!   retries only when retryable, errors naming method and block, cookie or user/password
 //!   authentication, URLs logged without credentials.
@@ -21,6 +23,7 @@ pub mod decode;
 pub mod network;
 pub mod rpc;
 pub mod script;
+pub mod utxo;
 
 pub use block::{Block, BlockError, Input, Output, Overspend, Tx};
 pub use decode::{DecodeError, Place, decode_block};

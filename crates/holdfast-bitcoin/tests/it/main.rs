@@ -5,6 +5,7 @@ mod btcd;
 mod etl;
 mod fixtures;
 mod regtest;
+mod utxo;
 
 use std::path::PathBuf;
 
