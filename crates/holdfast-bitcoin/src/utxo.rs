@@ -38,8 +38,15 @@ pub struct Utxo {
 
 /// Where unspent outputs are looked up.
 pub trait UtxoView {
-    fn utxo(&self, outpoint: &OutPoint) -> Option<Utxo>;
+    /// The unspent output at `outpoint`, if it is unspent; an error when the set cannot be
+    /// read (a store's I/O).
+    fn utxo(&self, outpoint: &OutPoint) -> Result<Option<Utxo>, ViewError>;
 }
+
+/// A UTXO set that could not be read, in its own words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ViewError(pub String);
 
 /// What connecting one block does to the UTXO set: apply all of it or none.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +95,13 @@ pub enum ConnectError {
         inputs: u64,
         outputs: u64,
     },
+    #[error("block {height} ({block}): reading output {outpoint} from the UTXO set: {reason}")]
+    View {
+        block: BlockHash,
+        height: u64,
+        outpoint: OutPoint,
+        reason: String,
+    },
     #[error("block {height} ({block}): outpoint {outpoint} is created twice")]
     DuplicateOutput {
         block: BlockHash,
@@ -107,9 +121,17 @@ pub fn spendable(output: &Output) -> bool {
 pub fn connect(
     block: &mut Block,
     height: u64,
-    view: &impl UtxoView,
+    view: &dyn UtxoView,
 ) -> Result<BlockChanges, ConnectError> {
     let (hash, at) = (block.hash, height);
+    let read = |view: &dyn UtxoView, op: &OutPoint| {
+        view.utxo(op).map_err(|e| ConnectError::View {
+            block: hash,
+            height: at,
+            outpoint: *op,
+            reason: e.0,
+        })
+    };
     // Outputs of this block so far, not yet spent in it.
     let mut fresh: HashMap<OutPoint, Utxo> = HashMap::new();
     let mut order: Vec<OutPoint> = Vec::new();
@@ -124,7 +146,7 @@ pub fn connect(
             let op = input.prevout;
             let utxo = match fresh.remove(&op) {
                 Some(u) => u,
-                None => match view.utxo(&op).filter(|_| !spent_in_set.contains(&op)) {
+                None => match read(view, &op)?.filter(|_| !spent_in_set.contains(&op)) {
                     Some(u) => {
                         spent_in_set.insert(op);
                         from_set.push((op, u.clone()));
@@ -186,7 +208,7 @@ pub fn connect(
     for op in order {
         if let Some(utxo) = fresh.remove(&op) {
             if !spent_in_set.contains(&op)
-                && let Some(old) = view.utxo(&op)
+                && let Some(old) = read(view, &op)?
             {
                 replaced.push((op, old));
             }
@@ -265,7 +287,14 @@ impl MemoryUtxoSet {
 }
 
 impl UtxoView for MemoryUtxoSet {
-    fn utxo(&self, outpoint: &OutPoint) -> Option<Utxo> {
-        self.utxos.get(outpoint).cloned()
+    fn utxo(&self, outpoint: &OutPoint) -> Result<Option<Utxo>, ViewError> {
+        Ok(self.utxos.get(outpoint).cloned())
+    }
+}
+
+impl MemoryUtxoSet {
+    /// The unspent output at `outpoint` (infallible: the set is in memory).
+    pub fn get(&self, outpoint: &OutPoint) -> Option<&Utxo> {
+        self.utxos.get(outpoint)
     }
 }

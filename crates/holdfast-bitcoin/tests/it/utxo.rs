@@ -7,9 +7,7 @@ use std::time::Duration;
 use holdfast_bitcoin::bitcoin::hashes::Hash;
 use holdfast_bitcoin::bitcoin::{OutPoint, Txid};
 use holdfast_bitcoin::blkfile::BlkFile;
-use holdfast_bitcoin::utxo::{
-    BlockChanges, ConnectError, MemoryUtxoSet, UtxoStats, UtxoView, connect,
-};
+use holdfast_bitcoin::utxo::{BlockChanges, ConnectError, MemoryUtxoSet, UtxoStats, connect};
 use holdfast_bitcoin::{Block, Network, RpcAuth, RpcConfig, RpcSource};
 use holdfast_testkit::Litecoind;
 use serde_json::json;
@@ -66,7 +64,9 @@ fn btcds_reorg_unwound_gives_the_set_of_the_winning_branch() {
         vout: 0,
     };
     assert_eq!(
-        set.utxo(&payment).and_then(|u| u.output.address).as_deref(),
+        set.get(&payment)
+            .and_then(|u| u.output.address.clone())
+            .as_deref(),
         Some("1JyMKvPHkrCQd8jQrqTR1rBsAd1VpRhTiE")
     );
     let before_3 = {
@@ -83,12 +83,12 @@ fn btcds_reorg_unwound_gives_the_set_of_the_winning_branch() {
     connect_all(&mut set, &mut side, 3);
     assert_eq!(set, direct);
     // The 10 BTC now went to 1NiEGX… instead; the conflicting payment is gone.
-    assert_eq!(set.utxo(&payment), None);
+    assert_eq!(set.get(&payment), None);
     let conflict = OutPoint {
         txid: txid("c4d8535471dded0c0a48ed5e5e421340112b2ae8073ee013b1230e8030e9d648"),
         vout: 0,
     };
-    let utxo = set.utxo(&conflict).expect("unspent");
+    let utxo = set.get(&conflict).expect("unspent");
     assert_eq!(
         (
             utxo.height,
@@ -212,12 +212,12 @@ fn a_duplicate_coinbase_replaces_and_the_undo_restores() {
     set.apply(&c2);
     let op = c1.created[0].0;
     assert_eq!(
-        (set.len(), set.utxo(&op).map(|u| u.height)),
+        (set.len(), set.get(&op).map(|u| u.height)),
         (1, Some(91_880))
     );
     set.revert(&c2);
     assert_eq!(
-        (set.len(), set.utxo(&op).map(|u| u.height)),
+        (set.len(), set.get(&op).map(|u| u.height)),
         (1, Some(91_722))
     );
 }
