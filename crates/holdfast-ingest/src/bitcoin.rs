@@ -163,16 +163,28 @@ async fn write_block(
 /// tip), unwinding reorgs of at most `max_reorg_depth` blocks.
 pub async fn sync_utxo(
     source: &RpcSource,
-    store: Arc<dyn UtxoStore>,
+    store: &Arc<dyn UtxoStore>,
     chain_id: u64,
     to: Option<u64>,
     max_reorg_depth: u64,
 ) -> Result<SyncReport, BitcoinIngestError> {
     let mut report = SyncReport::default();
-    let to = match to {
-        Some(t) => t,
-        None => source.chain_info().await?.blocks,
+    let tip = source.chain_info().await?.blocks;
+    let to = to.unwrap_or(tip);
+    // The stored head may be on a branch the node has left, even one shorter than the stored
+    // chain: checked once here, then each block's parent is.
+    let head = {
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || s.head(chain_id))
+            .await
+            .map_err(|e| BitcoinIngestError::Join(e.to_string()))??
     };
+    if let Some(h) = head
+        && !node_has(source, &h).await?
+    {
+        let fork = find_fork(source, store, chain_id, h.number, max_reorg_depth).await?;
+        report.unwound.extend(unwind(store, chain_id, fork).await?);
+    }
     loop {
         let head = {
             let s = store.clone();
@@ -188,20 +200,38 @@ pub async fn sync_utxo(
         if let Some(h) = head
             && B256::from(block.prev.to_byte_array()) != h.hash
         {
-            let fork = find_fork(source, &store, chain_id, h.number, max_reorg_depth).await?;
-            let s = store.clone();
-            let removed = tokio::task::spawn_blocking(move || s.unwind_above(chain_id, fork))
-                .await
-                .map_err(|e| BitcoinIngestError::Join(e.to_string()))??;
-            tracing::warn!(target: "ingest::bitcoin", chain_id, fork, unwound = removed.len(), "reorg");
-            report.unwound.extend(removed);
+            let fork = find_fork(source, store, chain_id, h.number, max_reorg_depth).await?;
+            report.unwound.extend(unwind(store, chain_id, fork).await?);
             continue;
         }
         let txs = block.txs.len() as u64;
-        write_block(&store, chain_id, block, next).await?;
+        write_block(store, chain_id, block, next).await?;
         report.blocks += 1;
         report.txs += txs;
     }
+}
+
+/// Whether the node's best chain has `block` at its height.
+async fn node_has(source: &RpcSource, block: &BlockRef) -> Result<bool, BitcoinIngestError> {
+    match source.block_hash(block.number).await {
+        Ok(hash) => Ok(B256::from(hash.to_byte_array()) == block.hash),
+        Err(RpcError::NoSuchBlock { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Unwinds the index above `fork`.
+async fn unwind(
+    store: &Arc<dyn UtxoStore>,
+    chain_id: u64,
+    fork: u64,
+) -> Result<Vec<BlockRef>, BitcoinIngestError> {
+    let s = store.clone();
+    let removed = tokio::task::spawn_blocking(move || s.unwind_above(chain_id, fork))
+        .await
+        .map_err(|e| BitcoinIngestError::Join(e.to_string()))??;
+    tracing::warn!(target: "ingest::bitcoin", chain_id, fork, unwound = removed.len(), "reorg");
+    Ok(removed)
 }
 
 /// The highest stored block at or below `from` whose hash the node still has at its height.
@@ -219,8 +249,9 @@ async fn find_fork(
         let stored = tokio::task::spawn_blocking(move || s.block(chain_id, at))
             .await
             .map_err(|e| BitcoinIngestError::Join(e.to_string()))??;
-        let node = source.block_hash(at).await?;
-        if stored.is_some_and(|b| b.hash == B256::from(node.to_byte_array())) {
+        if let Some(b) = stored
+            && node_has(source, &b).await?
+        {
             return Ok(at);
         }
         if at == lowest || at == 0 {
@@ -228,4 +259,88 @@ async fn find_fork(
         }
         at -= 1;
     }
+}
+
+impl BitcoinIngestError {
+    /// Whether waiting and trying again may succeed (the node down or behind, a reorg between
+    /// two reads).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BitcoinIngestError::Node(e) => e.is_transient(),
+            BitcoinIngestError::Connect(_)
+            | BitcoinIngestError::Store(_)
+            | BitcoinIngestError::ReorgTooDeep { .. }
+            | BitcoinIngestError::Join(_) => false,
+        }
+    }
+}
+
+/// How [`follow_utxo`] follows the node.
+#[derive(Debug, Clone)]
+pub struct FollowOptions {
+    /// Stay this many blocks behind the node's tip.
+    pub confirmations: u64,
+    /// How often to ask for a new tip once caught up.
+    pub poll_interval: std::time::Duration,
+    /// Deepest reorg handled.
+    pub max_reorg_depth: u64,
+    /// Longest wait between retries while the node is unavailable.
+    pub max_backoff: std::time::Duration,
+}
+
+impl Default for FollowOptions {
+    fn default() -> Self {
+        FollowOptions {
+            confirmations: 0,
+            poll_interval: std::time::Duration::from_secs(2),
+            max_reorg_depth: 100,
+            max_backoff: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// Follows the node's tip into the index until `stop` turns true: [`sync_utxo`] to the tip
+/// minus `confirmations`, wait, again. A node that goes away or answers something transient
+/// is waited for with capped exponential backoff (logged each time), never given up on; any
+/// other error ends the run. `on_sync` sees each round's report. Returns the totals.
+pub async fn follow_utxo(
+    source: &RpcSource,
+    store: &Arc<dyn UtxoStore>,
+    chain_id: u64,
+    options: &FollowOptions,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    on_sync: impl Fn(&SyncReport),
+) -> Result<SyncReport, BitcoinIngestError> {
+    let mut total = SyncReport::default();
+    let mut backoff = std::time::Duration::from_millis(250);
+    while !*stop.borrow() {
+        let round = async {
+            let tip = source.chain_info().await?.blocks;
+            let to = tip.saturating_sub(options.confirmations);
+            sync_utxo(source, store, chain_id, Some(to), options.max_reorg_depth).await
+        };
+        let wait = match round.await {
+            Ok(report) => {
+                backoff = std::time::Duration::from_millis(250);
+                on_sync(&report);
+                total.blocks += report.blocks;
+                total.txs += report.txs;
+                total.unwound.extend(report.unwound);
+                options.poll_interval
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(target: "ingest::bitcoin", chain_id, error = %e, retry_in = ?backoff, "node unavailable; waiting");
+                let w = backoff;
+                backoff = (backoff * 2).min(options.max_backoff);
+                w
+            }
+            Err(e) => return Err(e),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            // A dropped sender can never ask to stop: wait the round out.
+            changed = stop.changed() => if changed.is_err() { tokio::time::sleep(wait).await },
+        }
+    }
+    Ok(total)
 }

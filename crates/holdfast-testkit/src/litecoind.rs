@@ -46,6 +46,9 @@ const PASSWORD: &str = "regtest-password";
 /// A running litecoind on regtest.
 #[derive(Debug)]
 pub struct Litecoind {
+    bin: PathBuf,
+    args: Vec<String>,
+    start_timeout: Duration,
     child: Child,
     watchdog: Option<Child>,
     rpc_port: u16,
@@ -89,16 +92,12 @@ impl Litecoind {
             args.push(format!("-rpcpassword={PASSWORD}"));
         }
         args.extend(options.extra_args.iter().cloned());
-        let child = Command::new(&bin)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| TestkitError::Start(format!("{}: {e}", bin.display())))?;
-        let watchdog = crate::anvil::watchdog(child.id());
+        let (child, watchdog) = start(&bin, &args)?;
         // From here on, Drop stops the node whatever happens.
         let mut node = Litecoind {
+            bin,
+            args,
+            start_timeout: options.start_timeout,
             child,
             watchdog,
             rpc_port,
@@ -107,10 +106,26 @@ impl Litecoind {
             client: reqwest::Client::new(),
             next_id: AtomicU64::new(1),
         };
+        node.wait_ready().await?;
+        Ok(node)
+    }
+
+    /// Starts the node again on the same data directory and ports after [`Litecoind::kill`]
+    /// (a node coming back after an outage). Wallets must be loaded again.
+    pub async fn restart(&mut self) -> Result<(), TestkitError> {
+        self.kill();
+        let (child, watchdog) = start(&self.bin, &self.args)?;
+        self.child = child;
+        self.watchdog = watchdog;
+        self.wait_ready().await
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), TestkitError> {
+        let node = self;
         let started = Instant::now();
         loop {
             match node.rpc("getblockchaininfo", json!([])).await {
-                Ok(_) => return Ok(node),
+                Ok(_) => return Ok(()),
                 Err(last) => {
                     if let Ok(Some(status)) = node.child.try_wait() {
                         let mut stderr = String::new();
@@ -122,10 +137,10 @@ impl Litecoind {
                             stderr.trim()
                         )));
                     }
-                    if started.elapsed() > options.start_timeout {
+                    if started.elapsed() > node.start_timeout {
                         return Err(TestkitError::Start(format!(
                             "litecoind did not answer getblockchaininfo within {:?}: {last}",
-                            options.start_timeout
+                            node.start_timeout
                         )));
                     }
                 }
@@ -275,6 +290,18 @@ impl Drop for Litecoind {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+fn start(bin: &Path, args: &[String]) -> Result<(Child, Option<Child>), TestkitError> {
+    let child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| TestkitError::Start(format!("{}: {e}", bin.display())))?;
+    let watchdog = crate::anvil::watchdog(child.id());
+    Ok((child, watchdog))
 }
 
 fn string(v: Value, method: &str) -> Result<String, TestkitError> {

@@ -105,7 +105,7 @@ async fn check(store: Arc<dyn UtxoStore>) {
     config.timeout = Duration::from_secs(20);
     let source = RpcSource::connect(config).await.expect("connect");
 
-    let report = sync_utxo(&source, store.clone(), CHAIN, None, 10)
+    let report = sync_utxo(&source, &store, CHAIN, None, 10)
         .await
         .expect("sync");
     assert_eq!(report.blocks, 108);
@@ -128,7 +128,7 @@ async fn check(store: Arc<dyn UtxoStore>) {
         .await
         .expect("invalidate");
     node.mine(3, &a).await.expect("mine");
-    let report = sync_utxo(&source, store.clone(), CHAIN, None, 10)
+    let report = sync_utxo(&source, &store, CHAIN, None, 10)
         .await
         .expect("sync after the reorg");
     assert_eq!((report.unwound.len(), report.blocks), (2, 3));
@@ -146,7 +146,7 @@ async fn check(store: Arc<dyn UtxoStore>) {
 
     // Resuming: nothing to do, then the next block only.
     assert_eq!(
-        sync_utxo(&source, store.clone(), CHAIN, None, 10)
+        sync_utxo(&source, &store, CHAIN, None, 10)
             .await
             .expect("resume")
             .blocks,
@@ -154,7 +154,7 @@ async fn check(store: Arc<dyn UtxoStore>) {
     );
     node.mine(1, &b).await.expect("mine");
     assert_eq!(
-        sync_utxo(&source, store.clone(), CHAIN, None, 10)
+        sync_utxo(&source, &store, CHAIN, None, 10)
             .await
             .expect("resume")
             .blocks,
@@ -168,6 +168,25 @@ async fn check(store: Arc<dyn UtxoStore>) {
             .expect("counts"),
         node_counts(&node).await
     );
+    // The node's chain gets shorter (its tip invalidated, nothing mined): the index follows it
+    // down.
+    let tip = node.rpc("getbestblockhash", json!([])).await.expect("best");
+    node.rpc("invalidateblock", json!([tip]))
+        .await
+        .expect("invalidate");
+    let report = sync_utxo(&source, &store, CHAIN, None, 10)
+        .await
+        .expect("sync down");
+    assert_eq!((report.unwound.len(), report.blocks), (1, 0));
+    let s = store.clone();
+    assert_eq!(
+        tokio::task::spawn_blocking(move || s.counts(CHAIN))
+            .await
+            .expect("task")
+            .expect("counts"),
+        node_counts(&node).await
+    );
+    head_is_the_nodes(&node, &store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,4 +208,91 @@ async fn litecoind_into_the_postgres_utxo_index() {
     );
     check(store.clone()).await;
     drop(store);
+}
+
+/// Following the node: new blocks arrive in the index; the node killed and restarted
+/// mid-run is waited for, not given up on; the follower stops when asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_waits_out_a_node_outage() {
+    use holdfast_ingest::bitcoin::{FollowOptions, follow_utxo};
+
+    let mut node = Litecoind::spawn().await.expect("litecoind");
+    node.create_wallet("w").await.expect("wallet");
+    let a = node.new_address("w", "bech32").await.expect("address");
+    node.mine(101, &a).await.expect("mine");
+    let (user, password) = node.user_password().expect("user/password");
+    let mut config = RpcConfig::new(
+        node.rpc_url(),
+        RpcAuth::UserPass {
+            user: user.into(),
+            password: password.into(),
+        },
+    );
+    config.timeout = Duration::from_secs(5);
+    config.max_retries = 0;
+    let source = RpcSource::connect(config).await.expect("connect");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn UtxoStore> = Arc::new(EmbeddedUtxoStore::open(dir.path()).expect("open"));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let follower = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let options = FollowOptions {
+                poll_interval: Duration::from_millis(100),
+                max_backoff: Duration::from_millis(500),
+                ..FollowOptions::default()
+            };
+            follow_utxo(&source, &store, CHAIN, &options, stop_rx, |_| {}).await
+        })
+    };
+    let head = |store: Arc<dyn UtxoStore>| async move {
+        tokio::task::spawn_blocking(move || s_head(&*store))
+            .await
+            .expect("task")
+    };
+    let wait_for = |height: u64| {
+        let store = store.clone();
+        async move {
+            for _ in 0..200 {
+                if head(store.clone()).await == Some(height) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("the index did not reach block {height}");
+        }
+    };
+    wait_for(101).await;
+    // gettxoutsetinfo flushes the node's chain state, so it comes back at the same tip.
+    node_counts(&node).await;
+    node.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !follower.is_finished(),
+        "the follower gave up on a node outage"
+    );
+    node.restart().await.expect("restart");
+    node.rpc("loadwallet", json!(["w"]))
+        .await
+        .expect("loadwallet");
+    let b = node.new_address("w", "legacy").await.expect("address");
+    node.mine(3, &b).await.expect("mine");
+    let tip = node.height().await.expect("height");
+    assert_eq!(tip, 104);
+    wait_for(tip).await;
+    let s = store.clone();
+    assert_eq!(
+        tokio::task::spawn_blocking(move || s.counts(CHAIN))
+            .await
+            .expect("task")
+            .expect("counts"),
+        node_counts(&node).await
+    );
+    stop_tx.send(true).expect("stop");
+    let total = follower.await.expect("task").expect("follow");
+    assert_eq!((total.blocks, total.unwound.len()), (105, 0));
+}
+
+fn s_head(store: &dyn UtxoStore) -> Option<u64> {
+    store.head(CHAIN).expect("head").map(|h| h.number)
 }
