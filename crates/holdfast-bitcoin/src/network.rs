@@ -171,6 +171,21 @@ impl Network {
         Network::ALL.into_iter().find(|n| n.genesis_hex() == hex)
     }
 
+    /// The chain id under which the UTXO index keeps this network (stable: never reuse or
+    /// change one).
+    pub const fn index_id(self) -> u64 {
+        match self {
+            Network::Bitcoin => 1,
+            Network::BitcoinTestnet => 2,
+            Network::BitcoinTestnet4 => 3,
+            Network::BitcoinSignet => 4,
+            Network::BitcoinRegtest => 5,
+            Network::Litecoin => 11,
+            Network::LitecoinTestnet => 12,
+            Network::LitecoinRegtest => 13,
+        }
+    }
+
     /// The four bytes that open each block in the node's `blk*.dat` files (and its P2P
     /// messages).
     pub const fn magic(self) -> [u8; 4] {
@@ -249,10 +264,14 @@ mod tests {
     }
 
     #[test]
-    fn genesis_hashes_are_distinct() {
+    fn genesis_hashes_and_index_ids_are_distinct() {
         let mut all: Vec<_> = Network::ALL.iter().map(|n| n.genesis_hex()).collect();
         all.sort();
         all.dedup();
         assert_eq!(all.len(), Network::ALL.len());
+        let mut ids: Vec<_> = Network::ALL.iter().map(|n| n.index_id()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), Network::ALL.len());
     }
 }
