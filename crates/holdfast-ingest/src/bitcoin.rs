@@ -1,7 +1,7 @@
 //! Bitcoin-family blocks into the UTXO index: [`sync_utxo`] reads blocks from a
 //! [`RpcSource`] from the index's checkpoint (its head block) up to a height, connects each to
-//! the index ([`holdfast_bitcoin::utxo::connect`] against [`IndexView`], the store read as a
-//! UTXO set) and writes its changes with the block in one atomic write, so the head is always
+//! the index ([`holdfast_bitcoin::utxo::connect`] against [`IndexView`], the block's outpoints
+//! read from the store in one batch) and writes its changes with the block in one atomic write, so the head is always
 //! a complete checkpoint. A block whose parent is not the stored head is a reorg: the fork
 //! point is found by walking back, comparing stored hashes with the node's (at most
 //! `max_reorg_depth` blocks), and the orphaned blocks are unwound from their undo records.
@@ -11,16 +11,17 @@
 //! Not yet here (docs/BITCOIN.md): following the head, waiting out an outage, progress,
 //! the transactions and the address index.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use alloy_primitives::B256;
 use holdfast_bitcoin::bitcoin::hashes::Hash;
-use holdfast_bitcoin::bitcoin::{OutPoint, Txid};
+use holdfast_bitcoin::bitcoin::{OutPoint, ScriptBuf, Txid};
 use holdfast_bitcoin::utxo::{BlockChanges, ConnectError, Utxo, UtxoView, ViewError, connect};
 use holdfast_bitcoin::{Block, Output, RpcError, RpcSource};
 use holdfast_primitives::BlockRef;
 use holdfast_store::StoreError;
-use holdfast_store::utxo::{OutPointKey, UtxoChanges, UtxoRecord, UtxoStore};
+use holdfast_store::utxo::{MAX_BATCH, OutPointKey, UtxoChanges, UtxoRecord, UtxoStore};
 
 /// What went wrong ingesting a Bitcoin-family chain.
 #[derive(Debug, thiserror::Error)]
@@ -50,39 +51,61 @@ pub struct SyncReport {
     pub unwound: Vec<BlockRef>,
 }
 
-/// The index of `chain_id` read as a UTXO set.
-#[derive(Clone, Copy)]
-pub struct IndexView<'a> {
-    pub store: &'a dyn UtxoStore,
-    pub chain_id: u64,
-    pub network: holdfast_bitcoin::Network,
+/// What the index holds of one block's outpoints (the outputs its inputs spend and the
+/// outputs it creates, for BIP30 replacements), read in one batch ([`UtxoStore::utxos`]) and
+/// served to [`connect`] as a UTXO set: one round trip per block instead of one per input.
+#[derive(Debug, Default)]
+pub struct IndexView {
+    utxos: HashMap<OutPoint, Utxo>,
 }
 
-impl std::fmt::Debug for IndexView<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IndexView")
-            .field("chain_id", &self.chain_id)
-            .field("network", &self.network)
-            .finish_non_exhaustive()
+impl IndexView {
+    /// Reads `block`'s outpoints from the index of `chain_id`.
+    pub fn for_block(
+        store: &dyn UtxoStore,
+        chain_id: u64,
+        block: &Block,
+    ) -> Result<IndexView, StoreError> {
+        let mut seen = HashSet::new();
+        let ops: Vec<OutPoint> = block
+            .txs
+            .iter()
+            .flat_map(|t| {
+                t.inputs
+                    .iter()
+                    .map(|i| i.prevout)
+                    .chain((0..t.outputs.len()).map(|vout| OutPoint {
+                        txid: t.txid,
+                        vout: vout as u32,
+                    }))
+            })
+            .filter(|op| seen.insert(*op))
+            .collect();
+        let mut utxos = HashMap::new();
+        for chunk in ops.chunks(MAX_BATCH) {
+            let keys: Vec<OutPointKey> = chunk.iter().map(key_of).collect();
+            for (op, record) in chunk.iter().zip(store.utxos(chain_id, &keys)?) {
+                if let Some(r) = record {
+                    let output =
+                        Output::new(r.value, ScriptBuf::from_bytes(r.script), block.network);
+                    utxos.insert(
+                        *op,
+                        Utxo {
+                            output,
+                            height: r.height,
+                            coinbase: r.coinbase,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(IndexView { utxos })
     }
 }
 
-impl UtxoView for IndexView<'_> {
+impl UtxoView for IndexView {
     fn utxo(&self, outpoint: &OutPoint) -> Result<Option<Utxo>, ViewError> {
-        let key = key_of(outpoint);
-        let record = self
-            .store
-            .utxo(self.chain_id, &key)
-            .map_err(|e| ViewError(e.to_string()))?;
-        Ok(record.map(|r| Utxo {
-            output: Output::new(
-                r.value,
-                holdfast_bitcoin::bitcoin::ScriptBuf::from_bytes(r.script),
-                self.network,
-            ),
-            height: r.height,
-            coinbase: r.coinbase,
-        }))
+        Ok(self.utxos.get(outpoint).cloned())
     }
 }
 
@@ -142,11 +165,7 @@ async fn write_block(
 ) -> Result<Block, BitcoinIngestError> {
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
-        let view = IndexView {
-            store: &*store,
-            chain_id,
-            network: block.network,
-        };
+        let view = IndexView::for_block(&*store, chain_id, &block)?;
         let changes = connect(&mut block, height, &view)?;
         store.apply_block(
             chain_id,

@@ -319,5 +319,8 @@ fn randomly_damaged_blocks_decode_or_name_the_field() {
         }
     }
     // A flipped bit in a signature or a script still decodes, but the merkle root catches it.
-    assert!(refused > 1_400 && accepted > 0, "{accepted} accepted, {refused} refused");
+    assert!(
+        refused > 1_400 && accepted > 0,
+        "{accepted} accepted, {refused} refused"
+    );
 }

@@ -130,8 +130,17 @@ async fn ingest_chain_bitcoin_survives_kill_9() {
         .rpc_url()
         .replace("http://", &format!("http://{user}:{password}@"));
     let data = tempfile::tempdir().expect("tempdir");
-    let mut killed_mid_run = 0;
-    for i in 0..8u64 {
+    let head = || {
+        use holdfast_store::utxo::UtxoStore;
+        let index = holdfast_store::utxo::EmbeddedUtxoStore::open(&data.path().join("store/utxo"))
+            .expect("the index opens after a kill");
+        index
+            .head(LITECOIN_REGTEST_INDEX_ID)
+            .expect("head")
+            .map(|h| h.number)
+    };
+    let mut heads = Vec::new();
+    for i in 0..12u64 {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_holdfast"))
             .arg("--data-dir")
             .arg(data.path())
@@ -141,30 +150,25 @@ async fn ingest_chain_bitcoin_survives_kill_9() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn");
-        tokio::time::sleep(std::time::Duration::from_millis(150 + 70 * i)).await;
-        if child.try_wait().expect("wait").is_none() {
-            killed_mid_run += 1;
-        }
+        tokio::time::sleep(std::time::Duration::from_millis(60 + 25 * i)).await;
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the run ended by itself"
+        );
         child.kill().expect("SIGKILL");
         child.wait().expect("reap");
+        heads.push(head());
     }
+    // Each run resumed where the killed one stopped (never lower), and several were killed
+    // while blocks were still being written.
+    assert!(heads.windows(2).all(|w| w[0] <= w[1]), "{heads:?}");
+    let mid_run = heads.iter().filter(|h| h.is_none_or(|h| h < tip)).count();
     assert!(
-        killed_mid_run >= 6,
-        "the process was not running when killed"
+        mid_run >= 3,
+        "only {mid_run} kills landed before the index was complete: {heads:?}"
     );
-    // What the killed runs left: a complete prefix of the chain, from which the final run
-    // resumes instead of starting over.
-    let left = {
-        use holdfast_store::utxo::UtxoStore;
-        let index = holdfast_store::utxo::EmbeddedUtxoStore::open(&data.path().join("store/utxo"))
-            .expect("the index opens after the kills");
-        index
-            .head(LITECOIN_REGTEST_INDEX_ID)
-            .expect("head")
-            .map_or(0, |h| h.number + 1)
-    };
-    assert!(left > 0, "the killed runs wrote nothing");
-    eprintln!("after {killed_mid_run} kills mid-run the index held blocks 0..{left} of 0..={tip}");
+    eprintln!("index head after each kill: {heads:?} (tip {tip})");
+    let left = heads.last().copied().flatten().map_or(0, |h| h + 1);
     let out = holdfast(
         data.path(),
         &["ingest", "--chain", "bitcoin", "--rpc", &url],

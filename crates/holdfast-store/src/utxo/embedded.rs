@@ -258,4 +258,16 @@ impl UtxoStore for EmbeddedUtxoStore {
     fn counts(&self, chain_id: u64) -> Result<UtxoCounts, StoreError> {
         self.read_counts(chain_id)
     }
+
+    fn utxos(
+        &self,
+        chain_id: u64,
+        outpoints: &[OutPointKey],
+    ) -> Result<Vec<Option<UtxoRecord>>, StoreError> {
+        super::check_batch(outpoints.len())?;
+        outpoints
+            .iter()
+            .map(|op| self.read_coin(chain_id, op))
+            .collect()
+    }
 }

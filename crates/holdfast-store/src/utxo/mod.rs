@@ -112,6 +112,29 @@ pub trait UtxoStore: Send + Sync {
     -> Result<Option<UtxoRecord>, StoreError>;
 
     fn counts(&self, chain_id: u64) -> Result<UtxoCounts, StoreError>;
+
+    /// The unspent outputs at `outpoints`, in their order (`None` where not unspent): one
+    /// round trip for a block's inputs. At most [`MAX_BATCH`] at once.
+    fn utxos(
+        &self,
+        chain_id: u64,
+        outpoints: &[OutPointKey],
+    ) -> Result<Vec<Option<UtxoRecord>>, StoreError>;
+}
+
+/// Most outpoints one [`UtxoStore::utxos`] call takes (a block has at most about 25,000
+/// inputs).
+pub const MAX_BATCH: usize = 100_000;
+
+fn check_batch(n: usize) -> Result<(), StoreError> {
+    if n > MAX_BATCH {
+        return Err(StoreError::Argument {
+            field: "outpoints",
+            value: n.to_string(),
+            expected: format!("at most {MAX_BATCH} per call"),
+        });
+    }
+    Ok(())
 }
 
 /// Checks `changes` for `block` on their own, before anything is read or written.

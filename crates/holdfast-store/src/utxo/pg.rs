@@ -420,4 +420,28 @@ impl UtxoStore for PgUtxoStore {
     fn counts(&self, chain_id: u64) -> Result<UtxoCounts, StoreError> {
         Self::read_counts(&mut *self.pool.client(), chain_id)
     }
+
+    fn utxos(
+        &self,
+        chain_id: u64,
+        outpoints: &[OutPointKey],
+    ) -> Result<Vec<Option<UtxoRecord>>, StoreError> {
+        super::check_batch(outpoints.len())?;
+        if outpoints.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txids: Vec<&[u8]> = outpoints.iter().map(|op| op.txid.as_slice()).collect();
+        let vouts: Vec<i64> = outpoints.iter().map(|op| i64::from(op.vout)).collect();
+        let rows = self.pool.client().query(
+            "SELECT c.txid, c.vout, c.value, c.height, c.coinbase, c.script, c.address
+             FROM unnest($2::bytea[], $3::bigint[]) AS q(txid, vout)
+             JOIN utxo_coins c ON c.chain_id = $1 AND c.txid = q.txid AND c.vout = q.vout",
+            &[&i64_of(chain_id)?, &txids, &vouts],
+        )?;
+        let mut found: HashMap<OutPointKey, UtxoRecord> = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            found.insert(outpoint_of(r.get("txid"), r.get("vout"))?, record_of(r)?);
+        }
+        Ok(outpoints.iter().map(|op| found.get(op).cloned()).collect())
+    }
 }

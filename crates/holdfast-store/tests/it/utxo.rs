@@ -129,6 +129,15 @@ fn apply_unwind_and_reapply(s: &dyn UtxoStore) {
         Applied::AlreadyPresent
     );
     assert_eq!(state(s), states[3]);
+    // A batch read answers as single reads do, in order, with the gaps.
+    let ops = [op(0xc, 0), op(0xa, 0), op(0xf, 9), op(0xd, 0), op(0xc, 0)];
+    let one: Vec<_> = ops
+        .iter()
+        .map(|o| s.utxo(CHAIN, o).expect("utxo"))
+        .collect();
+    assert_eq!(s.utxos(CHAIN, &ops).expect("utxos"), one);
+    assert_eq!(one.iter().filter(|r| r.is_some()).count(), 3);
+    assert_eq!(s.utxos(CHAIN, &[]).expect("none"), vec![]);
     // Unwinding restores each earlier state exactly.
     let removed = s.unwind_above(CHAIN, 1).expect("unwind");
     assert_eq!(removed, vec![blocks[1].0, blocks[2].0]);
