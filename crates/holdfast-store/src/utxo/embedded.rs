@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `utxo.blocks` | chain, number | hash, parent hash, timestamp |
 //! | `utxo.coins` | chain, txid, vout | value, height, coinbase, script, address |
-//! | `utxo.undo` | chain, number | the block's changes (created, spent, replaced) |
+//! | `utxo.undo` | chain, number | the undo record: outputs created (outpoint, value), outputs spent or replaced (whole) |
 //! | `utxo.meta` | chain | counts: outputs, total |
 
 use std::path::Path;
@@ -16,7 +16,8 @@ use fjall::Readable;
 use holdfast_primitives::BlockRef;
 
 use super::{
-    OutPointKey, UtxoChanges, UtxoCounts, UtxoRecord, UtxoStore, bytes, counted, not_held, validate,
+    OutPointKey, Undo, UtxoChanges, UtxoCounts, UtxoRecord, UtxoStore, bytes, counted, not_held,
+    validate,
 };
 use crate::codec::{self, Reader, corrupt};
 use crate::group_commit::{Batch, FjallDir, GroupCommit};
@@ -99,22 +100,23 @@ impl EmbeddedUtxoStore {
         [c.outputs.to_be_bytes(), c.total.to_be_bytes()].concat()
     }
 
-    /// Stages `changes` (of block `number`) forward or backward into `batch`.
-    fn stage(batch: &mut Batch, chain_id: u64, changes: &UtxoChanges, apply: bool) {
-        if apply {
-            for (op, _) in changes.spent.iter().chain(&changes.replaced) {
-                batch.del(COINS, coin_key(chain_id, op));
-            }
-            for (op, r) in &changes.created {
-                batch.put(COINS, coin_key(chain_id, op), record_bytes(r));
-            }
-        } else {
-            for (op, _) in &changes.created {
-                batch.del(COINS, coin_key(chain_id, op));
-            }
-            for (op, r) in changes.spent.iter().chain(&changes.replaced) {
-                batch.put(COINS, coin_key(chain_id, op), record_bytes(r));
-            }
+    /// Stages applying `changes` into `batch`.
+    fn stage(batch: &mut Batch, chain_id: u64, changes: &UtxoChanges) {
+        for (op, _) in changes.spent.iter().chain(&changes.replaced) {
+            batch.del(COINS, coin_key(chain_id, op));
+        }
+        for (op, r) in &changes.created {
+            batch.put(COINS, coin_key(chain_id, op), record_bytes(r));
+        }
+    }
+
+    /// Stages reverting a block from its undo record into `batch`.
+    fn stage_undo(batch: &mut Batch, chain_id: u64, undo: &Undo) {
+        for (op, _) in &undo.created {
+            batch.del(COINS, coin_key(chain_id, op));
+        }
+        for (op, r) in &undo.restored {
+            batch.put(COINS, coin_key(chain_id, op), record_bytes(r));
         }
     }
 
@@ -175,10 +177,14 @@ impl UtxoStore for EmbeddedUtxoStore {
                 });
             }
         }
-        let counts = counted(self.read_counts(chain_id)?, changes, true)?;
+        let counts = counted(self.read_counts(chain_id)?, changes)?;
         let mut batch = Batch::default();
-        Self::stage(&mut batch, chain_id, changes, true);
-        batch.put(UNDO, block_key(chain_id, number), bytes::changes(changes));
+        Self::stage(&mut batch, chain_id, changes);
+        batch.put(
+            UNDO,
+            block_key(chain_id, number),
+            bytes::undo(&Undo::of(changes)),
+        );
         batch.put(
             BLOCKS,
             block_key(chain_id, number),
@@ -215,9 +221,9 @@ impl UtxoStore for EmbeddedUtxoStore {
                 .dir
                 .read(UNDO, &key)?
                 .ok_or_else(|| corrupt("UTXO undo record missing"))?;
-            let changes = bytes::read_changes(&undo)?;
-            Self::stage(&mut batch, chain_id, &changes, false);
-            counts = counted(counts, &changes, false)?;
+            let undo = bytes::read_undo(&undo)?;
+            Self::stage_undo(&mut batch, chain_id, &undo);
+            counts = undo.revert(counts)?;
             batch.del(UNDO, key.clone());
             batch.del(BLOCKS, key);
         }

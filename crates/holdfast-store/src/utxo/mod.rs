@@ -227,12 +227,8 @@ fn not_held(chain_id: u64, number: u64, what: &str, op: &OutPointKey, found: boo
     }
 }
 
-/// Counts after applying (`sign` 1) or reverting (`sign` -1) `changes`.
-fn counted(
-    counts: UtxoCounts,
-    changes: &UtxoChanges,
-    apply: bool,
-) -> Result<UtxoCounts, StoreError> {
+/// Counts after applying `changes`.
+fn counted(counts: UtxoCounts, changes: &UtxoChanges) -> Result<UtxoCounts, StoreError> {
     let sum = |l: &[(OutPointKey, UtxoRecord)]| -> (u64, u64) {
         (l.len() as u64, l.iter().map(|(_, r)| r.value).sum())
     };
@@ -240,24 +236,60 @@ fn counted(
     let (s_n, s_v) = sum(&changes.spent);
     let (r_n, r_v) = sum(&changes.replaced);
     let broken = || StoreError::Corrupt("UTXO counts below zero".into());
-    let (add_n, add_v, sub_n, sub_v) = if apply {
-        (c_n, c_v, s_n + r_n, s_v + r_v)
-    } else {
-        (s_n + r_n, s_v + r_v, c_n, c_v)
-    };
     Ok(UtxoCounts {
-        outputs: (counts.outputs + add_n)
-            .checked_sub(sub_n)
+        outputs: (counts.outputs + c_n)
+            .checked_sub(s_n + r_n)
             .ok_or_else(broken)?,
-        total: (counts.total + add_v)
-            .checked_sub(sub_v)
+        total: (counts.total + c_v)
+            .checked_sub(s_v + r_v)
             .ok_or_else(broken)?,
     })
 }
 
+/// A block's undo record: what reverting it takes. The outputs it created are removed by
+/// outpoint (their values for the counts); the ones it spent or replaced are put back whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Undo {
+    created: Vec<(OutPointKey, u64)>,
+    restored: Vec<(OutPointKey, UtxoRecord)>,
+}
+
+impl Undo {
+    fn of(changes: &UtxoChanges) -> Undo {
+        Undo {
+            created: changes
+                .created
+                .iter()
+                .map(|(op, r)| (*op, r.value))
+                .collect(),
+            restored: changes
+                .spent
+                .iter()
+                .chain(&changes.replaced)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Counts after reverting the block.
+    fn revert(&self, counts: UtxoCounts) -> Result<UtxoCounts, StoreError> {
+        let broken = || StoreError::Corrupt("UTXO counts below zero".into());
+        let created: u64 = self.created.iter().map(|(_, v)| v).sum();
+        let restored: u64 = self.restored.iter().map(|(_, r)| r.value).sum();
+        Ok(UtxoCounts {
+            outputs: (counts.outputs + self.restored.len() as u64)
+                .checked_sub(self.created.len() as u64)
+                .ok_or_else(broken)?,
+            total: (counts.total + restored)
+                .checked_sub(created)
+                .ok_or_else(broken)?,
+        })
+    }
+}
+
 /// Byte encodings of records and undo records (both backends store these bytes).
 mod bytes {
-    use super::{OutPointKey, UtxoChanges, UtxoRecord};
+    use super::{OutPointKey, Undo, UtxoRecord};
     use crate::StoreError;
     use crate::codec::{Reader, corrupt};
     use alloy_primitives::B256;
@@ -317,36 +349,35 @@ mod bytes {
         })
     }
 
-    pub fn changes(c: &UtxoChanges) -> Vec<u8> {
+    pub fn undo(u: &Undo) -> Vec<u8> {
         let mut out = Vec::new();
-        for list in [&c.created, &c.spent, &c.replaced] {
-            out.extend_from_slice(&(list.len() as u32).to_be_bytes());
-            for (op, r) in list {
-                outpoint(op, &mut out);
-                record(r, &mut out);
-            }
+        out.extend_from_slice(&(u.created.len() as u32).to_be_bytes());
+        for (op, value) in &u.created {
+            outpoint(op, &mut out);
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+        out.extend_from_slice(&(u.restored.len() as u32).to_be_bytes());
+        for (op, r) in &u.restored {
+            outpoint(op, &mut out);
+            record(r, &mut out);
         }
         out
     }
 
-    pub fn read_changes(v: &[u8]) -> Result<UtxoChanges, StoreError> {
+    pub fn read_undo(v: &[u8]) -> Result<Undo, StoreError> {
         let mut r = Reader(v);
-        let mut lists: [Vec<(OutPointKey, UtxoRecord)>; 3] = Default::default();
-        for list in &mut lists {
-            let n = r.u32()? as usize;
-            for _ in 0..n {
-                let op = read_outpoint(&mut r)?;
-                list.push((op, read_record(&mut r)?));
-            }
+        let mut undo = Undo::default();
+        for _ in 0..r.u32()? {
+            let op = read_outpoint(&mut r)?;
+            undo.created.push((op, r.u64()?));
+        }
+        for _ in 0..r.u32()? {
+            let op = read_outpoint(&mut r)?;
+            undo.restored.push((op, read_record(&mut r)?));
         }
         if !r.0.is_empty() {
             return Err(corrupt("UTXO undo record: trailing bytes"));
         }
-        let [created, spent, replaced] = lists;
-        Ok(UtxoChanges {
-            created,
-            spent,
-            replaced,
-        })
+        Ok(undo)
     }
 }

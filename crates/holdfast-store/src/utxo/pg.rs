@@ -11,7 +11,8 @@ use holdfast_primitives::BlockRef;
 use postgres::Transaction;
 
 use super::{
-    OutPointKey, UtxoChanges, UtxoCounts, UtxoRecord, UtxoStore, bytes, counted, not_held, validate,
+    OutPointKey, Undo, UtxoChanges, UtxoCounts, UtxoRecord, UtxoStore, bytes, counted, not_held,
+    validate,
 };
 use crate::pg_pool::{Pool, Schema};
 use crate::{Applied, StoreError, admit};
@@ -222,6 +223,24 @@ impl PgUtxoStore {
             .collect()
     }
 
+    /// Deletes the outpoints of `list`; how many rows went.
+    fn delete_outpoints(
+        tx: &mut Transaction<'_>,
+        chain_id: u64,
+        list: &[(OutPointKey, u64)],
+    ) -> Result<u64, StoreError> {
+        if list.is_empty() {
+            return Ok(0);
+        }
+        let txids: Vec<&[u8]> = list.iter().map(|(op, _)| op.txid.as_slice()).collect();
+        let vouts: Vec<i64> = list.iter().map(|(op, _)| i64::from(op.vout)).collect();
+        Ok(tx.execute(
+            "DELETE FROM utxo_coins c USING unnest($2::bytea[], $3::bigint[]) AS d(txid, vout)
+             WHERE c.chain_id = $1 AND c.txid = d.txid AND c.vout = d.vout",
+            &[&i64_of(chain_id)?, &txids, &vouts],
+        )?)
+    }
+
     /// Inserts `list`; returns the outpoints that were already there (not inserted).
     fn insert(
         tx: &mut Transaction<'_>,
@@ -302,14 +321,14 @@ impl UtxoStore for PgUtxoStore {
                 ),
             });
         }
-        let counts = counted(Self::read_counts(&mut tx, chain_id)?, changes, true)?;
+        let counts = counted(Self::read_counts(&mut tx, chain_id)?, changes)?;
         Self::write_counts(&mut tx, chain_id, counts)?;
         tx.execute(
             "INSERT INTO utxo_undo (chain_id, number, body) VALUES ($1, $2, $3)",
             &[
                 &i64_of(chain_id)?,
                 &i64_of(number)?,
-                &bytes::changes(changes),
+                &bytes::undo(&Undo::of(changes)),
             ],
         )?;
         tx.execute(
@@ -347,25 +366,23 @@ impl UtxoStore for PgUtxoStore {
         for row in &rows {
             let block = block_of(row.get(0), row.get(1), row.get(2), row.get(3))?;
             let body: Option<Vec<u8>> = row.get(4);
-            let changes = bytes::read_changes(
+            let undo = bytes::read_undo(
                 &body.ok_or_else(|| StoreError::Corrupt("UTXO undo record missing".into()))?,
             )?;
-            let created = Self::delete(&mut tx, chain_id, &changes.created)?;
-            if created.len() != changes.created.len() {
+            let removed_rows = Self::delete_outpoints(&mut tx, chain_id, &undo.created)?;
+            if removed_rows != undo.created.len() as u64 {
                 return Err(StoreError::Corrupt(format!(
                     "block {}: outputs it created are missing from the index",
                     block.number
                 )));
             }
-            let mut restore = changes.spent.clone();
-            restore.extend(changes.replaced.iter().cloned());
-            if let Some(op) = Self::insert(&mut tx, chain_id, &restore)?.first() {
+            if let Some(op) = Self::insert(&mut tx, chain_id, &undo.restored)?.first() {
                 return Err(StoreError::Corrupt(format!(
                     "block {}: output {op} it spent is unspent again",
                     block.number
                 )));
             }
-            counts = counted(counts, &changes, false)?;
+            counts = undo.revert(counts)?;
             removed.push(block);
         }
         tx.execute(
