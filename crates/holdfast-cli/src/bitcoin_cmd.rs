@@ -13,6 +13,12 @@ use holdfast_store::utxo::{EmbeddedUtxoStore, PgUtxoStore, UtxoStore};
 
 use crate::chain_cmd::{IngestArgs, StoreArgs};
 
+/// Deepest reorg `ingest --chain bitcoin` unwinds.
+const MAX_REORG_DEPTH: u64 = 100;
+/// Undo records kept: ten times the deepest reorg unwound (older ones are dropped as blocks are
+/// written).
+const KEEP_UNDO: u64 = 10 * MAX_REORG_DEPTH;
+
 /// The UTXO index: PostgreSQL when `--store` is a `postgres://` URL, else the embedded one.
 fn open_index(
     data_dir: &holdfast_intel::DataDir,
@@ -20,7 +26,7 @@ fn open_index(
 ) -> anyhow::Result<Arc<dyn UtxoStore>> {
     match args.store.as_deref() {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            let store = PgUtxoStore::connect(url).with_context(|| {
+            let store = PgUtxoStore::connect_with(url, Some(KEEP_UNDO)).with_context(|| {
                 format!(
                     "opening the PostgreSQL UTXO index at {}",
                     holdfast_bitcoin::rpc::redact(url)
@@ -33,9 +39,11 @@ fn open_index(
         ),
         None => {
             let path = data_dir.root().join("store/utxo");
-            Ok(Arc::new(EmbeddedUtxoStore::open(&path).with_context(
-                || format!("opening the embedded UTXO index {}", path.display()),
-            )?))
+            Ok(Arc::new(
+                EmbeddedUtxoStore::open_with(&path, Some(KEEP_UNDO)).with_context(|| {
+                    format!("opening the embedded UTXO index {}", path.display())
+                })?,
+            ))
         }
     }
 }
@@ -79,6 +87,7 @@ pub fn ingest(
             });
             let options = FollowOptions {
                 confirmations: args.confirmations,
+                max_reorg_depth: MAX_REORG_DEPTH,
                 ..FollowOptions::default()
             };
             follow_utxo(&source, &index, chain_id, &options, stop_rx, |r| {
@@ -96,7 +105,7 @@ pub fn ingest(
                     .blocks
                     .saturating_sub(args.confirmations),
             };
-            sync_utxo(&source, &index, chain_id, Some(to), 100).await?
+            sync_utxo(&source, &index, chain_id, Some(to), MAX_REORG_DEPTH).await?
         };
         let secs = started.elapsed().as_secs_f64().max(1e-9);
         let i = index.clone();

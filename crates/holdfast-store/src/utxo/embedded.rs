@@ -16,8 +16,8 @@ use fjall::Readable;
 use holdfast_primitives::BlockRef;
 
 use super::{
-    OutPointKey, Undo, UtxoChanges, UtxoCounts, UtxoRecord, UtxoStore, bytes, counted, not_held,
-    validate,
+    KeepUndo, OutPointKey, Undo, UtxoChanges, UtxoCounts, UtxoRecord, UtxoStore, bytes, counted,
+    not_held, validate,
 };
 use crate::codec::{self, Reader, corrupt};
 use crate::group_commit::{Batch, FjallDir, GroupCommit};
@@ -33,6 +33,7 @@ const META: usize = 3;
 pub struct EmbeddedUtxoStore {
     dir: FjallDir,
     group: GroupCommit,
+    keep_undo: KeepUndo,
 }
 
 impl std::fmt::Debug for EmbeddedUtxoStore {
@@ -62,9 +63,15 @@ fn record_bytes(r: &UtxoRecord) -> Vec<u8> {
 impl EmbeddedUtxoStore {
     /// Opens (creating it if needed) the index at `path`.
     pub fn open(path: &Path) -> Result<EmbeddedUtxoStore, StoreError> {
+        EmbeddedUtxoStore::open_with(path, None)
+    }
+
+    /// Opens the index keeping the undo records of the newest `keep_undo` blocks only.
+    pub fn open_with(path: &Path, keep_undo: KeepUndo) -> Result<EmbeddedUtxoStore, StoreError> {
         Ok(EmbeddedUtxoStore {
             dir: FjallDir::open(path, &SPACES)?,
             group: GroupCommit::default(),
+            keep_undo,
         })
     }
 
@@ -185,6 +192,9 @@ impl UtxoStore for EmbeddedUtxoStore {
             block_key(chain_id, number),
             bytes::undo(&Undo::of(changes)),
         );
+        if let Some(old) = super::pruned_by(number, self.keep_undo) {
+            batch.del(UNDO, block_key(chain_id, old));
+        }
         batch.put(
             BLOCKS,
             block_key(chain_id, number),
@@ -220,7 +230,7 @@ impl UtxoStore for EmbeddedUtxoStore {
             let undo = self
                 .dir
                 .read(UNDO, &key)?
-                .ok_or_else(|| corrupt("UTXO undo record missing"))?;
+                .ok_or_else(|| super::undo_pruned(chain_id, b.number))?;
             let undo = bytes::read_undo(&undo)?;
             Self::stage_undo(&mut batch, chain_id, &undo);
             counts = undo.revert(counts)?;

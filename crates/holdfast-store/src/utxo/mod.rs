@@ -79,6 +79,25 @@ pub struct UtxoChanges {
     pub replaced: Vec<(OutPointKey, UtxoRecord)>,
 }
 
+/// How many blocks' undo records a store keeps: `None` every block's; `Some(n)` the newest
+/// `n` blocks' (each write drops the record `n` blocks below it, in the same atomic write).
+/// Unwinding below the kept records is refused, whole.
+pub type KeepUndo = Option<u64>;
+
+/// The error for an unwind that needs an undo record no longer kept.
+fn undo_pruned(chain_id: u64, number: u64) -> StoreError {
+    StoreError::Invalid {
+        chain_id,
+        number,
+        what: "cannot unwind this block: its undo record was pruned (undo records are kept for the newest blocks only); nothing was unwound".into(),
+    }
+}
+
+/// The block whose undo record a write of block `number` drops, if any.
+fn pruned_by(number: u64, keep: KeepUndo) -> Option<u64> {
+    keep.and_then(|k| number.checked_sub(k.max(1)))
+}
+
 /// Counts of a chain's index.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UtxoCounts {

@@ -11,8 +11,8 @@ use holdfast_primitives::BlockRef;
 use postgres::Transaction;
 
 use super::{
-    OutPointKey, Undo, UtxoChanges, UtxoCounts, UtxoRecord, UtxoStore, bytes, counted, not_held,
-    validate,
+    KeepUndo, OutPointKey, Undo, UtxoChanges, UtxoCounts, UtxoRecord, UtxoStore, bytes, counted,
+    not_held, validate,
 };
 use crate::pg_pool::{Pool, Schema};
 use crate::{Applied, StoreError, admit};
@@ -47,6 +47,7 @@ const CHAIN_LOCK_CLASS: i32 = 7_400_007;
 /// The PostgreSQL UTXO index (a small pool of connections).
 pub struct PgUtxoStore {
     pool: Pool,
+    keep_undo: KeepUndo,
 }
 
 impl std::fmt::Debug for PgUtxoStore {
@@ -132,8 +133,14 @@ impl PgUtxoStore {
     /// Connects (`postgres://user@host:port/db`; no TLS: a trusted network or a local socket)
     /// and creates or checks the schema.
     pub fn connect(url: &str) -> Result<PgUtxoStore, StoreError> {
+        PgUtxoStore::connect_with(url, None)
+    }
+
+    /// Connects, keeping the undo records of the newest `keep_undo` blocks only.
+    pub fn connect_with(url: &str, keep_undo: KeepUndo) -> Result<PgUtxoStore, StoreError> {
         Ok(PgUtxoStore {
             pool: Pool::connect(url, 2, &SCHEMA)?,
+            keep_undo,
         })
     }
 
@@ -323,6 +330,12 @@ impl UtxoStore for PgUtxoStore {
         }
         let counts = counted(Self::read_counts(&mut tx, chain_id)?, changes)?;
         Self::write_counts(&mut tx, chain_id, counts)?;
+        if let Some(old) = super::pruned_by(number, self.keep_undo) {
+            tx.execute(
+                "DELETE FROM utxo_undo WHERE chain_id = $1 AND number = $2",
+                &[&i64_of(chain_id)?, &i64_of(old)?],
+            )?;
+        }
         tx.execute(
             "INSERT INTO utxo_undo (chain_id, number, body) VALUES ($1, $2, $3)",
             &[
@@ -366,9 +379,8 @@ impl UtxoStore for PgUtxoStore {
         for row in &rows {
             let block = block_of(row.get(0), row.get(1), row.get(2), row.get(3))?;
             let body: Option<Vec<u8>> = row.get(4);
-            let undo = bytes::read_undo(
-                &body.ok_or_else(|| StoreError::Corrupt("UTXO undo record missing".into()))?,
-            )?;
+            let undo =
+                bytes::read_undo(&body.ok_or_else(|| super::undo_pruned(chain_id, block.number))?)?;
             let removed_rows = Self::delete_outpoints(&mut tx, chain_id, &undo.created)?;
             if removed_rows != undo.created.len() as u64 {
                 return Err(StoreError::Corrupt(format!(

@@ -268,18 +268,45 @@ fn a_replacement_is_undone(s: &dyn UtxoStore) {
     );
 }
 
-fn suite(open: impl Fn() -> Box<dyn UtxoStore>) {
-    apply_unwind_and_reapply(&*open());
-    refusals_change_nothing(&*open());
-    a_replacement_is_undone(&*open());
+/// A store that keeps the undo records of the newest 2 blocks: unwinding within them works,
+/// below them is refused whole.
+fn pruned_undo_records_refuse_a_deeper_unwind(s: &dyn UtxoStore) {
+    let blocks = chain();
+    let mut states = vec![state(s)];
+    for (b, c) in &blocks {
+        s.apply_block(CHAIN, b, c).expect("apply");
+        states.push(state(s));
+    }
+    // Block 1's undo record went with block 3's write.
+    let e = s
+        .unwind_above(CHAIN, 0)
+        .expect_err("block 1's undo record is pruned");
+    assert!(e.to_string().contains("its undo record was pruned"), "{e}");
+    assert!(
+        e.to_string().starts_with(&format!("chain {CHAIN} block 1")),
+        "{e}"
+    );
+    assert_eq!(state(s), states[3], "nothing unwound");
+    s.unwind_above(CHAIN, 1)
+        .expect("blocks 2 and 3 keep theirs");
+    assert_eq!(state(s), states[1]);
+}
+
+fn suite(open: impl Fn(Option<u64>) -> Box<dyn UtxoStore>) {
+    apply_unwind_and_reapply(&*open(None));
+    refusals_change_nothing(&*open(None));
+    a_replacement_is_undone(&*open(None));
+    pruned_undo_records_refuse_a_deeper_unwind(&*open(Some(2)));
+    // Keeping more than the chain holds prunes nothing.
+    apply_unwind_and_reapply(&*open(Some(10)));
 }
 
 #[test]
 fn utxo_embedded() {
     let dirs = std::cell::RefCell::new(Vec::new());
-    suite(|| {
+    suite(|keep| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let s = EmbeddedUtxoStore::open(dir.path()).expect("open");
+        let s = EmbeddedUtxoStore::open_with(dir.path(), keep).expect("open");
         dirs.borrow_mut().push(dir);
         Box::new(s)
     });
@@ -288,7 +315,9 @@ fn utxo_embedded() {
 #[test]
 fn utxo_postgres() {
     let Some(_) = crate::pg_db() else { return };
-    suite(|| Box::new(PgUtxoStore::connect(&crate::pg_db().expect("pg")).expect("connect")));
+    suite(|keep| {
+        Box::new(PgUtxoStore::connect_with(&crate::pg_db().expect("pg"), keep).expect("connect"))
+    });
 }
 
 #[test]
