@@ -15,7 +15,9 @@
 //!   changes were computed against another state and nothing is written;
 //! - [`UtxoStore::unwind_above`] reverts blocks newest first from their undo records (remove
 //!   what a block created, put back what it spent or replaced), so after an unwind the index
-//!   is exactly what it was before those blocks;
+//!   is exactly what it was before those blocks; a store opened to keep the undo records of
+//!   the newest N blocks only ([`KeepUndo`]) drops older ones in the same writes, and refuses
+//!   (whole) an unwind that needs one of them;
 //! - [`UtxoCounts`] (outputs and their total) change in the same write, so they are always
 //!   the index's (Bitcoin Core's `gettxoutsetinfo` `txouts` and `total_amount`).
 //!
