@@ -44,11 +44,30 @@ pub enum TraceModeArg {
     None,
 }
 
+/// Which kind of chain `ingest` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChainKind {
+    /// An EVM chain into the transfer store.
+    Evm,
+    /// A Bitcoin-family chain (Bitcoin Core-compatible RPC; the network is the node's) into
+    /// the UTXO index.
+    Bitcoin,
+}
+
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// The node: http(s):// or ws(s):// JSON-RPC URL (its path and query are never logged).
+    /// The node: http(s):// or ws(s):// JSON-RPC URL (its path and query are never logged);
+    /// for `--chain bitcoin`, http://[user:password@]host:port.
     #[arg(long, env = "HOLDFAST_RPC", value_name = "URL")]
     pub rpc: String,
+    /// `evm`, or `bitcoin` for a Bitcoin-family node (Bitcoin Core, Litecoin Core) into the
+    /// UTXO index (`--from`, `--trace-mode`, `--rps` and `--prefetch` are EVM only).
+    #[arg(long, value_enum, default_value_t = ChainKind::Evm)]
+    pub chain: ChainKind,
+    /// `--chain bitcoin`: the node's cookie file (`<datadir>/.cookie`), read again whenever
+    /// the node refuses it; without it, the user and password come from the URL.
+    #[arg(long, value_name = "PATH")]
+    pub rpc_cookie: Option<PathBuf>,
     /// First block, when the store has nothing for this chain yet (default 0).
     #[arg(long)]
     pub from: Option<u64>,

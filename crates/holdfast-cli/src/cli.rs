@@ -47,8 +47,9 @@ pub enum Command {
     Intel(IntelCommand),
     /// Run the HTTP API on embedded defaults.
     Serve(ServeArgs),
-    /// Ingest an EVM chain's transfers into the store: backfill with progress, resume from
-    /// the checkpoint, follow the head, unwind reorgs.
+    /// Ingest an EVM chain's transfers into the store, or a Bitcoin-family chain into the UTXO
+    /// index (`--chain bitcoin`): backfill, resume from the checkpoint, follow the head,
+    /// unwind reorgs.
     Ingest(IngestArgs),
     /// List the stored transfers of an address, in block order.
     Transfers(TransfersArgs),
@@ -272,6 +273,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Screen(args) => screen_cmd::run(&data_dir, &args),
         Command::Intel(cmd) => intel_cmd::run(&data_dir, cmd),
         Command::Serve(args) => serve(data_dir, &cli.store, args),
+        Command::Ingest(args) if args.chain == chain_cmd::ChainKind::Bitcoin => {
+            crate::bitcoin_cmd::ingest(&data_dir, &cli.store, &args)
+        }
         Command::Ingest(args) => chain_cmd::ingest(
             chain_cmd::open_store(&data_dir, &cli.store)?,
             &args,

@@ -11,9 +11,14 @@
 //! with the node's, at most `max_reorg_depth` blocks; the orphaned blocks are unwound (their
 //! transfers removed) and the canonical ones ingested.
 //!
+//! [`bitcoin::sync_utxo`] does the same for a Bitcoin-family chain into the UTXO index
+//! (`holdfast-store`'s `utxo`), from `holdfast-bitcoin`'s RPC source.
+//!
 //! A node that goes away is waited for (with capped backoff and a warning each time), not
 //! crashed on; an answer that does not make sense stops the run with the block and method
 //! named.
+
+pub mod bitcoin;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -17,6 +17,9 @@
 //!
 //! The trait is synchronous; async callers use `spawn_blocking`.
 //!
+//! [`utxo`] is the UTXO index of Bitcoin-family chains behind [`utxo::UtxoStore`] (blocks,
+//! unspent outputs, undo records), with the same two backends.
+//!
 //! [`gate`] keeps the guard service's state (requests, holds, approvals, signatures,
 //! nonces, freezes, the hash-chained audit log) behind its own trait, [`gate::GateStore`],
 //! with the same two backends.
@@ -30,6 +33,7 @@ mod pg;
 mod pg_pool;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
+pub mod utxo;
 pub mod watch;
 
 use std::collections::BTreeMap;

@@ -429,7 +429,7 @@ fn anvil_binary() -> Result<PathBuf, TestkitError> {
 /// A shell that kills the node if this process dies without dropping [`Anvil`] (a killed
 /// test binary). It only acts while the node is alive, and [`Anvil::kill`] stops it before
 /// reaping the node, so it can never hit a recycled process id.
-fn watchdog(node: u32) -> Option<Child> {
+pub(crate) fn watchdog(node: u32) -> Option<Child> {
     let script = format!(
         "while kill -0 {node} 2>/dev/null; do \
            if ! kill -0 {me} 2>/dev/null; then kill {node}; exit 0; fi; sleep 0.5; \

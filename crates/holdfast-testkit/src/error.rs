@@ -10,7 +10,11 @@ pub enum TestkitError {
         "anvil binary not found at {0}: run scripts/install-node-tools (or set HOLDFAST_ANVIL)"
     )]
     NoAnvil(PathBuf),
-    #[error("starting anvil: {0}")]
+    #[error(
+        "litecoind not found at {0}: run scripts/install-litecoind (or set HOLDFAST_LITECOIND)"
+    )]
+    NoLitecoind(PathBuf),
+    #[error("starting the node: {0}")]
     Start(String),
     #[error("{method}: {message}")]
     Rpc { method: String, message: String },

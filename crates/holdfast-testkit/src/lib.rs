@@ -3,6 +3,9 @@
 //! which produces realistic activity on the node and records what a correct extraction must
 //! find.
 //!
+//! - `litecoind`: [`Litecoind`], a Litecoin Core regtest node (Debian's `litecoind`,
+//!   installed by `scripts/install-litecoind`, or `HOLDFAST_LITECOIND`), the real
+//!   Bitcoin-family node of `holdfast-bitcoin`'s tests.
 //! - `anvil`: the node process (the npm package's binary, installed by
 //!   `scripts/install-node-tools`, or `HOLDFAST_ANVIL`), the dev accounts and their keys.
 //! - [`deploy`]: one function per contract the tests use (ERC-20, WETH9, Uniswap V2, Safe
@@ -17,11 +20,13 @@ mod anvil;
 pub mod deploy;
 mod error;
 pub mod laundering;
+mod litecoind;
 pub mod safe;
 mod scenario;
 
 pub use anvil::{Anvil, AnvilOptions, dev_account, dev_key, dev_signer};
 pub use error::TestkitError;
+pub use litecoind::{Litecoind, LitecoindOptions, MWEB_OFF};
 pub use scenario::{
     Expected, ExpectedConversion, ExpectedTransfer, Record, RevertedFrame, SafeActivity, SafeHeist,
     Scenario, UniswapActivity,

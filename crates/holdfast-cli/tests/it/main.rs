@@ -1,6 +1,7 @@
 //! The `holdfast` binary end to end: exit codes, output formats, persistence of imports,
 //! batch screening. Each test uses its own data directory.
 
+mod bitcoin;
 mod console;
 mod gate;
 mod guard;

@@ -1,6 +1,8 @@
 //! Ingestion against a real anvil: the scenario's transfers exactly, reorgs, a node that
 //! goes away and comes back.
 
+mod bitcoin;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

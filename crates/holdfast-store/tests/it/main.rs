@@ -6,6 +6,7 @@ use holdfast_store::testing::TempPostgres;
 
 mod behaviour;
 mod gate;
+mod utxo;
 mod watch;
 
 static PG: std::sync::OnceLock<Result<TempPostgres, String>> = std::sync::OnceLock::new();

@@ -1,0 +1,365 @@
+//! Bitcoin-family blocks into the UTXO index: [`sync_utxo`] reads blocks from a
+//! [`RpcSource`] from the index's checkpoint (its head block) up to a height, connects each to
+//! the index ([`holdfast_bitcoin::utxo::connect`] against [`IndexView`], the block's outpoints
+//! read from the store in one batch) and writes its changes with the block in one atomic write, so the head is always
+//! a complete checkpoint. A block whose parent is not the stored head is a reorg: the fork
+//! point is found by walking back, comparing stored hashes with the node's (at most
+//! `max_reorg_depth` blocks), and the orphaned blocks are unwound from their undo records.
+//!
+//! Hashes and txids are stored in rust-bitcoin's internal byte order (`to_byte_array`).
+//!
+//! Not yet here (docs/BITCOIN.md): following the head, waiting out an outage, progress,
+//! the transactions and the address index.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use alloy_primitives::B256;
+use holdfast_bitcoin::bitcoin::hashes::Hash;
+use holdfast_bitcoin::bitcoin::{OutPoint, ScriptBuf, Txid};
+use holdfast_bitcoin::utxo::{BlockChanges, ConnectError, Utxo, UtxoView, ViewError, connect};
+use holdfast_bitcoin::{Block, Output, RpcError, RpcSource};
+use holdfast_primitives::BlockRef;
+use holdfast_store::StoreError;
+use holdfast_store::utxo::{MAX_BATCH, OutPointKey, UtxoChanges, UtxoRecord, UtxoStore};
+
+/// What went wrong ingesting a Bitcoin-family chain.
+#[derive(Debug, thiserror::Error)]
+pub enum BitcoinIngestError {
+    #[error(transparent)]
+    Node(#[from] RpcError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("UTXO index: {0}")]
+    Store(#[from] StoreError),
+    #[error(
+        "reorg deeper than {max} blocks below block {at}: the index and the node share no block in that range (is this the same network?)"
+    )]
+    ReorgTooDeep { at: u64, max: u64 },
+    #[error("store task failed: {0}")]
+    Join(String),
+}
+
+/// What one [`sync_utxo`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Blocks written.
+    pub blocks: u64,
+    /// Transactions in them.
+    pub txs: u64,
+    /// Blocks unwound by reorgs.
+    pub unwound: Vec<BlockRef>,
+}
+
+/// What the index holds of one block's outpoints (the outputs its inputs spend and the
+/// outputs it creates, for BIP30 replacements), read in one batch ([`UtxoStore::utxos`]) and
+/// served to [`connect`] as a UTXO set: one round trip per block instead of one per input.
+#[derive(Debug, Default)]
+pub struct IndexView {
+    utxos: HashMap<OutPoint, Utxo>,
+}
+
+impl IndexView {
+    /// Reads `block`'s outpoints from the index of `chain_id`.
+    pub fn for_block(
+        store: &dyn UtxoStore,
+        chain_id: u64,
+        block: &Block,
+    ) -> Result<IndexView, StoreError> {
+        let mut seen = HashSet::new();
+        let ops: Vec<OutPoint> = block
+            .txs
+            .iter()
+            .flat_map(|t| {
+                t.inputs
+                    .iter()
+                    .map(|i| i.prevout)
+                    .chain((0..t.outputs.len()).map(|vout| OutPoint {
+                        txid: t.txid,
+                        vout: vout as u32,
+                    }))
+            })
+            .filter(|op| seen.insert(*op))
+            .collect();
+        let mut utxos = HashMap::new();
+        for chunk in ops.chunks(MAX_BATCH) {
+            let keys: Vec<OutPointKey> = chunk.iter().map(key_of).collect();
+            for (op, record) in chunk.iter().zip(store.utxos(chain_id, &keys)?) {
+                if let Some(r) = record {
+                    let output =
+                        Output::new(r.value, ScriptBuf::from_bytes(r.script), block.network);
+                    utxos.insert(
+                        *op,
+                        Utxo {
+                            output,
+                            height: r.height,
+                            coinbase: r.coinbase,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(IndexView { utxos })
+    }
+}
+
+impl UtxoView for IndexView {
+    fn utxo(&self, outpoint: &OutPoint) -> Result<Option<Utxo>, ViewError> {
+        Ok(self.utxos.get(outpoint).cloned())
+    }
+}
+
+/// The store's key of an outpoint.
+pub fn key_of(op: &OutPoint) -> OutPointKey {
+    OutPointKey {
+        txid: B256::from(op.txid.to_byte_array()),
+        vout: op.vout,
+    }
+}
+
+/// The outpoint of a store key.
+pub fn outpoint_of(key: &OutPointKey) -> OutPoint {
+    OutPoint {
+        txid: Txid::from_byte_array(key.txid.0),
+        vout: key.vout,
+    }
+}
+
+fn record_of(u: &Utxo) -> UtxoRecord {
+    UtxoRecord {
+        value: u.output.value,
+        height: u.height,
+        coinbase: u.coinbase,
+        script: u.output.script.to_bytes(),
+        address: u.output.address.clone(),
+    }
+}
+
+/// A block's changes as the store keeps them.
+pub fn store_changes(c: &BlockChanges) -> UtxoChanges {
+    let list =
+        |l: &[(OutPoint, Utxo)]| l.iter().map(|(op, u)| (key_of(op), record_of(u))).collect();
+    UtxoChanges {
+        created: list(&c.created),
+        spent: list(&c.spent),
+        replaced: list(&c.replaced),
+    }
+}
+
+/// The block as the store records it.
+pub fn block_ref(b: &Block, height: u64) -> BlockRef {
+    BlockRef {
+        number: height,
+        hash: B256::from(b.hash.to_byte_array()),
+        parent_hash: B256::from(b.prev.to_byte_array()),
+        timestamp: u64::from(b.time),
+    }
+}
+
+/// Connects `block` (at `height`) to the index and writes it, on a blocking thread.
+async fn write_block(
+    store: &Arc<dyn UtxoStore>,
+    chain_id: u64,
+    mut block: Block,
+    height: u64,
+) -> Result<Block, BitcoinIngestError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let view = IndexView::for_block(&*store, chain_id, &block)?;
+        let changes = connect(&mut block, height, &view)?;
+        store.apply_block(
+            chain_id,
+            &block_ref(&block, height),
+            &store_changes(&changes),
+        )?;
+        Ok(block)
+    })
+    .await
+    .map_err(|e| BitcoinIngestError::Join(e.to_string()))?
+}
+
+/// Ingests blocks from the index's head (or the genesis) up to `to` (default: the node's
+/// tip), unwinding reorgs of at most `max_reorg_depth` blocks.
+pub async fn sync_utxo(
+    source: &RpcSource,
+    store: &Arc<dyn UtxoStore>,
+    chain_id: u64,
+    to: Option<u64>,
+    max_reorg_depth: u64,
+) -> Result<SyncReport, BitcoinIngestError> {
+    let mut report = SyncReport::default();
+    let tip = source.chain_info().await?.blocks;
+    let to = to.unwrap_or(tip);
+    // The stored head may be on a branch the node has left, even one shorter than the stored
+    // chain: checked once here, then each block's parent is.
+    let head = {
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || s.head(chain_id))
+            .await
+            .map_err(|e| BitcoinIngestError::Join(e.to_string()))??
+    };
+    if let Some(h) = head
+        && !node_has(source, &h).await?
+    {
+        let fork = find_fork(source, store, chain_id, h.number, max_reorg_depth).await?;
+        report.unwound.extend(unwind(store, chain_id, fork).await?);
+    }
+    loop {
+        let head = {
+            let s = store.clone();
+            tokio::task::spawn_blocking(move || s.head(chain_id))
+                .await
+                .map_err(|e| BitcoinIngestError::Join(e.to_string()))??
+        };
+        let next = head.map_or(0, |h| h.number + 1);
+        if next > to {
+            return Ok(report);
+        }
+        let block = source.block_at(next).await?;
+        if let Some(h) = head
+            && B256::from(block.prev.to_byte_array()) != h.hash
+        {
+            let fork = find_fork(source, store, chain_id, h.number, max_reorg_depth).await?;
+            report.unwound.extend(unwind(store, chain_id, fork).await?);
+            continue;
+        }
+        let txs = block.txs.len() as u64;
+        write_block(store, chain_id, block, next).await?;
+        report.blocks += 1;
+        report.txs += txs;
+    }
+}
+
+/// Whether the node's best chain has `block` at its height.
+async fn node_has(source: &RpcSource, block: &BlockRef) -> Result<bool, BitcoinIngestError> {
+    match source.block_hash(block.number).await {
+        Ok(hash) => Ok(B256::from(hash.to_byte_array()) == block.hash),
+        Err(RpcError::NoSuchBlock { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Unwinds the index above `fork`.
+async fn unwind(
+    store: &Arc<dyn UtxoStore>,
+    chain_id: u64,
+    fork: u64,
+) -> Result<Vec<BlockRef>, BitcoinIngestError> {
+    let s = store.clone();
+    let removed = tokio::task::spawn_blocking(move || s.unwind_above(chain_id, fork))
+        .await
+        .map_err(|e| BitcoinIngestError::Join(e.to_string()))??;
+    tracing::warn!(target: "ingest::bitcoin", chain_id, fork, unwound = removed.len(), "reorg");
+    Ok(removed)
+}
+
+/// The highest stored block at or below `from` whose hash the node still has at its height.
+async fn find_fork(
+    source: &RpcSource,
+    store: &Arc<dyn UtxoStore>,
+    chain_id: u64,
+    from: u64,
+    max: u64,
+) -> Result<u64, BitcoinIngestError> {
+    let lowest = from.saturating_sub(max);
+    let mut at = from;
+    loop {
+        let s = store.clone();
+        let stored = tokio::task::spawn_blocking(move || s.block(chain_id, at))
+            .await
+            .map_err(|e| BitcoinIngestError::Join(e.to_string()))??;
+        if let Some(b) = stored
+            && node_has(source, &b).await?
+        {
+            return Ok(at);
+        }
+        if at == lowest || at == 0 {
+            return Err(BitcoinIngestError::ReorgTooDeep { at: from, max });
+        }
+        at -= 1;
+    }
+}
+
+impl BitcoinIngestError {
+    /// Whether waiting and trying again may succeed (the node down or behind, a reorg between
+    /// two reads).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BitcoinIngestError::Node(e) => e.is_transient(),
+            BitcoinIngestError::Connect(_)
+            | BitcoinIngestError::Store(_)
+            | BitcoinIngestError::ReorgTooDeep { .. }
+            | BitcoinIngestError::Join(_) => false,
+        }
+    }
+}
+
+/// How [`follow_utxo`] follows the node.
+#[derive(Debug, Clone)]
+pub struct FollowOptions {
+    /// Stay this many blocks behind the node's tip.
+    pub confirmations: u64,
+    /// How often to ask for a new tip once caught up.
+    pub poll_interval: std::time::Duration,
+    /// Deepest reorg handled.
+    pub max_reorg_depth: u64,
+    /// Longest wait between retries while the node is unavailable.
+    pub max_backoff: std::time::Duration,
+}
+
+impl Default for FollowOptions {
+    fn default() -> Self {
+        FollowOptions {
+            confirmations: 0,
+            poll_interval: std::time::Duration::from_secs(2),
+            max_reorg_depth: 100,
+            max_backoff: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// Follows the node's tip into the index until `stop` turns true: [`sync_utxo`] to the tip
+/// minus `confirmations`, wait, again. A node that goes away or answers something transient
+/// is waited for with capped exponential backoff (logged each time), never given up on; any
+/// other error ends the run. `on_sync` sees each round's report. Returns the totals.
+pub async fn follow_utxo(
+    source: &RpcSource,
+    store: &Arc<dyn UtxoStore>,
+    chain_id: u64,
+    options: &FollowOptions,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    on_sync: impl Fn(&SyncReport),
+) -> Result<SyncReport, BitcoinIngestError> {
+    let mut total = SyncReport::default();
+    let mut backoff = std::time::Duration::from_millis(250);
+    while !*stop.borrow() {
+        let round = async {
+            let tip = source.chain_info().await?.blocks;
+            let to = tip.saturating_sub(options.confirmations);
+            sync_utxo(source, store, chain_id, Some(to), options.max_reorg_depth).await
+        };
+        let wait = match round.await {
+            Ok(report) => {
+                backoff = std::time::Duration::from_millis(250);
+                on_sync(&report);
+                total.blocks += report.blocks;
+                total.txs += report.txs;
+                total.unwound.extend(report.unwound);
+                options.poll_interval
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(target: "ingest::bitcoin", chain_id, error = %e, retry_in = ?backoff, "node unavailable; waiting");
+                let w = backoff;
+                backoff = (backoff * 2).min(options.max_backoff);
+                w
+            }
+            Err(e) => return Err(e),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            // A dropped sender can never ask to stop: wait the round out.
+            changed = stop.changed() => if changed.is_err() { tokio::time::sleep(wait).await },
+        }
+    }
+    Ok(total)
+}

@@ -1,0 +1,298 @@
+//! A Bitcoin-family chain into the UTXO index, from a real node (litecoind in regtest): the
+//! index equals the node's own UTXO set (`gettxoutsetinfo`, `gettxout`) after a backfill,
+//! after a reorg the sync unwinds, and after resuming; on the embedded store and PostgreSQL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_primitives::B256;
+use holdfast_bitcoin::bitcoin::hashes::Hash;
+use holdfast_bitcoin::bitcoin::{OutPoint, Txid};
+use holdfast_bitcoin::{RpcAuth, RpcConfig, RpcSource};
+use holdfast_ingest::bitcoin::{key_of, sync_utxo};
+use holdfast_store::testing::TempPostgres;
+use holdfast_store::utxo::{EmbeddedUtxoStore, PgUtxoStore, UtxoCounts, UtxoStore};
+use holdfast_testkit::Litecoind;
+use serde_json::{Value, json};
+
+const CHAIN: u64 = 9_002;
+
+fn sats(v: &Value) -> u64 {
+    (v.as_f64().expect("amount") * 1e8).round() as u64
+}
+
+async fn node_counts(node: &Litecoind) -> UtxoCounts {
+    let info = node
+        .rpc("gettxoutsetinfo", json!([]))
+        .await
+        .expect("gettxoutsetinfo");
+    UtxoCounts {
+        outputs: info["txouts"].as_u64().expect("txouts"),
+        total: sats(&info["total_amount"]),
+    }
+}
+
+async fn head_is_the_nodes(node: &Litecoind, store: &Arc<dyn UtxoStore>) {
+    let best: holdfast_bitcoin::bitcoin::BlockHash = node
+        .rpc("getbestblockhash", json!([]))
+        .await
+        .expect("best")
+        .as_str()
+        .expect("hash")
+        .parse()
+        .expect("hash");
+    let s = store.clone();
+    let head = tokio::task::spawn_blocking(move || s.head(CHAIN))
+        .await
+        .expect("task")
+        .expect("head")
+        .expect("a head");
+    assert_eq!(head.hash, B256::from(best.to_byte_array()));
+    assert_eq!(head.number, node.height().await.expect("height"));
+}
+
+/// Every confirmed output the wallet holds unspent (the mature ones: listunspent leaves
+/// immature coinbases out) is in the index with the node's value and address.
+async fn wallet_outputs_are_indexed(node: &Litecoind, store: &Arc<dyn UtxoStore>) {
+    let unspent = node
+        .wallet_rpc("w", "listunspent", json!([0]))
+        .await
+        .expect("listunspent");
+    let unspent = unspent.as_array().expect("list");
+    assert!(unspent.len() > 5, "{unspent:?}");
+    for u in unspent {
+        let op = OutPoint {
+            txid: u["txid"]
+                .as_str()
+                .expect("txid")
+                .parse::<Txid>()
+                .expect("txid"),
+            vout: u["vout"].as_u64().expect("vout") as u32,
+        };
+        let (s, key) = (store.clone(), key_of(&op));
+        let record = tokio::task::spawn_blocking(move || s.utxo(CHAIN, &key))
+            .await
+            .expect("task")
+            .expect("utxo");
+        let record = record.unwrap_or_else(|| panic!("{op} unspent on the node, not in the index"));
+        assert_eq!(record.value, sats(&u["amount"]), "{op}");
+        assert_eq!(record.address.as_deref(), u["address"].as_str(), "{op}");
+    }
+}
+
+async fn check(store: Arc<dyn UtxoStore>) {
+    let node = Litecoind::spawn().await.expect("litecoind");
+    node.create_wallet("w").await.expect("wallet");
+    let a = node.new_address("w", "bech32").await.expect("address");
+    let b = node.new_address("w", "p2sh-segwit").await.expect("address");
+    let c = node.new_address("w", "legacy").await.expect("address");
+    node.mine(105, &a).await.expect("mine");
+    for (to, amount) in [(&b, "4"), (&c, "1.5"), (&a, "0.3")] {
+        node.send("w", to, amount).await.expect("send");
+    }
+    node.mine(1, &c).await.expect("mine");
+    node.send("w", &c, "6").await.expect("send"); // spends change of the block before
+    node.mine(1, &b).await.expect("mine");
+
+    let (user, password) = node.user_password().expect("user/password");
+    let mut config = RpcConfig::new(
+        node.rpc_url(),
+        RpcAuth::UserPass {
+            user: user.into(),
+            password: password.into(),
+        },
+    );
+    config.timeout = Duration::from_secs(20);
+    let source = RpcSource::connect(config).await.expect("connect");
+
+    let report = sync_utxo(&source, &store, CHAIN, None, 10)
+        .await
+        .expect("sync");
+    assert_eq!(report.blocks, 108);
+    assert!(report.unwound.is_empty());
+    let s = store.clone();
+    assert_eq!(
+        tokio::task::spawn_blocking(move || s.counts(CHAIN))
+            .await
+            .expect("task")
+            .expect("counts"),
+        node_counts(&node).await
+    );
+    head_is_the_nodes(&node, &store).await;
+    wallet_outputs_are_indexed(&node, &store).await;
+
+    // The last two blocks replaced by three others; their transactions go back to the
+    // mempool and one of them is mined again.
+    let old = node.rpc("getblockhash", json!([106])).await.expect("hash");
+    node.rpc("invalidateblock", json!([old]))
+        .await
+        .expect("invalidate");
+    node.mine(3, &a).await.expect("mine");
+    let report = sync_utxo(&source, &store, CHAIN, None, 10)
+        .await
+        .expect("sync after the reorg");
+    assert_eq!((report.unwound.len(), report.blocks), (2, 3));
+    assert_eq!(report.unwound[0].number, 106);
+    let s = store.clone();
+    assert_eq!(
+        tokio::task::spawn_blocking(move || s.counts(CHAIN))
+            .await
+            .expect("task")
+            .expect("counts"),
+        node_counts(&node).await
+    );
+    head_is_the_nodes(&node, &store).await;
+    wallet_outputs_are_indexed(&node, &store).await;
+
+    // Resuming: nothing to do, then the next block only.
+    assert_eq!(
+        sync_utxo(&source, &store, CHAIN, None, 10)
+            .await
+            .expect("resume")
+            .blocks,
+        0
+    );
+    node.mine(1, &b).await.expect("mine");
+    assert_eq!(
+        sync_utxo(&source, &store, CHAIN, None, 10)
+            .await
+            .expect("resume")
+            .blocks,
+        1
+    );
+    let s = store.clone();
+    assert_eq!(
+        tokio::task::spawn_blocking(move || s.counts(CHAIN))
+            .await
+            .expect("task")
+            .expect("counts"),
+        node_counts(&node).await
+    );
+    // The node's chain gets shorter (its tip invalidated, nothing mined): the index follows it
+    // down.
+    let tip = node.rpc("getbestblockhash", json!([])).await.expect("best");
+    node.rpc("invalidateblock", json!([tip]))
+        .await
+        .expect("invalidate");
+    let report = sync_utxo(&source, &store, CHAIN, None, 10)
+        .await
+        .expect("sync down");
+    assert_eq!((report.unwound.len(), report.blocks), (1, 0));
+    let s = store.clone();
+    assert_eq!(
+        tokio::task::spawn_blocking(move || s.counts(CHAIN))
+            .await
+            .expect("task")
+            .expect("counts"),
+        node_counts(&node).await
+    );
+    head_is_the_nodes(&node, &store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn litecoind_into_the_embedded_utxo_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn UtxoStore> = Arc::new(EmbeddedUtxoStore::open(dir.path()).expect("open"));
+    check(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn litecoind_into_the_postgres_utxo_index() {
+    let pg =
+        TempPostgres::start(false).expect("PostgreSQL for the test (scripts/install-postgres)");
+    let url = pg.url().to_owned();
+    let store: Arc<dyn UtxoStore> = Arc::new(
+        tokio::task::spawn_blocking(move || PgUtxoStore::connect(&url).expect("connect"))
+            .await
+            .expect("task"),
+    );
+    check(store.clone()).await;
+    drop(store);
+}
+
+/// Following the node: new blocks arrive in the index; the node killed and restarted
+/// mid-run is waited for, not given up on; the follower stops when asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_waits_out_a_node_outage() {
+    use holdfast_ingest::bitcoin::{FollowOptions, follow_utxo};
+
+    let mut node = Litecoind::spawn().await.expect("litecoind");
+    node.create_wallet("w").await.expect("wallet");
+    let a = node.new_address("w", "bech32").await.expect("address");
+    node.mine(101, &a).await.expect("mine");
+    let (user, password) = node.user_password().expect("user/password");
+    let mut config = RpcConfig::new(
+        node.rpc_url(),
+        RpcAuth::UserPass {
+            user: user.into(),
+            password: password.into(),
+        },
+    );
+    config.timeout = Duration::from_secs(5);
+    config.max_retries = 0;
+    let source = RpcSource::connect(config).await.expect("connect");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn UtxoStore> = Arc::new(EmbeddedUtxoStore::open(dir.path()).expect("open"));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let follower = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let options = FollowOptions {
+                poll_interval: Duration::from_millis(100),
+                max_backoff: Duration::from_millis(500),
+                ..FollowOptions::default()
+            };
+            follow_utxo(&source, &store, CHAIN, &options, stop_rx, |_| {}).await
+        })
+    };
+    let head = |store: Arc<dyn UtxoStore>| async move {
+        tokio::task::spawn_blocking(move || s_head(&*store))
+            .await
+            .expect("task")
+    };
+    let wait_for = |height: u64| {
+        let store = store.clone();
+        async move {
+            for _ in 0..200 {
+                if head(store.clone()).await == Some(height) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("the index did not reach block {height}");
+        }
+    };
+    wait_for(101).await;
+    // gettxoutsetinfo flushes the node's chain state, so it comes back at the same tip.
+    node_counts(&node).await;
+    node.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !follower.is_finished(),
+        "the follower gave up on a node outage"
+    );
+    node.restart().await.expect("restart");
+    node.rpc("loadwallet", json!(["w"]))
+        .await
+        .expect("loadwallet");
+    let b = node.new_address("w", "legacy").await.expect("address");
+    node.mine(3, &b).await.expect("mine");
+    let tip = node.height().await.expect("height");
+    assert_eq!(tip, 104);
+    wait_for(tip).await;
+    let s = store.clone();
+    assert_eq!(
+        tokio::task::spawn_blocking(move || s.counts(CHAIN))
+            .await
+            .expect("task")
+            .expect("counts"),
+        node_counts(&node).await
+    );
+    stop_tx.send(true).expect("stop");
+    let total = follower.await.expect("task").expect("follow");
+    assert_eq!((total.blocks, total.unwound.len()), (105, 0));
+}
+
+fn s_head(store: &dyn UtxoStore) -> Option<u64> {
+    store.head(CHAIN).expect("head").map(|h| h.number)
+}

@@ -1,0 +1,404 @@
+//! The UTXO index of Bitcoin-family chains, behind [`UtxoStore`]: per chain, the stored
+//! blocks, the unspent outputs, and each block's undo record.
+//!
+//! The store does not decide what a block does to the coins: the caller computes a block's
+//! [`UtxoChanges`] (`holdfast-bitcoin`'s `utxo::connect`, against this index) and the store
+//! applies them atomically with the block, after checking them against what it holds:
+//!
+//! - a block is written whole or not at all: the block, its changes to the index, its undo
+//!   record and the counts in one atomic write;
+//! - the same conflict and parent rules as [`crate::Store`]: the same hash again changes
+//!   nothing, another hash at a stored height or a parent mismatch is an error, reorgs are
+//!   explicit ([`UtxoStore::unwind_above`]);
+//! - every output a block spends or replaces must be in the index with exactly the recorded
+//!   content, and every output it creates must not be (unless it is replaced): otherwise the
+//!   changes were computed against another state and nothing is written;
+//! - [`UtxoStore::unwind_above`] reverts blocks newest first from their undo records (remove
+//!   what a block created, put back what it spent or replaced), so after an unwind the index
+//!   is exactly what it was before those blocks; a store opened to keep the undo records of
+//!   the newest N blocks only ([`KeepUndo`]) drops older ones in the same writes, and refuses
+//!   (whole) an unwind that needs one of them;
+//! - [`UtxoCounts`] (outputs and their total) change in the same write, so they are always
+//!   the index's (Bitcoin Core's `gettxoutsetinfo` `txouts` and `total_amount`).
+//!
+//! Two backends, one behaviour suite (`tests/it/utxo.rs`): [`EmbeddedUtxoStore`] (fjall, its
+//! own directory) and [`PgUtxoStore`] (PostgreSQL, its own schema).
+
+use alloy_primitives::B256;
+use holdfast_primitives::BlockRef;
+
+use crate::StoreError;
+
+mod embedded;
+mod pg;
+
+pub use embedded::EmbeddedUtxoStore;
+pub use pg::PgUtxoStore;
+
+/// Longest script kept (Bitcoin Core's `MAX_SCRIPT_SIZE`: a longer one is unspendable and
+/// never enters the set).
+pub const MAX_SCRIPT_BYTES: usize = 10_000;
+/// Longest address kept (a segwit address is at most 90 characters).
+pub const MAX_ADDRESS_BYTES: usize = 128;
+
+/// An output's place: the transaction id (32 bytes in the consensus, internal byte order,
+/// as rust-bitcoin's `Txid::to_byte_array` gives it) and the output's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OutPointKey {
+    pub txid: B256,
+    pub vout: u32,
+}
+
+impl std::fmt::Display for OutPointKey {
+    /// As Bitcoin shows it: the txid in reversed (display) hex, a colon, the index.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.txid.iter().rev() {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, ":{}", self.vout)
+    }
+}
+
+/// An unspent output as the index keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UtxoRecord {
+    /// In the smallest unit.
+    pub value: u64,
+    /// Height of the block that created it.
+    pub height: u64,
+    pub coinbase: bool,
+    pub script: Vec<u8>,
+    /// The address it pays on its network, if it has one.
+    pub address: Option<String>,
+}
+
+/// What one block does to the index: outputs created, spent and replaced (a new output on an
+/// outpoint still unspent, BIP30). Kept as the block's undo record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UtxoChanges {
+    pub created: Vec<(OutPointKey, UtxoRecord)>,
+    pub spent: Vec<(OutPointKey, UtxoRecord)>,
+    pub replaced: Vec<(OutPointKey, UtxoRecord)>,
+}
+
+/// How many blocks' undo records a store keeps: `None` every block's; `Some(n)` the newest
+/// `n` blocks' (each write drops the record `n` blocks below it, in the same atomic write).
+/// Unwinding below the kept records is refused, whole.
+pub type KeepUndo = Option<u64>;
+
+/// The error for an unwind that needs an undo record no longer kept.
+fn undo_pruned(chain_id: u64, number: u64) -> StoreError {
+    StoreError::Invalid {
+        chain_id,
+        number,
+        what: "cannot unwind this block: its undo record was pruned (undo records are kept for the newest blocks only); nothing was unwound".into(),
+    }
+}
+
+/// The block whose undo record a write of block `number` drops, if any.
+fn pruned_by(number: u64, keep: KeepUndo) -> Option<u64> {
+    keep.and_then(|k| number.checked_sub(k.max(1)))
+}
+
+/// Counts of a chain's index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UtxoCounts {
+    /// Unspent outputs.
+    pub outputs: u64,
+    /// Their total value, in the smallest unit.
+    pub total: u64,
+}
+
+/// The UTXO index. See the module documentation for the invariants. Synchronous; async
+/// callers use `spawn_blocking`.
+pub trait UtxoStore: Send + Sync {
+    /// Writes `block` with its changes to the index, atomically.
+    fn apply_block(
+        &self,
+        chain_id: u64,
+        block: &BlockRef,
+        changes: &UtxoChanges,
+    ) -> Result<crate::Applied, StoreError>;
+
+    /// Reverts every block above `number`, newest first, and returns them lowest first.
+    fn unwind_above(&self, chain_id: u64, number: u64) -> Result<Vec<BlockRef>, StoreError>;
+
+    /// The highest stored block: the ingestion checkpoint.
+    fn head(&self, chain_id: u64) -> Result<Option<BlockRef>, StoreError>;
+
+    fn block(&self, chain_id: u64, number: u64) -> Result<Option<BlockRef>, StoreError>;
+
+    /// The unspent output at `outpoint`, if it is unspent.
+    fn utxo(&self, chain_id: u64, outpoint: &OutPointKey)
+    -> Result<Option<UtxoRecord>, StoreError>;
+
+    fn counts(&self, chain_id: u64) -> Result<UtxoCounts, StoreError>;
+
+    /// The unspent outputs at `outpoints`, in their order (`None` where not unspent): one
+    /// round trip for a block's inputs. At most [`MAX_BATCH`] at once.
+    fn utxos(
+        &self,
+        chain_id: u64,
+        outpoints: &[OutPointKey],
+    ) -> Result<Vec<Option<UtxoRecord>>, StoreError>;
+}
+
+/// Most outpoints one [`UtxoStore::utxos`] call takes (a block has at most about 25,000
+/// inputs).
+pub const MAX_BATCH: usize = 100_000;
+
+fn check_batch(n: usize) -> Result<(), StoreError> {
+    if n > MAX_BATCH {
+        return Err(StoreError::Argument {
+            field: "outpoints",
+            value: n.to_string(),
+            expected: format!("at most {MAX_BATCH} per call"),
+        });
+    }
+    Ok(())
+}
+
+/// Checks `changes` for `block` on their own, before anything is read or written.
+fn validate(chain_id: u64, block: &BlockRef, changes: &UtxoChanges) -> Result<(), StoreError> {
+    let number = block.number;
+    let invalid = |what: String| StoreError::Invalid {
+        chain_id,
+        number,
+        what,
+    };
+    let all = changes
+        .created
+        .iter()
+        .chain(&changes.spent)
+        .chain(&changes.replaced);
+    for (op, r) in all {
+        if r.script.len() > MAX_SCRIPT_BYTES {
+            return Err(invalid(format!(
+                "output {op}: script of {} bytes, at most {MAX_SCRIPT_BYTES} are kept",
+                r.script.len()
+            )));
+        }
+        if r.address
+            .as_ref()
+            .is_some_and(|a| a.len() > MAX_ADDRESS_BYTES)
+        {
+            return Err(invalid(format!(
+                "output {op}: address longer than {MAX_ADDRESS_BYTES} bytes"
+            )));
+        }
+        if r.height > number {
+            return Err(invalid(format!(
+                "output {op} is recorded at height {}, above the block",
+                r.height
+            )));
+        }
+    }
+    if let Some((op, r)) = changes.created.iter().find(|(_, r)| r.height != number) {
+        return Err(invalid(format!(
+            "created output {op} is recorded at height {}, not the block's",
+            r.height
+        )));
+    }
+    for (what, list) in [
+        ("created", &changes.created),
+        ("spent", &changes.spent),
+        ("replaced", &changes.replaced),
+    ] {
+        let mut ops: Vec<&OutPointKey> = list.iter().map(|(op, _)| op).collect();
+        ops.sort();
+        if let Some(w) = ops.windows(2).find(|w| w[0] == w[1]) {
+            return Err(invalid(format!("{what} output {} is listed twice", w[0])));
+        }
+    }
+    if let Some((op, _)) = changes
+        .replaced
+        .iter()
+        .find(|(op, _)| !changes.created.iter().any(|(c, _)| c == op))
+    {
+        return Err(invalid(format!(
+            "replaced output {op} is not created again by the block"
+        )));
+    }
+    if let Some((op, _)) = changes
+        .spent
+        .iter()
+        .find(|(op, _)| changes.created.iter().any(|(c, _)| c == op))
+    {
+        return Err(invalid(format!(
+            "output {op} is both spent and created by the block"
+        )));
+    }
+    Ok(())
+}
+
+/// The error for an output the index does not hold as the changes say.
+fn not_held(chain_id: u64, number: u64, what: &str, op: &OutPointKey, found: bool) -> StoreError {
+    StoreError::Invalid {
+        chain_id,
+        number,
+        what: if found {
+            format!(
+                "{what} output {op} is held with other content: the changes were computed against another state"
+            )
+        } else {
+            format!(
+                "{what} output {op} is not unspent in the index: the changes were computed against another state"
+            )
+        },
+    }
+}
+
+/// Counts after applying `changes`.
+fn counted(counts: UtxoCounts, changes: &UtxoChanges) -> Result<UtxoCounts, StoreError> {
+    let sum = |l: &[(OutPointKey, UtxoRecord)]| -> (u64, u64) {
+        (l.len() as u64, l.iter().map(|(_, r)| r.value).sum())
+    };
+    let (c_n, c_v) = sum(&changes.created);
+    let (s_n, s_v) = sum(&changes.spent);
+    let (r_n, r_v) = sum(&changes.replaced);
+    let broken = || StoreError::Corrupt("UTXO counts below zero".into());
+    Ok(UtxoCounts {
+        outputs: (counts.outputs + c_n)
+            .checked_sub(s_n + r_n)
+            .ok_or_else(broken)?,
+        total: (counts.total + c_v)
+            .checked_sub(s_v + r_v)
+            .ok_or_else(broken)?,
+    })
+}
+
+/// A block's undo record: what reverting it takes. The outputs it created are removed by
+/// outpoint (their values for the counts); the ones it spent or replaced are put back whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Undo {
+    created: Vec<(OutPointKey, u64)>,
+    restored: Vec<(OutPointKey, UtxoRecord)>,
+}
+
+impl Undo {
+    fn of(changes: &UtxoChanges) -> Undo {
+        Undo {
+            created: changes
+                .created
+                .iter()
+                .map(|(op, r)| (*op, r.value))
+                .collect(),
+            restored: changes
+                .spent
+                .iter()
+                .chain(&changes.replaced)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Counts after reverting the block.
+    fn revert(&self, counts: UtxoCounts) -> Result<UtxoCounts, StoreError> {
+        let broken = || StoreError::Corrupt("UTXO counts below zero".into());
+        let created: u64 = self.created.iter().map(|(_, v)| v).sum();
+        let restored: u64 = self.restored.iter().map(|(_, r)| r.value).sum();
+        Ok(UtxoCounts {
+            outputs: (counts.outputs + self.restored.len() as u64)
+                .checked_sub(self.created.len() as u64)
+                .ok_or_else(broken)?,
+            total: (counts.total + restored)
+                .checked_sub(created)
+                .ok_or_else(broken)?,
+        })
+    }
+}
+
+/// Byte encodings of records and undo records (both backends store these bytes).
+mod bytes {
+    use super::{OutPointKey, Undo, UtxoRecord};
+    use crate::StoreError;
+    use crate::codec::{Reader, corrupt};
+    use alloy_primitives::B256;
+
+    pub fn record(r: &UtxoRecord, out: &mut Vec<u8>) {
+        out.extend_from_slice(&r.value.to_be_bytes());
+        out.extend_from_slice(&r.height.to_be_bytes());
+        out.push(u8::from(r.coinbase));
+        out.extend_from_slice(&(r.script.len() as u32).to_be_bytes());
+        out.extend_from_slice(&r.script);
+        match &r.address {
+            Some(a) => {
+                out.push(1);
+                out.push(a.len() as u8);
+                out.extend_from_slice(a.as_bytes());
+            }
+            None => out.push(0),
+        }
+    }
+
+    pub fn read_record(r: &mut Reader<'_>) -> Result<UtxoRecord, StoreError> {
+        let value = r.u64()?;
+        let height = r.u64()?;
+        let coinbase = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(corrupt("UTXO coinbase flag")),
+        };
+        let n = r.u32()? as usize;
+        let script = r.take(n)?.to_vec();
+        let address = match r.u8()? {
+            0 => None,
+            1 => {
+                let n = usize::from(r.u8()?);
+                Some(String::from_utf8(r.take(n)?.to_vec()).map_err(|_| corrupt("UTXO address"))?)
+            }
+            _ => return Err(corrupt("UTXO address flag")),
+        };
+        Ok(UtxoRecord {
+            value,
+            height,
+            coinbase,
+            script,
+            address,
+        })
+    }
+
+    pub fn outpoint(op: &OutPointKey, out: &mut Vec<u8>) {
+        out.extend_from_slice(op.txid.as_slice());
+        out.extend_from_slice(&op.vout.to_be_bytes());
+    }
+
+    pub fn read_outpoint(r: &mut Reader<'_>) -> Result<OutPointKey, StoreError> {
+        Ok(OutPointKey {
+            txid: B256::from_slice(r.take(32)?),
+            vout: r.u32()?,
+        })
+    }
+
+    pub fn undo(u: &Undo) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&(u.created.len() as u32).to_be_bytes());
+        for (op, value) in &u.created {
+            outpoint(op, &mut out);
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+        out.extend_from_slice(&(u.restored.len() as u32).to_be_bytes());
+        for (op, r) in &u.restored {
+            outpoint(op, &mut out);
+            record(r, &mut out);
+        }
+        out
+    }
+
+    pub fn read_undo(v: &[u8]) -> Result<Undo, StoreError> {
+        let mut r = Reader(v);
+        let mut undo = Undo::default();
+        for _ in 0..r.u32()? {
+            let op = read_outpoint(&mut r)?;
+            undo.created.push((op, r.u64()?));
+        }
+        for _ in 0..r.u32()? {
+            let op = read_outpoint(&mut r)?;
+            undo.restored.push((op, read_record(&mut r)?));
+        }
+        if !r.0.is_empty() {
+            return Err(corrupt("UTXO undo record: trailing bytes"));
+        }
+        Ok(undo)
+    }
+}

@@ -1,0 +1,476 @@
+//! The UTXO index in PostgreSQL, its own versioned schema (`holdfast_utxo_schema`). A block's
+//! write is one transaction under the chain's advisory lock: the spent and replaced rows are
+//! deleted and returned (and must equal the changes' records), the created rows inserted (none
+//! may exist), the undo record, the block and the counts written; any mismatch rolls it all
+//! back. Array parameters (`unnest`) keep a block to a few statements whatever its size.
+
+use std::collections::HashMap;
+
+use alloy_primitives::B256;
+use holdfast_primitives::BlockRef;
+use postgres::Transaction;
+
+use super::{
+    KeepUndo, OutPointKey, Undo, UtxoChanges, UtxoCounts, UtxoRecord, UtxoStore, bytes, counted,
+    not_held, validate,
+};
+use crate::pg_pool::{Pool, Schema};
+use crate::{Applied, StoreError, admit};
+
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE utxo_blocks (
+    chain_id BIGINT NOT NULL, number BIGINT NOT NULL,
+    hash BYTEA NOT NULL, parent_hash BYTEA NOT NULL, ts BIGINT NOT NULL,
+    PRIMARY KEY (chain_id, number));
+CREATE TABLE utxo_coins (
+    chain_id BIGINT NOT NULL, txid BYTEA NOT NULL, vout BIGINT NOT NULL,
+    value BIGINT NOT NULL, height BIGINT NOT NULL, coinbase BOOLEAN NOT NULL,
+    script BYTEA NOT NULL, address TEXT,
+    PRIMARY KEY (chain_id, txid, vout));
+CREATE TABLE utxo_undo (
+    chain_id BIGINT NOT NULL, number BIGINT NOT NULL, body BYTEA NOT NULL,
+    PRIMARY KEY (chain_id, number));
+CREATE TABLE utxo_counts (
+    chain_id BIGINT PRIMARY KEY, outputs BIGINT NOT NULL, total BIGINT NOT NULL);
+"];
+
+const SCHEMA: Schema = Schema {
+    what: "UTXO",
+    table: "holdfast_utxo_schema",
+    lock: 7_400_006,
+    migrations: MIGRATIONS,
+};
+
+/// The advisory lock class of a chain's writes (`pg_advisory_xact_lock(class, key)`).
+const CHAIN_LOCK_CLASS: i32 = 7_400_007;
+
+/// The PostgreSQL UTXO index (a small pool of connections).
+pub struct PgUtxoStore {
+    pool: Pool,
+    keep_undo: KeepUndo,
+}
+
+impl std::fmt::Debug for PgUtxoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgUtxoStore").finish_non_exhaustive()
+    }
+}
+
+fn i64_of(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Postgres(format!("{v} does not fit a BIGINT")))
+}
+
+fn u64_of(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative value {v}")))
+}
+
+fn block_of(number: i64, hash: &[u8], parent: &[u8], ts: i64) -> Result<BlockRef, StoreError> {
+    if hash.len() != 32 || parent.len() != 32 {
+        return Err(StoreError::Corrupt("UTXO block hash".into()));
+    }
+    Ok(BlockRef {
+        number: u64_of(number)?,
+        hash: B256::from_slice(hash),
+        parent_hash: B256::from_slice(parent),
+        timestamp: u64_of(ts)?,
+    })
+}
+
+/// Columns of a list of outputs, for `unnest`.
+struct Columns {
+    txids: Vec<Vec<u8>>,
+    vouts: Vec<i64>,
+    values: Vec<i64>,
+    heights: Vec<i64>,
+    coinbases: Vec<bool>,
+    scripts: Vec<Vec<u8>>,
+    addresses: Vec<Option<String>>,
+}
+
+fn columns(list: &[(OutPointKey, UtxoRecord)]) -> Result<Columns, StoreError> {
+    let mut c = Columns {
+        txids: Vec::with_capacity(list.len()),
+        vouts: Vec::with_capacity(list.len()),
+        values: Vec::with_capacity(list.len()),
+        heights: Vec::with_capacity(list.len()),
+        coinbases: Vec::with_capacity(list.len()),
+        scripts: Vec::with_capacity(list.len()),
+        addresses: Vec::with_capacity(list.len()),
+    };
+    for (op, r) in list {
+        c.txids.push(op.txid.to_vec());
+        c.vouts.push(i64::from(op.vout));
+        c.values.push(i64_of(r.value)?);
+        c.heights.push(i64_of(r.height)?);
+        c.coinbases.push(r.coinbase);
+        c.scripts.push(r.script.clone());
+        c.addresses.push(r.address.clone());
+    }
+    Ok(c)
+}
+
+fn outpoint_of(txid: &[u8], vout: i64) -> Result<OutPointKey, StoreError> {
+    if txid.len() != 32 {
+        return Err(StoreError::Corrupt("UTXO txid".into()));
+    }
+    Ok(OutPointKey {
+        txid: B256::from_slice(txid),
+        vout: u32::try_from(vout).map_err(|_| StoreError::Corrupt("UTXO vout".into()))?,
+    })
+}
+
+fn record_of(row: &postgres::Row) -> Result<UtxoRecord, StoreError> {
+    Ok(UtxoRecord {
+        value: u64_of(row.get("value"))?,
+        height: u64_of(row.get("height"))?,
+        coinbase: row.get("coinbase"),
+        script: row.get("script"),
+        address: row.get("address"),
+    })
+}
+
+impl PgUtxoStore {
+    /// Connects (`postgres://user@host:port/db`; no TLS: a trusted network or a local socket)
+    /// and creates or checks the schema.
+    pub fn connect(url: &str) -> Result<PgUtxoStore, StoreError> {
+        PgUtxoStore::connect_with(url, None)
+    }
+
+    /// Connects, keeping the undo records of the newest `keep_undo` blocks only.
+    pub fn connect_with(url: &str, keep_undo: KeepUndo) -> Result<PgUtxoStore, StoreError> {
+        Ok(PgUtxoStore {
+            pool: Pool::connect(url, 2, &SCHEMA)?,
+            keep_undo,
+        })
+    }
+
+    fn enter(tx: &mut Transaction<'_>, chain_id: u64) -> Result<(), StoreError> {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&CHAIN_LOCK_CLASS, &((chain_id as u32) as i32)],
+        )?;
+        Ok(())
+    }
+
+    fn read_block(
+        tx: &mut Transaction<'_>,
+        chain_id: u64,
+        number: u64,
+    ) -> Result<Option<BlockRef>, StoreError> {
+        tx.query_opt(
+            "SELECT number, hash, parent_hash, ts FROM utxo_blocks WHERE chain_id = $1 AND number = $2",
+            &[&i64_of(chain_id)?, &i64_of(number)?],
+        )?
+        .map(|r| block_of(r.get(0), r.get(1), r.get(2), r.get(3)))
+        .transpose()
+    }
+
+    fn read_head(
+        tx: &mut impl postgres::GenericClient,
+        chain_id: u64,
+    ) -> Result<Option<BlockRef>, StoreError> {
+        tx.query_opt(
+            "SELECT number, hash, parent_hash, ts FROM utxo_blocks WHERE chain_id = $1 ORDER BY number DESC LIMIT 1",
+            &[&i64_of(chain_id)?],
+        )?
+        .map(|r| block_of(r.get(0), r.get(1), r.get(2), r.get(3)))
+        .transpose()
+    }
+
+    fn read_counts(
+        tx: &mut impl postgres::GenericClient,
+        chain_id: u64,
+    ) -> Result<UtxoCounts, StoreError> {
+        Ok(tx
+            .query_opt(
+                "SELECT outputs, total FROM utxo_counts WHERE chain_id = $1",
+                &[&i64_of(chain_id)?],
+            )?
+            .map(|r| -> Result<UtxoCounts, StoreError> {
+                Ok(UtxoCounts {
+                    outputs: u64_of(r.get(0))?,
+                    total: u64_of(r.get(1))?,
+                })
+            })
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    fn write_counts(
+        tx: &mut Transaction<'_>,
+        chain_id: u64,
+        c: UtxoCounts,
+    ) -> Result<(), StoreError> {
+        tx.execute(
+            "INSERT INTO utxo_counts (chain_id, outputs, total) VALUES ($1, $2, $3)
+             ON CONFLICT (chain_id) DO UPDATE SET outputs = EXCLUDED.outputs, total = EXCLUDED.total",
+            &[&i64_of(chain_id)?, &i64_of(c.outputs)?, &i64_of(c.total)?],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes `list`'s outpoints and returns the rows deleted, by outpoint.
+    fn delete(
+        tx: &mut Transaction<'_>,
+        chain_id: u64,
+        list: &[(OutPointKey, UtxoRecord)],
+    ) -> Result<HashMap<OutPointKey, UtxoRecord>, StoreError> {
+        if list.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let c = columns(list)?;
+        let rows = tx.query(
+            "DELETE FROM utxo_coins c USING unnest($2::bytea[], $3::bigint[]) AS d(txid, vout)
+             WHERE c.chain_id = $1 AND c.txid = d.txid AND c.vout = d.vout
+             RETURNING c.txid, c.vout, c.value, c.height, c.coinbase, c.script, c.address",
+            &[&i64_of(chain_id)?, &c.txids, &c.vouts],
+        )?;
+        rows.iter()
+            .map(|r| Ok((outpoint_of(r.get("txid"), r.get("vout"))?, record_of(r)?)))
+            .collect()
+    }
+
+    /// Deletes the outpoints of `list`; how many rows went.
+    fn delete_outpoints(
+        tx: &mut Transaction<'_>,
+        chain_id: u64,
+        list: &[(OutPointKey, u64)],
+    ) -> Result<u64, StoreError> {
+        if list.is_empty() {
+            return Ok(0);
+        }
+        let txids: Vec<&[u8]> = list.iter().map(|(op, _)| op.txid.as_slice()).collect();
+        let vouts: Vec<i64> = list.iter().map(|(op, _)| i64::from(op.vout)).collect();
+        Ok(tx.execute(
+            "DELETE FROM utxo_coins c USING unnest($2::bytea[], $3::bigint[]) AS d(txid, vout)
+             WHERE c.chain_id = $1 AND c.txid = d.txid AND c.vout = d.vout",
+            &[&i64_of(chain_id)?, &txids, &vouts],
+        )?)
+    }
+
+    /// Inserts `list`; returns the outpoints that were already there (not inserted).
+    fn insert(
+        tx: &mut Transaction<'_>,
+        chain_id: u64,
+        list: &[(OutPointKey, UtxoRecord)],
+    ) -> Result<Vec<OutPointKey>, StoreError> {
+        if list.is_empty() {
+            return Ok(Vec::new());
+        }
+        let c = columns(list)?;
+        let rows = tx.query(
+            "INSERT INTO utxo_coins (chain_id, txid, vout, value, height, coinbase, script, address)
+             SELECT $1, * FROM unnest($2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[], $6::boolean[], $7::bytea[], $8::text[])
+             ON CONFLICT DO NOTHING RETURNING txid, vout",
+            &[&i64_of(chain_id)?, &c.txids, &c.vouts, &c.values, &c.heights, &c.coinbases, &c.scripts, &c.addresses],
+        )?;
+        let inserted: std::collections::HashSet<OutPointKey> = rows
+            .iter()
+            .map(|r| outpoint_of(r.get(0), r.get(1)))
+            .collect::<Result<_, _>>()?;
+        Ok(list
+            .iter()
+            .map(|(op, _)| *op)
+            .filter(|op| !inserted.contains(op))
+            .collect())
+    }
+}
+
+impl UtxoStore for PgUtxoStore {
+    fn apply_block(
+        &self,
+        chain_id: u64,
+        block: &BlockRef,
+        changes: &UtxoChanges,
+    ) -> Result<Applied, StoreError> {
+        validate(chain_id, block, changes)?;
+        let number = block.number;
+        let mut client = self.pool.client();
+        let mut tx = client.transaction()?;
+        Self::enter(&mut tx, chain_id)?;
+        let mut stored: HashMap<u64, Option<BlockRef>> = HashMap::new();
+        for n in [Some(number), number.checked_sub(1)].into_iter().flatten() {
+            stored.insert(n, Self::read_block(&mut tx, chain_id, n)?);
+        }
+        if !admit(chain_id, block, None, |n| {
+            Ok(stored.get(&n).copied().flatten())
+        })? {
+            return Ok(Applied::AlreadyPresent);
+        }
+        if let Some(head) = Self::read_head(&mut tx, chain_id)?
+            && head.number + 1 != number
+        {
+            return Err(StoreError::Invalid {
+                chain_id,
+                number,
+                what: format!(
+                    "the index is at block {}: the next block must be {}",
+                    head.number,
+                    head.number + 1
+                ),
+            });
+        }
+        for (what, list) in [("spent", &changes.spent), ("replaced", &changes.replaced)] {
+            let held = Self::delete(&mut tx, chain_id, list)?;
+            for (op, r) in list.iter() {
+                match held.get(op) {
+                    Some(h) if h == r => {}
+                    h => return Err(not_held(chain_id, number, what, op, h.is_some())),
+                }
+            }
+        }
+        if let Some(op) = Self::insert(&mut tx, chain_id, &changes.created)?.first() {
+            return Err(StoreError::Invalid {
+                chain_id,
+                number,
+                what: format!(
+                    "created output {op} is already unspent in the index and not listed as replaced"
+                ),
+            });
+        }
+        let counts = counted(Self::read_counts(&mut tx, chain_id)?, changes)?;
+        Self::write_counts(&mut tx, chain_id, counts)?;
+        if let Some(old) = super::pruned_by(number, self.keep_undo) {
+            tx.execute(
+                "DELETE FROM utxo_undo WHERE chain_id = $1 AND number = $2",
+                &[&i64_of(chain_id)?, &i64_of(old)?],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO utxo_undo (chain_id, number, body) VALUES ($1, $2, $3)",
+            &[
+                &i64_of(chain_id)?,
+                &i64_of(number)?,
+                &bytes::undo(&Undo::of(changes)),
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO utxo_blocks (chain_id, number, hash, parent_hash, ts) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &i64_of(chain_id)?,
+                &i64_of(number)?,
+                &block.hash.as_slice(),
+                &block.parent_hash.as_slice(),
+                &i64_of(block.timestamp)?,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(Applied::Written)
+    }
+
+    fn unwind_above(&self, chain_id: u64, number: u64) -> Result<Vec<BlockRef>, StoreError> {
+        let Some(first) = number.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let mut client = self.pool.client();
+        let mut tx = client.transaction()?;
+        Self::enter(&mut tx, chain_id)?;
+        let rows = tx.query(
+            "SELECT b.number, b.hash, b.parent_hash, b.ts, u.body FROM utxo_blocks b
+             LEFT JOIN utxo_undo u ON u.chain_id = b.chain_id AND u.number = b.number
+             WHERE b.chain_id = $1 AND b.number >= $2 ORDER BY b.number DESC",
+            &[&i64_of(chain_id)?, &i64_of(first)?],
+        )?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut counts = Self::read_counts(&mut tx, chain_id)?;
+        let mut removed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let block = block_of(row.get(0), row.get(1), row.get(2), row.get(3))?;
+            let body: Option<Vec<u8>> = row.get(4);
+            let undo =
+                bytes::read_undo(&body.ok_or_else(|| super::undo_pruned(chain_id, block.number))?)?;
+            let removed_rows = Self::delete_outpoints(&mut tx, chain_id, &undo.created)?;
+            if removed_rows != undo.created.len() as u64 {
+                return Err(StoreError::Corrupt(format!(
+                    "block {}: outputs it created are missing from the index",
+                    block.number
+                )));
+            }
+            if let Some(op) = Self::insert(&mut tx, chain_id, &undo.restored)?.first() {
+                return Err(StoreError::Corrupt(format!(
+                    "block {}: output {op} it spent is unspent again",
+                    block.number
+                )));
+            }
+            counts = undo.revert(counts)?;
+            removed.push(block);
+        }
+        tx.execute(
+            "DELETE FROM utxo_undo WHERE chain_id = $1 AND number >= $2",
+            &[&i64_of(chain_id)?, &i64_of(first)?],
+        )?;
+        tx.execute(
+            "DELETE FROM utxo_blocks WHERE chain_id = $1 AND number >= $2",
+            &[&i64_of(chain_id)?, &i64_of(first)?],
+        )?;
+        Self::write_counts(&mut tx, chain_id, counts)?;
+        tx.commit()?;
+        removed.reverse();
+        Ok(removed)
+    }
+
+    fn head(&self, chain_id: u64) -> Result<Option<BlockRef>, StoreError> {
+        Self::read_head(&mut *self.pool.client(), chain_id)
+    }
+
+    fn block(&self, chain_id: u64, number: u64) -> Result<Option<BlockRef>, StoreError> {
+        let mut client = self.pool.client();
+        client
+            .query_opt(
+                "SELECT number, hash, parent_hash, ts FROM utxo_blocks WHERE chain_id = $1 AND number = $2",
+                &[&i64_of(chain_id)?, &i64_of(number)?],
+            )?
+            .map(|r| block_of(r.get(0), r.get(1), r.get(2), r.get(3)))
+            .transpose()
+    }
+
+    fn utxo(
+        &self,
+        chain_id: u64,
+        outpoint: &OutPointKey,
+    ) -> Result<Option<UtxoRecord>, StoreError> {
+        let mut client = self.pool.client();
+        client
+            .query_opt(
+                "SELECT value, height, coinbase, script, address FROM utxo_coins
+                 WHERE chain_id = $1 AND txid = $2 AND vout = $3",
+                &[
+                    &i64_of(chain_id)?,
+                    &outpoint.txid.as_slice(),
+                    &i64::from(outpoint.vout),
+                ],
+            )?
+            .map(|r| record_of(&r))
+            .transpose()
+    }
+
+    fn counts(&self, chain_id: u64) -> Result<UtxoCounts, StoreError> {
+        Self::read_counts(&mut *self.pool.client(), chain_id)
+    }
+
+    fn utxos(
+        &self,
+        chain_id: u64,
+        outpoints: &[OutPointKey],
+    ) -> Result<Vec<Option<UtxoRecord>>, StoreError> {
+        super::check_batch(outpoints.len())?;
+        if outpoints.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txids: Vec<&[u8]> = outpoints.iter().map(|op| op.txid.as_slice()).collect();
+        let vouts: Vec<i64> = outpoints.iter().map(|op| i64::from(op.vout)).collect();
+        let rows = self.pool.client().query(
+            "SELECT c.txid, c.vout, c.value, c.height, c.coinbase, c.script, c.address
+             FROM unnest($2::bytea[], $3::bigint[]) AS q(txid, vout)
+             JOIN utxo_coins c ON c.chain_id = $1 AND c.txid = q.txid AND c.vout = q.vout",
+            &[&i64_of(chain_id)?, &txids, &vouts],
+        )?;
+        let mut found: HashMap<OutPointKey, UtxoRecord> = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            found.insert(outpoint_of(r.get("txid"), r.get("vout"))?, record_of(r)?);
+        }
+        Ok(outpoints.iter().map(|op| found.get(op).cloned()).collect())
+    }
+}
