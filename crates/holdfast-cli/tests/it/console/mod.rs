@@ -1,7 +1,7 @@
 //! The web console in a real browser (issue 15): Debian's Chromium driven by playwright-core
 //! (`tests/console/*.mjs`) against a real `holdfast serve --guard-config` on anvil, with a
 //! real Safe 1.4.1 that Holdfast co-signs. Wallets are injected EIP-1193 providers whose
-//! signatures are made by viem with real keys. Screenshots of each page go to docs/console/.
+//! signatures are made by viem with real keys. Screenshots of each page: see [`screenshots`].
 //!
 //! Skipped, saying so, only when Chromium is absent (`scripts/test` installs it).
 //!
@@ -257,8 +257,20 @@ pub(super) fn drive(script: &str, plan: Value) -> R<Value> {
     Ok(serde_json::from_str(last).map_err(|e| format!("{script} printed {last:?}: {e}"))?)
 }
 
+/// Where the pages' screenshots go: `HOLDFAST_CONSOLE_SCREENSHOTS` when set (the
+/// committed ones in docs/console/ are refreshed with
+/// `HOLDFAST_CONSOLE_SCREENSHOTS=docs/console`, relative to the workspace), else the
+/// target directory, so a test run leaves the work tree as it was.
 pub(super) fn screenshots() -> String {
-    workspace_root().join("docs/console").display().to_string()
+    let root = workspace_root();
+    let dir = match std::env::var_os("HOLDFAST_CONSOLE_SCREENSHOTS") {
+        Some(dir) => root.join(dir),
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| root.join("target"), std::path::PathBuf::from)
+            .join("console-screenshots"),
+    };
+    std::fs::create_dir_all(&dir).expect("the screenshots' directory");
+    dir.display().to_string()
 }
 
 pub(super) fn eth(n: u64) -> U256 {
