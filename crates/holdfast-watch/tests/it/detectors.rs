@@ -40,7 +40,29 @@ async fn watch_all(node: &Anvil, rest: &str, labels: &dyn Labels) -> Vec<Alert> 
         let detail = source.fetch_detail(n).await.expect("block detail");
         assert!(detail.calls_complete, "anvil serves call traces");
         assert!(detail.state.is_some(), "anvil serves state diffs");
-        alerts.extend(detectors.run(&detail, &mut state, &cx).expect("detectors"));
+        // The first look: the block without state diffs, on a copy of the state. Every
+        // alert it raises but critical storage (which waits for the diff) is one the full
+        // block raises, word for word.
+        let first = source
+            .fetch_detail_without_state(n)
+            .await
+            .expect("detail without state");
+        let early = detectors
+            .run(&first, &mut state.clone(), &cx)
+            .expect("detectors on the first look");
+        let full = detectors.run(&detail, &mut state, &cx).expect("detectors");
+        for a in early
+            .iter()
+            .filter(|a| a.detector != DetectorKind::CriticalStorage)
+        {
+            assert!(
+                full.contains(a),
+                "block {n}: the first look raised {} ({}), which the full block does not hold as such",
+                a.id,
+                a.title
+            );
+        }
+        alerts.extend(full);
     }
     // Running the whole chain again from a fresh state gives the same alerts (ids included).
     let mut again = Vec::new();
