@@ -2,7 +2,6 @@
 //! the explorer when the chain has one.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use alloy_primitives::{Address, B256, U256};
 use holdfast_chain::BlockDetail;
@@ -20,7 +19,7 @@ pub(crate) struct Explain<'a> {
     chain: &'a ChainConfig,
     block: &'a BlockDetail,
     cx: &'a Context<'a>,
-    labels: RefCell<HashMap<Address, Vec<AddressLabel>>>,
+    labels: RefCell<rustc_hash::FxHashMap<Address, Vec<AddressLabel>>>,
 }
 
 /// What one alert says, before the common parts are added.
@@ -46,7 +45,7 @@ impl<'a> Explain<'a> {
             chain,
             block,
             cx,
-            labels: RefCell::new(HashMap::new()),
+            labels: RefCell::default(),
         }
     }
 

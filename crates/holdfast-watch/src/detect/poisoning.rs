@@ -56,24 +56,33 @@ pub(crate) fn detect(
     let number = run.block.block().number;
     let chain_id = run.block.chain_id();
     let mut past: HashMap<Address, Vec<Address>> = HashMap::new();
-    let mut counterparties = |w: Address| -> Result<Vec<Address>, DetectError> {
-        if let Some(v) = past.get(&w) {
-            return Ok(v.clone());
-        }
-        let mut v: Vec<Address> = Vec::new();
-        v.extend(
-            run.cx
-                .history
-                .counterparties(chain_id, w, number, COUNTERPARTY_LIMIT)
-                .map_err(|source| DetectError::History {
-                    block: number,
-                    source,
-                })?,
-        );
-        v.sort_unstable();
-        v.dedup();
-        past.insert(w, v.clone());
-        Ok(v)
+    // The past counterparty of `w` that `other` imitates, if any (the past asked once per
+    // wallet and block).
+    let mut imitated = |w: Address,
+                        other: Address,
+                        prefix: u32,
+                        suffix: u32|
+     -> Result<Option<Address>, DetectError> {
+        let known = match past.entry(w) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let mut v = run
+                    .cx
+                    .history
+                    .counterparties(chain_id, w, number, COUNTERPARTY_LIMIT)
+                    .map_err(|source| DetectError::History {
+                        block: number,
+                        source,
+                    })?;
+                v.sort_unstable();
+                v.dedup();
+                e.insert(v)
+            }
+        };
+        Ok(known
+            .iter()
+            .copied()
+            .find(|c| looks_like(other, *c, prefix, suffix)))
     };
     // (rule, tx, wallet, other) → case
     let mut cases: BTreeMap<(u32, u32, Address, Address), Case> = BTreeMap::new();
@@ -91,9 +100,7 @@ pub(crate) fn detect(
                     reasons.extend(unmade(run, p, t));
                 }
                 if p.lookalike
-                    && let Some(real) = counterparties(wallet)?
-                        .into_iter()
-                        .find(|c| looks_like(other, *c, p.prefix, p.suffix))
+                    && let Some(real) = imitated(wallet, other, p.prefix, p.suffix)?
                 {
                     let paid = outgoing
                         && initiated_by(run, t.tx_index, wallet) == Some(true)
