@@ -128,19 +128,24 @@ pub(crate) fn caller(
 ) -> Result<Principal, ApiError> {
     // A console session stands for its user when no token is sent; every guard route but
     // the status read changes state, and all of them need the session's CSRF token then.
-    if headers.get(header::AUTHORIZATION).is_none()
-        && let Some(who) = crate::console::api_caller(state, headers, true)
-    {
-        return who;
-    }
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let who = book.principal(token).ok_or_else(|| {
-        ApiError::unauthorized("missing or unknown token (Authorization: Bearer ...)")
-    })?;
+    let session = match headers.get(header::AUTHORIZATION) {
+        None => crate::console::api_caller(state, headers, true).transpose()?,
+        Some(_) => None,
+    };
+    let who = match session {
+        Some(who) => who,
+        None => {
+            let token = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            book.principal(token).ok_or_else(|| {
+                ApiError::unauthorized("missing or unknown token (Authorization: Bearer ...)")
+            })?
+        }
+    };
+    // A session is rate-limited as its token is: the console is no way around the limit.
     if !state.rate.allow(&who.name) {
         return Err(ApiError {
             status: axum::http::StatusCode::TOO_MANY_REQUESTS,

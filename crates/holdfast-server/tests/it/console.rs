@@ -256,3 +256,55 @@ fn filters_page_through_the_index() {
     assert_eq!(days, ["r10", "r11", "r12"]);
     assert!(all(&q(&[("rule", "none")])).is_empty());
 }
+
+/// A console session is rate-limited on the API as its token is: signing in is no way
+/// around the per-principal limit.
+#[tokio::test]
+async fn a_session_is_rate_limited_on_the_api_like_its_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut state = state_with_gate(dir.path());
+    // 1 request a second, a burst of 2.
+    state.rate = std::sync::Arc::new(holdfast_server::guard::RateLimiter::new(1.0));
+    let ops = Principal {
+        name: "ops".into(),
+        roles: vec![holdfast_gate::Role::Operator],
+        address: None,
+    };
+    let cookie = format!("holdfast_session={}", state.sessions.open(ops));
+    let page = send(
+        &state,
+        Request::get("/console/requests")
+            .header("host", "console.test")
+            .header("cookie", &cookie)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await
+    .2;
+    let csrf = page
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("csrf meta")
+        .to_owned();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let req = Request::get("/v1/guard/requests/0xabc")
+            .header("host", "console.test")
+            .header("origin", "http://console.test")
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .body(Body::empty())
+            .expect("request");
+        statuses.push(send(&state, req).await.0);
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+            StatusCode::TOO_MANY_REQUESTS
+        ],
+        "the session's principal has its token's budget"
+    );
+}
