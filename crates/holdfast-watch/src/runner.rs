@@ -255,6 +255,7 @@ impl Runner {
             .map(|(c, source, chain_id)| {
                 let mut options = deps.chain_options.clone().unwrap_or_default();
                 options.confirmations = c.confirmations;
+                options.first_look &= c.first_look;
                 if let Some(b) = c.start_block {
                     options.start = Start::Block(b);
                 }

@@ -36,6 +36,8 @@ pub struct RawChain {
     pub start_block: Option<u64>,
     #[serde(default)]
     pub explorer: Option<Spanned<String>>,
+    #[serde(default)]
+    pub first_look: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

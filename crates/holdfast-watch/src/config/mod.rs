@@ -177,6 +177,10 @@ pub struct ChainConfig {
     pub start_block: Option<u64>,
     /// Explorer base URL (`https://etherscan.io`), for links; no trailing slash.
     pub explorer: Option<String>,
+    /// Look at each new head without state diffs first and raise what that shows at once
+    /// (docs/WATCH.md, "First look"). Default true; off for a node whose `trace_block`
+    /// re-executes the block (it would then run each head twice).
+    pub first_look: bool,
 }
 
 /// One `[[asset]]`: amounts of it in alerts and thresholds are in its units.

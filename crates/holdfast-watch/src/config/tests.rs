@@ -372,3 +372,29 @@ fn node_urls_are_checked_and_redacted_in_messages() {
     );
     assert!(!errors[0].message.contains("secret-key"));
 }
+
+#[test]
+fn the_first_look_is_on_unless_a_chain_turns_it_off() {
+    let rule = "\n[[rule]]\nname = \"out\"\ndetector = \"outflow\"\ntargets = [\"hot\"]\nnew_destination = true\n";
+    assert!(ok(rule).config.chains[0].first_look);
+    let off = format!("{HEAD}{rule}").replacen(
+        "rpc = \"wss://node.example/key\"\n",
+        "rpc = \"wss://node.example/key\"\nfirst_look = false\n",
+        1,
+    );
+    let v = validate("watch.toml", &off, Path::new(".")).unwrap();
+    assert!(!v.config.chains[0].first_look);
+    let bad = format!("{HEAD}{rule}").replacen(
+        "rpc = \"wss://node.example/key\"\n",
+        "rpc = \"wss://node.example/key\"\nfirst_look = \"no\"\n",
+        1,
+    );
+    let e = validate("watch.toml", &bad, Path::new("."))
+        .unwrap_err()
+        .to_string();
+    // The line of `first_look` (line 4), and what was expected.
+    assert!(
+        e.contains("watch.toml:4") && e.contains("expected a boolean"),
+        "{e}"
+    );
+}

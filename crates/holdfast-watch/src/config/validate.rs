@@ -246,6 +246,7 @@ fn chains(cx: &mut Ctx<'_>, raw: &[RawChain]) -> Vec<ChainConfig> {
             confirmations,
             start_block: c.start_block,
             explorer,
+            first_look: c.first_look.unwrap_or(true),
         });
     }
     out

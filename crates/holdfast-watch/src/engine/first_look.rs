@@ -1,5 +1,6 @@
-//! The first look at a new head: its calls, logs and transfers without state diffs (the
-//! node replays nothing, so this costs a fraction of the full detail), the rules run on a
+//! The first look at a new head: its calls, logs and transfers without state diffs (no
+//! state diff to compute: a fraction of the full detail's cost, a fifth on anvil, which
+//! keeps its traces; a node that re-executes for `trace_block` runs the block twice), the rules run on a
 //! copy of the state, and their alerts raised at once ([`WatchStore::raise_early`]) before
 //! the full block is read. The full block's commit stays the only thing that moves the
 //! checkpoint: it keeps the early alerts it raises again and retracts any other, so a first
