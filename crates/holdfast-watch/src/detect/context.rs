@@ -105,10 +105,8 @@ pub trait History: Send + Sync {
 
     /// Block `block` of chain `chain_id` was run with these transfers (stored before it
     /// ran): a history that caches may extend what it holds instead of reading the store
-    /// again. The callers guarantee that blocks between two observed ones hold no transfers
-    /// (the engine runs every block in order; replay runs every block that holds
-    /// transfers); a block at or below the last observed one (a reorg, a replay again) must
-    /// not extend anything.
+    /// again. Only the block right after the last observed one extends the cache; any other
+    /// (a reorg, a replay again, blocks run elsewhere meanwhile) must not extend anything.
     fn observe(&self, _chain_id: u64, _block: u64, _transfers: &[holdfast_primitives::Transfer]) {}
 }
 

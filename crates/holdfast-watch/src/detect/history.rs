@@ -288,18 +288,17 @@ impl History for StoreHistory {
             from: block,
             to: block,
         });
-        if block < mark.to {
-            // Not a later block (a reorg, a replay again): what the cache holds may include
-            // blocks now unwound. Forget the chain's pasts; the store answers again.
+        if block != mark.to {
+            // Not the next block (a reorg, a replay again, blocks another instance ran while
+            // this one had lost the chain's lease, a replay skipping empty blocks): what the
+            // cache holds may miss blocks or include unwound ones. Forget the chain's pasts;
+            // the store answers again.
             cache.wallets.retain(|(c, _), _| *c != chain_id);
             *mark = Observed {
                 from: block,
                 to: block,
             };
         }
-        // Blocks skipped since the last observed held no transfers (the contract of
-        // `observe`), so what was complete up to then is complete up to this block.
-        mark.to = block;
         let in_step = *mark;
         for t in transfers {
             if let Some(past) = cache.wallets.get_mut(&(chain_id, t.from))

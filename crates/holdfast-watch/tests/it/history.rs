@@ -113,8 +113,9 @@ fn random_blocks(seed: u64, from: u64, count: u64, tag: u64) -> Vec<(u64, Vec<Tr
 }
 
 /// The cache that `observe` extends answers exactly as a history that reads everything
-/// from the store, block after block, across skipped empty blocks (as replay runs) and a
-/// reorg (a block at or below the last observed one).
+/// from the store, block after block, across skipped empty blocks (as replay runs), a
+/// reorg (a block at or below the last observed one), and blocks run by another instance
+/// (a block past the next one).
 #[test]
 fn observed_blocks_extend_the_cache_exactly_as_the_store_would() {
     for seed in 1..=8u64 {
@@ -157,5 +158,11 @@ fn observed_blocks_extend_the_cache_exactly_as_the_store_would() {
         // A reorg: blocks above 20 replaced by another branch.
         store.unwind_above(1, 20).expect("unwind");
         run(&random_blocks(seed.wrapping_mul(7919), 21, 15, 2));
+        // Blocks another instance ran while this one had lost the chain's lease: stored,
+        // never observed here; then this instance goes on after them.
+        for (n, ts) in random_blocks(seed.wrapping_mul(31), 36, 10, 3) {
+            store.apply_block(1, &block(n), &ts, &[]).expect("apply");
+        }
+        run(&random_blocks(seed.wrapping_mul(131), 46, 10, 4));
     }
 }
