@@ -1,5 +1,6 @@
 //! Account state at a block, for simulations (the guard's fork): balance, nonce and code of
-//! an account in one batch, storage slots, block headers.
+//! an account in one batch, storage slots, block headers; and storage slots at blocks named
+//! by hash, many in one batch (the watch's first look at a head).
 
 use alloy::transports::TransportError;
 use alloy_primitives::{Address, B256, Bytes, U64, U256};
@@ -114,4 +115,70 @@ impl ChainSource {
         )
         .await
     }
+
+    /// Storage slots at blocks named by hash (EIP-1898, so a reorg between the block and
+    /// the read is an error, never another block's value), in one batched request: for each
+    /// block in `blocks`, the value of each `(address, slot)` of `reads`, in order. At most
+    /// [`MAX_STORAGE_READS`] reads in all; `number` names the block in errors.
+    pub async fn storage_at(
+        &self,
+        reads: &[(Address, B256)],
+        blocks: &[B256],
+        number: u64,
+    ) -> Result<Vec<Vec<B256>>, ChainError> {
+        let total = reads.len() * blocks.len();
+        if total > MAX_STORAGE_READS {
+            return Err(ChainError::Malformed {
+                method: "eth_getStorageAt",
+                block: Some(number),
+                reason: format!(
+                    "{total} storage reads asked for in one batch; at most {MAX_STORAGE_READS}"
+                ),
+            });
+        }
+        if total == 0 {
+            return Ok(vec![Vec::new(); blocks.len()]);
+        }
+        let mut attempt = 0;
+        loop {
+            self.acquire(total as u32).await;
+            let mut batch = self.client().new_batch();
+            let add = ChainSource::batch_add_failed(number);
+            let mut waiters = Vec::with_capacity(total);
+            for hash in blocks {
+                let at = serde_json::json!({ "blockHash": hash });
+                for (address, slot) in reads {
+                    waiters.push(
+                        batch
+                            .add_call::<_, B256>("eth_getStorageAt", &(address, slot, at.clone()))
+                            .map_err(&add)?,
+                    );
+                }
+            }
+            let result = tokio::time::timeout(self.config().timeout, async {
+                batch.send().await.map_err(|e| ("batch", e))?;
+                let mut values = Vec::with_capacity(total);
+                for w in waiters {
+                    values.push(w.await.map_err(|e| ("eth_getStorageAt", e))?);
+                }
+                Ok::<_, (&'static str, TransportError)>(values)
+            })
+            .await;
+            let (method, error) = match result {
+                Ok(Ok(values)) => {
+                    return Ok(values.chunks(reads.len()).map(<[B256]>::to_vec).collect());
+                }
+                Ok(Err((method, e))) => (method, Some(e)),
+                Err(_) => ("batch", None),
+            };
+            let Some(delay) = self.retry_delay(error.as_ref(), attempt) else {
+                return Err(self.batch_failed(method, number, attempt, error));
+            };
+            attempt += 1;
+            tokio::time::sleep(delay).await;
+        }
+    }
 }
+
+/// The most storage reads [`ChainSource::storage_at`] sends in one batch.
+pub const MAX_STORAGE_READS: usize = 4096;

@@ -35,6 +35,7 @@ mod abi {
         function execTransaction(address to, uint256 value, bytes data, uint8 operation, uint256 safeTxGas, uint256 baseGas, uint256 gasPrice, address gasToken, address refundReceiver, bytes signatures) external payable returns (bool success);
         function VERSION() external view returns (string);
         function multiSend(bytes transactions) external payable;
+        function setFallbackHandler(address handler) external;
     }
 }
 
@@ -363,7 +364,14 @@ pub async fn exec(
         )
         .await?;
     }
-    let mut sorted = signers.to_vec();
+    send_exec(node, *sender, safe, &tx, prevalidated(signers)).await
+}
+
+/// Pre-validated signatures of `owners` (`r` = the owner, `v` = 1): valid when the owner
+/// sends `execTransaction` or has approved the hash on chain. Sorted by owner, as the Safe
+/// wants them.
+pub fn prevalidated(owners: &[Address]) -> Bytes {
+    let mut sorted = owners.to_vec();
     sorted.sort();
     let mut signatures = Vec::with_capacity(65 * sorted.len());
     for owner in &sorted {
@@ -371,7 +379,12 @@ pub async fn exec(
         signatures.extend_from_slice(&[0u8; 32]);
         signatures.push(1);
     }
-    send_exec(node, *sender, safe, &tx, signatures.into()).await
+    signatures.into()
+}
+
+/// `setFallbackHandler(handler)` calldata (a Safe calls it on itself).
+pub fn set_fallback_handler(handler: Address) -> Bytes {
+    abi::setFallbackHandlerCall { handler }.abi_encode().into()
 }
 
 async fn send_exec(
@@ -381,7 +394,13 @@ async fn send_exec(
     tx: &SafeTx,
     signatures: Bytes,
 ) -> Result<B256, TestkitError> {
-    let exec = abi::execTransactionCall {
+    node.call_ok(sender, safe, U256::ZERO, exec_data(tx, signatures))
+        .await
+}
+
+/// `execTransaction` calldata for `tx` with `signatures` (no gas refund).
+pub fn exec_data(tx: &SafeTx, signatures: Bytes) -> Bytes {
+    abi::execTransactionCall {
         to: tx.to,
         value: tx.value,
         data: tx.data.clone(),
@@ -392,9 +411,9 @@ async fn send_exec(
         gasToken: Address::ZERO,
         refundReceiver: Address::ZERO,
         signatures,
-    };
-    node.call_ok(sender, safe, U256::ZERO, exec.abi_encode().into())
-        .await
+    }
+    .abi_encode()
+    .into()
 }
 
 /// The Safe's `VERSION()`.

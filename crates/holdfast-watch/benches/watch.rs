@@ -36,7 +36,7 @@ use holdfast_intel::IntelIndex;
 use holdfast_primitives::{Asset, BlockRef, Position, Transfer};
 use holdfast_store::watch::EmbeddedWatchStore;
 use holdfast_store::{BlockData, EmbeddedStore, MAX_LIMIT, Store, TransferQuery};
-use holdfast_testkit::{Anvil, deploy, dev_account};
+use holdfast_testkit::{Anvil, deploy, dev_account, safe};
 use holdfast_watch::config::validate;
 use holdfast_watch::detect::{FileRules, StoreHistory};
 use holdfast_watch::replay::replay;
@@ -103,7 +103,13 @@ fn watched(i: usize) -> Address {
 
 /// The `detect` bench's watch file (copied generator), with a chain, a webhook sink, and the
 /// hot wallet in set `s0` whose rule `outflow0` alerts above 1 ETH.
-fn config(rpc: &str, token: Address, start_block: Option<u64>, hook: &str) -> String {
+fn config(
+    rpc: &str,
+    token: Address,
+    safe: Address,
+    start_block: Option<u64>,
+    hook: &str,
+) -> String {
     let mut t = format!(
         "[[chain]]\nname = \"anvil\"\nrpc = \"{rpc}\"\nchain_id = {CHAIN_ID}\nconfirmations = 0\nexplorer = \"https://etherscan.io\"\n"
     );
@@ -122,6 +128,7 @@ fn config(rpc: &str, token: Address, start_block: Option<u64>, hook: &str) -> St
             .collect();
         if s == 0 {
             addrs[0] = format!("\"{}\"", dev_account(HOT));
+            addrs[1] = format!("\"{safe}\"");
         }
         writeln!(
             t,
@@ -186,8 +193,30 @@ fn call(signature: &str, to: Address, amount: U256) -> String {
 
 /// `count` transactions into the pending pool: `hits` 2-ETH sends from the hot wallet to
 /// fresh addresses, then ETH sends and ERC-20 transfers between the other dev accounts.
-async fn fill(node: &Anvil, token: Address, block: usize, count: usize, hits: usize) {
-    for i in 0..count {
+async fn fill(
+    node: &Anvil,
+    token: Address,
+    block: usize,
+    count: usize,
+    hits: usize,
+    takeover: Option<Address>,
+) {
+    if let Some(safe) = takeover {
+        // The watched Safe (owner: the hot wallet, threshold 1) sets a new fallback handler:
+        // a critical slot written, the shape of a takeover's configuration change.
+        let handler = Address::left_padding_from(&((0x7000_0000 + block) as u64).to_be_bytes());
+        let data = safe::exec_data(
+            &safe::SafeTx::call(safe, U256::ZERO, safe::set_fallback_handler(handler)),
+            safe::prevalidated(&[dev_account(HOT)]),
+        );
+        node.rpc(
+            "eth_sendTransaction",
+            json!([{"from": dev_account(HOT), "to": safe, "data": data, "gas": "0x30d40"}]),
+        )
+        .await
+        .expect("takeover");
+    }
+    for i in 0..count.saturating_sub(usize::from(takeover.is_some())) {
         let tx = if i < hits {
             let to = Address::left_padding_from(
                 &((0x1_0000_0000_0000 + block * 1000 + i) as u64).to_be_bytes(),
@@ -211,7 +240,8 @@ async fn fill(node: &Anvil, token: Address, block: usize, count: usize, hits: us
 /// The receiver: when each raised alert's key first arrived, and its block.
 #[derive(Default)]
 struct Arrivals {
-    at: Mutex<HashMap<String, (Instant, u64)>>,
+    /// Key → (arrival, block, detector).
+    at: Mutex<HashMap<String, (Instant, u64, String)>>,
 }
 
 async fn receive(State(arrivals): State<Arc<Arrivals>>, body: Bytes) -> StatusCode {
@@ -222,12 +252,16 @@ async fn receive(State(arrivals): State<Arc<Arrivals>>, body: Bytes) -> StatusCo
     if v["event"] == "raised" {
         let key = v["key"].as_str().unwrap_or_default().to_owned();
         let block = v["alert"]["block_number"].as_u64().unwrap_or_default();
+        let detector = v["alert"]["detector"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         arrivals
             .at
             .lock()
             .unwrap()
             .entry(key)
-            .or_insert((at, block));
+            .or_insert((at, block, detector));
     }
     StatusCode::NO_CONTENT
 }
@@ -283,7 +317,7 @@ fn ms_row(name: &str, xs: &mut [f64]) -> String {
     )
 }
 
-async fn setup() -> (Anvil, Address) {
+async fn setup() -> (Anvil, Address, Address) {
     let node = Anvil::spawn_with(&["--no-mining"]).await.expect("anvil");
     node.rpc("evm_setAutomine", json!([true])).await.unwrap();
     let minter = dev_account(0);
@@ -303,16 +337,25 @@ async fn setup() -> (Anvil, Address) {
         .await
         .expect("mint");
     }
+    let infra = safe::SafeInfra::deploy(&node, safe::SafeVersion::V1_1_1, minter)
+        .await
+        .expect("Safe 1.1.1");
+    let safe = infra
+        .create_safe(&node, minter, &[dev_account(HOT)], 1)
+        .await
+        .expect("Safe");
     node.rpc("evm_setAutomine", json!([false])).await.unwrap();
-    (node, token)
+    (node, token, safe)
 }
 
-async fn latency(node: &Anvil, token: Address, intel: Arc<IntelIndex>) {
+async fn latency(node: &Anvil, token: Address, safe: Address, intel: Arc<IntelIndex>) {
     let blocks = option("--blocks", 40);
     let hits = option("--hits", 2);
+    // Every `takeovers`-th block also carries a critical-slot write on a watched Safe.
+    let takeovers = option("--takeovers", 1);
     let dir = tempfile::tempdir().unwrap();
     let (hook, arrivals) = receiver().await;
-    let text = config(&node.ws_url(), token, None, &hook);
+    let text = config(&node.ws_url(), token, safe, None, &hook);
     let (r, commits) = runner(
         &text,
         dir.path(),
@@ -331,8 +374,17 @@ async fn latency(node: &Anvil, token: Address, intel: Arc<IntelIndex>) {
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut delivery, mut to_receiver, mut alerts) = (vec![], vec![], 0usize);
     let (mut first_look, mut early_delivery) = (vec![], vec![]);
+    let mut storage_latency = vec![];
     for b in 0..blocks {
-        fill(node, token, b, TXS, hits).await;
+        fill(
+            node,
+            token,
+            b,
+            TXS,
+            hits,
+            (takeovers > 0 && b % takeovers == 0).then_some(safe),
+        )
+        .await;
         node.rpc("evm_mine", json!([])).await.expect("mine");
         let number = node.block_number().await.unwrap();
         let waited = Instant::now();
@@ -353,16 +405,22 @@ async fn latency(node: &Anvil, token: Address, intel: Arc<IntelIndex>) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
         let last = loop {
-            let at: Vec<Instant> = arrivals
+            let at: Vec<(Instant, bool)> = arrivals
                 .at
                 .lock()
                 .unwrap()
                 .values()
-                .filter(|(_, n)| *n == number)
-                .map(|(at, _)| *at)
+                .filter(|(_, n, _)| *n == number)
+                .map(|(at, _, d)| (*at, d == "critical_storage"))
                 .collect();
             if at.len() >= timing.alerts {
-                break at.into_iter().max();
+                let announced = committed - timing.total;
+                for (t, storage) in &at {
+                    if *storage {
+                        storage_latency.push(millis(t.saturating_duration_since(announced)));
+                    }
+                }
+                break at.into_iter().map(|(t, _)| t).max();
             }
             assert!(
                 waited.elapsed() < Duration::from_secs(60),
@@ -394,6 +452,12 @@ async fn latency(node: &Anvil, token: Address, intel: Arc<IntelIndex>) {
         to_receiver.len()
     );
     println!("{}", ms_row("announcement -> receiver", &mut to_receiver));
+    if !storage_latency.is_empty() {
+        println!(
+            "{}",
+            ms_row("  critical storage alerts", &mut storage_latency)
+        );
+    }
     if !first_look.is_empty() {
         println!(
             "  first look (detail without state diffs, rules, early raise): {} of {} blocks with alerts",
@@ -421,12 +485,12 @@ async fn latency(node: &Anvil, token: Address, intel: Arc<IntelIndex>) {
     let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
 }
 
-async fn catchup(node: &Anvil, token: Address, intel: Arc<IntelIndex>) {
+async fn catchup(node: &Anvil, token: Address, safe: Address, intel: Arc<IntelIndex>) {
     let count = option("--catchup-blocks", 40);
     let runs = option("--runs", 3);
     let first = node.block_number().await.unwrap() + 1;
     for b in 0..count {
-        fill(node, token, 10_000 + b, TXS, 2).await;
+        fill(node, token, 10_000 + b, TXS, 2, None).await;
         node.rpc("evm_mine", json!([])).await.expect("mine");
     }
     let last = node.block_number().await.unwrap();
@@ -453,7 +517,7 @@ async fn catchup(node: &Anvil, token: Address, intel: Arc<IntelIndex>) {
         node_rates.push(blocks / started.elapsed().as_secs_f64());
 
         let dir = tempfile::tempdir().unwrap();
-        let text = config_text(node, token, first, &hook);
+        let text = config_text(node, token, safe, first, &hook);
         let (r, commits) = runner(
             &text,
             dir.path(),
@@ -490,8 +554,8 @@ async fn catchup(node: &Anvil, token: Address, intel: Arc<IntelIndex>) {
     );
 }
 
-fn config_text(node: &Anvil, token: Address, first: u64, hook: &str) -> String {
-    config(&node.ws_url(), token, Some(first), hook)
+fn config_text(node: &Anvil, token: Address, safe: Address, first: u64, hook: &str) -> String {
+    config(&node.ws_url(), token, safe, Some(first), hook)
 }
 
 const PER_BLOCK: usize = 250;
@@ -599,7 +663,13 @@ fn replay_mix(intel: Arc<IntelIndex>, mix: &str, alert_every: u64) {
         t.elapsed().as_secs_f64(),
         load()
     );
-    let text = config("ws://127.0.0.1:1", TOKEN, None, "http://127.0.0.1:1/hook");
+    let text = config(
+        "ws://127.0.0.1:1",
+        TOKEN,
+        Address::repeat_byte(0x5a),
+        None,
+        "http://127.0.0.1:1/hook",
+    );
     let cfg = parse(&text);
     let rules = FileRules::new(
         &cfg,
@@ -724,12 +794,12 @@ async fn main() {
             .unwrap();
     }
     if wanted("latency") || wanted("catchup") {
-        let (node, token) = setup().await;
+        let (node, token, safe) = setup().await;
         if wanted("latency") {
-            latency(&node, token, intel.clone()).await;
+            latency(&node, token, safe, intel.clone()).await;
         }
         if wanted("catchup") {
-            catchup(&node, token, intel.clone()).await;
+            catchup(&node, token, safe, intel.clone()).await;
         }
     }
 }

@@ -88,6 +88,31 @@ async fn same_detail_both_ways(node: &Anvil) -> Vec<BlockDetail> {
             whole.state = None;
             assert_eq!(first, whole, "block {n}: the rest of the detail");
         }
+        // Slots read by block hash (the first look's critical-slot reads) are the state
+        // diff's values: at the parent, each slot's value before the block's first write; at
+        // the block, after its last.
+        if n > 0 {
+            let mut first: std::collections::BTreeMap<(Address, B256), (B256, B256)> =
+                Default::default();
+            for d in g.state.iter().flatten() {
+                for s in &d.storage {
+                    first
+                        .entry((d.address, s.slot))
+                        .and_modify(|e| e.1 = s.after)
+                        .or_insert((s.before, s.after));
+                }
+            }
+            let reads: Vec<(Address, B256)> = first.keys().copied().collect();
+            let block = *g.block();
+            let values = geth
+                .storage_at(&reads, &[block.parent_hash, block.hash], n)
+                .await
+                .expect("storage by block hash");
+            for (i, key) in reads.iter().enumerate() {
+                assert_eq!(values[0][i], first[key].0, "block {n}: {key:?} before");
+                assert_eq!(values[1][i], first[key].1, "block {n}: {key:?} after");
+            }
+        }
         // Value and input come from the top call frames: each is the transaction's own.
         for t in &g.txs {
             let full = node
@@ -435,4 +460,35 @@ async fn without_traces_the_detail_says_so() {
         d.transfers,
         src.fetch_block(d.block().number).await.expect("block")
     );
+}
+
+/// A block hash the node does not know (a block reorged away between the head and the read)
+/// is an error naming the method, never another block's value; too many reads at once are
+/// refused before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_by_block_hash_refuses_unknown_blocks_and_oversized_batches() {
+    let node = Anvil::spawn().await.expect("anvil");
+    let src = source(&node.http_url(), TraceMode::Parity).await;
+    let genesis = src.block_ref(0).await.expect("genesis");
+    let reads = [(dev_account(0), B256::ZERO)];
+    let ok = src
+        .storage_at(&reads, &[genesis.hash], 0)
+        .await
+        .expect("known block");
+    assert_eq!(ok, vec![vec![B256::ZERO]]);
+    let err = src
+        .storage_at(&reads, &[B256::repeat_byte(0xab)], 7)
+        .await
+        .expect_err("unknown block hash");
+    let text = err.to_string();
+    assert!(
+        text.contains("eth_getStorageAt") && text.contains('7'),
+        "{text}"
+    );
+    let many = vec![(dev_account(0), B256::ZERO); holdfast_chain::state::MAX_STORAGE_READS + 1];
+    let err = src
+        .storage_at(&many, &[genesis.hash], 0)
+        .await
+        .expect_err("oversized batch");
+    assert!(err.to_string().contains("at most"), "{err}");
 }

@@ -17,6 +17,7 @@
 
 mod context;
 mod counterparty;
+mod early;
 mod explain;
 mod grant;
 mod history;
@@ -38,6 +39,7 @@ use holdfast_chain::BlockDetail;
 use holdfast_guard::safe::{mapping_slot, slots};
 
 pub use context::{AddressLabel, History, HistoryError, Labels, NoHistory, NoLabels};
+pub use early::{EARLY_SLOTS, EarlyStorage, EarlyTarget, MAX_EARLY_CONTRACTS};
 pub use grant::unlimited;
 pub use history::{MAX_CACHED_DESTINATIONS, MAX_CACHED_WALLETS, StoreHistory};
 pub use poisoning::{COUNTERPARTY_LIMIT, looks_like};
@@ -168,6 +170,30 @@ impl Detectors {
         state: &mut DetectorState,
         cx: &Context<'_>,
     ) -> Result<Vec<Alert>, DetectError> {
+        self.run_with(block, state, cx, None)
+    }
+
+    /// The first look at a head: [`Detectors::run`] over its detail without state diffs,
+    /// with the critical slots read for it ([`Detectors::early_targets`]). Critical-storage
+    /// alerts are raised only where the reads show the whole change (`detect::early`).
+    /// Runs on the state it is given: pass a copy.
+    pub fn preview(
+        &self,
+        block: &BlockDetail,
+        state: &mut DetectorState,
+        cx: &Context<'_>,
+        early: &EarlyStorage,
+    ) -> Result<Vec<Alert>, DetectError> {
+        self.run_with(block, state, cx, Some(early))
+    }
+
+    fn run_with(
+        &self,
+        block: &BlockDetail,
+        state: &mut DetectorState,
+        cx: &Context<'_>,
+        early: Option<&EarlyStorage>,
+    ) -> Result<Vec<Alert>, DetectError> {
         let chain = self
             .config
             .chain(cx.chain)
@@ -185,6 +211,7 @@ impl Detectors {
             block,
             cx,
             ex: &ex,
+            early,
         };
         let mut alerts = Vec::new();
         // In place, without a copy of the state: everything a block adds is tagged with its
@@ -272,6 +299,9 @@ pub(crate) struct Run<'a> {
     pub block: &'a BlockDetail,
     pub cx: &'a Context<'a>,
     pub ex: &'a Explain<'a>,
+    /// At a first look: the critical slots read (storage findings only where they show the
+    /// whole change).
+    pub early: Option<&'a EarlyStorage>,
 }
 
 impl Run<'_> {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use holdfast_chain::BlockDetail;
 
-use super::{Context, DetectorState, Detectors, History};
+use super::{Context, DetectorState, Detectors, EarlyStorage, EarlyTarget, History};
 use crate::alert::{Alert, DetectorKind};
 use crate::config::{Response, WatchConfig};
 use crate::engine::{IntelView, Rules};
@@ -129,6 +129,35 @@ impl FileRules {
     }
 }
 
+impl FileRules {
+    /// `f` of the typed state `state` stands for: the one held for its stamp, or decoded.
+    fn with_state<T>(
+        &self,
+        chain: &ChainInfo,
+        state: &serde_json::Value,
+        f: impl FnOnce(&DetectorState) -> T,
+    ) -> Result<T, RulesError> {
+        let stamp = state.get(STATE_STAMP).and_then(|v| v.as_str());
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, st)) = cache
+            .get(&chain.name)
+            .filter(|(s, _)| Some(s.as_str()) == stamp)
+        {
+            return Ok(f(st));
+        }
+        drop(cache);
+        if state.is_null() {
+            Ok(f(&DetectorState::default()))
+        } else if state.get(STATE_PENDING).is_some() {
+            Err(RulesError::Pending)
+        } else {
+            Ok(f(
+                &serde_json::from_value(state.clone()).map_err(RulesError::State)?
+            ))
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
     #[error(transparent)]
@@ -178,26 +207,26 @@ impl Rules for FileRules {
         Ok(())
     }
 
+    fn early_targets(
+        &self,
+        chain: &ChainInfo,
+        block: &BlockDetail,
+        state: &serde_json::Value,
+    ) -> Result<Vec<EarlyTarget>, RulesError> {
+        self.with_state(chain, state, |st| {
+            self.detectors.early_targets(block, st, &chain.name)
+        })
+    }
+
     fn preview(
         &self,
         chain: &ChainInfo,
         block: &BlockDetail,
         state: &serde_json::Value,
+        early: &EarlyStorage,
     ) -> Result<Vec<Alert>, RulesError> {
-        let stamp = state.get(STATE_STAMP).and_then(|v| v.as_str());
-        let held = self
-            .cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&chain.name)
-            .filter(|(s, _)| Some(s.as_str()) == stamp)
-            .map(|(_, st)| st.clone());
-        let mut st = match held {
-            Some(st) => st,
-            None if state.is_null() => DetectorState::default(),
-            None if state.get(STATE_PENDING).is_some() => return Err(RulesError::Pending),
-            None => serde_json::from_value(state.clone()).map_err(RulesError::State)?,
-        };
+        // On a copy: the block is run for real when its full detail comes.
+        let mut st = self.with_state(chain, state, DetectorState::clone)?;
         let index = self.intel.index();
         let cx = Context {
             chain: &chain.name,
@@ -205,8 +234,7 @@ impl Rules for FileRules {
             labels: &*index,
             history: &*self.history,
         };
-        // On a copy: the block is run for real when its full detail comes.
-        Ok(self.detectors.run(block, &mut st, &cx)?)
+        Ok(self.detectors.preview(block, &mut st, &cx, early)?)
     }
 
     fn trace_plan(&self, rule: &str) -> Option<TracePlan> {

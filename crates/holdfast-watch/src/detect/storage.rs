@@ -12,6 +12,7 @@ use holdfast_chain::{CallKind, SlotChange, TxDetail};
 use holdfast_guard::decode::{CallKind as DecodedKind, decode};
 use holdfast_guard::safe::{eip1967, mapping_slot, slots};
 
+use super::early::{Early, early};
 use super::explain::{Draft, fact};
 use super::safes::{address_arg, data_word, topic, word_address};
 use super::state::ChainState;
@@ -93,7 +94,11 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
             created.insert((c.tx_index, c.to));
         }
     }
-    if let Some(diffs) = &block.state {
+    let diffs = match run.early {
+        Some(e) => Some(&e.diffs),
+        None => block.state.as_ref(),
+    };
+    if let Some(diffs) = diffs {
         for d in diffs.iter().filter(|d| d.code_changed) {
             created.insert((d.tx_index, d.address));
         }
@@ -140,6 +145,13 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
             f.events.push((l.log_index, words));
             f.new_address = f.new_address.or(new);
         }
+    }
+    if let Some(e) = run.early {
+        findings.retain(|(tx_index, contract, change), _| match early(*change) {
+            Early::Event => true,
+            Early::Slot => e.read.contains(&(*tx_index, *contract)),
+            Early::Never => false,
+        });
     }
     for ((tx_index, contract, change), f) in findings {
         let rules = run.rules_for(cs, contract, DetectorKind::CriticalStorage);

@@ -6,9 +6,11 @@
 //! checkpoint: it keeps the early alerts it raises again and retracts any other, so a first
 //! look can make an alert earlier, never make one that the block does not hold.
 //!
-//! Alerts of critical storage wait for the full block: their evidence is the state diff,
-//! and an event seen alone may be folded into a storage write's alert with another id.
-//! Trace responses and tainted deposits run with the full block only.
+//! Critical storage has no state diff here: the fixed critical slots of the watched
+//! contracts the head touched are read at the head and its parent by hash (one batch), and
+//! a change is raised early only where those reads show all of it (one transaction entered
+//! the contract; not the owners and modules lists): `detect::early`. The rest waits for the
+//! full block. Trace responses and tainted deposits run with the full block only.
 //!
 //! Nothing here is fatal: a first look that fails is logged and the full block is
 //! processed as always.
@@ -19,7 +21,7 @@ use holdfast_primitives::BlockRef;
 use holdfast_store::watch::WatchStore;
 
 use super::{ChainWatch, WatchError, WatchState, new_alerts, now_ms};
-use crate::alert::DetectorKind;
+use crate::detect::EarlyStorage;
 use crate::metrics::WatchMetrics;
 
 /// What a first look raised, and when.
@@ -31,6 +33,38 @@ pub(super) struct FirstLook {
 }
 
 impl ChainWatch {
+    /// The critical slots of the watched contracts the head touched, read at the head and
+    /// its parent by hash (`detect::early`), in one batch.
+    async fn early_storage(
+        &self,
+        detail: &holdfast_chain::BlockDetail,
+        state: &WatchState,
+        block: &BlockRef,
+    ) -> Result<EarlyStorage, WatchError> {
+        let targets = self
+            .shared
+            .rules
+            .early_targets(&self.chain, detail, &state.detect)
+            .map_err(|source| WatchError::Rules {
+                chain: self.chain.name.clone(),
+                block: block.number,
+                source: Box::new(source),
+            })?;
+        if targets.is_empty() {
+            return Ok(EarlyStorage::default());
+        }
+        let values = self
+            .source
+            .storage_at(
+                &EarlyStorage::reads(&targets),
+                &[block.parent_hash, block.hash],
+                block.number,
+            )
+            .await
+            .map_err(|e| self.chain_err(e))?;
+        Ok(EarlyStorage::from_reads(&targets, &values[0], &values[1]))
+    }
+
     /// Looks at head `number` (child of `parent`, announced at `seen`) before its full
     /// detail; returns what it raised.
     pub(super) async fn first_look(
@@ -51,19 +85,20 @@ impl ChainWatch {
             // A reorg: the full path unwinds first.
             return Ok(FirstLook::default());
         }
+        let early = self.early_storage(&detail, state, &block).await?;
         let shared = self.shared.clone();
         let chain = self.chain.clone();
         let detect = state.detect.clone();
-        let mut alerts =
-            tokio::task::spawn_blocking(move || shared.rules.preview(&chain, &detail, &detect))
-                .await
-                .map_err(|e| WatchError::Join(e.to_string()))?
-                .map_err(|source| WatchError::Rules {
-                    chain: self.chain.name.clone(),
-                    block: number,
-                    source: Box::new(source),
-                })?;
-        alerts.retain(|a| a.detector != DetectorKind::CriticalStorage);
+        let mut alerts = tokio::task::spawn_blocking(move || {
+            shared.rules.preview(&chain, &detail, &detect, &early)
+        })
+        .await
+        .map_err(|e| WatchError::Join(e.to_string()))?
+        .map_err(|source| WatchError::Rules {
+            chain: self.chain.name.clone(),
+            block: number,
+            source: Box::new(source),
+        })?;
         if alerts.is_empty() {
             return Ok(FirstLook::default());
         }

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::alert::Alert;
-use crate::detect::RulesError;
+use crate::detect::{EarlyStorage, EarlyTarget, RulesError};
 use crate::follow::{ChainInfo, FollowState, TracePlan};
 use crate::metrics::WatchMetrics;
 use crate::units::Units;
@@ -61,13 +61,26 @@ pub trait Rules: Send + Sync + std::fmt::Debug {
     /// How a rule's `trace` response follows the theft (None: the rule has no `trace`).
     fn trace_plan(&self, rule: &str) -> Option<TracePlan>;
 
+    /// The watched contracts whose critical slots the first look at `block` (its detail
+    /// without state diffs) should read. Default: none.
+    fn early_targets(
+        &self,
+        _chain: &ChainInfo,
+        _block: &BlockDetail,
+        _state: &serde_json::Value,
+    ) -> Result<Vec<EarlyTarget>, RulesError> {
+        Ok(Vec::new())
+    }
+
     /// The alerts `detect` would raise for `block` from `state`, leaving both as they are
-    /// (the first look at a head, on its detail without state diffs). Default: none.
+    /// (the first look at a head, on its detail without state diffs, with the critical
+    /// slots read for [`Rules::early_targets`]). Default: none.
     fn preview(
         &self,
         _chain: &ChainInfo,
         _block: &BlockDetail,
         _state: &serde_json::Value,
+        _early: &EarlyStorage,
     ) -> Result<Vec<Alert>, RulesError> {
         Ok(Vec::new())
     }

@@ -10,10 +10,21 @@ use holdfast_testkit::Scenario;
 use holdfast_testkit::{Anvil, deploy, dev_account, dev_signer};
 use holdfast_watch::alert::{Alert, DetectorKind};
 use holdfast_watch::config::validate;
-use holdfast_watch::detect::{Context, DetectorState, Detectors, Labels, NoHistory, NoLabels};
+use holdfast_watch::detect::{
+    Context, DetectorState, Detectors, EarlyStorage, Labels, NoHistory, NoLabels,
+};
 
 /// Runs the detectors of a watch file over every block of the node, in order.
 async fn watch_all(node: &Anvil, rest: &str, labels: &dyn Labels) -> Vec<Alert> {
+    watch_all_early(node, rest, labels).await.0
+}
+
+/// [`watch_all`], and the alerts the first look at each block raised.
+async fn watch_all_early(
+    node: &Anvil,
+    rest: &str,
+    labels: &dyn Labels,
+) -> (Vec<Alert>, Vec<Alert>) {
     let text = format!(
         "[[chain]]\nname = \"anvil\"\nrpc = \"{}\"\nexplorer = \"https://explorer.example\"\n\n\
          [[asset]]\nsymbol = \"ETH\"\nchain = \"anvil\"\nkind = \"native\"\n{rest}",
@@ -35,26 +46,35 @@ async fn watch_all(node: &Anvil, rest: &str, labels: &dyn Labels) -> Vec<Alert> 
     };
     let mut state = DetectorState::default();
     let mut alerts = Vec::new();
+    let mut first_look = Vec::new();
     let head = node.block_number().await.expect("head");
     for n in 1..=head {
         let detail = source.fetch_detail(n).await.expect("block detail");
         assert!(detail.calls_complete, "anvil serves call traces");
         assert!(detail.state.is_some(), "anvil serves state diffs");
-        // The first look: the block without state diffs, on a copy of the state. Every
-        // alert it raises but critical storage (which waits for the diff) is one the full
-        // block raises, word for word.
+        // The first look: the block without state diffs, with the critical slots of the
+        // watched contracts it touched read by block hash, on a copy of the state. Every
+        // alert it raises is one the full block raises, word for word.
         let first = source
             .fetch_detail_without_state(n)
             .await
             .expect("detail without state");
+        let targets = detectors.early_targets(&first, &state, "anvil");
+        let block = *first.block();
+        let values = source
+            .storage_at(
+                &EarlyStorage::reads(&targets),
+                &[block.parent_hash, block.hash],
+                n,
+            )
+            .await
+            .expect("critical slots");
+        let reads = EarlyStorage::from_reads(&targets, &values[0], &values[1]);
         let early = detectors
-            .run(&first, &mut state.clone(), &cx)
+            .preview(&first, &mut state.clone(), &cx, &reads)
             .expect("detectors on the first look");
         let full = detectors.run(&detail, &mut state, &cx).expect("detectors");
-        for a in early
-            .iter()
-            .filter(|a| a.detector != DetectorKind::CriticalStorage)
-        {
+        for a in &early {
             assert!(
                 full.contains(a),
                 "block {n}: the first look raised {} ({}), which the full block does not hold as such",
@@ -62,6 +82,7 @@ async fn watch_all(node: &Anvil, rest: &str, labels: &dyn Labels) -> Vec<Alert> 
                 a.title
             );
         }
+        first_look.extend(early);
         alerts.extend(full);
     }
     // Running the whole chain again from a fresh state gives the same alerts (ids included).
@@ -72,7 +93,7 @@ async fn watch_all(node: &Anvil, rest: &str, labels: &dyn Labels) -> Vec<Alert> 
         again.extend(detectors.run(&detail, &mut state, &cx).expect("detectors"));
     }
     assert_eq!(alerts, again);
-    alerts
+    (alerts, first_look)
 }
 
 async fn block_of(node: &Anvil, tx: B256) -> u64 {
@@ -125,11 +146,18 @@ whole_balance = true
 "#,
         heist.safe_111, heist.safe_141
     );
-    let alerts = watch_all(&node, &rest, &NoLabels).await;
+    let (alerts, early) = watch_all_early(&node, &rest, &NoLabels).await;
 
     let critical = of(&alerts, DetectorKind::CriticalStorage);
     assert_eq!(critical.len(), 1, "{:#?}", titles(&critical));
     let a = critical[0];
+    // The singleton swap is seen at the first look (the slot read by block hash), not only
+    // after the replay with state diffs.
+    assert_eq!(
+        of(&early, DetectorKind::CriticalStorage),
+        vec![a],
+        "the first look raises the takeover alert"
+    );
     assert_eq!(a.block_number, block_of(&node, heist.delegatecall_tx).await);
     assert_eq!(a.tx_hash, Some(heist.delegatecall_tx));
     assert_eq!(a.addresses[0].address, heist.safe_111);
@@ -384,7 +412,7 @@ targets = ["protocol"]
 severity = "critical"
 "#
     );
-    let alerts = watch_all(&node, &rest, &NoLabels).await;
+    let (alerts, early) = watch_all_early(&node, &rest, &NoLabels).await;
     let grants = of(&alerts, DetectorKind::Grant);
     assert_eq!(grants.len(), 2, "{:#?}", titles(&grants));
     assert_eq!(grants[0].tx_hash, Some(unlimited_tx));
@@ -425,6 +453,11 @@ severity = "critical"
         admin[0].title
     );
     assert!(admin[0].addresses.iter().any(|n| n.address == new_owner));
+    assert_eq!(
+        of(&early, DetectorKind::CriticalStorage),
+        admin,
+        "an ownership event is whole at the first look"
+    );
     assert_eq!(alerts.len(), 3);
 }
 

@@ -423,6 +423,7 @@ impl Rules for Previewing {
         chain: &ChainInfo,
         block: &BlockDetail,
         state: &serde_json::Value,
+        _early: &holdfast_watch::detect::EarlyStorage,
     ) -> Result<Vec<Alert>, RulesError> {
         assert!(block.state.is_none(), "the first look reads no state diffs");
         self.0.detect(chain, block, &mut state.clone())
