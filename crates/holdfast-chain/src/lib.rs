@@ -9,6 +9,7 @@
 //! - [`detail`]: [`BlockDetail`], everything a block shows (transactions, logs, call frames,
 //!   state diffs) for the watch, by [`ChainSource::fetch_detail`].
 //! - [`transport`]: HTTP JSON-RPC with the node's answer bounded.
+//! - [`logs`]: logs over a block range by topic; many `eth_call`s in one batch.
 //! - [`state`]: account state, storage and headers at a block (the guard's simulation fork).
 //! - [`tx`]: nonces, fees, gas estimates, sending signed transactions, receipts (the guard
 //!   service's hot-wallet gateway).
@@ -21,6 +22,7 @@
 pub mod detail;
 pub mod etl;
 pub mod extract;
+pub mod logs;
 pub mod source;
 pub mod state;
 pub mod transport;

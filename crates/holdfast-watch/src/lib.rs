@@ -14,6 +14,7 @@ pub mod cases;
 pub mod config;
 pub mod deliver;
 pub mod detect;
+pub mod discover;
 pub mod engine;
 pub mod follow;
 pub mod metrics;

@@ -82,6 +82,11 @@ pub enum StartError {
         expected: u64,
         actual: u64,
     },
+    #[error("chain {chain}: {source}")]
+    Discover {
+        chain: String,
+        source: crate::discover::DiscoverError,
+    },
     #[error("rule {rule} asks for the {response} response, but {missing}")]
     Response {
         rule: String,
@@ -233,8 +238,15 @@ impl Runner {
             }
             connected.push((c, Arc::new(source), actual));
         }
+        let sources: Vec<(String, &ChainSource)> = connected
+            .iter()
+            .map(|(c, s, _)| (c.name.clone(), &**s))
+            .collect();
+        let discovered = crate::discover::existing_safes(config, &sources)
+            .await
+            .map_err(|(chain, source)| StartError::Discover { chain, source })?;
         let rules = FileRules::new(
-            config,
+            discovered.as_ref().unwrap_or(config),
             deps.intel.clone(),
             Arc::new(StoreHistory::new(deps.transfers.clone())),
         );

@@ -67,6 +67,9 @@ pub struct RawSet {
     /// given that owner.
     #[serde(default)]
     pub safes_owned_by: Vec<Spanned<String>>,
+    /// The Safes those owners already hold are found at start from this block's logs on.
+    #[serde(default)]
+    pub safes_from_block: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

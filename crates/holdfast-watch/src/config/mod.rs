@@ -203,6 +203,10 @@ pub struct AddressSet {
     /// Safes naming one of these as owner join the set while the watch runs (dynamic members
     /// are kept in the detectors' state).
     pub safes_owned_by: BTreeSet<Address>,
+    /// Where the search for the Safes `safes_owned_by` already hold starts (at the watch's
+    /// start, on every chain: `discover`). `None`: only Safes that gain the owner while the
+    /// watch runs join.
+    pub safes_from_block: Option<u64>,
 }
 
 /// One `[[rule]]`.

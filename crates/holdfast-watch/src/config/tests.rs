@@ -398,3 +398,24 @@ fn the_first_look_is_on_unless_a_chain_turns_it_off() {
         "{e}"
     );
 }
+
+#[test]
+fn safes_from_block_needs_owners_to_search_for() {
+    let rule = "\n[[rule]]\nname = \"s\"\ndetector = \"critical_storage\"\ntargets = [\"x\"]\n";
+    let v = ok(&format!(
+        "\n[[set]]\nname = \"x\"\nsafes_owned_by = [\"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"]\nsafes_from_block = 12\n{rule}"
+    ));
+    let set = v.config.sets.iter().find(|s| s.name == "x").unwrap();
+    assert_eq!(set.safes_from_block, Some(12));
+    let rest = format!(
+        "\n[[set]]\nname = \"x\"\naddresses = [\"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"]\nsafes_from_block = 12\n{rule}"
+    );
+    let e = one_error(&rest);
+    assert_eq!(e.line, Some(line_of(&rest, "safes_from_block")), "{e:?}");
+    assert!(
+        e.key
+            .as_deref()
+            .is_some_and(|k| k.ends_with("safes_from_block")),
+        "{e:?}"
+    );
+}

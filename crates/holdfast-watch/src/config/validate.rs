@@ -386,11 +386,22 @@ fn sets(cx: &mut Ctx<'_>, raw: &[RawSet], base: &Path) -> Vec<AddressSet> {
                 safes_owned_by.insert(addr);
             }
         }
+        let safes_from_block = s.safes_from_block.as_ref().map(|b| {
+            if s.safes_owned_by.is_empty() {
+                cx.error(
+                    b,
+                    &format!("{key}.safes_from_block"),
+                    "safes_from_block finds the Safes of `safes_owned_by`, which this set does not have",
+                );
+            }
+            *b.get_ref()
+        });
         out.push(AddressSet {
             name,
             line: cx.line_of(s.name.span().start),
             addresses,
             safes_owned_by,
+            safes_from_block,
         });
     }
     out

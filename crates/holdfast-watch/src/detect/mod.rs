@@ -44,6 +44,7 @@ pub use grant::unlimited;
 pub use history::{MAX_CACHED_DESTINATIONS, MAX_CACHED_WALLETS, StoreHistory};
 pub use poisoning::{COUNTERPARTY_LIMIT, looks_like};
 pub use rules::{FileRules, RulesError, STATE_PENDING, STATE_STAMP};
+pub(crate) use safes::{address_arg, data_word, setup_owners, word_address};
 pub use state::{
     ChainState, DetectorState, Episode, MAX_DYNAMIC_MEMBERS, MAX_WINDOW_ENTRIES, Membership,
     Outflow, REORG_HORIZON, STATE_FORMAT, SWEEP_EVERY,

@@ -2,7 +2,8 @@
 //! owners-mapping slot `keccak(X . 2)` written non-zero in the state diff (every Safe version,
 //! 1.1.1 included, which emits no `SafeSetup`), or, when the node serves no state diff, as a
 //! `SafeSetup` naming X or an `AddedOwner(X)`. It leaves when X is removed. Safes that had X
-//! as owner before the watch started are not found this way: list them in `addresses`.
+//! as owner before the watch started are found at start from the logs (`safes_from_block`,
+//! `crate::discover`) or listed in `addresses`.
 
 use alloy_primitives::{Address, B256, keccak256};
 use holdfast_chain::{BlockDetail, LogDetail};
@@ -37,7 +38,7 @@ pub(crate) fn address_arg(l: &LogDetail) -> Option<Address> {
 }
 
 /// The owners array of a `SafeSetup` log.
-fn setup_owners(l: &LogDetail) -> Vec<Address> {
+pub(crate) fn setup_owners(l: &LogDetail) -> Vec<Address> {
     let read = |i: usize| -> Option<usize> {
         let w = data_word(l, i)?;
         if w[..24].iter().any(|b| *b != 0) {

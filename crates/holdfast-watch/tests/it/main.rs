@@ -3,6 +3,7 @@
 
 mod deliver;
 mod detectors;
+mod discover;
 mod engine;
 mod heist;
 mod history;

@@ -1,0 +1,127 @@
+//! Logs over a block range by topic, and many `eth_call`s at one block in one batch: what
+//! discovering contracts by their events needs (the watch finds every Safe an owner holds
+//! this way).
+
+use alloy::rpc::types::Log;
+use alloy::transports::TransportError;
+use alloy_primitives::{Address, B256, Bytes};
+use serde_json::json;
+
+use crate::source::{ChainError, ChainSource};
+
+/// The most logs one [`ChainSource::logs`] answer may hold (ask for a shorter range).
+pub const MAX_LOGS: usize = 50_000;
+/// The most calls one [`ChainSource::calls_at`] batch sends.
+pub const MAX_CALLS: usize = 1_000;
+
+/// One log of [`ChainSource::logs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeLog {
+    pub block_number: u64,
+    pub address: Address,
+    pub topics: Vec<B256>,
+    pub data: Bytes,
+}
+
+impl ChainSource {
+    /// The logs of blocks `from..=to` whose first topic is one of `topics0`, any address, in
+    /// chain order. More than [`MAX_LOGS`] is an error naming the range (ask for less).
+    pub async fn logs(
+        &self,
+        from: u64,
+        to: u64,
+        topics0: &[B256],
+    ) -> Result<Vec<RangeLog>, ChainError> {
+        let filter = json!([{
+            "fromBlock": format!("{from:#x}"),
+            "toBlock": format!("{to:#x}"),
+            "topics": [topics0],
+        }]);
+        let logs: Vec<Log> = self.call("eth_getLogs", filter, Some(from)).await?;
+        if logs.len() > MAX_LOGS {
+            return Err(ChainError::Malformed {
+                method: "eth_getLogs",
+                block: Some(from),
+                reason: format!(
+                    "{} logs in blocks {from}..={to}, more than {MAX_LOGS}: ask for a shorter range",
+                    logs.len()
+                ),
+            });
+        }
+        logs.into_iter()
+            .map(|l| {
+                Ok(RangeLog {
+                    block_number: l.block_number.ok_or_else(|| ChainError::Malformed {
+                        method: "eth_getLogs",
+                        block: Some(from),
+                        reason: "a log has no blockNumber".into(),
+                    })?,
+                    address: l.address(),
+                    topics: l.topics().to_vec(),
+                    data: l.data().data.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// `eth_call` of each `(to, data)` at block `number`, in one batch: each call's output,
+    /// or its error message (a revert is an answer, not a failure of the batch). At most
+    /// [`MAX_CALLS`].
+    pub async fn calls_at(
+        &self,
+        calls: &[(Address, Bytes)],
+        number: u64,
+    ) -> Result<Vec<Result<Bytes, String>>, ChainError> {
+        if calls.len() > MAX_CALLS {
+            return Err(ChainError::Malformed {
+                method: "eth_call",
+                block: Some(number),
+                reason: format!("{} calls in one batch; at most {MAX_CALLS}", calls.len()),
+            });
+        }
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tag = format!("{number:#x}");
+        let mut attempt = 0;
+        loop {
+            self.acquire(calls.len() as u32).await;
+            let mut batch = self.client().new_batch();
+            let add = ChainSource::batch_add_failed(number);
+            let mut waiters = Vec::with_capacity(calls.len());
+            for (to, data) in calls {
+                waiters.push(
+                    batch
+                        .add_call::<_, Bytes>(
+                            "eth_call",
+                            &(json!({"to": to, "data": data}), tag.clone()),
+                        )
+                        .map_err(&add)?,
+                );
+            }
+            let result = tokio::time::timeout(self.config().timeout, async {
+                batch.send().await?;
+                let mut out = Vec::with_capacity(waiters.len());
+                for w in waiters {
+                    out.push(match w.await {
+                        Ok(b) => Ok(b),
+                        Err(TransportError::ErrorResp(e)) => Err(e.message.to_string()),
+                        Err(e) => return Err(e),
+                    });
+                }
+                Ok::<_, TransportError>(out)
+            })
+            .await;
+            let error = match result {
+                Ok(Ok(out)) => return Ok(out),
+                Ok(Err(e)) => Some(e),
+                Err(_) => None,
+            };
+            let Some(delay) = self.retry_delay(error.as_ref(), attempt) else {
+                return Err(self.batch_failed("eth_call", number, attempt, error));
+            };
+            attempt += 1;
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
