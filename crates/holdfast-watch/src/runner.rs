@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use crate::alert::DetectorKind;
 use crate::config::{CriticalChange, Params, Response, WatchConfig};
 use crate::deliver::{Deliverer, DeliveryConfig, DeliveryMetrics};
-use crate::detect::{FileRules, StoreHistory};
+use crate::detect::{FileRules, NodeBalances, StoreHistory};
 use crate::engine::{
     ChainOptions, ChainWatch, IntelView, OnAlert, RunSummary, Shared, Start, WatchError,
 };
@@ -248,7 +248,15 @@ impl Runner {
         let rules = FileRules::new(
             discovered.as_ref().unwrap_or(config),
             deps.intel.clone(),
-            Arc::new(StoreHistory::new(deps.transfers.clone())),
+            Arc::new(
+                StoreHistory::new(deps.transfers.clone()).with_balances(NodeBalances::new(
+                    connected
+                        .iter()
+                        .map(|(_, s, id)| (*id, s.clone()))
+                        .collect(),
+                    tokio::runtime::Handle::current(),
+                )),
+            ),
         );
         let shared = Shared {
             transfers: deps.transfers,

@@ -92,6 +92,8 @@ struct Cache {
 pub struct StoreHistory {
     store: Arc<dyn Store>,
     cache: Mutex<Cache>,
+    /// ERC-20 balances from the nodes (live); none in a replay.
+    balances: Option<super::NodeBalances>,
 }
 
 impl std::fmt::Debug for StoreHistory {
@@ -112,7 +114,15 @@ impl StoreHistory {
         StoreHistory {
             store,
             cache: Mutex::new(Cache::default()),
+            balances: None,
         }
+    }
+
+    /// Token balances asked from the nodes (`token_balance`); without them it answers
+    /// `None` and token drains are not checked.
+    pub fn with_balances(mut self, balances: super::NodeBalances) -> Self {
+        self.balances = Some(balances);
+        self
     }
 
     /// Calls `f` with every transfer of `query`'s address in blocks `from_block..before_block`,
@@ -270,12 +280,15 @@ impl History for StoreHistory {
 
     fn token_balance(
         &self,
-        _chain_id: u64,
-        _holder: Address,
-        _token: Address,
-        _block: u64,
+        chain_id: u64,
+        holder: Address,
+        token: Address,
+        block: u64,
     ) -> Result<Option<U256>, HistoryError> {
-        Ok(None)
+        match &self.balances {
+            Some(b) => b.balance(chain_id, holder, token, block),
+            None => Ok(None),
+        }
     }
 
     fn observe(&self, chain_id: u64, block: u64, transfers: &[Transfer]) {

@@ -15,6 +15,7 @@
 //! Every alert has a deterministic id ([`alert_id`]) and is raised once per occurrence: what
 //! a block shows twice (a log and a storage write, a call and its event) is one alert.
 
+mod balances;
 mod context;
 mod counterparty;
 mod early;
@@ -38,6 +39,7 @@ use alloy_primitives::{Address, B256};
 use holdfast_chain::BlockDetail;
 use holdfast_guard::safe::{mapping_slot, slots};
 
+pub use balances::{MAX_CACHED_BALANCES, NodeBalances};
 pub use context::{AddressLabel, History, HistoryError, Labels, NoHistory, NoLabels};
 pub use early::{EARLY_SLOTS, EarlyStorage, EarlyTarget, MAX_EARLY_CONTRACTS};
 pub use grant::unlimited;

@@ -4,8 +4,10 @@
 //! and the whole balance leaving.
 //!
 //! Balances: the native coin's come from the state diff (exact, every block that changes
-//! them); ERC-20 balances from the history seam's `token_balance` (the engine asks the node),
-//! only for tokens the wallet sent in the block. Without a state diff the native drain and
+//! them); ERC-20 balances from the history seam's `token_balance` (the engine asks the node:
+//! `NodeBalances`), only for tokens the wallet sent in the block: the drain compares the
+//! balance after the block with the larger of the balances at the window's start and before
+//! the block (a peak between them is not seen). Without a state diff the native drain and
 //! balance checks do not run (the engine says so at start).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -355,15 +357,20 @@ fn balances(
                     {
                         continue;
                     }
+                    // The larger of the balance at the window's start and at the end of
+                    // the previous block: a drain from tokens received inside the window
+                    // (the window's start holding none) is still a drain.
                     let h = run.cx.history;
-                    let before = h
-                        .token_balance(
-                            chain_id,
-                            *wallet,
-                            *token,
-                            block.number.saturating_sub(d.blocks),
-                        )
-                        .map_err(history_err(run))?;
+                    let mut before = None;
+                    for at in [
+                        block.number.saturating_sub(d.blocks),
+                        block.number.saturating_sub(1),
+                    ] {
+                        let b = h
+                            .token_balance(chain_id, *wallet, *token, at)
+                            .map_err(history_err(run))?;
+                        before = before.max(b);
+                    }
                     let after = h
                         .token_balance(chain_id, *wallet, *token, block.number)
                         .map_err(history_err(run))?;

@@ -149,7 +149,8 @@ fn watch_file(rpc: &str, x: Address, start: u64, discover: bool) -> String {
     )
 }
 
-async fn run_watch(text: &str, stop: u64) -> Vec<Alert> {
+/// Runs the watch file from its start block to `stop` with a fresh store; its alerts.
+pub(crate) async fn run_watch(text: &str, stop: u64) -> Vec<Alert> {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = holdfast_watch::config::validate("watch.toml", text, dir.path())
         .expect("valid watch file")

@@ -10,4 +10,5 @@ mod history;
 mod laundering;
 mod receivers;
 mod sinks;
+mod token_drain;
 mod watch_files;
