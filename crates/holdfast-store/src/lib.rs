@@ -68,6 +68,13 @@ pub enum Applied {
 pub enum TransferQuery {
     /// Sent by `address`, from block `from_block` on.
     From { address: Address, from_block: u64 },
+    /// Sent by `address` in blocks `from_block..=to_block` (a wallet's past before a block:
+    /// the rows after it are not read).
+    FromRange {
+        address: Address,
+        from_block: u64,
+        to_block: u64,
+    },
     /// Received by `address`, from block `from_block` on.
     To { address: Address, from_block: u64 },
     /// Of one transaction.

@@ -361,6 +361,7 @@ impl Store for PgStore {
         let mut client = self.client()?;
         let rows = match query {
             TransferQuery::From { address, from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND from_addr = $2 AND block_number >= $3 {order} $4"), &[&chain, &address.as_slice(), &i64::try_from(from_block).unwrap_or(i64::MAX), &lim])?,
+            TransferQuery::FromRange { address, from_block, to_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND from_addr = $2 AND block_number >= $3 AND block_number <= $4 {order} $5"), &[&chain, &address.as_slice(), &i64::try_from(from_block).unwrap_or(i64::MAX), &i64::try_from(to_block).unwrap_or(i64::MAX), &lim])?,
             TransferQuery::To { address, from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND to_addr = $2 AND block_number >= $3 {order} $4"), &[&chain, &address.as_slice(), &i64::try_from(from_block).unwrap_or(i64::MAX), &lim])?,
             TransferQuery::Tx { tx_hash } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND tx_hash = $2 {order} $3"), &[&chain, &tx_hash.as_slice(), &lim])?,
             TransferQuery::Asset { token: Some(token), from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND token = $2 AND block_number >= $3 {order} $4"), &[&chain, &token.as_slice(), &i64::try_from(from_block).unwrap_or(i64::MAX), &lim])?,

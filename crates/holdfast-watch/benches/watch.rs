@@ -658,11 +658,46 @@ fn replay_mix(intel: Arc<IntelIndex>, mix: &str, alert_every: u64) {
         n += batch.len() as u64;
     }
     let stored = blocks * PER_BLOCK as u64;
+    if std::env::args().any(|a| a == "--settle") {
+        let t = Instant::now();
+        store.settle().expect("settle");
+        println!(
+            "replay, {mix}: store settled (index written out, compactions done) in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
     println!(
         "replay, {mix}: {stored} transfers in {blocks} blocks written in {:.1} s; load average: {}",
         t.elapsed().as_secs_f64(),
         load()
     );
+    {
+        // One address query per watched wallet (what the history's first read of a wallet
+        // costs): over the whole store, and over an empty range (the seek alone).
+        for (what, from_block) in [("whole past", 0u64), ("empty range", blocks + 1)] {
+            let t = Instant::now();
+            let mut rows = 0usize;
+            for i in 0..WATCHED {
+                rows += store
+                    .transfers(
+                        CHAIN_ID,
+                        TransferQuery::From {
+                            address: watched(i),
+                            from_block,
+                        },
+                        MAX_LIMIT,
+                    )
+                    .expect("address query")
+                    .len();
+            }
+            let e = t.elapsed();
+            println!(
+                "replay, {mix}: address queries ({what}): {WATCHED} wallets, {rows} rows, {:.1} µs per wallet, {:.2} µs per row",
+                e.as_secs_f64() * 1e6 / WATCHED as f64,
+                e.as_secs_f64() * 1e6 / rows.max(1) as f64
+            );
+        }
+    }
     let text = config(
         "ws://127.0.0.1:1",
         TOKEN,

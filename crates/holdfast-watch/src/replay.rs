@@ -80,14 +80,30 @@ pub fn replay<C: Classifier + ?Sized>(
         } else {
             batch.len()
         };
+        let next_block = batch[complete - 1].block_number + 1;
+        // Each block's transfers moved into its detail (one allocation per block).
+        let mut sizes = Vec::new();
         let mut rest = &batch[..complete];
         while let Some(first) = rest.first() {
             let n = rest
                 .iter()
                 .take_while(|t| t.block_number == first.block_number)
                 .count();
-            let (block, tail) = rest.split_at(n);
-            let detail = detail_of(chain.chain_id, first, block);
+            sizes.push(n);
+            rest = &rest[n..];
+        }
+        let mut moved = batch.into_iter();
+        for n in sizes {
+            let block: Vec<Transfer> = moved.by_ref().take(n).collect();
+            let Some(first) = block.first() else { break };
+            let at = BlockRef {
+                number: first.block_number,
+                hash: first.block_hash,
+                parent_hash: Default::default(),
+                timestamp: first.timestamp,
+            };
+            let n = block.len();
+            let detail = detail_of(chain.chain_id, at, block);
             for a in detect_block(rules, store, classifier, units, chain, &detail, state)
                 .map_err(Box::new)?
             {
@@ -96,26 +112,20 @@ pub fn replay<C: Classifier + ?Sized>(
             }
             summary.blocks += 1;
             summary.transfers += n as u64;
-            rest = tail;
         }
-        next = batch[complete - 1].block_number + 1;
+        next = next_block;
         progress(next.saturating_sub(from));
     }
     Ok(summary)
 }
 
 /// A stored block as the detectors see it in replay: its transfers only.
-fn detail_of(chain_id: u64, first: &Transfer, transfers: &[Transfer]) -> BlockDetail {
+fn detail_of(chain_id: u64, block: BlockRef, transfers: Vec<Transfer>) -> BlockDetail {
     BlockDetail {
         transfers: BlockTransfers {
             chain_id,
-            block: BlockRef {
-                number: first.block_number,
-                hash: first.block_hash,
-                parent_hash: Default::default(),
-                timestamp: first.timestamp,
-            },
-            transfers: transfers.to_vec(),
+            block,
+            transfers,
             conversions: Vec::new(),
             incomplete: 0,
             undecodable: 0,

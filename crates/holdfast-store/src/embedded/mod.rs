@@ -923,11 +923,23 @@ impl Store for EmbeddedStore {
             | TransferQuery::To {
                 address,
                 from_block,
+            }
+            | TransferQuery::FromRange {
+                address,
+                from_block,
+                ..
             } => {
-                let outgoing = matches!(query, TransferQuery::From { .. });
+                let outgoing = !matches!(query, TransferQuery::To { .. });
+                let to_block = match query {
+                    TransferQuery::FromRange { to_block, .. } => to_block,
+                    _ => u64::MAX,
+                };
                 let space = chain.space(if outgoing { FROM } else { TO });
                 let start = [address.as_slice(), &from_block.to_be_bytes()].concat();
-                let end = prefix_end(address.as_slice());
+                let end = match to_block.checked_add(1) {
+                    Some(after) => [address.as_slice(), &after.to_be_bytes()].concat(),
+                    None => prefix_end(address.as_slice()),
+                };
                 let mut stored = Vec::new();
                 for g in snap.range(space, start..end).take(limit) {
                     stored.push(self.kv(g)?);
@@ -939,13 +951,14 @@ impl Store for EmbeddedStore {
                     let loc = Loc::decode(v).ok_or_else(|| corrupt("address index entry"))?;
                     rows.push((&k[20..], loc));
                 }
-                rows.extend(
-                    buffers
-                        .active
-                        .address(&address, outgoing, from_block, limit),
-                );
+                rows.extend(buffers.active.address(
+                    &address,
+                    outgoing,
+                    (from_block, to_block),
+                    limit,
+                ));
                 if let Some(f) = &buffers.frozen {
-                    rows.extend(f.address(&address, outgoing, from_block, limit));
+                    rows.extend(f.address(&address, outgoing, (from_block, to_block), limit));
                 }
                 rows.sort_by(|a, b| a.0.cmp(b.0));
                 rows.dedup_by(|a, b| a.0 == b.0);

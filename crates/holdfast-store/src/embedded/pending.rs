@@ -170,7 +170,7 @@ impl Pending {
         &self,
         address: &Address,
         outgoing: bool,
-        from_block: u64,
+        (from_block, to_block): (u64, u64),
         limit: usize,
     ) -> Vec<(&[u8], Loc)> {
         let index = if outgoing { &self.from } else { &self.to };
@@ -179,6 +179,13 @@ impl Pending {
             let p = self.place(i);
             let b = block_of(p);
             if b < from_block {
+                continue;
+            }
+            if b > to_block {
+                // In block order nothing after it is in range.
+                if self.ordered {
+                    break;
+                }
                 continue;
             }
             // In block order, the list can stop at the first block after `limit` places:
@@ -348,14 +355,14 @@ mod tests {
             };
             p.add(&place(blk, 0, log), loc, a, b, [9; 8]);
         }
-        let got = p.address(&a, true, 6, 2);
+        let got = p.address(&a, true, (6, u64::MAX), 2);
         let loc = |offset| Loc { offset, len: 1 };
         assert_eq!(
             got,
             vec![(&place(6, 0, 0)[..], loc(0)), (&place(7, 0, 1), loc(1))]
         );
         let got: Vec<&[u8]> = p
-            .address(&b, false, 0, 3)
+            .address(&b, false, (0, u64::MAX), 3)
             .into_iter()
             .map(|e| e.0)
             .collect();
@@ -367,7 +374,7 @@ mod tests {
                 &place(6, 0, 0)[..]
             ]
         );
-        assert!(p.address(&b, true, 0, 10).is_empty());
+        assert!(p.address(&b, true, (0, u64::MAX), 10).is_empty());
         assert_eq!(p.tx(&[9; 8]).len(), 6);
         let mut keys: [Vec<Vec<u8>>; 3] = Default::default();
         p.sorted_entries(|i, k, v| {
@@ -398,10 +405,14 @@ mod tests {
                 [blk as u8; 8],
             );
         }
-        let got: Vec<&[u8]> = p.address(&a, true, 0, 2).into_iter().map(|e| e.0).collect();
+        let got: Vec<&[u8]> = p
+            .address(&a, true, (0, u64::MAX), 2)
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
         assert_eq!(got, vec![&place(3, 0, 0)[..], &place(10, 0, 0)[..]]);
         assert_eq!(p.last_block(), 12);
         let p = std::mem::take(&mut p);
-        assert!(!p.is_empty() && p.address(&b, false, 20, 2).is_empty());
+        assert!(!p.is_empty() && p.address(&b, false, (20, u64::MAX), 2).is_empty());
     }
 }

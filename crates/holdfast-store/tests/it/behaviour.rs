@@ -791,6 +791,27 @@ fn address_queries_match(
             expected(all, |t| t.to == a, from_block, limit),
             "{when}: into {a} from {from_block} limit {limit}"
         );
+        for to_block in [0, from_block, from_block.saturating_add(2), u64::MAX] {
+            assert_eq!(
+                s.transfers(
+                    c,
+                    TransferQuery::FromRange {
+                        address: a,
+                        from_block,
+                        to_block,
+                    },
+                    limit
+                )
+                .expect("from range"),
+                expected(
+                    all,
+                    |t| t.from == a && t.block_number <= to_block,
+                    from_block,
+                    limit
+                ),
+                "{when}: out of {a} in {from_block}..={to_block} limit {limit}"
+            );
+        }
     }
 }
 

@@ -108,6 +108,11 @@ pub trait History: Send + Sync {
     /// again. Only the block right after the last observed one extends the cache; any other
     /// (a reorg, a replay again, blocks run elsewhere meanwhile) must not extend anything.
     fn observe(&self, _chain_id: u64, _block: u64, _transfers: &[holdfast_primitives::Transfer]) {}
+
+    /// The wallets the detectors will ask about (the watched ones): a history that caches
+    /// may keep what `observe` shows of them before they are asked, so that their first
+    /// question reads only what came before the observation. Default: nothing.
+    fn track(&self, _wallets: &[Address]) {}
 }
 
 /// No history: every destination is new, no wallet has counterparties, no token balance is

@@ -87,7 +87,11 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
         if labels.is_empty() {
             continue;
         }
-        for r in run.rules_for(cs, wallet, DetectorKind::Counterparty) {
+        for r in run
+            .rules_for(cs, wallet, DetectorKind::Counterparty)
+            .iter()
+            .copied()
+        {
             let rule = run.d.rule(r);
             let Params::Counterparty(p) = &rule.params else {
                 continue;

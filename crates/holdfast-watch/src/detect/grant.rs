@@ -166,7 +166,11 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
         }
     }
     for ((place, owner, spender), g) in grants {
-        for r in run.rules_for(cs, owner, DetectorKind::Grant) {
+        for r in run
+            .rules_for(cs, owner, DetectorKind::Grant)
+            .iter()
+            .copied()
+        {
             let rule = run.d.rule(r);
             let Params::Grant(p) = &rule.params else {
                 continue;

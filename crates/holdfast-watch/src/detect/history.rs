@@ -24,8 +24,11 @@ pub const MAX_CACHED_DESTINATIONS: usize = 100_000;
 pub const MAX_CACHED_WALLETS: usize = 20_000;
 
 struct Past {
-    /// Transfers of blocks below this are in the cache.
+    /// Transfers of blocks below this are in the cache (from `unread_below` on, when set).
     scanned_to: u64,
+    /// A tracked wallet's past began with the chain's observation at this block: the
+    /// transfers of the blocks below it are not read yet (the first question reads them).
+    unread_below: Option<u64>,
     paid: HashSet<Address>,
     /// `paid` holds every destination (not cut at [`MAX_CACHED_DESTINATIONS`]).
     complete: bool,
@@ -38,6 +41,7 @@ impl Default for Past {
     fn default() -> Past {
         Past {
             scanned_to: 0,
+            unread_below: None,
             paid: HashSet::new(),
             complete: true,
             recent: VecDeque::new(),
@@ -63,6 +67,27 @@ impl Past {
         }
     }
 
+    /// Puts `older` (the wallet's past before this one began) in front of this one.
+    fn prepend(&mut self, older: Past) {
+        if self.paid.len() + older.paid.len() > MAX_CACHED_DESTINATIONS {
+            self.complete = false;
+        }
+        for a in older.paid {
+            if self.paid.len() < MAX_CACHED_DESTINATIONS {
+                self.paid.insert(a);
+            }
+        }
+        self.complete &= older.complete;
+        let mut recent = older.recent;
+        recent.retain(|a| !self.recent.contains(a));
+        recent.extend(self.recent.drain(..));
+        while recent.len() > COUNTERPARTY_LIMIT {
+            recent.pop_front();
+        }
+        self.recent = recent;
+        self.unread_below = None;
+    }
+
     /// The block this past is complete up to (exclusive): blocks observed since it was read
     /// count when it was in step with the observations.
     fn complete_to(&self, mark: Option<&Observed>) -> u64 {
@@ -86,12 +111,19 @@ struct Observed {
 struct Cache {
     /// Asked for the sender of every transfer of every block run (`observe`): a fast hash.
     wallets: rustc_hash::FxHashMap<(u64, Address), Past>,
+    /// Chains whose tracked wallets have every transfer since the observation began in
+    /// `wallets` (a past dropped since — the cache full, a failed read — ends that until
+    /// the next observation starts).
+    tracking: HashSet<u64>,
     observed: HashMap<u64, Observed>,
 }
 
 pub struct StoreHistory {
     store: Arc<dyn Store>,
     cache: Mutex<Cache>,
+    /// Wallets whose transfers `observe` keeps from the start of an observation even before
+    /// anything asks about them (the watched wallets: `History::track`).
+    tracked: std::sync::RwLock<rustc_hash::FxHashSet<Address>>,
     /// ERC-20 balances from the nodes (live); none in a replay.
     balances: Option<super::NodeBalances>,
 }
@@ -114,6 +146,7 @@ impl StoreHistory {
         StoreHistory {
             store,
             cache: Mutex::new(Cache::default()),
+            tracked: Default::default(),
             balances: None,
         }
     }
@@ -206,9 +239,57 @@ impl StoreHistory {
             && !cache.wallets.contains_key(&(chain_id, wallet))
         {
             cache.wallets.clear();
+            cache.tracking.clear();
         }
         let mark = cache.observed.get(&chain_id).copied();
+        if let Some(m) = mark
+            && m.to <= before_block
+            && cache.tracking.contains(&chain_id)
+            && !cache.wallets.contains_key(&(chain_id, wallet))
+            && self
+                .tracked
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(&wallet)
+        {
+            // A tracked wallet that sent nothing since the observation began (`observe`
+            // would have kept it): only what came before needs reading.
+            cache.wallets.insert(
+                (chain_id, wallet),
+                Past {
+                    scanned_to: m.to,
+                    unread_below: Some(m.from),
+                    ..Past::default()
+                },
+            );
+        }
         let past = cache.wallets.entry((chain_id, wallet)).or_default();
+        if let Some(below) = past.unread_below
+            && below <= before_block
+        {
+            // A tracked wallet: what came before the observation, read once.
+            let mut older = Past::default();
+            let read = self.scan(
+                chain_id,
+                |b| TransferQuery::FromRange {
+                    address: wallet,
+                    from_block: b,
+                    to_block: below.saturating_sub(1),
+                },
+                0,
+                below,
+                &mut |t| older.add(wallet, t),
+            );
+            if let Err(e) = read {
+                cache.wallets.remove(&(chain_id, wallet));
+                cache.tracking.remove(&chain_id);
+                return Err(e);
+            }
+            past.prepend(older);
+        } else if past.unread_below.is_some() {
+            // Asked about a point before the observation began: read it all again.
+            *past = Past::default();
+        }
         let mut from = past.complete_to(mark.as_ref());
         if from > before_block {
             // Asked about an earlier point (a reorg, a replay from the start): read again.
@@ -217,9 +298,10 @@ impl StoreHistory {
         }
         let result = self.scan(
             chain_id,
-            |b| TransferQuery::From {
+            |b| TransferQuery::FromRange {
                 address: wallet,
                 from_block: b,
+                to_block: before_block.saturating_sub(1),
             },
             from,
             before_block,
@@ -232,6 +314,7 @@ impl StoreHistory {
             }
             Err(e) => {
                 cache.wallets.remove(&(chain_id, wallet));
+                cache.tracking.remove(&chain_id);
                 Err(e)
             }
         }
@@ -291,12 +374,26 @@ impl History for StoreHistory {
         }
     }
 
+    fn track(&self, wallets: &[Address]) {
+        let mut tracked = self
+            .tracked
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tracked.clear();
+        // No more than the cache holds (beyond it they are read when asked, as untracked).
+        tracked.extend(wallets.iter().take(MAX_CACHED_WALLETS / 2));
+    }
+
     fn observe(&self, chain_id: u64, block: u64, transfers: &[Transfer]) {
         let mut guard = self
             .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let cache = &mut *guard;
+        if !cache.observed.contains_key(&chain_id) {
+            // The first observation of the chain: tracking starts here.
+            cache.tracking.insert(chain_id);
+        }
         let mark = cache.observed.entry(chain_id).or_insert(Observed {
             from: block,
             to: block,
@@ -307,18 +404,44 @@ impl History for StoreHistory {
             // cache holds may miss blocks or include unwound ones. Forget the chain's pasts;
             // the store answers again.
             cache.wallets.retain(|(c, _), _| *c != chain_id);
+            cache.tracking.insert(chain_id);
             *mark = Observed {
                 from: block,
                 to: block,
             };
         }
         let in_step = *mark;
+        let tracked = self
+            .tracked
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tracking = cache.tracking.contains(&chain_id);
         for t in transfers {
-            if let Some(past) = cache.wallets.get_mut(&(chain_id, t.from))
-                && (in_step.from..=in_step.to).contains(&past.scanned_to)
-            {
-                past.add(t.from, t);
+            let key = (chain_id, t.from);
+            if let Some(past) = cache.wallets.get_mut(&key) {
+                if (in_step.from..=in_step.to).contains(&past.scanned_to) {
+                    past.add(t.from, t);
+                }
+                continue;
             }
+            if !tracking || !tracked.contains(&t.from) {
+                continue;
+            }
+            if cache.wallets.len() >= MAX_CACHED_WALLETS {
+                // No room: this wallet's transfers are not kept, so none is from now on.
+                cache.tracking.remove(&chain_id);
+                tracking = false;
+                continue;
+            }
+            // Its first transfer since the observation began: everything it did from then
+            // on is here; before that, read when first asked.
+            let mut past = Past {
+                scanned_to: in_step.from,
+                unread_below: Some(in_step.from),
+                ..Past::default()
+            };
+            past.add(t.from, t);
+            cache.wallets.insert(key, past);
         }
         mark.to = block + 1;
     }

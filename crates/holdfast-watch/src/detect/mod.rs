@@ -33,6 +33,7 @@ mod testing;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use alloy_primitives::{Address, B256};
@@ -97,8 +98,12 @@ pub struct Detectors {
     /// Address → the sets it is a static member of (asked for both ends of every transfer
     /// by every detector: a fast hash).
     members: rustc_hash::FxHashMap<Address, Vec<u32>>,
-    /// Set → detector (as index) → rules targeting the set.
-    set_rules: Vec<[Vec<u32>; 6]>,
+    /// One bit per [`member_bit`] of every static member: a clear bit answers "in no set"
+    /// without the hash lookup (most addresses of a block are in none).
+    member_bits: Vec<u64>,
+    /// Chain (index in the file) → set → detector (as index) → the rules targeting the set
+    /// that apply to the chain, in file order.
+    chain_rules: Vec<Vec<[Vec<u32>; 6]>>,
     /// Owner → the sets whose `safes_owned_by` names it.
     owner_sets: HashMap<Address, Vec<u32>>,
     /// `keccak(owner . 2)` (a Safe's `owners[owner]` slot) → owner, for those owners.
@@ -128,11 +133,17 @@ impl Detectors {
                 dynamic_sets.push(i);
             }
         }
-        let mut set_rules: Vec<[Vec<u32>; 6]> = vec![Default::default(); config.sets.len()];
+        let mut chain_rules: Vec<Vec<[Vec<u32>; 6]>> =
+            vec![vec![Default::default(); config.sets.len()]; config.chains.len()];
         let (mut max_drain_blocks, mut max_window_secs) = (0, 0);
         for (r, rule) in config.rules.iter().enumerate() {
-            for t in &rule.targets {
-                set_rules[*t][kind_index(rule.detector)].push(r as u32);
+            for (c, chain) in config.chains.iter().enumerate() {
+                if !rule.applies_to_chain(&chain.name) {
+                    continue;
+                }
+                for t in &rule.targets {
+                    chain_rules[c][*t][kind_index(rule.detector)].push(r as u32);
+                }
             }
             if let Params::Outflow(p) = &rule.params {
                 if let Some(d) = &p.drain {
@@ -143,6 +154,11 @@ impl Detectors {
                 }
             }
         }
+        let mut member_bits = vec![0u64; MEMBER_BITS / 64];
+        for a in members.keys() {
+            let b = member_bit(a);
+            member_bits[b / 64] |= 1 << (b % 64);
+        }
         let owner_slots = owner_sets
             .keys()
             .map(|o| (mapping_slot(*o, slots::OWNERS_MAPPING), *o))
@@ -150,7 +166,8 @@ impl Detectors {
         Detectors {
             config: config.clone(),
             members,
-            set_rules,
+            member_bits,
+            chain_rules,
             owner_sets,
             owner_slots,
             dynamic_sets,
@@ -161,6 +178,13 @@ impl Detectors {
 
     pub fn config(&self) -> &WatchConfig {
         &self.config
+    }
+
+    /// Every address a set lists (not the Safes that join `safes_owned_by` sets).
+    pub fn static_members(&self) -> Vec<Address> {
+        let mut out: Vec<Address> = self.members.keys().copied().collect();
+        out.sort_unstable();
+        out
     }
 
     /// Runs detectors 1–5 over one block of chain `cx.chain`. The state advances to this
@@ -197,10 +221,13 @@ impl Detectors {
         cx: &Context<'_>,
         early: Option<&EarlyStorage>,
     ) -> Result<Vec<Alert>, DetectError> {
-        let chain = self
+        let chain_index = self
             .config
-            .chain(cx.chain)
+            .chains
+            .iter()
+            .position(|c| c.name == cx.chain)
             .ok_or_else(|| DetectError::UnknownChain(cx.chain.to_owned()))?;
+        let chain = &self.config.chains[chain_index];
         let number = block.block().number;
         let cs = state.chains.entry(cx.chain.to_owned()).or_default();
         let last = cs.last_block;
@@ -215,6 +242,7 @@ impl Detectors {
             cx,
             ex: &ex,
             early,
+            chain: chain_index,
         };
         let mut alerts = Vec::new();
         // In place, without a copy of the state: everything a block adds is tagged with its
@@ -251,8 +279,8 @@ impl Detectors {
         Ok(())
     }
 
-    /// The rules of `detector` on this chain that target a set `address` is in (statically
-    /// or as a Safe that joined a dynamic set), in file order.
+    /// The rules of `detector` on chain `chain` that target a set `address` is in
+    /// (statically or as a Safe that joined a dynamic set), in file order.
     pub(crate) fn rules_for(
         &self,
         cs: &ChainState,
@@ -260,27 +288,47 @@ impl Detectors {
         address: Address,
         detector: DetectorKind,
     ) -> Vec<u32> {
+        match self.config.chains.iter().position(|c| c.name == chain) {
+            Some(c) => self.chain_rules_for(cs, c, address, detector).into_owned(),
+            None => Vec::new(),
+        }
+    }
+
+    /// [`Detectors::rules_for`] by the chain's index in the file: borrowed when the address
+    /// is in one set only (asked for both ends of every transfer by every detector).
+    pub(crate) fn chain_rules_for(
+        &self,
+        cs: &ChainState,
+        chain: usize,
+        address: Address,
+        detector: DetectorKind,
+    ) -> Cow<'_, [u32]> {
         let k = kind_index(detector);
-        let mut out: Vec<u32> = Vec::new();
-        let mut add = |set: u32| {
-            for r in &self.set_rules[set as usize][k] {
-                if !out.contains(r) && self.config.rules[*r as usize].applies_to_chain(chain) {
-                    out.push(*r);
-                }
-            }
+        let table = &self.chain_rules[chain];
+        let b = member_bit(&address);
+        let sets = if self.member_bits[b / 64] & (1 << (b % 64)) == 0 {
+            &[][..]
+        } else {
+            self.members.get(&address).map_or(&[][..], Vec::as_slice)
         };
-        if let Some(sets) = self.members.get(&address) {
-            for s in sets {
-                add(*s);
+        let dynamic = self
+            .dynamic_sets
+            .iter()
+            .filter(|s| cs.is_dynamic_member(&self.config.sets[**s as usize].name, address));
+        if self.dynamic_sets.is_empty() {
+            match sets {
+                [] => return Cow::Borrowed(&[]),
+                [one] => return Cow::Borrowed(&table[*one as usize][k]),
+                _ => {}
             }
         }
-        for s in &self.dynamic_sets {
-            if cs.is_dynamic_member(&self.config.sets[*s as usize].name, address) {
-                add(*s);
-            }
+        let mut out: Vec<u32> = Vec::new();
+        for s in sets.iter().chain(dynamic) {
+            out.extend_from_slice(&table[*s as usize][k]);
         }
         out.sort_unstable();
-        out
+        out.dedup();
+        Cow::Owned(out)
     }
 
     /// Whether `address` is in set `set` (statically or dynamically).
@@ -296,6 +344,16 @@ impl Detectors {
     }
 }
 
+/// Bits of the static-membership filter (32 KiB).
+const MEMBER_BITS: usize = 1 << 18;
+
+/// An address's bit in the membership filter: its last bytes, which are as good as random
+/// for real addresses (a hash would cost what the filter saves).
+fn member_bit(a: &Address) -> usize {
+    let b = a.as_slice();
+    (usize::from(b[17]) << 16 | usize::from(b[18]) << 8 | usize::from(b[19])) % MEMBER_BITS
+}
+
 /// One block's run: what every detector reads.
 pub(crate) struct Run<'a> {
     pub d: &'a Detectors,
@@ -305,11 +363,18 @@ pub(crate) struct Run<'a> {
     /// At a first look: the critical slots read (storage findings only where they show the
     /// whole change).
     pub early: Option<&'a EarlyStorage>,
+    /// The chain's index in the file.
+    pub chain: usize,
 }
 
-impl Run<'_> {
-    pub fn rules_for(&self, cs: &ChainState, address: Address, detector: DetectorKind) -> Vec<u32> {
-        self.d.rules_for(cs, self.cx.chain, address, detector)
+impl<'a> Run<'a> {
+    pub fn rules_for(
+        &self,
+        cs: &ChainState,
+        address: Address,
+        detector: DetectorKind,
+    ) -> Cow<'a, [u32]> {
+        self.d.chain_rules_for(cs, self.chain, address, detector)
     }
 }
 

@@ -43,7 +43,7 @@ pub(crate) fn detect(
     let chain_id = run.block.chain_id();
     let transfers = &run.block.transfers.transfers;
     // Wallet → rules, asked once per wallet.
-    let mut wallets: BTreeMap<Address, Vec<u32>> = BTreeMap::new();
+    let mut wallets: BTreeMap<Address, std::borrow::Cow<'_, [u32]>> = BTreeMap::new();
     let mut new_dest: BTreeMap<(Address, Address), bool> = BTreeMap::new();
     let mut touched: BTreeSet<(u32, Address)> = BTreeSet::new();
     for t in transfers {
@@ -62,7 +62,7 @@ pub(crate) fn detect(
                 r
             }
         };
-        for r in rules {
+        for r in rules.iter().copied() {
             let Some(p) = params(run, r) else { continue };
             let rule = run.d.rule(r);
             let mut reasons = Vec::new();
@@ -274,10 +274,10 @@ fn native_balances(run: &Run<'_>) -> BTreeMap<Address, (U256, U256)> {
     out
 }
 
-fn balances(
-    run: &Run<'_>,
+fn balances<'a>(
+    run: &Run<'a>,
     cs: &mut ChainState,
-    wallets: &BTreeMap<Address, Vec<u32>>,
+    wallets: &BTreeMap<Address, std::borrow::Cow<'a, [u32]>>,
     alerts: &mut Vec<Alert>,
 ) -> Result<(), DetectError> {
     let block = run.block.block();
@@ -293,7 +293,7 @@ fn balances(
     };
     // Drain and balance checks also cover watched wallets whose balance fell without a
     // transfer record (gas, a self-destruct): every account of the state diff is looked at.
-    let mut all: BTreeMap<Address, Vec<u32>> = wallets.clone();
+    let mut all: BTreeMap<Address, std::borrow::Cow<'_, [u32]>> = wallets.clone();
     for a in native.keys() {
         if !all.contains_key(a) {
             let r = run.rules_for(cs, *a, DetectorKind::Outflow);
@@ -303,7 +303,7 @@ fn balances(
         }
     }
     for (wallet, rules) in &all {
-        let rules: Vec<u32> = rules.clone();
+        let rules: Vec<u32> = rules.to_vec();
         let drains = rules
             .iter()
             .filter(|r| params(run, **r).is_some_and(|p| p.drain.is_some()))

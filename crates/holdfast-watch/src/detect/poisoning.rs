@@ -91,7 +91,11 @@ pub(crate) fn detect(
             continue;
         }
         for (wallet, other, outgoing) in [(t.from, t.to, true), (t.to, t.from, false)] {
-            for r in run.rules_for(cs, wallet, DetectorKind::Poisoning) {
+            for r in run
+                .rules_for(cs, wallet, DetectorKind::Poisoning)
+                .iter()
+                .copied()
+            {
                 let Params::Poisoning(p) = &run.d.rule(r).params else {
                     continue;
                 };

@@ -46,8 +46,10 @@ impl FileRules {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
             ^ (std::process::id() as u64).rotate_left(32);
+        let detectors = Detectors::new(config);
+        history.track(&detectors.static_members());
         FileRules {
-            detectors: Detectors::new(config),
+            detectors,
             intel,
             history,
             cache: Mutex::new(HashMap::new()),

@@ -156,7 +156,7 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
     for ((tx_index, contract, change), f) in findings {
         let rules = run.rules_for(cs, contract, DetectorKind::CriticalStorage);
         let delegate = delegatecall(run, tx_index, contract);
-        for r in rules {
+        for r in rules.iter().copied() {
             let rule = run.d.rule(r);
             let Params::CriticalStorage(p) = &rule.params else {
                 continue;

@@ -112,8 +112,9 @@ fn random_blocks(seed: u64, from: u64, count: u64, tag: u64) -> Vec<(u64, Vec<Tr
         .collect()
 }
 
-/// The cache that `observe` extends answers exactly as a history that reads everything
-/// from the store, block after block, across skipped empty blocks (as replay runs), a
+/// The cache that `observe` extends (with and without tracked wallets, observing from the
+/// first block or a later one) answers exactly as a history that reads everything from the
+/// store, block after block, across skipped empty blocks (as replay runs), a
 /// reorg (a block at or below the last observed one), and blocks run by another instance
 /// (a block past the next one).
 #[test]
@@ -121,8 +122,20 @@ fn observed_blocks_extend_the_cache_exactly_as_the_store_would() {
     for seed in 1..=8u64 {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
-        let cached = StoreHistory::new(store.clone());
         let wallets: Vec<Address> = (1..=5u8).map(Address::repeat_byte).collect();
+        // Three caches: plain; tracking three of the wallets (their observed transfers kept
+        // before they are asked about); tracking and starting to observe only at block 11
+        // (a tracked wallet's first question reads what came before).
+        let cached = StoreHistory::new(store.clone());
+        let tracked = StoreHistory::new(store.clone());
+        tracked.track(&wallets[..3]);
+        let late = StoreHistory::new(store.clone());
+        late.track(&wallets[1..4]);
+        let histories: [(&str, &StoreHistory, u64); 3] = [
+            ("plain", &cached, 0),
+            ("tracking", &tracked, 0),
+            ("tracking from block 11", &late, 11),
+        ];
         let run = |blocks: &[(u64, Vec<Transfer>)]| {
             for (n, ts) in blocks {
                 store.apply_block(1, &block(*n), ts, &[]).expect("apply");
@@ -132,26 +145,31 @@ fn observed_blocks_extend_the_cache_exactly_as_the_store_would() {
                     continue;
                 }
                 let fresh = StoreHistory::new(store.clone());
-                // Some wallets only: a wallet not asked about for a while must still be
-                // right when it is (its past then spans observed blocks).
-                for w in wallets
-                    .iter()
-                    .filter(|w| (u64::from(w[0]) * 31 + n * 17 + seed).is_multiple_of(3))
-                {
-                    for to in &wallets {
+                for (name, cached, start) in histories {
+                    if *n < start {
+                        continue;
+                    }
+                    // Some wallets only: a wallet not asked about for a while must still be
+                    // right when it is (its past then spans observed blocks).
+                    for w in wallets
+                        .iter()
+                        .filter(|w| (u64::from(w[0]) * 31 + n * 17 + seed).is_multiple_of(3))
+                    {
+                        for to in &wallets {
+                            assert_eq!(
+                                cached.has_paid(1, *w, *to, *n).unwrap(),
+                                fresh.has_paid(1, *w, *to, *n).unwrap(),
+                                "{name}, seed {seed}, block {n}: has {w} paid {to}"
+                            );
+                        }
                         assert_eq!(
-                            cached.has_paid(1, *w, *to, *n).unwrap(),
-                            fresh.has_paid(1, *w, *to, *n).unwrap(),
-                            "seed {seed}, block {n}: has {w} paid {to}"
+                            cached.counterparties(1, *w, *n, 3).unwrap(),
+                            fresh.counterparties(1, *w, *n, 3).unwrap(),
+                            "{name}, seed {seed}, block {n}: counterparties of {w}"
                         );
                     }
-                    assert_eq!(
-                        cached.counterparties(1, *w, *n, 3).unwrap(),
-                        fresh.counterparties(1, *w, *n, 3).unwrap(),
-                        "seed {seed}, block {n}: counterparties of {w}"
-                    );
+                    cached.observe(1, *n, ts);
                 }
-                cached.observe(1, *n, ts);
             }
         };
         run(&random_blocks(seed, 1, 30, 1));
