@@ -7,7 +7,7 @@
 //! - [`pages`]: sign-in, the request queue; [`request`]: one request; [`act`]: cancel and
 //!   freeze forms; [`alerts`]: the watch's alerts, live, and their acknowledgement;
 //!   [`audit`]: the audit log, its verification and export (admins); [`screen`]: screening
-//!   an address; [`unfreeze`]: lifting a freeze with a quorum's signed approvals. Approvals are signed in the browser (`assets/approve.js`, EIP-1193) and
+//!   an address; [`trace`]: tracing stolen funds (the graph: [`trace_graph`]); [`unfreeze`]: lifting a freeze with a quorum's signed approvals. Approvals are signed in the browser (`assets/approve.js`, EIP-1193) and
 //!   posted to the API's own approve route with the session.
 //!
 //! Every console answer carries [`CSP`]: scripts, styles and images only from this origin
@@ -23,6 +23,8 @@ pub mod pages;
 pub mod request;
 pub mod screen;
 pub mod session;
+pub mod trace;
+pub mod trace_graph;
 pub mod unfreeze;
 
 use axum::Router;
@@ -64,6 +66,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("assets/unfreeze.js"),
     ),
     (
+        "trace.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/trace.js"),
+    ),
+    (
         "approve.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/approve.js"),
@@ -95,6 +102,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/alerts", get(alerts::feed))
         .route("/console/audit", get(audit::show))
         .route("/console/screen", get(screen::show))
+        .route("/console/trace", get(trace::show))
+        .route("/console/trace/export", get(trace::export))
         .route("/console/audit/export", get(audit::export))
         .route("/console/alerts/{id}/ack", post(alerts::acknowledge))
         .route("/console/assets/{name}", get(asset))
@@ -200,6 +209,7 @@ pub(crate) fn page(title: &str, session: Option<&Session>, body: Html) -> Respon
         h.link("/console/requests?view=decided", "Decided");
         h.link("/console/alerts", "Alerts");
         h.link("/console/screen", "Screen");
+        h.link("/console/trace", "Trace");
         if s.principal.has(holdfast_gate::Role::Admin) {
             h.link("/console/audit", "Audit log");
         }
