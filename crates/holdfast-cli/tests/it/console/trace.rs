@@ -308,3 +308,84 @@ async fn a_trace_shows_the_freeze_targets_graph_and_exports() -> R {
     );
     Ok(())
 }
+
+/// docs/BENCHMARKS.md, "Console: the trace page": a trace of 2,011 addresses (a thief
+/// paying 10, each paying 10, each of those paying 19: `holdfast import transfers`), its
+/// page loaded 7 times in Chromium; medians of the server's answer, the document
+/// interactive, the graph's script ready, the longest main-thread task and a wheel zoom's
+/// next frame. Run with `cargo nextest run -p holdfast-cli --run-ignored only trace_page`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement (docs/BENCHMARKS.md), not a check"]
+async fn trace_page_with_2000_addresses_in_chromium() -> R {
+    let chromium = need_chromium!();
+    let thief = 1u64;
+    let mut rows = String::from(
+        "hash,block_number,transaction_index,from_address,to_address,value,block_timestamp,receipt_status\n",
+    );
+    let mut n = 1u64;
+    let mut tx = 0u64;
+    let mut level = vec![thief];
+    // Each address pays on less than it received (10 ETH, 0.5 ETH, 0.01 ETH a payment), so
+    // every payment carries taint under haircut.
+    for (value, fan) in [
+        (10_000_000_000_000_000_000u128, 10u64),
+        (500_000_000_000_000_000, 10),
+        (10_000_000_000_000_000, 19),
+    ] {
+        let mut next = Vec::new();
+        for from in &level {
+            for _ in 0..fan {
+                n += 1;
+                tx += 1;
+                rows.push_str(&format!(
+                    "0x{tx:064x},{},0,0x{from:040x},0x{n:040x},{value},{},1\n",
+                    100 + tx,
+                    (100 + tx) * 12
+                ));
+                next.push(n);
+            }
+        }
+        level = next;
+    }
+    let w = world_on(Anvil::spawn().await?, false, &["--trace"], false, &|data| {
+        let file = data.join("transactions.csv");
+        std::fs::create_dir_all(data)?;
+        std::fs::write(&file, &rows)?;
+        let o = crate::holdfast(data, &["import", "transfers", &file.display().to_string()]);
+        if !o.status.success() {
+            return Err(format!("import: {}", crate::stderr(&o)).into());
+        }
+        Ok(())
+    })
+    .await?;
+    let url = format!(
+        "{}/console/trace?seed=0x{thief:040x}&policy=haircut&max_hops=5&max_nodes=5000",
+        w.service.url()
+    );
+    let out = drive(
+        "trace_bench.mjs",
+        json!({"chromium": chromium, "base": w.service.url(), "token": "tok-ops", "url": url, "runs": 7}),
+    )?;
+    let runs = out["runs"].as_array().ok_or("runs")?;
+    let median = |k: &str| -> f64 {
+        let mut v: Vec<f64> = runs.iter().filter_map(|r| r[k].as_f64()).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    eprintln!(
+        "trace page, {} nodes, {} edges, {} KB HTML ({} KB transferred): median of {} loads: server answer {:.0} ms, DOM interactive {:.0} ms, graph ready {:.0} ms, longest task {:.0} ms, wheel zoom to next frame {:.0} ms",
+        runs[0]["nodes"],
+        runs[0]["edges"],
+        runs[0]["html_bytes"].as_f64().unwrap_or(0.0) / 1024.0,
+        runs[0]["bytes"].as_f64().unwrap_or(0.0) / 1024.0,
+        runs.len(),
+        median("response_end"),
+        median("dom_interactive"),
+        median("ready"),
+        median("longest_task"),
+        median("zoom_to_frame"),
+    );
+    eprintln!("{out}");
+    assert_eq!(runs[0]["nodes"], 2011, "{out}");
+    Ok(())
+}

@@ -112,4 +112,5 @@ if (svg && details) {
     }
   });
   document.documentElement.dataset.traceReady = 'true';
+  performance.mark('holdfast-trace-ready');
 }
