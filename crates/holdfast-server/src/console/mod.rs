@@ -6,6 +6,7 @@
 //!   checks on every state change.
 //! - [`pages`]: sign-in, the request queue; [`request`]: one request; [`act`]: cancel and
 //!   freeze forms; [`alerts`]: the watch's alerts, live, and their acknowledgement;
+//!   [`alert`]: one alert, what its transaction did, links to a trace;
 //!   [`audit`]: the audit log, its verification and export (admins); [`screen`]: screening
 //!   an address; [`trace`]: tracing stolen funds (the graph: [`trace_graph`]); [`unfreeze`]: lifting a freeze with a quorum's signed approvals. Approvals are signed in the browser (`assets/approve.js`, EIP-1193) and
 //!   posted to the API's own approve route with the session.
@@ -15,6 +16,7 @@
 //! only to this origin. The console makes no request to any third party.
 
 pub mod act;
+pub mod alert;
 pub mod alerts;
 pub mod audit;
 pub mod filter;
@@ -100,6 +102,7 @@ pub fn router() -> Router<AppState> {
             get(unfreeze::show).post(unfreeze::lift),
         )
         .route("/console/alerts", get(alerts::feed))
+        .route("/console/alerts/{id}", get(alert::show))
         .route("/console/audit", get(audit::show))
         .route("/console/screen", get(screen::show))
         .route("/console/trace", get(trace::show))
