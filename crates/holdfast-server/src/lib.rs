@@ -77,6 +77,8 @@ pub struct AppState {
     pub streams: alerts::Streams,
     /// The web console's sessions.
     pub sessions: console::Sessions,
+    /// Failed console sign-ins per client address.
+    pub auth_throttle: console::throttle::AuthThrottle,
     /// The transfer store traces read (the console's trace page), when configured.
     pub transfers: Option<Arc<dyn holdfast_store::Store>>,
 }
@@ -172,6 +174,7 @@ impl AppState {
             streams: alerts::Streams::default(),
             sessions: console::Sessions::default(),
             transfers: None,
+            auth_throttle: console::throttle::AuthThrottle::default(),
         })
     }
 

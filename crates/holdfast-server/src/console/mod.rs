@@ -3,7 +3,7 @@
 //!
 //! - [`html`]: the only way pages are written; data is always escaped text.
 //! - [`session`]: sign-in with an API token into a server-side session; CSRF and origin
-//!   checks on every state change.
+//!   checks on every state change; [`throttle`]: failed sign-ins bounded per client.
 //! - [`pages`]: sign-in, the request queue; [`request`]: one request; [`act`]: cancel and
 //!   freeze forms; [`alerts`]: the watch's alerts, live, and their acknowledgement;
 //!   [`alert`]: one alert, what its transaction did, links to a trace;
@@ -25,6 +25,7 @@ pub mod pages;
 pub mod request;
 pub mod screen;
 pub mod session;
+pub mod throttle;
 pub mod trace;
 pub mod trace_graph;
 pub mod unfreeze;

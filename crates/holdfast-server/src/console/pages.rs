@@ -92,9 +92,19 @@ fn sign_in_form(refused: Option<&str>) -> Response {
     resp
 }
 
-pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn sign_in(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<super::throttle::Peer>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     if let Err(e) = same_origin(&headers) {
         return error_page(None, &e);
+    }
+    let client = peer.map(|p| p.0.0);
+    if let Err(wait) = state.auth_throttle.check(client) {
+        let e = super::throttle::too_many("failed sign-ins", wait);
+        return super::throttle::retry_after(error_page(None, &e), wait);
     }
     let fields = match form(&state, &headers, body).await {
         Ok(f) => f,
@@ -110,7 +120,8 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Bo
         );
     };
     let Some(who) = book.principal(token) else {
-        tracing::info!(target: "server::console", "sign-in refused: unknown token");
+        let failures = state.auth_throttle.failed(client);
+        tracing::info!(target: "server::console", ?client, failures, "sign-in refused: unknown token");
         return sign_in_form(Some(
             "Unknown token: not one of the guard configuration's tokens.",
         ));
