@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::html::{Html, url_component};
 use super::pages::utc;
-use super::{Session, error_page, page, signed_in};
+use super::{Session, page, signed_in_page};
 use crate::AppState;
 use crate::alerts::{blocking, body_json, store};
 use crate::error::{ApiError, ApiPath};
@@ -59,14 +59,7 @@ pub async fn show(
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
 ) -> Response {
-    let session = match signed_in(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    match render(&state, &session, id).await {
-        Ok(r) => r,
-        Err(e) => error_page(Some(&session), &e),
-    }
+    signed_in_page(&state, &headers, async |s| render(&state, s, id).await).await
 }
 
 async fn render(state: &AppState, session: &Session, id: String) -> Result<Response, ApiError> {

@@ -16,7 +16,7 @@ use super::alert::{links, text};
 use super::html::{Html, url_component};
 use super::pages::utc;
 use super::session::check_csrf;
-use super::{Session, error_page, page, signed_in};
+use super::{Session, error_page, page, signed_in, signed_in_page};
 use crate::AppState;
 use crate::alerts::{blocking, body_json, store};
 use crate::error::{ApiError, ApiPath, query_params};
@@ -29,14 +29,10 @@ pub async fn feed(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let session = match signed_in(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    match render(&state, &session, query.as_deref()).await {
-        Ok(r) => r,
-        Err(e) => error_page(Some(&session), &e),
-    }
+    signed_in_page(&state, &headers, async |s| {
+        render(&state, s, query.as_deref()).await
+    })
+    .await
 }
 
 async fn render(

@@ -171,6 +171,23 @@ pub(crate) fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session
         .ok_or_else(|| Box::new(Redirect::to("/console/sign-in").into_response()))
 }
 
+/// The shell of every console page: the signed-in user (else a redirect to sign-in), the
+/// page `render` makes for them, or what went wrong as a page.
+pub(crate) async fn signed_in_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    render: impl AsyncFnOnce(&Session) -> Result<Response, ApiError>,
+) -> Response {
+    let session = match signed_in(state, headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    match render(&session).await {
+        Ok(r) => r,
+        Err(e) => error_page(Some(&session), &e),
+    }
+}
+
 /// A page: the shell around `body`, with the navigation for `session`'s roles.
 pub(crate) fn page(title: &str, session: Option<&Session>, body: Html) -> Response {
     let mut h = Html::new();

@@ -20,7 +20,7 @@ use holdfast_store::gate::{GateRequest, RequestState};
 use super::filter::Filter;
 use super::html::{Html, url_component};
 use super::session::{check_csrf, same_origin};
-use super::{error_page, page, signed_in};
+use super::{error_page, page, signed_in_page};
 use crate::AppState;
 use crate::body::read_body;
 use crate::error::{ApiError, query_params};
@@ -200,14 +200,10 @@ pub async fn queue(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let session = match signed_in(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    match queue_page(&state, query.as_deref(), &session).await {
-        Ok(h) => h,
-        Err(e) => error_page(Some(&session), &e),
-    }
+    signed_in_page(&state, &headers, async |s| {
+        queue_page(&state, query.as_deref(), s).await
+    })
+    .await
 }
 
 async fn queue_page(
