@@ -7,8 +7,8 @@
 //! writers). The trace is deterministic, so an export re-runs it and gets the same one.
 //!
 //! Bounds: `max_hops` 1 to 64 (the tracer's), `max_nodes` (addresses kept) 1 to
-//! [`MAX_NODES`], at most [`MAX_TRANSFERS`] transfers loaded; every error names the field
-//! and the value.
+//! [`MAX_NODES`], at most [`MAX_TRANSFERS`] transfers loaded, at most [`MAX_RUNNING`] traces
+//! at once; every error names the field and the value.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,6 +35,13 @@ pub const DEFAULT_NODES: usize = 2_000;
 pub const DEFAULT_HOPS: u32 = 10;
 /// Most transfers loaded for one console trace.
 pub const MAX_TRANSFERS: usize = 1_000_000;
+/// Most console traces running at once (each holds its graph in memory); more wait up to
+/// [`TRACE_WAIT`], then are refused.
+pub const MAX_RUNNING: usize = 2;
+/// How long a trace waits for one of the [`MAX_RUNNING`] places.
+pub const TRACE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_RUNNING);
 
 const FIELDS: [&str; 7] = [
     "seed",
@@ -187,7 +194,21 @@ pub async fn run(state: &AppState, q: &TraceQuery) -> Result<(Trace, LoadStats),
     let store = store(state)?;
     let intel = state.intel.load().index.clone();
     let q = q.clone();
+    let place = tokio::time::timeout(TRACE_WAIT, RUNNING.acquire())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| ApiError {
+            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            code: "busy",
+            message: format!(
+                "{MAX_RUNNING} traces are running and none ended within {} s: try again shortly",
+                TRACE_WAIT.as_secs()
+            ),
+            field: None,
+        })?;
     tokio::task::spawn_blocking(move || {
+        let _place = place;
         let chain_id = chain(store.as_ref(), q.chain_id)?;
         let seeds = [q.seed];
         let load = LoadOptions {
