@@ -64,6 +64,35 @@ async fn every_console_answer_carries_the_csp_and_state_changes_need_csrf_and_or
         (get("/console/requests/0xabc", true), StatusCode::NOT_FOUND),
         (get("/console/audit", true), StatusCode::FORBIDDEN),
         (get("/console/alerts", true), StatusCode::NOT_FOUND),
+        (get("/console/trace", true), StatusCode::OK),
+        (
+            get(
+                "/console/trace?seed=0x1111111111111111111111111111111111111111&max_hops=0",
+                true,
+            ),
+            StatusCode::BAD_REQUEST,
+        ),
+        // No transfer store (`serve --trace`): said on the page.
+        (
+            get(
+                "/console/trace?seed=0x1111111111111111111111111111111111111111",
+                true,
+            ),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            get(
+                "/console/trace/export?seed=0x1111111111111111111111111111111111111111&format=xlsx",
+                true,
+            ),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            get("/console/trace/export?format=csv", false),
+            StatusCode::SEE_OTHER,
+        ),
+        (get("/console/alerts/hf-00", true), StatusCode::NOT_FOUND),
+        (get("/console/assets/trace.js", false), StatusCode::OK),
         (get("/console/assets/console.js", false), StatusCode::OK),
         (get("/console/assets/approve.js", false), StatusCode::OK),
         (get("/console/assets/console.css", false), StatusCode::OK),
@@ -80,6 +109,25 @@ async fn every_console_answer_carries_the_csp_and_state_changes_need_csrf_and_or
         let uri = req.uri().to_string();
         let (status, headers, body) = send(&state, req).await;
         assert_eq!(status, expected, "{uri}: {body}");
+        // The trace page's refusals name the field and the value, or what is missing.
+        for (needle, said) in [
+            (
+                "max_hops=0",
+                "max_hops is &quot;0&quot;: expected a whole number from 1 to 64",
+            ),
+            (
+                "format=xlsx",
+                "format is &quot;xlsx&quot;: expected csv, graphml or dot",
+            ),
+            (
+                "trace?seed=0x1111111111111111111111111111111111111111",
+                "--trace",
+            ),
+        ] {
+            if uri.ends_with(needle) {
+                assert!(body.contains(said), "{uri}: {body}");
+            }
+        }
         assert_eq!(
             headers
                 .get(header::CONTENT_SECURITY_POLICY)
