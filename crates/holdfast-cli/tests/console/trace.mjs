@@ -50,6 +50,12 @@ try {
   await u.page.focus(`#trace-graph g.node[data-address="${plan.hostile}"]`);
   await u.page.keyboard.press('Enter');
   out.hostile_details = (await u.page.textContent('#node-details')).trim();
+  // The keyboard alone pans and zooms.
+  const before = await u.page.getAttribute('#trace-graph', 'viewBox');
+  await u.page.keyboard.press('ArrowRight');
+  out.view_keyboard_pan = [before, await u.page.getAttribute('#trace-graph', 'viewBox')];
+  await u.page.keyboard.press('+');
+  out.view_keyboard_zoom = await u.page.getAttribute('#trace-graph', 'viewBox');
   out.inert = await u.page.evaluate(() => ({
     pwned: window.__pwned ?? null,
     imgs: document.querySelectorAll('img').length,

@@ -314,7 +314,7 @@ async fn render(
         h.el(
             "p",
             &[("class", "small")],
-            "Columns are hops from the seed. Drag to pan, wheel or the buttons to zoom; click an address (or Tab to it and press Enter) for its labels and tainted amounts.",
+            "Columns are hops from the seed. Drag (or the arrow keys) to pan, the wheel, the buttons or + and - to zoom; click an address (or Tab to it and press Enter) for its labels and tainted amounts.",
         );
         h.open("div", &[("class", "zoom")]);
         for (id, text) in [

@@ -208,6 +208,26 @@ async fn a_trace_shows_the_freeze_targets_graph_and_exports() -> R {
         "dragging right and down panned: {zoomed:?} {panned:?}"
     );
     assert_eq!(out["view_reset"], out["view_initial"]);
+    let nums = |v: &Value| -> Vec<f64> {
+        v.as_str()
+            .unwrap_or("")
+            .split(' ')
+            .filter_map(|x| x.parse().ok())
+            .collect()
+    };
+    let (before, after) = (
+        nums(&out["view_keyboard_pan"][0]),
+        nums(&out["view_keyboard_pan"][1]),
+    );
+    assert!(
+        after.len() == 4 && after[0] > before[0] && after[2] == before[2],
+        "ArrowRight panned: {before:?} {after:?}"
+    );
+    assert!(
+        nums(&out["view_keyboard_zoom"])[2] < after[2],
+        "+ zoomed in: {}",
+        out["view_keyboard_zoom"]
+    );
     let details = out["details"].as_str().unwrap_or("");
     let want = l.expected("haircut").ok_or("expected")?["Binance"][0].1;
     assert!(

@@ -104,11 +104,34 @@ if (svg && details) {
     row(dl, 'First tainted by tx', d.firstTx);
     details.replaceChildren(h, dl);
   };
+  // The keyboard: Enter or Space selects the focused address, arrows pan, + and - zoom.
+  const steps = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
   svg.addEventListener('keydown', (e) => {
     const node = e.target.closest?.('g.node');
     if (node && (e.key === 'Enter' || e.key === ' ')) {
       e.preventDefault();
       select(node);
+    } else if (steps[e.key]) {
+      e.preventDefault();
+      const [dx, dy] = steps[e.key];
+      view = { ...view, x: view.x + dx * view.w * 0.1, y: view.y + dy * view.h * 0.1 };
+      apply();
+    } else if (e.key === '+' || e.key === '=' || e.key === '-') {
+      e.preventDefault();
+      const c = center();
+      zoom(e.key === '-' ? 1.25 : 0.8, c.x, c.y);
+    }
+  });
+  // An address reached with Tab is brought into view.
+  svg.addEventListener('focusin', (e) => {
+    const node = e.target.closest?.('g.node');
+    if (!node) return;
+    const m = /translate\(([-\d.]+) ([-\d.]+)\)/.exec(node.getAttribute('transform') ?? '');
+    if (!m) return;
+    const [x, y] = [Number(m[1]), Number(m[2])];
+    if (x < view.x || y < view.y || x + 180 > view.x + view.w || y + 24 > view.y + view.h) {
+      view = { ...view, x: x + 90 - view.w / 2, y: y + 12 - view.h / 2 };
+      apply();
     }
   });
   document.documentElement.dataset.traceReady = 'true';
