@@ -98,6 +98,10 @@ try {
     deposit: a.dataset.deposit,
     wei: [...a.querySelectorAll('.amount')].map((x) => x.dataset.wei),
   })));
+  // A trace stopped by max_nodes says so.
+  await u.page.goto(`${plan.base}/console/trace?seed=${plan.thief}&max_nodes=3`);
+  out.truncated = ((await u.page.textContent('#trace-summary')) ?? '').trim();
+  out.truncated_nodes = await u.page.$$eval('#trace-graph g.node', (ns) => ns.length);
   // Bounds: refused by field and value, the form still filled in.
   out.bounds = {};
   for (const [field, value] of [['max_hops', '99'], ['max_nodes', '9999'], ['seed', '0xnope']]) {

@@ -297,6 +297,20 @@ async fn a_trace_shows_the_freeze_targets_graph_and_exports() -> R {
         "the hostile label stays inside its string: {strings:?}"
     );
 
+    // The node bound: the trace stops growing and the page says so.
+    assert!(
+        out["truncated"]
+            .as_str()
+            .is_some_and(|t| t.contains("The trace reached max_nodes = 3 addresses")),
+        "{}",
+        out["truncated"]
+    );
+    assert!(
+        out["truncated_nodes"].as_u64().is_some_and(|n| n < 10),
+        "{}",
+        out["truncated_nodes"]
+    );
+
     // Bad bounds: refused, naming the field and the value.
     for (field, said) in [
         (
