@@ -218,6 +218,12 @@ pub struct ServeArgs {
     /// `label` response reloads the server's intel at once.
     #[arg(long, value_name = "FILE", env = "HOLDFAST_WATCH_CONFIG")]
     pub watch_config: Option<PathBuf>,
+    /// Serve traces of the transfer store (the console's trace page, /console/trace): opens
+    /// --store, or the embedded store in the data directory (no other process may then open
+    /// it; with a PostgreSQL store `holdfast ingest --follow` keeps writing). With
+    /// --watch-config the watch's transfer store is used, with or without this flag.
+    #[arg(long)]
+    pub trace: bool,
     /// How long a web console session lasts (the console is at / with --guard-config; its
     /// users sign in with an API token), e.g. 8h, 30m, 90s.
     #[arg(long, value_name = "DURATION", default_value = "8h", value_parser = console_ttl)]
@@ -360,9 +366,14 @@ fn serve(
         .as_ref()
         .map(|w| (w.transfers.clone(), w.watch.clone()));
     let state = match &watch {
-        Some(w) => state.with_watch(w.watch.clone()),
+        Some(w) => state
+            .with_watch(w.watch.clone())
+            .with_transfers(w.transfers.clone()),
+        None if args.trace => state.with_transfers(chain_cmd::open_store(&data_dir, store)?),
         None => state,
     };
+    // Dropped outside the runtime, as the watch's (a PostgreSQL client blocks when dropped).
+    let _keep_transfers = state.transfers.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

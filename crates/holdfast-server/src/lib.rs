@@ -77,6 +77,10 @@ pub struct AppState {
     pub streams: alerts::Streams,
     /// The web console's sessions.
     pub sessions: console::Sessions,
+    /// Failed console sign-ins per client address.
+    pub auth_throttle: console::throttle::AuthThrottle,
+    /// The transfer store traces read (the console's trace page), when configured.
+    pub transfers: Option<Arc<dyn holdfast_store::Store>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -110,6 +114,12 @@ impl AppState {
     /// no guard service is configured; with one, its tokens are used.
     pub fn with_tokens(mut self, config: holdfast_gate::GateConfig) -> Self {
         self.tokens = Some(Arc::new(config));
+        self
+    }
+
+    /// Traces (the console's trace page) read the transfers of `store`.
+    pub fn with_transfers(mut self, store: Arc<dyn holdfast_store::Store>) -> Self {
+        self.transfers = Some(store);
         self
     }
 
@@ -163,6 +173,8 @@ impl AppState {
             tokens: None,
             streams: alerts::Streams::default(),
             sessions: console::Sessions::default(),
+            transfers: None,
+            auth_throttle: console::throttle::AuthThrottle::default(),
         })
     }
 

@@ -63,6 +63,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/alerts/{id}/ack", post(crate::alerts::acknowledge))
         .merge(crate::console::router())
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::console::throttle::bearer,
+        ))
         .layer(middleware::from_fn(crate::error::json_errors))
         .layer(middleware::from_fn(crate::console::headers))
         .layer(middleware::from_fn_with_state(state.clone(), track))

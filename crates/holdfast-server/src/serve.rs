@@ -143,7 +143,7 @@ pub async fn serve_router(
         let stream = tokio::select! {
             () = &mut shutdown => break,
             r = listener.accept() => match r {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, or a connection reset before it was
                     // accepted: keep serving the others.
@@ -153,8 +153,17 @@ pub async fn serve_router(
                 }
             },
         };
+        let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // Each request knows the address it came from (the console bounds sign-ins by it).
+        let peer = crate::console::throttle::Peer(peer.ip());
+        let service = TowerToHyperService::new(tower::util::MapRequest::new(
+            router.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(peer);
+                req
+            },
+        ));
         let mut stop = stop_rx.clone();
         let limits = limits.clone();
         let open = Open::new(&limits.open);

@@ -93,7 +93,7 @@ fn csv(trace: &Trace, out: &mut dyn Write) -> Result<(), csv::Error> {
         let service = a
             .service
             .as_ref()
-            .map(|s| s.name.clone())
+            .map(|s| csv_text(&s.name))
             .unwrap_or_default();
         let category = a
             .service
@@ -138,8 +138,20 @@ fn csv(trace: &Trace, out: &mut dyn Write) -> Result<(), csv::Error> {
     Ok(())
 }
 
-/// Every address of the graph outputs: those reached and both ends of each tree hop, once.
-fn nodes(trace: &Trace) -> Vec<Address> {
+/// Text from labels in a CSV cell: a cell starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return is a formula to a spreadsheet (CSV injection), so it gets a leading `'`
+/// (OWASP's advice). Quoting is the `csv` writer's.
+fn csv_text(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Every address of the graph outputs: those reached and both ends of each tree hop, once,
+/// in address order.
+pub fn nodes(trace: &Trace) -> Vec<Address> {
     let mut nodes: Vec<Address> = trace.addresses.iter().map(|a| a.address).collect();
     for h in &trace.tree {
         nodes.push(h.from);
@@ -150,13 +162,15 @@ fn nodes(trace: &Trace) -> Vec<Address> {
     nodes
 }
 
+/// A node's DOT label (escaped: the address, and the service's name on a second line) and
+/// its role.
 fn node_label(trace: &Trace, a: &Address) -> (String, &'static str) {
     match trace.reached(a) {
         Some(r) => {
             let name = r
                 .service
                 .as_ref()
-                .map(|s| format!("\\n{}", s.name))
+                .map(|s| format!("\\n{}", escape_dot(&s.name)))
                 .unwrap_or_default();
             (format!("{a}{name}"), role_name(r.role))
         }
@@ -164,8 +178,21 @@ fn node_label(trace: &Trace, a: &Address) -> (String, &'static str) {
     }
 }
 
-fn escape_dot(s: &str) -> String {
-    s.replace('"', "\\\"")
+/// `s` inside a DOT double-quoted string: `\` and `"` escaped (a trailing backslash would
+/// otherwise escape the closing quote, and Graphviz reads `\N`, `\G`, `\l` in labels), a
+/// line break as Graphviz's `\n`, other control characters as U+FFFD.
+pub fn escape_dot(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The taint tree in Graphviz DOT.
@@ -185,8 +212,7 @@ pub fn dot(trace: &Trace) -> String {
         };
         let _ = writeln!(
             s,
-            "  \"{a}\" [label=\"{}\", color={color}, role=\"{role}\"];",
-            escape_dot(&label)
+            "  \"{a}\" [label=\"{label}\", color={color}, role=\"{role}\"];"
         );
     }
     for h in &trace.tree {
@@ -200,11 +226,24 @@ pub fn dot(trace: &Trace) -> String {
     s
 }
 
-fn escape_xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// `s` as XML text or attribute value: markup characters escaped, and characters XML 1.0
+/// does not allow at all (control characters but tab and line breaks, U+FFFE, U+FFFF) as
+/// U+FFFD — escaping them (`&#1;`) would still be ill-formed.
+pub fn escape_xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The taint tree in GraphML.
@@ -255,4 +294,192 @@ pub fn graphml(trace: &Trace) -> String {
     }
     s.push_str("  </graph>\n</graphml>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_primitives::{B256, U256};
+    use holdfast_primitives::{Asset, Category};
+
+    use super::*;
+    use crate::labels::{Service, ServiceKind};
+    use crate::policy::{Policy, Seed, TraceOptions};
+    use crate::result::{Amount, FreezeTarget, Hop, Reached, TraceStats};
+
+    /// Script, markup, quotes of both kinds, a trailing backslash, Graphviz escapes, a line
+    /// break, control characters XML forbids, a direction override and a spreadsheet formula.
+    const HOSTILE: &str =
+        "=HYPERLINK(\"x\")<script>alert('1')</script>&amp; \\N\\G\n\u{1}\u{7}\u{202E}evil\\";
+
+    /// A seed paying a service deposit labelled with [`HOSTILE`].
+    fn hostile_trace() -> Trace {
+        let seed = Address::repeat_byte(1);
+        let deposit = Address::repeat_byte(2);
+        let amount = Amount {
+            source: 0,
+            asset: Asset::Native,
+            amount: U256::from(5u64),
+        };
+        let service = Service {
+            kind: ServiceKind::Custodial,
+            category: Category::Exchange,
+            name: HOSTILE.to_owned(),
+        };
+        let hop = Hop {
+            tx_hash: B256::repeat_byte(3),
+            block: 7,
+            from: seed,
+            to: deposit,
+            asset: Asset::Native,
+            amount: U256::from(5u64),
+            tainted: U256::from(5u64),
+        };
+        Trace {
+            id: "abc".into(),
+            chain_id: 1,
+            policy: Policy::Fifo,
+            options: TraceOptions::with_policy(Policy::Fifo),
+            seeds: vec![Seed::address(seed)],
+            seeded: vec![amount.clone()],
+            addresses: vec![
+                Reached {
+                    address: seed,
+                    role: Role::Seed,
+                    hops: 0,
+                    service: None,
+                    first_tx: None,
+                    first_block: None,
+                    received: vec![],
+                    held: vec![],
+                    out_degree: 1,
+                },
+                Reached {
+                    address: deposit,
+                    role: Role::Service,
+                    hops: 1,
+                    service: Some(service.clone()),
+                    first_tx: Some(hop.tx_hash),
+                    first_block: Some(7),
+                    received: vec![amount.clone()],
+                    held: vec![amount.clone()],
+                    out_degree: 0,
+                },
+            ],
+            targets: vec![FreezeTarget {
+                service,
+                deposit,
+                amounts: vec![amount],
+                first_tx: hop.tx_hash,
+                first_block: 7,
+                path: vec![hop.clone()],
+            }],
+            exits: vec![],
+            mixers: vec![],
+            tree: vec![hop],
+            stats: TraceStats::default(),
+        }
+    }
+
+    /// The double-quoted strings of a DOT text, unescaped as Graphviz reads them (`\"`
+    /// and `\\`; other escapes kept for the label's own reading), or an error when a string
+    /// never closes.
+    fn dot_strings(dot: &str) -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        let mut chars = dot.chars();
+        while let Some(c) = chars.next() {
+            if c != '"' {
+                continue;
+            }
+            let mut s = String::new();
+            loop {
+                match chars.next() {
+                    None => return Err(format!("unterminated string {s:?}")),
+                    Some('"') => break,
+                    Some('\\') => match chars.next() {
+                        Some('"') => s.push('"'),
+                        Some('\\') => s.push('\\'),
+                        Some(c) => {
+                            s.push('\\');
+                            s.push(c);
+                        }
+                        None => return Err("backslash at the end".into()),
+                    },
+                    Some(c) => s.push(c),
+                }
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn dot_keeps_a_hostile_label_inside_its_string() {
+        let t = hostile_trace();
+        let dot = dot(&t);
+        let strings = dot_strings(&dot).expect("every string closes");
+        let label = strings
+            .iter()
+            .find(|s| s.contains("HYPERLINK"))
+            .expect("the label");
+        // Read back: the name, the line break as Graphviz's \n, controls replaced.
+        assert_eq!(
+            label,
+            &format!(
+                "{}\\n=HYPERLINK(\"x\")<script>alert('1')</script>&amp; \\N\\G\\n\u{FFFD}\u{FFFD}\u{202E}evil\\",
+                Address::repeat_byte(2)
+            )
+        );
+        // One statement per line: the line break did not end the statement.
+        assert_eq!(dot.lines().count(), 2 + 2 + 1 + 1, "{dot}");
+        assert!(dot.trim_end().ends_with('}'));
+    }
+
+    #[test]
+    fn graphml_with_a_hostile_label_is_well_formed() {
+        let t = hostile_trace();
+        let xml = graphml(&t);
+        let mut reader = quick_xml::Reader::from_str(&xml);
+        let mut nodes = 0;
+        let mut texts = Vec::new();
+        let mut text = String::new();
+        loop {
+            use quick_xml::events::Event;
+            match reader.read_event().expect("well-formed XML") {
+                Event::Eof => break,
+                Event::Start(e) if e.name().as_ref() == b"node" => nodes += 1,
+                Event::Start(_) => text.clear(),
+                Event::Text(e) => text.push_str(&e.xml_content().expect("text")),
+                Event::GeneralRef(e) => {
+                    let name = e.decode().expect("entity");
+                    let c = quick_xml::escape::resolve_predefined_entity(&name)
+                        .expect("a predefined entity");
+                    text.push_str(c);
+                }
+                Event::End(_) => texts.push(std::mem::take(&mut text)),
+                _ => {}
+            }
+        }
+        assert_eq!(nodes, 2);
+        assert!(
+            texts.iter().any(|s| s
+                == "=HYPERLINK(\"x\")<script>alert('1')</script>&amp; \\N\\G\n\u{FFFD}\u{FFFD}\u{202E}evil\\"),
+            "{texts:?}"
+        );
+    }
+
+    #[test]
+    fn csv_quotes_a_hostile_label_and_defuses_the_formula() {
+        let t = hostile_trace();
+        let mut out = Vec::new();
+        write(&t, Format::Csv, &mut out).expect("csv");
+        let mut r = csv::Reader::from_reader(out.as_slice());
+        let rows: Vec<csv::StringRecord> = r.records().collect::<Result<_, _>>().expect("rows");
+        assert_eq!(rows.len(), 2);
+        let service = rows
+            .iter()
+            .find(|r| r.get(1) == Some("service"))
+            .and_then(|r| r.get(3))
+            .expect("the service row");
+        assert_eq!(service, format!("'{HOSTILE}"));
+    }
 }

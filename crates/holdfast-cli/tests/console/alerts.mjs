@@ -18,6 +18,7 @@ try {
   await u.page.waitForSelector('#alerts tr.new', { timeout: 30000 });
   out.received_at = Number(await u.page.getAttribute('#alerts tr.new', 'data-received-at'));
   out.row = ((await u.page.textContent('#alerts tr.new')) ?? '').trim();
+  out.live_links = await u.page.$$eval('#alerts tr.new .alert-links a', (as) => as.map((a) => a.getAttribute('href')));
   await shot(u.page, 'alerts-live');
   // After a reload the alert is in the server-rendered list, with an acknowledge form.
   await u.page.reload();
@@ -27,6 +28,21 @@ try {
   out.csp = await violations(u);
   out.axe = [];
   await scan(u.page, 'alerts', out.axe);
+  // From the alert: what its transaction did, and a trace seeded at that transaction.
+  out.links = await u.page.$$eval('#alerts tr:first-child .alert-links a', (as) => as.map((a) => a.getAttribute('href')));
+  await Promise.all([u.page.waitForNavigation(), u.page.click('#alerts tr:first-child a.decoding')]);
+  out.decoding = {
+    title: ((await u.page.textContent('#alert-title')) ?? '').trim(),
+    tx: ((await u.page.textContent('#alert-tx')) ?? '').trim(),
+    facts: ((await u.page.textContent('#facts')) ?? '').trim(),
+    addresses: ((await u.page.textContent('#addresses')) ?? '').trim(),
+  };
+  await shot(u.page, 'alert-decoding');
+  await scan(u.page, 'alert', out.axe);
+  out.csp.push(...(await violations(u)));
+  await Promise.all([u.page.waitForNavigation(), u.page.click('a.trace')]);
+  out.trace_seed = await u.page.inputValue('#seed');
+  out.trace_path = new URL(u.page.url()).pathname;
   out.errors = u.report.errors;
 } finally {
   await browser.close();

@@ -2,7 +2,8 @@
 //! paged with `before`, and new ones added live by `assets/alerts.js` from
 //! `GET /v1/alerts/stream` (server-sent events), starting right after the outbox event the
 //! page was rendered at, so nothing between the two is missed. Operators and admins
-//! acknowledge an alert with a form.
+//! acknowledge an alert with a form. Each alert links to what its transaction did
+//! ([`super::alert`]) and to a trace from that transaction.
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
@@ -10,12 +11,12 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use holdfast_gate::Role;
 use holdfast_store::watch::{AlertQuery, SEVERITY_NAMES, StoredAlert};
-use serde_json::Value;
 
+use super::alert::{links, text};
 use super::html::{Html, url_component};
 use super::pages::utc;
 use super::session::check_csrf;
-use super::{Session, error_page, page, signed_in};
+use super::{Session, error_page, page, signed_in, signed_in_page};
 use crate::AppState;
 use crate::alerts::{blocking, body_json, store};
 use crate::error::{ApiError, ApiPath, query_params};
@@ -28,14 +29,10 @@ pub async fn feed(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let session = match signed_in(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    match render(&state, &session, query.as_deref()).await {
-        Ok(r) => r,
-        Err(e) => error_page(Some(&session), &e),
-    }
+    signed_in_page(&state, &headers, async |s| {
+        render(&state, s, query.as_deref()).await
+    })
+    .await
 }
 
 async fn render(
@@ -109,14 +106,6 @@ async fn render(
     Ok(page("Alerts", Some(session), h))
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        v => v.to_string(),
-    }
-}
-
 fn row(h: &mut Html, a: &StoredAlert, ack_csrf: Option<&str>) {
     let body = body_json(&a.body);
     let severity = SEVERITY_NAMES
@@ -132,7 +121,11 @@ fn row(h: &mut Html, a: &StoredAlert, ack_csrf: Option<&str>) {
     h.el("div", &[("class", "small")], &text(&body["summary"]));
     h.close("td");
     h.el("td", &[], &format!("{} #{}", a.chain_id, a.block_number));
-    h.el("td", &[("class", "mono small")], &text(&body["tx_hash"]));
+    let tx = text(&body["tx_hash"]);
+    h.open("td", &[("class", "mono small")]);
+    h.text(&tx);
+    links(h, &a.id, Some(&tx));
+    h.close("td");
     h.open("td", &[]);
     h.text(a.status.name());
     match (&a.acknowledged, ack_csrf) {

@@ -14,7 +14,7 @@ use holdfast_store::gate::{AuditEntry, GateStore, Verifier};
 
 use super::html::Html;
 use super::pages::{gate, utc};
-use super::{Session, error_page, page, signed_in};
+use super::{Session, error_page, page, signed_in, signed_in_page};
 use crate::AppState;
 use crate::error::{ApiError, query_params};
 
@@ -74,14 +74,10 @@ pub async fn show(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let session = match signed_in(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    match render(&state, &session, query.as_deref()).await {
-        Ok(r) => r,
-        Err(e) => error_page(Some(&session), &e),
-    }
+    signed_in_page(&state, &headers, async |s| {
+        render(&state, s, query.as_deref()).await
+    })
+    .await
 }
 
 async fn render(

@@ -3,11 +3,12 @@
 //!
 //! - [`html`]: the only way pages are written; data is always escaped text.
 //! - [`session`]: sign-in with an API token into a server-side session; CSRF and origin
-//!   checks on every state change.
+//!   checks on every state change; [`throttle`]: failed sign-ins bounded per client.
 //! - [`pages`]: sign-in, the request queue; [`request`]: one request; [`act`]: cancel and
 //!   freeze forms; [`alerts`]: the watch's alerts, live, and their acknowledgement;
+//!   [`alert`]: one alert, what its transaction did, links to a trace;
 //!   [`audit`]: the audit log, its verification and export (admins); [`screen`]: screening
-//!   an address; [`unfreeze`]: lifting a freeze with a quorum's signed approvals. Approvals are signed in the browser (`assets/approve.js`, EIP-1193) and
+//!   an address; [`trace`]: tracing stolen funds (the graph: [`trace_graph`]); [`unfreeze`]: lifting a freeze with a quorum's signed approvals. Approvals are signed in the browser (`assets/approve.js`, EIP-1193) and
 //!   posted to the API's own approve route with the session.
 //!
 //! Every console answer carries [`CSP`]: scripts, styles and images only from this origin
@@ -15,6 +16,7 @@
 //! only to this origin. The console makes no request to any third party.
 
 pub mod act;
+pub mod alert;
 pub mod alerts;
 pub mod audit;
 pub mod filter;
@@ -23,6 +25,9 @@ pub mod pages;
 pub mod request;
 pub mod screen;
 pub mod session;
+pub mod throttle;
+pub mod trace;
+pub mod trace_graph;
 pub mod unfreeze;
 
 use axum::Router;
@@ -64,6 +69,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("assets/unfreeze.js"),
     ),
     (
+        "trace.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/trace.js"),
+    ),
+    (
         "approve.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/approve.js"),
@@ -93,8 +103,11 @@ pub fn router() -> Router<AppState> {
             get(unfreeze::show).post(unfreeze::lift),
         )
         .route("/console/alerts", get(alerts::feed))
+        .route("/console/alerts/{id}", get(alert::show))
         .route("/console/audit", get(audit::show))
         .route("/console/screen", get(screen::show))
+        .route("/console/trace", get(trace::show))
+        .route("/console/trace/export", get(trace::export))
         .route("/console/audit/export", get(audit::export))
         .route("/console/alerts/{id}/ack", post(alerts::acknowledge))
         .route("/console/assets/{name}", get(asset))
@@ -158,6 +171,23 @@ pub(crate) fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session
         .ok_or_else(|| Box::new(Redirect::to("/console/sign-in").into_response()))
 }
 
+/// The shell of every console page: the signed-in user (else a redirect to sign-in), the
+/// page `render` makes for them, or what went wrong as a page.
+pub(crate) async fn signed_in_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    render: impl AsyncFnOnce(&Session) -> Result<Response, ApiError>,
+) -> Response {
+    let session = match signed_in(state, headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    match render(&session).await {
+        Ok(r) => r,
+        Err(e) => error_page(Some(&session), &e),
+    }
+}
+
 /// A page: the shell around `body`, with the navigation for `session`'s roles.
 pub(crate) fn page(title: &str, session: Option<&Session>, body: Html) -> Response {
     let mut h = Html::new();
@@ -200,6 +230,7 @@ pub(crate) fn page(title: &str, session: Option<&Session>, body: Html) -> Respon
         h.link("/console/requests?view=decided", "Decided");
         h.link("/console/alerts", "Alerts");
         h.link("/console/screen", "Screen");
+        h.link("/console/trace", "Trace");
         if s.principal.has(holdfast_gate::Role::Admin) {
             h.link("/console/audit", "Audit log");
         }

@@ -20,7 +20,7 @@ use holdfast_store::gate::{GateRequest, RequestState};
 use super::filter::Filter;
 use super::html::{Html, url_component};
 use super::session::{check_csrf, same_origin};
-use super::{error_page, page, signed_in};
+use super::{error_page, page, signed_in_page};
 use crate::AppState;
 use crate::body::read_body;
 use crate::error::{ApiError, query_params};
@@ -92,9 +92,19 @@ fn sign_in_form(refused: Option<&str>) -> Response {
     resp
 }
 
-pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn sign_in(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<super::throttle::Peer>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     if let Err(e) = same_origin(&headers) {
         return error_page(None, &e);
+    }
+    let client = peer.map(|p| p.0.0);
+    if let Err(wait) = state.auth_throttle.check(client) {
+        let e = super::throttle::too_many("failed sign-ins", wait);
+        return super::throttle::retry_after(error_page(None, &e), wait);
     }
     let fields = match form(&state, &headers, body).await {
         Ok(f) => f,
@@ -110,7 +120,8 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Bo
         );
     };
     let Some(who) = book.principal(token) else {
-        tracing::info!(target: "server::console", "sign-in refused: unknown token");
+        let failures = state.auth_throttle.failed(client);
+        tracing::info!(target: "server::console", ?client, failures, "sign-in refused: unknown token");
         return sign_in_form(Some(
             "Unknown token: not one of the guard configuration's tokens.",
         ));
@@ -189,14 +200,10 @@ pub async fn queue(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let session = match signed_in(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    match queue_page(&state, query.as_deref(), &session).await {
-        Ok(h) => h,
-        Err(e) => error_page(Some(&session), &e),
-    }
+    signed_in_page(&state, &headers, async |s| {
+        queue_page(&state, query.as_deref(), s).await
+    })
+    .await
 }
 
 async fn queue_page(

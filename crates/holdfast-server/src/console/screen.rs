@@ -10,7 +10,7 @@ use holdfast_intel::{ScreenOptions, Verdict};
 use holdfast_primitives::{Chain, Date};
 
 use super::html::Html;
-use super::{Session, error_page, page, signed_in};
+use super::{Session, page, signed_in_page};
 use crate::AppState;
 use crate::error::{ApiError, query_params};
 
@@ -19,14 +19,10 @@ pub async fn show(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let session = match signed_in(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    match render(&state, &session, query.as_deref()) {
-        Ok(r) => r,
-        Err(e) => error_page(Some(&session), &e),
-    }
+    signed_in_page(&state, &headers, async |s| {
+        render(&state, s, query.as_deref())
+    })
+    .await
 }
 
 fn render(state: &AppState, session: &Session, query: Option<&str>) -> Result<Response, ApiError> {

@@ -19,7 +19,7 @@ use serde_json::json;
 use super::html::{Html, url_component};
 use super::pages::{form, gate, now};
 use super::session::check_csrf;
-use super::{Session, error_page, page, signed_in};
+use super::{Session, error_page, page, signed_in, signed_in_page};
 use crate::AppState;
 use crate::error::{ApiError, query_params};
 
@@ -45,14 +45,10 @@ pub async fn show(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let session = match signed_in(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    match render(&state, &session, query.as_deref()).await {
-        Ok(r) => r,
-        Err(e) => error_page(Some(&session), &e),
-    }
+    signed_in_page(&state, &headers, async |s| {
+        render(&state, s, query.as_deref()).await
+    })
+    .await
 }
 
 async fn render(

@@ -64,6 +64,35 @@ async fn every_console_answer_carries_the_csp_and_state_changes_need_csrf_and_or
         (get("/console/requests/0xabc", true), StatusCode::NOT_FOUND),
         (get("/console/audit", true), StatusCode::FORBIDDEN),
         (get("/console/alerts", true), StatusCode::NOT_FOUND),
+        (get("/console/trace", true), StatusCode::OK),
+        (
+            get(
+                "/console/trace?seed=0x1111111111111111111111111111111111111111&max_hops=0",
+                true,
+            ),
+            StatusCode::BAD_REQUEST,
+        ),
+        // No transfer store (`serve --trace`): said on the page.
+        (
+            get(
+                "/console/trace?seed=0x1111111111111111111111111111111111111111",
+                true,
+            ),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            get(
+                "/console/trace/export?seed=0x1111111111111111111111111111111111111111&format=xlsx",
+                true,
+            ),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            get("/console/trace/export?format=csv", false),
+            StatusCode::SEE_OTHER,
+        ),
+        (get("/console/alerts/hf-00", true), StatusCode::NOT_FOUND),
+        (get("/console/assets/trace.js", false), StatusCode::OK),
         (get("/console/assets/console.js", false), StatusCode::OK),
         (get("/console/assets/approve.js", false), StatusCode::OK),
         (get("/console/assets/console.css", false), StatusCode::OK),
@@ -80,6 +109,25 @@ async fn every_console_answer_carries_the_csp_and_state_changes_need_csrf_and_or
         let uri = req.uri().to_string();
         let (status, headers, body) = send(&state, req).await;
         assert_eq!(status, expected, "{uri}: {body}");
+        // The trace page's refusals name the field and the value, or what is missing.
+        for (needle, said) in [
+            (
+                "max_hops=0",
+                "max_hops is &quot;0&quot;: expected a whole number from 1 to 64",
+            ),
+            (
+                "format=xlsx",
+                "format is &quot;xlsx&quot;: expected csv, graphml or dot",
+            ),
+            (
+                "trace?seed=0x1111111111111111111111111111111111111111",
+                "--trace",
+            ),
+        ] {
+            if uri.ends_with(needle) {
+                assert!(body.contains(said), "{uri}: {body}");
+            }
+        }
         assert_eq!(
             headers
                 .get(header::CONTENT_SECURITY_POLICY)
@@ -306,5 +354,83 @@ async fn a_session_is_rate_limited_on_the_api_like_its_token() {
             StatusCode::TOO_MANY_REQUESTS
         ],
         "the session's principal has its token's budget"
+    );
+}
+
+/// Token guessing is bounded per client address, served as `holdfast serve` serves (the
+/// peer address is the connection's): after 10 failed sign-ins the 11th — even with a
+/// right token — is answered 429 with a clear message and `Retry-After`; bearer tokens on
+/// the API count too (a sibling route to the same guess), while another client is not
+/// affected.
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_sign_ins_and_unknown_bearer_tokens_are_bounded_per_client() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = state_with_gate(dir.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(holdfast_server::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let sign_in = |token: &str| {
+        client
+            .post(format!("{base}/console/sign-in"))
+            .header("origin", &base)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}"))
+            .send()
+    };
+    for i in 0..holdfast_server::console::throttle::MAX_FAILURES {
+        let r = sign_in(&format!("guess-{i}")).await.expect("answer");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    let r = sign_in("ops-token").await.expect("answer");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(r.headers()[header::CONTENT_SECURITY_POLICY], CSP);
+    let body = r.text().await.expect("body");
+    assert!(
+        body.contains("Too many failed sign-ins from this address (10 in 60 s): try again in"),
+        "{body}"
+    );
+    // The API's bearer tokens: the same client is over its bound, right token or not.
+    let api = |token: &str| {
+        client
+            .get(format!("{base}/v1/guard/requests/0xabc"))
+            .bearer_auth(token)
+            .send()
+    };
+    let r = api("ops-token").await.expect("answer");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "rate_limited", "{v}");
+    let _ = stop.send(());
+    server.await.expect("joined").expect("served");
+
+    // Bearer guesses alone reach the bound too (a fresh server; the oneshot router has no
+    // peer address: one client).
+    let state = state_with_gate(&dir.path().join("second"));
+    let guess = |t: String| {
+        Request::get("/v1/guard/requests/0xabc")
+            .header("authorization", format!("Bearer {t}"))
+            .body(Body::empty())
+            .expect("request")
+    };
+    for i in 0..holdfast_server::console::throttle::MAX_FAILURES {
+        let (status, _, body) = send(&state, guess(format!("guess-{i}"))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    let (status, headers, body) = send(&state, guess("ops-token".into())).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(headers.contains_key("retry-after"));
+    assert!(
+        body.contains("Too many requests with an unknown token from this address"),
+        "{body}"
     );
 }

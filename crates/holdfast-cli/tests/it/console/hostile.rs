@@ -253,6 +253,36 @@ async fn a_takeover_alert_appears_in_the_live_feed_within_a_second_and_is_acknow
             .is_some_and(|t| t.contains("acknowledged by ops")),
         "{out}"
     );
+    // From the alert: what its transaction did, and a trace seeded at that transaction.
+    let tx = out["decoding"]["tx"].as_str().unwrap_or("").to_owned();
+    assert_eq!(tx.len(), 66, "the alert's transaction: {out}");
+    for links in [&out["live_links"], &out["links"]] {
+        let links = links.as_array().ok_or("links")?;
+        assert!(
+            links.iter().any(|l| l
+                .as_str()
+                .is_some_and(|l| l.starts_with("/console/alerts/hf-")))
+                && links.contains(&json!(format!("/console/trace?seed={tx}"))),
+            "{out}"
+        );
+    }
+    assert!(
+        out["decoding"]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("singleton")),
+        "{out}"
+    );
+    assert!(
+        out["decoding"]["addresses"].as_str().is_some_and(|t| t
+            .to_lowercase()
+            .contains(&w.safe.to_string().to_lowercase())),
+        "{out}"
+    );
+    assert_eq!(out["trace_path"], "/console/trace");
+    assert_eq!(
+        out["trace_seed"], tx,
+        "the trace page is seeded with the alert's tx"
+    );
     assert_eq!(out["csp"], json!([]), "{out}");
     assert_eq!(out["errors"], json!([]), "{out}");
     assert_eq!(

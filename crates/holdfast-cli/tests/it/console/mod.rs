@@ -7,6 +7,7 @@
 //!
 //! - [`guard`]: approvals, the Bybit pattern, cancel, freeze and unfreeze.
 //! - [`hostile`]: hostile data, CSRF, origin and expiry; the live alerts feed.
+//! - [`trace`]: the trace page on the testkit's laundering: freeze targets, graph, exports.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -71,7 +72,21 @@ fn hostile_tagpack() -> String {
 /// The same; `serve_args` are passed to `serve`; `watch`: the watch runs in the server,
 /// alerting on critical storage changes of the Safe from the next block on.
 pub(super) async fn world_with(simulate: bool, serve_args: &[&str], watch: bool) -> R<World> {
-    let node = Anvil::spawn().await?;
+    world_on(Anvil::spawn().await?, simulate, serve_args, watch, &|_| {
+        Ok(())
+    })
+    .await
+}
+
+/// The same on `node`; `prepare` runs on the data directory just before `serve` starts
+/// (the Safe deployed, intel imported).
+pub(super) async fn world_on(
+    node: Anvil,
+    simulate: bool,
+    serve_args: &[&str],
+    watch: bool,
+    prepare: &(dyn Fn(&std::path::Path) -> R + Sync),
+) -> R<World> {
     let a = dev_account(0);
     let infra = deploy::safe_141(&node, a).await?;
     let safe = infra.create_safe(&node, a, &[dev_account(7), a], 2).await?;
@@ -189,6 +204,7 @@ action = "allow"
         args.extend(["--watch-config".to_owned(), path.display().to_string()]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    prepare(&data)?;
     let service = Service::start_with(&data, &config, None, &args)?;
     service.wait_ready(&reqwest::Client::new()).await?;
     Ok(World {
@@ -335,3 +351,4 @@ macro_rules! need_chromium {
 
 mod guard;
 mod hostile;
+mod trace;

@@ -31,10 +31,26 @@ function add(event) {
   summary.className = 'small';
   summary.textContent = a.summary ?? '';
   what.append(title, summary);
+  const tx = cell(a.tx_hash, 'mono small');
+  const links = document.createElement('div');
+  links.className = 'alert-links small';
+  const decoding = document.createElement('a');
+  decoding.href = `/console/alerts/${encodeURIComponent(e.alert_id ?? '')}`;
+  decoding.className = 'decoding';
+  decoding.textContent = 'What it did';
+  links.append(decoding);
+  if (a.tx_hash) {
+    const trace = document.createElement('a');
+    trace.href = `/console/trace?seed=${encodeURIComponent(a.tx_hash)}`;
+    trace.className = 'trace';
+    trace.textContent = 'Trace from this transaction';
+    links.append(' · ', trace);
+  }
+  tx.append(links);
   tr.append(
     what,
     cell(`${a.chain_id ?? ''} #${a.block_number ?? ''}`),
-    cell(a.tx_hash, 'mono small'),
+    tx,
     cell(event.type === 'raised' ? 'open (reload to acknowledge)' : event.type),
   );
   body.prepend(tr);
