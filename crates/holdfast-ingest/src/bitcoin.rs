@@ -8,8 +8,8 @@
 //!
 //! Hashes and txids are stored in rust-bitcoin's internal byte order (`to_byte_array`).
 //!
-//! Not yet here (docs/BITCOIN.md): following the head, waiting out an outage, progress,
-//! the transactions and the address index.
+//! Each block is written with its transactions (inputs resolved by [`connect`] from the index
+//! and the block itself, never by asking the node) for the store's address index.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -21,7 +21,9 @@ use holdfast_bitcoin::utxo::{BlockChanges, ConnectError, Utxo, UtxoView, ViewErr
 use holdfast_bitcoin::{Block, Output, RpcError, RpcSource};
 use holdfast_primitives::BlockRef;
 use holdfast_store::StoreError;
-use holdfast_store::utxo::{MAX_BATCH, OutPointKey, UtxoChanges, UtxoRecord, UtxoStore};
+use holdfast_store::utxo::{
+    MAX_BATCH, OutPointKey, TxInput, TxOutput, TxRecord, UtxoChanges, UtxoRecord, UtxoStore,
+};
 
 /// What went wrong ingesting a Bitcoin-family chain.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,8 @@ pub enum BitcoinIngestError {
     ReorgTooDeep { at: u64, max: u64 },
     #[error("store task failed: {0}")]
     Join(String),
+    #[error(transparent)]
+    Unresolved(#[from] UnresolvedInput),
 }
 
 /// What one [`sync_utxo`] did.
@@ -135,15 +139,68 @@ fn record_of(u: &Utxo) -> UtxoRecord {
     }
 }
 
-/// A block's changes as the store keeps them.
-pub fn store_changes(c: &BlockChanges) -> UtxoChanges {
+/// A block's changes as the store keeps them, with its transactions (`block` as
+/// [`connect`] left it: every input resolved).
+pub fn store_changes(block: &Block, c: &BlockChanges) -> Result<UtxoChanges, UnresolvedInput> {
     let list =
         |l: &[(OutPoint, Utxo)]| l.iter().map(|(op, u)| (key_of(op), record_of(u))).collect();
-    UtxoChanges {
+    Ok(UtxoChanges {
         created: list(&c.created),
         spent: list(&c.spent),
         replaced: list(&c.replaced),
-    }
+        transactions: store_transactions(block)?,
+    })
+}
+
+/// An input [`store_transactions`] was given unresolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("block {block}, tx {txid}: input {input} is not resolved (connect the block first)")]
+pub struct UnresolvedInput {
+    pub block: String,
+    pub txid: String,
+    pub input: usize,
+}
+
+/// A block's transactions as the store keeps them: inputs with the spent output's value and
+/// address (filled in by [`connect`], from the index and the block itself), outputs whole.
+pub fn store_transactions(block: &Block) -> Result<Vec<TxRecord>, UnresolvedInput> {
+    block
+        .txs
+        .iter()
+        .map(|tx| {
+            let inputs = tx
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(i, input)| {
+                    let spent = input.spent.as_ref().ok_or_else(|| UnresolvedInput {
+                        block: block.hash.to_string(),
+                        txid: tx.txid.to_string(),
+                        input: i,
+                    })?;
+                    Ok(TxInput {
+                        prevout: key_of(&input.prevout),
+                        value: spent.value,
+                        address: spent.address.clone(),
+                    })
+                })
+                .collect::<Result<_, UnresolvedInput>>()?;
+            Ok(TxRecord {
+                txid: B256::from(tx.txid.to_byte_array()),
+                coinbase: tx.coinbase,
+                inputs,
+                outputs: tx
+                    .outputs
+                    .iter()
+                    .map(|o| TxOutput {
+                        value: o.value,
+                        script: o.script.to_bytes(),
+                        address: o.address.clone(),
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 /// The block as the store records it.
@@ -170,7 +227,7 @@ async fn write_block(
         store.apply_block(
             chain_id,
             &block_ref(&block, height),
-            &store_changes(&changes),
+            &store_changes(&block, &changes)?,
         )?;
         Ok(block)
     })
@@ -289,7 +346,8 @@ impl BitcoinIngestError {
             BitcoinIngestError::Connect(_)
             | BitcoinIngestError::Store(_)
             | BitcoinIngestError::ReorgTooDeep { .. }
-            | BitcoinIngestError::Join(_) => false,
+            | BitcoinIngestError::Join(_)
+            | BitcoinIngestError::Unresolved(_) => false,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! A Bitcoin-family chain into the UTXO index, from a real node (litecoind in regtest): the
 //! index equals the node's own UTXO set (`gettxoutsetinfo`, `gettxout`) after a backfill,
-//! after a reorg the sync unwinds, and after resuming; on the embedded store and PostgreSQL.
+//! after a reorg the sync unwinds, and after resuming; its address index and fees equal the
+//! node's own decoding of its chain; on the embedded store and PostgreSQL.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use holdfast_bitcoin::bitcoin::{OutPoint, Txid};
 use holdfast_bitcoin::{RpcAuth, RpcConfig, RpcSource};
 use holdfast_ingest::bitcoin::{key_of, sync_utxo};
 use holdfast_store::testing::TempPostgres;
-use holdfast_store::utxo::{EmbeddedUtxoStore, PgUtxoStore, UtxoCounts, UtxoStore};
+use holdfast_store::utxo::{Direction, EmbeddedUtxoStore, PgUtxoStore, UtxoCounts, UtxoStore};
 use holdfast_testkit::Litecoind;
 use serde_json::{Value, json};
 
@@ -80,6 +82,119 @@ async fn wallet_outputs_are_indexed(node: &Litecoind, store: &Arc<dyn UtxoStore>
     }
 }
 
+/// The address index equals what the node's own decoding of its best chain says
+/// (`getblock <hash> 2`: each output's address and value, each input's spent output followed
+/// back along the chain): every receipt and spend of every address the node names, at its
+/// height, position, index and value; and each transaction's stored fee equals the node's (its
+/// `getblock` fee where given, else the resolved inputs' values from its own outputs).
+async fn address_index_is_the_nodes(node: &Litecoind, store: &Arc<dyn UtxoStore>) {
+    type Entry = (u64, u32, Direction, u32, u64);
+    let tip = node.height().await.expect("height");
+    let mut outputs: HashMap<(String, u64), (Option<String>, u64)> = HashMap::new();
+    let mut expected: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+    let mut fees: Vec<(String, u64, u64)> = Vec::new();
+    for h in 0..=tip {
+        let hash = node.rpc("getblockhash", json!([h])).await.expect("hash");
+        let block = node.rpc("getblock", json!([hash, 2])).await.expect("block");
+        for (pos, tx) in block["tx"].as_array().expect("txs").iter().enumerate() {
+            let txid = tx["txid"].as_str().expect("txid").to_owned();
+            let mut inputs = 0;
+            let mut coinbase = false;
+            for (i, vin) in tx["vin"].as_array().expect("vin").iter().enumerate() {
+                if vin.get("coinbase").is_some() {
+                    coinbase = true;
+                    continue;
+                }
+                let prev = (
+                    vin["txid"].as_str().expect("txid").to_owned(),
+                    vin["vout"].as_u64().expect("vout"),
+                );
+                let (address, value) = outputs.get(&prev).cloned().expect("spent output");
+                inputs += value;
+                if let Some(a) = address {
+                    expected.entry(a).or_default().push((
+                        h,
+                        pos as u32,
+                        Direction::Spent,
+                        i as u32,
+                        value,
+                    ));
+                }
+            }
+            let mut outs = 0;
+            for (v, vout) in tx["vout"].as_array().expect("vout").iter().enumerate() {
+                let spk = &vout["scriptPubKey"];
+                let address = spk["address"]
+                    .as_str()
+                    .or_else(|| spk["addresses"].get(0).and_then(Value::as_str))
+                    .map(str::to_owned);
+                let value = sats(&vout["value"]);
+                outs += value;
+                outputs.insert((txid.clone(), v as u64), (address.clone(), value));
+                if let Some(a) = address {
+                    expected.entry(a).or_default().push((
+                        h,
+                        pos as u32,
+                        Direction::Received,
+                        v as u32,
+                        value,
+                    ));
+                }
+            }
+            if !coinbase {
+                fees.push((txid, h, inputs - outs));
+            }
+        }
+    }
+    assert!(expected.len() >= 3, "{expected:?}");
+    for (address, mut want) in expected {
+        want.sort();
+        let (s, a) = (store.clone(), address.clone());
+        let got = tokio::task::spawn_blocking(move || s.address_transfers(CHAIN, &a, 0, 10_000))
+            .await
+            .expect("task")
+            .expect("transfers");
+        let got: Vec<Entry> = got
+            .iter()
+            .map(|t| (t.height, t.tx_index, t.direction, t.index, t.value))
+            .collect();
+        assert_eq!(got, want, "{address}");
+    }
+    for (txid, height, fee) in fees {
+        let key = B256::from(txid.parse::<Txid>().expect("txid").to_byte_array());
+        let s = store.clone();
+        let found = tokio::task::spawn_blocking(move || s.transaction(CHAIN, &key))
+            .await
+            .expect("task")
+            .expect("tx");
+        assert_eq!(found.len(), 1, "{txid}");
+        assert_eq!(found[0].0, height, "{txid}");
+        assert_eq!(found[0].2.fee(), Some(fee), "{txid}");
+    }
+}
+
+/// The fees the wallet paid (`gettransaction`) equal the stored transactions' fees.
+async fn wallet_fees_are_stored(node: &Litecoind, store: &Arc<dyn UtxoStore>, txids: &[String]) {
+    for txid in txids {
+        let t = node
+            .wallet_rpc("w", "gettransaction", json!([txid]))
+            .await
+            .expect("gettransaction");
+        if t["confirmations"].as_i64().unwrap_or(0) < 1 {
+            continue;
+        }
+        let fee = sats(&json!(-t["fee"].as_f64().expect("fee")));
+        let key = B256::from(txid.parse::<Txid>().expect("txid").to_byte_array());
+        let s = store.clone();
+        let found = tokio::task::spawn_blocking(move || s.transaction(CHAIN, &key))
+            .await
+            .expect("task")
+            .expect("tx");
+        assert_eq!(found.len(), 1, "{txid}");
+        assert_eq!(found[0].2.fee(), Some(fee), "{txid}");
+    }
+}
+
 async fn check(store: Arc<dyn UtxoStore>) {
     let node = Litecoind::spawn().await.expect("litecoind");
     node.create_wallet("w").await.expect("wallet");
@@ -87,11 +202,12 @@ async fn check(store: Arc<dyn UtxoStore>) {
     let b = node.new_address("w", "p2sh-segwit").await.expect("address");
     let c = node.new_address("w", "legacy").await.expect("address");
     node.mine(105, &a).await.expect("mine");
+    let mut sent = Vec::new();
     for (to, amount) in [(&b, "4"), (&c, "1.5"), (&a, "0.3")] {
-        node.send("w", to, amount).await.expect("send");
+        sent.push(node.send("w", to, amount).await.expect("send"));
     }
     node.mine(1, &c).await.expect("mine");
-    node.send("w", &c, "6").await.expect("send"); // spends change of the block before
+    sent.push(node.send("w", &c, "6").await.expect("send")); // spends change of the block before
     node.mine(1, &b).await.expect("mine");
 
     let (user, password) = node.user_password().expect("user/password");
@@ -120,6 +236,8 @@ async fn check(store: Arc<dyn UtxoStore>) {
     );
     head_is_the_nodes(&node, &store).await;
     wallet_outputs_are_indexed(&node, &store).await;
+    address_index_is_the_nodes(&node, &store).await;
+    wallet_fees_are_stored(&node, &store, &sent).await;
 
     // The last two blocks replaced by three others; their transactions go back to the
     // mempool and one of them is mined again.
@@ -143,6 +261,8 @@ async fn check(store: Arc<dyn UtxoStore>) {
     );
     head_is_the_nodes(&node, &store).await;
     wallet_outputs_are_indexed(&node, &store).await;
+    address_index_is_the_nodes(&node, &store).await;
+    wallet_fees_are_stored(&node, &store, &sent).await;
 
     // Resuming: nothing to do, then the next block only.
     assert_eq!(
@@ -187,6 +307,7 @@ async fn check(store: Arc<dyn UtxoStore>) {
         node_counts(&node).await
     );
     head_is_the_nodes(&node, &store).await;
+    address_index_is_the_nodes(&node, &store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
