@@ -59,6 +59,18 @@ impl Network {
         Network::LitecoinRegtest,
     ];
 
+    /// The coin's unit as people write amounts (`BTC`, `LTC`; 10^8 of the smallest unit).
+    pub const fn unit(self) -> &'static str {
+        match self {
+            Network::Bitcoin
+            | Network::BitcoinTestnet
+            | Network::BitcoinTestnet4
+            | Network::BitcoinSignet
+            | Network::BitcoinRegtest => "BTC",
+            Network::Litecoin | Network::LitecoinTestnet | Network::LitecoinRegtest => "LTC",
+        }
+    }
+
     /// The name used on the command line and in messages.
     pub const fn name(self) -> &'static str {
         match self {

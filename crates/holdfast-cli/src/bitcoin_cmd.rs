@@ -1,17 +1,20 @@
 //! `holdfast ingest --chain bitcoin`: a Bitcoin-family chain (Bitcoin Core-compatible RPC;
 //! the network is the node's, known by its genesis block) into the UTXO index
-//! (`<data-dir>/store/utxo`, or the `--store` PostgreSQL database).
+//! (`<data-dir>/store/utxo`, or the `--store` PostgreSQL database); `holdfast transfers
+//! ADDRESS --chain bitcoin`: an address's receipts and spends from the index.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use holdfast_bitcoin::{RpcAuth, RpcConfig, RpcSource};
+use holdfast_bitcoin::{Network, RpcAuth, RpcConfig, RpcSource, address};
 use holdfast_ingest::bitcoin::{FollowOptions, SyncReport, follow_utxo, sync_utxo};
-use holdfast_store::utxo::{EmbeddedUtxoStore, PgUtxoStore, UtxoStore};
+use holdfast_store::utxo::{
+    Direction as UtxoDirection, EmbeddedUtxoStore, PgUtxoStore, UtxoStore, show_txid,
+};
 
-use crate::chain_cmd::{IngestArgs, StoreArgs};
+use crate::chain_cmd::{Direction, IngestArgs, StoreArgs, TransfersArgs};
 
 /// Deepest reorg `ingest --chain bitcoin` unwinds.
 const MAX_REORG_DEPTH: u64 = 100;
@@ -127,4 +130,164 @@ pub fn ingest(
         );
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Most entries `transfers --chain bitcoin` lists at once.
+const MAX_LIST: usize = 10_000;
+
+/// The network `args.address` is read on: `--network`, else the only one the address's form
+/// allows, else the only one of those the index holds.
+fn address_network(
+    index: &dyn UtxoStore,
+    args: &TransfersArgs,
+) -> anyhow::Result<(Network, String)> {
+    if let Some(name) = &args.network {
+        let network: Network = name
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--network: {e}"))?;
+        let (_, canonical) = address::parse(&args.address, network)?;
+        return Ok((network, canonical));
+    }
+    let candidates = address::networks(&args.address)?;
+    let chosen = if let [one] = candidates[..] {
+        one
+    } else {
+        let mut held = Vec::new();
+        for n in &candidates {
+            if index.head(n.index_id())?.is_some() {
+                held.push(*n);
+            }
+        }
+        let names = |l: &[Network]| l.iter().map(|n| n.name()).collect::<Vec<_>>().join(", ");
+        match held[..] {
+            [one] => one,
+            [] => anyhow::bail!(
+                "address {:?} is an address of {}, and the index holds none of them: run `holdfast ingest --chain bitcoin` first",
+                args.address,
+                names(&candidates)
+            ),
+            _ => anyhow::bail!(
+                "address {:?} is an address of {}, all indexed: say which with --network",
+                args.address,
+                names(&held)
+            ),
+        }
+    };
+    let (_, canonical) = address::parse(&args.address, chosen)?;
+    Ok((chosen, canonical))
+}
+
+/// An amount in the smallest unit as the coin's unit with its 8 decimals.
+fn coins(value: u64) -> String {
+    format!("{}.{:08}", value / 100_000_000, value % 100_000_000)
+}
+
+pub fn transfers(
+    data_dir: &holdfast_intel::DataDir,
+    store: &StoreArgs,
+    args: &TransfersArgs,
+) -> anyhow::Result<ExitCode> {
+    if args.chain_id.is_some() {
+        anyhow::bail!(
+            "--chain-id: a Bitcoin-family chain is named by its network (--network), not a chain id"
+        );
+    }
+    if args.limit == 0 || args.limit > MAX_LIST {
+        anyhow::bail!("--limit {}: expected 1 to {MAX_LIST}", args.limit);
+    }
+    let index = open_index(data_dir, store)?;
+    let (network, address) = address_network(&*index, args)?;
+    if index.head(network.index_id())?.is_none() {
+        anyhow::bail!(
+            "address {:?} is an address of {network}, and the index holds none of its blocks: run `holdfast ingest --chain bitcoin` on a {network} node first",
+            args.address
+        );
+    }
+    let unit = network.unit();
+    let mut out = std::io::stdout().lock();
+    use std::io::Write;
+    let mut listed = 0;
+    let mut from = args.from_block;
+    // Read in pages: --direction filters, --limit counts what is listed.
+    'pages: loop {
+        let page = index.address_transfers(network.index_id(), &address, from, MAX_LIST)?;
+        let last = page.len() < MAX_LIST;
+        let mut next_from = from;
+        for t in &page {
+            if !last && t.height == page[page.len() - 1].height {
+                // The page may cut this block: read it again from its start.
+                next_from = t.height;
+                break;
+            }
+            let wanted = matches!(
+                (args.direction, t.direction),
+                (Direction::Both, _)
+                    | (Direction::In, UtxoDirection::Received)
+                    | (Direction::Out, UtxoDirection::Spent)
+            );
+            if !wanted {
+                continue;
+            }
+            if listed == args.limit {
+                eprintln!(
+                    "holdfast: more than {} entries; listing the first (raise --limit or use --from-block)",
+                    args.limit
+                );
+                break 'pages;
+            }
+            listed += 1;
+            let txid = show_txid(&t.txid);
+            let (direction, place) = match t.direction {
+                UtxoDirection::Received => ("received", format!("{txid}:{}", t.index)),
+                UtxoDirection::Spent => ("spent", format!("{}", t.outpoint)),
+            };
+            if args.json {
+                let mut v = serde_json::json!({
+                    "network": network.name(),
+                    "address": address,
+                    "block": t.height,
+                    "position": t.tx_index,
+                    "direction": direction,
+                    "value": t.value,
+                    "amount": coins(t.value),
+                    "unit": unit,
+                    "txid": txid,
+                    "output": place,
+                });
+                if t.direction == UtxoDirection::Spent {
+                    v["input"] = t.index.into();
+                }
+                serde_json::to_writer(&mut out, &v)?;
+                writeln!(out)?;
+            } else if t.direction == UtxoDirection::Received {
+                writeln!(
+                    out,
+                    "block {:>8}  received {:>20} {unit}  {place}",
+                    t.height,
+                    coins(t.value)
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "block {:>8}  spent    {:>20} {unit}  {place}  by {txid} input {}",
+                    t.height,
+                    coins(t.value),
+                    t.index
+                )?;
+            }
+        }
+        if last {
+            break;
+        }
+        if next_from == from {
+            anyhow::bail!(
+                "address {address}: one block holds more than {MAX_LIST} of its entries; not listed"
+            );
+        }
+        from = next_from;
+    }
+    if listed == 0 && !args.json {
+        eprintln!("holdfast: no receipts or spends of {address} on {network} in the index");
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -105,8 +105,18 @@ pub enum Direction {
 
 #[derive(Debug, Args)]
 pub struct TransfersArgs {
-    /// The address (0x...).
+    /// The address (0x... on an EVM chain; 1…/3…/bc1…, L…/M…/ltc1… and the test networks'
+    /// forms with `--chain bitcoin`).
     pub address: String,
+    /// `evm` (the transfer store), or `bitcoin` for a Bitcoin-family chain's address index
+    /// (receipts and spends; the network is the address's, or `--network`).
+    #[arg(long, value_enum, default_value_t = ChainKind::Evm)]
+    pub chain: ChainKind,
+    /// With `--chain bitcoin`: the network (bitcoin, bitcoin-testnet, bitcoin-regtest,
+    /// litecoin, litecoin-regtest, …) when the address's form alone is ambiguous (testnets and
+    /// regtests share `m…`/`n…`).
+    #[arg(long)]
+    pub network: Option<String>,
     /// Chain id of the stored data (1 = Ethereum mainnet, 31337 = anvil); default: the only
     /// chain the store holds (an error naming them when it holds several).
     #[arg(long)]
@@ -284,6 +294,9 @@ impl Progress for Bar {
 }
 
 pub fn transfers(store: Arc<dyn Store>, args: &TransfersArgs) -> anyhow::Result<ExitCode> {
+    if args.network.is_some() {
+        anyhow::bail!("--network: only with --chain bitcoin");
+    }
     let address: Address =
         holdfast_intel::address::parse(&args.address, Some(holdfast_primitives::Chain::Ethereum))
             .map_err(anyhow::Error::from)

@@ -281,6 +281,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             &args,
             cli.quiet,
         ),
+        Command::Transfers(args) if args.chain == chain_cmd::ChainKind::Bitcoin => {
+            crate::bitcoin_cmd::transfers(&data_dir, &cli.store, &args)
+        }
         Command::Transfers(args) => {
             chain_cmd::transfers(chain_cmd::open_store(&data_dir, &cli.store)?, &args)
         }
