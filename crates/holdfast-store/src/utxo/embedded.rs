@@ -365,6 +365,28 @@ impl UtxoStore for EmbeddedUtxoStore {
             .collect()
     }
 
+    fn import_block(
+        &self,
+        chain_id: u64,
+        block: &BlockRef,
+        transactions: &[TxRecord],
+    ) -> Result<Applied, StoreError> {
+        let guard = self.group.lock();
+        let stored = self.block(chain_id, block.number)?;
+        if !super::admit_import(chain_id, block, transactions, stored)? {
+            return Ok(Applied::AlreadyPresent);
+        }
+        let mut batch = Batch::default();
+        stage_txs(&mut batch, chain_id, block.number, transactions, false);
+        batch.put(
+            BLOCKS,
+            block_key(chain_id, block.number),
+            codec::block_value(block),
+        );
+        self.commit(guard, batch)?;
+        Ok(Applied::Written)
+    }
+
     fn block_transactions(&self, chain_id: u64, number: u64) -> Result<Vec<TxRecord>, StoreError> {
         let snap = self.dir.db.snapshot();
         let mut out = Vec::new();

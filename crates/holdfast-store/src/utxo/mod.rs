@@ -156,6 +156,18 @@ pub trait UtxoStore: Send + Sync {
         outpoints: &[OutPointKey],
     ) -> Result<Vec<Option<UtxoRecord>>, StoreError>;
 
+    /// Writes `block` with its transactions and their address entries but no coin changes:
+    /// history imported from an export that holds no UTXO set (bitcoin-etl). For a chain id
+    /// that never takes [`UtxoStore::apply_block`] (the caller keeps imports apart); blocks in
+    /// any order, each atomically; the same block again changes nothing, another hash at a
+    /// stored height is a conflict.
+    fn import_block(
+        &self,
+        chain_id: u64,
+        block: &BlockRef,
+        transactions: &[TxRecord],
+    ) -> Result<crate::Applied, StoreError>;
+
     /// The transactions stored with block `number`, in block order.
     fn block_transactions(&self, chain_id: u64, number: u64) -> Result<Vec<TxRecord>, StoreError>;
 
@@ -176,6 +188,31 @@ pub trait UtxoStore: Send + Sync {
         from_height: u64,
         limit: usize,
     ) -> Result<Vec<AddressTransfer>, StoreError>;
+}
+
+/// Checks an imported block before it is written, and whether a stored block at its height
+/// makes it already present (`Ok(false)`) or a conflict.
+fn admit_import(
+    chain_id: u64,
+    block: &BlockRef,
+    transactions: &[TxRecord],
+    stored: Option<BlockRef>,
+) -> Result<bool, StoreError> {
+    txs::validate_history(transactions, |what| StoreError::Invalid {
+        chain_id,
+        number: block.number,
+        what,
+    })?;
+    match stored {
+        Some(s) if s.hash == block.hash => Ok(false),
+        Some(s) => Err(StoreError::Conflict {
+            chain_id,
+            number: block.number,
+            stored: s.hash,
+            new: block.hash,
+        }),
+        None => Ok(true),
+    }
 }
 
 fn check_limit(limit: usize) -> Result<(), StoreError> {

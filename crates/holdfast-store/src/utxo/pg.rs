@@ -551,6 +551,34 @@ impl UtxoStore for PgUtxoStore {
         Ok(outpoints.iter().map(|op| found.get(op).cloned()).collect())
     }
 
+    fn import_block(
+        &self,
+        chain_id: u64,
+        block: &BlockRef,
+        transactions: &[TxRecord],
+    ) -> Result<Applied, StoreError> {
+        let mut client = self.pool.client();
+        let mut tx = client.transaction()?;
+        Self::enter(&mut tx, chain_id)?;
+        let stored = Self::read_block(&mut tx, chain_id, block.number)?;
+        if !super::admit_import(chain_id, block, transactions, stored)? {
+            return Ok(Applied::AlreadyPresent);
+        }
+        Self::write_txs(&mut tx, chain_id, block.number, transactions)?;
+        tx.execute(
+            "INSERT INTO utxo_blocks (chain_id, number, hash, parent_hash, ts) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &i64_of(chain_id)?,
+                &i64_of(block.number)?,
+                &block.hash.as_slice(),
+                &block.parent_hash.as_slice(),
+                &i64_of(block.timestamp)?,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(Applied::Written)
+    }
+
     fn block_transactions(&self, chain_id: u64, number: u64) -> Result<Vec<TxRecord>, StoreError> {
         let rows = self.pool.client().query(
             "SELECT body FROM utxo_txs WHERE chain_id = $1 AND height = $2 ORDER BY position",

@@ -157,12 +157,33 @@ pub(crate) fn validate(
     changes: &UtxoChanges,
     invalid: impl Fn(String) -> StoreError,
 ) -> Result<(), StoreError> {
-    let txs = &changes.transactions;
-    if txs.is_empty() {
+    if changes.transactions.is_empty() {
         return Ok(());
     }
+    validate_txs(&changes.transactions, Some(changes), invalid)
+}
+
+/// Checks a block's transactions on their own (history imported without a UTXO set: inputs
+/// not spending the block's own outputs are taken as given).
+pub(crate) fn validate_history(
+    txs: &[TxRecord],
+    invalid: impl Fn(String) -> StoreError,
+) -> Result<(), StoreError> {
+    if txs.is_empty() {
+        return Err(invalid("a block has at least its coinbase".into()));
+    }
+    validate_txs(txs, None, invalid)
+}
+
+fn validate_txs(
+    txs: &[TxRecord],
+    changes: Option<&UtxoChanges>,
+    invalid: impl Fn(String) -> StoreError,
+) -> Result<(), StoreError> {
+    let no_spends = Vec::new();
+    let spent_list = changes.map_or(&no_spends, |c| &c.spent);
     let spent: HashMap<&OutPointKey, &super::UtxoRecord> =
-        changes.spent.iter().map(|(op, r)| (op, r)).collect();
+        spent_list.iter().map(|(op, r)| (op, r)).collect();
     let mut used = 0usize;
     let mut earlier: HashMap<OutPointKey, (u64, Option<&str>)> = HashMap::new();
     let mut seen_spends = std::collections::HashSet::new();
@@ -192,6 +213,15 @@ pub(crate) fn validate(
                     return Err(place(format!(
                         "input {vin} ({}): value or address differs from the block's own output",
                         i.prevout
+                    )));
+                }
+            } else if changes.is_none() {
+                if i.address
+                    .as_ref()
+                    .is_some_and(|a| a.is_empty() || a.len() > MAX_ADDRESS_BYTES)
+                {
+                    return Err(place(format!(
+                        "input {vin}: address empty or longer than {MAX_ADDRESS_BYTES} bytes"
                     )));
                 }
             } else {
@@ -233,6 +263,9 @@ pub(crate) fn validate(
             );
         }
     }
+    let Some(changes) = changes else {
+        return Ok(());
+    };
     if used != spent.len() {
         return Err(invalid(format!(
             "the block's transactions spend {used} outputs from the index but its changes spend {}",

@@ -9,6 +9,8 @@ use holdfast_store::utxo::{
     TxInput, TxOutput, TxRecord, UtxoChanges, UtxoRecord, UtxoStore,
 };
 
+use holdfast_store::{Applied, StoreError};
+
 use crate::utxo::{CHAIN, block, op, rec};
 
 fn output(r: &UtxoRecord) -> TxOutput {
@@ -347,7 +349,71 @@ fn duplicate_txids_are_kept_apart(s: &dyn UtxoStore) {
     );
 }
 
+/// History without a UTXO set (an export): blocks in any order, the same entries as the
+/// blocks written with their coins, the same block again nothing, another hash a conflict, a
+/// malformed block refused whole.
+fn imported_history(s: &dyn UtxoStore) {
+    let blocks = chain();
+    let imported = CHAIN + 100;
+    for i in [2, 0, 1] {
+        let (b, c) = &blocks[i];
+        assert_eq!(
+            s.import_block(imported, b, &c.transactions)
+                .expect("import"),
+            Applied::Written
+        );
+    }
+    for (b, c) in &blocks {
+        s.apply_block(CHAIN, b, c).expect("apply");
+    }
+    for a in ["bcrt1q02", "bcrt1q04", "bcrt1q06", "bcrt1q08"] {
+        assert_eq!(
+            s.address_transfers(imported, a, 0, 100).expect("imported"),
+            s.address_transfers(CHAIN, a, 0, 100).expect("applied"),
+            "{a}"
+        );
+    }
+    assert_eq!(
+        s.counts(imported).expect("counts"),
+        Default::default(),
+        "no coins"
+    );
+    let before = view_of(s, imported);
+    assert_eq!(
+        s.import_block(imported, &blocks[1].0, &blocks[1].1.transactions)
+            .expect("again"),
+        Applied::AlreadyPresent
+    );
+    let e = s
+        .import_block(imported, &block(2, 7, 0), &blocks[1].1.transactions)
+        .expect_err("conflict");
+    assert!(matches!(e, StoreError::Conflict { number: 2, .. }), "{e}");
+    let mut bad = blocks[2].1.transactions.clone();
+    bad.swap(0, 1);
+    let e = s
+        .import_block(imported, &block(4, 0, 0), &bad)
+        .expect_err("coinbase not first");
+    assert!(
+        e.to_string()
+            .contains("the first transaction must be the coinbase"),
+        "{e}"
+    );
+    let e = s
+        .import_block(imported, &block(4, 0, 0), &[])
+        .expect_err("empty");
+    assert!(e.to_string().contains("at least its coinbase"), "{e}");
+    assert_eq!(view_of(s, imported), before);
+}
+
+fn view_of(s: &dyn UtxoStore, chain: u64) -> Vec<Vec<AddressTransfer>> {
+    ["bcrt1q02", "bcrt1q04", "bcrt1q06", "bcrt1q08"]
+        .iter()
+        .map(|a| s.address_transfers(chain, a, 0, 100).expect("transfers"))
+        .collect()
+}
+
 fn suite(open: impl Fn() -> Box<dyn UtxoStore>) {
+    imported_history(&*open());
     written_read_and_unwound(&*open());
     misfits_are_refused_whole(&*open());
     duplicate_txids_are_kept_apart(&*open());
