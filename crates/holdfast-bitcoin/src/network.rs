@@ -183,6 +183,12 @@ impl Network {
         Network::ALL.into_iter().find(|n| n.genesis_hex() == hex)
     }
 
+    /// The chain id under which the UTXO store keeps this network's history imported from an
+    /// export without a UTXO set (bitcoin-etl), apart from the index built from a node.
+    pub const fn import_id(self) -> u64 {
+        1_000 + self.index_id()
+    }
+
     /// The chain id under which the UTXO index keeps this network (stable: never reuse or
     /// change one).
     pub const fn index_id(self) -> u64 {

@@ -14,7 +14,7 @@ use holdfast_store::utxo::{
     Direction as UtxoDirection, EmbeddedUtxoStore, PgUtxoStore, UtxoStore, show_txid,
 };
 
-use crate::chain_cmd::{Direction, IngestArgs, StoreArgs, TransfersArgs};
+use crate::chain_cmd::{Direction, ImportTransfersArgs, IngestArgs, StoreArgs, TransfersArgs};
 
 /// Deepest reorg `ingest --chain bitcoin` unwinds.
 const MAX_REORG_DEPTH: u64 = 100;
@@ -154,7 +154,7 @@ fn address_network(
     } else {
         let mut held = Vec::new();
         for n in &candidates {
-            if index.head(n.index_id())?.is_some() {
+            if holds(index, *n)? {
                 held.push(*n);
             }
         }
@@ -177,6 +177,78 @@ fn address_network(
     Ok((chosen, canonical))
 }
 
+/// Whether the store holds blocks of `network`, ingested or imported.
+fn holds(index: &dyn UtxoStore, network: Network) -> anyhow::Result<bool> {
+    Ok(index.head(network.index_id())?.is_some() || index.head(network.import_id())?.is_some())
+}
+
+/// A page of `address`'s entries from the index built from a node and from imported history,
+/// merged in block order (an entry both hold once), and whether it is the last page.
+fn merged(
+    index: &dyn UtxoStore,
+    network: Network,
+    address: &str,
+    from: u64,
+) -> anyhow::Result<(Vec<holdfast_store::utxo::AddressTransfer>, bool)> {
+    let mut all = index.address_transfers(network.index_id(), address, from, MAX_LIST)?;
+    let imported = index.address_transfers(network.import_id(), address, from, MAX_LIST)?;
+    let complete = all.len() < MAX_LIST && imported.len() < MAX_LIST;
+    // Each list is complete up to its last height when full: keep what both cover.
+    let cover = |l: &[holdfast_store::utxo::AddressTransfer]| {
+        (l.len() == MAX_LIST).then(|| l[l.len() - 1].height)
+    };
+    let limit = match (cover(&all), cover(&imported)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    all.extend(imported);
+    let key =
+        |t: &holdfast_store::utxo::AddressTransfer| (t.height, t.tx_index, t.direction, t.index);
+    all.sort_by_key(key);
+    all.dedup_by(|a, b| a == b);
+    if let Some(h) = limit {
+        // Cut to whole blocks below the covered height plus that height's entries.
+        all.retain(|t| t.height <= h);
+    }
+    Ok((all, complete))
+}
+
+/// `holdfast import transfers FILE --chain bitcoin --blocks FILE`: a bitcoin-etl export into
+/// the UTXO store's transaction and address index (kept apart from the index built from a
+/// node, under the network's import id). The whole export is read and checked before the
+/// first write; each block is then written atomically, and a block already imported is left
+/// as it is (a run stopped midway is completed by running it again).
+pub fn import(
+    data_dir: &holdfast_intel::DataDir,
+    store: &StoreArgs,
+    args: &ImportTransfersArgs,
+) -> anyhow::Result<ExitCode> {
+    let Some(blocks) = &args.blocks else {
+        anyhow::bail!("--blocks: bitcoin-etl's blocks.json for the same blocks is needed");
+    };
+    let network: Network = match &args.network {
+        Some(name) => name
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--network: {e}"))?,
+        None => Network::Bitcoin,
+    };
+    let export = holdfast_ingest::bitcoin_etl::read_export(network, blocks, &args.file)?;
+    let index = open_index(data_dir, store)?;
+    let (mut written, mut present, mut txs) = (0u64, 0u64, 0u64);
+    for b in &export {
+        match index.import_block(network.import_id(), &b.block, &b.transactions)? {
+            holdfast_store::Applied::Written => written += 1,
+            holdfast_store::Applied::AlreadyPresent => present += 1,
+        }
+        txs += b.transactions.len() as u64;
+    }
+    eprintln!(
+        "holdfast: {network}: {} blocks in the export, {written} imported, {present} already there; {txs} transactions",
+        export.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// An amount in the smallest unit as the coin's unit with its 8 decimals.
 fn coins(value: u64) -> String {
     format!("{}.{:08}", value / 100_000_000, value % 100_000_000)
@@ -197,7 +269,7 @@ pub fn transfers(
     }
     let index = open_index(data_dir, store)?;
     let (network, address) = address_network(&*index, args)?;
-    if index.head(network.index_id())?.is_none() {
+    if !holds(&*index, network)? {
         anyhow::bail!(
             "address {:?} is an address of {network}, and the index holds none of its blocks: run `holdfast ingest --chain bitcoin` on a {network} node first",
             args.address
@@ -210,8 +282,7 @@ pub fn transfers(
     let mut from = args.from_block;
     // Read in pages: --direction filters, --limit counts what is listed.
     'pages: loop {
-        let page = index.address_transfers(network.index_id(), &address, from, MAX_LIST)?;
-        let last = page.len() < MAX_LIST;
+        let (page, last) = merged(&*index, network, &address, from)?;
         let mut next_from = from;
         for t in &page {
             if !last && t.height == page[page.len() - 1].height {

@@ -137,11 +137,22 @@ pub struct TransfersArgs {
 #[derive(Debug, Args)]
 pub struct ImportTransfersArgs {
     /// A blockchain-etl export: token_transfers.csv, traces.csv or transactions.csv (with
-    /// receipt_status).
+    /// receipt_status); with `--chain bitcoin`, bitcoin-etl's transactions.json (JSON lines,
+    /// inputs enriched with the spent output's value and address).
     pub file: PathBuf,
     /// Chain id of the exported data.
     #[arg(long, default_value_t = 1)]
     pub chain_id: u64,
+    /// `evm` (blockchain-etl CSV into the transfer store), or `bitcoin` (bitcoin-etl JSON
+    /// lines into the UTXO store's transaction and address index).
+    #[arg(long, value_enum, default_value_t = ChainKind::Evm)]
+    pub chain: ChainKind,
+    /// With `--chain bitcoin`: bitcoin-etl's blocks.json for the same blocks.
+    #[arg(long, value_name = "FILE")]
+    pub blocks: Option<PathBuf>,
+    /// With `--chain bitcoin`: the network the export is of (default bitcoin).
+    #[arg(long)]
+    pub network: Option<String>,
 }
 
 /// Largest file `import transfers` reads.
@@ -398,6 +409,9 @@ pub fn import_transfers(
     store: Arc<dyn Store>,
     args: &ImportTransfersArgs,
 ) -> anyhow::Result<ExitCode> {
+    if args.blocks.is_some() || args.network.is_some() {
+        anyhow::bail!("--blocks and --network: only with --chain bitcoin");
+    }
     let meta = std::fs::metadata(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
     anyhow::ensure!(

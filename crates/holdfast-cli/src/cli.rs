@@ -82,7 +82,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
-    /// Transfers from a blockchain-etl CSV export (token_transfers, traces, transactions).
+    /// Transfers from a blockchain-etl CSV export (token_transfers, traces, transactions), or
+    /// with `--chain bitcoin` a bitcoin-etl export (transactions.json and --blocks blocks.json).
     Transfers(ImportTransfersArgs),
 }
 
@@ -286,6 +287,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Transfers(args) => {
             chain_cmd::transfers(chain_cmd::open_store(&data_dir, &cli.store)?, &args)
+        }
+        Command::Import(ImportCommand::Transfers(args))
+            if args.chain == chain_cmd::ChainKind::Bitcoin =>
+        {
+            crate::bitcoin_cmd::import(&data_dir, &cli.store, &args)
         }
         Command::Import(ImportCommand::Transfers(args)) => {
             chain_cmd::import_transfers(chain_cmd::open_store(&data_dir, &cli.store)?, &args)

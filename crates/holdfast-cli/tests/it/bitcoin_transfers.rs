@@ -199,3 +199,127 @@ async fn transfers_chain_bitcoin_lists_receipts_and_spends() {
     );
     fails_with(&out, 2, "--network");
 }
+
+fn etl_case(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../holdfast-bitcoin/tests/fixtures/bitcoin-etl/test_export_blocks_job/bitcoin")
+        .join(name)
+}
+
+/// `holdfast import transfers transactions.json --chain bitcoin --blocks blocks.json` with
+/// bitcoin-etl's enriched export of mainnet blocks 50,001–50,002, then `transfers` answers
+/// from it; a damaged or unenriched export writes nothing.
+#[test]
+fn import_transfers_chain_bitcoin_reads_bitcoin_etl() {
+    let dir = etl_case("stream_50001_50002");
+    let (blocks, txs) = (
+        dir.join("expected_blocks.json"),
+        dir.join("expected_transactions.json"),
+    );
+    let (blocks, txs) = (blocks.to_str().expect("path"), txs.to_str().expect("path"));
+    let data = tempfile::tempdir().expect("tempdir");
+    let import = |data: &std::path::Path, txs: &str| {
+        holdfast(
+            data,
+            &[
+                "import",
+                "transfers",
+                txs,
+                "--chain",
+                "bitcoin",
+                "--blocks",
+                blocks,
+            ],
+        )
+    };
+    let out = import(data.path(), txs);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "bitcoin: 2 blocks in the export, 2 imported, 0 already there; 4 transactions"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = import(data.path(), txs);
+    assert!(
+        stderr(&out).contains("0 imported, 2 already there"),
+        "{}",
+        stderr(&out)
+    );
+    // The address received the 100 BTC output of the two-input transaction and 50 BTC in the
+    // block's third transaction (bitcoin-etl's export says so too); one of the two P2PK
+    // outputs the two-input transaction spent.
+    let spender = "7940cdde4d713e171849efc6bd89939185be270266c94e92369e3877ad89455a";
+    let out = holdfast(
+        data.path(),
+        &[
+            "transfers",
+            "1HaHTfmvoUW6i6nhJf8jJs6tU4cHNmBQHQ",
+            "--chain",
+            "bitcoin",
+        ],
+    );
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "block    50001  received         100.00000000 BTC  {spender}:0\nblock    50001  received          50.00000000 BTC  f84761459a00c6df3176ae5d94c99e69f25100d09548e5686bd0c354bb8cc60a:0\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = holdfast(
+        data.path(),
+        &[
+            "transfers",
+            "1DoQeKfU3dYhN9bxMpFFcVUnufCPDqSPae",
+            "--chain",
+            "bitcoin",
+        ],
+    );
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "block    50001  spent             50.00000000 BTC  76a8d70a757be5055f60be076b683897cadaad6b7bdf78c43e39b9d59cb4a6ea:0  by {spender} input 0\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
+    // bitcoin-etl's unenriched export of the same blocks: refused, nothing written.
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let plain = etl_case("block_with_transactions").join("expected_transactions.json");
+    let out = import(fresh.path(), plain.to_str().expect("path"));
+    fails_with(
+        &out,
+        2,
+        "expected_transactions.json:2: inputs[0].value: null: the spent output's value: export with the inputs enriched",
+    );
+    // A damage on the last line: nothing of the earlier, valid block is written either.
+    let damaged = fresh.path().join("transactions.json");
+    let text = std::fs::read_to_string(txs).expect("read");
+    let mut lines: Vec<&str> = text.lines().collect();
+    let last =
+        lines
+            .pop()
+            .expect("line")
+            .replacen("\"is_coinbase\": true", "\"is_coinbase\": 1", 1);
+    lines.push(&last);
+    std::fs::write(&damaged, lines.join("\n")).expect("write");
+    let out = import(fresh.path(), damaged.to_str().expect("path"));
+    fails_with(
+        &out,
+        2,
+        "transactions.json:4: is_coinbase: 1: true or false",
+    );
+    let out = holdfast(
+        fresh.path(),
+        &[
+            "transfers",
+            "1HaHTfmvoUW6i6nhJf8jJs6tU4cHNmBQHQ",
+            "--chain",
+            "bitcoin",
+        ],
+    );
+    fails_with(&out, 2, "the index holds none of its blocks");
+}
