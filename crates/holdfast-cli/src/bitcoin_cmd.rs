@@ -9,10 +9,14 @@ use std::time::Instant;
 
 use anyhow::Context;
 use holdfast_bitcoin::{Network, RpcAuth, RpcConfig, RpcSource, address};
-use holdfast_ingest::bitcoin::{FollowOptions, SyncReport, follow_utxo, sync_utxo};
+use holdfast_ingest::bitcoin::{
+    FollowOptions, SyncReport, UtxoProgress, follow_utxo_with, sync_utxo_with,
+};
 use holdfast_store::utxo::{
     Direction as UtxoDirection, EmbeddedUtxoStore, PgUtxoStore, UtxoStore, show_txid,
 };
+use indicatif::{ProgressBar, ProgressStyle};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::chain_cmd::{Direction, ImportTransfersArgs, IngestArgs, StoreArgs, TransfersArgs};
 
@@ -51,10 +55,65 @@ fn open_index(
     }
 }
 
+/// indicatif progress for `ingest --chain bitcoin`: blocks/s, transactions/s, ETA (hidden with
+/// `--quiet` or when stderr is not a terminal).
+struct Bar {
+    bar: ProgressBar,
+    txs: AtomicU64,
+    started: Instant,
+}
+
+impl Bar {
+    fn new(quiet: bool) -> Bar {
+        let bar = if quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(0)
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} block {pos}/{len} [{bar:30}] {per_sec} blocks, {msg}, eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Bar {
+            bar,
+            txs: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl UtxoProgress for Bar {
+    fn range(&self, from: u64, to: u64) {
+        self.bar.set_length(to);
+        if self.bar.position() < from {
+            self.bar.set_position(from.saturating_sub(1));
+            self.bar.reset_eta();
+        }
+    }
+    fn block(&self, height: u64, txs: u64) {
+        let n = self.txs.fetch_add(txs, Ordering::Relaxed) + txs;
+        self.bar.set_position(height);
+        let rate = n as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        self.bar
+            .set_message(format!("{n} transactions ({rate:.0}/s)"));
+    }
+    fn reorg(&self, fork: u64, unwound: &[holdfast_primitives::BlockRef]) {
+        self.bar.suspend(|| {
+            eprintln!(
+                "holdfast: reorg: unwound {} blocks above {fork}",
+                unwound.len()
+            )
+        });
+    }
+}
+
 pub fn ingest(
     data_dir: &holdfast_intel::DataDir,
     store: &StoreArgs,
     args: &IngestArgs,
+    quiet: bool,
 ) -> anyhow::Result<ExitCode> {
     if args.from.is_some() {
         anyhow::bail!(
@@ -77,6 +136,7 @@ pub fn ingest(
         let network = source.network();
         let chain_id = network.index_id();
         let started = Instant::now();
+        let bar = Bar::new(quiet);
         let report: SyncReport = if args.follow {
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
@@ -93,11 +153,19 @@ pub fn ingest(
                 max_reorg_depth: MAX_REORG_DEPTH,
                 ..FollowOptions::default()
             };
-            follow_utxo(&source, &index, chain_id, &options, stop_rx, |r| {
-                if r.blocks > 0 {
-                    tracing::info!(target: "ingest::bitcoin", blocks = r.blocks, txs = r.txs, unwound = r.unwound.len(), "synced");
-                }
-            })
+            follow_utxo_with(
+                &source,
+                &index,
+                chain_id,
+                &options,
+                stop_rx,
+                |r| {
+                    if r.blocks > 0 {
+                        tracing::info!(target: "ingest::bitcoin", blocks = r.blocks, txs = r.txs, unwound = r.unwound.len(), "synced");
+                    }
+                },
+                &bar,
+            )
             .await?
         } else {
             let to = match args.to {
@@ -108,8 +176,9 @@ pub fn ingest(
                     .blocks
                     .saturating_sub(args.confirmations),
             };
-            sync_utxo(&source, &index, chain_id, Some(to), MAX_REORG_DEPTH).await?
+            sync_utxo_with(&source, &index, chain_id, Some(to), MAX_REORG_DEPTH, &bar).await?
         };
+        bar.bar.finish_and_clear();
         let secs = started.elapsed().as_secs_f64().max(1e-9);
         let i = index.clone();
         let (head, counts) = tokio::task::spawn_blocking(move || {

@@ -275,7 +275,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Intel(cmd) => intel_cmd::run(&data_dir, cmd),
         Command::Serve(args) => serve(data_dir, &cli.store, args),
         Command::Ingest(args) if args.chain == chain_cmd::ChainKind::Bitcoin => {
-            crate::bitcoin_cmd::ingest(&data_dir, &cli.store, &args)
+            crate::bitcoin_cmd::ingest(&data_dir, &cli.store, &args, cli.quiet)
         }
         Command::Ingest(args) => chain_cmd::ingest(
             chain_cmd::open_store(&data_dir, &cli.store)?,

@@ -235,6 +235,22 @@ async fn write_block(
     .map_err(|e| BitcoinIngestError::Join(e.to_string()))?
 }
 
+/// What [`sync_utxo_with`] and [`follow_utxo_with`] report as they go (the CLI draws a
+/// progress bar from it).
+pub trait UtxoProgress: Send + Sync {
+    /// Blocks `from..=to` are to be written (`from` > `to`: nothing to do).
+    fn range(&self, _from: u64, _to: u64) {}
+    /// Block `height` with `txs` transactions was written.
+    fn block(&self, _height: u64, _txs: u64) {}
+    /// Blocks above `fork` were unwound.
+    fn reorg(&self, _fork: u64, _unwound: &[BlockRef]) {}
+}
+
+/// No progress reported.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+impl UtxoProgress for NoProgress {}
+
 /// Ingests blocks from the index's head (or the genesis) up to `to` (default: the node's
 /// tip), unwinding reorgs of at most `max_reorg_depth` blocks.
 pub async fn sync_utxo(
@@ -243,6 +259,18 @@ pub async fn sync_utxo(
     chain_id: u64,
     to: Option<u64>,
     max_reorg_depth: u64,
+) -> Result<SyncReport, BitcoinIngestError> {
+    sync_utxo_with(source, store, chain_id, to, max_reorg_depth, &NoProgress).await
+}
+
+/// [`sync_utxo`], reporting to `progress`.
+pub async fn sync_utxo_with(
+    source: &RpcSource,
+    store: &Arc<dyn UtxoStore>,
+    chain_id: u64,
+    to: Option<u64>,
+    max_reorg_depth: u64,
+    progress: &dyn UtxoProgress,
 ) -> Result<SyncReport, BitcoinIngestError> {
     let mut report = SyncReport::default();
     let tip = source.chain_info().await?.blocks;
@@ -259,8 +287,11 @@ pub async fn sync_utxo(
         && !node_has(source, &h).await?
     {
         let fork = find_fork(source, store, chain_id, h.number, max_reorg_depth).await?;
-        report.unwound.extend(unwind(store, chain_id, fork).await?);
+        let removed = unwind(store, chain_id, fork).await?;
+        progress.reorg(fork, &removed);
+        report.unwound.extend(removed);
     }
+    let mut announced = None;
     loop {
         let head = {
             let s = store.clone();
@@ -269,6 +300,10 @@ pub async fn sync_utxo(
                 .map_err(|e| BitcoinIngestError::Join(e.to_string()))??
         };
         let next = head.map_or(0, |h| h.number + 1);
+        if announced.is_none() {
+            progress.range(next, to);
+            announced = Some(next);
+        }
         if next > to {
             return Ok(report);
         }
@@ -277,11 +312,15 @@ pub async fn sync_utxo(
             && B256::from(block.prev.to_byte_array()) != h.hash
         {
             let fork = find_fork(source, store, chain_id, h.number, max_reorg_depth).await?;
-            report.unwound.extend(unwind(store, chain_id, fork).await?);
+            let removed = unwind(store, chain_id, fork).await?;
+            progress.reorg(fork, &removed);
+            report.unwound.extend(removed);
+            announced = None; // the range starts lower now
             continue;
         }
         let txs = block.txs.len() as u64;
         write_block(store, chain_id, block, next).await?;
+        progress.block(next, txs);
         report.blocks += 1;
         report.txs += txs;
     }
@@ -385,8 +424,21 @@ pub async fn follow_utxo(
     store: &Arc<dyn UtxoStore>,
     chain_id: u64,
     options: &FollowOptions,
+    stop: tokio::sync::watch::Receiver<bool>,
+    on_sync: impl Fn(&SyncReport),
+) -> Result<SyncReport, BitcoinIngestError> {
+    follow_utxo_with(source, store, chain_id, options, stop, on_sync, &NoProgress).await
+}
+
+/// [`follow_utxo`], reporting each round's blocks to `progress`.
+pub async fn follow_utxo_with(
+    source: &RpcSource,
+    store: &Arc<dyn UtxoStore>,
+    chain_id: u64,
+    options: &FollowOptions,
     mut stop: tokio::sync::watch::Receiver<bool>,
     on_sync: impl Fn(&SyncReport),
+    progress: &dyn UtxoProgress,
 ) -> Result<SyncReport, BitcoinIngestError> {
     let mut total = SyncReport::default();
     let mut backoff = std::time::Duration::from_millis(250);
@@ -394,7 +446,15 @@ pub async fn follow_utxo(
         let round = async {
             let tip = source.chain_info().await?.blocks;
             let to = tip.saturating_sub(options.confirmations);
-            sync_utxo(source, store, chain_id, Some(to), options.max_reorg_depth).await
+            sync_utxo_with(
+                source,
+                store,
+                chain_id,
+                Some(to),
+                options.max_reorg_depth,
+                progress,
+            )
+            .await
         };
         let wait = match round.await {
             Ok(report) => {

@@ -11,7 +11,7 @@ use alloy_primitives::B256;
 use holdfast_bitcoin::bitcoin::hashes::Hash;
 use holdfast_bitcoin::bitcoin::{OutPoint, Txid};
 use holdfast_bitcoin::{RpcAuth, RpcConfig, RpcSource};
-use holdfast_ingest::bitcoin::{key_of, sync_utxo};
+use holdfast_ingest::bitcoin::{UtxoProgress, key_of, sync_utxo, sync_utxo_with};
 use holdfast_store::testing::TempPostgres;
 use holdfast_store::utxo::{Direction, EmbeddedUtxoStore, PgUtxoStore, UtxoCounts, UtxoStore};
 use holdfast_testkit::Litecoind;
@@ -195,6 +195,32 @@ async fn wallet_fees_are_stored(node: &Litecoind, store: &Arc<dyn UtxoStore>, tx
     }
 }
 
+#[derive(Debug, PartialEq, Eq)]
+enum Event {
+    Range(u64, u64),
+    Block(u64, u64),
+    Reorg(u64, usize),
+}
+
+/// Records what a sync reports.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<Event>>);
+
+impl UtxoProgress for Recorder {
+    fn range(&self, from: u64, to: u64) {
+        self.0.lock().expect("lock").push(Event::Range(from, to));
+    }
+    fn block(&self, height: u64, txs: u64) {
+        self.0.lock().expect("lock").push(Event::Block(height, txs));
+    }
+    fn reorg(&self, fork: u64, unwound: &[holdfast_primitives::BlockRef]) {
+        self.0
+            .lock()
+            .expect("lock")
+            .push(Event::Reorg(fork, unwound.len()));
+    }
+}
+
 async fn check(store: Arc<dyn UtxoStore>) {
     let node = Litecoind::spawn().await.expect("litecoind");
     node.create_wallet("w").await.expect("wallet");
@@ -221,10 +247,26 @@ async fn check(store: Arc<dyn UtxoStore>) {
     config.timeout = Duration::from_secs(20);
     let source = RpcSource::connect(config).await.expect("connect");
 
-    let report = sync_utxo(&source, &store, CHAIN, None, 10)
+    let recorder = Recorder::default();
+    let report = sync_utxo_with(&source, &store, CHAIN, None, 10, &recorder)
         .await
         .expect("sync");
     assert_eq!(report.blocks, 108);
+    // Progress: the range first, then every block once, in order, with its transactions.
+    let events = std::mem::take(&mut *recorder.0.lock().expect("lock"));
+    assert_eq!(events[0], Event::Range(0, 107));
+    let blocks: Vec<(u64, u64)> = events[1..]
+        .iter()
+        .map(|e| match e {
+            Event::Block(h, t) => (*h, *t),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        blocks.iter().map(|b| b.0).collect::<Vec<_>>(),
+        (0..=107).collect::<Vec<_>>()
+    );
+    assert_eq!(blocks.iter().map(|b| b.1).sum::<u64>(), report.txs);
     assert!(report.unwound.is_empty());
     let s = store.clone();
     assert_eq!(
@@ -246,10 +288,15 @@ async fn check(store: Arc<dyn UtxoStore>) {
         .await
         .expect("invalidate");
     node.mine(3, &a).await.expect("mine");
-    let report = sync_utxo(&source, &store, CHAIN, None, 10)
+    let report = sync_utxo_with(&source, &store, CHAIN, None, 10, &recorder)
         .await
         .expect("sync after the reorg");
     assert_eq!((report.unwound.len(), report.blocks), (2, 3));
+    let events = std::mem::take(&mut *recorder.0.lock().expect("lock"));
+    // The stored head is off the node's chain: unwound first, then the new range.
+    assert_eq!(events[0], Event::Reorg(105, 2), "{events:?}");
+    assert_eq!(events[1], Event::Range(106, 108), "{events:?}");
+    assert_eq!(events.len(), 5, "{events:?}");
     assert_eq!(report.unwound[0].number, 106);
     let s = store.clone();
     assert_eq!(
