@@ -464,3 +464,164 @@ async fn following_waits_out_a_node_outage() {
 fn s_head(store: &dyn UtxoStore) -> Option<u64> {
     store.head(CHAIN).expect("head").map(|h| h.number)
 }
+
+/// Sends a raw transaction spending exactly `inputs` (wallet outputs) to `outputs`; its txid.
+async fn spend_exactly(node: &Litecoind, inputs: &[(String, u64)], outputs: Value) -> String {
+    let ins: Vec<Value> = inputs
+        .iter()
+        .map(|(txid, vout)| json!({"txid": txid, "vout": vout}))
+        .collect();
+    let raw = node
+        .rpc("createrawtransaction", json!([ins, outputs]))
+        .await
+        .expect("create");
+    let signed = node
+        .wallet_rpc("w", "signrawtransactionwithwallet", json!([raw]))
+        .await
+        .expect("sign");
+    assert_eq!(signed["complete"], true, "{signed}");
+    node.rpc("sendrawtransaction", json!([signed["hex"]]))
+        .await
+        .expect("send")
+        .as_str()
+        .expect("txid")
+        .to_owned()
+}
+
+/// The wallet's one confirmed output paying `address`.
+async fn output_of(node: &Litecoind, address: &str) -> (String, u64) {
+    let list = node
+        .wallet_rpc("w", "listunspent", json!([1, 9999, [address]]))
+        .await
+        .expect("listunspent");
+    let list = list.as_array().expect("list");
+    assert_eq!(list.len(), 1, "{address}: {list:?}");
+    (
+        list[0]["txid"].as_str().expect("txid").to_owned(),
+        list[0]["vout"].as_u64().expect("vout"),
+    )
+}
+
+/// Clusters from a real node: a consolidation of two addresses' outputs merges them; a
+/// CoinJoin-like transaction (three owners' inputs, three equal outputs) merges none; the
+/// block holding both invalidated, the index follows the node down and the merge is gone;
+/// reconsidered, it is back.
+async fn clusters_on_the_node(store: Arc<dyn UtxoStore>) {
+    let node = Litecoind::spawn().await.expect("litecoind");
+    node.create_wallet("w").await.expect("wallet");
+    let miner = node.new_address("w", "bech32").await.expect("address");
+    node.mine(101, &miner).await.expect("mine");
+    let mut addrs = Vec::new();
+    for _ in 0..5 {
+        addrs.push(node.new_address("w", "bech32").await.expect("address"));
+    }
+    // One payment to all five (separate sends could spend each other's unconfirmed outputs).
+    let mut pay = serde_json::Map::new();
+    for (a, amount) in addrs.iter().zip([1.0, 1.0, 0.5, 0.5, 0.5]) {
+        pay.insert(a.clone(), json!(amount));
+    }
+    node.wallet_rpc("w", "sendmany", json!(["", pay]))
+        .await
+        .expect("sendmany");
+    node.mine(1, &miner).await.expect("mine");
+    let (p, q, r, s, t) = (&addrs[0], &addrs[1], &addrs[2], &addrs[3], &addrs[4]);
+    let dest = node.new_address("w", "bech32").await.expect("address");
+    spend_exactly(
+        &node,
+        &[output_of(&node, p).await, output_of(&node, q).await],
+        json!({dest.clone(): 1.9999}),
+    )
+    .await;
+    let mut mixed = serde_json::Map::new();
+    for _ in 0..3 {
+        mixed.insert(
+            node.new_address("w", "bech32").await.expect("address"),
+            json!(0.4999),
+        );
+    }
+    let coinjoin = spend_exactly(
+        &node,
+        &[
+            output_of(&node, r).await,
+            output_of(&node, s).await,
+            output_of(&node, t).await,
+        ],
+        Value::Object(mixed),
+    )
+    .await;
+    node.mine(1, &miner).await.expect("mine");
+
+    let (user, password) = node.user_password().expect("user/password");
+    let config = RpcConfig::new(
+        node.rpc_url(),
+        RpcAuth::UserPass {
+            user: user.into(),
+            password: password.into(),
+        },
+    );
+    let source = RpcSource::connect(config).await.expect("connect");
+    let cluster = |a: &String| {
+        let (st, a) = (store.clone(), a.clone());
+        async move {
+            tokio::task::spawn_blocking(move || st.cluster(CHAIN, &a))
+                .await
+                .expect("task")
+                .expect("cluster")
+        }
+    };
+    sync_utxo(&source, &store, CHAIN, None, 10)
+        .await
+        .expect("sync");
+    assert_eq!(cluster(p).await, cluster(q).await);
+    assert_eq!(cluster(p).await.size, 2);
+    for x in [r, s, t] {
+        assert_eq!(cluster(x).await.size, 1, "{x} merged by the CoinJoin");
+    }
+    let key = B256::from(coinjoin.parse::<Txid>().expect("txid").to_byte_array());
+    let st = store.clone();
+    let stored = tokio::task::spawn_blocking(move || st.transaction(CHAIN, &key))
+        .await
+        .expect("task")
+        .expect("tx");
+    assert!(holdfast_store::utxo::is_coinjoin(&stored[0].2));
+
+    // The block with both transactions invalidated: the index follows the node down.
+    let tip = node.rpc("getbestblockhash", json!([])).await.expect("best");
+    node.rpc("invalidateblock", json!([tip.clone()]))
+        .await
+        .expect("invalidate");
+    let report = sync_utxo(&source, &store, CHAIN, None, 10)
+        .await
+        .expect("down");
+    assert_eq!(report.unwound.len(), 1);
+    assert_eq!(cluster(p).await.size, 1);
+    assert_ne!(cluster(p).await, cluster(q).await);
+    node.rpc("reconsiderblock", json!([tip]))
+        .await
+        .expect("reconsider");
+    sync_utxo(&source, &store, CHAIN, None, 10)
+        .await
+        .expect("back");
+    assert_eq!(cluster(p).await, cluster(q).await);
+    assert_eq!(cluster(q).await.size, 2);
+    assert_eq!(cluster(r).await.size, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_on_litecoind_embedded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    clusters_on_the_node(Arc::new(EmbeddedUtxoStore::open(dir.path()).expect("open"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_on_litecoind_postgres() {
+    let pg = TempPostgres::start(false).expect("PostgreSQL (scripts/install-postgres)");
+    let url = pg.url().to_owned();
+    let store: Arc<dyn UtxoStore> = Arc::new(
+        tokio::task::spawn_blocking(move || PgUtxoStore::connect(&url).expect("connect"))
+            .await
+            .expect("task"),
+    );
+    clusters_on_the_node(store.clone()).await;
+    drop(store);
+}

@@ -13,6 +13,9 @@
 //! | `utxo.txids` | chain, txid, height | position |
 //! | `utxo.addr` | chain, address length, address, height, position, direction, index | txid, value, outpoint received or spent |
 //!
+//! | `utxo.uf` | chain, address length, address | cluster union-find: parent address, size (for a root) |
+//! | `utxo.ufundo` | chain, number | the entries of `utxo.uf` the block changed, as they were |
+//!
 //! An unwind reads the block's transactions back and deletes exactly the keys they made.
 
 use std::path::Path;
@@ -20,6 +23,7 @@ use std::path::Path;
 use fjall::Readable;
 use holdfast_primitives::BlockRef;
 
+use super::cluster::{self, Cluster, Node};
 use super::txs::{self, AddressTransfer, Direction, TxRecord};
 use super::{
     KeepUndo, OutPointKey, Undo, UtxoChanges, UtxoCounts, UtxoRecord, UtxoStore, bytes, counted,
@@ -30,7 +34,7 @@ use crate::group_commit::{Batch, FjallDir, GroupCommit};
 use crate::{Applied, StoreError, admit};
 use alloy_primitives::B256;
 
-const SPACES: [&str; 7] = [
+const SPACES: [&str; 9] = [
     "utxo.blocks",
     "utxo.coins",
     "utxo.undo",
@@ -38,6 +42,8 @@ const SPACES: [&str; 7] = [
     "utxo.txs",
     "utxo.txids",
     "utxo.addr",
+    "utxo.uf",
+    "utxo.ufundo",
 ];
 const BLOCKS: usize = 0;
 const COINS: usize = 1;
@@ -46,6 +52,8 @@ const META: usize = 3;
 const TXS: usize = 4;
 const TXIDS: usize = 5;
 const ADDR: usize = 6;
+const UF: usize = 7;
+const UF_UNDO: usize = 8;
 
 /// The embedded UTXO index.
 pub struct EmbeddedUtxoStore {
@@ -202,6 +210,13 @@ impl EmbeddedUtxoStore {
         }
     }
 
+    fn read_node(&self, chain_id: u64, address: &str) -> Result<Option<Node>, StoreError> {
+        self.dir
+            .read(UF, &addr_prefix(chain_id, address))?
+            .map(|v| cluster::decode_node(&v))
+            .transpose()
+    }
+
     fn commit(
         &self,
         guard: crate::group_commit::WriterGuard<'_>,
@@ -271,6 +286,20 @@ impl UtxoStore for EmbeddedUtxoStore {
             batch.del(UNDO, block_key(chain_id, old));
         }
         stage_txs(&mut batch, chain_id, number, &changes.transactions, false);
+        let uf = cluster::apply(&cluster::merges(&changes.transactions), |a| {
+            self.read_node(chain_id, a)
+        })?;
+        for (a, n) in &uf.new {
+            batch.put(UF, addr_prefix(chain_id, a), cluster::encode_node(n));
+        }
+        batch.put(
+            UF_UNDO,
+            block_key(chain_id, number),
+            cluster::encode_undo(&uf.old),
+        );
+        if let Some(old) = super::pruned_by(number, self.keep_undo) {
+            batch.del(UF_UNDO, block_key(chain_id, old));
+        }
         batch.put(
             BLOCKS,
             block_key(chain_id, number),
@@ -301,6 +330,10 @@ impl UtxoStore for EmbeddedUtxoStore {
         }
         let mut counts = self.read_counts(chain_id)?;
         let mut batch = Batch::default();
+        // Each cluster entry's value before the oldest unwound block: later blocks' undo
+        // records are read first, and an older one overwrites them.
+        let mut clusters: std::collections::HashMap<String, Option<Node>> =
+            std::collections::HashMap::new();
         for b in removed.iter().rev() {
             let key = block_key(chain_id, b.number);
             let undo = self
@@ -312,8 +345,21 @@ impl UtxoStore for EmbeddedUtxoStore {
             counts = undo.revert(counts)?;
             let stored = self.block_transactions(chain_id, b.number)?;
             stage_txs(&mut batch, chain_id, b.number, &stored, true);
+            // Blocks written before clusters were kept have no cluster undo record.
+            if let Some(v) = self.dir.read(UF_UNDO, &key)? {
+                for (a, old) in cluster::decode_undo(&v)? {
+                    clusters.insert(a, old);
+                }
+                batch.del(UF_UNDO, key.clone());
+            }
             batch.del(UNDO, key.clone());
             batch.del(BLOCKS, key);
+        }
+        for (a, old) in clusters {
+            match old {
+                Some(n) => batch.put(UF, addr_prefix(chain_id, &a), cluster::encode_node(&n)),
+                None => batch.del(UF, addr_prefix(chain_id, &a)),
+            }
         }
         batch.put(META, chain_id.to_be_bytes(), Self::counts_value(counts));
         self.commit(guard, batch)?;
@@ -363,6 +409,10 @@ impl UtxoStore for EmbeddedUtxoStore {
             .iter()
             .map(|op| self.read_coin(chain_id, op))
             .collect()
+    }
+
+    fn cluster(&self, chain_id: u64, address: &str) -> Result<Cluster, StoreError> {
+        cluster::find(address, |a| self.read_node(chain_id, a))
     }
 
     fn import_block(

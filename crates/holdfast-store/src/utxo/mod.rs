@@ -26,7 +26,10 @@
 //!   address index ([`AddressTransfer`]: every output paying an address, every input spending
 //!   one) are written in the same atomic write, only if they fit the changes (every spent
 //!   output consumed by one input with its value and address, every created output one of the
-//!   transactions'), and removed exactly on unwind.
+//!   transactions'), and removed exactly on unwind;
+//! - address clusters (common-input ownership, CoinJoin-like transactions excluded:
+//!   [`is_coinjoin`]) are a union-find updated in the same write, with a per-block undo record
+//!   of the entries it changed, put back on unwind.
 //!
 //! Two backends, one behaviour suite (`tests/it/utxo.rs`, `tests/it/utxo_txs.rs`): [`EmbeddedUtxoStore`] (fjall, its
 //! own directory) and [`PgUtxoStore`] (PostgreSQL, its own schema).
@@ -36,9 +39,12 @@ use holdfast_primitives::BlockRef;
 
 use crate::StoreError;
 
+mod cluster;
 mod embedded;
 mod pg;
 mod txs;
+
+pub use cluster::{Cluster, is_coinjoin};
 
 pub use embedded::EmbeddedUtxoStore;
 pub use pg::PgUtxoStore;
@@ -155,6 +161,11 @@ pub trait UtxoStore: Send + Sync {
         chain_id: u64,
         outpoints: &[OutPointKey],
     ) -> Result<Vec<Option<UtxoRecord>>, StoreError>;
+
+    /// The cluster `address` is in (common-input ownership over the blocks written with
+    /// [`UtxoStore::apply_block`]; CoinJoin-like transactions merge nothing): an address never
+    /// merged is a cluster of one, its own root.
+    fn cluster(&self, chain_id: u64, address: &str) -> Result<Cluster, StoreError>;
 
     /// Writes `block` with its transactions and their address entries but no coin changes:
     /// history imported from an export that holds no UTXO set (bitcoin-etl). For a chain id

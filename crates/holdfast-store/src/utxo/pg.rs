@@ -11,6 +11,7 @@ use alloy_primitives::B256;
 use holdfast_primitives::BlockRef;
 use postgres::Transaction;
 
+use super::cluster::{self, Cluster, Node};
 use super::txs::{self, AddressTransfer, Direction, TxRecord};
 use super::{
     KeepUndo, OutPointKey, Undo, UtxoChanges, UtxoCounts, UtxoRecord, UtxoStore, bytes, counted,
@@ -48,6 +49,14 @@ CREATE TABLE utxo_transfers (
     txid BYTEA NOT NULL, value BIGINT NOT NULL, out_txid BYTEA NOT NULL, out_vout BIGINT NOT NULL,
     PRIMARY KEY (chain_id, address, height, position, direction, n));
 CREATE INDEX utxo_transfers_height ON utxo_transfers (chain_id, height);
+",
+    "
+CREATE TABLE utxo_clusters (
+    chain_id BIGINT NOT NULL, address TEXT NOT NULL, parent TEXT NOT NULL, size BIGINT NOT NULL,
+    PRIMARY KEY (chain_id, address));
+CREATE TABLE utxo_clusters_undo (
+    chain_id BIGINT NOT NULL, number BIGINT NOT NULL, body BYTEA NOT NULL,
+    PRIMARY KEY (chain_id, number));
 ",
 ];
 
@@ -293,6 +302,44 @@ impl PgUtxoStore {
     }
 }
 
+fn read_node(
+    tx: &mut impl postgres::GenericClient,
+    chain_id: u64,
+    address: &str,
+) -> Result<Option<Node>, StoreError> {
+    tx.query_opt(
+        "SELECT parent, size FROM utxo_clusters WHERE chain_id = $1 AND address = $2",
+        &[&i64_of(chain_id)?, &address],
+    )?
+    .map(|r| {
+        Ok(Node {
+            parent: r.get(0),
+            size: u64_of(r.get(1))?,
+        })
+    })
+    .transpose()
+}
+
+fn write_node(
+    tx: &mut Transaction<'_>,
+    chain_id: u64,
+    address: &str,
+    node: Option<&Node>,
+) -> Result<(), StoreError> {
+    match node {
+        Some(n) => tx.execute(
+            "INSERT INTO utxo_clusters (chain_id, address, parent, size) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (chain_id, address) DO UPDATE SET parent = EXCLUDED.parent, size = EXCLUDED.size",
+            &[&i64_of(chain_id)?, &address, &n.parent, &i64_of(n.size)?],
+        )?,
+        None => tx.execute(
+            "DELETE FROM utxo_clusters WHERE chain_id = $1 AND address = $2",
+            &[&i64_of(chain_id)?, &address],
+        )?,
+    };
+    Ok(())
+}
+
 impl PgUtxoStore {
     /// Inserts a block's transactions and address entries.
     fn write_txs(
@@ -413,6 +460,26 @@ impl UtxoStore for PgUtxoStore {
             ],
         )?;
         Self::write_txs(&mut tx, chain_id, number, &changes.transactions)?;
+        let uf = cluster::apply(&cluster::merges(&changes.transactions), |a| {
+            read_node(&mut tx, chain_id, a)
+        })?;
+        for (a, n) in &uf.new {
+            write_node(&mut tx, chain_id, a, Some(n))?;
+        }
+        tx.execute(
+            "INSERT INTO utxo_clusters_undo (chain_id, number, body) VALUES ($1, $2, $3)",
+            &[
+                &i64_of(chain_id)?,
+                &i64_of(number)?,
+                &cluster::encode_undo(&uf.old),
+            ],
+        )?;
+        if let Some(old) = super::pruned_by(number, self.keep_undo) {
+            tx.execute(
+                "DELETE FROM utxo_clusters_undo WHERE chain_id = $1 AND number = $2",
+                &[&i64_of(chain_id)?, &i64_of(old)?],
+            )?;
+        }
         tx.execute(
             "INSERT INTO utxo_blocks (chain_id, number, hash, parent_hash, ts) VALUES ($1, $2, $3, $4, $5)",
             &[
@@ -464,8 +531,25 @@ impl UtxoStore for PgUtxoStore {
                 )));
             }
             counts = undo.revert(counts)?;
+            let cundo: Option<Vec<u8>> = tx
+                .query_opt(
+                    "SELECT body FROM utxo_clusters_undo WHERE chain_id = $1 AND number = $2",
+                    &[&i64_of(chain_id)?, &i64_of(block.number)?],
+                )?
+                .map(|r| r.get(0));
+            for (a, old) in cundo
+                .map(|b| cluster::decode_undo(&b))
+                .transpose()?
+                .unwrap_or_default()
+            {
+                write_node(&mut tx, chain_id, &a, old.as_ref())?;
+            }
             removed.push(block);
         }
+        tx.execute(
+            "DELETE FROM utxo_clusters_undo WHERE chain_id = $1 AND number >= $2",
+            &[&i64_of(chain_id)?, &i64_of(first)?],
+        )?;
         tx.execute(
             "DELETE FROM utxo_undo WHERE chain_id = $1 AND number >= $2",
             &[&i64_of(chain_id)?, &i64_of(first)?],
@@ -549,6 +633,11 @@ impl UtxoStore for PgUtxoStore {
             found.insert(outpoint_of(r.get("txid"), r.get("vout"))?, record_of(r)?);
         }
         Ok(outpoints.iter().map(|op| found.get(op).cloned()).collect())
+    }
+
+    fn cluster(&self, chain_id: u64, address: &str) -> Result<Cluster, StoreError> {
+        let mut client = self.pool.client();
+        cluster::find(address, |a| read_node(&mut *client, chain_id, a))
     }
 
     fn import_block(

@@ -6,7 +6,7 @@ use alloy_primitives::B256;
 use holdfast_primitives::BlockRef;
 use holdfast_store::utxo::{
     AddressTransfer, Direction, EmbeddedUtxoStore, MAX_TRANSFERS, OutPointKey, PgUtxoStore,
-    TxInput, TxOutput, TxRecord, UtxoChanges, UtxoRecord, UtxoStore,
+    TxInput, TxOutput, TxRecord, UtxoChanges, UtxoRecord, UtxoStore, is_coinjoin,
 };
 
 use holdfast_store::{Applied, StoreError};
@@ -412,7 +412,141 @@ fn view_of(s: &dyn UtxoStore, chain: u64) -> Vec<Vec<AddressTransfer>> {
         .collect()
 }
 
+/// Clusters: a consolidation merges its input addresses, a CoinJoin-like transaction (three
+/// inputs of three owners, three equal outputs) merges none, a later spend links two clusters;
+/// unwinding restores each earlier state exactly, and writing again gives the same clusters.
+fn clusters_follow_blocks_and_unwinds(s: &dyn UtxoStore) {
+    let addr = |tag: u8| format!("bcrt1q{tag:02x}");
+    // Block 1: a coinbase paying tags 2, 4, 6, 8, 10 and 2 again.
+    let a: Vec<(OutPointKey, UtxoRecord)> = [2u8, 4, 6, 8, 10, 2]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (op(0xa1, i as u32), rec(1_000_000, 1, true, *t)))
+        .collect();
+    let coinbase = TxRecord {
+        txid: B256::repeat_byte(0xa1),
+        coinbase: true,
+        inputs: vec![],
+        outputs: a.iter().map(|(_, r)| output(r)).collect(),
+    };
+    let spend = |id: u8, height: u64, ins: &[&(OutPointKey, UtxoRecord)], outs: &[(u64, u8)]| {
+        let created: Vec<(OutPointKey, UtxoRecord)> = outs
+            .iter()
+            .enumerate()
+            .map(|(v, (value, tag))| (op(id, v as u32), rec(*value, height, false, *tag)))
+            .collect();
+        let tx = TxRecord {
+            txid: B256::repeat_byte(id),
+            coinbase: false,
+            inputs: ins.iter().map(|o| input(o)).collect(),
+            outputs: created.iter().map(|(_, r)| output(r)).collect(),
+        };
+        (tx, created)
+    };
+    let memo = |tag| memo_coinbase(tag);
+    // Block 2: B consolidates tags 2 and 4; C is a CoinJoin of tags 6, 8, 10.
+    let (b, b_out) = spend(0xb2, 2, &[&a[0], &a[1]], &[(1_900_000, 14)]);
+    let (c, c_out) = spend(
+        0xc2,
+        2,
+        &[&a[2], &a[3], &a[4]],
+        &[(900_000, 16), (900_000, 18), (900_000, 20)],
+    );
+    // Block 3: D spends tag 2's second output with B's (tag 14): links {2, 4} and 14; E spends
+    // two CoinJoin outputs (tags 16, 18) together.
+    let (d, d_out) = spend(0xd3, 3, &[&a[5], &b_out[0]], &[(2_800_000, 22)]);
+    let (e, e_out) = spend(0xe3, 3, &[&c_out[0], &c_out[1]], &[(1_700_000, 24)]);
+    let blocks = vec![
+        (
+            block(1, 0, 0),
+            UtxoChanges {
+                created: a.clone(),
+                transactions: vec![coinbase],
+                ..Default::default()
+            },
+        ),
+        (
+            block(2, 0, 0),
+            UtxoChanges {
+                created: [b_out.clone(), c_out.clone()].concat(),
+                spent: vec![
+                    a[0].clone(),
+                    a[1].clone(),
+                    a[2].clone(),
+                    a[3].clone(),
+                    a[4].clone(),
+                ],
+                transactions: vec![memo(0x12), b, c],
+                ..Default::default()
+            },
+        ),
+        (
+            block(3, 0, 0),
+            UtxoChanges {
+                created: [d_out, e_out].concat(),
+                spent: vec![
+                    a[5].clone(),
+                    b_out[0].clone(),
+                    c_out[0].clone(),
+                    c_out[1].clone(),
+                ],
+                transactions: vec![memo(0x13), d, e],
+                ..Default::default()
+            },
+        ),
+    ];
+    let tags = [2u8, 4, 6, 8, 10, 14, 16, 18, 20, 22, 24];
+    let clusters = |s: &dyn UtxoStore| -> Vec<(String, u64)> {
+        tags.iter()
+            .map(|t| {
+                let c = s.cluster(CHAIN, &addr(*t)).expect("cluster");
+                (c.root, c.size)
+            })
+            .collect()
+    };
+    let mut states = vec![clusters(s)];
+    for (bl, c) in &blocks {
+        s.apply_block(CHAIN, bl, c).expect("apply");
+        states.push(clusters(s));
+    }
+    let same = |x: u8, y: u8| {
+        s.cluster(CHAIN, &addr(x)).expect("x").root == s.cluster(CHAIN, &addr(y)).expect("y").root
+    };
+    assert!(is_coinjoin(&blocks[1].1.transactions[2]));
+    assert!(!is_coinjoin(&blocks[1].1.transactions[1]));
+    assert!(same(2, 4) && same(4, 14), "{:?}", states[3]);
+    assert_eq!(s.cluster(CHAIN, &addr(14)).expect("c").size, 3);
+    assert!(same(16, 18));
+    assert_eq!(s.cluster(CHAIN, &addr(16)).expect("c").size, 2);
+    // The CoinJoin merged none of its inputs, nor them with anything.
+    for (x, y) in [(6, 8), (8, 10), (6, 10), (6, 16), (2, 6)] {
+        assert!(!same(x, y), "{x} and {y}");
+    }
+    assert_eq!(s.cluster(CHAIN, &addr(6)).expect("c").size, 1);
+    assert_eq!(
+        s.cluster(CHAIN, &addr(22)).expect("c").size,
+        1,
+        "outputs merge nothing"
+    );
+    // After block 2 only: {2, 4}.
+    assert_eq!(states[2][0], states[2][1]);
+    assert_eq!(states[2][0].1, 2);
+    s.unwind_above(CHAIN, 2).expect("unwind 3");
+    assert_eq!(clusters(s), states[2]);
+    s.unwind_above(CHAIN, 0).expect("unwind 1, 2");
+    assert_eq!(clusters(s), states[0]);
+    assert!(states[0].iter().all(|(_, n)| *n == 1));
+    for (bl, c) in &blocks {
+        s.apply_block(CHAIN, bl, c).expect("again");
+    }
+    assert_eq!(clusters(s), states[3]);
+    // Two blocks unwound in one call.
+    s.unwind_above(CHAIN, 1).expect("unwind 2, 3");
+    assert_eq!(clusters(s), states[1]);
+}
+
 fn suite(open: impl Fn() -> Box<dyn UtxoStore>) {
+    clusters_follow_blocks_and_unwinds(&*open());
     imported_history(&*open());
     written_read_and_unwound(&*open());
     misfits_are_refused_whole(&*open());
