@@ -7,10 +7,11 @@
 //!
 //! With `--with-txs` each block also carries its transactions (the coinbase; each other
 //! transaction its one input, resolved, and two outputs), so the transaction and address index
-//! (3 address entries per transaction) is written in the same commit. `--runs R` repeats each
+//! (3 address entries per transaction) is written in the same commit. `--inputs K` makes each
+//! transaction spend K outputs (K ≥ 2: every transaction merges address clusters too). `--runs R` repeats each
 //! measurement on a fresh store and prints the median.
 //!
-//! `cargo bench -p holdfast-store --bench utxo [-- --blocks N --txs T] [--with-txs] [--runs R] [--no-pg] [--no-embedded]`.
+//! `cargo bench -p holdfast-store --bench utxo [-- --blocks N --txs T] [--with-txs] [--inputs K] [--runs R] [--no-pg] [--no-embedded]`.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -74,6 +75,8 @@ fn record(value: u64, height: u64, coinbase: bool, tag: u64) -> UtxoRecord {
 /// The chain's blocks, generated against the generator's own UTXO set.
 struct Chain {
     rng: Rng,
+    /// Inputs per transaction (two or more: each transaction merges clusters).
+    inputs: u64,
     unspent: Vec<OutPointKey>,
     records: HashMap<OutPointKey, UtxoRecord>,
 }
@@ -107,7 +110,10 @@ impl Chain {
                 inputs: vec![],
                 outputs: vec![],
             };
-            if !self.unspent.is_empty() {
+            for _ in 0..self.inputs {
+                if self.unspent.is_empty() {
+                    break;
+                }
                 let i = (self.rng.next() % self.unspent.len() as u64) as usize;
                 let op = self.unspent.swap_remove(i);
                 let r = self.records.remove(&op).expect("generated");
@@ -118,6 +124,7 @@ impl Chain {
                 });
                 c.spent.push((op, r));
             }
+            let paid: u64 = tx.inputs.iter().map(|i| i.value).sum();
             for vout in 0..2 {
                 let op = OutPointKey {
                     txid: txid(n, t),
@@ -125,7 +132,11 @@ impl Chain {
                 };
                 // Each output half the input (block 0's outputs, with no input, 10 coins).
                 let r = record(
-                    tx.inputs.first().map_or(10_0000_0000, |i| i.value / 2),
+                    if tx.inputs.is_empty() {
+                        10_0000_0000
+                    } else {
+                        paid / 2
+                    },
                     n,
                     false,
                     (n << 20) | (t << 1) | u64::from(vout),
@@ -177,6 +188,7 @@ fn run(
 ) -> f64 {
     let mut chain = Chain {
         rng: Rng(0x5eed),
+        inputs: option("--inputs", 1),
         unspent: Vec::new(),
         records: HashMap::new(),
     };
@@ -257,7 +269,7 @@ fn main() {
                     let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
                     c.batch_execute("VACUUM ANALYZE").expect("vacuum");
                     c.query_one(
-                        "SELECT pg_total_relation_size('utxo_coins') + pg_total_relation_size('utxo_undo') + pg_total_relation_size('utxo_blocks') + pg_total_relation_size('utxo_txs') + pg_total_relation_size('utxo_transfers')",
+                        "SELECT pg_total_relation_size('utxo_coins') + pg_total_relation_size('utxo_undo') + pg_total_relation_size('utxo_blocks') + pg_total_relation_size('utxo_txs') + pg_total_relation_size('utxo_transfers') + pg_total_relation_size('utxo_clusters') + pg_total_relation_size('utxo_clusters_undo')",
                         &[],
                     )
                     .expect("size")

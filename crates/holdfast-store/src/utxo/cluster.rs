@@ -99,10 +99,10 @@ pub(crate) fn apply(
         if let Some(n) = overlay.get(addr) {
             return Ok(n.clone());
         }
+        // Not in the overlay: read for the first time (every address read is then put in the
+        // overlay), so `old` gets each address once.
         let stored = read(addr)?;
-        if !old.iter().any(|(a, _)| a == addr) {
-            old.push((addr.to_owned(), stored.clone()));
-        }
+        old.push((addr.to_owned(), stored.clone()));
         Ok(stored.unwrap_or(Node {
             parent: addr.to_owned(),
             size: 1,
@@ -169,9 +169,10 @@ pub(crate) fn apply(
             (!unchanged).then(|| (a.clone(), now.clone()))
         })
         .collect();
+    let changed: std::collections::HashSet<&str> = new.iter().map(|(a, _)| a.as_str()).collect();
     let old = old
         .into_iter()
-        .filter(|(a, _)| new.iter().any(|(n, _)| n == a))
+        .filter(|(a, _)| changed.contains(a.as_str()))
         .collect();
     Ok(UfChanges { new, old })
 }

@@ -320,6 +320,59 @@ fn read_node(
     .transpose()
 }
 
+/// The entries of `addresses` (`None` where there is none), in one query.
+fn read_nodes<'a>(
+    tx: &mut Transaction<'_>,
+    chain_id: u64,
+    addresses: impl Iterator<Item = &'a str>,
+) -> Result<HashMap<String, Option<Node>>, StoreError> {
+    let mut known: HashMap<String, Option<Node>> =
+        addresses.map(|a| (a.to_owned(), None)).collect();
+    if known.is_empty() {
+        return Ok(known);
+    }
+    let list: Vec<&str> = known.keys().map(String::as_str).collect();
+    let rows = tx.query(
+        "SELECT address, parent, size FROM utxo_clusters WHERE chain_id = $1 AND address = ANY($2)",
+        &[&i64_of(chain_id)?, &list],
+    )?;
+    for r in rows {
+        let address: String = r.get(0);
+        known.insert(
+            address,
+            Some(Node {
+                parent: r.get(1),
+                size: u64_of(r.get(2))?,
+            }),
+        );
+    }
+    Ok(known)
+}
+
+/// Writes `nodes` in one statement.
+fn write_nodes(
+    tx: &mut Transaction<'_>,
+    chain_id: u64,
+    nodes: &[(String, Node)],
+) -> Result<(), StoreError> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let addresses: Vec<&str> = nodes.iter().map(|(a, _)| a.as_str()).collect();
+    let parents: Vec<&str> = nodes.iter().map(|(_, n)| n.parent.as_str()).collect();
+    let sizes: Vec<i64> = nodes
+        .iter()
+        .map(|(_, n)| i64_of(n.size))
+        .collect::<Result<_, _>>()?;
+    tx.execute(
+        "INSERT INTO utxo_clusters (chain_id, address, parent, size)
+         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[])
+         ON CONFLICT (chain_id, address) DO UPDATE SET parent = EXCLUDED.parent, size = EXCLUDED.size",
+        &[&i64_of(chain_id)?, &addresses, &parents, &sizes],
+    )?;
+    Ok(())
+}
+
 fn write_node(
     tx: &mut Transaction<'_>,
     chain_id: u64,
@@ -460,12 +513,18 @@ impl UtxoStore for PgUtxoStore {
             ],
         )?;
         Self::write_txs(&mut tx, chain_id, number, &changes.transactions)?;
-        let uf = cluster::apply(&cluster::merges(&changes.transactions), |a| {
-            read_node(&mut tx, chain_id, a)
+        let groups = cluster::merges(&changes.transactions);
+        // The block's input addresses' entries in one query; their parents one by one.
+        let mut known = read_nodes(&mut tx, chain_id, groups.iter().flatten().copied())?;
+        let uf = cluster::apply(&groups, |a| match known.get(a) {
+            Some(n) => Ok(n.clone()),
+            None => {
+                let n = read_node(&mut tx, chain_id, a)?;
+                known.insert(a.to_owned(), n.clone());
+                Ok(n)
+            }
         })?;
-        for (a, n) in &uf.new {
-            write_node(&mut tx, chain_id, a, Some(n))?;
-        }
+        write_nodes(&mut tx, chain_id, &uf.new)?;
         tx.execute(
             "INSERT INTO utxo_clusters_undo (chain_id, number, body) VALUES ($1, $2, $3)",
             &[
