@@ -126,7 +126,7 @@ pub struct TransfersArgs {
     /// From this block on.
     #[arg(long, default_value_t = 0)]
     pub from_block: u64,
-    /// At most this many per direction (≤ 10000).
+    /// At most this many per direction (≤ 10000; with `--chain bitcoin`, this many in all).
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
     /// One JSON object per line.
