@@ -8,6 +8,7 @@
 //! - [`block`]: the model the store will hold: [`Block`], [`Tx`], [`Input`], [`Output`]; the
 //!   header's commitments checked; inputs resolved from the block itself and a lookup; fees.
 //! - [`script`]: [`ScriptKind`] (Bitcoin Core's templates) and addresses per network.
+//! - [`address`]: reading a typed address: its networks, script and canonical form.
 //! - [`blkfile`]: Bitcoin Core's `blk*.dat` framing.
 //! - [`utxo`]: connecting and disconnecting blocks against a UTXO set ([`utxo::connect`],
 //!   [`utxo::BlockChanges`] with its undo, [`utxo::MemoryUtxoSet`]), Core's coin rules.
@@ -17,6 +18,7 @@
 //!
 //! Only this crate depends on rust-bitcoin; everything above it sees the model.
 
+pub mod address;
 pub mod blkfile;
 pub mod block;
 pub mod decode;
@@ -25,6 +27,7 @@ pub mod rpc;
 pub mod script;
 pub mod utxo;
 
+pub use address::AddressError;
 pub use block::{Block, BlockError, Input, Output, Overspend, Tx};
 pub use decode::{DecodeError, Place, decode_block};
 pub use network::{AddressParams, Network, UnknownNetwork};

@@ -59,6 +59,18 @@ impl Network {
         Network::LitecoinRegtest,
     ];
 
+    /// The coin's unit as people write amounts (`BTC`, `LTC`; 10^8 of the smallest unit).
+    pub const fn unit(self) -> &'static str {
+        match self {
+            Network::Bitcoin
+            | Network::BitcoinTestnet
+            | Network::BitcoinTestnet4
+            | Network::BitcoinSignet
+            | Network::BitcoinRegtest => "BTC",
+            Network::Litecoin | Network::LitecoinTestnet | Network::LitecoinRegtest => "LTC",
+        }
+    }
+
     /// The name used on the command line and in messages.
     pub const fn name(self) -> &'static str {
         match self {
@@ -169,6 +181,12 @@ impl Network {
     pub fn from_genesis(hash: &BlockHash) -> Option<Network> {
         let hex = hash.to_string();
         Network::ALL.into_iter().find(|n| n.genesis_hex() == hex)
+    }
+
+    /// The chain id under which the UTXO store keeps this network's history imported from an
+    /// export without a UTXO set (bitcoin-etl), apart from the index built from a node.
+    pub const fn import_id(self) -> u64 {
+        1_000 + self.index_id()
     }
 
     /// The chain id under which the UTXO index keeps this network (stable: never reuse or

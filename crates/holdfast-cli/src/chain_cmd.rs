@@ -105,8 +105,18 @@ pub enum Direction {
 
 #[derive(Debug, Args)]
 pub struct TransfersArgs {
-    /// The address (0x...).
+    /// The address (0x... on an EVM chain; 1…/3…/bc1…, L…/M…/ltc1… and the test networks'
+    /// forms with `--chain bitcoin`).
     pub address: String,
+    /// `evm` (the transfer store), or `bitcoin` for a Bitcoin-family chain's address index
+    /// (receipts and spends; the network is the address's, or `--network`).
+    #[arg(long, value_enum, default_value_t = ChainKind::Evm)]
+    pub chain: ChainKind,
+    /// With `--chain bitcoin`: the network (bitcoin, bitcoin-testnet, bitcoin-regtest,
+    /// litecoin, litecoin-regtest, …) when the address's form alone is ambiguous (testnets and
+    /// regtests share `m…`/`n…`).
+    #[arg(long)]
+    pub network: Option<String>,
     /// Chain id of the stored data (1 = Ethereum mainnet, 31337 = anvil); default: the only
     /// chain the store holds (an error naming them when it holds several).
     #[arg(long)]
@@ -116,7 +126,7 @@ pub struct TransfersArgs {
     /// From this block on.
     #[arg(long, default_value_t = 0)]
     pub from_block: u64,
-    /// At most this many per direction (≤ 10000).
+    /// At most this many per direction (≤ 10000; with `--chain bitcoin`, this many in all).
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
     /// One JSON object per line.
@@ -127,11 +137,22 @@ pub struct TransfersArgs {
 #[derive(Debug, Args)]
 pub struct ImportTransfersArgs {
     /// A blockchain-etl export: token_transfers.csv, traces.csv or transactions.csv (with
-    /// receipt_status).
+    /// receipt_status); with `--chain bitcoin`, bitcoin-etl's transactions.json (JSON lines,
+    /// inputs enriched with the spent output's value and address).
     pub file: PathBuf,
     /// Chain id of the exported data.
     #[arg(long, default_value_t = 1)]
     pub chain_id: u64,
+    /// `evm` (blockchain-etl CSV into the transfer store), or `bitcoin` (bitcoin-etl JSON
+    /// lines into the UTXO store's transaction and address index).
+    #[arg(long, value_enum, default_value_t = ChainKind::Evm)]
+    pub chain: ChainKind,
+    /// With `--chain bitcoin`: bitcoin-etl's blocks.json for the same blocks.
+    #[arg(long, value_name = "FILE")]
+    pub blocks: Option<PathBuf>,
+    /// With `--chain bitcoin`: the network the export is of (default bitcoin).
+    #[arg(long)]
+    pub network: Option<String>,
 }
 
 /// Largest file `import transfers` reads.
@@ -284,6 +305,9 @@ impl Progress for Bar {
 }
 
 pub fn transfers(store: Arc<dyn Store>, args: &TransfersArgs) -> anyhow::Result<ExitCode> {
+    if args.network.is_some() {
+        anyhow::bail!("--network: only with --chain bitcoin");
+    }
     let address: Address =
         holdfast_intel::address::parse(&args.address, Some(holdfast_primitives::Chain::Ethereum))
             .map_err(anyhow::Error::from)
@@ -385,6 +409,9 @@ pub fn import_transfers(
     store: Arc<dyn Store>,
     args: &ImportTransfersArgs,
 ) -> anyhow::Result<ExitCode> {
+    if args.blocks.is_some() || args.network.is_some() {
+        anyhow::bail!("--blocks and --network: only with --chain bitcoin");
+    }
     let meta = std::fs::metadata(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
     anyhow::ensure!(

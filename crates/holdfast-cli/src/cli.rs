@@ -82,7 +82,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
-    /// Transfers from a blockchain-etl CSV export (token_transfers, traces, transactions).
+    /// Transfers from a blockchain-etl CSV export (token_transfers, traces, transactions), or
+    /// with `--chain bitcoin` a bitcoin-etl export (transactions.json and --blocks blocks.json).
     Transfers(ImportTransfersArgs),
 }
 
@@ -280,15 +281,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Intel(cmd) => intel_cmd::run(&data_dir, cmd),
         Command::Serve(args) => serve(data_dir, &cli.store, args),
         Command::Ingest(args) if args.chain == chain_cmd::ChainKind::Bitcoin => {
-            crate::bitcoin_cmd::ingest(&data_dir, &cli.store, &args)
+            crate::bitcoin_cmd::ingest(&data_dir, &cli.store, &args, cli.quiet)
         }
         Command::Ingest(args) => chain_cmd::ingest(
             chain_cmd::open_store(&data_dir, &cli.store)?,
             &args,
             cli.quiet,
         ),
+        Command::Transfers(args) if args.chain == chain_cmd::ChainKind::Bitcoin => {
+            crate::bitcoin_cmd::transfers(&data_dir, &cli.store, &args)
+        }
         Command::Transfers(args) => {
             chain_cmd::transfers(chain_cmd::open_store(&data_dir, &cli.store)?, &args)
+        }
+        Command::Import(ImportCommand::Transfers(args))
+            if args.chain == chain_cmd::ChainKind::Bitcoin =>
+        {
+            crate::bitcoin_cmd::import(&data_dir, &cli.store, &args)
         }
         Command::Import(ImportCommand::Transfers(args)) => {
             chain_cmd::import_transfers(chain_cmd::open_store(&data_dir, &cli.store)?, &args)

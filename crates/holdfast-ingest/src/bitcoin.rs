@@ -8,8 +8,8 @@
 //!
 //! Hashes and txids are stored in rust-bitcoin's internal byte order (`to_byte_array`).
 //!
-//! Not yet here (docs/BITCOIN.md): following the head, waiting out an outage, progress,
-//! the transactions and the address index.
+//! Each block is written with its transactions (inputs resolved by [`connect`] from the index
+//! and the block itself, never by asking the node) for the store's address index.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -21,7 +21,9 @@ use holdfast_bitcoin::utxo::{BlockChanges, ConnectError, Utxo, UtxoView, ViewErr
 use holdfast_bitcoin::{Block, Output, RpcError, RpcSource};
 use holdfast_primitives::BlockRef;
 use holdfast_store::StoreError;
-use holdfast_store::utxo::{MAX_BATCH, OutPointKey, UtxoChanges, UtxoRecord, UtxoStore};
+use holdfast_store::utxo::{
+    MAX_BATCH, OutPointKey, TxInput, TxOutput, TxRecord, UtxoChanges, UtxoRecord, UtxoStore,
+};
 
 /// What went wrong ingesting a Bitcoin-family chain.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,8 @@ pub enum BitcoinIngestError {
     ReorgTooDeep { at: u64, max: u64 },
     #[error("store task failed: {0}")]
     Join(String),
+    #[error(transparent)]
+    Unresolved(#[from] UnresolvedInput),
 }
 
 /// What one [`sync_utxo`] did.
@@ -135,15 +139,68 @@ fn record_of(u: &Utxo) -> UtxoRecord {
     }
 }
 
-/// A block's changes as the store keeps them.
-pub fn store_changes(c: &BlockChanges) -> UtxoChanges {
+/// A block's changes as the store keeps them, with its transactions (`block` as
+/// [`connect`] left it: every input resolved).
+pub fn store_changes(block: &Block, c: &BlockChanges) -> Result<UtxoChanges, UnresolvedInput> {
     let list =
         |l: &[(OutPoint, Utxo)]| l.iter().map(|(op, u)| (key_of(op), record_of(u))).collect();
-    UtxoChanges {
+    Ok(UtxoChanges {
         created: list(&c.created),
         spent: list(&c.spent),
         replaced: list(&c.replaced),
-    }
+        transactions: store_transactions(block)?,
+    })
+}
+
+/// An input [`store_transactions`] was given unresolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("block {block}, tx {txid}: input {input} is not resolved (connect the block first)")]
+pub struct UnresolvedInput {
+    pub block: String,
+    pub txid: String,
+    pub input: usize,
+}
+
+/// A block's transactions as the store keeps them: inputs with the spent output's value and
+/// address (filled in by [`connect`], from the index and the block itself), outputs whole.
+pub fn store_transactions(block: &Block) -> Result<Vec<TxRecord>, UnresolvedInput> {
+    block
+        .txs
+        .iter()
+        .map(|tx| {
+            let inputs = tx
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(i, input)| {
+                    let spent = input.spent.as_ref().ok_or_else(|| UnresolvedInput {
+                        block: block.hash.to_string(),
+                        txid: tx.txid.to_string(),
+                        input: i,
+                    })?;
+                    Ok(TxInput {
+                        prevout: key_of(&input.prevout),
+                        value: spent.value,
+                        address: spent.address.clone(),
+                    })
+                })
+                .collect::<Result<_, UnresolvedInput>>()?;
+            Ok(TxRecord {
+                txid: B256::from(tx.txid.to_byte_array()),
+                coinbase: tx.coinbase,
+                inputs,
+                outputs: tx
+                    .outputs
+                    .iter()
+                    .map(|o| TxOutput {
+                        value: o.value,
+                        script: o.script.to_bytes(),
+                        address: o.address.clone(),
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 /// The block as the store records it.
@@ -170,13 +227,29 @@ async fn write_block(
         store.apply_block(
             chain_id,
             &block_ref(&block, height),
-            &store_changes(&changes),
+            &store_changes(&block, &changes)?,
         )?;
         Ok(block)
     })
     .await
     .map_err(|e| BitcoinIngestError::Join(e.to_string()))?
 }
+
+/// What [`sync_utxo_with`] and [`follow_utxo_with`] report as they go (the CLI draws a
+/// progress bar from it).
+pub trait UtxoProgress: Send + Sync {
+    /// Blocks `from..=to` are to be written (`from` > `to`: nothing to do).
+    fn range(&self, _from: u64, _to: u64) {}
+    /// Block `height` with `txs` transactions was written.
+    fn block(&self, _height: u64, _txs: u64) {}
+    /// Blocks above `fork` were unwound.
+    fn reorg(&self, _fork: u64, _unwound: &[BlockRef]) {}
+}
+
+/// No progress reported.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+impl UtxoProgress for NoProgress {}
 
 /// Ingests blocks from the index's head (or the genesis) up to `to` (default: the node's
 /// tip), unwinding reorgs of at most `max_reorg_depth` blocks.
@@ -186,6 +259,18 @@ pub async fn sync_utxo(
     chain_id: u64,
     to: Option<u64>,
     max_reorg_depth: u64,
+) -> Result<SyncReport, BitcoinIngestError> {
+    sync_utxo_with(source, store, chain_id, to, max_reorg_depth, &NoProgress).await
+}
+
+/// [`sync_utxo`], reporting to `progress`.
+pub async fn sync_utxo_with(
+    source: &RpcSource,
+    store: &Arc<dyn UtxoStore>,
+    chain_id: u64,
+    to: Option<u64>,
+    max_reorg_depth: u64,
+    progress: &dyn UtxoProgress,
 ) -> Result<SyncReport, BitcoinIngestError> {
     let mut report = SyncReport::default();
     let tip = source.chain_info().await?.blocks;
@@ -202,8 +287,11 @@ pub async fn sync_utxo(
         && !node_has(source, &h).await?
     {
         let fork = find_fork(source, store, chain_id, h.number, max_reorg_depth).await?;
-        report.unwound.extend(unwind(store, chain_id, fork).await?);
+        let removed = unwind(store, chain_id, fork).await?;
+        progress.reorg(fork, &removed);
+        report.unwound.extend(removed);
     }
+    let mut announced = None;
     loop {
         let head = {
             let s = store.clone();
@@ -212,6 +300,10 @@ pub async fn sync_utxo(
                 .map_err(|e| BitcoinIngestError::Join(e.to_string()))??
         };
         let next = head.map_or(0, |h| h.number + 1);
+        if announced.is_none() {
+            progress.range(next, to);
+            announced = Some(next);
+        }
         if next > to {
             return Ok(report);
         }
@@ -220,11 +312,15 @@ pub async fn sync_utxo(
             && B256::from(block.prev.to_byte_array()) != h.hash
         {
             let fork = find_fork(source, store, chain_id, h.number, max_reorg_depth).await?;
-            report.unwound.extend(unwind(store, chain_id, fork).await?);
+            let removed = unwind(store, chain_id, fork).await?;
+            progress.reorg(fork, &removed);
+            report.unwound.extend(removed);
+            announced = None; // the range starts lower now
             continue;
         }
         let txs = block.txs.len() as u64;
         write_block(store, chain_id, block, next).await?;
+        progress.block(next, txs);
         report.blocks += 1;
         report.txs += txs;
     }
@@ -289,7 +385,8 @@ impl BitcoinIngestError {
             BitcoinIngestError::Connect(_)
             | BitcoinIngestError::Store(_)
             | BitcoinIngestError::ReorgTooDeep { .. }
-            | BitcoinIngestError::Join(_) => false,
+            | BitcoinIngestError::Join(_)
+            | BitcoinIngestError::Unresolved(_) => false,
         }
     }
 }
@@ -327,8 +424,21 @@ pub async fn follow_utxo(
     store: &Arc<dyn UtxoStore>,
     chain_id: u64,
     options: &FollowOptions,
+    stop: tokio::sync::watch::Receiver<bool>,
+    on_sync: impl Fn(&SyncReport),
+) -> Result<SyncReport, BitcoinIngestError> {
+    follow_utxo_with(source, store, chain_id, options, stop, on_sync, &NoProgress).await
+}
+
+/// [`follow_utxo`], reporting each round's blocks to `progress`.
+pub async fn follow_utxo_with(
+    source: &RpcSource,
+    store: &Arc<dyn UtxoStore>,
+    chain_id: u64,
+    options: &FollowOptions,
     mut stop: tokio::sync::watch::Receiver<bool>,
     on_sync: impl Fn(&SyncReport),
+    progress: &dyn UtxoProgress,
 ) -> Result<SyncReport, BitcoinIngestError> {
     let mut total = SyncReport::default();
     let mut backoff = std::time::Duration::from_millis(250);
@@ -336,7 +446,15 @@ pub async fn follow_utxo(
         let round = async {
             let tip = source.chain_info().await?.blocks;
             let to = tip.saturating_sub(options.confirmations);
-            sync_utxo(source, store, chain_id, Some(to), options.max_reorg_depth).await
+            sync_utxo_with(
+                source,
+                store,
+                chain_id,
+                Some(to),
+                options.max_reorg_depth,
+                progress,
+            )
+            .await
         };
         let wait = match round.await {
             Ok(report) => {

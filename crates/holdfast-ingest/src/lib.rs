@@ -19,6 +19,7 @@
 //! named.
 
 pub mod bitcoin;
+pub mod bitcoin_etl;
 
 use std::sync::Arc;
 use std::time::Duration;

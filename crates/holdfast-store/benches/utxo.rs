@@ -5,7 +5,13 @@
 //! PostgreSQL (a throwaway server). Prints transactions/s, outputs/s, the time of one block's
 //! batch read (`utxos`) and bytes on disk per unspent output (undo records included).
 //!
-//! `cargo bench -p holdfast-store --bench utxo [-- --blocks N --txs T] [--no-pg] [--no-embedded]`.
+//! With `--with-txs` each block also carries its transactions (the coinbase; each other
+//! transaction its one input, resolved, and two outputs), so the transaction and address index
+//! (3 address entries per transaction) is written in the same commit. `--inputs K` makes each
+//! transaction spend K outputs (K ≥ 2: every transaction merges address clusters too). `--runs R` repeats each
+//! measurement on a fresh store and prints the median.
+//!
+//! `cargo bench -p holdfast-store --bench utxo [-- --blocks N --txs T] [--with-txs] [--inputs K] [--runs R] [--no-pg] [--no-embedded]`.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -14,7 +20,8 @@ use alloy_primitives::B256;
 use holdfast_primitives::BlockRef;
 use holdfast_store::testing::TempPostgres;
 use holdfast_store::utxo::{
-    EmbeddedUtxoStore, OutPointKey, PgUtxoStore, UtxoChanges, UtxoRecord, UtxoStore,
+    EmbeddedUtxoStore, OutPointKey, PgUtxoStore, TxInput, TxOutput, TxRecord, UtxoChanges,
+    UtxoRecord, UtxoStore,
 };
 
 fn option(name: &str, default: u64) -> u64 {
@@ -68,35 +75,77 @@ fn record(value: u64, height: u64, coinbase: bool, tag: u64) -> UtxoRecord {
 /// The chain's blocks, generated against the generator's own UTXO set.
 struct Chain {
     rng: Rng,
+    /// Inputs per transaction (two or more: each transaction merges clusters).
+    inputs: u64,
     unspent: Vec<OutPointKey>,
     records: HashMap<OutPointKey, UtxoRecord>,
 }
 
 impl Chain {
-    fn block(&mut self, n: u64, txs: u64) -> (BlockRef, UtxoChanges) {
+    fn block(&mut self, n: u64, txs: u64, with_txs: bool) -> (BlockRef, UtxoChanges) {
         let mut c = UtxoChanges::default();
         let coinbase = OutPointKey {
             txid: txid(n, 0),
             vout: 0,
         };
-        c.created
-            .push((coinbase, record(50_0000_0000, n, true, n << 20)));
+        let out = |r: &UtxoRecord| TxOutput {
+            value: r.value,
+            script: r.script.clone(),
+            address: r.address.clone(),
+        };
+        let cb = record(50_0000_0000, n, true, n << 20);
+        if with_txs {
+            c.transactions.push(TxRecord {
+                txid: coinbase.txid,
+                coinbase: true,
+                inputs: vec![],
+                outputs: vec![out(&cb)],
+            });
+        }
+        c.created.push((coinbase, cb));
         for t in 1..=txs {
-            if !self.unspent.is_empty() {
+            let mut tx = TxRecord {
+                txid: txid(n, t),
+                coinbase: false,
+                inputs: vec![],
+                outputs: vec![],
+            };
+            for _ in 0..self.inputs {
+                if self.unspent.is_empty() {
+                    break;
+                }
                 let i = (self.rng.next() % self.unspent.len() as u64) as usize;
                 let op = self.unspent.swap_remove(i);
                 let r = self.records.remove(&op).expect("generated");
+                tx.inputs.push(TxInput {
+                    prevout: op,
+                    value: r.value,
+                    address: r.address.clone(),
+                });
                 c.spent.push((op, r));
             }
+            let paid: u64 = tx.inputs.iter().map(|i| i.value).sum();
             for vout in 0..2 {
                 let op = OutPointKey {
                     txid: txid(n, t),
                     vout,
                 };
-                c.created.push((
-                    op,
-                    record(1_000 + t, n, false, (n << 20) | (t << 1) | u64::from(vout)),
-                ));
+                // Each output half the input (block 0's outputs, with no input, 10 coins).
+                let r = record(
+                    if tx.inputs.is_empty() {
+                        10_0000_0000
+                    } else {
+                        paid / 2
+                    },
+                    n,
+                    false,
+                    (n << 20) | (t << 1) | u64::from(vout),
+                );
+                tx.outputs.push(out(&r));
+                c.created.push((op, r));
+            }
+            if with_txs && !tx.inputs.is_empty() {
+                c.transactions.push(tx);
             }
         }
         for (op, r) in &c.created {
@@ -128,18 +177,32 @@ fn dir_size(p: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn run(name: &str, store: &dyn UtxoStore, blocks: u64, txs: u64, size: &dyn Fn() -> u64) {
+/// Writes the chain; returns transactions/s.
+fn run(
+    name: &str,
+    store: &dyn UtxoStore,
+    blocks: u64,
+    txs: u64,
+    with_txs: bool,
+    size: &dyn Fn() -> u64,
+) -> f64 {
     let mut chain = Chain {
         rng: Rng(0x5eed),
+        inputs: option("--inputs", 1),
         unspent: Vec::new(),
         records: HashMap::new(),
     };
+    // Block 0: the coinbase and `txs` outputs to spend, written as coins only (its outputs have
+    // no inputs to come from).
+    let (b, c) = chain.block(0, txs, false);
+    store.apply_block(7, &b, &c).expect("apply");
     let started = Instant::now();
-    for n in 0..blocks {
-        let (b, c) = chain.block(n, txs);
+    for n in 1..blocks {
+        let (b, c) = chain.block(n, txs, with_txs);
         store.apply_block(7, &b, &c).expect("apply");
     }
     let secs = started.elapsed().as_secs_f64();
+    let blocks = blocks - 1;
     let counts = store.counts(7).expect("counts");
     assert_eq!(counts.outputs as usize, chain.unspent.len());
     // One block's worth of batch reads, of outputs chosen at random.
@@ -151,14 +214,26 @@ fn run(name: &str, store: &dyn UtxoStore, blocks: u64, txs: u64, size: &dyn Fn()
     let read = t.elapsed().as_secs_f64();
     assert!(found.iter().all(Option::is_some));
     let bytes = size();
+    let rate = (blocks * (txs + 1)) as f64 / secs;
     println!(
-        "{name}: {blocks} blocks of {txs} txs, one commit each: {:.0} tx/s, {:.0} outputs written/s ({secs:.1} s); {} unspent outputs; a batch read of {txs}: {:.1} ms; {:.0} bytes on disk per unspent output (undo records included)",
-        (blocks * (txs + 1)) as f64 / secs,
+        "{name}{}: {blocks} blocks of {txs} txs, one commit each: {rate:.0} tx/s, {:.0} outputs written/s ({secs:.1} s); {} unspent outputs; a batch read of {txs}: {:.1} ms; {:.0} bytes on disk per unspent output (undo records{} included)",
+        if with_txs { " with transactions" } else { "" },
         (blocks * (2 * txs + 1)) as f64 / secs,
         counts.outputs,
         read * 1e3,
         bytes as f64 / counts.outputs as f64,
+        if with_txs {
+            ", transactions and address entries"
+        } else {
+            ""
+        },
     );
+    rate
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn main() {
@@ -170,24 +245,38 @@ fn main() {
             .unwrap_or_default()
             .trim()
     );
+    let with_txs = has("--with-txs");
+    let runs = option("--runs", 1).max(1);
     if !has("--no-embedded") {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = EmbeddedUtxoStore::open(dir.path()).expect("open");
-        run("embedded", &store, blocks, txs, &|| dir_size(dir.path()));
+        let rates: Vec<f64> = (0..runs)
+            .map(|_| {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let store = EmbeddedUtxoStore::open(dir.path()).expect("open");
+                run("embedded", &store, blocks, txs, with_txs, &|| {
+                    dir_size(dir.path())
+                })
+            })
+            .collect();
+        println!("embedded: median of {runs}: {:.0} tx/s", median(rates));
     }
     if !has("--no-pg") {
-        let pg = TempPostgres::start(true).expect("PostgreSQL (scripts/install-postgres)");
-        let store = PgUtxoStore::connect(pg.url()).expect("connect");
-        let url = pg.url().to_owned();
-        run("postgresql", &store, blocks, txs, &|| {
-            let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
-            c.batch_execute("VACUUM ANALYZE").expect("vacuum");
-            c.query_one(
-                "SELECT pg_total_relation_size('utxo_coins') + pg_total_relation_size('utxo_undo') + pg_total_relation_size('utxo_blocks')",
-                &[],
-            )
-            .expect("size")
-            .get::<_, i64>(0) as u64
-        });
+        let rates: Vec<f64> = (0..runs)
+            .map(|_| {
+                let pg = TempPostgres::start(true).expect("PostgreSQL (scripts/install-postgres)");
+                let store = PgUtxoStore::connect(pg.url()).expect("connect");
+                let url = pg.url().to_owned();
+                run("postgresql", &store, blocks, txs, with_txs, &|| {
+                    let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+                    c.batch_execute("VACUUM ANALYZE").expect("vacuum");
+                    c.query_one(
+                        "SELECT pg_total_relation_size('utxo_coins') + pg_total_relation_size('utxo_undo') + pg_total_relation_size('utxo_blocks') + pg_total_relation_size('utxo_txs') + pg_total_relation_size('utxo_transfers') + pg_total_relation_size('utxo_clusters') + pg_total_relation_size('utxo_clusters_undo')",
+                        &[],
+                    )
+                    .expect("size")
+                    .get::<_, i64>(0) as u64
+                })
+            })
+            .collect();
+        println!("postgresql: median of {runs}: {:.0} tx/s", median(rates));
     }
 }

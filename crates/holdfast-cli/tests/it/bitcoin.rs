@@ -5,7 +5,7 @@
 use holdfast_testkit::{Litecoind, LitecoindOptions};
 use serde_json::json;
 
-use crate::{fails_with, holdfast, stderr};
+use crate::{fails_with, holdfast, stderr, stdout};
 
 /// The node's `gettxoutsetinfo` as the binary prints it: outputs and total.
 async fn node_set(node: &Litecoind) -> String {
@@ -107,10 +107,11 @@ async fn ingest_chain_bitcoin_with_the_cookie_file() {
     fails_with(&out, 2, "getblockchaininfo: the node at http://127.0.0.1:");
 }
 
-/// `holdfast ingest --chain bitcoin --follow` killed with SIGKILL again and again mid-run:
-/// every restart resumes from a complete block, and the finished index is the node's set.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ingest_chain_bitcoin_survives_kill_9() {
+/// `holdfast ingest --chain bitcoin --follow` killed with SIGKILL again and again mid-run,
+/// into the embedded index or PostgreSQL (`pg`: its URL): every restart resumes from a
+/// complete block, the finished index is the node's set, and the address index lists every
+/// payment to an address exactly once.
+async fn survives_kill_9(pg: Option<&str>) {
     let node = Litecoind::spawn().await.expect("litecoind");
     node.create_wallet("w").await.expect("wallet");
     let a = node.new_address("w", "bech32").await.expect("address");
@@ -132,18 +133,28 @@ async fn ingest_chain_bitcoin_survives_kill_9() {
     let data = tempfile::tempdir().expect("tempdir");
     let head = || {
         use holdfast_store::utxo::UtxoStore;
-        let index = holdfast_store::utxo::EmbeddedUtxoStore::open(&data.path().join("store/utxo"))
-            .expect("the index opens after a kill");
+        let index: Box<dyn UtxoStore> = match pg {
+            Some(url) => Box::new(
+                holdfast_store::utxo::PgUtxoStore::connect(url)
+                    .expect("the index opens after a kill"),
+            ),
+            None => Box::new(
+                holdfast_store::utxo::EmbeddedUtxoStore::open(&data.path().join("store/utxo"))
+                    .expect("the index opens after a kill"),
+            ),
+        };
         index
             .head(LITECOIN_REGTEST_INDEX_ID)
             .expect("head")
             .map(|h| h.number)
     };
+    let store_args: Vec<&str> = pg.map_or(Vec::new(), |url| vec!["--store", url]);
     let mut heads = Vec::new();
     for i in 0..12u64 {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_holdfast"))
             .arg("--data-dir")
             .arg(data.path())
+            .args(&store_args)
             .args(["ingest", "--chain", "bitcoin", "--rpc", &url, "--follow"])
             .env("HOLDFAST_LOG", "error")
             .stdout(std::process::Stdio::null())
@@ -157,7 +168,7 @@ async fn ingest_chain_bitcoin_survives_kill_9() {
         );
         child.kill().expect("SIGKILL");
         child.wait().expect("reap");
-        heads.push(head());
+        heads.push(tokio::task::block_in_place(head)); // the postgres client blocks
     }
     // Each run resumed where the killed one stopped (never lower), and several were killed
     // while blocks were still being written.
@@ -169,10 +180,17 @@ async fn ingest_chain_bitcoin_survives_kill_9() {
     );
     eprintln!("index head after each kill: {heads:?} (tip {tip})");
     let left = heads.last().copied().flatten().map_or(0, |h| h + 1);
-    let out = holdfast(
-        data.path(),
-        &["ingest", "--chain", "bitcoin", "--rpc", &url],
-    );
+    let args = |rest: &[&'static str]| -> Vec<String> {
+        store_args
+            .iter()
+            .map(|s| s.to_string())
+            .chain(rest.iter().map(|s| s.to_string()))
+            .collect()
+    };
+    let mut ingest = args(&["ingest", "--chain", "bitcoin", "--rpc"]);
+    ingest.push(url.clone());
+    let ingest: Vec<&str> = ingest.iter().map(String::as_str).collect();
+    let out = holdfast(data.path(), &ingest);
     let text = stderr(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains(&format!("index head {tip};")), "{text}");
@@ -181,6 +199,30 @@ async fn ingest_chain_bitcoin_survives_kill_9() {
         "resumed from block {left}: {text}"
     );
     assert!(text.contains(&node_set(&node).await), "{text}");
+    // `b` was paid 0.7 LTC three times in each of 15 rounds: 45 receipts, each listed once.
+    let mut list = args(&["transfers", "--chain", "bitcoin", "--direction", "in"]);
+    list.push(b.clone());
+    let list: Vec<&str> = list.iter().map(String::as_str).collect();
+    let out = holdfast(data.path(), &list);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let receipts = stdout(&out);
+    assert_eq!(receipts.lines().count(), 45, "{receipts}");
+    assert!(
+        receipts.lines().all(|l| l.contains(" 0.70000000 LTC ")),
+        "{receipts}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_chain_bitcoin_survives_kill_9() {
+    survives_kill_9(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_chain_bitcoin_into_postgres_survives_kill_9() {
+    let pg = holdfast_store::testing::TempPostgres::start(false)
+        .expect("PostgreSQL for the test (scripts/install-postgres)");
+    survives_kill_9(Some(pg.url())).await;
 }
 
 /// The chain id the index keeps Litecoin regtest under (`Network::index_id`).

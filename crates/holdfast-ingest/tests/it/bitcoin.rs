@@ -1,7 +1,9 @@
 //! A Bitcoin-family chain into the UTXO index, from a real node (litecoind in regtest): the
 //! index equals the node's own UTXO set (`gettxoutsetinfo`, `gettxout`) after a backfill,
-//! after a reorg the sync unwinds, and after resuming; on the embedded store and PostgreSQL.
+//! after a reorg the sync unwinds, and after resuming; its address index and fees equal the
+//! node's own decoding of its chain; on the embedded store and PostgreSQL.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,9 +11,9 @@ use alloy_primitives::B256;
 use holdfast_bitcoin::bitcoin::hashes::Hash;
 use holdfast_bitcoin::bitcoin::{OutPoint, Txid};
 use holdfast_bitcoin::{RpcAuth, RpcConfig, RpcSource};
-use holdfast_ingest::bitcoin::{key_of, sync_utxo};
+use holdfast_ingest::bitcoin::{UtxoProgress, key_of, sync_utxo, sync_utxo_with};
 use holdfast_store::testing::TempPostgres;
-use holdfast_store::utxo::{EmbeddedUtxoStore, PgUtxoStore, UtxoCounts, UtxoStore};
+use holdfast_store::utxo::{Direction, EmbeddedUtxoStore, PgUtxoStore, UtxoCounts, UtxoStore};
 use holdfast_testkit::Litecoind;
 use serde_json::{Value, json};
 
@@ -80,6 +82,145 @@ async fn wallet_outputs_are_indexed(node: &Litecoind, store: &Arc<dyn UtxoStore>
     }
 }
 
+/// The address index equals what the node's own decoding of its best chain says
+/// (`getblock <hash> 2`: each output's address and value, each input's spent output followed
+/// back along the chain): every receipt and spend of every address the node names, at its
+/// height, position, index and value; and each transaction's stored fee equals the node's (its
+/// `getblock` fee where given, else the resolved inputs' values from its own outputs).
+async fn address_index_is_the_nodes(node: &Litecoind, store: &Arc<dyn UtxoStore>) {
+    type Entry = (u64, u32, Direction, u32, u64);
+    let tip = node.height().await.expect("height");
+    let mut outputs: HashMap<(String, u64), (Option<String>, u64)> = HashMap::new();
+    let mut expected: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+    let mut fees: Vec<(String, u64, u64)> = Vec::new();
+    for h in 0..=tip {
+        let hash = node.rpc("getblockhash", json!([h])).await.expect("hash");
+        let block = node.rpc("getblock", json!([hash, 2])).await.expect("block");
+        for (pos, tx) in block["tx"].as_array().expect("txs").iter().enumerate() {
+            let txid = tx["txid"].as_str().expect("txid").to_owned();
+            let mut inputs = 0;
+            let mut coinbase = false;
+            for (i, vin) in tx["vin"].as_array().expect("vin").iter().enumerate() {
+                if vin.get("coinbase").is_some() {
+                    coinbase = true;
+                    continue;
+                }
+                let prev = (
+                    vin["txid"].as_str().expect("txid").to_owned(),
+                    vin["vout"].as_u64().expect("vout"),
+                );
+                let (address, value) = outputs.get(&prev).cloned().expect("spent output");
+                inputs += value;
+                if let Some(a) = address {
+                    expected.entry(a).or_default().push((
+                        h,
+                        pos as u32,
+                        Direction::Spent,
+                        i as u32,
+                        value,
+                    ));
+                }
+            }
+            let mut outs = 0;
+            for (v, vout) in tx["vout"].as_array().expect("vout").iter().enumerate() {
+                let spk = &vout["scriptPubKey"];
+                let address = spk["address"]
+                    .as_str()
+                    .or_else(|| spk["addresses"].get(0).and_then(Value::as_str))
+                    .map(str::to_owned);
+                let value = sats(&vout["value"]);
+                outs += value;
+                outputs.insert((txid.clone(), v as u64), (address.clone(), value));
+                if let Some(a) = address {
+                    expected.entry(a).or_default().push((
+                        h,
+                        pos as u32,
+                        Direction::Received,
+                        v as u32,
+                        value,
+                    ));
+                }
+            }
+            if !coinbase {
+                fees.push((txid, h, inputs - outs));
+            }
+        }
+    }
+    assert!(expected.len() >= 3, "{expected:?}");
+    for (address, mut want) in expected {
+        want.sort();
+        let (s, a) = (store.clone(), address.clone());
+        let got = tokio::task::spawn_blocking(move || s.address_transfers(CHAIN, &a, 0, 10_000))
+            .await
+            .expect("task")
+            .expect("transfers");
+        let got: Vec<Entry> = got
+            .iter()
+            .map(|t| (t.height, t.tx_index, t.direction, t.index, t.value))
+            .collect();
+        assert_eq!(got, want, "{address}");
+    }
+    for (txid, height, fee) in fees {
+        let key = B256::from(txid.parse::<Txid>().expect("txid").to_byte_array());
+        let s = store.clone();
+        let found = tokio::task::spawn_blocking(move || s.transaction(CHAIN, &key))
+            .await
+            .expect("task")
+            .expect("tx");
+        assert_eq!(found.len(), 1, "{txid}");
+        assert_eq!(found[0].0, height, "{txid}");
+        assert_eq!(found[0].2.fee(), Some(fee), "{txid}");
+    }
+}
+
+/// The fees the wallet paid (`gettransaction`) equal the stored transactions' fees.
+async fn wallet_fees_are_stored(node: &Litecoind, store: &Arc<dyn UtxoStore>, txids: &[String]) {
+    for txid in txids {
+        let t = node
+            .wallet_rpc("w", "gettransaction", json!([txid]))
+            .await
+            .expect("gettransaction");
+        if t["confirmations"].as_i64().unwrap_or(0) < 1 {
+            continue;
+        }
+        let fee = sats(&json!(-t["fee"].as_f64().expect("fee")));
+        let key = B256::from(txid.parse::<Txid>().expect("txid").to_byte_array());
+        let s = store.clone();
+        let found = tokio::task::spawn_blocking(move || s.transaction(CHAIN, &key))
+            .await
+            .expect("task")
+            .expect("tx");
+        assert_eq!(found.len(), 1, "{txid}");
+        assert_eq!(found[0].2.fee(), Some(fee), "{txid}");
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Event {
+    Range(u64, u64),
+    Block(u64, u64),
+    Reorg(u64, usize),
+}
+
+/// Records what a sync reports.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<Event>>);
+
+impl UtxoProgress for Recorder {
+    fn range(&self, from: u64, to: u64) {
+        self.0.lock().expect("lock").push(Event::Range(from, to));
+    }
+    fn block(&self, height: u64, txs: u64) {
+        self.0.lock().expect("lock").push(Event::Block(height, txs));
+    }
+    fn reorg(&self, fork: u64, unwound: &[holdfast_primitives::BlockRef]) {
+        self.0
+            .lock()
+            .expect("lock")
+            .push(Event::Reorg(fork, unwound.len()));
+    }
+}
+
 async fn check(store: Arc<dyn UtxoStore>) {
     let node = Litecoind::spawn().await.expect("litecoind");
     node.create_wallet("w").await.expect("wallet");
@@ -87,11 +228,12 @@ async fn check(store: Arc<dyn UtxoStore>) {
     let b = node.new_address("w", "p2sh-segwit").await.expect("address");
     let c = node.new_address("w", "legacy").await.expect("address");
     node.mine(105, &a).await.expect("mine");
+    let mut sent = Vec::new();
     for (to, amount) in [(&b, "4"), (&c, "1.5"), (&a, "0.3")] {
-        node.send("w", to, amount).await.expect("send");
+        sent.push(node.send("w", to, amount).await.expect("send"));
     }
     node.mine(1, &c).await.expect("mine");
-    node.send("w", &c, "6").await.expect("send"); // spends change of the block before
+    sent.push(node.send("w", &c, "6").await.expect("send")); // spends change of the block before
     node.mine(1, &b).await.expect("mine");
 
     let (user, password) = node.user_password().expect("user/password");
@@ -105,10 +247,26 @@ async fn check(store: Arc<dyn UtxoStore>) {
     config.timeout = Duration::from_secs(20);
     let source = RpcSource::connect(config).await.expect("connect");
 
-    let report = sync_utxo(&source, &store, CHAIN, None, 10)
+    let recorder = Recorder::default();
+    let report = sync_utxo_with(&source, &store, CHAIN, None, 10, &recorder)
         .await
         .expect("sync");
     assert_eq!(report.blocks, 108);
+    // Progress: the range first, then every block once, in order, with its transactions.
+    let events = std::mem::take(&mut *recorder.0.lock().expect("lock"));
+    assert_eq!(events[0], Event::Range(0, 107));
+    let blocks: Vec<(u64, u64)> = events[1..]
+        .iter()
+        .map(|e| match e {
+            Event::Block(h, t) => (*h, *t),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        blocks.iter().map(|b| b.0).collect::<Vec<_>>(),
+        (0..=107).collect::<Vec<_>>()
+    );
+    assert_eq!(blocks.iter().map(|b| b.1).sum::<u64>(), report.txs);
     assert!(report.unwound.is_empty());
     let s = store.clone();
     assert_eq!(
@@ -120,6 +278,8 @@ async fn check(store: Arc<dyn UtxoStore>) {
     );
     head_is_the_nodes(&node, &store).await;
     wallet_outputs_are_indexed(&node, &store).await;
+    address_index_is_the_nodes(&node, &store).await;
+    wallet_fees_are_stored(&node, &store, &sent).await;
 
     // The last two blocks replaced by three others; their transactions go back to the
     // mempool and one of them is mined again.
@@ -128,10 +288,15 @@ async fn check(store: Arc<dyn UtxoStore>) {
         .await
         .expect("invalidate");
     node.mine(3, &a).await.expect("mine");
-    let report = sync_utxo(&source, &store, CHAIN, None, 10)
+    let report = sync_utxo_with(&source, &store, CHAIN, None, 10, &recorder)
         .await
         .expect("sync after the reorg");
     assert_eq!((report.unwound.len(), report.blocks), (2, 3));
+    let events = std::mem::take(&mut *recorder.0.lock().expect("lock"));
+    // The stored head is off the node's chain: unwound first, then the new range.
+    assert_eq!(events[0], Event::Reorg(105, 2), "{events:?}");
+    assert_eq!(events[1], Event::Range(106, 108), "{events:?}");
+    assert_eq!(events.len(), 5, "{events:?}");
     assert_eq!(report.unwound[0].number, 106);
     let s = store.clone();
     assert_eq!(
@@ -143,6 +308,8 @@ async fn check(store: Arc<dyn UtxoStore>) {
     );
     head_is_the_nodes(&node, &store).await;
     wallet_outputs_are_indexed(&node, &store).await;
+    address_index_is_the_nodes(&node, &store).await;
+    wallet_fees_are_stored(&node, &store, &sent).await;
 
     // Resuming: nothing to do, then the next block only.
     assert_eq!(
@@ -187,6 +354,7 @@ async fn check(store: Arc<dyn UtxoStore>) {
         node_counts(&node).await
     );
     head_is_the_nodes(&node, &store).await;
+    address_index_is_the_nodes(&node, &store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,4 +463,165 @@ async fn following_waits_out_a_node_outage() {
 
 fn s_head(store: &dyn UtxoStore) -> Option<u64> {
     store.head(CHAIN).expect("head").map(|h| h.number)
+}
+
+/// Sends a raw transaction spending exactly `inputs` (wallet outputs) to `outputs`; its txid.
+async fn spend_exactly(node: &Litecoind, inputs: &[(String, u64)], outputs: Value) -> String {
+    let ins: Vec<Value> = inputs
+        .iter()
+        .map(|(txid, vout)| json!({"txid": txid, "vout": vout}))
+        .collect();
+    let raw = node
+        .rpc("createrawtransaction", json!([ins, outputs]))
+        .await
+        .expect("create");
+    let signed = node
+        .wallet_rpc("w", "signrawtransactionwithwallet", json!([raw]))
+        .await
+        .expect("sign");
+    assert_eq!(signed["complete"], true, "{signed}");
+    node.rpc("sendrawtransaction", json!([signed["hex"]]))
+        .await
+        .expect("send")
+        .as_str()
+        .expect("txid")
+        .to_owned()
+}
+
+/// The wallet's one confirmed output paying `address`.
+async fn output_of(node: &Litecoind, address: &str) -> (String, u64) {
+    let list = node
+        .wallet_rpc("w", "listunspent", json!([1, 9999, [address]]))
+        .await
+        .expect("listunspent");
+    let list = list.as_array().expect("list");
+    assert_eq!(list.len(), 1, "{address}: {list:?}");
+    (
+        list[0]["txid"].as_str().expect("txid").to_owned(),
+        list[0]["vout"].as_u64().expect("vout"),
+    )
+}
+
+/// Clusters from a real node: a consolidation of two addresses' outputs merges them; a
+/// CoinJoin-like transaction (three owners' inputs, three equal outputs) merges none; the
+/// block holding both invalidated, the index follows the node down and the merge is gone;
+/// reconsidered, it is back.
+async fn clusters_on_the_node(store: Arc<dyn UtxoStore>) {
+    let node = Litecoind::spawn().await.expect("litecoind");
+    node.create_wallet("w").await.expect("wallet");
+    let miner = node.new_address("w", "bech32").await.expect("address");
+    node.mine(101, &miner).await.expect("mine");
+    let mut addrs = Vec::new();
+    for _ in 0..5 {
+        addrs.push(node.new_address("w", "bech32").await.expect("address"));
+    }
+    // One payment to all five (separate sends could spend each other's unconfirmed outputs).
+    let mut pay = serde_json::Map::new();
+    for (a, amount) in addrs.iter().zip([1.0, 1.0, 0.5, 0.5, 0.5]) {
+        pay.insert(a.clone(), json!(amount));
+    }
+    node.wallet_rpc("w", "sendmany", json!(["", pay]))
+        .await
+        .expect("sendmany");
+    node.mine(1, &miner).await.expect("mine");
+    let (p, q, r, s, t) = (&addrs[0], &addrs[1], &addrs[2], &addrs[3], &addrs[4]);
+    let dest = node.new_address("w", "bech32").await.expect("address");
+    spend_exactly(
+        &node,
+        &[output_of(&node, p).await, output_of(&node, q).await],
+        json!({dest.clone(): 1.9999}),
+    )
+    .await;
+    let mut mixed = serde_json::Map::new();
+    for _ in 0..3 {
+        mixed.insert(
+            node.new_address("w", "bech32").await.expect("address"),
+            json!(0.4999),
+        );
+    }
+    let coinjoin = spend_exactly(
+        &node,
+        &[
+            output_of(&node, r).await,
+            output_of(&node, s).await,
+            output_of(&node, t).await,
+        ],
+        Value::Object(mixed),
+    )
+    .await;
+    node.mine(1, &miner).await.expect("mine");
+
+    let (user, password) = node.user_password().expect("user/password");
+    let config = RpcConfig::new(
+        node.rpc_url(),
+        RpcAuth::UserPass {
+            user: user.into(),
+            password: password.into(),
+        },
+    );
+    let source = RpcSource::connect(config).await.expect("connect");
+    let cluster = |a: &String| {
+        let (st, a) = (store.clone(), a.clone());
+        async move {
+            tokio::task::spawn_blocking(move || st.cluster(CHAIN, &a))
+                .await
+                .expect("task")
+                .expect("cluster")
+        }
+    };
+    sync_utxo(&source, &store, CHAIN, None, 10)
+        .await
+        .expect("sync");
+    assert_eq!(cluster(p).await, cluster(q).await);
+    assert_eq!(cluster(p).await.size, 2);
+    for x in [r, s, t] {
+        assert_eq!(cluster(x).await.size, 1, "{x} merged by the CoinJoin");
+    }
+    let key = B256::from(coinjoin.parse::<Txid>().expect("txid").to_byte_array());
+    let st = store.clone();
+    let stored = tokio::task::spawn_blocking(move || st.transaction(CHAIN, &key))
+        .await
+        .expect("task")
+        .expect("tx");
+    assert!(holdfast_store::utxo::is_coinjoin(&stored[0].2));
+
+    // The block with both transactions invalidated: the index follows the node down.
+    let tip = node.rpc("getbestblockhash", json!([])).await.expect("best");
+    node.rpc("invalidateblock", json!([tip.clone()]))
+        .await
+        .expect("invalidate");
+    let report = sync_utxo(&source, &store, CHAIN, None, 10)
+        .await
+        .expect("down");
+    assert_eq!(report.unwound.len(), 1);
+    assert_eq!(cluster(p).await.size, 1);
+    assert_ne!(cluster(p).await, cluster(q).await);
+    node.rpc("reconsiderblock", json!([tip]))
+        .await
+        .expect("reconsider");
+    sync_utxo(&source, &store, CHAIN, None, 10)
+        .await
+        .expect("back");
+    assert_eq!(cluster(p).await, cluster(q).await);
+    assert_eq!(cluster(q).await.size, 2);
+    assert_eq!(cluster(r).await.size, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_on_litecoind_embedded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    clusters_on_the_node(Arc::new(EmbeddedUtxoStore::open(dir.path()).expect("open"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_on_litecoind_postgres() {
+    let pg = TempPostgres::start(false).expect("PostgreSQL (scripts/install-postgres)");
+    let url = pg.url().to_owned();
+    let store: Arc<dyn UtxoStore> = Arc::new(
+        tokio::task::spawn_blocking(move || PgUtxoStore::connect(&url).expect("connect"))
+            .await
+            .expect("task"),
+    );
+    clusters_on_the_node(store.clone()).await;
+    drop(store);
 }

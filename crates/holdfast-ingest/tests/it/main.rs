@@ -2,6 +2,7 @@
 //! goes away and comes back.
 
 mod bitcoin;
+mod bitcoin_etl;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -9,12 +9,22 @@
 //! | `utxo.coins` | chain, txid, vout | value, height, coinbase, script, address |
 //! | `utxo.undo` | chain, number | the undo record: outputs created (outpoint, value), outputs spent or replaced (whole) |
 //! | `utxo.meta` | chain | counts: outputs, total |
+//! | `utxo.txs` | chain, height, position | the transaction: txid, coinbase, inputs (outpoint, value, address), outputs (value, script, address) |
+//! | `utxo.txids` | chain, txid, height | position |
+//! | `utxo.addr` | chain, address length, address, height, position, direction, index | txid, value, outpoint received or spent |
+//!
+//! | `utxo.uf` | chain, address length, address | cluster union-find: parent address, size (for a root) |
+//! | `utxo.ufundo` | chain, number | the entries of `utxo.uf` the block changed, as they were |
+//!
+//! An unwind reads the block's transactions back and deletes exactly the keys they made.
 
 use std::path::Path;
 
 use fjall::Readable;
 use holdfast_primitives::BlockRef;
 
+use super::cluster::{self, Cluster, Node};
+use super::txs::{self, AddressTransfer, Direction, TxRecord};
 use super::{
     KeepUndo, OutPointKey, Undo, UtxoChanges, UtxoCounts, UtxoRecord, UtxoStore, bytes, counted,
     not_held, validate,
@@ -22,12 +32,28 @@ use super::{
 use crate::codec::{self, Reader, corrupt};
 use crate::group_commit::{Batch, FjallDir, GroupCommit};
 use crate::{Applied, StoreError, admit};
+use alloy_primitives::B256;
 
-const SPACES: [&str; 4] = ["utxo.blocks", "utxo.coins", "utxo.undo", "utxo.meta"];
+const SPACES: [&str; 9] = [
+    "utxo.blocks",
+    "utxo.coins",
+    "utxo.undo",
+    "utxo.meta",
+    "utxo.txs",
+    "utxo.txids",
+    "utxo.addr",
+    "utxo.uf",
+    "utxo.ufundo",
+];
 const BLOCKS: usize = 0;
 const COINS: usize = 1;
 const UNDO: usize = 2;
 const META: usize = 3;
+const TXS: usize = 4;
+const TXIDS: usize = 5;
+const ADDR: usize = 6;
+const UF: usize = 7;
+const UF_UNDO: usize = 8;
 
 /// The embedded UTXO index.
 pub struct EmbeddedUtxoStore {
@@ -52,6 +78,63 @@ fn coin_key(chain_id: u64, op: &OutPointKey) -> Vec<u8> {
     let mut k = chain_id.to_be_bytes().to_vec();
     bytes::outpoint(op, &mut k);
     k
+}
+
+fn tx_key(chain_id: u64, height: u64, position: u32) -> Vec<u8> {
+    let mut k = block_key(chain_id, height);
+    k.extend_from_slice(&position.to_be_bytes());
+    k
+}
+
+fn txid_key(chain_id: u64, txid: &B256, height: u64) -> Vec<u8> {
+    [
+        &chain_id.to_be_bytes()[..],
+        txid.as_slice(),
+        &height.to_be_bytes(),
+    ]
+    .concat()
+}
+
+fn addr_prefix(chain_id: u64, address: &str) -> Vec<u8> {
+    let mut k = chain_id.to_be_bytes().to_vec();
+    k.push(address.len() as u8);
+    k.extend_from_slice(address.as_bytes());
+    k
+}
+
+fn addr_key(chain_id: u64, address: &str, t: &AddressTransfer) -> Vec<u8> {
+    let mut k = addr_prefix(chain_id, address);
+    k.extend_from_slice(&t.height.to_be_bytes());
+    k.extend_from_slice(&t.tx_index.to_be_bytes());
+    k.push(txs::direction_code(t.direction));
+    k.extend_from_slice(&t.index.to_be_bytes());
+    k
+}
+
+/// Stages writing (or, with `remove`, deleting) a block's transactions and address entries.
+fn stage_txs(batch: &mut Batch, chain_id: u64, height: u64, list: &[TxRecord], remove: bool) {
+    for (i, tx) in list.iter().enumerate() {
+        let pos = i as u32;
+        let (k, t) = (
+            tx_key(chain_id, height, pos),
+            txid_key(chain_id, &tx.txid, height),
+        );
+        if remove {
+            batch.del(TXS, k);
+            batch.del(TXIDS, t);
+        } else {
+            batch.put(TXS, k, txs::encode(tx));
+            batch.put(TXIDS, t, pos.to_be_bytes().to_vec());
+        }
+        for (address, e) in txs::entries(height, pos, tx) {
+            let key = addr_key(chain_id, address, &e);
+            if remove {
+                batch.del(ADDR, key);
+            } else {
+                batch.put(ADDR, key, txs::entry_value(&e));
+            }
+        }
+    }
 }
 
 fn record_bytes(r: &UtxoRecord) -> Vec<u8> {
@@ -127,6 +210,13 @@ impl EmbeddedUtxoStore {
         }
     }
 
+    fn read_node(&self, chain_id: u64, address: &str) -> Result<Option<Node>, StoreError> {
+        self.dir
+            .read(UF, &addr_prefix(chain_id, address))?
+            .map(|v| cluster::decode_node(&v))
+            .transpose()
+    }
+
     fn commit(
         &self,
         guard: crate::group_commit::WriterGuard<'_>,
@@ -195,6 +285,21 @@ impl UtxoStore for EmbeddedUtxoStore {
         if let Some(old) = super::pruned_by(number, self.keep_undo) {
             batch.del(UNDO, block_key(chain_id, old));
         }
+        stage_txs(&mut batch, chain_id, number, &changes.transactions, false);
+        let uf = cluster::apply(&cluster::merges(&changes.transactions), |a| {
+            self.read_node(chain_id, a)
+        })?;
+        for (a, n) in &uf.new {
+            batch.put(UF, addr_prefix(chain_id, a), cluster::encode_node(n));
+        }
+        batch.put(
+            UF_UNDO,
+            block_key(chain_id, number),
+            cluster::encode_undo(&uf.old),
+        );
+        if let Some(old) = super::pruned_by(number, self.keep_undo) {
+            batch.del(UF_UNDO, block_key(chain_id, old));
+        }
         batch.put(
             BLOCKS,
             block_key(chain_id, number),
@@ -225,6 +330,10 @@ impl UtxoStore for EmbeddedUtxoStore {
         }
         let mut counts = self.read_counts(chain_id)?;
         let mut batch = Batch::default();
+        // Each cluster entry's value before the oldest unwound block: later blocks' undo
+        // records are read first, and an older one overwrites them.
+        let mut clusters: std::collections::HashMap<String, Option<Node>> =
+            std::collections::HashMap::new();
         for b in removed.iter().rev() {
             let key = block_key(chain_id, b.number);
             let undo = self
@@ -234,8 +343,23 @@ impl UtxoStore for EmbeddedUtxoStore {
             let undo = bytes::read_undo(&undo)?;
             Self::stage_undo(&mut batch, chain_id, &undo);
             counts = undo.revert(counts)?;
+            let stored = self.block_transactions(chain_id, b.number)?;
+            stage_txs(&mut batch, chain_id, b.number, &stored, true);
+            // Blocks written before clusters were kept have no cluster undo record.
+            if let Some(v) = self.dir.read(UF_UNDO, &key)? {
+                for (a, old) in cluster::decode_undo(&v)? {
+                    clusters.insert(a, old);
+                }
+                batch.del(UF_UNDO, key.clone());
+            }
             batch.del(UNDO, key.clone());
             batch.del(BLOCKS, key);
+        }
+        for (a, old) in clusters {
+            match old {
+                Some(n) => batch.put(UF, addr_prefix(chain_id, &a), cluster::encode_node(&n)),
+                None => batch.del(UF, addr_prefix(chain_id, &a)),
+            }
         }
         batch.put(META, chain_id.to_be_bytes(), Self::counts_value(counts));
         self.commit(guard, batch)?;
@@ -285,5 +409,106 @@ impl UtxoStore for EmbeddedUtxoStore {
             .iter()
             .map(|op| self.read_coin(chain_id, op))
             .collect()
+    }
+
+    fn cluster(&self, chain_id: u64, address: &str) -> Result<Cluster, StoreError> {
+        cluster::find(address, |a| self.read_node(chain_id, a))
+    }
+
+    fn import_block(
+        &self,
+        chain_id: u64,
+        block: &BlockRef,
+        transactions: &[TxRecord],
+    ) -> Result<Applied, StoreError> {
+        let guard = self.group.lock();
+        let stored = self.block(chain_id, block.number)?;
+        if !super::admit_import(chain_id, block, transactions, stored)? {
+            return Ok(Applied::AlreadyPresent);
+        }
+        let mut batch = Batch::default();
+        stage_txs(&mut batch, chain_id, block.number, transactions, false);
+        batch.put(
+            BLOCKS,
+            block_key(chain_id, block.number),
+            codec::block_value(block),
+        );
+        self.commit(guard, batch)?;
+        Ok(Applied::Written)
+    }
+
+    fn block_transactions(&self, chain_id: u64, number: u64) -> Result<Vec<TxRecord>, StoreError> {
+        let snap = self.dir.db.snapshot();
+        let mut out = Vec::new();
+        for g in snap.prefix(&self.dir.spaces[TXS], block_key(chain_id, number)) {
+            let (_, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
+            out.push(txs::decode(&v)?);
+        }
+        Ok(out)
+    }
+
+    fn transaction(
+        &self,
+        chain_id: u64,
+        txid: &B256,
+    ) -> Result<Vec<(u64, u32, TxRecord)>, StoreError> {
+        let snap = self.dir.db.snapshot();
+        let mut prefix = chain_id.to_be_bytes().to_vec();
+        prefix.extend_from_slice(txid.as_slice());
+        let mut out = Vec::new();
+        for g in snap.prefix(&self.dir.spaces[TXIDS], &prefix) {
+            let (k, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
+            let height = Reader(&k[40..]).u64()?;
+            let pos = Reader(&v).u32()?;
+            let body = self
+                .dir
+                .read(TXS, &tx_key(chain_id, height, pos))?
+                .ok_or_else(|| corrupt("a txid entry without its transaction"))?;
+            out.push((height, pos, txs::decode(&body)?));
+        }
+        Ok(out)
+    }
+
+    fn address_transfers(
+        &self,
+        chain_id: u64,
+        address: &str,
+        from_height: u64,
+        limit: usize,
+    ) -> Result<Vec<AddressTransfer>, StoreError> {
+        super::check_limit(limit)?;
+        if address.is_empty() || address.len() > super::MAX_ADDRESS_BYTES {
+            return Ok(Vec::new());
+        }
+        let prefix = addr_prefix(chain_id, address);
+        let mut start = prefix.clone();
+        start.extend_from_slice(&from_height.to_be_bytes());
+        let snap = self.dir.db.snapshot();
+        let mut out = Vec::new();
+        for g in snap.range(&self.dir.spaces[ADDR], start..codec::prefix_end(&prefix)) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
+            let mut key = Reader(&k[prefix.len()..]);
+            let height = key.u64()?;
+            let tx_index = key.u32()?;
+            let direction = Direction::from_code(key.u8()?)?;
+            let index = key.u32()?;
+            let mut val = Reader(&v);
+            let txid = val.b256()?;
+            let value = val.u64()?;
+            let outpoint = bytes::read_outpoint(&mut val)?;
+            out.push(AddressTransfer {
+                height,
+                tx_index,
+                txid,
+                direction,
+                index,
+                value,
+                outpoint,
+            });
+        }
+        Ok(out)
     }
 }

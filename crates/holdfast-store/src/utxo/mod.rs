@@ -21,7 +21,17 @@
 //! - [`UtxoCounts`] (outputs and their total) change in the same write, so they are always
 //!   the index's (Bitcoin Core's `gettxoutsetinfo` `txouts` and `total_amount`).
 //!
-//! Two backends, one behaviour suite (`tests/it/utxo.rs`): [`EmbeddedUtxoStore`] (fjall, its
+//! - the block's transactions ([`TxRecord`]: inputs resolved to the spent output's value and
+//!   address, outputs with their scripts, coinbase flag; the fee is the difference) and the
+//!   address index ([`AddressTransfer`]: every output paying an address, every input spending
+//!   one) are written in the same atomic write, only if they fit the changes (every spent
+//!   output consumed by one input with its value and address, every created output one of the
+//!   transactions'), and removed exactly on unwind;
+//! - address clusters (common-input ownership, CoinJoin-like transactions excluded:
+//!   [`is_coinjoin`]) are a union-find updated in the same write, with a per-block undo record
+//!   of the entries it changed, put back on unwind.
+//!
+//! Two backends, one behaviour suite (`tests/it/utxo.rs`, `tests/it/utxo_txs.rs`): [`EmbeddedUtxoStore`] (fjall, its
 //! own directory) and [`PgUtxoStore`] (PostgreSQL, its own schema).
 
 use alloy_primitives::B256;
@@ -29,11 +39,18 @@ use holdfast_primitives::BlockRef;
 
 use crate::StoreError;
 
+mod cluster;
 mod embedded;
 mod pg;
+mod txs;
+
+pub use cluster::{Cluster, is_coinjoin};
 
 pub use embedded::EmbeddedUtxoStore;
 pub use pg::PgUtxoStore;
+pub use txs::{
+    AddressTransfer, Direction, MAX_TRANSFERS, TxInput, TxOutput, TxRecord, show as show_txid,
+};
 
 /// Longest script kept (Bitcoin Core's `MAX_SCRIPT_SIZE`: a longer one is unspendable and
 /// never enters the set).
@@ -73,12 +90,15 @@ pub struct UtxoRecord {
 }
 
 /// What one block does to the index: outputs created, spent and replaced (a new output on an
-/// outpoint still unspent, BIP30). Kept as the block's undo record.
+/// outpoint still unspent, BIP30), kept as the block's undo record; and the block's
+/// transactions, in block order, for the transaction and address index (empty: the block is
+/// written to the coin index only).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UtxoChanges {
     pub created: Vec<(OutPointKey, UtxoRecord)>,
     pub spent: Vec<(OutPointKey, UtxoRecord)>,
     pub replaced: Vec<(OutPointKey, UtxoRecord)>,
+    pub transactions: Vec<TxRecord>,
 }
 
 /// How many blocks' undo records a store keeps: `None` every block's; `Some(n)` the newest
@@ -141,6 +161,80 @@ pub trait UtxoStore: Send + Sync {
         chain_id: u64,
         outpoints: &[OutPointKey],
     ) -> Result<Vec<Option<UtxoRecord>>, StoreError>;
+
+    /// The cluster `address` is in (common-input ownership over the blocks written with
+    /// [`UtxoStore::apply_block`]; CoinJoin-like transactions merge nothing): an address never
+    /// merged is a cluster of one, its own root.
+    fn cluster(&self, chain_id: u64, address: &str) -> Result<Cluster, StoreError>;
+
+    /// Writes `block` with its transactions and their address entries but no coin changes:
+    /// history imported from an export that holds no UTXO set (bitcoin-etl). For a chain id
+    /// that never takes [`UtxoStore::apply_block`] (the caller keeps imports apart); blocks in
+    /// any order, each atomically; the same block again changes nothing, another hash at a
+    /// stored height is a conflict.
+    fn import_block(
+        &self,
+        chain_id: u64,
+        block: &BlockRef,
+        transactions: &[TxRecord],
+    ) -> Result<crate::Applied, StoreError>;
+
+    /// The transactions stored with block `number`, in block order.
+    fn block_transactions(&self, chain_id: u64, number: u64) -> Result<Vec<TxRecord>, StoreError>;
+
+    /// The stored transactions with `txid` (two for the duplicate coinbases of 2010), each with
+    /// its height and position in the block, lowest first.
+    fn transaction(
+        &self,
+        chain_id: u64,
+        txid: &B256,
+    ) -> Result<Vec<(u64, u32, TxRecord)>, StoreError>;
+
+    /// `address`'s receipts and spends from `from_height` on, in block order (height, position,
+    /// receipts before spends, index), at most `limit` (at most [`MAX_TRANSFERS`]).
+    fn address_transfers(
+        &self,
+        chain_id: u64,
+        address: &str,
+        from_height: u64,
+        limit: usize,
+    ) -> Result<Vec<AddressTransfer>, StoreError>;
+}
+
+/// Checks an imported block before it is written, and whether a stored block at its height
+/// makes it already present (`Ok(false)`) or a conflict.
+fn admit_import(
+    chain_id: u64,
+    block: &BlockRef,
+    transactions: &[TxRecord],
+    stored: Option<BlockRef>,
+) -> Result<bool, StoreError> {
+    txs::validate_history(transactions, |what| StoreError::Invalid {
+        chain_id,
+        number: block.number,
+        what,
+    })?;
+    match stored {
+        Some(s) if s.hash == block.hash => Ok(false),
+        Some(s) => Err(StoreError::Conflict {
+            chain_id,
+            number: block.number,
+            stored: s.hash,
+            new: block.hash,
+        }),
+        None => Ok(true),
+    }
+}
+
+fn check_limit(limit: usize) -> Result<(), StoreError> {
+    if limit > MAX_TRANSFERS {
+        return Err(StoreError::Argument {
+            field: "limit",
+            value: limit.to_string(),
+            expected: format!("at most {MAX_TRANSFERS}"),
+        });
+    }
+    Ok(())
 }
 
 /// Most outpoints one [`UtxoStore::utxos`] call takes (a block has at most about 25,000
@@ -228,7 +322,7 @@ fn validate(chain_id: u64, block: &BlockRef, changes: &UtxoChanges) -> Result<()
             "output {op} is both spent and created by the block"
         )));
     }
-    Ok(())
+    txs::validate(changes, invalid)
 }
 
 /// The error for an output the index does not hold as the changes say.

@@ -2,7 +2,8 @@
 //! write is one transaction under the chain's advisory lock: the spent and replaced rows are
 //! deleted and returned (and must equal the changes' records), the created rows inserted (none
 //! may exist), the undo record, the block and the counts written; any mismatch rolls it all
-//! back. Array parameters (`unnest`) keep a block to a few statements whatever its size.
+//! back. The block's transactions (`utxo_txs`) and address entries (`utxo_transfers`) are
+//! inserted in the same transaction and deleted by height on unwind. Array parameters (`unnest`) keep a block to a few statements whatever its size.
 
 use std::collections::HashMap;
 
@@ -10,6 +11,8 @@ use alloy_primitives::B256;
 use holdfast_primitives::BlockRef;
 use postgres::Transaction;
 
+use super::cluster::{self, Cluster, Node};
+use super::txs::{self, AddressTransfer, Direction, TxRecord};
 use super::{
     KeepUndo, OutPointKey, Undo, UtxoChanges, UtxoCounts, UtxoRecord, UtxoStore, bytes, counted,
     not_held, validate,
@@ -17,7 +20,8 @@ use super::{
 use crate::pg_pool::{Pool, Schema};
 use crate::{Applied, StoreError, admit};
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE utxo_blocks (
     chain_id BIGINT NOT NULL, number BIGINT NOT NULL,
     hash BYTEA NOT NULL, parent_hash BYTEA NOT NULL, ts BIGINT NOT NULL,
@@ -32,7 +36,29 @@ CREATE TABLE utxo_undo (
     PRIMARY KEY (chain_id, number));
 CREATE TABLE utxo_counts (
     chain_id BIGINT PRIMARY KEY, outputs BIGINT NOT NULL, total BIGINT NOT NULL);
-"];
+",
+    "
+CREATE TABLE utxo_txs (
+    chain_id BIGINT NOT NULL, height BIGINT NOT NULL, position INT NOT NULL,
+    txid BYTEA NOT NULL, body BYTEA NOT NULL,
+    PRIMARY KEY (chain_id, height, position));
+CREATE INDEX utxo_txs_txid ON utxo_txs (chain_id, txid);
+CREATE TABLE utxo_transfers (
+    chain_id BIGINT NOT NULL, address TEXT NOT NULL, height BIGINT NOT NULL,
+    position INT NOT NULL, direction SMALLINT NOT NULL, n INT NOT NULL,
+    txid BYTEA NOT NULL, value BIGINT NOT NULL, out_txid BYTEA NOT NULL, out_vout BIGINT NOT NULL,
+    PRIMARY KEY (chain_id, address, height, position, direction, n));
+CREATE INDEX utxo_transfers_height ON utxo_transfers (chain_id, height);
+",
+    "
+CREATE TABLE utxo_clusters (
+    chain_id BIGINT NOT NULL, address TEXT NOT NULL, parent TEXT NOT NULL, size BIGINT NOT NULL,
+    PRIMARY KEY (chain_id, address));
+CREATE TABLE utxo_clusters_undo (
+    chain_id BIGINT NOT NULL, number BIGINT NOT NULL, body BYTEA NOT NULL,
+    PRIMARY KEY (chain_id, number));
+",
+];
 
 const SCHEMA: Schema = Schema {
     what: "UTXO",
@@ -276,6 +302,148 @@ impl PgUtxoStore {
     }
 }
 
+fn read_node(
+    tx: &mut impl postgres::GenericClient,
+    chain_id: u64,
+    address: &str,
+) -> Result<Option<Node>, StoreError> {
+    tx.query_opt(
+        "SELECT parent, size FROM utxo_clusters WHERE chain_id = $1 AND address = $2",
+        &[&i64_of(chain_id)?, &address],
+    )?
+    .map(|r| {
+        Ok(Node {
+            parent: r.get(0),
+            size: u64_of(r.get(1))?,
+        })
+    })
+    .transpose()
+}
+
+/// The entries of `addresses` (`None` where there is none), in one query.
+fn read_nodes<'a>(
+    tx: &mut Transaction<'_>,
+    chain_id: u64,
+    addresses: impl Iterator<Item = &'a str>,
+) -> Result<HashMap<String, Option<Node>>, StoreError> {
+    let mut known: HashMap<String, Option<Node>> =
+        addresses.map(|a| (a.to_owned(), None)).collect();
+    if known.is_empty() {
+        return Ok(known);
+    }
+    let list: Vec<&str> = known.keys().map(String::as_str).collect();
+    let rows = tx.query(
+        "SELECT address, parent, size FROM utxo_clusters WHERE chain_id = $1 AND address = ANY($2)",
+        &[&i64_of(chain_id)?, &list],
+    )?;
+    for r in rows {
+        let address: String = r.get(0);
+        known.insert(
+            address,
+            Some(Node {
+                parent: r.get(1),
+                size: u64_of(r.get(2))?,
+            }),
+        );
+    }
+    Ok(known)
+}
+
+/// Writes `nodes` in one statement.
+fn write_nodes(
+    tx: &mut Transaction<'_>,
+    chain_id: u64,
+    nodes: &[(String, Node)],
+) -> Result<(), StoreError> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let addresses: Vec<&str> = nodes.iter().map(|(a, _)| a.as_str()).collect();
+    let parents: Vec<&str> = nodes.iter().map(|(_, n)| n.parent.as_str()).collect();
+    let sizes: Vec<i64> = nodes
+        .iter()
+        .map(|(_, n)| i64_of(n.size))
+        .collect::<Result<_, _>>()?;
+    tx.execute(
+        "INSERT INTO utxo_clusters (chain_id, address, parent, size)
+         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[])
+         ON CONFLICT (chain_id, address) DO UPDATE SET parent = EXCLUDED.parent, size = EXCLUDED.size",
+        &[&i64_of(chain_id)?, &addresses, &parents, &sizes],
+    )?;
+    Ok(())
+}
+
+fn write_node(
+    tx: &mut Transaction<'_>,
+    chain_id: u64,
+    address: &str,
+    node: Option<&Node>,
+) -> Result<(), StoreError> {
+    match node {
+        Some(n) => tx.execute(
+            "INSERT INTO utxo_clusters (chain_id, address, parent, size) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (chain_id, address) DO UPDATE SET parent = EXCLUDED.parent, size = EXCLUDED.size",
+            &[&i64_of(chain_id)?, &address, &n.parent, &i64_of(n.size)?],
+        )?,
+        None => tx.execute(
+            "DELETE FROM utxo_clusters WHERE chain_id = $1 AND address = $2",
+            &[&i64_of(chain_id)?, &address],
+        )?,
+    };
+    Ok(())
+}
+
+impl PgUtxoStore {
+    /// Inserts a block's transactions and address entries.
+    fn write_txs(
+        tx: &mut Transaction<'_>,
+        chain_id: u64,
+        height: u64,
+        list: &[TxRecord],
+    ) -> Result<(), StoreError> {
+        if list.is_empty() {
+            return Ok(());
+        }
+        let (chain, h) = (i64_of(chain_id)?, i64_of(height)?);
+        let positions: Vec<i32> = (0..list.len() as i32).collect();
+        let txids: Vec<&[u8]> = list.iter().map(|t| t.txid.as_slice()).collect();
+        let bodies: Vec<Vec<u8>> = list.iter().map(txs::encode).collect();
+        tx.execute(
+            "INSERT INTO utxo_txs (chain_id, height, position, txid, body)
+             SELECT $1, $2, * FROM unnest($3::int[], $4::bytea[], $5::bytea[])",
+            &[&chain, &h, &positions, &txids, &bodies],
+        )?;
+        let mut addresses = Vec::new();
+        let mut e_pos = Vec::new();
+        let mut dirs = Vec::new();
+        let mut ns = Vec::new();
+        let mut e_txids = Vec::new();
+        let mut values = Vec::new();
+        let mut o_txids = Vec::new();
+        let mut o_vouts = Vec::new();
+        for (i, t) in list.iter().enumerate() {
+            for (a, e) in txs::entries(height, i as u32, t) {
+                addresses.push(a);
+                e_pos.push(i as i32);
+                dirs.push(i16::from(txs::direction_code(e.direction)));
+                ns.push(e.index as i32);
+                e_txids.push(e.txid.as_slice().to_vec());
+                values.push(i64_of(e.value)?);
+                o_txids.push(e.outpoint.txid.as_slice().to_vec());
+                o_vouts.push(i64::from(e.outpoint.vout));
+            }
+        }
+        if !addresses.is_empty() {
+            tx.execute(
+                "INSERT INTO utxo_transfers (chain_id, height, address, position, direction, n, txid, value, out_txid, out_vout)
+                 SELECT $1, $2, * FROM unnest($3::text[], $4::int[], $5::smallint[], $6::int[], $7::bytea[], $8::bigint[], $9::bytea[], $10::bigint[])",
+                &[&chain, &h, &addresses, &e_pos, &dirs, &ns, &e_txids, &values, &o_txids, &o_vouts],
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl UtxoStore for PgUtxoStore {
     fn apply_block(
         &self,
@@ -344,6 +512,33 @@ impl UtxoStore for PgUtxoStore {
                 &bytes::undo(&Undo::of(changes)),
             ],
         )?;
+        Self::write_txs(&mut tx, chain_id, number, &changes.transactions)?;
+        let groups = cluster::merges(&changes.transactions);
+        // The block's input addresses' entries in one query; their parents one by one.
+        let mut known = read_nodes(&mut tx, chain_id, groups.iter().flatten().copied())?;
+        let uf = cluster::apply(&groups, |a| match known.get(a) {
+            Some(n) => Ok(n.clone()),
+            None => {
+                let n = read_node(&mut tx, chain_id, a)?;
+                known.insert(a.to_owned(), n.clone());
+                Ok(n)
+            }
+        })?;
+        write_nodes(&mut tx, chain_id, &uf.new)?;
+        tx.execute(
+            "INSERT INTO utxo_clusters_undo (chain_id, number, body) VALUES ($1, $2, $3)",
+            &[
+                &i64_of(chain_id)?,
+                &i64_of(number)?,
+                &cluster::encode_undo(&uf.old),
+            ],
+        )?;
+        if let Some(old) = super::pruned_by(number, self.keep_undo) {
+            tx.execute(
+                "DELETE FROM utxo_clusters_undo WHERE chain_id = $1 AND number = $2",
+                &[&i64_of(chain_id)?, &i64_of(old)?],
+            )?;
+        }
         tx.execute(
             "INSERT INTO utxo_blocks (chain_id, number, hash, parent_hash, ts) VALUES ($1, $2, $3, $4, $5)",
             &[
@@ -395,10 +590,35 @@ impl UtxoStore for PgUtxoStore {
                 )));
             }
             counts = undo.revert(counts)?;
+            let cundo: Option<Vec<u8>> = tx
+                .query_opt(
+                    "SELECT body FROM utxo_clusters_undo WHERE chain_id = $1 AND number = $2",
+                    &[&i64_of(chain_id)?, &i64_of(block.number)?],
+                )?
+                .map(|r| r.get(0));
+            for (a, old) in cundo
+                .map(|b| cluster::decode_undo(&b))
+                .transpose()?
+                .unwrap_or_default()
+            {
+                write_node(&mut tx, chain_id, &a, old.as_ref())?;
+            }
             removed.push(block);
         }
         tx.execute(
+            "DELETE FROM utxo_clusters_undo WHERE chain_id = $1 AND number >= $2",
+            &[&i64_of(chain_id)?, &i64_of(first)?],
+        )?;
+        tx.execute(
             "DELETE FROM utxo_undo WHERE chain_id = $1 AND number >= $2",
+            &[&i64_of(chain_id)?, &i64_of(first)?],
+        )?;
+        tx.execute(
+            "DELETE FROM utxo_txs WHERE chain_id = $1 AND height >= $2",
+            &[&i64_of(chain_id)?, &i64_of(first)?],
+        )?;
+        tx.execute(
+            "DELETE FROM utxo_transfers WHERE chain_id = $1 AND height >= $2",
             &[&i64_of(chain_id)?, &i64_of(first)?],
         )?;
         tx.execute(
@@ -472,5 +692,106 @@ impl UtxoStore for PgUtxoStore {
             found.insert(outpoint_of(r.get("txid"), r.get("vout"))?, record_of(r)?);
         }
         Ok(outpoints.iter().map(|op| found.get(op).cloned()).collect())
+    }
+
+    fn cluster(&self, chain_id: u64, address: &str) -> Result<Cluster, StoreError> {
+        let mut client = self.pool.client();
+        cluster::find(address, |a| read_node(&mut *client, chain_id, a))
+    }
+
+    fn import_block(
+        &self,
+        chain_id: u64,
+        block: &BlockRef,
+        transactions: &[TxRecord],
+    ) -> Result<Applied, StoreError> {
+        let mut client = self.pool.client();
+        let mut tx = client.transaction()?;
+        Self::enter(&mut tx, chain_id)?;
+        let stored = Self::read_block(&mut tx, chain_id, block.number)?;
+        if !super::admit_import(chain_id, block, transactions, stored)? {
+            return Ok(Applied::AlreadyPresent);
+        }
+        Self::write_txs(&mut tx, chain_id, block.number, transactions)?;
+        tx.execute(
+            "INSERT INTO utxo_blocks (chain_id, number, hash, parent_hash, ts) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &i64_of(chain_id)?,
+                &i64_of(block.number)?,
+                &block.hash.as_slice(),
+                &block.parent_hash.as_slice(),
+                &i64_of(block.timestamp)?,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(Applied::Written)
+    }
+
+    fn block_transactions(&self, chain_id: u64, number: u64) -> Result<Vec<TxRecord>, StoreError> {
+        let rows = self.pool.client().query(
+            "SELECT body FROM utxo_txs WHERE chain_id = $1 AND height = $2 ORDER BY position",
+            &[&i64_of(chain_id)?, &i64_of(number)?],
+        )?;
+        rows.iter().map(|r| txs::decode(r.get(0))).collect()
+    }
+
+    fn transaction(
+        &self,
+        chain_id: u64,
+        txid: &B256,
+    ) -> Result<Vec<(u64, u32, TxRecord)>, StoreError> {
+        let rows = self.pool.client().query(
+            "SELECT height, position, body FROM utxo_txs WHERE chain_id = $1 AND txid = $2 ORDER BY height",
+            &[&i64_of(chain_id)?, &txid.as_slice()],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let pos: i32 = r.get(1);
+                Ok((
+                    u64_of(r.get(0))?,
+                    u32::try_from(pos).map_err(|_| StoreError::Corrupt("tx position".into()))?,
+                    txs::decode(r.get(2))?,
+                ))
+            })
+            .collect()
+    }
+
+    fn address_transfers(
+        &self,
+        chain_id: u64,
+        address: &str,
+        from_height: u64,
+        limit: usize,
+    ) -> Result<Vec<AddressTransfer>, StoreError> {
+        super::check_limit(limit)?;
+        let rows = self.pool.client().query(
+            "SELECT height, position, direction, n, txid, value, out_txid, out_vout FROM utxo_transfers
+             WHERE chain_id = $1 AND address = $2 AND height >= $3
+             ORDER BY height, position, direction, n LIMIT $4",
+            &[&i64_of(chain_id)?, &address, &i64_of(from_height)?, &(limit as i64)],
+        )?;
+        let corrupt = |w: &str| StoreError::Corrupt(format!("address entry {w}"));
+        rows.iter()
+            .map(|r| {
+                let txid: &[u8] = r.get(4);
+                if txid.len() != 32 {
+                    return Err(corrupt("txid"));
+                }
+                let pos: i32 = r.get(1);
+                let n: i32 = r.get(3);
+                let dir: i16 = r.get(2);
+                Ok(AddressTransfer {
+                    height: u64_of(r.get(0))?,
+                    tx_index: u32::try_from(pos).map_err(|_| corrupt("position"))?,
+                    direction: Direction::from_code(
+                        u8::try_from(dir).map_err(|_| corrupt("direction"))?,
+                    )?,
+                    index: u32::try_from(n).map_err(|_| corrupt("index"))?,
+                    txid: B256::from_slice(txid),
+                    value: u64_of(r.get(5))?,
+                    outpoint: outpoint_of(r.get(6), r.get(7))?,
+                })
+            })
+            .collect()
     }
 }

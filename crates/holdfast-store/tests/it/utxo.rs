@@ -8,15 +8,15 @@ use holdfast_store::utxo::{
 };
 use holdfast_store::{Applied, StoreError};
 
-const CHAIN: u64 = 2;
+pub(crate) const CHAIN: u64 = 2;
 
-fn hash(n: u64, fork: u8) -> B256 {
+pub(crate) fn hash(n: u64, fork: u8) -> B256 {
     let mut h = [fork; 32];
     h[..8].copy_from_slice(&n.to_be_bytes());
     B256::from(h)
 }
 
-fn block(n: u64, fork: u8, parent_fork: u8) -> BlockRef {
+pub(crate) fn block(n: u64, fork: u8, parent_fork: u8) -> BlockRef {
     BlockRef {
         number: n,
         hash: hash(n, fork),
@@ -29,14 +29,14 @@ fn block(n: u64, fork: u8, parent_fork: u8) -> BlockRef {
     }
 }
 
-fn op(tx: u8, vout: u32) -> OutPointKey {
+pub(crate) fn op(tx: u8, vout: u32) -> OutPointKey {
     OutPointKey {
         txid: B256::repeat_byte(tx),
         vout,
     }
 }
 
-fn rec(value: u64, height: u64, coinbase: bool, tag: u8) -> UtxoRecord {
+pub(crate) fn rec(value: u64, height: u64, coinbase: bool, tag: u8) -> UtxoRecord {
     UtxoRecord {
         value,
         height,
