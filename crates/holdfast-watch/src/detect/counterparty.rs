@@ -52,7 +52,9 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
         if t.from == t.to {
             continue;
         }
-        let (sent, received) = (watched(t.from), watched(t.to));
+        // Only a labelled counterparty makes a contact (the rest are dropped below anyway).
+        let sent = watched(t.from) && run.ex.has_labels(t.to);
+        let received = watched(t.to) && run.ex.has_labels(t.from);
         if !sent && !received {
             continue;
         }

@@ -50,6 +50,14 @@ impl<'a> Explain<'a> {
     }
 
     /// Intel's labels of an address (asked once per block).
+    /// Whether `a` has any label (remembered like [`Explain::labels`], without the copy).
+    pub fn has_labels(&self, a: Address) -> bool {
+        if let Some(l) = self.labels.borrow().get(&a) {
+            return !l.is_empty();
+        }
+        !self.labels(a).is_empty()
+    }
+
     pub fn labels(&self, a: Address) -> Vec<AddressLabel> {
         if let Some(l) = self.labels.borrow().get(&a) {
             return l.clone();

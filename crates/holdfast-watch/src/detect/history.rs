@@ -98,6 +98,32 @@ impl Past {
     }
 }
 
+/// Bits of the interest filter (32 KiB).
+const INTEREST_BITS: usize = 1 << 18;
+
+fn interest_bit(a: &Address) -> usize {
+    let b = a.as_slice();
+    (usize::from(b[17]) << 16 | usize::from(b[18]) << 8 | usize::from(b[19])) % INTEREST_BITS
+}
+
+impl Cache {
+    fn mark_interest(&mut self, a: &Address) {
+        if self.interest.is_empty() {
+            self.interest = vec![0; INTEREST_BITS / 64];
+        }
+        let b = interest_bit(a);
+        self.interest[b / 64] |= 1 << (b % 64);
+    }
+}
+
+/// Whether `a` may be tracked or cached (its bit in `interest` is set).
+fn may_interest(interest: &[u64], a: &Address) -> bool {
+    let b = interest_bit(a);
+    interest
+        .get(b / 64)
+        .is_some_and(|w| w & (1 << (b % 64)) != 0)
+}
+
 /// Blocks `from..to` of a chain were observed one after the other ([`History::observe`]),
 /// and every cached past then in step (read up to a block in `from..=to`) got their
 /// transfers: such a past is complete up to `to` without reading the store.
@@ -115,6 +141,9 @@ struct Cache {
     /// `wallets` (a past dropped since — the cache full, a failed read — ends that until
     /// the next observation starts).
     tracking: HashSet<u64>,
+    /// One bit per [`interest_bit`] of every tracked or cached wallet: a clear bit lets
+    /// `observe` pass a transfer's sender without a hash lookup (most senders are neither).
+    interest: Vec<u64>,
     observed: HashMap<u64, Observed>,
 }
 
@@ -263,6 +292,7 @@ impl StoreHistory {
                 },
             );
         }
+        cache.mark_interest(&wallet);
         let past = cache.wallets.entry((chain_id, wallet)).or_default();
         if let Some(below) = past.unread_below
             && below <= before_block
@@ -382,6 +412,19 @@ impl History for StoreHistory {
         tracked.clear();
         // No more than the cache holds (beyond it they are read when asked, as untracked).
         tracked.extend(wallets.iter().take(MAX_CACHED_WALLETS / 2));
+        drop(tracked);
+        // (The cache's lock after the tracked set's, never both: `observe` takes them the
+        // other way round.)
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for a in wallets.iter().take(MAX_CACHED_WALLETS / 2) {
+            cache.mark_interest(a);
+        }
+        // An observation already under way did not keep the newly tracked wallets' transfers:
+        // tracking resumes with the next one.
+        cache.tracking.clear();
     }
 
     fn observe(&self, chain_id: u64, block: u64, transfers: &[Transfer]) {
@@ -417,6 +460,9 @@ impl History for StoreHistory {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut tracking = cache.tracking.contains(&chain_id);
         for t in transfers {
+            if !may_interest(&cache.interest, &t.from) {
+                continue;
+            }
             let key = (chain_id, t.from);
             if let Some(past) = cache.wallets.get_mut(&key) {
                 if (in_step.from..=in_step.to).contains(&past.scanned_to) {

@@ -97,7 +97,7 @@ pub struct Detectors {
     config: WatchConfig,
     /// Address → the sets it is a static member of (asked for both ends of every transfer
     /// by every detector: a fast hash).
-    members: rustc_hash::FxHashMap<Address, Vec<u32>>,
+    members: rustc_hash::FxHashMap<Address, SetList>,
     /// One bit per [`member_bit`] of every static member: a clear bit answers "in no set"
     /// without the hash lookup (most addresses of a block are in none).
     member_bits: Vec<u64>,
@@ -118,13 +118,13 @@ pub struct Detectors {
 
 impl Detectors {
     pub fn new(config: &WatchConfig) -> Detectors {
-        let mut members: rustc_hash::FxHashMap<Address, Vec<u32>> = Default::default();
+        let mut lists: rustc_hash::FxHashMap<Address, Vec<u32>> = Default::default();
         let mut owner_sets: HashMap<Address, Vec<u32>> = HashMap::new();
         let mut dynamic_sets = Vec::new();
         for (i, s) in config.sets.iter().enumerate() {
             let i = i as u32;
             for a in &s.addresses {
-                members.entry(*a).or_default().push(i);
+                lists.entry(*a).or_default().push(i);
             }
             for o in &s.safes_owned_by {
                 owner_sets.entry(*o).or_default().push(i);
@@ -154,6 +154,10 @@ impl Detectors {
                 }
             }
         }
+        let members: rustc_hash::FxHashMap<Address, SetList> = lists
+            .into_iter()
+            .map(|(a, sets)| (a, SetList::of(sets)))
+            .collect();
         let mut member_bits = vec![0u64; MEMBER_BITS / 64];
         for a in members.keys() {
             let b = member_bit(a);
@@ -309,7 +313,9 @@ impl Detectors {
         let sets = if self.member_bits[b / 64] & (1 << (b % 64)) == 0 {
             &[][..]
         } else {
-            self.members.get(&address).map_or(&[][..], Vec::as_slice)
+            self.members
+                .get(&address)
+                .map_or(&[][..], SetList::as_slice)
         };
         let dynamic = self
             .dynamic_sets
@@ -335,12 +341,36 @@ impl Detectors {
     pub(crate) fn in_set(&self, cs: &ChainState, set: usize, address: Address) -> bool {
         self.members
             .get(&address)
-            .is_some_and(|s| s.contains(&(set as u32)))
+            .is_some_and(|s| s.as_slice().contains(&(set as u32)))
             || cs.is_dynamic_member(&self.config.sets[set].name, address)
     }
 
     pub(crate) fn rule(&self, r: u32) -> &Rule {
         &self.config.rules[r as usize]
+    }
+}
+
+/// The sets an address is a static member of: one, in the map's entry (most addresses),
+/// or several.
+#[derive(Debug, Clone)]
+enum SetList {
+    One(u32),
+    Many(Box<[u32]>),
+}
+
+impl SetList {
+    fn of(sets: Vec<u32>) -> SetList {
+        match sets.as_slice() {
+            [one] => SetList::One(*one),
+            _ => SetList::Many(sets.into_boxed_slice()),
+        }
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            SetList::One(s) => std::slice::from_ref(s),
+            SetList::Many(s) => s,
+        }
     }
 }
 

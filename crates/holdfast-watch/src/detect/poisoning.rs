@@ -6,7 +6,7 @@
 //! Real counterparties are the addresses the wallet paid before the block, as the history
 //! seam returns them (the newest [`COUNTERPARTY_LIMIT`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use alloy_primitives::Address;
 use holdfast_primitives::{Asset, Transfer};
@@ -55,7 +55,8 @@ pub(crate) fn detect(
 ) -> Result<(), DetectError> {
     let number = run.block.block().number;
     let chain_id = run.block.chain_id();
-    let mut past: HashMap<Address, Vec<Address>> = HashMap::new();
+    // Keys are watched wallets (from the watch file): a fast hash.
+    let mut past: rustc_hash::FxHashMap<Address, Vec<Address>> = Default::default();
     // The past counterparty of `w` that `other` imitates, if any (the past asked once per
     // wallet and block).
     let mut imitated = |w: Address,
