@@ -89,8 +89,9 @@ pub struct ChainState {
     pub dynamic: BTreeMap<String, BTreeMap<Address, Membership>>,
     /// Wallet → its recent outflows (one record per transfer, shared by the wallet's velocity
     /// rules, kept for the longest window).
-    #[serde(default)]
-    pub velocity: BTreeMap<Address, VecDeque<Outflow>>,
+    /// (Keys are watched wallets: a fast hash; written out in address order.)
+    #[serde(default, serialize_with = "sorted")]
+    pub velocity: rustc_hash::FxHashMap<Address, VecDeque<Outflow>>,
     /// Wallet → native balance at the end of blocks that changed it (oldest first).
     #[serde(default)]
     pub balances: BTreeMap<Address, VecDeque<(u64, U256)>>,
@@ -254,9 +255,46 @@ pub(crate) fn trim_samples(samples: &mut VecDeque<(u64, U256)>, block: u64, drai
     }
 }
 
+/// A hash map written in key order (the state's JSON is the same for the same state).
+fn sorted<S, K, V>(map: &rustc_hash::FxHashMap<K, V>, s: S) -> Result<S::Ok, S::Error>
+where
+    S: serde::Serializer,
+    K: Ord + Serialize,
+    V: Serialize,
+{
+    let ordered: BTreeMap<&K, &V> = map.iter().collect();
+    ordered.serialize(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_velocity_map_is_written_in_address_order() {
+        let mut cs = ChainState::default();
+        let o = Outflow {
+            block: 1,
+            timestamp: 1,
+            token: None,
+            amount: U256::from(1),
+        };
+        for b in [0x90u8, 0x10, 0x50, 0xf0, 0x01] {
+            cs.push_outflow(Address::repeat_byte(b), o.clone());
+        }
+        let json = serde_json::to_string(&cs).unwrap();
+        let lower = json.to_lowercase();
+        let at = |b: u8| {
+            lower
+                .find(&format!("{}", Address::repeat_byte(b)).to_lowercase())
+                .unwrap()
+        };
+        assert!(at(0x01) < at(0x10) && at(0x10) < at(0x50) && at(0x50) < at(0x90));
+        assert!(at(0x90) < at(0xf0));
+        let back: ChainState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, cs);
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
 
     #[test]
     fn state_round_trips_through_json_and_unwinds_by_block() {
