@@ -421,8 +421,7 @@ const fn kind_index(k: DetectorKind) -> usize {
 
 /// The first and last 4 hex digits of an address, for titles (`0x1Db9…c4B8`).
 pub(crate) fn short(a: Address) -> String {
-    let s = checksum(a);
-    format!("{}…{}", &s[..6], &s[s.len() - 4..])
+    with_checksum(a, |s| format!("{}…{}", &s[..6], &s[s.len() - 4..]))
 }
 
 /// Checksummed addresses remembered per thread (cleared when full).
@@ -432,19 +431,19 @@ const CHECKSUMS_CACHED: usize = 1 << 16;
 /// several times (title, summary, facts, links) and a watched wallet recurs block after
 /// block; each checksum is a keccak, so they are remembered.
 pub(crate) fn checksum(a: Address) -> String {
+    with_checksum(a, str::to_owned)
+}
+
+/// `f` of `a`'s EIP-55 checksum text, from the per-thread cache (no copy of it).
+fn with_checksum<T>(a: Address, f: impl FnOnce(&str) -> T) -> T {
     thread_local! {
         static CACHE: std::cell::RefCell<rustc_hash::FxHashMap<Address, String>> =
             std::cell::RefCell::new(rustc_hash::FxHashMap::default());
     }
     CACHE.with_borrow_mut(|cache| {
-        if let Some(s) = cache.get(&a) {
-            return s.clone();
-        }
-        if cache.len() >= CHECKSUMS_CACHED {
+        if cache.len() >= CHECKSUMS_CACHED && !cache.contains_key(&a) {
             cache.clear();
         }
-        let s = a.to_checksum(None);
-        cache.insert(a, s.clone());
-        s
+        f(cache.entry(a).or_insert_with(|| a.to_checksum(None)))
     })
 }
