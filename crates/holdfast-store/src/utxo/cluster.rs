@@ -200,6 +200,32 @@ pub(crate) fn find(
     Err(corrupt("cluster parent chain longer than 64"))
 }
 
+/// A cluster's members from its root, breadth first (the root first), at most `limit`:
+/// `children` gives the addresses whose parent is the one asked about (at most `limit`).
+pub(crate) fn members(
+    root: &str,
+    limit: usize,
+    mut children: impl FnMut(&str) -> Result<Vec<String>, StoreError>,
+) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
+    out.push(root.to_owned());
+    let mut next = 0;
+    while next < out.len() && out.len() < limit {
+        let kids = children(&out[next])?;
+        next += 1;
+        for k in kids {
+            if out.len() >= limit {
+                break;
+            }
+            out.push(k);
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn encode_node(n: &Node) -> Vec<u8> {
     let mut out = Vec::with_capacity(9 + n.parent.len());
     out.push(n.parent.len() as u8);

@@ -15,6 +15,7 @@
 //!
 //! | `utxo.uf` | chain, address length, address | cluster union-find: parent address, size (for a root) |
 //! | `utxo.ufundo` | chain, number | the entries of `utxo.uf` the block changed, as they were |
+//! | `utxo.ufkids` | chain, parent length, parent, address | (empty): every non-root entry of `utxo.uf` under its parent, to list a cluster's members |
 //!
 //! An unwind reads the block's transactions back and deletes exactly the keys they made.
 
@@ -34,7 +35,7 @@ use crate::group_commit::{Batch, FjallDir, GroupCommit};
 use crate::{Applied, StoreError, admit};
 use alloy_primitives::B256;
 
-const SPACES: [&str; 9] = [
+const SPACES: [&str; 10] = [
     "utxo.blocks",
     "utxo.coins",
     "utxo.undo",
@@ -44,6 +45,7 @@ const SPACES: [&str; 9] = [
     "utxo.addr",
     "utxo.uf",
     "utxo.ufundo",
+    "utxo.ufkids",
 ];
 const BLOCKS: usize = 0;
 const COINS: usize = 1;
@@ -54,6 +56,7 @@ const TXIDS: usize = 5;
 const ADDR: usize = 6;
 const UF: usize = 7;
 const UF_UNDO: usize = 8;
+const UF_KIDS: usize = 9;
 
 /// The embedded UTXO index.
 pub struct EmbeddedUtxoStore {
@@ -111,6 +114,37 @@ fn addr_key(chain_id: u64, address: &str, t: &AddressTransfer) -> Vec<u8> {
     k
 }
 
+fn kid_key(chain_id: u64, parent: &str, address: &str) -> Vec<u8> {
+    let mut k = addr_prefix(chain_id, parent);
+    k.extend_from_slice(address.as_bytes());
+    k
+}
+
+/// Stages changing `address`'s union-find entry from `from` to `to` (`None`: absent), with its
+/// entry in the children index (`utxo.ufkids`: a non-root under its parent).
+fn stage_node(
+    batch: &mut Batch,
+    chain_id: u64,
+    address: &str,
+    from: Option<&Node>,
+    to: Option<&Node>,
+) {
+    let kid = |n: Option<&Node>| n.filter(|n| n.parent != address).map(|n| n.parent.clone());
+    let (was, now) = (kid(from), kid(to));
+    if was != now {
+        if let Some(p) = was {
+            batch.del(UF_KIDS, kid_key(chain_id, &p, address));
+        }
+        if let Some(p) = now {
+            batch.put(UF_KIDS, kid_key(chain_id, &p, address), Vec::new());
+        }
+    }
+    match to {
+        Some(n) => batch.put(UF, addr_prefix(chain_id, address), cluster::encode_node(n)),
+        None => batch.del(UF, addr_prefix(chain_id, address)),
+    }
+}
+
 /// Stages writing (or, with `remove`, deleting) a block's transactions and address entries.
 fn stage_txs(batch: &mut Batch, chain_id: u64, height: u64, list: &[TxRecord], remove: bool) {
     for (i, tx) in list.iter().enumerate() {
@@ -151,11 +185,40 @@ impl EmbeddedUtxoStore {
 
     /// Opens the index keeping the undo records of the newest `keep_undo` blocks only.
     pub fn open_with(path: &Path, keep_undo: KeepUndo) -> Result<EmbeddedUtxoStore, StoreError> {
-        Ok(EmbeddedUtxoStore {
+        let store = EmbeddedUtxoStore {
             dir: FjallDir::open(path, &SPACES)?,
             group: GroupCommit::default(),
             keep_undo,
-        })
+        };
+        store.index_kids()?;
+        Ok(store)
+    }
+
+    /// Builds the children index from the union-find when an index written before it was
+    /// kept has union-find entries and no children entries (once, on open).
+    fn index_kids(&self) -> Result<(), StoreError> {
+        let guard = self.group.lock();
+        let snap = self.dir.db.snapshot();
+        if snap.iter(&self.dir.spaces[UF_KIDS]).next().is_some() {
+            return Ok(());
+        }
+        let mut batch = Batch::default();
+        for g in snap.iter(&self.dir.spaces[UF]) {
+            let (k, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
+            let n = cluster::decode_node(&v)?;
+            let address = k
+                .get(9..)
+                .and_then(|a| std::str::from_utf8(a).ok())
+                .ok_or_else(|| corrupt("cluster entry key"))?;
+            if n.parent != address {
+                let chain_id = Reader(&k).u64()?;
+                batch.put(UF_KIDS, kid_key(chain_id, &n.parent, address), Vec::new());
+            }
+        }
+        if batch.ops.is_empty() {
+            return Ok(());
+        }
+        self.commit(guard, batch)
     }
 
     fn read_coin(&self, chain_id: u64, op: &OutPointKey) -> Result<Option<UtxoRecord>, StoreError> {
@@ -289,8 +352,14 @@ impl UtxoStore for EmbeddedUtxoStore {
         let uf = cluster::apply(&cluster::merges(&changes.transactions), |a| {
             self.read_node(chain_id, a)
         })?;
+        let before: std::collections::HashMap<&str, Option<&Node>> = uf
+            .old
+            .iter()
+            .map(|(a, n)| (a.as_str(), n.as_ref()))
+            .collect();
         for (a, n) in &uf.new {
-            batch.put(UF, addr_prefix(chain_id, a), cluster::encode_node(n));
+            let old = before.get(a.as_str()).copied().flatten();
+            stage_node(&mut batch, chain_id, a, old, Some(n));
         }
         batch.put(
             UF_UNDO,
@@ -356,10 +425,8 @@ impl UtxoStore for EmbeddedUtxoStore {
             batch.del(BLOCKS, key);
         }
         for (a, old) in clusters {
-            match old {
-                Some(n) => batch.put(UF, addr_prefix(chain_id, &a), cluster::encode_node(&n)),
-                None => batch.del(UF, addr_prefix(chain_id, &a)),
-            }
+            let now = self.read_node(chain_id, &a)?;
+            stage_node(&mut batch, chain_id, &a, now.as_ref(), old.as_ref());
         }
         batch.put(META, chain_id.to_be_bytes(), Self::counts_value(counts));
         self.commit(guard, batch)?;
@@ -413,6 +480,29 @@ impl UtxoStore for EmbeddedUtxoStore {
 
     fn cluster(&self, chain_id: u64, address: &str) -> Result<Cluster, StoreError> {
         cluster::find(address, |a| self.read_node(chain_id, a))
+    }
+
+    fn cluster_members(
+        &self,
+        chain_id: u64,
+        root: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let snap = self.dir.db.snapshot();
+        cluster::members(root, limit, |parent| {
+            let prefix = addr_prefix(chain_id, parent);
+            let mut out = Vec::new();
+            for g in snap.prefix(&self.dir.spaces[UF_KIDS], &prefix) {
+                let (k, _) = g.into_inner().map_err(|e| self.dir.err(e))?;
+                let a = std::str::from_utf8(&k[prefix.len()..])
+                    .map_err(|_| corrupt("cluster child address"))?;
+                out.push(a.to_owned());
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            Ok(out)
+        })
     }
 
     fn import_block(
