@@ -277,7 +277,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => default_data_dir()?,
     });
     match cli.command {
-        Command::Screen(args) => screen_cmd::run(&data_dir, &args),
+        Command::Screen(args) => screen_cmd::run(&data_dir, &cli.store, &args),
         Command::Intel(cmd) => intel_cmd::run(&data_dir, cmd),
         Command::Serve(args) => serve(data_dir, &cli.store, args),
         Command::Ingest(args) if args.chain == chain_cmd::ChainKind::Bitcoin => {
