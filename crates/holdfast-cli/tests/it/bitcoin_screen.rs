@@ -3,12 +3,70 @@
 //! inherits the exchange label from the cluster (named as inferred, with the member that
 //! carries it, never as its own label); a CoinJoin-like transaction does not spread a label;
 //! the block that merged them invalidated and the index unwound, the inherited label is gone.
-//! Without a UTXO index the verdict says there is none.
+//! Without a UTXO index the verdict says there is none. The same through the screening HTTP
+//! API of `holdfast serve --clusters`.
 
 use holdfast_testkit::Litecoind;
 use serde_json::{Value, json};
 
 use crate::{holdfast, stderr, stdout};
+
+/// `holdfast serve` on a free port, killed on drop.
+struct Serve {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Serve {
+    async fn start(data: &std::path::Path, extra: &[&str]) -> Serve {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .arg("--data-dir")
+            .arg(data)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env("HOLDFAST_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("serve");
+        let s = Serve {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..600 {
+            if client
+                .get(format!("{}/healthz", s.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return s;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("holdfast serve did not come up");
+    }
+
+    async fn screen(&self, address: &str) -> Value {
+        let r = reqwest::get(format!("{}/v1/addresses/litecoin/{address}", self.url))
+            .await
+            .expect("get");
+        assert!(r.status().is_success(), "{}", r.status());
+        r.json().await.expect("json")
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// Sends a raw transaction spending exactly `inputs` (wallet outputs) to `outputs`.
 async fn spend_exactly(node: &Litecoind, inputs: &[(String, u64)], outputs: Value) -> String {
@@ -197,6 +255,35 @@ async fn screen_reports_the_cluster_and_its_inherited_labels() {
         let v = screen(data.path(), x);
         assert_eq!(v["cluster"]["size"], 1, "{v}");
         assert_eq!(v["cluster"]["inherited"], json!([]), "{v}");
+    }
+
+    // The screening API with the index's clusters: the same facts.
+    {
+        let api = Serve::start(data.path(), &["--clusters"]).await;
+        let v = api.screen(deposit).await;
+        assert_eq!(v["cluster"]["size"], 2, "{v}");
+        assert_eq!(
+            v["cluster"]["inherited"][0]["member"],
+            json!(exchange),
+            "{v}"
+        );
+        assert_eq!(v["cluster"]["inherited"][0]["confidence"], 10, "{v}");
+        assert_eq!(v["labels"], json!([]), "{v}");
+        let batch: Value = reqwest::Client::new()
+            .post(format!("{}/v1/screen", api.url))
+            .json(&json!({"addresses": [deposit, r]}))
+            .send()
+            .await
+            .expect("post")
+            .json()
+            .await
+            .expect("json");
+        let results = batch["results"].as_array().expect("results");
+        assert_eq!(
+            results[0]["cluster"]["inherited"][0]["member"],
+            json!(exchange)
+        );
+        assert_eq!(results[1]["cluster"]["inherited"], json!([]), "{batch}");
     }
 
     // The block with the consolidation invalidated: the index unwinds it, the label is gone.
