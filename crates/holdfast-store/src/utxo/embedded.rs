@@ -602,3 +602,43 @@ impl UtxoStore for EmbeddedUtxoStore {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An index whose union-find was written before the children index existed gets it on
+    /// open: its clusters' members are listed whole.
+    #[test]
+    fn children_index_is_built_on_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = |parent: &str, size| Node {
+            parent: parent.into(),
+            size,
+        };
+        {
+            let s = EmbeddedUtxoStore::open(dir.path()).expect("open");
+            let guard = s.group.lock();
+            let mut batch = Batch::default();
+            // a ← b ← c, and d alone; union-find entries only.
+            for (a, n) in [
+                ("a", node("a", 3)),
+                ("b", node("a", 2)),
+                ("c", node("b", 1)),
+                ("d", node("d", 1)),
+            ] {
+                batch.put(UF, addr_prefix(7, a), cluster::encode_node(&n));
+            }
+            s.commit(guard, batch).expect("write");
+            assert_eq!(s.cluster_members(7, "a", 10).expect("members"), ["a"]);
+        }
+        let s = EmbeddedUtxoStore::open(dir.path()).expect("reopen");
+        assert_eq!(s.cluster(7, "c").expect("cluster").root, "a");
+        assert_eq!(
+            s.cluster_members(7, "a", 10).expect("members"),
+            ["a", "b", "c"]
+        );
+        assert_eq!(s.cluster_members(7, "d", 10).expect("members"), ["d"]);
+        assert_eq!(s.cluster_members(8, "a", 10).expect("members"), ["a"]);
+    }
+}
