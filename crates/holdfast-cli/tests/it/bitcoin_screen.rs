@@ -105,14 +105,36 @@ async fn output_of(node: &Litecoind, address: &str) -> (String, u64) {
     )
 }
 
-fn screen(data: &std::path::Path, address: &str) -> Value {
-    let out = holdfast(data, &["screen", address, "--json"]);
+/// `holdfast` with `--store URL` first when given.
+fn run(data: &std::path::Path, store: Option<&str>, args: &[&str]) -> std::process::Output {
+    let mut all: Vec<&str> = Vec::new();
+    if let Some(url) = store {
+        all.extend(["--store", url]);
+    }
+    all.extend(args);
+    holdfast(data, &all)
+}
+
+fn screen(data: &std::path::Path, store: Option<&str>, address: &str) -> Value {
+    let out = run(data, store, &["screen", address, "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     serde_json::from_str(stdout(&out).trim()).expect("one JSON verdict")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screen_reports_the_cluster_and_its_inherited_labels() {
+    screening_scenario(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screen_reports_the_cluster_and_its_inherited_labels_postgres() {
+    let pg = holdfast_store::testing::TempPostgres::start(false)
+        .expect("PostgreSQL (scripts/install-postgres)");
+    screening_scenario(Some(pg.url())).await;
+}
+
+/// The scenario, on the embedded index or the PostgreSQL one at `store`.
+async fn screening_scenario(store: Option<&str>) {
     let node = Litecoind::spawn().await.expect("litecoind");
     node.create_wallet("w").await.expect("wallet");
     let miner = node.new_address("w", "bech32").await.expect("address");
@@ -165,8 +187,9 @@ async fn screen_reports_the_cluster_and_its_inherited_labels() {
     let data = tempfile::tempdir().expect("tempdir");
     let list = data.path().join("exchange.csv");
     std::fs::write(&list, format!("{exchange}\n{mixed_in}\n")).expect("write");
-    let out = holdfast(
+    let out = run(
         data.path(),
+        store,
         &[
             "intel",
             "import",
@@ -183,28 +206,37 @@ async fn screen_reports_the_cluster_and_its_inherited_labels() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
 
-    // No UTXO index yet: said so.
-    let v = screen(data.path(), deposit);
+    // No UTXO index yet (embedded), or one without the network's blocks: said so.
+    let v = screen(data.path(), store, deposit);
     assert_eq!(v["cluster"]["status"], "unavailable", "{v}");
-    assert!(
-        v["cluster"]["note"]
-            .as_str()
-            .expect("note")
-            .contains("no UTXO index configured"),
-        "{v}"
-    );
-    assert!(
-        !data.path().join("store/utxo").exists(),
-        "screen created an index"
-    );
+    let note = v["cluster"]["note"].as_str().expect("note");
+    if store.is_none() {
+        assert!(note.contains("no UTXO index configured"), "{v}");
+        assert!(
+            !data.path().join("store/utxo").exists(),
+            "screen created an index"
+        );
+        let api = Serve::start(data.path(), &[]).await;
+        let v = api.screen(deposit).await;
+        assert_eq!(v["cluster"]["status"], "unavailable", "{v}");
+        drop(api);
+        let out = holdfast(
+            data.path(),
+            &["serve", "--listen", "127.0.0.1:0", "--clusters"],
+        );
+        crate::fails_with(&out, 2, "--clusters: no UTXO index");
+    } else {
+        assert!(note.contains("holds no blocks of litecoin-regtest"), "{v}");
+    }
 
     let (user, password) = node.user_password().expect("user/password");
     let url = node
         .rpc_url()
         .replace("http://", &format!("http://{user}:{password}@"));
     let ingest = || {
-        let out = holdfast(
+        let out = run(
             data.path(),
+            store,
             &["ingest", "--chain", "bitcoin", "--rpc", &url, "--quiet"],
         );
         assert!(out.status.success(), "{}", stderr(&out));
@@ -212,7 +244,7 @@ async fn screen_reports_the_cluster_and_its_inherited_labels() {
     ingest();
 
     // The deposit: no label of its own, the exchange's inherited from its cluster.
-    let v = screen(data.path(), deposit);
+    let v = screen(data.path(), store, deposit);
     assert_eq!(v["labels"], json!([]), "{v}");
     let c = &v["cluster"];
     assert_eq!(c["status"], "clustered", "{v}");
@@ -232,7 +264,7 @@ async fn screen_reports_the_cluster_and_its_inherited_labels() {
     assert_eq!(inherited[0]["label"]["source"], "test-exchange");
     assert_eq!(inherited[0]["label"]["name"], "Regtest Exchange");
     // Human output: the cluster and the inferred label with its member.
-    let out = holdfast(data.path(), &["screen", deposit]);
+    let out = run(data.path(), store, &["screen", deposit]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
@@ -247,19 +279,23 @@ async fn screen_reports_the_cluster_and_its_inherited_labels() {
         "{text}"
     );
     // The exchange itself: its own label, nothing inherited.
-    let v = screen(data.path(), exchange);
+    let v = screen(data.path(), store, exchange);
     assert_eq!(v["labels"].as_array().expect("labels").len(), 1);
     assert_eq!(v["cluster"]["inherited"], json!([]), "{v}");
     // The CoinJoin's other inputs: clusters of one, the label not spread.
     for x in [r, s] {
-        let v = screen(data.path(), x);
+        let v = screen(data.path(), store, x);
         assert_eq!(v["cluster"]["size"], 1, "{v}");
         assert_eq!(v["cluster"]["inherited"], json!([]), "{v}");
     }
 
     // The screening API with the index's clusters: the same facts.
     {
-        let api = Serve::start(data.path(), &["--clusters"]).await;
+        let mut extra = vec!["--clusters"];
+        if let Some(url) = store {
+            extra.extend(["--store", url]);
+        }
+        let api = Serve::start(data.path(), &extra).await;
         let v = api.screen(deposit).await;
         assert_eq!(v["cluster"]["size"], 2, "{v}");
         assert_eq!(
@@ -292,7 +328,7 @@ async fn screen_reports_the_cluster_and_its_inherited_labels() {
         .await
         .expect("invalidate");
     ingest();
-    let v = screen(data.path(), deposit);
+    let v = screen(data.path(), store, deposit);
     assert_eq!(v["cluster"]["size"], 1, "{v}");
     assert_eq!(v["cluster"]["inherited"], json!([]), "{v}");
     assert_eq!(v["cluster"]["root"], json!(deposit));
@@ -301,7 +337,7 @@ async fn screen_reports_the_cluster_and_its_inherited_labels() {
         .await
         .expect("reconsider");
     ingest();
-    let v = screen(data.path(), deposit);
+    let v = screen(data.path(), store, deposit);
     assert_eq!(
         v["cluster"]["inherited"][0]["member"],
         json!(exchange),
