@@ -489,16 +489,18 @@ impl UtxoStore for EmbeddedUtxoStore {
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
         let snap = self.dir.db.snapshot();
-        cluster::members(root, limit, |parent| {
-            let prefix = addr_prefix(chain_id, parent);
+        cluster::members(root, limit, |parents, room| {
             let mut out = Vec::new();
-            for g in snap.prefix(&self.dir.spaces[UF_KIDS], &prefix) {
-                let (k, _) = g.into_inner().map_err(|e| self.dir.err(e))?;
-                let a = std::str::from_utf8(&k[prefix.len()..])
-                    .map_err(|_| corrupt("cluster child address"))?;
-                out.push(a.to_owned());
-                if out.len() >= limit {
-                    break;
+            for parent in parents {
+                let prefix = addr_prefix(chain_id, parent);
+                for g in snap.prefix(&self.dir.spaces[UF_KIDS], &prefix) {
+                    let (k, _) = g.into_inner().map_err(|e| self.dir.err(e))?;
+                    let a = std::str::from_utf8(&k[prefix.len()..])
+                        .map_err(|_| corrupt("cluster child address"))?;
+                    out.push(a.to_owned());
+                    if out.len() >= room {
+                        return Ok(out);
+                    }
                 }
             }
             Ok(out)
@@ -640,5 +642,62 @@ mod tests {
         );
         assert_eq!(s.cluster_members(7, "d", 10).expect("members"), ["d"]);
         assert_eq!(s.cluster_members(8, "a", 10).expect("members"), ["a"]);
+    }
+
+    /// Figures (run with `--ignored --nocapture`, release): listing the members of a
+    /// 100,000-address cluster built by union by size from pairs, at most 10,000.
+    #[test]
+    #[ignore]
+    fn members_of_a_large_cluster_timed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = EmbeddedUtxoStore::open(dir.path()).expect("open");
+        let n = 100_000usize;
+        let names: Vec<String> = (0..n).map(|i| format!("addr{i:08}")).collect();
+        // Pairs, then pairs of pairs, ...: the deepest tree union by size builds.
+        let mut width = 1;
+        let mut nodes: std::collections::HashMap<String, Node> = Default::default();
+        while width < n {
+            let groups: Vec<Vec<&str>> = (0..n)
+                .step_by(2 * width)
+                .filter(|i| i + width < n)
+                .map(|i| vec![names[i].as_str(), names[i + width].as_str()])
+                .collect();
+            let c = cluster::apply(&groups, |a| Ok(nodes.get(a).cloned())).expect("apply");
+            let guard = s.group.lock();
+            let mut batch = Batch::default();
+            let before: std::collections::HashMap<&str, Option<&Node>> = c
+                .old
+                .iter()
+                .map(|(a, o)| (a.as_str(), o.as_ref()))
+                .collect();
+            for (a, nd) in &c.new {
+                stage_node(
+                    &mut batch,
+                    1,
+                    a,
+                    before.get(a.as_str()).copied().flatten(),
+                    Some(nd),
+                );
+            }
+            s.commit(guard, batch).expect("write");
+            for (a, nd) in c.new {
+                nodes.insert(a, nd);
+            }
+            width *= 2;
+        }
+        let root = s.cluster(1, &names[n - 1]).expect("cluster");
+        assert_eq!(root.size, n as u64);
+        let t = std::time::Instant::now();
+        let m = s.cluster_members(1, &root.root, 10_000).expect("members");
+        let first = t.elapsed();
+        let t = std::time::Instant::now();
+        let all = s.cluster_members(1, &root.root, n).expect("members");
+        println!(
+            "embedded: 10,000 members of a {n}-address cluster in {first:?}; all {} in {:?}",
+            all.len(),
+            t.elapsed()
+        );
+        assert_eq!(m.len(), 10_000);
+        assert_eq!(all.len(), n);
     }
 }

@@ -716,14 +716,14 @@ impl UtxoStore for PgUtxoStore {
             .isolation_level(postgres::IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()?;
-        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
         let chain = i64_of(chain_id)?;
-        let out = cluster::members(root, limit, |parent| {
+        let out = cluster::members(root, limit, |parents, room| {
+            let room = i64::try_from(room).unwrap_or(i64::MAX);
             let rows = tx.query(
                 "SELECT address FROM utxo_clusters
-                     WHERE chain_id = $1 AND parent = $2 AND address <> parent
-                     ORDER BY address LIMIT $3",
-                &[&chain, &parent, &limit_sql],
+                 WHERE chain_id = $1 AND parent = ANY($2) AND address <> parent
+                 ORDER BY parent, address LIMIT $3",
+                &[&chain, &parents, &room],
             )?;
             Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
         })?;
