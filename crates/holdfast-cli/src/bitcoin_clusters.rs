@@ -32,6 +32,22 @@ impl UtxoClusters {
     }
 }
 
+/// The embedded index found but not opened (another process, such as `holdfast ingest
+/// --chain bitcoin --follow`, holds it): every Bitcoin-family verdict says so instead of
+/// failing the screening.
+pub struct Unreadable(pub String);
+
+impl ClusterSource for Unreadable {
+    fn cluster_of(&self, _: &str, _: usize) -> Result<ClusterLookup, ClusterSourceError> {
+        Ok(ClusterLookup::NotIndexed {
+            reason: format!(
+                "the UTXO index could not be read, so no cluster facts: {}",
+                self.0
+            ),
+        })
+    }
+}
+
 fn names(list: &[Network]) -> String {
     list.iter().map(|n| n.name()).collect::<Vec<_>>().join(", ")
 }

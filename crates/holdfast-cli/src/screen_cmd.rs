@@ -83,12 +83,20 @@ pub fn run(
                         .any(|c| matches!(c, Chain::Bitcoin | Chain::Litecoin))
                 })
             });
-            let clusters = if bitcoin {
-                crate::bitcoin_clusters::UtxoClusters::configured(data_dir, store)?
-            } else {
+            let clusters: Option<Box<dyn ClusterSource>> = if !bitcoin {
                 None
+            } else {
+                match crate::bitcoin_clusters::UtxoClusters::configured(data_dir, store) {
+                    Ok(c) => c.map(|c| Box::new(c) as Box<dyn ClusterSource>),
+                    // An explicit --store that cannot be opened is an error; the embedded
+                    // index held by another process (a follower) is a note in each verdict.
+                    Err(e) if store.store.is_some() => return Err(e),
+                    Err(e) => Some(Box::new(crate::bitcoin_clusters::Unreadable(format!(
+                        "{e:#}"
+                    )))),
+                }
             };
-            let clusters = clusters.as_ref().map(|c| c as &dyn ClusterSource);
+            let clusters = clusters.as_deref();
             screen_args(&index, &inputs, &options, clusters, args.json)?
         }
     };

@@ -320,6 +320,18 @@ async fn screening_scenario(store: Option<&str>) {
             json!(exchange)
         );
         assert_eq!(results[1]["cluster"]["inherited"], json!([]), "{batch}");
+        if store.is_none() {
+            // The embedded index held by the server: screening still answers, with a note.
+            let v = screen(data.path(), store, deposit);
+            assert_eq!(v["cluster"]["status"], "unavailable", "{v}");
+            assert!(
+                v["cluster"]["note"]
+                    .as_str()
+                    .expect("note")
+                    .contains("could not be read"),
+                "{v}"
+            );
+        }
     }
 
     // The block with the consolidation invalidated: the index unwinds it, the label is gone.
