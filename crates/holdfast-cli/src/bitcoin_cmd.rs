@@ -27,7 +27,7 @@ const MAX_REORG_DEPTH: u64 = 100;
 const KEEP_UNDO: u64 = 10 * MAX_REORG_DEPTH;
 
 /// The UTXO index: PostgreSQL when `--store` is a `postgres://` URL, else the embedded one.
-fn open_index(
+pub(crate) fn open_index(
     data_dir: &holdfast_intel::DataDir,
     args: &StoreArgs,
 ) -> anyhow::Result<Arc<dyn UtxoStore>> {

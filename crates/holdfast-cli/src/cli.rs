@@ -225,6 +225,12 @@ pub struct ServeArgs {
     /// --watch-config the watch's transfer store is used, with or without this flag.
     #[arg(long)]
     pub trace: bool,
+    /// Screen Bitcoin and Litecoin addresses with their clusters (common-input ownership)
+    /// from the UTXO index (`holdfast ingest --chain bitcoin`): --store, or the embedded index
+    /// in the data directory (no other process may then open it). Without it, such verdicts
+    /// say that no UTXO index is configured.
+    #[arg(long)]
+    pub clusters: bool,
     /// How long a web console session lasts (the console is at / with --guard-config; its
     /// users sign in with an API token), e.g. 8h, 30m, 90s.
     #[arg(long, value_name = "DURATION", default_value = "8h", value_parser = console_ttl)]
@@ -277,7 +283,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => default_data_dir()?,
     });
     match cli.command {
-        Command::Screen(args) => screen_cmd::run(&data_dir, &args),
+        Command::Screen(args) => screen_cmd::run(&data_dir, &cli.store, &args),
         Command::Intel(cmd) => intel_cmd::run(&data_dir, cmd),
         Command::Serve(args) => serve(data_dir, &cli.store, args),
         Command::Ingest(args) if args.chain == chain_cmd::ChainKind::Bitcoin => {
@@ -381,8 +387,20 @@ fn serve(
         None if args.trace => state.with_transfers(chain_cmd::open_store(&data_dir, store)?),
         None => state,
     };
+    let state = if args.clusters {
+        match crate::bitcoin_clusters::UtxoClusters::configured(&data_dir, store)? {
+            Some(c) => state.with_clusters(Arc::new(c)),
+            None => anyhow::bail!(
+                "--clusters: no UTXO index in {} (run `holdfast ingest --chain bitcoin` first, or pass --store)",
+                data_dir.root().join("store/utxo").display()
+            ),
+        }
+    } else {
+        state
+    };
     // Dropped outside the runtime, as the watch's (a PostgreSQL client blocks when dropped).
     let _keep_transfers = state.transfers.clone();
+    let _keep_clusters = state.clusters.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,6 +1,7 @@
 //! `holdfast`: parses arguments, sets up logging, calls the library, maps outcomes to exit
 //! codes. Nothing here decides anything.
 
+mod bitcoin_clusters;
 mod bitcoin_cmd;
 mod chain_cmd;
 mod cli;

@@ -4,13 +4,18 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use holdfast_intel::cluster::{ClusterScreen, ClusterSource};
 use holdfast_intel::{DataDir, IntelIndex, ScreenOptions, Verdict};
-use holdfast_primitives::{Date, RiskLevel};
+use holdfast_primitives::{Chain, Date, RiskLevel};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{BatchFormat, ScreenArgs};
 
-pub fn run(data_dir: &DataDir, args: &ScreenArgs) -> anyhow::Result<ExitCode> {
+pub fn run(
+    data_dir: &DataDir,
+    store: &crate::chain_cmd::StoreArgs,
+    args: &ScreenArgs,
+) -> anyhow::Result<ExitCode> {
     let options = ScreenOptions {
         chain: args.chain,
         as_of: args.as_of.unwrap_or_else(Date::today),
@@ -68,7 +73,32 @@ pub fn run(data_dir: &DataDir, args: &ScreenArgs) -> anyhow::Result<ExitCode> {
     let index = loaded.index;
     let worst = match &args.file {
         Some(_) => screen_file(&index, &inputs, &options, args)?,
-        None => screen_args(&index, &inputs, &options, args.json)?,
+        None => {
+            // A Bitcoin or Litecoin address gets its cluster in the UTXO index, if one is
+            // configured (opened only then).
+            let bitcoin = inputs.iter().any(|(_, a)| {
+                holdfast_intel::address::parse(a, options.chain).is_ok_and(|p| {
+                    p.chains
+                        .iter()
+                        .any(|c| matches!(c, Chain::Bitcoin | Chain::Litecoin))
+                })
+            });
+            let clusters: Option<Box<dyn ClusterSource>> = if !bitcoin {
+                None
+            } else {
+                match crate::bitcoin_clusters::UtxoClusters::configured(data_dir, store) {
+                    Ok(c) => c.map(|c| Box::new(c) as Box<dyn ClusterSource>),
+                    // An explicit --store that cannot be opened is an error; the embedded
+                    // index held by another process (a follower) is a note in each verdict.
+                    Err(e) if store.store.is_some() => return Err(e),
+                    Err(e) => Some(Box::new(crate::bitcoin_clusters::Unreadable(format!(
+                        "{e:#}"
+                    )))),
+                }
+            };
+            let clusters = clusters.as_deref();
+            screen_args(&index, &inputs, &options, clusters, args.json)?
+        }
     };
     Ok(if worst >= args.fail_on && worst > RiskLevel::None {
         ExitCode::from(1)
@@ -81,12 +111,13 @@ fn screen_args(
     index: &IntelIndex,
     inputs: &[(String, String)],
     options: &ScreenOptions,
+    clusters: Option<&dyn ClusterSource>,
     json: bool,
 ) -> anyhow::Result<RiskLevel> {
     let mut out = std::io::stdout().lock();
     let mut worst = RiskLevel::None;
     for (_, a) in inputs {
-        let v = index.screen(a, options)?;
+        let v = index.screen_clustered(a, options, clusters)?;
         worst = worst.max(v.risk);
         if json {
             serde_json::to_writer(&mut out, &v)?;
@@ -121,6 +152,21 @@ fn print_human(out: &mut impl Write, v: &Verdict) -> std::io::Result<()> {
         v.format.name(),
         chains
     )?;
+    if let Some(ClusterScreen::Clustered(c)) = &v.cluster {
+        writeln!(
+            out,
+            "  cluster {} on {}: {} addresses{} ({})",
+            c.root,
+            c.network,
+            c.size,
+            if c.complete {
+                String::new()
+            } else {
+                format!(", {} screened", c.screened)
+            },
+            c.heuristic
+        )?;
+    }
     for r in &v.reasons {
         writeln!(out, "  - {r}")?;
     }

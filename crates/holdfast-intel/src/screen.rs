@@ -70,6 +70,11 @@ pub struct Verdict {
     pub labels: Vec<LabelView>,
     /// Plain-words reasons for the risk level.
     pub reasons: Vec<String>,
+    /// For a Bitcoin or Litecoin address screened with [`IntelIndex::screen_clustered`]: its
+    /// cluster in the UTXO index and the labels its members carry (inferred, never one of
+    /// `labels`), or why there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::cluster::ClusterScreen>,
 }
 
 impl IntelIndex {
@@ -147,6 +152,7 @@ impl IntelIndex {
             as_of: options.as_of,
             labels,
             reasons,
+            cluster: None,
         }
     }
 
@@ -162,7 +168,7 @@ impl IntelIndex {
             .unwrap_or_default()
     }
 
-    fn view(&self, label: &Label, as_of: Date) -> LabelView {
+    pub(crate) fn view(&self, label: &Label, as_of: Date) -> LabelView {
         let own = |s: Option<&str>| s.map(str::to_owned);
         LabelView {
             source: self.source(label).to_owned(),
@@ -184,25 +190,7 @@ impl IntelIndex {
 
     fn reason(&self, label: &Label, view: &LabelView) -> String {
         let mut s = String::new();
-        let what = match label.category {
-            Category::Sanctioned => "sanctioned",
-            Category::DprkAttributed => "attributed to the DPRK",
-            Category::Hack => "a hack or theft address",
-            Category::Phishing => "a phishing address",
-            Category::Scam => "a scam address",
-            Category::Ransomware => "a ransomware address",
-            Category::Darknet => "a darknet market address",
-            Category::Mixer => "a mixer",
-            Category::Tainted => "tainted by a traced theft",
-            Category::Blocked => "blocked by a token issuer",
-            Category::Gambling => "a gambling service",
-            Category::Exchange => "an exchange",
-            Category::Bridge => "a bridge",
-            Category::Defi => "a DeFi protocol",
-            Category::Miner => "a miner",
-            Category::Service => "a known service",
-            Category::Other => "labelled",
-        };
+        let what = describe(label.category);
         if view.active {
             s.push_str(&format!("{}: {what} per {}", view.risk, view.source));
         } else {
@@ -235,5 +223,28 @@ impl IntelIndex {
             s.push_str(", matched case-insensitively (source lists it lower-cased)");
         }
         s
+    }
+}
+
+/// What a label of `category` says an address is, in words.
+pub(crate) fn describe(category: Category) -> &'static str {
+    match category {
+        Category::Sanctioned => "sanctioned",
+        Category::DprkAttributed => "attributed to the DPRK",
+        Category::Hack => "a hack or theft address",
+        Category::Phishing => "a phishing address",
+        Category::Scam => "a scam address",
+        Category::Ransomware => "a ransomware address",
+        Category::Darknet => "a darknet market address",
+        Category::Mixer => "a mixer",
+        Category::Tainted => "tainted by a traced theft",
+        Category::Blocked => "blocked by a token issuer",
+        Category::Gambling => "a gambling service",
+        Category::Exchange => "an exchange",
+        Category::Bridge => "a bridge",
+        Category::Defi => "a DeFi protocol",
+        Category::Miner => "a miner",
+        Category::Service => "a known service",
+        Category::Other => "labelled",
     }
 }

@@ -81,6 +81,10 @@ pub struct AppState {
     pub auth_throttle: console::throttle::AuthThrottle,
     /// The transfer store traces read (the console's trace page), when configured.
     pub transfers: Option<Arc<dyn holdfast_store::Store>>,
+    /// Address clusters for screening (a UTXO index, read by the caller's
+    /// [`holdfast_intel::cluster::ClusterSource`]), when configured: a Bitcoin or Litecoin
+    /// address's verdict then carries its cluster and inherited labels, else a note.
+    pub clusters: Option<Arc<dyn holdfast_intel::cluster::ClusterSource>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -120,6 +124,15 @@ impl AppState {
     /// Traces (the console's trace page) read the transfers of `store`.
     pub fn with_transfers(mut self, store: Arc<dyn holdfast_store::Store>) -> Self {
         self.transfers = Some(store);
+        self
+    }
+
+    /// Screening answers with address clusters from `source` (the UTXO index).
+    pub fn with_clusters(
+        mut self,
+        source: Arc<dyn holdfast_intel::cluster::ClusterSource>,
+    ) -> Self {
+        self.clusters = Some(source);
         self
     }
 
@@ -174,6 +187,7 @@ impl AppState {
             streams: alerts::Streams::default(),
             sessions: console::Sessions::default(),
             transfers: None,
+            clusters: None,
             auth_throttle: console::throttle::AuthThrottle::default(),
         })
     }

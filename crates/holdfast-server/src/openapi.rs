@@ -187,7 +187,22 @@ pub fn openapi() -> Value {
                     "risk": { "$ref": "#/components/schemas/RiskLevel" },
                     "as_of": { "type": "string", "format": "date" },
                     "labels": { "type": "array", "items": { "$ref": "#/components/schemas/Label" } },
-                    "reasons": { "type": "array", "items": { "type": "string" } } } },
+                    "reasons": { "type": "array", "items": { "type": "string" } },
+                    "cluster": { "$ref": "#/components/schemas/Cluster" } } },
+                "Cluster": { "type": "object", "required": ["status"], "description": "Bitcoin and Litecoin addresses only: the address's cluster in the UTXO index (common-input ownership) and the labels of its other members, inherited (status clustered), or why there is none (status unavailable, note)", "properties": {
+                    "status": { "type": "string", "enum": ["clustered", "unavailable"] },
+                    "note": { "type": "string" },
+                    "network": { "type": "string" },
+                    "root": { "type": "string", "description": "The cluster's representative address (union-find root)" },
+                    "size": { "type": "integer", "minimum": 1 },
+                    "screened": { "type": "integer", "minimum": 0 },
+                    "complete": { "type": "boolean" },
+                    "heuristic": { "type": "string" },
+                    "inherited": { "type": "array", "items": { "type": "object", "required": ["member", "confidence", "risk", "label"], "properties": {
+                        "member": { "type": "string", "description": "The member carrying the label" },
+                        "confidence": { "type": "integer", "minimum": 0, "maximum": 100, "description": "Of the inference: the label's, at most 10 (heuristic)" },
+                        "risk": { "$ref": "#/components/schemas/RiskLevel" },
+                        "label": { "$ref": "#/components/schemas/Label" } } } } } },
                 "Label": { "type": "object", "required": ["source", "category", "confidence", "risk", "active", "chains"], "properties": {
                     "source": { "type": "string" },
                     "category": { "type": "string", "enum": categories },

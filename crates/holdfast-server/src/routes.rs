@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use holdfast_intel::cluster::ClusterScreenError;
 use holdfast_intel::{ScreenOptions, Verdict};
 use holdfast_primitives::{Chain, Date, RiskLevel};
 
@@ -171,13 +172,30 @@ async fn screen_batch(
         as_of: parse_as_of(req.as_of.as_deref())?,
     };
     let intel = state.intel.load_full();
-    let mut results = Vec::with_capacity(req.addresses.len());
-    let mut errors = Vec::new();
-    for (i, a) in req.addresses.iter().enumerate() {
-        match intel.index.screen(a, &options) {
-            Ok(v) => results.push(v),
-            Err(e) => errors.push((i, e)),
+    let clusters = state.clusters.clone();
+    let addresses = req.addresses;
+    // Cluster lookups read the UTXO index (blocking): off the request threads.
+    let (results, errors) = tokio::task::spawn_blocking(move || {
+        let mut results = Vec::with_capacity(addresses.len());
+        let mut errors = Vec::new();
+        for (i, a) in addresses.iter().enumerate() {
+            match intel
+                .index
+                .screen_clustered(a, &options, clusters.as_deref())
+            {
+                Ok(v) => results.push(v),
+                Err(e) => errors.push((i, e)),
+            }
         }
+        (results, errors)
+    })
+    .await
+    .map_err(|e| ApiError::internal("screening", &e))?;
+    if let Some((_, ClusterScreenError::Source(e))) = errors
+        .iter()
+        .find(|(_, e)| matches!(e, ClusterScreenError::Source(_)))
+    {
+        return Err(ApiError::internal("reading address clusters", e));
     }
     if let Some((i, e)) = errors.first() {
         let more = if errors.len() > 1 {
@@ -219,11 +237,21 @@ async fn screen_one(
         chain: Some(chain),
         as_of: parse_as_of(query.get("as_of").map(String::as_str))?,
     };
-    let intel = state.intel.load();
-    let verdict = intel
-        .index
-        .screen(&address, &options)
-        .map_err(|e| ApiError::bad_request("address".to_owned(), e.to_string()))?;
+    let intel = state.intel.load_full();
+    let clusters = state.clusters.clone();
+    let verdict = tokio::task::spawn_blocking(move || {
+        intel
+            .index
+            .screen_clustered(&address, &options, clusters.as_deref())
+    })
+    .await
+    .map_err(|e| ApiError::internal("screening", &e))?
+    .map_err(|e| match e {
+        ClusterScreenError::Address(e) => {
+            ApiError::bad_request("address".to_owned(), e.to_string())
+        }
+        ClusterScreenError::Source(e) => ApiError::internal("reading address clusters", &e),
+    })?;
     state
         .metrics
         .screened

@@ -2,6 +2,7 @@
 //! batch screening. Each test uses its own data directory.
 
 mod bitcoin;
+mod bitcoin_screen;
 mod bitcoin_transfers;
 mod console;
 mod gate;

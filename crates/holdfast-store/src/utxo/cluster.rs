@@ -200,6 +200,34 @@ pub(crate) fn find(
     Err(corrupt("cluster parent chain longer than 64"))
 }
 
+/// A cluster's members from its root, breadth first (the root first), at most `limit`:
+/// `children` gives the addresses whose parent is one of those asked about (a level of the
+/// union-find at once: one query per level, at most log2(size) levels), at most `limit`.
+pub(crate) fn members(
+    root: &str,
+    limit: usize,
+    mut children: impl FnMut(&[String], usize) -> Result<Vec<String>, StoreError>,
+) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
+    out.push(root.to_owned());
+    let mut level = 0;
+    while level < out.len() && out.len() < limit {
+        let end = out.len();
+        let kids = children(&out[level..end], limit - out.len())?;
+        level = end;
+        for k in kids {
+            if out.len() >= limit {
+                break;
+            }
+            out.push(k);
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn encode_node(n: &Node) -> Vec<u8> {
     let mut out = Vec::with_capacity(9 + n.parent.len());
     out.push(n.parent.len() as u8);

@@ -167,6 +167,17 @@ pub trait UtxoStore: Send + Sync {
     /// merged is a cluster of one, its own root.
     fn cluster(&self, chain_id: u64, address: &str) -> Result<Cluster, StoreError>;
 
+    /// The addresses of the cluster whose root is `root` ([`Cluster::root`]), the root first
+    /// then breadth first down the union-find, at most `limit` (compare with
+    /// [`Cluster::size`] to know whether the list is whole). An address that is not a root
+    /// gives itself and the addresses under it only.
+    fn cluster_members(
+        &self,
+        chain_id: u64,
+        root: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+
     /// Writes `block` with its transactions and their address entries but no coin changes:
     /// history imported from an export that holds no UTXO set (bitcoin-etl). For a chain id
     /// that never takes [`UtxoStore::apply_block`] (the caller keeps imports apart); blocks in

@@ -58,6 +58,10 @@ CREATE TABLE utxo_clusters_undo (
     chain_id BIGINT NOT NULL, number BIGINT NOT NULL, body BYTEA NOT NULL,
     PRIMARY KEY (chain_id, number));
 ",
+    // A cluster's members, down from its root.
+    "
+CREATE INDEX utxo_clusters_parent ON utxo_clusters (chain_id, parent);
+",
 ];
 
 const SCHEMA: Schema = Schema {
@@ -697,6 +701,34 @@ impl UtxoStore for PgUtxoStore {
     fn cluster(&self, chain_id: u64, address: &str) -> Result<Cluster, StoreError> {
         let mut client = self.pool.client();
         cluster::find(address, |a| read_node(&mut *client, chain_id, a))
+    }
+
+    fn cluster_members(
+        &self,
+        chain_id: u64,
+        root: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut client = self.pool.client();
+        // One snapshot for the whole walk: a block written meanwhile is seen whole or not.
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let chain = i64_of(chain_id)?;
+        let out = cluster::members(root, limit, |parents, room| {
+            let room = i64::try_from(room).unwrap_or(i64::MAX);
+            let rows = tx.query(
+                "SELECT address FROM utxo_clusters
+                 WHERE chain_id = $1 AND parent = ANY($2) AND address <> parent
+                 ORDER BY parent, address LIMIT $3",
+                &[&chain, &parents, &room],
+            )?;
+            Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        })?;
+        tx.commit()?;
+        Ok(out)
     }
 
     fn import_block(

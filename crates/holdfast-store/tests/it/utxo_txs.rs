@@ -496,11 +496,20 @@ fn clusters_follow_blocks_and_unwinds(s: &dyn UtxoStore) {
         ),
     ];
     let tags = [2u8, 4, 6, 8, 10, 14, 16, 18, 20, 22, 24];
-    let clusters = |s: &dyn UtxoStore| -> Vec<(String, u64)> {
+    // Each address's cluster: root, size and members (every member listed once, the root
+    // first, as many as the size says).
+    let clusters = |s: &dyn UtxoStore| -> Vec<(String, u64, Vec<String>)> {
         tags.iter()
             .map(|t| {
                 let c = s.cluster(CHAIN, &addr(*t)).expect("cluster");
-                (c.root, c.size)
+                let mut members = s.cluster_members(CHAIN, &c.root, 100).expect("members");
+                assert_eq!(members.len() as u64, c.size, "{members:?}");
+                assert_eq!(members[0], c.root);
+                assert!(members.contains(&addr(*t)));
+                members.sort();
+                members.dedup();
+                assert_eq!(members.len() as u64, c.size, "{members:?}");
+                (c.root, c.size, members)
             })
             .collect()
     };
@@ -516,6 +525,15 @@ fn clusters_follow_blocks_and_unwinds(s: &dyn UtxoStore) {
     assert!(!is_coinjoin(&blocks[1].1.transactions[1]));
     assert!(same(2, 4) && same(4, 14), "{:?}", states[3]);
     assert_eq!(s.cluster(CHAIN, &addr(14)).expect("c").size, 3);
+    let mut big = vec![addr(2), addr(4), addr(14)];
+    big.sort();
+    assert_eq!(states[3][0].2, big);
+    // Bounded: the root and one more.
+    let root = s.cluster(CHAIN, &addr(14)).expect("c").root;
+    let two = s.cluster_members(CHAIN, &root, 2).expect("members");
+    assert_eq!(two.len(), 2);
+    assert_eq!(two[0], root);
+    assert!(s.cluster_members(CHAIN, &root, 0).expect("none").is_empty());
     assert!(same(16, 18));
     assert_eq!(s.cluster(CHAIN, &addr(16)).expect("c").size, 2);
     // The CoinJoin merged none of its inputs, nor them with anything.
@@ -535,7 +553,7 @@ fn clusters_follow_blocks_and_unwinds(s: &dyn UtxoStore) {
     assert_eq!(clusters(s), states[2]);
     s.unwind_above(CHAIN, 0).expect("unwind 1, 2");
     assert_eq!(clusters(s), states[0]);
-    assert!(states[0].iter().all(|(_, n)| *n == 1));
+    assert!(states[0].iter().all(|(_, n, _)| *n == 1));
     for (bl, c) in &blocks {
         s.apply_block(CHAIN, bl, c).expect("again");
     }
