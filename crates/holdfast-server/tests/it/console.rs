@@ -211,6 +211,110 @@ async fn every_console_answer_carries_the_csp_and_state_changes_need_csrf_and_or
     );
 }
 
+/// Console pages, assets and exports are gzipped for a browser that accepts it, each page
+/// with the CSRF token masked afresh (BREACH); the API's JSON and the console's JSON refusals
+/// are not compressed.
+#[tokio::test]
+async fn console_answers_are_gzipped_with_a_fresh_csrf_mask_and_json_is_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = state_with_gate(dir.path());
+    let id = state.sessions.open(Principal {
+        name: "ops".into(),
+        roles: vec![holdfast_gate::Role::Operator],
+        address: None,
+    });
+    let cookie = format!("holdfast_session={id}");
+    let get = |uri: &str, gzip: bool| {
+        let mut r = Request::get(uri)
+            .header("host", "console.test")
+            .header("cookie", &cookie);
+        if gzip {
+            r = r.header(header::ACCEPT_ENCODING, "gzip, deflate, br");
+        }
+        r.body(Body::empty()).expect("request")
+    };
+    let raw = async |req: Request<Body>| {
+        let resp = holdfast_server::router(state.clone())
+            .oneshot(req)
+            .await
+            .expect("infallible");
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        (headers, bytes)
+    };
+    for uri in [
+        "/console/requests?view=held",
+        "/console/requests?view=decided",
+        "/console/trace",
+        "/console/assets/console.css",
+        "/console/assets/trace.js",
+    ] {
+        let (plain_h, plain) = raw(get(uri, false)).await;
+        let (h, gz) = raw(get(uri, true)).await;
+        assert!(plain_h.get(header::CONTENT_ENCODING).is_none(), "{uri}");
+        assert_eq!(
+            h.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()),
+            Some(&b"gzip"[..]),
+            "{uri}"
+        );
+        assert!(gz.starts_with(&[0x1f, 0x8b]), "{uri}: a gzip stream");
+        assert!(
+            gz.len() < plain.len(),
+            "{uri}: {} < {}",
+            gz.len(),
+            plain.len()
+        );
+        assert_eq!(h[header::CONTENT_SECURITY_POLICY], CSP, "{uri}");
+    }
+    // Each rendering carries another masked token (the meta and each form's too); all work.
+    let page = |body: &[u8]| String::from_utf8_lossy(body).into_owned();
+    let tokens = |p: &str| -> Vec<String> {
+        p.split("csrf-token\" content=\"")
+            .chain(p.split("name=\"csrf\" value=\""))
+            .filter(|part| !part.starts_with('<'))
+            .filter_map(|r| r.split('"').next().map(str::to_owned))
+            .collect()
+    };
+    let one = tokens(&page(&raw(get("/console/requests", false)).await.1));
+    let two = tokens(&page(&raw(get("/console/requests", false)).await.1));
+    assert!(one.len() >= 3, "meta, sign-out and freeze forms: {one:?}");
+    let mut all: Vec<&String> = one.iter().chain(&two).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        one.len() + two.len(),
+        "no token repeats: {all:?}"
+    );
+    for t in all {
+        assert_eq!(t.len(), 128, "{t}");
+        let req = Request::post("/console/freeze")
+            .header("host", "console.test")
+            .header("origin", "http://console.test")
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(format!("csrf={t}&reason=drill")))
+            .expect("request");
+        let (status, _, body) = send(&state, req).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{t}: {body}");
+    }
+    // JSON is never compressed: the API (with the session or not) and the console's refusals.
+    for uri in [
+        "/openapi.json",
+        "/v1/guard/requests/0x01",
+        "/v1/guard/audit",
+        "/console/assets/nope.js",
+    ] {
+        let (h, body) = raw(get(uri, true)).await;
+        assert!(
+            h.get(header::CONTENT_ENCODING).is_none(),
+            "{uri}: {:?}",
+            page(&body)
+        );
+        assert!(body.starts_with(b"{"), "{uri}: {:?}", page(&body));
+    }
+}
+
 trait EmptyScript {
     fn starts_with_and_then_empty(&self) -> bool;
 }
