@@ -538,3 +538,67 @@ async fn failed_sign_ins_and_unknown_bearer_tokens_are_bounded_per_client() {
         "{body}"
     );
 }
+
+/// At most two console traces run at once: a third waits for a place, runs when one is
+/// freed within its wait, and is refused with 503 when none is; one trace running does not
+/// hold up a second.
+#[tokio::test]
+async fn at_most_two_traces_run_at_once_a_third_waits_then_is_refused() {
+    use holdfast_server::console::trace::{self, MAX_RUNNING};
+    use std::time::{Duration, Instant};
+    assert_eq!(MAX_RUNNING, 2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // An empty transfer store: a trace that gets a place ends at once, saying so.
+    let store = holdfast_store::EmbeddedStore::open(&dir.path().join("transfers")).expect("store");
+    let state = state_with_gate(dir.path()).with_transfers(std::sync::Arc::new(store));
+    let q = trace::parse(
+        &[(
+            "seed".to_owned(),
+            "0x1111111111111111111111111111111111111111".to_owned(),
+        )]
+        .into(),
+    )
+    .expect("query")
+    .expect("a seed");
+    let ran = |r: Result<_, holdfast_server::error::ApiError>| match r {
+        Err(e) if e.message.contains("holds no transfers") => true,
+        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => false,
+        other => panic!("unexpected: {:?}", other.err()),
+    };
+
+    // One trace running: a second runs at once.
+    let first = trace::place(Duration::from_secs(1)).await.expect("a place");
+    let t = Instant::now();
+    assert!(ran(
+        trace::run_within(&state, &q, Duration::from_secs(5)).await
+    ));
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+
+    // Two running: a third waits its whole wait, then is refused with 503.
+    let second = trace::place(Duration::from_secs(1)).await.expect("a place");
+    let wait = Duration::from_millis(400);
+    let t = Instant::now();
+    let refused = trace::run_within(&state, &q, wait).await;
+    assert!(t.elapsed() >= wait, "it waited: {:?}", t.elapsed());
+    let Err(e) = refused else {
+        panic!("a third trace ran while two were running")
+    };
+    assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE, "{}", e.message);
+    assert!(e.message.contains("2 traces are running"), "{}", e.message);
+
+    // A place freed while it waits goes to the waiting trace, which then runs.
+    let waiting = {
+        let state = state.clone();
+        let q = q.clone();
+        tokio::spawn(async move { trace::run_within(&state, &q, Duration::from_secs(30)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the third waits while two run");
+    drop(first);
+    let r = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("it ran once a place was freed")
+        .expect("joined");
+    assert!(ran(r));
+    drop(second);
+}
