@@ -315,6 +315,60 @@ async fn console_answers_are_gzipped_with_a_fresh_csrf_mask_and_json_is_not() {
     }
 }
 
+/// The streamed audit export, gzipped, decompresses to the whole log (one JSON line per
+/// entry), as do a page and an asset.
+#[tokio::test]
+async fn gzipped_answers_decompress_whole_the_streamed_audit_export_too() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = state_with_gate(dir.path());
+    let root = Principal {
+        name: "root".into(),
+        roles: vec![holdfast_gate::Role::Admin],
+        address: None,
+    };
+    let gate = state.gate.clone().expect("gate");
+    for i in 0..3 {
+        gate.freeze(None, &format!("drill {i}"), &root)
+            .await
+            .expect("freeze");
+    }
+    let cookie = format!("holdfast_session={}", state.sessions.open(root));
+    for uri in [
+        "/console/audit/export",
+        "/console/audit",
+        "/console/assets/trace.js",
+    ] {
+        let get = |gzip: bool| {
+            let mut r = Request::get(uri)
+                .header("host", "console.test")
+                .header("cookie", &cookie);
+            if gzip {
+                r = r.header(header::ACCEPT_ENCODING, "gzip");
+            }
+            r.body(Body::empty()).expect("request")
+        };
+        let (_, _, plain) = send(&state, get(false)).await;
+        let resp = holdfast_server::router(state.clone())
+            .oneshot(get(true))
+            .await
+            .expect("infallible");
+        assert_eq!(resp.headers()[header::CONTENT_ENCODING], "gzip", "{uri}");
+        let gz = resp.into_body().collect().await.expect("body").to_bytes();
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut text)
+            .unwrap_or_else(|e| panic!("{uri}: not a whole gzip stream: {e}"));
+        if uri.ends_with("export") {
+            assert_eq!(text.lines().count(), 3, "{uri}: {text}");
+            assert_eq!(text, plain, "{uri}");
+        } else {
+            // Pages differ only in their masked CSRF tokens.
+            assert_eq!(text.len(), plain.len(), "{uri}");
+        }
+    }
+}
+
 trait EmptyScript {
     fn starts_with_and_then_empty(&self) -> bool;
 }
