@@ -97,6 +97,7 @@ async fn a_trace_shows_the_freeze_targets_graph_and_exports() -> R {
             "seed_tx": l.theft.to_string(), "thief": l.thief.to_checksum(None), "policy": "haircut",
             "click": binance, "hostile": kraken, "screenshots": screenshots()}),
     )?;
+    super::first_loads(&out, true)?;
 
     // The freeze targets, with the amounts the scenario computes for haircut.
     for (policy, targets) in [("haircut", &out["targets"]), ("fifo", &out["by_address"])] {
@@ -421,5 +422,9 @@ async fn trace_page_with_2000_addresses_in_chromium() -> R {
     );
     eprintln!("{out}");
     assert_eq!(runs[0]["nodes"], 2011, "{out}");
+    // The first load (cache disabled) within the 300 KB, compressed; its time is
+    // the medians above (a debug build of the server here).
+    let first = json!({"first_load": {"trace (2,011 addresses)": out["first_load"].clone()}});
+    super::first_loads(&first, false)?;
     Ok(())
 }
