@@ -1,7 +1,7 @@
 // Issue 15, alerts: the feed page is open (its EventSource connected) when the takeover
 // block is mined; the alert appears at the top of the table. Prints when it appeared
 // (epoch ms, this machine's clock) so the test can compare with the block's mining.
-import { plan, launch, user, signIn, shot, violations, scan, done } from './lib.mjs';
+import { plan, launch, user, signIn, shot, violations, scan, firstLoad, done } from './lib.mjs';
 import { writeFileSync, existsSync } from 'node:fs';
 
 const browser = await launch();
@@ -38,11 +38,13 @@ try {
     addresses: ((await u.page.textContent('#addresses')) ?? '').trim(),
   };
   await shot(u.page, 'alert-decoding');
+  out.first_load = { alert: await firstLoad(u.page) };
   await scan(u.page, 'alert', out.axe);
   out.csp.push(...(await violations(u)));
   await Promise.all([u.page.waitForNavigation(), u.page.click('a.trace')]);
   out.trace_seed = await u.page.inputValue('#seed');
   out.trace_path = new URL(u.page.url()).pathname;
+  out.first_load.alerts = await firstLoad(u.page, `${plan.base}/console/alerts`);
   out.errors = u.report.errors;
 } finally {
   await browser.close();

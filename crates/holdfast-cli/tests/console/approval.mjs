@@ -4,10 +4,13 @@
 import { plan, launch, user, signIn, approve, shot, violations, scan, firstLoad, done } from './lib.mjs';
 
 const browser = await launch();
-const out = { answers: {}, csp: [], errors: [], axe: [] };
+const out = { answers: {}, csp: [], errors: [], axe: [], first_load: {} };
 try {
   for (const who of plan.approvers) {
     const u = await user(browser, who.key);
+    if (who.name === plan.approvers[0].name) {
+      out.first_load['sign-in'] = await firstLoad(u.page, `${plan.base}/console/sign-in`);
+    }
     await signIn(u.page, who.token);
     if (who.name === plan.approvers[0].name) {
       await u.page.goto(`${plan.base}/console/requests?view=awaiting`);
@@ -30,20 +33,25 @@ try {
   out.final_state = (await u.page.textContent('#state')).trim();
   out.deltas = ((await u.page.textContent('#deltas').catch(() => null)) ?? '').trim();
   out.calls = ((await u.page.textContent('#calls')) ?? '').trim();
-  out.first_load = { request: await firstLoad(u.page) };
+  out.first_load['request (signed)'] = await firstLoad(u.page);
   await shot(u.page, 'request-signed');
   out.csp.push(...(await violations(u)));
   await scan(u.page, 'request (signed)', out.axe);
   await u.page.goto(`${plan.base}/console/requests?view=decided`);
   await scan(u.page, 'queue: decided', out.axe);
-  out.first_load.queue = await firstLoad(u.page);
+  out.first_load['queue: decided'] = await firstLoad(u.page);
   await shot(u.page, 'queue-decided');
+  out.first_load['queue: held'] = await firstLoad(u.page, `${plan.base}/console/requests?view=held`);
+  out.first_load['queue: awaiting'] = await firstLoad(u.page, `${plan.base}/console/requests?view=awaiting`);
+  out.first_load.screen = await firstLoad(u.page, `${plan.base}/console/screen`);
+  out.first_load['trace (form)'] = await firstLoad(u.page, `${plan.base}/console/trace`);
+  out.first_load['error page'] = await firstLoad(u.page, `${plan.base}/console/requests/0x${'0'.repeat(64)}`);
   await u.context.close();
 
   // An admin reads the audit log: verified, paged, exported.
   const a = await user(browser, null);
   await signIn(a.page, plan.admin);
-  await a.page.goto(`${plan.base}/console/audit`);
+  out.first_load['audit log'] = await firstLoad(a.page, `${plan.base}/console/audit`);
   out.verification = ((await a.page.textContent('#verification')) ?? '').trim();
   out.audit_rows = await a.page.$$eval('#audit tr', (rows) => rows.length - 1);
   out.export_lines = await a.page.evaluate(async () => {

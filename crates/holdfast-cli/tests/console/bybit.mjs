@@ -1,6 +1,6 @@
 // Must hold (b): the Bybit-pattern request's page shows the DELEGATECALL, the singleton
 // write from the simulation, and the Safe's domain hash, message hash and safeTxHash.
-import { plan, launch, user, signIn, shot, violations, scan, done } from './lib.mjs';
+import { plan, launch, user, signIn, shot, violations, scan, firstLoad, done } from './lib.mjs';
 
 const browser = await launch();
 const out = {};
@@ -18,6 +18,7 @@ try {
   out.state = await text('#state');
   // The copy buttons copy exactly the values shown.
   out.copy = await u.page.$$eval('button[data-copy]', (bs) => bs.map((b) => b.dataset.copy));
+  out.first_load = { 'request (Bybit pattern)': await firstLoad(u.page) };
   await shot(u.page, 'request-bybit-delegatecall');
   out.csp = await violations(u);
   out.axe = [];

@@ -1,6 +1,6 @@
 // Must hold (c): an operator cancels a hold from its page (plan.step "cancel"), or freezes
 // the wallet from an awaiting request's page (plan.step "freeze").
-import { plan, launch, user, signIn, shot, violations, scan, done } from './lib.mjs';
+import { plan, launch, user, signIn, shot, violations, scan, firstLoad, done } from './lib.mjs';
 
 const browser = await launch();
 const out = { axe: [] };
@@ -36,7 +36,7 @@ async function unfreeze() {
   out.signed = signed;
   const a = await user(browser, null);
   await signIn(a.page, plan.admin);
-  await a.page.goto(url);
+  out.first_load = { 'unfreeze (admin)': await firstLoad(a.page, url) };
   out.before = ((await a.page.textContent('#unfreeze-state')) ?? '').trim();
   await scan(a.page, 'unfreeze (admin)', out.axe);
   await a.page.fill('#approvals', signed.join('\n'));

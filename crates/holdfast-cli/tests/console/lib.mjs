@@ -127,13 +127,32 @@ export async function scan(page, name, into) {
   }
 }
 
-// What the page's first load cost: bytes transferred (document and every resource) and
-// the time until the document was interactive, from the browser's own timing.
-export async function firstLoad(page) {
-  return page.evaluate(() => {
-    const nav = performance.getEntriesByType('navigation')[0];
-    const resources = performance.getEntriesByType('resource');
-    const bytes = nav.transferSize + resources.reduce((n, r) => n + r.transferSize, 0);
-    return { bytes, interactive_ms: Math.round(nav.domInteractive), resources: resources.length };
-  });
+// The first load of the page at `url` (by default the current one) as a new visitor makes
+// it: the browser's cache disabled through the DevTools protocol, so the document and every
+// asset come over the network. From the browser's own Resource Timing: `bytes`, what was
+// transferred (compressed bodies and headers: `transferSize`), `encoded` and `decoded`, the
+// bodies as sent and after decompression, and the time until the document was interactive.
+export async function firstLoad(page, url = page.url()) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+  try {
+    await page.goto(url, { waitUntil: 'load' });
+    return await page.evaluate(() => {
+      const nav = performance.getEntriesByType('navigation')[0];
+      const all = [nav, ...performance.getEntriesByType('resource')
+        .filter((r) => !r.name.includes('/v1/alerts/stream'))];
+      const sum = (k) => all.reduce((n, r) => n + r[k], 0);
+      return {
+        bytes: sum('transferSize'),
+        encoded: sum('encodedBodySize'),
+        decoded: sum('decodedBodySize'),
+        interactive_ms: Math.round(nav.domInteractive),
+        resources: all.length - 1,
+      };
+    });
+  } finally {
+    await cdp.send('Network.setCacheDisabled', { cacheDisabled: false }).catch(() => {});
+    await cdp.detach().catch(() => {});
+  }
 }

@@ -2,7 +2,7 @@
 // address) on the trace page; the freeze targets with their amounts, the graph's nodes,
 // pan, zoom and a click on an address, the three exports (GraphML parsed here by the
 // browser's XML parser; CSV and DOT returned to the test), bad bounds refused by name.
-import { plan, launch, user, signIn, shot, violations, scan, done } from './lib.mjs';
+import { plan, launch, user, signIn, shot, violations, scan, firstLoad, done } from './lib.mjs';
 
 const browser = await launch();
 const out = { axe: [] };
@@ -16,6 +16,8 @@ try {
   await Promise.all([u.page.waitForNavigation(), u.page.click('#trace-form button[type=submit]')]);
   await u.page.waitForFunction(() => document.documentElement.dataset.traceReady === 'true');
   out.url = u.page.url();
+  out.first_load = { 'trace (laundering, haircut)': await firstLoad(u.page) };
+  await u.page.waitForFunction(() => document.documentElement.dataset.traceReady === 'true');
   out.targets = await u.page.$$eval('#targets article.target', (as) => as.map((a) => ({
     kind: a.dataset.kind,
     deposit: a.dataset.deposit,

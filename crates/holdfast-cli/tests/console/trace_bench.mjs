@@ -2,10 +2,11 @@
 // of `plan.runs` fresh loads, the server's answer (responseEnd), the document interactive,
 // the graph's script ready (pan, zoom and click work from then), the longest task the main
 // thread ran during the load, and the time from a wheel zoom to the next painted frame.
-import { plan, launch, user, signIn, done } from './lib.mjs';
+import { plan, launch, user, signIn, firstLoad, done } from './lib.mjs';
 
 const browser = await launch();
 const runs = [];
+let first_load = null;
 try {
   const u = await user(browser, null);
   await signIn(u.page, plan.token);
@@ -41,7 +42,8 @@ try {
     m.zoom_to_frame = frame - before;
     runs.push(m);
   }
+  first_load = await firstLoad(u.page, plan.url);
 } finally {
   await browser.close();
 }
-done({ runs });
+done({ runs, first_load });

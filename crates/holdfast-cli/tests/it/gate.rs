@@ -70,7 +70,11 @@ impl Service {
     }
 
     fn spawn(&mut self) -> R {
-        let child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        // `HOLDFAST_SERVE_BIN`: another build of `holdfast` to serve (a release build, for
+        // the console's benchmarks); the test's own build otherwise.
+        let bin = std::env::var_os("HOLDFAST_SERVE_BIN")
+            .map_or_else(|| env!("CARGO_BIN_EXE_holdfast").into(), PathBuf::from);
+        let child = Command::new(bin)
             .args(&self.args)
             .env("HOLDFAST_LOG", "error")
             .stdout(Stdio::null())

@@ -85,7 +85,7 @@ async fn render(
     h.close("tr").close("thead");
     h.open("tbody", &[("id", "alerts")]);
     for a in &alerts {
-        row(&mut h, a, may_ack.then_some(session.csrf.as_str()));
+        row(&mut h, a, may_ack.then(|| session.csrf_token()).as_deref());
     }
     h.close("tbody").close("table");
     if alerts.len() == PAGE

@@ -213,9 +213,12 @@ pub async fn export(State(state): State<AppState>, headers: HeaderMap) -> Respon
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
+    // Fused: the compression layer polls the body again after its end, which a bare
+    // `unfold` answers with a panic.
+    let stream =
+        futures_util::StreamExt::fuse(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        }));
     (
         [
             (header::CONTENT_TYPE, "application/x-ndjson"),

@@ -82,6 +82,9 @@ const ASSETS: &[(&str, &str, &str)] = &[
 
 /// The console's routes (merged into [`crate::router`], which wraps every answer whose path
 /// is the console's in [`headers`], errors made by outer layers included).
+///
+/// Pages, assets and exports are gzip-compressed when the browser accepts it
+/// ([`compression`]); the API's JSON (`/v1/...`) is not.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/console/requests") }))
@@ -111,6 +114,25 @@ pub fn router() -> Router<AppState> {
         .route("/console/audit/export", get(audit::export))
         .route("/console/alerts/{id}/ack", post(alerts::acknowledge))
         .route("/console/assets/{name}", get(asset))
+        .layer(compression())
+}
+
+/// Gzip for the console's answers: HTML, CSS, JavaScript, the trace and audit exports —
+/// not JSON (the console's refusals), not server-sent events, not bodies under 32 bytes.
+///
+/// BREACH: a compressed answer that carries a secret next to text an attacker chose (a
+/// query reflected in the page) leaks the secret through its length. A console page's only
+/// secret is the session's CSRF token, and each rendering carries it masked with a fresh
+/// one-time pad ([`Session::csrf_token`]), so no two answers carry it alike; the session id
+/// is only in the cookie, a header, which HTTP/1.1 does not compress.
+pub(crate) fn compression()
+-> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
+    use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
+    tower_http::compression::CompressionLayer::new()
+        .gzip(true)
+        .compress_when(
+            DefaultPredicate::new().and(NotForContentType::const_new("application/json")),
+        )
 }
 
 /// Middleware: the security headers on every answer to a console path (`/`, `/console...`).
@@ -201,7 +223,10 @@ pub(crate) fn page(title: &str, session: Option<&Session>, body: Html) -> Respon
         ],
     );
     if let Some(s) = session {
-        h.void("meta", &[("name", "csrf-token"), ("content", &s.csrf)]);
+        h.void(
+            "meta",
+            &[("name", "csrf-token"), ("content", &s.csrf_token())],
+        );
     }
     h.el("title", &[], &format!("{title} · Holdfast console"));
     h.void(
@@ -243,7 +268,11 @@ pub(crate) fn page(title: &str, session: Option<&Session>, body: Html) -> Respon
         );
         h.void(
             "input",
-            &[("type", "hidden"), ("name", "csrf"), ("value", &s.csrf)],
+            &[
+                ("type", "hidden"),
+                ("name", "csrf"),
+                ("value", &s.csrf_token()),
+            ],
         );
         h.el("button", &[("type", "submit")], "Sign out");
         h.close("form").close("div");

@@ -295,7 +295,7 @@ async fn queue_page(
         h.open("p", &[]).link(&href, "Next page").close("p");
     }
     if session.principal.has(Role::Operator) {
-        freeze_form(&mut h, &session.csrf, None);
+        freeze_form(&mut h, &session.csrf_token(), None);
     }
     Ok(page(title, Some(session), h))
 }

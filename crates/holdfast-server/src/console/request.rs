@@ -188,7 +188,7 @@ fn actions(h: &mut Html, session: &Session, r: &GateRequest) {
             &[
                 ("type", "hidden"),
                 ("name", "csrf"),
-                ("value", &session.csrf),
+                ("value", &session.csrf_token()),
             ],
         );
         h.el("label", &[("for", "cancel-reason")], "Reason");
@@ -208,7 +208,7 @@ fn actions(h: &mut Html, session: &Session, r: &GateRequest) {
         h.close("form").close("section");
     }
     if p.has(Role::Operator) {
-        freeze_form(h, &session.csrf, Some(&r.wallet.to_string()));
+        freeze_form(h, &session.csrf_token(), Some(&r.wallet.to_string()));
     }
 }
 

@@ -10,6 +10,11 @@
 //! Every state-changing request made with a session must carry the session's CSRF token
 //! (form field `csrf` or header `X-CSRF-Token`) and come from the console's own origin
 //! (`Origin` equal to the `Host` it was sent to); reads need the cookie only.
+//!
+//! The CSRF secret itself never appears in a page: each rendering carries it masked afresh
+//! ([`Session::csrf_token`]: a random one-time pad ‖ pad XOR secret, hex), so a compressed
+//! page that also reflects query text shows nothing stable to a BREACH-style length
+//! measurement. [`check_csrf`] unmasks and compares in constant time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,8 +39,8 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(8 * 3600);
 #[derive(Debug, Clone)]
 pub struct Session {
     pub principal: Principal,
-    /// Sent back with every state change (forms, the approve script).
-    pub csrf: String,
+    /// The CSRF secret; pages carry it masked ([`Session::csrf_token`]), never as is.
+    csrf: [u8; CSRF_LEN],
     pub expires: Instant,
 }
 
@@ -55,19 +60,49 @@ impl Default for Sessions {
     }
 }
 
-fn random_hex() -> String {
-    let mut b = [0u8; 32];
-    rand::rng().fill(&mut b);
-    alloy_primitives::hex::encode(b)
+/// Bytes of a session's CSRF secret.
+const CSRF_LEN: usize = 32;
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    rand::rng().fill(&mut b[..]);
+    b
 }
 
-/// Compares in time independent of where the strings differ.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+fn random_hex() -> String {
+    alloy_primitives::hex::encode(random_bytes::<32>())
+}
+
+impl Session {
+    /// The CSRF token to put in one rendering (a form field, the `csrf-token` meta): a fresh
+    /// random pad, then the pad XOR the secret, in hex (128 characters). Every call gives
+    /// another token; all of them verify.
+    pub fn csrf_token(&self) -> String {
+        let pad = random_bytes::<CSRF_LEN>();
+        let mut out = [0u8; 2 * CSRF_LEN];
+        out[..CSRF_LEN].copy_from_slice(&pad);
+        for (i, (p, s)) in pad.iter().zip(self.csrf.iter()).enumerate() {
+            out[CSRF_LEN + i] = p ^ s;
+        }
+        alloy_primitives::hex::encode(out)
+    }
+
+    /// Whether `given` is this session's secret masked by [`Session::csrf_token`]: unmasked,
+    /// then compared in time independent of where it differs.
+    fn csrf_matches(&self, given: &str) -> bool {
+        let Ok(bytes) = alloy_primitives::hex::decode(given) else {
+            return false;
+        };
+        if bytes.len() != 2 * CSRF_LEN {
+            return false;
+        }
+        let (pad, masked) = bytes.split_at(CSRF_LEN);
+        pad.iter()
+            .zip(masked)
+            .zip(self.csrf.iter())
+            .fold(0u8, |acc, ((p, m), s)| acc | (p ^ m ^ s))
             == 0
+    }
 }
 
 impl Sessions {
@@ -99,7 +134,7 @@ impl Sessions {
             id.clone(),
             Session {
                 principal,
-                csrf: random_hex(),
+                csrf: random_bytes(),
                 expires: now + self.ttl,
             },
         );
@@ -192,7 +227,7 @@ pub fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
 /// Checks a state change made with `session`: its origin and its CSRF token (`given`).
 pub fn check_csrf(session: &Session, headers: &HeaderMap, given: &str) -> Result<(), ApiError> {
     same_origin(headers)?;
-    if given.is_empty() || !same(given, &session.csrf) {
+    if !session.csrf_matches(given) {
         return Err(forbidden(
             "refused: the request lacks this session's CSRF token; reload the page",
         ));
@@ -235,7 +270,7 @@ mod tests {
         let (_, session) = s.get(&h).expect("live");
         h.insert(header::HOST, HeaderValue::from_static("console.example"));
         assert!(
-            check_csrf(&session, &h, &session.csrf).is_err(),
+            check_csrf(&session, &h, &session.csrf_token()).is_err(),
             "no Origin"
         );
         h.insert(
@@ -243,7 +278,7 @@ mod tests {
             HeaderValue::from_static("https://evil.example"),
         );
         assert!(
-            check_csrf(&session, &h, &session.csrf).is_err(),
+            check_csrf(&session, &h, &session.csrf_token()).is_err(),
             "foreign Origin"
         );
         h.insert(
@@ -255,8 +290,58 @@ mod tests {
             check_csrf(&session, &h, &"0".repeat(64)).is_err(),
             "wrong token"
         );
-        assert!(check_csrf(&session, &h, &session.csrf).is_ok());
+        assert!(
+            check_csrf(&session, &h, &"0".repeat(128)).is_err(),
+            "wrong token of the masked length"
+        );
+        assert!(check_csrf(&session, &h, &session.csrf_token()).is_ok());
         std::thread::sleep(Duration::from_millis(60));
         assert!(s.get(&h).is_none(), "expired");
+    }
+
+    #[test]
+    fn each_rendering_masks_the_csrf_secret_afresh_and_every_one_verifies() {
+        let s = Sessions::default();
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("{COOKIE}={}", s.open(who()))).expect("header"),
+        );
+        h.insert(header::HOST, HeaderValue::from_static("console.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://console.example"),
+        );
+        let (_, session) = s.get(&h).expect("live");
+        let (a, b) = (session.csrf_token(), session.csrf_token());
+        assert_eq!(a.len(), 128);
+        assert_ne!(a, b, "two renderings carry different tokens");
+        let secret = alloy_primitives::hex::encode(session.csrf);
+        assert!(
+            !a.contains(&secret) && !b.contains(&secret),
+            "the secret itself never appears"
+        );
+        assert!(check_csrf(&session, &h, &a).is_ok());
+        assert!(check_csrf(&session, &h, &b).is_ok());
+        assert!(
+            check_csrf(&session, &h, &secret).is_err(),
+            "the bare secret is not a token"
+        );
+        // Tampered: one bit of the pad, of the masked half; cut short; not hex.
+        for i in [0, 64, 127] {
+            let mut t = a.clone().into_bytes();
+            t[i] = if t[i] == b'0' { b'1' } else { b'0' };
+            let t = String::from_utf8(t).expect("ascii");
+            assert!(check_csrf(&session, &h, &t).is_err(), "tampered at {i}");
+        }
+        assert!(check_csrf(&session, &h, &a[..126]).is_err(), "short");
+        assert!(check_csrf(&session, &h, &format!("{}zz", &a[..126])).is_err());
+        // Another session's token does not pass for this one.
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("{COOKIE}={}", s.open(who()))).expect("header"),
+        );
+        let (_, other) = s.get(&h).expect("live");
+        assert!(check_csrf(&session, &h, &other.csrf_token()).is_err());
     }
 }

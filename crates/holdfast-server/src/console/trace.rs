@@ -188,13 +188,12 @@ fn chain(store: &dyn Store, given: Option<u64>) -> Result<u64, ApiError> {
     }
 }
 
-/// Runs the trace on a blocking thread: the store's transfers around the seed, the
-/// server's current intel as the services.
-pub async fn run(state: &AppState, q: &TraceQuery) -> Result<(Trace, LoadStats), ApiError> {
-    let store = store(state)?;
-    let intel = state.intel.load().index.clone();
-    let q = q.clone();
-    let place = tokio::time::timeout(TRACE_WAIT, RUNNING.acquire())
+/// One of the [`MAX_RUNNING`] places a trace runs in, waited for at most `wait`; refused
+/// with 503 when none was freed within it. The trace runs while it is held.
+pub async fn place(
+    wait: std::time::Duration,
+) -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
+    tokio::time::timeout(wait, RUNNING.acquire())
         .await
         .ok()
         .and_then(Result::ok)
@@ -203,10 +202,28 @@ pub async fn run(state: &AppState, q: &TraceQuery) -> Result<(Trace, LoadStats),
             code: "busy",
             message: format!(
                 "{MAX_RUNNING} traces are running and none ended within {} s: try again shortly",
-                TRACE_WAIT.as_secs()
+                wait.as_secs()
             ),
             field: None,
-        })?;
+        })
+}
+
+/// Runs the trace on a blocking thread: the store's transfers around the seed, the
+/// server's current intel as the services. Waits up to [`TRACE_WAIT`] for a [`place`].
+pub async fn run(state: &AppState, q: &TraceQuery) -> Result<(Trace, LoadStats), ApiError> {
+    run_within(state, q, TRACE_WAIT).await
+}
+
+/// [`run`], waiting up to `wait` for a place.
+pub async fn run_within(
+    state: &AppState,
+    q: &TraceQuery,
+    wait: std::time::Duration,
+) -> Result<(Trace, LoadStats), ApiError> {
+    let store = store(state)?;
+    let intel = state.intel.load().index.clone();
+    let q = q.clone();
+    let place = place(wait).await?;
     tokio::task::spawn_blocking(move || {
         let _place = place;
         let chain_id = chain(store.as_ref(), q.chain_id)?;

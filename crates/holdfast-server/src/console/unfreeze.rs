@@ -152,7 +152,7 @@ async fn render(
             &[
                 ("type", "hidden"),
                 ("name", "csrf"),
-                ("value", &session.csrf),
+                ("value", &session.csrf_token()),
             ],
         );
         h.void(

@@ -211,6 +211,164 @@ async fn every_console_answer_carries_the_csp_and_state_changes_need_csrf_and_or
     );
 }
 
+/// Console pages, assets and exports are gzipped for a browser that accepts it, each page
+/// with the CSRF token masked afresh (BREACH); the API's JSON and the console's JSON refusals
+/// are not compressed.
+#[tokio::test]
+async fn console_answers_are_gzipped_with_a_fresh_csrf_mask_and_json_is_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = state_with_gate(dir.path());
+    let id = state.sessions.open(Principal {
+        name: "ops".into(),
+        roles: vec![holdfast_gate::Role::Operator],
+        address: None,
+    });
+    let cookie = format!("holdfast_session={id}");
+    let get = |uri: &str, gzip: bool| {
+        let mut r = Request::get(uri)
+            .header("host", "console.test")
+            .header("cookie", &cookie);
+        if gzip {
+            r = r.header(header::ACCEPT_ENCODING, "gzip, deflate, br");
+        }
+        r.body(Body::empty()).expect("request")
+    };
+    let raw = async |req: Request<Body>| {
+        let resp = holdfast_server::router(state.clone())
+            .oneshot(req)
+            .await
+            .expect("infallible");
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        (headers, bytes)
+    };
+    for uri in [
+        "/console/requests?view=held",
+        "/console/requests?view=decided",
+        "/console/trace",
+        "/console/assets/console.css",
+        "/console/assets/trace.js",
+    ] {
+        let (plain_h, plain) = raw(get(uri, false)).await;
+        let (h, gz) = raw(get(uri, true)).await;
+        assert!(plain_h.get(header::CONTENT_ENCODING).is_none(), "{uri}");
+        assert_eq!(
+            h.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()),
+            Some(&b"gzip"[..]),
+            "{uri}"
+        );
+        assert!(gz.starts_with(&[0x1f, 0x8b]), "{uri}: a gzip stream");
+        assert!(
+            gz.len() < plain.len(),
+            "{uri}: {} < {}",
+            gz.len(),
+            plain.len()
+        );
+        assert_eq!(h[header::CONTENT_SECURITY_POLICY], CSP, "{uri}");
+    }
+    // Each rendering carries another masked token (the meta and each form's too); all work.
+    let page = |body: &[u8]| String::from_utf8_lossy(body).into_owned();
+    let tokens = |p: &str| -> Vec<String> {
+        p.split("csrf-token\" content=\"")
+            .chain(p.split("name=\"csrf\" value=\""))
+            .filter(|part| !part.starts_with('<'))
+            .filter_map(|r| r.split('"').next().map(str::to_owned))
+            .collect()
+    };
+    let one = tokens(&page(&raw(get("/console/requests", false)).await.1));
+    let two = tokens(&page(&raw(get("/console/requests", false)).await.1));
+    assert!(one.len() >= 3, "meta, sign-out and freeze forms: {one:?}");
+    let mut all: Vec<&String> = one.iter().chain(&two).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        one.len() + two.len(),
+        "no token repeats: {all:?}"
+    );
+    for t in all {
+        assert_eq!(t.len(), 128, "{t}");
+        let req = Request::post("/console/freeze")
+            .header("host", "console.test")
+            .header("origin", "http://console.test")
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(format!("csrf={t}&reason=drill")))
+            .expect("request");
+        let (status, _, body) = send(&state, req).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{t}: {body}");
+    }
+    // JSON is never compressed: the API (with the session or not) and the console's refusals.
+    for uri in [
+        "/openapi.json",
+        "/v1/guard/requests/0x01",
+        "/v1/guard/audit",
+        "/console/assets/nope.js",
+    ] {
+        let (h, body) = raw(get(uri, true)).await;
+        assert!(
+            h.get(header::CONTENT_ENCODING).is_none(),
+            "{uri}: {:?}",
+            page(&body)
+        );
+        assert!(body.starts_with(b"{"), "{uri}: {:?}", page(&body));
+    }
+}
+
+/// The streamed audit export, gzipped, decompresses to the whole log (one JSON line per
+/// entry), as do a page and an asset.
+#[tokio::test]
+async fn gzipped_answers_decompress_whole_the_streamed_audit_export_too() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = state_with_gate(dir.path());
+    let root = Principal {
+        name: "root".into(),
+        roles: vec![holdfast_gate::Role::Admin],
+        address: None,
+    };
+    let gate = state.gate.clone().expect("gate");
+    for i in 0..3 {
+        gate.freeze(None, &format!("drill {i}"), &root)
+            .await
+            .expect("freeze");
+    }
+    let cookie = format!("holdfast_session={}", state.sessions.open(root));
+    for uri in [
+        "/console/audit/export",
+        "/console/audit",
+        "/console/assets/trace.js",
+    ] {
+        let get = |gzip: bool| {
+            let mut r = Request::get(uri)
+                .header("host", "console.test")
+                .header("cookie", &cookie);
+            if gzip {
+                r = r.header(header::ACCEPT_ENCODING, "gzip");
+            }
+            r.body(Body::empty()).expect("request")
+        };
+        let (_, _, plain) = send(&state, get(false)).await;
+        let resp = holdfast_server::router(state.clone())
+            .oneshot(get(true))
+            .await
+            .expect("infallible");
+        assert_eq!(resp.headers()[header::CONTENT_ENCODING], "gzip", "{uri}");
+        let gz = resp.into_body().collect().await.expect("body").to_bytes();
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut text)
+            .unwrap_or_else(|e| panic!("{uri}: not a whole gzip stream: {e}"));
+        if uri.ends_with("export") {
+            assert_eq!(text.lines().count(), 3, "{uri}: {text}");
+            assert_eq!(text, plain, "{uri}");
+        } else {
+            // Pages differ only in their masked CSRF tokens.
+            assert_eq!(text.len(), plain.len(), "{uri}");
+        }
+    }
+}
+
 trait EmptyScript {
     fn starts_with_and_then_empty(&self) -> bool;
 }
@@ -433,4 +591,68 @@ async fn failed_sign_ins_and_unknown_bearer_tokens_are_bounded_per_client() {
         body.contains("Too many requests with an unknown token from this address"),
         "{body}"
     );
+}
+
+/// At most two console traces run at once: a third waits for a place, runs when one is
+/// freed within its wait, and is refused with 503 when none is; one trace running does not
+/// hold up a second.
+#[tokio::test]
+async fn at_most_two_traces_run_at_once_a_third_waits_then_is_refused() {
+    use holdfast_server::console::trace::{self, MAX_RUNNING};
+    use std::time::{Duration, Instant};
+    assert_eq!(MAX_RUNNING, 2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // An empty transfer store: a trace that gets a place ends at once, saying so.
+    let store = holdfast_store::EmbeddedStore::open(&dir.path().join("transfers")).expect("store");
+    let state = state_with_gate(dir.path()).with_transfers(std::sync::Arc::new(store));
+    let q = trace::parse(
+        &[(
+            "seed".to_owned(),
+            "0x1111111111111111111111111111111111111111".to_owned(),
+        )]
+        .into(),
+    )
+    .expect("query")
+    .expect("a seed");
+    let ran = |r: Result<_, holdfast_server::error::ApiError>| match r {
+        Err(e) if e.message.contains("holds no transfers") => true,
+        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => false,
+        other => panic!("unexpected: {:?}", other.err()),
+    };
+
+    // One trace running: a second runs at once.
+    let first = trace::place(Duration::from_secs(1)).await.expect("a place");
+    let t = Instant::now();
+    assert!(ran(
+        trace::run_within(&state, &q, Duration::from_secs(5)).await
+    ));
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+
+    // Two running: a third waits its whole wait, then is refused with 503.
+    let second = trace::place(Duration::from_secs(1)).await.expect("a place");
+    let wait = Duration::from_millis(400);
+    let t = Instant::now();
+    let refused = trace::run_within(&state, &q, wait).await;
+    assert!(t.elapsed() >= wait, "it waited: {:?}", t.elapsed());
+    let Err(e) = refused else {
+        panic!("a third trace ran while two were running")
+    };
+    assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE, "{}", e.message);
+    assert!(e.message.contains("2 traces are running"), "{}", e.message);
+
+    // A place freed while it waits goes to the waiting trace, which then runs.
+    let waiting = {
+        let state = state.clone();
+        let q = q.clone();
+        tokio::spawn(async move { trace::run_within(&state, &q, Duration::from_secs(30)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the third waits while two run");
+    drop(first);
+    let r = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("it ran once a place was freed")
+        .expect("joined");
+    assert!(ran(r));
+    drop(second);
 }

@@ -51,17 +51,8 @@ async fn two_approvers_approve_in_the_browser_and_the_safe_transaction_executes(
         "{out}"
     );
     assert_eq!(out["final_state"], "signed", "{out}");
-    // A page's load is small and quick (its assets are fetched again each time: they are
-    // served `no-cache` without validators).
-    for (page, load) in out["first_load"].as_object().ok_or("first_load")? {
-        let bytes = load["bytes"].as_u64().unwrap_or(u64::MAX);
-        let interactive = load["interactive_ms"].as_u64().unwrap_or(u64::MAX);
-        eprintln!(
-            "console first load of the {page} page: {bytes} bytes, interactive after {interactive} ms"
-        );
-        assert!(bytes <= 300_000, "{page}: {load}");
-        assert!(interactive <= 1_000, "{page}: {load}");
-    }
+    // Every page's first load is small and quick.
+    super::first_loads(&out, true)?;
     // Amounts in the policy's units: the call sends 3 ETH; the simulation moves 3 ETH.
     assert!(
         out["calls"]
@@ -155,6 +146,7 @@ async fn the_bybit_pattern_page_shows_the_delegatecall_the_singleton_write_and_t
         "bybit.mjs",
         json!({"chromium": chromium, "base": w.service.url(), "request": id, "token": "tok-bob", "screenshots": screenshots()}),
     )?;
+    super::first_loads(&out, true)?;
     let calls = out["calls"].as_str().unwrap_or("");
     assert!(calls.starts_with("DELEGATECALL"), "{out}");
     assert!(
@@ -324,6 +316,7 @@ async fn a_hold_cancelled_from_the_page_never_signs_and_a_freeze_from_the_page_s
         "cancel_freeze.mjs",
         json!({"chromium": chromium, "base": w.service.url(), "step": "unfreeze", "wallet": w.safe, "members": users(&["bob", "carol"]), "admin": "tok-root", "screenshots": screenshots()}),
     )?;
+    super::first_loads(&out, true)?;
     assert!(
         out["before"]
             .as_str()

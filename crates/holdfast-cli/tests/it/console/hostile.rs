@@ -231,6 +231,7 @@ async fn a_takeover_alert_appears_in_the_live_feed_within_a_second_and_is_acknow
     .await?;
     let mined_by = now_ms()?;
     let out = driver.await??;
+    super::first_loads(&out, true)?;
     let received = out["received_at"].as_i64().ok_or("no arrival time")?;
     eprintln!(
         "console feed: the alert appeared at most {} ms after its block (the transaction was sent; its receipt came {} ms later)",

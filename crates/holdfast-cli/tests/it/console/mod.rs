@@ -19,6 +19,42 @@ use serde_json::{Value, json};
 
 use crate::gate::{R, Service, holdfast_keystore};
 
+/// The first-load budget: bytes transferred, compressed, document and assets.
+pub(super) const FIRST_LOAD_BYTES: u64 = 300_000;
+
+/// Checks every page's first load a script measured (`first_load`: page name → `lib.mjs`'s
+/// `firstLoad`, the browser's cache disabled): at most [`FIRST_LOAD_BYTES`] transferred, the
+/// bodies compressed by the server (sent smaller than they decode to), and, unless
+/// `timed` is false, interactive within 1 s. Prints each, for docs/BENCHMARKS.md.
+pub(super) fn first_loads(out: &Value, timed: bool) -> R<()> {
+    let loads = out["first_load"].as_object().ok_or("no first_load")?;
+    assert!(!loads.is_empty(), "{out}");
+    for (page, load) in loads {
+        let n = |k: &str| load[k].as_u64().unwrap_or(u64::MAX);
+        eprintln!(
+            "console first load of {page}: {} bytes transferred, bodies {} bytes encoded / {} decoded, {} resources, interactive after {} ms",
+            n("bytes"),
+            n("encoded"),
+            n("decoded"),
+            n("resources"),
+            n("interactive_ms"),
+        );
+        assert!(n("bytes") <= FIRST_LOAD_BYTES, "{page}: {load}");
+        assert!(
+            n("encoded") < n("decoded"),
+            "{page}: the server compressed the page and its assets: {load}"
+        );
+        assert!(
+            n("resources") >= 2,
+            "{page}: the stylesheet and scripts: {load}"
+        );
+        if timed {
+            assert!(n("interactive_ms") <= 1_000, "{page}: {load}");
+        }
+    }
+    Ok(())
+}
+
 /// Debian's Chromium, or `None` (the test is skipped with a message).
 pub(super) fn chromium() -> Option<PathBuf> {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
