@@ -286,7 +286,8 @@ pub fn query_params(
                 "a query parameter's name is not valid UTF-8 once percent-decoded",
             )
         })?;
-        if key.is_empty() {
+        // Empty or only blanks (`?+` decodes to " "): no name a caller could fix.
+        if key.trim().is_empty() {
             return Err(ApiError::bad_request(
                 "query".to_owned(),
                 format!(

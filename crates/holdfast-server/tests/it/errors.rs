@@ -193,6 +193,17 @@ async fn every_error_answer_is_the_documented_json() {
             StatusCode::BAD_REQUEST,
             Some("query"),
         ),
+        // A name of blanks only (`+` is a space; found by the same target later): the same.
+        (
+            get(&format!("/v1/addresses/ethereum/{LAZARUS}?+&024-01-01")),
+            StatusCode::BAD_REQUEST,
+            Some("query"),
+        ),
+        (
+            get(&format!("/v1/addresses/ethereum/{LAZARUS}?%20%09=1")),
+            StatusCode::BAD_REQUEST,
+            Some("query"),
+        ),
         // Wrong method, unknown route, target too long.
         (get("/v1/screen"), StatusCode::METHOD_NOT_ALLOWED, None),
         (
