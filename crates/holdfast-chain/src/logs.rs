@@ -65,7 +65,8 @@ impl ChainSource {
     }
 
     /// `eth_call` of each `(to, data)` at block `number`, in one batch: each call's output,
-    /// or its error message (a revert is an answer, not a failure of the batch). At most
+    /// or its revert message (a revert is an answer, not a failure of the batch; any other
+    /// error answer — an unknown block, state the node pruned — fails the batch). At most
     /// [`MAX_CALLS`].
     pub async fn calls_at(
         &self,
@@ -105,7 +106,14 @@ impl ChainSource {
                 for w in waiters {
                     out.push(match w.await {
                         Ok(b) => Ok(b),
-                        Err(TransportError::ErrorResp(e)) => Err(e.message.to_string()),
+                        // A revert (code 3, or a node that says so in words) is the
+                        // call's answer; any other error (unknown block, pruned state)
+                        // fails the batch, never passes for "this contract said no".
+                        Err(TransportError::ErrorResp(e))
+                            if e.code == 3 || e.message.to_lowercase().contains("revert") =>
+                        {
+                            Err(e.message.to_string())
+                        }
                         Err(e) => return Err(e),
                     });
                 }

@@ -492,3 +492,40 @@ async fn storage_by_block_hash_refuses_unknown_blocks_and_oversized_batches() {
         .expect_err("oversized batch");
     assert!(err.to_string().contains("at most"), "{err}");
 }
+
+/// Batched `eth_call`s: a revert is that call's answer; an error that is no revert (a block
+/// the node does not have) fails the batch instead of passing for "the contract said no".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_calls_tell_a_revert_from_a_node_error() {
+    let node = Anvil::spawn().await.expect("anvil");
+    let token = holdfast_testkit::deploy::erc20(&node, dev_account(0), "T", "T")
+        .await
+        .expect("token");
+    let src = source(&node.http_url(), TraceMode::Parity).await;
+    let head = node.block_number().await.expect("head");
+    let selector = |sig: &str| alloy_primitives::keccak256(sig)[..4].to_vec();
+    let mut balance = selector("balanceOf(address)");
+    balance.extend_from_slice(dev_account(0).into_word().as_slice());
+    // From the zero address (no `from`), an ERC-20 transfer reverts.
+    let mut transfer = selector("transfer(address,uint256)");
+    transfer.extend_from_slice(dev_account(1).into_word().as_slice());
+    transfer.extend_from_slice(&U256::from(1).to_be_bytes::<32>());
+    let answers = src
+        .calls_at(
+            &[(token, balance.clone().into()), (token, transfer.into())],
+            head,
+        )
+        .await
+        .expect("one batch");
+    assert_eq!(answers[0].as_ref().map(|b| b.len()), Ok(32));
+    assert!(
+        answers[1].is_err(),
+        "the transfer reverts: {:?}",
+        answers[1]
+    );
+    let err = src
+        .calls_at(&[(token, balance.into())], head + 1_000)
+        .await
+        .expect_err("a block the node does not have");
+    assert!(err.to_string().contains("eth_call"), "{err}");
+}

@@ -40,7 +40,7 @@ use alloy_primitives::{Address, B256};
 use holdfast_chain::BlockDetail;
 use holdfast_guard::safe::{mapping_slot, slots};
 
-pub use balances::{MAX_CACHED_BALANCES, NodeBalances};
+pub use balances::NodeBalances;
 pub use context::{AddressLabel, History, HistoryError, Labels, NoHistory, NoLabels};
 pub use early::{EARLY_SLOTS, EarlyStorage, EarlyTarget, MAX_EARLY_CONTRACTS};
 pub use grant::unlimited;
