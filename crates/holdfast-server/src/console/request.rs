@@ -23,8 +23,9 @@ use super::{Session, error_page, page, signed_in};
 use crate::AppState;
 use crate::error::{ApiError, ApiPath};
 
-/// The newest audit entries searched for a request's trail.
-pub const AUDIT_SCAN: usize = 20_000;
+/// The most entries of a request's audit trail shown on its page (refused approvals are
+/// audited too, so a trail has no natural bound); the rest are in the audit log.
+pub const AUDIT_TRAIL_MAX: usize = 1_000;
 /// How long an approval signed from the console counts.
 pub const APPROVAL_LIFETIME_SECS: u64 = 3600;
 
@@ -56,7 +57,7 @@ async fn render(state: &AppState, session: &Session, id: &str) -> Result<Respons
     let key = id.to_owned();
     let (r, trail) = tokio::task::spawn_blocking(move || {
         let r = store.get(&key)?;
-        let trail = store.audit_of(&key, AUDIT_SCAN)?;
+        let trail = store.audit_of(&key, AUDIT_TRAIL_MAX + 1)?;
         Ok::<_, holdfast_store::StoreError>((r, trail))
     })
     .await
@@ -561,7 +562,8 @@ fn audit(h: &mut Html, trail: &[holdfast_store::gate::AuditEntry]) {
         h.el("th", &[("scope", "col")], c);
     }
     h.close("tr");
-    for e in trail {
+    let more = trail.get(AUDIT_TRAIL_MAX);
+    for e in trail.iter().take(AUDIT_TRAIL_MAX) {
         h.open("tr", &[]);
         h.el("td", &[], &e.seq.to_string());
         h.el("td", &[], &utc(e.at));
@@ -571,12 +573,53 @@ fn audit(h: &mut Html, trail: &[holdfast_store::gate::AuditEntry]) {
         h.close("tr");
     }
     h.close("table");
+    if let Some(next) = more {
+        h.open("p", &[("class", "small"), ("id", "audit-more")]);
+        h.text(&format!(
+            "The first {AUDIT_TRAIL_MAX} entries of this request's trail; later ones are in the "
+        ));
+        h.link(&format!("/console/audit?from={}", next.seq), "audit log");
+        h.text(&format!(" from entry #{}.", next.seq));
+        h.close("p");
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy_primitives::I256;
+    use alloy_primitives::{B256, I256};
+    use holdfast_store::gate::{AuditEntry, AuditKind};
+
+    /// A trail longer than the page shows says so and links to the rest in the audit log.
+    #[test]
+    fn a_long_trail_shows_its_first_entries_and_links_to_the_rest() {
+        let entry = |seq| AuditEntry {
+            seq,
+            at: 0,
+            kind: AuditKind::ApprovalRejected,
+            request_id: Some("r".into()),
+            actor: "a".into(),
+            details: "{}".into(),
+            prev: B256::ZERO,
+            hash: B256::ZERO,
+        };
+        let render = |n: u64| {
+            let mut h = Html::new();
+            audit(&mut h, &(1..=n).map(|i| entry(i * 7)).collect::<Vec<_>>());
+            h.into_string()
+        };
+        let whole = render(AUDIT_TRAIL_MAX as u64);
+        assert!(!whole.contains("audit-more"));
+        assert_eq!(whole.matches("<tr>").count(), AUDIT_TRAIL_MAX + 1);
+        let cut = render(AUDIT_TRAIL_MAX as u64 + 1);
+        assert_eq!(cut.matches("<tr>").count(), AUDIT_TRAIL_MAX + 1);
+        let next = (AUDIT_TRAIL_MAX as u64 + 1) * 7;
+        assert!(
+            cut.contains(&format!("/console/audit?from={next}")),
+            "{}",
+            &cut[cut.len() - 400..]
+        );
+    }
 
     #[test]
     fn amounts_are_shown_in_the_units_of_the_policy() {

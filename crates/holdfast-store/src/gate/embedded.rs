@@ -28,7 +28,7 @@ use super::{
 use crate::StoreError;
 use crate::group_commit::{Batch, FjallDir, GroupCommit, WriterGuard};
 
-const SPACES: [&str; 8] = [
+const SPACES: [&str; 9] = [
     "gate.requests",
     "gate.states",
     "gate.holds",
@@ -37,6 +37,7 @@ const SPACES: [&str; 8] = [
     "gate.audit",
     "gate.meta",
     "gate.firstpaid",
+    "gate.audit_by_request",
 ];
 const REQUESTS: usize = 0;
 const STATES: usize = 1;
@@ -46,6 +47,24 @@ const OUTFLOWS: usize = 4;
 const AUDIT: usize = 5;
 const META: usize = 6;
 const FIRST_PAID: usize = 7;
+/// The audit entries of each request: key (request id's length, u16) ‖ id ‖ seq, no
+/// value. Written in the batch that writes the entry; `META` `audit_indexed` is the last
+/// seq it covers (a store written before the index existed is indexed at open).
+const AUDIT_BY_REQUEST: usize = 8;
+const AUDIT_INDEXED: &[u8] = b"audit_indexed";
+
+/// The prefix of request `id`'s keys in [`AUDIT_BY_REQUEST`].
+fn audit_request_prefix(id: &str) -> Vec<u8> {
+    // Ids are bounded far below 64 KiB by the API; a longer one is cut to its length's
+    // low bits consistently on write and read, so it still finds only its own entries
+    // (the id itself follows in full).
+    let len = (id.len() & 0xffff) as u16;
+    [&len.to_be_bytes()[..], id.as_bytes()].concat()
+}
+
+fn audit_request_key(id: &str, seq: u64) -> Vec<u8> {
+    [audit_request_prefix(id), seq.to_be_bytes().to_vec()].concat()
+}
 
 /// Decisions that need a wallet's history run under one of these locks, chosen by wallet.
 const WALLET_STRIPES: usize = 64;
@@ -123,13 +142,65 @@ fn freeze_key(scope: Option<Address>) -> Vec<u8> {
 
 impl EmbeddedGateStore {
     pub fn open(path: &Path) -> Result<EmbeddedGateStore, StoreError> {
-        Ok(EmbeddedGateStore {
+        let store = EmbeddedGateStore {
             dir: FjallDir::open(path, &SPACES)?,
             group: GroupCommit::default(),
             wallets: (0..WALLET_STRIPES).map(|_| Mutex::new(())).collect(),
             windows: Mutex::new(HashMap::new()),
             window_max: WINDOW_MAX_RECORDS,
-        })
+        };
+        store.index_audit()?;
+        Ok(store)
+    }
+
+    /// Adds to the per-request audit index the entries written before it covered them
+    /// (a store from before the index: the whole log, once), in batches, each with the
+    /// seq it reaches; a crash part way resumes from there at the next open.
+    fn index_audit(&self) -> Result<(), StoreError> {
+        const BATCH: usize = 10_000;
+        let (head, _) = self.head()?;
+        let mut done = self.audit_indexed()?;
+        if done > head {
+            return Err(StoreError::Corrupt(format!(
+                "gate audit index reaches entry {done} past the log's head {head}"
+            )));
+        }
+        while done < head {
+            let guard = self.lock();
+            let mut batch = Batch::default();
+            let snap = self.dir.db.snapshot();
+            let mut last = done;
+            for g in snap
+                .range(&self.dir.spaces[AUDIT], (done + 1).to_be_bytes().to_vec()..)
+                .take(BATCH)
+            {
+                let (_, v) = g.into_inner().map_err(|e| self.err(e))?;
+                let e: AuditEntry = self.parse(&v)?;
+                if let Some(id) = &e.request_id {
+                    batch.put(AUDIT_BY_REQUEST, audit_request_key(id, e.seq), Vec::new());
+                }
+                last = e.seq;
+            }
+            if last == done {
+                return Err(StoreError::Corrupt(format!(
+                    "gate audit log ends at entry {done}, its head says {head}"
+                )));
+            }
+            batch.put(META, AUDIT_INDEXED.to_vec(), last.to_be_bytes().to_vec());
+            self.commit(guard, batch, Vec::new())?;
+            done = last;
+        }
+        Ok(())
+    }
+
+    /// The last audit entry the per-request index covers.
+    fn audit_indexed(&self) -> Result<u64, StoreError> {
+        match self.read(META, AUDIT_INDEXED)? {
+            Some(v) => <[u8; 8]>::try_from(v.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt("gate audit index mark".into())),
+            None => Ok(0),
+        }
     }
 
     /// Keeps at most `n` outflow records per wallet in memory (default 200 000); a decision
@@ -186,6 +257,9 @@ impl EmbeddedGateStore {
                 seq += 1;
                 let e = a.seal(seq, prev);
                 prev = e.hash;
+                if let Some(id) = &e.request_id {
+                    batch.put(AUDIT_BY_REQUEST, audit_request_key(id, seq), Vec::new());
+                }
                 batch.put(AUDIT, seq.to_be_bytes(), self.json(&e)?);
             }
             batch.put(
@@ -193,6 +267,7 @@ impl EmbeddedGateStore {
                 b"head".to_vec(),
                 [&seq.to_be_bytes()[..], prev.as_slice()].concat(),
             );
+            batch.put(META, AUDIT_INDEXED.to_vec(), seq.to_be_bytes().to_vec());
         }
         let outflow_ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = batch
             .ops
@@ -718,17 +793,30 @@ impl GateStore for EmbeddedGateStore {
         self.commit(guard, Batch::default(), audit)
     }
 
-    fn audit_of(&self, id: &str, scan: usize) -> Result<Vec<AuditEntry>, StoreError> {
+    fn audit_of(&self, id: &str, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let snap = self.dir.db.snapshot();
+        let prefix = audit_request_prefix(id);
         let mut out = Vec::new();
-        for g in snap.iter(&self.dir.spaces[AUDIT]).rev().take(scan) {
-            let (_, v) = g.into_inner().map_err(|e| self.err(e))?;
-            let e: AuditEntry = self.parse(&v)?;
-            if e.request_id.as_deref() == Some(id) {
-                out.push(e);
-            }
+        for g in snap
+            .prefix(&self.dir.spaces[AUDIT_BY_REQUEST], &prefix)
+            .take(limit)
+        {
+            let (key, _) = g.into_inner().map_err(|e| self.err(e))?;
+            let seq = key
+                .get(prefix.len()..)
+                .and_then(|s| <[u8; 8]>::try_from(s).ok())
+                .ok_or_else(|| StoreError::Corrupt("gate audit index key".into()))?;
+            let v = snap
+                .get(&self.dir.spaces[AUDIT], seq)
+                .map_err(|e| self.err(e))?
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "gate audit index names entry {} that is not in the log",
+                        u64::from_be_bytes(seq)
+                    ))
+                })?;
+            out.push(self.parse(&v)?);
         }
-        out.reverse();
         Ok(out)
     }
 
@@ -741,5 +829,65 @@ impl GateStore for EmbeddedGateStore {
                 self.parse(&v)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::AuditKind;
+
+    fn entry(id: Option<&str>) -> NewAudit {
+        NewAudit {
+            at: 1,
+            kind: AuditKind::Hold,
+            request_id: id.map(str::to_owned),
+            actor: "test".into(),
+            details: "{}".into(),
+        }
+    }
+
+    /// A store written before the per-request index existed (simulated: the index rows and
+    /// its mark removed) is indexed when it is opened, and the trail is whole again. Also
+    /// resumes from a mark part way (a crash during the indexing).
+    #[test]
+    fn a_store_from_before_the_index_is_indexed_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("gate");
+        {
+            let s = EmbeddedGateStore::open(&path).expect("open");
+            let entries: Vec<NewAudit> = (0..25_000)
+                .map(|i| entry(if i % 3 == 0 { Some("a") } else { None }))
+                .chain([entry(Some("b"))])
+                .collect();
+            s.append_audit(entries).expect("append");
+            assert_eq!(s.audit_of("a", usize::MAX).expect("audit_of").len(), 8_334);
+            // Undo the index as an older version would have left the store: no rows, no
+            // mark — and then a mark part way, as a crash during indexing leaves it.
+            for (mark, rows) in [(None, 0usize), (Some(12_000u64), 4_000)] {
+                let snap = s.dir.db.snapshot();
+                let mut batch = Batch::default();
+                for g in snap.iter(&s.dir.spaces[AUDIT_BY_REQUEST]) {
+                    let (k, _) = g.into_inner().expect("key");
+                    batch.del(AUDIT_BY_REQUEST, k.to_vec());
+                }
+                match mark {
+                    None => batch.del(META, AUDIT_INDEXED.to_vec()),
+                    Some(m) => batch.put(META, AUDIT_INDEXED.to_vec(), m.to_be_bytes().to_vec()),
+                }
+                s.dir.write(batch).expect("write");
+                s.dir.persist().expect("persist");
+                assert!(s.audit_of("b", 10).expect("audit_of").is_empty());
+                s.index_audit().expect("index");
+                let a = s.audit_of("a", usize::MAX).expect("audit_of");
+                // With a mark at 12,000, entries below it are taken as indexed already.
+                assert_eq!(a.len(), 8_334 - rows, "mark {mark:?}");
+                assert!(a.windows(2).all(|w| w[0].seq < w[1].seq));
+                assert_eq!(s.audit_of("b", 10).expect("audit_of")[0].seq, 25_001);
+            }
+        }
+        // Reopening leaves a complete index as it is.
+        let s = EmbeddedGateStore::open(&path).expect("reopen");
+        assert_eq!(s.audit_indexed().expect("mark"), 25_001);
     }
 }

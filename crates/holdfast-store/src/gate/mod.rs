@@ -507,10 +507,9 @@ pub trait GateStore: Send + Sync + std::fmt::Debug {
         limit: usize,
     ) -> Result<Vec<GateRequest>, StoreError>;
 
-    /// The audit entries about request `id` among the newest `scan` entries of the log,
-    /// oldest first. Bounded: the log has no index by request, so older entries of a request
-    /// are not found (the console says so).
-    fn audit_of(&self, id: &str, scan: usize) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The first `limit` audit entries about request `id`, oldest first, however old: an
+    /// index by request, written with each entry, finds them without scanning the log.
+    fn audit_of(&self, id: &str, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
 
     /// Held requests whose window ended at or before `now`.
     fn due_holds(&self, now: u64, limit: usize) -> Result<Vec<GateRequest>, StoreError>;

@@ -108,6 +108,10 @@ INSERT INTO gate_meta (key, value) VALUES ('head', '\\x'::bytea);
 ", "
 CREATE TABLE gate_first_paid (
     wallet BYTEA NOT NULL, dest BYTEA NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (wallet, dest));
+", "
+ALTER TABLE gate_audit ADD COLUMN request_id TEXT;
+UPDATE gate_audit SET request_id = body::jsonb ->> 'request_id';
+CREATE INDEX gate_audit_request ON gate_audit (request_id, seq) WHERE request_id IS NOT NULL;
 "];
 
 /// A pool of connections to one database.
@@ -204,6 +208,7 @@ impl PgGateStore {
             (0, B256::ZERO)
         };
         let (mut seqs, mut bodies, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut requests = Vec::new();
         for a in audit {
             seq += 1;
             let e = a.seal(seq, prev);
@@ -211,14 +216,16 @@ impl PgGateStore {
             hashes.push(e.hash);
             seqs.push(i64_of(seq)?);
             bodies.push(json(&e)?);
+            requests.push(e.request_id);
         }
         let head = [&seq.to_be_bytes()[..], prev.as_slice()].concat();
         // One statement for the entries and the new head: the head row stays locked until
         // commit, so every round trip here is time no other writer can append.
         txn.execute(
-            "WITH entries AS (INSERT INTO gate_audit (seq, body) SELECT * FROM UNNEST($1::int8[], $2::text[])) \
+            "WITH entries AS (INSERT INTO gate_audit (seq, body, request_id) \
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $4::text[])) \
              UPDATE gate_meta SET value = $3 WHERE key = 'head'",
-            &[&seqs, &bodies, &head],
+            &[&seqs, &bodies, &head, &requests],
         )?;
         Ok(hashes)
     }
@@ -629,20 +636,15 @@ impl GateStore for PgGateStore {
         Ok(())
     }
 
-    fn audit_of(&self, id: &str, scan: usize) -> Result<Vec<AuditEntry>, StoreError> {
+    fn audit_of(&self, id: &str, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let mut c = self.client();
-        let entries: Vec<AuditEntry> = c
-            .query(
-                "SELECT body FROM (SELECT seq, body FROM gate_audit ORDER BY seq DESC LIMIT $1) t ORDER BY seq",
-                &[&i64_of(scan as u64)?],
-            )?
-            .iter()
-            .map(|row| parse(&row.get::<_, String>(0)))
-            .collect::<Result<_, _>>()?;
-        Ok(entries
-            .into_iter()
-            .filter(|e| e.request_id.as_deref() == Some(id))
-            .collect())
+        c.query(
+            "SELECT body FROM gate_audit WHERE request_id = $1 ORDER BY seq LIMIT $2",
+            &[&id, &i64_of(limit as u64)?],
+        )?
+        .iter()
+        .map(|row| parse(&row.get::<_, String>(0)))
+        .collect()
     }
 
     fn audit(&self, from_seq: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {

@@ -736,7 +736,7 @@ fn embedded_windows_in_memory_answer_as_the_keyspace() {
 
 /// The console's queue: pages of one state, oldest first, each starting after the last of
 /// the previous page, equal ties of `created_at` ordered by id; a request's report is kept;
-/// `audit_of` finds a request's entries among the newest.
+/// `audit_of` finds a request's entries.
 #[test]
 fn pages_of_a_state_and_the_audit_of_one_request() {
     backends(|open| {
@@ -775,8 +775,78 @@ fn pages_of_a_state_and_the_audit_of_one_request() {
         let trail = s.audit_of("p2", 100).expect("audit_of");
         assert_eq!(trail.len(), 1);
         assert_eq!(trail[0].request_id.as_deref(), Some("p2"));
-        // Bounded: only the newest `scan` entries are read.
-        assert!(s.audit_of("p0", 2).expect("audit_of").is_empty());
+        assert_eq!(s.audit_of("p0", 2).expect("audit_of").len(), 1);
         assert_eq!(s.audit_of("p4", 2).expect("audit_of").len(), 1);
     });
+}
+
+/// A request's audit trail is found however many entries the log took since: the first
+/// entry of an old request and its latest, 30,000 entries apart, in order; `limit` takes
+/// the oldest; another request whose id starts the same (`old1`) is not mixed in, nor
+/// entries about no request.
+#[test]
+fn the_audit_trail_of_an_old_request_is_whole() {
+    backends(|open| {
+        let s = open();
+        s.insert(
+            &request("old", RequestState::Held),
+            vec![audit(AuditKind::Hold, "old")],
+        )
+        .expect("insert");
+        for chunk in 0..3 {
+            let entries = (0..10_000)
+                .map(|i| {
+                    let mut a = audit(AuditKind::Hold, &format!("old{}", chunk * 10_000 + i));
+                    if i % 2 == 0 {
+                        a.request_id = None;
+                    }
+                    a
+                })
+                .collect();
+            s.append_audit(entries).expect("append");
+        }
+        s.append_audit(vec![audit(AuditKind::Cancel, "old")])
+            .expect("append");
+        let trail = s.audit_of("old", 100).expect("audit_of");
+        let kinds: Vec<_> = trail.iter().map(|e| (e.kind, e.seq)).collect();
+        assert_eq!(
+            kinds,
+            [(AuditKind::Hold, 1), (AuditKind::Cancel, 30_002)],
+            "both ends of the old request's trail, oldest first"
+        );
+        assert_eq!(s.audit_of("old", 1).expect("audit_of").len(), 1);
+        let one = s.audit_of("old1", 100).expect("audit_of");
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].request_id.as_deref(), Some("old1"));
+        assert!(s.audit_of("nobody", 100).expect("audit_of").is_empty());
+    });
+}
+
+/// A PostgreSQL gate store from before the per-request audit index (schema version 2: no
+/// `request_id` column) is migrated on connect and every old entry is found by request.
+#[test]
+fn postgres_migration_indexes_the_old_audit_log() {
+    let Some(url) = pg_db() else { return };
+    let s = PgGateStore::connect(&url, 1).expect("connect");
+    s.insert(
+        &request("before", RequestState::Held),
+        vec![audit(AuditKind::Hold, "before")],
+    )
+    .expect("insert");
+    s.append_audit(vec![audit(AuditKind::Cancel, "before")])
+        .expect("append");
+    drop(s);
+    // Back to version 2 as the previous release left it.
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("client");
+    c.batch_execute(
+        "DROP INDEX gate_audit_request; ALTER TABLE gate_audit DROP COLUMN request_id; \
+         DELETE FROM holdfast_gate_schema WHERE version > 2;",
+    )
+    .expect("downgrade");
+    let s = PgGateStore::connect(&url, 1).expect("connect migrates");
+    let trail = s.audit_of("before", 10).expect("audit_of");
+    assert_eq!(
+        trail.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [AuditKind::Hold, AuditKind::Cancel]
+    );
 }
