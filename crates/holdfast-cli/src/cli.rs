@@ -239,6 +239,11 @@ pub struct ServeArgs {
     /// TLS (a TLS-terminating proxy in front).
     #[arg(long)]
     pub console_secure_cookie: bool,
+    /// A reverse proxy in front of the server (an IP address; repeat for several): requests
+    /// it forwards count as from the client its `X-Forwarded-For` names (sign-in bounds per
+    /// client). From any other peer the header is ignored.
+    #[arg(long, value_name = "IP")]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
     /// Requests per second per guard API token.
     #[arg(long, default_value_t = 2000.0)]
     pub guard_rate: f64,
@@ -337,6 +342,7 @@ fn serve_limits(args: &ServeArgs) -> holdfast_server::Limits {
         std::time::Duration::from_secs(args.write_timeout),
         cap,
     )
+    .with_trusted_proxies(args.trusted_proxy.clone())
 }
 
 fn serve(
@@ -362,10 +368,7 @@ fn serve(
     let state = holdfast_server::AppState::new(loader, token)
         .context("loading intel")?
         .with_limits(limits.clone())
-        .with_sessions(holdfast_server::console::Sessions::new(
-            args.console_session_ttl,
-            args.console_secure_cookie,
-        ));
+        .with_sessions(args.console_session_ttl, args.console_secure_cookie);
     {
         let intel = state.intel.load();
         tracing::info!(target: "serve", labels = intel.index.label_count(), addresses = intel.index.address_count(),

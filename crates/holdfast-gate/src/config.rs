@@ -255,14 +255,19 @@ impl GateConfig {
 
     /// The principal a bearer token stands for (compared by SHA-256 in constant time).
     pub fn principal(&self, bearer: &str) -> Option<Principal> {
-        use sha2::Digest;
-        let h: [u8; 32] = sha2::Sha256::digest(bearer.as_bytes()).into();
+        self.principal_of_digest(&token_digest(bearer))
+    }
+
+    /// The principal of the token whose SHA-256 is `digest` (compared in constant time):
+    /// a console session keeps the digest, so a token taken out of the configuration ends
+    /// its sessions and a changed role applies to them.
+    pub fn principal_of_digest(&self, digest: &[u8; 32]) -> Option<Principal> {
         let mut found = None;
         for t in &self.tokens {
             let same = t
                 .sha256
                 .iter()
-                .zip(&h)
+                .zip(digest)
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0;
             if same {
@@ -277,10 +282,15 @@ impl GateConfig {
     }
 }
 
+/// The SHA-256 of a token.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
 /// The SHA-256 of a token, hex (what the configuration lists).
 pub fn token_hash(token: &str) -> String {
-    use sha2::Digest;
-    alloy_primitives::hex::encode(sha2::Sha256::digest(token.as_bytes()))
+    alloy_primitives::hex::encode(token_digest(token))
 }
 
 #[cfg(test)]

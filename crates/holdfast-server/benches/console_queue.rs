@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address, B256};
 use axum::body::Body;
 use axum::http::Request;
-use holdfast_gate::{Gate, GateConfig, Principal, Role};
+use holdfast_gate::config::{Token, token_digest};
+use holdfast_gate::{Gate, GateConfig, Role};
 use holdfast_guard::{Guard, Policy};
 use holdfast_server::AppState;
 use holdfast_store::gate::{
@@ -106,19 +107,25 @@ fn main() -> R {
         guard,
         None,
         None,
-        GateConfig::default(),
+        GateConfig {
+            tokens: vec![Token {
+                name: "ops".into(),
+                sha256: token_digest("bench-token"),
+                roles: vec![Role::Operator],
+                address: None,
+            }],
+            ..GateConfig::default()
+        },
     ));
     let loader: Arc<holdfast_server::Loader> = Arc::new(|| holdfast_intel::load(None));
     let state = AppState::new(loader, None)?.with_gate(gate, 1e9);
-    let session = state.sessions.open(Principal {
-        name: "ops".into(),
-        roles: vec![Role::Operator],
-        address: None,
-    });
-    let router = holdfast_server::router(state);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let session = rt
+        .block_on(state.sessions.open("bench-token"))
+        .map_err(|e| e.message)?;
+    let router = holdfast_server::router(state);
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
         rng ^= rng << 13;

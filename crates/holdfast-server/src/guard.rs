@@ -112,16 +112,19 @@ fn gate(state: &AppState) -> Result<&Arc<Gate>, ApiError> {
 }
 
 /// The caller, from `Authorization: Bearer ...`, rate-limited.
-fn principal(state: &AppState, headers: &HeaderMap) -> Result<(Arc<Gate>, Principal), ApiError> {
+async fn principal(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Arc<Gate>, Principal), ApiError> {
     let g = gate(state)?.clone();
-    let who = caller(state, headers, g.config())?;
+    let who = caller(state, headers, g.config()).await?;
     Ok((g, who))
 }
 
 /// The caller, from `Authorization: Bearer ...` checked against `book`'s tokens (the guard
 /// service's configuration), rate-limited per token; without a token, a console session
 /// with its CSRF token and this console's origin.
-pub(crate) fn caller(
+pub(crate) async fn caller(
     state: &AppState,
     headers: &HeaderMap,
     book: &GateConfig,
@@ -129,7 +132,9 @@ pub(crate) fn caller(
     // A console session stands for its user when no token is sent; every guard route but
     // the status read changes state, and all of them need the session's CSRF token then.
     let session = match headers.get(header::AUTHORIZATION) {
-        None => crate::console::api_caller(state, headers, true).transpose()?,
+        None => crate::console::api_caller(state, headers, true)
+            .await
+            .transpose()?,
         Some(_) => None,
     };
     let who = match session {
@@ -170,7 +175,7 @@ pub async fn submit(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (g, who) = principal(&state, &headers)?;
+    let (g, who) = principal(&state, &headers).await?;
     let body = guard_body(&state, &headers, body).await?;
     let out = g.submit(&body, &who).await?;
     state.metrics.decision(out.decision.name());
@@ -182,7 +187,7 @@ pub async fn status(
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let (g, _) = principal(&state, &headers)?;
+    let (g, _) = principal(&state, &headers).await?;
     Ok(axum::Json(g.status(&id).await?).into_response())
 }
 
@@ -192,7 +197,7 @@ pub async fn approve(
     ApiPath(id): ApiPath<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (g, who) = principal(&state, &headers)?;
+    let (g, who) = principal(&state, &headers).await?;
     let body = guard_body(&state, &headers, body).await?;
     let approval: SignedApproval = json_body(&body)?;
     Ok(axum::Json(g.approve(&id, approval, &who).await?).into_response())
@@ -210,7 +215,7 @@ pub async fn cancel(
     ApiPath(id): ApiPath<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (g, who) = principal(&state, &headers)?;
+    let (g, who) = principal(&state, &headers).await?;
     let body = guard_body(&state, &headers, body).await?;
     let b: CancelBody = json_body(&body)?;
     Ok(axum::Json(g.cancel(&id, &b.reason, &who).await?).into_response())
@@ -230,7 +235,7 @@ pub async fn freeze(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (g, who) = principal(&state, &headers)?;
+    let (g, who) = principal(&state, &headers).await?;
     let body = guard_body(&state, &headers, body).await?;
     let b: FreezeBody = json_body(&body)?;
     g.freeze(b.wallet, &b.reason, &who).await?;
@@ -254,7 +259,7 @@ pub async fn unfreeze(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (g, who) = principal(&state, &headers)?;
+    let (g, who) = principal(&state, &headers).await?;
     let body = guard_body(&state, &headers, body).await?;
     let b: UnfreezeBody = json_body(&body)?;
     g.unfreeze(b.wallet, &b.approvals, &who).await?;
@@ -276,7 +281,7 @@ pub async fn audit(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let (g, who) = principal(&state, &headers)?;
+    let (g, who) = principal(&state, &headers).await?;
     if !who.has(Role::Admin) {
         return Err(GateError::Forbidden {
             who: who.name,

@@ -103,6 +103,10 @@ impl AppState {
     /// Serves the guard service's routes with `gate`, each token allowed `rate` requests
     /// per second.
     pub fn with_gate(mut self, gate: Arc<holdfast_gate::Gate>, rate: f64) -> Self {
+        // Console sessions live in the guard's store: shared by every instance on its
+        // database, kept across restarts.
+        let store: Arc<dyn holdfast_store::gate::SessionStore> = gate.store().clone();
+        self.sessions = self.sessions.kept_in(store);
         self.gate = Some(gate);
         self.rate = Arc::new(guard::RateLimiter::new(rate));
         self
@@ -137,9 +141,11 @@ impl AppState {
     }
 
     /// The console's sessions last `ttl`; `secure`: the cookie is marked `Secure` (the
-    /// console is reached over TLS).
-    pub fn with_sessions(mut self, sessions: console::Sessions) -> Self {
-        self.sessions = sessions;
+    /// console is reached over TLS). Where they are kept does not change (the guard's
+    /// store with a guard service, else memory).
+    pub fn with_sessions(mut self, ttl: std::time::Duration, secure: bool) -> Self {
+        self.sessions.ttl = ttl;
+        self.sessions.secure = secure;
         self
     }
 

@@ -39,6 +39,8 @@ pub struct Limits {
     max_connections: usize,
     permits: Arc<Semaphore>,
     open: Arc<AtomicUsize>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`serve --trusted-proxy`).
+    trusted_proxies: Arc<[std::net::IpAddr]>,
 }
 
 /// Counts one open connection while it lives.
@@ -97,7 +99,16 @@ impl Limits {
             max_connections,
             permits: Arc::new(Semaphore::new(max_connections)),
             open: Arc::new(AtomicUsize::new(0)),
+            trusted_proxies: Arc::from([]),
         }
+    }
+
+    /// Requests that come through one of `proxies` are from the client their
+    /// `X-Forwarded-For` names ([`client_address`]); from anyone else the header is ignored.
+    #[must_use]
+    pub fn with_trusted_proxies(mut self, proxies: Vec<std::net::IpAddr>) -> Limits {
+        self.trusted_proxies = proxies.into();
+        self
     }
 
     pub fn max_connections(&self) -> usize {
@@ -108,6 +119,39 @@ impl Limits {
     pub fn open_connections(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }
+}
+
+/// The client a request is from: the connection's `peer`, unless the peer is a trusted
+/// reverse proxy — then the `X-Forwarded-For` entries from the right (each proxy appends the
+/// address it was connected from), skipping trusted proxies, up to the first that is not one.
+/// An entry that is not an IP address, or no header, leaves the last trusted hop: clients
+/// behind it share its address (the sign-in bound fails closed). A client cannot choose its
+/// address by sending the header itself: it is read only when a trusted proxy connected, and
+/// only the entries that proxy (and trusted ones before it) appended are believed.
+pub fn client_address(
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[std::net::IpAddr],
+) -> std::net::IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    // Several headers count as one list, in order.
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for entry in entries.iter().rev() {
+        match entry.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => client = ip,
+            Ok(ip) => return ip,
+            Err(_) => return client,
+        }
+    }
+    client
 }
 
 /// The connection cap that fits `fd_limit` open files: `wanted`, or fewer when the limit
@@ -155,12 +199,16 @@ pub async fn serve_router(
         };
         let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
-        // Each request knows the address it came from (the console bounds sign-ins by it).
-        let peer = crate::console::throttle::Peer(peer.ip());
+        // Each request knows the client it came from (the console bounds sign-ins by it):
+        // the peer, or the client a trusted proxy names.
+        let peer = peer.ip();
+        let trusted = limits.trusted_proxies.clone();
         let service = TowerToHyperService::new(tower::util::MapRequest::new(
             router.clone(),
             move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(peer);
+                let client = client_address(peer, req.headers(), &trusted);
+                req.extensions_mut()
+                    .insert(crate::console::throttle::Peer(client));
                 req
             },
         ));
@@ -222,5 +270,44 @@ mod tests {
         assert_eq!(connection_cap(4096, 100), 50);
         assert_eq!(connection_cap(4096, 0), 1);
         assert_eq!(connection_cap(0, 1024), 1);
+    }
+
+    /// The client behind trusted proxies is the first address from the right that is not
+    /// one of them; from an untrusted peer the header is ignored (a client cannot pick its
+    /// address); garbage or no header leaves the proxy's address.
+    #[test]
+    fn a_trusted_proxy_names_the_client_and_no_one_else_can() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        let xff = |values: &[&str]| {
+            let mut h = axum::http::HeaderMap::new();
+            for v in values {
+                h.append("x-forwarded-for", v.parse().expect("header"));
+            }
+            h
+        };
+        let trusted = [ip("10.0.0.1"), ip("10.0.0.2")];
+        let proxy = ip("10.0.0.1");
+        let cases: [(&str, &[&str], &str); 9] = [
+            // Not a trusted peer: the header is the client's own claim.
+            ("192.0.2.7", &["198.51.100.1"], "192.0.2.7"),
+            ("10.0.0.1", &["198.51.100.1"], "198.51.100.1"),
+            // The client's own forged entries come first; the proxy appended the real one.
+            ("10.0.0.1", &["203.0.113.9, 198.51.100.1"], "198.51.100.1"),
+            // Two trusted proxies: skip the second's entry.
+            ("10.0.0.1", &["198.51.100.1, 10.0.0.2"], "198.51.100.1"),
+            ("10.0.0.1", &["198.51.100.1", "10.0.0.2"], "198.51.100.1"),
+            ("10.0.0.1", &["2001:db8::1"], "2001:db8::1"),
+            ("10.0.0.1", &[], "10.0.0.1"),
+            ("10.0.0.1", &["unknown"], "10.0.0.1"),
+            ("10.0.0.1", &["198.51.100.1, junk, 10.0.0.2"], "10.0.0.2"),
+        ];
+        for (peer, header, want) in cases {
+            assert_eq!(
+                client_address(ip(peer), &xff(header), &trusted),
+                ip(want),
+                "peer {peer}, X-Forwarded-For {header:?}"
+            );
+        }
+        assert_eq!(client_address(proxy, &xff(&["198.51.100.1"]), &[]), proxy);
     }
 }

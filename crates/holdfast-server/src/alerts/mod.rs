@@ -45,9 +45,9 @@ pub(crate) fn store(state: &AppState) -> Result<Arc<dyn WatchStore>, ApiError> {
 
 /// Reading alerts: a bearer token of any role from the guard configuration's tokens, or a
 /// console session (its cookie; reads need no CSRF token).
-pub(crate) fn reader(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) async fn reader(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if headers.get(axum::http::header::AUTHORIZATION).is_none()
-        && let Some(who) = crate::console::api_caller(state, headers, false)
+        && let Some(who) = crate::console::api_caller(state, headers, false).await
     {
         return who.map(|_| ());
     }
@@ -56,7 +56,7 @@ pub(crate) fn reader(state: &AppState, headers: &HeaderMap) -> Result<(), ApiErr
             "reading alerts needs API tokens: start `holdfast serve` with --guard-config (its [[token]] entries)",
         )
     })?;
-    crate::guard::caller(state, headers, book).map(|_| ())
+    crate::guard::caller(state, headers, book).await.map(|_| ())
 }
 
 /// A store error as the client sees it: a bad argument names its field; a failure of the
@@ -205,7 +205,7 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let store = store(&state)?;
-    reader(&state, &headers)?;
+    reader(&state, &headers).await?;
     let query = list_query(query.as_deref())?;
     let page = blocking(move || {
         let mut out: Vec<StoredAlert> = Vec::new();
@@ -248,7 +248,7 @@ pub async fn one(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let store = store(&state)?;
-    reader(&state, &headers)?;
+    reader(&state, &headers).await?;
     let found = {
         let id = id.clone();
         blocking(move || store.alert(&id)).await?
@@ -273,7 +273,7 @@ pub async fn acknowledge(
             "acknowledging alerts needs API tokens: start `holdfast serve` with --guard-config (its [[token]] entries)",
         )
     })?;
-    let who = crate::guard::caller(&state, &headers, book)?;
+    let who = crate::guard::caller(&state, &headers, book).await?;
     if !(who.has(Role::Operator) || who.has(Role::Admin)) {
         return Err(ApiError {
             status: StatusCode::FORBIDDEN,

@@ -183,7 +183,7 @@ pub async fn stream(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let store = store(&state)?;
-    super::reader(&state, &headers)?;
+    super::reader(&state, &headers).await?;
     let q = query_params(query.as_deref(), &["after"])?;
     // An empty Last-Event-ID is none (the event-stream format's reset).
     let last_event_id = headers

@@ -21,7 +21,7 @@ async fn checked(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(super::Session, std::collections::HashMap<String, String>), super::Answer> {
-    let session = signed_in(state, headers)?;
+    let session = signed_in(state, headers).await?;
     let fields = form(state, headers, body)
         .await
         .map_err(|e| Box::new(error_page(Some(&session), &e)))?;

@@ -162,7 +162,7 @@ pub async fn acknowledge(
     ApiPath(id): ApiPath<String>,
     body: Body,
 ) -> Response {
-    let session = match signed_in(&state, &headers) {
+    let session = match signed_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return *r,
     };

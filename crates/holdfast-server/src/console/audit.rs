@@ -172,7 +172,7 @@ fn table(h: &mut Html, entries: &[AuditEntry]) {
 /// `GET /console/audit/export`: every entry, one JSON object a line, read and sent a chunk
 /// at a time.
 pub async fn export(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let session = match signed_in(&state, &headers) {
+    let session = match signed_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return *r,
     };

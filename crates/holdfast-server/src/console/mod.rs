@@ -184,13 +184,14 @@ async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Respon
 /// error.
 pub(crate) type Answer = Box<Response>;
 
-/// The signed-in user, or a redirect to sign-in (no session, or it expired).
-pub(crate) fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Answer> {
-    state
-        .sessions
-        .get(headers)
-        .map(|(_, s)| s)
-        .ok_or_else(|| Box::new(Redirect::to("/console/sign-in").into_response()))
+/// The signed-in user, or a redirect to sign-in (no session, or it expired), or an error
+/// page when the session store cannot be read.
+pub(crate) async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Answer> {
+    match state.sessions.get(headers, state.token_book()).await {
+        Ok(Some((_, s))) => Ok(s),
+        Ok(None) => Err(Box::new(Redirect::to("/console/sign-in").into_response())),
+        Err(e) => Err(Box::new(error_page(None, &e))),
+    }
 }
 
 /// The shell of every console page: the signed-in user (else a redirect to sign-in), the
@@ -200,7 +201,7 @@ pub(crate) async fn signed_in_page(
     headers: &HeaderMap,
     render: impl AsyncFnOnce(&Session) -> Result<Response, ApiError>,
 ) -> Response {
-    let session = match signed_in(state, headers) {
+    let session = match signed_in(state, headers).await {
         Ok(s) => s,
         Err(r) => return *r,
     };
@@ -311,12 +312,15 @@ pub(crate) fn roles(p: &Principal) -> String {
 /// The caller of an API route made from the console: the session's principal, when the
 /// request carries no bearer token. A state change (`changes`) also needs the session's
 /// CSRF token in `X-CSRF-Token` and this console's origin. `None`: no session cookie.
-pub(crate) fn api_caller(
+pub(crate) async fn api_caller(
     state: &AppState,
     headers: &HeaderMap,
     changes: bool,
 ) -> Option<Result<Principal, ApiError>> {
-    let (_, s) = state.sessions.get(headers)?;
+    let (_, s) = match state.sessions.get(headers, state.token_book()).await {
+        Ok(found) => found?,
+        Err(e) => return Some(Err(e)),
+    };
     if changes && let Err(e) = session::check_csrf(&s, headers, session::csrf_header(headers)) {
         return Some(Err(e));
     }

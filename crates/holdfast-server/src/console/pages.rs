@@ -48,7 +48,7 @@ pub(crate) async fn form(
 }
 
 pub async fn sign_in_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if state.sessions.get(&headers).is_some() {
+    if let Ok(Some(_)) = state.sessions.get(&headers, state.token_book()).await {
         return Redirect::to("/console/requests").into_response();
     }
     sign_in_form(None)
@@ -126,8 +126,11 @@ pub async fn sign_in(
             "Unknown token: not one of the guard configuration's tokens.",
         ));
     };
+    let id = match state.sessions.open(token).await {
+        Ok(id) => id,
+        Err(e) => return error_page(None, &e),
+    };
     tracing::info!(target: "server::console", who = %who.name, "signed in");
-    let id = state.sessions.open(who);
     (
         [(header::SET_COOKIE, state.sessions.set_cookie(&id))],
         Redirect::to("/console/requests"),
@@ -136,8 +139,10 @@ pub async fn sign_in(
 }
 
 pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let Some((id, session)) = state.sessions.get(&headers) else {
-        return Redirect::to("/console/sign-in").into_response();
+    let (id, session) = match state.sessions.get(&headers, state.token_book()).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Redirect::to("/console/sign-in").into_response(),
+        Err(e) => return error_page(None, &e),
     };
     let fields = match form(&state, &headers, body).await {
         Ok(f) => f,
@@ -147,7 +152,9 @@ pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: B
     if let Err(e) = check_csrf(&session, &headers, given) {
         return error_page(Some(&session), &e);
     }
-    state.sessions.close(&id);
+    if let Err(e) = state.sessions.close(&id).await {
+        return error_page(Some(&session), &e);
+    }
     (
         [(header::SET_COOKIE, state.sessions.clear_cookie())],
         Redirect::to("/console/sign-in"),

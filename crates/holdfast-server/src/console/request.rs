@@ -34,7 +34,7 @@ async fn page_handler(
     headers: &HeaderMap,
     id: &str,
 ) -> Result<Response, super::Answer> {
-    let session = signed_in(state, headers)?;
+    let session = signed_in(state, headers).await?;
     render(state, &session, id)
         .await
         .map_err(|e| Box::new(error_page(Some(&session), &e)))

@@ -3,9 +3,14 @@
 //! `SameSite=Strict`, `Path=/`, `Max-Age` = the session's life, `Secure` when the console is
 //! served over TLS), never the token.
 //!
-//! Sessions live in a bounded map in the server's memory: a restart signs everyone out,
-//! and several instances behind one name each keep their own (pin a user to one instance).
-//! At most [`MAX_SESSIONS`]; past that the expired are dropped, then the oldest.
+//! With a guard service the sessions are kept in its store (`holdfast_store::gate::
+//! SessionStore`): every instance on one PostgreSQL database knows them, a sign-out on one
+//! ends the session on all, a restart signs no one out. The store keeps the SHA-256 of the
+//! session id (never the id), the SHA-256 of the token it was opened with — resolved against
+//! the configured tokens at every use, so a token taken out of the configuration ends its
+//! sessions — the CSRF secret and the expiry. Without a guard service (a watch-only console)
+//! they live in this process's memory. At most [`MAX_SESSIONS`]; past that the expired are
+//! dropped, then those that end soonest.
 //!
 //! Every state-changing request made with a session must carry the session's CSRF token
 //! (form field `csrf` or header `X-CSRF-Token`) and come from the console's own origin
@@ -16,13 +21,15 @@
 //! page that also reflects query text shows nothing stable to a BREACH-style length
 //! measurement. [`check_csrf`] unmasks and compares in constant time.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, StatusCode, header};
-use holdfast_gate::Principal;
+use holdfast_gate::config::token_digest;
+use holdfast_gate::{GateConfig, Principal};
+use holdfast_store::gate::{MemorySessions, SessionStore, StoredSession};
 use rand::Rng;
+use sha2::Digest;
 
 use crate::error::ApiError;
 
@@ -41,13 +48,16 @@ pub struct Session {
     pub principal: Principal,
     /// The CSRF secret; pages carry it masked ([`Session::csrf_token`]), never as is.
     csrf: [u8; CSRF_LEN],
-    pub expires: Instant,
+    /// When it ends, Unix time in milliseconds.
+    pub expires_at_ms: u64,
 }
 
 /// The console's sessions and how its cookie is set.
 #[derive(Debug, Clone)]
 pub struct Sessions {
-    map: Arc<Mutex<HashMap<String, Session>>>,
+    /// Where they are kept: the guard's store when there is one ([`Sessions::kept_in`]),
+    /// else this process's memory.
+    store: Arc<dyn SessionStore>,
     pub ttl: Duration,
     /// Set `Secure` on the cookie (the console is reached over TLS, e.g. behind a
     /// TLS-terminating proxy).
@@ -57,6 +67,27 @@ pub struct Sessions {
 impl Default for Sessions {
     fn default() -> Self {
         Sessions::new(DEFAULT_TTL, false)
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The key a session is stored under: the SHA-256 of its id.
+fn store_key(id: &str) -> [u8; 32] {
+    sha2::Sha256::digest(id.as_bytes()).into()
+}
+
+fn store_error(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(target: "server::console", error = %e, "session store");
+    ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "unavailable",
+        message: "the session store cannot be read or written now; try again".into(),
+        field: None,
     }
 }
 
@@ -106,60 +137,87 @@ impl Session {
 }
 
 impl Sessions {
+    /// Sessions in this process's memory, lasting `ttl`.
     pub fn new(ttl: Duration, secure: bool) -> Sessions {
         Sessions {
-            map: Arc::new(Mutex::new(HashMap::new())),
+            store: Arc::new(MemorySessions::default()),
             ttl,
             secure,
         }
     }
 
-    /// Opens a session for `principal`; returns its id (the cookie's value).
-    pub fn open(&self, principal: Principal) -> String {
+    /// The same sessions kept in `store` (the guard service's store).
+    #[must_use]
+    pub fn kept_in(mut self, store: Arc<dyn SessionStore>) -> Sessions {
+        self.store = store;
+        self
+    }
+
+    /// Runs `f` on the store off the request threads (a PostgreSQL round trip blocks).
+    async fn on_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn SessionStore) -> Result<T, holdfast_store::StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&*store))
+            .await
+            .map_err(store_error)?
+            .map_err(store_error)
+    }
+
+    /// Opens a session for the holder of `token` (already checked to be one of the
+    /// configured tokens); returns its id (the cookie's value).
+    pub async fn open(&self, token: &str) -> Result<String, ApiError> {
         let id = random_hex();
-        let now = Instant::now();
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= MAX_SESSIONS {
-            map.retain(|_, s| s.expires > now);
-        }
-        if map.len() >= MAX_SESSIONS
-            && let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, s)| s.expires)
-                .map(|(k, _)| k.clone())
-        {
-            map.remove(&oldest);
-        }
-        map.insert(
-            id.clone(),
-            Session {
-                principal,
-                csrf: random_bytes(),
-                expires: now + self.ttl,
-            },
-        );
-        id
+        let now = now_ms();
+        let stored = StoredSession {
+            who: alloy_primitives::hex::encode(token_digest(token)),
+            csrf: random_bytes(),
+            expires_at_ms: now
+                .saturating_add(u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX)),
+        };
+        let key = store_key(&id);
+        self.on_store(move |s| s.open_session(key, &stored, now, MAX_SESSIONS))
+            .await?;
+        Ok(id)
     }
 
-    /// The live session the request's cookie names (an expired one is dropped).
-    pub fn get(&self, headers: &HeaderMap) -> Option<(String, Session)> {
-        let id = cookie(headers)?;
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        match map.get(&id) {
-            Some(s) if s.expires > Instant::now() => Some((id, s.clone())),
-            Some(_) => {
-                map.remove(&id);
-                None
-            }
-            None => None,
-        }
+    /// The live session the request's cookie names, with its principal as `book` has it
+    /// now (`None`: no cookie, no such session, expired, or its token is no longer
+    /// configured). An error: the store could not be read.
+    pub async fn get(
+        &self,
+        headers: &HeaderMap,
+        book: Option<&GateConfig>,
+    ) -> Result<Option<(String, Session)>, ApiError> {
+        let Some(id) = cookie(headers) else {
+            return Ok(None);
+        };
+        let key = store_key(&id);
+        let now = now_ms();
+        let Some(stored) = self.on_store(move |s| s.session(key, now)).await? else {
+            return Ok(None);
+        };
+        let principal = alloy_primitives::hex::decode(&stored.who)
+            .ok()
+            .and_then(|d| <[u8; 32]>::try_from(d).ok())
+            .and_then(|d| book?.principal_of_digest(&d));
+        Ok(principal.map(|principal| {
+            (
+                id,
+                Session {
+                    principal,
+                    csrf: stored.csrf,
+                    expires_at_ms: stored.expires_at_ms,
+                },
+            )
+        }))
     }
 
-    pub fn close(&self, id: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(id);
+    /// Ends session `id` (on every instance sharing the store).
+    pub async fn close(&self, id: &str) -> Result<(), ApiError> {
+        let key = store_key(id);
+        self.on_store(move |s| s.close_session(key)).await
     }
 
     /// The `Set-Cookie` value that holds session `id`.
@@ -247,27 +305,43 @@ pub fn csrf_header(headers: &HeaderMap) -> &str {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+    use holdfast_gate::Role;
+    use holdfast_gate::config::Token;
 
-    fn who() -> Principal {
-        Principal {
-            name: "a".into(),
-            roles: vec![holdfast_gate::Role::Approver],
-            address: None,
+    fn book(tokens: &[(&str, &str, Role)]) -> GateConfig {
+        GateConfig {
+            tokens: tokens
+                .iter()
+                .map(|(name, token, role)| Token {
+                    name: (*name).into(),
+                    sha256: token_digest(token),
+                    roles: vec![*role],
+                    address: None,
+                })
+                .collect(),
+            ..GateConfig::default()
         }
     }
 
-    #[test]
-    fn a_session_expires_and_a_state_change_needs_origin_and_csrf() {
-        let s = Sessions::new(Duration::from_millis(50), true);
-        let id = s.open(who());
-        assert!(s.set_cookie(&id).contains("HttpOnly; SameSite=Strict"));
-        assert!(s.set_cookie(&id).ends_with("; Secure"));
+    fn with_cookie(id: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
             header::COOKIE,
             HeaderValue::from_str(&format!("x=1; {COOKIE}={id}")).expect("header"),
         );
-        let (_, session) = s.get(&h).expect("live");
+        h
+    }
+
+    #[tokio::test]
+    async fn a_session_expires_and_a_state_change_needs_origin_and_csrf() {
+        let b = book(&[("a", "tok-a", Role::Approver)]);
+        let s = Sessions::new(Duration::from_millis(50), true);
+        let id = s.open("tok-a").await.expect("open");
+        assert!(s.set_cookie(&id).contains("HttpOnly; SameSite=Strict"));
+        assert!(s.set_cookie(&id).ends_with("; Secure"));
+        let mut h = with_cookie(&id);
+        let (_, session) = s.get(&h, Some(&b)).await.expect("read").expect("live");
+        assert_eq!(session.principal.name, "a");
         h.insert(header::HOST, HeaderValue::from_static("console.example"));
         assert!(
             check_csrf(&session, &h, &session.csrf_token()).is_err(),
@@ -295,34 +369,74 @@ mod tests {
             "wrong token of the masked length"
         );
         assert!(check_csrf(&session, &h, &session.csrf_token()).is_ok());
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(s.get(&h).is_none(), "expired");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(
+            s.get(&h, Some(&b)).await.expect("read").is_none(),
+            "expired"
+        );
     }
 
-    #[test]
-    fn each_rendering_masks_the_csrf_secret_afresh_and_every_one_verifies() {
-        let s = Sessions::default();
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_str(&format!("{COOKIE}={}", s.open(who()))).expect("header"),
+    /// A session is its token's: the roles are the token's as configured now, a token
+    /// taken out of the configuration ends its sessions, and sign-out ends the session for
+    /// every holder of the store (another `Sessions` on the same store: another instance).
+    #[tokio::test]
+    async fn a_session_follows_its_token_and_ends_everywhere_at_sign_out() {
+        let store: Arc<dyn SessionStore> = Arc::new(MemorySessions::default());
+        let one = Sessions::default().kept_in(store.clone());
+        let two = Sessions::default().kept_in(store);
+        let id = one.open("tok-a").await.expect("open");
+        let h = with_cookie(&id);
+        let before = book(&[("a", "tok-a", Role::Approver)]);
+        let (_, s) = two
+            .get(&h, Some(&before))
+            .await
+            .expect("read")
+            .expect("live");
+        assert_eq!(s.principal.roles, [Role::Approver]);
+        let changed = book(&[("a", "tok-a", Role::Operator)]);
+        let (_, s) = two
+            .get(&h, Some(&changed))
+            .await
+            .expect("read")
+            .expect("live");
+        assert_eq!(s.principal.roles, [Role::Operator], "the token's roles now");
+        let revoked = book(&[("b", "tok-b", Role::Admin)]);
+        assert!(
+            two.get(&h, Some(&revoked)).await.expect("read").is_none(),
+            "a token taken out ends its sessions"
         );
+        assert!(
+            two.get(&h, None).await.expect("read").is_none(),
+            "no tokens"
+        );
+        two.close(&id).await.expect("close");
+        assert!(
+            one.get(&h, Some(&before)).await.expect("read").is_none(),
+            "signed out on every instance"
+        );
+    }
+
+    #[tokio::test]
+    async fn each_rendering_masks_the_csrf_secret_afresh_and_every_one_verifies() {
+        let b = book(&[("a", "tok-a", Role::Approver)]);
+        let s = Sessions::default();
+        let mut h = with_cookie(&s.open("tok-a").await.expect("open"));
         h.insert(header::HOST, HeaderValue::from_static("console.example"));
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://console.example"),
         );
-        let (_, session) = s.get(&h).expect("live");
-        let (a, b) = (session.csrf_token(), session.csrf_token());
+        let (_, session) = s.get(&h, Some(&b)).await.expect("read").expect("live");
+        let (a, b2) = (session.csrf_token(), session.csrf_token());
         assert_eq!(a.len(), 128);
-        assert_ne!(a, b, "two renderings carry different tokens");
+        assert_ne!(a, b2, "two renderings carry different tokens");
         let secret = alloy_primitives::hex::encode(session.csrf);
         assert!(
-            !a.contains(&secret) && !b.contains(&secret),
+            !a.contains(&secret) && !b2.contains(&secret),
             "the secret itself never appears"
         );
         assert!(check_csrf(&session, &h, &a).is_ok());
-        assert!(check_csrf(&session, &h, &b).is_ok());
+        assert!(check_csrf(&session, &h, &b2).is_ok());
         assert!(
             check_csrf(&session, &h, &secret).is_err(),
             "the bare secret is not a token"
@@ -339,9 +453,13 @@ mod tests {
         // Another session's token does not pass for this one.
         h.insert(
             header::COOKIE,
-            HeaderValue::from_str(&format!("{COOKIE}={}", s.open(who()))).expect("header"),
+            HeaderValue::from_str(&format!(
+                "{COOKIE}={}",
+                s.open("tok-a").await.expect("open")
+            ))
+            .expect("header"),
         );
-        let (_, other) = s.get(&h).expect("live");
+        let (_, other) = s.get(&h, Some(&b)).await.expect("read").expect("live");
         assert!(check_csrf(&session, &h, &other.csrf_token()).is_err());
     }
 }

@@ -7,8 +7,10 @@
 //! line.
 //!
 //! The client is the connection's peer address ([`Peer`], set by [`crate::serve`]'s accept
-//! loop). Behind a reverse proxy every client shares the proxy's address, so an attacker
-//! there also locks out the others for a window: the console fails closed.
+//! loop), or behind a reverse proxy named with `serve --trusted-proxy` the client its
+//! `X-Forwarded-For` names ([`crate::serve::client_address`]). Behind an untrusted proxy every
+//! client shares the proxy's address, so an attacker there also locks out the others for a
+//! window: the console fails closed.
 //! At most [`MAX_CLIENTS`] addresses are tracked; past that the expired windows are
 //! dropped, then the oldest.
 

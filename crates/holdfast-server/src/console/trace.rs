@@ -589,7 +589,7 @@ pub async fn export(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let session = match signed_in(&state, &headers) {
+    let session = match signed_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return *r,
     };

@@ -189,7 +189,7 @@ async fn render(
 }
 
 pub async fn lift(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let session = match signed_in(&state, &headers) {
+    let session = match signed_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return *r,
     };

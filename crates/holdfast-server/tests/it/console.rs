@@ -10,7 +10,7 @@ use holdfast_server::console::CSP;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use super::errors::state_with_gate;
+use super::errors::{state_with_gate, state_with_gate_store};
 
 async fn send(
     state: &holdfast_server::AppState,
@@ -34,12 +34,7 @@ async fn send(
 async fn every_console_answer_carries_the_csp_and_state_changes_need_csrf_and_origin() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = state_with_gate(dir.path());
-    let ops = Principal {
-        name: "ops".into(),
-        roles: vec![holdfast_gate::Role::Operator],
-        address: None,
-    };
-    let id = state.sessions.open(ops);
+    let id = state.sessions.open("ops-token").await.expect("session");
     let cookie = format!("holdfast_session={id}");
     let get = |uri: &str, session: bool| {
         let mut r = Request::get(uri).header("host", "console.test");
@@ -218,11 +213,7 @@ async fn every_console_answer_carries_the_csp_and_state_changes_need_csrf_and_or
 async fn console_answers_are_gzipped_with_a_fresh_csrf_mask_and_json_is_not() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = state_with_gate(dir.path());
-    let id = state.sessions.open(Principal {
-        name: "ops".into(),
-        roles: vec![holdfast_gate::Role::Operator],
-        address: None,
-    });
+    let id = state.sessions.open("ops-token").await.expect("session");
     let cookie = format!("holdfast_session={id}");
     let get = |uri: &str, gzip: bool| {
         let mut r = Request::get(uri)
@@ -333,7 +324,10 @@ async fn gzipped_answers_decompress_whole_the_streamed_audit_export_too() {
             .await
             .expect("freeze");
     }
-    let cookie = format!("holdfast_session={}", state.sessions.open(root));
+    let cookie = format!(
+        "holdfast_session={}",
+        state.sessions.open("admin-token").await.expect("session")
+    );
     for uri in [
         "/console/audit/export",
         "/console/audit",
@@ -471,12 +465,10 @@ async fn a_session_is_rate_limited_on_the_api_like_its_token() {
     let mut state = state_with_gate(dir.path());
     // 1 request a second, a burst of 2.
     state.rate = std::sync::Arc::new(holdfast_server::guard::RateLimiter::new(1.0));
-    let ops = Principal {
-        name: "ops".into(),
-        roles: vec![holdfast_gate::Role::Operator],
-        address: None,
-    };
-    let cookie = format!("holdfast_session={}", state.sessions.open(ops));
+    let cookie = format!(
+        "holdfast_session={}",
+        state.sessions.open("ops-token").await.expect("session")
+    );
     let page = send(
         &state,
         Request::get("/console/requests")
@@ -655,4 +647,188 @@ async fn at_most_two_traces_run_at_once_a_third_waits_then_is_refused() {
         .expect("joined");
     assert!(ran(r));
     drop(second);
+}
+
+/// Signs in through the form with `token`; the session cookie.
+async fn sign_in(state: &holdfast_server::AppState, token: &str) -> String {
+    let (status, headers, body) = send(
+        state,
+        Request::post("/console/sign-in")
+            .header("host", "console.test")
+            .header("origin", "http://console.test")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(format!("token={token}")))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let set = headers
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie");
+    set.split(';').next().expect("cookie").to_owned()
+}
+
+/// The page at `uri` with `cookie`: its status and body.
+async fn page_with(
+    state: &holdfast_server::AppState,
+    uri: &str,
+    cookie: &str,
+) -> (StatusCode, String) {
+    let (status, _, body) = send(
+        state,
+        Request::get(uri)
+            .header("host", "console.test")
+            .header("cookie", cookie)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    (status, body)
+}
+
+/// Signs out through the form of a page of `state`.
+async fn sign_out(state: &holdfast_server::AppState, cookie: &str) {
+    let (_, page) = page_with(state, "/console/requests", cookie).await;
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a csrf field on the page");
+    let (status, _, body) = send(
+        state,
+        Request::post("/console/sign-out")
+            .header("host", "console.test")
+            .header("origin", "http://console.test")
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(format!("csrf={csrf}")))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+}
+
+/// Sessions live in the guard's store: on PostgreSQL a session opened through one instance
+/// is good on another sharing the database, and a sign-out on that one ends it on the first;
+/// with the embedded store a session outlives a restart of the server.
+#[tokio::test]
+async fn sessions_are_shared_between_instances_and_outlive_a_restart() {
+    let signed_in = |(status, body): (StatusCode, String)| {
+        status == StatusCode::OK && body.contains("ops (operator)")
+    };
+    if std::env::var_os("HOLDFAST_TEST_SKIP_PG").is_none_or(|v| v != "1") {
+        let pg = holdfast_store::testing::TempPostgres::start(false).expect("postgres");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let connect = || {
+            let url = pg.url().to_owned();
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    std::sync::Arc::new(
+                        holdfast_store::gate::PgGateStore::connect(&url, 2).expect("connect"),
+                    ) as std::sync::Arc<dyn holdfast_store::gate::GateStore>
+                })
+                .await
+                .expect("connect")
+            }
+        };
+        let (one, two) = (
+            state_with_gate_store(dir.path(), connect().await),
+            state_with_gate_store(dir.path(), connect().await),
+        );
+        let cookie = sign_in(&one, "ops-token").await;
+        assert!(signed_in(
+            page_with(&two, "/console/requests", &cookie).await
+        ));
+        sign_out(&two, &cookie).await;
+        let (status, _) = page_with(&one, "/console/requests", &cookie).await;
+        assert_eq!(
+            status,
+            StatusCode::SEE_OTHER,
+            "signed out on every instance"
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cookie = {
+        let state = state_with_gate(dir.path());
+        let cookie = sign_in(&state, "ops-token").await;
+        assert!(signed_in(
+            page_with(&state, "/console/requests", &cookie).await
+        ));
+        cookie
+    };
+    // The first server and its store are gone; a new one opens the same directory.
+    let state = state_with_gate(dir.path());
+    assert!(
+        signed_in(page_with(&state, "/console/requests", &cookie).await),
+        "still signed in after a restart"
+    );
+}
+
+/// Behind a trusted reverse proxy (`serve --trusted-proxy`) the sign-in bound is per client
+/// named in `X-Forwarded-For`: one client's guesses do not lock out another. Without the
+/// proxy trusted, the header is ignored, so a guesser cannot dodge the bound by inventing
+/// addresses.
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_a_trusted_proxy_the_sign_in_bound_is_per_forwarded_client() {
+    for trusted in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let proxies = if trusted {
+            vec!["127.0.0.1".parse().expect("ip")]
+        } else {
+            Vec::new()
+        };
+        let state = state_with_gate(dir.path())
+            .with_limits(holdfast_server::Limits::default().with_trusted_proxies(proxies));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(holdfast_server::serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let sign_in = |token: String, from: String| {
+            client
+                .post(format!("{base}/console/sign-in"))
+                .header("origin", &base)
+                .header("x-forwarded-for", from)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("token={token}"))
+                .send()
+        };
+        for i in 0..holdfast_server::console::throttle::MAX_FAILURES {
+            // Untrusted: each guess claims another address; trusted: one client guesses.
+            let from = if trusted {
+                "198.51.100.1".to_owned()
+            } else {
+                format!("198.51.100.{}", 10 + i)
+            };
+            let r = sign_in(format!("guess-{i}"), from).await.expect("answer");
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "guess {i}");
+        }
+        let guesser = sign_in("ops-token".into(), "198.51.100.1".into())
+            .await
+            .expect("answer");
+        assert_eq!(guesser.status(), StatusCode::TOO_MANY_REQUESTS);
+        let other = sign_in("ops-token".into(), "198.51.100.2".into())
+            .await
+            .expect("answer");
+        let want = if trusted {
+            StatusCode::SEE_OTHER
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(
+            other.status(),
+            want,
+            "another client, proxy trusted: {trusted}"
+        );
+        let _ = stop.send(());
+        server.await.expect("joined").expect("served");
+    }
 }

@@ -11,7 +11,7 @@ use holdfast_gate::config::{Token, token_hash};
 use holdfast_gate::{Gate, GateConfig, Role};
 use holdfast_guard::{Guard, Policy};
 use holdfast_server::AppState;
-use holdfast_store::gate::EmbeddedGateStore;
+use holdfast_store::gate::{EmbeddedGateStore, GateStore};
 use serde_json::{Value, json};
 
 use super::{LAZARUS, call, get, state_for};
@@ -28,6 +28,12 @@ pub(super) fn token(name: &str, secret: &str, role: Role) -> Token {
 
 /// The screening API and the guard service (no node: nothing here is signed).
 pub(super) fn state_with_gate(dir: &std::path::Path) -> AppState {
+    let store = Arc::new(EmbeddedGateStore::open(&dir.join("gate")).expect("store"));
+    state_with_gate_store(dir, store)
+}
+
+/// The same with the guard's state in `store`.
+pub(super) fn state_with_gate_store(dir: &std::path::Path, store: Arc<dyn GateStore>) -> AppState {
     let policy = "[policy]\nname = \"errors\"\n[assets.ETH]\nnative = true\ndecimals = 18\n\
                   [groups.officers]\nmembers = [\"0x00000000000000000000000000000000000000a1\", \"0x00000000000000000000000000000000000000a2\"]\n\
                   [[rule]]\nname = \"big\"\nwhen = { asset_in = [\"ETH\"], amount_above = \"1\" }\naction = \"deny\"\n";
@@ -36,7 +42,6 @@ pub(super) fn state_with_gate(dir: &std::path::Path) -> AppState {
         Arc::new(Policy::parse("errors.toml", policy).expect("policy")),
         intel,
     );
-    let store = Arc::new(EmbeddedGateStore::open(&dir.join("gate")).expect("store"));
     let config = GateConfig {
         simulate: false,
         unfreeze_group: Some("officers".into()),

@@ -28,7 +28,7 @@ use super::{
 use crate::StoreError;
 use crate::group_commit::{Batch, FjallDir, GroupCommit, WriterGuard};
 
-const SPACES: [&str; 9] = [
+const SPACES: [&str; 10] = [
     "gate.requests",
     "gate.states",
     "gate.holds",
@@ -38,6 +38,7 @@ const SPACES: [&str; 9] = [
     "gate.meta",
     "gate.firstpaid",
     "gate.audit_by_request",
+    "gate.sessions",
 ];
 const REQUESTS: usize = 0;
 const STATES: usize = 1;
@@ -52,6 +53,8 @@ const FIRST_PAID: usize = 7;
 /// seq it covers (a store written before the index existed is indexed at open).
 const AUDIT_BY_REQUEST: usize = 8;
 const AUDIT_INDEXED: &[u8] = b"audit_indexed";
+/// Console sessions (`super::session`): SHA-256 of the id → expiry ‖ CSRF secret ‖ name.
+const SESSIONS: usize = 9;
 
 /// The prefix of request `id`'s keys in [`AUDIT_BY_REQUEST`].
 fn audit_request_prefix(id: &str) -> Vec<u8> {
@@ -91,7 +94,7 @@ const WINDOW_MAX_RECORDS: usize = 200_000;
 
 /// The embedded guard state.
 pub struct EmbeddedGateStore {
-    dir: FjallDir,
+    pub(super) dir: FjallDir,
     group: GroupCommit,
     /// Serializes the decisions of one wallet (see [`GateStore::insert_decided`]).
     wallets: Vec<Mutex<()>>,
@@ -191,6 +194,19 @@ impl EmbeddedGateStore {
             done = last;
         }
         Ok(())
+    }
+
+    pub(super) fn sessions_space(&self) -> usize {
+        SESSIONS
+    }
+
+    /// Commits `batch` (no audit entry) and waits for its fsync.
+    pub(super) fn commit_batch(
+        &self,
+        guard: WriterGuard<'_>,
+        batch: Batch,
+    ) -> Result<(), StoreError> {
+        self.commit(guard, batch, Vec::new())
     }
 
     /// The last audit entry the per-request index covers.
@@ -332,7 +348,7 @@ impl EmbeddedGateStore {
         Ok(())
     }
 
-    fn lock(&self) -> WriterGuard<'_> {
+    pub(super) fn lock(&self) -> WriterGuard<'_> {
         self.group.lock()
     }
 

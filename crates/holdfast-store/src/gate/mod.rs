@@ -14,6 +14,7 @@
 
 mod embedded;
 mod pg;
+mod session;
 
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use holdfast_primitives::Asset;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedGateStore;
 pub use pg::PgGateStore;
+pub use session::{MemorySessions, SessionStore, StoredSession};
 
 use crate::StoreError;
 
@@ -475,7 +477,7 @@ pub struct Change {
 /// Durable state of the guard service. Implementations: [`EmbeddedGateStore`] (one
 /// process) and [`PgGateStore`] (shared by several instances). Synchronous; async callers
 /// use `spawn_blocking`.
-pub trait GateStore: Send + Sync + std::fmt::Debug {
+pub trait GateStore: SessionStore + Send + Sync + std::fmt::Debug {
     /// Records a new request with its audit entries, atomically (a request recorded already
     /// signed counts for velocity at once). An id that exists is an error.
     fn insert(&self, request: &GateRequest, audit: Vec<NewAudit>) -> Result<(), StoreError>;

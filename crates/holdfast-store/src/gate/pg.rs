@@ -112,6 +112,10 @@ CREATE TABLE gate_first_paid (
 ALTER TABLE gate_audit ADD COLUMN request_id TEXT;
 UPDATE gate_audit SET request_id = body::jsonb ->> 'request_id';
 CREATE INDEX gate_audit_request ON gate_audit (request_id, seq) WHERE request_id IS NOT NULL;
+", "
+CREATE TABLE gate_sessions (
+    key BYTEA PRIMARY KEY, who TEXT NOT NULL, csrf BYTEA NOT NULL, expires_at_ms BIGINT NOT NULL);
+CREATE INDEX gate_sessions_expiry ON gate_sessions (expires_at_ms);
 "];
 
 /// A pool of connections to one database.
@@ -185,7 +189,7 @@ impl PgGateStore {
         })
     }
 
-    fn client(&self) -> MutexGuard<'_, postgres::Client> {
+    pub(super) fn client(&self) -> MutexGuard<'_, postgres::Client> {
         self.pool.client()
     }
 

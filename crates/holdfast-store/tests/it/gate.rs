@@ -10,7 +10,7 @@ use holdfast_store::StoreError;
 use holdfast_store::gate::{
     ApprovalKind, AuditKind, Change, DecisionKind, EmbeddedGateStore, GateRequest, GateStore,
     HistoryQuery, NewAudit, Outflow, PgGateStore, RequestMode, RequestState, StoredApproval,
-    verify,
+    StoredSession, verify,
 };
 
 use crate::pg_db;
@@ -839,7 +839,8 @@ fn postgres_migration_indexes_the_old_audit_log() {
     // Back to version 2 as the previous release left it.
     let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("client");
     c.batch_execute(
-        "DROP INDEX gate_audit_request; ALTER TABLE gate_audit DROP COLUMN request_id; \
+        "DROP TABLE gate_sessions; DROP INDEX gate_audit_request; \
+         ALTER TABLE gate_audit DROP COLUMN request_id; \
          DELETE FROM holdfast_gate_schema WHERE version > 2;",
     )
     .expect("downgrade");
@@ -849,4 +850,48 @@ fn postgres_migration_indexes_the_old_audit_log() {
         trail.iter().map(|e| e.kind).collect::<Vec<_>>(),
         [AuditKind::Hold, AuditKind::Cancel]
     );
+}
+
+/// Console sessions in the guard's store: opened by one instance, seen and ended by
+/// another; not live once expired; at most `max` kept, those that end soonest dropped
+/// first; expired ones removed when a session is opened.
+#[test]
+fn sessions_are_shared_expire_and_are_bounded() {
+    backends(|open| {
+        let (a, b) = (open(), open());
+        let session = |who: &str, expires_at_ms| StoredSession {
+            who: who.into(),
+            csrf: [7; 32],
+            expires_at_ms,
+        };
+        a.open_session([1; 32], &session("alice", 5_000), 1_000, 3)
+            .expect("open");
+        assert_eq!(
+            b.session([1; 32], 1_000).expect("read"),
+            Some(session("alice", 5_000)),
+            "another instance sees it"
+        );
+        assert_eq!(b.session([1; 32], 5_000).expect("read"), None, "expired");
+        assert_eq!(b.session([9; 32], 1_000).expect("read"), None);
+        b.close_session([1; 32]).expect("close");
+        assert_eq!(a.session([1; 32], 1_000).expect("read"), None, "closed");
+        // Bounded at 3: opening a fourth drops the one that ends soonest.
+        for (k, until) in [(2u8, 9_000u64), (3, 7_000), (4, 8_000)] {
+            a.open_session([k; 32], &session("bob", until), 1_000, 3)
+                .expect("open");
+        }
+        b.open_session([5; 32], &session("carol", 6_000), 1_000, 3)
+            .expect("open");
+        let live: Vec<u8> = (2..=5)
+            .filter(|k| a.session([*k; 32], 1_000).expect("read").is_some())
+            .collect();
+        assert_eq!(live, [2, 4, 5], "the one ending at 7,000 dropped");
+        // At 8,500 the ones ending at 6,000 and 8,000 are expired and removed on open.
+        a.open_session([6; 32], &session("dave", 20_000), 8_500, 3)
+            .expect("open");
+        let kept: Vec<u8> = (2..=6)
+            .filter(|k| a.session([*k; 32], 0).expect("read").is_some())
+            .collect();
+        assert_eq!(kept, [2, 6], "expired removed on open");
+    });
 }
