@@ -12,6 +12,31 @@ use tower::ServiceExt;
 
 use super::errors::{state_with_gate, state_with_gate_store};
 
+type Served = tokio::task::JoinHandle<std::io::Result<()>>;
+
+/// `state` served as `holdfast serve` serves it, on a loopback port: its base URL, the
+/// sender that stops it, and the server's task.
+async fn on_loopback(
+    state: holdfast_server::AppState,
+) -> (String, tokio::sync::oneshot::Sender<()>, Served) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(holdfast_server::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    (base, stop, server)
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
 async fn send(
     state: &holdfast_server::AppState,
     req: Request<Body>,
@@ -516,18 +541,8 @@ async fn a_session_is_rate_limited_on_the_api_like_its_token() {
 async fn failed_sign_ins_and_unknown_bearer_tokens_are_bounded_per_client() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = state_with_gate(dir.path());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(holdfast_server::serve(listener, state, async move {
-        let _ = stopped.await;
-    }));
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let (base, stop, server) = on_loopback(state).await;
+    let client = no_redirects();
     let sign_in = |token: &str| {
         client
             .post(format!("{base}/console/sign-in"))
@@ -780,18 +795,8 @@ async fn behind_a_trusted_proxy_the_sign_in_bound_is_per_forwarded_client() {
         };
         let state = state_with_gate(dir.path())
             .with_limits(holdfast_server::Limits::default().with_trusted_proxies(proxies));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(holdfast_server::serve(listener, state, async move {
-            let _ = stopped.await;
-        }));
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
+        let (base, stop, server) = on_loopback(state).await;
+        let client = no_redirects();
         let sign_in = |token: String, from: String| {
             client
                 .post(format!("{base}/console/sign-in"))
