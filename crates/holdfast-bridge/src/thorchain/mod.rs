@@ -1,5 +1,5 @@
-//! THORChain: memos ([`memo`]), asset notation ([`asset`]) and the router's events
-//! ([`router`]).
+//! THORChain: memos ([`memo`]), asset notation ([`asset`]), the router's events
+//! ([`router`]) and the link from an inbound to its payout ([`link`]).
 //!
 //! Sources: THORChain's developer docs, "Transaction Memos", "Asset Notation" and "Memo
 //! Length Reduction" (dev.thorchain.org, concepts/), and thornode's parser
@@ -8,9 +8,11 @@
 //! deploy (`contracts/src/THORChain_Router.sol`).
 
 pub mod asset;
+pub mod link;
 pub mod memo;
 pub mod router;
 
 pub use asset::{Asset, AssetKind};
+pub use link::{Candidate, CandidateOutput, Payout, find_payout};
 pub use memo::{Memo, MemoError, MemoKind, Swap, TxId};
 pub use router::{Deposit, RouterEvent, TransferOut};

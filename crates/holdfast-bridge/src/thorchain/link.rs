@@ -1,0 +1,191 @@
+//! Linking an inbound to THORChain's payout on a UTXO chain: the inbound's memo names the
+//! destination address; THORChain's outbound transaction pays that address and carries
+//! `OUT:<inbound id>` in an OP_RETURN output. So the payout is found among the transactions
+//! paying the destination (an address index answers that without an index of memos), and
+//! it is the one whose OP_RETURN names this inbound — not any payment to the address (the
+//! thief's own, a refund, another swap's). What arrived is the sum of its outputs to the
+//! destination, after THORChain's fees and the swap's price: the amount the trace continues
+//! with.
+
+use alloy_primitives::B256;
+use serde::Serialize;
+
+use super::memo::Memo;
+
+/// One output of a candidate transaction, as the UTXO index keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandidateOutput<'a> {
+    /// The address it pays, if it pays one.
+    pub address: Option<&'a str>,
+    pub value: u64,
+    /// An OP_RETURN output's data.
+    pub op_return: Option<&'a [u8]>,
+}
+
+/// A transaction paying the destination (from the UTXO index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate<'a, T> {
+    /// The caller's id of the transaction (its txid).
+    pub id: T,
+    pub outputs: Vec<CandidateOutput<'a>>,
+}
+
+/// THORChain's payout of an inbound on the destination chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Payout<T> {
+    pub id: T,
+    /// The outputs paying the destination (their positions).
+    pub vouts: Vec<u32>,
+    /// What arrived at the destination, in the chain's base unit (satoshis).
+    pub amount: u64,
+    /// An outbound (`OUT:`) or a refund (`REFUND:`: the swap failed and the funds went back).
+    pub refund: bool,
+}
+
+/// Bech32 prefixes of the UTXO chains THORChain pays out on (Bitcoin, Litecoin; main, test
+/// and regtest networks).
+const BECH32_HRPS: [&str; 6] = ["bc1", "tb1", "bcrt1", "ltc1", "tltc1", "rltc1"];
+
+/// Whether `a` and `b` are the same address as memos and indexes write them: bech32 is
+/// case-insensitive (THORChain may upper-case it), base58 is not.
+fn same_address(a: &str, b: &str) -> bool {
+    let bech32 = |s: &str| {
+        BECH32_HRPS
+            .iter()
+            .any(|h| s.get(..h.len()).is_some_and(|p| p.eq_ignore_ascii_case(h)))
+    };
+    if bech32(a) && bech32(b) {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a == b
+    }
+}
+
+/// THORChain's payout of the inbound transaction `inbound` to `destination` among
+/// `candidates` (transactions paying `destination`, in chain order): the first whose OP_RETURN
+/// reads `OUT:<inbound>` (or `REFUND:<inbound>`), with what its outputs paid `destination`.
+/// `None`: not paid out in the candidates (not yet, or the index does not reach that far).
+pub fn find_payout<'a, T: Clone>(
+    inbound: B256,
+    destination: &str,
+    candidates: impl IntoIterator<Item = Candidate<'a, T>>,
+) -> Option<Payout<T>> {
+    for c in candidates {
+        let names_inbound = c.outputs.iter().find_map(|o| {
+            let memo = Memo::parse_bytes(o.op_return?).ok()?;
+            match memo {
+                Memo::Outbound { inbound: id } if id.hash() == Some(inbound) => Some(false),
+                Memo::Refund { inbound: id } if id.hash() == Some(inbound) => Some(true),
+                _ => None,
+            }
+        });
+        let Some(refund) = names_inbound else {
+            continue;
+        };
+        let vouts: Vec<u32> = c
+            .outputs
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.address.is_some_and(|a| same_address(a, destination)))
+            .filter_map(|(i, _)| u32::try_from(i).ok())
+            .collect();
+        if vouts.is_empty() {
+            // Names this inbound but pays elsewhere (a refund to the sender's address on this
+            // chain, or a forged memo): not the payout to the memo's destination.
+            continue;
+        }
+        let amount = vouts
+            .iter()
+            .map(|v| c.outputs[*v as usize].value)
+            .fold(0u64, u64::saturating_add);
+        return Some(Payout {
+            id: c.id,
+            vouts,
+            amount,
+            refund,
+        });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEST: &str = "bc1q3a2le4lazts64u8mqte5vuxvug25z5w6rhs95g";
+
+    fn out(address: &'static str, value: u64) -> CandidateOutput<'static> {
+        CandidateOutput {
+            address: Some(address),
+            value,
+            op_return: None,
+        }
+    }
+
+    fn memo(data: &'static [u8]) -> CandidateOutput<'static> {
+        CandidateOutput {
+            address: None,
+            value: 0,
+            op_return: Some(data),
+        }
+    }
+
+    #[test]
+    fn the_payout_is_the_payment_that_names_the_inbound() {
+        let inbound = B256::repeat_byte(0x9f);
+        let out_memo: &'static [u8] = Box::leak(
+            format!("OUT:{}", alloy_primitives::hex::encode_upper(inbound))
+                .into_bytes()
+                .into_boxed_slice(),
+        );
+        let other: &'static [u8] = Box::leak(
+            format!(
+                "OUT:{}",
+                alloy_primitives::hex::encode_upper(B256::repeat_byte(1))
+            )
+            .into_bytes()
+            .into_boxed_slice(),
+        );
+        let candidates = vec![
+            // The thief paying the address himself: no memo.
+            Candidate {
+                id: "a",
+                outputs: vec![out(DEST, 5_000)],
+            },
+            // Another swap's payout to the same address.
+            Candidate {
+                id: "b",
+                outputs: vec![out(DEST, 7_000), memo(other)],
+            },
+            // A transaction naming this inbound but paying elsewhere.
+            Candidate {
+                id: "c",
+                outputs: vec![out("bc1qother", 9_000), memo(out_memo)],
+            },
+            // THORChain's payout: upper-cased address, change back to the vault.
+            Candidate {
+                id: "d",
+                outputs: vec![
+                    out("BC1Q3A2LE4LAZTS64U8MQTE5VUXVUG25Z5W6RHS95G", 58_557_570),
+                    out("bc1qvault", 1_000_000),
+                    memo(out_memo),
+                ],
+            },
+        ];
+        let p = find_payout(inbound, DEST, candidates.clone()).expect("paid");
+        assert_eq!(
+            (p.id, p.vouts, p.amount, p.refund),
+            ("d", vec![0], 58_557_570, false)
+        );
+        assert!(find_payout(B256::repeat_byte(2), DEST, candidates).is_none());
+    }
+
+    #[test]
+    fn bech32_is_compared_without_case_and_base58_with_it() {
+        assert!(same_address(DEST, &DEST.to_uppercase()));
+        assert!(same_address("rltc1qabc", "RLTC1QABC"));
+        let base58 = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT";
+        assert!(same_address(base58, base58));
+        assert!(!same_address(base58, &base58.to_lowercase()));
+    }
+}
