@@ -9,8 +9,9 @@
 //! session id (never the id), the SHA-256 of the token it was opened with — resolved against
 //! the configured tokens at every use, so a token taken out of the configuration ends its
 //! sessions — the CSRF secret and the expiry. Without a guard service (a watch-only console)
-//! they live in this process's memory. At most [`MAX_SESSIONS`]; past that the expired are
-//! dropped, then those that end soonest.
+//! they live in this process's memory. At most [`MAX_SESSIONS`], and
+//! [`MAX_SESSIONS_PER_TOKEN`] of one token; past that the expired are dropped, then the
+//! token's own that end soonest, then those of all that end soonest.
 //!
 //! Every state-changing request made with a session must carry the session's CSRF token
 //! (form field `csrf` or header `X-CSRF-Token`) and come from the console's own origin
@@ -27,7 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::{HeaderMap, StatusCode, header};
 use holdfast_gate::config::token_digest;
 use holdfast_gate::{GateConfig, Principal};
-use holdfast_store::gate::{MemorySessions, SessionStore, StoredSession};
+use holdfast_store::gate::{MemorySessions, SessionLimits, SessionStore, StoredSession};
 use rand::Rng;
 use sha2::Digest;
 
@@ -35,6 +36,9 @@ use crate::error::ApiError;
 
 /// Most sessions held at once.
 pub const MAX_SESSIONS: usize = 10_000;
+/// Most sessions of one token held at once: its holder signing in again and again drops
+/// only their own oldest sessions, never other users'.
+pub const MAX_SESSIONS_PER_TOKEN: usize = 50;
 /// The session cookie's name.
 pub const COOKIE: &str = "holdfast_session";
 /// The header a script sends the CSRF token in.
@@ -177,7 +181,11 @@ impl Sessions {
                 .saturating_add(u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX)),
         };
         let key = store_key(&id);
-        self.on_store(move |s| s.open_session(key, &stored, now, MAX_SESSIONS))
+        let limits = SessionLimits {
+            total: MAX_SESSIONS,
+            per_token: MAX_SESSIONS_PER_TOKEN,
+        };
+        self.on_store(move |s| s.open_session(key, &stored, now, limits))
             .await?;
         Ok(id)
     }

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedGateStore;
 pub use pg::PgGateStore;
-pub use session::{MemorySessions, SessionStore, StoredSession};
+pub use session::{MemorySessions, SessionLimits, SessionStore, StoredSession};
 
 use crate::StoreError;
 

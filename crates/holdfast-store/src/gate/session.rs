@@ -63,16 +63,51 @@ impl StoredSession {
     }
 }
 
+/// How many sessions are kept: in all, and per token (so one token's holder signing in over
+/// and over drops only their own oldest sessions, never everyone else's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub total: usize,
+    pub per_token: usize,
+}
+
+/// Of the live sessions `live` (expiry, token, key), the keys to drop before one more of
+/// `who`'s is added under `limits`: that token's soonest-ending past `per_token - 1`, then the
+/// soonest-ending of all past `total - 1`.
+fn evictions<K: Clone + Ord>(
+    mut live: Vec<(u64, &str, K)>,
+    who: &str,
+    limits: SessionLimits,
+) -> Vec<K> {
+    live.sort_unstable_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
+    let mut drop = Vec::new();
+    let own = live.iter().filter(|(_, w, _)| *w == who).count();
+    let mut excess = (own + 1).saturating_sub(limits.per_token.max(1));
+    live.retain(|(_, w, k)| {
+        if excess > 0 && *w == who {
+            excess -= 1;
+            drop.push(k.clone());
+            false
+        } else {
+            true
+        }
+    });
+    let excess = (live.len() + 1).saturating_sub(limits.total.max(1));
+    drop.extend(live.into_iter().take(excess).map(|(_, _, k)| k));
+    drop
+}
+
 /// Where console sessions are kept. Keys are SHA-256 digests of session ids.
 pub trait SessionStore: Send + Sync + std::fmt::Debug {
-    /// Stores `session` under `key`; first drops sessions expired at `now_ms` and, if `max`
-    /// are still kept, those that end soonest.
+    /// Stores `session` under `key`; first drops sessions expired at `now_ms`, then, if
+    /// `limits.per_token` of the same token's are kept, the ones of that token that end
+    /// soonest, then, if `limits.total` are kept, those that end soonest.
     fn open_session(
         &self,
         key: [u8; 32],
         session: &StoredSession,
         now_ms: u64,
-        max: usize,
+        limits: SessionLimits,
     ) -> Result<(), StoreError>;
 
     /// The session under `key` if it is still live at `now_ms`.
@@ -95,19 +130,16 @@ impl SessionStore for MemorySessions {
         key: [u8; 32],
         session: &StoredSession,
         now_ms: u64,
-        max: usize,
+        limits: SessionLimits,
     ) -> Result<(), StoreError> {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        map.retain(|_, s| s.expires_at_ms > now_ms);
-        while map.len() >= max.max(1) {
-            let Some(soonest) = map
-                .iter()
-                .min_by_key(|(_, s)| s.expires_at_ms)
-                .map(|(k, _)| *k)
-            else {
-                break;
-            };
-            map.remove(&soonest);
+        map.retain(|k, s| s.expires_at_ms > now_ms && *k != key);
+        let live = map
+            .iter()
+            .map(|(k, s)| (s.expires_at_ms, s.who.as_str(), *k))
+            .collect();
+        for k in evictions(live, &session.who, limits) {
+            map.remove(&k);
         }
         map.insert(key, session.clone());
         Ok(())
@@ -133,7 +165,7 @@ impl SessionStore for EmbeddedGateStore {
         key: [u8; 32],
         session: &StoredSession,
         now_ms: u64,
-        max: usize,
+        limits: SessionLimits,
     ) -> Result<(), StoreError> {
         let guard = self.lock();
         let space = self.sessions_space();
@@ -146,14 +178,15 @@ impl SessionStore for EmbeddedGateStore {
             if s.expires_at_ms <= now_ms {
                 batch.del(space, k.to_vec());
             } else if k.as_ref() != key {
-                live.push((s.expires_at_ms, k.to_vec()));
+                live.push((s.expires_at_ms, s.who, k.to_vec()));
             }
         }
-        if live.len() >= max.max(1) {
-            live.sort_unstable();
-            for (_, k) in live.drain(..=live.len() - max.max(1)) {
-                batch.del(space, k);
-            }
+        let live = live
+            .iter()
+            .map(|(e, w, k)| (*e, w.as_str(), k.clone()))
+            .collect();
+        for k in evictions(live, &session.who, limits) {
+            batch.del(space, k);
         }
         batch.put(space, key.to_vec(), session.encode());
         self.commit_batch(guard, batch)
@@ -184,18 +217,25 @@ impl SessionStore for PgGateStore {
         key: [u8; 32],
         session: &StoredSession,
         now_ms: u64,
-        max: usize,
+        limits: SessionLimits,
     ) -> Result<(), StoreError> {
         let mut c = self.client();
         let mut txn = c.transaction()?;
-        let keep = i64_of(max.max(1) as u64 - 1);
+        // One opening at a time: two racing sign-ins must not both find room.
+        txn.execute("LOCK TABLE gate_sessions IN SHARE ROW EXCLUSIVE MODE", &[])?;
         txn.execute(
-            "DELETE FROM gate_sessions WHERE expires_at_ms <= $1",
-            &[&i64_of(now_ms)],
+            "DELETE FROM gate_sessions WHERE expires_at_ms <= $1 OR key = $2",
+            &[&i64_of(now_ms), &key.as_slice()],
         )?;
         txn.execute(
             "DELETE FROM gate_sessions WHERE key IN \
-             (SELECT key FROM gate_sessions ORDER BY expires_at_ms DESC, key OFFSET $1)",
+             (SELECT key FROM gate_sessions WHERE who = $1 ORDER BY expires_at_ms DESC, key DESC OFFSET $2)",
+            &[&session.who, &i64_of(limits.per_token.max(1) as u64 - 1)],
+        )?;
+        let keep = i64_of(limits.total.max(1) as u64 - 1);
+        txn.execute(
+            "DELETE FROM gate_sessions WHERE key IN \
+             (SELECT key FROM gate_sessions ORDER BY expires_at_ms DESC, key DESC OFFSET $1)",
             &[&keep],
         )?;
         txn.execute(

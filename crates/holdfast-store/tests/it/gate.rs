@@ -9,8 +9,8 @@ use holdfast_primitives::Asset;
 use holdfast_store::StoreError;
 use holdfast_store::gate::{
     ApprovalKind, AuditKind, Change, DecisionKind, EmbeddedGateStore, GateRequest, GateStore,
-    HistoryQuery, NewAudit, Outflow, PgGateStore, RequestMode, RequestState, StoredApproval,
-    StoredSession, verify,
+    HistoryQuery, NewAudit, Outflow, PgGateStore, RequestMode, RequestState, SessionLimits,
+    StoredApproval, StoredSession, verify,
 };
 
 use crate::pg_db;
@@ -859,12 +859,16 @@ fn postgres_migration_indexes_the_old_audit_log() {
 fn sessions_are_shared_expire_and_are_bounded() {
     backends(|open| {
         let (a, b) = (open(), open());
+        let max3 = SessionLimits {
+            total: 3,
+            per_token: 3,
+        };
         let session = |who: &str, expires_at_ms| StoredSession {
             who: who.into(),
             csrf: [7; 32],
             expires_at_ms,
         };
-        a.open_session([1; 32], &session("alice", 5_000), 1_000, 3)
+        a.open_session([1; 32], &session("alice", 5_000), 1_000, max3)
             .expect("open");
         assert_eq!(
             b.session([1; 32], 1_000).expect("read"),
@@ -877,21 +881,57 @@ fn sessions_are_shared_expire_and_are_bounded() {
         assert_eq!(a.session([1; 32], 1_000).expect("read"), None, "closed");
         // Bounded at 3: opening a fourth drops the one that ends soonest.
         for (k, until) in [(2u8, 9_000u64), (3, 7_000), (4, 8_000)] {
-            a.open_session([k; 32], &session("bob", until), 1_000, 3)
+            a.open_session([k; 32], &session("bob", until), 1_000, max3)
                 .expect("open");
         }
-        b.open_session([5; 32], &session("carol", 6_000), 1_000, 3)
+        b.open_session([5; 32], &session("carol", 6_000), 1_000, max3)
             .expect("open");
         let live: Vec<u8> = (2..=5)
             .filter(|k| a.session([*k; 32], 1_000).expect("read").is_some())
             .collect();
         assert_eq!(live, [2, 4, 5], "the one ending at 7,000 dropped");
         // At 8,500 the ones ending at 6,000 and 8,000 are expired and removed on open.
-        a.open_session([6; 32], &session("dave", 20_000), 8_500, 3)
+        a.open_session([6; 32], &session("dave", 20_000), 8_500, max3)
             .expect("open");
         let kept: Vec<u8> = (2..=6)
             .filter(|k| a.session([*k; 32], 0).expect("read").is_some())
             .collect();
         assert_eq!(kept, [2, 6], "expired removed on open");
+
+        // One token signing in over and over drops only its own oldest sessions.
+        let (c, d) = (open(), open());
+        let limits = SessionLimits {
+            total: 100,
+            per_token: 2,
+        };
+        for k in 10u8..13 {
+            c.open_session(
+                [k; 32],
+                &session("other", 50_000 + u64::from(k)),
+                9_000,
+                limits,
+            )
+            .expect("open");
+        }
+        for k in 20u8..30 {
+            d.open_session(
+                [k; 32],
+                &session("insider", 40_000 + u64::from(k)),
+                9_000,
+                limits,
+            )
+            .expect("open");
+        }
+        let live = |range: std::ops::Range<u8>| -> Vec<u8> {
+            range
+                .filter(|k| c.session([*k; 32], 9_000).expect("read").is_some())
+                .collect()
+        };
+        assert_eq!(live(10..13), [11, 12], "the other token keeps its 2 newest");
+        assert_eq!(
+            live(20..30),
+            [28, 29],
+            "the insider keeps only 2, the latest"
+        );
     });
 }
