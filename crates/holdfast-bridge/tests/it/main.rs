@@ -1,7 +1,11 @@
 //! THORChain's real router (version 5.0, `contracts/src/THORChain_Router.sol`) on anvil: a
 //! deposit with a swap memo to Bitcoin is decoded from the receipt's logs into the vault,
 //! the amount the router forwarded and the memo's destination; THORChain's payout on the
-//! EVM side (`transferOut` with `OUT:<inbound>`) names the deposit's transaction.
+//! EVM side (`transferOut` with `OUT:<inbound>`) names the deposit's transaction. Across
+//! chains (`cross_chain`): a deposit on anvil and its `OUT:` payout on a litecoind regtest
+//! node, linked by `find_payout` from the blocks as the UTXO ingestion reads them.
+
+mod cross_chain;
 
 use alloy::sol_types::SolCall;
 use alloy_primitives::{Address, B256, Bytes, Log, U256};
@@ -10,12 +14,13 @@ use holdfast_testkit::{Anvil, deploy, dev_account};
 use serde_json::Value;
 
 alloy::sol! {
+    #[derive(Debug)]
     function depositWithExpiry(address vault, address asset, uint amount, string memo, uint expiration);
     function transferOut(address to, address asset, uint amount, string memo);
 }
 
 /// The receipt's logs as alloy logs.
-fn logs(receipt: &Value) -> Vec<Log> {
+pub(crate) fn logs(receipt: &Value) -> Vec<Log> {
     receipt["logs"]
         .as_array()
         .expect("logs")
@@ -29,7 +34,7 @@ fn logs(receipt: &Value) -> Vec<Log> {
         .collect()
 }
 
-fn router_events(receipt: &Value) -> Vec<RouterEvent> {
+pub(crate) fn router_events(receipt: &Value) -> Vec<RouterEvent> {
     logs(receipt)
         .iter()
         .filter_map(RouterEvent::decode)
