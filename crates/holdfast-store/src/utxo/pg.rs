@@ -3,7 +3,8 @@
 //! deleted and returned (and must equal the changes' records), the created rows inserted (none
 //! may exist), the undo record, the block and the counts written; any mismatch rolls it all
 //! back. The block's transactions (`utxo_txs`) and address entries (`utxo_transfers`) are
-//! inserted in the same transaction and deleted by height on unwind. Array parameters (`unnest`) keep a block to a few statements whatever its size.
+//! inserted in the same transaction and deleted by height on unwind, and so are the spent-by entries
+//! (`utxo_spent`, schema version 5: `super::spent`). Array parameters (`unnest`) keep a block to a few statements whatever its size.
 
 use std::collections::HashMap;
 
@@ -62,6 +63,8 @@ CREATE TABLE utxo_clusters_undo (
     "
 CREATE INDEX utxo_clusters_parent ON utxo_clusters (chain_id, parent);
 ",
+    // The spent-by index (empty for blocks written before it: rebuild to have it whole).
+    super::spent::PG_MIGRATION,
 ];
 
 const SCHEMA: Schema = Schema {
@@ -517,6 +520,7 @@ impl UtxoStore for PgUtxoStore {
             ],
         )?;
         Self::write_txs(&mut tx, chain_id, number, &changes.transactions)?;
+        super::spent::pg_write(&mut tx, chain_id, number, &changes.transactions)?;
         let groups = cluster::merges(&changes.transactions);
         // The block's input addresses' entries in one query; their parents one by one.
         let mut known = read_nodes(&mut tx, chain_id, groups.iter().flatten().copied())?;
@@ -625,6 +629,7 @@ impl UtxoStore for PgUtxoStore {
             "DELETE FROM utxo_transfers WHERE chain_id = $1 AND height >= $2",
             &[&i64_of(chain_id)?, &i64_of(first)?],
         )?;
+        super::spent::pg_unwind(&mut tx, chain_id, first)?;
         tx.execute(
             "DELETE FROM utxo_blocks WHERE chain_id = $1 AND number >= $2",
             &[&i64_of(chain_id)?, &i64_of(first)?],
@@ -745,6 +750,7 @@ impl UtxoStore for PgUtxoStore {
             return Ok(Applied::AlreadyPresent);
         }
         Self::write_txs(&mut tx, chain_id, block.number, transactions)?;
+        super::spent::pg_write(&mut tx, chain_id, block.number, transactions)?;
         tx.execute(
             "INSERT INTO utxo_blocks (chain_id, number, hash, parent_hash, ts) VALUES ($1, $2, $3, $4, $5)",
             &[
@@ -825,5 +831,21 @@ impl UtxoStore for PgUtxoStore {
                 })
             })
             .collect()
+    }
+
+    fn spenders(
+        &self,
+        chain_id: u64,
+        outpoints: &[OutPointKey],
+    ) -> Result<Vec<Option<super::Spender>>, StoreError> {
+        super::spent::pg_read(&mut *self.pool.client(), chain_id, outpoints)
+    }
+
+    fn transactions(
+        &self,
+        chain_id: u64,
+        txids: &[B256],
+    ) -> Result<Vec<Vec<super::PlacedTx>>, StoreError> {
+        super::spent::pg_transactions(&mut *self.pool.client(), chain_id, txids)
     }
 }
