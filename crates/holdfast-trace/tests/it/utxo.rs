@@ -47,6 +47,7 @@ fn pay(value: u64, address: &str) -> TxOutput {
 /// computing each block's coin changes from the outputs created so far.
 struct Builder<'a> {
     store: &'a dyn UtxoStore,
+    chain: u64,
     height: u64,
     outputs: HashMap<OutPointKey, UtxoRecord>,
 }
@@ -114,7 +115,7 @@ impl Builder<'_> {
             timestamp: h,
         };
         self.store
-            .apply_block(CHAIN, &block, &changes)
+            .apply_block(self.chain, &block, &changes)
             .expect("apply");
     }
 }
@@ -133,6 +134,7 @@ impl Builder<'_> {
 fn write_laundering(store: &dyn UtxoStore) {
     let mut b = Builder {
         store,
+        chain: CHAIN,
         height: 0,
         outputs: HashMap::new(),
     };
@@ -519,7 +521,78 @@ fn formats(store: &dyn UtxoStore) {
     assert_eq!(v["stats"]["lost_to_fees"], 1_884);
 }
 
+/// Two tainted inputs reaching one transaction at different hops, one of them an output with
+/// no address (found through the spent-by index, not an address's history):
+/// - block 1, coinbase A (0x60): A:0 60,000 to `s`;
+/// - block 2, B (0x61) spends A:0: B:0 30,000 to a bare script (no address), B:1 29,000 to
+///   `x`, fee 1,000;
+/// - block 3, C (0x62) spends B:1: C:0 28,000 to `y`, fee 1,000;
+/// - block 4, D (0x63) spends B:0 (hop 1) and C:0 (hop 2): D:0 57,000 to `z`, fee 1,000.
+///
+/// Every policy: D sees both inputs wholly tainted (58,000): D:0 57,000 at hop 2 (the fewest
+/// transactions from the seed), the fee 1,000; fees 3,000 in all. Were D taken when B:0 first
+/// reached it, it would see 30,000 tainted only (haircut: 30,000·57,000/58,000 = 29,482).
+fn consolidation_across_hops(store: &dyn UtxoStore) {
+    let chain = CHAIN + 2;
+    let mut b = Builder {
+        store,
+        chain,
+        height: 0,
+        outputs: HashMap::new(),
+    };
+    let cb = |tag: u8| (tag, vec![], vec![pay(1, "miner")]);
+    b.block(vec![(0x60, vec![], vec![pay(60_000, "s")])]);
+    b.block(vec![
+        cb(0x71),
+        (
+            0x61,
+            vec![op(0x60, 0)],
+            vec![
+                TxOutput {
+                    value: 30_000,
+                    script: vec![0x51],
+                    address: None,
+                },
+                pay(29_000, "x"),
+            ],
+        ),
+    ]);
+    b.block(vec![
+        cb(0x72),
+        (0x62, vec![op(0x61, 1)], vec![pay(28_000, "y")]),
+    ]);
+    b.block(vec![
+        cb(0x73),
+        (0x63, vec![op(0x61, 0), op(0x62, 0)], vec![pay(57_000, "z")]),
+    ]);
+    for policy in Policy::ALL {
+        let t = trace_utxo(
+            store,
+            &exchanges(),
+            chain,
+            "test",
+            &[UtxoSeedAt::Output {
+                outpoint: op(0x60, 0),
+                amount: None,
+            }],
+            &TraceOptions::with_policy(policy),
+        )
+        .expect("trace");
+        let d = t.output(&shown(0x63, 0)).expect("D:0");
+        assert_eq!((d.tainted, d.hops), (57_000, 2), "{policy}");
+        assert_eq!(d.state, OutputState::Unspent, "{policy}");
+        assert_eq!(t.stats.lost_to_fees, 3_000, "{policy}");
+        assert_eq!(t.stats.transactions, 3, "{policy}: D once");
+        assert_eq!(
+            tainted(&t, 0x61, 0),
+            30_000,
+            "{policy}: the bare output followed"
+        );
+    }
+}
+
 fn suite(store: &dyn UtxoStore) {
+    consolidation_across_hops(store);
     write_laundering(store);
     policies(store);
     bounds_and_seeds(store);
