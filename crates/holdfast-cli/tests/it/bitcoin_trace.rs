@@ -130,7 +130,9 @@ async fn trace_chain_bitcoin_follows_a_laundering_on_litecoind_postgres() {
 /// - peel P spends T's 1.0: EX1 (an exchange) 0.2, P2 0.79, fee 0.01;
 /// - consolidation M spends P2 (0.79) and C1 (1.0): M0 1.5, C2 0.28, fee 0.01;
 /// - D spends M0 (1.5): an OP_RETURN memo of 0, EX2b 1.0, D2 0.49, fee 0.01;
-/// - CoinJoin J spends D2, C3, C4 (0.49 + 0.5 + 0.5): 0.4 ×3 and C5 0.28, fee 0.01.
+/// - CoinJoin J spends D2, C3, C4 (0.49 + 0.5 + 0.5): 0.4 ×3 and C5 0.28, fee 0.01;
+/// - a second theft (T2 1.0) peeled three times: 0.1 to EX1 each time, the change 0.89, 0.78,
+///   0.67, fees 0.01 (mined before the CoinJoin, which stays the tip).
 ///
 /// Per policy from T's output (1.0 tainted; the arithmetic of `holdfast-trace`'s
 /// `tests/it/utxo.rs` at 1,000 times the scale):
@@ -161,7 +163,9 @@ async fn laundering(store: Option<&str>) {
     }
     let [t, c1, c3, c4, ex1, ex2a, ex2b, p2, m0, c2, d2, c5] =
         <[String; 12]>::try_from(a).expect("12");
+    let t2 = node.new_address("w", "bech32").await.expect("address");
     let mut pay = serde_json::Map::new();
+    pay.insert(t2.clone(), json!(1.0));
     for (x, amount) in [
         (&t, 1.0),
         (&c1, 1.0),
@@ -206,6 +210,22 @@ async fn laundering(store: Option<&str>) {
     )
     .await;
     node.mine(1, &miner).await.expect("mine");
+    // The peel chain of the second theft: 0.1 to EX1 at each of three hops.
+    let second = output_of(&node, &t2).await;
+    let mut change = second.clone();
+    let mut peels = Vec::new();
+    for left in [0.89, 0.78, 0.67] {
+        let next = node.new_address("w", "bech32").await.expect("address");
+        spend_exactly(
+            &node,
+            std::slice::from_ref(&change),
+            json!([{ex1.clone(): 0.1}, {next.clone(): left}]),
+        )
+        .await;
+        node.mine(1, &miner).await.expect("mine");
+        change = output_of(&node, &next).await;
+        peels.push(next);
+    }
     let d2_out = output_of(&node, &d2).await;
     let mut join = Vec::new();
     for _ in 0..3 {
@@ -302,6 +322,37 @@ async fn laundering(store: Option<&str>) {
             );
             assert_eq!(x["path"][0]["outpoint"], seed.as_str());
         }
+    }
+    // The peel chain, every policy alike (one wholly tainted input each time): EX1 3 ×
+    // 10,000,000, fees 3 × 1,000,000, the last change 67,000,000 at rest; the third deposit's
+    // path goes through the two changes before it.
+    let seed2 = format!("{}:{}", second.0, second.1);
+    for policy in ["poison", "haircut", "fifo", "lifo", "tiho"] {
+        let v = trace(data.path(), store, &["--seed", &seed2, "--policy", policy]);
+        assert_eq!(at(&v, &ex1), 30_000_000, "{policy}: {v}");
+        assert_eq!(
+            v["targets"].as_array().expect("targets").len(),
+            3,
+            "{policy}"
+        );
+        assert_eq!(v["stats"]["lost_to_fees"], 3_000_000, "{policy}");
+        assert_eq!(v["stats"]["at_rest"], 67_000_000, "{policy}");
+        let last: Vec<&str> = v["targets"][2]["path"]
+            .as_array()
+            .expect("path")
+            .iter()
+            .map(|h| h["address"].as_str().expect("address"))
+            .collect();
+        assert_eq!(
+            last,
+            vec![
+                t2.as_str(),
+                peels[0].as_str(),
+                peels[1].as_str(),
+                ex1.as_str()
+            ],
+            "{policy}"
+        );
     }
     // The thief's address as the seed; the text report; the hop limit.
     let v = trace(data.path(), store, &["--seed", &t, "--policy", "tiho"]);
