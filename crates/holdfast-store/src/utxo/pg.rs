@@ -400,57 +400,6 @@ fn write_node(
     Ok(())
 }
 
-impl PgUtxoStore {
-    /// Inserts a block's transactions and address entries.
-    fn write_txs(
-        tx: &mut Transaction<'_>,
-        chain_id: u64,
-        height: u64,
-        list: &[TxRecord],
-    ) -> Result<(), StoreError> {
-        if list.is_empty() {
-            return Ok(());
-        }
-        let (chain, h) = (i64_of(chain_id)?, i64_of(height)?);
-        let positions: Vec<i32> = (0..list.len() as i32).collect();
-        let txids: Vec<&[u8]> = list.iter().map(|t| t.txid.as_slice()).collect();
-        let bodies: Vec<Vec<u8>> = list.iter().map(txs::encode).collect();
-        tx.execute(
-            "INSERT INTO utxo_txs (chain_id, height, position, txid, body)
-             SELECT $1, $2, * FROM unnest($3::int[], $4::bytea[], $5::bytea[])",
-            &[&chain, &h, &positions, &txids, &bodies],
-        )?;
-        let mut addresses = Vec::new();
-        let mut e_pos = Vec::new();
-        let mut dirs = Vec::new();
-        let mut ns = Vec::new();
-        let mut e_txids = Vec::new();
-        let mut values = Vec::new();
-        let mut o_txids = Vec::new();
-        let mut o_vouts = Vec::new();
-        for (i, t) in list.iter().enumerate() {
-            for (a, e) in txs::entries(height, i as u32, t) {
-                addresses.push(a);
-                e_pos.push(i as i32);
-                dirs.push(i16::from(txs::direction_code(e.direction)));
-                ns.push(e.index as i32);
-                e_txids.push(e.txid.as_slice().to_vec());
-                values.push(i64_of(e.value)?);
-                o_txids.push(e.outpoint.txid.as_slice().to_vec());
-                o_vouts.push(i64::from(e.outpoint.vout));
-            }
-        }
-        if !addresses.is_empty() {
-            tx.execute(
-                "INSERT INTO utxo_transfers (chain_id, height, address, position, direction, n, txid, value, out_txid, out_vout)
-                 SELECT $1, $2, * FROM unnest($3::text[], $4::int[], $5::smallint[], $6::int[], $7::bytea[], $8::bigint[], $9::bytea[], $10::bigint[])",
-                &[&chain, &h, &addresses, &e_pos, &dirs, &ns, &e_txids, &values, &o_txids, &o_vouts],
-            )?;
-        }
-        Ok(())
-    }
-}
-
 impl UtxoStore for PgUtxoStore {
     fn apply_block(
         &self,
@@ -519,7 +468,7 @@ impl UtxoStore for PgUtxoStore {
                 &bytes::undo(&Undo::of(changes)),
             ],
         )?;
-        Self::write_txs(&mut tx, chain_id, number, &changes.transactions)?;
+        txs::pg_write(&mut tx, chain_id, number, &changes.transactions)?;
         super::spent::pg_write(&mut tx, chain_id, number, &changes.transactions)?;
         let groups = cluster::merges(&changes.transactions);
         // The block's input addresses' entries in one query; their parents one by one.
@@ -749,7 +698,7 @@ impl UtxoStore for PgUtxoStore {
         if !super::admit_import(chain_id, block, transactions, stored)? {
             return Ok(Applied::AlreadyPresent);
         }
-        Self::write_txs(&mut tx, chain_id, block.number, transactions)?;
+        txs::pg_write(&mut tx, chain_id, block.number, transactions)?;
         super::spent::pg_write(&mut tx, chain_id, block.number, transactions)?;
         tx.execute(
             "INSERT INTO utxo_blocks (chain_id, number, hash, parent_hash, ts) VALUES ($1, $2, $3, $4, $5)",
