@@ -9,7 +9,8 @@
 //! 10) seed outputs under each policy
 //! with the real engine (`trace_utxo`), `RUNS` times each, the median reported. Then the same
 //! trace over the real embedded UTXO index holding the first `HOLDFAST_BENCH_UTXO_STORE_TXS`
-//! (default 200,000) of those transactions, written block by block with `apply_block`.
+//! (default 200,000) of those transactions, written block by block with `apply_block`, and
+//! over the PostgreSQL index (a throwaway server; `HOLDFAST_BENCH_UTXO_NO_PG` skips it).
 //! Run: `cargo bench -p holdfast-trace --bench utxo`.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
@@ -21,8 +22,8 @@ use alloy_primitives::B256;
 use holdfast_primitives::{BlockRef, Category};
 use holdfast_store::StoreError;
 use holdfast_store::utxo::{
-    EmbeddedUtxoStore, OutPointKey, PlacedTx, Spender, TxInput, TxOutput, TxRecord, UtxoChanges,
-    UtxoRecord, UtxoStore,
+    EmbeddedUtxoStore, OutPointKey, PgUtxoStore, PlacedTx, Spender, TxInput, TxOutput, TxRecord,
+    UtxoChanges, UtxoRecord, UtxoStore,
 };
 use holdfast_trace::utxo::{UtxoSeedAt, UtxoSource, trace_utxo};
 use holdfast_trace::{Policy, Service, ServiceKind, TraceOptions};
@@ -288,8 +289,8 @@ fn bench<S: UtxoSource + ?Sized>(what: &str, src: &S, seeds: &[UtxoSeedAt], poli
     }
 }
 
-/// Writes the first `n` transactions of `g` to an embedded index, block by block.
-fn write_store(g: &Graph, n: u32, store: &EmbeddedUtxoStore) {
+/// Writes the first `n` transactions of `g` to an index, block by block.
+fn write_store(g: &Graph, n: u32, store: &dyn UtxoStore) {
     let mut unspent: std::collections::HashMap<OutPointKey, UtxoRecord> = Default::default();
     let blocks = n / PER_BLOCK;
     for b in 0..blocks {
@@ -368,6 +369,23 @@ fn main() {
     );
     bench(
         "embedded index",
+        &store as &dyn UtxoStore,
+        &seeds(n_store, n_seeds),
+        &[Policy::Haircut, Policy::Fifo],
+    );
+    if std::env::var_os("HOLDFAST_BENCH_UTXO_NO_PG").is_some() {
+        return;
+    }
+    let pg = holdfast_store::testing::TempPostgres::start(false).unwrap();
+    let store = PgUtxoStore::connect(pg.url()).unwrap();
+    let t0 = Instant::now();
+    write_store(&g, n_store, &store);
+    println!(
+        "PostgreSQL index: the first {n_store} transactions written in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    bench(
+        "PostgreSQL index",
         &store as &dyn UtxoStore,
         &seeds(n_store, n_seeds),
         &[Policy::Haircut, Policy::Fifo],

@@ -5,8 +5,8 @@
 //! each took.
 //!
 //! Reads are batched: the bodies of the next queued transactions (up to [`PREFETCH`]) in one
-//! `transactions` call, the spenders of their outputs in one `spenders` call, the unspent
-//! check of a transaction's unfollowed outputs in one `utxos` call.
+//! `transactions` call, the spenders of all their outputs in one `spenders` call, and the
+//! unspent check of every output without a spender at the end, in batches.
 
 use std::collections::BTreeSet;
 
@@ -64,6 +64,9 @@ pub(super) struct Walk<'a, S: ?Sized, C: ?Sized> {
     queue: BTreeSet<(u64, u32, B256)>,
     bodies: FxHashMap<B256, TxRecord>,
     spenders: FxHashMap<OutPointKey, Option<Spender>>,
+    /// Outputs with no spender (to the head): unspent or spender unknown, told apart at the
+    /// end in batches.
+    leaves: Vec<usize>,
     classes: FxHashMap<String, Option<UtxoService>>,
     pub mixers: Vec<(UtxoFinding, Option<usize>)>,
     pub capped: Vec<(UtxoFinding, Option<usize>)>,
@@ -85,6 +88,7 @@ impl<'a, S: UtxoSource + ?Sized, C: UtxoClassifier + ?Sized> Walk<'a, S, C> {
             queue: BTreeSet::new(),
             bodies: FxHashMap::default(),
             spenders: FxHashMap::default(),
+            leaves: Vec::new(),
             classes: FxHashMap::default(),
             mixers: Vec::new(),
             capped: Vec::new(),
@@ -126,6 +130,20 @@ impl<'a, S: UtxoSource + ?Sized, C: UtxoClassifier + ?Sized> Walk<'a, S, C> {
             let new = self.process(height, position, &tx, &tainted)?;
             self.follow(&new)?;
         }
+        let leaves = std::mem::take(&mut self.leaves);
+        for chunk in leaves.chunks(MAX_READ_BATCH) {
+            let ops: Vec<OutPointKey> = chunk.iter().map(|&i| self.nodes[i].op).collect();
+            let held = self.src.unspent(self.chain_id, &ops)?;
+            self.stats.reads += 1;
+            for (&i, unspent) in chunk.iter().zip(held) {
+                let state = if unspent {
+                    OutputState::Unspent
+                } else {
+                    OutputState::SpenderUnknown
+                };
+                self.settle(i, state);
+            }
+        }
         Ok(())
     }
 
@@ -146,18 +164,18 @@ impl<'a, S: UtxoSource + ?Sized, C: UtxoClassifier + ?Sized> Walk<'a, S, C> {
         for ((height, txid), records) in want.iter().zip(found) {
             // A duplicate txid (BIP30) is told apart by the spender's height.
             if let Some((_, _, tx)) = records.into_iter().find(|(h, _, _)| h == height) {
-                if self.opts.policy == Policy::Poison || self.opts.policy == Policy::Haircut {
-                    outs.extend(
-                        tx.outputs
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, o)| o.value > 0 && !unspendable(&o.script))
-                            .map(|(v, _)| OutPointKey {
-                                txid: *txid,
-                                vout: v as u32,
-                            }),
-                    );
-                }
+                // Every output's spender in the same batch (whichever the policy taints: one
+                // round trip, not one per transaction).
+                outs.extend(
+                    tx.outputs
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, o)| o.value > 0 && !unspendable(&o.script))
+                        .map(|(v, _)| OutPointKey {
+                            txid: *txid,
+                            vout: v as u32,
+                        }),
+                );
                 self.bodies.insert(*txid, tx);
             }
         }
@@ -194,7 +212,6 @@ impl<'a, S: UtxoSource + ?Sized, C: UtxoClassifier + ?Sized> Walk<'a, S, C> {
             .collect();
         let ops: Vec<OutPointKey> = open.iter().map(|&i| self.nodes[i].op).collect();
         self.lookup(&ops)?;
-        let mut unspent_check = Vec::new();
         for i in open {
             let op = self.nodes[i].op;
             match self.spenders.get(&op).copied().flatten() {
@@ -210,20 +227,7 @@ impl<'a, S: UtxoSource + ?Sized, C: UtxoClassifier + ?Sized> Walk<'a, S, C> {
                 }
                 // Spent above the head the trace reads: unspent at that head.
                 Some(_) => self.settle(i, OutputState::Unspent),
-                None => unspent_check.push(i),
-            }
-        }
-        for chunk in unspent_check.chunks(MAX_READ_BATCH) {
-            let ops: Vec<OutPointKey> = chunk.iter().map(|&i| self.nodes[i].op).collect();
-            let held = self.src.unspent(self.chain_id, &ops)?;
-            self.stats.reads += 1;
-            for (&i, unspent) in chunk.iter().zip(held) {
-                let state = if unspent {
-                    OutputState::Unspent
-                } else {
-                    OutputState::SpenderUnknown
-                };
-                self.settle(i, state);
+                None => self.leaves.push(i),
             }
         }
         Ok(())
