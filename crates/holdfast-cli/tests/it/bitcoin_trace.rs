@@ -280,6 +280,7 @@ async fn laundering(store: Option<&str>) {
     ingest();
 
     let seed = format!("{}:{}", theft.0, theft.1);
+    let best = node.rpc("getbestblockhash", json!([])).await.expect("best");
     // (policy, EX2b, fees, at rest, CoinJoin)
     let expected = [
         ("poison", 100_000_000, 3_000_000, 28_000_000, 49_000_000),
@@ -291,6 +292,7 @@ async fn laundering(store: Option<&str>) {
     for (policy, ex2, fees, rest, mixer) in expected {
         let v = trace(data.path(), store, &["--seed", &seed, "--policy", policy]);
         assert_eq!(v["network"], "litecoin-regtest");
+        assert_eq!(v["head_hash"], best, "the head read, as the node shows it");
         assert_eq!(v["seeded"], 100_000_000, "{policy}");
         assert_eq!(at(&v, &ex1), 20_000_000, "{policy}: {v}");
         assert_eq!(at(&v, &ex2b), ex2, "{policy}: {v}");

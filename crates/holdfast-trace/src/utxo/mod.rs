@@ -429,7 +429,7 @@ fn finish<S: ?Sized, C: ?Sized>(
         chain_id: w.chain_id,
         network: network.to_owned(),
         head_height: head.number,
-        head_hash: head.hash,
+        head_hash: show_txid(&head.hash),
         policy: w.opts.policy,
         options: w.opts.clone(),
         seeds: shown_seeds,

@@ -2,8 +2,6 @@
 //! and bridge exits with their evidence paths, the taint lost to fees, and every bound hit.
 //! Its roles, services, policy and options are the EVM trace's types.
 
-use alloy_primitives::B256;
-
 use crate::labels::Service;
 use crate::policy::{Policy, TraceOptions};
 use crate::result::Role;
@@ -139,9 +137,10 @@ pub struct UtxoTrace {
     pub chain_id: u64,
     /// The network's name, as the caller gives it (`litecoin-regtest`).
     pub network: String,
-    /// The index head the trace read up to (spends above it are not followed).
+    /// The index head the trace read up to (spends above it are not followed); its hash as
+    /// Bitcoin shows it.
     pub head_height: u64,
-    pub head_hash: B256,
+    pub head_hash: String,
     pub policy: Policy,
     pub options: TraceOptions,
     pub seeds: Vec<UtxoSeed>,

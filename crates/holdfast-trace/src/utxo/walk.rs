@@ -98,14 +98,14 @@ impl<'a, S: UtxoSource + ?Sized, C: UtxoClassifier + ?Sized> Walk<'a, S, C> {
     }
 
     /// Adds a seed output (merged with one already seeded at the same outpoint).
-    pub fn seed(&mut self, mut node: Node) {
+    pub fn seed(&mut self, node: Node) {
         if let Some(&i) = self.index.get(&node.op) {
             let both = [self.nodes[i].taint.intervals(), node.taint.intervals()].concat();
             self.nodes[i].taint = Taint::from_intervals(both);
             return;
         }
-        if node.address.is_none() && node.state == OutputState::Burned {
-            node.role = Role::Seed;
+        if node.state == OutputState::Burned {
+            self.stats.burned += node.taint.amount();
         }
         self.index.insert(node.op, self.nodes.len());
         self.nodes.push(node);
