@@ -354,6 +354,43 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any transaction: under every policy but poison the taint is conserved (outputs plus
+        /// fee), no output takes more taint than value nor the fee more than the fee, taint
+        /// intervals lie inside their output; poison taints every output wholly.
+        #[test]
+        fn conserved_and_bounded(
+            ins in proptest::collection::vec((1u64..1_000_000, 0u64..1_000_000, 0u64..1_000_000), 1..6),
+            shares in proptest::collection::vec(0u64..1_000, 1..6),
+            fee_ppm in 0u64..200_000,
+        ) {
+            let inputs: Vec<Input> = ins
+                .iter()
+                .map(|&(v, a, b)| {
+                    let (a, b) = (a % (v + 1), b % (v + 1));
+                    input(v, &[(a.min(b), a.max(b))])
+                })
+                .collect();
+            let total: u64 = inputs.iter().map(|i| i.value).sum();
+            let spend = total - total * fee_ppm / 1_000_000;
+            let sum: u64 = shares.iter().sum::<u64>().max(1);
+            let outputs: Vec<u64> = shares.iter().map(|s| spend * s / sum).collect();
+            let fee = total - outputs.iter().sum::<u64>();
+            conserved(&inputs, &outputs);
+            let t: u64 = inputs.iter().map(|i| i.taint.amount()).sum();
+            for p in Policy::ALL {
+                let s = split(p, &inputs, &outputs);
+                proptest::prop_assert!(s.fee <= fee, "{p}");
+                for (j, o) in s.outputs.iter().enumerate() {
+                    proptest::prop_assert!(o.amount() <= outputs[j], "{p}");
+                    if p == Policy::Poison && t > 0 {
+                        proptest::prop_assert_eq!(o.amount(), outputs[j]);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn intervals_merge() {
         let t = Taint::from_intervals(vec![(5, 9), (0, 2), (2, 3), (7, 12), (4, 4)]);
