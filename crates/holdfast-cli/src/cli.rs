@@ -313,12 +313,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(ImportCommand::Transfers(args)) => {
             chain_cmd::import_transfers(chain_cmd::open_store(&data_dir, &cli.store)?, &args)
         }
-        Command::Trace(args) => crate::trace_cmd::run(
-            &data_dir,
-            chain_cmd::open_store(&data_dir, &cli.store)?,
-            &args,
-            cli.quiet,
-        ),
+        Command::Trace(args) => match crate::bitcoin_trace::chain_of(&args)? {
+            chain_cmd::ChainKind::Bitcoin => {
+                crate::bitcoin_trace::run(&data_dir, &cli.store, &args)
+            }
+            chain_cmd::ChainKind::Evm => crate::trace_cmd::run(
+                &data_dir,
+                chain_cmd::open_store(&data_dir, &cli.store)?,
+                &args,
+                cli.quiet,
+            ),
+        },
         Command::Guard(GuardCommand::Check(args)) => guard_cmd::check(&data_dir, &cli.store, &args),
         Command::Policy(cmd) => guard_cmd::policy(&data_dir, cmd),
         Command::Audit(cmd) => gate_cmd::audit(&data_dir, &cli.store, &cmd),

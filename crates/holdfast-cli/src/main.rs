@@ -3,6 +3,7 @@
 
 mod bitcoin_clusters;
 mod bitcoin_cmd;
+mod bitcoin_trace;
 mod chain_cmd;
 mod cli;
 mod demo_cmd;

@@ -39,12 +39,15 @@ pub enum FormatArg {
 pub struct TraceArgs {
     /// A theft transaction (0x + 64 hex: exactly what it moved is tainted) or the thief's
     /// address (0x + 40 hex: its outflows from --from-block on). Repeat for several thefts.
+    /// Bitcoin-family (--chain bitcoin): a txid (64 hex, every output), an output
+    /// (txid:vout) or an address (every output it received from --from-block on).
     #[arg(long, required = true, value_name = "ADDRESS_OR_TX")]
     pub seed: Vec<String>,
     /// Only this asset of the seeds: native/eth, or an ERC-20 token address.
     #[arg(long, value_name = "ASSET")]
     pub asset: Option<String>,
-    /// At most this much per seed, in the asset's smallest unit (wei).
+    /// At most this much per seed, in the asset's smallest unit (wei; satoshis for an output
+    /// seed with --chain bitcoin).
     #[arg(long, value_name = "AMOUNT")]
     pub amount: Option<String>,
     /// Address seeds: their outflows from this block on.
@@ -53,9 +56,20 @@ pub struct TraceArgs {
     /// Which funds an address's outgoing transfers carry (definitions: docs/TRACE.md).
     #[arg(long, value_enum, default_value_t = PolicyArg::Haircut)]
     pub policy: PolicyArg,
-    /// Most transfers between a seed and a tainted address.
-    #[arg(long, default_value_t = 10)]
+    /// Most transfers between a seed and a tainted address (Bitcoin: transactions between a
+    /// seed output and a tainted output).
+    #[arg(long, alias = "hops", default_value_t = 10)]
     pub max_hops: u32,
+    /// `evm` (the transfer store) or `bitcoin` (the UTXO index); default: the seeds' form.
+    #[arg(long, value_enum)]
+    pub chain: Option<crate::chain_cmd::ChainKind>,
+    /// With --chain bitcoin: the network (bitcoin, litecoin-regtest, …); default: the one the
+    /// index holds (and the address seeds allow).
+    #[arg(long)]
+    pub network: Option<String>,
+    /// With --chain bitcoin: most tainted outputs kept (the trace stops growing and says so).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_outputs: usize,
     /// Addresses with more outgoing transfers are reported as super-nodes, not followed.
     #[arg(long, default_value_t = 10_000)]
     pub fan_out_cap: usize,
@@ -94,7 +108,7 @@ pub struct TraceArgs {
 }
 
 impl TraceArgs {
-    fn options(&self) -> TraceOptions {
+    pub(crate) fn options(&self) -> TraceOptions {
         TraceOptions {
             policy: match self.policy {
                 PolicyArg::Poison => Policy::Poison,

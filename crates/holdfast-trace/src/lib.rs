@@ -12,6 +12,8 @@
 //! - [`labels`]: [`Classifier`] (services from intel) and the `tainted` labels a trace gives
 //!   back to intel.
 //! - [`output`]: JSON, CSV, Graphviz DOT and GraphML.
+//! - [`utxo`]: taint over a Bitcoin-family UTXO index (the unit is the output): the same
+//!   policies over a transaction's inputs and outputs, [`utxo::trace_utxo`] → [`utxo::UtxoTrace`].
 //!
 //! Invariants: no I/O in the engine (the loader reads only the store it is given), no
 //! environment variables; taint is never negative, and under every policy but poison the
@@ -28,6 +30,7 @@ pub mod load;
 pub mod output;
 pub mod policy;
 pub mod result;
+pub mod utxo;
 
 pub use engine::{trace, trace_with_progress};
 pub use error::TraceError;

@@ -62,7 +62,7 @@ pub fn write(trace: &Trace, format: Format, out: &mut dyn Write) -> Result<(), T
     }
 }
 
-fn role_name(r: Role) -> &'static str {
+pub(crate) fn role_name(r: Role) -> &'static str {
     match r {
         Role::Seed => "seed",
         Role::Intermediate => "intermediate",
@@ -141,7 +141,7 @@ fn csv(trace: &Trace, out: &mut dyn Write) -> Result<(), csv::Error> {
 /// Text from labels in a CSV cell: a cell starting with `=`, `+`, `-`, `@`, a tab or a
 /// carriage return is a formula to a spreadsheet (CSV injection), so it gets a leading `'`
 /// (OWASP's advice). Quoting is the `csv` writer's.
-fn csv_text(s: &str) -> String {
+pub(crate) fn csv_text(s: &str) -> String {
     if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {

@@ -3,6 +3,7 @@
 
 mod bitcoin;
 mod bitcoin_screen;
+mod bitcoin_trace;
 mod bitcoin_transfers;
 mod console;
 mod gate;

@@ -16,6 +16,7 @@
 //! | `utxo.uf` | chain, address length, address | cluster union-find: parent address, size (for a root) |
 //! | `utxo.ufundo` | chain, number | the entries of `utxo.uf` the block changed, as they were |
 //! | `utxo.ufkids` | chain, parent length, parent, address | (empty): every non-root entry of `utxo.uf` under its parent, to list a cluster's members |
+//! | `utxo.spent` | chain, txid, vout | the input spending it: spending txid, input, height, position |
 //!
 //! An unwind reads the block's transactions back and deletes exactly the keys they made.
 
@@ -25,6 +26,7 @@ use fjall::Readable;
 use holdfast_primitives::BlockRef;
 
 use super::cluster::{self, Cluster, Node};
+use super::spent::{self, PlacedTx, Spender};
 use super::txs::{self, AddressTransfer, Direction, TxRecord};
 use super::{
     KeepUndo, OutPointKey, Undo, UtxoChanges, UtxoCounts, UtxoRecord, UtxoStore, bytes, counted,
@@ -35,7 +37,7 @@ use crate::group_commit::{Batch, FjallDir, GroupCommit};
 use crate::{Applied, StoreError, admit};
 use alloy_primitives::B256;
 
-const SPACES: [&str; 10] = [
+const SPACES: [&str; 11] = [
     "utxo.blocks",
     "utxo.coins",
     "utxo.undo",
@@ -46,6 +48,7 @@ const SPACES: [&str; 10] = [
     "utxo.uf",
     "utxo.ufundo",
     "utxo.ufkids",
+    "utxo.spent",
 ];
 const BLOCKS: usize = 0;
 const COINS: usize = 1;
@@ -57,6 +60,7 @@ const ADDR: usize = 6;
 const UF: usize = 7;
 const UF_UNDO: usize = 8;
 const UF_KIDS: usize = 9;
+const SPENT: usize = 10;
 
 /// The embedded UTXO index.
 pub struct EmbeddedUtxoStore {
@@ -145,8 +149,16 @@ fn stage_node(
     }
 }
 
-/// Stages writing (or, with `remove`, deleting) a block's transactions and address entries.
+/// Stages writing (or, with `remove`, deleting) a block's transactions, address entries and
+/// spent-by entries.
 fn stage_txs(batch: &mut Batch, chain_id: u64, height: u64, list: &[TxRecord], remove: bool) {
+    for (op, s) in spent::entries(height, list) {
+        if remove {
+            batch.del(SPENT, coin_key(chain_id, &op));
+        } else {
+            batch.put(SPENT, coin_key(chain_id, &op), spent::encode(&s));
+        }
+    }
     for (i, tx) in list.iter().enumerate() {
         let pos = i as u32;
         let (k, t) = (
@@ -602,6 +614,35 @@ impl UtxoStore for EmbeddedUtxoStore {
             });
         }
         Ok(out)
+    }
+
+    fn spenders(
+        &self,
+        chain_id: u64,
+        outpoints: &[OutPointKey],
+    ) -> Result<Vec<Option<Spender>>, StoreError> {
+        spent::check_read_batch("outpoints", outpoints.len())?;
+        outpoints
+            .iter()
+            .map(|op| {
+                self.dir
+                    .read(SPENT, &coin_key(chain_id, op))?
+                    .map(|v| spent::decode(&v))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    fn transactions(
+        &self,
+        chain_id: u64,
+        txids: &[B256],
+    ) -> Result<Vec<Vec<PlacedTx>>, StoreError> {
+        spent::check_read_batch("txids", txids.len())?;
+        txids
+            .iter()
+            .map(|t| self.transaction(chain_id, t))
+            .collect()
     }
 }
 

@@ -31,6 +31,9 @@
 //!   [`is_coinjoin`]) are a union-find updated in the same write, with a per-block undo record
 //!   of the entries it changed, put back on unwind.
 //!
+//! - the spent-by index ([`Spender`]: the input spending each output a stored transaction
+//!   spends) is derived from the same transactions, written and removed with them.
+//!
 //! Two backends, one behaviour suite (`tests/it/utxo.rs`, `tests/it/utxo_txs.rs`): [`EmbeddedUtxoStore`] (fjall, its
 //! own directory) and [`PgUtxoStore`] (PostgreSQL, its own schema).
 
@@ -42,12 +45,14 @@ use crate::StoreError;
 mod cluster;
 mod embedded;
 mod pg;
+mod spent;
 mod txs;
 
 pub use cluster::{Cluster, is_coinjoin};
 
 pub use embedded::EmbeddedUtxoStore;
 pub use pg::PgUtxoStore;
+pub use spent::{MAX_READ_BATCH, PlacedTx, Spender};
 pub use txs::{
     AddressTransfer, Direction, MAX_TRANSFERS, TxInput, TxOutput, TxRecord, show as show_txid,
 };
@@ -210,6 +215,20 @@ pub trait UtxoStore: Send + Sync {
         from_height: u64,
         limit: usize,
     ) -> Result<Vec<AddressTransfer>, StoreError>;
+
+    /// The input spending each of `outpoints`, in their order (`None`: unspent, or spent by a
+    /// transaction the index does not hold), from the stored transactions (blocks and
+    /// imports). At most [`MAX_READ_BATCH`] at once.
+    fn spenders(
+        &self,
+        chain_id: u64,
+        outpoints: &[OutPointKey],
+    ) -> Result<Vec<Option<Spender>>, StoreError>;
+
+    /// [`UtxoStore::transaction`] for each of `txids`, in their order, in one read. At most
+    /// [`MAX_READ_BATCH`] at once.
+    fn transactions(&self, chain_id: u64, txids: &[B256])
+    -> Result<Vec<Vec<PlacedTx>>, StoreError>;
 }
 
 /// Checks an imported block before it is written, and whether a stored block at its height

@@ -3,7 +3,8 @@
 //! deleted and returned (and must equal the changes' records), the created rows inserted (none
 //! may exist), the undo record, the block and the counts written; any mismatch rolls it all
 //! back. The block's transactions (`utxo_txs`) and address entries (`utxo_transfers`) are
-//! inserted in the same transaction and deleted by height on unwind. Array parameters (`unnest`) keep a block to a few statements whatever its size.
+//! inserted in the same transaction and deleted by height on unwind, and so are the spent-by entries
+//! (`utxo_spent`, schema version 5: `super::spent`). Array parameters (`unnest`) keep a block to a few statements whatever its size.
 
 use std::collections::HashMap;
 
@@ -62,6 +63,8 @@ CREATE TABLE utxo_clusters_undo (
     "
 CREATE INDEX utxo_clusters_parent ON utxo_clusters (chain_id, parent);
 ",
+    // The spent-by index (empty for blocks written before it: rebuild to have it whole).
+    super::spent::PG_MIGRATION,
 ];
 
 const SCHEMA: Schema = Schema {
@@ -397,57 +400,6 @@ fn write_node(
     Ok(())
 }
 
-impl PgUtxoStore {
-    /// Inserts a block's transactions and address entries.
-    fn write_txs(
-        tx: &mut Transaction<'_>,
-        chain_id: u64,
-        height: u64,
-        list: &[TxRecord],
-    ) -> Result<(), StoreError> {
-        if list.is_empty() {
-            return Ok(());
-        }
-        let (chain, h) = (i64_of(chain_id)?, i64_of(height)?);
-        let positions: Vec<i32> = (0..list.len() as i32).collect();
-        let txids: Vec<&[u8]> = list.iter().map(|t| t.txid.as_slice()).collect();
-        let bodies: Vec<Vec<u8>> = list.iter().map(txs::encode).collect();
-        tx.execute(
-            "INSERT INTO utxo_txs (chain_id, height, position, txid, body)
-             SELECT $1, $2, * FROM unnest($3::int[], $4::bytea[], $5::bytea[])",
-            &[&chain, &h, &positions, &txids, &bodies],
-        )?;
-        let mut addresses = Vec::new();
-        let mut e_pos = Vec::new();
-        let mut dirs = Vec::new();
-        let mut ns = Vec::new();
-        let mut e_txids = Vec::new();
-        let mut values = Vec::new();
-        let mut o_txids = Vec::new();
-        let mut o_vouts = Vec::new();
-        for (i, t) in list.iter().enumerate() {
-            for (a, e) in txs::entries(height, i as u32, t) {
-                addresses.push(a);
-                e_pos.push(i as i32);
-                dirs.push(i16::from(txs::direction_code(e.direction)));
-                ns.push(e.index as i32);
-                e_txids.push(e.txid.as_slice().to_vec());
-                values.push(i64_of(e.value)?);
-                o_txids.push(e.outpoint.txid.as_slice().to_vec());
-                o_vouts.push(i64::from(e.outpoint.vout));
-            }
-        }
-        if !addresses.is_empty() {
-            tx.execute(
-                "INSERT INTO utxo_transfers (chain_id, height, address, position, direction, n, txid, value, out_txid, out_vout)
-                 SELECT $1, $2, * FROM unnest($3::text[], $4::int[], $5::smallint[], $6::int[], $7::bytea[], $8::bigint[], $9::bytea[], $10::bigint[])",
-                &[&chain, &h, &addresses, &e_pos, &dirs, &ns, &e_txids, &values, &o_txids, &o_vouts],
-            )?;
-        }
-        Ok(())
-    }
-}
-
 impl UtxoStore for PgUtxoStore {
     fn apply_block(
         &self,
@@ -516,7 +468,8 @@ impl UtxoStore for PgUtxoStore {
                 &bytes::undo(&Undo::of(changes)),
             ],
         )?;
-        Self::write_txs(&mut tx, chain_id, number, &changes.transactions)?;
+        txs::pg_write(&mut tx, chain_id, number, &changes.transactions)?;
+        super::spent::pg_write(&mut tx, chain_id, number, &changes.transactions)?;
         let groups = cluster::merges(&changes.transactions);
         // The block's input addresses' entries in one query; their parents one by one.
         let mut known = read_nodes(&mut tx, chain_id, groups.iter().flatten().copied())?;
@@ -625,6 +578,7 @@ impl UtxoStore for PgUtxoStore {
             "DELETE FROM utxo_transfers WHERE chain_id = $1 AND height >= $2",
             &[&i64_of(chain_id)?, &i64_of(first)?],
         )?;
+        super::spent::pg_unwind(&mut tx, chain_id, first)?;
         tx.execute(
             "DELETE FROM utxo_blocks WHERE chain_id = $1 AND number >= $2",
             &[&i64_of(chain_id)?, &i64_of(first)?],
@@ -744,7 +698,8 @@ impl UtxoStore for PgUtxoStore {
         if !super::admit_import(chain_id, block, transactions, stored)? {
             return Ok(Applied::AlreadyPresent);
         }
-        Self::write_txs(&mut tx, chain_id, block.number, transactions)?;
+        txs::pg_write(&mut tx, chain_id, block.number, transactions)?;
+        super::spent::pg_write(&mut tx, chain_id, block.number, transactions)?;
         tx.execute(
             "INSERT INTO utxo_blocks (chain_id, number, hash, parent_hash, ts) VALUES ($1, $2, $3, $4, $5)",
             &[
@@ -825,5 +780,21 @@ impl UtxoStore for PgUtxoStore {
                 })
             })
             .collect()
+    }
+
+    fn spenders(
+        &self,
+        chain_id: u64,
+        outpoints: &[OutPointKey],
+    ) -> Result<Vec<Option<super::Spender>>, StoreError> {
+        super::spent::pg_read(&mut *self.pool.client(), chain_id, outpoints)
+    }
+
+    fn transactions(
+        &self,
+        chain_id: u64,
+        txids: &[B256],
+    ) -> Result<Vec<Vec<super::PlacedTx>>, StoreError> {
+        super::spent::pg_transactions(&mut *self.pool.client(), chain_id, txids)
     }
 }

@@ -17,6 +17,7 @@ use alloy_primitives::B256;
 use super::{MAX_ADDRESS_BYTES, OutPointKey, UtxoChanges};
 use crate::StoreError;
 use crate::codec::{Reader, corrupt};
+use postgres::Transaction;
 
 /// One input: the output it spends, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -397,6 +398,59 @@ pub(crate) fn entry_value(t: &AddressTransfer) -> Vec<u8> {
 
 pub(crate) fn direction_code(d: Direction) -> u8 {
     d.code()
+}
+
+/// PostgreSQL: inserts a block's transactions and address entries (two statements).
+pub(crate) fn pg_write(
+    tx: &mut Transaction<'_>,
+    chain_id: u64,
+    height: u64,
+    list: &[TxRecord],
+) -> Result<(), StoreError> {
+    if list.is_empty() {
+        return Ok(());
+    }
+    let (chain, h) = (i64_of(chain_id)?, i64_of(height)?);
+    let positions: Vec<i32> = (0..list.len() as i32).collect();
+    let txids: Vec<&[u8]> = list.iter().map(|t| t.txid.as_slice()).collect();
+    let bodies: Vec<Vec<u8>> = list.iter().map(encode).collect();
+    tx.execute(
+        "INSERT INTO utxo_txs (chain_id, height, position, txid, body)
+         SELECT $1, $2, * FROM unnest($3::int[], $4::bytea[], $5::bytea[])",
+        &[&chain, &h, &positions, &txids, &bodies],
+    )?;
+    let mut addresses = Vec::new();
+    let mut e_pos = Vec::new();
+    let mut dirs = Vec::new();
+    let mut ns = Vec::new();
+    let mut e_txids = Vec::new();
+    let mut values = Vec::new();
+    let mut o_txids = Vec::new();
+    let mut o_vouts = Vec::new();
+    for (i, t) in list.iter().enumerate() {
+        for (a, e) in entries(height, i as u32, t) {
+            addresses.push(a);
+            e_pos.push(i as i32);
+            dirs.push(i16::from(direction_code(e.direction)));
+            ns.push(e.index as i32);
+            e_txids.push(e.txid.as_slice().to_vec());
+            values.push(i64_of(e.value)?);
+            o_txids.push(e.outpoint.txid.as_slice().to_vec());
+            o_vouts.push(i64::from(e.outpoint.vout));
+        }
+    }
+    if !addresses.is_empty() {
+        tx.execute(
+            "INSERT INTO utxo_transfers (chain_id, height, address, position, direction, n, txid, value, out_txid, out_vout)
+             SELECT $1, $2, * FROM unnest($3::text[], $4::int[], $5::smallint[], $6::int[], $7::bytea[], $8::bigint[], $9::bytea[], $10::bigint[])",
+            &[&chain, &h, &addresses, &e_pos, &dirs, &ns, &e_txids, &values, &o_txids, &o_vouts],
+        )?;
+    }
+    Ok(())
+}
+
+fn i64_of(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Postgres(format!("{v} does not fit a BIGINT")))
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 use alloy_primitives::B256;
 use holdfast_primitives::BlockRef;
 use holdfast_store::utxo::{
-    AddressTransfer, Direction, EmbeddedUtxoStore, MAX_TRANSFERS, OutPointKey, PgUtxoStore,
-    TxInput, TxOutput, TxRecord, UtxoChanges, UtxoRecord, UtxoStore, is_coinjoin,
+    AddressTransfer, Direction, EmbeddedUtxoStore, MAX_READ_BATCH, MAX_TRANSFERS, OutPointKey,
+    PgUtxoStore, Spender, TxInput, TxOutput, TxRecord, UtxoChanges, UtxoRecord, UtxoStore,
+    is_coinjoin,
 };
 
 use holdfast_store::{Applied, StoreError};
@@ -128,8 +129,29 @@ fn entry(
     }
 }
 
-/// Everything the index says about the suite's addresses and transactions.
-type View = (Vec<Vec<AddressTransfer>>, Vec<Vec<TxRecord>>, Vec<usize>);
+/// Everything the index says about the suite's addresses, transactions and spenders.
+type View = (
+    Vec<Vec<AddressTransfer>>,
+    Vec<Vec<TxRecord>>,
+    Vec<usize>,
+    Vec<Option<Spender>>,
+    Vec<Vec<(u64, u32, TxRecord)>>,
+);
+
+/// Every outpoint the suite's chain creates.
+fn outpoints() -> Vec<OutPointKey> {
+    vec![
+        op(0xa, 0),
+        op(0xa, 1),
+        op(0xb, 0),
+        op(0xb, 1),
+        op(0xc, 0),
+        op(0xd, 0),
+        op(0xe, 0),
+    ]
+}
+
+const TXIDS: [u8; 7] = [0xa, 0x1b, 0xb, 0xc, 0xd, 0xe, 0xf];
 
 fn view(s: &dyn UtxoStore) -> View {
     let addresses = ["bcrt1q02", "bcrt1q04", "bcrt1q06", "bcrt1q08", "bcrt1q0a"];
@@ -141,7 +163,7 @@ fn view(s: &dyn UtxoStore) -> View {
         (0..5)
             .map(|n| s.block_transactions(CHAIN, n).expect("txs"))
             .collect(),
-        [0xa, 0x1b, 0xb, 0xc, 0xd, 0xe, 0xf]
+        TXIDS
             .iter()
             .map(|t| {
                 s.transaction(CHAIN, &B256::repeat_byte(*t))
@@ -149,7 +171,77 @@ fn view(s: &dyn UtxoStore) -> View {
                     .len()
             })
             .collect(),
+        s.spenders(CHAIN, &outpoints()).expect("spenders"),
+        s.transactions(CHAIN, &TXIDS.map(B256::repeat_byte))
+            .expect("transactions"),
     )
+}
+
+fn spender(txid: u8, vin: u32, height: u64, position: u32) -> Option<Spender> {
+    Some(Spender {
+        txid: B256::repeat_byte(txid),
+        vin,
+        height,
+        position,
+    })
+}
+
+/// The spent-by index and batched reads by txid: each spent output names its spending input
+/// (an output without an address, and one spent in its own block, included), unspent ones
+/// none; written and unwound with the blocks; batches bounded.
+fn spenders_follow_blocks(s: &dyn UtxoStore) {
+    let blocks = chain();
+    for (b, c) in &blocks {
+        s.apply_block(CHAIN, b, c).expect("apply");
+    }
+    // A:0 (no address) spent by B's input 0 at (2, 1); B:1 by C's input 0 and A:1 by C's
+    // input 1 at (3, 1); C:0 by E's input 0 in the same block at (3, 2).
+    assert_eq!(
+        s.spenders(CHAIN, &outpoints()).expect("spenders"),
+        vec![
+            spender(0xb, 0, 2, 1),
+            spender(0xc, 1, 3, 1),
+            None,
+            spender(0xc, 0, 3, 1),
+            spender(0xe, 0, 3, 2),
+            None,
+            None,
+        ]
+    );
+    assert_eq!(
+        s.spenders(CHAIN + 1, &outpoints()).expect("other chain"),
+        vec![None; 7],
+        "another chain sees nothing"
+    );
+    // Batched reads by txid, in the order asked, an unknown txid empty, a txid twice twice.
+    let got = s
+        .transactions(CHAIN, &[0xe, 0xf, 0xb, 0xe].map(B256::repeat_byte))
+        .expect("transactions");
+    assert_eq!(got[0], vec![(3, 2, blocks[2].1.transactions[2].clone())]);
+    assert!(got[1].is_empty());
+    assert_eq!(got[2], vec![(2, 1, blocks[1].1.transactions[1].clone())]);
+    assert_eq!(got[3], got[0]);
+    // Bounded batches, refused naming the field.
+    let e = s
+        .spenders(CHAIN, &vec![op(0xa, 0); MAX_READ_BATCH + 1])
+        .expect_err("bound");
+    assert!(e.to_string().contains("outpoints"), "{e}");
+    let e = s
+        .transactions(CHAIN, &vec![B256::ZERO; MAX_READ_BATCH + 1])
+        .expect_err("bound");
+    assert!(e.to_string().contains("txids"), "{e}");
+    // Unwinding block 3 removes its spenders only; the outputs it spent are unspent again.
+    s.unwind_above(CHAIN, 2).expect("unwind");
+    assert_eq!(
+        s.spenders(CHAIN, &outpoints()).expect("after unwind"),
+        vec![spender(0xb, 0, 2, 1), None, None, None, None, None, None]
+    );
+    assert!(s.utxo(CHAIN, &op(0xa, 1)).expect("a1").is_some());
+    s.unwind_above(CHAIN, 0).expect("unwind all");
+    assert_eq!(
+        s.spenders(CHAIN, &outpoints()).expect("empty"),
+        vec![None; 7]
+    );
 }
 
 fn written_read_and_unwound(s: &dyn UtxoStore) {
@@ -378,6 +470,12 @@ fn imported_history(s: &dyn UtxoStore) {
         Default::default(),
         "no coins"
     );
+    assert_eq!(
+        s.spenders(imported, &outpoints())
+            .expect("imported spenders"),
+        s.spenders(CHAIN, &outpoints()).expect("applied spenders"),
+        "imports write the spent-by index too"
+    );
     let before = view_of(s, imported);
     assert_eq!(
         s.import_block(imported, &blocks[1].0, &blocks[1].1.transactions)
@@ -564,6 +662,7 @@ fn clusters_follow_blocks_and_unwinds(s: &dyn UtxoStore) {
 }
 
 fn suite(open: impl Fn() -> Box<dyn UtxoStore>) {
+    spenders_follow_blocks(&*open());
     clusters_follow_blocks_and_unwinds(&*open());
     imported_history(&*open());
     written_read_and_unwound(&*open());

@@ -7,3 +7,4 @@ mod outputs;
 mod policies;
 mod props;
 mod store;
+mod utxo;
