@@ -792,6 +792,41 @@ impl WatchStore for EmbeddedWatchStore {
         Ok(self.durable.load(Ordering::SeqCst))
     }
 
+    fn prune_outbox(&self, sinks: &[&str], keep: u64) -> Result<u64, StoreError> {
+        for sink in sinks {
+            check_name("sink", sink)?;
+        }
+        // Under the writer lock: cursors only move forward, so the lowest read here stays a
+        // lower bound of what every sink has delivered until the deletion is written.
+        let guard = self.group.lock();
+        let mut low = self.durable.load(Ordering::SeqCst).saturating_sub(keep);
+        for sink in sinks {
+            low = low.min(self.cursor(sink)?);
+        }
+        let snap = self.dir.db.snapshot();
+        for g in snap.prefix(&self.dir.spaces[META], b"s") {
+            let (_, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
+            low = low.min(u64_of(&v, "watch sink cursor")?);
+        }
+        if low == 0 {
+            return Ok(0);
+        }
+        let mut batch = Batch::default();
+        let mut deleted = 0u64;
+        for g in snap
+            .range(&self.dir.spaces[OUTBOX], ..=low.to_be_bytes().to_vec())
+            .take(super::MAX_PRUNE)
+        {
+            let k = g.key().map_err(|e| self.dir.err(e))?;
+            batch.del(OUTBOX, k.to_vec());
+            deleted += 1;
+        }
+        if deleted > 0 {
+            self.write_synced(guard, batch)?;
+        }
+        Ok(deleted)
+    }
+
     fn acquire_lease(
         &self,
         chain_id: u64,

@@ -626,6 +626,29 @@ impl WatchStore for PgWatchStore {
             .collect()
     }
 
+    fn prune_outbox(&self, sinks: &[&str], keep: u64) -> Result<u64, StoreError> {
+        for sink in sinks {
+            check_name("sink", sink)?;
+        }
+        let names: Vec<String> = sinks.iter().map(|s| (*s).to_owned()).collect();
+        // One statement: the lowest of the served sinks' cursors (0 for one never stored)
+        // and of every stored cursor. Cursors only move forward, so a cursor advanced by
+        // another instance meanwhile only makes this bound more cautious.
+        let deleted = self.pool.client().execute(
+            "WITH low AS (
+               SELECT LEAST(
+                 (SELECT seq FROM watch_head) - $3,
+                 coalesce((SELECT min(seq) FROM watch_cursors), 9223372036854775807),
+                 CASE WHEN EXISTS (SELECT 1 FROM unnest($1::text[]) AS s(name)
+                                   WHERE s.name NOT IN (SELECT sink FROM watch_cursors))
+                      THEN 0 ELSE 9223372036854775807 END) AS seq)
+             DELETE FROM watch_outbox WHERE seq IN (
+               SELECT seq FROM watch_outbox WHERE seq <= (SELECT seq FROM low) ORDER BY seq LIMIT $2)",
+            &[&names, &i64_of(super::MAX_PRUNE as u64)?, &i64_of(keep)?],
+        )?;
+        Ok(deleted)
+    }
+
     fn outbox_head(&self) -> Result<u64, StoreError> {
         u64_of(
             self.pool
