@@ -800,7 +800,12 @@ impl WatchStore for EmbeddedWatchStore {
         // lower bound of what every sink has delivered until the deletion is written.
         let guard = self.group.lock();
         let mut low = self.durable.load(Ordering::SeqCst).saturating_sub(keep);
+        let mut batch = Batch::default();
         for sink in sinks {
+            if self.dir.read(META, &cursor_key(sink))?.is_none() {
+                // Registered at 0, so that every other instance's prune keeps its events.
+                batch.put(META, cursor_key(sink), 0u64.to_be_bytes());
+            }
             low = low.min(self.cursor(sink)?);
         }
         let snap = self.dir.db.snapshot();
@@ -808,20 +813,18 @@ impl WatchStore for EmbeddedWatchStore {
             let (_, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
             low = low.min(u64_of(&v, "watch sink cursor")?);
         }
-        if low == 0 {
-            return Ok(0);
-        }
-        let mut batch = Batch::default();
         let mut deleted = 0u64;
-        for g in snap
-            .range(&self.dir.spaces[OUTBOX], ..=low.to_be_bytes().to_vec())
-            .take(super::MAX_PRUNE)
-        {
-            let k = g.key().map_err(|e| self.dir.err(e))?;
-            batch.del(OUTBOX, k.to_vec());
-            deleted += 1;
+        if low > 0 {
+            for g in snap
+                .range(&self.dir.spaces[OUTBOX], ..=low.to_be_bytes().to_vec())
+                .take(super::MAX_PRUNE)
+            {
+                let k = g.key().map_err(|e| self.dir.err(e))?;
+                batch.del(OUTBOX, k.to_vec());
+                deleted += 1;
+            }
         }
-        if deleted > 0 {
+        if !batch.is_empty() {
             self.write_synced(guard, batch)?;
         }
         Ok(deleted)

@@ -331,8 +331,9 @@ pub trait WatchStore: Send + Sync + std::fmt::Debug {
 
     /// Deletes the outbox events every sink has delivered, oldest first, at most
     /// [`MAX_PRUNE`]: those at or below the lowest cursor of `sinks` (the sinks being
-    /// served; one without a cursor counts as 0, so it keeps everything) and of every sink
-    /// with a stored cursor (another instance's sinks), and not among the newest `keep`
+    /// served; one without a cursor is registered at 0, so it keeps everything, also from
+    /// other instances' prunes) and of every sink with a stored cursor (another instance's
+    /// sinks), and not among the newest `keep`
     /// (kept for readers without a cursor: the API's live stream resuming after a
     /// disconnection). One atomic write; the outbox head stays, so sequence numbers are
     /// never reused. Returns how many were deleted. A sink seen for the first time after a

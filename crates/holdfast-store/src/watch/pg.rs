@@ -631,21 +631,25 @@ impl WatchStore for PgWatchStore {
             check_name("sink", sink)?;
         }
         let names: Vec<String> = sinks.iter().map(|s| (*s).to_owned()).collect();
-        // One statement: the lowest of the served sinks' cursors (0 for one never stored)
-        // and of every stored cursor. Cursors only move forward, so a cursor advanced by
-        // another instance meanwhile only makes this bound more cautious.
-        let deleted = self.pool.client().execute(
-            "WITH low AS (
-               SELECT LEAST(
-                 (SELECT seq FROM watch_head) - $3,
-                 coalesce((SELECT min(seq) FROM watch_cursors), 9223372036854775807),
-                 CASE WHEN EXISTS (SELECT 1 FROM unnest($1::text[]) AS s(name)
-                                   WHERE s.name NOT IN (SELECT sink FROM watch_cursors))
-                      THEN 0 ELSE 9223372036854775807 END) AS seq)
-             DELETE FROM watch_outbox WHERE seq IN (
-               SELECT seq FROM watch_outbox WHERE seq <= (SELECT seq FROM low) ORDER BY seq LIMIT $2)",
-            &[&names, &i64_of(super::MAX_PRUNE as u64)?, &i64_of(keep)?],
+        let mut client = self.pool.client();
+        let mut tx = client.transaction()?;
+        // The served sinks without a cursor are registered at 0, so that every other
+        // instance's prune keeps their events too.
+        tx.execute(
+            "INSERT INTO watch_cursors (sink, seq) SELECT unnest($1::text[]), 0 ON CONFLICT (sink) DO NOTHING",
+            &[&names],
         )?;
+        // The lowest stored cursor, served sinks included. Cursors only move forward, so one
+        // advanced by another instance meanwhile only makes this bound more cautious.
+        let deleted = tx.execute(
+            "WITH low AS (
+               SELECT LEAST((SELECT seq FROM watch_head) - $2,
+                            coalesce((SELECT min(seq) FROM watch_cursors), 0)) AS seq)
+             DELETE FROM watch_outbox WHERE seq IN (
+               SELECT seq FROM watch_outbox WHERE seq <= (SELECT seq FROM low) ORDER BY seq LIMIT $1)",
+            &[&i64_of(super::MAX_PRUNE as u64)?, &i64_of(keep)?],
+        )?;
+        tx.commit()?;
         Ok(deleted)
     }
 

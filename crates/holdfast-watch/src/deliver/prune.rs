@@ -21,13 +21,18 @@ pub(super) async fn run(
     (every, keep): (Duration, u64),
     mut stopped: watch::Receiver<bool>,
 ) {
+    // The first prune at once: it registers the sinks served here (a cursor at 0 for one
+    // never seen), so that other instances' prunes keep their events from now on.
+    let mut first = true;
     loop {
         if *stopped.borrow() {
             return;
         }
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            r = stopped.changed() => if r.is_err() || *stopped.borrow() { return },
+        if !std::mem::take(&mut first) {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                r = stopped.changed() => if r.is_err() || *stopped.borrow() { return },
+            }
         }
         // Batches of `MAX_PRUNE` until what is left is below it.
         loop {

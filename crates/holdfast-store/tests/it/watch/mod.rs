@@ -651,6 +651,10 @@ fn the_outbox_is_pruned_below_every_sinks_cursor_and_never_past_an_undelivered_e
             [1, 2, 3, 4, 5],
             "the down sink's events are all kept"
         );
+        // That prune registered "down" (a cursor at 0): another instance, which serves
+        // only "webhook", keeps its events too.
+        assert_eq!(make().prune_outbox(&["webhook"], 0).expect("prune"), 0);
+        assert_eq!(seqs(s.outbox_since(0, 10).expect("read")).len(), 5);
         s.advance_cursor("down", 2).expect("advance");
         assert_eq!(s.prune_outbox(&served, 0).expect("prune"), 2);
         assert_eq!(
