@@ -111,6 +111,9 @@ impl Batch {
     pub fn del(&mut self, space: usize, k: impl Into<Vec<u8>>) {
         self.ops.push((space, k.into(), None));
     }
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
 }
 
 /// The writer lock and group commit: writers that committed wait for one fsync that covers

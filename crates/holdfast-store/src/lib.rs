@@ -39,7 +39,7 @@ pub mod watch;
 use std::collections::BTreeMap;
 
 use alloy_primitives::{Address, B256, U256};
-use holdfast_primitives::{Asset, BlockRef, Conversion, Transfer};
+use holdfast_primitives::{Asset, BlockRef, Conversion, Position, Transfer};
 
 pub use embedded::{Durability, EmbeddedOptions, EmbeddedStore};
 pub use pg::PgStore;
@@ -87,6 +87,40 @@ pub enum TransferQuery {
     /// Every transfer of blocks `from_block..=to_block` (the watch's replay), imported ones
     /// included.
     Blocks { from_block: u64, to_block: u64 },
+}
+
+/// Which side of its transfers an address query lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Transfers the address sent.
+    Out,
+    /// Transfers the address received.
+    In,
+}
+
+/// A range of one address's transfers, for [`Store::address_entries`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressQuery {
+    pub address: Address,
+    pub direction: Direction,
+    /// The first block, inclusive.
+    pub from_block: u64,
+    /// The last block, inclusive (`u64::MAX`: no end).
+    pub to_block: u64,
+}
+
+/// A transfer as an address index holds it: its place, the other side and whether it moved
+/// anything. What a wallet's history asks (whom it paid, and whether a payment was a
+/// zero-amount one), answered without reading the transfer's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressEntry {
+    pub block_number: u64,
+    pub tx_index: u32,
+    pub position: Position,
+    /// The receiver of a transfer the address sent, the sender of one it received.
+    pub counterparty: Address,
+    /// The transfer's amount is zero.
+    pub zero_amount: bool,
 }
 
 /// Counts for a chain.
@@ -232,6 +266,16 @@ pub trait Store: Send + Sync {
         query: TransferQuery,
         limit: usize,
     ) -> Result<Vec<Transfer>, StoreError>;
+
+    /// The address index's entries for `query`, in block order (block, transaction,
+    /// position), at most `limit` (≤ [`MAX_LIMIT`]): the same transfers as the matching
+    /// [`TransferQuery`], without reading their records (an index-only read on both backends).
+    fn address_entries(
+        &self,
+        chain_id: u64,
+        query: AddressQuery,
+        limit: usize,
+    ) -> Result<Vec<AddressEntry>, StoreError>;
 
     /// Sent by `address`, from block `from_block` on, in block order.
     fn transfers_from(

@@ -14,7 +14,8 @@ use postgres::{Client, NoTls, Row};
 
 use crate::codec::{self, Reader};
 use crate::{
-    Applied, BlockData, Store, StoreError, StoreStats, TransferQuery, check_limit, validate,
+    AddressEntry, AddressQuery, Applied, BlockData, Direction, Store, StoreError, StoreStats,
+    TransferQuery, check_limit, validate,
 };
 use crate::{admit, import};
 
@@ -40,6 +41,13 @@ CREATE TABLE conversions (
     tx_hash BYTEA NOT NULL, body BYTEA NOT NULL,
     PRIMARY KEY (chain_id, block_number, tx_index, log_index));
 CREATE INDEX conversions_tx ON conversions (chain_id, tx_hash);
+", "
+-- The address indexes carry what a wallet's history reads (the counterparty, the amount),
+-- so `Store::address_entries` is an index-only scan. They replace the plain ones (same keys).
+CREATE INDEX transfers_from_entries ON transfers (chain_id, from_addr, block_number, tx_index, position) INCLUDE (to_addr, amount);
+DROP INDEX transfers_from;
+CREATE INDEX transfers_to_entries ON transfers (chain_id, to_addr, block_number, tx_index, position) INCLUDE (from_addr, amount);
+DROP INDEX transfers_to;
 "];
 
 const SCHEMA: crate::pg_pool::Schema = crate::pg_pool::Schema {
@@ -346,6 +354,39 @@ impl Store for PgStore {
             &[&i64_of(chain_id)?, &i64_of(number)?],
         )?;
         row.map(|r| block(number, &r)).transpose()
+    }
+
+    fn address_entries(
+        &self,
+        chain_id: u64,
+        q: AddressQuery,
+        limit: usize,
+    ) -> Result<Vec<AddressEntry>, StoreError> {
+        check_limit(limit)?;
+        // Only columns of `transfers_from_entries` / `transfers_to_entries`: an index-only
+        // scan (the heap is visited only for pages not yet marked all-visible by a vacuum).
+        let (side, other) = match q.direction {
+            Direction::Out => ("from_addr", "to_addr"),
+            Direction::In => ("to_addr", "from_addr"),
+        };
+        let clamp = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
+        let rows = self.client()?.query(
+            &format!("SELECT block_number, tx_index, position, {other}, amount = 0 FROM transfers WHERE chain_id = $1 AND {side} = $2 AND block_number >= $3 AND block_number <= $4 ORDER BY block_number, tx_index, position LIMIT $5"),
+            &[&i64_of(chain_id)?, &q.address.as_slice(), &clamp(q.from_block), &clamp(q.to_block), &(limit as i64)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(AddressEntry {
+                    block_number: u64::try_from(r.get::<_, i64>(0))
+                        .map_err(|_| codec::corrupt("block number"))?,
+                    tx_index: u32::try_from(r.get::<_, i64>(1))
+                        .map_err(|_| codec::corrupt("tx index"))?,
+                    position: codec::read_position(r.get(2))?,
+                    counterparty: address(r, 3)?,
+                    zero_amount: r.get(4),
+                })
+            })
+            .collect()
     }
 
     fn transfers(

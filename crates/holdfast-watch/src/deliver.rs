@@ -16,6 +16,9 @@
 //! idempotency key ([`SinkEvent::key`]); receivers dedup by key. Nothing is lost: the cursor never passes
 //! an event the sink did not accept.
 //!
+//! A pruner task deletes the outbox events every sink has delivered, every
+//! `prune_interval` (module `prune`; a down sink keeps its events).
+//!
 //! Per-sink metrics ([`DeliveryMetrics`]): events delivered, events filtered by severity,
 //! failed attempts, retries, the time of the last success, and the backlog (outbox head −
 //! the sink's position).
@@ -51,6 +54,13 @@ pub struct DeliveryConfig {
     pub poll_interval: Duration,
     /// One attempt (connect, send, answer) that takes longer fails and is retried.
     pub attempt_timeout: Duration,
+    /// How often the outbox is pruned of the events every sink has delivered (module
+    /// `prune`).
+    pub prune_interval: Duration,
+    /// The newest events kept even when every sink has delivered them: readers without a
+    /// cursor (the API's live stream resuming after `Last-Event-ID`) can resume that far
+    /// back.
+    pub prune_keep: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -61,6 +71,8 @@ impl Default for DeliveryConfig {
             backoff_max: Duration::from_secs(60),
             poll_interval: Duration::from_secs(1),
             attempt_timeout: Duration::from_secs(30),
+            prune_interval: Duration::from_secs(10),
+            prune_keep: 100_000,
         }
     }
 }
@@ -199,6 +211,7 @@ impl DeliveryMetrics {
 pub struct Deliverer {
     stop: watch::Sender<bool>,
     tasks: Vec<(String, JoinHandle<()>)>,
+    pruner: JoinHandle<()>,
 }
 
 impl Deliverer {
@@ -213,6 +226,13 @@ impl Deliverer {
         config: DeliveryConfig,
     ) -> Deliverer {
         let (stop, stopped) = watch::channel(false);
+        let names: Vec<String> = sinks.iter().map(|s| s.name().to_owned()).collect();
+        let pruner = tokio::spawn(prune::run(
+            Arc::clone(&store),
+            names,
+            (config.prune_interval, config.prune_keep),
+            stopped.clone(),
+        ));
         let tasks = sinks
             .into_iter()
             .map(|sink| {
@@ -229,7 +249,11 @@ impl Deliverer {
                 (name, tokio::spawn(task.run()))
             })
             .collect();
-        Deliverer { stop, tasks }
+        Deliverer {
+            stop,
+            tasks,
+            pruner,
+        }
     }
 
     /// The sinks being served.
@@ -246,6 +270,9 @@ impl Deliverer {
             if let Err(e) = task.await {
                 warn!(target: "watch::deliver", sink = %name, error = %e, "delivery task ended abnormally");
             }
+        }
+        if let Err(e) = self.pruner.await {
+            warn!(target: "watch::deliver", error = %e, "the outbox pruner ended abnormally");
         }
     }
 }
@@ -500,5 +527,6 @@ async fn write_cursor(
     }
 }
 
+mod prune;
 #[cfg(test)]
 mod tests;

@@ -192,10 +192,68 @@ fn record(t: &Transfer, imported: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(t.block_hash.as_slice());
 }
 
+/// Flag bit of an address index entry: the transfer's amount is zero.
+pub(super) const ZERO_AMOUNT: u8 = 1;
+
+/// Bytes of an address index entry's value (format 3): where the record is in the log, the
+/// counterparty (the receiver in `from`, the sender in `to`) and flags ([`ZERO_AMOUNT`]).
+/// A wallet's history reads these without reading the record. Format 2 entries hold the
+/// location alone ([`Loc::BYTES`]); they are read by length, the rest from the record.
+pub(super) const ENTRY_BYTES: usize = Loc::BYTES + 21;
+
+/// An address index entry's value.
+pub(super) fn entry_value(loc: Loc, counterparty: &Address, zero: bool) -> [u8; ENTRY_BYTES] {
+    let mut v = [0u8; ENTRY_BYTES];
+    v[..Loc::BYTES].copy_from_slice(&loc.encode());
+    v[Loc::BYTES..Loc::BYTES + 20].copy_from_slice(counterparty.as_slice());
+    v[ENTRY_BYTES - 1] = if zero { ZERO_AMOUNT } else { 0 };
+    v
+}
+
+/// An address index entry: the transfer's place, where its record is, and (format 3) its
+/// counterparty and whether its amount is zero (`None`: a format 2 entry, read the record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct IndexRow<'a> {
+    pub(super) place: &'a [u8],
+    pub(super) loc: Loc,
+    pub(super) side: Option<(Address, bool)>,
+}
+
+/// Decodes an address index entry's value, by its length (format 3, or format 2's location
+/// alone).
+pub(super) fn read_entry_value(v: &[u8]) -> Result<(Loc, Option<(Address, bool)>), StoreError> {
+    let bad = || codec::corrupt("address index entry");
+    match v.len() {
+        ENTRY_BYTES => {
+            let loc = Loc::decode(&v[..Loc::BYTES]).ok_or_else(bad)?;
+            let flags = v[ENTRY_BYTES - 1];
+            if flags & !ZERO_AMOUNT != 0 {
+                return Err(bad());
+            }
+            let counterparty = Address::from_slice(&v[Loc::BYTES..Loc::BYTES + 20]);
+            Ok((loc, Some((counterparty, flags & ZERO_AMOUNT != 0))))
+        }
+        Loc::BYTES => Ok((Loc::decode(v).ok_or_else(bad)?, None)),
+        _ => Err(bad()),
+    }
+}
+
+/// Whether a `transfers` record's amount is zero.
+pub(super) fn record_zero_amount(record: &[u8]) -> Result<bool, StoreError> {
+    let mut r = Reader(
+        record
+            .get(REC_ASSET..)
+            .ok_or_else(|| codec::corrupt("transfer record"))?,
+    );
+    r.asset()?;
+    Ok(r.amount()?.is_zero())
+}
+
 /// Stages a transfer's record, appends it to the write's record log `entries` and, if
 /// `direct`, stages its `from`, `to` and `tx` index entries (otherwise they go to the index
 /// buffer, see `pending`). An address entry is the address and the place; its value is where
-/// the record is in the log. Returns that location (length 0: none, read `transfers`).
+/// the record is in the log, the counterparty and flags ([`entry_value`]). Returns that
+/// location (length 0: none, read `transfers`).
 pub(super) fn stage_transfer(
     s: &mut Staged,
     entries: &mut Entries,
@@ -213,9 +271,17 @@ pub(super) fn stage_transfer(
         .push(p, &s.arena[start..end])
         .unwrap_or(Loc { offset: 0, len: 0 });
     if direct {
-        let l = loc.encode();
-        s.put(FROM, &[t.from.as_slice(), p], &[&l]);
-        s.put(TO, &[t.to.as_slice(), p], &[&l]);
+        let zero = t.amount.is_zero();
+        s.put(
+            FROM,
+            &[t.from.as_slice(), p],
+            &[&entry_value(loc, &t.to, zero)],
+        );
+        s.put(
+            TO,
+            &[t.to.as_slice(), p],
+            &[&entry_value(loc, &t.from, zero)],
+        );
         s.put(TX, &[&tx_digest(&t.tx_hash), &p[..12]], &[]);
     }
     s.put_once(
@@ -228,7 +294,7 @@ pub(super) fn stage_transfer(
     loc
 }
 
-fn read_place(b: &[u8]) -> Result<(u64, u32, Position), StoreError> {
+pub(super) fn read_place(b: &[u8]) -> Result<(u64, u32, Position), StoreError> {
     let mut r = Reader(b);
     let number = r.u64()?;
     let tx_index = r.u32()?;

@@ -15,7 +15,7 @@
 //! | `meta` | `v` number, tx index, log index | the conversion |
 //! | `meta` | `w` tx hash, log index | number, tx index |
 //! | `transfers` | number, tx index, position | flags, tx hash, timestamp, from, to, asset, amount, block hash |
-//! | `from` / `to` | address, number, tx index, position | where the record is in the record log |
+//! | `from` / `to` | address, number, tx index, position | where the record is in the record log; the counterparty; flags (zero amount) |
 //! | `tx` | 8-byte digest of the tx hash, number, tx index | — |
 //! | `asset` | 0 (native) or 1 + token, number | — (the block moved this asset) |
 //!
@@ -24,7 +24,9 @@
 //! The `from`, `to` and `tx` entries of the newest blocks wait in an in-memory index buffer
 //! (`pending`) and are written out as sorted tables on a background thread, and address
 //! entries point into a per-chain record log (`log`), so "transfers out of A from block B"
-//! is one range scan plus one positioned read per row. The transaction and asset indexes
+//! is one range scan plus one positioned read per row; the entries also carry the
+//! counterparty and a zero-amount flag, so a wallet's history (`address_entries`) is the
+//! range scan alone (module `address`; format 2 entries, the location alone, still read). The transaction and asset indexes
 //! point at blocks (and transactions) whose records are then filtered, which keeps them to
 //! about one entry per transaction and one per asset and block.
 
@@ -44,9 +46,11 @@ use holdfast_primitives::{Asset, BlockRef, Conversion, Transfer};
 
 use crate::codec::{self, Reader, corrupt, prefix_end};
 use crate::{
-    Applied, BlockData, Store, StoreError, StoreStats, TransferQuery, admit, check_limit, validate,
+    AddressEntry, AddressQuery, Applied, BlockData, Store, StoreError, StoreStats, TransferQuery,
+    admit, check_limit, validate,
 };
 
+mod address;
 mod import;
 mod layout;
 mod log;
@@ -54,15 +58,23 @@ mod pending;
 use layout::{
     ASSET, COUNTS_KEY, FROM, IMPORTED, INDEXED_KEY, LOG_END_KEY, META, REC_ASSET, REC_FROM, REC_TO,
     REC_TX_HASH, SPACES, Staged, TO, TRANSFERS, TX, asset_prefix, block_key, counts_value,
-    imported_key, place, read_counts, read_record, stage_transfer, tx_digest,
+    imported_key, place, read_counts, read_record, record_zero_amount, stage_transfer, tx_digest,
 };
 use log::{Loc, RecordLog};
 use pending::Pending;
 
-/// The layout version written in the store; a store of another version is refused.
+/// The layout version written in the store.
 /// 2: records carry their block hash; address index entries point at the record in the
 /// record log; the `x` mark of the index buffer.
-const FORMAT: u32 = 2;
+/// 3: address index entries also carry the counterparty and a zero-amount flag, so a
+/// wallet's history is read from the index alone (`Store::address_entries`).
+const FORMAT: u32 = 3;
+
+/// The oldest format this Holdfast opens. A format 2 store is read as it is (its entries are
+/// told apart by length; each reads its record for what it lacks) and marked format 3 when
+/// opened, since the entries written from then on are format 3 ones, which an older Holdfast
+/// cannot read. Older formats are refused: the store is rebuilt by ingesting again.
+const OLDEST_FORMAT: u32 = 2;
 
 /// When a commit reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,8 +214,18 @@ fn write_out(
 struct Buffered {
     /// Places, back to back.
     places: Vec<u8>,
-    /// (end of the place, record location, from, to, tx digest)
-    entries: Vec<(usize, Loc, Address, Address, [u8; 8])>,
+    entries: Vec<BufferedEntry>,
+}
+
+/// A buffered transfer's index entries (the arguments of `Pending::add`).
+struct BufferedEntry {
+    /// Where its place ends in `Buffered::places`.
+    end: usize,
+    loc: Loc,
+    /// From, to.
+    addresses: [Address; 2],
+    digest: [u8; 8],
+    zero: bool,
 }
 
 /// The embedded store. Share it behind an `Arc`; writes are serialized.
@@ -272,11 +294,24 @@ impl EmbeddedStore {
         match ks.get("format").map_err(|e| self.err(e))? {
             Some(v) => {
                 let v = Reader(&v).u32()?;
-                if v != FORMAT {
+                if v == FORMAT {
+                    return Ok(());
+                }
+                if !(OLDEST_FORMAT..FORMAT).contains(&v) {
+                    let what = if v > FORMAT {
+                        "upgrade Holdfast"
+                    } else {
+                        "rebuild the store: move it aside and ingest again"
+                    };
                     return Err(self.err(format!(
-                        "store format {v}; this Holdfast reads format {FORMAT}"
+                        "store format {v}; this Holdfast reads formats {OLDEST_FORMAT} to {FORMAT}: {what}"
                     )));
                 }
+                ks.insert("format", FORMAT.to_be_bytes())
+                    .map_err(|e| self.err(e))?;
+                self.db
+                    .persist(PersistMode::SyncAll)
+                    .map_err(|e| self.err(e))?;
             }
             None => {
                 ks.insert("format", FORMAT.to_be_bytes())
@@ -459,9 +494,12 @@ impl EmbeddedStore {
             pending.add(
                 &k,
                 loc,
-                Address::from_slice(&v[REC_FROM..REC_FROM + 20]),
-                Address::from_slice(&v[REC_TO..REC_TO + 20]),
+                [
+                    Address::from_slice(&v[REC_FROM..REC_FROM + 20]),
+                    Address::from_slice(&v[REC_TO..REC_TO + 20]),
+                ],
                 tx_digest(&B256::from_slice(&v[REC_TX_HASH..REC_TX_HASH + 32])),
+                record_zero_amount(&v)?,
             );
         }
         if !entries.bytes.is_empty() {
@@ -731,13 +769,13 @@ impl Store for EmbeddedStore {
                     stage_transfer(&mut staged, &mut entries, t, false, direct, &mut place_buf);
                 if !direct {
                     buffered.places.extend_from_slice(&place_buf);
-                    buffered.entries.push((
-                        buffered.places.len(),
+                    buffered.entries.push(BufferedEntry {
+                        end: buffered.places.len(),
                         loc,
-                        t.from,
-                        t.to,
-                        tx_digest(&t.tx_hash),
-                    ));
+                        addresses: [t.from, t.to],
+                        digest: tx_digest(&t.tx_hash),
+                        zero: t.amount.is_zero(),
+                    });
                 }
                 added += 1;
                 n_staged += 1;
@@ -776,11 +814,15 @@ impl Store for EmbeddedStore {
             self.commit(&chain, staged)?;
             chain.log.committed(&entries);
             let mut start = 0;
-            for (end, loc, from, to, digest) in buffered.entries {
-                buffers
-                    .active
-                    .add(&buffered.places[start..end], loc, from, to, digest);
-                start = end;
+            for e in buffered.entries {
+                buffers.active.add(
+                    &buffered.places[start..e.end],
+                    e.loc,
+                    e.addresses,
+                    e.digest,
+                    e.zero,
+                );
+                start = e.end;
             }
             let full = buffers.active.len() >= self.options.index_buffer;
             drop(buffers);
@@ -901,6 +943,15 @@ impl Store for EmbeddedStore {
         self.block_at(&self.db.snapshot(), &chain, number)
     }
 
+    fn address_entries(
+        &self,
+        chain_id: u64,
+        query: AddressQuery,
+        limit: usize,
+    ) -> Result<Vec<AddressEntry>, StoreError> {
+        self.address_entries_of(chain_id, query, limit)
+    }
+
     fn transfers(
         &self,
         chain_id: u64,
@@ -908,6 +959,46 @@ impl Store for EmbeddedStore {
         limit: usize,
     ) -> Result<Vec<Transfer>, StoreError> {
         check_limit(limit)?;
+        match query {
+            TransferQuery::From {
+                address,
+                from_block,
+            } => {
+                return self.address_transfers(
+                    chain_id,
+                    address,
+                    true,
+                    (from_block, u64::MAX),
+                    limit,
+                );
+            }
+            TransferQuery::FromRange {
+                address,
+                from_block,
+                to_block,
+            } => {
+                return self.address_transfers(
+                    chain_id,
+                    address,
+                    true,
+                    (from_block, to_block),
+                    limit,
+                );
+            }
+            TransferQuery::To {
+                address,
+                from_block,
+            } => {
+                return self.address_transfers(
+                    chain_id,
+                    address,
+                    false,
+                    (from_block, u64::MAX),
+                    limit,
+                );
+            }
+            _ => {}
+        }
         let Some(chain) = self.chain(chain_id, false)? else {
             return Ok(Vec::new());
         };
@@ -916,75 +1007,10 @@ impl Store for EmbeddedStore {
         let snap = self.db.snapshot();
         let mut out = Vec::new();
         match query {
-            TransferQuery::From {
-                address,
-                from_block,
-            }
-            | TransferQuery::To {
-                address,
-                from_block,
-            }
-            | TransferQuery::FromRange {
-                address,
-                from_block,
-                ..
-            } => {
-                let outgoing = !matches!(query, TransferQuery::To { .. });
-                let to_block = match query {
-                    TransferQuery::FromRange { to_block, .. } => to_block,
-                    _ => u64::MAX,
-                };
-                let space = chain.space(if outgoing { FROM } else { TO });
-                let start = [address.as_slice(), &from_block.to_be_bytes()].concat();
-                let end = match to_block.checked_add(1) {
-                    Some(after) => [address.as_slice(), &after.to_be_bytes()].concat(),
-                    None => prefix_end(address.as_slice()),
-                };
-                let mut stored = Vec::new();
-                for g in snap.range(space, start..end).take(limit) {
-                    stored.push(self.kv(g)?);
-                }
-                // The stored entries and the buffered ones (the same transfer can be in both
-                // while the buffer is written out), merged in place order.
-                let mut rows: Vec<(&[u8], Loc)> = Vec::with_capacity(stored.len());
-                for (k, v) in &stored {
-                    let loc = Loc::decode(v).ok_or_else(|| corrupt("address index entry"))?;
-                    rows.push((&k[20..], loc));
-                }
-                rows.extend(buffers.active.address(
-                    &address,
-                    outgoing,
-                    (from_block, to_block),
-                    limit,
-                ));
-                if let Some(f) = &buffers.frozen {
-                    rows.extend(f.address(&address, outgoing, (from_block, to_block), limit));
-                }
-                rows.sort_by(|a, b| a.0.cmp(b.0));
-                rows.dedup_by(|a, b| a.0 == b.0);
-                rows.truncate(limit);
-                let at = if outgoing { REC_FROM } else { REC_TO };
-                let mut buf = Vec::new();
-                for (place, loc) in rows {
-                    // The log, and `transfers` if the log does not hold the entry.
-                    let fallback;
-                    let record = match chain.log.read(loc, place, &mut buf) {
-                        Some(start) => &buf[start..],
-                        None => {
-                            fallback = snap
-                                .get(chain.space(TRANSFERS), place)
-                                .map_err(|e| self.err(e))?
-                                .ok_or_else(|| {
-                                    corrupt("address index entry without its transfer")
-                                })?;
-                            &fallback[..]
-                        }
-                    };
-                    if record.get(at..at + 20) != Some(address.as_slice()) {
-                        return Err(corrupt("address index entry of another address"));
-                    }
-                    out.push(read_record(chain_id, place, record)?);
-                }
+            TransferQuery::From { .. }
+            | TransferQuery::To { .. }
+            | TransferQuery::FromRange { .. } => {
+                // Answered above, by `address_transfers`.
             }
             TransferQuery::Tx { tx_hash } => {
                 let digest = tx_digest(&tx_hash);

@@ -26,6 +26,7 @@ use foldhash::fast::RandomState;
 
 use alloy_primitives::Address;
 
+use super::layout::{ENTRY_BYTES, IndexRow, entry_value};
 use super::log::Loc;
 
 /// No entry (end of a list).
@@ -93,6 +94,8 @@ pub(super) struct Pending {
     /// in order when the buffer is written out).
     addresses: Vec<[Address; 2]>,
     digests: Vec<[u8; 8]>,
+    /// Whether each transfer's amount is zero (the address entries carry it).
+    zero: Vec<bool>,
     from: Index<Address>,
     to: Index<Address>,
     tx: Index<[u8; 8]>,
@@ -110,6 +113,7 @@ impl Default for Pending {
             locs: Vec::new(),
             addresses: Vec::new(),
             digests: Vec::new(),
+            zero: Vec::new(),
             from: Index::new(),
             to: Index::new(),
             tx: Index::new(),
@@ -146,8 +150,15 @@ impl Pending {
 
     /// Buffers the index entries of a transfer at `place` (block number, tx index, position:
     /// at least 12 bytes) whose record is at `loc` in the log, from `from` to `to` in
-    /// transaction `tx` (its digest).
-    pub(super) fn add(&mut self, place: &[u8], loc: Loc, from: Address, to: Address, tx: [u8; 8]) {
+    /// transaction `tx` (its digest), moving a zero amount if `zero`.
+    pub(super) fn add(
+        &mut self,
+        place: &[u8],
+        loc: Loc,
+        [from, to]: [Address; 2],
+        tx: [u8; 8],
+        zero: bool,
+    ) {
         let block = block_of(place);
         if block < self.last_block {
             self.ordered = false;
@@ -159,22 +170,28 @@ impl Pending {
         self.locs.push(loc);
         self.addresses.push([from, to]);
         self.digests.push(tx);
+        self.zero.push(zero);
         self.from.push(from, i);
         self.to.push(to, i);
         self.tx.push(tx, i);
     }
 
-    /// The places and record locations of buffered transfers out of (`outgoing`) or into
-    /// `address` at or after block `from_block`, in place order, at most `limit`.
+    /// The index rows (place, record location, counterparty, zero amount) of buffered
+    /// transfers out of (`outgoing`) or into `address` in blocks `from_block..=to_block`, in
+    /// place order, at most `limit`.
     pub(super) fn address(
         &self,
         address: &Address,
         outgoing: bool,
         (from_block, to_block): (u64, u64),
         limit: usize,
-    ) -> Vec<(&[u8], Loc)> {
-        let index = if outgoing { &self.from } else { &self.to };
-        let mut out: Vec<(&[u8], Loc)> = Vec::new();
+    ) -> Vec<IndexRow<'_>> {
+        let (index, side) = if outgoing {
+            (&self.from, 1)
+        } else {
+            (&self.to, 0)
+        };
+        let mut out: Vec<IndexRow<'_>> = Vec::new();
         for i in index.iter(address) {
             let p = self.place(i);
             let b = block_of(p);
@@ -190,13 +207,19 @@ impl Pending {
             }
             // In block order, the list can stop at the first block after `limit` places:
             // only the order inside a block is left to sort.
-            if self.ordered && out.len() >= limit && out.last().is_some_and(|l| block_of(l.0) != b)
+            if self.ordered
+                && out.len() >= limit
+                && out.last().is_some_and(|l| block_of(l.place) != b)
             {
                 break;
             }
-            out.push((p, self.loc(i)));
+            out.push(IndexRow {
+                place: p,
+                loc: self.loc(i),
+                side: Some((self.addresses[i as usize][side], self.zero[i as usize])),
+            });
         }
-        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        out.sort_unstable_by(|a, b| a.place.cmp(b.place));
         out.truncate(limit);
         out
     }
@@ -208,8 +231,9 @@ impl Pending {
     }
 
     /// Calls `write(index, key, value)` with the entries of the three indexes in key order,
-    /// without duplicates: index 0 `from` and 1 `to` (address, place; the record's location), 2 `tx`
-    /// (digest, block number, tx index; no value). Sorts compact fixed-size entries, not keys,
+    /// without duplicates: index 0 `from` and 1 `to` (address, place; the record's location,
+    /// the counterparty and flags: `layout::entry_value`), 2 `tx` (digest, block number, tx
+    /// index; no value). Sorts compact fixed-size entries, not keys,
     /// and builds each key only to hand it over.
     pub(super) fn sorted_entries<E>(
         &self,
@@ -227,11 +251,11 @@ impl Pending {
         // is (address, place) order but for two things, fixed below: addresses that share
         // their first 8 bytes, and the order inside a block.
         let packed = self.ordered && self.last_block - low < 1 << 32;
-        // Each entry's key and value in one 64-byte slot, by transfer, so that writing them
-        // out in sorted order reads one cache line per entry (a key too long for its slot,
-        // a call nested over 11 deep, is read from the buffer instead).
-        const SLOT: usize = 64;
-        const INLINE: usize = SLOT - 1 - Loc::BYTES;
+        // Each entry's key and value in one 96-byte slot, by transfer, so that writing them
+        // out in sorted order reads one slot per entry, not the buffer's scattered vectors (a
+        // key too long for its slot, a call nested over 16 deep, is read from them instead).
+        const SLOT: usize = 96;
+        const INLINE: usize = SLOT - 1 - ENTRY_BYTES;
         let mut slots = vec![0u8; self.len() * SLOT];
         let mut key = Vec::with_capacity(64);
         let mut entries: Vec<u128> = Vec::with_capacity(self.len());
@@ -259,8 +283,11 @@ impl Pending {
                     slot[0] = len as u8;
                     slot[1..21].copy_from_slice(a[n].as_slice());
                     slot[21..1 + len].copy_from_slice(p);
-                    slot[1 + len..1 + len + Loc::BYTES]
-                        .copy_from_slice(&self.loc(i as u32).encode());
+                    slot[1 + len..1 + len + ENTRY_BYTES].copy_from_slice(&entry_value(
+                        self.loc(i as u32),
+                        &a[1 - n],
+                        self.zero[i],
+                    ));
                 } else {
                     slot[0] = u8::MAX;
                 }
@@ -279,15 +306,17 @@ impl Pending {
             for e in &entries {
                 let i = *e as u32;
                 let slot = &slots[i as usize * SLOT..][..SLOT];
-                let (k, v): (&[u8], [u8; Loc::BYTES]) = if slot[0] == u8::MAX {
+                let (k, v): (&[u8], [u8; ENTRY_BYTES]) = if slot[0] == u8::MAX {
+                    let a = &self.addresses[i as usize];
                     key.clear();
-                    key.extend_from_slice(self.addresses[i as usize][n].as_slice());
+                    key.extend_from_slice(a[n].as_slice());
                     key.extend_from_slice(self.place(i));
-                    (&key, self.loc(i).encode())
+                    let v = entry_value(self.loc(i), &a[1 - n], self.zero[i as usize]);
+                    (&key, v)
                 } else {
                     let len = usize::from(slot[0]);
-                    let mut v = [0u8; Loc::BYTES];
-                    v.copy_from_slice(&slot[1 + len..1 + len + Loc::BYTES]);
+                    let mut v = [0u8; ENTRY_BYTES];
+                    v.copy_from_slice(&slot[1 + len..1 + len + ENTRY_BYTES]);
                     (&slot[1..1 + len], v)
                 };
                 if k == last.as_slice() {
@@ -353,18 +382,30 @@ mod tests {
                 offset: u64::from(log),
                 len: 1,
             };
-            p.add(&place(blk, 0, log), loc, a, b, [9; 8]);
+            p.add(&place(blk, 0, log), loc, [a, b], [9; 8], log == 1);
         }
         let got = p.address(&a, true, (6, u64::MAX), 2);
-        let loc = |offset| Loc { offset, len: 1 };
+        let row =
+            |place: &[u8], offset, zero| (place.to_vec(), Loc { offset, len: 1 }, Some((b, zero)));
         assert_eq!(
-            got,
-            vec![(&place(6, 0, 0)[..], loc(0)), (&place(7, 0, 1), loc(1))]
+            got.iter()
+                .map(|r| (r.place.to_vec(), r.loc, r.side))
+                .collect::<Vec<_>>(),
+            vec![
+                row(&place(6, 0, 0), 0, false),
+                row(&place(7, 0, 1), 1, true)
+            ]
+        );
+        // Into `b`: the counterparty is the sender.
+        assert!(
+            p.address(&b, false, (0, u64::MAX), 10)
+                .iter()
+                .all(|r| r.side.is_some_and(|(c, _)| c == a))
         );
         let got: Vec<&[u8]> = p
             .address(&b, false, (0, u64::MAX), 3)
             .into_iter()
-            .map(|e| e.0)
+            .map(|e| e.place)
             .collect();
         assert_eq!(
             got,
@@ -378,7 +419,13 @@ mod tests {
         assert_eq!(p.tx(&[9; 8]).len(), 6);
         let mut keys: [Vec<Vec<u8>>; 3] = Default::default();
         p.sorted_entries(|i, k, v| {
-            assert_eq!(v.len(), if i == 2 { 0 } else { Loc::BYTES });
+            assert_eq!(v.len(), if i == 2 { 0 } else { ENTRY_BYTES });
+            if i < 2 {
+                // The counterparty and the zero flag, as `layout::read_entry_value` reads them.
+                let (_, side) = super::super::layout::read_entry_value(v).unwrap();
+                let log = u32::from_be_bytes(k[33..37].try_into().unwrap());
+                assert_eq!(side, Some((if i == 0 { b } else { a }, log == 1)));
+            }
             keys[i].push(k.to_vec());
             Ok::<(), ()>(())
         })
@@ -400,15 +447,15 @@ mod tests {
             p.add(
                 &place(blk, 0, 0),
                 Loc { offset: 0, len: 0 },
-                a,
-                b,
+                [a, b],
                 [blk as u8; 8],
+                false,
             );
         }
         let got: Vec<&[u8]> = p
             .address(&a, true, (0, u64::MAX), 2)
             .into_iter()
-            .map(|e| e.0)
+            .map(|e| e.place)
             .collect();
         assert_eq!(got, vec![&place(3, 0, 0)[..], &place(10, 0, 0)[..]]);
         assert_eq!(p.last_block(), 12);

@@ -792,6 +792,44 @@ impl WatchStore for EmbeddedWatchStore {
         Ok(self.durable.load(Ordering::SeqCst))
     }
 
+    fn prune_outbox(&self, sinks: &[&str], keep: u64) -> Result<u64, StoreError> {
+        for sink in sinks {
+            check_name("sink", sink)?;
+        }
+        // Under the writer lock: cursors only move forward, so the lowest read here stays a
+        // lower bound of what every sink has delivered until the deletion is written.
+        let guard = self.group.lock();
+        let mut low = self.durable.load(Ordering::SeqCst).saturating_sub(keep);
+        let mut batch = Batch::default();
+        for sink in sinks {
+            if self.dir.read(META, &cursor_key(sink))?.is_none() {
+                // Registered at 0, so that every other instance's prune keeps its events.
+                batch.put(META, cursor_key(sink), 0u64.to_be_bytes());
+            }
+            low = low.min(self.cursor(sink)?);
+        }
+        let snap = self.dir.db.snapshot();
+        for g in snap.prefix(&self.dir.spaces[META], b"s") {
+            let (_, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
+            low = low.min(u64_of(&v, "watch sink cursor")?);
+        }
+        let mut deleted = 0u64;
+        if low > 0 {
+            for g in snap
+                .range(&self.dir.spaces[OUTBOX], ..=low.to_be_bytes().to_vec())
+                .take(super::MAX_PRUNE)
+            {
+                let k = g.key().map_err(|e| self.dir.err(e))?;
+                batch.del(OUTBOX, k.to_vec());
+                deleted += 1;
+            }
+        }
+        if !batch.is_empty() {
+            self.write_synced(guard, batch)?;
+        }
+        Ok(deleted)
+    }
+
     fn acquire_lease(
         &self,
         chain_id: u64,

@@ -43,6 +43,8 @@ use crate::StoreError;
 pub const MAX_STATE_BYTES: usize = 16 << 20;
 /// The largest alert body (bytes).
 pub const MAX_ALERT_BYTES: usize = 1 << 20;
+/// Most outbox events one [`WatchStore::prune_outbox`] deletes.
+pub const MAX_PRUNE: usize = 10_000;
 /// The longest alert id, rule, sink, lease owner or acknowledger name (bytes).
 pub const MAX_NAME_BYTES: usize = 200;
 /// Severity names by level (0 to 4), as `holdfast_watch::Severity` names them.
@@ -326,6 +328,17 @@ pub trait WatchStore: Send + Sync + std::fmt::Debug {
 
     /// The highest outbox sequence number written (0 when empty).
     fn outbox_head(&self) -> Result<u64, StoreError>;
+
+    /// Deletes the outbox events every sink has delivered, oldest first, at most
+    /// [`MAX_PRUNE`]: those at or below the lowest cursor of `sinks` (the sinks being
+    /// served; one without a cursor is registered at 0, so it keeps everything, also from
+    /// other instances' prunes) and of every sink with a stored cursor (another instance's
+    /// sinks), and not among the newest `keep`
+    /// (kept for readers without a cursor: the API's live stream resuming after a
+    /// disconnection). One atomic write; the outbox head stays, so sequence numbers are
+    /// never reused. Returns how many were deleted. A sink seen for the first time after a
+    /// prune starts at the oldest event left.
+    fn prune_outbox(&self, sinks: &[&str], keep: u64) -> Result<u64, StoreError>;
 
     /// Takes or renews the lease on `chain_id` for `owner` until `now_ms + ttl_ms`. Returns
     /// the fencing token if `owner` holds the lease now (the token changes whenever the owner

@@ -626,6 +626,33 @@ impl WatchStore for PgWatchStore {
             .collect()
     }
 
+    fn prune_outbox(&self, sinks: &[&str], keep: u64) -> Result<u64, StoreError> {
+        for sink in sinks {
+            check_name("sink", sink)?;
+        }
+        let names: Vec<String> = sinks.iter().map(|s| (*s).to_owned()).collect();
+        let mut client = self.pool.client();
+        let mut tx = client.transaction()?;
+        // The served sinks without a cursor are registered at 0, so that every other
+        // instance's prune keeps their events too.
+        tx.execute(
+            "INSERT INTO watch_cursors (sink, seq) SELECT unnest($1::text[]), 0 ON CONFLICT (sink) DO NOTHING",
+            &[&names],
+        )?;
+        // The lowest stored cursor, served sinks included. Cursors only move forward, so one
+        // advanced by another instance meanwhile only makes this bound more cautious.
+        let deleted = tx.execute(
+            "WITH low AS (
+               SELECT LEAST((SELECT seq FROM watch_head) - $2,
+                            coalesce((SELECT min(seq) FROM watch_cursors), 0)) AS seq)
+             DELETE FROM watch_outbox WHERE seq IN (
+               SELECT seq FROM watch_outbox WHERE seq <= (SELECT seq FROM low) ORDER BY seq LIMIT $1)",
+            &[&i64_of(super::MAX_PRUNE as u64)?, &i64_of(keep)?],
+        )?;
+        tx.commit()?;
+        Ok(deleted)
+    }
+
     fn outbox_head(&self) -> Result<u64, StoreError> {
         u64_of(
             self.pool

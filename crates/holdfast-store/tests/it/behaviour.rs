@@ -7,8 +7,8 @@ use holdfast_primitives::{Asset, BlockRef, Conversion, ConversionKind, Position,
 use holdfast_store::import::Conflict;
 use holdfast_store::testing::TempPostgres;
 use holdfast_store::{
-    Applied, BlockData, EmbeddedOptions, EmbeddedStore, MAX_LIMIT, PgStore, Store, StoreError,
-    TransferQuery,
+    AddressEntry, AddressQuery, Applied, BlockData, Direction, EmbeddedOptions, EmbeddedStore,
+    MAX_LIMIT, PgStore, Store, StoreError, TransferQuery,
 };
 
 fn addr(n: u8) -> Address {
@@ -748,6 +748,12 @@ fn rich_block(chain_id: u64, n: u64) -> BlockData {
             },
         ),
         t(t0, 0, call(&[0]), 5, 6, Asset::Native),
+        // A zero-amount token transfer (address poisoning) and a payment to oneself.
+        Transfer {
+            amount: U256::ZERO,
+            ..t(t2, 2, log(9, 1), 6, 4, Asset::Erc20 { token })
+        },
+        t(t1, 1, call(&[]), 5, 5, Asset::Native),
     ];
     BlockData {
         block: b,
@@ -792,6 +798,7 @@ fn address_queries_match(
             "{when}: into {a} from {from_block} limit {limit}"
         );
         for to_block in [0, from_block, from_block.saturating_add(2), u64::MAX] {
+            address_entries_match(s, c, all, a, (from_block, to_block), limit, when);
             assert_eq!(
                 s.transfers(
                     c,
@@ -812,6 +819,51 @@ fn address_queries_match(
                 "{when}: out of {a} in {from_block}..={to_block} limit {limit}"
             );
         }
+    }
+}
+
+/// The address index's entries of `a` in both directions answer what `all` holds: the
+/// place, the counterparty and whether the amount is zero of each transfer, in block order.
+fn address_entries_match(
+    s: &dyn Store,
+    c: u64,
+    all: &[Transfer],
+    a: Address,
+    (from_block, to_block): (u64, u64),
+    limit: usize,
+    when: &str,
+) {
+    for direction in [Direction::Out, Direction::In] {
+        let side = |t: &Transfer| match direction {
+            Direction::Out => (t.from, t.to),
+            Direction::In => (t.to, t.from),
+        };
+        let want: Vec<AddressEntry> = expected(
+            all,
+            |t| side(t).0 == a && t.block_number <= to_block,
+            from_block,
+            limit,
+        )
+        .iter()
+        .map(|t| AddressEntry {
+            block_number: t.block_number,
+            tx_index: t.tx_index,
+            position: t.position.clone(),
+            counterparty: side(t).1,
+            zero_amount: t.amount.is_zero(),
+        })
+        .collect();
+        let query = AddressQuery {
+            address: a,
+            direction,
+            from_block,
+            to_block,
+        };
+        assert_eq!(
+            s.address_entries(c, query, limit).expect("address entries"),
+            want,
+            "{when}: entries {direction:?} of {a} in {from_block}..={to_block} limit {limit}"
+        );
     }
 }
 
@@ -1033,5 +1085,75 @@ fn postgres_store_survives_reconnect_and_migrates_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1], "each migration recorded once");
+    assert_eq!(versions, vec![1, 2], "each migration recorded once");
+}
+
+/// `address_entries` on PostgreSQL reads the address indexes alone (an index-only scan with
+/// no heap fetch once vacuumed), and a database at schema version 1, whose plain address
+/// indexes do not cover it, is migrated to the covering ones and answers the same.
+#[test]
+fn postgres_address_entries_are_an_index_only_scan_after_migrating_from_version_1() {
+    let Some(url) = crate::pg_db() else {
+        return;
+    };
+    let c = 111;
+    let blocks: Vec<BlockData> = (0..4).map(|n| rich_block(c, n)).collect();
+    let all: Vec<Transfer> = blocks.iter().flat_map(|b| b.transfers.clone()).collect();
+    PgStore::connect(&url)
+        .expect("connect")
+        .apply_blocks(c, &blocks)
+        .expect("write");
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("client");
+    // Back to schema version 1 as released: the plain address indexes.
+    db.batch_execute(
+        "DROP INDEX transfers_from_entries; DROP INDEX transfers_to_entries;
+         CREATE INDEX transfers_from ON transfers (chain_id, from_addr, block_number, tx_index, position);
+         CREATE INDEX transfers_to ON transfers (chain_id, to_addr, block_number, tx_index, position);
+         DELETE FROM holdfast_schema WHERE version > 1",
+    )
+    .expect("schema version 1");
+    let plan = |db: &mut postgres::Client, side: &str, other: &str| -> String {
+        db.batch_execute("VACUUM ANALYZE transfers")
+            .expect("vacuum");
+        let mut t = db.transaction().expect("transaction");
+        // The table is tiny: without these the planner reads it whole.
+        t.batch_execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
+            .expect("set");
+        let sql = format!(
+            "EXPLAIN (ANALYZE, COSTS OFF) SELECT block_number, tx_index, position, {other}, amount = 0 FROM transfers WHERE chain_id = $1 AND {side} = $2 AND block_number >= $3 AND block_number <= $4 ORDER BY block_number, tx_index, position LIMIT $5"
+        );
+        let rows = t
+            .query(
+                &sql,
+                &[&(c as i64), &addr(4).as_slice(), &0i64, &i64::MAX, &100i64],
+            )
+            .expect("explain");
+        rows.iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let old = plan(&mut db, "from_addr", "to_addr");
+    assert!(!old.contains("Index Only Scan"), "{old}");
+    let s = PgStore::connect(&url).expect("migrates");
+    let versions: Vec<i32> = db
+        .query("SELECT version FROM holdfast_schema ORDER BY version", &[])
+        .expect("versions")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, vec![1, 2]);
+    for (side, other, index) in [
+        ("from_addr", "to_addr", "transfers_from_entries"),
+        ("to_addr", "from_addr", "transfers_to_entries"),
+    ] {
+        let p = plan(&mut db, side, other);
+        assert!(
+            p.contains(&format!("Index Only Scan using {index}")) && p.contains("Heap Fetches: 0"),
+            "{p}"
+        );
+    }
+    for from_block in [0, 2] {
+        address_queries_match(&s, c, &all, from_block, MAX_LIMIT, "migrated");
+    }
 }

@@ -24,6 +24,8 @@ struct MemoryOutbox {
 #[derive(Debug, Default)]
 struct Inner {
     events: Vec<OutboxEvent>,
+    /// The highest number given (events may have been pruned since).
+    head: u64,
     cursors: HashMap<String, u64>,
     fail_reads: usize,
     reads: usize,
@@ -32,7 +34,8 @@ struct Inner {
 impl MemoryOutbox {
     fn push(&self, severity: Severity) -> u64 {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let seq = g.events.len() as u64 + 1;
+        g.head += 1;
+        let seq = g.head;
         let mut a = alert(severity, 1);
         a.id = format!("hf-{seq}");
         g.events.push(outbox_event(seq, AlertEventKind::Raised, &a));
@@ -119,6 +122,21 @@ impl WatchStore for MemoryOutbox {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         Ok(g.cursors.get(sink).copied().unwrap_or(0))
     }
+    fn prune_outbox(&self, sinks: &[&str], keep: u64) -> Result<u64, StoreError> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let newest = g.head.saturating_sub(keep);
+        let served = sinks
+            .iter()
+            .map(|s| g.cursors.get(*s).copied().unwrap_or(0));
+        let low = served
+            .chain(g.cursors.values().copied())
+            .chain([newest])
+            .min()
+            .unwrap_or(0);
+        let before = g.events.len();
+        g.events.retain(|e| e.seq > low);
+        Ok((before - g.events.len()) as u64)
+    }
     fn outbox_since(&self, after: u64, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         g.reads += 1;
@@ -142,7 +160,7 @@ impl WatchStore for MemoryOutbox {
     }
     fn outbox_head(&self) -> Result<u64, StoreError> {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(g.events.len() as u64)
+        Ok(g.head)
     }
     fn acquire_lease(&self, _: u64, _: &str, _: u64, _: u64) -> Result<Option<u64>, StoreError> {
         Err(unsupported())
@@ -199,6 +217,8 @@ fn fast() -> DeliveryConfig {
         backoff_max: Duration::from_millis(20),
         poll_interval: Duration::from_millis(20),
         attempt_timeout: Duration::from_secs(5),
+        prune_interval: Duration::from_millis(20),
+        prune_keep: 0,
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use alloy_primitives::{Address, U256};
 use holdfast_primitives::Transfer;
-use holdfast_store::{Store, TransferQuery};
+use holdfast_store::{AddressEntry, AddressQuery, Direction, Store};
 
 use super::context::{History, HistoryError};
 use super::poisoning::COUNTERPARTY_LIMIT;
@@ -52,16 +52,23 @@ impl Default for Past {
 impl Past {
     /// Adds one of `wallet`'s transfers (in block order).
     fn add(&mut self, wallet: Address, t: &Transfer) {
-        if t.from != wallet || t.to == wallet || t.amount.is_zero() {
+        if t.from == wallet {
+            self.add_payment(wallet, t.to, t.amount.is_zero());
+        }
+    }
+
+    /// Adds a transfer `wallet` sent to `to` (in block order); a zero amount is no payment.
+    fn add_payment(&mut self, wallet: Address, to: Address, zero_amount: bool) {
+        if to == wallet || zero_amount {
             return;
         }
         if self.paid.len() < MAX_CACHED_DESTINATIONS {
-            self.paid.insert(t.to);
-        } else if !self.paid.contains(&t.to) {
+            self.paid.insert(to);
+        } else if !self.paid.contains(&to) {
             self.complete = false;
         }
-        self.recent.retain(|a| *a != t.to);
-        self.recent.push_back(t.to);
+        self.recent.retain(|a| *a != to);
+        self.recent.push_back(to);
         if self.recent.len() > COUNTERPARTY_LIMIT {
             self.recent.pop_front();
         }
@@ -187,27 +194,33 @@ impl StoreHistory {
         self
     }
 
-    /// Calls `f` with every transfer of `query`'s address in blocks `from_block..before_block`,
-    /// in block order.
+    /// Calls `f` with the address index entry of every transfer out of (`Direction::Out`) or
+    /// into `address` in blocks `from_block..before_block`, in block order. Reads the index
+    /// alone, not the transfers' records (`Store::address_entries`).
     fn scan(
         &self,
         chain_id: u64,
-        query: impl Fn(u64) -> TransferQuery,
+        (address, direction): (Address, Direction),
         from_block: u64,
         before_block: u64,
-        f: &mut dyn FnMut(&Transfer),
+        f: &mut dyn FnMut(&AddressEntry),
     ) -> Result<(), HistoryError> {
         let mut next = from_block;
         // Transfers of the block a full page ended in, already given to `f`.
-        let mut seen_in_last: Vec<(alloy_primitives::B256, holdfast_primitives::Position)> =
-            Vec::new();
+        let mut seen_in_last: Vec<(u32, holdfast_primitives::Position)> = Vec::new();
         loop {
             if next >= before_block {
                 return Ok(());
             }
+            let query = AddressQuery {
+                address,
+                direction,
+                from_block: next,
+                to_block: before_block - 1,
+            };
             let page = self
                 .store
-                .transfers(chain_id, query(next), PAGE)
+                .address_entries(chain_id, query, PAGE)
                 .map_err(store_err(format!("transfers from block {next}")))?;
             let full = page.len() == PAGE;
             for t in &page {
@@ -217,7 +230,7 @@ impl StoreHistory {
                 if t.block_number == next
                     && seen_in_last
                         .iter()
-                        .any(|(h, p)| *h == t.tx_hash && *p == t.position)
+                        .any(|(i, p)| *i == t.tx_index && *p == t.position)
                 {
                     continue;
                 }
@@ -231,7 +244,7 @@ impl StoreHistory {
             }
             if last == next {
                 // A block larger than a page: the store cannot page inside it.
-                seen_in_last.extend(page.iter().map(|t| (t.tx_hash, t.position.clone())));
+                seen_in_last.extend(page.iter().map(|t| (t.tx_index, t.position.clone())));
                 if seen_in_last.len() > 10 * PAGE {
                     return Err(HistoryError {
                         message: format!(
@@ -245,7 +258,7 @@ impl StoreHistory {
             seen_in_last = page
                 .iter()
                 .filter(|t| t.block_number == last)
-                .map(|t| (t.tx_hash, t.position.clone()))
+                .map(|t| (t.tx_index, t.position.clone()))
                 .collect();
             next = last;
         }
@@ -299,17 +312,9 @@ impl StoreHistory {
         {
             // A tracked wallet: what came before the observation, read once.
             let mut older = Past::default();
-            let read = self.scan(
-                chain_id,
-                |b| TransferQuery::FromRange {
-                    address: wallet,
-                    from_block: b,
-                    to_block: below.saturating_sub(1),
-                },
-                0,
-                below,
-                &mut |t| older.add(wallet, t),
-            );
+            let read = self.scan(chain_id, (wallet, Direction::Out), 0, below, &mut |e| {
+                older.add_payment(wallet, e.counterparty, e.zero_amount)
+            });
             if let Err(e) = read {
                 cache.wallets.remove(&(chain_id, wallet));
                 cache.tracking.remove(&chain_id);
@@ -328,14 +333,10 @@ impl StoreHistory {
         }
         let result = self.scan(
             chain_id,
-            |b| TransferQuery::FromRange {
-                address: wallet,
-                from_block: b,
-                to_block: before_block.saturating_sub(1),
-            },
+            (wallet, Direction::Out),
             from,
             before_block,
-            &mut |t| past.add(wallet, t),
+            &mut |e| past.add_payment(wallet, e.counterparty, e.zero_amount),
         );
         match result {
             Ok(()) => {
@@ -366,16 +367,9 @@ impl History for StoreHistory {
             return Ok(known);
         }
         let mut found = false;
-        self.scan(
-            chain_id,
-            |b| TransferQuery::To {
-                address: to,
-                from_block: b,
-            },
-            0,
-            before_block,
-            &mut |t| found |= t.from == from && !t.amount.is_zero(),
-        )?;
+        self.scan(chain_id, (to, Direction::In), 0, before_block, &mut |e| {
+            found |= e.counterparty == from && !e.zero_amount
+        })?;
         Ok(found)
     }
 

@@ -109,6 +109,14 @@ async fn a_sink_down_for_seconds_does_not_delay_another() {
     );
     assert_eq!(metrics.delivered("down"), 0);
     assert!(metrics.backlog("down") >= 1);
+    // The outbox was pruned meanwhile (every 50 ms), yet it keeps every event the down
+    // sink has not accepted, though "up" has them all.
+    tokio::time::sleep(quick().prune_interval * 4).await;
+    assert_eq!(
+        outbox_ids(&store),
+        expected,
+        "nothing the down sink lacks is pruned"
+    );
     // The down sink's receiver comes up on its port: it gets everything, in order, once.
     let down = Receiver::start(ReceiverOptions {
         port: Some(down_port),
@@ -116,6 +124,11 @@ async fn a_sink_down_for_seconds_does_not_delay_another() {
     })
     .await;
     down.wait_for_keys(expected.len(), BOUND).await;
+    let start = Instant::now();
+    while !outbox_ids(&store).is_empty() {
+        assert!(start.elapsed() < BOUND, "delivered everywhere, then pruned");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     d.shutdown().await;
     let got: Vec<String> = down.accepted().into_iter().map(|r| r.key).collect();
     assert_eq!(got, expected);
@@ -279,13 +292,20 @@ async fn kill_9_during_delivery_loses_nothing() {
     // Restart on the same directory: the rest arrives, nothing is lost.
     let store = open_store(&store_dir);
     let d = Deliverer::spawn(
-        store,
+        store.clone(),
         vec![sink(webhook("hook", &rx.url(), None), &[])],
         Arc::new(Notify::new()),
         DeliveryMetrics::register(&mut Registry::default()),
         quick(),
     );
     rx.wait_for_keys(expected.len(), BOUND).await;
+    // The pruner (every 50 ms, in the killed children too) empties the outbox once all is
+    // delivered.
+    let start = Instant::now();
+    while !outbox_ids(&store).is_empty() {
+        assert!(start.elapsed() < BOUND, "the outbox is pruned");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     d.shutdown().await;
     let counts = rx.counts();
     let mut got: Vec<&String> = counts.keys().collect();
@@ -297,6 +317,16 @@ async fn kill_9_during_delivery_loses_nothing() {
     // At least once: only events accepted after the last cursor write are sent again.
     assert!(again <= 2 * quick().batch, "{again} sent again");
     eprintln!("killed twice (after {killed_at} keys); {again} events sent again with their keys");
+}
+
+/// The alert ids of the events in the outbox, oldest first.
+fn outbox_ids(store: &Arc<dyn holdfast_store::watch::WatchStore>) -> Vec<String> {
+    store
+        .outbox_since(0, holdfast_store::MAX_LIMIT)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|e| e.alert_id)
+        .collect()
 }
 
 /// Runs `f` off the async threads (the PostgreSQL store's client blocks).

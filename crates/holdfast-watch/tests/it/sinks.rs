@@ -26,6 +26,8 @@ pub fn quick() -> DeliveryConfig {
         backoff_max: Duration::from_millis(500),
         poll_interval: Duration::from_millis(200),
         attempt_timeout: Duration::from_secs(10),
+        prune_interval: Duration::from_millis(50),
+        prune_keep: 0,
     }
 }
 

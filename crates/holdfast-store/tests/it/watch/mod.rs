@@ -631,6 +631,68 @@ fn each_sink_reads_after_its_own_cursor() {
     });
 }
 
+/// Pruning deletes only the events every sink has delivered: a sink being served that
+/// never delivered anything (down since the start) keeps the whole outbox, the lowest
+/// cursor of the served sinks and of every stored one (another instance's sink) bounds the
+/// deletion, and the head stays, so numbers are never reused.
+#[test]
+fn the_outbox_is_pruned_below_every_sinks_cursor_and_never_past_an_undelivered_event() {
+    backends(|make| {
+        let s = make();
+        run(&*s, 1, 1, 5, 1);
+        let seqs = |v: Vec<holdfast_store::watch::OutboxEvent>| {
+            v.iter().map(|e| e.seq).collect::<Vec<_>>()
+        };
+        let served = ["webhook", "down"];
+        s.advance_cursor("webhook", 4).expect("advance");
+        assert_eq!(s.prune_outbox(&served, 0).expect("prune"), 0);
+        assert_eq!(
+            seqs(s.outbox_after_cursor("down", 10).expect("read")),
+            [1, 2, 3, 4, 5],
+            "the down sink's events are all kept"
+        );
+        // That prune registered "down" (a cursor at 0): another instance, which serves
+        // only "webhook", keeps its events too.
+        assert_eq!(make().prune_outbox(&["webhook"], 0).expect("prune"), 0);
+        assert_eq!(seqs(s.outbox_since(0, 10).expect("read")).len(), 5);
+        s.advance_cursor("down", 2).expect("advance");
+        assert_eq!(s.prune_outbox(&served, 0).expect("prune"), 2);
+        assert_eq!(
+            seqs(s.outbox_after_cursor("down", 10).expect("read")),
+            [3, 4, 5]
+        );
+        assert_eq!(
+            seqs(s.outbox_after_cursor("webhook", 10).expect("read")),
+            [5]
+        );
+        // A stored cursor of a sink served elsewhere bounds it too.
+        s.advance_cursor("elsewhere", 3).expect("advance");
+        s.advance_cursor("down", 5).expect("advance");
+        assert_eq!(s.prune_outbox(&served, 0).expect("prune"), 1);
+        assert_eq!(seqs(make().outbox_since(0, 10).expect("read")), [4, 5]);
+        assert_eq!(s.prune_outbox(&served, 0).expect("prune again"), 0);
+        // The head stays: the next events number on from it.
+        assert_eq!(s.outbox_head().expect("head"), 5);
+        run(&*s, 1, 6, 6, 1);
+        assert_eq!(seqs(s.outbox_after_cursor("down", 10).expect("read")), [6]);
+        assert_eq!(seqs(s.outbox_since(0, 10).expect("read")), [4, 5, 6]);
+        // The newest `keep` stay even when every sink has them.
+        for sink in ["webhook", "elsewhere", "down"] {
+            s.advance_cursor(sink, 6).expect("advance");
+        }
+        assert_eq!(s.prune_outbox(&served, 2).expect("prune, keep 2"), 1);
+        assert_eq!(seqs(s.outbox_since(0, 10).expect("read")), [5, 6]);
+        let e = s
+            .prune_outbox(&["webhook", ""], 0)
+            .expect_err("a bad sink name");
+        assert!(e.to_string().contains("sink"), "{e}");
+        assert_eq!(seqs(s.outbox_since(0, 10).expect("read")), [5, 6]);
+        assert_eq!(s.prune_outbox(&served, 0).expect("prune"), 2);
+        assert_eq!(s.outbox_since(0, 10).expect("read"), []);
+        assert_eq!(s.outbox_head().expect("head"), 6);
+    });
+}
+
 /// A first look at a block raises its alerts before the block is committed; the commit
 /// keeps those it raises again (no second event), retracts the others (a look the full
 /// block did not confirm, or a block replaced before its commit), and an unwind retracts
