@@ -6,6 +6,13 @@
 //! outbox numbers follow commit order ([`holdfast_store::watch`]), so reading "after the last
 //! number" never skips one. Without it (nor `?after=`), the stream starts at the newest event.
 //!
+//! The watch prunes the outbox once every sink has delivered an event (keeping the newest
+//! 100,000 by default), so a client that comes back after a long absence — or reads slower
+//! than the watch prunes — may ask for events that are gone. Numbers are dense, so the
+//! stream sees it (the next event is not the last one + 1) and says so, never silently:
+//! `event: gap`, `id:` the last missing number (a reconnect resumes after the gap), data
+//! `{"missing_from", "missing_to", "message"}`; the console then asks for a reload.
+//!
 //! Bounds per connection: one store read of at most [`BATCH`] events at a time, the next only
 //! once those are written to the socket (a slow reader holds no more, and the server's write
 //! timeout closes one that stops reading); between reads the stream polls every
@@ -136,10 +143,33 @@ fn event(e: &OutboxEvent) -> Event {
         .data(data.to_string())
 }
 
+/// Events `from..=to` are no longer in the outbox.
+fn gap(from: u64, to: u64) -> Event {
+    let data = json!({
+        "missing_from": from,
+        "missing_to": to,
+        "message": format!(
+            "events {from} to {to} were pruned from the outbox before this stream read them: reload the alerts list"
+        ),
+    });
+    Event::default()
+        .id(to.to_string())
+        .event("gap")
+        .data(data.to_string())
+}
+
 /// The next event of the stream, waiting for one; `None` ends the stream (the server
 /// stops, or the store failed: the client reconnects with its Last-Event-ID).
 async fn next(mut f: Follow) -> Option<(Result<Event, Infallible>, Follow)> {
     loop {
+        if let Some(e) = f.queue.front() {
+            if e.seq > f.last.saturating_add(1) {
+                // Pruned before this stream read them: said, then the stream goes on.
+                let (from, to) = (f.last + 1, e.seq - 1);
+                f.last = to;
+                return Some((Ok(gap(from, to)), f));
+            }
+        }
         if let Some(e) = f.queue.pop_front() {
             f.last = e.seq;
             return Some((Ok(event(&e)), f));

@@ -393,6 +393,46 @@ impl Client {
     }
 }
 
+/// Events pruned from the outbox before a client read them are not skipped silently: the
+/// stream says which are gone (`event: gap`, its id the last missing one, so a reconnect
+/// resumes after it) and goes on with the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_pruned_before_a_client_read_them_are_reported_as_a_gap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = watch_store(dir.path());
+    commit(&*store, 1, &[("hf-a", "drain", 3), ("hf-b", "drain", 3)]);
+    commit(&*store, 2, &[("hf-c", "drain", 3), ("hf-d", "drain", 3)]);
+    commit(&*store, 3, &[("hf-e", "drain", 3)]);
+    // No sink has a cursor: every event but the newest 2 may go.
+    assert_eq!(store.prune_outbox(&[], 2).expect("prune"), 3);
+    let state = state_for(dir.path(), None)
+        .with_watch(store.clone())
+        .with_tokens(tokens())
+        .with_streams(Streams::new(
+            Duration::from_millis(20),
+            Duration::from_millis(300),
+        ));
+    let addr = serve(state, std::future::pending()).await;
+    let mut c = Client::connect(addr, Some("1")).await.expect("stream");
+    let (id, kind, data) = c.event().await;
+    assert_eq!((id, kind.as_str()), (3, "gap"), "{data}");
+    assert_eq!(
+        (&data["missing_from"], &data["missing_to"]),
+        (&json!(2), &json!(3))
+    );
+    assert!(
+        data["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("reload the alerts list")),
+        "{data}"
+    );
+    assert_eq!(c.event().await.0, 4, "then the events that are still there");
+    assert_eq!(c.event().await.0, 5);
+    // Resuming from the gap's id gets no second gap.
+    let mut again = Client::connect(addr, Some("3")).await.expect("stream");
+    assert_eq!(again.event().await.0, 4);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_stream_delivers_new_events_and_resumes_after_last_event_id() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -60,6 +60,11 @@ function add(event) {
 if (live && body && window.EventSource) {
   const source = new EventSource(`/v1/alerts/stream?after=${encodeURIComponent(live.dataset.after)}`);
   for (const kind of ['raised', 'retracted', 'confirmed']) source.addEventListener(kind, add);
+  source.addEventListener('gap', (event) => {
+    let d = {};
+    try { d = JSON.parse(event.data); } catch (e) { /* shown without the numbers */ }
+    live.textContent = `Some alert events (${d.missing_from ?? '?'} to ${d.missing_to ?? '?'}) were missed while this page was away: reload it to see every alert.`;
+  });
   source.addEventListener('error', () => {
     live.textContent = 'Live feed interrupted; reconnecting…';
   });
