@@ -162,13 +162,13 @@ fn gap(from: u64, to: u64) -> Event {
 /// stops, or the store failed: the client reconnects with its Last-Event-ID).
 async fn next(mut f: Follow) -> Option<(Result<Event, Infallible>, Follow)> {
     loop {
-        if let Some(e) = f.queue.front() {
-            if e.seq > f.last.saturating_add(1) {
-                // Pruned before this stream read them: said, then the stream goes on.
-                let (from, to) = (f.last + 1, e.seq - 1);
-                f.last = to;
-                return Some((Ok(gap(from, to)), f));
-            }
+        if let Some(e) = f.queue.front()
+            && e.seq > f.last.saturating_add(1)
+        {
+            // Pruned before this stream read them: said, then the stream goes on.
+            let (from, to) = (f.last + 1, e.seq - 1);
+            f.last = to;
+            return Some((Ok(gap(from, to)), f));
         }
         if let Some(e) = f.queue.pop_front() {
             f.last = e.seq;
