@@ -1,7 +1,9 @@
 //! THORChain memos (`holdfast_bridge::thorchain::Memo::parse_bytes`: an OP_RETURN's data or a
-//! router event's memo, both written by whoever sends the transaction) and the router's events
-//! (`RouterEvent::decode`) built from the same bytes. The first byte picks the path: even, a
-//! memo; odd, a log whose first topic is the router's `Deposit` or `TransferOut` signature.
+//! router event's memo, both written by whoever sends the transaction), OP_RETURN scripts
+//! (`op_return_data`, as the tracer reads a payout's memo from the UTXO index) and the
+//! router's events (`RouterEvent::decode`) built from the same bytes. The first byte picks the
+//! path: 0 mod 4 a memo; 2 mod 4 a script whose data, if any, is parsed as a memo; odd, a log
+//! whose first topic is the router's `Deposit` or `TransferOut` signature.
 //!
 //! Checks: no panic; bounded memory; a refused memo names its field and its message is fit
 //! for a person; an accepted one longer than THORChain's limit is impossible; the asset a
@@ -9,7 +11,7 @@
 
 use alloy_primitives::{Address, B256, Bytes, Log};
 use holdfast_bridge::thorchain::memo::MAX_MEMO_BYTES;
-use holdfast_bridge::thorchain::{Asset, Memo, RouterEvent};
+use holdfast_bridge::thorchain::{Asset, Memo, RouterEvent, op_return_data};
 use holdfast_fuzz::{Bound, bounded, check_field, check_message, run};
 
 fn memo(bytes: &[u8]) {
@@ -36,8 +38,15 @@ fn main() {
             return;
         };
         bounded(Bound::DEFAULT, rest, || {
-            if mode % 2 == 0 {
+            if mode % 4 == 0 {
                 memo(rest);
+                return;
+            }
+            if mode % 4 == 2 {
+                if let Some(data) = op_return_data(rest) {
+                    assert!(data.len() < rest.len(), "more data than script");
+                    memo(&data);
+                }
                 return;
             }
             let signature = if mode % 4 == 1 {

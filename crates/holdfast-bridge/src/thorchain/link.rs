@@ -34,12 +34,49 @@ pub struct Candidate<'a, T> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Payout<T> {
     pub id: T,
-    /// The outputs paying the destination (their positions).
-    pub vouts: Vec<u32>,
+    /// The outputs paying the destination: (position, value).
+    pub outputs: Vec<(u32, u64)>,
     /// What arrived at the destination, in the chain's base unit (satoshis).
     pub amount: u64,
     /// An outbound (`OUT:`) or a refund (`REFUND:`: the swap failed and the funds went back).
     pub refund: bool,
+}
+
+/// The data an OP_RETURN output carries (`OP_RETURN` then pushes, their bytes concatenated,
+/// as Bitcoin Core's `nulldata` template reads it): where THORChain writes its `OUT:` memo.
+/// `None`: not an OP_RETURN script, or its pushes run past its end or use an opcode that is
+/// not a push.
+pub fn op_return_data(script: &[u8]) -> Option<Vec<u8>> {
+    let (&first, mut rest) = script.split_first()?;
+    if first != 0x6a {
+        return None;
+    }
+    let mut data = Vec::new();
+    while let Some((&op, after)) = rest.split_first() {
+        let (len, after) = match op {
+            0x00 => (0, after),
+            0x01..=0x4b => (usize::from(op), after),
+            0x4c => {
+                let (&n, a) = after.split_first()?;
+                (usize::from(n), a)
+            }
+            0x4d => {
+                let n = after.get(..2)?;
+                (usize::from(u16::from_le_bytes([n[0], n[1]])), &after[2..])
+            }
+            0x4e => {
+                let n = after.get(..4)?;
+                let n = u32::from_le_bytes([n[0], n[1], n[2], n[3]]);
+                (usize::try_from(n).ok()?, &after[4..])
+            }
+            // OP_1NEGATE, OP_1..OP_16 push small numbers; Core's template allows them.
+            0x4f | 0x51..=0x60 => (0, after),
+            _ => return None,
+        };
+        data.extend_from_slice(after.get(..len)?);
+        rest = &after[len..];
+    }
+    Some(data)
 }
 
 /// Bech32 prefixes of the UTXO chains THORChain pays out on (Bitcoin, Litecoin; main, test
@@ -82,25 +119,25 @@ pub fn find_payout<'a, T: Clone>(
         let Some(refund) = names_inbound else {
             continue;
         };
-        let vouts: Vec<u32> = c
+        let outputs: Vec<(u32, u64)> = c
             .outputs
             .iter()
             .enumerate()
             .filter(|(_, o)| o.address.is_some_and(|a| same_address(a, destination)))
-            .filter_map(|(i, _)| u32::try_from(i).ok())
+            .filter_map(|(i, o)| Some((u32::try_from(i).ok()?, o.value)))
             .collect();
-        if vouts.is_empty() {
+        if outputs.is_empty() {
             // Names this inbound but pays elsewhere (a refund to the sender's address on this
             // chain, or a forged memo): not the payout to the memo's destination.
             continue;
         }
-        let amount = vouts
+        let amount = outputs
             .iter()
-            .map(|v| c.outputs[*v as usize].value)
+            .map(|(_, v)| *v)
             .fold(0u64, u64::saturating_add);
         return Some(Payout {
             id: c.id,
-            vouts,
+            outputs,
             amount,
             refund,
         });
@@ -178,6 +215,37 @@ mod tests {
             ("d", vec![0], 58_557_570, false)
         );
         assert!(find_payout(B256::repeat_byte(2), DEST, candidates).is_none());
+    }
+
+    /// Scripts as Bitcoin Core writes them for `createrawtransaction`'s "data" output (one
+    /// push: direct under 76 bytes, PUSHDATA1 above), several pushes, and what is not one.
+    #[test]
+    fn op_return_data_reads_every_push_form() {
+        let memo = b"OUT:9F36B2F0E6BB50C4D59CAA9C6FAA1CE39D0B68C8AB0DA6A4B3ECDEAC8A3C5B7D";
+        assert_eq!(memo.len(), 68);
+        let direct = [&[0x6a, 68][..], memo].concat();
+        assert_eq!(op_return_data(&direct).as_deref(), Some(&memo[..]));
+        let long = [0x41u8; 80];
+        let pushdata1 = [&[0x6a, 0x4c, 80][..], &long].concat();
+        assert_eq!(op_return_data(&pushdata1).as_deref(), Some(&long[..]));
+        let pushdata2 = [&[0x6a, 0x4d, 3, 0][..], b"abc"].concat();
+        assert_eq!(op_return_data(&pushdata2).as_deref(), Some(&b"abc"[..]));
+        let two = [&[0x6a, 2][..], b"OU", &[2], b"T:"].concat();
+        assert_eq!(op_return_data(&two).as_deref(), Some(&b"OUT:"[..]));
+        assert_eq!(op_return_data(&[0x6a]).as_deref(), Some(&b""[..]));
+        assert!(op_return_data(&[0x00, 0x14]).is_none(), "not OP_RETURN");
+        assert!(
+            op_return_data(&[0x6a, 5, b'a']).is_none(),
+            "push past the end"
+        );
+        assert!(
+            op_return_data(&[0x6a, 0x4d, 1]).is_none(),
+            "length cut short"
+        );
+        assert!(
+            op_return_data(&[0x6a, 0xac]).is_none(),
+            "OP_CHECKSIG is not a push"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod export;
 mod result;
 mod services;
 pub mod split;
+mod thorchain;
 mod walk;
 
 pub use export::write_utxo;
@@ -30,6 +31,7 @@ pub use result::{
     FeeLoss, OutputState, TaintedOutput, UtxoFinding, UtxoHop, UtxoSeed, UtxoTrace, UtxoTraceStats,
 };
 pub use services::{ClusteredIntel, UtxoClassifier, UtxoService};
+pub use thorchain::{payout_seeds, thorchain_payout};
 
 use crate::TraceError;
 use crate::policy::{MAX_SEEDS, TraceOptions};

@@ -591,7 +591,90 @@ fn consolidation_across_hops(store: &dyn UtxoStore) {
     }
 }
 
+/// THORChain's payout found in the index and the trace continued from it (chain
+/// `CHAIN + 7`, in sats): block 1's coinbase pays THORChain's vault 1,000,000 (V:0). Block 2:
+/// A (0x61) the vault pays `dest` 30,000 with no memo; B (0x62) THORChain's payout of the
+/// inbound: 500,000 to `DEST` (upper-case, as THORChain may write bech32), 499,000 change to
+/// the vault (spent from A's change), OP_RETURN `OUT:<inbound>`; C (0x63) another inbound's
+/// payout to `dest`. Block 3: D (0x64) `dest` sends B:0 to exchange `ex1`, 499,000, fee
+/// 1,000. The inbound was half tainted (500,000,000 ppb): the seed is 250,000 of B:0, and
+/// haircut takes 250,000·499,000/500,000 = 249,500 to ex1, 500 to the fee.
+fn thorchain_payout_continues_the_trace(store: &dyn UtxoStore) {
+    let chain = CHAIN + 7;
+    let inbound = B256::repeat_byte(0x9f);
+    let memo = |hash: B256| {
+        let text = format!("OUT:{}", alloy_primitives::hex::encode_upper(hash));
+        let mut script = vec![0x6a, text.len() as u8];
+        script.extend_from_slice(text.as_bytes());
+        TxOutput {
+            value: 0,
+            script,
+            address: None,
+        }
+    };
+    let mut b = Builder {
+        store,
+        chain,
+        height: 0,
+        outputs: HashMap::new(),
+    };
+    b.block(vec![(0x60, vec![], vec![pay(1_000_000, "vault")])]);
+    b.block(vec![
+        (0x6f, vec![], vec![pay(1, "miner")]),
+        (
+            0x61,
+            vec![op(0x60, 0)],
+            vec![pay(30_000, "dest"), pay(969_000, "vault")],
+        ),
+        (
+            0x62,
+            vec![op(0x61, 1)],
+            vec![pay(500_000, "DEST"), pay(468_000, "vault"), memo(inbound)],
+        ),
+        (
+            0x63,
+            vec![op(0x62, 1)],
+            vec![
+                pay(7_000, "dest"),
+                pay(460_000, "vault"),
+                memo(B256::repeat_byte(1)),
+            ],
+        ),
+    ]);
+    b.block(vec![
+        (0x6e, vec![], vec![pay(1, "miner")]),
+        (0x64, vec![op(0x62, 0)], vec![pay(499_000, "ex1")]),
+    ]);
+    let payout = holdfast_trace::utxo::thorchain_payout(store, chain, inbound, "dest", 0)
+        .expect("read")
+        .expect("the payout is in the index");
+    assert_eq!(
+        (payout.id, payout.outputs.clone(), payout.amount),
+        (txid(0x62), vec![(0, 500_000)], 500_000),
+        "THORChain's payout, not the plain payment nor another inbound's"
+    );
+    assert!(
+        holdfast_trace::utxo::thorchain_payout(store, chain, B256::repeat_byte(2), "dest", 0)
+            .expect("read")
+            .is_none()
+    );
+    let seeds = holdfast_trace::utxo::payout_seeds(&payout, Some(500_000_000));
+    let t = trace_utxo(
+        store,
+        &exchanges(),
+        chain,
+        "test",
+        &seeds,
+        &TraceOptions::with_policy(Policy::Haircut),
+    )
+    .expect("trace");
+    assert_eq!(t.seeded, 250_000);
+    assert_eq!(t.tainted_at("ex1"), 249_500);
+    assert_eq!(t.stats.lost_to_fees, 500);
+}
+
 fn suite(store: &dyn UtxoStore) {
+    thorchain_payout_continues_the_trace(store);
     consolidation_across_hops(store);
     write_laundering(store);
     policies(store);
