@@ -83,15 +83,26 @@ pub fn op_return_data(script: &[u8]) -> Option<Vec<u8>> {
 /// and regtest networks).
 const BECH32_HRPS: [&str; 6] = ["bc1", "tb1", "bcrt1", "ltc1", "tltc1", "rltc1"];
 
+fn is_bech32(s: &str) -> bool {
+    BECH32_HRPS
+        .iter()
+        .any(|h| s.get(..h.len()).is_some_and(|p| p.eq_ignore_ascii_case(h)))
+}
+
+/// `address` as an index keeps it: bech32 in lower case (a memo may write it upper-case, which
+/// bech32 allows), anything else as written (base58 is case-sensitive).
+pub fn canonical_address(address: &str) -> String {
+    if is_bech32(address) {
+        address.to_ascii_lowercase()
+    } else {
+        address.to_owned()
+    }
+}
+
 /// Whether `a` and `b` are the same address as memos and indexes write them: bech32 is
 /// case-insensitive (THORChain may upper-case it), base58 is not.
 fn same_address(a: &str, b: &str) -> bool {
-    let bech32 = |s: &str| {
-        BECH32_HRPS
-            .iter()
-            .any(|h| s.get(..h.len()).is_some_and(|p| p.eq_ignore_ascii_case(h)))
-    };
-    if bech32(a) && bech32(b) {
+    if is_bech32(a) && is_bech32(b) {
         a.eq_ignore_ascii_case(b)
     } else {
         a == b
@@ -211,8 +222,8 @@ mod tests {
         ];
         let p = find_payout(inbound, DEST, candidates.clone()).expect("paid");
         assert_eq!(
-            (p.id, p.vouts, p.amount, p.refund),
-            ("d", vec![0], 58_557_570, false)
+            (p.id, p.outputs, p.amount, p.refund),
+            ("d", vec![(0, 58_557_570)], 58_557_570, false)
         );
         assert!(find_payout(B256::repeat_byte(2), DEST, candidates).is_none());
     }
@@ -255,5 +266,7 @@ mod tests {
         let base58 = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT";
         assert!(same_address(base58, base58));
         assert!(!same_address(base58, &base58.to_lowercase()));
+        assert_eq!(canonical_address(&DEST.to_uppercase()), DEST);
+        assert_eq!(canonical_address(base58), base58);
     }
 }

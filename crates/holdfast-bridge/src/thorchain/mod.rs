@@ -13,6 +13,8 @@ pub mod memo;
 pub mod router;
 
 pub use asset::{Asset, AssetKind};
-pub use link::{Candidate, CandidateOutput, Payout, find_payout, op_return_data};
+pub use link::{
+    Candidate, CandidateOutput, Payout, canonical_address, find_payout, op_return_data,
+};
 pub use memo::{Memo, MemoError, MemoKind, Swap, TxId};
 pub use router::{Deposit, RouterEvent, TransferOut};

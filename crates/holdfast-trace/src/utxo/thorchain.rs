@@ -6,7 +6,9 @@
 //! that arrived, or the tainted share of it.
 
 use alloy_primitives::B256;
-use holdfast_bridge::thorchain::{Candidate, CandidateOutput, Payout, find_payout, op_return_data};
+use holdfast_bridge::thorchain::{
+    Candidate, CandidateOutput, Payout, canonical_address, find_payout, op_return_data,
+};
 use holdfast_store::utxo::{MAX_READ_BATCH, OutPointKey};
 
 use super::{UtxoSeedAt, UtxoSource};
@@ -22,7 +24,8 @@ pub fn thorchain_payout<S: UtxoSource + ?Sized>(
     destination: &str,
     from_height: u64,
 ) -> Result<Option<Payout<B256>>, TraceError> {
-    let mut received = src.received(chain_id, destination, from_height)?;
+    // The index keys addresses in their canonical form; a memo may upper-case bech32.
+    let mut received = src.received(chain_id, &canonical_address(destination), from_height)?;
     received.sort_by_key(|(op, height, position, _)| (*height, *position, op.vout));
     let mut txids: Vec<B256> = Vec::new();
     for (op, ..) in &received {

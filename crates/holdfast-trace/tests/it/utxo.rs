@@ -593,11 +593,11 @@ fn consolidation_across_hops(store: &dyn UtxoStore) {
 
 /// THORChain's payout found in the index and the trace continued from it (chain
 /// `CHAIN + 7`, in sats): block 1's coinbase pays THORChain's vault 1,000,000 (V:0). Block 2:
-/// A (0x61) the vault pays `dest` 30,000 with no memo; B (0x62) THORChain's payout of the
-/// inbound: 500,000 to `DEST` (upper-case, as THORChain may write bech32), 499,000 change to
-/// the vault (spent from A's change), OP_RETURN `OUT:<inbound>`; C (0x63) another inbound's
-/// payout to `dest`. Block 3: D (0x64) `dest` sends B:0 to exchange `ex1`, 499,000, fee
-/// 1,000. The inbound was half tainted (500,000,000 ppb): the seed is 250,000 of B:0, and
+/// A (0x61) the vault pays `bc1qdest` 30,000 with no memo; B (0x62) THORChain's payout of
+/// the inbound: 500,000 to `bc1qdest`, change to the vault, OP_RETURN `OUT:<inbound>`; C
+/// (0x63) another inbound's payout to `bc1qdest`. Block 3: D (0x64) `bc1qdest` sends B:0 to
+/// exchange `ex1`, 499,000, fee 1,000. The memo names the address upper-case (bech32 allows
+/// it; the index keeps the canonical lower case). The inbound was half tainted (500,000,000 ppb): the seed is 250,000 of B:0, and
 /// haircut takes 250,000·499,000/500,000 = 249,500 to ex1, 500 to the fee.
 fn thorchain_payout_continues_the_trace(store: &dyn UtxoStore) {
     let chain = CHAIN + 7;
@@ -624,18 +624,22 @@ fn thorchain_payout_continues_the_trace(store: &dyn UtxoStore) {
         (
             0x61,
             vec![op(0x60, 0)],
-            vec![pay(30_000, "dest"), pay(969_000, "vault")],
+            vec![pay(30_000, "bc1qdest"), pay(969_000, "vault")],
         ),
         (
             0x62,
             vec![op(0x61, 1)],
-            vec![pay(500_000, "DEST"), pay(468_000, "vault"), memo(inbound)],
+            vec![
+                pay(500_000, "bc1qdest"),
+                pay(468_000, "vault"),
+                memo(inbound),
+            ],
         ),
         (
             0x63,
             vec![op(0x62, 1)],
             vec![
-                pay(7_000, "dest"),
+                pay(7_000, "bc1qdest"),
                 pay(460_000, "vault"),
                 memo(B256::repeat_byte(1)),
             ],
@@ -645,7 +649,7 @@ fn thorchain_payout_continues_the_trace(store: &dyn UtxoStore) {
         (0x6e, vec![], vec![pay(1, "miner")]),
         (0x64, vec![op(0x62, 0)], vec![pay(499_000, "ex1")]),
     ]);
-    let payout = holdfast_trace::utxo::thorchain_payout(store, chain, inbound, "dest", 0)
+    let payout = holdfast_trace::utxo::thorchain_payout(store, chain, inbound, "BC1QDEST", 0)
         .expect("read")
         .expect("the payout is in the index");
     assert_eq!(
@@ -654,7 +658,7 @@ fn thorchain_payout_continues_the_trace(store: &dyn UtxoStore) {
         "THORChain's payout, not the plain payment nor another inbound's"
     );
     assert!(
-        holdfast_trace::utxo::thorchain_payout(store, chain, B256::repeat_byte(2), "dest", 0)
+        holdfast_trace::utxo::thorchain_payout(store, chain, B256::repeat_byte(2), "bc1qdest", 0)
             .expect("read")
             .is_none()
     );
