@@ -48,7 +48,7 @@ const OUTFLOWS: usize = 4;
 const AUDIT: usize = 5;
 const META: usize = 6;
 const FIRST_PAID: usize = 7;
-/// The audit entries of each request: key (request id's length, u16) ‖ id ‖ seq, no
+/// The audit entries of each request: key (request id's length, u32) ‖ id ‖ seq, no
 /// value. Written in the batch that writes the entry; `META` `audit_indexed` is the last
 /// seq it covers (a store written before the index existed is indexed at open).
 const AUDIT_BY_REQUEST: usize = 8;
@@ -56,12 +56,10 @@ const AUDIT_INDEXED: &[u8] = b"audit_indexed";
 /// Console sessions (`super::session`): SHA-256 of the id → expiry ‖ CSRF secret ‖ name.
 const SESSIONS: usize = 9;
 
-/// The prefix of request `id`'s keys in [`AUDIT_BY_REQUEST`].
+/// The prefix of request `id`'s keys in [`AUDIT_BY_REQUEST`]: the length first, so no id's
+/// prefix is another id's (`old` never reads `old1`'s entries).
 fn audit_request_prefix(id: &str) -> Vec<u8> {
-    // Ids are bounded far below 64 KiB by the API; a longer one is cut to its length's
-    // low bits consistently on write and read, so it still finds only its own entries
-    // (the id itself follows in full).
-    let len = (id.len() & 0xffff) as u16;
+    let len = u32::try_from(id.len()).unwrap_or(u32::MAX);
     [&len.to_be_bytes()[..], id.as_bytes()].concat()
 }
 
