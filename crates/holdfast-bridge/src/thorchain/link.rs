@@ -109,15 +109,22 @@ fn same_address(a: &str, b: &str) -> bool {
     }
 }
 
-/// THORChain's payout of the inbound transaction `inbound` to `destination` among
-/// `candidates` (transactions paying `destination`, in chain order): the first whose OP_RETURN
-/// reads `OUT:<inbound>` (or `REFUND:<inbound>`), with what its outputs paid `destination`.
-/// `None`: not paid out in the candidates (not yet, or the index does not reach that far).
-pub fn find_payout<'a, T: Clone>(
+/// THORChain's payouts of the inbound transaction `inbound` to `destination` among
+/// `candidates` (transactions paying `destination`, in chain order): every one whose OP_RETURN
+/// reads `OUT:<inbound>` (or `REFUND:<inbound>`), with what its outputs paid `destination`, in
+/// chain order. Empty: not paid out in the candidates (not yet, or the index does not reach
+/// that far).
+///
+/// More than one is not THORChain's doing (it pays an inbound once): anyone can pay the
+/// destination with such a memo — the thief owns that address and may plant a decoy before
+/// the real payout to send a tracer down the wrong path. So every match is returned, none
+/// chosen: the caller follows them all and reports that the link is ambiguous.
+pub fn find_payouts<'a, T>(
     inbound: B256,
     destination: &str,
     candidates: impl IntoIterator<Item = Candidate<'a, T>>,
-) -> Option<Payout<T>> {
+) -> Vec<Payout<T>> {
+    let mut found = Vec::new();
     for c in candidates {
         let names_inbound = c.outputs.iter().find_map(|o| {
             let memo = Memo::parse_bytes(o.op_return?).ok()?;
@@ -139,21 +146,21 @@ pub fn find_payout<'a, T: Clone>(
             .collect();
         if outputs.is_empty() {
             // Names this inbound but pays elsewhere (a refund to the sender's address on this
-            // chain, or a forged memo): not the payout to the memo's destination.
+            // chain, or a forged memo): not a payout to the memo's destination.
             continue;
         }
         let amount = outputs
             .iter()
             .map(|(_, v)| *v)
             .fold(0u64, u64::saturating_add);
-        return Some(Payout {
+        found.push(Payout {
             id: c.id,
             outputs,
             amount,
             refund,
         });
     }
-    None
+    found
 }
 
 #[cfg(test)]
@@ -220,12 +227,27 @@ mod tests {
                 ],
             },
         ];
-        let p = find_payout(inbound, DEST, candidates.clone()).expect("paid");
+        let found = find_payouts(inbound, DEST, candidates.clone());
+        let [p] = found.as_slice() else {
+            panic!("one payout: {found:?}")
+        };
         assert_eq!(
-            (p.id, p.outputs, p.amount, p.refund),
+            (p.id, p.outputs.clone(), p.amount, p.refund),
             ("d", vec![(0, 58_557_570)], 58_557_570, false)
         );
-        assert!(find_payout(B256::repeat_byte(2), DEST, candidates).is_none());
+        assert!(find_payouts(B256::repeat_byte(2), DEST, candidates.clone()).is_empty());
+        // The thief plants a decoy before the real payout: his own payment to the address
+        // with the same memo. Both are returned, in chain order; neither is chosen.
+        let mut with_decoy = vec![Candidate {
+            id: "decoy",
+            outputs: vec![out(DEST, 1_000), memo(out_memo)],
+        }];
+        with_decoy.extend(candidates);
+        let ids: Vec<&str> = find_payouts(inbound, DEST, with_decoy)
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(ids, ["decoy", "d"]);
     }
 
     /// Scripts as Bitcoin Core writes them for `createrawtransaction`'s "data" output (one

@@ -14,7 +14,7 @@ pub mod router;
 
 pub use asset::{Asset, AssetKind};
 pub use link::{
-    Candidate, CandidateOutput, Payout, canonical_address, find_payout, op_return_data,
+    Candidate, CandidateOutput, Payout, canonical_address, find_payouts, op_return_data,
 };
 pub use memo::{Memo, MemoError, MemoKind, Swap, TxId};
 pub use router::{Deposit, RouterEvent, TransferOut};

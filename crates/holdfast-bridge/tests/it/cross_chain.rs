@@ -3,7 +3,7 @@
 //! Litecoin Core is the Bitcoin-family node packaged here) at an `rltc1…` address; THORChain's
 //! vault pays that address on litecoind in a transaction whose OP_RETURN is
 //! `OUT:<deposit hash>`. Beside it, payments that must not be taken for the payout: the same
-//! address paid without a memo, and another inbound's payout to it. `find_payout`, given the
+//! address paid without a memo, and another inbound's payout to it. `find_payouts`, given the
 //! transactions paying the address as the regtest blocks decode (holdfast-bitcoin's
 //! `RpcSource`, what ingestion reads), picks THORChain's payout and the amount that arrived.
 
@@ -12,7 +12,7 @@ use std::time::Duration;
 use alloy::sol_types::SolCall;
 use alloy_primitives::{Address, B256, U256};
 use holdfast_bitcoin::{RpcAuth, RpcConfig, RpcSource, ScriptKind};
-use holdfast_bridge::thorchain::{Candidate, CandidateOutput, Memo, RouterEvent, find_payout};
+use holdfast_bridge::thorchain::{Candidate, CandidateOutput, Memo, RouterEvent, find_payouts};
 use holdfast_testkit::{Anvil, Litecoind, deploy, dev_account};
 use serde_json::json;
 
@@ -147,7 +147,10 @@ async fn a_deposit_on_ethereum_is_linked_to_its_payout_on_a_utxo_chain() {
                 })
                 .collect(),
         });
-    let found = find_payout(deposit, &dest, candidates).expect("the payout is found");
+    let found = find_payouts(deposit, &dest, candidates);
+    let [found] = found.as_slice() else {
+        panic!("one payout: {found:?}")
+    };
     assert_eq!(
         found.id, payout,
         "THORChain's payout, not another payment to the address"

@@ -3,7 +3,7 @@
 //! the amount the router forwarded and the memo's destination; THORChain's payout on the
 //! EVM side (`transferOut` with `OUT:<inbound>`) names the deposit's transaction. Across
 //! chains (`cross_chain`): a deposit on anvil and its `OUT:` payout on a litecoind regtest
-//! node, linked by `find_payout` from the blocks as the UTXO ingestion reads them.
+//! node, linked by `find_payouts` from the blocks as the UTXO ingestion reads them.
 
 mod cross_chain;
 

@@ -31,7 +31,7 @@ pub use result::{
     FeeLoss, OutputState, TaintedOutput, UtxoFinding, UtxoHop, UtxoSeed, UtxoTrace, UtxoTraceStats,
 };
 pub use services::{ClusteredIntel, UtxoClassifier, UtxoService};
-pub use thorchain::{payout_seeds, thorchain_payout};
+pub use thorchain::{payout_seeds, thorchain_payouts};
 
 use crate::TraceError;
 use crate::policy::{MAX_SEEDS, TraceOptions};

@@ -1,38 +1,42 @@
 //! Across THORChain onto a UTXO chain: an inbound whose memo names a destination address
 //! (decoded by `holdfast-bridge`) is paid out by THORChain in a transaction to that address
 //! carrying `OUT:<inbound>` in an OP_RETURN. The index's receipts of the address give the
-//! candidates (no index of memos is needed), `holdfast_bridge::thorchain::find_payout` picks
-//! the payout, and the trace continues from its outputs to the destination with the value
+//! candidates (no index of memos is needed), `holdfast_bridge::thorchain::find_payouts` picks
+//! the payouts (more than one means someone planted a decoy: all are followed), and the trace continues from its outputs to the destination with the value
 //! that arrived, or the tainted share of it.
 
 use alloy_primitives::B256;
 use holdfast_bridge::thorchain::{
-    Candidate, CandidateOutput, Payout, canonical_address, find_payout, op_return_data,
+    Candidate, CandidateOutput, Payout, canonical_address, find_payouts, op_return_data,
 };
 use holdfast_store::utxo::{MAX_READ_BATCH, OutPointKey};
 
 use super::{UtxoSeedAt, UtxoSource};
 use crate::TraceError;
 
-/// THORChain's payout of inbound `inbound` to `destination` on chain `chain_id`, searched
-/// among the transactions paying `destination` from `from_height` on (in chain order): the
-/// first whose OP_RETURN names the inbound. `None`: not (yet) in the index.
-pub fn thorchain_payout<S: UtxoSource + ?Sized>(
+/// THORChain's payouts of inbound `inbound` to `destination` on chain `chain_id`, searched
+/// among the transactions paying `destination` from `from_height` on: every one whose
+/// OP_RETURN names the inbound, in chain order (empty: not, or not yet, in the index; more than
+/// one: a decoy among them — [`find_payouts`] chooses none, the caller follows all and says so).
+pub fn thorchain_payouts<S: UtxoSource + ?Sized>(
     src: &S,
     chain_id: u64,
     inbound: B256,
     destination: &str,
     from_height: u64,
-) -> Result<Option<Payout<B256>>, TraceError> {
+) -> Result<Vec<Payout<B256>>, TraceError> {
     // The index keys addresses in their canonical form; a memo may upper-case bech32.
     let mut received = src.received(chain_id, &canonical_address(destination), from_height)?;
     received.sort_by_key(|(op, height, position, _)| (*height, *position, op.vout));
-    let mut txids: Vec<B256> = Vec::new();
-    for (op, ..) in &received {
-        if txids.last() != Some(&op.txid) && !txids.contains(&op.txid) {
-            txids.push(op.txid);
-        }
-    }
+    // Each transaction once, in chain order (an address can hold many receipts: a set, not
+    // a scan of the list per receipt).
+    let mut seen = std::collections::HashSet::new();
+    let txids: Vec<B256> = received
+        .iter()
+        .map(|(op, ..)| op.txid)
+        .filter(|t| seen.insert(*t))
+        .collect();
+    let mut found = Vec::new();
     for chunk in txids.chunks(MAX_READ_BATCH) {
         let placed = src.transactions(chain_id, chunk)?;
         let mut txs: Vec<_> = placed
@@ -65,11 +69,9 @@ pub fn thorchain_payout<S: UtxoSource + ?Sized>(
                     })
                     .collect(),
             });
-        if let Some(p) = find_payout(inbound, destination, candidates) {
-            return Ok(Some(p));
-        }
+        found.extend(find_payouts(inbound, destination, candidates));
     }
-    Ok(None)
+    Ok(found)
 }
 
 /// The seeds that continue a trace from `payout`: each of its outputs to the destination,

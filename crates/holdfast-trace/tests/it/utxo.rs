@@ -649,20 +649,22 @@ fn thorchain_payout_continues_the_trace(store: &dyn UtxoStore) {
         (0x6e, vec![], vec![pay(1, "miner")]),
         (0x64, vec![op(0x62, 0)], vec![pay(499_000, "ex1")]),
     ]);
-    let payout = holdfast_trace::utxo::thorchain_payout(store, chain, inbound, "BC1QDEST", 0)
-        .expect("read")
-        .expect("the payout is in the index");
+    let found = holdfast_trace::utxo::thorchain_payouts(store, chain, inbound, "BC1QDEST", 0)
+        .expect("read");
+    let [payout] = found.as_slice() else {
+        panic!("one payout in the index: {found:?}")
+    };
     assert_eq!(
         (payout.id, payout.outputs.clone(), payout.amount),
         (txid(0x62), vec![(0, 500_000)], 500_000),
         "THORChain's payout, not the plain payment nor another inbound's"
     );
     assert!(
-        holdfast_trace::utxo::thorchain_payout(store, chain, B256::repeat_byte(2), "bc1qdest", 0)
+        holdfast_trace::utxo::thorchain_payouts(store, chain, B256::repeat_byte(2), "bc1qdest", 0)
             .expect("read")
-            .is_none()
+            .is_empty()
     );
-    let seeds = holdfast_trace::utxo::payout_seeds(&payout, Some(500_000_000));
+    let seeds = holdfast_trace::utxo::payout_seeds(payout, Some(500_000_000));
     let t = trace_utxo(
         store,
         &exchanges(),
