@@ -337,7 +337,7 @@ impl SinkTask {
         let writer = tokio::spawn(write_cursor(
             Arc::clone(&self.store),
             self.name().to_owned(),
-            to_write,
+            (position, to_write),
             backoff,
         ));
         let mut store_failures = 0u32;
@@ -486,13 +486,16 @@ impl SinkTask {
 /// delivery task ends (the sender is dropped), the last position is written before this
 /// ends. A write that fails is retried; events past the durable cursor are sent again after
 /// a restart (at least once).
+///
+/// `durable` is the cursor as stored when delivery started. It is not read from the channel:
+/// the delivery task may have moved the position before this task first runs (a loaded
+/// machine), and a value first seen here is not yet stored.
 async fn write_cursor(
     store: Arc<dyn WatchStore>,
     sink: String,
-    mut position: watch::Receiver<u64>,
+    (mut durable, mut position): (u64, watch::Receiver<u64>),
     backoff: Backoff,
 ) {
-    let mut durable = *position.borrow_and_update();
     let mut failures = 0u32;
     loop {
         let target = *position.borrow_and_update();

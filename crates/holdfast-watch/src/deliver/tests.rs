@@ -313,6 +313,28 @@ async fn a_refusing_sink_keeps_its_cursor_retries_and_does_not_hold_others() {
     d.shutdown().await;
 }
 
+/// The CI failure of 2026-12-05: on a loaded machine the delivery task handled both events
+/// before its newly spawned cursor writer first ran; the writer took the position it first
+/// saw as already stored and never wrote it (cursor left at 0: every event sent again after
+/// a restart, pruning held back). Here the position moves, and the sender is gone, before the
+/// writer starts: the move must still be stored.
+#[tokio::test(flavor = "current_thread")]
+async fn a_position_moved_before_the_cursor_writer_first_runs_is_still_written() {
+    let store = Arc::new(MemoryOutbox::default());
+    store.push(Severity::High);
+    store.push(Severity::High);
+    let (moved, to_write) = watch::channel(0u64);
+    moved.send_replace(1);
+    moved.send_replace(2);
+    drop(moved);
+    let backoff = Backoff {
+        min: Duration::from_millis(5),
+        max: Duration::from_millis(20),
+    };
+    write_cursor(store.clone(), "up".into(), (0, to_write), backoff).await;
+    assert_eq!(store.cursor("up"), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_a_long_wait_between_retries_at_once() {
     let store = Arc::new(MemoryOutbox::default());
