@@ -33,7 +33,7 @@ pub use detail::{
 };
 pub use source::{
     BlockTransfers, ChainError, ChainSource, DEFAULT_MAX_RESPONSE_BYTES, Head, HeadStream,
-    SourceConfig, TraceMode,
+    ReceiptLogs, SourceConfig, TraceMode,
 };
 pub use state::{Account, Header};
 pub use transport::ResponseTooLarge;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use alloy::rpc::client::{ClientBuilder, RpcClient};
 use alloy::transports::layers::{RateLimitRetryPolicy, RetryPolicy};
 use alloy::transports::{TransportError, TransportErrorKind};
-use alloy_primitives::{Address, Bytes, U64};
+use alloy_primitives::{Address, B256, Bytes, U64};
 use holdfast_primitives::{BlockRef, Conversion, Transfer};
 use serde_json::json;
 
@@ -221,6 +221,17 @@ impl RateLimiter {
 }
 
 /// One node.
+/// A mined transaction's block, status and logs ([`ChainSource::receipt_logs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptLogs {
+    pub tx: B256,
+    pub block_number: u64,
+    pub block_hash: B256,
+    /// `status` 1 (or a pre-Byzantium receipt, which has none).
+    pub success: bool,
+    pub logs: Vec<alloy_primitives::Log>,
+}
+
 #[derive(Debug)]
 pub struct ChainSource {
     client: RpcClient,
@@ -499,6 +510,31 @@ impl ChainSource {
     pub async fn head_number(&self) -> Result<u64, ChainError> {
         let n: U64 = self.call("eth_blockNumber", (), None).await?;
         Ok(n.to())
+    }
+
+    /// A transaction's receipt as far as following it needs: its block, status and logs
+    /// (`eth_getTransactionReceipt`; `None`: the node knows no such transaction, or not yet
+    /// in a block).
+    pub async fn receipt_logs(&self, tx: B256) -> Result<Option<ReceiptLogs>, ChainError> {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Answer {
+            block_number: Option<U64>,
+            block_hash: Option<B256>,
+            /// Absent before Byzantium.
+            status: Option<U64>,
+            logs: Vec<alloy::rpc::types::Log>,
+        }
+        let a: Option<Answer> = self.call("eth_getTransactionReceipt", (tx,), None).await?;
+        Ok(a.and_then(|a| {
+            Some(ReceiptLogs {
+                tx,
+                block_number: a.block_number?.to(),
+                block_hash: a.block_hash?,
+                success: a.status.is_none_or(|s| s == U64::from(1)),
+                logs: a.logs.into_iter().map(|l| l.inner).collect(),
+            })
+        }))
     }
 
     /// The header of block `number` (for following the chain and checking for reorgs).

@@ -239,12 +239,7 @@ fn emit(
     format: FormatArg,
     path: Option<&PathBuf>,
 ) -> anyhow::Result<()> {
-    let mut out: Box<dyn Write> = match path {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
-        None => Box::new(std::io::stdout().lock()),
-    };
+    let mut out = crate::trace_cmd::open_output(path)?;
     let f = match format {
         FormatArg::Text => return text(t, network, &mut out),
         FormatArg::Json => Format::Json,
@@ -266,7 +261,7 @@ fn coins(v: u64, network: Network) -> String {
     )
 }
 
-fn text(t: &UtxoTrace, network: Network, out: &mut dyn Write) -> anyhow::Result<()> {
+pub(crate) fn text(t: &UtxoTrace, network: Network, out: &mut dyn Write) -> anyhow::Result<()> {
     let c = |v| coins(v, network);
     writeln!(
         out,

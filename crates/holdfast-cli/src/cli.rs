@@ -319,7 +319,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             chain_cmd::ChainKind::Evm => crate::trace_cmd::run(
                 &data_dir,
-                chain_cmd::open_store(&data_dir, &cli.store)?,
+                (chain_cmd::open_store(&data_dir, &cli.store)?, &cli.store),
                 &args,
                 cli.quiet,
             ),

@@ -6,6 +6,7 @@ mod bitcoin_cmd;
 mod bitcoin_trace;
 mod chain_cmd;
 mod cli;
+mod crosschain_trace;
 mod demo_cmd;
 mod demo_watch;
 mod gate_cmd;

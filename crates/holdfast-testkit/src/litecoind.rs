@@ -276,6 +276,54 @@ impl Litecoind {
         string(v, "sendtoaddress")
     }
 
+    /// Sends `amount` (in LTC) from `wallet` to `address` in a transaction that also carries
+    /// `data` in an OP_RETURN output (a THORChain payout's `OUT:<inbound>`); the txid and the
+    /// position of the output paying `address`.
+    pub async fn send_with_data(
+        &self,
+        wallet: &str,
+        address: &str,
+        amount: &str,
+        data: &[u8],
+    ) -> Result<(String, u32), TestkitError> {
+        let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+        let outputs = json!([{ address: amount }, { "data": hex }]);
+        let raw = self
+            .wallet_rpc(wallet, "createrawtransaction", json!([[], outputs]))
+            .await?;
+        let funded = self
+            .wallet_rpc(wallet, "fundrawtransaction", json!([raw]))
+            .await?;
+        let signed = self
+            .wallet_rpc(
+                wallet,
+                "signrawtransactionwithwallet",
+                json!([funded["hex"]]),
+            )
+            .await?;
+        let decoded = self
+            .rpc("decoderawtransaction", json!([signed["hex"]]))
+            .await?;
+        let vout = decoded["vout"]
+            .as_array()
+            .and_then(|outs| {
+                outs.iter().find(|o| {
+                    o["scriptPubKey"]["address"] == address
+                        || o["scriptPubKey"]["addresses"][0] == address
+                })
+            })
+            .and_then(|o| o["n"].as_u64())
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| TestkitError::Rpc {
+                method: "decoderawtransaction".into(),
+                message: format!("no output pays {address}"),
+            })?;
+        let txid = self
+            .rpc("sendrawtransaction", json!([signed["hex"]]))
+            .await?;
+        Ok((string(txid, "sendrawtransaction")?, vout))
+    }
+
     /// The best chain's height.
     pub async fn height(&self) -> Result<u64, TestkitError> {
         let v = self.rpc("getblockcount", json!([])).await?;

@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod crosschain;
 pub mod engine;
 mod error;
 pub mod graph;
@@ -38,4 +39,4 @@ pub use graph::{Graph, GraphBuilder};
 pub use labels::{Classifier, NoServices, Service, ServiceKind};
 pub use load::{LoadOptions, LoadStats, load_graph};
 pub use policy::{Policy, Seed, SeedAt, TraceOptions, parse_asset};
-pub use result::{Amount, FreezeTarget, Hop, Reached, Role, Trace, TraceStats};
+pub use result::{Amount, FreezeTarget, Hop, MAX_ARRIVALS, Reached, Role, Trace, TraceStats};

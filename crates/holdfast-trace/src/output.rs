@@ -372,6 +372,7 @@ mod tests {
                 first_tx: hop.tx_hash,
                 first_block: 7,
                 path: vec![hop.clone()],
+                arrivals: vec![],
             }],
             exits: vec![],
             mixers: vec![],

@@ -89,7 +89,15 @@ pub struct FreezeTarget {
     pub first_block: u64,
     /// Seed to deposit, every hop (the path of first arrivals).
     pub path: Vec<Hop>,
+    /// Bridges only: every tainted transfer into the bridge, in chain order, each as its
+    /// evidence path from a seed (the last hop is the transfer into the bridge); at most
+    /// [`MAX_ARRIVALS`]. A cross-chain follow reads each one's exit event.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub arrivals: Vec<Vec<Hop>>,
 }
+
+/// The most tainted transfers into one bridge listed in [`FreezeTarget::arrivals`].
+pub const MAX_ARRIVALS: usize = 10_000;
 
 /// Totals of the trace.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

@@ -14,34 +14,20 @@ use alloy_primitives::{Address, B256, U256};
 use holdfast_bitcoin::{RpcAuth, RpcConfig, RpcSource, ScriptKind};
 use holdfast_bridge::thorchain::{Candidate, CandidateOutput, Memo, RouterEvent, find_payouts};
 use holdfast_testkit::{Anvil, Litecoind, deploy, dev_account};
-use serde_json::json;
 
 use crate::{depositWithExpiryCall, router_events};
 
 /// Pays `to` `amount` LTC from wallet `w`, with `memo` in an OP_RETURN if given; the txid.
 async fn pay(node: &Litecoind, to: &str, amount: &str, memo: Option<&str>) -> String {
-    let mut outputs = vec![json!({ to: amount })];
-    if let Some(m) = memo {
-        outputs.push(json!({"data": alloy_primitives::hex::encode(m)}));
+    match memo {
+        Some(m) => {
+            node.send_with_data("w", to, amount, m.as_bytes())
+                .await
+                .expect("pay")
+                .0
+        }
+        None => node.send("w", to, amount).await.expect("pay"),
     }
-    let raw = node
-        .wallet_rpc("w", "createrawtransaction", json!([[], outputs]))
-        .await
-        .expect("create");
-    let funded = node
-        .wallet_rpc("w", "fundrawtransaction", json!([raw]))
-        .await
-        .expect("fund");
-    let signed = node
-        .wallet_rpc("w", "signrawtransactionwithwallet", json!([funded["hex"]]))
-        .await
-        .expect("sign");
-    node.rpc("sendrawtransaction", json!([signed["hex"]]))
-        .await
-        .expect("send")
-        .as_str()
-        .expect("txid")
-        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -15,7 +15,11 @@ use crate::{holdfast, stderr, stdout};
 
 /// Sends a raw transaction spending exactly `inputs` (wallet outputs) to `outputs` (an array
 /// of one-key objects, in vout order); its txid.
-async fn spend_exactly(node: &Litecoind, inputs: &[(String, u64)], outputs: Value) -> String {
+pub(crate) async fn spend_exactly(
+    node: &Litecoind,
+    inputs: &[(String, u64)],
+    outputs: Value,
+) -> String {
     let ins: Vec<Value> = inputs
         .iter()
         .map(|(txid, vout)| json!({"txid": txid, "vout": vout}))

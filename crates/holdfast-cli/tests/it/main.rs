@@ -6,6 +6,7 @@ mod bitcoin_screen;
 mod bitcoin_trace;
 mod bitcoin_transfers;
 mod console;
+mod crosschain;
 mod gate;
 mod guard;
 mod guard_requests;

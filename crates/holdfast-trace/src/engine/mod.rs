@@ -150,6 +150,8 @@ struct Engine<'a, C: Classifier + ?Sized> {
     tiho_pending: FxHashMap<u32, Vec<(Src, U256)>>,
     /// Taint carried by first edges and conversion inputs, for evidence paths.
     edge_tainted: FxHashMap<u32, U256>,
+    /// Every tainted transfer into a bridge (the first and the later ones) and its taint.
+    bridge_in: FxHashMap<u32, U256>,
     seeded: BTreeMap<(Src, u32), U256>,
     beyond: BTreeMap<(Src, u32), U256>,
     cut: BTreeMap<(Src, u32), U256>,
@@ -201,6 +203,7 @@ pub fn trace_with_progress<C: Classifier + ?Sized>(
         conv_first_in: FxHashMap::default(),
         tiho_pending: FxHashMap::default(),
         edge_tainted: FxHashMap::default(),
+        bridge_in: FxHashMap::default(),
         seeded: BTreeMap::new(),
         beyond: BTreeMap::new(),
         cut: BTreeMap::new(),
@@ -488,6 +491,10 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
             }
             self.create(to, id, carried.hop);
             self.edge_tainted.insert(id, tainted);
+        }
+        // Every tainted transfer into a bridge is an exit of its own (its own destination).
+        if !tainted.is_zero() && self.states.get(&to).is_some_and(|s| s.role == Role::Bridge) {
+            self.bridge_in.insert(id, tainted);
         }
         self.credit(to, id, &carried);
     }

@@ -10,7 +10,7 @@ use super::{Engine, MAX_PATH, Src, add_to, held_of};
 use crate::graph::{Graph, NONE};
 use crate::labels::Classifier;
 use crate::policy::{Policy, Seed, TraceOptions};
-use crate::result::{Amount, FreezeTarget, Hop, Reached, Role, Trace};
+use crate::result::{Amount, FreezeTarget, Hop, MAX_ARRIVALS, Reached, Role, Trace};
 
 impl<C: Classifier + ?Sized> Engine<'_, C> {
     pub(super) fn finish(mut self, seeds: &[Seed]) -> Trace {
@@ -33,6 +33,15 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
         let mut targets = Vec::new();
         let mut exits = Vec::new();
         let mut mixers = Vec::new();
+        // Every tainted transfer into a bridge (each may be its own exit, with its own
+        // destination), in chain order.
+        let mut into_bridges: rustc_hash::FxHashMap<u32, Vec<u32>> = Default::default();
+        for &e in self.bridge_in.keys() {
+            into_bridges
+                .entry(g.edges[e as usize].to)
+                .or_default()
+                .push(e);
+        }
         for (&a, st) in &self.states {
             let received = amounts(&st.received);
             let held = match st.role {
@@ -71,6 +80,14 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
                     first_tx: g.txs[e.tx as usize],
                     first_block: e.block,
                     path: self.path(st.first_edge),
+                    arrivals: into_bridges.get_mut(&a).map_or_else(Vec::new, |edges| {
+                        edges.sort_unstable();
+                        edges
+                            .iter()
+                            .take(MAX_ARRIVALS)
+                            .map(|&e| self.path(e))
+                            .collect()
+                    }),
                 };
                 match st.role {
                     Role::Service => targets.push((st.first_edge, t)),
@@ -120,7 +137,12 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
             to: g.addresses[edge.to as usize],
             asset: g.assets[edge.asset as usize],
             amount: edge.amount,
-            tainted: self.edge_tainted.get(&e).copied().unwrap_or(U256::ZERO),
+            tainted: self
+                .edge_tainted
+                .get(&e)
+                .or_else(|| self.bridge_in.get(&e))
+                .copied()
+                .unwrap_or(U256::ZERO),
         }
     }
 

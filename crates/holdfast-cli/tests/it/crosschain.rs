@@ -1,0 +1,284 @@
+//! One trace from an Ethereum theft to a Litecoin exchange deposit, across THORChain, on real
+//! nodes and the real ingest paths: anvil (THORChain's real router v5.0, labelled a bridge in
+//! intel) ingested with `holdfast ingest`, litecoind ingested with `holdfast ingest --chain
+//! bitcoin`, then `holdfast trace --seed <theft> --rpc <anvil>`.
+//!
+//! The thief (dev account 3) receives 10 ETH stolen from the victim and 10 ETH of his own,
+//! then deposits 4 ETH into the router with the memo `=:l:<rltc1 address>` (swap to LTC.LTC):
+//! under haircut half of it is tainted. He also deposits 2 ETH to a Bitcoin address (a chain
+//! the index does not hold) and 1 ETH with a memo whose price limit does not parse. On litecoind he plants
+//! a decoy (0.1 LTC to the destination with the same `OUT:<deposit>` memo) before THORChain's
+//! payout of 1 LTC; then spends the payout to an exchange deposit (0.999 LTC, fee 0.001).
+//!
+//! By hand (haircut): the deposit is 2 of 4 ETH tainted → share 1/2; the payout's output is
+//! seeded with 50,000,000 of its 100,000,000 litoshis; the spend to the exchange keeps the
+//! share: 99,900,000 · 1/2 = 49,950,000 litoshis tainted at the exchange, 50,000 to the fee.
+
+use alloy::sol_types::SolCall;
+use alloy_primitives::{Address, U256, hex};
+use holdfast_testkit::{Anvil, Litecoind, deploy, dev_account};
+use serde_json::{Value, json};
+
+use crate::bitcoin_trace::spend_exactly;
+use crate::{holdfast, stderr, stdout};
+
+alloy::sol! {
+    function depositWithExpiry(address vault, address asset, uint amount, string memo, uint expiration);
+}
+
+fn eth(n: u64) -> U256 {
+    U256::from(n) * U256::from(10u64).pow(U256::from(18u64))
+}
+
+fn ok(out: &std::process::Output) {
+    assert!(out.status.success(), "{}\n{}", stdout(out), stderr(out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
+    let ltc = Litecoind::spawn().await.expect("litecoind");
+    ltc.create_wallet("w").await.expect("wallet");
+    let miner = ltc.new_address("w", "bech32").await.expect("address");
+    let dest = ltc.new_address("w", "bech32").await.expect("address");
+    let exchange = ltc.new_address("w", "bech32").await.expect("address");
+    ltc.mine(101, &miner).await.expect("mine");
+
+    let node = Anvil::spawn().await.expect("anvil");
+    let router = deploy::holdfast(&node, dev_account(0), "THORChain_Router")
+        .await
+        .expect("router");
+    let (victim, thief, own, vault) = (
+        dev_account(2),
+        dev_account(3),
+        dev_account(4),
+        dev_account(5),
+    );
+    let (theft, _) = node
+        .send(victim, Some(thief), eth(10), Default::default(), None)
+        .await
+        .expect("theft");
+    node.send(own, Some(thief), eth(10), Default::default(), None)
+        .await
+        .expect("clean funds");
+    let deposit = |amount: u64, memo: String| {
+        let node = &node;
+        async move {
+            let call = depositWithExpiryCall {
+                vault,
+                asset: Address::ZERO,
+                amount: U256::ZERO,
+                memo,
+                expiration: U256::from(u64::MAX),
+            };
+            node.send(
+                thief,
+                Some(router),
+                eth(amount),
+                call.abi_encode().into(),
+                None,
+            )
+            .await
+            .expect("deposit")
+            .0
+        }
+    };
+    let to_ltc = deposit(4, format!("=:l:{dest}")).await;
+    let to_btc = deposit(2, "=:b:bc1q3a2le4lazts64u8mqte5vuxvug25z5w6rhs95g".into()).await;
+    let garbled = deposit(1, format!("=:l:{dest}:lots")).await;
+
+    // The far side: a decoy planted first, THORChain's payout, the spend to the exchange.
+    let out_memo = format!("OUT:{}", hex::encode_upper(to_ltc));
+    let (decoy, _) = ltc
+        .send_with_data("w", &dest, "0.1", out_memo.as_bytes())
+        .await
+        .expect("decoy");
+    ltc.mine(1, &miner).await.expect("mine");
+    let (payout, vout) = ltc
+        .send_with_data("w", &dest, "1.0", out_memo.as_bytes())
+        .await
+        .expect("payout");
+    ltc.mine(1, &miner).await.expect("mine");
+    spend_exactly(
+        &ltc,
+        &[(payout.clone(), u64::from(vout))],
+        json!([{exchange.clone(): 0.999}]),
+    )
+    .await;
+    ltc.mine(1, &miner).await.expect("mine");
+
+    // Both chains ingested by the real ingest paths; the router and the exchange labelled.
+    let data = tempfile::tempdir().expect("tempdir");
+    ok(&holdfast(
+        data.path(),
+        &["--quiet", "ingest", "--rpc", &node.http_url()],
+    ));
+    let (user, password) = ltc.user_password().expect("user/password");
+    let ltc_url = ltc
+        .rpc_url()
+        .replace("http://", &format!("http://{user}:{password}@"));
+    ok(&holdfast(
+        data.path(),
+        &["--quiet", "ingest", "--chain", "bitcoin", "--rpc", &ltc_url],
+    ));
+    for (list, address, category, name) in [
+        (
+            "routers.txt",
+            router.to_string(),
+            "bridge",
+            "THORChain Router",
+        ),
+        (
+            "exchange.txt",
+            exchange.clone(),
+            "exchange",
+            "Exchange LTC deposits",
+        ),
+    ] {
+        let file = data.path().join(list);
+        std::fs::write(&file, format!("{address}\n")).expect("write");
+        ok(&holdfast(
+            data.path(),
+            &[
+                "intel",
+                "import",
+                file.to_str().expect("utf8"),
+                "--category",
+                category,
+                "--name",
+                name,
+            ],
+        ));
+    }
+
+    let theft_hex = theft.to_string();
+    let out = holdfast(
+        data.path(),
+        &[
+            "--quiet",
+            "trace",
+            "--seed",
+            &theft_hex,
+            "--rpc",
+            &node.http_url(),
+            "--json",
+        ],
+    );
+    ok(&out);
+    let x: Value = serde_json::from_str(&stdout(&out)).expect("one JSON document");
+
+    let crossings = x["crossings"].as_array().expect("crossings");
+    let of = |tx: alloy_primitives::B256| -> &Value {
+        crossings
+            .iter()
+            .find(|c| c["tx_hash"] == tx.to_string())
+            .unwrap_or_else(|| panic!("a crossing for {tx}: {crossings:?}"))
+    };
+    let ltc_crossing = of(to_ltc);
+    assert_eq!(ltc_crossing["memo"], format!("=:l:{dest}"));
+    assert_eq!(ltc_crossing["destination"]["asset"], "LTC.LTC");
+    assert_eq!(ltc_crossing["destination"]["address"], dest);
+    assert_eq!(
+        ltc_crossing["tainted"],
+        eth(2).to_string(),
+        "haircut: half of 4 ETH"
+    );
+    assert_eq!(
+        ltc_crossing["outcome"],
+        json!({"kind": "followed", "payouts": 2}),
+        "the decoy and the payout both name the inbound: both followed"
+    );
+    let payouts: Vec<&str> = ltc_crossing["payouts"]
+        .as_array()
+        .expect("payouts")
+        .iter()
+        .map(|p| p["txid"].as_str().expect("txid"))
+        .collect();
+    assert_eq!(payouts, [decoy.as_str(), payout.as_str()], "in chain order");
+    assert_eq!(
+        ltc_crossing["path"]
+            .as_array()
+            .expect("path")
+            .first()
+            .expect("hop")["tx_hash"],
+        theft_hex,
+        "the EVM evidence starts at the theft"
+    );
+    assert_eq!(
+        of(to_btc)["outcome"],
+        json!({"kind": "chain-not-indexed", "chain": "BTC"})
+    );
+    assert_eq!(
+        of(to_btc)["destination"]["address"],
+        "bc1q3a2le4lazts64u8mqte5vuxvug25z5w6rhs95g"
+    );
+    let bad = &of(garbled)["outcome"];
+    assert_eq!(bad["kind"], "bad-memo", "{bad}");
+    let error = bad["error"].as_str().expect("error");
+    assert!(
+        error.contains(&garbled.to_string()),
+        "names the transaction: {error}"
+    );
+    assert!(error.contains("limit"), "names the memo's field: {error}");
+
+    // Across: the exchange deposit, with the evidence from the theft to it.
+    let targets = x["targets"].as_array().expect("targets");
+    let [target] = targets.as_slice() else {
+        panic!("one freeze target across chains: {targets:?}")
+    };
+    assert_eq!(target["address"], exchange);
+    assert_eq!(target["network"], "litecoin-regtest");
+    assert_eq!(target["service"]["name"], "Exchange LTC deposits");
+    assert_eq!(target["tainted"], 49_950_000, "litoshis, by hand above");
+    assert_eq!(target["inbound"], to_ltc.to_string());
+    assert_eq!(target["payout"], payout);
+    assert_eq!(target["evm_path"][0]["tx_hash"], theft_hex);
+    assert_eq!(
+        target["utxo_path"][0]["outpoint"],
+        format!("{payout}:{vout}"),
+        "the UTXO evidence starts at the payout's output"
+    );
+    let continued = x["continued"].as_array().expect("continued");
+    assert_eq!(continued.len(), 1);
+    assert_eq!(continued[0]["stats"]["lost_to_fees"], 50_000);
+
+    // The same in words.
+    let out = holdfast(
+        data.path(),
+        &[
+            "--quiet",
+            "trace",
+            "--seed",
+            &theft_hex,
+            "--rpc",
+            &node.http_url(),
+        ],
+    );
+    ok(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains("2 payouts name this inbound (a decoy is among them): all followed"),
+        "{text}"
+    );
+    assert!(text.contains("BTC is not in the UTXO index"), "{text}");
+    assert!(
+        text.contains("freeze target across chains: Exchange LTC deposits"),
+        "{text}"
+    );
+
+    // Formats without a place for the crossings are refused, not silently cut.
+    let out = holdfast(
+        data.path(),
+        &[
+            "--quiet",
+            "trace",
+            "--seed",
+            &theft_hex,
+            "--rpc",
+            &node.http_url(),
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("text or json"), "{}", stderr(&out));
+}

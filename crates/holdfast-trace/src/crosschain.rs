@@ -1,0 +1,449 @@
+//! One trace across chains: an EVM trace's exits into a bridge followed to the destination
+//! chain (docs/TRACE.md, "Across chains").
+//!
+//! THORChain first. Every tainted transfer into a bridge ([`FreezeTarget::arrivals`]) is one
+//! exit. Its transaction's receipt (read by the caller from a node: the transfer store keeps
+//! no logs) must hold a `Deposit` event emitted **by the bridge address itself** (the address
+//! intel labels a bridge, so a look-alike event from another contract is never taken); the
+//! event's memo names the asset and the address funds leave THORChain to. On a UTXO chain the
+//! index holds, THORChain's payouts of that inbound (`OUT:<inbound tx>` in an OP_RETURN,
+//! [`thorchain_payouts`]) are found among the transactions paying that address, and the trace
+//! continues from their outputs with the share of what arrived that was tainted on the way in
+//! ([`payout_seeds`]). More than one payout naming the same inbound means someone planted a
+//! decoy: all are followed and the crossing says so. Exits that cannot be followed are kept
+//! with what is known and why they stop (an EVM destination, a chain the index does not
+//! hold, no payout yet, a memo that does not leave THORChain or does not parse).
+//!
+//! The result's freeze targets on the far side carry the whole evidence path: the EVM hops
+//! from the seed into the bridge, the crossing (inbound transaction, memo, payout), and the
+//! UTXO outputs from the payout to the service.
+
+use std::collections::BTreeMap;
+
+use alloy_primitives::{Address, B256, Log, U256};
+use holdfast_bridge::thorchain::{Memo, RouterEvent};
+use holdfast_primitives::Asset;
+use holdfast_store::utxo::show_txid;
+
+use crate::TraceError;
+use crate::labels::Service;
+use crate::policy::TraceOptions;
+use crate::result::{FreezeTarget, Hop, Trace};
+use crate::utxo::{
+    UtxoClassifier, UtxoHop, UtxoSeedAt, UtxoSource, UtxoTrace, payout_seeds, thorchain_payouts,
+    trace_utxo,
+};
+
+/// A mined transaction's receipt, as far as a crossing needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitReceipt {
+    pub block_number: u64,
+    /// `status` 1 (or a receipt from before status existed).
+    pub success: bool,
+    pub logs: Vec<Log>,
+}
+
+/// Where the receipts of exit transactions come from (a node; a map in tests).
+pub trait ExitReceipts {
+    /// The receipt of `tx` (`None`: the node does not know it).
+    fn receipt(&self, tx: B256) -> Result<Option<ExitReceipt>, TraceError>;
+}
+
+impl ExitReceipts for BTreeMap<B256, ExitReceipt> {
+    fn receipt(&self, tx: B256) -> Result<Option<ExitReceipt>, TraceError> {
+        Ok(self.get(&tx).cloned())
+    }
+}
+
+/// A UTXO chain the crossing can continue on: its index, its services, and the chain code
+/// THORChain's memos give it (`BTC`, `LTC`, `DOGE`, `BCH`).
+pub struct UtxoChain<'a, S: UtxoSource + ?Sized> {
+    pub thorchain_chain: &'a str,
+    pub chain_id: u64,
+    /// The network's name (`bitcoin`, `litecoin-regtest`).
+    pub network: &'a str,
+    pub src: &'a S,
+    pub classifier: &'a dyn UtxoClassifier,
+    /// Whether an address is one of this network's (a memo's `BTC` address may be for
+    /// mainnet or a test network the index also holds).
+    pub address_ok: &'a dyn Fn(&str) -> bool,
+}
+
+impl<S: UtxoSource + ?Sized> std::fmt::Debug for UtxoChain<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UtxoChain")
+            .field("thorchain_chain", &self.thorchain_chain)
+            .field("chain_id", &self.chain_id)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a crossing ended up.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum CrossingOutcome {
+    /// Payouts found; the trace continues from them (more than one: a decoy is among them,
+    /// every one is followed).
+    Followed { payouts: usize },
+    /// The memo's chain is in the index but no payout naming this inbound is (yet): THORChain
+    /// pays out within minutes to hours; ingest further and trace again.
+    PayoutNotFound,
+    /// The memo leaves THORChain to a chain this trace has no index of (EVM chains, Cosmos,
+    /// or a UTXO chain not ingested): the destination is the lead.
+    ChainNotIndexed { chain: String },
+    /// The memo does not take funds out of THORChain (liquidity, bond, a THOR.RUNE swap…).
+    NotAnExit { function: String },
+    /// The memo does not parse: names the field, the value and what was expected.
+    BadMemo { error: String },
+    /// The transaction holds no `Deposit` event from the bridge (a plain transfer to it, or a
+    /// bridge other than THORChain: its exit is recorded without a destination).
+    NoDepositEvent,
+    /// The transaction reverted on the node (nothing crossed).
+    Reverted,
+    /// The node does not know the transaction, or has it in another block than the store
+    /// (a reorg since ingestion: ingest again).
+    NotOnTheNode { detail: String },
+}
+
+/// One payout found for a crossing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PayoutFound {
+    /// As Bitcoin shows it.
+    pub txid: String,
+    /// The outputs to the destination: (vout, value).
+    pub outputs: Vec<(u32, u64)>,
+    /// What arrived at the destination, in the chain's smallest unit.
+    pub amount: u64,
+    /// Of which tainted (the tainted share of the inbound, applied to what arrived).
+    pub tainted: u64,
+}
+
+/// A tainted transfer into a bridge, and what became of it on the far side.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Crossing {
+    pub bridge: Service,
+    /// The bridge contract (THORChain's router).
+    pub router: Address,
+    pub tx_hash: B256,
+    pub block: u64,
+    pub asset: Asset,
+    /// What the transfer into the bridge moved, and how much of it was tainted.
+    #[serde(serialize_with = "decimal")]
+    pub amount: U256,
+    #[serde(serialize_with = "decimal")]
+    pub tainted: U256,
+    /// Seed to the bridge, every hop (the last is the transfer into it).
+    pub path: Vec<Hop>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
+    /// The asset and address the memo sends the funds out to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Destination>,
+    pub outcome: CrossingOutcome,
+    pub payouts: Vec<PayoutFound>,
+}
+
+fn decimal<S: serde::Serializer>(v: &U256, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Destination {
+    /// THORChain's notation (`LTC.LTC`).
+    pub asset: String,
+    pub chain: String,
+    pub address: String,
+}
+
+/// A freeze target on the far side, with the evidence path across the chains.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CrossTarget {
+    pub network: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<Service>,
+    /// The output at the service (`txid:vout`) and its address.
+    pub at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    pub tainted: u64,
+    /// The EVM part: seed to the bridge.
+    pub evm_path: Vec<Hop>,
+    /// The inbound transaction on the EVM chain and THORChain's payout on the far side.
+    pub inbound: B256,
+    pub payout: String,
+    /// The UTXO part: the payout's output to the service's.
+    pub utxo_path: Vec<UtxoHop>,
+}
+
+/// The whole trace: the EVM trace, its crossings, the traces continued on the far side, and
+/// the freeze targets reached across chains.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CrossChainTrace {
+    pub evm: Trace,
+    pub crossings: Vec<Crossing>,
+    pub continued: Vec<UtxoTrace>,
+    pub targets: Vec<CrossTarget>,
+}
+
+/// Parts per billion of `amount` that `tainted` is (`None`: all of it).
+fn share_ppb(tainted: U256, amount: U256) -> Option<u64> {
+    if amount.is_zero() || tainted >= amount {
+        return None;
+    }
+    let ppb = tainted.saturating_mul(U256::from(1_000_000_000u64)) / amount;
+    Some(u64::try_from(ppb).unwrap_or(1_000_000_000))
+}
+
+/// The deposit events of `receipt` emitted by `router` that match the transfer `hop` (same
+/// asset and amount); when none matches exactly, every deposit event of the router in the
+/// transaction (several: each is followed).
+fn deposits_for(hop: &Hop, router: Address, receipt: &ExitReceipt) -> Vec<(String, U256)> {
+    let all: Vec<(Option<Address>, U256, String)> = receipt
+        .logs
+        .iter()
+        .filter(|l| l.address == router)
+        .filter_map(|l| match RouterEvent::decode(l) {
+            Some(Ok(RouterEvent::Deposit(d))) => Some((d.asset, d.amount, d.memo)),
+            _ => None,
+        })
+        .collect();
+    let asset = match hop.asset {
+        Asset::Native => Some(None),
+        Asset::Erc20 { token } => Some(Some(token)),
+        _ => None,
+    };
+    let exact: Vec<_> = all
+        .iter()
+        .filter(|(a, amount, _)| Some(*a) == asset && *amount == hop.amount)
+        .map(|(_, amount, memo)| (memo.clone(), *amount))
+        .collect();
+    if !exact.is_empty() {
+        return exact;
+    }
+    all.into_iter()
+        .map(|(_, amount, memo)| (memo, amount))
+        .collect()
+}
+
+/// Follows every exit of `evm` into a bridge across to `chains`, then traces on from the
+/// payouts found (one UTXO trace per chain, seeded with all its payouts).
+pub fn follow_exits<S: UtxoSource + ?Sized>(
+    evm: Trace,
+    receipts: &dyn ExitReceipts,
+    chains: &[UtxoChain<'_, S>],
+    utxo_options: &TraceOptions,
+) -> Result<CrossChainTrace, TraceError> {
+    let mut crossings = Vec::new();
+    for exit in &evm.exits {
+        for path in arrivals(exit) {
+            let Some(hop) = path.last().cloned() else {
+                continue;
+            };
+            crossings.extend(cross(exit, &hop, &path, receipts, chains)?);
+        }
+    }
+    // One continued trace per chain, seeded with every payout found on it.
+    let mut continued = Vec::new();
+    let mut targets = Vec::new();
+    for chain in chains {
+        let mut seeds: Vec<UtxoSeedAt> = Vec::new();
+        // payout txid (as shown) → the crossing it came from
+        let mut origin: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, c) in crossings.iter().enumerate() {
+            let on_chain = c
+                .destination
+                .as_ref()
+                .is_some_and(|d| d.chain == chain.thorchain_chain);
+            if !on_chain || !matches!(c.outcome, CrossingOutcome::Followed { .. }) {
+                continue;
+            }
+            let share = share_ppb(c.tainted, c.amount);
+            for p in &c.payouts {
+                origin.entry(p.txid.clone()).or_insert(i);
+                let id = crate::utxo::parse_txid(&p.txid)?;
+                seeds.extend(payout_seeds(
+                    &holdfast_bridge::thorchain::Payout {
+                        id,
+                        outputs: p.outputs.clone(),
+                        amount: p.amount,
+                        refund: false,
+                    },
+                    share,
+                ));
+            }
+        }
+        if seeds.is_empty() {
+            continue;
+        }
+        seeds.truncate(crate::policy::MAX_SEEDS);
+        let t = trace_utxo(
+            chain.src,
+            chain.classifier,
+            chain.chain_id,
+            chain.network,
+            &seeds,
+            utxo_options,
+        )?;
+        for f in &t.targets {
+            let payout = f
+                .path
+                .first()
+                .and_then(|h| h.outpoint.split_once(':'))
+                .map(|(txid, _)| txid.to_owned())
+                .unwrap_or_default();
+            let Some(c) = origin.get(&payout).and_then(|&i| crossings.get(i)) else {
+                continue;
+            };
+            targets.push(CrossTarget {
+                network: chain.network.to_owned(),
+                service: f.service.clone(),
+                at: f.at.clone(),
+                address: f.address.clone(),
+                tainted: f.tainted,
+                evm_path: c.path.clone(),
+                inbound: c.tx_hash,
+                payout,
+                utxo_path: f.path.clone(),
+            });
+        }
+        continued.push(t);
+    }
+    Ok(CrossChainTrace {
+        evm,
+        crossings,
+        continued,
+        targets,
+    })
+}
+
+/// The exit's arrivals; a trace from before arrivals were kept has the first one as its path.
+fn arrivals(exit: &FreezeTarget) -> Vec<Vec<Hop>> {
+    if exit.arrivals.is_empty() {
+        vec![exit.path.clone()]
+    } else {
+        exit.arrivals.clone()
+    }
+}
+
+/// The crossings of one transfer into a bridge (one per deposit event it matches).
+fn cross<S: UtxoSource + ?Sized>(
+    exit: &FreezeTarget,
+    hop: &Hop,
+    path: &[Hop],
+    receipts: &dyn ExitReceipts,
+    chains: &[UtxoChain<'_, S>],
+) -> Result<Vec<Crossing>, TraceError> {
+    let base = |outcome: CrossingOutcome| Crossing {
+        bridge: exit.service.clone(),
+        router: exit.deposit,
+        tx_hash: hop.tx_hash,
+        block: hop.block,
+        asset: hop.asset,
+        amount: hop.amount,
+        tainted: hop.tainted,
+        path: path.to_vec(),
+        memo: None,
+        destination: None,
+        outcome,
+        payouts: Vec::new(),
+    };
+    let receipt = match receipts.receipt(hop.tx_hash)? {
+        Some(r) if r.block_number == hop.block => r,
+        Some(r) => {
+            return Ok(vec![base(CrossingOutcome::NotOnTheNode {
+                detail: format!(
+                    "the node has tx {} in block {}, the store in block {}: a reorg since ingestion (ingest again)",
+                    hop.tx_hash, r.block_number, hop.block
+                ),
+            })]);
+        }
+        None => {
+            return Ok(vec![base(CrossingOutcome::NotOnTheNode {
+                detail: format!("the node does not know tx {}", hop.tx_hash),
+            })]);
+        }
+    };
+    if !receipt.success {
+        return Ok(vec![base(CrossingOutcome::Reverted)]);
+    }
+    let deposits = deposits_for(hop, exit.deposit, &receipt);
+    if deposits.is_empty() {
+        return Ok(vec![base(CrossingOutcome::NoDepositEvent)]);
+    }
+    let mut out = Vec::new();
+    for (memo, _) in deposits {
+        let mut c = base(CrossingOutcome::NoDepositEvent);
+        c.memo = Some(memo.clone());
+        let parsed = match Memo::parse(&memo) {
+            Ok(m) => m,
+            Err(e) => {
+                c.outcome = CrossingOutcome::BadMemo {
+                    error: format!("tx {}: memo {e}", hop.tx_hash),
+                };
+                out.push(c);
+                continue;
+            }
+        };
+        let Some((asset, address)) = parsed.exit() else {
+            c.outcome = CrossingOutcome::NotAnExit {
+                function: memo.split(':').next().unwrap_or_default().to_owned(),
+            };
+            out.push(c);
+            continue;
+        };
+        c.destination = Some(Destination {
+            asset: asset.to_string(),
+            chain: asset.chain.clone(),
+            address: address.to_owned(),
+        });
+        let Some(chain) = chains
+            .iter()
+            .find(|ch| ch.thorchain_chain == asset.chain && (ch.address_ok)(address))
+        else {
+            c.outcome = CrossingOutcome::ChainNotIndexed {
+                chain: asset.chain.clone(),
+            };
+            out.push(c);
+            continue;
+        };
+        let payouts = thorchain_payouts(chain.src, chain.chain_id, hop.tx_hash, address, 0)?;
+        let share = share_ppb(hop.tainted, hop.amount);
+        c.payouts = payouts
+            .iter()
+            .filter(|p| !p.refund)
+            .map(|p| PayoutFound {
+                txid: show_txid(&p.id),
+                outputs: p.outputs.clone(),
+                amount: p.amount,
+                tainted: share.map_or(p.amount, |ppb| {
+                    u64::try_from(u128::from(p.amount) * u128::from(ppb) / 1_000_000_000)
+                        .unwrap_or(p.amount)
+                }),
+            })
+            .collect();
+        c.outcome = if c.payouts.is_empty() {
+            CrossingOutcome::PayoutNotFound
+        } else {
+            CrossingOutcome::Followed {
+                payouts: c.payouts.len(),
+            }
+        };
+        out.push(c);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tainted_share_in_parts_per_billion() {
+        let u = U256::from;
+        assert_eq!(share_ppb(u(5u64), u(10u64)), Some(500_000_000));
+        assert_eq!(share_ppb(u(10u64), u(10u64)), None, "all of it");
+        assert_eq!(share_ppb(u(1u64), u(3u64)), Some(333_333_333));
+        assert_eq!(share_ppb(u(0u64), u(0u64)), None);
+    }
+}
