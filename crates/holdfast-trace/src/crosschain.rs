@@ -436,7 +436,82 @@ fn cross<S: UtxoSource + ?Sized>(
 
 #[cfg(test)]
 mod tests {
+    use alloy_primitives::{Bytes, keccak256};
+
     use super::*;
+
+    /// A `Deposit(address indexed to, address indexed asset, uint amount, string memo)` log
+    /// emitted by `emitter`, ABI-encoded by hand.
+    fn deposit_log(emitter: Address, amount: u64, memo: &str) -> Log {
+        let topic0 = keccak256("Deposit(address,address,uint256,string)");
+        let vault = B256::left_padding_from(&[0x55; 20]);
+        let eth = B256::ZERO;
+        let mut data = Vec::new();
+        data.extend_from_slice(&U256::from(amount).to_be_bytes::<32>());
+        data.extend_from_slice(&U256::from(64u64).to_be_bytes::<32>());
+        data.extend_from_slice(&U256::from(memo.len()).to_be_bytes::<32>());
+        let mut m = memo.as_bytes().to_vec();
+        m.resize(memo.len().div_ceil(32) * 32, 0);
+        data.extend_from_slice(&m);
+        Log::new(emitter, vec![topic0, vault, eth], Bytes::from(data)).expect("3 topics")
+    }
+
+    fn hop(to: Address, amount: u64) -> Hop {
+        Hop {
+            tx_hash: B256::repeat_byte(1),
+            block: 7,
+            from: Address::repeat_byte(3),
+            to,
+            asset: Asset::Native,
+            amount: U256::from(amount),
+            tainted: U256::from(amount),
+        }
+    }
+
+    #[test]
+    fn only_the_bridges_own_deposit_events_are_read() {
+        let router = Address::repeat_byte(0xaa);
+        let lookalike = Address::repeat_byte(0xbb);
+        let receipt = ExitReceipt {
+            block_number: 7,
+            success: true,
+            logs: vec![
+                // The thief's contract emits a Deposit naming his decoy destination first.
+                deposit_log(lookalike, 4, "=:b:bc1qdecoy"),
+                deposit_log(router, 4, "=:l:ltc1qreal"),
+            ],
+        };
+        assert_eq!(
+            deposits_for(&hop(router, 4), router, &receipt),
+            [("=:l:ltc1qreal".to_owned(), U256::from(4u64))]
+        );
+        // A transaction with the look-alike event only: no deposit event from the bridge.
+        let only_fake = ExitReceipt {
+            logs: vec![deposit_log(lookalike, 4, "=:b:bc1qdecoy")],
+            ..receipt.clone()
+        };
+        assert!(deposits_for(&hop(router, 4), router, &only_fake).is_empty());
+    }
+
+    #[test]
+    fn the_deposit_matching_the_transfer_is_taken_else_every_one() {
+        let router = Address::repeat_byte(0xaa);
+        let receipt = ExitReceipt {
+            block_number: 7,
+            success: true,
+            logs: vec![
+                deposit_log(router, 1, "=:l:ltc1qsmall"),
+                deposit_log(router, 4, "=:l:ltc1qbig"),
+            ],
+        };
+        assert_eq!(
+            deposits_for(&hop(router, 4), router, &receipt),
+            [("=:l:ltc1qbig".to_owned(), U256::from(4u64))]
+        );
+        // No deposit of the transfer's amount (a fee-on-transfer token, an aggregator
+        // splitting it): every deposit of the router in the transaction is followed.
+        assert_eq!(deposits_for(&hop(router, 3), router, &receipt).len(), 2);
+    }
 
     #[test]
     fn tainted_share_in_parts_per_billion() {
