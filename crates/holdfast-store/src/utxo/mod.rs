@@ -42,7 +42,7 @@ use holdfast_primitives::BlockRef;
 
 use crate::StoreError;
 
-mod cluster;
+pub mod cluster;
 mod embedded;
 mod pg;
 mod spent;

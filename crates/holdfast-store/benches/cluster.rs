@@ -1,0 +1,241 @@
+//! Clustering benchmark (docs/BENCHMARKS.md, "Bitcoin: clustering"): the common-input-ownership
+//! union-find the UTXO index runs in each block's write (`cluster::merges` then
+//! `cluster::apply`, the product's code), over generated transactions, with the stored
+//! union-find replaced by a map in memory — against a plain union-find in PostgreSQL SQL
+//! (min-label propagation with pointer jumping) over the same merge groups, in the same run.
+//!
+//! The generated chain: blocks of `--block` transactions (default 2,000); a transaction spends
+//! 1 input (55 %), 2 (30 %), 3 (10 %) or 5 (5 %: consolidations) from addresses among the newest
+//! `--window` addresses (default 1,000,000; 43-character addresses), and pays 2 new ones; one in
+//! 1,000 is CoinJoin-like (5 inputs, 5 equal outputs), which merges nothing. Generation is not
+//! timed; the clustering time is each block's `merges` + `apply` + writing its changes to the
+//! map. Then both sides' clusters are counted and must agree.
+//!
+//! `cargo bench -p holdfast-store --bench cluster [-- --txs N] [--block B] [--window W] [--no-pg]`
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use alloy_primitives::B256;
+use holdfast_store::testing::TempPostgres;
+use holdfast_store::utxo::cluster::{Node, apply, merges};
+use holdfast_store::utxo::{OutPointKey, TxInput, TxOutput, TxRecord};
+use rustc_hash::FxHashMap;
+
+fn option(name: &str, default: u64) -> u64 {
+    std::env::args()
+        .skip_while(|a| a != name)
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn has(flag: &str) -> bool {
+    std::env::args().any(|a| a == flag)
+}
+
+/// xorshift64*: a fixed, reproducible stream.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+fn address(id: u64) -> String {
+    format!("bc1q{id:039x}")
+}
+
+fn id_of(address: &str) -> i64 {
+    i64::from_str_radix(&address[4..], 16).expect("generated")
+}
+
+struct Gen {
+    rng: Rng,
+    next: u64,
+    window: u64,
+}
+
+impl Gen {
+    fn pick(&mut self) -> Option<String> {
+        if self.next == 0 {
+            return None;
+        }
+        let span = self.next.min(self.window);
+        Some(address(self.next - 1 - self.rng.next() % span))
+    }
+
+    fn fresh(&mut self) -> String {
+        self.next += 1;
+        address(self.next - 1)
+    }
+
+    fn block(&mut self, txs: u64) -> Vec<TxRecord> {
+        let mut out = Vec::with_capacity(txs as usize);
+        for _ in 0..txs {
+            let r = self.rng.next() % 1000;
+            let coinjoin = r == 999;
+            let inputs = match r {
+                _ if coinjoin => 5,
+                0..550 => 1,
+                550..850 => 2,
+                850..950 => 3,
+                _ => 5,
+            };
+            let inputs: Vec<TxInput> = (0..inputs)
+                .filter_map(|_| self.pick())
+                .map(|a| TxInput {
+                    prevout: OutPointKey {
+                        txid: B256::ZERO,
+                        vout: 0,
+                    },
+                    value: 1_000,
+                    address: Some(a),
+                })
+                .collect();
+            let outputs = (0..if coinjoin { 5 } else { 2 })
+                .map(|i| TxOutput {
+                    value: if coinjoin { 900 } else { 400 + i },
+                    script: Vec::new(),
+                    address: Some(self.fresh()),
+                })
+                .collect();
+            out.push(TxRecord {
+                txid: B256::ZERO,
+                coinbase: inputs.is_empty(),
+                inputs,
+                outputs,
+            });
+        }
+        out
+    }
+}
+
+fn main() {
+    let txs = option("--txs", 10_000_000);
+    let per_block = option("--block", 2_000).max(1);
+    let window = option("--window", 1_000_000).max(1);
+    let mut g = Gen {
+        rng: Rng(0x5eed_c1a5),
+        next: 0,
+        window,
+    };
+    // The stored union-find's stand-in (the index keeps it in fjall or PostgreSQL).
+    let mut uf: FxHashMap<String, Node> = FxHashMap::default();
+    let mut edges: Vec<(i64, i64)> = Vec::new();
+    let mut clustering = Duration::ZERO;
+    let mut done = 0u64;
+    let mut groups_total = 0u64;
+    while done < txs {
+        let block = g.block(per_block.min(txs - done));
+        done += block.len() as u64;
+        let started = Instant::now();
+        let groups = merges(&block);
+        let changes = apply(&groups, |a| Ok(uf.get(a).cloned())).expect("apply");
+        for (a, n) in changes.new {
+            uf.insert(a, n);
+        }
+        clustering += started.elapsed();
+        groups_total += groups.len() as u64;
+        if !has("--no-pg") {
+            for group in &groups {
+                for pair in group.windows(2) {
+                    edges.push((id_of(pair[0]), id_of(pair[1])));
+                }
+            }
+        }
+    }
+    let roots = uf
+        .iter()
+        .filter(|(a, n)| n.parent == **a && n.size > 1)
+        .count();
+    let largest = uf.values().map(|n| n.size).max().unwrap_or(0);
+    println!(
+        "in memory (the index's union-find step): {txs} transactions, {groups_total} merging, {} addresses in clusters, {roots} clusters (largest {largest}): {:.2} s ({:.0} tx/s)",
+        uf.len(),
+        clustering.as_secs_f64(),
+        txs as f64 / clustering.as_secs_f64().max(1e-9)
+    );
+    if has("--no-pg") {
+        return;
+    }
+    drop(uf);
+    let pg = TempPostgres::start(false).expect("PostgreSQL (scripts/install-postgres)");
+    let mut c = postgres::Client::connect(pg.url(), postgres::NoTls).expect("connect");
+    c.batch_execute(
+        "SET work_mem = '512MB'; SET maintenance_work_mem = '1GB';
+         CREATE UNLOGGED TABLE e (a bigint NOT NULL, b bigint NOT NULL);",
+    )
+    .expect("schema");
+    {
+        let mut w = c.copy_in("COPY e FROM STDIN").expect("copy");
+        let mut buf = Vec::with_capacity(1 << 20);
+        for (a, b) in &edges {
+            writeln!(buf, "{a}\t{b}").expect("buffer");
+            if buf.len() > 1 << 20 {
+                w.write_all(&buf).expect("copy");
+                buf.clear();
+            }
+        }
+        w.write_all(&buf).expect("copy");
+        w.finish().expect("copy");
+    }
+    let started = Instant::now();
+    c.batch_execute(
+        "CREATE UNLOGGED TABLE lbl AS SELECT id, id AS l FROM (SELECT a AS id FROM e UNION SELECT b FROM e) x;
+         ALTER TABLE lbl ADD PRIMARY KEY (id);
+         ANALYZE e; ANALYZE lbl;",
+    )
+    .expect("labels");
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        // Hook: every address takes the smallest label among its neighbours'.
+        let hooked = c
+            .execute(
+                "UPDATE lbl SET l = s.m FROM (
+                   SELECT id, min(l) AS m FROM (
+                     SELECT e.a AS id, lb.l FROM e JOIN lbl lb ON lb.id = e.b
+                     UNION ALL
+                     SELECT e.b, la.l FROM e JOIN lbl la ON la.id = e.a) x
+                   GROUP BY id) s
+                 WHERE lbl.id = s.id AND s.m < lbl.l",
+                &[],
+            )
+            .expect("hook");
+        // Jump: a label becomes its label's label, until none changes.
+        loop {
+            let jumped = c
+                .execute(
+                    "UPDATE lbl SET l = p.l FROM lbl p WHERE p.id = lbl.l AND p.l < lbl.l",
+                    &[],
+                )
+                .expect("jump");
+            if jumped == 0 {
+                break;
+            }
+        }
+        if hooked == 0 {
+            break;
+        }
+    }
+    let sql = started.elapsed();
+    let row = c
+        .query_one("SELECT count(*), count(DISTINCT l) FROM lbl", &[])
+        .expect("count");
+    let (members, clusters): (i64, i64) = (row.get(0), row.get(1));
+    println!(
+        "PostgreSQL SQL union-find (same merge groups: {} edges): {members} addresses, {clusters} clusters, {rounds} rounds: {:.2} s ({:.0} tx/s); ratio {:.1}x",
+        edges.len(),
+        sql.as_secs_f64(),
+        txs as f64 / sql.as_secs_f64().max(1e-9),
+        sql.as_secs_f64() / clustering.as_secs_f64().max(1e-9)
+    );
+    assert_eq!(
+        clusters as usize, roots,
+        "both sides must find the same number of clusters"
+    );
+}
