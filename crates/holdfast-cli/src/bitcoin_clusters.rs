@@ -60,26 +60,22 @@ impl ClusterSource for UtxoClusters {
                 reason: "not an address of a network the UTXO index reads".into(),
             });
         };
+        // A network is held when the index has its blocks from a node or imported history
+        // (bitcoin-etl); the node-built clusters are preferred where both exist.
         let mut held = Vec::new();
         for n in &candidates {
             if self.index.head(n.index_id()).map_err(err)?.is_some() {
-                held.push(*n);
+                held.push((*n, n.index_id()));
+            } else if self.index.head(n.import_id()).map_err(err)?.is_some() {
+                held.push((*n, n.import_id()));
             }
         }
-        let network = match held[..] {
+        let (network, id) = match held[..] {
             [one] => one,
             [] => {
-                let imported = candidates
-                    .iter()
-                    .any(|n| self.index.head(n.import_id()).is_ok_and(|h| h.is_some()));
-                let more = if imported {
-                    " (only imported history, which builds no clusters)"
-                } else {
-                    ""
-                };
                 return Ok(ClusterLookup::NotIndexed {
                     reason: format!(
-                        "the UTXO index holds no blocks of {}{more}: run `holdfast ingest --chain bitcoin` on such a node",
+                        "the UTXO index holds no blocks of {}: run `holdfast ingest --chain bitcoin` on such a node, or import a bitcoin-etl export",
                         names(&candidates)
                     ),
                 });
@@ -88,7 +84,7 @@ impl ClusterSource for UtxoClusters {
                 return Ok(ClusterLookup::NotIndexed {
                     reason: format!(
                         "the address is one of {}, all indexed: its cluster is ambiguous",
-                        names(&held)
+                        names(&held.iter().map(|(n, _)| *n).collect::<Vec<_>>())
                     ),
                 });
             }
@@ -97,7 +93,6 @@ impl ClusterSource for UtxoClusters {
         let canonical = address::parse(text, network)
             .map(|(_, c)| c)
             .map_err(|e| ClusterSourceError(e.to_string()))?;
-        let id = network.index_id();
         let cluster = self.index.cluster(id, &canonical).map_err(err)?;
         let members = self
             .index

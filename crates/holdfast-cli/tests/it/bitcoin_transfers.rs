@@ -286,6 +286,21 @@ fn import_transfers_chain_bitcoin_reads_bitcoin_etl() {
         stderr(&out)
     );
 
+    // Clusters over the imported history: the two-input transaction spends outputs of
+    // 1DoQeKf… and 1PZMgkF… together (common-input ownership): one cluster of two.
+    let cluster = |address: &str| {
+        let out = holdfast(data.path(), &["screen", address, "--json"]);
+        let v: Value = serde_json::from_str(stdout(&out).trim()).expect("json verdict");
+        assert_eq!(v["cluster"]["status"], "clustered", "{v}");
+        assert_eq!(v["cluster"]["network"], "bitcoin", "{v}");
+        assert_eq!(v["cluster"]["size"], 2, "{v}");
+        v["cluster"]["root"].clone()
+    };
+    assert_eq!(
+        cluster("1DoQeKfU3dYhN9bxMpFFcVUnufCPDqSPae"),
+        cluster("1PZMgkF2x161qvfP7dhoWSEEU3SjnQE1m9")
+    );
+
     // bitcoin-etl's unenriched export of the same blocks: refused, nothing written.
     let fresh = tempfile::tempdir().expect("tempdir");
     let plain = etl_case("block_with_transactions").join("expected_transactions.json");

@@ -124,6 +124,19 @@ fn kid_key(chain_id: u64, parent: &str, address: &str) -> Vec<u8> {
     k
 }
 
+/// Stages a block's union-find changes (each entry's new value, from its old one).
+fn stage_nodes(batch: &mut Batch, chain_id: u64, uf: &cluster::UfChanges) {
+    let before: std::collections::HashMap<&str, Option<&Node>> = uf
+        .old
+        .iter()
+        .map(|(a, n)| (a.as_str(), n.as_ref()))
+        .collect();
+    for (a, n) in &uf.new {
+        let old = before.get(a.as_str()).copied().flatten();
+        stage_node(batch, chain_id, a, old, Some(n));
+    }
+}
+
 /// Stages changing `address`'s union-find entry from `from` to `to` (`None`: absent), with its
 /// entry in the children index (`utxo.ufkids`: a non-root under its parent).
 fn stage_node(
@@ -364,15 +377,7 @@ impl UtxoStore for EmbeddedUtxoStore {
         let uf = cluster::apply(&cluster::merges(&changes.transactions), |a| {
             self.read_node(chain_id, a)
         })?;
-        let before: std::collections::HashMap<&str, Option<&Node>> = uf
-            .old
-            .iter()
-            .map(|(a, n)| (a.as_str(), n.as_ref()))
-            .collect();
-        for (a, n) in &uf.new {
-            let old = before.get(a.as_str()).copied().flatten();
-            stage_node(&mut batch, chain_id, a, old, Some(n));
-        }
+        stage_nodes(&mut batch, chain_id, &uf);
         batch.put(
             UF_UNDO,
             block_key(chain_id, number),
@@ -532,6 +537,11 @@ impl UtxoStore for EmbeddedUtxoStore {
         }
         let mut batch = Batch::default();
         stage_txs(&mut batch, chain_id, block.number, transactions, false);
+        // Clusters over imported history too (an import is never unwound: no undo record).
+        let uf = cluster::apply(&cluster::merges(transactions), |a| {
+            self.read_node(chain_id, a)
+        })?;
+        stage_nodes(&mut batch, chain_id, &uf);
         batch.put(
             BLOCKS,
             block_key(chain_id, block.number),

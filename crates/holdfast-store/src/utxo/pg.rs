@@ -327,6 +327,28 @@ fn read_node(
     .transpose()
 }
 
+/// Runs a block's merges against the stored union-find and writes the changed entries (the
+/// block's input addresses read in one query, their parents one by one); the changes, for an
+/// undo record.
+fn cluster_block(
+    tx: &mut Transaction<'_>,
+    chain_id: u64,
+    transactions: &[TxRecord],
+) -> Result<cluster::UfChanges, StoreError> {
+    let groups = cluster::merges(transactions);
+    let mut known = read_nodes(tx, chain_id, groups.iter().flatten().copied())?;
+    let uf = cluster::apply(&groups, |a| match known.get(a) {
+        Some(n) => Ok(n.clone()),
+        None => {
+            let n = read_node(tx, chain_id, a)?;
+            known.insert(a.to_owned(), n.clone());
+            Ok(n)
+        }
+    })?;
+    write_nodes(tx, chain_id, &uf.new)?;
+    Ok(uf)
+}
+
 /// The entries of `addresses` (`None` where there is none), in one query.
 fn read_nodes<'a>(
     tx: &mut Transaction<'_>,
@@ -470,18 +492,7 @@ impl UtxoStore for PgUtxoStore {
         )?;
         txs::pg_write(&mut tx, chain_id, number, &changes.transactions)?;
         super::spent::pg_write(&mut tx, chain_id, number, &changes.transactions)?;
-        let groups = cluster::merges(&changes.transactions);
-        // The block's input addresses' entries in one query; their parents one by one.
-        let mut known = read_nodes(&mut tx, chain_id, groups.iter().flatten().copied())?;
-        let uf = cluster::apply(&groups, |a| match known.get(a) {
-            Some(n) => Ok(n.clone()),
-            None => {
-                let n = read_node(&mut tx, chain_id, a)?;
-                known.insert(a.to_owned(), n.clone());
-                Ok(n)
-            }
-        })?;
-        write_nodes(&mut tx, chain_id, &uf.new)?;
+        let uf = cluster_block(&mut tx, chain_id, &changes.transactions)?;
         tx.execute(
             "INSERT INTO utxo_clusters_undo (chain_id, number, body) VALUES ($1, $2, $3)",
             &[
@@ -700,6 +711,8 @@ impl UtxoStore for PgUtxoStore {
         }
         txs::pg_write(&mut tx, chain_id, block.number, transactions)?;
         super::spent::pg_write(&mut tx, chain_id, block.number, transactions)?;
+        // Clusters over imported history too (an import is never unwound: no undo record).
+        cluster_block(&mut tx, chain_id, transactions)?;
         tx.execute(
             "INSERT INTO utxo_blocks (chain_id, number, hash, parent_hash, ts) VALUES ($1, $2, $3, $4, $5)",
             &[

@@ -470,6 +470,25 @@ fn imported_history(s: &dyn UtxoStore) {
         Default::default(),
         "no coins"
     );
+    // Clusters over the imported history, imported out of order, as over the applied blocks:
+    // C spends outputs of bcrt1q02 and bcrt1q04 together.
+    for a in ["bcrt1q02", "bcrt1q04", "bcrt1q06", "bcrt1q08"] {
+        assert_eq!(
+            s.cluster(imported, a).expect("imported"),
+            s.cluster(CHAIN, a).expect("applied"),
+            "{a}"
+        );
+    }
+    assert_eq!(s.cluster(imported, "bcrt1q02").expect("cluster").size, 2);
+    assert_eq!(
+        s.cluster(imported, "bcrt1q02").expect("a").root,
+        s.cluster(imported, "bcrt1q04").expect("b").root
+    );
+    let clusters = |s: &dyn UtxoStore| {
+        ["bcrt1q02", "bcrt1q04", "bcrt1q06", "bcrt1q08"]
+            .map(|a| s.cluster(imported, a).expect("cluster"))
+    };
+    let clusters_before = clusters(s);
     assert_eq!(
         s.spenders(imported, &outpoints())
             .expect("imported spenders"),
@@ -501,6 +520,7 @@ fn imported_history(s: &dyn UtxoStore) {
         .expect_err("empty");
     assert!(e.to_string().contains("at least its coinbase"), "{e}");
     assert_eq!(view_of(s, imported), before);
+    assert_eq!(clusters(s), clusters_before, "nothing half-written");
 }
 
 fn view_of(s: &dyn UtxoStore, chain: u64) -> Vec<Vec<AddressTransfer>> {
