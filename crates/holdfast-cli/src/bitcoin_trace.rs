@@ -183,11 +183,8 @@ pub fn run(
     store: &StoreArgs,
     args: &TraceArgs,
 ) -> anyhow::Result<ExitCode> {
-    if args.follow || args.label {
-        anyhow::bail!(
-            "--{}: not available for a Bitcoin-family trace yet (EVM traces only)",
-            if args.follow { "follow" } else { "label" }
-        );
+    if args.follow {
+        anyhow::bail!("--follow: not available for a Bitcoin-family trace yet (EVM traces only)");
     }
     if args.chain_id.is_some() {
         anyhow::bail!(
@@ -230,6 +227,15 @@ pub fn run(
         args.format
     };
     emit(&t, network, format, args.output.as_ref())?;
+    if args.label {
+        let labels = t.tainted_labels();
+        let new = data_dir.add_imported(&labels)?;
+        eprintln!(
+            "holdfast: {} tainted labels for trace {} ({new} new) stored in the data directory's intel",
+            labels.len(),
+            t.id
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -242,7 +242,7 @@ pub fn run(
             std::thread::sleep(Duration::from_secs(args.interval.max(1)));
             continue;
         }
-        let labels = args.label.then(|| t.tainted_labels());
+        let mut labels = args.label.then(|| t.tainted_labels());
         match args.rpc.as_deref() {
             Some(rpc) => {
                 let mut utxo_options = options.clone();
@@ -256,6 +256,12 @@ pub fn run(
                     &intel,
                     &utxo_options,
                 )?;
+                // The launderers' addresses on the far side are labelled too.
+                if let Some(l) = labels.as_mut() {
+                    for c in &x.continued {
+                        l.extend(c.tainted_labels());
+                    }
+                }
                 let mut out = open_output(args.output.as_ref())?;
                 if format == FormatArg::Json {
                     serde_json::to_writer_pretty(&mut out, &x)?;

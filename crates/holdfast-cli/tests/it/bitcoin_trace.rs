@@ -378,6 +378,31 @@ async fn laundering(store: Option<&str>) {
     );
     assert!(text.contains("0.20000000 LTC tainted"), "{text}");
     assert!(text.contains("beyond --max-hops 0.79000000 LTC"), "{text}");
+    // --label: the peel chain's addresses become `tainted` in intel (screening flags them);
+    // the exchange deposit it stopped at is a freeze target, not a launderer.
+    let out = run(
+        data.path(),
+        store,
+        &["trace", "--chain", "bitcoin", "--seed", &seed2, "--label"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tainted labels for trace"),
+        "{}",
+        stderr(&out)
+    );
+    let screen = |address: &str| -> Value {
+        let out = run(data.path(), store, &["screen", address, "--json"]);
+        serde_json::from_str(stdout(&out).trim()).expect("json verdict")
+    };
+    for a in [&t2, &peels[0], &peels[1], &peels[2]] {
+        let v = screen(a);
+        let labels = v["labels"].to_string();
+        assert!(labels.contains("tainted"), "{a}: {v}");
+    }
+    let v = screen(&ex1);
+    assert!(!v["labels"].to_string().contains("\"tainted\""), "{v}");
+
     // Bad and ambiguous seeds, named.
     let out = run(data.path(), store, &["trace", "--seed", &theft.0]);
     crate::fails_with(

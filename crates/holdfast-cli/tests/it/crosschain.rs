@@ -265,6 +265,30 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
         "{text}"
     );
 
+    // --label marks the launderers on both chains: the thief's Ethereum address and his
+    // Litecoin destination (the exchange deposit stays a freeze target).
+    let out = holdfast(
+        data.path(),
+        &[
+            "--quiet",
+            "trace",
+            "--seed",
+            &theft_hex,
+            "--rpc",
+            &node.http_url(),
+            "--label",
+        ],
+    );
+    ok(&out);
+    for address in [thief.to_string(), dest.clone()] {
+        let out = holdfast(data.path(), &["screen", &address, "--json"]);
+        let v: Value = serde_json::from_str(stdout(&out).trim()).expect("verdict");
+        assert!(
+            v["labels"].to_string().contains("tainted"),
+            "{address}: {v}"
+        );
+    }
+
     // Formats without a place for the crossings are refused, not silently cut.
     let out = holdfast(
         data.path(),

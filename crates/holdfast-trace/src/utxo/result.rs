@@ -163,6 +163,43 @@ impl UtxoTrace {
         self.outputs.iter().find(|o| o.outpoint == outpoint)
     }
 
+    /// `tainted` labels for the addresses the trace's outputs paid (seeds and intermediaries,
+    /// coins at rest included; not the services, mixers or bridges it stopped at), one per
+    /// address with the taint it received in the smallest unit — as [`Trace::tainted_labels`]
+    /// does for EVM traces.
+    ///
+    /// [`Trace::tainted_labels`]: crate::Trace::tainted_labels
+    pub fn tainted_labels(&self) -> Vec<holdfast_intel::LabelRecord> {
+        let mut by_address: std::collections::BTreeMap<&str, u64> = Default::default();
+        for o in &self.outputs {
+            let labelled = matches!(
+                o.role,
+                Role::Seed | Role::Intermediate | Role::HopLimit | Role::Capped
+            );
+            if let (true, Some(a)) = (labelled, o.address.as_deref()) {
+                let t = by_address.entry(a).or_default();
+                *t = t.saturating_add(o.tainted);
+            }
+        }
+        by_address
+            .into_iter()
+            .map(|(address, tainted)| {
+                let mut r = holdfast_intel::LabelRecord::new(
+                    address.to_owned(),
+                    format!("trace:{}", self.id),
+                    holdfast_primitives::Category::Tainted,
+                    crate::labels::TAINTED_CONFIDENCE,
+                );
+                r.name = Some(format!(
+                    "trace {} ({}, {}): {tainted} tainted (smallest unit)",
+                    self.id, self.policy, self.network
+                ));
+                r.uid = Some(self.id.clone());
+                r
+            })
+            .collect()
+    }
+
     /// The freeze targets at `address`, summed.
     pub fn tainted_at(&self, address: &str) -> u64 {
         self.targets
