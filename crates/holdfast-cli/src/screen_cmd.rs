@@ -71,34 +71,32 @@ pub fn run(
         tracing::debug!(target: "intel::load", "skipped label: {r}");
     }
     let index = loaded.index;
-    let worst = match &args.file {
-        Some(_) => screen_file(&index, &inputs, &options, args)?,
-        None => {
-            // A Bitcoin or Litecoin address gets its cluster in the UTXO index, if one is
-            // configured (opened only then).
-            let bitcoin = inputs.iter().any(|(_, a)| {
-                holdfast_intel::address::parse(a, options.chain).is_ok_and(|p| {
-                    p.chains
-                        .iter()
-                        .any(|c| matches!(c, Chain::Bitcoin | Chain::Litecoin))
-                })
-            });
-            let clusters: Option<Box<dyn ClusterSource>> = if !bitcoin {
-                None
-            } else {
-                match crate::bitcoin_clusters::UtxoClusters::configured(data_dir, store) {
-                    Ok(c) => c.map(|c| Box::new(c) as Box<dyn ClusterSource>),
-                    // An explicit --store that cannot be opened is an error; the embedded
-                    // index held by another process (a follower) is a note in each verdict.
-                    Err(e) if store.store.is_some() => return Err(e),
-                    Err(e) => Some(Box::new(crate::bitcoin_clusters::Unreadable(format!(
-                        "{e:#}"
-                    )))),
-                }
-            };
-            let clusters = clusters.as_deref();
-            screen_args(&index, &inputs, &options, clusters, args.json)?
+    // A Bitcoin or Litecoin address gets its cluster in the UTXO index, if one is configured
+    // (opened only then), one by one or in a batch.
+    let bitcoin = inputs.iter().any(|(_, a)| {
+        holdfast_intel::address::parse(a, options.chain).is_ok_and(|p| {
+            p.chains
+                .iter()
+                .any(|c| matches!(c, Chain::Bitcoin | Chain::Litecoin))
+        })
+    });
+    let clusters: Option<Box<dyn ClusterSource>> = if !bitcoin {
+        None
+    } else {
+        match crate::bitcoin_clusters::UtxoClusters::configured(data_dir, store) {
+            Ok(c) => c.map(|c| Box::new(c) as Box<dyn ClusterSource>),
+            // An explicit --store that cannot be opened is an error; the embedded index held
+            // by another process (a follower) is a note in each verdict.
+            Err(e) if store.store.is_some() => return Err(e),
+            Err(e) => Some(Box::new(crate::bitcoin_clusters::Unreadable(format!(
+                "{e:#}"
+            )))),
         }
+    };
+    let clusters = clusters.as_deref();
+    let worst = match &args.file {
+        Some(_) => screen_file(&index, &inputs, &options, clusters, args)?,
+        None => screen_args(&index, &inputs, &options, clusters, args.json)?,
     };
     Ok(if worst >= args.fail_on && worst > RiskLevel::None {
         ExitCode::from(1)
@@ -177,6 +175,7 @@ fn screen_file(
     index: &IntelIndex,
     inputs: &[(String, String)],
     options: &ScreenOptions,
+    clusters: Option<&dyn ClusterSource>,
     args: &ScreenArgs,
 ) -> anyhow::Result<RiskLevel> {
     let sink: Box<dyn Write> = match &args.output {
@@ -204,6 +203,7 @@ fn screen_file(
                 "sources",
                 "names",
                 "reason",
+                "cluster",
             ])?;
             Sink::Csv(Box::new(w))
         }
@@ -212,7 +212,7 @@ fn screen_file(
     let mut worst = RiskLevel::None;
     let mut counts = std::collections::BTreeMap::<RiskLevel, usize>::new();
     for (i, (_, a)) in inputs.iter().enumerate() {
-        let v = index.screen(a, options)?;
+        let v = index.screen_clustered(a, options, clusters)?;
         worst = worst.max(v.risk);
         *counts.entry(v.risk).or_default() += 1;
         match &mut sink {
@@ -232,6 +232,7 @@ fn screen_file(
                     &join(&|l| Some(l.source.clone())),
                     &join(&|l| l.name.clone()),
                     v.reasons.first().map_or("", String::as_str),
+                    &cluster_cell(v.cluster.as_ref()),
                 ])?;
             }
             Sink::Jsonl(out) => {
@@ -264,4 +265,25 @@ fn screen_file(
 enum Sink {
     Csv(Box<csv::Writer<std::io::BufWriter<Box<dyn Write>>>>),
     Jsonl(std::io::BufWriter<Box<dyn Write>>),
+}
+
+/// The CSV batch's `cluster` column: the cluster and what it makes the address, in words
+/// (empty for an address of a chain without clusters).
+fn cluster_cell(c: Option<&ClusterScreen>) -> String {
+    match c {
+        None => String::new(),
+        Some(ClusterScreen::Unavailable { note }) => format!("unavailable: {note}"),
+        Some(ClusterScreen::Clustered(c)) => {
+            let mut cell = format!("{} on {} ({} addresses)", c.root, c.network, c.size);
+            for i in &c.inherited {
+                cell.push_str(&format!(
+                    "; inherits {} ({}) from member {}",
+                    i.label.category.name(),
+                    i.label.name.as_deref().unwrap_or(&i.label.source),
+                    i.member
+                ));
+            }
+            cell
+        }
+    }
 }

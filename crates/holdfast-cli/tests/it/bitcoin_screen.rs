@@ -289,6 +289,59 @@ async fn screening_scenario(store: Option<&str>) {
         assert_eq!(v["cluster"]["inherited"], json!([]), "{v}");
     }
 
+    // A batch file: the same cluster facts, in the JSON lines and in the CSV's cluster
+    // column (the deposit inherits the exchange label; its risk counts it).
+    let batch = data.path().join("batch.txt");
+    std::fs::write(&batch, format!("{deposit}\n{r}\n")).expect("write");
+    let out = run(
+        data.path(),
+        store,
+        &[
+            "screen",
+            "--file",
+            batch.to_str().expect("path"),
+            "--format",
+            "jsonl",
+        ],
+    );
+    let lines: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", stderr(&out));
+    assert_eq!(
+        lines[0]["cluster"]["inherited"][0]["member"],
+        json!(exchange)
+    );
+    assert_eq!(
+        lines[0]["risk"],
+        v_risk(&screen(data.path(), store, deposit))
+    );
+    assert_eq!(lines[1]["cluster"]["size"], 1);
+    let out = run(
+        data.path(),
+        store,
+        &[
+            "screen",
+            "--file",
+            batch.to_str().expect("path"),
+            "--format",
+            "csv",
+        ],
+    );
+    let csv = stdout(&out);
+    let mut rows = csv.lines();
+    assert!(
+        rows.next().expect("header").ends_with(",reason,cluster"),
+        "{csv}"
+    );
+    let first = rows.next().expect("deposit's row");
+    assert!(
+        first.contains("(2 addresses); inherits exchange (Regtest Exchange) from member")
+            && first.contains(exchange.as_str()),
+        "{csv}"
+    );
+
     // The screening API with the index's clusters: the same facts.
     {
         let mut extra = vec!["--clusters"];
@@ -355,4 +408,9 @@ async fn screening_scenario(store: Option<&str>) {
         json!(exchange),
         "{v}"
     );
+}
+
+/// The risk a verdict gives.
+fn v_risk(v: &Value) -> Value {
+    v["risk"].clone()
 }
