@@ -83,20 +83,56 @@ fn names(list: &[Network]) -> String {
     list.iter().map(|n| n.name()).collect::<Vec<_>>().join(", ")
 }
 
+/// Where a network's history is in the index: built from a node (with its UTXO set), or
+/// imported from a bitcoin-etl export (transactions and spends, no coins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Node,
+    Imported,
+}
+
+impl Source {
+    pub(crate) fn id(self, n: Network) -> u64 {
+        match self {
+            Source::Node => n.index_id(),
+            Source::Imported => n.import_id(),
+        }
+    }
+}
+
+/// The history the index holds of `n`: the node-built index if any, else imported history.
+pub(crate) fn source_of(index: &dyn UtxoStore, n: Network) -> anyhow::Result<Option<Source>> {
+    Ok(if index.head(n.index_id())?.is_some() {
+        Some(Source::Node)
+    } else if index.head(n.import_id())?.is_some() {
+        Some(Source::Imported)
+    } else {
+        None
+    })
+}
+
 /// The network to trace on: `--network`, else the one the address seeds allow among those the
-/// index holds, else the only one the index holds.
+/// index holds, else the only one the index holds; and which of its histories.
 fn network_of(
     index: &dyn UtxoStore,
     args: &TraceArgs,
     addresses: &[&str],
-) -> anyhow::Result<Network> {
+) -> anyhow::Result<(Network, Source)> {
     if let Some(name) = &args.network {
-        return name.parse().map_err(|e| anyhow::anyhow!("--network: {e}"));
+        let n: Network = name
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--network: {e}"))?;
+        let source = source_of(index, n)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "--network {name}: the UTXO index holds no blocks of it: run `holdfast ingest --chain bitcoin` on such a node, or import a bitcoin-etl export"
+            )
+        })?;
+        return Ok((n, source));
     }
     let mut held = Vec::new();
     for n in Network::ALL {
-        if index.head(n.index_id())?.is_some() {
-            held.push(n);
+        if let Some(s) = source_of(index, n)? {
+            held.push((n, s));
         }
     }
     for a in addresses {
@@ -105,7 +141,7 @@ fn network_of(
                 "--seed {a:?}: expected a txid (64 hex digits), an output (txid:vout) or a Bitcoin-family address: {e}"
             )
         })?;
-        held.retain(|n| allowed.contains(n));
+        held.retain(|(n, _)| allowed.contains(n));
         if held.is_empty() {
             anyhow::bail!(
                 "--seed {a:?} is an address of {}, and the UTXO index holds none of their blocks: run `holdfast ingest --chain bitcoin` on such a node first",
@@ -116,11 +152,11 @@ fn network_of(
     match held[..] {
         [one] => Ok(one),
         [] => anyhow::bail!(
-            "the UTXO index holds no Bitcoin-family blocks: run `holdfast ingest --chain bitcoin` first"
+            "the UTXO index holds no Bitcoin-family blocks: run `holdfast ingest --chain bitcoin` first (or import a bitcoin-etl export)"
         ),
         _ => anyhow::bail!(
             "the UTXO index holds {}: say which with --network",
-            names(&held)
+            names(&held.iter().map(|(n, _)| *n).collect::<Vec<_>>())
         ),
     }
 }
@@ -198,7 +234,7 @@ pub fn run(
         .map(|s| s.trim())
         .filter(|s| !s.contains(':') && s.len() != 64)
         .collect();
-    let network = network_of(&*index, args, &addresses)?;
+    let (network, source) = network_of(&*index, args, &addresses)?;
     let seeds = seeds(args, network)?;
     let mut options = args.options();
     options.max_addresses = args.max_outputs;
@@ -216,7 +252,7 @@ pub fn run(
     let t = trace_utxo(
         &*index,
         &classifier,
-        network.index_id(),
+        source.id(network),
         network.name(),
         &seeds,
         &options,
@@ -227,6 +263,12 @@ pub fn run(
         args.format
     };
     emit(&t, network, format, args.output.as_ref())?;
+    if source == Source::Imported {
+        eprintln!(
+            "holdfast: traced over imported {} history (no UTXO set): an output not spent within the imported blocks is counted as spender-unknown, not at rest",
+            network.name()
+        );
+    }
     if args.label {
         let labels = t.tainted_labels();
         let new = data_dir.add_imported(&labels)?;

@@ -102,11 +102,12 @@ pub fn follow(
         None if embedded.exists() => Some(crate::bitcoin_cmd::open_index(data_dir, store)?),
         None => None,
     };
-    let mut held: Vec<Network> = Vec::new();
+    // Each network's node-built history, else its imported one.
+    let mut held: Vec<(Network, u64)> = Vec::new();
     if let Some(ix) = &index {
         for n in Network::ALL {
-            if ix.head(n.index_id())?.is_some() {
-                held.push(n);
+            if let Some(source) = crate::bitcoin_trace::source_of(&**ix, n)? {
+                held.push((n, source.id(n)));
             }
         }
     }
@@ -122,7 +123,7 @@ pub fn follow(
     };
     let accepts: Vec<AddressOk> = held
         .iter()
-        .map(|&n| {
+        .map(|&(n, _)| {
             Box::new(move |a: &str| address::networks(a).is_ok_and(|ns| ns.contains(&n)))
                 as AddressOk
         })
@@ -131,9 +132,9 @@ pub fn follow(
         Some(ix) => held
             .iter()
             .zip(&accepts)
-            .map(|(n, ok)| UtxoChain {
+            .map(|((n, id), ok)| UtxoChain {
                 thorchain_chain: n.unit(),
-                chain_id: n.index_id(),
+                chain_id: *id,
                 network: n.name(),
                 src: &**ix,
                 classifier: &classifier,

@@ -301,6 +301,31 @@ fn import_transfers_chain_bitcoin_reads_bitcoin_etl() {
         cluster("1PZMgkF2x161qvfP7dhoWSEEU3SjnQE1m9")
     );
 
+    // A trace over the imported history (no node, no UTXO set): seeded on the two-input
+    // transaction, its 100 BTC output to 1HaHT… is not spent within the two imported blocks,
+    // so it is spender-unknown (not at rest: without coins, unspent cannot be told).
+    let out = holdfast(
+        data.path(),
+        &["trace", "--chain", "bitcoin", "--seed", spender, "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("traced over imported bitcoin history"),
+        "{}",
+        stderr(&out)
+    );
+    let t: Value = serde_json::from_str(&stdout(&out)).expect("trace");
+    assert_eq!(t["network"], "bitcoin");
+    assert_eq!(t["head_height"], 50_002);
+    assert_eq!(t["seeded"], 10_000_000_000u64, "{t}");
+    assert_eq!(
+        t["outputs"][0]["address"], "1HaHTfmvoUW6i6nhJf8jJs6tU4cHNmBQHQ",
+        "{t}"
+    );
+    assert_eq!(t["outputs"][0]["state"], "spender-unknown", "{t}");
+    assert_eq!(t["stats"]["spender_unknown"], 10_000_000_000u64, "{t}");
+    assert_eq!(t["stats"]["at_rest"], 0, "{t}");
+
     // bitcoin-etl's unenriched export of the same blocks: refused, nothing written.
     let fresh = tempfile::tempdir().expect("tempdir");
     let plain = etl_case("block_with_transactions").join("expected_transactions.json");
