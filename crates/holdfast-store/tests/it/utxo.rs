@@ -215,6 +215,15 @@ fn refusals_change_nothing(s: &dyn UtxoStore) {
     let mut c = blocks[1].1.clone();
     c.created.push(c.created[0].clone());
     expect_invalid(&blocks[1].0, &c, "listed twice");
+    // A replaced output the block does not create again; an output spent and created.
+    let mut c = blocks[1].1.clone();
+    c.replaced
+        .push((op(0xa, 0), blocks[0].1.created[0].1.clone()));
+    expect_invalid(&blocks[1].0, &c, "is not created again by the block");
+    let mut c = blocks[1].1.clone();
+    let created = c.created[0].clone();
+    c.spent.push(created);
+    expect_invalid(&blocks[1].0, &c, "is both spent and created by the block");
     // A gap, a parent mismatch, a conflict.
     expect_invalid(
         &blocks[2].0,
