@@ -6,6 +6,10 @@
 //! 277,647 to a UTXO set holding its 732 spent outputs (`utxo::connect`, inputs resolved).
 //! One thread. Plain binary: `cargo bench -p holdfast-bitcoin --bench decode [-- --seconds S]`.
 
+// The binary's allocator, so that the figures are what `holdfast` runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 

@@ -14,6 +14,10 @@
 //! process CPU clock. Plain binary: `cargo bench -p holdfast-chain --bench detail
 //! [-- --blocks N --txs-per-block M --runs R --geth-blocks G --only geth|parity]`.
 
+// The binary's allocator, so that the figures are what `holdfast` runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use alloy::sol_types::SolCall;

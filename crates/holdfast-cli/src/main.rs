@@ -1,6 +1,11 @@
 //! `holdfast`: parses arguments, sets up logging, calls the library, maps outcomes to exit
 //! codes. Nothing here decides anything.
 
+// mimalloc: ingestion and traces allocate many small values; glibc's malloc cost a third of
+// the UTXO index's write time (docs/BENCHMARKS.md, "Bitcoin: the UTXO index").
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bitcoin_clusters;
 mod bitcoin_cmd;
 mod bitcoin_trace;

@@ -11,6 +11,10 @@
 //! `cargo bench -p holdfast-guard --bench guard [-- --quick]`. A plain binary: the loops
 //! are long enough that criterion's statistics would add compile time and nothing else.
 
+// The binary's allocator, so that the figures are what `holdfast` runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;

@@ -9,6 +9,10 @@
 //! goes. Plain binary:
 //! `cargo bench -p holdfast-ingest --bench ingest [-- --blocks N --txs-per-block M]`.
 
+// The binary's allocator, so that the figures are what `holdfast` runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::Instant;
 

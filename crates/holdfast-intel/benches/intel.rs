@@ -3,6 +3,10 @@
 //! memory per label. Each figure is the median of several runs; run with
 //! `cargo bench -p holdfast-intel --bench intel` (add `-- --quick` for a smaller synthetic set).
 
+// The binary's allocator, so that the figures are what `holdfast` runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

@@ -8,6 +8,10 @@
 //!
 //! `cargo bench -p holdfast-server --bench console_queue [-- --requests 100000 --pages 2000]`
 
+// The binary's allocator, so that the figures are what `holdfast` runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -21,6 +21,10 @@
 //!
 //! `cargo bench -p holdfast-server --bench guard_http [-- --seconds 10 --connections 16 --rate 2000 --no-pg --velocity]`
 
+// The binary's allocator, so that the figures are what `holdfast` runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

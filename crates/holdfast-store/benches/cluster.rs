@@ -13,6 +13,10 @@
 //!
 //! `cargo bench -p holdfast-store --bench cluster [-- --txs N] [--block B] [--window W] [--no-pg]`
 
+// The binary's allocator, so that the figures are what `holdfast` runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 

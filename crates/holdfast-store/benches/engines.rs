@@ -14,6 +14,10 @@
 //! SQLite WAL with `synchronous=NORMAL`) and is fsynced every second; redb has no such
 //! mode, so its commits are `Durability::None` with an `Immediate` commit every second.
 
+// The binary's allocator, so that the figures are what `holdfast` runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -7,6 +7,10 @@
 //! `cargo bench -p holdfast-store --bench store [-- --quick] [--no-pg] [--no-embedded]`:
 //! 10 M transfers (1 M with `--quick`) in blocks of 250, written 40 blocks per commit.
 
+// The binary's allocator, so that the figures are what `holdfast` runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use holdfast_store::testing::TempPostgres;

@@ -13,6 +13,10 @@
 //!
 //! `cargo bench -p holdfast-store --bench utxo [-- --blocks N --txs T] [--with-txs] [--inputs K] [--runs R] [--no-pg] [--no-embedded]`.
 
+// The binary's allocator, so that the figures are what `holdfast` runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::time::Instant;
 

@@ -5,6 +5,10 @@
 //!
 //! `cargo bench -p holdfast-store --bench watch [-- --blocks N] [--no-pg]`
 
+// The binary's allocator, so that the figures are what `holdfast` runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -10,6 +10,10 @@
 //!
 //! Plain binary: `cargo bench -p holdfast-watch --bench delivery [-- --events N]`.
 
+// The binary's allocator, so that the figures are what `holdfast` runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -12,6 +12,10 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
+// The binary's allocator, so that the figures are what `holdfast` runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::Instant;
