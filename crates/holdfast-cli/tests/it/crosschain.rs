@@ -24,6 +24,9 @@ use crate::{holdfast, stderr, stdout};
 
 alloy::sol! {
     function depositWithExpiry(address vault, address asset, uint amount, string memo, uint expiration);
+    function mint(address to, uint256 amount);
+    function transfer(address to, uint256 amount);
+    function approve(address spender, uint256 amount);
 }
 
 fn eth(n: u64) -> U256 {
@@ -86,6 +89,66 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
     let to_btc = deposit(2, "=:b:bc1q3a2le4lazts64u8mqte5vuxvug25z5w6rhs95g".into()).await;
     let garbled = deposit(1, format!("=:l:{dest}:lots")).await;
 
+    // A stolen ERC-20 too: the router keeps tokens (transferFrom thief → router) and emits
+    // the Deposit with the token's address; 600 of the 1,000 stolen go to LTC at `dest2`.
+    let dest2 = ltc.new_address("w", "bech32").await.expect("address");
+    let token = deploy::erc20(&node, dev_account(0), "Tether USD", "USDT")
+        .await
+        .expect("token");
+    let call = |data: Vec<u8>, from: Address| {
+        let node = &node;
+        async move {
+            node.send(from, Some(token), U256::ZERO, data.into(), None)
+                .await
+                .expect("token call")
+                .0
+        }
+    };
+    call(
+        mintCall {
+            to: victim,
+            amount: eth(1_000),
+        }
+        .abi_encode(),
+        dev_account(0),
+    )
+    .await;
+    let token_theft = call(
+        transferCall {
+            to: thief,
+            amount: eth(1_000),
+        }
+        .abi_encode(),
+        victim,
+    )
+    .await;
+    call(
+        approveCall {
+            spender: router,
+            amount: eth(600),
+        }
+        .abi_encode(),
+        thief,
+    )
+    .await;
+    let token_call = depositWithExpiryCall {
+        vault,
+        asset: token,
+        amount: eth(600),
+        memo: format!("=:l:{dest2}"),
+        expiration: U256::from(u64::MAX),
+    };
+    let (to_ltc_token, _) = node
+        .send(
+            thief,
+            Some(router),
+            U256::ZERO,
+            token_call.abi_encode().into(),
+            None,
+        )
+        .await
+        .expect("token deposit");
+
     // The far side: a decoy planted first, THORChain's payout, the spend to the exchange.
     let out_memo = format!("OUT:{}", hex::encode_upper(to_ltc));
     let (decoy, _) = ltc
@@ -104,6 +167,17 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
         json!([{exchange.clone(): 0.999}]),
     )
     .await;
+    ltc.mine(1, &miner).await.expect("mine");
+
+    let (token_payout, _) = ltc
+        .send_with_data(
+            "w",
+            &dest2,
+            "0.3",
+            format!("OUT:{}", hex::encode_upper(to_ltc_token)).as_bytes(),
+        )
+        .await
+        .expect("token payout");
     ltc.mine(1, &miner).await.expect("mine");
 
     // Both chains ingested by the real ingest paths; the router and the exchange labelled.
@@ -151,6 +225,7 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
     }
 
     let theft_hex = theft.to_string();
+    let token_theft_hex = token_theft.to_string();
     let out = holdfast(
         data.path(),
         &[
@@ -158,6 +233,8 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
             "trace",
             "--seed",
             &theft_hex,
+            "--seed",
+            &token_theft_hex,
             "--rpc",
             &node.http_url(),
             "--json",
@@ -202,6 +279,24 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
             .expect("hop")["tx_hash"],
         theft_hex,
         "the EVM evidence starts at the theft"
+    );
+    // The token exit: the asset is the token, all 600 tainted, THORChain's payout followed.
+    let token_crossing = of(to_ltc_token);
+    assert_eq!(
+        token_crossing["asset"],
+        json!({"kind": "erc20", "token": token.to_string().to_lowercase()}),
+        "{token_crossing}"
+    );
+    assert_eq!(token_crossing["tainted"], eth(600).to_string());
+    assert_eq!(
+        token_crossing["outcome"],
+        json!({"kind": "followed", "payouts": 1})
+    );
+    assert_eq!(token_crossing["payouts"][0]["txid"], token_payout);
+    assert_eq!(token_crossing["payouts"][0]["tainted"], 30_000_000);
+    assert_eq!(
+        token_crossing["path"][0]["tx_hash"], token_theft_hex,
+        "the token's evidence starts at its theft"
     );
     assert_eq!(
         of(to_btc)["outcome"],

@@ -152,6 +152,8 @@ struct Engine<'a, C: Classifier + ?Sized> {
     edge_tainted: FxHashMap<u32, U256>,
     /// Every tainted transfer into a bridge (the first and the later ones) and its taint.
     bridge_in: FxHashMap<u32, U256>,
+    /// (address, asset) → the first transfer that brought taint of that asset there.
+    first_in: FxHashMap<(u32, u32), u32>,
     seeded: BTreeMap<(Src, u32), U256>,
     beyond: BTreeMap<(Src, u32), U256>,
     cut: BTreeMap<(Src, u32), U256>,
@@ -204,6 +206,7 @@ pub fn trace_with_progress<C: Classifier + ?Sized>(
         tiho_pending: FxHashMap::default(),
         edge_tainted: FxHashMap::default(),
         bridge_in: FxHashMap::default(),
+        first_in: FxHashMap::default(),
         seeded: BTreeMap::new(),
         beyond: BTreeMap::new(),
         cut: BTreeMap::new(),
@@ -495,6 +498,11 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
         // Every tainted transfer into a bridge is an exit of its own (its own destination).
         if !tainted.is_zero() && self.states.get(&to).is_some_and(|s| s.role == Role::Bridge) {
             self.bridge_in.insert(id, tainted);
+        }
+        // The first tainted arrival of this asset here: an evidence path for a transfer of
+        // the asset out of this address goes back through it (not through another asset's).
+        if !tainted.is_zero() && self.states.contains_key(&to) {
+            self.first_in.entry((to, asset)).or_insert(id);
         }
         self.credit(to, id, &carried);
     }

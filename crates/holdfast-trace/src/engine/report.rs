@@ -164,8 +164,14 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
                 e = input;
                 continue;
             }
+            // Back through the first arrival of this edge's asset at its sender (a token's
+            // evidence is the token's path, not the path of the ETH that got there first).
             e = match self.states.get(&edge.from) {
-                Some(st) if st.role != Role::Seed => st.first_edge,
+                Some(st) if st.role != Role::Seed => self
+                    .first_in
+                    .get(&(edge.from, edge.asset))
+                    .copied()
+                    .unwrap_or(st.first_edge),
                 _ => NONE,
             };
         }
