@@ -55,6 +55,26 @@ pub enum WatchCommand {
     /// Record blocks from a node (their transactions, logs, call frames, state diff and
     /// transfers) as JSON lines, for `watch test` cases.
     Record(RecordArgs),
+    /// List every stored sink delivery cursor: its position, its backlog (outbox head −
+    /// cursor) and whether the watch file configures the sink. The outbox is never pruned
+    /// past a cursor, so a stale one (a sink the file no longer names) holds pruning back:
+    /// remove it with `forget-sink`. Exit status 0, or 1 when a cursor is stale.
+    Cursors {
+        file: PathBuf,
+        /// One JSON object: the outbox head and each cursor.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the stored delivery cursor of a sink the watch file no longer names, so that
+    /// pruning proceeds past it. Refused for a sink the file configures (it would be
+    /// registered again at 0 and receive every event still in the outbox) and for a name
+    /// with no stored cursor. With several instances on PostgreSQL, only once no instance
+    /// serves the sink.
+    ForgetSink {
+        file: PathBuf,
+        /// The sink's name, as `cursors` lists it.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +113,10 @@ pub struct RunArgs {
     /// Stop after committing this block (every chain): for tests and backfills.
     #[arg(long, value_name = "N")]
     pub stop_after_block: Option<u64>,
+    /// The newest outbox events kept by pruning even when every sink has delivered them:
+    /// how far back the API's live stream can resume after a disconnection.
+    #[arg(long, value_name = "N", default_value_t = holdfast_watch::DeliveryConfig::default().prune_keep)]
+    pub prune_keep: u64,
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +196,8 @@ pub fn run(data_dir: &DataDir, store: &StoreArgs, args: WatchArgs) -> anyhow::Re
         Some(WatchCommand::Replay(r)) => replay(data_dir, store, &r),
         Some(WatchCommand::Test { file, cases, json }) => test(data_dir, &file, &cases, json),
         Some(WatchCommand::Record(r)) => record(&r),
+        Some(WatchCommand::Cursors { file, json }) => cursors(data_dir, store, &file, json),
+        Some(WatchCommand::ForgetSink { file, name }) => forget_sink(data_dir, store, &file, &name),
         None => {
             let path =
                 args.run.config.clone().context(
@@ -308,6 +334,7 @@ fn run_watch(
     let _keep = (transfers.clone(), watch.clone());
     let lease = Duration::from_secs(args.lease_secs);
     let stop_after = args.stop_after_block;
+    let prune_keep = args.prune_keep;
     let owner = instance_name(args);
     rt.block_on(async move {
         let deps = RunnerDeps {
@@ -324,7 +351,10 @@ fn run_watch(
                 stop_after,
                 ..holdfast_watch::ChainOptions::default()
             }),
-            delivery: holdfast_watch::DeliveryConfig::default(),
+            delivery: holdfast_watch::DeliveryConfig {
+                prune_keep,
+                ..holdfast_watch::DeliveryConfig::default()
+            },
         };
         let runner = Runner::start(&config, deps).await?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -353,6 +383,98 @@ fn run_watch(
         }
         Ok::<_, anyhow::Error>(())
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The watch store for `cursors` and `forget-sink`: the embedded one is locked by a
+/// running watch, which the error says.
+fn open_for_cursors(data_dir: &DataDir, store: &StoreArgs) -> anyhow::Result<Arc<dyn WatchStore>> {
+    let opened = open_watch_store(data_dir, store);
+    if store.store.is_some() {
+        return opened;
+    }
+    opened.context("the embedded watch store is opened by one process at a time: stop the watch (or `holdfast serve --watch-config`) using this data directory first")
+}
+
+fn cursors(
+    data_dir: &DataDir,
+    store: &StoreArgs,
+    file: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = load(file)?;
+    let watch = open_for_cursors(data_dir, store)?;
+    let report = holdfast_watch::cursors::report(
+        watch.as_ref(),
+        &holdfast_watch::cursors::served_sinks(&config),
+    )
+    .context("reading the stored sink cursors")?;
+    let stale = report.stale().count();
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("outbox head {}", report.head);
+        println!(
+            "{:<32} {:>12} {:>10}  in the watch file",
+            "sink", "position", "backlog"
+        );
+        for c in &report.cursors {
+            let standing = match c.standing {
+                holdfast_watch::cursors::Standing::Configured => "yes",
+                holdfast_watch::cursors::Standing::Responder => "yes (the responder)",
+                holdfast_watch::cursors::Standing::Stale => "NO: stale, holds pruning back",
+            };
+            println!(
+                "{:<32} {:>12} {:>10}  {standing}",
+                c.sink, c.position, c.backlog
+            );
+        }
+        for s in &report.not_stored {
+            println!(
+                "{s:<32} {:>12} {:>10}  yes (no cursor stored yet)",
+                "-", "-"
+            );
+        }
+        if stale > 0 {
+            println!(
+                "{stale} stale cursor{}: once no instance serves {}, remove {} with `holdfast watch forget-sink {} NAME`",
+                if stale == 1 { "" } else { "s" },
+                if stale == 1 {
+                    "that sink"
+                } else {
+                    "those sinks"
+                },
+                if stale == 1 { "it" } else { "each" },
+                file.display()
+            );
+        }
+    }
+    // The store's last handle is dropped here, outside any runtime.
+    drop(watch);
+    Ok(if stale == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn forget_sink(
+    data_dir: &DataDir,
+    store: &StoreArgs,
+    file: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<ExitCode> {
+    let config = load(file)?;
+    let watch = open_for_cursors(data_dir, store)?;
+    let at = holdfast_watch::cursors::forget_stale(
+        watch.as_ref(),
+        &holdfast_watch::cursors::served_sinks(&config),
+        name,
+    )
+    .with_context(|| format!("{}: cannot forget sink {name:?}", file.display()))?;
+    println!(
+        "forgot the cursor of sink {name} (it stood at {at}): the outbox is pruned past it from the next prune"
+    );
     Ok(ExitCode::SUCCESS)
 }
 

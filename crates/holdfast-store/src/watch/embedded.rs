@@ -27,7 +27,7 @@ use fjall::Readable;
 use holdfast_primitives::BlockRef;
 
 use super::{
-    AlertEventKind, AlertQuery, AlertStatus, BlockCommit, Lease, NewAlert, OutboxEvent,
+    AlertEventKind, AlertQuery, AlertStatus, BlockCommit, Lease, NewAlert, OutboxEvent, SinkCursor,
     StoredAlert, WatchCheckpoint, WatchStore, check_child, check_commit, check_fence, check_name,
     check_query, check_who, next_lease, passes, past_head, unknown_before,
 };
@@ -769,6 +769,35 @@ impl WatchStore for EmbeddedWatchStore {
             Some(v) => u64_of(&v, "watch sink cursor"),
             None => Ok(0),
         }
+    }
+
+    fn cursors(&self) -> Result<Vec<SinkCursor>, StoreError> {
+        let snap = self.dir.db.snapshot();
+        snap.prefix(&self.dir.spaces[META], b"s")
+            .map(|g| {
+                let (k, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
+                let sink = std::str::from_utf8(&k[1..]).map_err(|_| corrupt("watch sink name"))?;
+                Ok(SinkCursor {
+                    sink: sink.to_owned(),
+                    seq: u64_of(&v, "watch sink cursor")?,
+                })
+            })
+            .collect()
+    }
+
+    fn forget_cursor(&self, sink: &str) -> Result<Option<u64>, StoreError> {
+        check_name("sink", sink)?;
+        // Under the writer lock: no prune or cursor write comes between the read and the
+        // deletion.
+        let guard = self.group.lock();
+        let Some(v) = self.dir.read(META, &cursor_key(sink))? else {
+            return Ok(None);
+        };
+        let seq = u64_of(&v, "watch sink cursor")?;
+        let mut batch = Batch::default();
+        batch.del(META, cursor_key(sink));
+        self.write_synced(guard, batch)?;
+        Ok(Some(seq))
     }
 
     fn outbox_since(&self, after_seq: u64, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {

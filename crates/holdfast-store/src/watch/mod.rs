@@ -191,6 +191,14 @@ pub struct BlockCommit {
     pub fence: Option<u64>,
 }
 
+/// A sink's stored delivery cursor ([`WatchStore::cursors`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkCursor {
+    pub sink: String,
+    /// The last outbox sequence number the sink delivered (or skipped).
+    pub seq: u64,
+}
+
 /// Filter for [`WatchStore::alerts`]. Newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AlertQuery {
@@ -320,6 +328,19 @@ pub trait WatchStore: Send + Sync + std::fmt::Debug {
 
     /// `sink`'s cursor: the last sequence number it delivered (0 when never seen).
     fn cursor(&self, sink: &str) -> Result<u64, StoreError>;
+
+    /// Every stored sink cursor, ordered by sink name (bytewise): each sink some instance
+    /// has served (a served sink is registered by its first prune) and not forgotten since.
+    /// Every one of them bounds [`Self::prune_outbox`].
+    fn cursors(&self) -> Result<Vec<SinkCursor>, StoreError>;
+
+    /// Removes `sink`'s stored cursor in one atomic write and returns where it stood;
+    /// `None` when none is stored (nothing is written). For a sink no instance serves any
+    /// more (removed from the watch file, or renamed): its cursor would otherwise hold every
+    /// prune at its position for ever. A sink still being served is registered again at 0
+    /// by its instance's next prune, and a restart sends it again every event still in the
+    /// outbox: the caller checks first that no watch file names it.
+    fn forget_cursor(&self, sink: &str) -> Result<Option<u64>, StoreError>;
 
     /// Outbox events after `after_seq`, oldest first, at most `limit` (≤ [`crate::MAX_LIMIT`]):
     /// a reader that passes the last number it read never skips an event (numbers are

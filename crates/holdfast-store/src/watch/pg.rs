@@ -18,7 +18,7 @@ use holdfast_primitives::BlockRef;
 use postgres::{GenericClient, Row, Transaction};
 
 use super::{
-    AlertEventKind, AlertQuery, AlertStatus, BlockCommit, Lease, NewAlert, OutboxEvent,
+    AlertEventKind, AlertQuery, AlertStatus, BlockCommit, Lease, NewAlert, OutboxEvent, SinkCursor,
     StoredAlert, WatchCheckpoint, WatchStore, check_child, check_commit, check_fence, check_name,
     check_query, check_who, next_lease, past_head, unknown_before,
 };
@@ -597,6 +597,35 @@ impl WatchStore for PgWatchStore {
             .client()
             .query_opt("SELECT seq FROM watch_cursors WHERE sink = $1", &[&sink])?
             .map_or(Ok(0), |row| u64_of(row.get(0)))
+    }
+
+    fn cursors(&self) -> Result<Vec<SinkCursor>, StoreError> {
+        self.pool
+            .client()
+            .query(
+                "SELECT sink, seq FROM watch_cursors ORDER BY sink COLLATE \"C\"",
+                &[],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(SinkCursor {
+                    sink: row.get(0),
+                    seq: u64_of(row.get(1))?,
+                })
+            })
+            .collect()
+    }
+
+    fn forget_cursor(&self, sink: &str) -> Result<Option<u64>, StoreError> {
+        check_name("sink", sink)?;
+        self.pool
+            .client()
+            .query_opt(
+                "DELETE FROM watch_cursors WHERE sink = $1 RETURNING seq",
+                &[&sink],
+            )?
+            .map(|row| u64_of(row.get(0)))
+            .transpose()
     }
 
     fn outbox_since(&self, after_seq: u64, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {

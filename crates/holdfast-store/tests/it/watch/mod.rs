@@ -693,6 +693,71 @@ fn the_outbox_is_pruned_below_every_sinks_cursor_and_never_past_an_undelivered_e
     });
 }
 
+/// A sink no instance serves any more keeps its stored cursor, and that cursor bounds every
+/// prune: forgetting it removes that cursor alone (atomically; the others and the outbox
+/// stay), after which pruning proceeds past it. Issue 14: a sink removed from the watch
+/// file held pruning back for ever.
+#[test]
+fn a_forgotten_sink_cursor_no_longer_holds_pruning_back() {
+    backends(|make| {
+        let s = make();
+        run(&*s, 1, 1, 6, 1);
+        let seqs = |v: Vec<holdfast_store::watch::OutboxEvent>| {
+            v.iter().map(|e| e.seq).collect::<Vec<_>>()
+        };
+        let cursors = |s: &dyn WatchStore| {
+            s.cursors()
+                .expect("cursors")
+                .into_iter()
+                .map(|c| (c.sink, c.seq))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(cursors(&*s), []);
+        // "old" was served once and delivered up to 2; "soc" and the responder are served
+        // now and have everything.
+        s.advance_cursor("old", 2).expect("advance");
+        s.advance_cursor("soc", 6).expect("advance");
+        s.advance_cursor("holdfast:responder", 6).expect("advance");
+        let served = ["soc", "holdfast:responder"];
+        assert_eq!(s.prune_outbox(&served, 0).expect("prune"), 2);
+        assert_eq!(seqs(s.outbox_since(0, 10).expect("read")), [3, 4, 5, 6]);
+        assert_eq!(s.prune_outbox(&served, 0).expect("prune again"), 0);
+        assert_eq!(
+            cursors(&*make()),
+            [
+                ("holdfast:responder".to_owned(), 6),
+                ("old".to_owned(), 2),
+                ("soc".to_owned(), 6)
+            ],
+            "every stored cursor, by name"
+        );
+        // Forgetting it removes that cursor only and returns where it stood.
+        assert_eq!(s.forget_cursor("old").expect("forget"), Some(2));
+        assert_eq!(
+            cursors(&*make()),
+            [("holdfast:responder".to_owned(), 6), ("soc".to_owned(), 6)]
+        );
+        assert_eq!(s.cursor("soc").expect("cursor"), 6);
+        assert_eq!(seqs(s.outbox_since(0, 10).expect("read")), [3, 4, 5, 6]);
+        // Again, or a name never stored: nothing to forget, nothing written.
+        assert_eq!(s.forget_cursor("old").expect("forget again"), None);
+        assert_eq!(s.forget_cursor("never").expect("forget unknown"), None);
+        assert!(s.forget_cursor("").is_err(), "a bad name is refused");
+        assert_eq!(cursors(&*s).len(), 2);
+        // Pruning now proceeds past where "old" stood.
+        assert_eq!(make().prune_outbox(&served, 0).expect("prune"), 4);
+        assert_eq!(s.outbox_since(0, 10).expect("read"), []);
+        assert_eq!(s.outbox_head().expect("head"), 6);
+        // A sink forgotten while still served is registered again at 0 by its next prune
+        // (it then holds everything back again; nothing of it is lost).
+        run(&*s, 1, 7, 8, 1);
+        assert_eq!(s.forget_cursor("soc").expect("forget"), Some(6));
+        assert_eq!(s.prune_outbox(&served, 0).expect("prune"), 0);
+        assert_eq!(s.cursor("soc").expect("cursor"), 0);
+        assert_eq!(seqs(s.outbox_since(0, 10).expect("read")), [7, 8]);
+    });
+}
+
 /// A first look at a block raises its alerts before the block is committed; the commit
 /// keeps those it raises again (no second event), retracts the others (a look the full
 /// block did not confirm, or a block replaced before its commit), and an unwind retracts
