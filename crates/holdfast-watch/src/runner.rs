@@ -256,9 +256,14 @@ impl Runner {
             .iter()
             .map(|(c, s, _)| (c.name.clone(), &**s))
             .collect();
-        let discovered = crate::discover::existing_safes(config, &sources)
-            .await
-            .map_err(|(chain, source)| StartError::Discover { chain, source })?;
+        let redo = deps
+            .chain_options
+            .as_ref()
+            .map_or(crate::discover::REDO_BLOCKS, |o| o.max_reorg_depth);
+        let discovered =
+            crate::discover::existing_safes(config, &sources, Some(deps.watch.clone()), redo)
+                .await
+                .map_err(|(chain, source)| StartError::Discover { chain, source })?;
         let rules = FileRules::new(
             discovered.as_ref().unwrap_or(config),
             deps.intel.clone(),

@@ -26,16 +26,21 @@
 //!
 //! Backends: [`EmbeddedWatchStore`] (fjall, one process) and [`PgWatchStore`] (shared by
 //! several instances); one behaviour suite runs on both. Design: `docs/STORE.md`.
+//!
+//! Also kept: what the searches for the Safes some owners hold found (module `safes`), so
+//! that a restart searches only the blocks after them.
 
 mod embedded;
 mod pg;
+mod safes;
 
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use holdfast_primitives::BlockRef;
 use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedWatchStore;
 pub use pg::PgWatchStore;
+pub use safes::{MAX_SEARCH_OWNERS, MAX_SEARCH_SAFES, SafeSearch};
 
 use crate::StoreError;
 
@@ -379,6 +384,19 @@ pub trait WatchStore: Send + Sync + std::fmt::Debug {
 
     /// The lease on `chain_id`, if it was ever taken.
     fn lease(&self, chain_id: u64) -> Result<Option<Lease>, StoreError>;
+
+    /// The kept search for the Safes of `owners` (sorted, no duplicates) on `chain_id`.
+    fn safe_search(
+        &self,
+        chain_id: u64,
+        owners: &[Address],
+    ) -> Result<Option<SafeSearch>, StoreError>;
+
+    /// Keeps `search` in place of the one of the same chain and owners, in one write.
+    /// Errors ([`StoreError::Argument`], nothing written): owners empty, unsorted, duplicated
+    /// or more than [`MAX_SEARCH_OWNERS`]; Safes unsorted, duplicated or more than
+    /// [`MAX_SEARCH_SAFES`]; `to` below `from`.
+    fn put_safe_search(&self, search: &SafeSearch) -> Result<(), StoreError>;
 }
 
 /// Checks the state an unwind restores before anything is read or written.

@@ -185,6 +185,16 @@ impl WatchStore for MemoryOutbox {
     fn release_lease(&self, _: u64, _: &str) -> Result<(), StoreError> {
         Err(unsupported())
     }
+    fn safe_search(
+        &self,
+        _: u64,
+        _: &[alloy_primitives::Address],
+    ) -> Result<Option<holdfast_store::watch::SafeSearch>, StoreError> {
+        Err(unsupported())
+    }
+    fn put_safe_search(&self, _: &holdfast_store::watch::SafeSearch) -> Result<(), StoreError> {
+        Err(unsupported())
+    }
 }
 
 fn stdout_sink(name: &str, min: Option<&str>) -> Sink {

@@ -758,6 +758,87 @@ fn a_forgotten_sink_cursor_no_longer_holds_pruning_back() {
     });
 }
 
+/// What a search for the Safes of some owners found on a chain is kept per chain and
+/// owners, replaced whole, read back by another instance, and checked before it is written.
+#[test]
+fn safe_searches_are_kept_per_chain_and_owners() {
+    use alloy_primitives::Address;
+    use holdfast_store::watch::{MAX_SEARCH_OWNERS, SafeSearch};
+    backends(|make| {
+        let s = make();
+        let (x, y) = (Address::repeat_byte(0x11), Address::repeat_byte(0x22));
+        let search = SafeSearch {
+            chain_id: 1,
+            owners: vec![x, y],
+            from: 10,
+            to: 500,
+            to_hash: B256::repeat_byte(5),
+            safes: vec![Address::repeat_byte(0xa1), Address::repeat_byte(0xb2)],
+        };
+        assert_eq!(s.safe_search(1, &[x, y]).expect("read"), None);
+        s.put_safe_search(&search).expect("put");
+        assert_eq!(
+            make().safe_search(1, &[x, y]).expect("read"),
+            Some(search.clone())
+        );
+        // Another owner set, another chain: not this search.
+        assert_eq!(s.safe_search(1, &[x]).expect("read"), None);
+        assert_eq!(s.safe_search(2, &[x, y]).expect("read"), None);
+        // Replaced whole by the next search.
+        let next = SafeSearch {
+            to: 800,
+            to_hash: B256::repeat_byte(8),
+            safes: vec![Address::repeat_byte(0xb2), Address::repeat_byte(0xc3)],
+            ..search.clone()
+        };
+        s.put_safe_search(&next).expect("put");
+        assert_eq!(
+            make().safe_search(1, &[x, y]).expect("read"),
+            Some(next.clone())
+        );
+        // Refused, nothing written: unsorted or duplicated owners or Safes, no owner, too
+        // many owners, `to` below `from`.
+        for bad in [
+            SafeSearch {
+                owners: vec![y, x],
+                ..next.clone()
+            },
+            SafeSearch {
+                owners: Vec::new(),
+                ..next.clone()
+            },
+            SafeSearch {
+                owners: vec![x; MAX_SEARCH_OWNERS + 1],
+                ..next.clone()
+            },
+            SafeSearch {
+                safes: vec![x, x],
+                ..next.clone()
+            },
+            SafeSearch {
+                from: 900,
+                ..next.clone()
+            },
+        ] {
+            let e = s.put_safe_search(&bad).expect_err("refused");
+            assert!(matches!(e, StoreError::Argument { .. }), "{e}");
+        }
+        assert!(s.safe_search(1, &[y, x]).is_err(), "unsorted owners");
+        assert_eq!(s.safe_search(1, &[x, y]).expect("read"), Some(next));
+        // A search that found nothing is kept too (its range is searched).
+        let none = SafeSearch {
+            chain_id: 1,
+            owners: vec![y],
+            from: 0,
+            to: 0,
+            to_hash: B256::ZERO,
+            safes: Vec::new(),
+        };
+        s.put_safe_search(&none).expect("put");
+        assert_eq!(make().safe_search(1, &[y]).expect("read"), Some(none));
+    });
+}
+
 /// A first look at a block raises its alerts before the block is committed; the commit
 /// keeps those it raises again (no second event), retracts the others (a look the full
 /// block did not confirm, or a block replaced before its commit), and an unwind retracts
