@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use alloy_primitives::{Address, B256, Bytes, U256};
-use holdfast_store::watch::{EmbeddedWatchStore, WatchStore};
+use holdfast_store::watch::{EmbeddedWatchStore, PgWatchStore, WatchStore};
 use holdfast_testkit::{Anvil, dev_account};
 
 use crate::{holdfast, stderr, stdout};
@@ -62,10 +62,13 @@ async fn pay(node: &Anvil, wallet: Address, n: u64, salt: u64) -> u64 {
 
 /// A bounded watch run that prunes everything delivered (`--prune-keep 0`); its stderr
 /// (warnings included).
-fn run(data: &Path, config: &Path, last: u64) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_holdfast"))
-        .arg("--data-dir")
-        .arg(data)
+fn run(data: &Path, store: Option<&str>, config: &Path, last: u64) -> String {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_holdfast"));
+    c.arg("--data-dir").arg(data);
+    if let Some(url) = store {
+        c.args(["--store", url]);
+    }
+    let o = c
         .args(["watch", "--config"])
         .arg(config)
         .args(["--prune-keep", "0", "--stop-after-block", &last.to_string()])
@@ -76,8 +79,11 @@ fn run(data: &Path, config: &Path, last: u64) -> String {
     stderr(&o)
 }
 
-fn outbox(data: &Path) -> (u64, Vec<u64>) {
-    let s = EmbeddedWatchStore::open(&data.join("store/watch")).expect("open");
+fn outbox(data: &Path, store: Option<&str>) -> (u64, Vec<u64>) {
+    let s: Box<dyn WatchStore> = match store {
+        Some(url) => Box::new(PgWatchStore::connect(url, 1).expect("pg")),
+        None => Box::new(EmbeddedWatchStore::open(&data.join("store/watch")).expect("open")),
+    };
     let seqs = s
         .outbox_since(0, 1000)
         .expect("read")
@@ -89,6 +95,22 @@ fn outbox(data: &Path) -> (u64, Vec<u64>) {
 
 #[test]
 fn a_removed_sinks_cursor_is_listed_forgotten_and_then_pruned_past() {
+    scenario(None);
+}
+
+#[test]
+fn a_removed_sinks_cursor_is_listed_forgotten_and_then_pruned_past_on_postgres() {
+    let pg = holdfast_store::testing::TempPostgres::start(false).expect("postgres");
+    scenario(Some(pg.url()));
+}
+
+fn scenario(store: Option<&str>) {
+    // `holdfast` with the store given.
+    let holdfast = |data: &Path, args: &[&str]| {
+        let mut all: Vec<&str> = store.map(|u| vec!["--store", u]).unwrap_or_default();
+        all.extend_from_slice(args);
+        holdfast(data, &all)
+    };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let node = rt.block_on(Anvil::spawn()).expect("anvil");
     let wallet = dev_account(1);
@@ -103,15 +125,15 @@ fn a_removed_sinks_cursor_is_listed_forgotten_and_then_pruned_past() {
     // Two sinks take every event.
     write(&["log", "old-log"]);
     let first = rt.block_on(pay(&node, wallet, 3, 0x1000));
-    let err = run(&data, &config, first);
+    let err = run(&data, store, &config, first);
     assert!(!err.contains("not in the watch file"), "{err}");
-    let (head1, _) = outbox(&data);
+    let (head1, _) = outbox(&data, store);
     assert!(head1 >= 3, "one event per payment: {head1}");
 
     // The file loses "old-log"; the next run warns about its cursor and delivers to "log".
     write(&["log"]);
     let second = rt.block_on(pay(&node, wallet, 3, 0x2000));
-    let err = run(&data, &config, second);
+    let err = run(&data, store, &config, second);
     for needle in [
         "sink old-log is not in the watch file",
         &format!("stored at {head1}"),
@@ -119,7 +141,7 @@ fn a_removed_sinks_cursor_is_listed_forgotten_and_then_pruned_past() {
     ] {
         assert!(err.contains(needle), "{needle:?} in: {err}");
     }
-    let (head2, seqs) = outbox(&data);
+    let (head2, seqs) = outbox(&data, store);
     assert!(head2 > head1);
     assert!(
         seqs.iter().any(|s| *s > head1),
@@ -195,9 +217,9 @@ fn a_removed_sinks_cursor_is_listed_forgotten_and_then_pruned_past() {
     // The next run neither warns nor holds back: its prune deletes what both served sinks
     // delivered, past where old-log stood.
     let third = rt.block_on(pay(&node, wallet, 1, 0x3000));
-    let err = run(&data, &config, third);
+    let err = run(&data, store, &config, third);
     assert!(!err.contains("not in the watch file"), "{err}");
-    let (_, seqs) = outbox(&data);
+    let (_, seqs) = outbox(&data, store);
     assert!(
         seqs.iter().all(|s| *s > head2),
         "every event up to {head2} pruned: {seqs:?}"
