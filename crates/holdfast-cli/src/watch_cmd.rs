@@ -62,6 +62,7 @@ pub enum WatchCommand {
     /// past a cursor, so a stale one (a sink the file no longer names) holds pruning back:
     /// remove it with `forget-sink`. Exit status 0, or 1 when a cursor is stale.
     Cursors {
+        /// The watch file: its `[[sink]]`s are the configured ones.
         file: PathBuf,
         /// One JSON object: the outbox head and each cursor.
         #[arg(long)]
@@ -73,6 +74,7 @@ pub enum WatchCommand {
     /// with no stored cursor. With several instances on PostgreSQL, only once no instance
     /// serves the sink.
     ForgetSink {
+        /// The watch file: its `[[sink]]`s are the configured ones.
         file: PathBuf,
         /// The sink's name, as `cursors` lists it.
         name: String,
