@@ -76,7 +76,8 @@ pub enum Command {
     /// Follow chains in real time and raise alerts within a block on thefts (critical
     /// storage changes, drains, grants, dangerous counterparties, poisoning, stolen funds
     /// reaching an exchange); deliver them to sinks and start the responses. `watch check`
-    /// validates a watch file, `watch replay` backtests it on stored history.
+    /// validates a watch file, `watch replay` backtests it on stored history, `watch cursors`
+    /// and `watch forget-sink` show and clear the sinks' stored delivery cursors.
     Watch(crate::watch_cmd::WatchArgs),
 }
 

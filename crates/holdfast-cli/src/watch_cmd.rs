@@ -19,6 +19,8 @@ use holdfast_watch::{
 
 use crate::chain_cmd::{self, StoreArgs};
 
+mod cursors;
+
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct WatchArgs {
@@ -55,6 +57,28 @@ pub enum WatchCommand {
     /// Record blocks from a node (their transactions, logs, call frames, state diff and
     /// transfers) as JSON lines, for `watch test` cases.
     Record(RecordArgs),
+    /// List every stored sink delivery cursor: its position, its backlog (outbox head −
+    /// cursor) and whether the watch file configures the sink. The outbox is never pruned
+    /// past a cursor, so a stale one (a sink the file no longer names) holds pruning back:
+    /// remove it with `forget-sink`. Exit status 0, or 1 when a cursor is stale.
+    Cursors {
+        /// The watch file: its `[[sink]]`s are the configured ones.
+        file: PathBuf,
+        /// One JSON object: the outbox head and each cursor.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the stored delivery cursor of a sink the watch file no longer names, so that
+    /// pruning proceeds past it. Refused for a sink the file configures (it would be
+    /// registered again at 0 and receive every event still in the outbox) and for a name
+    /// with no stored cursor. With several instances on PostgreSQL, only once no instance
+    /// serves the sink.
+    ForgetSink {
+        /// The watch file: its `[[sink]]`s are the configured ones.
+        file: PathBuf,
+        /// The sink's name, as `cursors` lists it.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +117,10 @@ pub struct RunArgs {
     /// Stop after committing this block (every chain): for tests and backfills.
     #[arg(long, value_name = "N")]
     pub stop_after_block: Option<u64>,
+    /// The newest outbox events kept by pruning even when every sink has delivered them:
+    /// how far back the API's live stream can resume after a disconnection.
+    #[arg(long, value_name = "N", default_value_t = holdfast_watch::DeliveryConfig::default().prune_keep)]
+    pub prune_keep: u64,
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +200,12 @@ pub fn run(data_dir: &DataDir, store: &StoreArgs, args: WatchArgs) -> anyhow::Re
         Some(WatchCommand::Replay(r)) => replay(data_dir, store, &r),
         Some(WatchCommand::Test { file, cases, json }) => test(data_dir, &file, &cases, json),
         Some(WatchCommand::Record(r)) => record(&r),
+        Some(WatchCommand::Cursors { file, json }) => {
+            cursors::cursors(data_dir, store, &file, json)
+        }
+        Some(WatchCommand::ForgetSink { file, name }) => {
+            cursors::forget_sink(data_dir, store, &file, &name)
+        }
         None => {
             let path =
                 args.run.config.clone().context(
@@ -308,6 +342,7 @@ fn run_watch(
     let _keep = (transfers.clone(), watch.clone());
     let lease = Duration::from_secs(args.lease_secs);
     let stop_after = args.stop_after_block;
+    let prune_keep = args.prune_keep;
     let owner = instance_name(args);
     rt.block_on(async move {
         let deps = RunnerDeps {
@@ -324,7 +359,10 @@ fn run_watch(
                 stop_after,
                 ..holdfast_watch::ChainOptions::default()
             }),
-            delivery: holdfast_watch::DeliveryConfig::default(),
+            delivery: holdfast_watch::DeliveryConfig {
+                prune_keep,
+                ..holdfast_watch::DeliveryConfig::default()
+            },
         };
         let runner = Runner::start(&config, deps).await?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -1,5 +1,5 @@
 //! The Safes an owner already holds, found on chain: `safes_owned_by` with
-//! `safes_from_block` in the watch file (at start) and `holdfast watch safes`.
+//! `safes_from_block` in the watch file, searched at start.
 //!
 //! Candidates come from the logs of the block range: a `SafeSetup` naming the owner (Safe
 //! 1.3.0 and later), an `AddedOwner` naming it (every version), and every proxy a Safe
@@ -9,12 +9,22 @@
 //! counts, so a Safe the owner has left since, or a look-alike log from another contract,
 //! is not taken. Safes created before the range whose owner was never added inside it are
 //! not found: start the range at or before the owner's first Safe.
+//!
+//! What a search found is kept in the watch store per chain and owners
+//! ([`WatchStore::put_safe_search`]), with the hash of its last block: the next start, if
+//! the node still has that block, searches only the blocks after it (and the last
+//! [`REDO_BLOCKS`] again: the head the search ended at may have been replaced while it ran),
+//! and asks the Safes it kept `getOwners()` again at the new head, dropping those the owners
+//! have left ([`safes_owned_by_since`]). A node whose block differs there (a reorg deeper
+//! than that, another chain under the same id) gets the whole search again.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use alloy_primitives::{Address, B256, Bytes, keccak256};
 use holdfast_chain::logs::{MAX_CALLS, RangeLog};
 use holdfast_chain::{ChainError, ChainSource, LogDetail};
+use holdfast_store::watch::{SafeSearch, WatchStore};
 
 use crate::detect::{address_arg, data_word, setup_owners, word_address};
 
@@ -23,6 +33,9 @@ pub const LOG_CHUNK: u64 = 10_000;
 /// The most candidate contracts one search asks `getOwners()` (a range with more proxies
 /// than this is refused: start it later).
 pub const MAX_CANDIDATES: usize = 200_000;
+/// The last blocks of a kept search searched again at the next start: a reorg up to this
+/// deep (the engine's default `max_reorg_depth`) may have replaced them.
+pub const REDO_BLOCKS: u64 = 64;
 
 /// What a search found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,6 +46,11 @@ pub struct SafesFound {
     pub candidates: usize,
     pub from: u64,
     pub to: u64,
+    /// The first block whose logs were read: `from`, or after a kept search, its last
+    /// block less the blocks searched again.
+    pub searched_from: u64,
+    /// Safes a kept search had found, asked again.
+    pub kept: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,13 +151,35 @@ pub async fn safes_owned_by(
             count: candidates.len(),
         });
     }
+    let safes = confirm(source, owners, &candidates, to)
+        .await
+        .map_err(err)?;
+    Ok(SafesFound {
+        safes,
+        candidates: candidates.len(),
+        from,
+        to,
+        searched_from: from,
+        kept: 0,
+    })
+}
+
+/// Each of `candidates` that answers `getOwners()` at block `at` with one of `owners`,
+/// with those it names.
+async fn confirm(
+    source: &ChainSource,
+    owners: &BTreeSet<Address>,
+    candidates: &[Address],
+    at: u64,
+) -> Result<BTreeMap<Address, BTreeSet<Address>>, ChainError> {
     let get_owners = Bytes::from(keccak256("getOwners()")[..4].to_vec());
     let mut safes = BTreeMap::new();
     for batch in candidates.chunks(MAX_CALLS) {
         let calls: Vec<(Address, Bytes)> = batch.iter().map(|a| (*a, get_owners.clone())).collect();
-        let answers = source.calls_at(&calls, to).await.map_err(err)?;
+        let answers = source.calls_at(&calls, at).await?;
         for (safe, answer) in batch.iter().zip(answers) {
-            // A contract that is no Safe reverts or answers something else: not taken.
+            // A contract that is no Safe (or no contract any more) reverts or answers
+            // something else: not taken.
             let Ok(out) = answer else { continue };
             let has: BTreeSet<Address> = decode_addresses(&out)
                 .into_iter()
@@ -150,11 +190,67 @@ pub async fn safes_owned_by(
             }
         }
     }
+    Ok(safes)
+}
+
+/// [`safes_owned_by`] over `from..=to`, resuming from `kept` (a search of the same owners
+/// and `from` on this chain, kept by an earlier start): only its last `redo` blocks and the
+/// blocks after it are searched, and the Safes it found are asked `getOwners()` again at
+/// `to` (those the owners have left are dropped). A kept search of another `from`, past
+/// `to`, or whose last block the node no longer has (another hash) is not used: everything
+/// is searched.
+pub async fn safes_owned_by_since(
+    source: &ChainSource,
+    owners: &BTreeSet<Address>,
+    (from, to): (u64, u64),
+    kept: Option<&SafeSearch>,
+    redo: u64,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<SafesFound, DiscoverError> {
+    let Some(kept) = kept.filter(|k| k.from == from && (from..=to).contains(&k.to)) else {
+        return safes_owned_by(source, owners, from, to, progress).await;
+    };
+    let at = source
+        .block_ref(kept.to)
+        .await
+        .map_err(|source| DiscoverError::Chain {
+            owners: owners_text(owners),
+            from: kept.to,
+            to,
+            source,
+        })?;
+    if at.hash != kept.to_hash {
+        tracing::info!(target: "watch", block = kept.to, kept = %kept.to_hash, node = %at.hash, "the kept Safe search ended on a block the node does not have: searching again from safes_from_block");
+        return safes_owned_by(source, owners, from, to, progress).await;
+    }
+    let resume = (kept.to + 1).saturating_sub(redo).max(from);
+    let mut found = if resume <= to {
+        safes_owned_by(source, owners, resume, to, progress).await?
+    } else {
+        SafesFound::default()
+    };
+    let again: Vec<Address> = kept
+        .safes
+        .iter()
+        .filter(|s| !found.safes.contains_key(*s))
+        .copied()
+        .collect();
+    let confirmed = confirm(source, owners, &again, to)
+        .await
+        .map_err(|source| DiscoverError::Chain {
+            owners: owners_text(owners),
+            from: resume,
+            to,
+            source,
+        })?;
+    found.safes.extend(confirmed);
     Ok(SafesFound {
-        safes,
-        candidates: candidates.len(),
+        candidates: found.candidates + again.len(),
         from,
         to,
+        searched_from: resume,
+        kept: kept.safes.len(),
+        safes: found.safes,
     })
 }
 
@@ -212,10 +308,15 @@ fn decode_addresses(out: &[u8]) -> Vec<Address> {
 
 /// `config` with the Safes its `safes_owned_by` sets already hold added to their addresses
 /// (searched on every chain from each set's `safes_from_block` to the head); `None` when no
-/// set asks for a search.
+/// set asks for a search. With `kept`, each search resumes from the one kept there for the
+/// chain and owners ([`safes_owned_by_since`], searching the last `redo` blocks again) and
+/// is kept in its place; a store that fails is logged, and the search then runs whole or
+/// is not kept (never wrong: it is only slower).
 pub async fn existing_safes(
     config: &crate::WatchConfig,
     chains: &[(String, &ChainSource)],
+    kept: Option<Arc<dyn WatchStore>>,
+    redo: u64,
 ) -> Result<Option<crate::WatchConfig>, (String, DiscoverError)> {
     if config.sets.iter().all(|s| s.safes_from_block.is_none()) {
         return Ok(None);
@@ -241,20 +342,85 @@ pub async fn existing_safes(
                 return Err((name.clone(), DiscoverError::FromAboveHead { from, head }));
             }
             let started = std::time::Instant::now();
-            let found = safes_owned_by(source, &set.safes_owned_by, from, head, &|_| {})
+            let head_hash = source
+                .block_ref(head)
                 .await
-                .map_err(|e| (name.clone(), e))?;
+                .map_err(|source| {
+                    (
+                        name.clone(),
+                        DiscoverError::Chain {
+                            owners: owners_text(&set.safes_owned_by),
+                            from: head,
+                            to: head,
+                            source,
+                        },
+                    )
+                })?
+                .hash;
+            let owners: Vec<Address> = set.safes_owned_by.iter().copied().collect();
+            let chain_id = source.chain_id();
+            let before = match &kept {
+                Some(store) => {
+                    let (store, owners) = (store.clone(), owners.clone());
+                    match tokio::task::spawn_blocking(move || store.safe_search(chain_id, &owners))
+                        .await
+                    {
+                        Ok(Ok(k)) => k,
+                        Ok(Err(e)) => {
+                            tracing::warn!(target: "watch", chain = %name, set = %set.name, error = %e, "cannot read the kept Safe search: searching from safes_from_block");
+                            None
+                        }
+                        Err(e) => {
+                            tracing::warn!(target: "watch", chain = %name, set = %set.name, error = %e, "reading the kept Safe search failed: searching from safes_from_block");
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            let found = safes_owned_by_since(
+                source,
+                &set.safes_owned_by,
+                (from, head),
+                before.as_ref(),
+                redo,
+                &|_| {},
+            )
+            .await
+            .map_err(|e| (name.clone(), e))?;
             tracing::info!(
                 target: "watch",
                 chain = %name,
                 set = %set.name,
                 safes = found.safes.len(),
                 candidates = found.candidates,
+                kept = found.kept,
                 from,
+                searched_from = found.searched_from,
                 to = head,
                 elapsed = ?started.elapsed(),
                 "found the Safes the set's owners hold"
             );
+            if let Some(store) = &kept {
+                let search = SafeSearch {
+                    chain_id,
+                    owners,
+                    from,
+                    to: head,
+                    to_hash: head_hash,
+                    safes: found.safes.keys().copied().collect(),
+                };
+                let store = store.clone();
+                match tokio::task::spawn_blocking(move || store.put_safe_search(&search)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(target: "watch", chain = %name, set = %set.name, error = %e, "cannot keep the Safe search: the next start searches again");
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: "watch", chain = %name, set = %set.name, error = %e, "keeping the Safe search failed: the next start searches again");
+                    }
+                }
+            }
             set.addresses.extend(found.safes.keys());
         }
     }

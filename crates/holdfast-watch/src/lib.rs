@@ -6,12 +6,14 @@
 //!
 //! Modules: `alert` (the alert and its deterministic id), `config` (the watch file),
 //! `detect` (the built-in detectors), `sink` (webhook, Slack, email, stdout) and `deliver`
-//! (the outbox to the sinks), `engine` (the per-chain loop: fetch, detect, commit, unwind),
+//! (the outbox to the sinks), `cursors` (the sinks' stored cursors against a watch file),
+//! `engine` (the per-chain loop: fetch, detect, commit, unwind),
 //! `respond` (freeze, trace, label, notify).
 
 pub mod alert;
 pub mod cases;
 pub mod config;
+pub mod cursors;
 pub mod deliver;
 pub mod detect;
 pub mod discover;

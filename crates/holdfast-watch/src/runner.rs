@@ -5,8 +5,9 @@
 //! Everything that can be checked is checked before the first block: the sinks' settings
 //! (and a warning for each sink that does not answer), each chain's node and chain id, that
 //! the node serves what the rules need (call traces, state diffs: a warning naming the rules
-//! that would be blind), and that every response a rule asks for can run here (a `freeze`
-//! without a guard service is an error, not a silent no-op).
+//! that would be blind), that every response a rule asks for can run here (a `freeze`
+//! without a guard service is an error, not a silent no-op), and that no stored sink cursor
+//! belongs to a sink the file no longer names (a warning for each: it holds pruning back).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -180,6 +181,19 @@ impl Runner {
             );
         }
         sinks.push(Sink::responder(Arc::new(deps.responder)));
+        // A stored cursor of a sink this file does not serve (removed or renamed) bounds
+        // every prune of the outbox: said at each start, with the command that forgets it.
+        let served: Vec<String> = sinks.iter().map(|s| s.name().to_owned()).collect();
+        let store = deps.watch.clone();
+        match tokio::task::spawn_blocking(move || {
+            crate::cursors::stale_warnings(store.as_ref(), &served)
+        })
+        .await
+        {
+            Ok(Ok(stale)) => warnings.extend(stale),
+            Ok(Err(e)) => warnings.push(format!("cannot read the stored sink cursors: {e}")),
+            Err(e) => warnings.push(format!("reading the stored sink cursors failed: {e}")),
+        }
         let mut units = Units::new();
         let metrics = WatchMetrics::new();
         let delivery_metrics = Arc::new(DeliveryMetrics::default());
@@ -242,9 +256,14 @@ impl Runner {
             .iter()
             .map(|(c, s, _)| (c.name.clone(), &**s))
             .collect();
-        let discovered = crate::discover::existing_safes(config, &sources)
-            .await
-            .map_err(|(chain, source)| StartError::Discover { chain, source })?;
+        let redo = deps
+            .chain_options
+            .as_ref()
+            .map_or(crate::discover::REDO_BLOCKS, |o| o.max_reorg_depth);
+        let discovered =
+            crate::discover::existing_safes(config, &sources, Some(deps.watch.clone()), redo)
+                .await
+                .map_err(|(chain, source)| StartError::Discover { chain, source })?;
         let rules = FileRules::new(
             discovered.as_ref().unwrap_or(config),
             deps.intel.clone(),

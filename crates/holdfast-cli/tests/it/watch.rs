@@ -1,7 +1,10 @@
 //! `holdfast watch` as a process: `watch check`, and the outbox's promise under kill -9 —
 //! a 1,000-block run killed at random instants, with its webhook receiver down for 30 s in
 //! the middle, delivers every alert, and a receiver that dedups by id sees each once. The
-//! same with two instances on PostgreSQL, the chain's owner killed.
+//! same with two instances on PostgreSQL, the chain's owner killed. Stale sink cursors:
+//! `cursors`.
+
+mod cursors;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

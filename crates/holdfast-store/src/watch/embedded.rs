@@ -14,7 +14,7 @@
 //! | `watch.ranks` | rank | chain, severity, status, acknowledged, rule, id (newest-first index with the filter fields) |
 //! | `watch.by_block` | chain, number, id | — (alerts of remembered blocks, for unwinds) |
 //! | `watch.outbox` | seq | kind, alert id, body |
-//! | `watch.meta` | `h` / `s` sink / `l` chain | outbox head / sink cursor / lease (expiry, token, owner) |
+//! | `watch.meta` | `h` / `s` sink / `l` chain / `d` chain, owners' hash | outbox head / sink cursor / lease (expiry, token, owner) / Safe search (from, to, owners, Safes) |
 //!
 //! An alert's rank is the sequence number of its last `raised` event: the alerts list is
 //! newest first by rank.
@@ -23,13 +23,14 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use alloy_primitives::Address;
 use fjall::Readable;
 use holdfast_primitives::BlockRef;
 
 use super::{
-    AlertEventKind, AlertQuery, AlertStatus, BlockCommit, Lease, NewAlert, OutboxEvent,
-    StoredAlert, WatchCheckpoint, WatchStore, check_child, check_commit, check_fence, check_name,
-    check_query, check_who, next_lease, passes, past_head, unknown_before,
+    AlertEventKind, AlertQuery, AlertStatus, BlockCommit, Lease, NewAlert, OutboxEvent, SafeSearch,
+    SinkCursor, StoredAlert, WatchCheckpoint, WatchStore, check_child, check_commit, check_fence,
+    check_name, check_query, check_who, next_lease, passes, past_head, unknown_before,
 };
 use crate::codec::{self, Reader, corrupt, prefix_end};
 use crate::group_commit::{Batch, FjallDir, GroupCommit, WriterGuard};
@@ -86,6 +87,15 @@ fn by_block_key(chain_id: u64, number: u64, id: &str) -> Vec<u8> {
 
 fn cursor_key(sink: &str) -> Vec<u8> {
     [&b"s"[..], sink.as_bytes()].concat()
+}
+
+fn search_key(chain_id: u64, owners: &[Address]) -> Vec<u8> {
+    [
+        &b"d"[..],
+        &chain_id.to_be_bytes(),
+        super::safes::owners_key(owners).as_slice(),
+    ]
+    .concat()
 }
 
 fn lease_key(chain_id: u64) -> Vec<u8> {
@@ -771,6 +781,35 @@ impl WatchStore for EmbeddedWatchStore {
         }
     }
 
+    fn cursors(&self) -> Result<Vec<SinkCursor>, StoreError> {
+        let snap = self.dir.db.snapshot();
+        snap.prefix(&self.dir.spaces[META], b"s")
+            .map(|g| {
+                let (k, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
+                let sink = std::str::from_utf8(&k[1..]).map_err(|_| corrupt("watch sink name"))?;
+                Ok(SinkCursor {
+                    sink: sink.to_owned(),
+                    seq: u64_of(&v, "watch sink cursor")?,
+                })
+            })
+            .collect()
+    }
+
+    fn forget_cursor(&self, sink: &str) -> Result<Option<u64>, StoreError> {
+        check_name("sink", sink)?;
+        // Under the writer lock: no prune or cursor write comes between the read and the
+        // deletion.
+        let guard = self.group.lock();
+        let Some(v) = self.dir.read(META, &cursor_key(sink))? else {
+            return Ok(None);
+        };
+        let seq = u64_of(&v, "watch sink cursor")?;
+        let mut batch = Batch::default();
+        batch.del(META, cursor_key(sink));
+        self.write_synced(guard, batch)?;
+        Ok(Some(seq))
+    }
+
     fn outbox_since(&self, after_seq: u64, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
         check_limit(limit)?;
         let durable = self.durable.load(Ordering::SeqCst);
@@ -867,6 +906,32 @@ impl WatchStore for EmbeddedWatchStore {
 
     fn lease(&self, chain_id: u64) -> Result<Option<Lease>, StoreError> {
         self.read_lease(chain_id)
+    }
+
+    fn safe_search(
+        &self,
+        chain_id: u64,
+        owners: &[Address],
+    ) -> Result<Option<SafeSearch>, StoreError> {
+        super::safes::check_owners(owners)?;
+        let Some(v) = self.dir.read(META, &search_key(chain_id, owners))? else {
+            return Ok(None);
+        };
+        let s = super::safes::decode(chain_id, &v)?;
+        // Another owners list with the same hash: not this one's.
+        Ok((s.owners == owners).then_some(s))
+    }
+
+    fn put_safe_search(&self, search: &SafeSearch) -> Result<(), StoreError> {
+        super::safes::check_search(search)?;
+        let guard = self.group.lock();
+        let mut batch = Batch::default();
+        batch.put(
+            META,
+            search_key(search.chain_id, &search.owners),
+            super::safes::encode(search),
+        );
+        self.write_synced(guard, batch)
     }
 }
 

@@ -26,16 +26,21 @@
 //!
 //! Backends: [`EmbeddedWatchStore`] (fjall, one process) and [`PgWatchStore`] (shared by
 //! several instances); one behaviour suite runs on both. Design: `docs/STORE.md`.
+//!
+//! Also kept: what the searches for the Safes some owners hold found (module `safes`), so
+//! that a restart searches only the blocks after them.
 
 mod embedded;
 mod pg;
+mod safes;
 
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use holdfast_primitives::BlockRef;
 use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedWatchStore;
 pub use pg::PgWatchStore;
+pub use safes::{MAX_SEARCH_OWNERS, MAX_SEARCH_SAFES, SafeSearch};
 
 use crate::StoreError;
 
@@ -191,6 +196,14 @@ pub struct BlockCommit {
     pub fence: Option<u64>,
 }
 
+/// A sink's stored delivery cursor ([`WatchStore::cursors`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkCursor {
+    pub sink: String,
+    /// The last outbox sequence number the sink delivered (or skipped).
+    pub seq: u64,
+}
+
 /// Filter for [`WatchStore::alerts`]. Newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AlertQuery {
@@ -321,6 +334,19 @@ pub trait WatchStore: Send + Sync + std::fmt::Debug {
     /// `sink`'s cursor: the last sequence number it delivered (0 when never seen).
     fn cursor(&self, sink: &str) -> Result<u64, StoreError>;
 
+    /// Every stored sink cursor, ordered by sink name (bytewise): each sink some instance
+    /// has served (a served sink is registered by its first prune) and not forgotten since.
+    /// Every one of them bounds [`Self::prune_outbox`].
+    fn cursors(&self) -> Result<Vec<SinkCursor>, StoreError>;
+
+    /// Removes `sink`'s stored cursor in one atomic write and returns where it stood;
+    /// `None` when none is stored (nothing is written). For a sink no instance serves any
+    /// more (removed from the watch file, or renamed): its cursor would otherwise hold every
+    /// prune at its position for ever. A sink still being served is registered again at 0
+    /// by its instance's next prune, and a restart sends it again every event still in the
+    /// outbox: the caller checks first that no watch file names it.
+    fn forget_cursor(&self, sink: &str) -> Result<Option<u64>, StoreError>;
+
     /// Outbox events after `after_seq`, oldest first, at most `limit` (≤ [`crate::MAX_LIMIT`]):
     /// a reader that passes the last number it read never skips an event (numbers are
     /// assigned in commit order) and never sees one twice.
@@ -358,6 +384,19 @@ pub trait WatchStore: Send + Sync + std::fmt::Debug {
 
     /// The lease on `chain_id`, if it was ever taken.
     fn lease(&self, chain_id: u64) -> Result<Option<Lease>, StoreError>;
+
+    /// The kept search for the Safes of `owners` (sorted, no duplicates) on `chain_id`.
+    fn safe_search(
+        &self,
+        chain_id: u64,
+        owners: &[Address],
+    ) -> Result<Option<SafeSearch>, StoreError>;
+
+    /// Keeps `search` in place of the one of the same chain and owners, in one write.
+    /// Errors ([`StoreError::Argument`], nothing written): owners empty, unsorted, duplicated
+    /// or more than [`MAX_SEARCH_OWNERS`]; Safes unsorted, duplicated or more than
+    /// [`MAX_SEARCH_SAFES`]; `to` below `from`.
+    fn put_safe_search(&self, search: &SafeSearch) -> Result<(), StoreError>;
 }
 
 /// Checks the state an unwind restores before anything is read or written.

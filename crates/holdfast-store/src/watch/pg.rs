@@ -13,20 +13,21 @@
 //! Its own versioned schema (`holdfast_watch_schema`), migrated under an advisory lock like
 //! the other stores'.
 
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use holdfast_primitives::BlockRef;
 use postgres::{GenericClient, Row, Transaction};
 
 use super::{
-    AlertEventKind, AlertQuery, AlertStatus, BlockCommit, Lease, NewAlert, OutboxEvent,
-    StoredAlert, WatchCheckpoint, WatchStore, check_child, check_commit, check_fence, check_name,
-    check_query, check_who, next_lease, past_head, unknown_before,
+    AlertEventKind, AlertQuery, AlertStatus, BlockCommit, Lease, NewAlert, OutboxEvent, SafeSearch,
+    SinkCursor, StoredAlert, WatchCheckpoint, WatchStore, check_child, check_commit, check_fence,
+    check_name, check_query, check_who, next_lease, past_head, unknown_before,
 };
 use crate::pg_pool::{Pool, Schema};
 use crate::{StoreError, check_limit};
 
 /// Append new migrations; never edit a released one.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE watch_checkpoints (
     chain_id BIGINT PRIMARY KEY, number BIGINT NOT NULL, hash BYTEA NOT NULL,
     parent_hash BYTEA NOT NULL, ts BIGINT NOT NULL, state BYTEA NOT NULL);
@@ -48,7 +49,15 @@ CREATE TABLE watch_leases (
     token BIGINT NOT NULL);
 CREATE TABLE watch_head (one BOOLEAN PRIMARY KEY CHECK (one), seq BIGINT NOT NULL);
 INSERT INTO watch_head (one, seq) VALUES (TRUE, 0);
-"];
+",
+    "
+CREATE TABLE watch_safe_searches (
+    chain_id BIGINT NOT NULL, owners_hash BYTEA NOT NULL, owners BYTEA NOT NULL,
+    from_block BIGINT NOT NULL, to_block BIGINT NOT NULL, to_hash BYTEA NOT NULL,
+    safes BYTEA NOT NULL,
+    PRIMARY KEY (chain_id, owners_hash));
+",
+];
 
 const SCHEMA: Schema = Schema {
     what: "watch",
@@ -599,6 +608,35 @@ impl WatchStore for PgWatchStore {
             .map_or(Ok(0), |row| u64_of(row.get(0)))
     }
 
+    fn cursors(&self) -> Result<Vec<SinkCursor>, StoreError> {
+        self.pool
+            .client()
+            .query(
+                "SELECT sink, seq FROM watch_cursors ORDER BY sink COLLATE \"C\"",
+                &[],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(SinkCursor {
+                    sink: row.get(0),
+                    seq: u64_of(row.get(1))?,
+                })
+            })
+            .collect()
+    }
+
+    fn forget_cursor(&self, sink: &str) -> Result<Option<u64>, StoreError> {
+        check_name("sink", sink)?;
+        self.pool
+            .client()
+            .query_opt(
+                "DELETE FROM watch_cursors WHERE sink = $1 RETURNING seq",
+                &[&sink],
+            )?
+            .map(|row| u64_of(row.get(0)))
+            .transpose()
+    }
+
     fn outbox_since(&self, after_seq: u64, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
         check_limit(limit)?;
         if limit == 0 {
@@ -707,5 +745,58 @@ impl WatchStore for PgWatchStore {
     fn lease(&self, chain_id: u64) -> Result<Option<Lease>, StoreError> {
         read_lease(&mut *self.pool.client(), chain_id, "")
             .map(|l| l.filter(|l| l.token > 0 || l.owner.is_some()))
+    }
+
+    fn safe_search(
+        &self,
+        chain_id: u64,
+        owners: &[Address],
+    ) -> Result<Option<SafeSearch>, StoreError> {
+        use super::safes::{check_owners, concat, owners_key, split};
+        check_owners(owners)?;
+        let Some(row) = self.pool.client().query_opt(
+            "SELECT owners, from_block, to_block, safes, to_hash FROM watch_safe_searches WHERE chain_id = $1 AND owners_hash = $2",
+            &[&i64_of(chain_id)?, &owners_key(owners).as_slice()],
+        )?
+        else {
+            return Ok(None);
+        };
+        let stored: Vec<u8> = row.get(0);
+        // Another owners list with the same hash: not this one's.
+        if stored != concat(owners) {
+            return Ok(None);
+        }
+        let safes: Vec<u8> = row.get(3);
+        let to_hash: &[u8] = row.get(4);
+        Ok(Some(SafeSearch {
+            chain_id,
+            owners: owners.to_vec(),
+            from: u64_of(row.get(1))?,
+            to: u64_of(row.get(2))?,
+            to_hash: B256::try_from(to_hash)
+                .map_err(|_| StoreError::Corrupt("watch safe search hash".into()))?,
+            safes: split(&safes, "safe search safes")?,
+        }))
+    }
+
+    fn put_safe_search(&self, s: &SafeSearch) -> Result<(), StoreError> {
+        use super::safes::{check_search, concat, owners_key};
+        check_search(s)?;
+        self.pool.client().execute(
+            "INSERT INTO watch_safe_searches (chain_id, owners_hash, owners, from_block, to_block, to_hash, safes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (chain_id, owners_hash) DO UPDATE SET \
+             owners = EXCLUDED.owners, from_block = EXCLUDED.from_block, to_block = EXCLUDED.to_block, \
+             to_hash = EXCLUDED.to_hash, safes = EXCLUDED.safes",
+            &[
+                &i64_of(s.chain_id)?,
+                &owners_key(&s.owners).as_slice(),
+                &concat(&s.owners),
+                &i64_of(s.from)?,
+                &i64_of(s.to)?,
+                &s.to_hash.as_slice(),
+                &concat(&s.safes),
+            ],
+        )?;
+        Ok(())
     }
 }

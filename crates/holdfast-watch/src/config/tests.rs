@@ -419,3 +419,36 @@ fn safes_from_block_needs_owners_to_search_for() {
         "{e:?}"
     );
 }
+
+/// A sink's name keys its delivery cursor in the watch store. A name the store cannot key
+/// by (a space, non-ASCII, too long, empty) was accepted, and then the sink could never
+/// read its cursor (it never delivered) and every prune of the outbox failed; a sink named
+/// as the responder's cursor shared it, moving it past responses not yet run.
+#[test]
+fn sink_names_that_cannot_key_a_cursor_are_errors() {
+    const RULE: &str = "\n[[rule]]\nname = \"r\"\ndetector = \"grant\"\ntargets = [\"hot\"]\n";
+    let long = "s".repeat(201);
+    for bad in [
+        "soc alerts",
+        "holdfast:responder",
+        "holdfast:mine",
+        "",
+        "sécu",
+        &long,
+    ] {
+        let rest = format!("{RULE}\n[[sink]]\nkind = \"stdout\"\nname = \"{bad}\"\n");
+        let e = one_error(&rest);
+        assert_eq!(
+            e.key.as_deref(),
+            Some(format!("sink[{bad}].name").as_str()),
+            "{e:?}"
+        );
+        assert_eq!(e.line, Some(line_of(&rest, "[[sink]]")), "{e:?}");
+        assert!(
+            e.message.contains(&format!("{bad:?}")) && e.message.contains("printable ASCII"),
+            "{e:?}"
+        );
+    }
+    let rest = format!("{RULE}\n[[sink]]\nkind = \"stdout\"\nname = \"soc-1_a.b:c\"\n");
+    assert_eq!(ok(&rest).config.sinks[0].name(), "soc-1_a.b:c");
+}

@@ -445,6 +445,17 @@ fn sinks(cx: &mut Ctx<'_>, raw: &[Spanned<SinkSpec>]) -> Vec<SinkSpec> {
         if !seen.insert(spec.name().to_owned()) {
             cx.error(s, &key, format!("sink {:?} is defined twice", spec.name()));
         }
+        if !crate::sink::keys_a_cursor(spec.name()) {
+            cx.error(
+                s,
+                &format!("{key}.name"),
+                format!(
+                    "bad sink name {:?}: expected {}",
+                    spec.name(),
+                    crate::sink::SINK_NAME_EXPECTED
+                ),
+            );
+        }
         let min = match spec {
             SinkSpec::Webhook { min_severity, .. }
             | SinkSpec::Slack { min_severity, .. }

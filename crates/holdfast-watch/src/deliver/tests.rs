@@ -122,6 +122,23 @@ impl WatchStore for MemoryOutbox {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         Ok(g.cursors.get(sink).copied().unwrap_or(0))
     }
+    fn cursors(&self) -> Result<Vec<holdfast_store::watch::SinkCursor>, StoreError> {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = g
+            .cursors
+            .iter()
+            .map(|(sink, seq)| holdfast_store::watch::SinkCursor {
+                sink: sink.clone(),
+                seq: *seq,
+            })
+            .collect();
+        v.sort_by(|a, b| a.sink.cmp(&b.sink));
+        Ok(v)
+    }
+    fn forget_cursor(&self, sink: &str) -> Result<Option<u64>, StoreError> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(g.cursors.remove(sink))
+    }
     fn prune_outbox(&self, sinks: &[&str], keep: u64) -> Result<u64, StoreError> {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let newest = g.head.saturating_sub(keep);
@@ -166,6 +183,16 @@ impl WatchStore for MemoryOutbox {
         Err(unsupported())
     }
     fn release_lease(&self, _: u64, _: &str) -> Result<(), StoreError> {
+        Err(unsupported())
+    }
+    fn safe_search(
+        &self,
+        _: u64,
+        _: &[alloy_primitives::Address],
+    ) -> Result<Option<holdfast_store::watch::SafeSearch>, StoreError> {
+        Err(unsupported())
+    }
+    fn put_safe_search(&self, _: &holdfast_store::watch::SafeSearch) -> Result<(), StoreError> {
         Err(unsupported())
     }
 }

@@ -23,6 +23,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use holdfast_store::watch::MAX_NAME_BYTES;
 use reqwest::Url;
 use serde::Deserialize;
 use thiserror::Error;
@@ -205,6 +206,26 @@ impl SinkTarget {
     }
 }
 
+/// What a sink's name must be: it keys the sink's delivery cursor in the watch store, which
+/// takes 1 to [`MAX_NAME_BYTES`] printable ASCII characters without spaces (any other name
+/// could never read or write its cursor: the sink would never deliver and no prune would
+/// run), and names starting with `holdfast:` are the watch's own (the responder's cursor,
+/// [`RESPONDER_SINK`]: a sink sharing it would move it past responses not yet run).
+pub const SINK_NAME_EXPECTED: &str = "1 to 200 printable ASCII characters without spaces, not starting with \"holdfast:\" (the name keys the sink's delivery cursor)";
+
+const _: () = assert!(MAX_NAME_BYTES == 200, "SINK_NAME_EXPECTED says 200");
+
+/// The prefix of the cursor names the watch keeps for itself.
+pub const RESERVED_PREFIX: &str = "holdfast:";
+
+/// Whether `name` can key a sink's delivery cursor ([`SINK_NAME_EXPECTED`]).
+pub fn keys_a_cursor(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_BYTES
+        && name.bytes().all(|b| b.is_ascii_graphic())
+        && !name.starts_with(RESERVED_PREFIX)
+}
+
 /// A validated sink.
 #[derive(Debug, Clone)]
 pub struct Sink {
@@ -221,12 +242,12 @@ impl Sink {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Sink, SinkConfigError> {
         let name = spec.name();
-        if name.trim().is_empty() {
+        if !keys_a_cursor(name) {
             return Err(SinkConfigError::new(
                 name,
                 "name",
                 format!("{name:?}"),
-                "a non-empty name (it keys the sink's delivery cursor)",
+                SINK_NAME_EXPECTED,
             ));
         }
         let min_severity = match spec.min_severity() {

@@ -596,3 +596,32 @@ fn slack_payload_stays_within_block_kit_limits() {
     }
     assert!(p.to_string().contains("and 560 more facts"));
 }
+
+/// Names that cannot key a delivery cursor are refused by the library too (a watch file
+/// not read through `config::validate`).
+#[test]
+fn a_sink_name_must_key_a_delivery_cursor() {
+    let env = env_of(&[]);
+    let long = "s".repeat(201);
+    for bad in [
+        "soc alerts",
+        "holdfast:responder",
+        "",
+        " ",
+        "sécu",
+        long.as_str(),
+    ] {
+        let spec = SinkSpec::Stdout {
+            name: bad.into(),
+            min_severity: None,
+        };
+        let e = err_of(Sink::from_spec(&spec, &env));
+        assert_eq!(e.field, "name", "{e}");
+        assert!(e.to_string().contains("printable ASCII"), "{e}");
+    }
+    let spec = SinkSpec::Stdout {
+        name: "x".repeat(200),
+        min_severity: None,
+    };
+    assert!(Sink::from_spec(&spec, &env).is_ok());
+}

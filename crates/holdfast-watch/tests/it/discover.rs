@@ -19,14 +19,14 @@ use holdfast_watch::{
     Alert, ChainOptions, DeliveryConfig, DetectorKind, IntelView, Responder, Runner, RunnerDeps,
 };
 
-struct Intel(Arc<IntelIndex>);
+pub(crate) struct Intel(pub(crate) Arc<IntelIndex>);
 impl IntelView for Intel {
     fn index(&self) -> Arc<IntelIndex> {
         self.0.clone()
     }
 }
 
-fn calldata(sig: &str, words: &[[u8; 32]]) -> Bytes {
+pub(crate) fn calldata(sig: &str, words: &[[u8; 32]]) -> Bytes {
     let mut d = keccak256(sig)[..4].to_vec();
     for w in words {
         d.extend_from_slice(w);
@@ -34,24 +34,24 @@ fn calldata(sig: &str, words: &[[u8; 32]]) -> Bytes {
     d.into()
 }
 
-fn num(n: u64) -> [u8; 32] {
+pub(crate) fn num(n: u64) -> [u8; 32] {
     U256::from(n).to_be_bytes()
 }
 
-struct Safes {
+pub(crate) struct Safes {
     /// 1.1.1, owner X from setup (no `SafeSetup` event).
-    a: Address,
+    pub(crate) a: Address,
     /// 1.4.1, owners Y and X from setup.
-    b: Address,
+    pub(crate) b: Address,
     /// 1.4.1, owner Y, X added later (`AddedOwner`).
-    c: Address,
+    pub(crate) c: Address,
     /// 1.4.1, owners X and Y, X removed later: not X's any more.
-    d: Address,
+    pub(crate) d: Address,
     /// 1.1.1, owner Y only.
-    e: Address,
+    pub(crate) e: Address,
 }
 
-async fn safes(node: &Anvil, x: Address, y: Address) -> Safes {
+pub(crate) async fn safes(node: &Anvil, x: Address, y: Address) -> Safes {
     let from = dev_account(0);
     let v111 = SafeInfra::deploy(node, SafeVersion::V1_1_1, from)
         .await
@@ -134,7 +134,7 @@ async fn every_safe_an_owner_holds_is_found_and_confirmed_by_the_safe_itself() {
     assert!(later.safes.is_empty(), "{later:?}");
 }
 
-fn watch_file(rpc: &str, x: Address, start: u64, discover: bool) -> String {
+pub(crate) fn watch_file(rpc: &str, x: Address, start: u64, discover: bool) -> String {
     let from = if discover {
         "safes_from_block = 0\n"
     } else {

@@ -4,6 +4,7 @@
 mod deliver;
 mod detectors;
 mod discover;
+mod discover_kept;
 mod engine;
 mod heist;
 mod history;

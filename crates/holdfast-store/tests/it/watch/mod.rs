@@ -1,8 +1,10 @@
 //! The watch's state store, one behaviour suite on both backends: a block's alerts, outbox
 //! events and checkpoint are one atomic commit (refused whole on a parent mismatch, a stale
 //! fence, a bad alert, an injected failure); unwinds retract; alerts are queried, paged and
-//! acknowledged; sinks' cursors. Races, leases and crashes: `races`.
+//! acknowledged; sinks' cursors. Races, leases and crashes: `races`. Forgetting a cursor
+//! and the kept Safe searches: `meta`.
 
+mod meta;
 mod races;
 
 use std::sync::Arc;
