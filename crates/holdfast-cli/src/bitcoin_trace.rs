@@ -300,12 +300,24 @@ fn emit(
     Ok(())
 }
 
-fn coins(v: u64, network: Network) -> String {
+pub(crate) fn coins(v: u64, network: Network) -> String {
     format!(
         "{}.{:08} {}",
         v / 100_000_000,
         v % 100_000_000,
         network.unit()
+    )
+}
+
+/// One output of a UTXO evidence path, as the text report lists it.
+pub(crate) fn utxo_hop_line(h: &holdfast_trace::utxo::UtxoHop, network: Network) -> String {
+    format!(
+        "    block {} {} {} {} (tainted {})",
+        h.height,
+        h.outpoint,
+        h.address.as_deref().unwrap_or("(no address)"),
+        coins(h.value, network),
+        coins(h.tainted, network)
     )
 }
 
@@ -341,15 +353,7 @@ pub(crate) fn text(t: &UtxoTrace, network: Network, out: &mut dyn Write) -> anyh
             x.path.len()
         )?;
         for h in &x.path {
-            writeln!(
-                out,
-                "    block {} {} {} {} (tainted {})",
-                h.height,
-                h.outpoint,
-                h.address.as_deref().unwrap_or("(no address)"),
-                c(h.value),
-                c(h.tainted)
-            )?;
+            writeln!(out, "{}", utxo_hop_line(h, network))?;
         }
         Ok(())
     };

@@ -213,20 +213,20 @@ pub fn text(x: &CrossChainTrace, out: &mut dyn Write) -> anyhow::Result<()> {
             .as_ref()
             .map(|s| format!("{} ({})", s.name, s.category))
             .unwrap_or_default();
+        let network: Network = t
+            .network
+            .parse()
+            .map_err(|e| anyhow::anyhow!("network {}: {e}", t.network))?;
         writeln!(
             out,
             "freeze target across chains: {service} {} {} on {}: {} tainted; evidence:",
             t.at,
             t.address.as_deref().unwrap_or(""),
             t.network,
-            t.tainted
+            crate::bitcoin_trace::coins(t.tainted, network)
         )?;
         for h in &t.evm_path {
-            writeln!(
-                out,
-                "    block {} tx {} {} -> {} {} {} (tainted {})",
-                h.block, h.tx_hash, h.from, h.to, h.amount, h.asset, h.tainted
-            )?;
+            writeln!(out, "{}", crate::trace_cmd::hop_line(h))?;
         }
         writeln!(
             out,
@@ -234,15 +234,7 @@ pub fn text(x: &CrossChainTrace, out: &mut dyn Write) -> anyhow::Result<()> {
             t.inbound, t.payout
         )?;
         for h in &t.utxo_path {
-            writeln!(
-                out,
-                "    block {} {} {} {} (tainted {})",
-                h.height,
-                h.outpoint,
-                h.address.as_deref().unwrap_or("(no address)"),
-                h.value,
-                h.tainted
-            )?;
+            writeln!(out, "{}", crate::bitcoin_trace::utxo_hop_line(h, network))?;
         }
     }
     Ok(())

@@ -382,11 +382,7 @@ fn text(t: &Trace, out: &mut dyn Write) -> anyhow::Result<()> {
                 x.path.len()
             )?;
             for h in &x.path {
-                writeln!(
-                    out,
-                    "    block {} tx {} {} -> {} {} {} (tainted {})",
-                    h.block, h.tx_hash, h.from, h.to, h.amount, h.asset, h.tainted
-                )?;
+                writeln!(out, "{}", hop_line(h))?;
             }
         }
     }
@@ -411,4 +407,12 @@ fn text(t: &Trace, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// One hop of an evidence path, as the text report lists it.
+pub(crate) fn hop_line(h: &holdfast_trace::Hop) -> String {
+    format!(
+        "    block {} tx {} {} -> {} {} {} (tainted {})",
+        h.block, h.tx_hash, h.from, h.to, h.amount, h.asset, h.tainted
+    )
 }

@@ -26,28 +26,9 @@ use holdfast_store::utxo::cluster::{Node, apply, merges};
 use holdfast_store::utxo::{OutPointKey, TxInput, TxOutput, TxRecord};
 use rustc_hash::FxHashMap;
 
-fn option(name: &str, default: u64) -> u64 {
-    std::env::args()
-        .skip_while(|a| a != name)
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn has(flag: &str) -> bool {
-    std::env::args().any(|a| a == flag)
-}
-
-/// xorshift64*: a fixed, reproducible stream.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
+#[path = "support/args.rs"]
+mod args;
+use args::{Rng, has, option};
 
 fn address(id: u64) -> String {
     format!("bc1q{id:039x}")

@@ -356,7 +356,9 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
     );
     assert!(text.contains("BTC is not in the UTXO index"), "{text}");
     assert!(
-        text.contains("freeze target across chains: Exchange LTC deposits"),
+        text.contains("freeze target across chains: Exchange LTC deposits")
+            && text.contains("on litecoin-regtest: 0.49950000 LTC tainted; evidence:")
+            && text.contains(&format!("THORChain: inbound {to_ltc} paid out by {payout}")),
         "{text}"
     );
 
