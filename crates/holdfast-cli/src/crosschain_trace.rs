@@ -20,17 +20,21 @@ use holdfast_trace::crosschain::{
 };
 use holdfast_trace::utxo::ClusteredIntel;
 use holdfast_trace::{Trace, TraceOptions};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::chain_cmd::StoreArgs;
 
 /// Whether an address is of one network.
 type AddressOk = Box<dyn Fn(&str) -> bool>;
 
+/// Receipts read at once.
+const RECEIPTS_IN_FLIGHT: usize = 8;
+
 /// Most exit transactions whose receipts one trace reads.
 const MAX_EXIT_TXS: usize = 10_000;
 
 /// The receipts of every transaction that moved taint into a bridge.
-fn receipts(rpc: &str, t: &Trace) -> anyhow::Result<BTreeMap<B256, ExitReceipt>> {
+fn receipts(rpc: &str, t: &Trace, quiet: bool) -> anyhow::Result<BTreeMap<B256, ExitReceipt>> {
     let txs: BTreeSet<B256> = t
         .exits
         .iter()
@@ -65,11 +69,33 @@ fn receipts(rpc: &str, t: &Trace) -> anyhow::Result<BTreeMap<B256, ExitReceipt>>
                 t.chain_id
             );
         }
-        let mut out = BTreeMap::new();
+        // RECEIPTS_IN_FLIGHT at a time (the source's rate limit applies), with progress.
+        let source = Arc::new(source);
+        let bar = if quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(txs.len() as u64)
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} receipts of exits into bridges {pos}/{len}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        let permits = Arc::new(tokio::sync::Semaphore::new(RECEIPTS_IN_FLIGHT));
+        let mut tasks = tokio::task::JoinSet::new();
         for tx in txs {
-            let r = source.receipt_logs(tx).await.with_context(|| {
+            let (source, permits) = (Arc::clone(&source), Arc::clone(&permits));
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                (tx, source.receipt_logs(tx).await)
+            });
+        }
+        let mut out = BTreeMap::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (tx, r) = joined.context("a receipt reader ended abnormally")?;
+            let r = r.with_context(|| {
                 format!("reading the receipt of tx {tx} (an exit into a bridge)")
             })?;
+            bar.inc(1);
             if let Some(r) = r {
                 out.insert(
                     tx,
@@ -81,6 +107,7 @@ fn receipts(rpc: &str, t: &Trace) -> anyhow::Result<BTreeMap<B256, ExitReceipt>>
                 );
             }
         }
+        bar.finish_and_clear();
         Ok(out)
     })
 }
@@ -93,8 +120,9 @@ pub fn follow(
     t: Trace,
     intel: &IntelIndex,
     utxo_options: &TraceOptions,
+    quiet: bool,
 ) -> anyhow::Result<CrossChainTrace> {
-    let receipts = receipts(rpc, &t)?;
+    let receipts = receipts(rpc, &t, quiet)?;
     // The UTXO index: only if there is one (an embedded index is not created here).
     let embedded = data_dir.root().join("store/utxo");
     let index: Option<Arc<dyn UtxoStore>> = match store.store.as_deref() {

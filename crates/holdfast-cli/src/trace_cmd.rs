@@ -255,6 +255,7 @@ pub fn run(
                     t.clone(),
                     &intel,
                     &utxo_options,
+                    quiet,
                 )?;
                 // The launderers' addresses on the far side are labelled too.
                 if let Some(l) = labels.as_mut() {

@@ -386,6 +386,23 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
         );
     }
 
+    // A node that cannot be reached: an error naming it, no half report on stdout.
+    let out = holdfast(
+        data.path(),
+        &[
+            "--quiet",
+            "trace",
+            "--seed",
+            &theft_hex,
+            "--rpc",
+            "http://127.0.0.1:1",
+            "--json",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("127.0.0.1:1"), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+
     // Formats without a place for the crossings are refused, not silently cut.
     let out = holdfast(
         data.path(),
