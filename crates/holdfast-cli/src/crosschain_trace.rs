@@ -212,6 +212,9 @@ pub fn text(x: &CrossChainTrace, out: &mut dyn Write) -> anyhow::Result<()> {
                 "no deposit event from the bridge in the transaction: destination unknown".to_owned()
             }
             CrossingOutcome::Reverted => "the transaction reverted: nothing crossed".to_owned(),
+            CrossingOutcome::DestinationTooBusy { limit } => format!(
+                "the destination has more than {limit} receipts in the index: not searched for the payout (the address is the lead)"
+            ),
             CrossingOutcome::NotOnTheNode { detail } => detail.clone(),
         };
         writeln!(

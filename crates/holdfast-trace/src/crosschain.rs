@@ -101,6 +101,9 @@ pub enum CrossingOutcome {
     NoDepositEvent,
     /// The transaction reverted on the node (nothing crossed).
     Reverted,
+    /// The memo's destination has more receipts in the index than one search reads: not
+    /// searched (a payout past the limit would look missing); the address is the lead.
+    DestinationTooBusy { limit: usize },
     /// The node does not know the transaction, or has it in another block than the store
     /// (a reorg since ingestion: ingest again).
     NotOnTheNode { detail: String },
@@ -407,7 +410,15 @@ fn cross<S: UtxoSource + ?Sized>(
             out.push(c);
             continue;
         };
-        let payouts = thorchain_payouts(chain.src, chain.chain_id, hop.tx_hash, address, 0)?;
+        let payouts = match thorchain_payouts(chain.src, chain.chain_id, hop.tx_hash, address, 0) {
+            Ok(p) => p,
+            Err(TraceError::TooLarge { limit, .. }) => {
+                c.outcome = CrossingOutcome::DestinationTooBusy { limit };
+                out.push(c);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let share = share_ppb(hop.tainted, hop.amount);
         c.payouts = payouts
             .iter()

@@ -27,6 +27,14 @@ pub fn thorchain_payouts<S: UtxoSource + ?Sized>(
 ) -> Result<Vec<Payout<B256>>, TraceError> {
     // The index keys addresses in their canonical form; a memo may upper-case bech32.
     let mut received = src.received(chain_id, &canonical_address(destination), from_height)?;
+    // A destination with more receipts than one read returns is not searched partly (a
+    // payout beyond the limit would be reported as not found): the caller says so.
+    if received.len() >= holdfast_store::utxo::MAX_TRANSFERS {
+        return Err(TraceError::TooLarge {
+            what: "receipts of the memo's destination",
+            limit: holdfast_store::utxo::MAX_TRANSFERS,
+        });
+    }
     received.sort_by_key(|(op, height, position, _)| (*height, *position, op.vout));
     // Each transaction once, in chain order (an address can hold many receipts: a set, not
     // a scan of the list per receipt).
@@ -92,4 +100,76 @@ pub fn payout_seeds(payout: &Payout<B256>, share_ppb: Option<u64>) -> Vec<UtxoSe
             }),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use holdfast_primitives::BlockRef;
+    use holdfast_store::StoreError;
+    use holdfast_store::utxo::{MAX_TRANSFERS, PlacedTx, Spender};
+
+    use super::*;
+
+    /// An index in which the destination has `receipts` receipts and nothing else.
+    struct Busy {
+        receipts: usize,
+    }
+
+    impl UtxoSource for Busy {
+        fn head(&self, _: u64) -> Result<Option<BlockRef>, StoreError> {
+            Ok(None)
+        }
+        fn transactions(&self, _: u64, txids: &[B256]) -> Result<Vec<Vec<PlacedTx>>, StoreError> {
+            Ok(vec![Vec::new(); txids.len()])
+        }
+        fn spenders(
+            &self,
+            _: u64,
+            ops: &[OutPointKey],
+        ) -> Result<Vec<Option<Spender>>, StoreError> {
+            Ok(vec![None; ops.len()])
+        }
+        fn unspent(&self, _: u64, ops: &[OutPointKey]) -> Result<Vec<bool>, StoreError> {
+            Ok(vec![false; ops.len()])
+        }
+        fn received(
+            &self,
+            _: u64,
+            _: &str,
+            _: u64,
+        ) -> Result<Vec<(OutPointKey, u64, u32, u64)>, StoreError> {
+            Ok((0..self.receipts)
+                .map(|i| {
+                    let vout = u32::try_from(i).unwrap_or(u32::MAX);
+                    let op = OutPointKey {
+                        txid: B256::repeat_byte(7),
+                        vout,
+                    };
+                    (op, 1, 0, 1)
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn a_destination_with_more_receipts_than_one_read_is_not_searched_partly() {
+        let inbound = B256::repeat_byte(1);
+        let e = thorchain_payouts(
+            &Busy {
+                receipts: MAX_TRANSFERS,
+            },
+            1,
+            inbound,
+            "bc1qbusy",
+            0,
+        )
+        .expect_err("too many receipts");
+        assert!(
+            matches!(e, TraceError::TooLarge { limit, .. } if limit == MAX_TRANSFERS),
+            "{e}"
+        );
+        let none =
+            thorchain_payouts(&Busy { receipts: 10 }, 1, inbound, "bc1qbusy", 0).expect("searched");
+        assert!(none.is_empty());
+    }
 }
