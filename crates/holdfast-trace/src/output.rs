@@ -246,30 +246,36 @@ pub fn escape_xml(s: &str) -> String {
     out
 }
 
-/// The taint tree in GraphML.
-pub fn graphml(trace: &Trace) -> String {
+/// A GraphML document's opening: the attribute keys `(id, for, name)`, all strings, and the
+/// graph element of trace `id` (close it with `  </graph>\n</graphml>\n`).
+pub(crate) fn graphml_open(keys: &[(&str, &str, &str)], id: &str) -> String {
     let mut s = String::new();
     s.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     s.push_str("<graphml xmlns=\"http://graphml.graphdrawing.org/xmlns\">\n");
-    for (id, on, name) in [
-        ("role", "node", "role"),
-        ("service", "node", "service"),
-        ("hops", "node", "hops"),
-        ("tx", "edge", "tx_hash"),
-        ("block", "edge", "block"),
-        ("asset", "edge", "asset"),
-        ("amount", "edge", "amount"),
-        ("tainted", "edge", "tainted"),
-    ] {
+    for (key, on, name) in keys {
         let _ = writeln!(
             s,
-            "  <key id=\"{id}\" for=\"{on}\" attr.name=\"{name}\" attr.type=\"string\"/>"
+            "  <key id=\"{key}\" for=\"{on}\" attr.name=\"{name}\" attr.type=\"string\"/>"
         );
     }
-    let _ = writeln!(
-        s,
-        "  <graph id=\"trace-{}\" edgedefault=\"directed\">",
-        trace.id
+    let _ = writeln!(s, "  <graph id=\"trace-{id}\" edgedefault=\"directed\">");
+    s
+}
+
+/// The taint tree in GraphML.
+pub fn graphml(trace: &Trace) -> String {
+    let mut s = graphml_open(
+        &[
+            ("role", "node", "role"),
+            ("service", "node", "service"),
+            ("hops", "node", "hops"),
+            ("tx", "edge", "tx_hash"),
+            ("block", "edge", "block"),
+            ("asset", "edge", "asset"),
+            ("amount", "edge", "amount"),
+            ("tainted", "edge", "tainted"),
+        ],
+        &trace.id,
     );
     let nodes = nodes(trace);
     for a in &nodes {

@@ -7,7 +7,7 @@ use std::io::Write;
 
 use super::result::{OutputState, UtxoTrace};
 use crate::TraceError;
-use crate::output::{Format, csv_text, escape_dot, escape_xml, role_name};
+use crate::output::{Format, csv_text, escape_dot, escape_xml, graphml_open, role_name};
 
 fn state_name(s: OutputState) -> &'static str {
     match s {
@@ -131,29 +131,19 @@ fn dot(trace: &UtxoTrace) -> String {
 }
 
 fn graphml(trace: &UtxoTrace) -> String {
-    let mut s = String::new();
-    s.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    s.push_str("<graphml xmlns=\"http://graphml.graphdrawing.org/xmlns\">\n");
-    for (id, on, name) in [
-        ("role", "node", "role"),
-        ("state", "node", "state"),
-        ("address", "node", "address"),
-        ("service", "node", "service"),
-        ("hops", "node", "hops"),
-        ("value", "node", "value"),
-        ("tainted", "node", "tainted"),
-        ("block", "edge", "block"),
-        ("carried", "edge", "tainted"),
-    ] {
-        let _ = writeln!(
-            s,
-            "  <key id=\"{id}\" for=\"{on}\" attr.name=\"{name}\" attr.type=\"string\"/>"
-        );
-    }
-    let _ = writeln!(
-        s,
-        "  <graph id=\"trace-{}\" edgedefault=\"directed\">",
-        trace.id
+    let mut s = graphml_open(
+        &[
+            ("role", "node", "role"),
+            ("state", "node", "state"),
+            ("address", "node", "address"),
+            ("service", "node", "service"),
+            ("hops", "node", "hops"),
+            ("value", "node", "value"),
+            ("tainted", "node", "tainted"),
+            ("block", "edge", "block"),
+            ("carried", "edge", "tainted"),
+        ],
+        &trace.id,
     );
     for o in &trace.outputs {
         let _ = writeln!(
