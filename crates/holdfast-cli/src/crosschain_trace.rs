@@ -39,11 +39,9 @@ fn receipts(rpc: &str, t: &Trace, quiet: bool) -> anyhow::Result<BTreeMap<B256, 
         .exits
         .iter()
         .flat_map(|e| {
-            let first = e.path.last().map(|h| h.tx_hash);
             e.arrivals
                 .iter()
                 .filter_map(|p| p.last().map(|h| h.tx_hash))
-                .chain(first)
         })
         .collect();
     if txs.len() > MAX_EXIT_TXS {
@@ -181,6 +179,13 @@ pub fn text(x: &CrossChainTrace, out: &mut dyn Write) -> anyhow::Result<()> {
         return Ok(());
     }
     writeln!(out, "across bridges:")?;
+    if x.evm.stats.arrivals_not_listed > 0 {
+        writeln!(
+            out,
+            "  {} more tainted transfers into bridges were not followed across (the first 10,000 per bridge are)",
+            x.evm.stats.arrivals_not_listed
+        )?;
+    }
     for c in &x.crossings {
         let dest = c
             .destination
@@ -261,8 +266,17 @@ pub fn text(x: &CrossChainTrace, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         writeln!(
             out,
-            "    THORChain: inbound {} paid out by {}",
-            t.inbound, t.payout
+            "    THORChain: inbound {} paid out by {}{}",
+            t.inbound,
+            t.payout,
+            if t.payouts_naming_inbound > 1 {
+                format!(
+                    " ({} payouts name this inbound: this one may be a decoy)",
+                    t.payouts_naming_inbound
+                )
+            } else {
+                String::new()
+            }
         )?;
         for h in &t.utxo_path {
             writeln!(out, "{}", crate::bitcoin_trace::utxo_hop_line(h, network))?;

@@ -175,6 +175,11 @@ pub struct CrossTarget {
     /// The inbound transaction on the EVM chain and THORChain's payout on the far side.
     pub inbound: B256,
     pub payout: String,
+    /// How many payouts named the inbound: more than one means a decoy is among them (the
+    /// destination's owner can pay it himself with the same `OUT:` memo), so this target may
+    /// come from the decoy's coins rather than the stolen funds; every one is followed with
+    /// the inbound's tainted share, so their sum can exceed what crossed.
+    pub payouts_naming_inbound: usize,
     /// The UTXO part: the payout's output to the service's.
     pub utxo_path: Vec<UtxoHop>,
 }
@@ -239,11 +244,11 @@ pub fn follow_exits<S: UtxoSource + ?Sized>(
 ) -> Result<CrossChainTrace, TraceError> {
     let mut crossings = Vec::new();
     for exit in &evm.exits {
-        for path in arrivals(exit) {
-            let Some(hop) = path.last().cloned() else {
+        for path in &exit.arrivals {
+            let Some(hop) = path.last() else {
                 continue;
             };
-            crossings.extend(cross(exit, &hop, &path, receipts, chains)?);
+            crossings.extend(cross(exit, hop, path, receipts, chains)?);
         }
     }
     // One continued trace per chain, seeded with every payout found on it.
@@ -307,6 +312,7 @@ pub fn follow_exits<S: UtxoSource + ?Sized>(
                 evm_path: c.path.clone(),
                 inbound: c.tx_hash,
                 payout,
+                payouts_naming_inbound: c.payouts.len(),
                 utxo_path: f.path.clone(),
             });
         }
@@ -318,15 +324,6 @@ pub fn follow_exits<S: UtxoSource + ?Sized>(
         continued,
         targets,
     })
-}
-
-/// The exit's arrivals; a trace from before arrivals were kept has the first one as its path.
-fn arrivals(exit: &FreezeTarget) -> Vec<Vec<Hop>> {
-    if exit.arrivals.is_empty() {
-        vec![exit.path.clone()]
-    } else {
-        exit.arrivals.clone()
-    }
 }
 
 /// The crossings of one transfer into a bridge (one per deposit event it matches).

@@ -111,6 +111,9 @@ pub struct TraceStats {
     pub cut_off: Vec<Amount>,
     /// The trace reached `max_addresses` and stopped adding addresses.
     pub truncated: bool,
+    /// Tainted transfers into bridges beyond the [`MAX_ARRIVALS`] listed per bridge (not
+    /// followed across).
+    pub arrivals_not_listed: u64,
 }
 
 /// The outcome of one trace; deterministic for a given graph, seeds and options.

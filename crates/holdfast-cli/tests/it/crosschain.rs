@@ -326,6 +326,10 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
     assert_eq!(target["tainted"], 49_950_000, "litoshis, by hand above");
     assert_eq!(target["inbound"], to_ltc.to_string());
     assert_eq!(target["payout"], payout);
+    assert_eq!(
+        target["payouts_naming_inbound"], 2,
+        "the decoy named the same inbound: the target says so"
+    );
     assert_eq!(target["evm_path"][0]["tx_hash"], theft_hex);
     assert_eq!(
         target["utxo_path"][0]["outpoint"],
@@ -358,7 +362,9 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
     assert!(
         text.contains("freeze target across chains: Exchange LTC deposits")
             && text.contains("on litecoin-regtest: 0.49950000 LTC tainted; evidence:")
-            && text.contains(&format!("THORChain: inbound {to_ltc} paid out by {payout}")),
+            && text.contains(&format!(
+                "THORChain: inbound {to_ltc} paid out by {payout} (2 payouts name this inbound: this one may be a decoy)"
+            )),
         "{text}"
     );
 

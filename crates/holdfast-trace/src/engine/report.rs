@@ -42,6 +42,7 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
                 .or_default()
                 .push(e);
         }
+        let mut arrivals_not_listed = 0u64;
         for (&a, st) in &self.states {
             let received = amounts(&st.received);
             let held = match st.role {
@@ -82,6 +83,7 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
                     path: self.path(st.first_edge),
                     arrivals: into_bridges.get_mut(&a).map_or_else(Vec::new, |edges| {
                         edges.sort_unstable();
+                        arrivals_not_listed += edges.len().saturating_sub(MAX_ARRIVALS) as u64;
                         edges
                             .iter()
                             .take(MAX_ARRIVALS)
@@ -104,6 +106,7 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
             v.into_iter().map(|(_, t)| t).collect::<Vec<_>>()
         };
         self.stats.addresses_reached = addresses.len();
+        self.stats.arrivals_not_listed = arrivals_not_listed;
         self.stats.beyond_hops = amounts(&self.beyond);
         self.stats.cut_off = amounts(&self.cut);
         let seeded = amounts(&self.seeded);

@@ -213,6 +213,42 @@ fn mixers_and_bridges_are_marked_and_followed_by_option() {
 }
 
 #[test]
+fn every_tainted_transfer_into_a_bridge_is_an_arrival_and_the_rest_are_counted() {
+    // The thief (1) pays the bridge (5) in three transactions: three exits, each with the
+    // evidence path back to the seed; the first arrival is also the exit's path.
+    let mut n = Net::new();
+    n.send(1, 1, 3, 900);
+    for b in 2..5u64 {
+        n.send(b, 3, 5, 100);
+    }
+    n.service(5, ServiceKind::Bridge, Category::Bridge, "THORChain Router");
+    let t = run(&n, &[Seed::address(addr(1))], Policy::Haircut);
+    let exit = &t.exits[0];
+    assert_eq!(exit.arrivals.len(), 3);
+    assert!(
+        exit.arrivals
+            .iter()
+            .all(|p| p.len() == 2 && p[0].to == addr(3) && p[1].to == addr(5))
+    );
+    assert_eq!(exit.arrivals[0], exit.path);
+    assert_eq!(t.stats.arrivals_not_listed, 0);
+    // Beyond MAX_ARRIVALS per bridge: listed up to it, the rest counted (not silently lost).
+    let mut n = Net::new();
+    let over = holdfast_trace::MAX_ARRIVALS as u64 + 7;
+    n.send(1, 1, 3, 1_000_000);
+    for b in 0..over {
+        n.send(2 + b, 3, 5, 1);
+    }
+    n.service(5, ServiceKind::Bridge, Category::Bridge, "THORChain Router");
+    // (One sender only reaches the bridge that often above the default fan-out cap.)
+    let mut o = TraceOptions::with_policy(Policy::Poison);
+    o.fan_out_cap = usize::try_from(over).expect("fits");
+    let t = run_with(&n, &[Seed::address(addr(1))], o);
+    assert_eq!(t.exits[0].arrivals.len(), holdfast_trace::MAX_ARRIVALS);
+    assert_eq!(t.stats.arrivals_not_listed, 7);
+}
+
+#[test]
 fn super_nodes_are_capped_and_reported() {
     let mut n = Net::new();
     n.send(1, 1, 3, 1000);
