@@ -243,6 +243,7 @@ pub fn run(
             continue;
         }
         let mut labels = args.label.then(|| t.tainted_labels());
+        let id = t.id.clone();
         match args.rpc.as_deref() {
             Some(rpc) => {
                 let mut utxo_options = options.clone();
@@ -252,7 +253,7 @@ pub fn run(
                     data_dir,
                     store_args,
                     rpc,
-                    t.clone(),
+                    t,
                     &intel,
                     &utxo_options,
                     quiet,
@@ -268,7 +269,7 @@ pub fn run(
                     serde_json::to_writer_pretty(&mut out, &x)?;
                     writeln!(out)?;
                 } else {
-                    text(&t, &mut out)?;
+                    text(&x.evm, &mut out)?;
                     crate::crosschain_trace::text(&x, &mut out)?;
                 }
                 out.flush()?;
@@ -280,7 +281,7 @@ pub fn run(
             eprintln!(
                 "holdfast: {} tainted labels for trace {} ({new} new) stored in the data directory's intel",
                 labels.len(),
-                t.id
+                id
             );
         }
         return Ok(ExitCode::SUCCESS);

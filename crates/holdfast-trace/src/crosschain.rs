@@ -268,6 +268,9 @@ pub fn follow_exits<S: UtxoSource + ?Sized>(
             }
             let share = share_ppb(c.tainted, c.amount);
             for p in &c.payouts {
+                // Two deposits in one transaction share its hash, the inbound id `OUT:` names,
+                // so both find the same payouts: the walk takes an output seeded twice as the
+                // union of its tainted intervals, never their sum.
                 origin.entry(p.txid.clone()).or_insert(i);
                 let id = crate::utxo::parse_txid(&p.txid)?;
                 seeds.extend(payout_seeds(

@@ -677,6 +677,116 @@ fn thorchain_payout_continues_the_trace(store: &dyn UtxoStore) {
     assert_eq!(t.seeded, 250_000);
     assert_eq!(t.tainted_at("ex1"), 249_500);
     assert_eq!(t.stats.lost_to_fees, 500);
+    two_deposits_in_one_transaction_seed_their_payout_once(store, chain, inbound);
+}
+
+/// An attacker's read of the crossing: the thief's contract makes two deposits in one
+/// transaction (its hash is the inbound id `OUT:` names, so both find the same payouts). The
+/// payout's taint must count once, not once per deposit (the walk unions an output's seeded
+/// intervals).
+fn two_deposits_in_one_transaction_seed_their_payout_once(
+    store: &dyn UtxoStore,
+    chain: u64,
+    inbound: B256,
+) {
+    use alloy_primitives::{Address, Bytes, Log, U256, keccak256};
+    use holdfast_primitives::Asset;
+    use holdfast_trace::crosschain::{CrossingOutcome, ExitReceipt, UtxoChain, follow_exits};
+    use holdfast_trace::{FreezeTarget, Hop, Trace, TraceStats};
+
+    let router = Address::repeat_byte(0xaa);
+    let deposit = |amount: U256, memo: &str| {
+        let mut data = Vec::new();
+        data.extend_from_slice(&amount.to_be_bytes::<32>());
+        data.extend_from_slice(&U256::from(64u64).to_be_bytes::<32>());
+        data.extend_from_slice(&U256::from(memo.len()).to_be_bytes::<32>());
+        let mut m = memo.as_bytes().to_vec();
+        m.resize(memo.len().div_ceil(32) * 32, 0);
+        data.extend_from_slice(&m);
+        let topics = vec![
+            keccak256("Deposit(address,address,uint256,string)"),
+            B256::left_padding_from(&[0x55; 20]),
+            B256::ZERO,
+        ];
+        Log::new(router, topics, Bytes::from(data)).expect("3 topics")
+    };
+    let eth = U256::from(10u64).pow(U256::from(18u64));
+    let hop = |amount: U256| Hop {
+        tx_hash: inbound,
+        block: 9,
+        from: Address::repeat_byte(3),
+        to: router,
+        asset: Asset::Native,
+        amount,
+        tainted: amount / U256::from(2u64),
+    };
+    let (a, b) = (hop(eth), hop(eth * U256::from(2u64)));
+    let bridge = Service {
+        kind: ServiceKind::Bridge,
+        category: Category::Bridge,
+        name: "THORChain Router".into(),
+    };
+    let evm = Trace {
+        id: "t".into(),
+        chain_id: 1,
+        policy: Policy::Haircut,
+        options: TraceOptions::with_policy(Policy::Haircut),
+        seeds: vec![],
+        seeded: vec![],
+        addresses: vec![],
+        targets: vec![],
+        exits: vec![FreezeTarget {
+            service: bridge,
+            deposit: router,
+            amounts: vec![],
+            first_tx: inbound,
+            first_block: 9,
+            path: vec![a.clone()],
+            arrivals: vec![vec![a.clone()], vec![b.clone()]],
+        }],
+        mixers: vec![],
+        tree: vec![],
+        stats: TraceStats::default(),
+    };
+    let receipts: BTreeMap<B256, ExitReceipt> = [(
+        inbound,
+        ExitReceipt {
+            block_number: 9,
+            success: true,
+            logs: vec![
+                deposit(a.amount, "=:b:BC1QDEST"),
+                deposit(b.amount, "=:b:BC1QDEST"),
+            ],
+        },
+    )]
+    .into();
+    let classifier = exchanges();
+    let any = |_: &str| true;
+    let chains = [UtxoChain {
+        thorchain_chain: "BTC",
+        chain_id: chain,
+        network: "test",
+        src: store,
+        classifier: &classifier,
+        address_ok: &any,
+    }];
+    let x = follow_exits(
+        evm,
+        &receipts,
+        &chains,
+        &TraceOptions::with_policy(Policy::Haircut),
+    )
+    .expect("follow");
+    assert_eq!(x.crossings.len(), 2, "one crossing per deposit");
+    for c in &x.crossings {
+        assert_eq!(c.outcome, CrossingOutcome::Followed { payouts: 1 });
+    }
+    let [t] = x.continued.as_slice() else {
+        panic!("one continued trace: {:?}", x.continued)
+    };
+    assert_eq!(t.seeded, 250_000, "the payout seeded once, at half");
+    assert_eq!(t.tainted_at("ex1"), 249_500);
+    assert_eq!(x.targets.len(), 1);
 }
 
 fn suite(store: &dyn UtxoStore) {
