@@ -324,6 +324,65 @@ impl Litecoind {
         Ok((string(txid, "sendrawtransaction")?, vout))
     }
 
+    /// Sends a raw transaction of `wallet` spending exactly `inputs` (`(txid, vout)` of its
+    /// outputs) to `outputs` (an array of one-key objects, in vout order, as
+    /// `createrawtransaction` takes them); the txid. Not completely signed is an error.
+    pub async fn spend_exactly(
+        &self,
+        wallet: &str,
+        inputs: &[(String, u64)],
+        outputs: Value,
+    ) -> Result<String, TestkitError> {
+        let ins: Vec<Value> = inputs
+            .iter()
+            .map(|(txid, vout)| json!({"txid": txid, "vout": vout}))
+            .collect();
+        let raw = self
+            .rpc("createrawtransaction", json!([ins, outputs]))
+            .await?;
+        let signed = self
+            .wallet_rpc(wallet, "signrawtransactionwithwallet", json!([raw]))
+            .await?;
+        if signed["complete"] != true {
+            return Err(TestkitError::Rpc {
+                method: "signrawtransactionwithwallet".into(),
+                message: format!("not completely signed: {signed}"),
+            });
+        }
+        let txid = self
+            .rpc("sendrawtransaction", json!([signed["hex"]]))
+            .await?;
+        string(txid, "sendrawtransaction")
+    }
+
+    /// `wallet`'s one confirmed output paying `address`: `(txid, vout)`; none or several is an
+    /// error.
+    pub async fn output_of(
+        &self,
+        wallet: &str,
+        address: &str,
+    ) -> Result<(String, u64), TestkitError> {
+        let list = self
+            .wallet_rpc(wallet, "listunspent", json!([1, 9999, [address]]))
+            .await?;
+        let fail = |message: String| TestkitError::Rpc {
+            method: "listunspent".into(),
+            message,
+        };
+        match list.as_array().map(Vec::as_slice) {
+            Some([one]) => Ok((
+                one["txid"]
+                    .as_str()
+                    .ok_or_else(|| fail(format!("no txid: {one}")))?
+                    .to_owned(),
+                one["vout"]
+                    .as_u64()
+                    .ok_or_else(|| fail(format!("no vout: {one}")))?,
+            )),
+            _ => Err(fail(format!("{address}: not one confirmed output: {list}"))),
+        }
+    }
+
     /// The best chain's height.
     pub async fn height(&self) -> Result<u64, TestkitError> {
         let v = self.rpc("getblockcount", json!([])).await?;

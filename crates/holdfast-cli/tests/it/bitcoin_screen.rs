@@ -9,6 +9,7 @@
 use holdfast_testkit::Litecoind;
 use serde_json::{Value, json};
 
+use crate::bitcoin_trace::{output_of, spend_exactly};
 use crate::{holdfast, stderr, stdout};
 
 /// `holdfast serve` on a free port, killed on drop.
@@ -66,43 +67,6 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Sends a raw transaction spending exactly `inputs` (wallet outputs) to `outputs`.
-async fn spend_exactly(node: &Litecoind, inputs: &[(String, u64)], outputs: Value) -> String {
-    let ins: Vec<Value> = inputs
-        .iter()
-        .map(|(txid, vout)| json!({"txid": txid, "vout": vout}))
-        .collect();
-    let raw = node
-        .rpc("createrawtransaction", json!([ins, outputs]))
-        .await
-        .expect("create");
-    let signed = node
-        .wallet_rpc("w", "signrawtransactionwithwallet", json!([raw]))
-        .await
-        .expect("sign");
-    assert_eq!(signed["complete"], true, "{signed}");
-    node.rpc("sendrawtransaction", json!([signed["hex"]]))
-        .await
-        .expect("send")
-        .as_str()
-        .expect("txid")
-        .to_owned()
-}
-
-/// The wallet's one confirmed output paying `address`.
-async fn output_of(node: &Litecoind, address: &str) -> (String, u64) {
-    let list = node
-        .wallet_rpc("w", "listunspent", json!([1, 9999, [address]]))
-        .await
-        .expect("listunspent");
-    let list = list.as_array().expect("list");
-    assert_eq!(list.len(), 1, "{address}: {list:?}");
-    (
-        list[0]["txid"].as_str().expect("txid").to_owned(),
-        list[0]["vout"].as_u64().expect("vout"),
-    )
 }
 
 /// `holdfast` with `--store URL` first when given.

@@ -13,46 +13,20 @@ use serde_json::{Value, json};
 
 use crate::{holdfast, stderr, stdout};
 
-/// Sends a raw transaction spending exactly `inputs` (wallet outputs) to `outputs` (an array
-/// of one-key objects, in vout order); its txid.
+/// The testkit's `spend_exactly` from wallet `w`.
 pub(crate) async fn spend_exactly(
     node: &Litecoind,
     inputs: &[(String, u64)],
     outputs: Value,
 ) -> String {
-    let ins: Vec<Value> = inputs
-        .iter()
-        .map(|(txid, vout)| json!({"txid": txid, "vout": vout}))
-        .collect();
-    let raw = node
-        .rpc("createrawtransaction", json!([ins, outputs]))
+    node.spend_exactly("w", inputs, outputs)
         .await
-        .expect("create");
-    let signed = node
-        .wallet_rpc("w", "signrawtransactionwithwallet", json!([raw]))
-        .await
-        .expect("sign");
-    assert_eq!(signed["complete"], true, "{signed}");
-    node.rpc("sendrawtransaction", json!([signed["hex"]]))
-        .await
-        .expect("send")
-        .as_str()
-        .expect("txid")
-        .to_owned()
+        .expect("spend")
 }
 
-/// The wallet's one confirmed output paying `address`.
-async fn output_of(node: &Litecoind, address: &str) -> (String, u64) {
-    let list = node
-        .wallet_rpc("w", "listunspent", json!([1, 9999, [address]]))
-        .await
-        .expect("listunspent");
-    let list = list.as_array().expect("list");
-    assert_eq!(list.len(), 1, "{address}: {list:?}");
-    (
-        list[0]["txid"].as_str().expect("txid").to_owned(),
-        list[0]["vout"].as_u64().expect("vout"),
-    )
+/// The testkit's `output_of` in wallet `w`.
+pub(crate) async fn output_of(node: &Litecoind, address: &str) -> (String, u64) {
+    node.output_of("w", address).await.expect("the one output")
 }
 
 fn run(data: &std::path::Path, store: Option<&str>, args: &[&str]) -> std::process::Output {

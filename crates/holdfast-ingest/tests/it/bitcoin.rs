@@ -17,6 +17,22 @@ use holdfast_store::utxo::{Direction, EmbeddedUtxoStore, PgUtxoStore, UtxoCounts
 use holdfast_testkit::Litecoind;
 use serde_json::{Value, json};
 
+/// The testkit's `spend_exactly` from wallet `w`.
+pub(crate) async fn spend_exactly(
+    node: &Litecoind,
+    inputs: &[(String, u64)],
+    outputs: Value,
+) -> String {
+    node.spend_exactly("w", inputs, outputs)
+        .await
+        .expect("spend")
+}
+
+/// The testkit's `output_of` in wallet `w`.
+pub(crate) async fn output_of(node: &Litecoind, address: &str) -> (String, u64) {
+    node.output_of("w", address).await.expect("the one output")
+}
+
 const CHAIN: u64 = 9_002;
 
 fn sats(v: &Value) -> u64 {
@@ -463,43 +479,6 @@ async fn following_waits_out_a_node_outage() {
 
 fn s_head(store: &dyn UtxoStore) -> Option<u64> {
     store.head(CHAIN).expect("head").map(|h| h.number)
-}
-
-/// Sends a raw transaction spending exactly `inputs` (wallet outputs) to `outputs`; its txid.
-async fn spend_exactly(node: &Litecoind, inputs: &[(String, u64)], outputs: Value) -> String {
-    let ins: Vec<Value> = inputs
-        .iter()
-        .map(|(txid, vout)| json!({"txid": txid, "vout": vout}))
-        .collect();
-    let raw = node
-        .rpc("createrawtransaction", json!([ins, outputs]))
-        .await
-        .expect("create");
-    let signed = node
-        .wallet_rpc("w", "signrawtransactionwithwallet", json!([raw]))
-        .await
-        .expect("sign");
-    assert_eq!(signed["complete"], true, "{signed}");
-    node.rpc("sendrawtransaction", json!([signed["hex"]]))
-        .await
-        .expect("send")
-        .as_str()
-        .expect("txid")
-        .to_owned()
-}
-
-/// The wallet's one confirmed output paying `address`.
-async fn output_of(node: &Litecoind, address: &str) -> (String, u64) {
-    let list = node
-        .wallet_rpc("w", "listunspent", json!([1, 9999, [address]]))
-        .await
-        .expect("listunspent");
-    let list = list.as_array().expect("list");
-    assert_eq!(list.len(), 1, "{address}: {list:?}");
-    (
-        list[0]["txid"].as_str().expect("txid").to_owned(),
-        list[0]["vout"].as_u64().expect("vout"),
-    )
 }
 
 /// Clusters from a real node: a consolidation of two addresses' outputs merges them; a
