@@ -9,7 +9,7 @@
 use holdfast_testkit::Litecoind;
 use serde_json::{Value, json};
 
-use crate::bitcoin_trace::{output_of, spend_exactly};
+use crate::bitcoin_trace::{output_of, run, spend_exactly};
 use crate::{holdfast, stderr, stdout};
 
 /// `holdfast serve` on a free port, killed on drop.
@@ -67,16 +67,6 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// `holdfast` with `--store URL` first when given.
-fn run(data: &std::path::Path, store: Option<&str>, args: &[&str]) -> std::process::Output {
-    let mut all: Vec<&str> = Vec::new();
-    if let Some(url) = store {
-        all.extend(["--store", url]);
-    }
-    all.extend(args);
-    holdfast(data, &all)
 }
 
 fn screen(data: &std::path::Path, store: Option<&str>, address: &str) -> Value {

@@ -29,7 +29,12 @@ pub(crate) async fn output_of(node: &Litecoind, address: &str) -> (String, u64) 
     node.output_of("w", address).await.expect("the one output")
 }
 
-fn run(data: &std::path::Path, store: Option<&str>, args: &[&str]) -> std::process::Output {
+/// `holdfast` with `--store URL` first when given.
+pub(crate) fn run(
+    data: &std::path::Path,
+    store: Option<&str>,
+    args: &[&str],
+) -> std::process::Output {
     let mut all: Vec<&str> = Vec::new();
     if let Some(url) = store {
         all.extend(["--store", url]);
