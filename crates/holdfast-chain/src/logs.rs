@@ -18,6 +18,7 @@ pub const MAX_CALLS: usize = 1_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RangeLog {
     pub block_number: u64,
+    pub tx_hash: B256,
     pub address: Address,
     pub topics: Vec<B256>,
     pub data: Bytes,
@@ -32,11 +33,26 @@ impl ChainSource {
         to: u64,
         topics0: &[B256],
     ) -> Result<Vec<RangeLog>, ChainError> {
-        let filter = json!([{
+        self.logs_of(&[], from, to, topics0).await
+    }
+
+    /// [`Self::logs`] emitted by one of `addresses` (all of them when empty).
+    pub async fn logs_of(
+        &self,
+        addresses: &[Address],
+        from: u64,
+        to: u64,
+        topics0: &[B256],
+    ) -> Result<Vec<RangeLog>, ChainError> {
+        let mut filter = json!({
             "fromBlock": format!("{from:#x}"),
             "toBlock": format!("{to:#x}"),
             "topics": [topics0],
-        }]);
+        });
+        if !addresses.is_empty() {
+            filter["address"] = json!(addresses);
+        }
+        let filter = json!([filter]);
         let logs: Vec<Log> = self.call("eth_getLogs", filter, Some(from)).await?;
         if logs.len() > MAX_LOGS {
             return Err(ChainError::Malformed {
@@ -55,6 +71,11 @@ impl ChainSource {
                         method: "eth_getLogs",
                         block: Some(from),
                         reason: "a log has no blockNumber".into(),
+                    })?,
+                    tx_hash: l.transaction_hash.ok_or_else(|| ChainError::Malformed {
+                        method: "eth_getLogs",
+                        block: Some(from),
+                        reason: "a log has no transactionHash".into(),
                     })?,
                     address: l.address(),
                     topics: l.topics().to_vec(),

@@ -251,6 +251,7 @@ pub fn run(
                 bar.finish_and_clear();
                 let x = crate::crosschain_trace::follow(
                     data_dir,
+                    store.as_ref(),
                     store_args,
                     rpc,
                     t,

@@ -14,6 +14,11 @@
 //! with what is known and why they stop (an EVM destination, a chain the index does not
 //! hold, no payout yet, a memo that does not leave THORChain or does not parse).
 //!
+//! A swap THORChain could not make (a bad memo, a price limit, a halted chain) is refunded on
+//! the source chain: the router's `TransferOut` with `REFUND:<inbound tx>`, found by the caller
+//! among the router's events after the deposit ([`ExitReceipt::refunds`]). Such a crossing is
+//! `refunded`, naming the refund's transaction and recipient — where the taint went instead.
+//!
 //! The result's freeze targets on the far side carry the whole evidence path: the EVM hops
 //! from the seed into the bridge, the crossing (inbound transaction, memo, payout), and the
 //! UTXO outputs from the payout to the service.
@@ -21,7 +26,7 @@
 use std::collections::BTreeMap;
 
 use alloy_primitives::{Address, B256, Log, U256};
-use holdfast_bridge::thorchain::{Memo, RouterEvent};
+use holdfast_bridge::thorchain::{Memo, RouterEvent, TransferOut};
 use holdfast_primitives::Asset;
 use holdfast_store::utxo::show_txid;
 
@@ -38,9 +43,58 @@ use crate::utxo::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExitReceipt {
     pub block_number: u64,
+    /// The block the node has the transaction in.
+    pub block_hash: B256,
+    /// The hash the store holds for block `block_number` (`None`: not checked). A different
+    /// one means the node and the store are on different forks: the trace's evidence is not
+    /// the node's chain, and the crossing is not followed.
+    pub stored_block_hash: Option<B256>,
     /// `status` 1 (or a receipt from before status existed).
     pub success: bool,
     pub logs: Vec<Log>,
+    /// The router events after the transaction whose memo is `REFUND:<this tx>` (the caller
+    /// searches the bridge's events; empty when it did not or found none).
+    pub refunds: Vec<RefundEvent>,
+}
+
+pub use holdfast_bridge::thorchain::TRANSFER_OUT_TOPIC;
+
+/// The refund `log` is, if it is one: a router `TransferOut` (by its signature; the caller
+/// asks only the bridge's own events) whose memo is `REFUND:<inbound>`, an EVM transaction.
+pub fn refund_of(log: &Log) -> Option<(B256, TransferOut)> {
+    let Some(Ok(RouterEvent::TransferOut(event))) = RouterEvent::decode(log) else {
+        return None;
+    };
+    match Memo::parse(&event.memo) {
+        Ok(Memo::Refund { inbound }) => Some((inbound.hash()?, event)),
+        _ => None,
+    }
+}
+
+/// A router's `TransferOut` event, with where it was emitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundEvent {
+    pub tx_hash: B256,
+    pub block: u64,
+    pub event: TransferOut,
+}
+
+/// A refund of a crossing on its source chain: THORChain's router paid `amount` of `token`
+/// (`None`: the native coin) to `to`, with the memo `REFUND:<inbound tx>`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EvmRefund {
+    pub tx_hash: B256,
+    pub block: u64,
+    pub vault: Address,
+    pub to: Address,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<Address>,
+    #[serde(serialize_with = "decimal")]
+    pub amount: U256,
+    /// Paid by the vault the deposit went to. Anyone may call the router's `transferOut`
+    /// with any memo, so a refund from another address may be a decoy (or THORChain rotated
+    /// its vaults in between): it is listed, and marked.
+    pub from_deposit_vault: bool,
 }
 
 /// Where the receipts of exit transactions come from (a node; a map in tests).
@@ -107,6 +161,9 @@ pub enum CrossingOutcome {
     /// The node does not know the transaction, or has it in another block than the store
     /// (a reorg since ingestion: ingest again).
     NotOnTheNode { detail: String },
+    /// No payout followed, and the router refunded the inbound on the source chain
+    /// ([`Crossing::refunds`]): the refund's recipient is where the taint went.
+    Refunded { refunds: usize },
 }
 
 /// One payout found for a crossing.
@@ -145,6 +202,9 @@ pub struct Crossing {
     pub destination: Option<Destination>,
     pub outcome: CrossingOutcome,
     pub payouts: Vec<PayoutFound>,
+    /// Refunds naming this inbound on the source chain (a decoy among them is marked).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refunds: Vec<EvmRefund>,
 }
 
 fn decimal<S: serde::Serializer>(v: &U256, s: S) -> Result<S::Ok, S::Error> {
@@ -206,13 +266,20 @@ fn share_ppb(tainted: U256, amount: U256) -> Option<u64> {
 /// The deposit events of `receipt` emitted by `router` that match the transfer `hop` (same
 /// asset and amount); when none matches exactly, every deposit event of the router in the
 /// transaction (several: each is followed).
-fn deposits_for(hop: &Hop, router: Address, receipt: &ExitReceipt) -> Vec<(String, U256)> {
-    let all: Vec<(Option<Address>, U256, String)> = receipt
+fn deposits_for(hop: &Hop, router: Address, receipt: &ExitReceipt) -> Vec<Deposited> {
+    let all: Vec<(Option<Address>, Deposited)> = receipt
         .logs
         .iter()
         .filter(|l| l.address == router)
         .filter_map(|l| match RouterEvent::decode(l) {
-            Some(Ok(RouterEvent::Deposit(d))) => Some((d.asset, d.amount, d.memo)),
+            Some(Ok(RouterEvent::Deposit(d))) => Some((
+                d.asset,
+                Deposited {
+                    memo: d.memo,
+                    amount: d.amount,
+                    vault: d.vault,
+                },
+            )),
             _ => None,
         })
         .collect();
@@ -221,16 +288,49 @@ fn deposits_for(hop: &Hop, router: Address, receipt: &ExitReceipt) -> Vec<(Strin
         Asset::Erc20 { token } => Some(Some(token)),
         _ => None,
     };
-    let exact: Vec<_> = all
+    let exact: Vec<Deposited> = all
         .iter()
-        .filter(|(a, amount, _)| Some(*a) == asset && *amount == hop.amount)
-        .map(|(_, amount, memo)| (memo.clone(), *amount))
+        .filter(|(a, d)| Some(*a) == asset && d.amount == hop.amount)
+        .map(|(_, d)| d.clone())
         .collect();
     if !exact.is_empty() {
         return exact;
     }
-    all.into_iter()
-        .map(|(_, amount, memo)| (memo, amount))
+    all.into_iter().map(|(_, d)| d).collect()
+}
+
+/// A router `Deposit` event of an exit's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Deposited {
+    memo: String,
+    amount: U256,
+    vault: Address,
+}
+
+/// The refunds among `receipt.refunds` that THORChain's router `router` paid for the inbound
+/// `inbound` (the memo is checked again here: `REFUND:<inbound>`, emitted by the router).
+fn refunds_of(
+    receipt: &ExitReceipt,
+    router: Address,
+    inbound: B256,
+    vault: Address,
+) -> Vec<EvmRefund> {
+    receipt
+        .refunds
+        .iter()
+        .filter(|r| r.event.router == router)
+        .filter(|r| {
+            matches!(Memo::parse(&r.event.memo), Ok(Memo::Refund { inbound: id }) if id.hash() == Some(inbound))
+        })
+        .map(|r| EvmRefund {
+            tx_hash: r.tx_hash,
+            block: r.block,
+            vault: r.event.vault,
+            to: r.event.to,
+            token: r.event.asset,
+            amount: r.event.amount,
+            from_deposit_vault: r.event.vault == vault,
+        })
         .collect()
 }
 
@@ -350,10 +450,10 @@ fn cross<S: UtxoSource + ?Sized>(
         destination: None,
         outcome,
         payouts: Vec::new(),
+        refunds: Vec::new(),
     };
     let receipt = match receipts.receipt(hop.tx_hash)? {
-        Some(r) if r.block_number == hop.block => r,
-        Some(r) => {
+        Some(r) if r.block_number != hop.block => {
             return Ok(vec![base(CrossingOutcome::NotOnTheNode {
                 detail: format!(
                     "the node has tx {} in block {}, the store in block {}: a reorg since ingestion (ingest again)",
@@ -361,6 +461,18 @@ fn cross<S: UtxoSource + ?Sized>(
                 ),
             })]);
         }
+        Some(r) if r.stored_block_hash.is_some_and(|h| h != r.block_hash) => {
+            return Ok(vec![base(CrossingOutcome::NotOnTheNode {
+                detail: format!(
+                    "the node has tx {} in block {} with hash {}, the store holds that block with hash {}: the node and the store are on different forks (ingest again from a node on the store's chain, or check the node)",
+                    hop.tx_hash,
+                    r.block_number,
+                    r.block_hash,
+                    r.stored_block_hash.unwrap_or_default()
+                ),
+            })]);
+        }
+        Some(r) => r,
         None => {
             return Ok(vec![base(CrossingOutcome::NotOnTheNode {
                 detail: format!("the node does not know tx {}", hop.tx_hash),
@@ -375,16 +487,18 @@ fn cross<S: UtxoSource + ?Sized>(
         return Ok(vec![base(CrossingOutcome::NoDepositEvent)]);
     }
     let mut out = Vec::new();
-    for (memo, _) in deposits {
+    for deposit in deposits {
+        let memo = deposit.memo;
         let mut c = base(CrossingOutcome::NoDepositEvent);
         c.memo = Some(memo.clone());
+        c.refunds = refunds_of(&receipt, exit.deposit, hop.tx_hash, deposit.vault);
         let parsed = match Memo::parse(&memo) {
             Ok(m) => m,
             Err(e) => {
                 c.outcome = CrossingOutcome::BadMemo {
                     error: format!("tx {}: memo {e}", hop.tx_hash),
                 };
-                out.push(c);
+                out.push(refunded(c));
                 continue;
             }
         };
@@ -392,7 +506,7 @@ fn cross<S: UtxoSource + ?Sized>(
             c.outcome = CrossingOutcome::NotAnExit {
                 function: memo.split(':').next().unwrap_or_default().to_owned(),
             };
-            out.push(c);
+            out.push(refunded(c));
             continue;
         };
         c.destination = Some(Destination {
@@ -407,14 +521,14 @@ fn cross<S: UtxoSource + ?Sized>(
             c.outcome = CrossingOutcome::ChainNotIndexed {
                 chain: asset.chain.clone(),
             };
-            out.push(c);
+            out.push(refunded(c));
             continue;
         };
         let payouts = match thorchain_payouts(chain.src, chain.chain_id, hop.tx_hash, address, 0) {
             Ok(p) => p,
             Err(TraceError::TooLarge { limit, .. }) => {
                 c.outcome = CrossingOutcome::DestinationTooBusy { limit };
-                out.push(c);
+                out.push(refunded(c));
                 continue;
             }
             Err(e) => return Err(e),
@@ -440,9 +554,20 @@ fn cross<S: UtxoSource + ?Sized>(
                 payouts: c.payouts.len(),
             }
         };
-        out.push(c);
+        out.push(refunded(c));
     }
     Ok(out)
+}
+
+/// A crossing with refunds and no payout followed is `refunded` (a bad memo, a failed swap:
+/// THORChain sent the funds back on the source chain).
+fn refunded(mut c: Crossing) -> Crossing {
+    if !c.refunds.is_empty() && !matches!(c.outcome, CrossingOutcome::Followed { .. }) {
+        c.outcome = CrossingOutcome::Refunded {
+            refunds: c.refunds.len(),
+        };
+    }
+    c
 }
 
 #[cfg(test)]
@@ -485,6 +610,9 @@ mod tests {
         let lookalike = Address::repeat_byte(0xbb);
         let receipt = ExitReceipt {
             block_number: 7,
+            block_hash: B256::repeat_byte(7),
+            stored_block_hash: None,
+            refunds: vec![],
             success: true,
             logs: vec![
                 // The thief's contract emits a Deposit naming his decoy destination first.
@@ -492,8 +620,14 @@ mod tests {
                 deposit_log(router, 4, "=:l:ltc1qreal"),
             ],
         };
+        let memos = |r: &ExitReceipt, h: &Hop| -> Vec<(String, U256)> {
+            deposits_for(h, router, r)
+                .into_iter()
+                .map(|d| (d.memo, d.amount))
+                .collect()
+        };
         assert_eq!(
-            deposits_for(&hop(router, 4), router, &receipt),
+            memos(&receipt, &hop(router, 4)),
             [("=:l:ltc1qreal".to_owned(), U256::from(4u64))]
         );
         // A transaction with the look-alike event only: no deposit event from the bridge.
@@ -509,19 +643,161 @@ mod tests {
         let router = Address::repeat_byte(0xaa);
         let receipt = ExitReceipt {
             block_number: 7,
+            block_hash: B256::repeat_byte(7),
+            stored_block_hash: None,
+            refunds: vec![],
             success: true,
             logs: vec![
                 deposit_log(router, 1, "=:l:ltc1qsmall"),
                 deposit_log(router, 4, "=:l:ltc1qbig"),
             ],
         };
+        let found = deposits_for(&hop(router, 4), router, &receipt);
         assert_eq!(
-            deposits_for(&hop(router, 4), router, &receipt),
-            [("=:l:ltc1qbig".to_owned(), U256::from(4u64))]
+            (found[0].memo.as_str(), found[0].amount, found.len()),
+            ("=:l:ltc1qbig", U256::from(4u64), 1)
         );
         // No deposit of the transfer's amount (a fee-on-transfer token, an aggregator
         // splitting it): every deposit of the router in the transaction is followed.
         assert_eq!(deposits_for(&hop(router, 3), router, &receipt).len(), 2);
+    }
+
+    #[test]
+    fn a_receipt_from_another_fork_than_the_stores_is_not_followed() {
+        let router = Address::repeat_byte(0xaa);
+        let h = hop(router, 4);
+        let exit = FreezeTarget {
+            service: Service {
+                kind: crate::ServiceKind::Bridge,
+                category: holdfast_primitives::Category::Bridge,
+                name: "THORChain Router".into(),
+            },
+            deposit: router,
+            amounts: vec![],
+            first_tx: h.tx_hash,
+            first_block: h.block,
+            path: vec![h.clone()],
+            arrivals: vec![vec![h.clone()]],
+        };
+        let chains: [UtxoChain<'_, dyn UtxoSource>; 0] = [];
+        let node_hash = B256::repeat_byte(7);
+        for (stored, other_fork) in [
+            (Some(B256::repeat_byte(8)), true),
+            (Some(node_hash), false),
+            (None, false),
+        ] {
+            let receipts: BTreeMap<B256, ExitReceipt> = [(
+                h.tx_hash,
+                ExitReceipt {
+                    block_number: h.block,
+                    block_hash: node_hash,
+                    stored_block_hash: stored,
+                    refunds: vec![],
+                    success: true,
+                    logs: vec![deposit_log(router, 4, "=:l:ltc1qreal")],
+                },
+            )]
+            .into();
+            let c = cross(&exit, &h, &exit.path, &receipts, &chains).expect("cross");
+            match &c[0].outcome {
+                CrossingOutcome::NotOnTheNode { detail } => {
+                    assert!(other_fork, "{detail}");
+                    assert!(detail.contains("different forks"), "{detail}");
+                    assert!(detail.contains(&node_hash.to_string()), "{detail}");
+                }
+                other => assert!(!other_fork, "followed across forks: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_refund_by_the_router_naming_the_inbound_is_where_the_taint_went() {
+        let router = Address::repeat_byte(0xaa);
+        let vault = Address::repeat_byte(0x55); // the deposit_log's vault
+        let h = hop(router, 4);
+        let exit = FreezeTarget {
+            service: Service {
+                kind: crate::ServiceKind::Bridge,
+                category: holdfast_primitives::Category::Bridge,
+                name: "THORChain Router".into(),
+            },
+            deposit: router,
+            amounts: vec![],
+            first_tx: h.tx_hash,
+            first_block: h.block,
+            path: vec![h.clone()],
+            arrivals: vec![vec![h.clone()]],
+        };
+        let inbound_id = alloy_primitives::hex::encode_upper(h.tx_hash);
+        let refund = |n: u8, emitter: Address, from: Address, memo: String| RefundEvent {
+            tx_hash: B256::repeat_byte(n),
+            block: 9,
+            event: TransferOut {
+                router: emitter,
+                vault: from,
+                to: Address::repeat_byte(3),
+                asset: None,
+                amount: U256::from(3u64),
+                memo,
+            },
+        };
+        let receipt = |refunds: Vec<RefundEvent>| ExitReceipt {
+            block_number: h.block,
+            block_hash: B256::repeat_byte(7),
+            stored_block_hash: None,
+            refunds,
+            success: true,
+            // A swap to a chain no index holds: `chain-not-indexed` without a refund.
+            logs: vec![deposit_log(router, 4, "=:BNB.BNB:bnb1destination")],
+        };
+        let chains: [UtxoChain<'_, dyn UtxoSource>; 0] = [];
+        let outcome = |refunds: Vec<RefundEvent>| {
+            let receipts: BTreeMap<B256, ExitReceipt> = [(h.tx_hash, receipt(refunds))].into();
+            let mut c = cross(&exit, &h, &exit.path, &receipts, &chains).expect("cross");
+            assert_eq!(c.len(), 1);
+            c.remove(0)
+        };
+        assert_eq!(
+            outcome(vec![]).outcome,
+            CrossingOutcome::ChainNotIndexed {
+                chain: "BNB".into()
+            }
+        );
+        let c = outcome(vec![
+            // THORChain's refund, from the deposit's vault.
+            refund(0x21, router, vault, format!("REFUND:{inbound_id}")),
+            // Anyone may call transferOut: a "refund" from the thief's own address.
+            refund(
+                0x22,
+                router,
+                Address::repeat_byte(0x66),
+                format!("REFUND:{inbound_id}"),
+            ),
+            // Not this inbound; an outbound, not a refund; another contract's event.
+            refund(0x23, router, vault, format!("REFUND:{}", "AB".repeat(32))),
+            refund(0x24, router, vault, format!("OUT:{inbound_id}")),
+            refund(
+                0x25,
+                Address::repeat_byte(0xbb),
+                vault,
+                format!("REFUND:{inbound_id}"),
+            ),
+        ]);
+        assert_eq!(c.outcome, CrossingOutcome::Refunded { refunds: 2 });
+        let listed: Vec<(B256, bool)> = c
+            .refunds
+            .iter()
+            .map(|r| (r.tx_hash, r.from_deposit_vault))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (B256::repeat_byte(0x21), true),
+                (B256::repeat_byte(0x22), false)
+            ]
+        );
+        assert_eq!(c.refunds[0].to, Address::repeat_byte(3));
+        assert_eq!(c.refunds[0].amount, U256::from(3u64));
     }
 
     #[test]

@@ -17,4 +17,4 @@ pub use link::{
     Candidate, CandidateOutput, Payout, canonical_address, find_payouts, op_return_data,
 };
 pub use memo::{Memo, MemoError, MemoKind, Swap, TxId};
-pub use router::{Deposit, RouterEvent, TransferOut};
+pub use router::{Deposit, RouterEvent, TRANSFER_OUT_TOPIC, TransferOut};

@@ -19,6 +19,10 @@ mod abi {
     }
 }
 
+/// The first topic of the router's `TransferOut` event (its payouts and refunds on an EVM
+/// chain), for searching a router's events by range.
+pub const TRANSFER_OUT_TOPIC: alloy_primitives::B256 = abi::TransferOut::SIGNATURE_HASH;
+
 /// An inbound: `amount` of `asset` (`None`: the chain's native coin) sent to THORChain's
 /// vault `vault` through the router at `router`, with `memo`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -6,7 +6,9 @@
 //! The thief (dev account 3) receives 10 ETH stolen from the victim and 10 ETH of his own,
 //! then deposits 4 ETH into the router with the memo `=:l:<rltc1 address>` (swap to LTC.LTC):
 //! under haircut half of it is tainted. He also deposits 2 ETH to a Bitcoin address (a chain
-//! the index does not hold) and 1 ETH with a memo whose price limit does not parse. On litecoind he plants
+//! the index does not hold), which THORChain refunds through the router (1.98 ETH back to him,
+//! `REFUND:<deposit>`; a second "refund" of 0.01 ETH with the same memo comes from his other
+//! account calling the router's `transferOut`: a decoy), and 1 ETH with a memo whose price limit does not parse. On litecoind he plants
 //! a decoy (0.1 LTC to the destination with the same `OUT:<deposit>` memo) before THORChain's
 //! payout of 1 LTC; then spends the payout to an exchange deposit (0.999 LTC, fee 0.001).
 //!
@@ -27,6 +29,7 @@ alloy::sol! {
     function mint(address to, uint256 amount);
     function transfer(address to, uint256 amount);
     function approve(address spender, uint256 amount);
+    function transferOut(address to, address asset, uint amount, string memo);
 }
 
 fn eth(n: u64) -> U256 {
@@ -88,6 +91,24 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
     let to_ltc = deposit(4, format!("=:l:{dest}")).await;
     let to_btc = deposit(2, "=:b:bc1q3a2le4lazts64u8mqte5vuxvug25z5w6rhs95g".into()).await;
     let garbled = deposit(1, format!("=:l:{dest}:lots")).await;
+    // THORChain refunds the BTC swap from its vault; the thief's other account plants a decoy.
+    let refund = |from: Address, wei: U256| {
+        let node = &node;
+        async move {
+            let call = transferOutCall {
+                to: thief,
+                asset: Address::ZERO,
+                amount: U256::ZERO,
+                memo: format!("REFUND:{}", hex::encode_upper(to_btc)),
+            };
+            node.send(from, Some(router), wei, call.abi_encode().into(), None)
+                .await
+                .expect("transferOut")
+                .0
+        }
+    };
+    let btc_refund = refund(vault, eth(198) / U256::from(100u64)).await;
+    let decoy_refund = refund(own, eth(1) / U256::from(100u64)).await;
 
     // A stolen ERC-20 too: the router keeps tokens (transferFrom thief → router) and emits
     // the Deposit with the token's address; 600 of the 1,000 stolen go to LTC at `dest2`.
@@ -298,10 +319,21 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
         token_crossing["path"][0]["tx_hash"], token_theft_hex,
         "the token's evidence starts at its theft"
     );
+    // The BTC swap was refunded on Ethereum: the recipient is the lead; the decoy is marked.
     assert_eq!(
         of(to_btc)["outcome"],
-        json!({"kind": "chain-not-indexed", "chain": "BTC"})
+        json!({"kind": "refunded", "refunds": 2}),
+        "{}",
+        of(to_btc)
     );
+    let refunds = of(to_btc)["refunds"].as_array().expect("refunds");
+    assert_eq!(refunds[0]["tx_hash"], btc_refund.to_string());
+    assert_eq!(refunds[0]["to"], thief.to_string().to_lowercase());
+    assert_eq!(refunds[0]["amount"], "1980000000000000000");
+    assert_eq!(refunds[0]["from_deposit_vault"], true);
+    assert_eq!(refunds[1]["tx_hash"], decoy_refund.to_string());
+    assert_eq!(refunds[1]["vault"], own.to_string().to_lowercase());
+    assert_eq!(refunds[1]["from_deposit_vault"], false);
     assert_eq!(
         of(to_btc)["destination"]["address"],
         "bc1q3a2le4lazts64u8mqte5vuxvug25z5w6rhs95g"
@@ -358,7 +390,15 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
         text.contains("2 payouts name this inbound (a decoy is among them): all followed"),
         "{text}"
     );
-    assert!(text.contains("BTC is not in the UTXO index"), "{text}");
+    assert!(
+        text.contains("2 refunds name this inbound")
+            && text.contains(&format!(
+                "refund tx {btc_refund} block {}: 1980000000000000000 to {thief}, from the vault the deposit went to",
+                refunds[0]["block"]
+            ))
+            && text.contains("this one may be a decoy"),
+        "{text}"
+    );
     assert!(
         text.contains("freeze target across chains: Exchange LTC deposits")
             && text.contains("on litecoin-regtest: 0.49950000 LTC tainted; evidence:")

@@ -752,6 +752,9 @@ fn two_deposits_in_one_transaction_seed_their_payout_once(
         inbound,
         ExitReceipt {
             block_number: 9,
+            block_hash: B256::repeat_byte(9),
+            stored_block_hash: Some(B256::repeat_byte(9)),
+            refunds: vec![],
             success: true,
             logs: vec![
                 deposit(a.amount, "=:b:BC1QDEST"),
