@@ -330,6 +330,9 @@ impl Store for EmbeddedStore {
                 from_block,
                 to_block,
             } => {
+                // A scan's pages are full but for the last: sized once, not grown by doubling
+                // (each doubling copied the page so far; a replay reads pages back to back).
+                out.reserve_exact(limit.min(crate::MAX_LIMIT));
                 let start = from_block.to_be_bytes().to_vec();
                 let range = match to_block.checked_add(1) {
                     Some(end) => {
