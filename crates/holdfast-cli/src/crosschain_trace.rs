@@ -4,245 +4,34 @@
 //! bridges come from the node (the transfer store keeps no logs); everything else from the
 //! stores.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
 
-use alloy_primitives::{Address, B256};
-use anyhow::Context;
 use holdfast_bitcoin::{Network, address};
-use holdfast_chain::{ChainSource, SourceConfig};
 use holdfast_intel::{IntelIndex, ScreenOptions};
 use holdfast_store::Store;
 use holdfast_store::utxo::UtxoStore;
-use holdfast_trace::crosschain::{
-    CrossChainTrace, CrossingOutcome, ExitReceipt, RefundEvent, TRANSFER_OUT_TOPIC, UtxoChain,
-    follow_exits, refund_of,
-};
+use holdfast_trace::crosschain::{CrossChainTrace, CrossingOutcome, UtxoChain, follow_exits};
 use holdfast_trace::utxo::ClusteredIntel;
 use holdfast_trace::{Trace, TraceOptions};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::chain_cmd::StoreArgs;
+use crate::exit_reader::ExitReader;
 
 /// Whether an address is of one network.
 type AddressOk = Box<dyn Fn(&str) -> bool>;
 
-/// Receipts read at once.
-const RECEIPTS_IN_FLIGHT: usize = 8;
-
-/// Most exit transactions whose receipts one trace reads.
-const MAX_EXIT_TXS: usize = 10_000;
-
-/// The receipts of every transaction that moved taint into a bridge, each with the hash the
-/// store holds for its block (a node on another fork of the chain is then told apart).
-fn receipts(
-    rpc: &str,
-    store: &dyn Store,
-    t: &Trace,
-    quiet: bool,
-) -> anyhow::Result<BTreeMap<B256, ExitReceipt>> {
-    let txs: BTreeSet<B256> = t
-        .exits
-        .iter()
-        .flat_map(|e| {
-            e.arrivals
-                .iter()
-                .filter_map(|p| p.last().map(|h| h.tx_hash))
-        })
-        .collect();
-    if txs.len() > MAX_EXIT_TXS {
-        anyhow::bail!(
-            "--rpc: {} transactions into bridges, more than the {MAX_EXIT_TXS} one trace reads: narrow the trace (fewer hops, a later --from-block)",
-            txs.len()
-        );
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async move {
-        let mut config = SourceConfig::new(rpc.to_owned());
-        config.timeout = Duration::from_secs(30);
-        let source = ChainSource::connect(config).await?;
-        if source.chain_id() != t.chain_id {
-            anyhow::bail!(
-                "--rpc {}: the node serves chain {}, the trace is of chain {}",
-                source.endpoint(),
-                source.chain_id(),
-                t.chain_id
-            );
-        }
-        // RECEIPTS_IN_FLIGHT at a time (the source's rate limit applies), with progress.
-        let source = Arc::new(source);
-        let bar = if quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(txs.len() as u64)
-        };
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} receipts of exits into bridges {pos}/{len}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        let permits = Arc::new(tokio::sync::Semaphore::new(RECEIPTS_IN_FLIGHT));
-        let mut tasks = tokio::task::JoinSet::new();
-        for tx in txs {
-            let (source, permits) = (Arc::clone(&source), Arc::clone(&permits));
-            tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                (tx, source.receipt_logs(tx).await)
-            });
-        }
-        let mut out = BTreeMap::new();
-        while let Some(joined) = tasks.join_next().await {
-            let (tx, r) = joined.context("a receipt reader ended abnormally")?;
-            let r = r.with_context(|| {
-                format!("reading the receipt of tx {tx} (an exit into a bridge)")
-            })?;
-            bar.inc(1);
-            if let Some(r) = r {
-                let stored = store
-                    .block(t.chain_id, r.block_number)
-                    .with_context(|| format!("reading block {} from the store", r.block_number))?;
-                out.insert(
-                    tx,
-                    ExitReceipt {
-                        block_number: r.block_number,
-                        block_hash: r.block_hash,
-                        stored_block_hash: stored.map(|b| b.hash),
-                        success: r.success,
-                        logs: r.logs,
-                        refunds: Vec::new(),
-                    },
-                );
-            }
-        }
-        bar.finish_and_clear();
-        refunds(&source, t, &mut out, quiet).await?;
-        Ok(out)
-    })
-}
-
-/// Blocks after an exit searched for its refund (THORChain refunds within minutes; a week of
-/// Ethereum blocks).
-const REFUND_WINDOW: u64 = 50_000;
-/// Blocks per `eth_getLogs` (public nodes refuse long ranges).
-const LOG_CHUNK: u64 = 2_000;
-/// Most `eth_getLogs` calls one trace makes for refunds.
-const MAX_LOG_CALLS: usize = 5_000;
-
-/// Adds to `receipts` the refunds of their transactions: the router events (`TransferOut`
-/// with `REFUND:<tx>`) each bridge emitted from the exit's block to `REFUND_WINDOW` blocks
-/// after it (or the node's head), read in chunks of `LOG_CHUNK` blocks.
-async fn refunds(
-    source: &Arc<ChainSource>,
-    t: &Trace,
-    receipts: &mut BTreeMap<B256, ExitReceipt>,
-    quiet: bool,
-) -> anyhow::Result<()> {
-    let head = source.head_number().await?;
-    // Per bridge, the merged block ranges to search.
-    let mut ranges: Vec<(Address, u64, u64)> = Vec::new();
-    for exit in &t.exits {
-        let mut blocks: Vec<u64> = exit
-            .arrivals
-            .iter()
-            .filter_map(|p| p.last())
-            .filter_map(|h| receipts.get(&h.tx_hash).filter(|r| r.success))
-            .map(|r| r.block_number)
-            .collect();
-        blocks.sort_unstable();
-        for b in blocks {
-            let end = b.saturating_add(REFUND_WINDOW).min(head);
-            match ranges.last_mut() {
-                Some((router, _, to)) if *router == exit.deposit && b <= to.saturating_add(1) => {
-                    *to = (*to).max(end);
-                }
-                _ => ranges.push((exit.deposit, b, end)),
-            }
-        }
-    }
-    let chunks: Vec<(Address, u64, u64)> = ranges
-        .iter()
-        .flat_map(|&(router, from, to)| {
-            (from..=to)
-                .step_by(LOG_CHUNK as usize)
-                .map(move |s| (router, s, s.saturating_add(LOG_CHUNK - 1).min(to)))
-        })
-        .collect();
-    if chunks.len() > MAX_LOG_CALLS {
-        anyhow::bail!(
-            "--rpc: searching for refunds would take {} eth_getLogs calls of {LOG_CHUNK} blocks, more than {MAX_LOG_CALLS}: narrow the trace (fewer hops, a later --from-block)",
-            chunks.len()
-        );
-    }
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(chunks.len() as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} bridges' refunds, block ranges {pos}/{len}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    let permits = Arc::new(tokio::sync::Semaphore::new(RECEIPTS_IN_FLIGHT));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (router, from, to) in chunks {
-        let (source, permits) = (Arc::clone(source), Arc::clone(&permits));
-        tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let logs = source
-                .logs_of(&[router], from, to, &[TRANSFER_OUT_TOPIC])
-                .await;
-            (router, from, to, logs)
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        let (router, from, to, logs) = joined.context("a refund reader ended abnormally")?;
-        let logs = logs.with_context(|| {
-            format!("reading the events of bridge {router} in blocks {from}..={to} (refunds)")
-        })?;
-        bar.inc(1);
-        for l in logs {
-            let Some(log) = alloy_primitives::Log::new(l.address, l.topics, l.data) else {
-                continue;
-            };
-            // The router pays out many other swaps: only refunds of this trace's inbounds.
-            let Some((inbound, event)) = refund_of(&log) else {
-                continue;
-            };
-            let Some(r) = receipts.get_mut(&inbound) else {
-                continue;
-            };
-            r.refunds.push(RefundEvent {
-                tx_hash: l.tx_hash,
-                block: l.block_number,
-                event,
-            });
-        }
-    }
-    bar.finish_and_clear();
-    for r in receipts.values_mut() {
-        r.refunds.sort_by_key(|e| (e.block, e.tx_hash));
-    }
-    Ok(())
-}
-
 /// Follows the exits of `t` across to the UTXO index's chains.
-#[allow(clippy::too_many_arguments)]
 pub fn follow(
     data_dir: &holdfast_intel::DataDir,
-    evm_store: &dyn Store,
-    store: &StoreArgs,
-    rpc: &str,
+    (evm_store, store): (&dyn Store, &StoreArgs),
+    reader: &mut ExitReader,
     t: Trace,
     intel: &IntelIndex,
     utxo_options: &TraceOptions,
-    quiet: bool,
 ) -> anyhow::Result<CrossChainTrace> {
-    let receipts = receipts(rpc, evm_store, &t, quiet)?;
+    let receipts = reader.read(evm_store, &t)?;
     // The UTXO index: only if there is one (an embedded index is not created here).
     let embedded = data_dir.root().join("store/utxo");
     let index: Option<Arc<dyn UtxoStore>> = match store.store.as_deref() {
@@ -431,4 +220,66 @@ pub fn text(x: &CrossChainTrace, out: &mut dyn Write) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// With `--follow`: a line for each thing across the bridges this round found that no
+/// earlier round did (`seen` keeps them): a payout followed, a refund, a freeze target.
+pub fn new_lines(x: &CrossChainTrace, seen: &mut BTreeSet<String>) -> anyhow::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for c in &x.crossings {
+        let to = c
+            .destination
+            .as_ref()
+            .map(|d| format!(" to {} {}", d.asset, d.address))
+            .unwrap_or_default();
+        for p in &c.payouts {
+            if seen.insert(format!("payout {} {}", c.tx_hash, p.txid)) {
+                lines.push(format!(
+                    "holdfast: taint crossed {} in tx {}{to}: paid out by {} ({} arrived, {} of it tainted)",
+                    c.bridge.name, c.tx_hash, p.txid, p.amount, p.tainted
+                ));
+            }
+        }
+        for r in &c.refunds {
+            if seen.insert(format!("refund {} {}", c.tx_hash, r.tx_hash)) {
+                lines.push(format!(
+                    "holdfast: {} refunded tx {} on this chain: {} to {} in tx {}{}",
+                    c.bridge.name,
+                    c.tx_hash,
+                    r.amount,
+                    r.to,
+                    r.tx_hash,
+                    if r.from_deposit_vault {
+                        ""
+                    } else {
+                        " (not from the deposit's vault: may be a decoy)"
+                    }
+                ));
+            }
+        }
+    }
+    for t in &x.targets {
+        if !seen.insert(format!("target {} {}", t.network, t.at)) {
+            continue;
+        }
+        let network: Network = t
+            .network
+            .parse()
+            .map_err(|e| anyhow::anyhow!("network {}: {e}", t.network))?;
+        let service = t
+            .service
+            .as_ref()
+            .map(|s| format!("{} ({})", s.name, s.category))
+            .unwrap_or_default();
+        lines.push(format!(
+            "holdfast: taint reached {service} deposit {} on {} at {}: {} tainted (across THORChain: inbound {}, payout {})",
+            t.address.as_deref().unwrap_or(""),
+            t.network,
+            t.at,
+            crate::bitcoin_trace::coins(t.tainted, network),
+            t.inbound,
+            t.payout
+        ));
+    }
+    Ok(lines)
 }

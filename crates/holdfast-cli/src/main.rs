@@ -14,6 +14,7 @@ mod cli;
 mod crosschain_trace;
 mod demo_cmd;
 mod demo_watch;
+mod exit_reader;
 mod gate_cmd;
 mod guard_cmd;
 mod intel_cmd;

@@ -99,7 +99,8 @@ pub struct TraceArgs {
     #[arg(long)]
     pub label: bool,
     /// Keep tracing as new blocks are stored (by `holdfast ingest --follow` against the same
-    /// --store), printing a line the moment taint reaches a new service. Ctrl-C stops.
+    /// --store), printing a line the moment taint reaches a new service (with --rpc, also
+    /// each payout, refund and service reached across bridges). Ctrl-C stops.
     #[arg(long)]
     pub follow: bool,
     /// With --follow: seconds between looks at the store.
@@ -180,17 +181,10 @@ pub fn run(
     } else {
         args.format
     };
-    if args.rpc.is_some() {
-        if args.follow {
-            anyhow::bail!(
-                "--rpc with --follow: following across bridges is not available yet; trace again when more blocks are stored"
-            );
-        }
-        if !matches!(format, FormatArg::Text | FormatArg::Json) {
-            anyhow::bail!(
-                "--format {format:?} with --rpc: a trace across chains is written as text or json"
-            );
-        }
+    if args.rpc.is_some() && !args.follow && !matches!(format, FormatArg::Text | FormatArg::Json) {
+        anyhow::bail!(
+            "--format {format:?} with --rpc: a trace across chains is written as text or json"
+        );
     }
     let bar = if quiet || args.follow {
         ProgressBar::hidden()
@@ -203,6 +197,15 @@ pub fn run(
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     let mut seen: Vec<Address> = Vec::new();
+    // Following across bridges: one node connection for every round; what crossed is
+    // printed once.
+    let mut reader = match (&args.rpc, args.follow) {
+        (Some(rpc), true) => Some(crate::exit_reader::ExitReader::connect(
+            rpc, chain_id, true,
+        )?),
+        _ => None,
+    };
+    let mut crossed: std::collections::BTreeSet<String> = Default::default();
     loop {
         let t = match trace_once(store.as_ref(), chain_id, &seeds, &options, &intel, &bar) {
             Ok(t) => t,
@@ -236,8 +239,30 @@ pub fn run(
                     let _ = std::io::stdout().flush();
                 }
             }
-            if args.label {
-                data_dir.add_imported(&t.tainted_labels())?;
+            let mut labels = args.label.then(|| t.tainted_labels());
+            if let Some(reader) = reader.as_mut() {
+                let mut utxo_options = options.clone();
+                utxo_options.max_addresses = args.max_outputs;
+                let x = crate::crosschain_trace::follow(
+                    data_dir,
+                    (store.as_ref(), store_args),
+                    reader,
+                    t,
+                    &intel,
+                    &utxo_options,
+                )?;
+                for line in crate::crosschain_trace::new_lines(&x, &mut crossed)? {
+                    println!("{line}");
+                }
+                let _ = std::io::stdout().flush();
+                if let Some(l) = labels.as_mut() {
+                    for c in &x.continued {
+                        l.extend(c.tainted_labels());
+                    }
+                }
+            }
+            if let Some(l) = labels {
+                data_dir.add_imported(&l)?;
             }
             std::thread::sleep(Duration::from_secs(args.interval.max(1)));
             continue;
@@ -249,15 +274,14 @@ pub fn run(
                 let mut utxo_options = options.clone();
                 utxo_options.max_addresses = args.max_outputs;
                 bar.finish_and_clear();
+                let mut reader = crate::exit_reader::ExitReader::connect(rpc, chain_id, quiet)?;
                 let x = crate::crosschain_trace::follow(
                     data_dir,
-                    store.as_ref(),
-                    store_args,
-                    rpc,
+                    (store.as_ref(), store_args),
+                    &mut reader,
                     t,
                     &intel,
                     &utxo_options,
-                    quiet,
                 )?;
                 // The launderers' addresses on the far side are labelled too.
                 if let Some(l) = labels.as_mut() {

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use alloy_primitives::{Address, B256, U256};
 use holdfast_primitives::{Asset, BlockRef, Conversion, Transfer};
-use postgres::{Client, NoTls, Row};
+use postgres::{Client, Row};
 
 use crate::codec::{self, Reader};
 use crate::{
@@ -63,7 +63,9 @@ const STORED: &str = "t.block_number, t.tx_index, t.position, t.block_hash, t.ts
 
 /// A PostgreSQL-backed store (one connection, serialized).
 pub struct PgStore {
-    client: Mutex<Client>,
+    /// One connection (writes are serialized by its lock); a pool of one so that dropping the
+    /// store on an async runtime's thread does not panic (the pool closes it on a plain one).
+    client: crate::pg_pool::Pool,
     /// Test hook: panic while staging a write, after this many transfers.
     fail_after: AtomicUsize,
 }
@@ -82,10 +84,8 @@ impl PgStore {
     /// Connects (`postgres://user@host:port/db`; no TLS: run it on a trusted network or a
     /// local socket) and creates or checks the schema.
     pub fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let mut client = Client::connect(url, NoTls)?;
-        crate::pg_pool::migrate(&mut client, &SCHEMA)?;
         Ok(PgStore {
-            client: Mutex::new(client),
+            client: crate::pg_pool::Pool::connect(url, 1, &SCHEMA)?,
             fail_after: AtomicUsize::new(usize::MAX),
         })
     }
@@ -93,7 +93,7 @@ impl PgStore {
     fn client(&self) -> Result<MutexGuard<'_, Client>, StoreError> {
         // A panic mid-write dropped its transaction, which rolled back: the connection is
         // clean, so a poisoned lock is safe to take over.
-        Ok(self.client.lock().unwrap_or_else(PoisonError::into_inner))
+        Ok(self.client.client())
     }
 
     /// Test hook for the crash tests: the next write panics after staging `transfers`

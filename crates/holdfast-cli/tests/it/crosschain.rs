@@ -466,3 +466,220 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("text or json"), "{}", stderr(&out));
 }
+
+/// `trace --rpc --follow` against a store that ingestion keeps writing (PostgreSQL, shared by
+/// the processes): nothing has crossed when it starts; then THORChain pays the LTC swap out,
+/// the coins reach an exchange, and THORChain refunds the BTC swap on Ethereum. Once both
+/// chains are ingested again, the running trace prints the payout, the refund and the freeze
+/// target across chains, each once.
+#[tokio::test(flavor = "multi_thread")]
+async fn following_across_the_bridge_prints_the_payout_the_refund_and_the_exchange_once() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let ltc = Litecoind::spawn().await.expect("litecoind");
+    ltc.create_wallet("w").await.expect("wallet");
+    let miner = ltc.new_address("w", "bech32").await.expect("address");
+    let dest = ltc.new_address("w", "bech32").await.expect("address");
+    let exchange = ltc.new_address("w", "bech32").await.expect("address");
+    ltc.mine(101, &miner).await.expect("mine");
+    let node = Anvil::spawn().await.expect("anvil");
+    let router = deploy::holdfast(&node, dev_account(0), "THORChain_Router")
+        .await
+        .expect("router");
+    let (victim, thief, vault) = (dev_account(2), dev_account(3), dev_account(5));
+    let (theft, _) = node
+        .send(victim, Some(thief), eth(10), Default::default(), None)
+        .await
+        .expect("theft");
+    let deposit = |amount: u64, memo: String| {
+        let node = &node;
+        async move {
+            let call = depositWithExpiryCall {
+                vault,
+                asset: Address::ZERO,
+                amount: U256::ZERO,
+                memo,
+                expiration: U256::from(u64::MAX),
+            };
+            node.send(
+                thief,
+                Some(router),
+                eth(amount),
+                call.abi_encode().into(),
+                None,
+            )
+            .await
+            .expect("deposit")
+            .0
+        }
+    };
+    let to_ltc = deposit(4, format!("=:l:{dest}")).await;
+    let to_btc = deposit(2, "=:b:bc1q3a2le4lazts64u8mqte5vuxvug25z5w6rhs95g".into()).await;
+
+    let pg = holdfast_store::testing::TempPostgres::start(false).expect("PostgreSQL");
+    let data = tempfile::tempdir().expect("tempdir");
+    let store = ["--store", pg.url()];
+    let (user, password) = ltc.user_password().expect("user/password");
+    let ltc_url = ltc
+        .rpc_url()
+        .replace("http://", &format!("http://{user}:{password}@"));
+    let ingest_both = || {
+        ok(&holdfast(
+            data.path(),
+            &[
+                &store[..],
+                &["--quiet", "ingest", "--rpc", &node.http_url()],
+            ]
+            .concat(),
+        ));
+        ok(&holdfast(
+            data.path(),
+            &[
+                &store[..],
+                &["--quiet", "ingest", "--chain", "bitcoin", "--rpc", &ltc_url],
+            ]
+            .concat(),
+        ));
+    };
+    ingest_both();
+    for (list, address, category, name) in [
+        (
+            "routers.txt",
+            router.to_string(),
+            "bridge",
+            "THORChain Router",
+        ),
+        (
+            "exchange.txt",
+            exchange.clone(),
+            "exchange",
+            "Exchange LTC deposits",
+        ),
+    ] {
+        let file = data.path().join(list);
+        std::fs::write(&file, format!("{address}\n")).expect("write");
+        ok(&holdfast(
+            data.path(),
+            &[
+                "intel",
+                "import",
+                file.to_str().expect("utf8"),
+                "--category",
+                category,
+                "--name",
+                name,
+            ],
+        ));
+    }
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(store)
+        .args([
+            "trace",
+            "--seed",
+            &theft.to_string(),
+            "--rpc",
+            &node.http_url(),
+            "--follow",
+            "--interval",
+            "1",
+        ])
+        .env("HOLDFAST_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Rounds run; the router is reached (an EVM exit line) but nothing has crossed yet.
+    let mut lines: Vec<String> = Vec::new();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while let Ok(l) = rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
+        lines.push(l);
+    }
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains("crossed") && !l.contains("refunded")),
+        "nothing crossed yet: {lines:?}"
+    );
+
+    // THORChain's payout of the LTC swap, spent to the exchange; its refund of the BTC swap.
+    let out_memo = format!("OUT:{}", hex::encode_upper(to_ltc));
+    let (payout, vout) = ltc
+        .send_with_data("w", &dest, "1.0", out_memo.as_bytes())
+        .await
+        .expect("payout");
+    ltc.mine(1, &miner).await.expect("mine");
+    spend_exactly(
+        &ltc,
+        &[(payout.clone(), u64::from(vout))],
+        json!([{exchange.clone(): 0.999}]),
+    )
+    .await;
+    ltc.mine(1, &miner).await.expect("mine");
+    let refund = transferOutCall {
+        to: thief,
+        asset: Address::ZERO,
+        amount: U256::ZERO,
+        memo: format!("REFUND:{}", hex::encode_upper(to_btc)),
+    };
+    let (refund_tx, _) = node
+        .send(
+            vault,
+            Some(router),
+            eth(198) / U256::from(100u64),
+            refund.abi_encode().into(),
+            None,
+        )
+        .await
+        .expect("refund");
+    ingest_both();
+
+    let wanted = [
+        format!("taint crossed THORChain Router in tx {to_ltc}"),
+        format!("paid out by {payout}"),
+        format!(
+            "refunded tx {to_btc} on this chain: 1980000000000000000 to {thief} in tx {refund_tx}"
+        ),
+        format!(
+            "taint reached Exchange LTC deposits (exchange) deposit {exchange} on litecoin-regtest"
+        ),
+    ];
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !wanted
+        .iter()
+        .all(|w| lines.iter().any(|l| l.contains(w.as_str())))
+    {
+        match rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
+            Ok(l) => lines.push(l),
+            Err(_) => break,
+        }
+    }
+    // A few more rounds: nothing is printed twice.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while let Ok(l) = rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
+        lines.push(l);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    for w in &wanted {
+        assert_eq!(
+            lines.iter().filter(|l| l.contains(w.as_str())).count(),
+            1,
+            "once: {w}\n{lines:#?}"
+        );
+    }
+    let reached = lines
+        .iter()
+        .find(|l| l.contains("taint reached Exchange LTC deposits"))
+        .expect("target line");
+    assert!(reached.contains("0.99900000 LTC tainted"), "{reached}");
+}

@@ -1088,6 +1088,23 @@ fn postgres_store_survives_reconnect_and_migrates_once() {
     assert_eq!(versions, vec![1, 2], "each migration recorded once");
 }
 
+/// A PostgreSQL store whose last handle is dropped on an async runtime's thread (how
+/// `holdfast ingest --store postgres…` ended) closes its connection without panicking: the
+/// synchronous client blocks on a runtime of its own when closed.
+#[test]
+fn postgres_store_dropped_on_an_async_runtime_does_not_panic() {
+    let url = pg();
+    if url.is_empty() {
+        return;
+    }
+    let s = PgStore::connect(url).expect("connect");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move { drop(s) });
+}
+
 /// `address_entries` on PostgreSQL reads the address indexes alone (an index-only scan with
 /// no heap fetch once vacuumed), and a database at schema version 1, whose plain address
 /// indexes do not cover it, is migrated to the covering ones and answers the same.
