@@ -27,6 +27,9 @@ const REFUND_WINDOW: u64 = 50_000;
 const LOG_CHUNK: u64 = 2_000;
 /// Most `eth_getLogs` calls one round makes for refunds.
 const MAX_LOG_CALLS: usize = 5_000;
+/// Most refunds kept per inbound (anyone can emit more through the router's `transferOut`:
+/// the first in chain order are kept).
+const MAX_REFUNDS_PER_INBOUND: usize = 1_000;
 
 /// Reads exits' receipts and refunds from one node, remembering what it read.
 pub struct ExitReader {
@@ -128,10 +131,9 @@ impl ExitReader {
                 },
             );
         }
-        self.search_refunds(t, &out)?;
+        self.search_refunds(store, t, &out)?;
         for (tx, r) in &mut out {
             r.refunds = self.refunds.get(tx).cloned().unwrap_or_default();
-            r.refunds.sort_by_key(|e| (e.block, e.tx_hash));
         }
         Ok(out)
     }
@@ -185,14 +187,26 @@ impl ExitReader {
     }
 
     /// Searches each bridge's `TransferOut` events from each exit's block to `REFUND_WINDOW`
-    /// blocks after it (or the node's head), in chunks of `LOG_CHUNK` blocks, skipping what
-    /// was searched before, and keeps the refunds naming an exit of `t`.
+    /// blocks after it, in chunks of `LOG_CHUNK` blocks, skipping what was searched before,
+    /// and keeps the refunds naming an exit of `t`.
+    ///
+    /// The search stops at the store's head (and the node's): an exit a later round finds is
+    /// in a block the store did not hold yet, so past every block searched before — no
+    /// refund of it can have been passed over as naming no exit. (A reorg that brings a new
+    /// exit below the blocks searched is the exception: a trace without `--follow` finds its
+    /// refund.)
     fn search_refunds(
         &mut self,
+        store: &dyn Store,
         t: &Trace,
         receipts: &BTreeMap<B256, ExitReceipt>,
     ) -> anyhow::Result<()> {
-        let head = self.rt.block_on(self.source.head_number())?;
+        let node_head = self.rt.block_on(self.source.head_number())?;
+        let stored = store
+            .head(t.chain_id)
+            .context("reading the store's head")?
+            .map_or(0, |b| b.number);
+        let head = node_head.min(stored);
         let mut chunks: Vec<(Address, u64, u64)> = Vec::new();
         let mut wanted: BTreeMap<Address, Vec<(u64, u64)>> = BTreeMap::new();
         for exit in &t.exits {
@@ -272,16 +286,22 @@ impl ExitReader {
             let Some(log) = alloy_primitives::Log::new(l.address, l.topics, l.data) else {
                 continue;
             };
-            // The router pays out many other swaps: only refunds are kept (by the inbound
-            // they name; those of no exit of this trace are never looked up).
+            // The router pays out many other swaps: only refunds of this trace's exits.
             let Some((inbound, event)) = refund_of(&log) else {
                 continue;
             };
+            if !receipts.contains_key(&inbound) {
+                continue;
+            }
             self.refunds.entry(inbound).or_default().push(RefundEvent {
                 tx_hash: l.tx_hash,
                 block: l.block_number,
                 event,
             });
+        }
+        for list in self.refunds.values_mut() {
+            list.sort_by_key(|e| (e.block, e.tx_hash));
+            list.truncate(MAX_REFUNDS_PER_INBOUND);
         }
         Ok(())
     }
