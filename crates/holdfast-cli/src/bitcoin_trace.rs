@@ -219,9 +219,6 @@ pub fn run(
     store: &StoreArgs,
     args: &TraceArgs,
 ) -> anyhow::Result<ExitCode> {
-    if args.follow {
-        anyhow::bail!("--follow: not available for a Bitcoin-family trace yet (EVM traces only)");
-    }
     if args.chain_id.is_some() {
         anyhow::bail!(
             "--chain-id: a Bitcoin-family chain is named by its network (--network), not a chain id"
@@ -249,6 +246,16 @@ pub fn run(
         clusters: Some(&clusters),
         options: ScreenOptions::today(),
     };
+    if args.follow {
+        return follow(
+            data_dir,
+            args,
+            (&*index, source, network),
+            &classifier,
+            &seeds,
+            &options,
+        );
+    }
     let t = trace_utxo(
         &*index,
         &classifier,
@@ -279,6 +286,67 @@ pub fn run(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--follow`: the trace again every `--interval` seconds over what the index holds then
+/// (`holdfast ingest --chain bitcoin --follow` writing it beside, on a shared store), with a
+/// line the first time taint reaches each service, mixer or exit; with `--label`, the
+/// launderers' addresses labelled each round. Until the seed is in the index, it waits for it.
+fn follow(
+    data_dir: &holdfast_intel::DataDir,
+    args: &TraceArgs,
+    (index, source, network): (&dyn UtxoStore, Source, Network),
+    classifier: &ClusteredIntel<'_>,
+    seeds: &[UtxoSeedAt],
+    options: &holdfast_trace::TraceOptions,
+) -> anyhow::Result<ExitCode> {
+    let mut seen: std::collections::BTreeSet<(String, String)> = Default::default();
+    loop {
+        let t = match trace_utxo(
+            index,
+            classifier,
+            source.id(network),
+            network.name(),
+            seeds,
+            options,
+        ) {
+            Ok(t) => t,
+            // The theft may not be in the index yet.
+            Err(holdfast_trace::TraceError::UnknownSeed { .. }) => {
+                std::thread::sleep(std::time::Duration::from_secs(args.interval.max(1)));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for (kind, list) in [
+            ("taint reached", &t.targets),
+            ("taint reached a mixer:", &t.mixers),
+            ("taint left by", &t.exits),
+        ] {
+            for x in list {
+                if !seen.insert((kind.to_owned(), x.at.clone())) {
+                    continue;
+                }
+                let service = x
+                    .service
+                    .as_ref()
+                    .map(|s| format!("{} ({}) ", s.name, s.category))
+                    .unwrap_or_default();
+                println!(
+                    "holdfast: {kind} {service}{} at {} block {}: {} tainted",
+                    x.address.as_deref().unwrap_or("(no address)"),
+                    x.at,
+                    x.height,
+                    coins(x.tainted, network)
+                );
+            }
+        }
+        let _ = std::io::stdout().flush();
+        if args.label {
+            data_dir.add_imported(&t.tainted_labels())?;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(args.interval.max(1)));
+    }
 }
 
 fn emit(

@@ -436,3 +436,113 @@ async fn laundering(store: Option<&str>) {
     let v = trace(data.path(), store, &["--seed", &seed, "--policy", "poison"]);
     assert_eq!(mixed(&v), 49_000_000);
 }
+
+/// `trace --chain bitcoin --follow` against an index that ingestion keeps writing (PostgreSQL):
+/// started before the thief moves the coins, it prints nothing; once the spend to an exchange
+/// is mined and ingested, one line names the exchange, the output and the amount, and later
+/// rounds do not repeat it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_a_bitcoin_trace_prints_the_exchange_once_when_the_coins_arrive() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let pg = holdfast_store::testing::TempPostgres::start(false)
+        .expect("PostgreSQL (scripts/install-postgres)");
+    let store = Some(pg.url());
+    let node = Litecoind::spawn().await.expect("litecoind");
+    node.create_wallet("w").await.expect("wallet");
+    let miner = node.new_address("w", "bech32").await.expect("address");
+    node.mine(101, &miner).await.expect("mine");
+    let (t, ex) = (
+        node.new_address("w", "bech32").await.expect("address"),
+        node.new_address("w", "bech32").await.expect("address"),
+    );
+    node.wallet_rpc("w", "sendtoaddress", json!([t, 1.0]))
+        .await
+        .expect("send");
+    node.mine(1, &miner).await.expect("mine");
+    let theft = output_of(&node, &t).await;
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let list = data.path().join("exchange.txt");
+    std::fs::write(&list, format!("{ex}\n")).expect("write");
+    let out = run(
+        data.path(),
+        store,
+        &[
+            "intel",
+            "import",
+            list.to_str().expect("path"),
+            "--category",
+            "exchange",
+            "--name",
+            "Regtest Exchange",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (user, password) = node.user_password().expect("user/password");
+    let url = node
+        .rpc_url()
+        .replace("http://", &format!("http://{user}:{password}@"));
+    let ingest = || {
+        let out = run(
+            data.path(),
+            store,
+            &["ingest", "--chain", "bitcoin", "--rpc", &url, "--quiet"],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    ingest();
+
+    let seed = format!("{}:{}", theft.0, theft.1);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--store", pg.url()])
+        .args([
+            "trace",
+            "--chain",
+            "bitcoin",
+            "--seed",
+            &seed,
+            "--follow",
+            "--interval",
+            "1",
+        ])
+        .env("HOLDFAST_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let collect = |lines: &mut Vec<String>, secs: u64, until_found: Option<&str>| {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while until_found.is_none_or(|w| !lines.iter().any(|l| l.contains(w))) {
+            match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+                Ok(l) => lines.push(l),
+                Err(_) => break,
+            }
+        }
+    };
+    let mut lines = Vec::new();
+    collect(&mut lines, 3, None);
+    assert!(lines.is_empty(), "nothing reached yet: {lines:?}");
+
+    let spend = spend_exactly(&node, &[theft], json!([{ex.clone(): 0.999}])).await;
+    node.mine(1, &miner).await.expect("mine");
+    ingest();
+    let wanted = format!("taint reached Regtest Exchange (exchange) {ex} at {spend}:0");
+    collect(&mut lines, 60, Some(&wanted));
+    collect(&mut lines, 3, None);
+    let _ = child.kill();
+    let _ = child.wait();
+    let hits: Vec<&String> = lines.iter().filter(|l| l.contains(&wanted)).collect();
+    assert_eq!(hits.len(), 1, "once: {lines:#?}");
+    assert!(hits[0].ends_with("0.99900000 LTC tainted"), "{}", hits[0]);
+}
