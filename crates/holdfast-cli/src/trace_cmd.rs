@@ -243,22 +243,31 @@ pub fn run(
             if let Some(reader) = reader.as_mut() {
                 let mut utxo_options = options.clone();
                 utxo_options.max_addresses = args.max_outputs;
-                let x = crate::crosschain_trace::follow(
+                // A node or index that does not answer this round (an outage, a restart) is
+                // asked again next round; what the EVM side found is printed regardless.
+                match crate::crosschain_trace::follow(
                     data_dir,
                     (store.as_ref(), store_args),
                     reader,
                     t,
                     &intel,
                     &utxo_options,
-                )?;
-                for line in crate::crosschain_trace::new_lines(&x, &mut crossed)? {
-                    println!("{line}");
-                }
-                let _ = std::io::stdout().flush();
-                if let Some(l) = labels.as_mut() {
-                    for c in &x.continued {
-                        l.extend(c.tainted_labels());
+                ) {
+                    Ok(x) => {
+                        for line in crate::crosschain_trace::new_lines(&x, &mut crossed)? {
+                            println!("{line}");
+                        }
+                        let _ = std::io::stdout().flush();
+                        if let Some(l) = labels.as_mut() {
+                            for c in &x.continued {
+                                l.extend(c.tainted_labels());
+                            }
+                        }
                     }
+                    Err(e) => eprintln!(
+                        "holdfast: following across bridges failed this round (retrying in {} s): {e:#}",
+                        args.interval.max(1)
+                    ),
                 }
             }
             if let Some(l) = labels {
