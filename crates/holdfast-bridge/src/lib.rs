@@ -10,8 +10,13 @@
 //!   outbound on the destination chain carries `OUT:<inbound tx id>` (an OP_RETURN on
 //!   Bitcoin, the router's `TransferOut` memo on EVM chains), which links the two.
 //!
+//! - [`evm`]: other EVM bridges (Multichain, Celer cBridge, Across): the exit event names the
+//!   destination chain and recipient, which the trace records (it does not follow them: no
+//!   index holds those chains yet).
+//!
 //! Other bridges slot in as sibling modules with the same shape: an event or call decoder
 //! that yields a destination (chain, address, asset) and, where the bridge has one, the id
 //! that links the payout to the deposit.
 
+pub mod evm;
 pub mod thorchain;

@@ -128,6 +128,10 @@ pub fn text(x: &CrossChainTrace, out: &mut dyn Write) -> anyhow::Result<()> {
                 "no deposit event from the bridge in the transaction: destination unknown".to_owned()
             }
             CrossingOutcome::Reverted => "the transaction reverted: nothing crossed".to_owned(),
+            CrossingOutcome::OtherBridge { bridge, amount } => format!(
+                "{bridge} exit of {amount}: recorded, not followed (no index holds that chain: the recipient is the lead)"
+            ),
+            CrossingOutcome::BadExitEvent { error } => format!("unreadable exit event: {error}"),
             CrossingOutcome::DestinationTooBusy { limit } => format!(
                 "the destination has more than {limit} receipts in the index: not searched for the payout (the address is the lead)"
             ),

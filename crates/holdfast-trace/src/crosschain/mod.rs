@@ -161,6 +161,13 @@ pub enum CrossingOutcome {
     /// The node does not know the transaction, or has it in another block than the store
     /// (a reorg since ingestion: ingest again).
     NotOnTheNode { detail: String },
+    /// Another bridge's exit event (Multichain, Celer cBridge, Across; emitted by the bridge
+    /// address itself) names the destination chain and recipient ([`Crossing::destination`],
+    /// the chain as `eip155:<id>`): recorded, not followed — the recipient is the lead.
+    /// `amount` is what the event says left, in the token's smallest unit.
+    OtherBridge { bridge: String, amount: String },
+    /// A known bridge's exit event that does not decode (names the transaction and why).
+    BadExitEvent { error: String },
     /// No payout followed, and the router refunded the inbound on the source chain
     /// ([`Crossing::refunds`]): the refund's recipient is where the taint went.
     Refunded { refunds: usize },
@@ -484,6 +491,41 @@ fn cross<S: UtxoSource + ?Sized>(
     }
     let deposits = deposits_for(hop, exit.deposit, &receipt);
     if deposits.is_empty() {
+        // Another bridge: its exit event, emitted by the bridge itself, names where the funds
+        // went (recorded, not followed).
+        let exits: Vec<Crossing> = receipt
+            .logs
+            .iter()
+            .filter(|l| l.address == exit.deposit)
+            .filter_map(holdfast_bridge::evm::decode_exit)
+            .map(|x| {
+                let mut c = base(CrossingOutcome::NoDepositEvent);
+                match x {
+                    Ok(x) => {
+                        c.destination = Some(Destination {
+                            asset: x
+                                .token
+                                .map_or_else(|| "native".to_owned(), |t| t.to_string()),
+                            chain: format!("eip155:{}", x.chain_id),
+                            address: x.recipient,
+                        });
+                        c.outcome = CrossingOutcome::OtherBridge {
+                            bridge: x.bridge.name().to_owned(),
+                            amount: x.amount.to_string(),
+                        };
+                    }
+                    Err(e) => {
+                        c.outcome = CrossingOutcome::BadExitEvent {
+                            error: format!("tx {}: {e}", hop.tx_hash),
+                        };
+                    }
+                }
+                c
+            })
+            .collect();
+        if !exits.is_empty() {
+            return Ok(exits);
+        }
         return Ok(vec![base(CrossingOutcome::NoDepositEvent)]);
     }
     let mut out = Vec::new();

@@ -234,3 +234,89 @@ fn tainted_share_in_parts_per_billion() {
     assert_eq!(share_ppb(u(1u64), u(3u64)), Some(333_333_333));
     assert_eq!(share_ppb(u(0u64), u(0u64)), None);
 }
+
+/// A Multichain router's `LogAnySwapOut` (token, from, to indexed; amount, fromChainID,
+/// toChainID in data), ABI-encoded by hand, emitted by `emitter`.
+fn any_swap_out(emitter: Address, to: Address, amount: u64, to_chain: u64) -> Log {
+    let topic0 = keccak256("LogAnySwapOut(address,address,address,uint256,uint256,uint256)");
+    let topics = vec![
+        topic0,
+        B256::ZERO,
+        B256::left_padding_from(&[3; 20]),
+        B256::left_padding_from(to.as_slice()),
+    ];
+    let mut data = Vec::new();
+    for w in [amount, 1, to_chain] {
+        data.extend_from_slice(&U256::from(w).to_be_bytes::<32>());
+    }
+    Log::new(emitter, topics, Bytes::from(data)).expect("4 topics")
+}
+
+#[test]
+fn another_bridges_exit_event_names_the_destination_when_the_bridge_emitted_it() {
+    let router = Address::repeat_byte(0xaa);
+    let recipient = Address::repeat_byte(0x77);
+    let h = hop(router, 4);
+    let exit = FreezeTarget {
+        service: Service {
+            kind: crate::ServiceKind::Bridge,
+            category: holdfast_primitives::Category::Bridge,
+            name: "Multichain Router".into(),
+        },
+        deposit: router,
+        amounts: vec![],
+        first_tx: h.tx_hash,
+        first_block: h.block,
+        path: vec![h.clone()],
+        arrivals: vec![vec![h.clone()]],
+    };
+    let chains: [UtxoChain<'_, dyn UtxoSource>; 0] = [];
+    let crossing = |logs: Vec<Log>| {
+        let receipts: BTreeMap<B256, ExitReceipt> = [(
+            h.tx_hash,
+            ExitReceipt {
+                block_number: h.block,
+                block_hash: B256::repeat_byte(7),
+                stored_block_hash: None,
+                refunds: vec![],
+                success: true,
+                logs,
+            },
+        )]
+        .into();
+        cross(&exit, &h, &exit.path, &receipts, &chains).expect("cross")
+    };
+    let c = crossing(vec![any_swap_out(router, recipient, 4, 56)]);
+    assert_eq!(
+        c[0].outcome,
+        CrossingOutcome::OtherBridge {
+            bridge: "Multichain".into(),
+            amount: "4".into()
+        }
+    );
+    let d = c[0].destination.as_ref().expect("destination");
+    assert_eq!(
+        (d.chain.as_str(), d.address.as_str(), d.asset.as_str()),
+        ("eip155:56", recipient.to_string().as_str(), "native")
+    );
+    // The same event from another contract (the thief's) names nothing.
+    let c = crossing(vec![any_swap_out(
+        Address::repeat_byte(0xbb),
+        recipient,
+        4,
+        56,
+    )]);
+    assert_eq!(c[0].outcome, CrossingOutcome::NoDepositEvent);
+    assert!(c[0].destination.is_none());
+    // The bridge's event with its data cut short: an error naming the transaction.
+    let mut short = any_swap_out(router, recipient, 4, 56);
+    short.data =
+        alloy_primitives::LogData::new_unchecked(short.data.topics().to_vec(), Bytes::new());
+    let c = crossing(vec![short]);
+    match &c[0].outcome {
+        CrossingOutcome::BadExitEvent { error } => {
+            assert!(error.contains(&h.tx_hash.to_string()), "{error}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,312 @@
+//! Exits through EVM bridges other than THORChain: the event a bridge contract emits when
+//! funds leave names the destination chain and the recipient there. Decoded here, from the
+//! bridges' own contracts (signatures checked against the topics their clients and indexers
+//! publish, see the tests):
+//!
+//! - Multichain (Anyswap) routers V3–V6: `LogAnySwapOut(token, from, to, amount, fromChainID,
+//!   toChainID)`, and the variant whose recipient is a string (a non-EVM destination).
+//! - Celer cBridge's pool bridge: `Send(transferId, sender, receiver, token, amount,
+//!   dstChainId, nonce, maxSlippage)`.
+//! - Across V3 spoke pools: `V3FundsDeposited(inputToken, outputToken, inputAmount,
+//!   outputAmount, destinationChainId, depositId, …, depositor, recipient, …)`.
+//!
+//! As for THORChain's router, the event's signature says nothing of who emitted it: the caller
+//! takes only events emitted by an address intel labels a bridge.
+
+use alloy::sol_types::SolEvent;
+use alloy_primitives::{Address, Log, U256};
+use serde::Serialize;
+
+mod abi {
+    alloy::sol! {
+        event LogAnySwapOut(address indexed token, address indexed from, address indexed to, uint amount, uint fromChainID, uint toChainID);
+    }
+    pub mod string_to {
+        alloy::sol! {
+            event LogAnySwapOut(address indexed token, address indexed from, string to, uint amount, uint fromChainID, uint toChainID);
+        }
+    }
+    pub mod celer {
+        alloy::sol! {
+            event Send(bytes32 transferId, address sender, address receiver, address token, uint256 amount, uint64 dstChainId, uint64 nonce, uint32 maxSlippage);
+        }
+    }
+    pub mod across {
+        alloy::sol! {
+            event V3FundsDeposited(address inputToken, address outputToken, uint256 inputAmount, uint256 outputAmount, uint256 indexed destinationChainId, uint32 indexed depositId, uint32 quoteTimestamp, uint32 fillDeadline, uint32 exclusivityDeadline, address indexed depositor, address recipient, address exclusiveRelayer, bytes message);
+        }
+    }
+}
+
+/// The bridges whose exit events are decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bridge {
+    Multichain,
+    Cbridge,
+    Across,
+}
+
+impl Bridge {
+    pub fn name(self) -> &'static str {
+        match self {
+            Bridge::Multichain => "Multichain",
+            Bridge::Cbridge => "Celer cBridge",
+            Bridge::Across => "Across",
+        }
+    }
+}
+
+/// What a bridge's exit event says: `amount` of `token` (`None`: the native coin, or a token
+/// the event does not name) leaves for `recipient` on chain `chain_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BridgeExit {
+    pub bridge: Bridge,
+    /// The destination's EIP-155 chain id as the bridge numbers it (Multichain and cBridge
+    /// also number non-EVM chains their own way).
+    pub chain_id: U256,
+    /// The recipient on that chain: an EVM address (checksummed), or the string the event
+    /// holds for a non-EVM one.
+    pub recipient: String,
+    pub token: Option<Address>,
+    pub amount: U256,
+}
+
+/// An exit event that matched a known signature but did not decode (short or malformed
+/// data): names the bridge and what failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{bridge} exit event does not decode: {reason}")]
+pub struct BridgeExitError {
+    pub bridge: &'static str,
+    pub reason: String,
+}
+
+fn token(a: Address) -> Option<Address> {
+    (a != Address::ZERO).then_some(a)
+}
+
+/// The exit `log` records, if it is one of the known bridges' exit events (by signature;
+/// `Err`: the signature matches, the data does not decode).
+pub fn decode_exit(log: &Log) -> Option<Result<BridgeExit, BridgeExitError>> {
+    let topic = *log.topics().first()?;
+    let failed = |bridge: Bridge| {
+        move |e: alloy::sol_types::Error| BridgeExitError {
+            bridge: bridge.name(),
+            reason: e.to_string(),
+        }
+    };
+    if topic == abi::LogAnySwapOut::SIGNATURE_HASH {
+        return Some(
+            abi::LogAnySwapOut::decode_log(log)
+                .map(|e| BridgeExit {
+                    bridge: Bridge::Multichain,
+                    chain_id: e.toChainID,
+                    recipient: e.to.to_string(),
+                    token: token(e.token),
+                    amount: e.amount,
+                })
+                .map_err(failed(Bridge::Multichain)),
+        );
+    }
+    if topic == abi::string_to::LogAnySwapOut::SIGNATURE_HASH {
+        return Some(
+            abi::string_to::LogAnySwapOut::decode_log(log)
+                .map(|e| BridgeExit {
+                    bridge: Bridge::Multichain,
+                    chain_id: e.toChainID,
+                    recipient: e.data.to.clone(),
+                    token: token(e.token),
+                    amount: e.amount,
+                })
+                .map_err(failed(Bridge::Multichain)),
+        );
+    }
+    if topic == abi::celer::Send::SIGNATURE_HASH {
+        return Some(
+            abi::celer::Send::decode_log(log)
+                .map(|e| BridgeExit {
+                    bridge: Bridge::Cbridge,
+                    chain_id: U256::from(e.dstChainId),
+                    recipient: e.receiver.to_string(),
+                    token: token(e.token),
+                    amount: e.amount,
+                })
+                .map_err(failed(Bridge::Cbridge)),
+        );
+    }
+    if topic == abi::across::V3FundsDeposited::SIGNATURE_HASH {
+        return Some(
+            abi::across::V3FundsDeposited::decode_log(log)
+                .map(|e| BridgeExit {
+                    bridge: Bridge::Across,
+                    chain_id: e.destinationChainId,
+                    recipient: e.recipient.to_string(),
+                    token: token(e.inputToken),
+                    amount: e.inputAmount,
+                })
+                .map_err(failed(Bridge::Across)),
+        );
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::sol_types::SolEvent;
+    use alloy_primitives::{B256, Bytes, b256};
+
+    use super::*;
+
+    /// The topics the bridges' clients and indexers publish for these events (Multichain's
+    /// router client, Celer's generated Go bindings, Across's relayer): the signatures
+    /// written here are the contracts' own.
+    #[test]
+    fn signatures_are_the_bridges_own() {
+        assert_eq!(
+            abi::LogAnySwapOut::SIGNATURE_HASH,
+            b256!("0x97116cf6cd4f6412bb47914d6db18da9e16ab2142f543b86e207c24fbd16b23a")
+        );
+        assert_eq!(
+            abi::string_to::LogAnySwapOut::SIGNATURE_HASH,
+            b256!("0x409e0ad946b19f77602d6cf11d59e1796ddaa4828159a0b4fb7fa2ff6b161b79")
+        );
+        assert_eq!(
+            abi::celer::Send::SIGNATURE_HASH,
+            b256!("0x89d8051e597ab4178a863a5190407b98abfeff406aa8db90c59af76612e58f01")
+        );
+        assert_eq!(
+            abi::across::V3FundsDeposited::SIGNATURE_HASH,
+            b256!("0xa123dc29aebf7d0c3322c8eeb5b999e859f39937950ed31056532713d0de396f")
+        );
+    }
+
+    fn log_of<E: SolEvent>(e: &E) -> Log {
+        Log {
+            address: Address::repeat_byte(0xb1),
+            data: e.encode_log_data(),
+        }
+    }
+
+    #[test]
+    fn each_bridges_exit_names_chain_recipient_token_and_amount() {
+        let (token_a, to) = (Address::repeat_byte(0x11), Address::repeat_byte(0x22));
+        let any = abi::LogAnySwapOut {
+            token: token_a,
+            from: Address::repeat_byte(3),
+            to,
+            amount: U256::from(5u64),
+            fromChainID: U256::from(1u64),
+            toChainID: U256::from(56u64),
+        };
+        let x = decode_exit(&log_of(&any)).expect("known").expect("decodes");
+        assert_eq!(
+            (
+                x.bridge,
+                x.chain_id,
+                x.recipient.as_str(),
+                x.token,
+                x.amount
+            ),
+            (
+                Bridge::Multichain,
+                U256::from(56u64),
+                to.to_string().as_str(),
+                Some(token_a),
+                U256::from(5u64)
+            )
+        );
+        let any_str = abi::string_to::LogAnySwapOut {
+            token: token_a,
+            from: Address::repeat_byte(3),
+            to: "bc1qrecipient".into(),
+            amount: U256::from(6u64),
+            fromChainID: U256::from(1u64),
+            toChainID: U256::from(1000004346947u64),
+        };
+        let x = decode_exit(&log_of(&any_str))
+            .expect("known")
+            .expect("decodes");
+        assert_eq!(
+            (x.recipient.as_str(), x.amount),
+            ("bc1qrecipient", U256::from(6u64))
+        );
+        let celer = abi::celer::Send {
+            transferId: B256::repeat_byte(9),
+            sender: Address::repeat_byte(3),
+            receiver: to,
+            token: Address::ZERO,
+            amount: U256::from(7u64),
+            dstChainId: 42161,
+            nonce: 1,
+            maxSlippage: 5000,
+        };
+        let x = decode_exit(&log_of(&celer))
+            .expect("known")
+            .expect("decodes");
+        assert_eq!(
+            (x.bridge, x.chain_id, x.token, x.amount),
+            (
+                Bridge::Cbridge,
+                U256::from(42161u64),
+                None,
+                U256::from(7u64)
+            )
+        );
+        let across = abi::across::V3FundsDeposited {
+            inputToken: token_a,
+            outputToken: Address::repeat_byte(0x12),
+            inputAmount: U256::from(8u64),
+            outputAmount: U256::from(7u64),
+            destinationChainId: U256::from(10u64),
+            depositId: 77,
+            quoteTimestamp: 1,
+            fillDeadline: 2,
+            exclusivityDeadline: 0,
+            depositor: Address::repeat_byte(3),
+            recipient: to,
+            exclusiveRelayer: Address::ZERO,
+            message: Bytes::new(),
+        };
+        let x = decode_exit(&log_of(&across))
+            .expect("known")
+            .expect("decodes");
+        assert_eq!(
+            (x.bridge, x.chain_id, x.recipient, x.token, x.amount),
+            (
+                Bridge::Across,
+                U256::from(10u64),
+                to.to_string(),
+                Some(token_a),
+                U256::from(8u64)
+            )
+        );
+    }
+
+    #[test]
+    fn a_known_signature_with_bad_data_is_an_error_and_others_are_not_exits() {
+        let mut bad = log_of(&abi::celer::Send {
+            transferId: B256::ZERO,
+            sender: Address::ZERO,
+            receiver: Address::ZERO,
+            token: Address::ZERO,
+            amount: U256::ZERO,
+            dstChainId: 1,
+            nonce: 0,
+            maxSlippage: 0,
+        });
+        bad.data = alloy_primitives::LogData::new_unchecked(
+            bad.data.topics().to_vec(),
+            Bytes::from(vec![0u8; 7]),
+        );
+        let e = decode_exit(&bad).expect("known").expect_err("short data");
+        assert_eq!(e.bridge, "Celer cBridge");
+        let other = Log {
+            address: Address::ZERO,
+            data: alloy_primitives::LogData::new_unchecked(
+                vec![B256::repeat_byte(1)],
+                Bytes::new(),
+            ),
+        };
+        assert!(decode_exit(&other).is_none());
+    }
+}
