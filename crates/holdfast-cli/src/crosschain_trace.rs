@@ -162,7 +162,12 @@ pub fn text(x: &CrossChainTrace, out: &mut dyn Write) -> anyhow::Result<()> {
                 .map(|t| format!(" of token {t}"))
                 .unwrap_or_default();
             let vault = if r.from_deposit_vault {
-                "from the vault the deposit went to".to_owned()
+                // The depositor names the vault: a thief can deposit to an address of his own
+                // and "refund" from it. Holdfast does not know THORChain's vaults.
+                format!(
+                    "from {}, the vault the deposit went to (check it is one of THORChain's: the depositor names the vault)",
+                    r.vault
+                )
             } else {
                 format!(
                     "from {}, not the deposit's vault: anyone can call the router's transferOut, this one may be a decoy",

@@ -443,9 +443,7 @@ async fn laundering(store: Option<&str>) {
 /// rounds do not repeat it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn following_a_bitcoin_trace_prints_the_exchange_once_when_the_coins_arrive() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     let pg = holdfast_store::testing::TempPostgres::start(false)
         .expect("PostgreSQL (scripts/install-postgres)");
@@ -496,11 +494,11 @@ async fn following_a_bitcoin_trace_prints_the_exchange_once_when_the_coins_arriv
     ingest();
 
     let seed = format!("{}:{}", theft.0, theft.1);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(["--store", pg.url()])
-        .args([
+    let mut f = crate::Follower::spawn(
+        data.path(),
+        &[
+            "--store",
+            pg.url(),
             "trace",
             "--chain",
             "bitcoin",
@@ -509,40 +507,23 @@ async fn following_a_bitcoin_trace_prints_the_exchange_once_when_the_coins_arriv
             "--follow",
             "--interval",
             "1",
-        ])
-        .env("HOLDFAST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let out = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let collect = |lines: &mut Vec<String>, secs: u64, until_found: Option<&str>| {
-        let end = Instant::now() + Duration::from_secs(secs);
-        while until_found.is_none_or(|w| !lines.iter().any(|l| l.contains(w))) {
-            match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
-                Ok(l) => lines.push(l),
-                Err(_) => break,
-            }
-        }
-    };
-    let mut lines = Vec::new();
-    collect(&mut lines, 3, None);
-    assert!(lines.is_empty(), "nothing reached yet: {lines:?}");
+        ],
+    );
+    f.collect(Duration::from_secs(3), None);
+    assert!(f.lines.is_empty(), "nothing reached yet: {:?}", f.lines);
 
     let spend = spend_exactly(&node, &[theft], json!([{ex.clone(): 0.999}])).await;
     node.mine(1, &miner).await.expect("mine");
     ingest();
     let wanted = format!("taint reached Regtest Exchange (exchange) {ex} at {spend}:0");
-    collect(&mut lines, 60, Some(&wanted));
-    collect(&mut lines, 3, None);
-    let _ = child.kill();
-    let _ = child.wait();
-    let hits: Vec<&String> = lines.iter().filter(|l| l.contains(&wanted)).collect();
-    assert_eq!(hits.len(), 1, "once: {lines:#?}");
-    assert!(hits[0].ends_with("0.99900000 LTC tainted"), "{}", hits[0]);
+    f.collect(Duration::from_secs(60), Some(&[wanted.as_str()]));
+    // A few more rounds: not printed again.
+    f.collect(Duration::from_secs(3), None);
+    assert_eq!(f.count(&wanted), 1, "once: {:#?}", f.lines);
+    let hit = f
+        .lines
+        .iter()
+        .find(|l| l.contains(&wanted))
+        .expect("the line");
+    assert!(hit.ends_with("0.99900000 LTC tainted"), "{hit}");
 }

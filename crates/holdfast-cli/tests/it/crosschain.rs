@@ -393,7 +393,7 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
     assert!(
         text.contains("2 refunds name this inbound")
             && text.contains(&format!(
-                "refund tx {btc_refund} block {}: 1980000000000000000 to {thief}, from the vault the deposit went to",
+                "refund tx {btc_refund} block {}: 1980000000000000000 to {thief}, from {vault}, the vault the deposit went to",
                 refunds[0]["block"]
             ))
             && text.contains("this one may be a decoy"),
@@ -474,9 +474,6 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
 /// target across chains, each once.
 #[tokio::test(flavor = "multi_thread")]
 async fn following_across_the_bridge_prints_the_payout_the_refund_and_the_exchange_once() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-
     let ltc = Litecoind::spawn().await.expect("litecoind");
     ltc.create_wallet("w").await.expect("wallet");
     let miner = ltc.new_address("w", "bech32").await.expect("address");
@@ -573,42 +570,33 @@ async fn following_across_the_bridge_prints_the_payout_the_refund_and_the_exchan
         ));
     }
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(store)
-        .args([
-            "trace",
-            "--seed",
-            &theft.to_string(),
-            "--rpc",
-            &node.http_url(),
-            "--follow",
-            "--interval",
-            "1",
-        ])
-        .env("HOLDFAST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let out = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let theft_hex = theft.to_string();
+    let node_url = node.http_url();
+    let mut f = crate::Follower::spawn(
+        data.path(),
+        &[
+            &store[..],
+            &[
+                "trace",
+                "--seed",
+                &theft_hex,
+                "--rpc",
+                &node_url,
+                "--follow",
+                "--interval",
+                "1",
+            ],
+        ]
+        .concat(),
+    );
     // Rounds run; the router is reached (an EVM exit line) but nothing has crossed yet.
-    let mut lines: Vec<String> = Vec::new();
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    while let Ok(l) = rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
-        lines.push(l);
-    }
+    f.collect(std::time::Duration::from_secs(3), None);
     assert!(
-        lines
+        f.lines
             .iter()
             .all(|l| !l.contains("crossed") && !l.contains("refunded")),
-        "nothing crossed yet: {lines:?}"
+        "nothing crossed yet: {:?}",
+        f.lines
     );
 
     // THORChain's payout of the LTC swap, spent to the exchange; its refund of the BTC swap.
@@ -653,31 +641,15 @@ async fn following_across_the_bridge_prints_the_payout_the_refund_and_the_exchan
             "taint reached Exchange LTC deposits (exchange) deposit {exchange} on litecoin-regtest"
         ),
     ];
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !wanted
-        .iter()
-        .all(|w| lines.iter().any(|l| l.contains(w.as_str())))
-    {
-        match rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
-            Ok(l) => lines.push(l),
-            Err(_) => break,
-        }
-    }
+    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    f.collect(std::time::Duration::from_secs(60), Some(&wanted));
     // A few more rounds: nothing is printed twice.
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    while let Ok(l) = rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
-        lines.push(l);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    f.collect(std::time::Duration::from_secs(3), None);
     for w in &wanted {
-        assert_eq!(
-            lines.iter().filter(|l| l.contains(w.as_str())).count(),
-            1,
-            "once: {w}\n{lines:#?}"
-        );
+        assert_eq!(f.count(w), 1, "once: {w}\n{:#?}", f.lines);
     }
-    let reached = lines
+    let reached = f
+        .lines
         .iter()
         .find(|l| l.contains("taint reached Exchange LTC deposits"))
         .expect("target line");

@@ -29,6 +29,67 @@ pub(crate) fn holdfast(data: &Path, args: &[&str]) -> Output {
         .expect("runs the binary")
 }
 
+/// A `holdfast` that runs until dropped (`trace --follow`), its standard output read line by
+/// line as it comes.
+pub(crate) struct Follower {
+    child: std::process::Child,
+    rx: std::sync::mpsc::Receiver<String>,
+    /// Every line read so far.
+    pub lines: Vec<String>,
+}
+
+impl Follower {
+    pub(crate) fn spawn(data: &Path, args: &[&str]) -> Follower {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .arg("--data-dir")
+            .arg(data)
+            .args(args)
+            .env("HOLDFAST_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Follower {
+            child,
+            rx,
+            lines: Vec::new(),
+        }
+    }
+
+    /// Reads lines for `wait`, or (with `until`) only until some line contains each of them.
+    pub(crate) fn collect(&mut self, wait: std::time::Duration, until: Option<&[&str]>) {
+        let end = std::time::Instant::now() + wait;
+        while until.is_none_or(|u| !u.iter().all(|w| self.lines.iter().any(|l| l.contains(w)))) {
+            match self
+                .rx
+                .recv_timeout(end.saturating_duration_since(std::time::Instant::now()))
+            {
+                Ok(l) => self.lines.push(l),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// How many lines contain `needle`.
+    pub(crate) fn count(&self, needle: &str) -> usize {
+        self.lines.iter().filter(|l| l.contains(needle)).count()
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -185,9 +185,6 @@ fn ronin_exploiter_real_transfers() {
 /// stored, and prints the exchange the moment an import brings them.
 #[test]
 fn follow_prints_a_line_when_taint_reaches_a_service() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-
     let pg = holdfast_store::testing::TempPostgres::start(false)
         .expect("PostgreSQL for the test (scripts/install-postgres)");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -217,41 +214,35 @@ fn follow_prints_a_line_when_taint_reaches_a_service() {
         assert!(o.status.success(), "{}", stderr(&o));
     };
     import(&first);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
-        .arg("--data-dir")
-        .arg(&data)
-        .args(store)
-        .args([
-            "trace",
-            "--seed",
-            THIEF,
-            "--policy",
-            "fifo",
-            "--follow",
-            "--interval",
-            "1",
-        ])
-        .env("HOLDFAST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let out = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut f = crate::Follower::spawn(
+        &data,
+        &[
+            &store[..],
+            &[
+                "trace",
+                "--seed",
+                THIEF,
+                "--policy",
+                "fifo",
+                "--follow",
+                "--interval",
+                "1",
+            ],
+        ]
+        .concat(),
+    );
+    f.collect(std::time::Duration::from_millis(1500), None);
     assert!(
-        rx.try_recv().is_err(),
-        "no service is reached before the deposit is stored"
+        f.lines.is_empty(),
+        "no service is reached before the deposit is stored: {:?}",
+        f.lines
     );
     import(&rest);
-    let line = rx.recv_timeout(std::time::Duration::from_secs(30));
-    let _ = child.kill();
-    let _ = child.wait();
-    let line = line.expect("a line when taint reaches the exchange");
+    f.collect(std::time::Duration::from_secs(30), Some(&["taint reached"]));
+    let line = f
+        .lines
+        .first()
+        .expect("a line when taint reaches the exchange");
     assert!(
         line.contains("taint reached Binance 14 (exchange) deposit"),
         "{line}"

@@ -88,23 +88,28 @@ fn the_deposit_matching_the_transfer_is_taken_else_every_one() {
     assert_eq!(deposits_for(&hop(router, 3), router, &receipt).len(), 2);
 }
 
-#[test]
-fn a_receipt_from_another_fork_than_the_stores_is_not_followed() {
-    let router = Address::repeat_byte(0xaa);
-    let h = hop(router, 4);
-    let exit = FreezeTarget {
+/// The exit into the bridge `h` pays (named `name` in intel), with `h` as its one arrival.
+fn bridge_exit(name: &str, h: &Hop) -> FreezeTarget {
+    FreezeTarget {
         service: Service {
             kind: crate::ServiceKind::Bridge,
             category: holdfast_primitives::Category::Bridge,
-            name: "THORChain Router".into(),
+            name: name.into(),
         },
-        deposit: router,
+        deposit: h.to,
         amounts: vec![],
         first_tx: h.tx_hash,
         first_block: h.block,
         path: vec![h.clone()],
         arrivals: vec![vec![h.clone()]],
-    };
+    }
+}
+
+#[test]
+fn a_receipt_from_another_fork_than_the_stores_is_not_followed() {
+    let router = Address::repeat_byte(0xaa);
+    let h = hop(router, 4);
+    let exit = bridge_exit("THORChain Router", &h);
     let chains: [UtxoChain<'_, dyn UtxoSource>; 0] = [];
     let node_hash = B256::repeat_byte(7);
     for (stored, other_fork) in [
@@ -141,19 +146,7 @@ fn a_refund_by_the_router_naming_the_inbound_is_where_the_taint_went() {
     let router = Address::repeat_byte(0xaa);
     let vault = Address::repeat_byte(0x55); // the deposit_log's vault
     let h = hop(router, 4);
-    let exit = FreezeTarget {
-        service: Service {
-            kind: crate::ServiceKind::Bridge,
-            category: holdfast_primitives::Category::Bridge,
-            name: "THORChain Router".into(),
-        },
-        deposit: router,
-        amounts: vec![],
-        first_tx: h.tx_hash,
-        first_block: h.block,
-        path: vec![h.clone()],
-        arrivals: vec![vec![h.clone()]],
-    };
+    let exit = bridge_exit("THORChain Router", &h);
     let inbound_id = alloy_primitives::hex::encode_upper(h.tx_hash);
     let refund = |n: u8, emitter: Address, from: Address, memo: String| RefundEvent {
         tx_hash: B256::repeat_byte(n),
@@ -257,19 +250,7 @@ fn another_bridges_exit_event_names_the_destination_when_the_bridge_emitted_it()
     let router = Address::repeat_byte(0xaa);
     let recipient = Address::repeat_byte(0x77);
     let h = hop(router, 4);
-    let exit = FreezeTarget {
-        service: Service {
-            kind: crate::ServiceKind::Bridge,
-            category: holdfast_primitives::Category::Bridge,
-            name: "Multichain Router".into(),
-        },
-        deposit: router,
-        amounts: vec![],
-        first_tx: h.tx_hash,
-        first_block: h.block,
-        path: vec![h.clone()],
-        arrivals: vec![vec![h.clone()]],
-    };
+    let exit = bridge_exit("Multichain Router", &h);
     let chains: [UtxoChain<'_, dyn UtxoSource>; 0] = [];
     let crossing = |logs: Vec<Log>| {
         let receipts: BTreeMap<B256, ExitReceipt> = [(
