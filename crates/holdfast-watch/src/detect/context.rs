@@ -93,6 +93,25 @@ pub trait History: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Address>, HistoryError>;
 
+    /// The smallest (in address order) of the counterparties [`History::counterparties`]
+    /// gives for which `matches` holds: what the poisoning detector asks of every transfer a
+    /// watched wallet takes part in. The default asks `counterparties`; a cache answers from
+    /// what it holds without copying it.
+    fn find_counterparty(
+        &self,
+        chain_id: u64,
+        wallet: Address,
+        before_block: u64,
+        limit: usize,
+        matches: &mut dyn FnMut(Address) -> bool,
+    ) -> Result<Option<Address>, HistoryError> {
+        Ok(self
+            .counterparties(chain_id, wallet, before_block, limit)?
+            .into_iter()
+            .filter(|c| matches(*c))
+            .min())
+    }
+
     /// `holder`'s balance of ERC-20 `token` at the end of `block`; `None` when unknown
     /// (then the token drain and whole-balance checks are skipped for it).
     fn token_balance(

@@ -12,7 +12,7 @@ use holdfast_primitives::Category;
 
 use super::explain::{Draft, fact};
 use super::state::ChainState;
-use super::{Run, checksum, short};
+use super::{End, Run, checksum, short};
 use crate::alert::{Alert, DetectorKind, Place};
 use crate::config::{Direction, Params};
 
@@ -53,8 +53,12 @@ pub(crate) fn detect(run: &Run<'_>, cs: &ChainState, alerts: &mut Vec<Alert>) {
             continue;
         }
         // Only a labelled counterparty makes a contact (the rest are dropped below anyway).
-        let sent = watched(t.from) && run.ex.has_labels(t.to);
-        let received = watched(t.to) && run.ex.has_labels(t.from);
+        let watched_end = |end| {
+            !run.transfer_rules(cs, i, end, DetectorKind::Counterparty)
+                .is_empty()
+        };
+        let sent = watched_end(End::From) && run.ex.has_labels(t.to);
+        let received = watched_end(End::To) && run.ex.has_labels(t.from);
         if !sent && !received {
             continue;
         }

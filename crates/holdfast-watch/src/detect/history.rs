@@ -5,7 +5,7 @@
 //! the store: it answers `None` for them (the token drain and whole-balance checks then need
 //! an engine-side implementation that asks the node).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use alloy_primitives::{Address, U256};
@@ -29,7 +29,7 @@ struct Past {
     /// A tracked wallet's past began with the chain's observation at this block: the
     /// transfers of the blocks below it are not read yet (the first question reads them).
     unread_below: Option<u64>,
-    paid: HashSet<Address>,
+    paid: rustc_hash::FxHashSet<Address>,
     /// `paid` holds every destination (not cut at [`MAX_CACHED_DESTINATIONS`]).
     complete: bool,
     /// The newest distinct destinations, oldest first.
@@ -42,7 +42,7 @@ impl Default for Past {
         Past {
             scanned_to: 0,
             unread_below: None,
-            paid: HashSet::new(),
+            paid: Default::default(),
             complete: true,
             recent: VecDeque::new(),
         }
@@ -62,12 +62,19 @@ impl Past {
         if to == wallet || zero_amount {
             return;
         }
-        if self.paid.len() < MAX_CACHED_DESTINATIONS {
-            self.paid.insert(to);
-        } else if !self.paid.contains(&to) {
-            self.complete = false;
+        // A destination new to `paid` is not in `recent` either (every address of `recent`
+        // entered `paid` with it, unless `paid` was full): only a repeat is looked for.
+        let first = if self.paid.len() < MAX_CACHED_DESTINATIONS {
+            self.paid.insert(to)
+        } else {
+            if !self.paid.contains(&to) {
+                self.complete = false;
+            }
+            false
+        };
+        if !first {
+            self.recent.retain(|a| *a != to);
         }
-        self.recent.retain(|a| *a != to);
         self.recent.push_back(to);
         if self.recent.len() > COUNTERPARTY_LIMIT {
             self.recent.pop_front();
@@ -147,11 +154,11 @@ struct Cache {
     /// Chains whose tracked wallets have every transfer since the observation began in
     /// `wallets` (a past dropped since — the cache full, a failed read — ends that until
     /// the next observation starts).
-    tracking: HashSet<u64>,
+    tracking: rustc_hash::FxHashSet<u64>,
     /// One bit per [`interest_bit`] of every tracked or cached wallet: a clear bit lets
     /// `observe` pass a transfer's sender without a hash lookup (most senders are neither).
     interest: Vec<u64>,
-    observed: HashMap<u64, Observed>,
+    observed: rustc_hash::FxHashMap<u64, Observed>,
 }
 
 pub struct StoreHistory {
@@ -382,6 +389,25 @@ impl History for StoreHistory {
     ) -> Result<Vec<Address>, HistoryError> {
         self.with_past(chain_id, wallet, before_block, |p| {
             p.recent.iter().rev().take(limit).copied().collect()
+        })
+    }
+
+    fn find_counterparty(
+        &self,
+        chain_id: u64,
+        wallet: Address,
+        before_block: u64,
+        limit: usize,
+        matches: &mut dyn FnMut(Address) -> bool,
+    ) -> Result<Option<Address>, HistoryError> {
+        self.with_past(chain_id, wallet, before_block, |p| {
+            p.recent
+                .iter()
+                .rev()
+                .take(limit)
+                .copied()
+                .filter(|c| matches(*c))
+                .min()
         })
     }
 

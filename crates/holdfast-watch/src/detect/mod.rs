@@ -240,6 +240,13 @@ impl Detectors {
         }
         let before = cs.last_block;
         let ex = Explain::new(&self.config, chain, block, cx);
+        // Each transfer's ends looked up once for every detector.
+        let ends: Vec<[&[u32]; 2]> = block
+            .transfers
+            .transfers
+            .iter()
+            .map(|t| [self.static_sets(t.from), self.static_sets(t.to)])
+            .collect();
         let run = Run {
             d: self,
             block,
@@ -247,6 +254,7 @@ impl Detectors {
             ex: &ex,
             early,
             chain: chain_index,
+            ends: &ends,
         };
         let mut alerts = Vec::new();
         // In place, without a copy of the state: everything a block adds is tagged with its
@@ -307,16 +315,32 @@ impl Detectors {
         address: Address,
         detector: DetectorKind,
     ) -> Cow<'_, [u32]> {
-        let k = kind_index(detector);
-        let table = &self.chain_rules[chain];
+        self.chain_rules_in(cs, chain, address, self.static_sets(address), detector)
+    }
+
+    /// The sets `address` is a static member of (from the watch file).
+    pub(crate) fn static_sets(&self, address: Address) -> &[u32] {
         let b = member_bit(&address);
-        let sets = if self.member_bits[b / 64] & (1 << (b % 64)) == 0 {
+        if self.member_bits[b / 64] & (1 << (b % 64)) == 0 {
             &[][..]
         } else {
             self.members
                 .get(&address)
                 .map_or(&[][..], SetList::as_slice)
-        };
+        }
+    }
+
+    /// [`Detectors::chain_rules_for`] with `address`'s static sets already looked up.
+    fn chain_rules_in<'s>(
+        &'s self,
+        cs: &ChainState,
+        chain: usize,
+        address: Address,
+        sets: &'s [u32],
+        detector: DetectorKind,
+    ) -> Cow<'s, [u32]> {
+        let k = kind_index(detector);
+        let table = &self.chain_rules[chain];
         let dynamic = self
             .dynamic_sets
             .iter()
@@ -395,6 +419,16 @@ pub(crate) struct Run<'a> {
     pub early: Option<&'a EarlyStorage>,
     /// The chain's index in the file.
     pub chain: usize,
+    /// The static sets of each transfer's sender and recipient ([`End`]), by the transfer's
+    /// index in the block.
+    pub ends: &'a [[&'a [u32]; 2]],
+}
+
+/// An end of a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    From = 0,
+    To = 1,
 }
 
 impl<'a> Run<'a> {
@@ -405,6 +439,23 @@ impl<'a> Run<'a> {
         detector: DetectorKind,
     ) -> Cow<'a, [u32]> {
         self.d.chain_rules_for(cs, self.chain, address, detector)
+    }
+
+    /// [`Run::rules_for`] the sender or recipient of the block's transfer `i`.
+    pub fn transfer_rules(
+        &self,
+        cs: &ChainState,
+        i: usize,
+        end: End,
+        detector: DetectorKind,
+    ) -> Cow<'a, [u32]> {
+        let t = &self.block.transfers.transfers[i];
+        let (address, sets) = match end {
+            End::From => (t.from, self.ends[i][0]),
+            End::To => (t.to, self.ends[i][1]),
+        };
+        self.d
+            .chain_rules_in(cs, self.chain, address, sets, detector)
     }
 }
 

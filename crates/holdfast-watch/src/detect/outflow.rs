@@ -12,13 +12,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rustc_hash::FxHashMap;
+
 use alloy_primitives::{Address, U256};
 use holdfast_guard::policy::AssetKey;
 use holdfast_primitives::{Asset, AssetKind, Transfer};
 
 use super::explain::{Draft, fact};
 use super::state::{ChainState, Outflow};
-use super::{DetectError, Run, checksum, short};
+use super::{DetectError, End, Run, checksum, short};
 use crate::alert::{Alert, DetectorKind, Place};
 use crate::config::{OutflowParams, Params};
 
@@ -42,26 +44,22 @@ pub(crate) fn detect(
     let block = run.block.block();
     let chain_id = run.block.chain_id();
     let transfers = &run.block.transfers.transfers;
-    // Wallet → rules, asked once per wallet.
-    let mut wallets: BTreeMap<Address, std::borrow::Cow<'_, [u32]>> = BTreeMap::new();
-    let mut new_dest: BTreeMap<(Address, Address), bool> = BTreeMap::new();
-    let mut touched: BTreeSet<(u32, Address)> = BTreeSet::new();
-    for t in transfers {
+    // Wallet → rules, asked once per wallet (fast hashes: the keys are a block's senders;
+    // what is iterated is sorted first, so alerts come in the same order every time).
+    let mut wallets: FxHashMap<Address, std::borrow::Cow<'_, [u32]>> = FxHashMap::default();
+    let mut new_dest: FxHashMap<(Address, Address), bool> = FxHashMap::default();
+    let mut touched: Vec<(u32, Address)> = Vec::new();
+    for (i, t) in transfers.iter().enumerate() {
         if t.from == t.to || (t.amount.is_zero() && t.asset.kind() != AssetKind::Erc721) {
             continue;
         }
         let mut pushed = false;
+        let rules = run.transfer_rules(cs, i, End::From, DetectorKind::Outflow);
+        if rules.is_empty() {
+            continue;
+        }
         // Only watched wallets are kept (the balance checks below go over them).
-        let rules = match wallets.get(&t.from) {
-            Some(r) => r.clone(),
-            None => {
-                let r = run.rules_for(cs, t.from, DetectorKind::Outflow);
-                if !r.is_empty() {
-                    wallets.insert(t.from, r.clone());
-                }
-                r
-            }
-        };
+        wallets.entry(t.from).or_insert_with(|| rules.clone());
         for r in rules.iter().copied() {
             let Some(p) = params(run, r) else { continue };
             let rule = run.d.rule(r);
@@ -115,17 +113,19 @@ pub(crate) fn detect(
                     );
                     pushed = true;
                 }
-                touched.insert((r, t.from));
+                touched.push((r, t.from));
             }
             if !reasons.is_empty() {
                 alerts.push(run.ex.alert(rule, transfer_draft(run, t, &reasons)));
             }
         }
     }
+    touched.sort_unstable();
+    touched.dedup();
     for (r, wallet) in touched {
         velocity(run, cs, r, wallet, alerts);
     }
-    balances(run, cs, &wallets, alerts)
+    balances(run, cs, wallets, alerts)
 }
 
 fn transfer_draft(run: &Run<'_>, t: &Transfer, reasons: &[String]) -> Draft {
@@ -277,7 +277,7 @@ fn native_balances(run: &Run<'_>) -> BTreeMap<Address, (U256, U256)> {
 fn balances<'a>(
     run: &Run<'a>,
     cs: &mut ChainState,
-    wallets: &BTreeMap<Address, std::borrow::Cow<'a, [u32]>>,
+    wallets: FxHashMap<Address, std::borrow::Cow<'a, [u32]>>,
     alerts: &mut Vec<Alert>,
 ) -> Result<(), DetectError> {
     let block = run.block.block();
@@ -293,7 +293,7 @@ fn balances<'a>(
     };
     // Drain and balance checks also cover watched wallets whose balance fell without a
     // transfer record (gas, a self-destruct): every account of the state diff is looked at.
-    let mut all: BTreeMap<Address, std::borrow::Cow<'_, [u32]>> = wallets.clone();
+    let mut all = wallets;
     for a in native.keys() {
         if !all.contains_key(a) {
             let r = run.rules_for(cs, *a, DetectorKind::Outflow);
@@ -302,8 +302,11 @@ fn balances<'a>(
             }
         }
     }
+    // In address order.
+    let mut all: Vec<(Address, std::borrow::Cow<'_, [u32]>)> = all.into_iter().collect();
+    all.sort_unstable_by_key(|(a, _)| *a);
     for (wallet, rules) in &all {
-        let rules: Vec<u32> = rules.to_vec();
+        let rules: &[u32] = rules;
         let drains = rules
             .iter()
             .filter(|r| params(run, **r).is_some_and(|p| p.drain.is_some()))
@@ -321,7 +324,7 @@ fn balances<'a>(
             samples.push_back((block.number, end));
             super::state::trim_samples(samples, block.number, run.d.max_drain_blocks);
         }
-        for r in &rules {
+        for r in rules {
             let Some(p) = params(run, *r) else { continue };
             let rule = run.d.rule(*r);
             if let Some(d) = &p.drain {

@@ -13,7 +13,7 @@ use holdfast_primitives::{Asset, Transfer};
 
 use super::explain::{Draft, fact};
 use super::state::ChainState;
-use super::{DetectError, Run, checksum, short};
+use super::{DetectError, End, Run, checksum, short};
 use crate::alert::{Alert, DetectorKind, Place};
 use crate::config::{Params, PoisoningParams};
 
@@ -23,23 +23,51 @@ pub const COUNTERPARTY_LIMIT: usize = 256;
 /// Whether `a` imitates `b`: different addresses with the same first `prefix` and last
 /// `suffix` hex characters (case-insensitive).
 pub fn looks_like(a: Address, b: Address, prefix: u32, suffix: u32) -> bool {
-    if a == b {
-        return false;
-    }
-    // Nibble by nibble on the bytes (hex case plays no part): this runs for every past
-    // counterparty of every transfer a watched wallet takes part in.
-    let nibble = |x: &Address, i: usize| {
-        let byte = x[i / 2];
-        if i.is_multiple_of(2) {
-            byte >> 4
-        } else {
-            byte & 0x0f
-        }
-    };
-    let (p, s) = ((prefix as usize).min(40), (suffix as usize).min(40));
-    (0..p).all(|i| nibble(&a, i) == nibble(&b, i))
-        && (40 - s..40).all(|i| nibble(&a, i) == nibble(&b, i))
+    Resemblance::new(prefix, suffix).holds(a, words(&a), b)
 }
+
+/// The hex characters [`looks_like`] compares, as a mask over an address's bytes (hex case
+/// plays no part), loaded as two machine words: one mask, then each comparison is two XORs
+/// and two ANDs. This runs for every past counterparty of every transfer a watched wallet
+/// takes part in.
+#[derive(Debug, Clone, Copy)]
+struct Resemblance {
+    head: u128,
+    tail: u32,
+}
+
+/// An address's bytes as the two words [`Resemblance`] masks (native byte order: the mask
+/// is loaded the same way, so the order plays no part).
+fn words(a: &Address) -> (u128, u32) {
+    let b = &a.0.0;
+    let mut head = [0u8; 16];
+    head.copy_from_slice(&b[..16]);
+    let mut tail = [0u8; 4];
+    tail.copy_from_slice(&b[16..]);
+    (u128::from_ne_bytes(head), u32::from_ne_bytes(tail))
+}
+
+impl Resemblance {
+    fn new(prefix: u32, suffix: u32) -> Resemblance {
+        let (p, s) = (prefix.min(40) as usize, suffix.min(40) as usize);
+        // Nibble i of the address is the high (even i) or low (odd i) half of byte i / 2.
+        let mut mask = [0u8; 20];
+        for i in (0..p).chain(40 - s..40) {
+            mask[i / 2] |= if i.is_multiple_of(2) { 0xf0 } else { 0x0f };
+        }
+        let (head, tail) = words(&Address::from(mask));
+        Resemblance { head, tail }
+    }
+
+    /// Whether `a` (with its [`words`] `aw`) imitates `b`.
+    fn holds(self, a: Address, aw: (u128, u32), b: Address) -> bool {
+        let bw = words(&b);
+        a != b && (aw.0 ^ bw.0) & self.head == 0 && (aw.1 ^ bw.1) & self.tail == 0
+    }
+}
+
+/// A look-alike question: wallet, other address, prefix and suffix lengths.
+type Question = (Address, Address, u32, u32);
 
 struct Case {
     place: Place,
@@ -55,45 +83,46 @@ pub(crate) fn detect(
 ) -> Result<(), DetectError> {
     let number = run.block.block().number;
     let chain_id = run.block.chain_id();
-    // Keys are watched wallets (from the watch file): a fast hash.
-    let mut past: rustc_hash::FxHashMap<Address, Vec<Address>> = Default::default();
-    // The past counterparty of `w` that `other` imitates, if any (the past asked once per
-    // wallet and block).
+    // The past counterparty of `w` that `other` imitates, if any, read from the history's
+    // own list in place. The rules of one wallet come one after the other for a transfer's
+    // end and often share their parameters: the last answer is kept for them.
+    let mut last: Option<(Question, Option<Address>)> = None;
     let mut imitated = |w: Address,
                         other: Address,
                         prefix: u32,
                         suffix: u32|
      -> Result<Option<Address>, DetectError> {
-        let known = match past.entry(w) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let mut v = run
-                    .cx
-                    .history
-                    .counterparties(chain_id, w, number, COUNTERPARTY_LIMIT)
-                    .map_err(|source| DetectError::History {
-                        block: number,
-                        source,
-                    })?;
-                v.sort_unstable();
-                v.dedup();
-                e.insert(v)
-            }
-        };
-        Ok(known
-            .iter()
-            .copied()
-            .find(|c| looks_like(other, *c, prefix, suffix)))
+        let key = (w, other, prefix, suffix);
+        if let Some((k, found)) = last
+            && k == key
+        {
+            return Ok(found);
+        }
+        let resemblance = Resemblance::new(prefix, suffix);
+        let other_words = words(&other);
+        let found = run
+            .cx
+            .history
+            .find_counterparty(chain_id, w, number, COUNTERPARTY_LIMIT, &mut |c| {
+                resemblance.holds(other, other_words, c)
+            })
+            .map_err(|source| DetectError::History {
+                block: number,
+                source,
+            })?;
+        last = Some((key, found));
+        Ok(found)
     };
     // (rule, tx, wallet, other) → case
     let mut cases: BTreeMap<(u32, u32, Address, Address), Case> = BTreeMap::new();
-    for t in &run.block.transfers.transfers {
+    for (i, t) in run.block.transfers.transfers.iter().enumerate() {
         if t.from == t.to {
             continue;
         }
         for (wallet, other, outgoing) in [(t.from, t.to, true), (t.to, t.from, false)] {
+            let end = if outgoing { End::From } else { End::To };
             for r in run
-                .rules_for(cs, wallet, DetectorKind::Poisoning)
+                .transfer_rules(cs, i, end, DetectorKind::Poisoning)
                 .iter()
                 .copied()
             {

@@ -167,6 +167,24 @@ fn observed_blocks_extend_the_cache_exactly_as_the_store_would() {
                             fresh.counterparties(1, *w, *n, 3).unwrap(),
                             "{name}, seed {seed}, block {n}: counterparties of {w}"
                         );
+                        // The poisoning detector's question, answered from the cache in
+                        // place: the smallest counterparty that matches, as the list says.
+                        for odd in [false, true] {
+                            let matches = |c: Address| !odd || c[0] % 2 == 1;
+                            let want = fresh
+                                .counterparties(1, *w, *n, 3)
+                                .unwrap()
+                                .into_iter()
+                                .filter(|c| matches(*c))
+                                .min();
+                            assert_eq!(
+                                cached
+                                    .find_counterparty(1, *w, *n, 3, &mut |c| matches(c))
+                                    .unwrap(),
+                                want,
+                                "{name}, seed {seed}, block {n}: counterparty of {w} (odd: {odd})"
+                            );
+                        }
                     }
                     cached.observe(1, *n, ts);
                 }
