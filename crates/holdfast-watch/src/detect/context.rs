@@ -7,6 +7,8 @@ use alloy_primitives::{Address, U256};
 use holdfast_intel::IntelIndex;
 use holdfast_primitives::{Category, Date};
 
+use super::poisoning::Lookalike;
+
 /// One label of an address, as an alert shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddressLabel {
@@ -94,21 +96,21 @@ pub trait History: Send + Sync {
     ) -> Result<Vec<Address>, HistoryError>;
 
     /// The smallest (in address order) of the counterparties [`History::counterparties`]
-    /// gives for which `matches` holds: what the poisoning detector asks of every transfer a
+    /// gives that `lookalike` imitates: what the poisoning detector asks of every transfer a
     /// watched wallet takes part in. The default asks `counterparties`; a cache answers from
     /// what it holds without copying it.
-    fn find_counterparty(
+    fn find_lookalike(
         &self,
         chain_id: u64,
         wallet: Address,
         before_block: u64,
         limit: usize,
-        matches: &mut dyn FnMut(Address) -> bool,
+        lookalike: &Lookalike,
     ) -> Result<Option<Address>, HistoryError> {
         Ok(self
             .counterparties(chain_id, wallet, before_block, limit)?
             .into_iter()
-            .filter(|c| matches(*c))
+            .filter(|c| lookalike.imitates(*c))
             .min())
     }
 

@@ -13,13 +13,16 @@ use holdfast_primitives::Transfer;
 use holdfast_store::{AddressEntry, AddressQuery, Direction, Store};
 
 use super::context::{History, HistoryError};
-use super::poisoning::COUNTERPARTY_LIMIT;
+use super::poisoning::{COUNTERPARTY_LIMIT, Lookalike};
 
 /// Transfers read per store query.
 const PAGE: usize = 10_000;
 /// Most destinations cached per wallet; past it `has_paid` asks the store about the
 /// destination instead (the transfers it received).
 pub const MAX_CACHED_DESTINATIONS: usize = 100_000;
+/// Most destinations a wallet's past keeps in its list alone (see `Past::paid`).
+const FEW_DESTINATIONS: usize = 32;
+const _: () = assert!(FEW_DESTINATIONS < COUNTERPARTY_LIMIT);
 /// Most wallets cached (the cache is emptied when full).
 pub const MAX_CACHED_WALLETS: usize = 20_000;
 
@@ -29,7 +32,10 @@ struct Past {
     /// A tracked wallet's past began with the chain's observation at this block: the
     /// transfers of the blocks below it are not read yet (the first question reads them).
     unread_below: Option<u64>,
-    paid: rustc_hash::FxHashSet<Address>,
+    /// Every destination (up to [`MAX_CACHED_DESTINATIONS`]) once there are more than
+    /// [`FEW_DESTINATIONS`]; until then `recent` holds them all and this is `None` (most
+    /// wallets pay few addresses: a short list is searched faster than a set is built).
+    paid: Option<rustc_hash::FxHashSet<Address>>,
     /// `paid` holds every destination (not cut at [`MAX_CACHED_DESTINATIONS`]).
     complete: bool,
     /// The newest distinct destinations, oldest first.
@@ -42,7 +48,7 @@ impl Default for Past {
         Past {
             scanned_to: 0,
             unread_below: None,
-            paid: Default::default(),
+            paid: None,
             complete: true,
             recent: VecDeque::new(),
         }
@@ -64,37 +70,64 @@ impl Past {
         }
         // A destination new to `paid` is not in `recent` either (every address of `recent`
         // entered `paid` with it, unless `paid` was full): only a repeat is looked for.
-        let first = if self.paid.len() < MAX_CACHED_DESTINATIONS {
-            self.paid.insert(to)
-        } else {
-            if !self.paid.contains(&to) {
-                self.complete = false;
+        let first = match &mut self.paid {
+            None => !self.recent.contains(&to),
+            Some(paid) if paid.len() < MAX_CACHED_DESTINATIONS => paid.insert(to),
+            Some(paid) => {
+                if !paid.contains(&to) {
+                    self.complete = false;
+                }
+                false
             }
-            false
         };
         if !first {
             self.recent.retain(|a| *a != to);
         }
         self.recent.push_back(to);
+        if self.paid.is_none() && self.recent.len() > FEW_DESTINATIONS {
+            self.paid = Some(self.recent.iter().copied().collect());
+        }
         if self.recent.len() > COUNTERPARTY_LIMIT {
             self.recent.pop_front();
         }
     }
 
+    /// Whether the wallet paid `to` (as far as this past holds: see `complete`).
+    fn has_paid(&self, to: &Address) -> bool {
+        match &self.paid {
+            Some(paid) => paid.contains(to),
+            None => self.recent.contains(to),
+        }
+    }
+
+    /// Every destination this past holds, as a set.
+    fn into_paid(self) -> rustc_hash::FxHashSet<Address> {
+        match self.paid {
+            Some(paid) => paid,
+            None => self.recent.into_iter().collect(),
+        }
+    }
+
     /// Puts `older` (the wallet's past before this one began) in front of this one.
     fn prepend(&mut self, older: Past) {
-        if self.paid.len() + older.paid.len() > MAX_CACHED_DESTINATIONS {
-            self.complete = false;
-        }
-        for a in older.paid {
-            if self.paid.len() < MAX_CACHED_DESTINATIONS {
-                self.paid.insert(a);
-            }
-        }
         self.complete &= older.complete;
-        let mut recent = older.recent;
+        let mut recent = older.recent.clone();
         recent.retain(|a| !self.recent.contains(a));
-        recent.extend(self.recent.drain(..));
+        recent.extend(self.recent.iter().copied());
+        if self.paid.is_some() || older.paid.is_some() || recent.len() > FEW_DESTINATIONS {
+            let older_paid = older.into_paid();
+            let mut paid = std::mem::take(&mut self.paid)
+                .unwrap_or_else(|| self.recent.iter().copied().collect());
+            if paid.len() + older_paid.len() > MAX_CACHED_DESTINATIONS {
+                self.complete = false;
+            }
+            for a in older_paid {
+                if paid.len() < MAX_CACHED_DESTINATIONS {
+                    paid.insert(a);
+                }
+            }
+            self.paid = Some(paid);
+        }
         while recent.len() > COUNTERPARTY_LIMIT {
             recent.pop_front();
         }
@@ -368,7 +401,7 @@ impl History for StoreHistory {
         before_block: u64,
     ) -> Result<bool, HistoryError> {
         let (known, complete) = self.with_past(chain_id, from, before_block, |p| {
-            (p.paid.contains(&to), p.complete)
+            (p.has_paid(&to), p.complete)
         })?;
         if known || complete {
             return Ok(known);
@@ -392,22 +425,25 @@ impl History for StoreHistory {
         })
     }
 
-    fn find_counterparty(
+    fn find_lookalike(
         &self,
         chain_id: u64,
         wallet: Address,
         before_block: u64,
         limit: usize,
-        matches: &mut dyn FnMut(Address) -> bool,
+        lookalike: &Lookalike,
     ) -> Result<Option<Address>, HistoryError> {
         self.with_past(chain_id, wallet, before_block, |p| {
-            p.recent
-                .iter()
-                .rev()
-                .take(limit)
-                .copied()
-                .filter(|c| matches(*c))
-                .min()
+            // The newest `limit`, in place (the list's two halves as slices).
+            let skip = p.recent.len().saturating_sub(limit);
+            let (a, b) = p.recent.as_slices();
+            let mut found: Option<Address> = None;
+            for c in a.iter().chain(b).skip(skip) {
+                if lookalike.imitates(*c) && found.is_none_or(|f| *c < f) {
+                    found = Some(*c);
+                }
+            }
+            found
         })
     }
 

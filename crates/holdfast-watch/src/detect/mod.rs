@@ -45,7 +45,7 @@ pub use context::{AddressLabel, History, HistoryError, Labels, NoHistory, NoLabe
 pub use early::{EARLY_SLOTS, EarlyStorage, EarlyTarget, MAX_EARLY_CONTRACTS};
 pub use grant::unlimited;
 pub use history::{MAX_CACHED_DESTINATIONS, MAX_CACHED_WALLETS, StoreHistory};
-pub use poisoning::{COUNTERPARTY_LIMIT, looks_like};
+pub use poisoning::{COUNTERPARTY_LIMIT, Lookalike, looks_like};
 pub use rules::{FileRules, RulesError, STATE_PENDING, STATE_STAMP};
 pub(crate) use safes::{address_arg, data_word, setup_owners, word_address};
 pub use state::{

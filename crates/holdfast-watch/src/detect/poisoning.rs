@@ -23,21 +23,22 @@ pub const COUNTERPARTY_LIMIT: usize = 256;
 /// Whether `a` imitates `b`: different addresses with the same first `prefix` and last
 /// `suffix` hex characters (case-insensitive).
 pub fn looks_like(a: Address, b: Address, prefix: u32, suffix: u32) -> bool {
-    Resemblance::new(prefix, suffix).holds(a, words(&a), b)
+    Lookalike::new(a, prefix, suffix).imitates(b)
 }
 
-/// The hex characters [`looks_like`] compares, as a mask over an address's bytes (hex case
-/// plays no part), loaded as two machine words: one mask, then each comparison is two XORs
-/// and two ANDs. This runs for every past counterparty of every transfer a watched wallet
-/// takes part in.
+/// An address and the hex characters [`looks_like`] compares, as a mask over an address's
+/// bytes (hex case plays no part) loaded as two machine words: each comparison is then two
+/// XORs and two ANDs. This runs for every past counterparty of every transfer a watched
+/// wallet takes part in.
 #[derive(Debug, Clone, Copy)]
-struct Resemblance {
-    head: u128,
-    tail: u32,
+pub struct Lookalike {
+    address: Address,
+    words: (u128, u32),
+    mask: (u128, u32),
 }
 
-/// An address's bytes as the two words [`Resemblance`] masks (native byte order: the mask
-/// is loaded the same way, so the order plays no part).
+/// An address's bytes as the two words [`Lookalike`] masks (native byte order: the mask is
+/// loaded the same way, so the order plays no part).
 fn words(a: &Address) -> (u128, u32) {
     let b = &a.0.0;
     let mut head = [0u8; 16];
@@ -47,22 +48,28 @@ fn words(a: &Address) -> (u128, u32) {
     (u128::from_ne_bytes(head), u32::from_ne_bytes(tail))
 }
 
-impl Resemblance {
-    fn new(prefix: u32, suffix: u32) -> Resemblance {
+impl Lookalike {
+    /// `address`, compared on its first `prefix` and last `suffix` hex characters.
+    pub fn new(address: Address, prefix: u32, suffix: u32) -> Lookalike {
         let (p, s) = (prefix.min(40) as usize, suffix.min(40) as usize);
         // Nibble i of the address is the high (even i) or low (odd i) half of byte i / 2.
         let mut mask = [0u8; 20];
         for i in (0..p).chain(40 - s..40) {
             mask[i / 2] |= if i.is_multiple_of(2) { 0xf0 } else { 0x0f };
         }
-        let (head, tail) = words(&Address::from(mask));
-        Resemblance { head, tail }
+        Lookalike {
+            address,
+            words: words(&address),
+            mask: words(&Address::from(mask)),
+        }
     }
 
-    /// Whether `a` (with its [`words`] `aw`) imitates `b`.
-    fn holds(self, a: Address, aw: (u128, u32), b: Address) -> bool {
-        let bw = words(&b);
-        a != b && (aw.0 ^ bw.0) & self.head == 0 && (aw.1 ^ bw.1) & self.tail == 0
+    /// Whether this address imitates `b` ([`looks_like`]).
+    pub fn imitates(&self, b: Address) -> bool {
+        let w = words(&b);
+        self.address != b
+            && (self.words.0 ^ w.0) & self.mask.0 == 0
+            && (self.words.1 ^ w.1) & self.mask.1 == 0
     }
 }
 
@@ -98,14 +105,16 @@ pub(crate) fn detect(
         {
             return Ok(found);
         }
-        let resemblance = Resemblance::new(prefix, suffix);
-        let other_words = words(&other);
         let found = run
             .cx
             .history
-            .find_counterparty(chain_id, w, number, COUNTERPARTY_LIMIT, &mut |c| {
-                resemblance.holds(other, other_words, c)
-            })
+            .find_lookalike(
+                chain_id,
+                w,
+                number,
+                COUNTERPARTY_LIMIT,
+                &Lookalike::new(other, prefix, suffix),
+            )
             .map_err(|source| DetectError::History {
                 block: number,
                 source,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use alloy_primitives::{Address, B256, U256};
 use holdfast_primitives::{Asset, BlockRef, Position, Transfer};
 use holdfast_store::{EmbeddedStore, Store};
-use holdfast_watch::detect::{History, StoreHistory};
+use holdfast_watch::detect::{History, Lookalike, StoreHistory, looks_like};
 
 fn block(n: u64) -> BlockRef {
     BlockRef {
@@ -84,6 +84,13 @@ fn the_history_answers_from_the_store_before_the_block() {
 }
 
 /// A random chain of blocks among a few wallets (some blocks empty), for the cache test.
+/// The addresses the random blocks pay besides the wallets.
+fn others() -> Vec<Address> {
+    (0..200u8)
+        .map(|k| Address::left_padding_from(&[0x70, k]))
+        .collect()
+}
+
 fn random_blocks(seed: u64, from: u64, count: u64, tag: u64) -> Vec<(u64, Vec<Transfer>)> {
     let mut x = seed | 1;
     let mut next = move || {
@@ -95,11 +102,17 @@ fn random_blocks(seed: u64, from: u64, count: u64, tag: u64) -> Vec<(u64, Vec<Tr
     let wallets: Vec<Address> = (1..=5u8).map(Address::repeat_byte).collect();
     (from..from + count)
         .map(|n| {
-            let k = next() % 4; // 0..=3 transfers, 0 often enough to leave gaps
+            let k = next() % 12; // 0..=11 transfers, 0 often enough to leave gaps
             let ts = (0..k as u32)
                 .map(|i| {
                     let f = wallets[(next() % 5) as usize];
-                    let t = wallets[(next() % 5) as usize];
+                    // A quarter to the other wallets, the rest to many more addresses: a
+                    // wallet's past outgrows the short list the cache starts with.
+                    let t = if next() % 4 == 0 {
+                        wallets[(next() % 5) as usize]
+                    } else {
+                        others()[(next() % 200) as usize]
+                    };
                     let mut p = pay(n, i, f, t, next() % 3);
                     // Another chain after a reorg: different transaction hashes.
                     p.tx_hash =
@@ -155,35 +168,42 @@ fn observed_blocks_extend_the_cache_exactly_as_the_store_would() {
                         .iter()
                         .filter(|w| (u64::from(w[0]) * 31 + n * 17 + seed).is_multiple_of(3))
                     {
-                        for to in &wallets {
+                        for to in wallets.iter().chain(&others()) {
                             assert_eq!(
                                 cached.has_paid(1, *w, *to, *n).unwrap(),
                                 fresh.has_paid(1, *w, *to, *n).unwrap(),
                                 "{name}, seed {seed}, block {n}: has {w} paid {to}"
                             );
                         }
-                        assert_eq!(
-                            cached.counterparties(1, *w, *n, 3).unwrap(),
-                            fresh.counterparties(1, *w, *n, 3).unwrap(),
-                            "{name}, seed {seed}, block {n}: counterparties of {w}"
-                        );
-                        // The poisoning detector's question, answered from the cache in
-                        // place: the smallest counterparty that matches, as the list says.
-                        for odd in [false, true] {
-                            let matches = |c: Address| !odd || c[0] % 2 == 1;
-                            let want = fresh
-                                .counterparties(1, *w, *n, 3)
-                                .unwrap()
-                                .into_iter()
-                                .filter(|c| matches(*c))
-                                .min();
+                        for limit in [3, 300] {
                             assert_eq!(
-                                cached
-                                    .find_counterparty(1, *w, *n, 3, &mut |c| matches(c))
-                                    .unwrap(),
-                                want,
-                                "{name}, seed {seed}, block {n}: counterparty of {w} (odd: {odd})"
+                                cached.counterparties(1, *w, *n, limit).unwrap(),
+                                fresh.counterparties(1, *w, *n, limit).unwrap(),
+                                "{name}, seed {seed}, block {n}: counterparties of {w} ({limit})"
                             );
+                        }
+                        // The poisoning detector's question, answered from the cache in
+                        // place: the smallest counterparty the look-alike imitates, as the
+                        // list says (many, some, none).
+                        for (like, prefix, suffix) in [
+                            (others()[0], 2, 0),
+                            (Address::repeat_byte(3), 0, 1),
+                            (others()[5], 0, 2),
+                        ] {
+                            let lookalike = Lookalike::new(like, prefix, suffix);
+                            for limit in [3, 300] {
+                                let want = fresh
+                                    .counterparties(1, *w, *n, limit)
+                                    .unwrap()
+                                    .into_iter()
+                                    .filter(|c| looks_like(like, *c, prefix, suffix))
+                                    .min();
+                                assert_eq!(
+                                    cached.find_lookalike(1, *w, *n, limit, &lookalike).unwrap(),
+                                    want,
+                                    "{name}, seed {seed}, block {n}: look-alike of {like} among {w}'s {limit}"
+                                );
+                            }
                         }
                     }
                     cached.observe(1, *n, ts);
