@@ -1,6 +1,6 @@
 //! UTXO index benchmark (docs/BENCHMARKS.md, "Bitcoin: the UTXO index"): a synthetic chain of
 //! blocks of `--txs` transactions (default 2,000), each spending one earlier unspent output
-//! (chosen at random) into two new ones (22-byte witness script, 43-character address), plus a
+//! (chosen at random) into two new ones (22-byte witness script, 42-character address of random bech32 characters; txids random), plus a
 //! coinbase; written one block per commit (how ingestion writes), on the embedded index and on
 //! PostgreSQL (a throwaway server). Prints transactions/s, outputs/s, the time of one block's
 //! batch read (`utxos`) and bytes on disk per unspent output (undo records included).
@@ -32,28 +32,46 @@ use holdfast_store::utxo::{
 mod args;
 use args::{Rng, has, option};
 
-fn txid(block: u64, tx: u64) -> B256 {
-    let mut h = [0u8; 32];
-    h[..8].copy_from_slice(&block.to_le_bytes());
-    h[8..16].copy_from_slice(&tx.to_le_bytes());
-    h[16..].copy_from_slice(
-        &(block ^ tx)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .to_le_bytes()
-            .repeat(2),
-    );
-    B256::from(h)
+/// splitmix64: the generator's stand-in for a hash (txids and addresses are hash outputs on
+/// the real chain, so keys built from them share no prefixes).
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
+/// `n` pseudo-random bytes from `seed`.
+fn bytes(seed: u64, n: usize) -> Vec<u8> {
+    (0..n.div_ceil(8) as u64)
+        .flat_map(|i| mix(seed ^ mix(i)).to_le_bytes())
+        .take(n)
+        .collect()
+}
+
+fn txid(block: u64, tx: u64) -> B256 {
+    B256::from_slice(&bytes(mix(block) ^ tx, 32))
+}
+
+/// bech32's data characters.
+const BECH32: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+
 fn record(value: u64, height: u64, coinbase: bool, tag: u64) -> UtxoRecord {
+    // A P2WPKH output: a 20-byte program and a 42-character address of bech32 characters
+    // (pseudo-random like a real one's, not spelling the program: the index stores both).
+    let program = bytes(tag, 20);
     let mut script = vec![0x00, 0x14];
-    script.extend_from_slice(&tag.to_le_bytes().repeat(3)[..20]);
+    script.extend_from_slice(&program);
+    let mut address = String::from("bc1q");
+    for b in bytes(tag ^ 0xadd7, 38) {
+        address.push(BECH32[usize::from(b & 31)] as char);
+    }
     UtxoRecord {
         value,
         height,
         coinbase,
         script,
-        address: Some(format!("bc1q{:039x}", tag)),
+        address: Some(address),
     }
 }
 
