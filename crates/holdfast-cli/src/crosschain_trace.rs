@@ -80,7 +80,24 @@ pub fn follow(
             .collect(),
         None => Vec::new(),
     };
-    Ok(follow_exits(t, &receipts, &chains, utxo_options)?)
+    let mut x = follow_exits(t, &receipts, &chains, utxo_options)?;
+    // Whether each refund's payer is labelled (THORChain's vaults, once imported).
+    let today = ScreenOptions::today().as_of;
+    for r in x.crossings.iter_mut().flat_map(|c| c.refunds.iter_mut()) {
+        r.vault_labels = intel
+            .evm_labels(&r.vault)
+            .iter()
+            .filter(|l| l.active_on(today))
+            .map(|l| {
+                let name = intel
+                    .name(l)
+                    .or_else(|| intel.actor(l))
+                    .unwrap_or("unnamed");
+                format!("{name} ({})", l.category.name())
+            })
+            .collect();
+    }
+    Ok(x)
 }
 
 /// The crossings and what the trace reached beyond them, in words (after the EVM trace's
@@ -161,16 +178,21 @@ pub fn text(x: &CrossChainTrace, out: &mut dyn Write) -> anyhow::Result<()> {
                 .token
                 .map(|t| format!(" of token {t}"))
                 .unwrap_or_default();
+            // The depositor names the vault: a thief can deposit to an address of his own and
+            // "refund" from it. Only a label (THORChain's vault list, imported) vouches for it.
+            let labels = if r.vault_labels.is_empty() {
+                "not labelled: import THORChain's vaults (its /inbound_addresses) as labels to check it is one".to_owned()
+            } else {
+                format!("labelled {}", r.vault_labels.join(", "))
+            };
             let vault = if r.from_deposit_vault {
-                // The depositor names the vault: a thief can deposit to an address of his own
-                // and "refund" from it. Holdfast does not know THORChain's vaults.
                 format!(
-                    "from {}, the vault the deposit went to (check it is one of THORChain's: the depositor names the vault)",
+                    "from {}, the vault the deposit went to ({labels}; the depositor names the vault)",
                     r.vault
                 )
             } else {
                 format!(
-                    "from {}, not the deposit's vault: anyone can call the router's transferOut, this one may be a decoy",
+                    "from {}, not the deposit's vault ({labels}): anyone can call the router's transferOut, this one may be a decoy",
                     r.vault
                 )
             };

@@ -228,6 +228,8 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
             "exchange",
             "Exchange LTC deposits",
         ),
+        // THORChain's vault, as its /inbound_addresses lists it (the thief's own is not).
+        ("vaults.txt", vault.to_string(), "bridge", "THORChain vault"),
     ] {
         let file = data.path().join(list);
         std::fs::write(&file, format!("{address}\n")).expect("write");
@@ -331,9 +333,14 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
     assert_eq!(refunds[0]["to"], thief.to_string().to_lowercase());
     assert_eq!(refunds[0]["amount"], "1980000000000000000");
     assert_eq!(refunds[0]["from_deposit_vault"], true);
+    assert_eq!(
+        refunds[0]["vault_labels"],
+        json!(["THORChain vault (bridge)"])
+    );
     assert_eq!(refunds[1]["tx_hash"], decoy_refund.to_string());
     assert_eq!(refunds[1]["vault"], own.to_string().to_lowercase());
     assert_eq!(refunds[1]["from_deposit_vault"], false);
+    assert_eq!(refunds[1]["vault_labels"], Value::Null, "not labelled");
     assert_eq!(
         of(to_btc)["destination"]["address"],
         "bc1q3a2le4lazts64u8mqte5vuxvug25z5w6rhs95g"
@@ -393,8 +400,11 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
     assert!(
         text.contains("2 refunds name this inbound")
             && text.contains(&format!(
-                "refund tx {btc_refund} block {}: 1980000000000000000 to {thief}, from {vault}, the vault the deposit went to",
+                "refund tx {btc_refund} block {}: 1980000000000000000 to {thief}, from {vault}, the vault the deposit went to (labelled THORChain vault (bridge); the depositor names the vault)",
                 refunds[0]["block"]
+            ))
+            && text.contains(&format!(
+                "from {own}, not the deposit's vault (not labelled: import THORChain's vaults"
             ))
             && text.contains("this one may be a decoy"),
         "{text}"

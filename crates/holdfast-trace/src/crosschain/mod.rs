@@ -95,6 +95,12 @@ pub struct EvmRefund {
     /// with any memo, so a refund from another address may be a decoy (or THORChain rotated
     /// its vaults in between): it is listed, and marked.
     pub from_deposit_vault: bool,
+    /// The paying address's labels in intel, in words (`name (category)`), filled by the
+    /// caller that holds intel: the depositor names the vault, so only a label from
+    /// THORChain's own list (its `/inbound_addresses`, imported) says the vault is
+    /// THORChain's. Empty: not labelled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vault_labels: Vec<String>,
 }
 
 /// Where the receipts of exit transactions come from (a node; a map in tests).
@@ -337,6 +343,7 @@ fn refunds_of(
             token: r.event.asset,
             amount: r.event.amount,
             from_deposit_vault: r.event.vault == vault,
+            vault_labels: Vec::new(),
         })
         .collect()
 }
