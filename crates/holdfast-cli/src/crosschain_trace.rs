@@ -167,10 +167,23 @@ pub fn text(x: &CrossChainTrace, out: &mut dyn Write) -> anyhow::Result<()> {
             c.bridge.name, c.router, c.tx_hash, c.block, c.amount, c.asset, c.tainted
         )?;
         for p in &c.payouts {
+            // Anyone can write OUT:<inbound> into a transaction of his own: who paid tells
+            // THORChain's vault (once its vaults are imported as labels) from a decoy.
+            let payer = match &p.payer_service {
+                Some(s) => format!("labelled {} ({})", s.name, s.category.name()),
+                None => "not labelled: import THORChain's vaults (its /inbound_addresses) as labels to tell its payouts from decoys".to_owned(),
+            };
             writeln!(
                 out,
-                "    payout {}: {} arrived, {} of it tainted",
-                p.txid, p.amount, p.tainted
+                "    payout {}: {} arrived, {} of it tainted; paid by {} ({payer})",
+                p.txid,
+                p.amount,
+                p.tainted,
+                if p.paid_by.is_empty() {
+                    "no address".to_owned()
+                } else {
+                    p.paid_by.join(", ")
+                }
             )?;
         }
         for r in &c.refunds {

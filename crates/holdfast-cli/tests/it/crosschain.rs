@@ -345,6 +345,21 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
         of(to_btc)["destination"]["address"],
         "bc1q3a2le4lazts64u8mqte5vuxvug25z5w6rhs95g"
     );
+    // Who paid each payout: the real one's payers, labelled as THORChain's vault below,
+    // tell it from a decoy in the text report.
+    let payout_json = &ltc_crossing["payouts"][1];
+    let paid_by: Vec<String> = payout_json["paid_by"]
+        .as_array()
+        .expect("paid_by")
+        .iter()
+        .map(|a| a.as_str().expect("address").to_owned())
+        .collect();
+    assert!(!paid_by.is_empty(), "{payout_json}");
+    assert_eq!(
+        payout_json["payer_service"],
+        Value::Null,
+        "not labelled yet"
+    );
     let bad = &of(garbled)["outcome"];
     assert_eq!(bad["kind"], "bad-memo", "{bad}");
     let error = bad["error"].as_str().expect("error");
@@ -380,6 +395,21 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
     assert_eq!(continued[0]["stats"]["lost_to_fees"], 50_000);
 
     // The same in words.
+    // THORChain's Litecoin vault, as its /inbound_addresses would list it: the payout's payers.
+    let vaults = data.path().join("ltc-vaults.txt");
+    std::fs::write(&vaults, paid_by.join("\n")).expect("write");
+    ok(&holdfast(
+        data.path(),
+        &[
+            "intel",
+            "import",
+            vaults.to_str().expect("utf8"),
+            "--category",
+            "bridge",
+            "--name",
+            "THORChain LTC vault",
+        ],
+    ));
     let out = holdfast(
         data.path(),
         &[
@@ -395,6 +425,13 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
     let text = stdout(&out);
     assert!(
         text.contains("2 payouts name this inbound (a decoy is among them): all followed"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "payout {payout}: 100000000 arrived, 50000000 of it tainted; paid by {} (labelled THORChain LTC vault (bridge))",
+            paid_by.join(", ")
+        )),
         "{text}"
     );
     assert!(

@@ -190,7 +190,18 @@ pub struct PayoutFound {
     pub amount: u64,
     /// Of which tainted (the tainted share of the inbound, applied to what arrived).
     pub tainted: u64,
+    /// The addresses its inputs spent from, distinct, in input order (at most
+    /// [`MAX_PAYERS`]): THORChain's vault for a real payout. Anyone can write `OUT:<inbound>`
+    /// into a transaction of his own, so a decoy is told by who paid it.
+    pub paid_by: Vec<String>,
+    /// The first of `paid_by` with a service label (THORChain's vaults, once imported as
+    /// `bridge` labels); `None`: no payer is labelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payer_service: Option<Service>,
 }
+
+/// Most payer addresses kept per payout.
+pub const MAX_PAYERS: usize = 20;
 
 /// A tainted transfer into a bridge, and what became of it on the far side.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -583,10 +594,32 @@ fn cross<S: UtxoSource + ?Sized>(
             Err(e) => return Err(e),
         };
         let share = share_ppb(hop.tainted, hop.amount);
-        c.payouts = payouts
-            .iter()
-            .filter(|p| !p.refund)
-            .map(|p| PayoutFound {
+        let payouts: Vec<_> = payouts.iter().filter(|p| !p.refund).collect();
+        let ids: Vec<B256> = payouts.iter().map(|p| p.id).collect();
+        let mut payers = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(holdfast_store::utxo::MAX_READ_BATCH) {
+            for placed in chain.src.transactions(chain.chain_id, chunk)? {
+                let mut paid_by: Vec<String> = Vec::new();
+                if let Some((_, _, tx)) = placed.first() {
+                    for a in tx.inputs.iter().filter_map(|i| i.address.as_ref()) {
+                        if paid_by.len() < MAX_PAYERS && !paid_by.contains(a) {
+                            paid_by.push(a.clone());
+                        }
+                    }
+                }
+                payers.push(paid_by);
+            }
+        }
+        c.payouts = Vec::with_capacity(payouts.len());
+        for (p, paid_by) in payouts.iter().zip(payers) {
+            let mut payer_service = None;
+            for a in &paid_by {
+                if let Some(s) = chain.classifier.classify(a)? {
+                    payer_service = Some(s.service);
+                    break;
+                }
+            }
+            c.payouts.push(PayoutFound {
                 txid: show_txid(&p.id),
                 outputs: p.outputs.clone(),
                 amount: p.amount,
@@ -594,8 +627,10 @@ fn cross<S: UtxoSource + ?Sized>(
                     u64::try_from(u128::from(p.amount) * u128::from(ppb) / 1_000_000_000)
                         .unwrap_or(p.amount)
                 }),
-            })
-            .collect();
+                paid_by,
+                payer_service,
+            });
+        }
         c.outcome = if c.payouts.is_empty() {
             CrossingOutcome::PayoutNotFound
         } else {
