@@ -8,7 +8,12 @@
 //! - Celer cBridge's pool bridge: `Send(transferId, sender, receiver, token, amount,
 //!   dstChainId, nonce, maxSlippage)`.
 //! - Across V3 spoke pools: `V3FundsDeposited(inputToken, outputToken, inputAmount,
-//!   outputAmount, destinationChainId, depositId, …, depositor, recipient, …)`.
+//!   outputAmount, destinationChainId, depositId, …, depositor, recipient, …)`, and the
+//!   event that replaced it (V3.5), `FundsDeposited`, with 32-byte addresses (a recipient on
+//!   a non-EVM chain, e.g. Solana, fills all 32).
+//! - Synapse's bridge: `TokenDeposit(to, chainId, token, amount)` and
+//!   `TokenDepositAndSwap(to, chainId, token, amount, …)` (the tokens are transferred into
+//!   the bridge; its redeems burn them instead, so they are no transfer into the bridge).
 //!
 //! As for THORChain's router, the event's signature says nothing of who emitted it: the caller
 //! takes only events emitted by an address intel labels a bridge.
@@ -34,6 +39,13 @@ mod abi {
     pub mod across {
         alloy::sol! {
             event V3FundsDeposited(address inputToken, address outputToken, uint256 inputAmount, uint256 outputAmount, uint256 indexed destinationChainId, uint32 indexed depositId, uint32 quoteTimestamp, uint32 fillDeadline, uint32 exclusivityDeadline, address indexed depositor, address recipient, address exclusiveRelayer, bytes message);
+            event FundsDeposited(bytes32 inputToken, bytes32 outputToken, uint256 inputAmount, uint256 outputAmount, uint256 indexed destinationChainId, uint256 indexed depositId, uint32 quoteTimestamp, uint32 fillDeadline, uint32 exclusivityDeadline, bytes32 indexed depositor, bytes32 recipient, bytes32 exclusiveRelayer, bytes message);
+        }
+    }
+    pub mod synapse {
+        alloy::sol! {
+            event TokenDeposit(address indexed to, uint256 chainId, address token, uint256 amount);
+            event TokenDepositAndSwap(address indexed to, uint256 chainId, address token, uint256 amount, uint8 tokenIndexFrom, uint8 tokenIndexTo, uint256 minDy, uint256 deadline);
         }
     }
 }
@@ -45,6 +57,7 @@ pub enum Bridge {
     Multichain,
     Cbridge,
     Across,
+    Synapse,
 }
 
 impl Bridge {
@@ -53,6 +66,7 @@ impl Bridge {
             Bridge::Multichain => "Multichain",
             Bridge::Cbridge => "Celer cBridge",
             Bridge::Across => "Across",
+            Bridge::Synapse => "Synapse",
         }
     }
 }
@@ -83,6 +97,16 @@ pub struct BridgeExitError {
 
 fn token(a: Address) -> Option<Address> {
     (a != Address::ZERO).then_some(a)
+}
+
+/// A 32-byte address (Across V3.5): an EVM address (checksummed) when its first 12 bytes are
+/// zero, else the 32 bytes in hex (a Solana or other non-EVM recipient).
+fn wide_address(w: alloy_primitives::B256) -> String {
+    if w[..12].iter().all(|b| *b == 0) {
+        Address::from_word(w).to_string()
+    } else {
+        w.to_string()
+    }
 }
 
 /// The exit `log` records, if it is one of the known bridges' exit events (by signature;
@@ -147,6 +171,46 @@ pub fn decode_exit(log: &Log) -> Option<Result<BridgeExit, BridgeExitError>> {
                 .map_err(failed(Bridge::Across)),
         );
     }
+    if topic == abi::across::FundsDeposited::SIGNATURE_HASH {
+        return Some(
+            abi::across::FundsDeposited::decode_log(log)
+                .map(|e| BridgeExit {
+                    bridge: Bridge::Across,
+                    chain_id: e.destinationChainId,
+                    recipient: wide_address(e.recipient),
+                    // On the origin (an EVM chain) the input token is an address.
+                    token: token(Address::from_word(e.inputToken)),
+                    amount: e.inputAmount,
+                })
+                .map_err(failed(Bridge::Across)),
+        );
+    }
+    if topic == abi::synapse::TokenDeposit::SIGNATURE_HASH {
+        return Some(
+            abi::synapse::TokenDeposit::decode_log(log)
+                .map(|e| BridgeExit {
+                    bridge: Bridge::Synapse,
+                    chain_id: e.chainId,
+                    recipient: e.to.to_string(),
+                    token: token(e.token),
+                    amount: e.amount,
+                })
+                .map_err(failed(Bridge::Synapse)),
+        );
+    }
+    if topic == abi::synapse::TokenDepositAndSwap::SIGNATURE_HASH {
+        return Some(
+            abi::synapse::TokenDepositAndSwap::decode_log(log)
+                .map(|e| BridgeExit {
+                    bridge: Bridge::Synapse,
+                    chain_id: e.chainId,
+                    recipient: e.to.to_string(),
+                    token: token(e.token),
+                    amount: e.amount,
+                })
+                .map_err(failed(Bridge::Synapse)),
+        );
+    }
     None
 }
 
@@ -177,6 +241,19 @@ mod tests {
         assert_eq!(
             abi::across::V3FundsDeposited::SIGNATURE_HASH,
             b256!("0xa123dc29aebf7d0c3322c8eeb5b999e859f39937950ed31056532713d0de396f")
+        );
+        // Across V3.5's, as seen on its spoke pools' logs; Synapse's, as its indexers filter.
+        assert_eq!(
+            abi::across::FundsDeposited::SIGNATURE_HASH,
+            b256!("0x32ed1a409ef04c7b0227189c3a103dc5ac10e775a15b785dcc510201f7c25ad3")
+        );
+        assert_eq!(
+            abi::synapse::TokenDeposit::SIGNATURE_HASH,
+            b256!("0xda5273705dbef4bf1b902a131c2eac086b7e1476a8ab0cb4da08af1fe1bd8e3b")
+        );
+        assert_eq!(
+            abi::synapse::TokenDepositAndSwap::SIGNATURE_HASH,
+            b256!("0x79c15604b92ef54d3f61f0c40caab8857927ca3d5092367163b4562c1699eb5f")
         );
     }
 
@@ -279,6 +356,88 @@ mod tests {
                 Some(token_a),
                 U256::from(8u64)
             )
+        );
+    }
+
+    #[test]
+    fn across_v3_5_and_synapse_exits_decode() {
+        let (token_a, to) = (Address::repeat_byte(0x11), Address::repeat_byte(0x22));
+        let solana = B256::repeat_byte(0x5a);
+        let across = abi::across::FundsDeposited {
+            inputToken: token_a.into_word(),
+            outputToken: solana,
+            inputAmount: U256::from(9u64),
+            outputAmount: U256::from(8u64),
+            destinationChainId: U256::from(34268394551451u64),
+            depositId: U256::from(5u64),
+            quoteTimestamp: 1,
+            fillDeadline: 2,
+            exclusivityDeadline: 0,
+            depositor: Address::repeat_byte(3).into_word(),
+            recipient: solana,
+            exclusiveRelayer: B256::ZERO,
+            message: Bytes::new(),
+        };
+        let x = decode_exit(&log_of(&across))
+            .expect("known")
+            .expect("decodes");
+        assert_eq!(
+            (x.bridge, x.recipient, x.token, x.amount),
+            (
+                Bridge::Across,
+                solana.to_string(),
+                Some(token_a),
+                U256::from(9u64)
+            ),
+            "a non-EVM recipient is its 32 bytes"
+        );
+        let across_evm = abi::across::FundsDeposited {
+            recipient: to.into_word(),
+            ..across
+        };
+        let x = decode_exit(&log_of(&across_evm))
+            .expect("known")
+            .expect("decodes");
+        assert_eq!(
+            x.recipient,
+            to.to_string(),
+            "an EVM recipient is an address"
+        );
+        let synapse = abi::synapse::TokenDeposit {
+            to,
+            chainId: U256::from(43114u64),
+            token: token_a,
+            amount: U256::from(10u64),
+        };
+        let x = decode_exit(&log_of(&synapse))
+            .expect("known")
+            .expect("decodes");
+        assert_eq!(
+            (x.bridge, x.chain_id, x.recipient, x.token, x.amount),
+            (
+                Bridge::Synapse,
+                U256::from(43114u64),
+                to.to_string(),
+                Some(token_a),
+                U256::from(10u64)
+            )
+        );
+        let swap = abi::synapse::TokenDepositAndSwap {
+            to,
+            chainId: U256::from(42161u64),
+            token: token_a,
+            amount: U256::from(11u64),
+            tokenIndexFrom: 0,
+            tokenIndexTo: 1,
+            minDy: U256::from(10u64),
+            deadline: U256::from(u64::MAX),
+        };
+        let x = decode_exit(&log_of(&swap))
+            .expect("known")
+            .expect("decodes");
+        assert_eq!(
+            (x.bridge, x.chain_id, x.amount),
+            (Bridge::Synapse, U256::from(42161u64), U256::from(11u64))
         );
     }
 
