@@ -9,9 +9,15 @@
 //! `--window` addresses (default 1,000,000; 43-character addresses), and pays 2 new ones; one in
 //! 1,000 is CoinJoin-like (5 inputs, 5 equal outputs), which merges nothing. Generation is not
 //! timed; the clustering time is each block's `merges` + `apply` + writing its changes to the
-//! map. Then both sides' clusters are counted and must agree.
+//! map. Then the same transactions are generated again and clustered by the bulk build the
+//! rebuild runs (`cluster::merges` then `Build::add`, or `Build::add_recorded` with its undo
+//! record for the newest `--keep-undo` blocks, default 1,000 as `holdfast` keeps): timed the
+//! same way, from each block's transactions in memory to the final entries in memory. Every
+//! address's entry and every kept block's undo record (a digest) must be the per-block step's,
+//! and the SQL side's cluster count both's.
 //!
-//! `cargo bench -p holdfast-store --bench cluster [-- --txs N] [--block B] [--window W] [--no-pg]`
+//! `cargo bench -p holdfast-store --bench cluster [-- --txs N] [--block B] [--window W]
+//! [--keep-undo K] [--no-pg]`
 
 // The binary's allocator, so that the figures are what `holdfast` runs.
 #[global_allocator]
@@ -22,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use alloy_primitives::B256;
 use holdfast_store::testing::TempPostgres;
-use holdfast_store::utxo::cluster::{Node, apply, merges};
+use holdfast_store::utxo::cluster::{Build, Node, apply, merges};
 use holdfast_store::utxo::{OutPointKey, TxInput, TxOutput, TxRecord};
 use rustc_hash::FxHashMap;
 
@@ -99,22 +105,37 @@ impl Gen {
     }
 }
 
+/// A digest of an undo record (its entries in order), to compare the two sides' records
+/// without keeping them.
+fn digest(undo: &[(String, Option<Node>)], into: &mut u64) {
+    use std::hash::{BuildHasher, Hash};
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    undo.hash(&mut h);
+    *into = into.rotate_left(5) ^ std::hash::Hasher::finish(&h);
+}
+
 fn main() {
     let txs = option("--txs", 10_000_000);
     let per_block = option("--block", 2_000).max(1);
     let window = option("--window", 1_000_000).max(1);
-    let mut g = Gen {
+    let keep_undo = option("--keep-undo", 1_000);
+    let blocks = txs.div_ceil(per_block);
+    let first_kept = blocks.saturating_sub(keep_undo);
+    let gen_chain = || Gen {
         rng: Rng(0x5eed_c1a5),
         next: 0,
         window,
     };
+    let mut g = gen_chain();
+    let mut undo_digest = 0u64;
     // The stored union-find's stand-in (the index keeps it in fjall or PostgreSQL).
     let mut uf: FxHashMap<String, Node> = FxHashMap::default();
     let mut edges: Vec<(i64, i64)> = Vec::new();
     let mut clustering = Duration::ZERO;
     let mut done = 0u64;
     let mut groups_total = 0u64;
-    while done < txs {
+    let mut height = 0u64;
+    while done < txs && !has("--bulk-only") {
         let block = g.block(per_block.min(txs - done));
         done += block.len() as u64;
         let started = Instant::now();
@@ -124,6 +145,10 @@ fn main() {
             uf.insert(a, n);
         }
         clustering += started.elapsed();
+        if height >= first_kept {
+            digest(&changes.old, &mut undo_digest);
+        }
+        height += 1;
         groups_total += groups.len() as u64;
         if !has("--no-pg") {
             for group in &groups {
@@ -144,6 +169,53 @@ fn main() {
         clustering.as_secs_f64(),
         txs as f64 / clustering.as_secs_f64().max(1e-9)
     );
+    // The bulk build over the same transactions (generated again: not timed).
+    let mut g = gen_chain();
+    let mut b = Build::new();
+    let mut bulk = Duration::ZERO;
+    let mut bulk_merges = Duration::ZERO;
+    let mut built_digest = 0u64;
+    let (mut done, mut height) = (0u64, 0u64);
+    while done < txs {
+        let block = g.block(per_block.min(txs - done));
+        done += block.len() as u64;
+        let started = Instant::now();
+        let groups = merges(&block);
+        bulk_merges += started.elapsed();
+        if height >= first_kept {
+            let undo = b.add_recorded(&groups).expect("build");
+            bulk += started.elapsed();
+            digest(&undo, &mut built_digest);
+        } else {
+            b.add(&groups).expect("build");
+            bulk += started.elapsed();
+        }
+        height += 1;
+    }
+    let (built_roots, built_largest) = b.clusters();
+    println!(
+        "bulk build (the rebuild's): {txs} transactions, {} addresses, {built_roots} clusters (largest {built_largest}), undo records of the newest {} blocks: {:.2} s ({:.0} tx/s; of which merges {:.2} s); {:.1} MB in memory ({:.0} bytes per address); ratio to the per-block step {:.2}",
+        b.addresses(),
+        blocks - first_kept,
+        bulk.as_secs_f64(),
+        txs as f64 / bulk.as_secs_f64().max(1e-9),
+        bulk_merges.as_secs_f64(),
+        b.heap_bytes() as f64 / 1e6,
+        b.heap_bytes() as f64 / b.addresses().max(1) as f64,
+        bulk.as_secs_f64() / clustering.as_secs_f64().max(1e-9),
+    );
+    if has("--bulk-only") {
+        return;
+    }
+    // Not timed: every entry of both sides, and the kept undo records.
+    assert_eq!((built_roots as usize, built_largest), (roots, largest));
+    assert_eq!(b.nodes().count(), uf.len(), "the same addresses");
+    for (a, n) in &uf {
+        assert_eq!(b.get(a).as_ref(), Some(n), "address {a}");
+    }
+    assert_eq!(built_digest, undo_digest, "the same undo records");
+    println!("identical: every address's entry and the kept undo records");
+    drop(b);
     if has("--no-pg") {
         return;
     }
