@@ -198,6 +198,16 @@ pub enum StoreError {
         holder: Option<String>,
         token: u64,
     },
+    /// A chain's address clusters are marked as being rebuilt (a rebuild is running, or one
+    /// was interrupted): they are incomplete, so reading them, writing a block or unwinding
+    /// is refused until a rebuild finishes (`utxo::rebuild`).
+    #[error(
+        "chain {chain_id}: the address clusters are being rebuilt, or a rebuild was interrupted, so they are incomplete: run `holdfast clusters rebuild` for this chain (again) and retry"
+    )]
+    ClustersRebuilding { chain_id: u64 },
+    /// A long operation stopped at its caller's request; `what` says what it leaves.
+    #[error("chain {chain_id}: interrupted: {what}")]
+    Interrupted { chain_id: u64, what: String },
     #[error("stored data is corrupt ({0}); restore from backup or re-ingest")]
     Corrupt(String),
     #[error("embedded store {path}: {message}")]
