@@ -16,8 +16,14 @@
 //! address's entry and every kept block's undo record (a digest) must be the per-block step's,
 //! and the SQL side's cluster count both's.
 //!
+//! With `--store-txs N`, the first N of the same transactions (each block given a coinbase and
+//! distinct outpoints) are also written to a real embedded index (and PostgreSQL unless
+//! `--no-pg`) as imported history (`import_block`: each block's clusters updated in its write),
+//! and `rebuild_clusters` is timed over them: reading the stored transactions back, the build,
+//! and writing the union-find; every clustered address's cluster must be the same after.
+//!
 //! `cargo bench -p holdfast-store --bench cluster [-- --txs N] [--block B] [--window W]
-//! [--keep-undo K] [--no-pg]`
+//! [--keep-undo K] [--store-txs N] [--bulk-only] [--no-pg]`
 
 // The binary's allocator, so that the figures are what `holdfast` runs.
 #[global_allocator]
@@ -27,9 +33,13 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::B256;
+use holdfast_primitives::BlockRef;
 use holdfast_store::testing::TempPostgres;
 use holdfast_store::utxo::cluster::{Build, Node, apply, merges};
-use holdfast_store::utxo::{OutPointKey, TxInput, TxOutput, TxRecord};
+use holdfast_store::utxo::{
+    EmbeddedUtxoStore, NoProgress, OutPointKey, PgUtxoStore, RebuildOptions, TxInput, TxOutput,
+    TxRecord, UtxoStore,
+};
 use rustc_hash::FxHashMap;
 
 #[path = "support/args.rs"]
@@ -114,6 +124,106 @@ fn digest(undo: &[(String, Option<Node>)], into: &mut u64) {
     *into = into.rotate_left(5) ^ std::hash::Hasher::finish(&h);
 }
 
+/// The chain id the stored runs use.
+const STORED: u64 = 77;
+
+/// A block of the generated chain made storable as imported history: a coinbase first,
+/// distinct txids and outpoints, no input-less transaction but the coinbase.
+fn storable(block: Vec<TxRecord>, serial: &mut u64) -> Vec<TxRecord> {
+    let mut id = || {
+        *serial += 1;
+        let mut b = [0u8; 32];
+        b[..8].copy_from_slice(&serial.to_be_bytes());
+        B256::from(b)
+    };
+    let mut out = vec![TxRecord {
+        txid: id(),
+        coinbase: true,
+        inputs: vec![],
+        outputs: vec![TxOutput {
+            value: 50,
+            script: vec![0x51],
+            address: None,
+        }],
+    }];
+    for mut tx in block.into_iter().filter(|t| !t.inputs.is_empty()) {
+        tx.coinbase = false;
+        tx.txid = id();
+        for i in &mut tx.inputs {
+            i.prevout = OutPointKey {
+                txid: id(),
+                vout: 0,
+            };
+        }
+        out.push(tx);
+    }
+    out
+}
+
+/// Writes the first `n` generated transactions to `s` as imported history, then rebuilds
+/// their clusters, both timed; checks every clustered address's cluster is unchanged.
+fn stored_rebuild(what: &str, s: &dyn UtxoStore, n: u64, per_block: u64, fresh: impl Fn() -> Gen) {
+    let mut g = fresh();
+    let (mut done, mut height, mut serial) = (0u64, 0u64, 0u64);
+    let mut members: Vec<String> = Vec::new();
+    let started = Instant::now();
+    while done < n {
+        let block = g.block(per_block.min(n - done));
+        done += block.len() as u64;
+        for group in merges(&block) {
+            members.extend(group.iter().map(|a| (*a).to_owned()));
+        }
+        let txs = storable(block, &mut serial);
+        let mut hash = [0xbb; 32];
+        hash[..8].copy_from_slice(&height.to_be_bytes());
+        let b = BlockRef {
+            number: height,
+            hash: B256::from(hash),
+            parent_hash: B256::ZERO,
+            timestamp: 1_300_000_000 + height,
+        };
+        s.import_block(STORED, &b, &txs).expect("import");
+        height += 1;
+    }
+    let written = started.elapsed();
+    members.sort_unstable();
+    members.dedup();
+    let before: Vec<_> = members
+        .iter()
+        .map(|a| s.cluster(STORED, a).expect("cluster"))
+        .collect();
+    let started = Instant::now();
+    let r = s
+        .rebuild_clusters(STORED, RebuildOptions::default(), &NoProgress)
+        .expect("rebuild");
+    let rebuilt = started.elapsed();
+    let after: Vec<_> = members
+        .iter()
+        .map(|a| s.cluster(STORED, a).expect("cluster"))
+        .collect();
+    assert_eq!(
+        before, after,
+        "the rebuilt clusters are the incremental ones"
+    );
+    assert_eq!(r.addresses, members.len() as u64);
+    println!(
+        "{what}: {} transactions in {} blocks imported with per-block clusters in {:.1} s ({:.0} tx/s); rebuild_clusters {:.2} s ({:.0} tx/s): reading and building {:.2} s, writing {} entries {:.2} s; {} addresses in {} clusters (largest {}), {:.0} MB; every address's cluster unchanged",
+        r.transactions,
+        r.blocks,
+        written.as_secs_f64(),
+        r.transactions as f64 / written.as_secs_f64().max(1e-9),
+        rebuilt.as_secs_f64(),
+        r.transactions as f64 / rebuilt.as_secs_f64().max(1e-9),
+        r.build_time.as_secs_f64(),
+        r.addresses,
+        r.write_time.as_secs_f64(),
+        r.addresses,
+        r.clusters,
+        r.largest,
+        r.memory as f64 / 1e6,
+    );
+}
+
 fn main() {
     let txs = option("--txs", 10_000_000);
     let per_block = option("--block", 2_000).max(1);
@@ -163,12 +273,14 @@ fn main() {
         .filter(|(a, n)| n.parent == **a && n.size > 1)
         .count();
     let largest = uf.values().map(|n| n.size).max().unwrap_or(0);
-    println!(
-        "in memory (the index's union-find step): {txs} transactions, {groups_total} merging, {} addresses in clusters, {roots} clusters (largest {largest}): {:.2} s ({:.0} tx/s)",
-        uf.len(),
-        clustering.as_secs_f64(),
-        txs as f64 / clustering.as_secs_f64().max(1e-9)
-    );
+    if !has("--bulk-only") {
+        println!(
+            "in memory (the index's union-find step): {txs} transactions, {groups_total} merging, {} addresses in clusters, {roots} clusters (largest {largest}): {:.2} s ({:.0} tx/s)",
+            uf.len(),
+            clustering.as_secs_f64(),
+            txs as f64 / clustering.as_secs_f64().max(1e-9)
+        );
+    }
     // The bulk build over the same transactions (generated again: not timed).
     let mut g = gen_chain();
     let mut b = Build::new();
@@ -204,6 +316,17 @@ fn main() {
         b.heap_bytes() as f64 / b.addresses().max(1) as f64,
         bulk.as_secs_f64() / clustering.as_secs_f64().max(1e-9),
     );
+    let store_txs = option("--store-txs", 0);
+    if store_txs > 0 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = EmbeddedUtxoStore::open(dir.path()).expect("open");
+        stored_rebuild("embedded index", &s, store_txs, per_block, gen_chain);
+        if !has("--no-pg") {
+            let pg = TempPostgres::start(false).expect("PostgreSQL (scripts/install-postgres)");
+            let s = PgUtxoStore::connect(pg.url()).expect("connect");
+            stored_rebuild("PostgreSQL index", &s, store_txs, per_block, gen_chain);
+        }
+    }
     if has("--bulk-only") {
         return;
     }
