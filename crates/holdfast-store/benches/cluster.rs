@@ -23,7 +23,7 @@
 //! and writing the union-find; every clustered address's cluster must be the same after.
 //!
 //! `cargo bench -p holdfast-store --bench cluster [-- --txs N] [--block B] [--window W]
-//! [--keep-undo K] [--store-txs N] [--bulk-only] [--no-pg]`
+//! [--keep-undo K] [--store-txs N [--store-dir DIR]] [--bulk-only] [--no-pg]`
 
 // The binary's allocator, so that the figures are what `holdfast` runs.
 #[global_allocator]
@@ -124,8 +124,9 @@ fn digest(undo: &[(String, Option<Node>)], into: &mut u64) {
     *into = into.rotate_left(5) ^ std::hash::Hasher::finish(&h);
 }
 
-/// The chain id the stored runs use.
-const STORED: u64 = 77;
+/// The chain id the stored runs use: `holdfast-bitcoin`'s `Network::Bitcoin.import_id()`, so
+/// that `holdfast clusters rebuild --chain bitcoin` finds an index kept with `--store-dir`.
+const STORED: u64 = 1_001;
 
 /// A block of the generated chain made storable as imported history: a coinbase first,
 /// distinct txids and outpoints, no input-less transaction but the coinbase.
@@ -319,7 +320,12 @@ fn main() {
     let store_txs = option("--store-txs", 0);
     if store_txs > 0 {
         let dir = tempfile::tempdir().expect("tempdir");
-        let s = EmbeddedUtxoStore::open(dir.path()).expect("open");
+        // `--store-dir DIR`: the embedded index kept there (`<data-dir>/store/utxo`).
+        let kept = std::env::args()
+            .skip_while(|a| a != "--store-dir")
+            .nth(1)
+            .map(std::path::PathBuf::from);
+        let s = EmbeddedUtxoStore::open(kept.as_deref().unwrap_or(dir.path())).expect("open");
         stored_rebuild("embedded index", &s, store_txs, per_block, gen_chain);
         if !has("--no-pg") {
             let pg = TempPostgres::start(false).expect("PostgreSQL (scripts/install-postgres)");

@@ -18,7 +18,8 @@
 //! The trait is synchronous; async callers use `spawn_blocking`.
 //!
 //! [`utxo`] is the UTXO index of Bitcoin-family chains behind [`utxo::UtxoStore`] (blocks,
-//! unspent outputs, undo records), with the same two backends.
+//! unspent outputs, undo records, transactions, address clusters and their rebuild), with the
+//! same two backends.
 //!
 //! [`gate`] keeps the guard service's state (requests, holds, approvals, signatures,
 //! nonces, freezes, the hash-chained audit log) behind its own trait, [`gate::GateStore`],
