@@ -3,7 +3,7 @@
 //! clusters cannot be split by an update), or to have the clusters of transactions written
 //! before they were kept.
 //!
-//! Both backends read the stored transactions in block order, hand each block to [`Feed`]
+//! Both backends read the stored transactions in block order, hand each block to `Feed`
 //! (the bulk [`Build`], with the undo record of every block that has a UTXO undo record, the
 //! blocks an unwind can reach), then replace the stored union-find, its children index and
 //! its undo records with the result. What a crash or an interruption leaves:
