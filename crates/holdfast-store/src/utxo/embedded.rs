@@ -601,10 +601,40 @@ impl UtxoStore for EmbeddedUtxoStore {
         let started = std::time::Instant::now();
         // What goes: the chain's union-find, children index and undo records, read from the
         // snapshot (nothing else writes while the lock is held), counted first.
+        // What goes: the chain's union-find entries, children entries and undo records that
+        // the new ones do not overwrite, read from the snapshot (nothing else writes while
+        // the lock is held), counted first.
+        let undone: std::collections::HashSet<u64> = feed.undo.iter().map(|(h, _)| *h).collect();
+        let build = &feed.build;
+        let doomed = |space: usize, k: &[u8]| -> Result<bool, StoreError> {
+            let text = |b: &[u8]| {
+                std::str::from_utf8(b)
+                    .map_err(|_| corrupt("cluster entry key"))
+                    .map(str::to_owned)
+            };
+            Ok(match space {
+                UF => build
+                    .parent(&text(k.get(9..).unwrap_or_default())?)
+                    .is_none(),
+                UF_KIDS => {
+                    let n = usize::from(k.get(8).copied().unwrap_or_default());
+                    let parent = k
+                        .get(9..9 + n)
+                        .ok_or_else(|| corrupt("cluster child key"))?;
+                    let a = text(&k[9 + n..])?;
+                    build
+                        .parent(&a)
+                        .is_none_or(|p| p.as_bytes() != parent || p == a)
+                }
+                _ => !undone.contains(&Reader(&k[8..]).u64()?),
+            })
+        };
         let spaces = [UF, UF_KIDS, UF_UNDO];
         let mut old = 0u64;
         for space in spaces {
-            old += snap.prefix(&self.dir.spaces[space], chain).count() as u64;
+            for g in snap.prefix(&self.dir.spaces[space], chain) {
+                old += u64::from(doomed(space, &g.key().map_err(|e| self.dir.err(e))?)?);
+            }
         }
         let nodes = feed.build.nodes().count() as u64;
         let total = old + 2 * nodes + feed.undo.len() as u64;
@@ -627,8 +657,11 @@ impl UtxoStore for EmbeddedUtxoStore {
         };
         for space in spaces {
             for g in snap.prefix(&self.dir.spaces[space], chain) {
-                batch.del(space, g.key().map_err(|e| self.dir.err(e))?.to_vec());
-                flush(&mut batch, false)?;
+                let k = g.key().map_err(|e| self.dir.err(e))?;
+                if doomed(space, &k)? {
+                    batch.del(space, k.to_vec());
+                    flush(&mut batch, false)?;
+                }
             }
         }
         for (a, parent, size) in feed.build.nodes() {

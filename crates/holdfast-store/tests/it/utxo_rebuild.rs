@@ -2,7 +2,8 @@
 //! clusters as the block-by-block writes, undo records that let an unwind afterwards restore
 //! the earlier clusters, and an interrupted rebuild either changing nothing (PostgreSQL, one
 //! transaction) or leaving the chain marked, every cluster read, block write and unwind
-//! refused until a rebuild finishes (embedded).
+//! refused until a rebuild finishes (embedded); imported history clustered out of order
+//! clustered again in block order.
 
 use std::cell::Cell;
 
@@ -128,10 +129,14 @@ fn chain() -> Vec<(BlockRef, UtxoChanges)> {
 
 /// Every address's cluster: root, size and members (sorted).
 fn clusters(s: &dyn UtxoStore) -> Vec<(String, u64, Vec<String>)> {
+    clusters_of(s, CHAIN)
+}
+
+fn clusters_of(s: &dyn UtxoStore, chain: u64) -> Vec<(String, u64, Vec<String>)> {
     (0..24)
         .map(|n| {
-            let c = s.cluster(CHAIN, &addr(n)).expect("cluster");
-            let mut members = s.cluster_members(CHAIN, &c.root, 100).expect("members");
+            let c = s.cluster(chain, &addr(n)).expect("cluster");
+            let mut members = s.cluster_members(chain, &c.root, 100).expect("members");
             assert_eq!(members.len() as u64, c.size);
             members.sort();
             (c.root, c.size, members)
@@ -266,6 +271,41 @@ fn rebuild_equals_ingestion(s: &dyn UtxoStore, marks: bool) {
     assert_eq!(clusters(s), states[(BLOCKS - 1) as usize]);
 }
 
+/// Imported history clustered in the order it came (here newest block first) is clustered
+/// again in block order by a rebuild: the same partition before and after, and after it the
+/// very entries (roots included) of the same history imported oldest first; the entries the
+/// rebuild does not overwrite are gone (every member listing is whole).
+fn imported_out_of_order_is_rebuilt_in_block_order(s: &dyn UtxoStore) {
+    const BACKWARDS: u64 = 1_013;
+    const FORWARDS: u64 = 1_014;
+    let blocks = chain();
+    for (b, c) in blocks.iter().rev() {
+        s.import_block(BACKWARDS, b, &c.transactions)
+            .expect("import");
+    }
+    for (b, c) in &blocks {
+        s.import_block(FORWARDS, b, &c.transactions)
+            .expect("import");
+    }
+    let partition = |chain| -> Vec<Vec<String>> {
+        clusters_of(s, chain)
+            .into_iter()
+            .map(|(_, _, m)| m)
+            .collect()
+    };
+    let (backwards, forwards) = (clusters_of(s, BACKWARDS), clusters_of(s, FORWARDS));
+    assert_eq!(partition(BACKWARDS), partition(FORWARDS));
+    assert_ne!(backwards, forwards, "the import order changed some roots");
+    let report = s
+        .rebuild_clusters(BACKWARDS, RebuildOptions::default(), &NoProgress)
+        .expect("rebuild");
+    assert_eq!(report.blocks, BLOCKS);
+    assert_eq!(report.undo_blocks, 0, "imports keep no undo records");
+    assert_eq!(clusters_of(s, BACKWARDS), forwards);
+    // The other chain untouched.
+    assert_eq!(clusters_of(s, FORWARDS), forwards);
+}
+
 /// A block on top of the chain (one coinbase), to see a write refused.
 fn chain_tail() -> (BlockRef, UtxoChanges) {
     let h = BLOCKS + 1;
@@ -304,6 +344,7 @@ fn rebuild_embedded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = EmbeddedUtxoStore::open_with(dir.path(), Some(KEEP)).expect("open");
     rebuild_equals_ingestion(&s, true);
+    imported_out_of_order_is_rebuilt_in_block_order(&s);
 }
 
 /// The mark outlives the process: reopened, the chain is still refused until a rebuild.
@@ -337,4 +378,5 @@ fn rebuild_postgres() {
     let Some(url) = crate::pg_db() else { return };
     let s = PgUtxoStore::connect_with(&url, Some(KEEP)).expect("connect");
     rebuild_equals_ingestion(&s, false);
+    imported_out_of_order_is_rebuilt_in_block_order(&s);
 }

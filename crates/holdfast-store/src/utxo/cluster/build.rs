@@ -225,13 +225,23 @@ impl Build {
             .collect())
     }
 
-    /// The entry of `address`, as the store would hold it after the blocks added.
-    pub fn get(&self, address: &str) -> Option<Node> {
+    /// The stored entry of `address` as numbers.
+    fn find(&self, address: &str) -> Option<(u32, u32)> {
         let h32 = (self.hasher.hash_one(address.as_bytes()) >> 32) as u32;
         let &(i, _) = self
             .table
             .find(spread(h32), |&(i, h)| h == h32 && self.name(i) == address)?;
-        self.stored(i).map(|o| self.node(o))
+        self.stored(i)
+    }
+
+    /// The entry of `address`, as the store would hold it after the blocks added.
+    pub fn get(&self, address: &str) -> Option<Node> {
+        self.find(address).map(|o| self.node(o))
+    }
+
+    /// The parent of `address` in its entry (itself for a root), if it has one.
+    pub fn parent(&self, address: &str) -> Option<&str> {
+        self.find(address).map(|(p, _)| self.name(p))
     }
 
     /// Every entry: address, parent address and size, in the order the addresses were first
