@@ -33,7 +33,7 @@ struct Slot {
 
 /// A union-find over interned addresses, built block by block (see the module documentation).
 /// An address's number is its order of first sight; what a find, a link and an interning
-/// read of it is in one 24-byte slot (one cache line), its text in one arena.
+/// read of it is in one 24-byte slot (a cache miss, not three), its text in one arena.
 #[derive(Default)]
 pub struct Build {
     text: String,
