@@ -56,6 +56,10 @@ pub enum Command {
     /// Import exported chain data.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// The UTXO index's address clusters (common-input ownership): `clusters rebuild
+    /// --chain bitcoin` computes them again from the stored transactions.
+    #[command(subcommand)]
+    Clusters(crate::clusters_cmd::ClustersCommand),
     /// Follow stolen funds through the stored transfers to the service deposits that can be
     /// frozen (poison, haircut, FIFO, LIFO or TIHO taint).
     Trace(crate::trace_cmd::TraceArgs),
@@ -306,6 +310,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Transfers(args) => {
             chain_cmd::transfers(chain_cmd::open_store(&data_dir, &cli.store)?, &args)
         }
+        Command::Clusters(cmd) => crate::clusters_cmd::run(&data_dir, &cli.store, cmd, cli.quiet),
         Command::Import(ImportCommand::Transfers(args))
             if args.chain == chain_cmd::ChainKind::Bitcoin =>
         {

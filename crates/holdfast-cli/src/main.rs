@@ -11,6 +11,7 @@ mod bitcoin_cmd;
 mod bitcoin_trace;
 mod chain_cmd;
 mod cli;
+mod clusters_cmd;
 mod crosschain_trace;
 mod demo_cmd;
 mod demo_watch;

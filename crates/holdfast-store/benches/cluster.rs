@@ -9,9 +9,21 @@
 //! `--window` addresses (default 1,000,000; 43-character addresses), and pays 2 new ones; one in
 //! 1,000 is CoinJoin-like (5 inputs, 5 equal outputs), which merges nothing. Generation is not
 //! timed; the clustering time is each block's `merges` + `apply` + writing its changes to the
-//! map. Then both sides' clusters are counted and must agree.
+//! map. Then the same transactions are generated again and clustered by the bulk build the
+//! rebuild runs (`cluster::merges` then `Build::add`, or `Build::add_recorded` with its undo
+//! record for the newest `--keep-undo` blocks, default 1,000 as `holdfast` keeps): timed the
+//! same way, from each block's transactions in memory to the final entries in memory. Every
+//! address's entry and every kept block's undo record (a digest) must be the per-block step's,
+//! and the SQL side's cluster count both's.
 //!
-//! `cargo bench -p holdfast-store --bench cluster [-- --txs N] [--block B] [--window W] [--no-pg]`
+//! With `--store-txs N`, the first N of the same transactions (each block given a coinbase and
+//! distinct outpoints) are also written to a real embedded index (and PostgreSQL unless
+//! `--no-pg`) as imported history (`import_block`: each block's clusters updated in its write),
+//! and `rebuild_clusters` is timed over them: reading the stored transactions back, the build,
+//! and writing the union-find; every clustered address's cluster must be the same after.
+//!
+//! `cargo bench -p holdfast-store --bench cluster [-- --txs N] [--block B] [--window W]
+//! [--keep-undo K] [--store-txs N [--store-dir DIR]] [--bulk-only] [--no-pg]`
 
 // The binary's allocator, so that the figures are what `holdfast` runs.
 #[global_allocator]
@@ -21,9 +33,13 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::B256;
+use holdfast_primitives::BlockRef;
 use holdfast_store::testing::TempPostgres;
-use holdfast_store::utxo::cluster::{Node, apply, merges};
-use holdfast_store::utxo::{OutPointKey, TxInput, TxOutput, TxRecord};
+use holdfast_store::utxo::cluster::{Build, Node, apply, merges};
+use holdfast_store::utxo::{
+    EmbeddedUtxoStore, NoProgress, OutPointKey, PgUtxoStore, RebuildOptions, TxInput, TxOutput,
+    TxRecord, UtxoStore,
+};
 use rustc_hash::FxHashMap;
 
 #[path = "support/args.rs"]
@@ -99,22 +115,138 @@ impl Gen {
     }
 }
 
+/// A digest of an undo record (its entries in order), to compare the two sides' records
+/// without keeping them.
+fn digest(undo: &[(String, Option<Node>)], into: &mut u64) {
+    use std::hash::{BuildHasher, Hash};
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    undo.hash(&mut h);
+    *into = into.rotate_left(5) ^ std::hash::Hasher::finish(&h);
+}
+
+/// The chain id the stored runs use: `holdfast-bitcoin`'s `Network::Bitcoin.import_id()`, so
+/// that `holdfast clusters rebuild --chain bitcoin` finds an index kept with `--store-dir`.
+const STORED: u64 = 1_001;
+
+/// A block of the generated chain made storable as imported history: a coinbase first,
+/// distinct txids and outpoints, no input-less transaction but the coinbase.
+fn storable(block: Vec<TxRecord>, serial: &mut u64) -> Vec<TxRecord> {
+    let mut id = || {
+        *serial += 1;
+        let mut b = [0u8; 32];
+        b[..8].copy_from_slice(&serial.to_be_bytes());
+        B256::from(b)
+    };
+    let mut out = vec![TxRecord {
+        txid: id(),
+        coinbase: true,
+        inputs: vec![],
+        outputs: vec![TxOutput {
+            value: 50,
+            script: vec![0x51],
+            address: None,
+        }],
+    }];
+    for mut tx in block.into_iter().filter(|t| !t.inputs.is_empty()) {
+        tx.coinbase = false;
+        tx.txid = id();
+        for i in &mut tx.inputs {
+            i.prevout = OutPointKey {
+                txid: id(),
+                vout: 0,
+            };
+        }
+        out.push(tx);
+    }
+    out
+}
+
+/// Writes the first `n` generated transactions to `s` as imported history, then rebuilds
+/// their clusters, both timed; checks every clustered address's cluster is unchanged.
+fn stored_rebuild(what: &str, s: &dyn UtxoStore, n: u64, per_block: u64, fresh: impl Fn() -> Gen) {
+    let mut g = fresh();
+    let (mut done, mut height, mut serial) = (0u64, 0u64, 0u64);
+    let mut members: Vec<String> = Vec::new();
+    let started = Instant::now();
+    while done < n {
+        let block = g.block(per_block.min(n - done));
+        done += block.len() as u64;
+        for group in merges(&block) {
+            members.extend(group.iter().map(|a| (*a).to_owned()));
+        }
+        let txs = storable(block, &mut serial);
+        let mut hash = [0xbb; 32];
+        hash[..8].copy_from_slice(&height.to_be_bytes());
+        let b = BlockRef {
+            number: height,
+            hash: B256::from(hash),
+            parent_hash: B256::ZERO,
+            timestamp: 1_300_000_000 + height,
+        };
+        s.import_block(STORED, &b, &txs).expect("import");
+        height += 1;
+    }
+    let written = started.elapsed();
+    members.sort_unstable();
+    members.dedup();
+    let before: Vec<_> = members
+        .iter()
+        .map(|a| s.cluster(STORED, a).expect("cluster"))
+        .collect();
+    let started = Instant::now();
+    let r = s
+        .rebuild_clusters(STORED, RebuildOptions::default(), &NoProgress)
+        .expect("rebuild");
+    let rebuilt = started.elapsed();
+    let after: Vec<_> = members
+        .iter()
+        .map(|a| s.cluster(STORED, a).expect("cluster"))
+        .collect();
+    assert_eq!(
+        before, after,
+        "the rebuilt clusters are the incremental ones"
+    );
+    assert_eq!(r.addresses, members.len() as u64);
+    println!(
+        "{what}: {} transactions in {} blocks imported with per-block clusters in {:.1} s ({:.0} tx/s); rebuild_clusters {:.2} s ({:.0} tx/s): reading and building {:.2} s, writing {} entries {:.2} s; {} addresses in {} clusters (largest {}), {:.0} MB; every address's cluster unchanged",
+        r.transactions,
+        r.blocks,
+        written.as_secs_f64(),
+        r.transactions as f64 / written.as_secs_f64().max(1e-9),
+        rebuilt.as_secs_f64(),
+        r.transactions as f64 / rebuilt.as_secs_f64().max(1e-9),
+        r.build_time.as_secs_f64(),
+        r.addresses,
+        r.write_time.as_secs_f64(),
+        r.addresses,
+        r.clusters,
+        r.largest,
+        r.memory as f64 / 1e6,
+    );
+}
+
 fn main() {
     let txs = option("--txs", 10_000_000);
     let per_block = option("--block", 2_000).max(1);
     let window = option("--window", 1_000_000).max(1);
-    let mut g = Gen {
+    let keep_undo = option("--keep-undo", 1_000);
+    let blocks = txs.div_ceil(per_block);
+    let first_kept = blocks.saturating_sub(keep_undo);
+    let gen_chain = || Gen {
         rng: Rng(0x5eed_c1a5),
         next: 0,
         window,
     };
+    let mut g = gen_chain();
+    let mut undo_digest = 0u64;
     // The stored union-find's stand-in (the index keeps it in fjall or PostgreSQL).
     let mut uf: FxHashMap<String, Node> = FxHashMap::default();
     let mut edges: Vec<(i64, i64)> = Vec::new();
     let mut clustering = Duration::ZERO;
     let mut done = 0u64;
     let mut groups_total = 0u64;
-    while done < txs {
+    let mut height = 0u64;
+    while done < txs && !has("--bulk-only") {
         let block = g.block(per_block.min(txs - done));
         done += block.len() as u64;
         let started = Instant::now();
@@ -124,6 +256,10 @@ fn main() {
             uf.insert(a, n);
         }
         clustering += started.elapsed();
+        if height >= first_kept {
+            digest(&changes.old, &mut undo_digest);
+        }
+        height += 1;
         groups_total += groups.len() as u64;
         if !has("--no-pg") {
             for group in &groups {
@@ -138,12 +274,77 @@ fn main() {
         .filter(|(a, n)| n.parent == **a && n.size > 1)
         .count();
     let largest = uf.values().map(|n| n.size).max().unwrap_or(0);
+    if !has("--bulk-only") {
+        println!(
+            "in memory (the index's union-find step): {txs} transactions, {groups_total} merging, {} addresses in clusters, {roots} clusters (largest {largest}): {:.2} s ({:.0} tx/s)",
+            uf.len(),
+            clustering.as_secs_f64(),
+            txs as f64 / clustering.as_secs_f64().max(1e-9)
+        );
+    }
+    // The bulk build over the same transactions (generated again: not timed).
+    let mut g = gen_chain();
+    let mut b = Build::new();
+    let mut bulk = Duration::ZERO;
+    let mut bulk_merges = Duration::ZERO;
+    let mut built_digest = 0u64;
+    let (mut done, mut height) = (0u64, 0u64);
+    while done < txs {
+        let block = g.block(per_block.min(txs - done));
+        done += block.len() as u64;
+        let started = Instant::now();
+        let groups = merges(&block);
+        bulk_merges += started.elapsed();
+        if height >= first_kept {
+            let undo = b.add_recorded(&groups).expect("build");
+            bulk += started.elapsed();
+            digest(&undo, &mut built_digest);
+        } else {
+            b.add(&groups).expect("build");
+            bulk += started.elapsed();
+        }
+        height += 1;
+    }
+    let (built_roots, built_largest) = b.clusters();
     println!(
-        "in memory (the index's union-find step): {txs} transactions, {groups_total} merging, {} addresses in clusters, {roots} clusters (largest {largest}): {:.2} s ({:.0} tx/s)",
-        uf.len(),
-        clustering.as_secs_f64(),
-        txs as f64 / clustering.as_secs_f64().max(1e-9)
+        "bulk build (the rebuild's): {txs} transactions, {} addresses, {built_roots} clusters (largest {built_largest}), undo records of the newest {} blocks: {:.2} s ({:.0} tx/s; of which merges {:.2} s); {:.1} MB in memory ({:.0} bytes per address); ratio to the per-block step {:.2}",
+        b.addresses(),
+        blocks - first_kept,
+        bulk.as_secs_f64(),
+        txs as f64 / bulk.as_secs_f64().max(1e-9),
+        bulk_merges.as_secs_f64(),
+        b.heap_bytes() as f64 / 1e6,
+        b.heap_bytes() as f64 / b.addresses().max(1) as f64,
+        bulk.as_secs_f64() / clustering.as_secs_f64().max(1e-9),
     );
+    let store_txs = option("--store-txs", 0);
+    if store_txs > 0 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // `--store-dir DIR`: the embedded index kept there (`<data-dir>/store/utxo`).
+        let kept = std::env::args()
+            .skip_while(|a| a != "--store-dir")
+            .nth(1)
+            .map(std::path::PathBuf::from);
+        let s = EmbeddedUtxoStore::open(kept.as_deref().unwrap_or(dir.path())).expect("open");
+        stored_rebuild("embedded index", &s, store_txs, per_block, gen_chain);
+        if !has("--no-pg") {
+            let pg = TempPostgres::start(false).expect("PostgreSQL (scripts/install-postgres)");
+            let s = PgUtxoStore::connect(pg.url()).expect("connect");
+            stored_rebuild("PostgreSQL index", &s, store_txs, per_block, gen_chain);
+        }
+    }
+    if has("--bulk-only") {
+        return;
+    }
+    // Not timed: every entry of both sides, and the kept undo records.
+    assert_eq!((built_roots as usize, built_largest), (roots, largest));
+    assert_eq!(b.nodes().count(), uf.len(), "the same addresses");
+    for (a, n) in &uf {
+        assert_eq!(b.get(a).as_ref(), Some(n), "address {a}");
+    }
+    assert_eq!(built_digest, undo_digest, "the same undo records");
+    println!("identical: every address's entry and the kept undo records");
+    drop(b);
     if has("--no-pg") {
         return;
     }

@@ -18,7 +18,8 @@
 //! The trait is synchronous; async callers use `spawn_blocking`.
 //!
 //! [`utxo`] is the UTXO index of Bitcoin-family chains behind [`utxo::UtxoStore`] (blocks,
-//! unspent outputs, undo records), with the same two backends.
+//! unspent outputs, undo records, transactions, address clusters and their rebuild), with the
+//! same two backends.
 //!
 //! [`gate`] keeps the guard service's state (requests, holds, approvals, signatures,
 //! nonces, freezes, the hash-chained audit log) behind its own trait, [`gate::GateStore`],
@@ -198,6 +199,16 @@ pub enum StoreError {
         holder: Option<String>,
         token: u64,
     },
+    /// A chain's address clusters are marked as being rebuilt (a rebuild is running, or one
+    /// was interrupted): they are incomplete, so reading them, writing a block or unwinding
+    /// is refused until a rebuild finishes (`utxo::rebuild`).
+    #[error(
+        "chain {chain_id}: the address clusters are being rebuilt, or a rebuild was interrupted, so they are incomplete: run `holdfast clusters rebuild` for this chain (again) and retry"
+    )]
+    ClustersRebuilding { chain_id: u64 },
+    /// A long operation stopped at its caller's request; `what` says what it leaves.
+    #[error("chain {chain_id}: interrupted: {what}")]
+    Interrupted { chain_id: u64, what: String },
     #[error("stored data is corrupt ({0}); restore from backup or re-ingest")]
     Corrupt(String),
     #[error("embedded store {path}: {message}")]

@@ -341,6 +341,32 @@ async fn screening_scenario(store: Option<&str>) {
         }
     }
 
+    // The clusters rebuilt from the stored transactions: the same verdicts, and the undo
+    // records the unwind below needs (issue 16).
+    let before = [deposit, exchange, r, s].map(|a| screen(data.path(), store, a));
+    let out = run(
+        data.path(),
+        store,
+        &["clusters", "rebuild", "--chain", "bitcoin", "--quiet"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = stdout(&out);
+    assert!(
+        summary.contains("litecoin-regtest (from a node): rebuilt from ")
+            && summary.contains("2 addresses in 1 clusters (largest 2)"),
+        "{summary}"
+    );
+    assert_eq!(
+        [deposit, exchange, r, s].map(|a| screen(data.path(), store, a)),
+        before
+    );
+    let out = run(
+        data.path(),
+        store,
+        &["clusters", "rebuild", "--chain", "evm"],
+    );
+    crate::fails_with(&out, 2, "Bitcoin-family chains only");
+
     // The block with the consolidation invalidated: the index unwinds it, the label is gone.
     let tip = node.rpc("getbestblockhash", json!([])).await.expect("best");
     node.rpc("invalidateblock", json!([tip.clone()]))

@@ -9,8 +9,14 @@
 //! and no path compression (a find is at most log2(n) reads), so a block changes only the
 //! roots it links, and its undo record is the previous value of each entry it changed: an
 //! unwind puts them back, newest block first, and the clusters are exactly what they were.
+//!
+//! [`build`] ([`Build`]) computes the same union-find for many blocks at once, in memory over
+//! interned addresses, with the same undo records: the stores' `rebuild_clusters`.
 
 use std::collections::{BTreeSet, HashMap};
+
+mod build;
+pub use build::{Build, UndoRecord, build};
 
 use rustc_hash::FxHashMap;
 
@@ -20,7 +26,7 @@ use crate::codec::{Reader, corrupt};
 
 /// An address's union-find entry: its parent (itself for a root) and, for a root, the number
 /// of addresses in its cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Node {
     pub parent: String,
     pub size: u64,

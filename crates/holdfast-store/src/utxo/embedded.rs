@@ -9,6 +9,7 @@
 //! | `utxo.coins` | chain, txid, vout | value, height, coinbase, script, address |
 //! | `utxo.undo` | chain, number | the undo record: outputs created (outpoint, value), outputs spent or replaced (whole) |
 //! | `utxo.meta` | chain | counts: outputs, total |
+//! | `utxo.meta` | chain, `c` | (empty): the chain's clusters are being rebuilt (`super::rebuild`) |
 //! | `utxo.txs` | chain, height, position | the transaction: txid, coinbase, inputs (outpoint, value, address), outputs (value, script, address) |
 //! | `utxo.txids` | chain, txid, height | position |
 //! | `utxo.addr` | chain, address length, address, height, position, direction, index | txid, value, outpoint received or spent |
@@ -26,6 +27,7 @@ use fjall::Readable;
 use holdfast_primitives::BlockRef;
 
 use super::cluster::{self, Cluster, Node};
+use super::rebuild::{Feed, RebuildOptions, RebuildProgress, RebuildReport};
 use super::spent::{self, PlacedTx, Spender};
 use super::txs::{self, AddressTransfer, Direction, TxRecord};
 use super::{
@@ -117,6 +119,16 @@ fn addr_key(chain_id: u64, address: &str, t: &AddressTransfer) -> Vec<u8> {
     k.extend_from_slice(&t.index.to_be_bytes());
     k
 }
+
+/// The meta key marking a chain's clusters as being rebuilt.
+fn rebuilding_key(chain_id: u64) -> Vec<u8> {
+    let mut k = chain_id.to_be_bytes().to_vec();
+    k.push(b'c');
+    k
+}
+
+/// Entries of a rebuild's write per batch (each batch is one atomic write).
+const REBUILD_BATCH: usize = 100_000;
 
 fn kid_key(chain_id: u64, parent: &str, address: &str) -> Vec<u8> {
     let mut k = addr_prefix(chain_id, parent);
@@ -298,6 +310,14 @@ impl EmbeddedUtxoStore {
         }
     }
 
+    /// Refuses while the chain's clusters are marked as being rebuilt.
+    fn check_clusters(&self, chain_id: u64) -> Result<(), StoreError> {
+        match self.dir.read(META, &rebuilding_key(chain_id))? {
+            Some(_) => Err(StoreError::ClustersRebuilding { chain_id }),
+            None => Ok(()),
+        }
+    }
+
     fn read_node(&self, chain_id: u64, address: &str) -> Result<Option<Node>, StoreError> {
         self.dir
             .read(UF, &addr_prefix(chain_id, address))?
@@ -329,6 +349,7 @@ impl UtxoStore for EmbeddedUtxoStore {
         if !admit(chain_id, block, None, |n| self.block(chain_id, n))? {
             return Ok(Applied::AlreadyPresent);
         }
+        self.check_clusters(chain_id)?;
         if let Some(head) = self.head(chain_id)?
             && head.number + 1 != number
         {
@@ -401,6 +422,7 @@ impl UtxoStore for EmbeddedUtxoStore {
             return Ok(Vec::new());
         };
         let guard = self.group.lock();
+        self.check_clusters(chain_id)?;
         let snap = self.dir.db.snapshot();
         let mut removed = Vec::new();
         for g in snap.range(
@@ -496,6 +518,7 @@ impl UtxoStore for EmbeddedUtxoStore {
     }
 
     fn cluster(&self, chain_id: u64, address: &str) -> Result<Cluster, StoreError> {
+        self.check_clusters(chain_id)?;
         cluster::find(address, |a| self.read_node(chain_id, a))
     }
 
@@ -505,6 +528,7 @@ impl UtxoStore for EmbeddedUtxoStore {
         root: &str,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
+        self.check_clusters(chain_id)?;
         let snap = self.dir.db.snapshot();
         cluster::members(root, limit, |parents, room| {
             let mut out = Vec::new();
@@ -535,6 +559,7 @@ impl UtxoStore for EmbeddedUtxoStore {
         if !super::admit_import(chain_id, block, transactions, stored)? {
             return Ok(Applied::AlreadyPresent);
         }
+        self.check_clusters(chain_id)?;
         let mut batch = Batch::default();
         stage_txs(&mut batch, chain_id, block.number, transactions, false);
         // Clusters over imported history too (an import is never unwound: no undo record).
@@ -549,6 +574,115 @@ impl UtxoStore for EmbeddedUtxoStore {
         );
         self.commit(guard, batch)?;
         Ok(Applied::Written)
+    }
+
+    fn rebuild_clusters(
+        &self,
+        chain_id: u64,
+        options: RebuildOptions,
+        progress: &dyn RebuildProgress,
+    ) -> Result<RebuildReport, StoreError> {
+        // The writer lock for the whole rebuild: no block is written meanwhile.
+        let _guard = self.group.lock();
+        let snap = self.dir.db.snapshot();
+        let chain = chain_id.to_be_bytes();
+        let head = self.head(chain_id)?.map_or(0, |b| b.number);
+        let mut kept = std::collections::HashSet::new();
+        for g in snap.prefix(&self.dir.spaces[UNDO], chain) {
+            let k = g.key().map_err(|e| self.dir.err(e))?;
+            kept.insert(Reader(&k[8..]).u64()?);
+        }
+        let mut feed = Feed::new(chain_id, head, kept, options, progress);
+        for g in snap.prefix(&self.dir.spaces[TXS], chain) {
+            let (k, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
+            feed.tx(Reader(&k[8..]).u64()?, txs::decode(&v)?)?;
+        }
+        feed.finish()?;
+        let started = std::time::Instant::now();
+        // What goes: the chain's union-find, children index and undo records, read from the
+        // snapshot (nothing else writes while the lock is held), counted first.
+        // What goes: the chain's union-find entries, children entries and undo records that
+        // the new ones do not overwrite, read from the snapshot (nothing else writes while
+        // the lock is held), counted first.
+        let undone: std::collections::HashSet<u64> = feed.undo.iter().map(|(h, _)| *h).collect();
+        let build = &feed.build;
+        let doomed = |space: usize, k: &[u8]| -> Result<bool, StoreError> {
+            let text = |b: &[u8]| {
+                std::str::from_utf8(b)
+                    .map_err(|_| corrupt("cluster entry key"))
+                    .map(str::to_owned)
+            };
+            Ok(match space {
+                UF => build
+                    .parent(&text(k.get(9..).unwrap_or_default())?)
+                    .is_none(),
+                UF_KIDS => {
+                    let n = usize::from(k.get(8).copied().unwrap_or_default());
+                    let parent = k
+                        .get(9..9 + n)
+                        .ok_or_else(|| corrupt("cluster child key"))?;
+                    let a = text(&k[9 + n..])?;
+                    build
+                        .parent(&a)
+                        .is_none_or(|p| p.as_bytes() != parent || p == a)
+                }
+                _ => !undone.contains(&Reader(&k[8..]).u64()?),
+            })
+        };
+        let spaces = [UF, UF_KIDS, UF_UNDO];
+        let mut old = 0u64;
+        for space in spaces {
+            for g in snap.prefix(&self.dir.spaces[space], chain) {
+                old += u64::from(doomed(space, &g.key().map_err(|e| self.dir.err(e))?)?);
+            }
+        }
+        let nodes = feed.build.nodes().count() as u64;
+        let total = old + 2 * nodes + feed.undo.len() as u64;
+        // The first batch marks the chain (with the first deletions), the last one clears
+        // the mark: every partial state is marked, and refused while marked.
+        let mut batch = Batch::default();
+        batch.put(META, rebuilding_key(chain_id), Vec::new());
+        let mut done = 0u64;
+        let mut flush = |batch: &mut Batch, force: bool| -> Result<(), StoreError> {
+            if !force && batch.ops.len() < REBUILD_BATCH {
+                return Ok(());
+            }
+            done += batch.ops.len() as u64;
+            self.dir.write(std::mem::take(batch))?;
+            feed.written(
+                done.min(total),
+                total,
+                "the clusters are incomplete and marked so",
+            )
+        };
+        for space in spaces {
+            for g in snap.prefix(&self.dir.spaces[space], chain) {
+                let k = g.key().map_err(|e| self.dir.err(e))?;
+                if doomed(space, &k)? {
+                    batch.del(space, k.to_vec());
+                    flush(&mut batch, false)?;
+                }
+            }
+        }
+        for (a, parent, size) in feed.build.nodes() {
+            let node = Node {
+                parent: parent.to_owned(),
+                size,
+            };
+            stage_node(&mut batch, chain_id, a, None, Some(&node));
+            flush(&mut batch, false)?;
+        }
+        for (height, undo) in &feed.undo {
+            batch.put(UF_UNDO, block_key(chain_id, *height), undo.clone());
+            flush(&mut batch, false)?;
+        }
+        flush(&mut batch, true)?;
+        batch.del(META, rebuilding_key(chain_id));
+        self.dir.write(batch)?;
+        self.dir.persist()?;
+        let mut report = feed.report.clone();
+        report.write_time = started.elapsed();
+        Ok(report)
     }
 
     fn block_transactions(&self, chain_id: u64, number: u64) -> Result<Vec<TxRecord>, StoreError> {

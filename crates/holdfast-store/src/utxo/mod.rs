@@ -29,7 +29,9 @@
 //!   transactions'), and removed exactly on unwind;
 //! - address clusters (common-input ownership, CoinJoin-like transactions excluded:
 //!   [`is_coinjoin`]) are a union-find updated in the same write, with a per-block undo record
-//!   of the entries it changed, put back on unwind.
+//!   of the entries it changed, put back on unwind; [`UtxoStore::rebuild_clusters`] computes
+//!   them again from the stored transactions, equal to what the writes would have made, and
+//!   never leaves a half-written union-find that is read as whole ([`rebuild`]).
 //!
 //! - the spent-by index ([`Spender`]: the input spending each output a stored transaction
 //!   spends) is derived from the same transactions, written and removed with them.
@@ -45,10 +47,12 @@ use crate::StoreError;
 pub mod cluster;
 mod embedded;
 mod pg;
+pub mod rebuild;
 mod spent;
 mod txs;
 
 pub use cluster::{Cluster, is_coinjoin};
+pub use rebuild::{NoProgress, RebuildOptions, RebuildProgress, RebuildReport, RebuildStep};
 
 pub use embedded::EmbeddedUtxoStore;
 pub use pg::PgUtxoStore;
@@ -182,6 +186,19 @@ pub trait UtxoStore: Send + Sync {
         root: &str,
         limit: usize,
     ) -> Result<Vec<String>, StoreError>;
+
+    /// Replaces the chain's clusters with the ones its stored transactions give, built in
+    /// memory in block order ([`cluster::build`]): every address's entry exactly as writing
+    /// the blocks one by one from nothing would make it, and a cluster undo record for each
+    /// block with a UTXO undo record, so an unwind afterwards restores the earlier clusters.
+    /// Holds the chain's writes back while it runs. See [`rebuild`] for what an interruption
+    /// leaves.
+    fn rebuild_clusters(
+        &self,
+        chain_id: u64,
+        options: RebuildOptions,
+        progress: &dyn RebuildProgress,
+    ) -> Result<RebuildReport, StoreError>;
 
     /// Writes `block` with its transactions and their address entries but no coin changes:
     /// history imported from an export that holds no UTXO set (bitcoin-etl). For a chain id

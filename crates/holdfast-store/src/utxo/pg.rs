@@ -5,6 +5,9 @@
 //! back. The block's transactions (`utxo_txs`) and address entries (`utxo_transfers`) are
 //! inserted in the same transaction and deleted by height on unwind, and so are the spent-by entries
 //! (`utxo_spent`, schema version 5: `super::spent`). Array parameters (`unnest`) keep a block to a few statements whatever its size.
+//! A rebuild of a chain's clusters is one transaction under the chain's lock: the stored
+//! transactions streamed in block order, the chain's cluster rows deleted and the new ones
+//! copied in (binary `COPY`), so it is seen whole or not at all.
 
 use std::collections::HashMap;
 
@@ -13,6 +16,7 @@ use holdfast_primitives::BlockRef;
 use postgres::Transaction;
 
 use super::cluster::{self, Cluster, Node};
+use super::rebuild::{Feed, RebuildOptions, RebuildProgress, RebuildReport};
 use super::txs::{self, AddressTransfer, Direction, TxRecord};
 use super::{
     KeepUndo, OutPointKey, Undo, UtxoChanges, UtxoCounts, UtxoRecord, UtxoStore, bytes, counted,
@@ -725,6 +729,85 @@ impl UtxoStore for PgUtxoStore {
         )?;
         tx.commit()?;
         Ok(Applied::Written)
+    }
+
+    fn rebuild_clusters(
+        &self,
+        chain_id: u64,
+        options: RebuildOptions,
+        progress: &dyn RebuildProgress,
+    ) -> Result<RebuildReport, StoreError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        use postgres::types::Type;
+        let chain = i64_of(chain_id)?;
+        let mut client = self.pool.client();
+        let mut tx = client.transaction()?;
+        Self::enter(&mut tx, chain_id)?;
+        let head = Self::read_head(&mut tx, chain_id)?.map_or(0, |b| b.number);
+        let kept = tx
+            .query(
+                "SELECT number FROM utxo_undo WHERE chain_id = $1",
+                &[&chain],
+            )?
+            .iter()
+            .map(|r| u64_of(r.get(0)))
+            .collect::<Result<_, _>>()?;
+        let mut feed = Feed::new(chain_id, head, kept, options, progress);
+        {
+            let mut rows = tx.query_raw(
+                "SELECT height, body FROM utxo_txs WHERE chain_id = $1 ORDER BY height, position",
+                [&chain],
+            )?;
+            while let Some(r) = rows.next()? {
+                feed.tx(u64_of(r.get(0))?, txs::decode(r.get(1))?)?;
+            }
+        }
+        feed.finish()?;
+        let started = std::time::Instant::now();
+        let nodes = feed.build.nodes().count() as u64;
+        let total = 2 + nodes + feed.undo.len() as u64;
+        let left = "nothing was changed (one transaction, rolled back)";
+        tx.execute("DELETE FROM utxo_clusters WHERE chain_id = $1", &[&chain])?;
+        tx.execute(
+            "DELETE FROM utxo_clusters_undo WHERE chain_id = $1",
+            &[&chain],
+        )?;
+        feed.written(2, total, left)?;
+        {
+            let sink = tx.copy_in(
+                "COPY utxo_clusters (chain_id, address, parent, size) FROM STDIN (FORMAT binary)",
+            )?;
+            let mut w = postgres::binary_copy::BinaryCopyInWriter::new(
+                sink,
+                &[Type::INT8, Type::TEXT, Type::TEXT, Type::INT8],
+            );
+            let mut done = 2u64;
+            for (a, parent, size) in feed.build.nodes() {
+                w.write(&[&chain, &a, &parent, &i64_of(size)?])?;
+                done += 1;
+                if done.is_multiple_of(100_000) {
+                    feed.written(done, total, left)?;
+                }
+            }
+            w.finish()?;
+        }
+        for chunk in feed.undo.chunks(1_000) {
+            let numbers: Vec<i64> = chunk
+                .iter()
+                .map(|(h, _)| i64_of(*h))
+                .collect::<Result<_, _>>()?;
+            let bodies: Vec<&[u8]> = chunk.iter().map(|(_, b)| b.as_slice()).collect();
+            tx.execute(
+                "INSERT INTO utxo_clusters_undo (chain_id, number, body)
+                 SELECT $1, * FROM unnest($2::bigint[], $3::bytea[])",
+                &[&chain, &numbers, &bodies],
+            )?;
+        }
+        feed.written(total, total, left)?;
+        tx.commit()?;
+        let mut report = feed.report.clone();
+        report.write_time = started.elapsed();
+        Ok(report)
     }
 
     fn block_transactions(&self, chain_id: u64, number: u64) -> Result<Vec<TxRecord>, StoreError> {
