@@ -112,106 +112,80 @@ fn wide_address(w: alloy_primitives::B256) -> String {
 /// The exit `log` records, if it is one of the known bridges' exit events (by signature;
 /// `Err`: the signature matches, the data does not decode).
 pub fn decode_exit(log: &Log) -> Option<Result<BridgeExit, BridgeExitError>> {
+    use abi::{across, celer, string_to, synapse};
     let topic = *log.topics().first()?;
-    let failed = |bridge: Bridge| {
-        move |e: alloy::sol_types::Error| BridgeExitError {
-            bridge: bridge.name(),
-            reason: e.to_string(),
+    Some(match topic {
+        t if t == abi::LogAnySwapOut::SIGNATURE_HASH => {
+            exit(log, Bridge::Multichain, |e: abi::LogAnySwapOut| {
+                (e.toChainID, e.to.to_string(), token(e.token), e.amount)
+            })
         }
-    };
-    if topic == abi::LogAnySwapOut::SIGNATURE_HASH {
-        return Some(
-            abi::LogAnySwapOut::decode_log(log)
-                .map(|e| BridgeExit {
-                    bridge: Bridge::Multichain,
-                    chain_id: e.toChainID,
-                    recipient: e.to.to_string(),
-                    token: token(e.token),
-                    amount: e.amount,
-                })
-                .map_err(failed(Bridge::Multichain)),
-        );
-    }
-    if topic == abi::string_to::LogAnySwapOut::SIGNATURE_HASH {
-        return Some(
-            abi::string_to::LogAnySwapOut::decode_log(log)
-                .map(|e| BridgeExit {
-                    bridge: Bridge::Multichain,
-                    chain_id: e.toChainID,
-                    recipient: e.data.to.clone(),
-                    token: token(e.token),
-                    amount: e.amount,
-                })
-                .map_err(failed(Bridge::Multichain)),
-        );
-    }
-    if topic == abi::celer::Send::SIGNATURE_HASH {
-        return Some(
-            abi::celer::Send::decode_log(log)
-                .map(|e| BridgeExit {
-                    bridge: Bridge::Cbridge,
-                    chain_id: U256::from(e.dstChainId),
-                    recipient: e.receiver.to_string(),
-                    token: token(e.token),
-                    amount: e.amount,
-                })
-                .map_err(failed(Bridge::Cbridge)),
-        );
-    }
-    if topic == abi::across::V3FundsDeposited::SIGNATURE_HASH {
-        return Some(
-            abi::across::V3FundsDeposited::decode_log(log)
-                .map(|e| BridgeExit {
-                    bridge: Bridge::Across,
-                    chain_id: e.destinationChainId,
-                    recipient: e.recipient.to_string(),
-                    token: token(e.inputToken),
-                    amount: e.inputAmount,
-                })
-                .map_err(failed(Bridge::Across)),
-        );
-    }
-    if topic == abi::across::FundsDeposited::SIGNATURE_HASH {
-        return Some(
-            abi::across::FundsDeposited::decode_log(log)
-                .map(|e| BridgeExit {
-                    bridge: Bridge::Across,
-                    chain_id: e.destinationChainId,
-                    recipient: wide_address(e.recipient),
+        t if t == string_to::LogAnySwapOut::SIGNATURE_HASH => {
+            exit(log, Bridge::Multichain, |e: string_to::LogAnySwapOut| {
+                (e.toChainID, e.to, token(e.token), e.amount)
+            })
+        }
+        t if t == celer::Send::SIGNATURE_HASH => exit(log, Bridge::Cbridge, |e: celer::Send| {
+            (
+                U256::from(e.dstChainId),
+                e.receiver.to_string(),
+                token(e.token),
+                e.amount,
+            )
+        }),
+        t if t == across::V3FundsDeposited::SIGNATURE_HASH => {
+            exit(log, Bridge::Across, |e: across::V3FundsDeposited| {
+                (
+                    e.destinationChainId,
+                    e.recipient.to_string(),
+                    token(e.inputToken),
+                    e.inputAmount,
+                )
+            })
+        }
+        t if t == across::FundsDeposited::SIGNATURE_HASH => {
+            exit(log, Bridge::Across, |e: across::FundsDeposited| {
+                (
+                    e.destinationChainId,
+                    wide_address(e.recipient),
                     // On the origin (an EVM chain) the input token is an address.
-                    token: token(Address::from_word(e.inputToken)),
-                    amount: e.inputAmount,
-                })
-                .map_err(failed(Bridge::Across)),
-        );
-    }
-    if topic == abi::synapse::TokenDeposit::SIGNATURE_HASH {
-        return Some(
-            abi::synapse::TokenDeposit::decode_log(log)
-                .map(|e| BridgeExit {
-                    bridge: Bridge::Synapse,
-                    chain_id: e.chainId,
-                    recipient: e.to.to_string(),
-                    token: token(e.token),
-                    amount: e.amount,
-                })
-                .map_err(failed(Bridge::Synapse)),
-        );
-    }
-    if topic == abi::synapse::TokenDepositAndSwap::SIGNATURE_HASH {
-        return Some(
-            abi::synapse::TokenDepositAndSwap::decode_log(log)
-                .map(|e| BridgeExit {
-                    bridge: Bridge::Synapse,
-                    chain_id: e.chainId,
-                    recipient: e.to.to_string(),
-                    token: token(e.token),
-                    amount: e.amount,
-                })
-                .map_err(failed(Bridge::Synapse)),
-        );
-    }
-    None
+                    token(Address::from_word(e.inputToken)),
+                    e.inputAmount,
+                )
+            })
+        }
+        t if t == synapse::TokenDeposit::SIGNATURE_HASH => {
+            exit(log, Bridge::Synapse, |e: synapse::TokenDeposit| {
+                (e.chainId, e.to.to_string(), token(e.token), e.amount)
+            })
+        }
+        t if t == synapse::TokenDepositAndSwap::SIGNATURE_HASH => {
+            exit(log, Bridge::Synapse, |e: synapse::TokenDepositAndSwap| {
+                (e.chainId, e.to.to_string(), token(e.token), e.amount)
+            })
+        }
+        _ => return None,
+    })
+}
+
+/// Decodes `log` as `E`, then reads (destination chain id, recipient, token, amount) from it.
+fn exit<E: SolEvent>(
+    log: &Log,
+    bridge: Bridge,
+    read: impl FnOnce(E) -> (U256, String, Option<Address>, U256),
+) -> Result<BridgeExit, BridgeExitError> {
+    let e = E::decode_log(log).map_err(|e| BridgeExitError {
+        bridge: bridge.name(),
+        reason: e.to_string(),
+    })?;
+    let (chain_id, recipient, token, amount) = read(e.data);
+    Ok(BridgeExit {
+        bridge,
+        chain_id,
+        recipient,
+        token,
+        amount,
+    })
 }
 
 #[cfg(test)]
