@@ -24,21 +24,14 @@ type AddressOk = Box<dyn Fn(&str) -> bool>;
 
 /// Follows the exits of `t` across to the UTXO index's chains.
 pub fn follow(
-    data_dir: &holdfast_intel::DataDir,
-    (evm_store, store): (&dyn Store, &StoreArgs),
+    (evm_store, index): (&dyn Store, Option<&Arc<dyn UtxoStore>>),
     reader: &mut ExitReader,
     t: Trace,
     intel: &IntelIndex,
     utxo_options: &TraceOptions,
 ) -> anyhow::Result<CrossChainTrace> {
     let receipts = reader.read(evm_store, &t)?;
-    // The UTXO index: only if there is one (an embedded index is not created here).
-    let embedded = data_dir.root().join("store/utxo");
-    let index: Option<Arc<dyn UtxoStore>> = match store.store.as_deref() {
-        Some(_) => Some(crate::bitcoin_cmd::open_index(data_dir, store)?),
-        None if embedded.exists() => Some(crate::bitcoin_cmd::open_index(data_dir, store)?),
-        None => None,
-    };
+    let index: Option<Arc<dyn UtxoStore>> = index.cloned();
     // Each network's node-built history, else its imported one.
     let mut held: Vec<(Network, u64)> = Vec::new();
     if let Some(ix) = &index {
@@ -98,6 +91,20 @@ pub fn follow(
             .collect();
     }
     Ok(x)
+}
+
+/// The UTXO index the crossings continue on: only if there is one (an embedded index is not
+/// created here). Opened once per `trace` (opening an embedded index takes seconds).
+pub fn open_index(
+    data_dir: &holdfast_intel::DataDir,
+    store: &StoreArgs,
+) -> anyhow::Result<Option<Arc<dyn UtxoStore>>> {
+    let embedded = data_dir.root().join("store/utxo");
+    Ok(match store.store.as_deref() {
+        Some(_) => Some(crate::bitcoin_cmd::open_index(data_dir, store)?),
+        None if embedded.exists() => Some(crate::bitcoin_cmd::open_index(data_dir, store)?),
+        None => None,
+    })
 }
 
 /// The crossings and what the trace reached beyond them, in words (after the EVM trace's

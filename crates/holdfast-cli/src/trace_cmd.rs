@@ -206,6 +206,8 @@ pub fn run(
         _ => None,
     };
     let mut crossed: std::collections::BTreeSet<String> = Default::default();
+    // The UTXO index the crossings continue on, opened once (the first round it exists).
+    let mut utxo_index: Option<std::sync::Arc<dyn holdfast_store::utxo::UtxoStore>> = None;
     loop {
         let t = match trace_once(store.as_ref(), chain_id, &seeds, &options, &intel, &bar) {
             Ok(t) => t,
@@ -245,14 +247,21 @@ pub fn run(
                 utxo_options.max_addresses = args.max_outputs;
                 // A node or index that does not answer this round (an outage, a restart) is
                 // asked again next round; what the EVM side found is printed regardless.
-                match crate::crosschain_trace::follow(
-                    data_dir,
-                    (store.as_ref(), store_args),
-                    reader,
-                    t,
-                    &intel,
-                    &utxo_options,
-                ) {
+                let round = match &utxo_index {
+                    Some(_) => Ok(()),
+                    None => crate::crosschain_trace::open_index(data_dir, store_args)
+                        .map(|ix| utxo_index = ix),
+                }
+                .and_then(|()| {
+                    crate::crosschain_trace::follow(
+                        (store.as_ref(), utxo_index.as_ref()),
+                        reader,
+                        t,
+                        &intel,
+                        &utxo_options,
+                    )
+                });
+                match round {
                     Ok(x) => {
                         for line in crate::crosschain_trace::new_lines(&x, &mut crossed)? {
                             println!("{line}");
@@ -264,10 +273,14 @@ pub fn run(
                             }
                         }
                     }
-                    Err(e) => eprintln!(
-                        "holdfast: following across bridges failed this round (retrying in {} s): {e:#}",
-                        args.interval.max(1)
-                    ),
+                    Err(e) => {
+                        eprintln!(
+                            "holdfast: following across bridges failed this round (retrying in {} s): {e:#}",
+                            args.interval.max(1)
+                        );
+                        // Opened again next round (a restarted database, a moved index).
+                        utxo_index = None;
+                    }
                 }
             }
             if let Some(l) = labels {
@@ -284,9 +297,9 @@ pub fn run(
                 utxo_options.max_addresses = args.max_outputs;
                 bar.finish_and_clear();
                 let mut reader = crate::exit_reader::ExitReader::connect(rpc, chain_id, quiet)?;
+                let index = crate::crosschain_trace::open_index(data_dir, store_args)?;
                 let x = crate::crosschain_trace::follow(
-                    data_dir,
-                    (store.as_ref(), store_args),
+                    (store.as_ref(), index.as_ref()),
                     &mut reader,
                     t,
                     &intel,
