@@ -24,6 +24,20 @@ pub struct RangeLog {
     pub data: Bytes,
 }
 
+/// The method an answer of more than [`MAX_LOGS`] logs is reported under (told apart from
+/// other malformed answers without reading its words).
+const METHOD_TOO_MANY_LOGS: &str = "eth_getLogs (too many logs)";
+
+/// Whether `e` is the node refusing an `eth_getLogs` range (an error answer, not a transport
+/// failure or a timeout) or our own [`MAX_LOGS`] bound: a shorter range may be answered.
+fn refused_range(e: &ChainError) -> bool {
+    match e {
+        ChainError::Rpc { source, .. } => matches!(source, TransportError::ErrorResp(_)),
+        ChainError::Malformed { method, .. } => *method == METHOD_TOO_MANY_LOGS,
+        _ => false,
+    }
+}
+
 impl ChainSource {
     /// The logs of blocks `from..=to` whose first topic is one of `topics0`, any address, in
     /// chain order. More than [`MAX_LOGS`] is an error naming the range (ask for less).
@@ -34,6 +48,36 @@ impl ChainSource {
         topics0: &[B256],
     ) -> Result<Vec<RangeLog>, ChainError> {
         self.logs_of(&[], from, to, topics0).await
+    }
+
+    /// [`Self::logs_of`] over `from..=to`, halving any range the node refuses with an error
+    /// answer — whatever its words: providers cap `eth_getLogs` by block range, result count
+    /// or response size, and each says so differently — or that holds more than
+    /// [`MAX_LOGS`], down to single blocks; the error of a single block is the error. In
+    /// chain order. A node that refuses every range costs about log2(to - from) calls before
+    /// the error is returned.
+    pub async fn logs_split(
+        &self,
+        addresses: &[Address],
+        from: u64,
+        to: u64,
+        topics0: &[B256],
+    ) -> Result<Vec<RangeLog>, ChainError> {
+        let mut out = Vec::new();
+        // Depth first, left half first: the logs come in chain order.
+        let mut ranges = vec![(from, to)];
+        while let Some((a, b)) = ranges.pop() {
+            match self.logs_of(addresses, a, b, topics0).await {
+                Ok(logs) => out.extend(logs),
+                Err(e) if a < b && refused_range(&e) => {
+                    let mid = a + (b - a) / 2;
+                    ranges.push((mid + 1, b));
+                    ranges.push((a, mid));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// [`Self::logs`] emitted by one of `addresses` (all of them when empty).
@@ -56,7 +100,7 @@ impl ChainSource {
         let logs: Vec<Log> = self.call("eth_getLogs", filter, Some(from)).await?;
         if logs.len() > MAX_LOGS {
             return Err(ChainError::Malformed {
-                method: "eth_getLogs",
+                method: METHOD_TOO_MANY_LOGS,
                 block: Some(from),
                 reason: format!(
                     "{} logs in blocks {from}..={to}, more than {MAX_LOGS}: ask for a shorter range",

@@ -255,7 +255,7 @@ impl ExitReader {
                 tasks.spawn(async move {
                     let _permit = permits.acquire_owned().await;
                     let logs = source
-                        .logs_of(&[router], from, to, &[TRANSFER_OUT_TOPIC])
+                        .logs_split(&[router], from, to, &[TRANSFER_OUT_TOPIC])
                         .await;
                     (router, from, to, logs)
                 });

@@ -101,18 +101,14 @@ pub async fn safes_owned_by(
     let mut set_up: BTreeSet<Address> = BTreeSet::new();
     let mut proxies: BTreeSet<Address> = BTreeSet::new();
     let mut start = from;
-    let mut chunk = LOG_CHUNK;
     while start <= to {
-        let end = to.min(start.saturating_add(chunk - 1));
-        let logs = match source.logs(start, end, &topics).await {
-            Ok(l) => l,
-            // Too many logs (the node's limit or ours) for this range: halve it.
-            Err(e) if chunk > 1 && too_many(&e) => {
-                chunk /= 2;
-                continue;
-            }
-            Err(e) => return Err(err(e)),
-        };
+        let end = to.min(start.saturating_add(LOG_CHUNK - 1));
+        // A range the node refuses (its limit, whatever its words) or too many logs for ours
+        // is halved until it is answered.
+        let logs = source
+            .logs_split(&[], start, end, &topics)
+            .await
+            .map_err(err)?;
         for l in logs {
             let t0 = l.topics.first().copied().unwrap_or_default();
             let d = as_detail(l);
@@ -260,20 +256,6 @@ fn owners_text(owners: &BTreeSet<Address>) -> String {
         .map(|o| o.to_checksum(None))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn too_many(e: &ChainError) -> bool {
-    let text = e.to_string().to_lowercase();
-    [
-        "more than",
-        "too many",
-        "limit",
-        "exceed",
-        "too large",
-        "response size",
-    ]
-    .iter()
-    .any(|m| text.contains(m))
 }
 
 fn as_detail(l: RangeLog) -> LogDetail {

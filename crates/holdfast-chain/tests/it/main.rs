@@ -3,3 +3,4 @@
 mod detail;
 mod etl_fixtures;
 mod heads;
+mod logs;
