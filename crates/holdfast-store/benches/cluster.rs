@@ -307,7 +307,7 @@ fn main() {
     }
     let (built_roots, built_largest) = b.clusters();
     println!(
-        "bulk build (the rebuild's): {txs} transactions, {} addresses, {built_roots} clusters (largest {built_largest}), undo records of the newest {} blocks: {:.2} s ({:.0} tx/s; of which merges {:.2} s); {:.1} MB in memory ({:.0} bytes per address); ratio to the per-block step {:.2}",
+        "bulk build (the rebuild's): {txs} transactions, {} addresses, {built_roots} clusters (largest {built_largest}), undo records of the newest {} blocks: {:.2} s ({:.0} tx/s; of which merges {:.2} s); {:.1} MB in memory ({:.0} bytes per address){}",
         b.addresses(),
         blocks - first_kept,
         bulk.as_secs_f64(),
@@ -315,7 +315,14 @@ fn main() {
         bulk_merges.as_secs_f64(),
         b.heap_bytes() as f64 / 1e6,
         b.heap_bytes() as f64 / b.addresses().max(1) as f64,
-        bulk.as_secs_f64() / clustering.as_secs_f64().max(1e-9),
+        if clustering.is_zero() {
+            String::new() // `--bulk-only`: the per-block step did not run
+        } else {
+            format!(
+                "; ratio to the per-block step {:.2}",
+                bulk.as_secs_f64() / clustering.as_secs_f64()
+            )
+        },
     );
     let store_txs = option("--store-txs", 0);
     if store_txs > 0 {
