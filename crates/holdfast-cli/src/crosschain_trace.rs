@@ -81,12 +81,13 @@ pub fn follow(
             .evm_labels(&r.vault)
             .iter()
             .filter(|l| l.active_on(today))
-            .map(|l| {
-                let name = intel
+            .map(|l| holdfast_trace::crosschain::PayerLabel {
+                name: intel
                     .name(l)
                     .or_else(|| intel.actor(l))
-                    .unwrap_or("unnamed");
-                format!("{name} ({})", l.category.name())
+                    .unwrap_or_else(|| intel.source(l))
+                    .to_owned(),
+                category: l.category,
             })
             .collect();
     }
@@ -178,7 +179,7 @@ pub fn text(x: &CrossChainTrace, out: &mut dyn Write) -> anyhow::Result<()> {
             // THORChain's vault (once its vaults are imported as labels) from a decoy.
             let payer = match &p.payer_service {
                 Some(s) => format!("labelled {} ({})", s.name, s.category.name()),
-                None => "not labelled: import THORChain's vaults (its /inbound_addresses) as labels to tell its payouts from decoys".to_owned(),
+                None => "not labelled a bridge: import THORChain's vaults (its /inbound_addresses) as labels to tell its payouts from decoys".to_owned(),
             };
             writeln!(
                 out,
@@ -200,10 +201,24 @@ pub fn text(x: &CrossChainTrace, out: &mut dyn Write) -> anyhow::Result<()> {
                 .unwrap_or_default();
             // The depositor names the vault: a thief can deposit to an address of his own and
             // "refund" from it. Only a label (THORChain's vault list, imported) vouches for it.
-            let labels = if r.vault_labels.is_empty() {
-                "not labelled: import THORChain's vaults (its /inbound_addresses) as labels to check it is one".to_owned()
+            let named = r
+                .vault_labels
+                .iter()
+                .map(|l| format!("{} ({})", l.name, l.category.name()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let labels = if r.vault_is_bridge() {
+                format!("labelled {named}")
             } else {
-                format!("labelled {}", r.vault_labels.join(", "))
+                // Only a bridge label vouches (a `tainted` one from `--label` does not).
+                format!(
+                    "not labelled a bridge{}: import THORChain's vaults (its /inbound_addresses) as labels to check it is one",
+                    if named.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (its labels: {named})")
+                    }
+                )
             };
             let vault = if r.from_deposit_vault {
                 format!(

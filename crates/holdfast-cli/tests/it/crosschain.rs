@@ -230,6 +230,9 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
         ),
         // THORChain's vault, as its /inbound_addresses lists it (the thief's own is not).
         ("vaults.txt", vault.to_string(), "bridge", "THORChain vault"),
+        // The thief's own "vault" with a label that is no bridge's (as `trace --label` writes
+        // for the launderers): shown, and vouching for nothing.
+        ("tainted.txt", own.to_string(), "tainted", "Earlier trace"),
     ] {
         let file = data.path().join(list);
         std::fs::write(&file, format!("{address}\n")).expect("write");
@@ -335,12 +338,16 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
     assert_eq!(refunds[0]["from_deposit_vault"], true);
     assert_eq!(
         refunds[0]["vault_labels"],
-        json!(["THORChain vault (bridge)"])
+        json!([{"name": "THORChain vault", "category": "bridge"}])
     );
     assert_eq!(refunds[1]["tx_hash"], decoy_refund.to_string());
     assert_eq!(refunds[1]["vault"], own.to_string().to_lowercase());
     assert_eq!(refunds[1]["from_deposit_vault"], false);
-    assert_eq!(refunds[1]["vault_labels"], Value::Null, "not labelled");
+    assert_eq!(
+        refunds[1]["vault_labels"],
+        json!([{"name": "Earlier trace", "category": "tainted"}]),
+        "labelled, but no bridge"
+    );
     assert_eq!(
         of(to_btc)["destination"]["address"],
         "bc1q3a2le4lazts64u8mqte5vuxvug25z5w6rhs95g"
@@ -441,7 +448,7 @@ async fn a_trace_seeded_on_ethereum_ends_at_a_litecoin_exchange_deposit() {
                 refunds[0]["block"]
             ))
             && text.contains(&format!(
-                "from {own}, not the deposit's vault (not labelled: import THORChain's vaults"
+                "from {own}, not the deposit's vault (not labelled a bridge (its labels: Earlier trace (tainted)): import THORChain's vaults"
             ))
             && text.contains("this one may be a decoy"),
         "{text}"

@@ -31,7 +31,7 @@ use holdfast_primitives::Asset;
 use holdfast_store::utxo::show_txid;
 
 use crate::TraceError;
-use crate::labels::Service;
+use crate::labels::{Service, ServiceKind};
 use crate::policy::TraceOptions;
 use crate::result::{FreezeTarget, Hop, Trace};
 use crate::utxo::{
@@ -95,12 +95,29 @@ pub struct EvmRefund {
     /// with any memo, so a refund from another address may be a decoy (or THORChain rotated
     /// its vaults in between): it is listed, and marked.
     pub from_deposit_vault: bool,
-    /// The paying address's labels in intel, in words (`name (category)`), filled by the
-    /// caller that holds intel: the depositor names the vault, so only a label from
-    /// THORChain's own list (its `/inbound_addresses`, imported) says the vault is
-    /// THORChain's. Empty: not labelled.
+    /// The paying address's labels in intel, filled by the caller that holds intel: the
+    /// depositor names the vault, so only a `bridge` label from THORChain's own list (its
+    /// `/inbound_addresses`, imported) says the vault is THORChain's; any other label (a
+    /// `tainted` one written by `trace --label`, say) is shown, and vouches for nothing.
+    /// Empty: not labelled.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub vault_labels: Vec<String>,
+    pub vault_labels: Vec<PayerLabel>,
+}
+
+/// One intel label of a paying address.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PayerLabel {
+    pub name: String,
+    pub category: holdfast_primitives::Category,
+}
+
+impl EvmRefund {
+    /// Whether intel labels the paying address a bridge (THORChain's vaults, once imported).
+    pub fn vault_is_bridge(&self) -> bool {
+        self.vault_labels
+            .iter()
+            .any(|l| l.category == holdfast_primitives::Category::Bridge)
+    }
 }
 
 /// Where the receipts of exit transactions come from (a node; a map in tests).
@@ -194,8 +211,8 @@ pub struct PayoutFound {
     /// [`MAX_PAYERS`]): THORChain's vault for a real payout. Anyone can write `OUT:<inbound>`
     /// into a transaction of his own, so a decoy is told by who paid it.
     pub paid_by: Vec<String>,
-    /// The first of `paid_by` with a service label (THORChain's vaults, once imported as
-    /// `bridge` labels); `None`: no payer is labelled.
+    /// The first of `paid_by` labelled a bridge (THORChain's vaults, once imported as
+    /// `bridge` labels); `None`: no payer is. Other labels vouch for nothing here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payer_service: Option<Service>,
 }
@@ -596,25 +613,31 @@ fn cross<S: UtxoSource + ?Sized>(
         let share = share_ppb(hop.tainted, hop.amount);
         let payouts: Vec<_> = payouts.iter().filter(|p| !p.refund).collect();
         let ids: Vec<B256> = payouts.iter().map(|p| p.id).collect();
-        let mut payers = Vec::with_capacity(ids.len());
+        // Each payout's payers, by txid (a transaction the index lacks has none).
+        let mut payers: BTreeMap<B256, Vec<String>> = BTreeMap::new();
         for chunk in ids.chunks(holdfast_store::utxo::MAX_READ_BATCH) {
-            for placed in chain.src.transactions(chain.chain_id, chunk)? {
-                let mut paid_by: Vec<String> = Vec::new();
-                if let Some((_, _, tx)) = placed.first() {
-                    for a in tx.inputs.iter().filter_map(|i| i.address.as_ref()) {
-                        if paid_by.len() < MAX_PAYERS && !paid_by.contains(a) {
-                            paid_by.push(a.clone());
-                        }
+            for (_, _, tx) in chain
+                .src
+                .transactions(chain.chain_id, chunk)?
+                .into_iter()
+                .filter_map(|placed| placed.into_iter().next())
+            {
+                let paid_by = payers.entry(tx.txid).or_default();
+                for a in tx.inputs.iter().filter_map(|i| i.address.as_ref()) {
+                    if paid_by.len() < MAX_PAYERS && !paid_by.contains(a) {
+                        paid_by.push(a.clone());
                     }
                 }
-                payers.push(paid_by);
             }
         }
         c.payouts = Vec::with_capacity(payouts.len());
-        for (p, paid_by) in payouts.iter().zip(payers) {
+        for p in &payouts {
+            let paid_by = payers.remove(&p.id).unwrap_or_default();
             let mut payer_service = None;
             for a in &paid_by {
-                if let Some(s) = chain.classifier.classify(a)? {
+                if let Some(s) = chain.classifier.classify(a)?
+                    && s.service.kind == ServiceKind::Bridge
+                {
                     payer_service = Some(s.service);
                     break;
                 }
