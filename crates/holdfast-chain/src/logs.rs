@@ -11,6 +11,8 @@ use crate::source::{ChainError, ChainSource};
 
 /// The most logs one [`ChainSource::logs`] answer may hold (ask for a shorter range).
 pub const MAX_LOGS: usize = 50_000;
+/// The most `eth_getLogs` calls one [`ChainSource::logs_split`] makes.
+pub const MAX_SPLIT_CALLS: usize = 1_024;
 /// The most calls one [`ChainSource::calls_at`] batch sends.
 pub const MAX_CALLS: usize = 1_000;
 
@@ -55,7 +57,8 @@ impl ChainSource {
     /// or response size, and each says so differently — or that holds more than
     /// [`MAX_LOGS`], down to single blocks; the error of a single block is the error. In
     /// chain order. A node that refuses every range costs about log2(to - from) calls before
-    /// the error is returned.
+    /// the error is returned; one that answers only tiny ranges is given at most
+    /// [`MAX_SPLIT_CALLS`] calls per search, then its refusal is the error.
     pub async fn logs_split(
         &self,
         addresses: &[Address],
@@ -66,10 +69,12 @@ impl ChainSource {
         let mut out = Vec::new();
         // Depth first, left half first: the logs come in chain order.
         let mut ranges = vec![(from, to)];
+        let mut calls = 0;
         while let Some((a, b)) = ranges.pop() {
+            calls += 1;
             match self.logs_of(addresses, a, b, topics0).await {
                 Ok(logs) => out.extend(logs),
-                Err(e) if a < b && refused_range(&e) => {
+                Err(e) if a < b && refused_range(&e) && calls < MAX_SPLIT_CALLS => {
                     let mid = a + (b - a) / 2;
                     ranges.push((mid + 1, b));
                     ranges.push((a, mid));

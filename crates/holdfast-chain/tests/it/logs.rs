@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use alloy_primitives::{B256, keccak256};
 use axum::Json;
 use axum::extract::State;
+use holdfast_chain::logs::MAX_SPLIT_CALLS;
 use holdfast_chain::{ChainError, ChainSource};
 use holdfast_testkit::{Anvil, Scenario};
 use serde_json::{Value, json};
@@ -120,5 +121,20 @@ async fn a_refused_range_is_halved_whatever_the_nodes_words() {
         p.refused.load(Ordering::SeqCst),
         11,
         "1024 blocks halved ten times"
+    );
+
+    // A node that answers single blocks only: bounded, then its refusal is the error.
+    node.mine(2_048).await.expect("mine");
+    p.limit.store(1, Ordering::SeqCst);
+    p.refused.store(0, Ordering::SeqCst);
+    let e = limited
+        .logs_split(&[], 0, 2_047, &[B256::repeat_byte(1)])
+        .await
+        .expect_err("more calls than the bound");
+    assert!(e.to_string().contains("please narrow"), "{e}");
+    assert!(
+        p.refused.load(Ordering::SeqCst) <= MAX_SPLIT_CALLS,
+        "{} refusals",
+        p.refused.load(Ordering::SeqCst)
     );
 }
