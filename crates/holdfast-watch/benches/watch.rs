@@ -13,8 +13,8 @@
 //!    (`fetch_detail` in parity mode, 8 in flight) over the same blocks; blocks/s of each;
 //! 3. replay: `--transfers` synthetic transfers (blocks of 250, one sender in five watched)
 //!    written to an embedded store with `apply_blocks`, then the store scan alone
-//!    (`TransferQuery::Blocks` pages of `MAX_LIMIT`) and `replay::replay` (scan and rules),
-//!    on this thread.
+//!    (`replay::scan_blocks`: the pages replay reads, cut into blocks) and `replay::replay`
+//!    (scan and rules), on this thread.
 //!
 //! Plain binary: `cargo bench -p holdfast-watch --bench watch [-- --only latency|catchup|replay
 //! --blocks N --hits H --catchup-blocks C --runs R --transfers T --mix rare|storm --replay-from B
@@ -46,7 +46,7 @@ use holdfast_store::{
 use holdfast_testkit::{Anvil, deploy, dev_account, safe};
 use holdfast_watch::config::validate;
 use holdfast_watch::detect::{FileRules, StoreHistory};
-use holdfast_watch::replay::replay;
+use holdfast_watch::replay::{replay, scan_blocks};
 use holdfast_watch::{
     BlockTiming, ChainInfo, ChainOptions, DeliveryConfig, IntelView, Responder, Runner, RunnerDeps,
     Start, Units, WatchState,
@@ -751,34 +751,14 @@ fn replay_mix(intel: Arc<IntelIndex>, mix: &str, alert_every: u64) {
     let mut last_alerts = 0u64;
     let mut cpu_rates = vec![];
     for run in 0..runs {
-        // The scan alone: the pages replay reads.
+        // The scan alone: the pages replay reads, cut into blocks (`replay::scan_blocks`).
         let t = Instant::now();
-        let (mut next, mut seen) = (1u64, 0u64);
-        loop {
-            let page = store
-                .transfers(
-                    CHAIN_ID,
-                    TransferQuery::Blocks {
-                        from_block: next,
-                        to_block: blocks,
-                    },
-                    MAX_LIMIT,
-                )
-                .expect("page");
-            let Some(last) = page.last() else { break };
-            let whole = if page.len() == MAX_LIMIT {
-                page.iter()
-                    .take_while(|t| t.block_number < last.block_number)
-                    .count()
-            } else {
-                page.len()
-            };
-            seen += whole as u64;
-            next = page[whole - 1].block_number + 1;
-            if next > blocks {
-                break;
-            }
-        }
+        let mut seen = 0u64;
+        scan_blocks(&*store, CHAIN_ID, 1, blocks, &mut |_| {}, &mut |b| {
+            seen += b.len() as u64;
+            Ok(())
+        })
+        .expect("scan");
         assert_eq!(seen, stored, "the scan read every transfer");
         scan_rates.push(seen as f64 / t.elapsed().as_secs_f64());
 

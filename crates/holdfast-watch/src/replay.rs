@@ -31,7 +31,7 @@ pub enum ReplayError {
     #[error(transparent)]
     Watch(#[from] Box<WatchError>),
     #[error(
-        "block {0} holds more than {MAX_LIMIT} transfers: replay reads a block whole and cannot page inside one"
+        "block {0} holds {MAX_LIMIT} transfers or more: replay reads a block whole, in one page of at most {MAX_LIMIT}, and cannot page inside one"
     )]
     BlockTooLarge(u64),
 }
@@ -53,10 +53,46 @@ pub fn replay<C: Classifier + ?Sized>(
     progress: &mut dyn FnMut(u64),
 ) -> Result<ReplaySummary, ReplayError> {
     let mut summary = ReplaySummary::default();
+    scan_blocks(store, chain.chain_id, from, to, progress, &mut |block| {
+        let Some(first) = block.first() else {
+            return Ok(());
+        };
+        let at = BlockRef {
+            number: first.block_number,
+            hash: first.block_hash,
+            parent_hash: Default::default(),
+            timestamp: first.timestamp,
+        };
+        let n = block.len();
+        let detail = detail_of(chain.chain_id, at, block);
+        for a in detect_block(rules, store, classifier, units, chain, &detail, state)
+            .map_err(Box::new)?
+        {
+            summary.alerts += 1;
+            on_alert(a);
+        }
+        summary.blocks += 1;
+        summary.transfers += n as u64;
+        Ok(())
+    })?;
+    Ok(summary)
+}
+
+/// Calls `on_block` with the stored transfers of each block of `from..=to` that has any, in
+/// block order, each block whole (what `replay` runs the rules over), and `progress` with
+/// the blocks done so far. Reads pages of up to `MAX_LIMIT` transfers.
+pub fn scan_blocks(
+    store: &dyn Store,
+    chain_id: u64,
+    from: u64,
+    to: u64,
+    progress: &mut dyn FnMut(u64),
+    on_block: &mut dyn FnMut(Vec<Transfer>) -> Result<(), ReplayError>,
+) -> Result<(), ReplayError> {
     let mut next = from;
     while next <= to {
         let batch = store.transfers(
-            chain.chain_id,
+            chain_id,
             TransferQuery::Blocks {
                 from_block: next,
                 to_block: to,
@@ -81,7 +117,7 @@ pub fn replay<C: Classifier + ?Sized>(
             batch.len()
         };
         let next_block = batch[complete - 1].block_number + 1;
-        // Each block's transfers moved into its detail (one allocation per block).
+        // Each block's transfers moved into a vector of its own (one allocation per block).
         let mut sizes = Vec::new();
         let mut rest = &batch[..complete];
         while let Some(first) = rest.first() {
@@ -94,29 +130,12 @@ pub fn replay<C: Classifier + ?Sized>(
         }
         let mut moved = batch.into_iter();
         for n in sizes {
-            let block: Vec<Transfer> = moved.by_ref().take(n).collect();
-            let Some(first) = block.first() else { break };
-            let at = BlockRef {
-                number: first.block_number,
-                hash: first.block_hash,
-                parent_hash: Default::default(),
-                timestamp: first.timestamp,
-            };
-            let n = block.len();
-            let detail = detail_of(chain.chain_id, at, block);
-            for a in detect_block(rules, store, classifier, units, chain, &detail, state)
-                .map_err(Box::new)?
-            {
-                summary.alerts += 1;
-                on_alert(a);
-            }
-            summary.blocks += 1;
-            summary.transfers += n as u64;
+            on_block(moved.by_ref().take(n).collect())?;
         }
         next = next_block;
         progress(next.saturating_sub(from));
     }
-    Ok(summary)
+    Ok(())
 }
 
 /// A stored block as the detectors see it in replay: its transfers only.

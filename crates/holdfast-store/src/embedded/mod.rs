@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use alloy_primitives::{Address, B256, U256};
 use fjall::{
     Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable, Snapshot,
-    config::FilterPolicy,
+    config::{BlockSizePolicy, FilterPolicy},
 };
 use holdfast_primitives::{Asset, BlockRef, Conversion, Transfer};
 
@@ -76,6 +76,10 @@ const FORMAT: u32 = 3;
 /// opened, since the entries written from then on are format 3 ones, which an older Holdfast
 /// cannot read. Older formats are refused: the store is rebuilt by ingesting again.
 const OLDEST_FORMAT: u32 = 2;
+
+/// Data block size of a chain's `transfers` keyspace (fjall's default is 4 KiB). Set when the
+/// keyspace is created; a store created before keeps the size it was created with.
+const TRANSFERS_BLOCK_BYTES: u32 = 32 * 1024;
 
 /// When a commit reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -422,7 +426,13 @@ impl EmbeddedStore {
         let open = |(name, point): (&str, bool)| {
             self.db
                 .keyspace(&format!("{chain_id}.{name}"), || {
-                    let o = KeyspaceCreateOptions::default();
+                    let mut o = KeyspaceCreateOptions::default();
+                    if name == SPACES[TRANSFERS].0 {
+                        // Read mostly in block order (a replay, a trace's pages): larger
+                        // data blocks mean fewer block loads per record scanned. Fixed when
+                        // the keyspace is created (docs/STORE.md).
+                        o = o.data_block_size_policy(BlockSizePolicy::all(TRANSFERS_BLOCK_BYTES));
+                    }
                     if point {
                         o
                     } else {

@@ -45,7 +45,12 @@ impl<'a> Explain<'a> {
             chain,
             block,
             cx,
-            labels: RefCell::default(),
+            // Sized once: about one address asked per transfer (growing by doubling cost
+            // more than the lookups on a busy block).
+            labels: RefCell::new(rustc_hash::FxHashMap::with_capacity_and_hasher(
+                block.transfers.transfers.len(),
+                Default::default(),
+            )),
         }
     }
 

@@ -46,9 +46,13 @@ pub(crate) fn detect(
     let transfers = &run.block.transfers.transfers;
     // Wallet → rules, asked once per wallet (fast hashes: the keys are a block's senders;
     // what is iterated is sorted first, so alerts come in the same order every time).
-    let mut wallets: FxHashMap<Address, std::borrow::Cow<'_, [u32]>> = FxHashMap::default();
+    // Sized once for the block's watched senders (growing them by doubling cost more than
+    // the rest of the work on a busy block).
+    let senders = run.ends.iter().filter(|e| !e[0].is_empty()).count();
+    let mut wallets: FxHashMap<Address, std::borrow::Cow<'_, [u32]>> =
+        FxHashMap::with_capacity_and_hasher(senders, Default::default());
     let mut new_dest: FxHashMap<(Address, Address), bool> = FxHashMap::default();
-    let mut touched: Vec<(u32, Address)> = Vec::new();
+    let mut touched: Vec<(u32, Address)> = Vec::with_capacity(senders);
     for (i, t) in transfers.iter().enumerate() {
         if t.from == t.to || (t.amount.is_zero() && t.asset.kind() != AssetKind::Erc721) {
             continue;

@@ -508,3 +508,74 @@ async fn a_new_head_is_alerted_by_the_first_look_before_its_commit_and_once() {
         assert_eq!(stored.status, AlertStatus::Open);
     }
 }
+
+/// `holdfast watch replay`'s path over what the live run stored: the same alerts, with the
+/// same ids, blocks without transfers between them skipped; a later range alone gives that
+/// range's alerts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_of_the_stored_blocks_raises_the_live_runs_alerts_with_their_ids() {
+    let node = Anvil::spawn().await.expect("anvil");
+    let rig = Rig::new(&node).await;
+    let wallet = dev_account(1);
+    let rules: Arc<dyn Rules> = Arc::new(PaymentsFrom { wallet });
+    for i in 0..4 {
+        pay(&node, wallet, dev_account(5), 1000 + i).await;
+        pay(&node, dev_account(2), dev_account(6), 7).await;
+        // Empty blocks between (the store has no transfer in them).
+        node.mine(3).await.expect("mine");
+    }
+    let head = node.block_number().await.expect("head");
+    let live = rig.run_to(rules.clone(), 1, head, 0).await;
+    assert_eq!(live.alerts, 4, "{live:?}");
+    let mut live_ids: Vec<String> = events(rig.watch.as_ref())
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    live_ids.sort();
+
+    let replay = |from: u64| {
+        let mut ids = Vec::new();
+        let mut state = holdfast_watch::WatchState::default();
+        let mut done = Vec::new();
+        let s = holdfast_watch::replay::replay(
+            rig.transfers.as_ref(),
+            rules.as_ref(),
+            &IntelIndex::default(),
+            &Units::new(),
+            &rig.chain,
+            from,
+            head,
+            &mut state,
+            &mut |a| ids.push(a.id),
+            &mut |n| done.push(n),
+        )
+        .expect("replay");
+        ids.sort();
+        assert!(
+            done.windows(2).all(|w| w[0] <= w[1]),
+            "progress only grows: {done:?}"
+        );
+        (s, ids)
+    };
+    let (s, ids) = replay(1);
+    assert_eq!(ids, live_ids, "the same alerts, with the same ids");
+    // Every block with a transfer (two payments each, one per block: anvil mines a block
+    // per transaction), the empty ones skipped.
+    assert_eq!((s.blocks, s.transfers, s.alerts), (8, 8, 4), "{s:?}");
+    // From the block after the second watched payment: the last two alerts only.
+    let third = rig
+        .transfers
+        .transfers(
+            rig.chain.chain_id,
+            holdfast_store::TransferQuery::From {
+                address: wallet,
+                from_block: 0,
+            },
+            10,
+        )
+        .expect("payments")[2]
+        .block_number;
+    let (s, ids) = replay(third);
+    assert_eq!(s.alerts, 2, "{s:?}");
+    assert!(ids.iter().all(|id| live_ids.contains(id)), "{ids:?}");
+}

@@ -10,6 +10,7 @@ mod heist;
 mod history;
 mod laundering;
 mod receivers;
+mod replay;
 mod sinks;
 mod token_drain;
 mod watch_files;
