@@ -9,7 +9,8 @@ use holdfast_primitives::{Asset, BlockRef, Position, Transfer};
 use holdfast_store::{EmbeddedStore, Store};
 use holdfast_watch::detect::{History, Lookalike, StoreHistory, looks_like};
 
-fn block(n: u64) -> BlockRef {
+/// Block `n` of the tests' synthetic chain (also `replay.rs`'s).
+pub(crate) fn block(n: u64) -> BlockRef {
     BlockRef {
         number: n,
         hash: B256::left_padding_from(&n.to_be_bytes()),

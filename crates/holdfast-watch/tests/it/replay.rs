@@ -4,18 +4,11 @@
 //! one page refused naming it.
 
 use alloy_primitives::{Address, B256, U256};
-use holdfast_primitives::{Asset, BlockRef, Position, Transfer};
+use holdfast_primitives::{Asset, Position, Transfer};
 use holdfast_store::{EmbeddedStore, MAX_LIMIT, Store};
 use holdfast_watch::replay::{ReplayError, scan_blocks};
 
-fn block(n: u64) -> BlockRef {
-    BlockRef {
-        number: n,
-        hash: B256::left_padding_from(&n.to_be_bytes()),
-        parent_hash: B256::left_padding_from(&(n - 1).to_be_bytes()),
-        timestamp: 1_700_000_000 + n * 12,
-    }
-}
+use super::history::block;
 
 fn transfers(n: u64, count: u32) -> Vec<Transfer> {
     let b = block(n);
