@@ -7,9 +7,11 @@
 //! |---|---|---|
 //! | `utxo.blocks` | chain, number | hash, parent hash, timestamp |
 //! | `utxo.coins` | chain, txid, vout | value, height, coinbase, script, address |
+//! | `utxo.coins` | chain, `ff`×32, `ffffffff` | the block the coins were last written in bulk at (`bulk`) |
 //! | `utxo.undo` | chain, number | the undo record: outputs created (outpoint, value), outputs spent or replaced (whole) |
 //! | `utxo.meta` | chain | counts: outputs, total |
 //! | `utxo.meta` | chain, `c` | (empty): the chain's clusters are being rebuilt (`super::rebuild`) |
+//! | `utxo.meta` | chain, `k` | a bulk write under way: its last block and the write that moves the head (`bulk`) |
 //! | `utxo.txs` | chain, height, position | the transaction: txid, coinbase, inputs (outpoint, value, address), outputs (value, script, address) |
 //! | `utxo.txids` | chain, txid, height | position |
 //! | `utxo.addr` | chain, address length, address, height, position, direction, index | txid, value, outpoint received or spent |
@@ -230,6 +232,21 @@ impl EmbeddedUtxoStore {
             keep_undo,
         };
         store.index_kids()?;
+        // Bulk writes a crash interrupted between their record and the head's move.
+        let pending: Vec<u64> = {
+            let snap = store.dir.db.snapshot();
+            snap.iter(&store.dir.spaces[META])
+                .map(|g| g.key().map_err(|e| store.dir.err(e)))
+                .filter_map(|k| match k {
+                    Ok(k) if k.len() == 9 && k[8] == b'k' => Some(Reader(&k).u64()),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<_, _>>()?
+        };
+        for chain_id in pending {
+            store.finish_bulk(chain_id)?;
+        }
         Ok(store)
     }
 
@@ -261,6 +278,10 @@ impl EmbeddedUtxoStore {
     }
 
     fn read_coin(&self, chain_id: u64, op: &OutPointKey) -> Result<Option<UtxoRecord>, StoreError> {
+        if op.vout == u32::MAX {
+            // No output has this index; its key is the bulk writes' mark (`bulk`).
+            return Ok(None);
+        }
         self.dir
             .read(COINS, &coin_key(chain_id, op))?
             .map(|v| {
@@ -327,17 +348,18 @@ impl EmbeddedUtxoStore {
             .transpose()
     }
 
-    /// [`UtxoStore::apply_blocks`] interrupted, with an error, after writing the sorted
-    /// tables of `keyspaces` keyspaces (of the four it writes before the head moves): what a
-    /// crash at that point leaves.
+    /// [`UtxoStore::apply_blocks`] stopped with an error before its step `step`, as a crash
+    /// would stop it (nothing finished until the index is opened again): 0 to 3 before each of
+    /// the history keyspaces it ingests, 4 before its record, 5 before the coins, 6 before the
+    /// write that moves the head (`bulk`).
     #[cfg(feature = "test-utils")]
     pub fn apply_blocks_interrupted(
         &self,
         chain_id: u64,
         blocks: &[(BlockRef, UtxoChanges)],
-        keyspaces: usize,
+        step: usize,
     ) -> Result<Vec<Applied>, StoreError> {
-        self.write_bulk(chain_id, blocks, Some(keyspaces))
+        self.write_bulk(chain_id, blocks, Some(step))
     }
 
     /// Every key and value of every keyspace, by keyspace name (tests comparing two
@@ -391,6 +413,7 @@ impl UtxoStore for EmbeddedUtxoStore {
         validate(chain_id, block, changes)?;
         let number = block.number;
         let guard = self.group.lock();
+        self.finish_bulk(chain_id)?;
         if !admit(chain_id, block, None, |n| self.block(chain_id, n))? {
             return Ok(Applied::AlreadyPresent);
         }
@@ -467,6 +490,7 @@ impl UtxoStore for EmbeddedUtxoStore {
             return Ok(Vec::new());
         };
         let guard = self.group.lock();
+        self.finish_bulk(chain_id)?;
         self.check_clusters(chain_id)?;
         let snap = self.dir.db.snapshot();
         let mut removed = Vec::new();
