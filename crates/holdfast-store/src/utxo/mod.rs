@@ -130,8 +130,9 @@ fn pruned_by(number: u64, keep: KeepUndo) -> Option<u64> {
 }
 
 /// Transactions per [`UtxoStore::apply_blocks`] call in a backfill: ingestion gathers blocks
-/// until they hold this many. Memory is about 2 KB per transaction while a call is gathered
-/// and written (the blocks' changes, the outputs created within it, the sorted entries).
+/// until they hold this many. A call's memory is its blocks' changes, the outputs created
+/// within it and its sorted entries: the benchmark's calls (docs/BENCHMARKS.md) peaked at
+/// 0.9 GB resident with fjall's caches.
 pub const BULK_TXS: u64 = 100_000;
 
 /// Counts of a chain's index.
@@ -163,12 +164,13 @@ pub trait UtxoStore: Send + Sync {
     /// [`crate::Applied::AlreadyPresent`] (a call interrupted and made again).
     ///
     /// The embedded index resolves the call in memory (an output created and spent within
-    /// it never reaches the disk), writes the transactions, txid, address and spent-by
-    /// entries as sorted tables (fjall's ingestion: no memtable, no journal), then the coins,
-    /// clusters, blocks and counts in one atomic write: the head moves only once everything
-    /// is durable, and a call interrupted before that is made again over the same entries
-    /// ([`BULK_TXS`] transactions per call is what ingestion gives it). PostgreSQL writes
-    /// each block as [`UtxoStore::apply_block`] does (undo records included).
+    /// it never reaches the disk) and writes the transactions, txid, address and spent-by
+    /// entries, then the coins, as sorted tables (fjall's ingestion: no memtable, no
+    /// journal); the head, blocks and counts move last, once everything else is durable, and
+    /// a call interrupted before that is finished from its record when the index is opened
+    /// (`embedded::bulk`). [`BULK_TXS`] transactions per call is what ingestion gives it.
+    /// PostgreSQL writes the call's blocks in one transaction as [`UtxoStore::apply_block`]
+    /// writes each (undo records included): whole or not at all.
     fn apply_blocks(
         &self,
         chain_id: u64,
