@@ -57,6 +57,9 @@ pub struct SyncReport {
     pub blocks: u64,
     /// Transactions in them.
     pub txs: u64,
+    /// Of the blocks written, those written in bulk ([`UtxoStore::apply_blocks`], no undo
+    /// records: more than `max_reorg_depth` below the height synced to).
+    pub bulk_blocks: u64,
     /// Blocks unwound by reorgs.
     pub unwound: Vec<BlockRef>,
 }
@@ -440,6 +443,7 @@ pub async fn sync_utxo_with(
             let (blocks, txs) =
                 backfill(source, store, chain_id, block, next, last, progress).await?;
             report.blocks += blocks;
+            report.bulk_blocks += blocks;
             report.txs += txs;
             continue;
         }
@@ -587,6 +591,7 @@ pub async fn follow_utxo_with(
                 on_sync(&report);
                 total.blocks += report.blocks;
                 total.txs += report.txs;
+                total.bulk_blocks += report.bulk_blocks;
                 total.unwound.extend(report.unwound);
                 options.poll_interval
             }
