@@ -120,8 +120,10 @@ struct Coin {
 }
 
 impl EmbeddedUtxoStore {
-    /// [`UtxoStore::apply_blocks`]; `stop_after` interrupts it after that many keyspaces of
-    /// step 1 (tests).
+    /// [`UtxoStore::apply_blocks`]; `stop_after` stops it with an error before a step, as a
+    /// crash would (tests: 0 to 3 before each history keyspace of step 1, 4 before the
+    /// record, 5 before the coins, 6 before the head's write; nothing finished until the
+    /// next open or write).
     ///
     /// [`UtxoStore::apply_blocks`]: super::super::UtxoStore::apply_blocks
     pub(super) fn write_bulk(
