@@ -161,7 +161,7 @@ pub fn ingest(
                 stop_rx,
                 |r| {
                     if r.blocks > 0 {
-                        tracing::info!(target: "ingest::bitcoin", blocks = r.blocks, txs = r.txs, unwound = r.unwound.len(), "synced");
+                        tracing::info!(target: "ingest::bitcoin", blocks = r.blocks, bulk_blocks = r.bulk_blocks, txs = r.txs, unwound = r.unwound.len(), "synced");
                     }
                 },
                 &bar,

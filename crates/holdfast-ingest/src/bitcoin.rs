@@ -8,6 +8,11 @@
 //!
 //! Hashes and txids are stored in rust-bitcoin's internal byte order (`to_byte_array`).
 //!
+//! Blocks more than `max_reorg_depth` below the height synced to are a backfill: gathered
+//! until they hold [`BULK_TXS`] transactions, each connected against the index and the blocks
+//! gathered before it, and written in one [`UtxoStore::apply_blocks`] call (no undo records:
+//! no reorg this ingestion unwinds reaches them). The head moves at the end of each call.
+//!
 //! Each block is written with its transactions (inputs resolved by [`connect`] from the index
 //! and the block itself, never by asking the node) for the store's address index.
 
@@ -22,7 +27,8 @@ use holdfast_bitcoin::{Block, Output, RpcError, RpcSource};
 use holdfast_primitives::BlockRef;
 use holdfast_store::StoreError;
 use holdfast_store::utxo::{
-    MAX_BATCH, OutPointKey, TxInput, TxOutput, TxRecord, UtxoChanges, UtxoRecord, UtxoStore,
+    BULK_TXS, MAX_BATCH, OutPointKey, TxInput, TxOutput, TxRecord, UtxoChanges, UtxoRecord,
+    UtxoStore,
 };
 
 /// What went wrong ingesting a Bitcoin-family chain.
@@ -51,6 +57,9 @@ pub struct SyncReport {
     pub blocks: u64,
     /// Transactions in them.
     pub txs: u64,
+    /// Of the blocks written, those written in bulk ([`UtxoStore::apply_blocks`], no undo
+    /// records: more than `max_reorg_depth` below the height synced to).
+    pub bulk_blocks: u64,
     /// Blocks unwound by reorgs.
     pub unwound: Vec<BlockRef>,
 }
@@ -70,6 +79,17 @@ impl IndexView {
         chain_id: u64,
         block: &Block,
     ) -> Result<IndexView, StoreError> {
+        IndexView::over(store, chain_id, block, &HashMap::new())
+    }
+
+    /// Reads `block`'s outpoints from `overlay` (what the blocks gathered before it created,
+    /// `Some`, and spent, `None`), and the others from the index of `chain_id`.
+    fn over(
+        store: &dyn UtxoStore,
+        chain_id: u64,
+        block: &Block,
+        overlay: &HashMap<OutPoint, Option<Utxo>>,
+    ) -> Result<IndexView, StoreError> {
         let mut seen = HashSet::new();
         let ops: Vec<OutPoint> = block
             .txs
@@ -86,6 +106,17 @@ impl IndexView {
             .filter(|op| seen.insert(*op))
             .collect();
         let mut utxos = HashMap::new();
+        let ops: Vec<OutPoint> = ops
+            .into_iter()
+            .filter(|op| match overlay.get(op) {
+                Some(Some(u)) => {
+                    utxos.insert(*op, u.clone());
+                    false
+                }
+                Some(None) => false,
+                None => true,
+            })
+            .collect();
         for chunk in ops.chunks(MAX_BATCH) {
             let keys: Vec<OutPointKey> = chunk.iter().map(key_of).collect();
             for (op, record) in chunk.iter().zip(store.utxos(chain_id, &keys)?) {
@@ -235,6 +266,93 @@ async fn write_block(
     .map_err(|e| BitcoinIngestError::Join(e.to_string()))?
 }
 
+/// Blocks gathered for one [`UtxoStore::apply_blocks`] call: each connected against the
+/// index and the blocks gathered before it.
+#[derive(Default)]
+struct Backfill {
+    blocks: Vec<(BlockRef, UtxoChanges)>,
+    /// Outputs the gathered blocks created (`Some`) and spent (`None`).
+    overlay: HashMap<OutPoint, Option<Utxo>>,
+    txs: u64,
+}
+
+impl Backfill {
+    fn add(
+        &mut self,
+        store: &dyn UtxoStore,
+        chain_id: u64,
+        mut block: Block,
+        height: u64,
+    ) -> Result<(), BitcoinIngestError> {
+        let view = IndexView::over(store, chain_id, &block, &self.overlay)?;
+        let changes = connect(&mut block, height, &view)?;
+        for (op, _) in changes.spent.iter().chain(&changes.replaced) {
+            self.overlay.insert(*op, None);
+        }
+        for (op, u) in &changes.created {
+            self.overlay.insert(*op, Some(u.clone()));
+        }
+        self.txs += block.txs.len() as u64;
+        self.blocks
+            .push((block_ref(&block, height), store_changes(&block, &changes)?));
+        Ok(())
+    }
+}
+
+/// Writes blocks from `first` (at `height`, following the index's head) up to `last` in
+/// [`UtxoStore::apply_blocks`] calls of about [`BULK_TXS`] transactions; returns the
+/// blocks and transactions written. Stops early, at a call's end, where a block does not
+/// follow the one before it (the caller's next round finds the reorg).
+async fn backfill(
+    source: &RpcSource,
+    store: &Arc<dyn UtxoStore>,
+    chain_id: u64,
+    first: Block,
+    height: u64,
+    last: u64,
+    progress: &dyn UtxoProgress,
+) -> Result<(u64, u64), BitcoinIngestError> {
+    let mut gathered = Backfill::default();
+    let mut next = Some(first);
+    let mut h = height;
+    loop {
+        let block = match next.take() {
+            Some(b) => b,
+            None => source.block_at(h).await?,
+        };
+        if let Some((prev, _)) = gathered.blocks.last()
+            && B256::from(block.prev.to_byte_array()) != prev.hash
+        {
+            break;
+        }
+        let s = store.clone();
+        gathered = tokio::task::spawn_blocking(move || {
+            gathered.add(&*s, chain_id, block, h)?;
+            Ok::<_, BitcoinIngestError>(gathered)
+        })
+        .await
+        .map_err(|e| BitcoinIngestError::Join(e.to_string()))??;
+        if h >= last || gathered.txs >= BULK_TXS {
+            break;
+        }
+        h += 1;
+    }
+    let s = store.clone();
+    let blocks = tokio::task::spawn_blocking(move || {
+        s.apply_blocks(chain_id, &gathered.blocks)?;
+        Ok::<_, BitcoinIngestError>(gathered.blocks)
+    })
+    .await
+    .map_err(|e| BitcoinIngestError::Join(e.to_string()))??;
+    let mut txs = 0;
+    for (b, c) in &blocks {
+        let n = c.transactions.len() as u64;
+        progress.block(b.number, n);
+        txs += n;
+    }
+    Ok((blocks.len() as u64, txs))
+}
+
 /// What [`sync_utxo_with`] and [`follow_utxo_with`] report as they go (the CLI draws a
 /// progress bar from it).
 pub trait UtxoProgress: Send + Sync {
@@ -316,6 +434,17 @@ pub async fn sync_utxo_with(
             progress.reorg(fork, &removed);
             report.unwound.extend(removed);
             announced = None; // the range starts lower now
+            continue;
+        }
+        if next.saturating_add(max_reorg_depth) < to {
+            // Far below the target, where no reorg this ingestion unwinds reaches: many
+            // blocks per write, without undo records.
+            let last = to - max_reorg_depth - 1;
+            let (blocks, txs) =
+                backfill(source, store, chain_id, block, next, last, progress).await?;
+            report.blocks += blocks;
+            report.bulk_blocks += blocks;
+            report.txs += txs;
             continue;
         }
         let txs = block.txs.len() as u64;
@@ -462,6 +591,7 @@ pub async fn follow_utxo_with(
                 on_sync(&report);
                 total.blocks += report.blocks;
                 total.txs += report.txs;
+                total.bulk_blocks += report.bulk_blocks;
                 total.unwound.extend(report.unwound);
                 options.poll_interval
             }

@@ -11,7 +11,10 @@
 //! transaction spend K outputs (K ≥ 2: every transaction merges address clusters too). `--runs R` repeats each
 //! measurement on a fresh store and prints the median.
 //!
-//! `cargo bench -p holdfast-store --bench utxo [-- --blocks N --txs T] [--with-txs] [--inputs K] [--runs R] [--no-pg] [--no-embedded]`.
+//! With `--bulk` the blocks are written as a backfill writes them: gathered until they hold
+//! [`BULK_TXS`] transactions, then one `apply_blocks` call (no undo records).
+//!
+//! `cargo bench -p holdfast-store --bench utxo [-- --blocks N --txs T] [--with-txs] [--inputs K] [--bulk] [--runs R] [--no-pg] [--no-embedded]`.
 
 // The binary's allocator, so that the figures are what `holdfast` runs.
 #[global_allocator]
@@ -24,8 +27,8 @@ use alloy_primitives::B256;
 use holdfast_primitives::BlockRef;
 use holdfast_store::testing::TempPostgres;
 use holdfast_store::utxo::{
-    EmbeddedUtxoStore, OutPointKey, PgUtxoStore, TxInput, TxOutput, TxRecord, UtxoChanges,
-    UtxoRecord, UtxoStore,
+    BULK_TXS, EmbeddedUtxoStore, OutPointKey, PgUtxoStore, TxInput, TxOutput, TxRecord,
+    UtxoChanges, UtxoRecord, UtxoStore,
 };
 
 #[path = "support/args.rs"]
@@ -199,10 +202,24 @@ fn run(
     // no inputs to come from).
     let (b, c) = chain.block(0, txs, false);
     store.apply_block(7, &b, &c).expect("apply");
+    let bulk = has("--bulk");
     let started = Instant::now();
+    let mut batch = Vec::new();
+    let mut batch_txs = 0;
     for n in 1..blocks {
         let (b, c) = chain.block(n, txs, with_txs);
-        store.apply_block(7, &b, &c).expect("apply");
+        if !bulk {
+            store.apply_block(7, &b, &c).expect("apply");
+            continue;
+        }
+        // As `holdfast ingest` gathers a backfill's blocks (holdfast-ingest's `sync_utxo`).
+        batch_txs += txs + 1;
+        batch.push((b, c));
+        if batch_txs >= BULK_TXS || n + 1 == blocks {
+            store.apply_blocks(7, &batch).expect("apply");
+            batch.clear();
+            batch_txs = 0;
+        }
     }
     let secs = started.elapsed().as_secs_f64();
     let blocks = blocks - 1;
@@ -219,8 +236,13 @@ fn run(
     let bytes = size();
     let rate = (blocks * (txs + 1)) as f64 / secs;
     println!(
-        "{name}{}: {blocks} blocks of {txs} txs, one commit each: {rate:.0} tx/s, {:.0} outputs written/s ({secs:.1} s); {} unspent outputs; a batch read of {txs}: {:.1} ms; {:.0} bytes on disk per unspent output (undo records{} included)",
+        "{name}{}{}: {blocks} blocks of {txs} txs: {rate:.0} tx/s, {:.0} outputs written/s ({secs:.1} s); {} unspent outputs; a batch read of {txs}: {:.1} ms; {:.0} bytes on disk per unspent output (undo records{} included)",
         if with_txs { " with transactions" } else { "" },
+        if bulk {
+            format!(", in bulk writes of {BULK_TXS} txs (no undo records)")
+        } else {
+            String::new()
+        },
         (blocks * (2 * txs + 1)) as f64 / secs,
         counts.outputs,
         read * 1e3,

@@ -91,12 +91,91 @@ impl FjallDir {
         b.commit().map_err(|e| self.err(e))
     }
 
+    /// Writes `batch` as sorted tables through fjall's ingestion (no memtable, no journal),
+    /// one keyspace after another in keyspace order; of several operations on one key, the
+    /// last counts. Each keyspace's tables are durable and visible when its ingestion
+    /// returns, newer than everything written before; the batch is **not** atomic across
+    /// keyspaces: a caller moves its checkpoint only after this returns, and an interrupted
+    /// call is made again over the same keys. `stop_after` ends it with an error after that
+    /// many keyspaces (tests of an interruption).
+    pub fn ingest(&self, batch: Batch, stop_after: Option<usize>) -> Result<(), StoreError> {
+        let mut spaces: Vec<Vec<Op>> = vec![Vec::new(); self.spaces.len()];
+        for (space, k, v) in batch.ops {
+            spaces[space].push((k, v));
+        }
+        let mut done = 0;
+        for (space, ops) in spaces.iter().enumerate() {
+            if ops.is_empty() {
+                continue;
+            }
+            if stop_after == Some(done) {
+                return Err(self.err(format!(
+                    "stopped before ingesting keyspace {} (test)",
+                    self.spaces[space].name().as_ref() as &str
+                )));
+            }
+            let mut ingestion = self.spaces[space]
+                .start_ingestion()
+                .map_err(|e| self.err(e))?;
+            let order = sorted(ops);
+            for (n, &i) in order.iter().enumerate() {
+                let (k, v) = &ops[i as usize];
+                // fjall asserts strictly rising keys: of equal keys the last written counts.
+                if order.get(n + 1).is_some_and(|&j| ops[j as usize].0 == *k) {
+                    continue;
+                }
+                match v {
+                    Some(v) => ingestion.write(k.as_slice(), v.as_slice()),
+                    None => ingestion.write_tombstone(k.as_slice()),
+                }
+                .map_err(|e| self.err(e))?;
+            }
+            ingestion.finish().map_err(|e| self.err(e))?;
+            done += 1;
+        }
+        Ok(())
+    }
+
     /// Fsyncs everything written so far.
     pub fn persist(&self) -> Result<(), StoreError> {
         self.db
             .persist(PersistMode::SyncAll)
             .map_err(|e| self.err(e))
     }
+}
+
+/// A put (`Some` value) or a delete of a key, in one keyspace.
+type Op = (Vec<u8>, Option<Vec<u8>>);
+
+/// The order of `ops` by key, equal keys in the order written.
+///
+/// Keys of one keyspace share a prefix (the chain id, an address's first characters): each
+/// is sorted by the 16 bytes after the prefix all of them share, as one integer, and only
+/// ties compare whole keys. Sorting the keys themselves spent most of its time in `memcmp`
+/// going over the shared bytes again at every comparison.
+fn sorted(ops: &[Op]) -> Vec<u32> {
+    let first = ops.first().map_or(&[][..], |(k, _)| k.as_slice());
+    let shared = ops.iter().fold(first.len(), |n, (k, _)| {
+        n.min(k.iter().zip(first).take_while(|(a, b)| a == b).count())
+    });
+    let mut order: Vec<(u128, u32)> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| {
+            // Zero-padded: a shorter key never sorts after a longer one it is a prefix of.
+            let mut b = [0u8; 16];
+            let tail = &k[shared..];
+            let n = tail.len().min(16);
+            b[..n].copy_from_slice(&tail[..n]);
+            (u128::from_be_bytes(b), i as u32)
+        })
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| ops[a.1 as usize].0.cmp(&ops[b.1 as usize].0))
+            .then(a.1.cmp(&b.1))
+    });
+    order.into_iter().map(|(_, i)| i).collect()
 }
 
 /// A staged commit: puts and deletes per keyspace (by index).
@@ -219,6 +298,53 @@ impl GroupCommit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The ingestion's order is the keys' byte order, equal keys in the order written,
+        /// whatever prefix the keys share and whatever their lengths (a key that is a prefix
+        /// of another, keys longer and shorter than the 16 bytes compared as an integer).
+        #[test]
+        fn sorted_is_byte_order_and_stable(
+            prefix in proptest::collection::vec(0u8..3, 0..20),
+            tails in proptest::collection::vec(proptest::collection::vec(0u8..3, 0..24), 1..60),
+        ) {
+            let ops: Vec<Op> = tails
+                .iter()
+                .map(|t| ([prefix.as_slice(), t].concat(), None))
+                .collect();
+            let mut expected: Vec<u32> = (0..ops.len() as u32).collect();
+            expected.sort_by(|a, b| ops[*a as usize].0.cmp(&ops[*b as usize].0));
+            proptest::prop_assert_eq!(sorted(&ops), expected);
+        }
+    }
+
+    /// Ingested operations: of several on one key the last counts, tombstones delete, and a
+    /// stop after a keyspace leaves the later keyspaces untouched.
+    #[test]
+    fn ingest_writes_the_last_operation_per_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = FjallDir::open(dir.path(), &["a", "b"]).expect("open");
+        let mut first = Batch::default();
+        first.put(0, b"gone".to_vec(), b"x".to_vec());
+        db.write(first).expect("write");
+        let mut batch = Batch::default();
+        batch.put(1, b"k".to_vec(), b"b".to_vec());
+        batch.put(0, b"k".to_vec(), b"1".to_vec());
+        batch.del(0, b"gone".to_vec());
+        batch.put(0, b"k".to_vec(), b"2".to_vec());
+        batch.put(0, b"a".to_vec(), b"a".to_vec());
+        let copy = Batch {
+            ops: batch.ops.clone(),
+        };
+        let e = db.ingest(copy, Some(1)).expect_err("stopped");
+        assert!(e.to_string().contains("keyspace b"), "{e}");
+        assert_eq!(db.read(1, b"k").expect("read"), None);
+        db.ingest(batch, None).expect("ingest");
+        assert_eq!(db.read(0, b"k").expect("read").as_deref(), Some(&b"2"[..]));
+        assert_eq!(db.read(0, b"a").expect("read").as_deref(), Some(&b"a"[..]));
+        assert_eq!(db.read(0, b"gone").expect("read"), None);
+        assert_eq!(db.read(1, b"k").expect("read").as_deref(), Some(&b"b"[..]));
+    }
 
     /// Of several operations on one key in a batch the last counts, whatever the order of the
     /// keys around them (the batch is sorted before it reaches fjall).

@@ -268,6 +268,9 @@ async fn check(store: Arc<dyn UtxoStore>) {
         .await
         .expect("sync");
     assert_eq!(report.blocks, 108);
+    // Blocks 0-96, more than 10 below the tip, in bulk (one call: they hold far fewer than
+    // BULK_TXS transactions); 97-107 one by one, with undo records for the reorg below.
+    assert_eq!(report.bulk_blocks, 97);
     // Progress: the range first, then every block once, in order, with its transactions.
     let events = std::mem::take(&mut *recorder.0.lock().expect("lock"));
     assert_eq!(events[0], Event::Range(0, 107));

@@ -7,9 +7,11 @@
 //! |---|---|---|
 //! | `utxo.blocks` | chain, number | hash, parent hash, timestamp |
 //! | `utxo.coins` | chain, txid, vout | value, height, coinbase, script, address |
+//! | `utxo.coins` | chain, `ff`×32, `ffffffff` | the block the coins were last written in bulk at (`bulk`) |
 //! | `utxo.undo` | chain, number | the undo record: outputs created (outpoint, value), outputs spent or replaced (whole) |
 //! | `utxo.meta` | chain | counts: outputs, total |
 //! | `utxo.meta` | chain, `c` | (empty): the chain's clusters are being rebuilt (`super::rebuild`) |
+//! | `utxo.meta` | chain, `k` | a bulk write under way: its last block and the write that moves the head (`bulk`) |
 //! | `utxo.txs` | chain, height, position | the transaction: txid, coinbase, inputs (outpoint, value, address), outputs (value, script, address) |
 //! | `utxo.txids` | chain, txid, height | position |
 //! | `utxo.addr` | chain, address length, address, height, position, direction, index | txid, value, outpoint received or spent |
@@ -38,6 +40,8 @@ use crate::codec::{self, Reader, corrupt};
 use crate::group_commit::{Batch, FjallDir, GroupCommit};
 use crate::{Applied, StoreError, admit};
 use alloy_primitives::B256;
+
+mod bulk;
 
 const SPACES: [&str; 11] = [
     "utxo.blocks",
@@ -228,6 +232,21 @@ impl EmbeddedUtxoStore {
             keep_undo,
         };
         store.index_kids()?;
+        // Bulk writes a crash interrupted between their record and the head's move.
+        let pending: Vec<u64> = {
+            let snap = store.dir.db.snapshot();
+            snap.iter(&store.dir.spaces[META])
+                .map(|g| g.key().map_err(|e| store.dir.err(e)))
+                .filter_map(|k| match k {
+                    Ok(k) if k.len() == 9 && k[8] == b'k' => Some(Reader(&k).u64()),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<_, _>>()?
+        };
+        for chain_id in pending {
+            store.finish_bulk(chain_id)?;
+        }
         Ok(store)
     }
 
@@ -259,6 +278,10 @@ impl EmbeddedUtxoStore {
     }
 
     fn read_coin(&self, chain_id: u64, op: &OutPointKey) -> Result<Option<UtxoRecord>, StoreError> {
+        if op.vout == u32::MAX {
+            // No output has this index; its key is the bulk writes' mark (`bulk`).
+            return Ok(None);
+        }
         self.dir
             .read(COINS, &coin_key(chain_id, op))?
             .map(|v| {
@@ -325,6 +348,42 @@ impl EmbeddedUtxoStore {
             .transpose()
     }
 
+    /// [`UtxoStore::apply_blocks`] stopped with an error before its step `step`, as a crash
+    /// would stop it (nothing finished until the index is opened again): 0 to 3 before each of
+    /// the history keyspaces it ingests, 4 before its record, 5 before the coins, 6 before the
+    /// write that moves the head (`bulk`).
+    #[cfg(feature = "test-utils")]
+    pub fn apply_blocks_interrupted(
+        &self,
+        chain_id: u64,
+        blocks: &[(BlockRef, UtxoChanges)],
+        step: usize,
+    ) -> Result<Vec<Applied>, StoreError> {
+        self.write_bulk(chain_id, blocks, Some(step))
+    }
+
+    /// Every key and value of every keyspace, by keyspace name (tests comparing two
+    /// indexes byte for byte).
+    #[cfg(feature = "test-utils")]
+    #[allow(clippy::type_complexity)]
+    pub fn contents(&self) -> Result<Vec<(&'static str, Vec<(Vec<u8>, Vec<u8>)>)>, StoreError> {
+        let snap = self.dir.db.snapshot();
+        SPACES
+            .iter()
+            .zip(&self.dir.spaces)
+            .map(|(name, space)| {
+                let entries = snap
+                    .iter(space)
+                    .map(|g| {
+                        let (k, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
+                        Ok((k.to_vec(), v.to_vec()))
+                    })
+                    .collect::<Result<_, StoreError>>()?;
+                Ok((*name, entries))
+            })
+            .collect()
+    }
+
     fn commit(
         &self,
         guard: crate::group_commit::WriterGuard<'_>,
@@ -337,6 +396,14 @@ impl EmbeddedUtxoStore {
 }
 
 impl UtxoStore for EmbeddedUtxoStore {
+    fn apply_blocks(
+        &self,
+        chain_id: u64,
+        blocks: &[(BlockRef, UtxoChanges)],
+    ) -> Result<Vec<Applied>, StoreError> {
+        self.write_bulk(chain_id, blocks, None)
+    }
+
     fn apply_block(
         &self,
         chain_id: u64,
@@ -346,6 +413,7 @@ impl UtxoStore for EmbeddedUtxoStore {
         validate(chain_id, block, changes)?;
         let number = block.number;
         let guard = self.group.lock();
+        self.finish_bulk(chain_id)?;
         if !admit(chain_id, block, None, |n| self.block(chain_id, n))? {
             return Ok(Applied::AlreadyPresent);
         }
@@ -422,6 +490,7 @@ impl UtxoStore for EmbeddedUtxoStore {
             return Ok(Vec::new());
         };
         let guard = self.group.lock();
+        self.finish_bulk(chain_id)?;
         self.check_clusters(chain_id)?;
         let snap = self.dir.db.snapshot();
         let mut removed = Vec::new();
@@ -595,7 +664,12 @@ impl UtxoStore for EmbeddedUtxoStore {
         let mut feed = Feed::new(chain_id, head, kept, options, progress);
         for g in snap.prefix(&self.dir.spaces[TXS], chain) {
             let (k, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
-            feed.tx(Reader(&k[8..]).u64()?, txs::decode(&v)?)?;
+            let height = Reader(&k[8..]).u64()?;
+            if height > head {
+                // Entries of an interrupted bulk write above the head (`bulk`).
+                break;
+            }
+            feed.tx(height, txs::decode(&v)?)?;
         }
         feed.finish()?;
         let started = std::time::Instant::now();

@@ -167,6 +167,103 @@ fn record_of(row: &postgres::Row) -> Result<UtxoRecord, StoreError> {
 }
 
 impl PgUtxoStore {
+    /// Checks `block` against the index in `tx` and writes it with its changes (the caller
+    /// has validated them and commits).
+    fn write_block(
+        &self,
+        tx: &mut Transaction<'_>,
+        chain_id: u64,
+        block: &BlockRef,
+        changes: &UtxoChanges,
+    ) -> Result<Applied, StoreError> {
+        let number = block.number;
+        let tx = &mut *tx;
+        let mut stored: HashMap<u64, Option<BlockRef>> = HashMap::new();
+        for n in [Some(number), number.checked_sub(1)].into_iter().flatten() {
+            stored.insert(n, Self::read_block(tx, chain_id, n)?);
+        }
+        if !admit(chain_id, block, None, |n| {
+            Ok(stored.get(&n).copied().flatten())
+        })? {
+            return Ok(Applied::AlreadyPresent);
+        }
+        if let Some(head) = Self::read_head(tx, chain_id)?
+            && head.number + 1 != number
+        {
+            return Err(StoreError::Invalid {
+                chain_id,
+                number,
+                what: format!(
+                    "the index is at block {}: the next block must be {}",
+                    head.number,
+                    head.number + 1
+                ),
+            });
+        }
+        for (what, list) in [("spent", &changes.spent), ("replaced", &changes.replaced)] {
+            let held = Self::delete(tx, chain_id, list)?;
+            for (op, r) in list.iter() {
+                match held.get(op) {
+                    Some(h) if h == r => {}
+                    h => return Err(not_held(chain_id, number, what, op, h.is_some())),
+                }
+            }
+        }
+        if let Some(op) = Self::insert(tx, chain_id, &changes.created)?.first() {
+            return Err(StoreError::Invalid {
+                chain_id,
+                number,
+                what: format!(
+                    "created output {op} is already unspent in the index and not listed as replaced"
+                ),
+            });
+        }
+        let counts = counted(Self::read_counts(tx, chain_id)?, changes)?;
+        Self::write_counts(tx, chain_id, counts)?;
+        if let Some(old) = super::pruned_by(number, self.keep_undo) {
+            tx.execute(
+                "DELETE FROM utxo_undo WHERE chain_id = $1 AND number = $2",
+                &[&i64_of(chain_id)?, &i64_of(old)?],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO utxo_undo (chain_id, number, body) VALUES ($1, $2, $3)",
+            &[
+                &i64_of(chain_id)?,
+                &i64_of(number)?,
+                &bytes::undo(&Undo::of(changes)),
+            ],
+        )?;
+        txs::pg_write(tx, chain_id, number, &changes.transactions)?;
+        super::spent::pg_write(tx, chain_id, number, &changes.transactions)?;
+        let uf = cluster_block(tx, chain_id, &changes.transactions)?;
+        tx.execute(
+            "INSERT INTO utxo_clusters_undo (chain_id, number, body) VALUES ($1, $2, $3)",
+            &[
+                &i64_of(chain_id)?,
+                &i64_of(number)?,
+                &cluster::encode_undo(&uf.old),
+            ],
+        )?;
+        if let Some(old) = super::pruned_by(number, self.keep_undo) {
+            tx.execute(
+                "DELETE FROM utxo_clusters_undo WHERE chain_id = $1 AND number = $2",
+                &[&i64_of(chain_id)?, &i64_of(old)?],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO utxo_blocks (chain_id, number, hash, parent_hash, ts) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &i64_of(chain_id)?,
+                &i64_of(number)?,
+                &block.hash.as_slice(),
+                &block.parent_hash.as_slice(),
+                &i64_of(block.timestamp)?,
+            ],
+        )?;
+        Ok(Applied::Written)
+    }
+
     /// Connects (`postgres://user@host:port/db`; no TLS: a trusted network or a local socket)
     /// and creates or checks the schema.
     pub fn connect(url: &str) -> Result<PgUtxoStore, StoreError> {
@@ -434,95 +531,40 @@ impl UtxoStore for PgUtxoStore {
         changes: &UtxoChanges,
     ) -> Result<Applied, StoreError> {
         validate(chain_id, block, changes)?;
-        let number = block.number;
         let mut client = self.pool.client();
         let mut tx = client.transaction()?;
         Self::enter(&mut tx, chain_id)?;
-        let mut stored: HashMap<u64, Option<BlockRef>> = HashMap::new();
-        for n in [Some(number), number.checked_sub(1)].into_iter().flatten() {
-            stored.insert(n, Self::read_block(&mut tx, chain_id, n)?);
+        let applied = self.write_block(&mut tx, chain_id, block, changes)?;
+        if applied == Applied::Written {
+            tx.commit()?;
         }
-        if !admit(chain_id, block, None, |n| {
-            Ok(stored.get(&n).copied().flatten())
-        })? {
-            return Ok(Applied::AlreadyPresent);
+        Ok(applied)
+    }
+
+    /// All or nothing, in one transaction (with undo records: this backend is not the
+    /// backfill's).
+    fn apply_blocks(
+        &self,
+        chain_id: u64,
+        blocks: &[(BlockRef, UtxoChanges)],
+    ) -> Result<Vec<Applied>, StoreError> {
+        super::check_consecutive(chain_id, blocks)?;
+        for (b, c) in blocks {
+            validate(chain_id, b, c)?;
         }
-        if let Some(head) = Self::read_head(&mut tx, chain_id)?
-            && head.number + 1 != number
-        {
-            return Err(StoreError::Invalid {
-                chain_id,
-                number,
-                what: format!(
-                    "the index is at block {}: the next block must be {}",
-                    head.number,
-                    head.number + 1
-                ),
-            });
-        }
-        for (what, list) in [("spent", &changes.spent), ("replaced", &changes.replaced)] {
-            let held = Self::delete(&mut tx, chain_id, list)?;
-            for (op, r) in list.iter() {
-                match held.get(op) {
-                    Some(h) if h == r => {}
-                    h => return Err(not_held(chain_id, number, what, op, h.is_some())),
-                }
+        let mut client = self.pool.client();
+        let mut tx = client.transaction()?;
+        Self::enter(&mut tx, chain_id)?;
+        let mut out = Vec::with_capacity(blocks.len());
+        for (b, c) in blocks {
+            let applied = self.write_block(&mut tx, chain_id, b, c)?;
+            if applied == Applied::AlreadyPresent && out.contains(&Applied::Written) {
+                return Err(super::stored_after_new(chain_id, b.number));
             }
+            out.push(applied);
         }
-        if let Some(op) = Self::insert(&mut tx, chain_id, &changes.created)?.first() {
-            return Err(StoreError::Invalid {
-                chain_id,
-                number,
-                what: format!(
-                    "created output {op} is already unspent in the index and not listed as replaced"
-                ),
-            });
-        }
-        let counts = counted(Self::read_counts(&mut tx, chain_id)?, changes)?;
-        Self::write_counts(&mut tx, chain_id, counts)?;
-        if let Some(old) = super::pruned_by(number, self.keep_undo) {
-            tx.execute(
-                "DELETE FROM utxo_undo WHERE chain_id = $1 AND number = $2",
-                &[&i64_of(chain_id)?, &i64_of(old)?],
-            )?;
-        }
-        tx.execute(
-            "INSERT INTO utxo_undo (chain_id, number, body) VALUES ($1, $2, $3)",
-            &[
-                &i64_of(chain_id)?,
-                &i64_of(number)?,
-                &bytes::undo(&Undo::of(changes)),
-            ],
-        )?;
-        txs::pg_write(&mut tx, chain_id, number, &changes.transactions)?;
-        super::spent::pg_write(&mut tx, chain_id, number, &changes.transactions)?;
-        let uf = cluster_block(&mut tx, chain_id, &changes.transactions)?;
-        tx.execute(
-            "INSERT INTO utxo_clusters_undo (chain_id, number, body) VALUES ($1, $2, $3)",
-            &[
-                &i64_of(chain_id)?,
-                &i64_of(number)?,
-                &cluster::encode_undo(&uf.old),
-            ],
-        )?;
-        if let Some(old) = super::pruned_by(number, self.keep_undo) {
-            tx.execute(
-                "DELETE FROM utxo_clusters_undo WHERE chain_id = $1 AND number = $2",
-                &[&i64_of(chain_id)?, &i64_of(old)?],
-            )?;
-        }
-        tx.execute(
-            "INSERT INTO utxo_blocks (chain_id, number, hash, parent_hash, ts) VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &i64_of(chain_id)?,
-                &i64_of(number)?,
-                &block.hash.as_slice(),
-                &block.parent_hash.as_slice(),
-                &i64_of(block.timestamp)?,
-            ],
-        )?;
         tx.commit()?;
-        Ok(Applied::Written)
+        Ok(out)
     }
 
     fn unwind_above(&self, chain_id: u64, number: u64) -> Result<Vec<BlockRef>, StoreError> {

@@ -7,6 +7,7 @@ use holdfast_store::testing::TempPostgres;
 mod behaviour;
 mod gate;
 mod utxo;
+mod utxo_bulk;
 mod utxo_rebuild;
 mod utxo_txs;
 mod watch;

@@ -48,7 +48,7 @@ fn memo_coinbase(tag: u8) -> TxRecord {
 /// (`bcrt1q02`). Block 2: a memo coinbase; B spends A:0 into B:0 and B:1 (`bcrt1q04`), fee
 /// 10,000. Block 3: coinbase D:0 (`bcrt1q06`, subsidy + 11,000); C spends B:1 and A:1 into
 /// C:0, fee 11,000; E spends C:0 in the same block into E:0 (`bcrt1q08`), fee 0.
-fn chain() -> Vec<(BlockRef, UtxoChanges)> {
+pub(crate) fn chain() -> Vec<(BlockRef, UtxoChanges)> {
     let a0 = (op(0xa, 0), rec(50_0000_0000, 1, true, 1));
     let a1 = (op(0xa, 1), rec(1_000, 1, true, 2));
     let b0 = (op(0xb, 0), rec(30_0000_0000, 2, false, 3));
@@ -130,7 +130,7 @@ fn entry(
 }
 
 /// Everything the index says about the suite's addresses, transactions and spenders.
-type View = (
+pub(crate) type View = (
     Vec<Vec<AddressTransfer>>,
     Vec<Vec<TxRecord>>,
     Vec<usize>,
@@ -153,7 +153,7 @@ fn outpoints() -> Vec<OutPointKey> {
 
 const TXIDS: [u8; 7] = [0xa, 0x1b, 0xb, 0xc, 0xd, 0xe, 0xf];
 
-fn view(s: &dyn UtxoStore) -> View {
+pub(crate) fn view(s: &dyn UtxoStore) -> View {
     let addresses = ["bcrt1q02", "bcrt1q04", "bcrt1q06", "bcrt1q08", "bcrt1q0a"];
     (
         addresses

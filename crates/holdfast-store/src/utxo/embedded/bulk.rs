@@ -1,0 +1,365 @@
+//! Bulk writes for backfills ([`UtxoStore::apply_blocks`]): many blocks resolved in memory
+//! and written as sorted tables.
+//!
+//! A block written one at a time puts each of its keys into fjall's memtable: txids,
+//! addresses and outpoints are hash outputs, so every insert lands at a random place of the
+//! skip list (most of the write's time, docs/BENCHMARKS.md), and every later read of a coin
+//! searches it again. Here a call's blocks are first checked and applied in order against the
+//! index and an in-memory overlay of the coins and cluster entries they change (an output
+//! created and spent within the call never reaches the disk), then:
+//!
+//! 1. the transactions, txid, address and spent-by entries (keys no other block writes) go
+//!    in as one sorted table run per keyspace (fjall's ingestion: no memtable, no journal,
+//!    durable when it returns);
+//! 2. a record (meta key chain + `k`) of the call's last block and of the write that will
+//!    move the head (cluster entries, blocks, counts, undo records to drop) is written and
+//!    fsynced;
+//! 3. the net coin changes go in as one sorted table run, with a mark (the key of outpoint
+//!    `ff…ff:4294967295`, which no output has) saying the coins are at the call's last block:
+//!    one ingestion, so the coins and the mark change together;
+//! 4. the recorded write and the record's deletion, one atomic fsynced write: the head moves.
+//!
+//! So the head, the counts and the blocks move together, last. A crash before step 3
+//! completes leaves the coins as they were: the record is dropped (on open, or by the next
+//! write of the chain), and the call made again (ingestion resumes from the head) writes the
+//! same history entries under the same keys. A crash between steps 3 and 4 leaves the coins at
+//! the call's last block: the mark equals the record's block, and the recorded write is made.
+//! Either way the index is byte for byte the one an uninterrupted call gives (tested by
+//! stopping the call before each step and reopening). Until then, entries written in step 1
+//! are readable above the head (reads by address, txid or spent output may show them; the
+//! cluster rebuild stops at the head), and between steps 3 and 4, for a moment, the coins are
+//! ahead of the head.
+//!
+//! No undo records are written: these blocks cannot be unwound. Undo records of older
+//! blocks that a store keeping the newest N ([`super::KeepUndo`]) would drop with these
+//! blocks are dropped in step 4.
+
+use fjall::Readable;
+use holdfast_primitives::BlockRef;
+
+use super::super::cluster::{self, Node};
+use super::super::{
+    OutPointKey, UtxoChanges, UtxoRecord, UtxoStore, check_consecutive, counted, not_held,
+    pruned_by, stored_after_new, validate,
+};
+use super::{
+    BLOCKS, COINS, EmbeddedUtxoStore, META, UF_UNDO, UNDO, block_key, coin_key, record_bytes,
+    stage_node, stage_txs,
+};
+use crate::group_commit::Batch;
+use crate::{Applied, StoreError, admit, codec};
+
+/// The meta key of a bulk write's record (chain, `k`): the last block and the write that
+/// moves the head, kept while the coins change.
+pub(super) fn pending_key(chain_id: u64) -> Vec<u8> {
+    let mut k = chain_id.to_be_bytes().to_vec();
+    k.push(b'k');
+    k
+}
+
+/// The key in `utxo.coins` of the block the chain's coins were last written in bulk at:
+/// outpoint `ff…ff:4294967295`, which no output has (an output index is below the number of
+/// outputs of a transaction, which fits a block).
+pub(super) fn coins_mark_key(chain_id: u64) -> Vec<u8> {
+    let mut k = chain_id.to_be_bytes().to_vec();
+    k.extend_from_slice(&[0xff; 36]);
+    k
+}
+
+fn encode_pending(last: u64, batch: &Batch) -> Vec<u8> {
+    let mut out = last.to_be_bytes().to_vec();
+    for (space, k, v) in &batch.ops {
+        out.push(*space as u8);
+        out.extend_from_slice(&(k.len() as u32).to_be_bytes());
+        out.extend_from_slice(k);
+        match v {
+            Some(v) => {
+                out.push(1);
+                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                out.extend_from_slice(v);
+            }
+            None => out.push(0),
+        }
+    }
+    out
+}
+
+fn decode_pending(v: &[u8]) -> Result<(u64, Batch), StoreError> {
+    let mut r = crate::codec::Reader(v);
+    let last = r.u64()?;
+    let mut batch = Batch::default();
+    while !r.0.is_empty() {
+        let space = usize::from(r.u8()?);
+        if space >= super::SPACES.len() {
+            return Err(crate::codec::corrupt("bulk write record: keyspace"));
+        }
+        let n = r.u32()? as usize;
+        let k = r.take(n)?.to_vec();
+        match r.u8()? {
+            0 => batch.del(space, k),
+            1 => {
+                let n = r.u32()? as usize;
+                let v = r.take(n)?.to_vec();
+                batch.put(space, k, v);
+            }
+            _ => return Err(crate::codec::corrupt("bulk write record: operation")),
+        }
+    }
+    Ok((last, batch))
+}
+
+/// foldhash with a random seed per process, as the transfer store's buffer: not predictable
+/// from outside (txids and addresses come from the chain), and cheaper than std's SipHash.
+type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A coin the call changed: its content after the blocks so far (`None`: spent), and whether
+/// the index held it before the call (only then does spending it delete a key).
+struct Coin {
+    now: Option<UtxoRecord>,
+    stored: bool,
+}
+
+impl EmbeddedUtxoStore {
+    /// [`UtxoStore::apply_blocks`]; `stop_after` stops it with an error before a step, as a
+    /// crash would (tests: 0 to 3 before each history keyspace of step 1, 4 before the
+    /// record, 5 before the coins, 6 before the head's write; nothing finished until the
+    /// next open or write).
+    ///
+    /// [`UtxoStore::apply_blocks`]: super::super::UtxoStore::apply_blocks
+    pub(super) fn write_bulk(
+        &self,
+        chain_id: u64,
+        blocks: &[(BlockRef, UtxoChanges)],
+        stop_after: Option<usize>,
+    ) -> Result<Vec<Applied>, StoreError> {
+        check_consecutive(chain_id, blocks)?;
+        for (b, c) in blocks {
+            validate(chain_id, b, c)?;
+        }
+        let guard = self.group.lock();
+        self.finish_bulk(chain_id)?;
+        self.check_clusters(chain_id)?;
+        let mut out = Vec::with_capacity(blocks.len());
+        let mut below: Option<BlockRef> = None;
+        let mut todo = Vec::new();
+        for (b, c) in blocks {
+            let new = admit(chain_id, b, below, |n| self.block(chain_id, n))?;
+            if !new && !todo.is_empty() {
+                // admit saw it stored: only a prefix of the call can be.
+                return Err(stored_after_new(chain_id, b.number));
+            }
+            out.push(if new {
+                todo.push((b, c));
+                Applied::Written
+            } else {
+                Applied::AlreadyPresent
+            });
+            below = Some(*b);
+        }
+        let Some(&(first, _)) = todo.first() else {
+            return Ok(out);
+        };
+        if let Some(head) = self.head(chain_id)?
+            && head.number + 1 != first.number
+        {
+            return Err(StoreError::Invalid {
+                chain_id,
+                number: first.number,
+                what: format!(
+                    "the index is at block {}: the next block must be {}",
+                    head.number,
+                    head.number + 1
+                ),
+            });
+        }
+        let mut counts = self.read_counts(chain_id)?;
+        let txs: usize = todo.iter().map(|(_, c)| c.transactions.len()).sum();
+        let mut coins = Map::with_capacity_and_hasher(3 * txs, Default::default());
+        // Cluster entries: as they were before the call (first read), and as they are now.
+        let mut nodes_before: Map<String, Option<Node>> = Map::default();
+        let mut nodes: Map<String, Node> = Map::default();
+        let mut history = Batch::default();
+        for &(b, c) in &todo {
+            self.apply_coins(chain_id, b.number, c, &mut coins)?;
+            counts = counted(counts, c)?;
+            let groups = cluster::merges(&c.transactions);
+            if !groups.is_empty() {
+                let uf = cluster::apply(&groups, |a| match nodes.get(a) {
+                    Some(n) => Ok(Some(n.clone())),
+                    None => match nodes_before.get(a) {
+                        Some(n) => Ok(n.clone()),
+                        None => self.read_node(chain_id, a),
+                    },
+                })?;
+                for (a, old) in uf.old {
+                    if !nodes.contains_key(&a) {
+                        nodes_before.entry(a).or_insert(old);
+                    }
+                }
+                nodes.extend(uf.new);
+            }
+            stage_txs(&mut history, chain_id, b.number, &c.transactions, false);
+        }
+        let last = todo.last().map_or(first.number, |(b, _)| b.number);
+        // Step 1: the history, as sorted tables, durable before the head moves.
+        self.dir.ingest(history, stop_after)?;
+        let stopped = |step: usize| -> Result<(), StoreError> {
+            match stop_after {
+                Some(n) if n == step => {
+                    Err(self.dir.err(format!("stopped before step {step} (test)")))
+                }
+                _ => Ok(()),
+            }
+        };
+        // What moves the head, staged now and recorded (step 2) before the coins change.
+        let mut head = Batch::default();
+        for (a, n) in &nodes {
+            let before = nodes_before.get(a).and_then(Option::as_ref);
+            stage_node(&mut head, chain_id, a, before, Some(n));
+        }
+        self.prune_undo(&mut head, chain_id, first.number, last)?;
+        for &(b, _) in &todo {
+            head.put(BLOCKS, block_key(chain_id, b.number), codec::block_value(b));
+        }
+        head.put(META, chain_id.to_be_bytes(), Self::counts_value(counts));
+        let mut record = Batch::default();
+        record.put(META, pending_key(chain_id), encode_pending(last, &head));
+        stopped(4)?;
+        self.dir.write(record)?;
+        self.dir.persist()?;
+        // Step 3: the coins, as sorted tables, with the mark of the block they are at, in one
+        // ingestion (atomic for the keyspace).
+        let mut coin_ops = Batch::default();
+        for (op, coin) in coins {
+            match coin.now {
+                Some(r) => coin_ops.put(COINS, coin_key(chain_id, &op), record_bytes(&r)),
+                None if coin.stored => coin_ops.del(COINS, coin_key(chain_id, &op)),
+                None => {}
+            }
+        }
+        coin_ops.put(COINS, coins_mark_key(chain_id), last.to_be_bytes().to_vec());
+        let coins_written = stopped(5)
+            .and_then(|()| self.dir.ingest(coin_ops, None))
+            .and_then(|()| stopped(6));
+        if let Err(e) = coins_written {
+            // The record says how to finish what the failure left (after a crash: on open).
+            // A test's stop is a crash: left for the open.
+            if stop_after.is_none() {
+                let _ = self.finish_bulk(chain_id);
+            }
+            return Err(e);
+        }
+        // Step 4: the head moves and the record goes, in one fsynced write (if it fails, the
+        // next write or open finishes it from the record).
+        head.del(META, pending_key(chain_id));
+        self.commit(guard, head)?;
+        Ok(out)
+    }
+
+    /// Finishes a bulk write of `chain_id` that stopped between its record (step 2) and the
+    /// write that moves the head (step 4): if the coins reached the recorded block, the
+    /// recorded write is made (forward); otherwise the record is dropped and the head, coins
+    /// and counts are as before the call (back). Nothing to do without a record.
+    pub(super) fn finish_bulk(&self, chain_id: u64) -> Result<(), StoreError> {
+        let Some(v) = self.dir.read(META, &pending_key(chain_id))? else {
+            return Ok(());
+        };
+        let (last, mut batch) = decode_pending(&v)?;
+        let at = self
+            .dir
+            .read(COINS, &coins_mark_key(chain_id))?
+            .map(|m| crate::codec::Reader(&m).u64())
+            .transpose()?;
+        if at != Some(last) {
+            batch = Batch::default();
+        }
+        tracing::warn!(
+            target: "store::utxo",
+            chain_id,
+            block = last,
+            forward = at == Some(last),
+            "finishing an interrupted bulk write"
+        );
+        batch.del(META, pending_key(chain_id));
+        self.dir.write(batch)?;
+        self.dir.persist()
+    }
+
+    /// Checks block `number`'s coin changes against the index and the call's earlier blocks
+    /// (`coins`) as [`UtxoStore::apply_block`] does, and applies them to `coins`.
+    ///
+    /// [`UtxoStore::apply_block`]: super::super::UtxoStore::apply_block
+    fn apply_coins(
+        &self,
+        chain_id: u64,
+        number: u64,
+        c: &UtxoChanges,
+        coins: &mut Map<OutPointKey, Coin>,
+    ) -> Result<(), StoreError> {
+        for (what, list) in [("spent", &c.spent), ("replaced", &c.replaced)] {
+            for (op, r) in list {
+                let stored = match coins.get(op) {
+                    Some(coin) if coin.now.as_ref() == Some(r) => coin.stored,
+                    Some(coin) => {
+                        return Err(not_held(chain_id, number, what, op, coin.now.is_some()));
+                    }
+                    None => match self.read_coin(chain_id, op)? {
+                        Some(held) if &held == r => true,
+                        held => return Err(not_held(chain_id, number, what, op, held.is_some())),
+                    },
+                };
+                coins.insert(*op, Coin { now: None, stored });
+            }
+        }
+        // A replaced output is spent above, so an output still held here is created twice.
+        for (op, r) in &c.created {
+            let (held, stored) = match coins.get(op) {
+                Some(coin) => (coin.now.is_some(), coin.stored),
+                None => (self.read_coin(chain_id, op)?.is_some(), false),
+            };
+            if held {
+                return Err(StoreError::Invalid {
+                    chain_id,
+                    number,
+                    what: format!(
+                        "created output {op} is already unspent in the index and not listed as replaced"
+                    ),
+                });
+            }
+            coins.insert(
+                *op,
+                Coin {
+                    now: Some(r.clone()),
+                    stored,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Stages deleting the undo records (coins and clusters) that writing blocks
+    /// `first..=last` one by one would drop ([`pruned_by`]): the ones the index holds.
+    fn prune_undo(
+        &self,
+        batch: &mut Batch,
+        chain_id: u64,
+        first: u64,
+        last: u64,
+    ) -> Result<(), StoreError> {
+        let Some(to) = pruned_by(last, self.keep_undo) else {
+            return Ok(());
+        };
+        let from = pruned_by(first, self.keep_undo).unwrap_or(0);
+        let snap = self.dir.db.snapshot();
+        for space in [UNDO, UF_UNDO] {
+            for g in snap.range(
+                &self.dir.spaces[space],
+                block_key(chain_id, from)..=block_key(chain_id, to),
+            ) {
+                let k = g.key().map_err(|e| self.dir.err(e))?;
+                batch.del(space, k.to_vec());
+            }
+        }
+        Ok(())
+    }
+}

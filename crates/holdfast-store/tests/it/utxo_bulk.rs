@@ -1,0 +1,268 @@
+//! Bulk writes of the UTXO index (`UtxoStore::apply_blocks`, the backfill's path): the same
+//! index as writing the blocks one by one, on both backends; on the embedded index, no undo
+//! records (an unwind reaching a bulk-written block is refused whole), and a write interrupted
+//! between its steps leaves the head where it was and, made again, gives the index an
+//! uninterrupted write gives, byte for byte.
+
+use holdfast_store::utxo::{
+    EmbeddedUtxoStore, OutPointKey, PgUtxoStore, TxOutput, TxRecord, UtxoChanges, UtxoStore,
+};
+use holdfast_store::{Applied, StoreError};
+
+use crate::utxo::{CHAIN, block, op, rec};
+use crate::utxo_txs::{View, chain, view};
+
+/// Every outpoint of the suite's chain and of [`coinbase_block`].
+fn outpoints() -> Vec<OutPointKey> {
+    [
+        (0xa, 0),
+        (0xa, 1),
+        (0xb, 0),
+        (0xb, 1),
+        (0xc, 0),
+        (0xd, 0),
+        (0xe, 0),
+        (0x40, 0),
+    ]
+    .map(|(t, v)| op(t, v))
+    .to_vec()
+}
+
+/// Block 4: a coinbase paying `bcrt1q0a`.
+fn coinbase_block() -> (holdfast_primitives::BlockRef, UtxoChanges) {
+    let out = (op(0x40, 0), rec(50_0000_0000, 4, true, 0x0a));
+    (
+        block(4, 0, 0),
+        UtxoChanges {
+            created: vec![out.clone()],
+            transactions: vec![TxRecord {
+                txid: out.0.txid,
+                coinbase: true,
+                inputs: vec![],
+                outputs: vec![TxOutput {
+                    value: out.1.value,
+                    script: out.1.script.clone(),
+                    address: out.1.address.clone(),
+                }],
+            }],
+            ..Default::default()
+        },
+    )
+}
+
+/// What the index answers: head, counts, every outpoint, the history and the clusters of the
+/// chain's addresses (block 3's transaction C merges `bcrt1q02` and `bcrt1q04`).
+type State = (
+    Option<holdfast_primitives::BlockRef>,
+    holdfast_store::utxo::UtxoCounts,
+    Vec<Option<holdfast_store::utxo::UtxoRecord>>,
+    View,
+    Vec<(String, u64)>,
+);
+
+fn state(s: &dyn UtxoStore) -> State {
+    (
+        s.head(CHAIN).expect("head"),
+        s.counts(CHAIN).expect("counts"),
+        s.utxos(CHAIN, &outpoints()).expect("utxos"),
+        view(s),
+        ["bcrt1q02", "bcrt1q04", "bcrt1q06", "bcrt1q08"]
+            .iter()
+            .map(|a| {
+                let c = s.cluster(CHAIN, a).expect("cluster");
+                (c.root, c.size)
+            })
+            .collect(),
+    )
+}
+
+/// One call for all three blocks (block 3 spends an output block 2 created: it never reaches
+/// the coins), or block 1 alone and then a call for 2 and 3: the index written one by one.
+/// The same call again, or a call for blocks already stored, changes nothing.
+fn same_index_as_one_by_one(open: &dyn Fn() -> Box<dyn UtxoStore>) {
+    let blocks = chain();
+    let one = open();
+    for (b, c) in &blocks {
+        one.apply_block(CHAIN, b, c).expect("apply");
+    }
+    let expected = state(&*one);
+    assert_eq!(expected.4[0], expected.4[1], "C merged 02 and 04");
+    assert_eq!(expected.4[0].1, 2);
+
+    let bulk = open();
+    assert_eq!(
+        bulk.apply_blocks(CHAIN, &blocks).expect("bulk"),
+        vec![Applied::Written; 3]
+    );
+    assert_eq!(state(&*bulk), expected);
+    assert_eq!(
+        bulk.apply_blocks(CHAIN, &blocks).expect("again"),
+        vec![Applied::AlreadyPresent; 3]
+    );
+    assert_eq!(state(&*bulk), expected);
+
+    let split = open();
+    split
+        .apply_blocks(CHAIN, &blocks[..1])
+        .expect("block 1 in bulk");
+    assert_eq!(
+        split
+            .apply_blocks(CHAIN, &blocks)
+            .expect("1 stored, 2 and 3"),
+        vec![Applied::AlreadyPresent, Applied::Written, Applied::Written]
+    );
+    assert_eq!(state(&*split), expected);
+    // Blocks written one by one after bulk ones, as ingestion goes on near the tip.
+    let (b4, c4) = coinbase_block();
+    one.apply_block(CHAIN, &b4, &c4).expect("4");
+    split.apply_block(CHAIN, &b4, &c4).expect("4 after bulk");
+    assert_eq!(state(&*split), state(&*one));
+}
+
+/// Bad calls are refused whole, naming the block: blocks not consecutive, a first block not
+/// following the head, a block whose parent is not the block before it, an output spent that
+/// neither the index nor an earlier block of the call holds, and a block conflicting with a
+/// stored one.
+fn bad_calls_are_refused_whole(open: &dyn Fn() -> Box<dyn UtxoStore>) {
+    let blocks = chain();
+    let s = open();
+    s.apply_block(CHAIN, &blocks[0].0, &blocks[0].1)
+        .expect("block 1");
+    let before = state(&*s);
+    let refused = |call: &[(holdfast_primitives::BlockRef, UtxoChanges)], says: &str| {
+        let e = s.apply_blocks(CHAIN, call).expect_err(says);
+        assert!(e.to_string().contains(says), "{e}");
+        assert_eq!(state(&*s), before, "nothing written: {e}");
+    };
+    let gap = vec![blocks[1].clone(), blocks[0].clone()];
+    refused(&gap, "consecutive");
+    refused(&blocks[2..], "the next block must be 2");
+    let mut orphan = blocks[1..].to_vec();
+    orphan[1].0 = block(3, 0, 9);
+    refused(&orphan, "parent");
+    // Block 3 spends B:1, which block 2 created; without block 2 it is nowhere.
+    let mut missing = blocks[1..].to_vec();
+    missing[0].1.created.retain(|(o, _)| *o != op(0xb, 1));
+    missing[0].1.transactions[1].outputs.truncate(1);
+    let e = s.apply_blocks(CHAIN, &missing).expect_err("B:1 missing");
+    assert!(
+        matches!(e, StoreError::Invalid { number: 3, .. }),
+        "names block 3: {e}"
+    );
+    assert!(e.to_string().contains("not unspent"), "{e}");
+    assert_eq!(state(&*s), before);
+    let conflict = vec![(block(1, 7, 0), blocks[0].1.clone())];
+    let e = s.apply_blocks(CHAIN, &conflict).expect_err("conflict");
+    assert!(matches!(e, StoreError::Conflict { number: 1, .. }), "{e}");
+    assert_eq!(state(&*s), before);
+}
+
+fn suite(open: &dyn Fn() -> Box<dyn UtxoStore>) {
+    same_index_as_one_by_one(open);
+    bad_calls_are_refused_whole(open);
+}
+
+#[test]
+fn utxo_bulk_embedded() {
+    let dirs = std::cell::RefCell::new(Vec::new());
+    suite(&|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = EmbeddedUtxoStore::open(dir.path()).expect("open");
+        dirs.borrow_mut().push(dir);
+        Box::new(s)
+    });
+}
+
+#[test]
+fn utxo_bulk_postgres() {
+    let Some(_) = crate::pg_db() else { return };
+    suite(&|| Box::new(PgUtxoStore::connect(&crate::pg_db().expect("pg")).expect("connect")));
+}
+
+/// Bulk-written blocks have no undo record: an unwind reaching one is refused whole; blocks
+/// written one by one above them unwind as before.
+#[test]
+fn utxo_bulk_blocks_cannot_be_unwound() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = EmbeddedUtxoStore::open(dir.path()).expect("open");
+    s.apply_blocks(CHAIN, &chain()).expect("bulk");
+    let bulk = state(&s);
+    let (b4, c4) = coinbase_block();
+    s.apply_block(CHAIN, &b4, &c4).expect("4");
+    let with_4 = state(&s);
+    let e = s.unwind_above(CHAIN, 2).expect_err("3 has no undo record");
+    assert!(e.to_string().contains("undo record was pruned"), "{e}");
+    assert!(matches!(e, StoreError::Invalid { number: 3, .. }), "{e}");
+    assert_eq!(state(&s), with_4, "nothing unwound");
+    assert_eq!(s.unwind_above(CHAIN, 3).expect("unwind 4").len(), 1);
+    assert_eq!(state(&s), bulk);
+}
+
+/// A bulk write stopped before each of its steps, as a crash would stop it (before each of
+/// the 4 history keyspaces it ingests, before its record, before the coins, before the write
+/// that moves the head), the store then reopened: before the coins changed, the head, counts
+/// and coins are as they were and the call made again writes the blocks; after, the reopened
+/// store finishes the recorded write and the call again finds them stored. Either way the
+/// index is byte for byte the one an uninterrupted call gives.
+#[test]
+fn utxo_bulk_interrupted_then_made_again_is_the_same_index() {
+    let blocks = chain();
+    let expected = {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = EmbeddedUtxoStore::open(dir.path()).expect("open");
+        s.apply_block(CHAIN, &blocks[0].0, &blocks[0].1)
+            .expect("block 1");
+        s.apply_blocks(CHAIN, &blocks[1..]).expect("bulk");
+        let contents = s.contents().expect("contents");
+        assert!(
+            contents.iter().filter(|(_, e)| !e.is_empty()).count() >= 8,
+            "the comparison covers the keyspaces the write fills: {:?}",
+            contents
+                .iter()
+                .map(|(n, e)| (n, e.len()))
+                .collect::<Vec<_>>()
+        );
+        contents
+    };
+    for step in 0..=6 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let before = {
+            let s = EmbeddedUtxoStore::open(dir.path()).expect("open");
+            s.apply_block(CHAIN, &blocks[0].0, &blocks[0].1)
+                .expect("block 1");
+            let before = (
+                s.head(CHAIN).expect("head"),
+                s.counts(CHAIN).expect("counts"),
+                s.utxos(CHAIN, &outpoints()).expect("utxos"),
+            );
+            let e = s
+                .apply_blocks_interrupted(CHAIN, &blocks[1..], step)
+                .expect_err("interrupted");
+            assert!(e.to_string().contains("stopped before"), "{e}");
+            before
+        };
+        let s = EmbeddedUtxoStore::open(dir.path()).expect("reopen");
+        let now = (
+            s.head(CHAIN).expect("head"),
+            s.counts(CHAIN).expect("counts"),
+            s.utxos(CHAIN, &outpoints()).expect("utxos"),
+        );
+        let again = s.apply_blocks(CHAIN, &blocks[1..]).expect("again");
+        if step < 6 {
+            assert_eq!(now, before, "stopped before step {step}: nothing moved");
+            assert_eq!(again, vec![Applied::Written; 2]);
+        } else {
+            assert_eq!(
+                now.0.map(|b| b.number),
+                Some(3),
+                "stopped after the coins: finished on open"
+            );
+            assert_eq!(again, vec![Applied::AlreadyPresent; 2]);
+        }
+        assert_eq!(
+            s.contents().expect("contents"),
+            expected,
+            "stopped before step {step}, then made again"
+        );
+    }
+}
