@@ -418,19 +418,7 @@ impl UtxoStore for EmbeddedUtxoStore {
             return Ok(Applied::AlreadyPresent);
         }
         self.check_clusters(chain_id)?;
-        if let Some(head) = self.head(chain_id)?
-            && head.number + 1 != number
-        {
-            return Err(StoreError::Invalid {
-                chain_id,
-                number,
-                what: format!(
-                    "the index is at block {}: the next block must be {}",
-                    head.number,
-                    head.number + 1
-                ),
-            });
-        }
+        super::follows_head(chain_id, self.head(chain_id)?, number)?;
         for (what, list) in [("spent", &changes.spent), ("replaced", &changes.replaced)] {
             for (op, r) in list {
                 match self.read_coin(chain_id, op)? {

@@ -441,6 +441,22 @@ fn validate(chain_id: u64, block: &BlockRef, changes: &UtxoChanges) -> Result<()
     txs::validate(changes, invalid)
 }
 
+/// Block `number` must follow the index's `head` (when it has one).
+fn follows_head(chain_id: u64, head: Option<BlockRef>, number: u64) -> Result<(), StoreError> {
+    match head {
+        Some(head) if head.number + 1 != number => Err(StoreError::Invalid {
+            chain_id,
+            number,
+            what: format!(
+                "the index is at block {}: the next block must be {}",
+                head.number,
+                head.number + 1
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The error for an output the index does not hold as the changes say.
 fn not_held(chain_id: u64, number: u64, what: &str, op: &OutPointKey, found: bool) -> StoreError {
     StoreError::Invalid {

@@ -187,19 +187,7 @@ impl PgUtxoStore {
         })? {
             return Ok(Applied::AlreadyPresent);
         }
-        if let Some(head) = Self::read_head(tx, chain_id)?
-            && head.number + 1 != number
-        {
-            return Err(StoreError::Invalid {
-                chain_id,
-                number,
-                what: format!(
-                    "the index is at block {}: the next block must be {}",
-                    head.number,
-                    head.number + 1
-                ),
-            });
-        }
+        super::follows_head(chain_id, Self::read_head(tx, chain_id)?, number)?;
         for (what, list) in [("spent", &changes.spent), ("replaced", &changes.replaced)] {
             let held = Self::delete(tx, chain_id, list)?;
             for (op, r) in list.iter() {

@@ -159,19 +159,7 @@ impl EmbeddedUtxoStore {
         let Some(&(first, _)) = todo.first() else {
             return Ok(out);
         };
-        if let Some(head) = self.head(chain_id)?
-            && head.number + 1 != first.number
-        {
-            return Err(StoreError::Invalid {
-                chain_id,
-                number: first.number,
-                what: format!(
-                    "the index is at block {}: the next block must be {}",
-                    head.number,
-                    head.number + 1
-                ),
-            });
-        }
+        super::super::follows_head(chain_id, self.head(chain_id)?, first.number)?;
         let mut counts = self.read_counts(chain_id)?;
         let txs: usize = todo.iter().map(|(_, c)| c.transactions.len()).sum();
         let mut coins = Map::with_capacity_and_hasher(3 * txs, Default::default());
