@@ -237,6 +237,12 @@ impl StoreHistory {
     /// Calls `f` with the address index entry of every transfer out of (`Direction::Out`) or
     /// into `address` in blocks `from_block..before_block`, in block order. Reads the index
     /// alone, not the transfers' records (`Store::address_entries`).
+    ///
+    /// Returns whether every entry was given: the store pages by block and cannot page inside
+    /// one, so of a block holding a whole page (`PAGE`) or more of the address's transfers
+    /// only the first page is read, and the scan goes on from the next block. Anyone can emit
+    /// that many token `Transfer` events naming a wallet for a few cents of gas: failing here
+    /// would let one such block stop the watch whenever the wallet's past is read again.
     fn scan(
         &self,
         chain_id: u64,
@@ -244,13 +250,14 @@ impl StoreHistory {
         from_block: u64,
         before_block: u64,
         f: &mut dyn FnMut(&AddressEntry),
-    ) -> Result<(), HistoryError> {
+    ) -> Result<bool, HistoryError> {
         let mut next = from_block;
         // Transfers of the block a full page ended in, already given to `f`.
         let mut seen_in_last: Vec<(u32, holdfast_primitives::Position)> = Vec::new();
+        let mut complete = true;
         loop {
             if next >= before_block {
-                return Ok(());
+                return Ok(complete);
             }
             let query = AddressQuery {
                 address,
@@ -265,7 +272,7 @@ impl StoreHistory {
             let full = page.len() == PAGE;
             for t in &page {
                 if t.block_number >= before_block {
-                    return Ok(());
+                    return Ok(complete);
                 }
                 if t.block_number == next
                     && seen_in_last
@@ -277,22 +284,23 @@ impl StoreHistory {
                 f(t);
             }
             let Some(last) = page.last().map(|t| t.block_number) else {
-                return Ok(());
+                return Ok(complete);
             };
             if !full {
-                return Ok(());
+                return Ok(complete);
             }
-            if last == next {
-                // A block larger than a page: the store cannot page inside it.
-                seen_in_last.extend(page.iter().map(|t| (t.tx_index, t.position.clone())));
-                if seen_in_last.len() > 10 * PAGE {
-                    return Err(HistoryError {
-                        message: format!(
-                            "block {next} holds more transfers than the history reads"
-                        ),
-                        transient: false,
-                    });
-                }
+            if page.first().map(|t| t.block_number) == Some(last) {
+                // A page inside one block: the rest of that block cannot be read.
+                tracing::warn!(
+                    target: "watch",
+                    chain_id,
+                    %address,
+                    block = last,
+                    "block {last} holds {PAGE} or more transfers of {address}: the rest of them is not read; answers about its past that depend on them ask the store again or count as unknown"
+                );
+                complete = false;
+                seen_in_last.clear();
+                next = last.saturating_add(1);
                 continue;
             }
             seen_in_last = page
@@ -355,10 +363,13 @@ impl StoreHistory {
             let read = self.scan(chain_id, (wallet, Direction::Out), 0, below, &mut |e| {
                 older.add_payment(wallet, e.counterparty, e.zero_amount)
             });
-            if let Err(e) = read {
-                cache.wallets.remove(&(chain_id, wallet));
-                cache.tracking.remove(&chain_id);
-                return Err(e);
+            match read {
+                Ok(complete) => older.complete &= complete,
+                Err(e) => {
+                    cache.wallets.remove(&(chain_id, wallet));
+                    cache.tracking.remove(&chain_id);
+                    return Err(e);
+                }
             }
             past.prepend(older);
         } else if past.unread_below.is_some() {
@@ -379,7 +390,8 @@ impl StoreHistory {
             &mut |e| past.add_payment(wallet, e.counterparty, e.zero_amount),
         );
         match result {
-            Ok(()) => {
+            Ok(complete) => {
+                past.complete &= complete;
                 past.scanned_to = before_block;
                 Ok(f(past))
             }
@@ -407,6 +419,8 @@ impl History for StoreHistory {
             return Ok(known);
         }
         let mut found = false;
+        // Not found in what could be read (a block holding a page or more of `to`'s receipts
+        // is read in part): "never paid", so a new destination is alerted rather than missed.
         self.scan(chain_id, (to, Direction::In), 0, before_block, &mut |e| {
             found |= e.counterparty == from && !e.zero_amount
         })?;
