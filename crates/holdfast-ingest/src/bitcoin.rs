@@ -506,13 +506,13 @@ async fn find_fork(
 }
 
 impl BitcoinIngestError {
-    /// Whether waiting and trying again may succeed (the node down or behind, a reorg between
-    /// two reads).
+    /// Whether waiting and trying again may succeed (the node or the database down, the node
+    /// behind, a reorg between two reads).
     pub fn is_transient(&self) -> bool {
         match self {
             BitcoinIngestError::Node(e) => e.is_transient(),
+            BitcoinIngestError::Store(e) => e.is_transient(),
             BitcoinIngestError::Connect(_)
-            | BitcoinIngestError::Store(_)
             | BitcoinIngestError::ReorgTooDeep { .. }
             | BitcoinIngestError::Join(_)
             | BitcoinIngestError::Unresolved(_) => false,
@@ -596,7 +596,7 @@ pub async fn follow_utxo_with(
                 options.poll_interval
             }
             Err(e) if e.is_transient() => {
-                tracing::warn!(target: "ingest::bitcoin", chain_id, error = %e, retry_in = ?backoff, "node unavailable; waiting");
+                tracing::warn!(target: "ingest::bitcoin", chain_id, error = %e, retry_in = ?backoff, "node or store unavailable; waiting");
                 let w = backoff;
                 backoff = (backoff * 2).min(options.max_backoff);
                 w

@@ -94,6 +94,31 @@ pub trait Progress: Send + Sync {
 pub struct Quiet;
 impl Progress for Quiet {}
 
+/// The wait before the next try after `down_for` failed ones in a row (counted here):
+/// 1 s doubling to 30 s.
+fn backoff(down_for: &mut u32) -> Duration {
+    *down_for += 1;
+    Duration::from_millis(500 * (1u64 << (*down_for).min(6))).min(Duration::from_secs(30))
+}
+
+async fn sleep_or_stop(delay: Duration, stop: &tokio::sync::watch::Receiver<bool>) {
+    let mut stop = stop.clone();
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => {}
+        _ = stop.changed() => {}
+    }
+}
+
+/// How a round of [`Ingestor::run`] ended.
+enum Round {
+    /// The range is done.
+    Ended,
+    /// Blocks were written.
+    Moved,
+    /// A reorg unwound, or a new head waited for: look again.
+    Again,
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -161,68 +186,15 @@ impl<S: Store + ?Sized + 'static> Ingestor<S> {
             if *stop.borrow() {
                 break;
             }
-            let head = match self.source.head_number().await {
-                Ok(h) => {
-                    down_for = 0;
-                    h
-                }
-                Err(e) if e.is_transient() => {
-                    self.wait_for_node(progress, &e, &mut down_for, &stop).await;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            // The stored tip must still be canonical: a reorg that replaced it without
-            // growing the chain shows no new block to check parents against.
-            if let Some(tip) = self.blocking(move |s| s.head(chain_id)).await?
-                && tip.number <= head
-            {
-                match self.source.block_ref(tip.number).await {
-                    Ok(canonical) if canonical.hash != tip.hash => {
-                        next = self
-                            .unwind_reorg(tip.number, progress, &mut summary)
-                            .await?
-                            + 1;
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(e) if e.is_transient() => {
-                        self.wait_for_node(progress, &e, &mut down_for, &stop).await;
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            let safe = head.saturating_sub(self.options.confirmations);
-            let target = self.options.to.map_or(safe, |t| t.min(safe));
-            if next > target {
-                if self.options.to.is_some_and(|t| next > t) || !self.options.follow {
-                    break;
-                }
-                progress.caught_up(head);
-                let mut stop2 = stop.clone();
-                tokio::select! {
-                    r = self.source.wait_for_head_above(head) => match r {
-                        Ok(_) => {}
-                        Err(e) if e.is_transient() => self.wait_for_node(progress, &e, &mut down_for, &stop).await,
-                        Err(e) => return Err(e.into()),
-                    },
-                    _ = stop2.changed() => {}
-                }
-                continue;
-            }
-            progress.range(next, target);
-            match self
-                .ingest_range(next, target, progress, &stop, &mut summary)
-                .await
-            {
-                Ok(n) => next = n,
+            match self.round(&mut next, progress, &stop, &mut summary).await {
+                Ok(Round::Ended) => break,
+                Ok(Round::Moved) => down_for = 0,
+                Ok(Round::Again) => {}
                 Err(IngestError::Chain(e)) if e.is_transient() => {
                     self.wait_for_node(progress, &e, &mut down_for, &stop).await;
-                    next = self
-                        .blocking(move |s| s.head(chain_id))
-                        .await?
-                        .map_or(next, |h| h.number + 1);
+                }
+                Err(IngestError::Store(e)) if e.is_transient() => {
+                    self.wait_for_store(&e, &mut down_for, &stop).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -232,6 +204,64 @@ impl<S: Store + ?Sized + 'static> Ingestor<S> {
             .await?
             .map(|h| h.number);
         Ok(summary)
+    }
+
+    /// One round of the run: the stored tip checked against the node, then the blocks up to
+    /// the target written (or the next head waited for). `next` is re-read from the store
+    /// first, so a round after a failed one resumes from what the store holds.
+    async fn round(
+        &self,
+        next: &mut u64,
+        progress: &dyn Progress,
+        stop: &tokio::sync::watch::Receiver<bool>,
+        summary: &mut Summary,
+    ) -> Result<Round, IngestError> {
+        let chain_id = self.source.chain_id();
+        let head = self.source.head_number().await?;
+        // The stored tip must still be canonical: a reorg that replaced it without growing
+        // the chain shows no new block to check parents against.
+        let tip = self.blocking(move |s| s.head(chain_id)).await?;
+        if let Some(tip) = tip {
+            // Blocks are written in order from the first: the next is above the tip.
+            *next = tip.number + 1;
+            if tip.number <= head {
+                let canonical = self.source.block_ref(tip.number).await?;
+                if canonical.hash != tip.hash {
+                    *next = self.unwind_reorg(tip.number, progress, summary).await? + 1;
+                    return Ok(Round::Again);
+                }
+            }
+        }
+        let safe = head.saturating_sub(self.options.confirmations);
+        let target = self.options.to.map_or(safe, |t| t.min(safe));
+        if *next > target {
+            if self.options.to.is_some_and(|t| *next > t) || !self.options.follow {
+                return Ok(Round::Ended);
+            }
+            progress.caught_up(head);
+            let mut stop = stop.clone();
+            tokio::select! {
+                r = self.source.wait_for_head_above(head) => { r?; }
+                _ = stop.changed() => {}
+            }
+            return Ok(Round::Again);
+        }
+        progress.range(*next, target);
+        *next = self
+            .ingest_range(*next, target, progress, stop, summary)
+            .await?;
+        Ok(Round::Moved)
+    }
+
+    async fn wait_for_store(
+        &self,
+        e: &StoreError,
+        down_for: &mut u32,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) {
+        let delay = backoff(down_for);
+        tracing::warn!(target: "ingest", error = %e, retry_in = ?delay, "store unavailable; waiting");
+        sleep_or_stop(delay, stop).await;
     }
 
     /// Ingests `from..=to` in order; returns the next block to ingest (lower than `to + 1`
@@ -326,16 +356,10 @@ impl<S: Store + ?Sized + 'static> Ingestor<S> {
         down_for: &mut u32,
         stop: &tokio::sync::watch::Receiver<bool>,
     ) {
-        *down_for += 1;
-        let delay =
-            Duration::from_millis(500 * (1u64 << (*down_for).min(6))).min(Duration::from_secs(30));
+        let delay = backoff(down_for);
         progress.node_unavailable(e, delay);
         tracing::warn!(target: "ingest", error = %e, retry_in = ?delay, "node unavailable; waiting");
-        let mut stop = stop.clone();
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop.changed() => {}
-        }
+        sleep_or_stop(delay, stop).await;
     }
 
     async fn blocking<T: Send + 'static>(

@@ -215,15 +215,43 @@ pub enum StoreError {
     Embedded { path: String, message: String },
     #[error("PostgreSQL: {0}")]
     Postgres(String),
+    /// The database could not be reached or dropped the connection (a restart, a network
+    /// cut, a failover, too many connections): nothing of the operation is known to have
+    /// happened, and asking again once it is back may succeed ([`StoreError::is_transient`]).
+    /// The pool reconnects on the next use.
+    #[error("PostgreSQL unavailable: {0}")]
+    Unavailable(String),
     /// A signature was to be recorded for a wallet while an emergency freeze covers it;
     /// checked in the same atomic step as the write, so no signature outlives a freeze.
     #[error("signing is frozen for wallet {wallet}: an emergency freeze is in force")]
     Frozen { wallet: Address },
 }
 
+impl StoreError {
+    /// Whether the same operation may succeed if asked again later: the database was
+    /// unavailable. Every other error (a conflict, bad input, corrupt data, a lost lease) is
+    /// the same on a retry.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// SQLSTATEs that say the server, not the statement, failed: connection exceptions (class
+/// 08), the server shutting down or starting (57P01-57P03), out of resources (class 53:
+/// too many connections, disk full, out of memory).
+fn unavailable_state(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
-        StoreError::Postgres(match e.as_db_error() {
+        let db_state = e.as_db_error().map(|db| db.code().code().to_owned());
+        let unavailable = e.is_closed()
+            || db_state.as_deref().is_some_and(unavailable_state)
+            // No answer from the server at all: the connection failed (I/O, refused, cut).
+            || (db_state.is_none()
+                && std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()));
+        let message = match e.as_db_error() {
             Some(db) => format!(
                 "{} ({}){}",
                 db.message(),
@@ -231,7 +259,12 @@ impl From<postgres::Error> for StoreError {
                 db.detail().map(|d| format!(": {d}")).unwrap_or_default()
             ),
             None => e.to_string(),
-        })
+        };
+        if unavailable {
+            StoreError::Unavailable(message)
+        } else {
+            StoreError::Postgres(message)
+        }
     }
 }
 

@@ -2,8 +2,9 @@
 //! instances' state (the guard service's, the watch's): a fixed pool of synchronous clients,
 //! and a versioned schema per store migrated on connect under an advisory lock.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use postgres::{Client, NoTls};
 
@@ -21,11 +22,24 @@ pub(crate) struct Schema {
     pub migrations: &'static [&'static str],
 }
 
-/// A pool of connections to one database.
+/// A pool of connections to one database. A connection the server closed (a restart, a
+/// failover, a network cut) is replaced when it is next taken. The operation that met the
+/// closed connection fails as [`StoreError::Unavailable`] (it cannot be repeated blindly: a
+/// commit may have landed); the pool then checks each of its other connections once before
+/// its next use (a round trip), so one restart fails one operation, not one per connection.
+/// A restart no operation saw is found by the next operation, which fails the same way.
 pub(crate) struct Pool {
+    url: String,
     clients: Vec<Mutex<Client>>,
+    /// Per connection, the `suspect` epoch it was last checked at.
+    checked: Vec<AtomicU64>,
+    /// Raised each time a connection is found closed: the others may be too.
+    suspect: AtomicU64,
     next: AtomicUsize,
 }
+
+/// How long the check of a suspect connection may take.
+const PING: Duration = Duration::from_secs(2);
 
 impl Drop for Pool {
     /// The synchronous client closes its connection by blocking on its own runtime, which
@@ -47,7 +61,10 @@ impl Pool {
             clients.push(Mutex::new(Client::connect(url, NoTls)?));
         }
         Ok(Pool {
+            url: url.to_owned(),
+            checked: clients.iter().map(|_| AtomicU64::new(0)).collect(),
             clients,
+            suspect: AtomicU64::new(0),
             next: AtomicUsize::new(0),
         })
     }
@@ -56,18 +73,48 @@ impl Pool {
         self.clients.len()
     }
 
-    /// A free connection if there is one, else the next in turn.
+    /// A free connection if there is one, else the next in turn; replaced first if the
+    /// server closed it (if the server is still away, the closed one is returned and its
+    /// use fails as [`StoreError::Unavailable`]).
     pub fn client(&self) -> MutexGuard<'_, Client> {
-        for c in &self.clients {
-            if let Ok(g) = c.try_lock() {
-                return g;
+        let free = self
+            .clients
+            .iter()
+            .enumerate()
+            .find_map(|(i, c)| Some((i, c.try_lock().ok()?)));
+        let (i, mut g) = free.unwrap_or_else(|| {
+            let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+            // A panic mid-transaction dropped (rolled back) it: the connection is clean.
+            let g = self.clients[i]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            (i, g)
+        });
+        let suspect = self.suspect.load(Ordering::SeqCst);
+        let closed = g.is_closed();
+        if closed {
+            // The others may have lost their server too: each is checked before its next use.
+            self.suspect.fetch_add(1, Ordering::SeqCst);
+        }
+        let stale = closed
+            || (self.checked[i].load(Ordering::SeqCst) < suspect && g.is_valid(PING).is_err());
+        if !stale {
+            self.checked[i].store(suspect, Ordering::SeqCst);
+            return g;
+        }
+        match Client::connect(&self.url, NoTls) {
+            Ok(fresh) => {
+                let old = std::mem::replace(&mut *g, fresh);
+                // Dropped on a plain thread, as in `Drop` (it blocks on its own runtime).
+                std::thread::spawn(move || drop(old));
+                self.checked[i].store(self.suspect.load(Ordering::SeqCst), Ordering::SeqCst);
+                tracing::info!(target: "store", "reconnected to PostgreSQL");
+            }
+            Err(e) => {
+                tracing::warn!(target: "store", error = %StoreError::from(e), "PostgreSQL is still unavailable");
             }
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
-        // A panic mid-transaction dropped (rolled back) it: the connection is clean.
-        self.clients[i]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        g
     }
 }
 

@@ -16,6 +16,8 @@ pub struct TempPostgres {
     dir: PathBuf,
     as_postgres: bool,
     url: String,
+    /// The server's options (`pg_ctl -o`), to start it again after [`TempPostgres::stop`].
+    opts: String,
 }
 
 fn find_bin() -> Result<PathBuf, String> {
@@ -68,6 +70,7 @@ impl TempPostgres {
             dir,
             as_postgres,
             url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            opts: String::new(),
         };
         let data = pg.dir.join("data");
         pg.run_pg(
@@ -92,8 +95,28 @@ impl TempPostgres {
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             }
         );
-        let log = pg.dir.join("log");
-        if let Err(e) = pg.run_pg(
+        pg.opts = opts;
+        if let Err(e) = pg.start_again() {
+            pg.url.clear();
+            return Err(e);
+        }
+        pg.watchdog(&data);
+        Ok(pg)
+    }
+
+    /// Stops the server as an operator's restart does (`pg_ctl stop -m fast`: every session
+    /// is ended, open transactions are rolled back); [`TempPostgres::start_again`] brings it
+    /// back on the same port with the same data.
+    pub fn stop(&self) -> Result<(), String> {
+        let data = self.dir.join("data");
+        self.run_pg("pg_ctl", &["-D", path(&data), "-m", "fast", "-w", "stop"])
+    }
+
+    /// Starts the (stopped) server again.
+    pub fn start_again(&self) -> Result<(), String> {
+        let data = self.dir.join("data");
+        let log = self.dir.join("log");
+        self.run_pg(
             "pg_ctl",
             &[
                 "-D",
@@ -104,16 +127,14 @@ impl TempPostgres {
                 "-t",
                 "30",
                 "-o",
-                &opts,
+                &self.opts,
                 "start",
             ],
-        ) {
+        )
+        .map_err(|e| {
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            pg.url.clear();
-            return Err(format!("{e}\nserver log:\n{tail}"));
-        }
-        pg.watchdog(&data);
-        Ok(pg)
+            format!("{e}\nserver log:\n{tail}")
+        })
     }
 
     /// Stops the server when this process ends, however it ends: a server held in a

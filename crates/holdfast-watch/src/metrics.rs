@@ -38,6 +38,8 @@ pub struct WatchMetrics {
     pub blocks: Family<ChainLabels, Counter>,
     pub reorgs: Family<ChainLabels, Counter>,
     pub node_errors: Family<ChainLabels, Counter>,
+    /// Store (database) outages waited out, and history reads that met one.
+    pub store_errors: Family<ChainLabels, Counter>,
 }
 
 impl Default for WatchMetrics {
@@ -56,6 +58,7 @@ impl WatchMetrics {
             blocks: Family::default(),
             reorgs: Family::default(),
             node_errors: Family::default(),
+            store_errors: Family::default(),
         }
     }
 
@@ -87,6 +90,11 @@ impl WatchMetrics {
             "watch_node_errors",
             "Node errors waited out",
             self.node_errors.clone(),
+        );
+        registry.register(
+            "watch_store_errors",
+            "Store (database) outages waited out",
+            self.store_errors.clone(),
         );
     }
 

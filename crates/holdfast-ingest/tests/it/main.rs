@@ -351,6 +351,83 @@ async fn a_node_that_goes_away_is_waited_for_then_resumed() {
     assert_eq!(store.stats(chain).expect("stats").blocks, 11);
 }
 
+/// PostgreSQL restarts while ingestion follows the node into it: the run waits the outage
+/// out (the blocks mined meanwhile are written once the database is back) instead of
+/// ending with the first failed write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_restart_is_waited_out_then_resumed() {
+    if std::env::var_os("HOLDFAST_TEST_SKIP_PG").is_some_and(|v| v == "1") {
+        return;
+    }
+    let node = Anvil::spawn().await.expect("anvil");
+    Scenario::new(&node).eth_sends(4).await.expect("sends");
+    let pg = Arc::new(
+        tokio::task::spawn_blocking(|| TempPostgres::start(false))
+            .await
+            .expect("joins")
+            .expect("PostgreSQL for the test (scripts/install-postgres)"),
+    );
+    let url = pg.url().to_owned();
+    let store =
+        tokio::task::spawn_blocking(move || Arc::new(PgStore::connect(&url).expect("connect")))
+            .await
+            .expect("joins");
+    let src = source(&node.http_url(), None).await;
+    let chain = src.chain_id();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let options = IngestOptions {
+        follow: true,
+        to: Some(10),
+        ..IngestOptions::default()
+    };
+    let run = {
+        let (src, store) = (src.clone(), store.clone());
+        tokio::spawn(async move { Ingestor::new(src, store, options).run(&Quiet, stop).await })
+    };
+    let head = |store: Arc<PgStore>| async move {
+        tokio::task::spawn_blocking(move || store.head(chain).ok().flatten().map(|h| h.number))
+            .await
+            .expect("joins")
+    };
+    for _ in 0..200 {
+        if head(store.clone()).await == Some(4) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(head(store.clone()).await, Some(4));
+    let p = pg.clone();
+    tokio::task::spawn_blocking(move || p.stop().expect("stop"))
+        .await
+        .expect("joins");
+    node.mine(6).await.expect("mine");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !run.is_finished(),
+        "ingestion waits for the database instead of exiting"
+    );
+    let p = pg.clone();
+    tokio::task::spawn_blocking(move || p.start_again().expect("start"))
+        .await
+        .expect("joins");
+    let summary = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .expect("finishes after the database returns")
+        .expect("task")
+        .expect("ingests");
+    assert_eq!(summary.head, Some(10));
+    let stats = tokio::task::spawn_blocking({
+        let store = store.clone();
+        move || store.stats(chain).expect("stats")
+    })
+    .await
+    .expect("joins");
+    assert_eq!(stats.blocks, 11);
+    tokio::task::spawn_blocking(move || drop((store, pg)))
+        .await
+        .expect("joins");
+}
+
 /// Following over WebSocket: new heads arrive by subscription and are ingested.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follows_new_heads_over_websocket() {

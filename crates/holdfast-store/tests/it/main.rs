@@ -6,6 +6,7 @@ use holdfast_store::testing::TempPostgres;
 
 mod behaviour;
 mod gate;
+mod outage;
 mod utxo;
 mod utxo_bulk;
 mod utxo_rebuild;

@@ -212,8 +212,8 @@ impl std::fmt::Debug for StoreHistory {
 
 fn store_err(what: String) -> impl Fn(holdfast_store::StoreError) -> HistoryError {
     move |e| HistoryError {
+        transient: e.is_transient(),
         message: format!("{what}: {e}"),
-        transient: true,
     }
 }
 

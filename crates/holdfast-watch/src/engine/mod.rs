@@ -163,6 +163,36 @@ pub enum WatchError {
     Join(String),
 }
 
+/// What kind of outage a transient [`WatchError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// The node did not answer (or answered that it is unavailable).
+    Node,
+    /// A database (the watch's store, the transfer store, the history read from it) was
+    /// unavailable.
+    Store,
+}
+
+impl WatchError {
+    /// `Some` if asking again later may succeed: the run waits it out instead of stopping.
+    /// A history read the node or the database failed is the outage it met.
+    pub fn outage(&self) -> Option<Outage> {
+        match self {
+            WatchError::Chain { source, .. } if source.is_transient() => Some(Outage::Node),
+            WatchError::Store { source, .. } if source.is_transient() => Some(Outage::Store),
+            WatchError::Rules { source, .. } => match source.as_ref() {
+                RulesError::Detect(crate::detect::DetectError::History { source, .. })
+                    if source.transient =>
+                {
+                    Some(Outage::Store)
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 /// Where the watch of a chain starts when it has no checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
@@ -291,6 +321,16 @@ enum Step {
     Again,
 }
 
+/// How a round of the run ended.
+enum Round {
+    /// The run is over (its last block is committed, by this or another instance).
+    Ended,
+    /// A step committed what it could.
+    Committed,
+    /// Start over: a reorg unwound, the lease lost or held by another instance.
+    Again,
+}
+
 impl ChainWatch {
     pub fn new(
         chain: ChainInfo,
@@ -357,7 +397,9 @@ impl ChainWatch {
         let mut summary = RunSummary::default();
         let mut down_for = 0u32;
         let mut fence: Option<u64> = None;
-        self.load_unconfirmed().await?;
+        // The list of unconfirmed alerts is read from the store before the first round, and
+        // again after a store outage.
+        let mut resync = true;
         // The node's announcements of new heads, kept open across rounds (a subscription
         // over WebSocket): a block's latency is measured from its announcement.
         let source = self.source.clone();
@@ -367,65 +409,51 @@ impl ChainWatch {
             if *stop.borrow() {
                 break;
             }
-            // The lease: held before any write, renewed between blocks.
-            let owner = self.shared.owner.clone();
-            let ttl = u64::try_from(self.options.lease_ttl.as_millis()).unwrap_or(u64::MAX);
-            let token = self
-                .db(move |s| s.acquire_lease(chain_id, &owner, now_ms(), ttl))
-                .await?;
-            let Some(token) = token else {
-                // Another instance holds the chain; a bounded run ends once it got there.
-                if let Some(last) = self.options.stop_after {
-                    let cp = self.db(move |s| s.checkpoint(chain_id)).await?;
-                    if cp.is_some_and(|c| c.block.number >= last) {
-                        break;
-                    }
-                }
-                if fence.take().is_some() {
-                    tracing::warn!(target: "watch", chain = %self.chain.name, "lease lost to another instance");
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(self.options.lease_ttl / 3) => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
-            };
-            if fence != Some(token) {
-                tracing::info!(target: "watch", chain = %self.chain.name, token, "holding the chain's lease");
-                // A new holder: what another instance committed meanwhile is in the store.
-                self.states.clear();
-                fence = Some(token);
-            }
-            match self
-                .step(token, &mut heads, &mut announced, &mut stop, &mut summary)
-                .await
-            {
-                Ok(Step::Done) => {
-                    down_for = 0;
-                    if let Some(last) = self.options.stop_after {
-                        let cp = self.db(move |s| s.checkpoint(chain_id)).await?;
-                        if cp.is_some_and(|c| c.block.number >= last) {
-                            break;
-                        }
-                    }
-                }
-                Ok(Step::Again) => {}
-                Err(WatchError::Chain { source, .. }) if source.is_transient() => {
+            let round = self
+                .round(
+                    &mut resync,
+                    &mut fence,
+                    &mut heads,
+                    &mut announced,
+                    &mut stop,
+                    &mut summary,
+                )
+                .await;
+            match round {
+                Ok(Round::Ended) => break,
+                Ok(Round::Committed) => down_for = 0,
+                Ok(Round::Again) => {}
+                Err(e) => {
+                    let Some(outage) = e.outage() else {
+                        return Err(e);
+                    };
                     down_for += 1;
-                    self.shared
-                        .metrics
-                        .node_errors
+                    let metric = match outage {
+                        Outage::Node => &self.shared.metrics.node_errors,
+                        Outage::Store => &self.shared.metrics.store_errors,
+                    };
+                    metric
                         .get_or_create(&WatchMetrics::chain(&self.chain.name))
                         .inc();
                     let delay = Duration::from_millis(250 * (1u64 << down_for.min(7)))
                         .min(Duration::from_secs(30));
-                    tracing::warn!(target: "watch", chain = %self.chain.name, error = %source, retry_in = ?delay, "node unavailable; waiting");
+                    let what = match outage {
+                        Outage::Node => "node unavailable; waiting",
+                        Outage::Store => "store unavailable; waiting",
+                    };
+                    tracing::warn!(target: "watch", chain = %self.chain.name, error = %e, retry_in = ?delay, "{what}");
+                    if outage == Outage::Store {
+                        // What this process holds in memory may be ahead of the store (a
+                        // commit that failed, or landed without its answer reaching here):
+                        // the next round resumes from what the store holds, as a new lease
+                        // holder does.
+                        resync = true;
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = stop.changed() => {}
                     }
                 }
-                Err(e) => return Err(e),
             }
         }
         if fence.is_some() {
@@ -433,6 +461,65 @@ impl ChainWatch {
             self.db(move |s| s.release_lease(chain_id, &owner)).await?;
         }
         Ok(summary)
+    }
+
+    /// One round of the run: the lease taken or renewed, then a step.
+    async fn round(
+        &mut self,
+        resync: &mut bool,
+        fence: &mut Option<u64>,
+        heads: &mut HeadStream<'_>,
+        announced: &mut Option<Head>,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+        summary: &mut RunSummary,
+    ) -> Result<Round, WatchError> {
+        let chain_id = self.chain.chain_id;
+        if *resync {
+            self.states.clear();
+            self.load_unconfirmed().await?;
+            *resync = false;
+        }
+        // The lease: held before any write, renewed between blocks.
+        let owner = self.shared.owner.clone();
+        let ttl = u64::try_from(self.options.lease_ttl.as_millis()).unwrap_or(u64::MAX);
+        let token = self
+            .db(move |s| s.acquire_lease(chain_id, &owner, now_ms(), ttl))
+            .await?;
+        let Some(token) = token else {
+            // Another instance holds the chain; a bounded run ends once it got there.
+            if let Some(last) = self.options.stop_after {
+                let cp = self.db(move |s| s.checkpoint(chain_id)).await?;
+                if cp.is_some_and(|c| c.block.number >= last) {
+                    return Ok(Round::Ended);
+                }
+            }
+            if fence.take().is_some() {
+                tracing::warn!(target: "watch", chain = %self.chain.name, "lease lost to another instance");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.options.lease_ttl / 3) => {}
+                _ = stop.changed() => {}
+            }
+            return Ok(Round::Again);
+        };
+        if *fence != Some(token) {
+            tracing::info!(target: "watch", chain = %self.chain.name, token, "holding the chain's lease");
+            // A new holder: what another instance committed meanwhile is in the store.
+            self.states.clear();
+            *fence = Some(token);
+        }
+        match self.step(token, heads, announced, stop, summary).await? {
+            Step::Done => {
+                if let Some(last) = self.options.stop_after {
+                    let cp = self.db(move |s| s.checkpoint(chain_id)).await?;
+                    if cp.is_some_and(|c| c.block.number >= last) {
+                        return Ok(Round::Ended);
+                    }
+                }
+                Ok(Round::Committed)
+            }
+            Step::Again => Ok(Round::Again),
+        }
     }
 
     /// Rebuilds the list of alerts awaiting confirmation from the store.
@@ -629,8 +716,23 @@ impl ChainWatch {
             detail.transfers.transfers.clone(),
             detail.transfers.conversions.clone(),
         );
-        self.transfers(move |s| s.apply_block(chain_id, &block, &transfers, &conversions))
-            .await?;
+        self.transfers(move |s| {
+            match s.apply_block(chain_id, &block, &transfers, &conversions) {
+                // The transfer store holds another block at this height: one this watch
+                // wrote and never committed, or unwound in its own store but not yet in
+                // this one (a crash or an outage between the two writes), and that a reorg
+                // has since replaced. The watch's checkpoint is this block's parent, which
+                // the node has just confirmed canonical: what the transfer store holds above
+                // it is what the reorg dropped.
+                Err(StoreError::Conflict { number, .. }) if number == block.number => {
+                    tracing::info!(target: "watch", chain_id, block = number, "the transfer store holds a block the reorg dropped, above the checkpoint; unwinding it");
+                    s.unwind_above(chain_id, number.saturating_sub(1))?;
+                    s.apply_block(chain_id, &block, &transfers, &conversions)
+                }
+                r => r,
+            }
+        })
+        .await?;
         let stored = Instant::now();
         let shared = self.shared.clone();
         let chain = self.chain.clone();

@@ -84,6 +84,26 @@ impl Rules for PaymentsFrom {
     }
 }
 
+/// The engine's shared parts over these stores, no intel.
+pub fn shared(
+    transfers: Arc<dyn Store>,
+    watch: Arc<dyn WatchStore>,
+    rules: Arc<dyn Rules>,
+) -> Shared {
+    Shared {
+        transfers,
+        watch,
+        rules,
+        intel: Arc::new(arc_swap::ArcSwap::from_pointee(IntelIndex::default())),
+        units: Arc::new(Units::new()),
+        notify: Arc::new(tokio::sync::Notify::new()),
+        metrics: WatchMetrics::new(),
+        owner: "test".into(),
+        on_alert: None,
+        on_block: None,
+    }
+}
+
 pub struct Rig {
     pub _dir: tempfile::TempDir,
     pub transfers: Arc<EmbeddedStore>,
@@ -117,18 +137,7 @@ impl Rig {
     }
 
     pub fn shared(&self, rules: Arc<dyn Rules>) -> Shared {
-        Shared {
-            transfers: self.transfers.clone(),
-            watch: self.watch.clone(),
-            rules,
-            intel: Arc::new(arc_swap::ArcSwap::from_pointee(IntelIndex::default())),
-            units: Arc::new(Units::new()),
-            notify: Arc::new(tokio::sync::Notify::new()),
-            metrics: WatchMetrics::new(),
-            owner: "test".into(),
-            on_alert: None,
-            on_block: None,
-        }
+        shared(self.transfers.clone(), self.watch.clone(), rules)
     }
 
     /// Runs the watch from block `start` (or the checkpoint) up to block `last`.
@@ -578,4 +587,191 @@ async fn a_replay_of_the_stored_blocks_raises_the_live_runs_alerts_with_their_id
     let (s, ids) = replay(third);
     assert_eq!(s.alerts, 2, "{s:?}");
     assert!(ids.iter().all(|id| live_ids.contains(id)), "{ids:?}");
+}
+
+/// A crash (or a store outage) after a block's transfers were stored and before the watch
+/// committed it, and a reorg of that block while the watch was away: the transfer store
+/// holds a block the node no longer has, right above the checkpoint. The watch unwinds it
+/// and goes on (before, the transfer store refused the new block as a conflict on every
+/// run: the watch could not resume at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_but_uncommitted_block_that_a_reorg_dropped_does_not_stop_the_watch() {
+    let node = Anvil::spawn().await.expect("anvil");
+    let rig = Rig::new(&node).await;
+    let wallet = dev_account(1);
+    let rules: Arc<dyn Rules> = Arc::new(PaymentsFrom { wallet });
+    pay(&node, wallet, dev_account(5), 1).await;
+    let head = node.block_number().await.expect("head");
+    rig.run_to(rules.clone(), 1, head, 0).await;
+    // The next block: its transfers stored, then the crash before its commit.
+    pay(&node, wallet, dev_account(6), 2).await;
+    let dropped = rig.source.fetch_detail(head + 1).await.expect("detail");
+    rig.transfers
+        .apply_block(
+            rig.chain.chain_id,
+            dropped.block(),
+            &dropped.transfers.transfers,
+            &dropped.transfers.conversions,
+        )
+        .expect("stored");
+    // While the watch is away, a reorg replaces that block.
+    node.rpc(
+        "anvil_reorg",
+        json!([1, [[{"from": wallet, "to": dev_account(7), "value": "0x3"}, 0]]]),
+    )
+    .await
+    .expect("anvil_reorg");
+    let new = rig.source.block_ref(head + 1).await.expect("block");
+    assert_ne!(new.hash, dropped.block().hash, "the reorg replaced it");
+    let s = rig.run_to(rules, 1, head + 1, 0).await;
+    assert_eq!(s.alerts, 1, "{s:?}");
+    let raised: Vec<_> = events(rig.watch.as_ref())
+        .into_iter()
+        .filter(|e| e.0 == AlertEventKind::Raised)
+        .map(|e| rig.watch.alert(&e.1).expect("get").expect("stored"))
+        .filter(|a| a.block_number == head + 1)
+        .collect();
+    assert_eq!(raised.len(), 1, "one alert for the new block");
+    let alert = &raised[0];
+    let body = String::from_utf8_lossy(&alert.body);
+    assert_eq!(alert.block_hash, new.hash, "raised on the node's block");
+    assert!(
+        body.contains(&dev_account(7).to_string()),
+        "the new block's payment: {body}"
+    );
+    assert_eq!(
+        rig.transfers
+            .block(rig.chain.chain_id, head + 1)
+            .expect("block")
+            .map(|b| b.hash),
+        Some(new.hash),
+        "the transfer store holds the node's block"
+    );
+    let paid: Vec<Address> = rig
+        .transfers
+        .transfers(
+            rig.chain.chain_id,
+            holdfast_store::TransferQuery::From {
+                address: wallet,
+                from_block: head + 1,
+            },
+            10,
+        )
+        .expect("payments")
+        .into_iter()
+        .map(|t| t.to)
+        .collect();
+    assert_eq!(paid, vec![dev_account(7)], "the dropped payment is gone");
+}
+
+/// PostgreSQL restarts while the watch runs on it (its state and the transfers): the watch
+/// waits the outage out, reconnects, and raises every alert, including those of blocks
+/// mined while the database was down; the run ends without error (before, the first failed
+/// query ended the chain's run, and the runner stopped every chain).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_restart_is_waited_out_and_loses_no_alert() {
+    if std::env::var_os("HOLDFAST_TEST_SKIP_PG").is_some_and(|v| v == "1") {
+        return;
+    }
+    let blocking = |f: Box<dyn FnOnce() + Send>| tokio::task::spawn_blocking(f);
+    let pg = tokio::task::spawn_blocking(|| holdfast_store::testing::TempPostgres::start(false))
+        .await
+        .expect("joins")
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL could not be started (HOLDFAST_TEST_SKIP_PG=1 skips): {e}")
+        });
+    let pg = Arc::new(pg);
+    let url = pg.url().to_owned();
+    let (transfers, watch) = tokio::task::spawn_blocking(move || {
+        (
+            Arc::new(holdfast_store::PgStore::connect(&url).expect("pg store")),
+            Arc::new(holdfast_store::watch::PgWatchStore::connect(&url, 2).expect("pg watch")),
+        )
+    })
+    .await
+    .expect("joins");
+    let node = Anvil::spawn().await.expect("anvil");
+    let wallet = dev_account(1);
+    pay(&node, wallet, dev_account(5), 1).await;
+    let mut config = SourceConfig::new(node.http_url());
+    config.poll_interval = Duration::from_millis(50);
+    let source = Arc::new(ChainSource::connect(config).await.expect("node"));
+    let chain = ChainInfo {
+        chain_id: source.chain_id(),
+        name: "anvil".into(),
+        explorer: None,
+    };
+    let rules: Arc<dyn Rules> = Arc::new(PaymentsFrom { wallet });
+    let shared = shared(transfers.clone(), watch.clone(), rules);
+    let metrics = shared.metrics.clone();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut w = ChainWatch::new(
+        chain.clone(),
+        source,
+        ChainOptions {
+            start: Start::Block(1),
+            confirmations: 0,
+            ..ChainOptions::default()
+        },
+        shared,
+    );
+    let run = tokio::spawn(async move { w.run(stop_rx).await });
+    let raised = |n: usize| {
+        let watch = watch.clone();
+        async move {
+            let started = std::time::Instant::now();
+            loop {
+                let w = watch.clone();
+                // Read while the database may be away: an error is "not yet".
+                let got = tokio::task::spawn_blocking(move || {
+                    w.outbox_after_cursor("test-reader", 10_000)
+                        .map(|e| e.len())
+                })
+                .await
+                .expect("joins");
+                if let Ok(got) = got
+                    && got >= n
+                {
+                    return got;
+                }
+                assert!(started.elapsed() < Duration::from_secs(90), "no alert {n}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(raised(1).await, 1);
+    // The restart: every session ended; payments meanwhile; the server back on the same
+    // port with the same data.
+    let p = pg.clone();
+    blocking(Box::new(move || p.stop().expect("stop")))
+        .await
+        .expect("joins");
+    pay(&node, wallet, dev_account(6), 2).await;
+    pay(&node, wallet, dev_account(7), 3).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let p = pg.clone();
+    blocking(Box::new(move || p.start_again().expect("start")))
+        .await
+        .expect("joins");
+    pay(&node, wallet, dev_account(8), 4).await;
+    assert_eq!(raised(4).await, 4, "every alert once");
+    let _ = stop_tx.send(true);
+    let summary = run
+        .await
+        .expect("joins")
+        .expect("the restart is not an error");
+    assert_eq!(summary.alerts, 4, "{summary:?}");
+    let outages = metrics
+        .store_errors
+        .get_or_create(&holdfast_watch::metrics::ChainLabels {
+            chain: "anvil".into(),
+        })
+        .get();
+    assert!(outages >= 1, "the outage was met and counted: {outages}");
+    tokio::task::spawn_blocking(move || {
+        drop((transfers, watch));
+        drop(pg);
+    })
+    .await
+    .expect("joins");
 }
