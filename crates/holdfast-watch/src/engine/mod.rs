@@ -524,6 +524,11 @@ impl ChainWatch {
 
     /// Rebuilds the list of alerts awaiting confirmation from the store.
     async fn load_unconfirmed(&mut self) -> Result<(), WatchError> {
+        if self.options.confirmations == 0 {
+            // No alert waits for a confirmation (as at commit, see `process`).
+            self.unconfirmed.clear();
+            return Ok(());
+        }
         let chain_id = self.chain.chain_id;
         let open = self
             .db(move |s| {

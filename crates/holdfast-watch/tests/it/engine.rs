@@ -754,7 +754,19 @@ async fn a_postgresql_restart_is_waited_out_and_loses_no_alert() {
         .await
         .expect("joins");
     pay(&node, wallet, dev_account(8), 4).await;
-    assert_eq!(raised(4).await, 4, "every alert once");
+    assert_eq!(raised(4).await, 4);
+    let w = watch.clone();
+    let all = tokio::task::spawn_blocking(move || events(w.as_ref()))
+        .await
+        .expect("joins");
+    let mut ids: Vec<&String> = all.iter().map(|(_, id)| id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        (all.len(), ids.len()),
+        (4, 4),
+        "every alert raised once, nothing else (no confirmation at 0 confirmations): {all:?}"
+    );
     let _ = stop_tx.send(true);
     let summary = run
         .await
