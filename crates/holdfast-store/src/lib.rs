@@ -124,6 +124,36 @@ pub struct AddressEntry {
     pub zero_amount: bool,
 }
 
+/// Where a transfer is in its chain, in the stores' order (block, transaction, position):
+/// where a page of a query ended, to read the next one from ([`Store::transfers_page`],
+/// [`Store::address_entries_page`]), even inside a block.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Place {
+    pub block_number: u64,
+    pub tx_index: u32,
+    pub position: Position,
+}
+
+impl Place {
+    pub fn of(t: &Transfer) -> Place {
+        Place {
+            block_number: t.block_number,
+            tx_index: t.tx_index,
+            position: t.position.clone(),
+        }
+    }
+}
+
+impl From<&AddressEntry> for Place {
+    fn from(e: &AddressEntry) -> Place {
+        Place {
+            block_number: e.block_number,
+            tx_index: e.tx_index,
+            position: e.position.clone(),
+        }
+    }
+}
+
 /// Counts for a chain.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -309,6 +339,21 @@ pub trait Store: Send + Sync {
         chain_id: u64,
         query: TransferQuery,
         limit: usize,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        self.transfers_page(chain_id, query, None, limit)
+    }
+
+    /// [`Store::transfers`] of the transfers after `after` (those of `query` placed after
+    /// it): the next page of a query whose last page ended at `after`, inside a block or
+    /// not, so that a block holding more than a page is read whole. Queries by address
+    /// (`From`, `FromRange`, `To`) and by blocks only: `after` with a transaction's or an
+    /// asset's query is refused ([`StoreError::Argument`]).
+    fn transfers_page(
+        &self,
+        chain_id: u64,
+        query: TransferQuery,
+        after: Option<&Place>,
+        limit: usize,
     ) -> Result<Vec<Transfer>, StoreError>;
 
     /// The address index's entries for `query`, in block order (block, transaction,
@@ -318,6 +363,17 @@ pub trait Store: Send + Sync {
         &self,
         chain_id: u64,
         query: AddressQuery,
+        limit: usize,
+    ) -> Result<Vec<AddressEntry>, StoreError> {
+        self.address_entries_page(chain_id, query, None, limit)
+    }
+
+    /// [`Store::address_entries`] of the entries placed after `after` (the next page).
+    fn address_entries_page(
+        &self,
+        chain_id: u64,
+        query: AddressQuery,
+        after: Option<&Place>,
         limit: usize,
     ) -> Result<Vec<AddressEntry>, StoreError>;
 
@@ -486,6 +542,23 @@ fn admit(
             stored: p.hash,
         }),
         _ => Ok(true),
+    }
+}
+
+/// `after` given with a query that cannot take it (a transaction's, an asset's).
+fn check_after(query: &TransferQuery, after: Option<&Place>) -> Result<(), StoreError> {
+    match (query, after) {
+        (TransferQuery::Tx { .. } | TransferQuery::Asset { .. }, Some(p)) => {
+            Err(StoreError::Argument {
+                field: "after",
+                value: format!(
+                    "block {} transaction {} {}",
+                    p.block_number, p.tx_index, p.position
+                ),
+                expected: "no cursor with a transaction's or an asset's query (only queries by address or by blocks page after a place)".into(),
+            })
+        }
+        _ => Ok(()),
     }
 }
 

@@ -14,8 +14,8 @@ use postgres::{Client, Row};
 
 use crate::codec::{self, Reader};
 use crate::{
-    AddressEntry, AddressQuery, Applied, BlockData, Direction, Store, StoreError, StoreStats,
-    TransferQuery, check_limit, validate,
+    AddressEntry, AddressQuery, Applied, BlockData, Direction, Place, Store, StoreError,
+    StoreStats, TransferQuery, check_after, check_limit, validate,
 };
 use crate::{admit, import};
 
@@ -229,6 +229,77 @@ fn block(number: u64, row: &Row) -> Result<BlockRef, StoreError> {
     })
 }
 
+/// A `transfers` query's conditions and their parameters, in order: `chain_id = $1`, then
+/// what is added.
+struct Where {
+    clauses: Vec<String>,
+    params: Vec<Box<dyn postgres::types::ToSql + Sync>>,
+}
+
+impl Where {
+    fn new(chain_id: u64) -> Result<Where, StoreError> {
+        Ok(Where {
+            clauses: vec!["chain_id = $1".into()],
+            params: vec![Box::new(i64_of(chain_id)?)],
+        })
+    }
+
+    fn param(&mut self, p: impl postgres::types::ToSql + Sync + 'static) -> String {
+        self.params.push(Box::new(p));
+        format!("${}", self.params.len())
+    }
+
+    fn clause(&mut self, c: String) {
+        self.clauses.push(c);
+    }
+
+    fn eq(&mut self, column: &str, value: Vec<u8>) {
+        let p = self.param(value);
+        self.clause(format!("{column} = {p}"));
+    }
+
+    /// Blocks `from..=to` (a bound past BIGINT is no bound).
+    fn blocks(&mut self, from: u64, to: u64) {
+        let p = self.param(i64::try_from(from).unwrap_or(i64::MAX));
+        self.clause(format!("block_number >= {p}"));
+        if let Ok(to) = i64::try_from(to) {
+            let p = self.param(to);
+            self.clause(format!("block_number <= {p}"));
+        }
+    }
+
+    /// Places after `after` (a row comparison: the primary key's order, bytea compared as
+    /// bytes like the embedded store's keys).
+    fn after(&mut self, after: Option<&Place>) -> Result<(), StoreError> {
+        if let Some(a) = after {
+            let mut pos = Vec::new();
+            codec::position(&a.position, &mut pos);
+            let b = self.param(i64_of(a.block_number)?);
+            let t = self.param(i64::from(a.tx_index));
+            let p = self.param(pos);
+            self.clause(format!(
+                "(block_number, tx_index, position) > ({b}, {t}, {p})"
+            ));
+        }
+        Ok(())
+    }
+
+    fn select(
+        mut self,
+        columns: &str,
+        limit: usize,
+    ) -> (String, Vec<Box<dyn postgres::types::ToSql + Sync>>) {
+        let lim = self.param(limit as i64);
+        (
+            format!(
+                "SELECT {columns} FROM transfers WHERE {} ORDER BY block_number, tx_index, position LIMIT {lim}",
+                self.clauses.join(" AND ")
+            ),
+            self.params,
+        )
+    }
+}
+
 impl Store for PgStore {
     fn apply_blocks(
         &self,
@@ -356,10 +427,11 @@ impl Store for PgStore {
         row.map(|r| block(number, &r)).transpose()
     }
 
-    fn address_entries(
+    fn address_entries_page(
         &self,
         chain_id: u64,
         q: AddressQuery,
+        after: Option<&Place>,
         limit: usize,
     ) -> Result<Vec<AddressEntry>, StoreError> {
         check_limit(limit)?;
@@ -369,11 +441,17 @@ impl Store for PgStore {
             Direction::Out => ("from_addr", "to_addr"),
             Direction::In => ("to_addr", "from_addr"),
         };
-        let clamp = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
-        let rows = self.client()?.query(
-            &format!("SELECT block_number, tx_index, position, {other}, amount = 0 FROM transfers WHERE chain_id = $1 AND {side} = $2 AND block_number >= $3 AND block_number <= $4 ORDER BY block_number, tx_index, position LIMIT $5"),
-            &[&i64_of(chain_id)?, &q.address.as_slice(), &clamp(q.from_block), &clamp(q.to_block), &(limit as i64)],
-        )?;
+        let mut w = Where::new(chain_id)?;
+        w.eq(side, q.address.as_slice().to_vec());
+        w.blocks(q.from_block, q.to_block);
+        w.after(after)?;
+        let (sql, params) = w.select(
+            &format!("block_number, tx_index, position, {other}, amount = 0"),
+            limit,
+        );
+        let rows = self
+            .client()?
+            .query(&sql, &params.iter().map(|p| p.as_ref()).collect::<Vec<_>>())?;
         rows.iter()
             .map(|r| {
                 Ok(AddressEntry {
@@ -389,26 +467,64 @@ impl Store for PgStore {
             .collect()
     }
 
-    fn transfers(
+    fn transfers_page(
         &self,
         chain_id: u64,
         query: TransferQuery,
+        after: Option<&Place>,
         limit: usize,
     ) -> Result<Vec<Transfer>, StoreError> {
         check_limit(limit)?;
-        let chain = i64_of(chain_id)?;
-        let lim = limit as i64;
-        let order = "ORDER BY block_number, tx_index, position LIMIT";
-        let mut client = self.client()?;
-        let rows = match query {
-            TransferQuery::From { address, from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND from_addr = $2 AND block_number >= $3 {order} $4"), &[&chain, &address.as_slice(), &i64::try_from(from_block).unwrap_or(i64::MAX), &lim])?,
-            TransferQuery::FromRange { address, from_block, to_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND from_addr = $2 AND block_number >= $3 AND block_number <= $4 {order} $5"), &[&chain, &address.as_slice(), &i64::try_from(from_block).unwrap_or(i64::MAX), &i64::try_from(to_block).unwrap_or(i64::MAX), &lim])?,
-            TransferQuery::To { address, from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND to_addr = $2 AND block_number >= $3 {order} $4"), &[&chain, &address.as_slice(), &i64::try_from(from_block).unwrap_or(i64::MAX), &lim])?,
-            TransferQuery::Tx { tx_hash } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND tx_hash = $2 {order} $3"), &[&chain, &tx_hash.as_slice(), &lim])?,
-            TransferQuery::Asset { token: Some(token), from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND token = $2 AND block_number >= $3 {order} $4"), &[&chain, &token.as_slice(), &i64::try_from(from_block).unwrap_or(i64::MAX), &lim])?,
-            TransferQuery::Asset { token: None, from_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND token IS NULL AND block_number >= $2 {order} $3"), &[&chain, &i64::try_from(from_block).unwrap_or(i64::MAX), &lim])?,
-            TransferQuery::Blocks { from_block, to_block } => client.query(&format!("SELECT {COLUMNS} FROM transfers WHERE chain_id = $1 AND block_number >= $2 AND block_number <= $3 {order} $4"), &[&chain, &i64::try_from(from_block).unwrap_or(i64::MAX), &i64::try_from(to_block).unwrap_or(i64::MAX), &lim])?,
-        };
+        check_after(&query, after)?;
+        let mut w = Where::new(chain_id)?;
+        match query {
+            TransferQuery::From {
+                address,
+                from_block,
+            } => {
+                w.eq("from_addr", address.as_slice().to_vec());
+                w.blocks(from_block, u64::MAX);
+            }
+            TransferQuery::FromRange {
+                address,
+                from_block,
+                to_block,
+            } => {
+                w.eq("from_addr", address.as_slice().to_vec());
+                w.blocks(from_block, to_block);
+            }
+            TransferQuery::To {
+                address,
+                from_block,
+            } => {
+                w.eq("to_addr", address.as_slice().to_vec());
+                w.blocks(from_block, u64::MAX);
+            }
+            TransferQuery::Tx { tx_hash } => w.eq("tx_hash", tx_hash.as_slice().to_vec()),
+            TransferQuery::Asset {
+                token: Some(token),
+                from_block,
+            } => {
+                w.eq("token", token.as_slice().to_vec());
+                w.blocks(from_block, u64::MAX);
+            }
+            TransferQuery::Asset {
+                token: None,
+                from_block,
+            } => {
+                w.clause("token IS NULL".into());
+                w.blocks(from_block, u64::MAX);
+            }
+            TransferQuery::Blocks {
+                from_block,
+                to_block,
+            } => w.blocks(from_block, to_block),
+        }
+        w.after(after)?;
+        let (sql, params) = w.select(COLUMNS, limit);
+        let rows = self
+            .client()?
+            .query(&sql, &params.iter().map(|p| p.as_ref()).collect::<Vec<_>>())?;
         rows.iter().map(|r| transfer(chain_id, r)).collect()
     }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use alloy_primitives::{Address, B256};
 use holdfast_primitives::{Asset, Position, Transfer};
-use holdfast_store::{MAX_LIMIT, Store, TransferQuery};
+use holdfast_store::{MAX_LIMIT, Place, Store, TransferQuery};
 use rustc_hash::FxHashSet;
 
 use crate::TraceError;
@@ -103,9 +103,9 @@ pub fn load_graph<C: Classifier + ?Sized>(
             l.stats.addresses_expanded += 1;
             // One more than the cap, so the engine sees a super-node as one.
             let outs = l.page(
-                |from_block| TransferQuery::From {
+                TransferQuery::From {
                     address: a,
-                    from_block,
+                    from_block: 0,
                 },
                 trace.fan_out_cap.saturating_add(1),
             )?;
@@ -121,9 +121,9 @@ pub fn load_graph<C: Classifier + ?Sized>(
             }
             if history {
                 let ins = l.page(
-                    |from_block| TransferQuery::To {
+                    TransferQuery::To {
                         address: a,
-                        from_block,
+                        from_block: 0,
                     },
                     load.max_history,
                 )?;
@@ -205,15 +205,13 @@ impl Loader<'_> {
         Ok(recipients)
     }
 
-    /// Up to `limit` transfers of a query, in block order, paging by block.
-    fn page(
-        &mut self,
-        query: impl Fn(u64) -> TransferQuery,
-        limit: usize,
-    ) -> Result<Vec<Transfer>, TraceError> {
+    /// Up to `limit` transfers of a query, in block order, in pages each from the place the
+    /// last one ended at: a block holding more than a page of an address's transfers (anyone
+    /// can emit that many token events naming an address, to hide what follows) is read
+    /// whole, and the blocks after it too.
+    fn page(&mut self, query: TransferQuery, limit: usize) -> Result<Vec<Transfer>, TraceError> {
         let mut out: Vec<Transfer> = Vec::new();
-        let mut seen: FxHashSet<(B256, Position)> = FxHashSet::default();
-        let mut from_block = 0u64;
+        let mut after: Option<Place> = None;
         loop {
             let want = (limit - out.len()).min(MAX_LIMIT);
             if want == 0 {
@@ -222,22 +220,12 @@ impl Loader<'_> {
             self.stats.queries += 1;
             let batch = self
                 .store
-                .transfers(self.chain_id, query(from_block), MAX_LIMIT)?;
-            let full = batch.len() == MAX_LIMIT;
-            let last = batch.last().map(|t| t.block_number);
-            let before = out.len();
-            for t in batch {
-                if out.len() >= limit {
-                    break;
-                }
-                if seen.insert((t.tx_hash, t.position.clone())) {
-                    out.push(t);
-                }
-            }
-            match last {
-                // A full page that added nothing new: one block holds more than a page.
-                Some(b) if full && out.len() > before && out.len() < limit => from_block = b,
-                _ => break,
+                .transfers_page(self.chain_id, query, after.as_ref(), want)?;
+            let full = batch.len() == want;
+            after = batch.last().map(Place::of);
+            out.extend(batch);
+            if !full {
+                break;
             }
         }
         Ok(out)

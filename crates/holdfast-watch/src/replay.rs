@@ -7,7 +7,7 @@
 
 use holdfast_chain::{BlockDetail, BlockTransfers};
 use holdfast_primitives::{BlockRef, Transfer};
-use holdfast_store::{MAX_LIMIT, Store, StoreError, TransferQuery};
+use holdfast_store::{MAX_LIMIT, Place, Store, StoreError, TransferQuery};
 
 use crate::alert::Alert;
 use holdfast_trace::Classifier;
@@ -31,9 +31,9 @@ pub enum ReplayError {
     #[error(transparent)]
     Watch(#[from] Box<WatchError>),
     #[error(
-        "block {0} holds {MAX_LIMIT} transfers or more: replay reads a block whole, in one page of at most {MAX_LIMIT}, and cannot page inside one"
+        "block {block} holds more than {max} transfers: replay runs a block whole, in memory, and refuses one this large"
     )]
-    BlockTooLarge(u64),
+    BlockTooLarge { block: u64, max: usize },
 }
 
 /// Runs `rules` over the stored transfers of blocks `from..=to`, in block order, calling
@@ -78,9 +78,15 @@ pub fn replay<C: Classifier + ?Sized>(
     Ok(summary)
 }
 
+/// The most transfers one replayed block may hold (a block is run whole, so held whole in
+/// memory: about 200 MB at this count). A real block is far below: at 375 gas a log at the
+/// least, a 36 M gas Ethereum block holds under 100,000 token events.
+pub const MAX_BLOCK_TRANSFERS: usize = 1_000_000;
+
 /// Calls `on_block` with the stored transfers of each block of `from..=to` that has any, in
 /// block order, each block whole (what `replay` runs the rules over), and `progress` with
-/// the blocks done so far. Reads pages of up to `MAX_LIMIT` transfers.
+/// the blocks done so far. Reads pages of up to `MAX_LIMIT` transfers, each from the place
+/// the last one ended at (inside a block or not).
 pub fn scan_blocks(
     store: &dyn Store,
     chain_id: u64,
@@ -89,37 +95,47 @@ pub fn scan_blocks(
     progress: &mut dyn FnMut(u64),
     on_block: &mut dyn FnMut(Vec<Transfer>) -> Result<(), ReplayError>,
 ) -> Result<(), ReplayError> {
-    let mut next = from;
-    while next <= to {
-        let batch = store.transfers(
-            chain_id,
-            TransferQuery::Blocks {
-                from_block: next,
-                to_block: to,
-            },
-            MAX_LIMIT,
-        )?;
+    scan_blocks_up_to(
+        store,
+        chain_id,
+        (from, to),
+        MAX_BLOCK_TRANSFERS,
+        progress,
+        on_block,
+    )
+}
+
+/// [`scan_blocks`] refusing a block of more than `max_block` transfers
+/// ([`ReplayError::BlockTooLarge`]).
+pub fn scan_blocks_up_to(
+    store: &dyn Store,
+    chain_id: u64,
+    (from, to): (u64, u64),
+    max_block: usize,
+    progress: &mut dyn FnMut(u64),
+    on_block: &mut dyn FnMut(Vec<Transfer>) -> Result<(), ReplayError>,
+) -> Result<(), ReplayError> {
+    if from > to {
+        return Ok(());
+    }
+    let query = TransferQuery::Blocks {
+        from_block: from,
+        to_block: to,
+    };
+    // The last block read: given to `on_block` once the next block begins (or the range
+    // ends), since a page may end inside it.
+    let mut open: Vec<Transfer> = Vec::new();
+    let mut after: Option<Place> = None;
+    loop {
+        let batch = store.transfers_page(chain_id, query, after.as_ref(), MAX_LIMIT)?;
         let Some(last) = batch.last() else {
             break;
         };
-        // A full page may end inside a block: keep only whole blocks (the rest comes again).
-        let complete = if batch.len() == MAX_LIMIT {
-            let last_block = last.block_number;
-            let whole = batch
-                .iter()
-                .take_while(|t| t.block_number < last_block)
-                .count();
-            if whole == 0 {
-                return Err(ReplayError::BlockTooLarge(last_block));
-            }
-            whole
-        } else {
-            batch.len()
-        };
-        let next_block = batch[complete - 1].block_number + 1;
+        let full = batch.len() == MAX_LIMIT;
+        after = Some(Place::of(last));
         // Each block's transfers moved into a vector of its own (one allocation per block).
         let mut sizes = Vec::new();
-        let mut rest = &batch[..complete];
+        let mut rest = &batch[..];
         while let Some(first) = rest.first() {
             let n = rest
                 .iter()
@@ -129,12 +145,37 @@ pub fn scan_blocks(
             rest = &rest[n..];
         }
         let mut moved = batch.into_iter();
+        let mut done = None;
         for n in sizes {
-            on_block(moved.by_ref().take(n).collect())?;
+            let run: Vec<Transfer> = moved.by_ref().take(n).collect();
+            match open.first() {
+                Some(o) if o.block_number == run[0].block_number => {
+                    if open.len() + run.len() > max_block {
+                        return Err(ReplayError::BlockTooLarge {
+                            block: o.block_number,
+                            max: max_block,
+                        });
+                    }
+                    open.extend(run);
+                }
+                Some(o) => {
+                    done = Some(o.block_number);
+                    on_block(std::mem::replace(&mut open, run))?;
+                }
+                None => open = run,
+            }
         }
-        next = next_block;
-        progress(next.saturating_sub(from));
+        if let Some(b) = done {
+            progress(b + 1 - from);
+        }
+        if !full {
+            break;
+        }
     }
+    if !open.is_empty() {
+        on_block(open)?;
+    }
+    progress(to - from + 1);
     Ok(())
 }
 

@@ -12,12 +12,13 @@ use fjall::{Readable, Snapshot};
 use holdfast_primitives::Transfer;
 
 use super::layout::{
-    IndexRow, REC_FROM, REC_TO, read_entry_value, read_place, read_record, record_zero_amount,
+    IndexRow, REC_FROM, REC_TO, after_place, read_entry_value, read_place, read_record,
+    record_zero_amount,
 };
 use super::log::Loc;
 use super::{Chain, EmbeddedStore, FROM, TO, TRANSFERS};
 use crate::codec::{corrupt, prefix_end};
-use crate::{AddressEntry, AddressQuery, Direction, StoreError, check_limit};
+use crate::{AddressEntry, AddressQuery, Direction, Place, StoreError, check_limit};
 
 /// Reads the records behind index rows of one address: from the record log, or from
 /// `transfers` when the log does not hold them.
@@ -66,9 +67,9 @@ impl EmbeddedStore {
     fn address_query<T>(
         &self,
         chain_id: u64,
-        address: Address,
-        outgoing: bool,
+        (address, outgoing): (Address, bool),
         (from_block, to_block): (u64, u64),
+        after: Option<&Place>,
         limit: usize,
         mut row: impl FnMut(&IndexRow<'_>, &mut Records<'_>) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
@@ -76,11 +77,21 @@ impl EmbeddedStore {
         let Some(chain) = self.chain(chain_id, false)? else {
             return Ok(Vec::new());
         };
+        if after.is_some_and(|p| p.block_number > to_block) {
+            return Ok(Vec::new());
+        }
+        // Places after `after` only: its place's successor key, when in the range.
+        let after = after
+            .filter(|p| p.block_number >= from_block)
+            .map(after_place);
         // The buffer before the snapshot: a write commits under the buffer's write lock.
         let buffers = chain.buffers();
         let snap = self.db.snapshot();
         let space = chain.space(if outgoing { FROM } else { TO });
-        let start = [address.as_slice(), &from_block.to_be_bytes()].concat();
+        let start = match &after {
+            Some(a) => [address.as_slice(), a].concat(),
+            None => [address.as_slice(), &from_block.to_be_bytes()].concat(),
+        };
         let end = match to_block.checked_add(1) {
             Some(after) => [address.as_slice(), &after.to_be_bytes()].concat(),
             None => prefix_end(address.as_slice()),
@@ -98,9 +109,14 @@ impl EmbeddedStore {
             rows.push(IndexRow { place, loc, side });
         }
         let range = (from_block, to_block);
-        rows.extend(buffers.active.address(&address, outgoing, range, limit));
+        let after = after.as_deref();
+        rows.extend(
+            buffers
+                .active
+                .address(&address, outgoing, range, after, limit),
+        );
         if let Some(f) = &buffers.frozen {
-            rows.extend(f.address(&address, outgoing, range, limit));
+            rows.extend(f.address(&address, outgoing, range, after, limit));
         }
         rows.sort_by(|a, b| a.place.cmp(b.place));
         // A stored format 2 entry and a buffered one of the same transfer: keep what the
@@ -131,13 +147,21 @@ impl EmbeddedStore {
         address: Address,
         outgoing: bool,
         range: (u64, u64),
+        after: Option<&Place>,
         limit: usize,
     ) -> Result<Vec<Transfer>, StoreError> {
-        self.address_query(chain_id, address, outgoing, range, limit, |r, records| {
-            records.with(r.place, r.loc, |record| {
-                read_record(chain_id, r.place, record)
-            })
-        })
+        self.address_query(
+            chain_id,
+            (address, outgoing),
+            range,
+            after,
+            limit,
+            |r, records| {
+                records.with(r.place, r.loc, |record| {
+                    read_record(chain_id, r.place, record)
+                })
+            },
+        )
     }
 
     /// [`crate::Store::address_entries`]: the entries alone (a format 2 entry reads its
@@ -146,31 +170,39 @@ impl EmbeddedStore {
         &self,
         chain_id: u64,
         q: AddressQuery,
+        after: Option<&Place>,
         limit: usize,
     ) -> Result<Vec<AddressEntry>, StoreError> {
         let outgoing = q.direction == Direction::Out;
         // The counterparty's place in a record: the receiver of a transfer out.
         let other = if outgoing { REC_TO } else { REC_FROM };
         let range = (q.from_block, q.to_block);
-        self.address_query(chain_id, q.address, outgoing, range, limit, |r, records| {
-            let (counterparty, zero_amount) = match r.side {
-                Some(side) => side,
-                None => records.with(r.place, r.loc, |record| {
-                    let c = record
-                        .get(other..other + 20)
-                        .ok_or_else(|| corrupt("transfer record"))?;
-                    Ok((Address::from_slice(c), record_zero_amount(record)?))
-                })?,
-            };
-            let (block_number, tx_index, position) = read_place(r.place)?;
-            Ok(AddressEntry {
-                block_number,
-                tx_index,
-                position,
-                counterparty,
-                zero_amount,
-            })
-        })
+        self.address_query(
+            chain_id,
+            (q.address, outgoing),
+            range,
+            after,
+            limit,
+            |r, records| {
+                let (counterparty, zero_amount) = match r.side {
+                    Some(side) => side,
+                    None => records.with(r.place, r.loc, |record| {
+                        let c = record
+                            .get(other..other + 20)
+                            .ok_or_else(|| corrupt("transfer record"))?;
+                        Ok((Address::from_slice(c), record_zero_amount(record)?))
+                    })?,
+                };
+                let (block_number, tx_index, position) = read_place(r.place)?;
+                Ok(AddressEntry {
+                    block_number,
+                    tx_index,
+                    position,
+                    counterparty,
+                    zero_amount,
+                })
+            },
+        )
     }
 }
 

@@ -151,6 +151,17 @@ pub(super) fn place(t: &Transfer, out: &mut Vec<u8>) {
     codec::position(&t.position, out);
 }
 
+/// The smallest key after `p`'s place (`place || 0x00`: keys sort as bytes, so every place
+/// after `p` is at or above it, and nothing between): where a page after `p` starts.
+pub(super) fn after_place(p: &crate::Place) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24);
+    out.extend_from_slice(&p.block_number.to_be_bytes());
+    out.extend_from_slice(&p.tx_index.to_be_bytes());
+    codec::position(&p.position, &mut out);
+    out.push(0);
+    out
+}
+
 /// The transaction index's 8-byte digest of a tx hash: its four words folded and mixed
 /// (SplitMix64's finalizer), so that hashes that are not uniformly random (imports, tests)
 /// still spread. Collisions only cost a filtered read. Part of the on-disk format.

@@ -184,6 +184,7 @@ impl Pending {
         address: &Address,
         outgoing: bool,
         (from_block, to_block): (u64, u64),
+        after: Option<&[u8]>,
         limit: usize,
     ) -> Vec<IndexRow<'_>> {
         let (index, side) = if outgoing {
@@ -195,7 +196,8 @@ impl Pending {
         for i in index.iter(address) {
             let p = self.place(i);
             let b = block_of(p);
-            if b < from_block {
+            // `after` is a place's successor key: the places at or above it are after it.
+            if b < from_block || after.is_some_and(|a| p < a) {
                 continue;
             }
             if b > to_block {
@@ -384,7 +386,7 @@ mod tests {
             };
             p.add(&place(blk, 0, log), loc, [a, b], [9; 8], log == 1);
         }
-        let got = p.address(&a, true, (6, u64::MAX), 2);
+        let got = p.address(&a, true, (6, u64::MAX), None, 2);
         let row =
             |place: &[u8], offset, zero| (place.to_vec(), Loc { offset, len: 1 }, Some((b, zero)));
         assert_eq!(
@@ -398,12 +400,12 @@ mod tests {
         );
         // Into `b`: the counterparty is the sender.
         assert!(
-            p.address(&b, false, (0, u64::MAX), 10)
+            p.address(&b, false, (0, u64::MAX), None, 10)
                 .iter()
                 .all(|r| r.side.is_some_and(|(c, _)| c == a))
         );
         let got: Vec<&[u8]> = p
-            .address(&b, false, (0, u64::MAX), 3)
+            .address(&b, false, (0, u64::MAX), None, 3)
             .into_iter()
             .map(|e| e.place)
             .collect();
@@ -415,7 +417,7 @@ mod tests {
                 &place(6, 0, 0)[..]
             ]
         );
-        assert!(p.address(&b, true, (0, u64::MAX), 10).is_empty());
+        assert!(p.address(&b, true, (0, u64::MAX), None, 10).is_empty());
         assert_eq!(p.tx(&[9; 8]).len(), 6);
         let mut keys: [Vec<Vec<u8>>; 3] = Default::default();
         p.sorted_entries(|i, k, v| {
@@ -453,13 +455,13 @@ mod tests {
             );
         }
         let got: Vec<&[u8]> = p
-            .address(&a, true, (0, u64::MAX), 2)
+            .address(&a, true, (0, u64::MAX), None, 2)
             .into_iter()
             .map(|e| e.place)
             .collect();
         assert_eq!(got, vec![&place(3, 0, 0)[..], &place(10, 0, 0)[..]]);
         assert_eq!(p.last_block(), 12);
         let p = std::mem::take(&mut p);
-        assert!(!p.is_empty() && p.address(&b, false, (20, u64::MAX), 2).is_empty());
+        assert!(!p.is_empty() && p.address(&b, false, (20, u64::MAX), None, 2).is_empty());
     }
 }

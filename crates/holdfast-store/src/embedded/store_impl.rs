@@ -1,7 +1,9 @@
 //! `Store` for `EmbeddedStore`: writes (blocks, unwinds, imports) and reads (heads, address
 //! queries, a transaction's transfers, stats), over the layout in the parent module.
 
+use super::layout::after_place;
 use super::*;
+use crate::{Place, check_after};
 
 impl Store for EmbeddedStore {
     fn apply_blocks(
@@ -236,22 +238,25 @@ impl Store for EmbeddedStore {
         self.block_at(&self.db.snapshot(), &chain, number)
     }
 
-    fn address_entries(
+    fn address_entries_page(
         &self,
         chain_id: u64,
         query: AddressQuery,
+        after: Option<&Place>,
         limit: usize,
     ) -> Result<Vec<AddressEntry>, StoreError> {
-        self.address_entries_of(chain_id, query, limit)
+        self.address_entries_of(chain_id, query, after, limit)
     }
 
-    fn transfers(
+    fn transfers_page(
         &self,
         chain_id: u64,
         query: TransferQuery,
+        after: Option<&Place>,
         limit: usize,
     ) -> Result<Vec<Transfer>, StoreError> {
         check_limit(limit)?;
+        check_after(&query, after)?;
         match query {
             TransferQuery::From {
                 address,
@@ -262,6 +267,7 @@ impl Store for EmbeddedStore {
                     address,
                     true,
                     (from_block, u64::MAX),
+                    after,
                     limit,
                 );
             }
@@ -275,6 +281,7 @@ impl Store for EmbeddedStore {
                     address,
                     true,
                     (from_block, to_block),
+                    after,
                     limit,
                 );
             }
@@ -287,6 +294,7 @@ impl Store for EmbeddedStore {
                     address,
                     false,
                     (from_block, u64::MAX),
+                    after,
                     limit,
                 );
             }
@@ -332,8 +340,14 @@ impl Store for EmbeddedStore {
             } => {
                 // A scan's pages are full but for the last: sized once, not grown by doubling
                 // (each doubling copied the page so far; a replay reads pages back to back).
+                if after.is_some_and(|p| p.block_number > to_block) {
+                    return Ok(out);
+                }
                 out.reserve_exact(limit.min(crate::MAX_LIMIT));
-                let start = from_block.to_be_bytes().to_vec();
+                let start = match after {
+                    Some(p) if p.block_number >= from_block => after_place(p),
+                    _ => from_block.to_be_bytes().to_vec(),
+                };
                 let range = match to_block.checked_add(1) {
                     Some(end) => {
                         snap.range(chain.space(TRANSFERS), start..end.to_be_bytes().to_vec())

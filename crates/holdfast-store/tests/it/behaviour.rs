@@ -8,7 +8,7 @@ use holdfast_store::import::Conflict;
 use holdfast_store::testing::TempPostgres;
 use holdfast_store::{
     AddressEntry, AddressQuery, Applied, BlockData, Direction, EmbeddedOptions, EmbeddedStore,
-    MAX_LIMIT, PgStore, Store, StoreError, TransferQuery,
+    MAX_LIMIT, PgStore, Place, Store, StoreError, TransferQuery,
 };
 
 fn addr(n: u8) -> Address {
@@ -962,6 +962,160 @@ fn every_query_is_in_block_order_from_its_block_and_bounded() {
                 .is_empty()
         );
         assert_eq!(s.head(c + 1000).expect("other chain"), None);
+    });
+}
+
+/// Which transfers a query gives.
+type Keep = Box<dyn Fn(&Transfer) -> bool>;
+
+/// Pages that go on after the last place of the one before (`transfers_page`,
+/// `address_entries_page`) read every transfer once, in order, pages ending inside blocks
+/// included (a block can hold more than a page of one address's transfers: anyone can emit
+/// that many token events naming it); a cursor past the range gives nothing; a
+/// transaction's or an asset's query refuses one.
+#[test]
+fn pages_after_a_place_give_every_transfer_once_even_inside_a_block() {
+    on_both(131, |s, c| {
+        let blocks: Vec<BlockData> = (0..5).map(|n| rich_block(c, n)).collect();
+        s.apply_blocks(c, &blocks[..2]).expect("write");
+        for b in &blocks[2..] {
+            s.apply_blocks(c, std::slice::from_ref(b)).expect("write");
+        }
+        let all: Vec<Transfer> = blocks.iter().flat_map(|b| b.transfers.clone()).collect();
+        let place = |t: &Transfer| Place::of(t);
+        let mut queries: Vec<(TransferQuery, Keep)> = vec![(
+            TransferQuery::Blocks {
+                from_block: 1,
+                to_block: 3,
+            },
+            Box::new(|t: &Transfer| (1..=3).contains(&t.block_number)),
+        )];
+        for a in [4u8, 5, 6] {
+            let a = addr(a);
+            queries.push((
+                TransferQuery::From {
+                    address: a,
+                    from_block: 1,
+                },
+                Box::new(move |t: &Transfer| t.from == a && t.block_number >= 1),
+            ));
+            queries.push((
+                TransferQuery::FromRange {
+                    address: a,
+                    from_block: 0,
+                    to_block: 2,
+                },
+                Box::new(move |t: &Transfer| t.from == a && t.block_number <= 2),
+            ));
+            queries.push((
+                TransferQuery::To {
+                    address: a,
+                    from_block: 0,
+                },
+                Box::new(move |t: &Transfer| t.to == a),
+            ));
+        }
+        for (query, keep) in &queries {
+            let want = expected(&all, |t| keep(t), 0, MAX_LIMIT);
+            assert!(want.len() > 3, "{query:?} pages");
+            for page in [1, 2, 3] {
+                let mut got: Vec<Transfer> = Vec::new();
+                loop {
+                    let next = s
+                        .transfers_page(c, *query, got.last().map(place).as_ref(), page)
+                        .expect("page");
+                    assert!(next.len() <= page);
+                    let end = next.len() < page;
+                    got.extend(next);
+                    if end {
+                        break;
+                    }
+                }
+                assert_eq!(got, want, "{query:?} in pages of {page}");
+            }
+            // After each place: exactly what follows it.
+            for (i, t) in want.iter().enumerate() {
+                assert_eq!(
+                    s.transfers_page(c, *query, Some(&place(t)), MAX_LIMIT)
+                        .expect("after"),
+                    want[i + 1..].to_vec(),
+                    "{query:?} after {t:?}"
+                );
+            }
+            // A cursor at another address's transfer, between places of this query's.
+            for t in &all {
+                let after = place(t);
+                assert_eq!(
+                    s.transfers_page(c, *query, Some(&after), MAX_LIMIT)
+                        .expect("after"),
+                    want.iter()
+                        .filter(|w| place(w) > after)
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                    "{query:?} after {after:?}"
+                );
+            }
+        }
+        // The same for the address index's entries, both directions.
+        for a in [4u8, 5, 6] {
+            for direction in [Direction::Out, Direction::In] {
+                let query = AddressQuery {
+                    address: addr(a),
+                    direction,
+                    from_block: 1,
+                    to_block: 3,
+                };
+                let want = s.address_entries(c, query, MAX_LIMIT).expect("entries");
+                assert!(want.len() > 2, "{query:?}");
+                for page in [1, 2] {
+                    let mut got: Vec<AddressEntry> = Vec::new();
+                    loop {
+                        let after = got.last().map(Place::from);
+                        let next = s
+                            .address_entries_page(c, query, after.as_ref(), page)
+                            .expect("page");
+                        let end = next.len() < page;
+                        got.extend(next);
+                        if end {
+                            break;
+                        }
+                    }
+                    assert_eq!(got, want, "{query:?} in pages of {page}");
+                }
+            }
+        }
+        // Past the range: nothing.
+        let last = place(all.last().expect("some"));
+        assert!(
+            s.transfers_page(
+                c,
+                TransferQuery::Blocks {
+                    from_block: 0,
+                    to_block: 2
+                },
+                Some(&last),
+                10
+            )
+            .expect("past")
+            .is_empty()
+        );
+        for query in [
+            TransferQuery::Tx {
+                tx_hash: all[0].tx_hash,
+            },
+            TransferQuery::Asset {
+                token: None,
+                from_block: 0,
+            },
+        ] {
+            let err = s
+                .transfers_page(c, query, Some(&last), 10)
+                .expect_err("no cursor there");
+            assert!(
+                matches!(err, StoreError::Argument { field: "after", .. }),
+                "{err}"
+            );
+        }
     });
 }
 

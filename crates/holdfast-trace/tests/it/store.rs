@@ -158,3 +158,47 @@ fn postgres_store_blocks_and_imports() {
     let t = trace(&g, &seeds, &o, &net.services).expect("trace");
     assert!(t.target(&addr(7)).is_some());
 }
+
+/// A hop that emits more token transfers in one block than the store gives in a page (a
+/// worthless token's events, cents of gas), then moves the loot on: the loader reads that
+/// block whole and the blocks after it, so the trace still reaches the exchange. Before,
+/// the loader stopped reading the hop at that block, silently: the move after it, and the
+/// deposit, were never loaded.
+#[test]
+fn a_hop_stuffing_a_block_with_more_than_a_page_of_transfers_does_not_hide_what_follows() {
+    let junk = Asset::Erc20 { token: addr(0x99) };
+    let mut net = Net::new();
+    net.send(1, 1, 2, 1000);
+    let dust: Vec<(u8, u8, Asset, u64)> = (0..holdfast_store::MAX_LIMIT + 5)
+        .map(|_| (2, 0x90, junk, 1))
+        .collect();
+    net.batch(2, &dust);
+    net.send(3, 2, 7, 1000);
+    net.exchange(7, "Binance");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("open");
+    store.apply_blocks(CHAIN, &blocks(&net)).expect("write");
+    let seeds = [Seed::address(addr(1))];
+    let o = TraceOptions {
+        fan_out_cap: 20_000,
+        ..TraceOptions::with_policy(Policy::Poison)
+    };
+    let (g, stats) = load_graph(
+        &store,
+        CHAIN,
+        &seeds,
+        &o,
+        &LoadOptions::default(),
+        &net.services,
+        &mut |_| {},
+    )
+    .expect("load");
+    assert!(!stats.truncated);
+    let r = trace(&g, &seeds, &o, &net.services).expect("trace");
+    let deposits: Vec<_> = r.targets.iter().map(|t| t.deposit).collect();
+    assert_eq!(
+        deposits,
+        vec![addr(7)],
+        "the exchange deposit after the stuffed block"
+    );
+}

@@ -236,13 +236,10 @@ impl StoreHistory {
 
     /// Calls `f` with the address index entry of every transfer out of (`Direction::Out`) or
     /// into `address` in blocks `from_block..before_block`, in block order. Reads the index
-    /// alone, not the transfers' records (`Store::address_entries`).
-    ///
-    /// Returns whether every entry was given: the store pages by block and cannot page inside
-    /// one, so of a block holding a whole page (`PAGE`) or more of the address's transfers
-    /// only the first page is read, and the scan goes on from the next block. Anyone can emit
-    /// that many token `Transfer` events naming a wallet for a few cents of gas: failing here
-    /// would let one such block stop the watch whenever the wallet's past is read again.
+    /// alone, not the transfers' records (`Store::address_entries`), in pages of `PAGE`,
+    /// each from the place the last one ended at: a block holding more than a page of the
+    /// address's transfers (anyone can emit that many token `Transfer` events naming a
+    /// wallet, for a few cents of gas) is read whole like any other.
     fn scan(
         &self,
         chain_id: u64,
@@ -250,65 +247,30 @@ impl StoreHistory {
         from_block: u64,
         before_block: u64,
         f: &mut dyn FnMut(&AddressEntry),
-    ) -> Result<bool, HistoryError> {
-        let mut next = from_block;
-        // Transfers of the block a full page ended in, already given to `f`.
-        let mut seen_in_last: Vec<(u32, holdfast_primitives::Position)> = Vec::new();
-        let mut complete = true;
+    ) -> Result<(), HistoryError> {
+        if from_block >= before_block {
+            return Ok(());
+        }
+        let query = AddressQuery {
+            address,
+            direction,
+            from_block,
+            to_block: before_block - 1,
+        };
+        let mut after: Option<holdfast_store::Place> = None;
         loop {
-            if next >= before_block {
-                return Ok(complete);
-            }
-            let query = AddressQuery {
-                address,
-                direction,
-                from_block: next,
-                to_block: before_block - 1,
-            };
             let page = self
                 .store
-                .address_entries(chain_id, query, PAGE)
-                .map_err(store_err(format!("transfers from block {next}")))?;
-            let full = page.len() == PAGE;
-            for t in &page {
-                if t.block_number >= before_block {
-                    return Ok(complete);
-                }
-                if t.block_number == next
-                    && seen_in_last
-                        .iter()
-                        .any(|(i, p)| *i == t.tx_index && *p == t.position)
-                {
-                    continue;
-                }
-                f(t);
+                .address_entries_page(chain_id, query, after.as_ref(), PAGE)
+                .map_err(store_err(format!(
+                    "transfers from block {}",
+                    after.as_ref().map_or(from_block, |p| p.block_number)
+                )))?;
+            page.iter().for_each(&mut *f);
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some(last.into()),
+                _ => return Ok(()),
             }
-            let Some(last) = page.last().map(|t| t.block_number) else {
-                return Ok(complete);
-            };
-            if !full {
-                return Ok(complete);
-            }
-            if page.first().map(|t| t.block_number) == Some(last) {
-                // A page inside one block: the rest of that block cannot be read.
-                tracing::warn!(
-                    target: "watch",
-                    chain_id,
-                    %address,
-                    block = last,
-                    "block {last} holds {PAGE} or more transfers of {address}: the rest of them is not read; answers about its past that depend on them ask the store again or count as unknown"
-                );
-                complete = false;
-                seen_in_last.clear();
-                next = last.saturating_add(1);
-                continue;
-            }
-            seen_in_last = page
-                .iter()
-                .filter(|t| t.block_number == last)
-                .map(|t| (t.tx_index, t.position.clone()))
-                .collect();
-            next = last;
         }
     }
 
@@ -363,13 +325,10 @@ impl StoreHistory {
             let read = self.scan(chain_id, (wallet, Direction::Out), 0, below, &mut |e| {
                 older.add_payment(wallet, e.counterparty, e.zero_amount)
             });
-            match read {
-                Ok(complete) => older.complete &= complete,
-                Err(e) => {
-                    cache.wallets.remove(&(chain_id, wallet));
-                    cache.tracking.remove(&chain_id);
-                    return Err(e);
-                }
+            if let Err(e) = read {
+                cache.wallets.remove(&(chain_id, wallet));
+                cache.tracking.remove(&chain_id);
+                return Err(e);
             }
             past.prepend(older);
         } else if past.unread_below.is_some() {
@@ -390,8 +349,7 @@ impl StoreHistory {
             &mut |e| past.add_payment(wallet, e.counterparty, e.zero_amount),
         );
         match result {
-            Ok(complete) => {
-                past.complete &= complete;
+            Ok(()) => {
                 past.scanned_to = before_block;
                 Ok(f(past))
             }
@@ -419,8 +377,6 @@ impl History for StoreHistory {
             return Ok(known);
         }
         let mut found = false;
-        // Not found in what could be read (a block holding a page or more of `to`'s receipts
-        // is read in part): "never paid", so a new destination is alerted rather than missed.
         self.scan(chain_id, (to, Direction::In), 0, before_block, &mut |e| {
             found |= e.counterparty == from && !e.zero_amount
         })?;

@@ -226,10 +226,12 @@ fn observed_blocks_extend_the_cache_exactly_as_the_store_would() {
 
 /// A block holding more of a wallet's transfers than the store gives in one page (anyone can
 /// emit that many token `Transfer` events naming a wallet, for a few cents of gas): the
-/// history reads what it can, goes on with the blocks after it and answers. Before, it failed,
-/// and a failed question stopped the watch each time the wallet's past was read again.
+/// history reads it whole, page after page from the place the last one ended at, and the
+/// blocks after it. (At first such a block failed every question, and a failed question
+/// stopped the watch; then the rest of the block was skipped and the past marked
+/// incomplete.)
 #[test]
-fn a_block_with_more_of_a_wallets_transfers_than_a_page_does_not_stop_the_history() {
+fn a_block_with_more_of_a_wallets_transfers_than_a_page_is_read_whole() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
     let (w, a, other, never) = (
@@ -238,7 +240,7 @@ fn a_block_with_more_of_a_wallets_transfers_than_a_page_does_not_stop_the_histor
         Address::repeat_byte(0xb),
         Address::repeat_byte(0xc),
     );
-    let n = holdfast_store::MAX_LIMIT as u32 + 5;
+    let n = 2 * holdfast_store::MAX_LIMIT as u32 + 5;
     let dest = |i: u32| Address::left_padding_from(&(0x1_0000 + u64::from(i)).to_be_bytes());
     let stuffed: Vec<Transfer> = (0..n).map(|i| pay(1, i, w, dest(i), 1)).collect();
     store
@@ -251,12 +253,20 @@ fn a_block_with_more_of_a_wallets_transfers_than_a_page_does_not_stop_the_histor
         .apply_block(1, &block(3), &[pay(3, 0, other, w, 5)], &[])
         .expect("apply");
     let h = StoreHistory::new(store.clone());
-    // The block after the stuffed one is read.
-    assert_eq!(h.counterparties(1, w, 3, 1).expect("answers"), vec![a]);
+    // The newest counterparties: block 2's, then the last of block 1's, beyond two pages.
+    assert_eq!(
+        h.counterparties(1, w, 3, 3).expect("answers"),
+        vec![a, dest(n - 1), dest(n - 2)]
+    );
     assert!(h.has_paid(1, w, a, 3).expect("answers"));
-    // A destination in the part of block 1 that was not read: the store is asked about the
-    // destination instead, and knows.
-    assert!(h.has_paid(1, w, dest(n - 1), 3).expect("answers"));
-    assert!(h.has_paid(1, w, dest(0), 3).expect("answers"));
+    for i in [0, n / 2, n - 1] {
+        assert!(h.has_paid(1, w, dest(i), 3).expect("answers"), "{i}");
+    }
     assert!(!h.has_paid(1, w, never, 3).expect("answers"));
+    // Up to block 1 only: block 1's last payments are the newest.
+    let h = StoreHistory::new(store.clone());
+    assert_eq!(
+        h.counterparties(1, w, 2, 2).expect("answers"),
+        vec![dest(n - 1), dest(n - 2)]
+    );
 }
