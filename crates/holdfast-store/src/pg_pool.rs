@@ -29,7 +29,7 @@ pub(crate) struct Schema {
 /// its next use (a round trip), so one restart fails one operation, not one per connection.
 /// A restart no operation saw is found by the next operation, which fails the same way.
 pub(crate) struct Pool {
-    url: String,
+    config: postgres::Config,
     clients: Vec<Mutex<Client>>,
     /// Per connection, the `suspect` epoch it was last checked at.
     checked: Vec<AtomicU64>,
@@ -40,6 +40,20 @@ pub(crate) struct Pool {
 
 /// How long the check of a suspect connection may take.
 const PING: Duration = Duration::from_secs(2);
+
+/// How long a connection attempt may take when the URL does not say (`connect_timeout`):
+/// without one, a server cut off by the network holds each attempt for the system's TCP
+/// timeout (minutes), and with it the request or block that asked.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The URL's connection settings, with [`CONNECT_TIMEOUT`] unless it sets its own.
+fn config_of(url: &str) -> Result<postgres::Config, StoreError> {
+    let mut config: postgres::Config = url.parse()?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    Ok(config)
+}
 
 impl Drop for Pool {
     /// The synchronous client closes its connection by blocking on its own runtime, which
@@ -54,14 +68,15 @@ impl Pool {
     /// Connects `connections` clients (no TLS: a trusted network or a local socket) and
     /// creates or checks `schema`.
     pub fn connect(url: &str, connections: usize, schema: &Schema) -> Result<Pool, StoreError> {
-        let mut first = Client::connect(url, NoTls)?;
+        let config = config_of(url)?;
+        let mut first = config.connect(NoTls)?;
         migrate(&mut first, schema)?;
         let mut clients = vec![Mutex::new(first)];
         for _ in 1..connections.max(1) {
-            clients.push(Mutex::new(Client::connect(url, NoTls)?));
+            clients.push(Mutex::new(config.connect(NoTls)?));
         }
         Ok(Pool {
-            url: url.to_owned(),
+            config,
             checked: clients.iter().map(|_| AtomicU64::new(0)).collect(),
             clients,
             suspect: AtomicU64::new(0),
@@ -102,7 +117,7 @@ impl Pool {
             self.checked[i].store(suspect, Ordering::SeqCst);
             return g;
         }
-        match Client::connect(&self.url, NoTls) {
+        match self.config.connect(NoTls) {
             Ok(fresh) => {
                 let old = std::mem::replace(&mut *g, fresh);
                 // Dropped on a plain thread, as in `Drop` (it blocks on its own runtime).
