@@ -9,7 +9,8 @@
 //!   header's commitments checked; inputs resolved from the block itself and a lookup; fees.
 //! - [`script`]: [`ScriptKind`] (Bitcoin Core's templates) and addresses per network.
 //! - [`address`]: reading a typed address: its networks, script and canonical form.
-//! - [`blkfile`]: Bitcoin Core's `blk*.dat` framing.
+//! - [`blkfile`]: Bitcoin Core's `blk*.dat` framing; [`blkdir`]: a node's blocks directory as
+//!   its best chain, block by height.
 //! - [`utxo`]: connecting and disconnecting blocks against a UTXO set ([`utxo::connect`],
 //!   [`utxo::BlockChanges`] with its undo, [`utxo::MemoryUtxoSet`]), Core's coin rules.
 //! - [`rpc`]: [`RpcSource`], a Bitcoin Core-compatible JSON-RPC node: bounded answers,
@@ -19,6 +20,7 @@
 //! Only this crate depends on rust-bitcoin; everything above it sees the model.
 
 pub mod address;
+pub mod blkdir;
 pub mod blkfile;
 pub mod block;
 pub mod decode;

@@ -58,8 +58,19 @@ pub enum ChainKind {
 pub struct IngestArgs {
     /// The node: http(s):// or ws(s):// JSON-RPC URL (its path and query are never logged);
     /// for `--chain bitcoin`, http://[user:password@]host:port.
-    #[arg(long, env = "HOLDFAST_RPC", value_name = "URL")]
-    pub rpc: String,
+    #[arg(
+        long,
+        env = "HOLDFAST_RPC",
+        value_name = "URL",
+        required_unless_present = "blocks_dir"
+    )]
+    pub rpc: Option<String>,
+    /// `--chain bitcoin` without a node: a stopped node's blocks directory (`blocks/`, its
+    /// `blk*.dat` files), read as its best chain from the genesis (the network is the
+    /// genesis block's). Backfill only: it resumes from the index's head, refuses a head not
+    /// on the directory's best chain, and does not follow.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["rpc", "follow"])]
+    pub blocks_dir: Option<PathBuf>,
     /// `evm`, or `bitcoin` for a Bitcoin-family node (Bitcoin Core, Litecoin Core) into the
     /// UTXO index (`--from`, `--trace-mode`, `--rps` and `--prefetch` are EVM only).
     #[arg(long, value_enum, default_value_t = ChainKind::Evm)]
@@ -194,8 +205,13 @@ pub fn ingest(store: Arc<dyn Store>, args: &IngestArgs, quiet: bool) -> anyhow::
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let Some(rpc) = &args.rpc else {
+        anyhow::bail!(
+            "--blocks-dir: a blocks directory is a Bitcoin-family node's (--chain bitcoin)"
+        );
+    };
     rt.block_on(async move {
-        let mut config = SourceConfig::new(args.rpc.clone());
+        let mut config = SourceConfig::new(rpc.clone());
         config.trace_mode = match args.trace_mode {
             TraceModeArg::Auto => None,
             TraceModeArg::Geth => Some(TraceMode::Geth),

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use alloy_primitives::B256;
 use holdfast_bitcoin::bitcoin::hashes::Hash;
 use holdfast_bitcoin::bitcoin::{OutPoint, ScriptBuf, Txid};
+use holdfast_bitcoin::blkdir::{BlkDirError, BlocksDir};
 use holdfast_bitcoin::utxo::{BlockChanges, ConnectError, Utxo, UtxoView, ViewError, connect};
 use holdfast_bitcoin::{Block, Output, RpcError, RpcSource};
 use holdfast_primitives::BlockRef;
@@ -48,6 +49,16 @@ pub enum BitcoinIngestError {
     Join(String),
     #[error(transparent)]
     Unresolved(#[from] UnresolvedInput),
+    #[error("blocks directory: {0}")]
+    Dir(#[from] BlkDirError),
+    #[error(
+        "the index's head, block {height} ({index}), is not on the blocks directory's best chain (its block at that height: {dir}): the directory is behind a reorg the index followed, or of another network; ingest from a node (--rpc), which unwinds reorgs"
+    )]
+    NotOnDirChain {
+        height: u64,
+        index: String,
+        dir: String,
+    },
 }
 
 /// What one [`sync_utxo`] did.
@@ -79,16 +90,17 @@ impl IndexView {
         chain_id: u64,
         block: &Block,
     ) -> Result<IndexView, StoreError> {
-        IndexView::over(store, chain_id, block, &HashMap::new())
+        IndexView::over(store, chain_id, block, &[])
     }
 
-    /// Reads `block`'s outpoints from `overlay` (what the blocks gathered before it created,
-    /// `Some`, and spent, `None`), and the others from the index of `chain_id`.
+    /// Reads `block`'s outpoints from the first of `overlays` that holds them (what blocks
+    /// not yet written, or being written, created, `Some`, and spent, `None`), and the others
+    /// from the index of `chain_id`.
     fn over(
         store: &dyn UtxoStore,
         chain_id: u64,
         block: &Block,
-        overlay: &HashMap<OutPoint, Option<Utxo>>,
+        overlays: &[&HashMap<OutPoint, Option<Utxo>>],
     ) -> Result<IndexView, StoreError> {
         let mut seen = HashSet::new();
         let ops: Vec<OutPoint> = block
@@ -108,7 +120,7 @@ impl IndexView {
         let mut utxos = HashMap::new();
         let ops: Vec<OutPoint> = ops
             .into_iter()
-            .filter(|op| match overlay.get(op) {
+            .filter(|op| match overlays.iter().find_map(|o| o.get(op)) {
                 Some(Some(u)) => {
                     utxos.insert(*op, u.clone());
                     false
@@ -248,23 +260,159 @@ pub fn block_ref(b: &Block, height: u64) -> BlockRef {
 async fn write_block(
     store: &Arc<dyn UtxoStore>,
     chain_id: u64,
-    mut block: Block,
+    block: Block,
     height: u64,
 ) -> Result<Block, BitcoinIngestError> {
     let store = store.clone();
-    tokio::task::spawn_blocking(move || {
-        let view = IndexView::for_block(&*store, chain_id, &block)?;
-        let changes = connect(&mut block, height, &view)?;
-        store.apply_block(
-            chain_id,
-            &block_ref(&block, height),
-            &store_changes(&block, &changes)?,
-        )?;
-        Ok(block)
-    })
-    .await
-    .map_err(|e| BitcoinIngestError::Join(e.to_string()))?
+    tokio::task::spawn_blocking(move || connect_and_write(&*store, chain_id, block, height))
+        .await
+        .map_err(|e| BitcoinIngestError::Join(e.to_string()))?
 }
+
+/// Connects `block` (at `height`) to the index and writes it with its undo record.
+fn connect_and_write(
+    store: &dyn UtxoStore,
+    chain_id: u64,
+    mut block: Block,
+    height: u64,
+) -> Result<Block, BitcoinIngestError> {
+    let view = IndexView::for_block(store, chain_id, &block)?;
+    let changes = connect(&mut block, height, &view)?;
+    store.apply_block(
+        chain_id,
+        &block_ref(&block, height),
+        &store_changes(&block, &changes)?,
+    )?;
+    Ok(block)
+}
+
+/// Ingests the best chain of a node's blocks directory ([`BlocksDir`]) from the index's head
+/// (or the genesis) up to `to` (default: the directory's tip), without a node: blocks more
+/// than `max_reorg_depth` below `to` in [`UtxoStore::apply_blocks`] calls of about
+/// [`BULK_TXS`] transactions, the rest one by one with their undo records (so that an
+/// ingestion from a node afterwards can unwind a reorg of them). A thread reads and decodes
+/// the blocks ahead (at most [`DIR_READ_AHEAD`]) while this one connects and writes them.
+///
+/// The index's head must be on the directory's best chain (a directory behind a reorg the
+/// index followed, or another network's, is refused, naming both blocks): unwinding is left
+/// to ingestion from a node, which knows the chain the network follows now.
+pub fn sync_utxo_from_dir(
+    dir: &BlocksDir,
+    store: &dyn UtxoStore,
+    chain_id: u64,
+    to: Option<u64>,
+    max_reorg_depth: u64,
+    progress: &dyn UtxoProgress,
+) -> Result<SyncReport, BitcoinIngestError> {
+    sync_utxo_from_dir_in(
+        dir,
+        store,
+        chain_id,
+        (to, max_reorg_depth),
+        BULK_TXS,
+        progress,
+    )
+}
+
+/// [`sync_utxo_from_dir`] in calls of about `bulk_txs` transactions (tests: many calls
+/// from a small chain).
+pub fn sync_utxo_from_dir_in(
+    dir: &BlocksDir,
+    store: &dyn UtxoStore,
+    chain_id: u64,
+    (to, max_reorg_depth): (Option<u64>, u64),
+    bulk_txs: u64,
+    progress: &dyn UtxoProgress,
+) -> Result<SyncReport, BitcoinIngestError> {
+    let mut report = SyncReport::default();
+    let Some(tip) = dir.len().checked_sub(1) else {
+        return Ok(report);
+    };
+    let to = to.map_or(tip, |t| t.min(tip));
+    let head = store.head(chain_id)?;
+    if let Some(h) = head {
+        let theirs = dir.hash_at(h.number).map(|b| B256::from(b.to_byte_array()));
+        if theirs != Some(h.hash) {
+            return Err(BitcoinIngestError::NotOnDirChain {
+                height: h.number,
+                index: h.hash.to_string(),
+                dir: theirs.map_or_else(|| "none".to_owned(), |b| b.to_string()),
+            });
+        }
+    }
+    let next = head.map_or(0, |h| h.number + 1);
+    progress.range(next, to);
+    if next > to {
+        return Ok(report);
+    }
+    let bulk_last = to.checked_sub(max_reorg_depth + 1);
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(u64, Block), BitcoinIngestError>>(
+            DIR_READ_AHEAD,
+        );
+        scope.spawn(move || {
+            for h in next..=to {
+                let read = dir.block_at(h).map_err(BitcoinIngestError::from);
+                let failed = read.is_err();
+                if tx.send(read.map(|b| (h, b))).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let mut gathered = Backfill::default();
+        // One call written by a thread of its own while the next is gathered (its outputs
+        // read from its overlay meanwhile); joined before the next call, the tail, the end.
+        type Written = Result<Vec<(BlockRef, UtxoChanges)>, BitcoinIngestError>;
+        let mut writer: Option<std::thread::ScopedJoinHandle<'_, Written>> = None;
+        let join = |writer: &mut Option<std::thread::ScopedJoinHandle<'_, Written>>,
+                    report: &mut SyncReport| {
+            let Some(w) = writer.take() else {
+                return Ok::<_, BitcoinIngestError>(());
+            };
+            let done = w
+                .join()
+                .map_err(|_| BitcoinIngestError::Join("the index writer panicked".into()))??;
+            for (b, c) in &done {
+                let n = c.transactions.len() as u64;
+                progress.block(b.number, n);
+                report.blocks += 1;
+                report.bulk_blocks += 1;
+                report.txs += n;
+            }
+            Ok(())
+        };
+        for read in rx {
+            let (h, block) = read?;
+            if bulk_last.is_some_and(|last| h <= last) {
+                gathered.add(store, chain_id, block, h)?;
+                if gathered.txs >= bulk_txs || Some(h) == bulk_last {
+                    join(&mut writer, &mut report)?;
+                    let done = std::mem::take(&mut gathered);
+                    let overlay = Arc::new(done.overlay);
+                    gathered.writing = Some(overlay);
+                    let blocks = done.blocks;
+                    writer = Some(scope.spawn(move || {
+                        store.apply_blocks(chain_id, &blocks)?;
+                        Ok(blocks)
+                    }));
+                }
+            } else {
+                join(&mut writer, &mut report)?;
+                gathered.writing = None;
+                let n = block.txs.len() as u64;
+                connect_and_write(store, chain_id, block, h)?;
+                progress.block(h, n);
+                report.blocks += 1;
+                report.txs += n;
+            }
+        }
+        join(&mut writer, &mut report)?;
+        Ok(report)
+    })
+}
+
+/// Blocks [`sync_utxo_from_dir`] reads and decodes ahead of the one it writes.
+pub const DIR_READ_AHEAD: usize = 64;
 
 /// Blocks gathered for one [`UtxoStore::apply_blocks`] call: each connected against the
 /// index and the blocks gathered before it.
@@ -272,9 +420,15 @@ async fn write_block(
 struct Backfill {
     blocks: Vec<(BlockRef, UtxoChanges)>,
     /// Outputs the gathered blocks created (`Some`) and spent (`None`).
-    overlay: HashMap<OutPoint, Option<Utxo>>,
+    overlay: Overlay,
+    /// The overlay of the call being written meanwhile, if any: what it creates and spends
+    /// may or may not be in the index yet, so it is read from here.
+    writing: Option<Arc<Overlay>>,
     txs: u64,
 }
+
+/// Outputs created (`Some`) and spent (`None`) by blocks not yet in the index.
+type Overlay = HashMap<OutPoint, Option<Utxo>>;
 
 impl Backfill {
     fn add(
@@ -284,7 +438,10 @@ impl Backfill {
         mut block: Block,
         height: u64,
     ) -> Result<(), BitcoinIngestError> {
-        let view = IndexView::over(store, chain_id, &block, &self.overlay)?;
+        let view = match &self.writing {
+            Some(w) => IndexView::over(store, chain_id, &block, &[&self.overlay, w])?,
+            None => IndexView::over(store, chain_id, &block, &[&self.overlay])?,
+        };
         let changes = connect(&mut block, height, &view)?;
         for (op, _) in changes.spent.iter().chain(&changes.replaced) {
             self.overlay.insert(*op, None);
@@ -513,6 +670,8 @@ impl BitcoinIngestError {
             BitcoinIngestError::Node(e) => e.is_transient(),
             BitcoinIngestError::Store(e) => e.is_transient(),
             BitcoinIngestError::Connect(_)
+            | BitcoinIngestError::Dir(_)
+            | BitcoinIngestError::NotOnDirChain { .. }
             | BitcoinIngestError::ReorgTooDeep { .. }
             | BitcoinIngestError::Join(_)
             | BitcoinIngestError::Unresolved(_) => false,

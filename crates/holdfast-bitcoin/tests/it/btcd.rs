@@ -298,3 +298,75 @@ fn decompress_script(mut b: &[u8]) -> ScriptBuf {
     }
     ScriptBuf::from_bytes(s)
 }
+
+/// btcd's fork set as a node's blocks directory (one file per set, in arrival order or
+/// not): the best chain is the longer side branch 0-1-2-3A-4A-5A, the main blocks 3 and 4
+/// are off it; a directory opening on another block than a genesis, a cut frame and a
+/// foreign magic are refused naming the file and offset.
+#[test]
+fn a_blocks_directory_is_read_as_its_best_chain() {
+    use holdfast_bitcoin::blkdir::{BlkDirError, BlocksDir};
+
+    let files = |names: &[&str]| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (i, name) in names.iter().enumerate() {
+            std::fs::write(
+                dir.path().join(format!("blk{i:05}.dat")),
+                read(&format!("btcd/{name}")),
+            )
+            .expect("write");
+        }
+        dir
+    };
+    let main = blocks("blk_0_to_4.dat");
+    let side: Vec<Block> = ["blk_3A.dat", "blk_4A.dat", "blk_5A.dat"]
+        .iter()
+        .flat_map(|f| blocks(f))
+        .collect();
+    let want: Vec<_> = main[..3].iter().chain(&side).map(|b| b.hash).collect();
+    for order in [
+        ["blk_0_to_4.dat", "blk_3A.dat", "blk_4A.dat", "blk_5A.dat"],
+        ["blk_0_to_4.dat", "blk_5A.dat", "blk_3A.dat", "blk_4A.dat"],
+    ] {
+        let dir = files(&order);
+        let d = BlocksDir::open(dir.path()).expect("open");
+        assert_eq!(d.network(), Network::Bitcoin);
+        assert_eq!(d.len(), 6, "{order:?}");
+        assert_eq!(d.off_chain(), 2, "main 3 and 4");
+        let got: Vec<_> = (0..6).map(|h| d.hash_at(h).expect("hash")).collect();
+        assert_eq!(got, want, "{order:?}");
+        let b5 = d.block_at(5).expect("block");
+        assert_eq!((b5.hash, b5.height), (side[2].hash, Some(5)));
+        assert_eq!(b5.txs, side[2].txs);
+        let e = d.block_at(6).expect_err("above the tip");
+        assert!(
+            matches!(e, BlkDirError::NoSuchHeight { height: 6, tip: 5 }),
+            "{e}"
+        );
+    }
+
+    // Not opening on a genesis block.
+    let dir = files(&["blk_3A.dat"]);
+    let e = BlocksDir::open(dir.path()).expect_err("no genesis");
+    assert!(matches!(e, BlkDirError::UnknownGenesis { .. }), "{e}");
+    assert!(e.to_string().contains("blk00000.dat"), "{e}");
+
+    // A frame cut short (a node writing it), and a frame of another network.
+    let dir = files(&["blk_0_to_4.dat"]);
+    let mut bytes = read("btcd/blk_3A.dat");
+    bytes.truncate(bytes.len() - 10);
+    std::fs::write(dir.path().join("blk00001.dat"), &bytes).expect("write");
+    let e = BlocksDir::open(dir.path()).expect_err("cut");
+    assert!(matches!(e, BlkDirError::Truncated { offset: 8, .. }), "{e}");
+    assert!(e.to_string().contains("blk00001.dat"), "{e}");
+    let mut bytes = read("btcd/blk_3A.dat");
+    bytes[..4].copy_from_slice(&Network::Litecoin.magic());
+    std::fs::write(dir.path().join("blk00001.dat"), &bytes).expect("write");
+    let e = BlocksDir::open(dir.path()).expect_err("magic");
+    assert!(matches!(e, BlkDirError::Magic { offset: 0, .. }), "{e}");
+
+    // No block files at all.
+    let empty = tempfile::tempdir().expect("tempdir");
+    let e = BlocksDir::open(empty.path()).expect_err("empty");
+    assert!(matches!(e, BlkDirError::Empty { .. }), "{e}");
+}

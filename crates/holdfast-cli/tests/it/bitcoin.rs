@@ -227,3 +227,76 @@ async fn ingest_chain_bitcoin_into_postgres_survives_kill_9() {
 
 /// The chain id the index keeps Litecoin regtest under (`Network::index_id`).
 const LITECOIN_REGTEST_INDEX_ID: u64 = 13;
+
+/// `holdfast ingest --chain bitcoin --blocks-dir`: a stopped node's block files into the
+/// index, the same UTXO set the node held; it cannot be given with `--rpc`, and a directory
+/// without block files is refused naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_chain_bitcoin_from_a_blocks_directory() {
+    let mut node = Litecoind::spawn().await.expect("litecoind");
+    node.create_wallet("w").await.expect("wallet");
+    let a = node.new_address("w", "bech32").await.expect("address");
+    let b = node.new_address("w", "p2sh-segwit").await.expect("address");
+    node.mine(102, &a).await.expect("mine");
+    node.send("w", &b, "12.5").await.expect("send");
+    node.mine(1, &b).await.expect("mine");
+    let set = node_set(&node).await;
+    node.rpc("stop", json!([])).await.expect("stop");
+    for _ in 0..100 {
+        if node.rpc("getblockchaininfo", json!([])).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    node.kill();
+    let blocks = node.datadir().join("regtest/blocks");
+    let blocks = blocks.to_str().expect("utf8");
+    let data = tempfile::tempdir().expect("tempdir");
+
+    let out = holdfast(
+        data.path(),
+        &["ingest", "--chain", "bitcoin", "--blocks-dir", blocks],
+    );
+    let text = stderr(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("litecoin-regtest: best chain of 104 blocks"),
+        "{text}"
+    );
+    assert!(text.contains(": 104 blocks, 105 transactions"), "{text}");
+    assert!(text.contains("index head 103;"), "{text}");
+    assert!(text.contains(&set), "{text}");
+    let out = holdfast(
+        data.path(),
+        &["transfers", &b, "--chain", "bitcoin", "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("1250000000"), "{}", stdout(&out));
+
+    let out = holdfast(
+        data.path(),
+        &[
+            "ingest",
+            "--chain",
+            "bitcoin",
+            "--blocks-dir",
+            blocks,
+            "--rpc",
+            "http://127.0.0.1:1",
+        ],
+    );
+    fails_with(&out, 2, "--rpc");
+    let empty = tempfile::tempdir().expect("tempdir");
+    let out = holdfast(
+        data.path(),
+        &[
+            "ingest",
+            "--chain",
+            "bitcoin",
+            "--blocks-dir",
+            empty.path().to_str().expect("utf8"),
+        ],
+    );
+    fails_with(&out, 2, "no blk*.dat files");
+}

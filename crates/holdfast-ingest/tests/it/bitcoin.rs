@@ -607,3 +607,154 @@ async fn clusters_on_litecoind_postgres() {
     clusters_on_the_node(store.clone()).await;
     drop(store);
 }
+
+/// Every block of the index at heights `0..=tip`: its reference and transactions.
+fn index_blocks(
+    store: &dyn UtxoStore,
+    tip: u64,
+) -> Vec<(
+    holdfast_primitives::BlockRef,
+    Vec<holdfast_store::utxo::TxRecord>,
+)> {
+    (0..=tip)
+        .map(|h| {
+            (
+                store.block(CHAIN, h).expect("block").expect("stored"),
+                store.block_transactions(CHAIN, h).expect("transactions"),
+            )
+        })
+        .collect()
+}
+
+/// A stopped node's blocks directory (its `blk*.dat` files, holding the blocks a reorg
+/// dropped beside the best chain) gives the same index as ingesting from the node over RPC:
+/// every block, transaction, unspent output and count; resuming adds nothing; an index whose
+/// head is on a branch the directory's best chain left is refused, naming both blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocks_directory_gives_the_index_the_node_gives() {
+    use holdfast_bitcoin::blkdir::BlocksDir;
+    use holdfast_ingest::bitcoin::{
+        BitcoinIngestError, NoProgress, sync_utxo_from_dir, sync_utxo_from_dir_in,
+    };
+
+    let mut node = Litecoind::spawn().await.expect("litecoind");
+    node.create_wallet("w").await.expect("wallet");
+    let a = node.new_address("w", "bech32").await.expect("address");
+    let b = node.new_address("w", "p2sh-segwit").await.expect("address");
+    let c = node.new_address("w", "legacy").await.expect("address");
+    node.mine(105, &a).await.expect("mine");
+    for (to, amount) in [(&b, "4"), (&c, "1.5"), (&a, "0.3")] {
+        node.send("w", to, amount).await.expect("send");
+    }
+    node.mine(1, &c).await.expect("mine");
+    node.send("w", &c, "6").await.expect("send");
+    node.mine(1, &b).await.expect("mine");
+    let (user, password) = node.user_password().expect("user/password");
+    let mut config = RpcConfig::new(
+        node.rpc_url(),
+        RpcAuth::UserPass {
+            user: user.into(),
+            password: password.into(),
+        },
+    );
+    config.timeout = Duration::from_secs(20);
+    let source = RpcSource::connect(config).await.expect("connect");
+    // An index that followed the chain before the reorg below (head: the dropped block 107).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let before: Arc<dyn UtxoStore> =
+        Arc::new(EmbeddedUtxoStore::open(&dir.path().join("before")).expect("open"));
+    sync_utxo(&source, &before, CHAIN, None, 10)
+        .await
+        .expect("sync");
+    // Blocks 106 and 107 replaced by three others (they stay in the block files).
+    let old = node.rpc("getblockhash", json!([106])).await.expect("hash");
+    node.rpc("invalidateblock", json!([old]))
+        .await
+        .expect("invalidate");
+    node.mine(3, &a).await.expect("mine");
+    node.send("w", &b, "2").await.expect("send");
+    node.mine(1, &a).await.expect("mine");
+    let tip = node.height().await.expect("height");
+    assert_eq!(tip, 109);
+    let by_rpc: Arc<dyn UtxoStore> =
+        Arc::new(EmbeddedUtxoStore::open(&dir.path().join("rpc")).expect("open"));
+    sync_utxo(&source, &by_rpc, CHAIN, None, 10)
+        .await
+        .expect("sync");
+    let counts = node_counts(&node).await;
+    // Stopped cleanly, so that the files hold every block.
+    node.rpc("stop", json!([])).await.expect("stop");
+    for _ in 0..100 {
+        if node.rpc("getblockchaininfo", json!([])).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    node.kill();
+
+    let blocks_dir = node.datadir().join("regtest/blocks");
+    let by_dir_path = dir.path().join("dir");
+    let per_block_path = dir.path().join("per-block");
+    let (blocks, by_dir, per_block, report, again, refused) =
+        tokio::task::spawn_blocking(move || {
+            let blocks = BlocksDir::open(&blocks_dir).expect("blocks directory");
+            let by_dir = EmbeddedUtxoStore::open(&by_dir_path).expect("open");
+            let report = sync_utxo_from_dir(&blocks, &by_dir, CHAIN, None, 10, &NoProgress)
+                .expect("from dir");
+            let again =
+                sync_utxo_from_dir(&blocks, &by_dir, CHAIN, None, 10, &NoProgress).expect("resume");
+            let refused = sync_utxo_from_dir(&blocks, &*before, CHAIN, None, 10, &NoProgress)
+                .expect_err("a head off the directory's best chain");
+            // A bulk call per block up to the tip's parent: each written while the next is
+            // gathered, which may spend what the one being written creates (the wallet's
+            // sends spend its change).
+            let per_block = EmbeddedUtxoStore::open(&per_block_path).expect("open");
+            let r = sync_utxo_from_dir_in(&blocks, &per_block, CHAIN, (None, 0), 1, &NoProgress)
+                .expect("a call per block");
+            assert_eq!(r.bulk_blocks, blocks.len() - 1);
+            (blocks, by_dir, per_block, report, again, refused)
+        })
+        .await
+        .expect("task");
+    assert_eq!(
+        blocks.network(),
+        holdfast_bitcoin::Network::LitecoinRegtest,
+        "the network is the genesis block's"
+    );
+    assert_eq!(blocks.len(), tip + 1);
+    assert_eq!(blocks.off_chain(), 2, "the two blocks the reorg dropped");
+    assert_eq!((report.blocks, report.bulk_blocks), (tip + 1, tip - 10));
+    assert_eq!(again.blocks, 0, "resuming adds nothing");
+    assert!(
+        matches!(
+            refused,
+            BitcoinIngestError::NotOnDirChain { height: 107, .. }
+        ),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("block 107"), "{refused}");
+    assert_eq!(by_dir.counts(CHAIN).expect("counts"), counts);
+    assert_eq!(per_block.counts(CHAIN).expect("counts"), counts);
+    assert_eq!(
+        index_blocks(&per_block, tip),
+        index_blocks(&*by_rpc, tip),
+        "a call per block, each written while the next is gathered"
+    );
+    assert_eq!(
+        index_blocks(&by_dir, tip),
+        index_blocks(&*by_rpc, tip),
+        "every block and transaction as over RPC"
+    );
+    for address in [&a, &b, &c] {
+        assert_eq!(
+            by_dir
+                .address_transfers(CHAIN, address, 0, 10_000)
+                .expect("by dir"),
+            by_rpc
+                .address_transfers(CHAIN, address, 0, 10_000)
+                .expect("by rpc"),
+            "{address}"
+        );
+    }
+}
