@@ -12,6 +12,12 @@
 //! the best chain; the headers' bytes are read (88 per block; the bodies skipped by seeking).
 //! Read a directory of a node that is stopped, or one that is not writing (a copy): a block
 //! being written may be cut short, and is then refused with the file and offset.
+//!
+//! The directory is trusted as the node's own: each header's work is taken as its `bits`
+//! claim (proof of work is not checked: Litecoin's is scrypt, which this crate does not
+//! carry), and blocks the node marked invalid are not known (its block index, a LevelDB,
+//! is not read): a longer branch the node rejected would be taken. Compare the tip printed
+//! with the node's `getbestblockhash`.
 
 use std::collections::HashMap;
 use std::fs::File;

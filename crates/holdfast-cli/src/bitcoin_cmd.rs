@@ -223,8 +223,11 @@ fn ingest_dir(
     let chain_id = network.index_id();
     if !quiet {
         eprintln!(
-            "holdfast: {network}: best chain of {} blocks ({} other blocks framed in the files) in {:.1} s",
+            "holdfast: {network}: best chain of {} blocks, tip {} ({} other blocks framed in the files) in {:.1} s",
             blocks.len(),
+            blocks
+                .hash_at(blocks.len().saturating_sub(1))
+                .map_or_else(|| "none".to_owned(), |h| h.to_string()),
             blocks.off_chain(),
             started.elapsed().as_secs_f64()
         );
