@@ -154,8 +154,8 @@ fn same_index_as_one_by_one(open: &dyn Fn() -> Box<dyn UtxoStore>) {
 
 /// Bad calls are refused whole, naming the block: blocks not consecutive, a first block not
 /// following the head, a block whose parent is not the block before it, an output spent that
-/// neither the index nor an earlier block of the call holds, and a block conflicting with a
-/// stored one.
+/// neither the index nor an earlier block of the call holds, an output spent that the index
+/// holds with other content, and a block conflicting with a stored one.
 fn bad_calls_are_refused_whole(open: &dyn Fn() -> Box<dyn UtxoStore>) {
     let blocks = chain();
     let s = open();
@@ -183,6 +183,16 @@ fn bad_calls_are_refused_whole(open: &dyn Fn() -> Box<dyn UtxoStore>) {
         "names block 3: {e}"
     );
     assert!(e.to_string().contains("not unspent"), "{e}");
+    assert_eq!(state(&*s), before);
+    // Block 2 spends A:0, which the index holds, but as created at another height (0, not 1).
+    let mut other = blocks[1..].to_vec();
+    other[0].1.spent[0].1.height = 0;
+    let e = s.apply_blocks(CHAIN, &other).expect_err("A:0 differs");
+    assert!(
+        matches!(e, StoreError::Invalid { number: 2, .. }),
+        "names block 2: {e}"
+    );
+    assert!(e.to_string().contains("held with other content"), "{e}");
     assert_eq!(state(&*s), before);
     let conflict = vec![(block(1, 7, 0), blocks[0].1.clone())];
     let e = s.apply_blocks(CHAIN, &conflict).expect_err("conflict");

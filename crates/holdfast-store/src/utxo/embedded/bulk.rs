@@ -21,13 +21,14 @@
 //!
 //! So the head, the counts and the blocks move together, last. Every state a crash can leave
 //! after step 1 holds the record, and opening the index settles it
-//! (`EmbeddedUtxoStore::finish_bulk`; so does the chain's next write). A crash before step 3 completes leaves the coins as they
-//! were: the history entries above the head are deleted (derived from the transactions,
-//! ingested first) with the record, and the call made again (ingestion resumes from the
-//! head) writes the same entries under the same keys. A crash between steps 3 and 4 leaves
-//! the coins at the call's last block: the mark equals the record's block, and the recorded
-//! write is made. Either way the index is byte for byte the one an uninterrupted call gives
-//! (tested by stopping the call before each step and reopening).
+//! (`EmbeddedUtxoStore::finish_bulk`; so does the chain's next write). A crash before step 3
+//! completes leaves the coins as they were: the history entries above the head are deleted
+//! (derived from the transactions, ingested first) with the record, and the call made again
+//! (ingestion resumes from the head) writes the same entries under the same keys. A crash
+//! between steps 3 and 4 leaves the coins at the call's last block: the mark equals the
+//! record's block, and the recorded write is made. Either way the index is byte for byte the
+//! one an uninterrupted call gives (tested by stopping the call before each step and
+//! reopening).
 //!
 //! No reader sees anything of the call's blocks before the head moves: from step 1 until
 //! step 4 (or until an interrupted call is settled) readers read the snapshot taken before
@@ -117,10 +118,11 @@ fn decode_pending(v: &[u8]) -> Result<(u64, Batch), StoreError> {
 /// from outside (txids and addresses come from the chain), and cheaper than std's SipHash.
 type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
-/// A coin the call changed: its content after the blocks so far (`None`: spent), and whether
-/// the index held it before the call (only then does spending it delete a key).
-struct Coin {
-    now: Option<UtxoRecord>,
+/// A coin the call changed: its content after the blocks so far (`None`: spent; borrowed from
+/// the call's changes, not copied), and whether the index held it before the call (only then
+/// does spending it delete a key).
+struct Coin<'a> {
+    now: Option<&'a UtxoRecord>,
     stored: bool,
 }
 
@@ -208,7 +210,7 @@ impl EmbeddedUtxoStore {
         let mut coin_ops = Batch::default();
         for (op, coin) in coins {
             match coin.now {
-                Some(r) => coin_ops.put(COINS, coin_key(chain_id, &op), record_bytes(&r)),
+                Some(r) => coin_ops.put(COINS, coin_key(chain_id, &op), record_bytes(r)),
                 None if coin.stored => coin_ops.del(COINS, coin_key(chain_id, &op)),
                 None => {}
             }
@@ -332,22 +334,23 @@ impl EmbeddedUtxoStore {
     /// (`coins`) as [`UtxoStore::apply_block`] does, and applies them to `coins`.
     ///
     /// [`UtxoStore::apply_block`]: super::super::UtxoStore::apply_block
-    fn apply_coins(
+    fn apply_coins<'a>(
         &self,
         chain_id: u64,
         number: u64,
-        c: &UtxoChanges,
-        coins: &mut Map<OutPointKey, Coin>,
+        c: &'a UtxoChanges,
+        coins: &mut Map<OutPointKey, Coin<'a>>,
     ) -> Result<(), StoreError> {
+        let mut scratch = Vec::new();
         for (what, list) in [("spent", &c.spent), ("replaced", &c.replaced)] {
             for (op, r) in list {
                 let stored = match coins.get(op) {
-                    Some(coin) if coin.now.as_ref() == Some(r) => coin.stored,
+                    Some(coin) if coin.now == Some(r) => coin.stored,
                     Some(coin) => {
                         return Err(not_held(chain_id, number, what, op, coin.now.is_some()));
                     }
-                    None => match self.read_coin(None, chain_id, op)? {
-                        Some(held) if &held == r => true,
+                    None => match self.holds(chain_id, op, r, &mut scratch)? {
+                        Some(true) => true,
                         held => return Err(not_held(chain_id, number, what, op, held.is_some())),
                     },
                 };
@@ -372,12 +375,38 @@ impl EmbeddedUtxoStore {
             coins.insert(
                 *op,
                 Coin {
-                    now: Some(r.clone()),
+                    now: Some(r),
                     stored,
                 },
             );
         }
         Ok(())
+    }
+
+    /// Whether the index holds exactly `r` at `op` (`None`: no output there), from the newest
+    /// state. The stored bytes are compared with `r`'s encoding (in `scratch`), which is
+    /// canonical (one encoding per record, and decoding checks every flag and length): no
+    /// copy, no decoding, for every output a backfill spends. Bytes that differ are decoded,
+    /// so that a corrupt record is an error as in [`EmbeddedUtxoStore::read_coin`].
+    fn holds(
+        &self,
+        chain_id: u64,
+        op: &OutPointKey,
+        r: &UtxoRecord,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Option<bool>, StoreError> {
+        let Some(v) = self.dir.spaces[COINS]
+            .get(coin_key(chain_id, op))
+            .map_err(|e| self.dir.err(e))?
+        else {
+            return Ok(None);
+        };
+        scratch.clear();
+        super::super::bytes::record(r, scratch);
+        if *v == **scratch {
+            return Ok(Some(true));
+        }
+        Ok(self.read_coin(None, chain_id, op)?.map(|_| false))
     }
 
     /// Stages deleting the undo records (coins and clusters) that writing blocks
