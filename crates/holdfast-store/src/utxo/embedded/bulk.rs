@@ -118,11 +118,10 @@ fn decode_pending(v: &[u8]) -> Result<(u64, Batch), StoreError> {
 /// from outside (txids and addresses come from the chain), and cheaper than std's SipHash.
 type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
-/// A coin the call changed: its content after the blocks so far (`None`: spent; borrowed from
-/// the call's changes, not copied), and whether the index held it before the call (only then
-/// does spending it delete a key).
-struct Coin<'a> {
-    now: Option<&'a UtxoRecord>,
+/// A coin the call changed: its content after the blocks so far (`None`: spent), and whether
+/// the index held it before the call (only then does spending it delete a key).
+struct Coin {
+    now: Option<UtxoRecord>,
     stored: bool,
 }
 
@@ -210,7 +209,7 @@ impl EmbeddedUtxoStore {
         let mut coin_ops = Batch::default();
         for (op, coin) in coins {
             match coin.now {
-                Some(r) => coin_ops.put(COINS, coin_key(chain_id, &op), record_bytes(r)),
+                Some(r) => coin_ops.put(COINS, coin_key(chain_id, &op), record_bytes(&r)),
                 None if coin.stored => coin_ops.del(COINS, coin_key(chain_id, &op)),
                 None => {}
             }
@@ -334,23 +333,22 @@ impl EmbeddedUtxoStore {
     /// (`coins`) as [`UtxoStore::apply_block`] does, and applies them to `coins`.
     ///
     /// [`UtxoStore::apply_block`]: super::super::UtxoStore::apply_block
-    fn apply_coins<'a>(
+    fn apply_coins(
         &self,
         chain_id: u64,
         number: u64,
-        c: &'a UtxoChanges,
-        coins: &mut Map<OutPointKey, Coin<'a>>,
+        c: &UtxoChanges,
+        coins: &mut Map<OutPointKey, Coin>,
     ) -> Result<(), StoreError> {
-        let mut scratch = Vec::new();
         for (what, list) in [("spent", &c.spent), ("replaced", &c.replaced)] {
             for (op, r) in list {
                 let stored = match coins.get(op) {
-                    Some(coin) if coin.now == Some(r) => coin.stored,
+                    Some(coin) if coin.now.as_ref() == Some(r) => coin.stored,
                     Some(coin) => {
                         return Err(not_held(chain_id, number, what, op, coin.now.is_some()));
                     }
-                    None => match self.holds(chain_id, op, r, &mut scratch)? {
-                        Some(true) => true,
+                    None => match self.read_coin(None, chain_id, op)? {
+                        Some(held) if &held == r => true,
                         held => return Err(not_held(chain_id, number, what, op, held.is_some())),
                     },
                 };
@@ -375,38 +373,12 @@ impl EmbeddedUtxoStore {
             coins.insert(
                 *op,
                 Coin {
-                    now: Some(r),
+                    now: Some(r.clone()),
                     stored,
                 },
             );
         }
         Ok(())
-    }
-
-    /// Whether the index holds exactly `r` at `op` (`None`: no output there), from the newest
-    /// state. The stored bytes are compared with `r`'s encoding (in `scratch`), which is
-    /// canonical (one encoding per record, and decoding checks every flag and length): no
-    /// copy, no decoding, for every output a backfill spends. Bytes that differ are decoded,
-    /// so that a corrupt record is an error as in [`EmbeddedUtxoStore::read_coin`].
-    fn holds(
-        &self,
-        chain_id: u64,
-        op: &OutPointKey,
-        r: &UtxoRecord,
-        scratch: &mut Vec<u8>,
-    ) -> Result<Option<bool>, StoreError> {
-        let Some(v) = self.dir.spaces[COINS]
-            .get(coin_key(chain_id, op))
-            .map_err(|e| self.dir.err(e))?
-        else {
-            return Ok(None);
-        };
-        scratch.clear();
-        super::super::bytes::record(r, scratch);
-        if *v == **scratch {
-            return Ok(Some(true));
-        }
-        Ok(self.read_coin(None, chain_id, op)?.map(|_| false))
     }
 
     /// Stages deleting the undo records (coins and clusters) that writing blocks
