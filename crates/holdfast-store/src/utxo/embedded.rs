@@ -102,14 +102,19 @@ fn block_key(chain_id: u64, number: u64) -> Vec<u8> {
     [chain_id.to_be_bytes(), number.to_be_bytes()].concat()
 }
 
+// Keys are built in vectors of their final size: a bulk write builds some millions.
+
 fn coin_key(chain_id: u64, op: &OutPointKey) -> Vec<u8> {
-    let mut k = chain_id.to_be_bytes().to_vec();
+    let mut k = Vec::with_capacity(8 + 32 + 4);
+    k.extend_from_slice(&chain_id.to_be_bytes());
     bytes::outpoint(op, &mut k);
     k
 }
 
 fn tx_key(chain_id: u64, height: u64, position: u32) -> Vec<u8> {
-    let mut k = block_key(chain_id, height);
+    let mut k = Vec::with_capacity(8 + 8 + 4);
+    k.extend_from_slice(&chain_id.to_be_bytes());
+    k.extend_from_slice(&height.to_be_bytes());
     k.extend_from_slice(&position.to_be_bytes());
     k
 }
@@ -124,14 +129,20 @@ fn txid_key(chain_id: u64, txid: &B256, height: u64) -> Vec<u8> {
 }
 
 fn addr_prefix(chain_id: u64, address: &str) -> Vec<u8> {
-    let mut k = chain_id.to_be_bytes().to_vec();
+    addr_prefix_with(chain_id, address, 0)
+}
+
+/// [`addr_prefix`] in a vector with room for `more` bytes after it.
+fn addr_prefix_with(chain_id: u64, address: &str, more: usize) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + 1 + address.len() + more);
+    k.extend_from_slice(&chain_id.to_be_bytes());
     k.push(address.len() as u8);
     k.extend_from_slice(address.as_bytes());
     k
 }
 
 fn addr_key(chain_id: u64, address: &str, t: &AddressTransfer) -> Vec<u8> {
-    let mut k = addr_prefix(chain_id, address);
+    let mut k = addr_prefix_with(chain_id, address, 8 + 4 + 1 + 4);
     k.extend_from_slice(&t.height.to_be_bytes());
     k.extend_from_slice(&t.tx_index.to_be_bytes());
     k.push(txs::direction_code(t.direction));

@@ -118,10 +118,11 @@ fn decode_pending(v: &[u8]) -> Result<(u64, Batch), StoreError> {
 /// from outside (txids and addresses come from the chain), and cheaper than std's SipHash.
 type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
-/// A coin the call changed: its content after the blocks so far (`None`: spent), and whether
-/// the index held it before the call (only then does spending it delete a key).
-struct Coin {
-    now: Option<UtxoRecord>,
+/// A coin the call changed: its content after the blocks so far (`None`: spent; borrowed from
+/// the call's changes, not copied), and whether the index held it before the call (only then
+/// does spending it delete a key).
+struct Coin<'a> {
+    now: Option<&'a UtxoRecord>,
     stored: bool,
 }
 
@@ -172,7 +173,15 @@ impl EmbeddedUtxoStore {
         // Cluster entries: as they were before the call (first read), and as they are now.
         let mut nodes_before: Map<String, Option<Node>> = Map::default();
         let mut nodes: Map<String, Node> = Map::default();
-        let mut history = Batch::default();
+        // Sized once: regrowing a vector of a million operations copies it onto fresh pages.
+        let entries: usize = todo
+            .iter()
+            .flat_map(|(_, c)| &c.transactions)
+            .map(|t| 2 + 2 * t.inputs.len() + t.outputs.len())
+            .sum();
+        let mut history = Batch {
+            ops: Vec::with_capacity(entries),
+        };
         for &(b, c) in &todo {
             self.apply_coins(chain_id, b.number, c, &mut coins)?;
             counts = counted(counts, c)?;
@@ -206,10 +215,12 @@ impl EmbeddedUtxoStore {
             head.put(BLOCKS, block_key(chain_id, b.number), codec::block_value(b));
         }
         head.put(META, chain_id.to_be_bytes(), Self::counts_value(counts));
-        let mut coin_ops = Batch::default();
+        let mut coin_ops = Batch {
+            ops: Vec::with_capacity(coins.len() + 1),
+        };
         for (op, coin) in coins {
             match coin.now {
-                Some(r) => coin_ops.put(COINS, coin_key(chain_id, &op), record_bytes(&r)),
+                Some(r) => coin_ops.put(COINS, coin_key(chain_id, &op), record_bytes(r)),
                 None if coin.stored => coin_ops.del(COINS, coin_key(chain_id, &op)),
                 None => {}
             }
@@ -333,22 +344,23 @@ impl EmbeddedUtxoStore {
     /// (`coins`) as [`UtxoStore::apply_block`] does, and applies them to `coins`.
     ///
     /// [`UtxoStore::apply_block`]: super::super::UtxoStore::apply_block
-    fn apply_coins(
+    fn apply_coins<'a>(
         &self,
         chain_id: u64,
         number: u64,
-        c: &UtxoChanges,
-        coins: &mut Map<OutPointKey, Coin>,
+        c: &'a UtxoChanges,
+        coins: &mut Map<OutPointKey, Coin<'a>>,
     ) -> Result<(), StoreError> {
+        let mut scratch = Vec::new();
         for (what, list) in [("spent", &c.spent), ("replaced", &c.replaced)] {
             for (op, r) in list {
                 let stored = match coins.get(op) {
-                    Some(coin) if coin.now.as_ref() == Some(r) => coin.stored,
+                    Some(coin) if coin.now == Some(r) => coin.stored,
                     Some(coin) => {
                         return Err(not_held(chain_id, number, what, op, coin.now.is_some()));
                     }
-                    None => match self.read_coin(None, chain_id, op)? {
-                        Some(held) if &held == r => true,
+                    None => match self.holds(chain_id, op, r, &mut scratch)? {
+                        Some(true) => true,
                         held => return Err(not_held(chain_id, number, what, op, held.is_some())),
                     },
                 };
@@ -373,12 +385,38 @@ impl EmbeddedUtxoStore {
             coins.insert(
                 *op,
                 Coin {
-                    now: Some(r.clone()),
+                    now: Some(r),
                     stored,
                 },
             );
         }
         Ok(())
+    }
+
+    /// Whether the index holds exactly `r` at `op` (`None`: no output there), from the newest
+    /// state. The stored bytes are compared with `r`'s encoding (in `scratch`), which is
+    /// canonical (one encoding per record, and decoding checks every flag and length): no
+    /// copy, no decoding, for every output a backfill spends. Bytes that differ are decoded,
+    /// so that a corrupt record is an error as in [`EmbeddedUtxoStore::read_coin`].
+    fn holds(
+        &self,
+        chain_id: u64,
+        op: &OutPointKey,
+        r: &UtxoRecord,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Option<bool>, StoreError> {
+        let Some(v) = self.dir.spaces[COINS]
+            .get(coin_key(chain_id, op))
+            .map_err(|e| self.dir.err(e))?
+        else {
+            return Ok(None);
+        };
+        scratch.clear();
+        super::super::bytes::record(r, scratch);
+        if *v == **scratch {
+            return Ok(Some(true));
+        }
+        Ok(self.read_coin(None, chain_id, op)?.map(|_| false))
     }
 
     /// Stages deleting the undo records (coins and clusters) that writing blocks
