@@ -3,7 +3,9 @@
 //! (chosen at random) into two new ones (22-byte witness script, 42-character address of random bech32 characters; txids random), plus a
 //! coinbase; written one block per commit (how ingestion writes), on the embedded index and on
 //! PostgreSQL (a throwaway server). Prints transactions/s, outputs/s, the time of one block's
-//! batch read (`utxos`) and bytes on disk per unspent output (undo records included).
+//! batch read (`utxos`), single reads' latencies (`utxo`, and with the history `transaction`,
+//! `address_transfers`, `spenders`) and bytes on disk per unspent output (undo records
+//! included).
 //!
 //! With `--with-txs` each block also carries its transactions (the coinbase; each other
 //! transaction its one input, resolved, and two outputs), so the transaction and address index
@@ -233,6 +235,7 @@ fn run(
     let found = store.utxos(7, &keys).expect("utxos");
     let read = t.elapsed().as_secs_f64();
     assert!(found.iter().all(Option::is_some));
+    let reads = single_reads(store, &mut chain, blocks, txs, with_txs);
     let bytes = size();
     let rate = (blocks * (txs + 1)) as f64 / secs;
     println!(
@@ -253,7 +256,59 @@ fn run(
             ""
         },
     );
+    println!("{name}: single reads, p50 / p99: {reads}");
     rate
+}
+
+/// Reads one at a time after the write, of keys drawn at random: an unspent output
+/// (`utxo`), and with the history a transaction by txid (`transaction`), an address's first
+/// 100 entries (`address_transfers`) and an output's spender (`spenders`): p50 and p99 in
+/// microseconds of each.
+fn single_reads(
+    store: &dyn UtxoStore,
+    chain: &mut Chain,
+    blocks: u64,
+    txs: u64,
+    with_txs: bool,
+) -> String {
+    const N: usize = 5_000;
+    let mut timed = |what: &str, read: &mut dyn FnMut(&mut Rng)| {
+        let mut lat: Vec<f64> = (0..N)
+            .map(|_| {
+                let t = Instant::now();
+                read(&mut chain.rng);
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        format!("{what} {:.1} / {:.1} us", lat[N / 2], lat[N * 99 / 100])
+    };
+    let unspent = chain.unspent.clone();
+    let records = chain.records.clone();
+    let pick = move |rng: &mut Rng| unspent[(rng.next() % unspent.len() as u64) as usize];
+    let mut out = vec![timed("utxo", &mut |rng| {
+        assert!(store.utxo(7, &pick(rng)).expect("utxo").is_some());
+    })];
+    if with_txs {
+        // Blocks 1..=blocks carry their transactions (block 0 is written as coins only).
+        let placed = |rng: &mut Rng| txid(1 + rng.next() % blocks.max(1), 1 + rng.next() % txs);
+        out.push(timed("transaction", &mut |rng| {
+            assert!(!store.transaction(7, &placed(rng)).expect("tx").is_empty());
+        }));
+        out.push(timed("address_transfers", &mut |rng| {
+            let a = records[&pick(rng)].address.clone().expect("address");
+            // (Empty for block 0's outputs, written without their transactions.)
+            store.address_transfers(7, &a, 0, 100).expect("transfers");
+        }));
+        out.push(timed("spenders", &mut |rng| {
+            let op = OutPointKey {
+                txid: placed(rng),
+                vout: 0,
+            };
+            store.spenders(7, &[op]).expect("spenders");
+        }));
+    }
+    out.join(", ")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

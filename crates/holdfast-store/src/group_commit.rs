@@ -99,7 +99,11 @@ impl FjallDir {
     /// call is made again over the same keys. `stop_after` ends it with an error after that
     /// many keyspaces (tests of an interruption).
     pub fn ingest(&self, batch: Batch, stop_after: Option<usize>) -> Result<(), StoreError> {
-        let mut spaces: Vec<Vec<Op>> = vec![Vec::new(); self.spaces.len()];
+        let mut sizes = vec![0; self.spaces.len()];
+        for (space, _, _) in &batch.ops {
+            sizes[*space] += 1;
+        }
+        let mut spaces: Vec<Vec<Op>> = sizes.into_iter().map(Vec::with_capacity).collect();
         for (space, k, v) in batch.ops {
             spaces[space].push((k, v));
         }

@@ -22,10 +22,16 @@
 //! | `utxo.spent` | chain, txid, vout | the input spending it: spending txid, input, height, position |
 //!
 //! An unwind reads the block's transactions back and deletes exactly the keys they made.
+//!
+//! Each read of the [`UtxoStore`] trait reads one snapshot: a fresh one, or while a bulk write
+//! is under way the one it took before writing (`bulk`), so that no read shows the entries or
+//! coins of blocks above the head. A write's own checks read the newest state, under the
+//! writer lock.
 
 use std::path::Path;
+use std::sync::{PoisonError, RwLock};
 
-use fjall::Readable;
+use fjall::{Readable, Snapshot};
 use holdfast_primitives::BlockRef;
 
 use super::cluster::{self, Cluster, Node};
@@ -73,7 +79,16 @@ pub struct EmbeddedUtxoStore {
     dir: FjallDir,
     group: GroupCommit,
     keep_undo: KeepUndo,
+    /// While a bulk write is under way (`bulk`: from its record until the head moves, or
+    /// until [`Self::finish_bulk`] settles an interrupted one), the snapshot taken before it
+    /// wrote anything: readers read it, so none sees the entries or coins of blocks above
+    /// the head. `None` otherwise: each read takes a fresh snapshot.
+    pinned: RwLock<Option<Snapshot>>,
 }
+
+/// Where a read looks: `None` the newest state (a write's own checks, under the writer
+/// lock), or a reader's snapshot ([`EmbeddedUtxoStore::view`]).
+type At<'a> = Option<&'a Snapshot>;
 
 impl std::fmt::Debug for EmbeddedUtxoStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -87,14 +102,19 @@ fn block_key(chain_id: u64, number: u64) -> Vec<u8> {
     [chain_id.to_be_bytes(), number.to_be_bytes()].concat()
 }
 
+// Keys are built in vectors of their final size: a bulk write builds some millions.
+
 fn coin_key(chain_id: u64, op: &OutPointKey) -> Vec<u8> {
-    let mut k = chain_id.to_be_bytes().to_vec();
+    let mut k = Vec::with_capacity(8 + 32 + 4);
+    k.extend_from_slice(&chain_id.to_be_bytes());
     bytes::outpoint(op, &mut k);
     k
 }
 
 fn tx_key(chain_id: u64, height: u64, position: u32) -> Vec<u8> {
-    let mut k = block_key(chain_id, height);
+    let mut k = Vec::with_capacity(8 + 8 + 4);
+    k.extend_from_slice(&chain_id.to_be_bytes());
+    k.extend_from_slice(&height.to_be_bytes());
     k.extend_from_slice(&position.to_be_bytes());
     k
 }
@@ -109,14 +129,20 @@ fn txid_key(chain_id: u64, txid: &B256, height: u64) -> Vec<u8> {
 }
 
 fn addr_prefix(chain_id: u64, address: &str) -> Vec<u8> {
-    let mut k = chain_id.to_be_bytes().to_vec();
+    addr_prefix_with(chain_id, address, 0)
+}
+
+/// [`addr_prefix`] in a vector with room for `more` bytes after it.
+fn addr_prefix_with(chain_id: u64, address: &str, more: usize) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + 1 + address.len() + more);
+    k.extend_from_slice(&chain_id.to_be_bytes());
     k.push(address.len() as u8);
     k.extend_from_slice(address.as_bytes());
     k
 }
 
 fn addr_key(chain_id: u64, address: &str, t: &AddressTransfer) -> Vec<u8> {
-    let mut k = addr_prefix(chain_id, address);
+    let mut k = addr_prefix_with(chain_id, address, 8 + 4 + 1 + 4);
     k.extend_from_slice(&t.height.to_be_bytes());
     k.extend_from_slice(&t.tx_index.to_be_bytes());
     k.push(txs::direction_code(t.direction));
@@ -230,6 +256,7 @@ impl EmbeddedUtxoStore {
             dir: FjallDir::open(path, &SPACES)?,
             group: GroupCommit::default(),
             keep_undo,
+            pinned: RwLock::new(None),
         };
         store.index_kids()?;
         // Bulk writes a crash interrupted between their record and the head's move.
@@ -277,13 +304,48 @@ impl EmbeddedUtxoStore {
         self.commit(guard, batch)
     }
 
-    fn read_coin(&self, chain_id: u64, op: &OutPointKey) -> Result<Option<UtxoRecord>, StoreError> {
+    /// What readers read: the snapshot pinned by a bulk write under way, else a fresh one.
+    /// A fresh one is taken under the pin's lock, so it is older than anything a bulk write
+    /// pinned after it writes.
+    fn view(&self) -> Snapshot {
+        let pinned = self.pinned.read().unwrap_or_else(PoisonError::into_inner);
+        match &*pinned {
+            Some(s) => s.clone(),
+            None => self.dir.db.snapshot(),
+        }
+    }
+
+    /// Pins what readers read to the index as it is now (a bulk write, before it writes).
+    fn pin(&self) {
+        *self.pinned.write().unwrap_or_else(PoisonError::into_inner) = Some(self.dir.db.snapshot());
+    }
+
+    /// Readers read the newest state again (the head moved, or nothing is left above it).
+    fn unpin(&self) {
+        *self.pinned.write().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    fn get(&self, at: At<'_>, space: usize, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match at {
+            None => self.dir.read(space, key),
+            Some(snap) => snap
+                .get(&self.dir.spaces[space], key)
+                .map(|v| v.map(|v| v.to_vec()))
+                .map_err(|e| self.dir.err(e)),
+        }
+    }
+
+    fn read_coin(
+        &self,
+        at: At<'_>,
+        chain_id: u64,
+        op: &OutPointKey,
+    ) -> Result<Option<UtxoRecord>, StoreError> {
         if op.vout == u32::MAX {
             // No output has this index; its key is the bulk writes' mark (`bulk`).
             return Ok(None);
         }
-        self.dir
-            .read(COINS, &coin_key(chain_id, op))?
+        self.get(at, COINS, &coin_key(chain_id, op))?
             .map(|v| {
                 let mut r = Reader(&v);
                 let rec = bytes::read_record(&mut r)?;
@@ -296,8 +358,8 @@ impl EmbeddedUtxoStore {
             .transpose()
     }
 
-    fn read_counts(&self, chain_id: u64) -> Result<UtxoCounts, StoreError> {
-        match self.dir.read(META, &chain_id.to_be_bytes())? {
+    fn read_counts(&self, at: At<'_>, chain_id: u64) -> Result<UtxoCounts, StoreError> {
+        match self.get(at, META, &chain_id.to_be_bytes())? {
             None => Ok(UtxoCounts::default()),
             Some(v) => {
                 let mut r = Reader(&v);
@@ -334,24 +396,29 @@ impl EmbeddedUtxoStore {
     }
 
     /// Refuses while the chain's clusters are marked as being rebuilt.
-    fn check_clusters(&self, chain_id: u64) -> Result<(), StoreError> {
-        match self.dir.read(META, &rebuilding_key(chain_id))? {
+    fn check_clusters(&self, at: At<'_>, chain_id: u64) -> Result<(), StoreError> {
+        match self.get(at, META, &rebuilding_key(chain_id))? {
             Some(_) => Err(StoreError::ClustersRebuilding { chain_id }),
             None => Ok(()),
         }
     }
 
-    fn read_node(&self, chain_id: u64, address: &str) -> Result<Option<Node>, StoreError> {
-        self.dir
-            .read(UF, &addr_prefix(chain_id, address))?
+    fn read_node(
+        &self,
+        at: At<'_>,
+        chain_id: u64,
+        address: &str,
+    ) -> Result<Option<Node>, StoreError> {
+        self.get(at, UF, &addr_prefix(chain_id, address))?
             .map(|v| cluster::decode_node(&v))
             .transpose()
     }
 
     /// [`UtxoStore::apply_blocks`] stopped with an error before its step `step`, as a crash
-    /// would stop it (nothing finished until the index is opened again): 0 to 3 before each of
-    /// the history keyspaces it ingests, 4 before its record, 5 before the coins, 6 before the
-    /// write that moves the head (`bulk`).
+    /// would stop it (nothing settled until the index is opened again or the chain's next
+    /// write; readers meanwhile read the index as it was before the call): 0 before its
+    /// record, 1 to 4 before each of the history keyspaces it ingests, 5 before the coins, 6
+    /// before the write that moves the head (`bulk`).
     #[cfg(feature = "test-utils")]
     pub fn apply_blocks_interrupted(
         &self,
@@ -414,14 +481,14 @@ impl UtxoStore for EmbeddedUtxoStore {
         let number = block.number;
         let guard = self.group.lock();
         self.finish_bulk(chain_id)?;
-        if !admit(chain_id, block, None, |n| self.block(chain_id, n))? {
+        if !admit(chain_id, block, None, |n| self.block_at(None, chain_id, n))? {
             return Ok(Applied::AlreadyPresent);
         }
-        self.check_clusters(chain_id)?;
-        super::follows_head(chain_id, self.head(chain_id)?, number)?;
+        self.check_clusters(None, chain_id)?;
+        super::follows_head(chain_id, self.head_at(None, chain_id)?, number)?;
         for (what, list) in [("spent", &changes.spent), ("replaced", &changes.replaced)] {
             for (op, r) in list {
-                match self.read_coin(chain_id, op)? {
+                match self.read_coin(None, chain_id, op)? {
                     Some(held) if &held == r => {}
                     held => return Err(not_held(chain_id, number, what, op, held.is_some())),
                 }
@@ -429,7 +496,7 @@ impl UtxoStore for EmbeddedUtxoStore {
         }
         for (op, _) in &changes.created {
             let replaced = changes.replaced.iter().any(|(r, _)| r == op);
-            if !replaced && self.read_coin(chain_id, op)?.is_some() {
+            if !replaced && self.read_coin(None, chain_id, op)?.is_some() {
                 return Err(StoreError::Invalid {
                     chain_id,
                     number,
@@ -439,7 +506,7 @@ impl UtxoStore for EmbeddedUtxoStore {
                 });
             }
         }
-        let counts = counted(self.read_counts(chain_id)?, changes)?;
+        let counts = counted(self.read_counts(None, chain_id)?, changes)?;
         let mut batch = Batch::default();
         Self::stage(&mut batch, chain_id, changes);
         batch.put(
@@ -452,7 +519,7 @@ impl UtxoStore for EmbeddedUtxoStore {
         }
         stage_txs(&mut batch, chain_id, number, &changes.transactions, false);
         let uf = cluster::apply(&cluster::merges(&changes.transactions), |a| {
-            self.read_node(chain_id, a)
+            self.read_node(None, chain_id, a)
         })?;
         stage_nodes(&mut batch, chain_id, &uf);
         batch.put(
@@ -479,7 +546,7 @@ impl UtxoStore for EmbeddedUtxoStore {
         };
         let guard = self.group.lock();
         self.finish_bulk(chain_id)?;
-        self.check_clusters(chain_id)?;
+        self.check_clusters(None, chain_id)?;
         let snap = self.dir.db.snapshot();
         let mut removed = Vec::new();
         for g in snap.range(
@@ -493,7 +560,7 @@ impl UtxoStore for EmbeddedUtxoStore {
         if removed.is_empty() {
             return Ok(removed);
         }
-        let mut counts = self.read_counts(chain_id)?;
+        let mut counts = self.read_counts(None, chain_id)?;
         let mut batch = Batch::default();
         // Each cluster entry's value before the oldest unwound block: later blocks' undo
         // records are read first, and an older one overwrites them.
@@ -508,7 +575,7 @@ impl UtxoStore for EmbeddedUtxoStore {
             let undo = bytes::read_undo(&undo)?;
             Self::stage_undo(&mut batch, chain_id, &undo);
             counts = undo.revert(counts)?;
-            let stored = self.block_transactions(chain_id, b.number)?;
+            let stored = self.block_transactions_at(None, chain_id, b.number)?;
             stage_txs(&mut batch, chain_id, b.number, &stored, true);
             // Blocks written before clusters were kept have no cluster undo record.
             if let Some(v) = self.dir.read(UF_UNDO, &key)? {
@@ -521,7 +588,7 @@ impl UtxoStore for EmbeddedUtxoStore {
             batch.del(BLOCKS, key);
         }
         for (a, old) in clusters {
-            let now = self.read_node(chain_id, &a)?;
+            let now = self.read_node(None, chain_id, &a)?;
             stage_node(&mut batch, chain_id, &a, now.as_ref(), old.as_ref());
         }
         batch.put(META, chain_id.to_be_bytes(), Self::counts_value(counts));
@@ -530,24 +597,11 @@ impl UtxoStore for EmbeddedUtxoStore {
     }
 
     fn head(&self, chain_id: u64) -> Result<Option<BlockRef>, StoreError> {
-        let snap = self.dir.db.snapshot();
-        match snap
-            .prefix(&self.dir.spaces[BLOCKS], chain_id.to_be_bytes())
-            .next_back()
-        {
-            Some(g) => {
-                let (k, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
-                Ok(Some(codec::read_block(Reader(&k[8..]).u64()?, &v)?))
-            }
-            None => Ok(None),
-        }
+        self.head_at(Some(&self.view()), chain_id)
     }
 
     fn block(&self, chain_id: u64, number: u64) -> Result<Option<BlockRef>, StoreError> {
-        self.dir
-            .read(BLOCKS, &block_key(chain_id, number))?
-            .map(|v| codec::read_block(number, &v))
-            .transpose()
+        self.block_at(Some(&self.view()), chain_id, number)
     }
 
     fn utxo(
@@ -555,11 +609,11 @@ impl UtxoStore for EmbeddedUtxoStore {
         chain_id: u64,
         outpoint: &OutPointKey,
     ) -> Result<Option<UtxoRecord>, StoreError> {
-        self.read_coin(chain_id, outpoint)
+        self.read_coin(Some(&self.view()), chain_id, outpoint)
     }
 
     fn counts(&self, chain_id: u64) -> Result<UtxoCounts, StoreError> {
-        self.read_counts(chain_id)
+        self.read_counts(Some(&self.view()), chain_id)
     }
 
     fn utxos(
@@ -568,15 +622,17 @@ impl UtxoStore for EmbeddedUtxoStore {
         outpoints: &[OutPointKey],
     ) -> Result<Vec<Option<UtxoRecord>>, StoreError> {
         super::check_batch(outpoints.len())?;
+        let snap = self.view();
         outpoints
             .iter()
-            .map(|op| self.read_coin(chain_id, op))
+            .map(|op| self.read_coin(Some(&snap), chain_id, op))
             .collect()
     }
 
     fn cluster(&self, chain_id: u64, address: &str) -> Result<Cluster, StoreError> {
-        self.check_clusters(chain_id)?;
-        cluster::find(address, |a| self.read_node(chain_id, a))
+        let snap = self.view();
+        self.check_clusters(Some(&snap), chain_id)?;
+        cluster::find(address, |a| self.read_node(Some(&snap), chain_id, a))
     }
 
     fn cluster_members(
@@ -585,8 +641,8 @@ impl UtxoStore for EmbeddedUtxoStore {
         root: &str,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        self.check_clusters(chain_id)?;
-        let snap = self.dir.db.snapshot();
+        let snap = self.view();
+        self.check_clusters(Some(&snap), chain_id)?;
         cluster::members(root, limit, |parents, room| {
             let mut out = Vec::new();
             for parent in parents {
@@ -612,16 +668,16 @@ impl UtxoStore for EmbeddedUtxoStore {
         transactions: &[TxRecord],
     ) -> Result<Applied, StoreError> {
         let guard = self.group.lock();
-        let stored = self.block(chain_id, block.number)?;
+        let stored = self.block_at(None, chain_id, block.number)?;
         if !super::admit_import(chain_id, block, transactions, stored)? {
             return Ok(Applied::AlreadyPresent);
         }
-        self.check_clusters(chain_id)?;
+        self.check_clusters(None, chain_id)?;
         let mut batch = Batch::default();
         stage_txs(&mut batch, chain_id, block.number, transactions, false);
         // Clusters over imported history too (an import is never unwound: no undo record).
         let uf = cluster::apply(&cluster::merges(transactions), |a| {
-            self.read_node(chain_id, a)
+            self.read_node(None, chain_id, a)
         })?;
         stage_nodes(&mut batch, chain_id, &uf);
         batch.put(
@@ -641,9 +697,11 @@ impl UtxoStore for EmbeddedUtxoStore {
     ) -> Result<RebuildReport, StoreError> {
         // The writer lock for the whole rebuild: no block is written meanwhile.
         let _guard = self.group.lock();
+        // An interrupted bulk write settled first: no transaction is stored above the head.
+        self.finish_bulk(chain_id)?;
         let snap = self.dir.db.snapshot();
         let chain = chain_id.to_be_bytes();
-        let head = self.head(chain_id)?.map_or(0, |b| b.number);
+        let head = self.head_at(None, chain_id)?.map_or(0, |b| b.number);
         let mut kept = std::collections::HashSet::new();
         for g in snap.prefix(&self.dir.spaces[UNDO], chain) {
             let k = g.key().map_err(|e| self.dir.err(e))?;
@@ -653,10 +711,6 @@ impl UtxoStore for EmbeddedUtxoStore {
         for g in snap.prefix(&self.dir.spaces[TXS], chain) {
             let (k, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
             let height = Reader(&k[8..]).u64()?;
-            if height > head {
-                // Entries of an interrupted bulk write above the head (`bulk`).
-                break;
-            }
             feed.tx(height, txs::decode(&v)?)?;
         }
         feed.finish()?;
@@ -748,13 +802,7 @@ impl UtxoStore for EmbeddedUtxoStore {
     }
 
     fn block_transactions(&self, chain_id: u64, number: u64) -> Result<Vec<TxRecord>, StoreError> {
-        let snap = self.dir.db.snapshot();
-        let mut out = Vec::new();
-        for g in snap.prefix(&self.dir.spaces[TXS], block_key(chain_id, number)) {
-            let (_, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
-            out.push(txs::decode(&v)?);
-        }
-        Ok(out)
+        self.block_transactions_at(Some(&self.view()), chain_id, number)
     }
 
     fn transaction(
@@ -762,21 +810,7 @@ impl UtxoStore for EmbeddedUtxoStore {
         chain_id: u64,
         txid: &B256,
     ) -> Result<Vec<(u64, u32, TxRecord)>, StoreError> {
-        let snap = self.dir.db.snapshot();
-        let mut prefix = chain_id.to_be_bytes().to_vec();
-        prefix.extend_from_slice(txid.as_slice());
-        let mut out = Vec::new();
-        for g in snap.prefix(&self.dir.spaces[TXIDS], &prefix) {
-            let (k, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
-            let height = Reader(&k[40..]).u64()?;
-            let pos = Reader(&v).u32()?;
-            let body = self
-                .dir
-                .read(TXS, &tx_key(chain_id, height, pos))?
-                .ok_or_else(|| corrupt("a txid entry without its transaction"))?;
-            out.push((height, pos, txs::decode(&body)?));
-        }
-        Ok(out)
+        self.transaction_at(&self.view(), chain_id, txid)
     }
 
     fn address_transfers(
@@ -793,7 +827,7 @@ impl UtxoStore for EmbeddedUtxoStore {
         let prefix = addr_prefix(chain_id, address);
         let mut start = prefix.clone();
         start.extend_from_slice(&from_height.to_be_bytes());
-        let snap = self.dir.db.snapshot();
+        let snap = self.view();
         let mut out = Vec::new();
         for g in snap.range(&self.dir.spaces[ADDR], start..codec::prefix_end(&prefix)) {
             if out.len() >= limit {
@@ -828,11 +862,11 @@ impl UtxoStore for EmbeddedUtxoStore {
         outpoints: &[OutPointKey],
     ) -> Result<Vec<Option<Spender>>, StoreError> {
         spent::check_read_batch("outpoints", outpoints.len())?;
+        let snap = self.view();
         outpoints
             .iter()
             .map(|op| {
-                self.dir
-                    .read(SPENT, &coin_key(chain_id, op))?
+                self.get(Some(&snap), SPENT, &coin_key(chain_id, op))?
                     .map(|v| spent::decode(&v))
                     .transpose()
             })
@@ -845,10 +879,88 @@ impl UtxoStore for EmbeddedUtxoStore {
         txids: &[B256],
     ) -> Result<Vec<Vec<PlacedTx>>, StoreError> {
         spent::check_read_batch("txids", txids.len())?;
+        let snap = self.view();
         txids
             .iter()
-            .map(|t| self.transaction(chain_id, t))
+            .map(|t| self.transaction_at(&snap, chain_id, t))
             .collect()
+    }
+}
+
+impl EmbeddedUtxoStore {
+    fn head_at(&self, at: At<'_>, chain_id: u64) -> Result<Option<BlockRef>, StoreError> {
+        let fresh;
+        let snap = match at {
+            Some(s) => s,
+            None => {
+                fresh = self.dir.db.snapshot();
+                &fresh
+            }
+        };
+        match snap
+            .prefix(&self.dir.spaces[BLOCKS], chain_id.to_be_bytes())
+            .next_back()
+        {
+            Some(g) => {
+                let (k, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
+                Ok(Some(codec::read_block(Reader(&k[8..]).u64()?, &v)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn block_at(
+        &self,
+        at: At<'_>,
+        chain_id: u64,
+        number: u64,
+    ) -> Result<Option<BlockRef>, StoreError> {
+        self.get(at, BLOCKS, &block_key(chain_id, number))?
+            .map(|v| codec::read_block(number, &v))
+            .transpose()
+    }
+
+    fn block_transactions_at(
+        &self,
+        at: At<'_>,
+        chain_id: u64,
+        number: u64,
+    ) -> Result<Vec<TxRecord>, StoreError> {
+        let fresh;
+        let snap = match at {
+            Some(s) => s,
+            None => {
+                fresh = self.dir.db.snapshot();
+                &fresh
+            }
+        };
+        let mut out = Vec::new();
+        for g in snap.prefix(&self.dir.spaces[TXS], block_key(chain_id, number)) {
+            let (_, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
+            out.push(txs::decode(&v)?);
+        }
+        Ok(out)
+    }
+
+    fn transaction_at(
+        &self,
+        snap: &Snapshot,
+        chain_id: u64,
+        txid: &B256,
+    ) -> Result<Vec<(u64, u32, TxRecord)>, StoreError> {
+        let mut prefix = chain_id.to_be_bytes().to_vec();
+        prefix.extend_from_slice(txid.as_slice());
+        let mut out = Vec::new();
+        for g in snap.prefix(&self.dir.spaces[TXIDS], &prefix) {
+            let (k, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
+            let height = Reader(&k[40..]).u64()?;
+            let pos = Reader(&v).u32()?;
+            let body = self
+                .get(Some(snap), TXS, &tx_key(chain_id, height, pos))?
+                .ok_or_else(|| corrupt("a txid entry without its transaction"))?;
+            out.push((height, pos, txs::decode(&body)?));
+        }
+        Ok(out)
     }
 }
 

@@ -167,8 +167,9 @@ pub trait UtxoStore: Send + Sync {
     /// it never reaches the disk) and writes the transactions, txid, address and spent-by
     /// entries, then the coins, as sorted tables (fjall's ingestion: no memtable, no
     /// journal); the head, blocks and counts move last, once everything else is durable, and
-    /// a call interrupted before that is finished from its record when the index is opened
-    /// (`embedded::bulk`). [`BULK_TXS`] transactions per call is what ingestion gives it.
+    /// a call interrupted before that is settled from its record when the index is opened
+    /// (`embedded::bulk`). No read shows anything of the call's blocks before the head moves
+    /// (readers read the index as it was before the call meanwhile), nor after a crash. [`BULK_TXS`] transactions per call is what ingestion gives it.
     /// PostgreSQL writes the call's blocks in one transaction as [`UtxoStore::apply_block`]
     /// writes each (undo records included): whole or not at all.
     fn apply_blocks(

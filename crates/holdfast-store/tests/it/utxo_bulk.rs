@@ -4,8 +4,10 @@
 //! between its steps leaves the head where it was and, made again, gives the index an
 //! uninterrupted write gives, byte for byte.
 
+use holdfast_primitives::BlockRef;
 use holdfast_store::utxo::{
-    EmbeddedUtxoStore, OutPointKey, PgUtxoStore, TxOutput, TxRecord, UtxoChanges, UtxoStore,
+    EmbeddedUtxoStore, OutPointKey, PgUtxoStore, TxOutput, TxRecord, UtxoChanges, UtxoRecord,
+    UtxoStore,
 };
 use holdfast_store::{Applied, StoreError};
 
@@ -29,7 +31,7 @@ fn outpoints() -> Vec<OutPointKey> {
 }
 
 /// Block 4: a coinbase paying `bcrt1q0a`.
-fn coinbase_block() -> (holdfast_primitives::BlockRef, UtxoChanges) {
+fn coinbase_block() -> (BlockRef, UtxoChanges) {
     let out = (op(0x40, 0), rec(50_0000_0000, 4, true, 0x0a));
     (
         block(4, 0, 0),
@@ -50,29 +52,60 @@ fn coinbase_block() -> (holdfast_primitives::BlockRef, UtxoChanges) {
     )
 }
 
+const ADDRESSES: [&str; 5] = ["bcrt1q02", "bcrt1q04", "bcrt1q06", "bcrt1q08", "bcrt1q0a"];
+
 /// What the index answers: head, counts, every outpoint, the history and the clusters of the
-/// chain's addresses (block 3's transaction C merges `bcrt1q02` and `bcrt1q04`).
+/// chain's addresses (block 3's transaction C merges `bcrt1q02` and `bcrt1q04`), and
+/// [`Reads`].
 type State = (
-    Option<holdfast_primitives::BlockRef>,
+    Option<BlockRef>,
     holdfast_store::utxo::UtxoCounts,
-    Vec<Option<holdfast_store::utxo::UtxoRecord>>,
+    Vec<Option<UtxoRecord>>,
     View,
     Vec<(String, u64)>,
+    Reads,
+);
+
+/// The reads the rest of [`State`] leaves out: the blocks by number, every outpoint read
+/// alone, each address's transfers from height 2 on, and the members of each address's
+/// cluster.
+type Reads = (
+    Vec<Option<BlockRef>>,
+    Vec<Option<UtxoRecord>>,
+    Vec<Vec<holdfast_store::utxo::AddressTransfer>>,
+    Vec<Vec<String>>,
 );
 
 fn state(s: &dyn UtxoStore) -> State {
+    let clusters: Vec<(String, u64)> = ADDRESSES
+        .iter()
+        .map(|a| {
+            let c = s.cluster(CHAIN, a).expect("cluster");
+            (c.root, c.size)
+        })
+        .collect();
+    let reads = (
+        (0..5).map(|n| s.block(CHAIN, n).expect("block")).collect(),
+        outpoints()
+            .iter()
+            .map(|o| s.utxo(CHAIN, o).expect("utxo"))
+            .collect(),
+        ADDRESSES
+            .iter()
+            .map(|a| s.address_transfers(CHAIN, a, 2, 100).expect("transfers"))
+            .collect(),
+        clusters
+            .iter()
+            .map(|(root, _)| s.cluster_members(CHAIN, root, 100).expect("members"))
+            .collect(),
+    );
     (
         s.head(CHAIN).expect("head"),
         s.counts(CHAIN).expect("counts"),
         s.utxos(CHAIN, &outpoints()).expect("utxos"),
         view(s),
-        ["bcrt1q02", "bcrt1q04", "bcrt1q06", "bcrt1q08"]
-            .iter()
-            .map(|a| {
-                let c = s.cluster(CHAIN, a).expect("cluster");
-                (c.root, c.size)
-            })
-            .collect(),
+        clusters,
+        reads,
     )
 }
 
@@ -121,15 +154,15 @@ fn same_index_as_one_by_one(open: &dyn Fn() -> Box<dyn UtxoStore>) {
 
 /// Bad calls are refused whole, naming the block: blocks not consecutive, a first block not
 /// following the head, a block whose parent is not the block before it, an output spent that
-/// neither the index nor an earlier block of the call holds, and a block conflicting with a
-/// stored one.
+/// neither the index nor an earlier block of the call holds, an output spent that the index
+/// holds with other content, and a block conflicting with a stored one.
 fn bad_calls_are_refused_whole(open: &dyn Fn() -> Box<dyn UtxoStore>) {
     let blocks = chain();
     let s = open();
     s.apply_block(CHAIN, &blocks[0].0, &blocks[0].1)
         .expect("block 1");
     let before = state(&*s);
-    let refused = |call: &[(holdfast_primitives::BlockRef, UtxoChanges)], says: &str| {
+    let refused = |call: &[(BlockRef, UtxoChanges)], says: &str| {
         let e = s.apply_blocks(CHAIN, call).expect_err(says);
         assert!(e.to_string().contains(says), "{e}");
         assert_eq!(state(&*s), before, "nothing written: {e}");
@@ -150,6 +183,16 @@ fn bad_calls_are_refused_whole(open: &dyn Fn() -> Box<dyn UtxoStore>) {
         "names block 3: {e}"
     );
     assert!(e.to_string().contains("not unspent"), "{e}");
+    assert_eq!(state(&*s), before);
+    // Block 2 spends A:0, which the index holds, but as created at another height (0, not 1).
+    let mut other = blocks[1..].to_vec();
+    other[0].1.spent[0].1.height = 0;
+    let e = s.apply_blocks(CHAIN, &other).expect_err("A:0 differs");
+    assert!(
+        matches!(e, StoreError::Invalid { number: 2, .. }),
+        "names block 2: {e}"
+    );
+    assert!(e.to_string().contains("held with other content"), "{e}");
     assert_eq!(state(&*s), before);
     let conflict = vec![(block(1, 7, 0), blocks[0].1.clone())];
     let e = s.apply_blocks(CHAIN, &conflict).expect_err("conflict");
@@ -198,9 +241,9 @@ fn utxo_bulk_blocks_cannot_be_unwound() {
     assert_eq!(state(&s), bulk);
 }
 
-/// A bulk write stopped before each of its steps, as a crash would stop it (before each of
-/// the 4 history keyspaces it ingests, before its record, before the coins, before the write
-/// that moves the head), the store then reopened: before the coins changed, the head, counts
+/// A bulk write stopped before each of its steps, as a crash would stop it (before its
+/// record, before each of the 4 history keyspaces it ingests, before the coins, before the
+/// write that moves the head), the store then reopened: before the coins changed, the head, counts
 /// and coins are as they were and the call made again writes the blocks; after, the reopened
 /// store finishes the recorded write and the call again finds them stored. Either way the
 /// index is byte for byte the one an uninterrupted call gives.
@@ -264,5 +307,84 @@ fn utxo_bulk_interrupted_then_made_again_is_the_same_index() {
             expected,
             "stopped before step {step}, then made again"
         );
+    }
+}
+
+/// Issue 16: no reader sees anything of a bulk write's blocks before the head moves. The
+/// call stopped before each of its seven steps as a crash would: while it is stopped (the
+/// store still open: what a reader sees while a call is under way) and after reopening, every
+/// read the index offers (head, blocks, counts, outputs one by one and in a batch, the
+/// transactions by block and by txid, one by one and in a batch, every address's transfers,
+/// the spenders, the clusters and their members) answers as the index at the head before the
+/// call, or, once the coins are written (stopped before the head's write), after reopening,
+/// as the index an uninterrupted call gives. Made again without reopening, the call settles
+/// the stopped one first and gives the uninterrupted call's index, byte for byte.
+#[test]
+fn utxo_bulk_interrupted_shows_nothing_above_the_head() {
+    let blocks = chain();
+    let at_1 = |dir: &std::path::Path| {
+        let s = EmbeddedUtxoStore::open(dir).expect("open");
+        s.apply_block(CHAIN, &blocks[0].0, &blocks[0].1)
+            .expect("block 1");
+        s
+    };
+    let (before, after, contents) = {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = at_1(dir.path());
+        let before = state(&s);
+        s.apply_blocks(CHAIN, &blocks[1..]).expect("bulk");
+        (before, state(&s), s.contents().expect("contents"))
+    };
+    // The call changes every part the comparison looks at.
+    assert_ne!(before.2, after.2, "coins");
+    assert_ne!(before.3, after.3, "history");
+    assert_ne!(before.4, after.4, "clusters");
+    assert_ne!(
+        before.5, after.5,
+        "blocks, outputs, transfers from 2, members"
+    );
+    for step in 0..=6 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let s = at_1(dir.path());
+            let e = s
+                .apply_blocks_interrupted(CHAIN, &blocks[1..], step)
+                .expect_err("interrupted");
+            assert!(e.to_string().contains("stopped before"), "{e}");
+            assert!(
+                state(&s) == before,
+                "stopped before step {step}, read before reopening: the index at block 1"
+            );
+        }
+        let s = EmbeddedUtxoStore::open(dir.path()).expect("reopen");
+        let reopened = state(&s);
+        if step < 6 {
+            assert!(
+                reopened == before,
+                "stopped before step {step}, reopened: the index at block 1"
+            );
+        } else {
+            assert!(
+                reopened == after,
+                "stopped before the head's write, reopened: finished"
+            );
+        }
+        // Stopped again, not reopened: the call made again settles it first.
+        drop(s);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = at_1(dir.path());
+        let _ = s.apply_blocks_interrupted(CHAIN, &blocks[1..], step);
+        let again = s.apply_blocks(CHAIN, &blocks[1..]).expect("again");
+        if step < 6 {
+            assert_eq!(again, vec![Applied::Written; 2], "settled back");
+        } else {
+            assert_eq!(again, vec![Applied::AlreadyPresent; 2], "settled forward");
+        }
+        assert_eq!(
+            s.contents().expect("contents"),
+            contents,
+            "stopped before step {step}, made again without reopening"
+        );
+        assert!(state(&s) == after, "stopped before step {step}, made again");
     }
 }

@@ -8,27 +8,32 @@
 //! index and an in-memory overlay of the coins and cluster entries they change (an output
 //! created and spent within the call never reaches the disk), then:
 //!
-//! 1. the transactions, txid, address and spent-by entries (keys no other block writes) go
-//!    in as one sorted table run per keyspace (fjall's ingestion: no memtable, no journal,
-//!    durable when it returns);
-//! 2. a record (meta key chain + `k`) of the call's last block and of the write that will
+//! 1. a record (meta key chain + `k`) of the call's last block and of the write that will
 //!    move the head (cluster entries, blocks, counts, undo records to drop) is written and
 //!    fsynced;
+//! 2. the transactions, txid, address and spent-by entries (keys no other block writes) go
+//!    in as one sorted table run per keyspace, `utxo.txs` first (fjall's ingestion: no
+//!    memtable, no journal, durable when it returns);
 //! 3. the net coin changes go in as one sorted table run, with a mark (the key of outpoint
 //!    `ff…ff:4294967295`, which no output has) saying the coins are at the call's last block:
 //!    one ingestion, so the coins and the mark change together;
 //! 4. the recorded write and the record's deletion, one atomic fsynced write: the head moves.
 //!
-//! So the head, the counts and the blocks move together, last. A crash before step 3
-//! completes leaves the coins as they were: the record is dropped (on open, or by the next
-//! write of the chain), and the call made again (ingestion resumes from the head) writes the
-//! same history entries under the same keys. A crash between steps 3 and 4 leaves the coins at
-//! the call's last block: the mark equals the record's block, and the recorded write is made.
-//! Either way the index is byte for byte the one an uninterrupted call gives (tested by
-//! stopping the call before each step and reopening). Until then, entries written in step 1
-//! are readable above the head (reads by address, txid or spent output may show them; the
-//! cluster rebuild stops at the head), and between steps 3 and 4, for a moment, the coins are
-//! ahead of the head.
+//! So the head, the counts and the blocks move together, last. Every state a crash can leave
+//! after step 1 holds the record, and opening the index settles it
+//! (`EmbeddedUtxoStore::finish_bulk`; so does the chain's next write). A crash before step 3
+//! completes leaves the coins as they were: the history entries above the head are deleted
+//! (derived from the transactions, ingested first) with the record, and the call made again
+//! (ingestion resumes from the head) writes the same entries under the same keys. A crash
+//! between steps 3 and 4 leaves the coins at the call's last block: the mark equals the
+//! record's block, and the recorded write is made. Either way the index is byte for byte the
+//! one an uninterrupted call gives (tested by stopping the call before each step and
+//! reopening).
+//!
+//! No reader sees anything of the call's blocks before the head moves: from step 1 until
+//! step 4 (or until an interrupted call is settled) readers read the snapshot taken before
+//! step 1 (`EmbeddedUtxoStore::view`), and after a crash the open settles the call before
+//! anything is read (tested at every step, before and after reopening).
 //!
 //! No undo records are written: these blocks cannot be unwound. Undo records of older
 //! blocks that a store keeping the newest N ([`super::KeepUndo`]) would drop with these
@@ -38,12 +43,13 @@ use fjall::Readable;
 use holdfast_primitives::BlockRef;
 
 use super::super::cluster::{self, Node};
+use super::super::txs::{self, TxRecord};
 use super::super::{
-    OutPointKey, UtxoChanges, UtxoRecord, UtxoStore, check_consecutive, counted, not_held,
-    pruned_by, stored_after_new, validate,
+    OutPointKey, UtxoChanges, UtxoRecord, check_consecutive, counted, not_held, pruned_by,
+    stored_after_new, validate,
 };
 use super::{
-    BLOCKS, COINS, EmbeddedUtxoStore, META, UF_UNDO, UNDO, block_key, coin_key, record_bytes,
+    BLOCKS, COINS, EmbeddedUtxoStore, META, TXS, UF_UNDO, UNDO, block_key, coin_key, record_bytes,
     stage_node, stage_txs,
 };
 use crate::group_commit::Batch;
@@ -112,18 +118,19 @@ fn decode_pending(v: &[u8]) -> Result<(u64, Batch), StoreError> {
 /// from outside (txids and addresses come from the chain), and cheaper than std's SipHash.
 type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
-/// A coin the call changed: its content after the blocks so far (`None`: spent), and whether
-/// the index held it before the call (only then does spending it delete a key).
-struct Coin {
-    now: Option<UtxoRecord>,
+/// A coin the call changed: its content after the blocks so far (`None`: spent; borrowed from
+/// the call's changes, not copied), and whether the index held it before the call (only then
+/// does spending it delete a key).
+struct Coin<'a> {
+    now: Option<&'a UtxoRecord>,
     stored: bool,
 }
 
 impl EmbeddedUtxoStore {
     /// [`UtxoStore::apply_blocks`]; `stop_after` stops it with an error before a step, as a
-    /// crash would (tests: 0 to 3 before each history keyspace of step 1, 4 before the
-    /// record, 5 before the coins, 6 before the head's write; nothing finished until the
-    /// next open or write).
+    /// crash would (tests: 0 before the record, 1 to 4 before each history keyspace of step
+    /// 2, 5 before the coins, 6 before the head's write; nothing settled until the next open
+    /// or write, and readers meanwhile read the index as it was before the call).
     ///
     /// [`UtxoStore::apply_blocks`]: super::super::UtxoStore::apply_blocks
     pub(super) fn write_bulk(
@@ -138,12 +145,12 @@ impl EmbeddedUtxoStore {
         }
         let guard = self.group.lock();
         self.finish_bulk(chain_id)?;
-        self.check_clusters(chain_id)?;
+        self.check_clusters(None, chain_id)?;
         let mut out = Vec::with_capacity(blocks.len());
         let mut below: Option<BlockRef> = None;
         let mut todo = Vec::new();
         for (b, c) in blocks {
-            let new = admit(chain_id, b, below, |n| self.block(chain_id, n))?;
+            let new = admit(chain_id, b, below, |n| self.block_at(None, chain_id, n))?;
             if !new && !todo.is_empty() {
                 // admit saw it stored: only a prefix of the call can be.
                 return Err(stored_after_new(chain_id, b.number));
@@ -159,14 +166,22 @@ impl EmbeddedUtxoStore {
         let Some(&(first, _)) = todo.first() else {
             return Ok(out);
         };
-        super::super::follows_head(chain_id, self.head(chain_id)?, first.number)?;
-        let mut counts = self.read_counts(chain_id)?;
+        super::super::follows_head(chain_id, self.head_at(None, chain_id)?, first.number)?;
+        let mut counts = self.read_counts(None, chain_id)?;
         let txs: usize = todo.iter().map(|(_, c)| c.transactions.len()).sum();
         let mut coins = Map::with_capacity_and_hasher(3 * txs, Default::default());
         // Cluster entries: as they were before the call (first read), and as they are now.
         let mut nodes_before: Map<String, Option<Node>> = Map::default();
         let mut nodes: Map<String, Node> = Map::default();
-        let mut history = Batch::default();
+        // Sized once: regrowing a vector of a million operations copies it onto fresh pages.
+        let entries: usize = todo
+            .iter()
+            .flat_map(|(_, c)| &c.transactions)
+            .map(|t| 2 + 2 * t.inputs.len() + t.outputs.len())
+            .sum();
+        let mut history = Batch {
+            ops: Vec::with_capacity(entries),
+        };
         for &(b, c) in &todo {
             self.apply_coins(chain_id, b.number, c, &mut coins)?;
             counts = counted(counts, c)?;
@@ -176,7 +191,7 @@ impl EmbeddedUtxoStore {
                     Some(n) => Ok(Some(n.clone())),
                     None => match nodes_before.get(a) {
                         Some(n) => Ok(n.clone()),
-                        None => self.read_node(chain_id, a),
+                        None => self.read_node(None, chain_id, a),
                     },
                 })?;
                 for (a, old) in uf.old {
@@ -189,17 +204,7 @@ impl EmbeddedUtxoStore {
             stage_txs(&mut history, chain_id, b.number, &c.transactions, false);
         }
         let last = todo.last().map_or(first.number, |(b, _)| b.number);
-        // Step 1: the history, as sorted tables, durable before the head moves.
-        self.dir.ingest(history, stop_after)?;
-        let stopped = |step: usize| -> Result<(), StoreError> {
-            match stop_after {
-                Some(n) if n == step => {
-                    Err(self.dir.err(format!("stopped before step {step} (test)")))
-                }
-                _ => Ok(()),
-            }
-        };
-        // What moves the head, staged now and recorded (step 2) before the coins change.
+        // What moves the head, staged before anything is written.
         let mut head = Batch::default();
         for (a, n) in &nodes {
             let before = nodes_before.get(a).and_then(Option::as_ref);
@@ -210,46 +215,70 @@ impl EmbeddedUtxoStore {
             head.put(BLOCKS, block_key(chain_id, b.number), codec::block_value(b));
         }
         head.put(META, chain_id.to_be_bytes(), Self::counts_value(counts));
-        let mut record = Batch::default();
-        record.put(META, pending_key(chain_id), encode_pending(last, &head));
-        stopped(4)?;
-        self.dir.write(record)?;
-        self.dir.persist()?;
-        // Step 3: the coins, as sorted tables, with the mark of the block they are at, in one
-        // ingestion (atomic for the keyspace).
-        let mut coin_ops = Batch::default();
+        let mut coin_ops = Batch {
+            ops: Vec::with_capacity(coins.len() + 1),
+        };
         for (op, coin) in coins {
             match coin.now {
-                Some(r) => coin_ops.put(COINS, coin_key(chain_id, &op), record_bytes(&r)),
+                Some(r) => coin_ops.put(COINS, coin_key(chain_id, &op), record_bytes(r)),
                 None if coin.stored => coin_ops.del(COINS, coin_key(chain_id, &op)),
                 None => {}
             }
         }
         coin_ops.put(COINS, coins_mark_key(chain_id), last.to_be_bytes().to_vec());
-        let coins_written = stopped(5)
-            .and_then(|()| self.dir.ingest(coin_ops, None))
-            .and_then(|()| stopped(6));
-        if let Err(e) = coins_written {
-            // The record says how to finish what the failure left (after a crash: on open).
-            // A test's stop is a crash: left for the open.
+        let stopped = |step: usize| -> Result<(), StoreError> {
+            match stop_after {
+                Some(n) if n == step => {
+                    Err(self.dir.err(format!("stopped before step {step} (test)")))
+                }
+                _ => Ok(()),
+            }
+        };
+        stopped(0)?;
+        // Readers read the index as it is now until the head moves or the write is settled.
+        self.pin();
+        let written = (|| {
+            // Step 1: the record, fsynced before anything else is written.
+            let mut record = Batch::default();
+            record.put(META, pending_key(chain_id), encode_pending(last, &head));
+            self.dir.write(record)?;
+            self.dir.persist()?;
+            // Step 2: the history, as sorted tables, one keyspace after another (stops 1 to 4
+            // before each).
+            self.dir
+                .ingest(history, stop_after.and_then(|n| n.checked_sub(1)))?;
+            // Step 3: the coins, as sorted tables, with the mark of the block they are at, in
+            // one ingestion (atomic for the keyspace).
+            stopped(5)?;
+            self.dir.ingest(coin_ops, None)?;
+            stopped(6)
+        })();
+        if let Err(e) = written {
+            // The record says how to settle what the failure left (after a crash: on open).
+            // A test's stop is a crash: left, pinned, for the next write or open.
             if stop_after.is_none() {
                 let _ = self.finish_bulk(chain_id);
             }
             return Err(e);
         }
-        // Step 4: the head moves and the record goes, in one fsynced write (if it fails, the
-        // next write or open finishes it from the record).
+        // Step 4: the head moves and the record goes, in one write; readers see it from now.
         head.del(META, pending_key(chain_id));
-        self.commit(guard, head)?;
+        self.dir.write(head)?;
+        self.unpin();
+        let ticket = self.group.written(guard);
+        self.group.sync_up_to(ticket, || self.dir.persist())?;
         Ok(out)
     }
 
-    /// Finishes a bulk write of `chain_id` that stopped between its record (step 2) and the
+    /// Settles a bulk write of `chain_id` that stopped between its record (step 1) and the
     /// write that moves the head (step 4): if the coins reached the recorded block, the
-    /// recorded write is made (forward); otherwise the record is dropped and the head, coins
-    /// and counts are as before the call (back). Nothing to do without a record.
+    /// recorded write is made (forward); otherwise the history entries it ingested above the
+    /// head are deleted with the record, and the head, coins, counts and history are as
+    /// before the call (back). Then readers read the newest state again. Nothing to do
+    /// without a record.
     pub(super) fn finish_bulk(&self, chain_id: u64) -> Result<(), StoreError> {
         let Some(v) = self.dir.read(META, &pending_key(chain_id))? else {
+            self.unpin();
             return Ok(());
         };
         let (last, mut batch) = decode_pending(&v)?;
@@ -258,41 +287,80 @@ impl EmbeddedUtxoStore {
             .read(COINS, &coins_mark_key(chain_id))?
             .map(|m| crate::codec::Reader(&m).u64())
             .transpose()?;
-        if at != Some(last) {
-            batch = Batch::default();
+        let forward = at == Some(last);
+        if !forward {
+            batch = self.stage_above_head(chain_id)?;
         }
         tracing::warn!(
             target: "store::utxo",
             chain_id,
             block = last,
-            forward = at == Some(last),
+            forward,
             "finishing an interrupted bulk write"
         );
         batch.del(META, pending_key(chain_id));
         self.dir.write(batch)?;
-        self.dir.persist()
+        self.dir.persist()?;
+        self.unpin();
+        Ok(())
+    }
+
+    /// Stages deleting the history entries (transactions, txid, address and spent-by
+    /// entries) stored above the chain's head: an interrupted bulk write's. They are derived
+    /// from its transactions, which it ingests first (step 2 goes in keyspace order, `utxo.txs`
+    /// first, each keyspace whole or not at all): no other entry is there without them.
+    fn stage_above_head(&self, chain_id: u64) -> Result<Batch, StoreError> {
+        let from = match self.head_at(None, chain_id)? {
+            Some(b) => b.number.checked_add(1),
+            None => Some(0),
+        };
+        let mut batch = Batch::default();
+        let Some(from) = from else {
+            return Ok(batch);
+        };
+        let snap = self.dir.db.snapshot();
+        let end = crate::codec::prefix_end(&chain_id.to_be_bytes());
+        let mut block: Option<(u64, Vec<TxRecord>)> = None;
+        for g in snap.range(&self.dir.spaces[TXS], block_key(chain_id, from)..end) {
+            let (k, v) = g.into_inner().map_err(|e| self.dir.err(e))?;
+            let height = crate::codec::Reader(&k[8..]).u64()?;
+            let tx = txs::decode(&v)?;
+            match &mut block {
+                Some((h, list)) if *h == height => list.push(tx),
+                _ => {
+                    if let Some((h, list)) = block.replace((height, vec![tx])) {
+                        stage_txs(&mut batch, chain_id, h, &list, true);
+                    }
+                }
+            }
+        }
+        if let Some((h, list)) = block {
+            stage_txs(&mut batch, chain_id, h, &list, true);
+        }
+        Ok(batch)
     }
 
     /// Checks block `number`'s coin changes against the index and the call's earlier blocks
     /// (`coins`) as [`UtxoStore::apply_block`] does, and applies them to `coins`.
     ///
     /// [`UtxoStore::apply_block`]: super::super::UtxoStore::apply_block
-    fn apply_coins(
+    fn apply_coins<'a>(
         &self,
         chain_id: u64,
         number: u64,
-        c: &UtxoChanges,
-        coins: &mut Map<OutPointKey, Coin>,
+        c: &'a UtxoChanges,
+        coins: &mut Map<OutPointKey, Coin<'a>>,
     ) -> Result<(), StoreError> {
+        let mut scratch = Vec::new();
         for (what, list) in [("spent", &c.spent), ("replaced", &c.replaced)] {
             for (op, r) in list {
                 let stored = match coins.get(op) {
-                    Some(coin) if coin.now.as_ref() == Some(r) => coin.stored,
+                    Some(coin) if coin.now == Some(r) => coin.stored,
                     Some(coin) => {
                         return Err(not_held(chain_id, number, what, op, coin.now.is_some()));
                     }
-                    None => match self.read_coin(chain_id, op)? {
-                        Some(held) if &held == r => true,
+                    None => match self.holds(chain_id, op, r, &mut scratch)? {
+                        Some(true) => true,
                         held => return Err(not_held(chain_id, number, what, op, held.is_some())),
                     },
                 };
@@ -303,7 +371,7 @@ impl EmbeddedUtxoStore {
         for (op, r) in &c.created {
             let (held, stored) = match coins.get(op) {
                 Some(coin) => (coin.now.is_some(), coin.stored),
-                None => (self.read_coin(chain_id, op)?.is_some(), false),
+                None => (self.read_coin(None, chain_id, op)?.is_some(), false),
             };
             if held {
                 return Err(StoreError::Invalid {
@@ -317,12 +385,38 @@ impl EmbeddedUtxoStore {
             coins.insert(
                 *op,
                 Coin {
-                    now: Some(r.clone()),
+                    now: Some(r),
                     stored,
                 },
             );
         }
         Ok(())
+    }
+
+    /// Whether the index holds exactly `r` at `op` (`None`: no output there), from the newest
+    /// state. The stored bytes are compared with `r`'s encoding (in `scratch`), which is
+    /// canonical (one encoding per record, and decoding checks every flag and length): no
+    /// copy, no decoding, for every output a backfill spends. Bytes that differ are decoded,
+    /// so that a corrupt record is an error as in [`EmbeddedUtxoStore::read_coin`].
+    fn holds(
+        &self,
+        chain_id: u64,
+        op: &OutPointKey,
+        r: &UtxoRecord,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Option<bool>, StoreError> {
+        let Some(v) = self.dir.spaces[COINS]
+            .get(coin_key(chain_id, op))
+            .map_err(|e| self.dir.err(e))?
+        else {
+            return Ok(None);
+        };
+        scratch.clear();
+        super::super::bytes::record(r, scratch);
+        if *v == **scratch {
+            return Ok(Some(true));
+        }
+        Ok(self.read_coin(None, chain_id, op)?.map(|_| false))
     }
 
     /// Stages deleting the undo records (coins and clusters) that writing blocks
