@@ -177,6 +177,23 @@ impl Litecoind {
         self.child.id()
     }
 
+    /// Stops the node cleanly (`stop`: it flushes its block files and state) and waits for
+    /// its process to exit (at most 30 s, then it is killed): its data directory can then be
+    /// read as a stopped node's. The node waits for open RPC connections before it exits:
+    /// drop keep-alive clients (an `RpcSource`) first.
+    pub async fn stop(&mut self) -> Result<(), TestkitError> {
+        self.rpc("stop", json!([])).await?;
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.kill();
+        Ok(())
+    }
+
     /// Stops the node now (a node going down mid-run). Idempotent.
     pub fn kill(&mut self) {
         if let Some(mut w) = self.watchdog.take() {

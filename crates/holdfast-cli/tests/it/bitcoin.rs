@@ -243,15 +243,7 @@ async fn ingest_chain_bitcoin_from_a_blocks_directory() {
     let set = node_set(&node).await;
     let tip = node.rpc("getbestblockhash", json!([])).await.expect("best");
     let tip = tip.as_str().expect("hash").to_owned();
-    node.rpc("stop", json!([])).await.expect("stop");
-    for _ in 0..100 {
-        if node.rpc("getblockchaininfo", json!([])).await.is_err() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    node.kill();
+    node.stop().await.expect("stop");
     let blocks = node.datadir().join("regtest/blocks");
     let blocks = blocks.to_str().expect("utf8");
     let data = tempfile::tempdir().expect("tempdir");

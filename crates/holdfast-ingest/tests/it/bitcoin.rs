@@ -682,16 +682,10 @@ async fn a_blocks_directory_gives_the_index_the_node_gives() {
         .await
         .expect("sync");
     let counts = node_counts(&node).await;
-    // Stopped cleanly, so that the files hold every block.
-    node.rpc("stop", json!([])).await.expect("stop");
-    for _ in 0..100 {
-        if node.rpc("getblockchaininfo", json!([])).await.is_err() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    node.kill();
+    // Stopped cleanly, so that the files hold every block (the client's keep-alive
+    // connection closed first: the node waits for open connections before it exits).
+    drop(source);
+    node.stop().await.expect("stop");
 
     let blocks_dir = node.datadir().join("regtest/blocks");
     let by_dir_path = dir.path().join("dir");
