@@ -177,14 +177,15 @@ impl Litecoind {
         self.child.id()
     }
 
-    /// Stops the node cleanly (`stop`: it flushes its block files and state) and waits for
-    /// its process to exit (at most 30 s, then it is killed): its data directory can then be
-    /// read as a stopped node's. The node waits for open RPC connections before it exits:
-    /// drop keep-alive clients (an `RpcSource`) first.
+    /// Stops the node (`stop`: it flushes its state; each block was written to its block
+    /// file when accepted) and waits for its process to exit, at most 5 s, then kills it:
+    /// its data directory can then be read as a stopped node's. The node's exit waits for
+    /// idle keep-alive RPC connections to time out (`-rpcservertimeout`, 30 s), its own
+    /// client's included, hence the bound.
     pub async fn stop(&mut self) -> Result<(), TestkitError> {
         self.rpc("stop", json!([])).await?;
         let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
+        while started.elapsed() < Duration::from_secs(5) {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 break;
             }

@@ -682,8 +682,7 @@ async fn a_blocks_directory_gives_the_index_the_node_gives() {
         .await
         .expect("sync");
     let counts = node_counts(&node).await;
-    // Stopped cleanly, so that the files hold every block (the client's keep-alive
-    // connection closed first: the node waits for open connections before it exits).
+    // Stopped, so that nothing writes the files while they are read.
     drop(source);
     node.stop().await.expect("stop");
 
