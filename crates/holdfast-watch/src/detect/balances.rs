@@ -57,7 +57,7 @@ impl NodeBalances {
             Err(e) if e.is_transient() => {
                 return Err(HistoryError {
                     message: format!("balance of {holder} in token {token} at block {block}: {e}"),
-                    transient: true,
+                    outage: Some(super::Outage::Node),
                 });
             }
             Err(e) => {

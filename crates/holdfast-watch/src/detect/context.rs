@@ -73,8 +73,19 @@ impl Labels for NoLabels {
 #[error("{message}")]
 pub struct HistoryError {
     pub message: String,
-    /// Whether asking again may succeed (a node or database outage).
-    pub transient: bool,
+    /// `Some` when asking again may succeed: the outage it met (a database's, or the node's
+    /// for token balances).
+    pub outage: Option<Outage>,
+}
+
+/// What was unavailable, when asking again later may succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// The node did not answer (or answered that it is unavailable).
+    Node,
+    /// A database (the watch's store, the transfer store, the history read from it) was
+    /// unavailable.
+    Store,
 }
 
 /// A wallet's past, before the block being inspected. The engine implements it over the

@@ -212,7 +212,7 @@ impl std::fmt::Debug for StoreHistory {
 
 fn store_err(what: String) -> impl Fn(holdfast_store::StoreError) -> HistoryError {
     move |e| HistoryError {
-        transient: e.is_transient(),
+        outage: e.is_transient().then_some(super::Outage::Store),
         message: format!("{what}: {e}"),
     }
 }

@@ -41,7 +41,7 @@ use holdfast_chain::BlockDetail;
 use holdfast_guard::safe::{mapping_slot, slots};
 
 pub use balances::NodeBalances;
-pub use context::{AddressLabel, History, HistoryError, Labels, NoHistory, NoLabels};
+pub use context::{AddressLabel, History, HistoryError, Labels, NoHistory, NoLabels, Outage};
 pub use early::{EARLY_SLOTS, EarlyStorage, EarlyTarget, MAX_EARLY_CONTRACTS};
 pub use grant::unlimited;
 pub use history::{MAX_CACHED_DESTINATIONS, MAX_CACHED_WALLETS, StoreHistory};

@@ -1101,7 +1101,7 @@ impl History for Down {
     fn has_paid(&self, _: u64, _: Address, _: Address, _: u64) -> Result<bool, HistoryError> {
         Err(HistoryError {
             message: "database down".into(),
-            transient: true,
+            outage: Some(super::Outage::Store),
         })
     }
     fn counterparties(

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::alert::Alert;
+pub use crate::detect::Outage;
 use crate::detect::{EarlyStorage, EarlyTarget, RulesError};
 use crate::follow::{ChainInfo, FollowState, TracePlan};
 use crate::metrics::WatchMetrics;
@@ -163,16 +164,6 @@ pub enum WatchError {
     Join(String),
 }
 
-/// What kind of outage a transient [`WatchError`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outage {
-    /// The node did not answer (or answered that it is unavailable).
-    Node,
-    /// A database (the watch's store, the transfer store, the history read from it) was
-    /// unavailable.
-    Store,
-}
-
 impl WatchError {
     /// `Some` if asking again later may succeed: the run waits it out instead of stopping.
     /// A history read the node or the database failed is the outage it met.
@@ -181,10 +172,8 @@ impl WatchError {
             WatchError::Chain { source, .. } if source.is_transient() => Some(Outage::Node),
             WatchError::Store { source, .. } if source.is_transient() => Some(Outage::Store),
             WatchError::Rules { source, .. } => match source.as_ref() {
-                RulesError::Detect(crate::detect::DetectError::History { source, .. })
-                    if source.transient =>
-                {
-                    Some(Outage::Store)
+                RulesError::Detect(crate::detect::DetectError::History { source, .. }) => {
+                    source.outage
                 }
                 _ => None,
             },
@@ -983,4 +972,42 @@ pub fn detect_block<C: holdfast_trace::Classifier + ?Sized>(
     let mut seen = std::collections::HashSet::new();
     alerts.retain(|a| seen.insert(a.id.clone()));
     Ok(alerts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::{DetectError, HistoryError};
+
+    fn history(outage: Option<Outage>) -> WatchError {
+        WatchError::Rules {
+            chain: "eth".into(),
+            block: 7,
+            source: Box::new(RulesError::Detect(DetectError::History {
+                block: 7,
+                source: HistoryError {
+                    message: "down".into(),
+                    outage,
+                },
+            })),
+        }
+    }
+
+    /// A history read waits out the outage it met, named as what it was (a token balance
+    /// asked of the node is a node outage, not the store's); anything else ends the run.
+    #[test]
+    fn a_history_error_is_the_outage_it_met() {
+        assert_eq!(history(Some(Outage::Node)).outage(), Some(Outage::Node));
+        assert_eq!(history(Some(Outage::Store)).outage(), Some(Outage::Store));
+        assert_eq!(history(None).outage(), None);
+        let store = |source| WatchError::Store {
+            chain: "eth".into(),
+            source,
+        };
+        assert_eq!(
+            store(StoreError::Unavailable("restart".into())).outage(),
+            Some(Outage::Store)
+        );
+        assert_eq!(store(StoreError::Corrupt("x".into())).outage(), None);
+    }
 }
