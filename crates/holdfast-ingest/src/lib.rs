@@ -188,8 +188,8 @@ impl<S: Store + ?Sized + 'static> Ingestor<S> {
             }
             match self.round(&mut next, progress, &stop, &mut summary).await {
                 Ok(Round::Ended) => break,
-                Ok(Round::Moved) => down_for = 0,
-                Ok(Round::Again) => {}
+                // The node and the store answered: the next outage backs off from the start.
+                Ok(Round::Moved | Round::Again) => down_for = 0,
                 Err(IngestError::Chain(e)) if e.is_transient() => {
                     self.wait_for_node(progress, &e, &mut down_for, &stop).await;
                 }
