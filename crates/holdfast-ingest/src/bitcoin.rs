@@ -68,8 +68,8 @@ pub struct SyncReport {
     pub blocks: u64,
     /// Transactions in them.
     pub txs: u64,
-    /// Of the blocks written, those written in bulk ([`UtxoStore::apply_blocks`], no undo
-    /// records: more than `max_reorg_depth` below the height synced to).
+    /// Of the blocks written, those written in bulk without undo records
+    /// ([`UtxoStore::apply_blocks`]: more than `max_reorg_depth` below the height synced to).
     pub bulk_blocks: u64,
     /// Blocks unwound by reorgs.
     pub unwound: Vec<BlockRef>,
@@ -287,11 +287,12 @@ fn connect_and_write(
 }
 
 /// Ingests the best chain of a node's blocks directory ([`BlocksDir`]) from the index's head
-/// (or the genesis) up to `to` (default: the directory's tip), without a node: blocks more
-/// than `max_reorg_depth` below `to` in [`UtxoStore::apply_blocks`] calls of about
-/// [`BULK_TXS`] transactions, the rest one by one with their undo records (so that an
-/// ingestion from a node afterwards can unwind a reorg of them). A thread reads and decodes
-/// the blocks ahead (at most [`DIR_READ_AHEAD`]) while this one connects and writes them.
+/// (or the genesis) up to `to` (default: the directory's tip), without a node, in
+/// [`UtxoStore::apply_blocks_keeping_undo`] calls of about [`BULK_TXS`] transactions: the
+/// last `max_reorg_depth` blocks keep their undo records (so that an ingestion from a node
+/// afterwards can unwind a reorg of them), the others none. A thread reads and decodes the
+/// blocks ahead (at most [`DIR_READ_AHEAD`]) while this one connects them, and each call is
+/// written by a thread of its own while the next is gathered.
 ///
 /// The index's head must be on the directory's best chain (a directory behind a reorg the
 /// index followed, or another network's, is refused, naming both blocks): unwinding is left
@@ -345,7 +346,8 @@ pub fn sync_utxo_from_dir_in(
     if next > to {
         return Ok(report);
     }
-    let bulk_last = to.checked_sub(max_reorg_depth + 1);
+    // Blocks from here on keep undo records: a reorg may reach them.
+    let undo_from = to.saturating_sub(max_reorg_depth);
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(u64, Block), BitcoinIngestError>>(
             DIR_READ_AHEAD,
@@ -361,7 +363,7 @@ pub fn sync_utxo_from_dir_in(
         });
         let mut gathered = Backfill::default();
         // One call written by a thread of its own while the next is gathered (its outputs
-        // read from its overlay meanwhile); joined before the next call, the tail, the end.
+        // read from its overlay meanwhile); joined before the next call and at the end.
         type Written = Result<Vec<(BlockRef, UtxoChanges)>, BitcoinIngestError>;
         let mut writer: Option<std::thread::ScopedJoinHandle<'_, Written>> = None;
         let join = |writer: &mut Option<std::thread::ScopedJoinHandle<'_, Written>>,
@@ -376,34 +378,23 @@ pub fn sync_utxo_from_dir_in(
                 let n = c.transactions.len() as u64;
                 progress.block(b.number, n);
                 report.blocks += 1;
-                report.bulk_blocks += 1;
+                report.bulk_blocks += u64::from(b.number < undo_from);
                 report.txs += n;
             }
             Ok(())
         };
         for read in rx {
             let (h, block) = read?;
-            if bulk_last.is_some_and(|last| h <= last) {
-                gathered.add(store, chain_id, block, h)?;
-                if gathered.txs >= bulk_txs || Some(h) == bulk_last {
-                    join(&mut writer, &mut report)?;
-                    let done = std::mem::take(&mut gathered);
-                    let overlay = Arc::new(done.overlay);
-                    gathered.writing = Some(overlay);
-                    let blocks = done.blocks;
-                    writer = Some(scope.spawn(move || {
-                        store.apply_blocks(chain_id, &blocks)?;
-                        Ok(blocks)
-                    }));
-                }
-            } else {
+            gathered.add(store, chain_id, block, h)?;
+            if gathered.txs >= bulk_txs || h == to {
                 join(&mut writer, &mut report)?;
-                gathered.writing = None;
-                let n = block.txs.len() as u64;
-                connect_and_write(store, chain_id, block, h)?;
-                progress.block(h, n);
-                report.blocks += 1;
-                report.txs += n;
+                let done = std::mem::take(&mut gathered);
+                gathered.writing = Some(Arc::new(done.overlay));
+                let blocks = done.blocks;
+                writer = Some(scope.spawn(move || {
+                    store.apply_blocks_keeping_undo(chain_id, &blocks, undo_from)?;
+                    Ok(blocks)
+                }));
             }
         }
         join(&mut writer, &mut report)?;

@@ -676,8 +676,8 @@ async fn a_blocks_directory_gives_the_index_the_node_gives() {
     node.mine(1, &a).await.expect("mine");
     let tip = node.height().await.expect("height");
     assert_eq!(tip, 109);
-    let by_rpc: Arc<dyn UtxoStore> =
-        Arc::new(EmbeddedUtxoStore::open(&dir.path().join("rpc")).expect("open"));
+    let rpc_index = Arc::new(EmbeddedUtxoStore::open(&dir.path().join("rpc")).expect("open"));
+    let by_rpc: Arc<dyn UtxoStore> = rpc_index.clone();
     sync_utxo(&source, &by_rpc, CHAIN, None, 10)
         .await
         .expect("sync");
@@ -750,4 +750,30 @@ async fn a_blocks_directory_gives_the_index_the_node_gives() {
             "{address}"
         );
     }
+    // Byte for byte the index RPC ingestion wrote (the last 10 blocks' undo records, written
+    // one by one there and in bulk here, included), but the bulk writes' mark.
+    let unmarked = |s: &EmbeddedUtxoStore| {
+        let mut c = s.contents().expect("contents");
+        for (space, entries) in &mut c {
+            if *space == "utxo.coins" {
+                entries.retain(|(k, _)| !k.ends_with(&[0xff; 36]));
+            }
+        }
+        c
+    };
+    assert_eq!(unmarked(&by_dir), unmarked(&rpc_index));
+    // So a node can unwind the directory's last 10 blocks as it would its own, no further.
+    let deepest = (tip - 10) as u64;
+    for index in [&by_dir, &*rpc_index] {
+        let e = index
+            .unwind_above(CHAIN, deepest - 2)
+            .expect_err("below the undo records");
+        assert!(e.to_string().contains("undo record was pruned"), "{e}");
+        let unwound = index.unwind_above(CHAIN, deepest - 1).expect("unwind");
+        assert_eq!(unwound.len(), 11);
+    }
+    assert_eq!(
+        by_dir.contents().expect("contents"),
+        rpc_index.contents().expect("contents")
+    );
 }

@@ -418,15 +418,17 @@ impl EmbeddedUtxoStore {
     /// would stop it (nothing settled until the index is opened again or the chain's next
     /// write; readers meanwhile read the index as it was before the call): 0 before its
     /// record, 1 to 4 before each of the history keyspaces it ingests, 5 before the coins, 6
-    /// before the write that moves the head (`bulk`).
+    /// before the write that moves the head (`bulk`). Blocks from `undo_from` on keep their
+    /// undo records ([`UtxoStore::apply_blocks_keeping_undo`]; `u64::MAX`: none).
     #[cfg(feature = "test-utils")]
     pub fn apply_blocks_interrupted(
         &self,
         chain_id: u64,
         blocks: &[(BlockRef, UtxoChanges)],
+        undo_from: u64,
         step: usize,
     ) -> Result<Vec<Applied>, StoreError> {
-        self.write_bulk(chain_id, blocks, Some(step))
+        self.write_bulk(chain_id, blocks, undo_from, Some(step))
     }
 
     /// Every key and value of every keyspace, by keyspace name (tests comparing two
@@ -468,7 +470,16 @@ impl UtxoStore for EmbeddedUtxoStore {
         chain_id: u64,
         blocks: &[(BlockRef, UtxoChanges)],
     ) -> Result<Vec<Applied>, StoreError> {
-        self.write_bulk(chain_id, blocks, None)
+        self.write_bulk(chain_id, blocks, u64::MAX, None)
+    }
+
+    fn apply_blocks_keeping_undo(
+        &self,
+        chain_id: u64,
+        blocks: &[(BlockRef, UtxoChanges)],
+        undo_from: u64,
+    ) -> Result<Vec<Applied>, StoreError> {
+        self.write_bulk(chain_id, blocks, undo_from, None)
     }
 
     fn apply_block(
@@ -592,6 +603,10 @@ impl UtxoStore for EmbeddedUtxoStore {
             stage_node(&mut batch, chain_id, &a, now.as_ref(), old.as_ref());
         }
         batch.put(META, chain_id.to_be_bytes(), Self::counts_value(counts));
+        // The coins are no longer at the block the last bulk write marked (blocks it kept
+        // undo records for can be unwound): a later bulk write interrupted before its coins,
+        // up to that same block, must not find the mark saying they were written.
+        batch.del(COINS, bulk::coins_mark_key(chain_id));
         self.commit(guard, batch)?;
         Ok(removed)
     }

@@ -183,6 +183,20 @@ pub trait UtxoStore: Send + Sync {
             .collect()
     }
 
+    /// [`UtxoStore::apply_blocks`], keeping the undo records of the blocks numbered
+    /// `undo_from` and above as [`UtxoStore::apply_block`] keeps them (the same bytes, pruned
+    /// the same way): for a backfill's last blocks, near enough to the tip for a reorg to
+    /// reach them, written in bulk all the same. The embedded index writes those records
+    /// with the write that moves the head (and in the call's record before it: they are as
+    /// large as the blocks' spent outputs, so give it tens or hundreds of blocks, not a whole
+    /// chain). PostgreSQL keeps every block's undo record in any case.
+    fn apply_blocks_keeping_undo(
+        &self,
+        chain_id: u64,
+        blocks: &[(BlockRef, UtxoChanges)],
+        undo_from: u64,
+    ) -> Result<Vec<crate::Applied>, StoreError>;
+
     /// Reverts every block above `number`, newest first, and returns them lowest first.
     fn unwind_above(&self, chain_id: u64, number: u64) -> Result<Vec<BlockRef>, StoreError>;
 

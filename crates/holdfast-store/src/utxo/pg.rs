@@ -555,6 +555,16 @@ impl UtxoStore for PgUtxoStore {
         Ok(out)
     }
 
+    /// Every block's undo record is kept here ([`UtxoStore::apply_blocks`]).
+    fn apply_blocks_keeping_undo(
+        &self,
+        chain_id: u64,
+        blocks: &[(BlockRef, UtxoChanges)],
+        _undo_from: u64,
+    ) -> Result<Vec<Applied>, StoreError> {
+        self.apply_blocks(chain_id, blocks)
+    }
+
     fn unwind_above(&self, chain_id: u64, number: u64) -> Result<Vec<BlockRef>, StoreError> {
         let Some(first) = number.checked_add(1) else {
             return Ok(Vec::new());

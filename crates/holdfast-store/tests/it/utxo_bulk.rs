@@ -200,9 +200,38 @@ fn bad_calls_are_refused_whole(open: &dyn Fn() -> Box<dyn UtxoStore>) {
     assert_eq!(state(&*s), before);
 }
 
+/// Blocks 2 and 3 written in bulk keeping their undo records (a backfill's last blocks, which
+/// a reorg may reach): unwinding them gives the index of block 1 alone, as written one by one.
+fn kept_undo_records_unwind(open: &dyn Fn() -> Box<dyn UtxoStore>) {
+    let blocks = chain();
+    let one = open();
+    one.apply_block(CHAIN, &blocks[0].0, &blocks[0].1)
+        .expect("block 1");
+    let at_1 = state(&*one);
+    let bulk = open();
+    bulk.apply_blocks_keeping_undo(CHAIN, &blocks, 2)
+        .expect("bulk");
+    for (b, c) in &blocks[1..] {
+        one.apply_block(CHAIN, b, c).expect("apply");
+    }
+    assert_eq!(state(&*bulk), state(&*one));
+    let unwound = bulk.unwind_above(CHAIN, 1).expect("unwind 2 and 3");
+    assert_eq!(
+        unwound.iter().map(|b| b.number).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    assert_eq!(state(&*bulk), at_1);
+    // And written again, now one by one.
+    for (b, c) in &blocks[1..] {
+        bulk.apply_block(CHAIN, b, c).expect("again");
+    }
+    assert_eq!(state(&*bulk), state(&*one));
+}
+
 fn suite(open: &dyn Fn() -> Box<dyn UtxoStore>) {
     same_index_as_one_by_one(open);
     bad_calls_are_refused_whole(open);
+    kept_undo_records_unwind(open);
 }
 
 #[test]
@@ -220,6 +249,128 @@ fn utxo_bulk_embedded() {
 fn utxo_bulk_postgres() {
     let Some(_) = crate::pg_db() else { return };
     suite(&|| Box::new(PgUtxoStore::connect(&crate::pg_db().expect("pg")).expect("connect")));
+}
+
+/// The key of the bulk writes' mark in `utxo.coins` (outpoint `ff…ff:4294967295`): the one
+/// entry a bulk write leaves that a write one by one does not.
+fn is_mark(space: &str, key: &[u8]) -> bool {
+    space == "utxo.coins" && key.ends_with(&[0xff; 36])
+}
+
+type Contents = Vec<(&'static str, Vec<(Vec<u8>, Vec<u8>)>)>;
+
+/// `contents` without the entries `drop` names (keyspace, key).
+fn without(contents: Contents, drop: impl Fn(&str, &[u8]) -> bool) -> Contents {
+    contents
+        .into_iter()
+        .map(|(space, entries)| {
+            let kept = entries
+                .into_iter()
+                .filter(|(k, _)| !drop(space, k))
+                .collect();
+            (space, kept)
+        })
+        .collect()
+}
+
+/// Issue 16: a backfill's last blocks written in bulk keeping their undo records
+/// (`apply_blocks_keeping_undo`) give, byte for byte, the index `apply_block` writes block by
+/// block (undo records and cluster undo records included; only the bulk write's mark added),
+/// whichever block the records start from, with every block's records kept or only the
+/// newest one's (`KeepUndo`: the call does not write those its own later blocks would drop).
+/// An unwind then reaches exactly the blocks that kept records, refused whole below them,
+/// and gives the one-by-one index unwound as far, byte for byte (the mark gone with it).
+#[test]
+fn utxo_bulk_keeping_undo_is_the_index_written_one_by_one() {
+    let blocks = chain();
+    for keep in [None, Some(1)] {
+        for undo_from in [0, 2, 3, 4, u64::MAX] {
+            let what = format!("keep {keep:?}, undo from {undo_from}");
+            let dirs = [
+                tempfile::tempdir().expect("tempdir"),
+                tempfile::tempdir().expect("tempdir"),
+            ];
+            let one = EmbeddedUtxoStore::open_with(dirs[0].path(), keep).expect("open");
+            for (b, c) in &blocks {
+                one.apply_block(CHAIN, b, c).expect("apply");
+            }
+            let bulk = EmbeddedUtxoStore::open_with(dirs[1].path(), keep).expect("open");
+            bulk.apply_blocks_keeping_undo(CHAIN, &blocks, undo_from)
+                .expect("bulk");
+            let below = |space: &str, key: &[u8]| {
+                (space == "utxo.undo" || space == "utxo.ufundo")
+                    && u64::from_be_bytes(key[8..16].try_into().expect("block key")) < undo_from
+            };
+            let expected = without(one.contents().expect("contents"), below);
+            assert!(
+                expected
+                    .iter()
+                    .any(|(space, e)| *space == "utxo.ufundo" && !e.is_empty())
+                    || undo_from > 3,
+                "{what}: cluster undo records compared"
+            );
+            assert_eq!(
+                without(bulk.contents().expect("contents"), is_mark),
+                expected,
+                "{what}"
+            );
+            for to in (0..3).rev() {
+                let by_one = one.unwind_above(CHAIN, to);
+                let in_bulk = bulk.unwind_above(CHAIN, to);
+                let reaches = by_one.is_ok() && to + 1 >= undo_from;
+                assert_eq!(
+                    in_bulk.is_ok(),
+                    reaches,
+                    "{what}: unwind above {to}: {in_bulk:?}"
+                );
+                if !reaches {
+                    let e = in_bulk.expect_err("refused");
+                    assert!(e.to_string().contains("undo record was pruned"), "{e}");
+                    break;
+                }
+                assert_eq!(
+                    bulk.contents().expect("contents"),
+                    without(one.contents().expect("contents"), below),
+                    "{what}: unwound above {to}"
+                );
+            }
+        }
+    }
+}
+
+/// Blocks written in bulk keeping their undo records, unwound, then written in bulk again and
+/// interrupted before the coins (a crash): the mark the first call left (coins at block 3)
+/// must not make the reopened index finish the second call as if its coins were written.
+/// The unwind deletes the mark; the interrupted call is settled back, and made again it gives
+/// the first call's index.
+#[test]
+fn utxo_bulk_unwound_then_interrupted_is_settled_back() {
+    let blocks = chain();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let expected = {
+        let s = EmbeddedUtxoStore::open(dir.path()).expect("open");
+        s.apply_blocks_keeping_undo(CHAIN, &blocks, 0)
+            .expect("bulk");
+        let expected = s.contents().expect("contents");
+        s.unwind_above(CHAIN, 1).expect("unwind 2 and 3");
+        let e = s
+            .apply_blocks_interrupted(CHAIN, &blocks[1..], 0, 5)
+            .expect_err("stopped before the coins");
+        assert!(e.to_string().contains("stopped before"), "{e}");
+        expected
+    };
+    let s = EmbeddedUtxoStore::open(dir.path()).expect("reopen");
+    assert_eq!(
+        s.head(CHAIN).expect("head").map(|b| b.number),
+        Some(1),
+        "settled back: the coins were not written"
+    );
+    assert_eq!(
+        s.apply_blocks_keeping_undo(CHAIN, &blocks[1..], 0)
+            .expect("again"),
+        vec![Applied::Written; 2]
+    );
+    assert_eq!(s.contents().expect("contents"), expected);
 }
 
 /// Bulk-written blocks have no undo record: an unwind reaching one is refused whole; blocks
@@ -249,13 +400,22 @@ fn utxo_bulk_blocks_cannot_be_unwound() {
 /// index is byte for byte the one an uninterrupted call gives.
 #[test]
 fn utxo_bulk_interrupted_then_made_again_is_the_same_index() {
+    // Without undo records, and with them (blocks 2 and 3 keep theirs: written with the
+    // head's move, so in the call's record too).
+    for undo_from in [u64::MAX, 2] {
+        interrupted_then_made_again(undo_from);
+    }
+}
+
+fn interrupted_then_made_again(undo_from: u64) {
     let blocks = chain();
+    let write = |s: &EmbeddedUtxoStore| s.apply_blocks_keeping_undo(CHAIN, &blocks[1..], undo_from);
     let expected = {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = EmbeddedUtxoStore::open(dir.path()).expect("open");
         s.apply_block(CHAIN, &blocks[0].0, &blocks[0].1)
             .expect("block 1");
-        s.apply_blocks(CHAIN, &blocks[1..]).expect("bulk");
+        write(&s).expect("bulk");
         let contents = s.contents().expect("contents");
         assert!(
             contents.iter().filter(|(_, e)| !e.is_empty()).count() >= 8,
@@ -279,7 +439,7 @@ fn utxo_bulk_interrupted_then_made_again_is_the_same_index() {
                 s.utxos(CHAIN, &outpoints()).expect("utxos"),
             );
             let e = s
-                .apply_blocks_interrupted(CHAIN, &blocks[1..], step)
+                .apply_blocks_interrupted(CHAIN, &blocks[1..], undo_from, step)
                 .expect_err("interrupted");
             assert!(e.to_string().contains("stopped before"), "{e}");
             before
@@ -290,7 +450,7 @@ fn utxo_bulk_interrupted_then_made_again_is_the_same_index() {
             s.counts(CHAIN).expect("counts"),
             s.utxos(CHAIN, &outpoints()).expect("utxos"),
         );
-        let again = s.apply_blocks(CHAIN, &blocks[1..]).expect("again");
+        let again = write(&s).expect("again");
         if step < 6 {
             assert_eq!(now, before, "stopped before step {step}: nothing moved");
             assert_eq!(again, vec![Applied::Written; 2]);
@@ -305,7 +465,7 @@ fn utxo_bulk_interrupted_then_made_again_is_the_same_index() {
         assert_eq!(
             s.contents().expect("contents"),
             expected,
-            "stopped before step {step}, then made again"
+            "undo from {undo_from}: stopped before step {step}, then made again"
         );
     }
 }
@@ -348,7 +508,7 @@ fn utxo_bulk_interrupted_shows_nothing_above_the_head() {
         {
             let s = at_1(dir.path());
             let e = s
-                .apply_blocks_interrupted(CHAIN, &blocks[1..], step)
+                .apply_blocks_interrupted(CHAIN, &blocks[1..], u64::MAX, step)
                 .expect_err("interrupted");
             assert!(e.to_string().contains("stopped before"), "{e}");
             assert!(
@@ -373,7 +533,7 @@ fn utxo_bulk_interrupted_shows_nothing_above_the_head() {
         drop(s);
         let dir = tempfile::tempdir().expect("tempdir");
         let s = at_1(dir.path());
-        let _ = s.apply_blocks_interrupted(CHAIN, &blocks[1..], step);
+        let _ = s.apply_blocks_interrupted(CHAIN, &blocks[1..], u64::MAX, step);
         let again = s.apply_blocks(CHAIN, &blocks[1..]).expect("again");
         if step < 6 {
             assert_eq!(again, vec![Applied::Written; 2], "settled back");

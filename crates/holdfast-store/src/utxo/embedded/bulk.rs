@@ -35,9 +35,15 @@
 //! step 1 (`EmbeddedUtxoStore::view`), and after a crash the open settles the call before
 //! anything is read (tested at every step, before and after reopening).
 //!
-//! No undo records are written: these blocks cannot be unwound. Undo records of older
-//! blocks that a store keeping the newest N ([`super::KeepUndo`]) would drop with these
-//! blocks are dropped in step 4.
+//! No undo records are written for blocks below the caller's `undo_from`: those cannot be
+//! unwound. Blocks from `undo_from` on (a backfill's last blocks, which a reorg may reach) get
+//! the records [`UtxoStore::apply_block`] writes, byte for byte, with the write that moves the
+//! head (step 4, and so in the record of step 1). Undo records of older blocks that a store
+//! keeping the newest N ([`super::KeepUndo`]) would drop with these blocks are dropped in step
+//! 4, and the call's own records such a store would drop are not written. Unwinding deletes
+//! the mark: the coins are then no longer at the block it names.
+//!
+//! [`UtxoStore::apply_block`]: super::super::UtxoStore::apply_block
 
 use fjall::Readable;
 use holdfast_primitives::BlockRef;
@@ -45,8 +51,8 @@ use holdfast_primitives::BlockRef;
 use super::super::cluster::{self, Node};
 use super::super::txs::{self, TxRecord};
 use super::super::{
-    OutPointKey, UtxoChanges, UtxoRecord, check_consecutive, counted, not_held, pruned_by,
-    stored_after_new, validate,
+    OutPointKey, Undo, UtxoChanges, UtxoRecord, bytes, check_consecutive, counted, not_held,
+    pruned_by, stored_after_new, validate,
 };
 use super::{
     BLOCKS, COINS, EmbeddedUtxoStore, META, TXS, UF_UNDO, UNDO, block_key, coin_key, record_bytes,
@@ -127,16 +133,19 @@ struct Coin<'a> {
 }
 
 impl EmbeddedUtxoStore {
-    /// [`UtxoStore::apply_blocks`]; `stop_after` stops it with an error before a step, as a
+    /// [`UtxoStore::apply_blocks`], keeping the undo records of blocks from `undo_from` on
+    /// ([`UtxoStore::apply_blocks_keeping_undo`]; `u64::MAX`: none); `stop_after` stops it with an error before a step, as a
     /// crash would (tests: 0 before the record, 1 to 4 before each history keyspace of step
     /// 2, 5 before the coins, 6 before the head's write; nothing settled until the next open
     /// or write, and readers meanwhile read the index as it was before the call).
     ///
     /// [`UtxoStore::apply_blocks`]: super::super::UtxoStore::apply_blocks
+    /// [`UtxoStore::apply_blocks_keeping_undo`]: super::super::UtxoStore::apply_blocks_keeping_undo
     pub(super) fn write_bulk(
         &self,
         chain_id: u64,
         blocks: &[(BlockRef, UtxoChanges)],
+        undo_from: u64,
         stop_after: Option<usize>,
     ) -> Result<Vec<Applied>, StoreError> {
         check_consecutive(chain_id, blocks)?;
@@ -182,11 +191,18 @@ impl EmbeddedUtxoStore {
         let mut history = Batch {
             ops: Vec::with_capacity(entries),
         };
+        let last = todo.last().map_or(first.number, |(b, _)| b.number);
+        // Undo records kept: from `undo_from` on, but not those the call's own later blocks
+        // would drop (written one by one, each block drops the record `keep_undo` below it).
+        let keeps_undo = |n: u64| n >= undo_from && pruned_by(last, self.keep_undo) < Some(n);
+        // What moves the head, staged before anything is written.
+        let mut head = Batch::default();
         for &(b, c) in &todo {
             self.apply_coins(chain_id, b.number, c, &mut coins)?;
             counts = counted(counts, c)?;
             let groups = cluster::merges(&c.transactions);
-            if !groups.is_empty() {
+            let undo = keeps_undo(b.number);
+            if !groups.is_empty() || undo {
                 let uf = cluster::apply(&groups, |a| match nodes.get(a) {
                     Some(n) => Ok(Some(n.clone())),
                     None => match nodes_before.get(a) {
@@ -194,6 +210,13 @@ impl EmbeddedUtxoStore {
                         None => self.read_node(None, chain_id, a),
                     },
                 })?;
+                if undo {
+                    // As `apply_block` keeps them: the coins to restore and delete, and each
+                    // cluster entry the block changed as it was before it.
+                    let key = block_key(chain_id, b.number);
+                    head.put(UNDO, key.clone(), bytes::undo(&Undo::of(c)));
+                    head.put(UF_UNDO, key, cluster::encode_undo(&uf.old));
+                }
                 for (a, old) in uf.old {
                     if !nodes.contains_key(&a) {
                         nodes_before.entry(a).or_insert(old);
@@ -203,9 +226,6 @@ impl EmbeddedUtxoStore {
             }
             stage_txs(&mut history, chain_id, b.number, &c.transactions, false);
         }
-        let last = todo.last().map_or(first.number, |(b, _)| b.number);
-        // What moves the head, staged before anything is written.
-        let mut head = Batch::default();
         for (a, n) in &nodes {
             let before = nodes_before.get(a).and_then(Option::as_ref);
             stage_node(&mut head, chain_id, a, before, Some(n));
