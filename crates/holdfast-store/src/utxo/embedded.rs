@@ -48,6 +48,7 @@ use crate::{Applied, StoreError, admit};
 use alloy_primitives::B256;
 
 mod bulk;
+mod memo;
 
 const SPACES: [&str; 11] = [
     "utxo.blocks",
@@ -83,7 +84,9 @@ pub struct EmbeddedUtxoStore {
     /// until [`Self::finish_bulk`] settles an interrupted one), the snapshot taken before it
     /// wrote anything: readers read it, so none sees the entries or coins of blocks above
     /// the head. `None` otherwise: each read takes a fresh snapshot.
-    pinned: RwLock<Option<Snapshot>>,
+    pinned: RwLock<Option<(Snapshot, u64)>>,
+    /// What `utxos` read, for the next bulk write's checks (`memo`).
+    memo: memo::Memo,
 }
 
 /// Where a read looks: `None` the newest state (a write's own checks, under the writer
@@ -238,6 +241,17 @@ fn stage_txs(batch: &mut Batch, chain_id: u64, height: u64, list: &[TxRecord], r
     }
 }
 
+/// A coin's stored record.
+fn decode_coin(v: &[u8]) -> Result<UtxoRecord, StoreError> {
+    let mut r = Reader(v);
+    let rec = bytes::read_record(&mut r)?;
+    if r.0.is_empty() {
+        Ok(rec)
+    } else {
+        Err(corrupt("UTXO record: trailing bytes"))
+    }
+}
+
 fn record_bytes(r: &UtxoRecord) -> Vec<u8> {
     let mut v = Vec::with_capacity(32 + r.script.len());
     bytes::record(r, &mut v);
@@ -257,6 +271,7 @@ impl EmbeddedUtxoStore {
             group: GroupCommit::default(),
             keep_undo,
             pinned: RwLock::new(None),
+            memo: memo::Memo::default(),
         };
         store.index_kids()?;
         // Bulk writes a crash interrupted between their record and the head's move.
@@ -308,16 +323,27 @@ impl EmbeddedUtxoStore {
     /// A fresh one is taken under the pin's lock, so it is older than anything a bulk write
     /// pinned after it writes.
     fn view(&self) -> Snapshot {
+        self.view_versioned().0
+    }
+
+    /// [`Self::view`], with the memo's version it was taken at (`memo`): a pinned snapshot's
+    /// is the version when it was pinned; for a fresh one, the version is taken first.
+    fn view_versioned(&self) -> (Snapshot, u64) {
         let pinned = self.pinned.read().unwrap_or_else(PoisonError::into_inner);
         match &*pinned {
-            Some(s) => s.clone(),
-            None => self.dir.db.snapshot(),
+            Some((s, version)) => (s.clone(), *version),
+            None => {
+                let version = self.memo.version();
+                (self.dir.db.snapshot(), version)
+            }
         }
     }
 
     /// Pins what readers read to the index as it is now (a bulk write, before it writes).
     fn pin(&self) {
-        *self.pinned.write().unwrap_or_else(PoisonError::into_inner) = Some(self.dir.db.snapshot());
+        let version = self.memo.version();
+        *self.pinned.write().unwrap_or_else(PoisonError::into_inner) =
+            Some((self.dir.db.snapshot(), version));
     }
 
     /// Readers read the newest state again (the head moved, or nothing is left above it).
@@ -346,15 +372,7 @@ impl EmbeddedUtxoStore {
             return Ok(None);
         }
         self.get(at, COINS, &coin_key(chain_id, op))?
-            .map(|v| {
-                let mut r = Reader(&v);
-                let rec = bytes::read_record(&mut r)?;
-                if r.0.is_empty() {
-                    Ok(rec)
-                } else {
-                    Err(corrupt("UTXO record: trailing bytes"))
-                }
-            })
+            .map(|v| decode_coin(&v))
             .transpose()
     }
 
@@ -428,7 +446,25 @@ impl EmbeddedUtxoStore {
         undo_from: u64,
         step: usize,
     ) -> Result<Vec<Applied>, StoreError> {
-        self.write_bulk(chain_id, blocks, undo_from, Some(step))
+        self.write_bulk(chain_id, blocks, undo_from, bulk::Test::StopBefore(step))
+    }
+
+    /// [`UtxoStore::apply_blocks`], making `read` before step `step` (5: the coins; 6: the
+    /// write that moves the head), as a reader on another thread may make it then.
+    #[cfg(feature = "test-utils")]
+    pub fn apply_blocks_reading_before(
+        &self,
+        chain_id: u64,
+        blocks: &[(BlockRef, UtxoChanges)],
+        step: usize,
+        read: &dyn Fn(&EmbeddedUtxoStore),
+    ) -> Result<Vec<Applied>, StoreError> {
+        self.write_bulk(
+            chain_id,
+            blocks,
+            u64::MAX,
+            bulk::Test::ReadBefore(step, read),
+        )
     }
 
     /// Every key and value of every keyspace, by keyspace name (tests comparing two
@@ -458,7 +494,10 @@ impl EmbeddedUtxoStore {
         guard: crate::group_commit::WriterGuard<'_>,
         batch: Batch,
     ) -> Result<(), StoreError> {
-        self.dir.write(batch)?;
+        let written = self.dir.write(batch);
+        // Whatever coins it changed (even a failed write's, conservatively).
+        self.memo.changed(memo::Changed::All);
+        written?;
         let ticket = self.group.written(guard);
         self.group.sync_up_to(ticket, || self.dir.persist())
     }
@@ -470,7 +509,7 @@ impl UtxoStore for EmbeddedUtxoStore {
         chain_id: u64,
         blocks: &[(BlockRef, UtxoChanges)],
     ) -> Result<Vec<Applied>, StoreError> {
-        self.write_bulk(chain_id, blocks, u64::MAX, None)
+        self.write_bulk(chain_id, blocks, u64::MAX, bulk::Test::No)
     }
 
     fn apply_blocks_keeping_undo(
@@ -479,7 +518,7 @@ impl UtxoStore for EmbeddedUtxoStore {
         blocks: &[(BlockRef, UtxoChanges)],
         undo_from: u64,
     ) -> Result<Vec<Applied>, StoreError> {
-        self.write_bulk(chain_id, blocks, undo_from, None)
+        self.write_bulk(chain_id, blocks, undo_from, bulk::Test::No)
     }
 
     fn apply_block(
@@ -637,11 +676,22 @@ impl UtxoStore for EmbeddedUtxoStore {
         outpoints: &[OutPointKey],
     ) -> Result<Vec<Option<UtxoRecord>>, StoreError> {
         super::check_batch(outpoints.len())?;
-        let snap = self.view();
-        outpoints
-            .iter()
-            .map(|op| self.read_coin(Some(&snap), chain_id, op))
-            .collect()
+        let (snap, version) = self.view_versioned();
+        let mut records = Vec::with_capacity(outpoints.len());
+        let mut found = Vec::with_capacity(outpoints.len());
+        for op in outpoints {
+            if op.vout == u32::MAX {
+                // No output has this index; its key is the bulk writes' mark (`bulk`).
+                records.push(None);
+                continue;
+            }
+            let bytes = self.get(Some(&snap), COINS, &coin_key(chain_id, op))?;
+            records.push(bytes.as_deref().map(decode_coin).transpose()?);
+            found.push((*op, bytes));
+        }
+        // For the next bulk write's checks.
+        self.memo.record(version, chain_id, found.into_iter());
+        Ok(records)
     }
 
     fn cluster(&self, chain_id: u64, address: &str) -> Result<Cluster, StoreError> {

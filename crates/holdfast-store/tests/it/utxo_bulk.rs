@@ -373,6 +373,105 @@ fn utxo_bulk_unwound_then_interrupted_is_settled_back() {
     assert_eq!(s.contents().expect("contents"), expected);
 }
 
+/// Block `n` (following block `n - 1`) spending A:0, which block 2 spent: a double spend.
+fn spends_a0_again(n: u64) -> Vec<(BlockRef, UtxoChanges)> {
+    let a0 = chain()[1].1.spent[0].clone();
+    assert_eq!(a0.0, op(0xa, 0));
+    vec![(
+        block(n, 0, 0),
+        UtxoChanges {
+            spent: vec![a0],
+            ..Default::default()
+        },
+    )]
+}
+
+/// Issue 16: a bulk write takes what the reads that gathered it found instead of looking the
+/// outpoints up again, only while that is what the index holds. An output read as unspent,
+/// then spent by a write one by one, or by a bulk write while the read went through the
+/// snapshot readers are pinned to (the index before that write), is refused when a later
+/// bulk write spends it again, naming it.
+#[test]
+fn utxo_bulk_does_not_take_a_read_older_than_a_write() {
+    let blocks = chain();
+    let a0 = [op(0xa, 0)];
+    let refused = |s: &EmbeddedUtxoStore, n: u64| {
+        let e = s
+            .apply_blocks(CHAIN, &spends_a0_again(n))
+            .expect_err("A:0 is spent");
+        assert!(
+            matches!(e, StoreError::Invalid { number, .. } if number == n),
+            "{e}"
+        );
+        assert!(e.to_string().contains("not unspent"), "{e}");
+    };
+    // Read, then spent by block 2 written one by one.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = EmbeddedUtxoStore::open(dir.path()).expect("open");
+    s.apply_block(CHAIN, &blocks[0].0, &blocks[0].1)
+        .expect("block 1");
+    assert!(s.utxos(CHAIN, &a0).expect("read")[0].is_some());
+    s.apply_block(CHAIN, &blocks[1].0, &blocks[1].1)
+        .expect("block 2");
+    refused(&s, 3);
+    // Spent by a bulk write of blocks 2 and 3 stopped after its coins (before the head
+    // moved), read meanwhile through the pinned snapshot, where A:0 is still unspent.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = EmbeddedUtxoStore::open(dir.path()).expect("open");
+    s.apply_block(CHAIN, &blocks[0].0, &blocks[0].1)
+        .expect("block 1");
+    s.apply_blocks_interrupted(CHAIN, &blocks[1..], u64::MAX, 6)
+        .expect_err("stopped before the head's write");
+    assert!(
+        s.utxos(CHAIN, &a0).expect("read")[0].is_some(),
+        "the pinned snapshot: the index before the call"
+    );
+    assert_eq!(
+        s.apply_blocks(CHAIN, &blocks[1..]).expect("settled"),
+        vec![Applied::AlreadyPresent; 2]
+    );
+    refused(&s, 4);
+    // The same read made while an uninterrupted bulk write is under way: before its coins
+    // are written (the write forgets what it changes), and after (the read is of an older
+    // state than the newest).
+    for step in [5, 6] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = EmbeddedUtxoStore::open(dir.path()).expect("open");
+        s.apply_block(CHAIN, &blocks[0].0, &blocks[0].1)
+            .expect("block 1");
+        s.apply_blocks_reading_before(CHAIN, &blocks[1..], step, &|s| {
+            assert!(
+                s.utxos(CHAIN, &a0).expect("read")[0].is_some(),
+                "the pinned snapshot: the index before the call"
+            );
+        })
+        .expect("bulk");
+        refused(&s, 4);
+    }
+    // And a read of the newest state is taken: the same call's blocks, read as a backfill
+    // reads them, write the index a write without the reads gives.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = EmbeddedUtxoStore::open(dir.path()).expect("open");
+    s.apply_block(CHAIN, &blocks[0].0, &blocks[0].1)
+        .expect("block 1");
+    let outpoints: Vec<OutPointKey> = blocks[1..]
+        .iter()
+        .flat_map(|(_, c)| c.spent.iter().chain(&c.created).map(|(o, _)| *o))
+        .collect();
+    s.utxos(CHAIN, &outpoints).expect("read");
+    s.apply_blocks(CHAIN, &blocks[1..]).expect("bulk");
+    let unread = tempfile::tempdir().expect("tempdir");
+    let expected = EmbeddedUtxoStore::open(unread.path()).expect("open");
+    expected
+        .apply_block(CHAIN, &blocks[0].0, &blocks[0].1)
+        .expect("block 1");
+    expected.apply_blocks(CHAIN, &blocks[1..]).expect("bulk");
+    assert_eq!(
+        s.contents().expect("contents"),
+        expected.contents().expect("contents")
+    );
+}
+
 /// Bulk-written blocks have no undo record: an unwind reaching one is refused whole; blocks
 /// written one by one above them unwind as before.
 #[test]

@@ -120,6 +120,19 @@ fn decode_pending(v: &[u8]) -> Result<(u64, Batch), StoreError> {
     Ok((last, batch))
 }
 
+/// What a test makes of a bulk write ([`EmbeddedUtxoStore::write_bulk`]).
+#[derive(Clone, Copy)]
+pub(super) enum Test<'a> {
+    /// Nothing: the write as the product makes it.
+    No,
+    /// Stopped with an error before this step, as a crash would stop it.
+    StopBefore(usize),
+    /// This read made before step 5 (the coins) or 6 (the head's write), readers on the
+    /// pinned snapshot, as a reader on another thread may make it.
+    #[cfg_attr(not(feature = "test-utils"), allow(dead_code))]
+    ReadBefore(usize, &'a dyn Fn(&EmbeddedUtxoStore)),
+}
+
 /// foldhash with a random seed per process, as the transfer store's buffer: not predictable
 /// from outside (txids and addresses come from the chain), and cheaper than std's SipHash.
 type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -146,8 +159,12 @@ impl EmbeddedUtxoStore {
         chain_id: u64,
         blocks: &[(BlockRef, UtxoChanges)],
         undo_from: u64,
-        stop_after: Option<usize>,
+        test: Test<'_>,
     ) -> Result<Vec<Applied>, StoreError> {
+        let stop_after = match test {
+            Test::StopBefore(step) => Some(step),
+            _ => None,
+        };
         check_consecutive(chain_id, blocks)?;
         for (b, c) in blocks {
             validate(chain_id, b, c)?;
@@ -235,6 +252,7 @@ impl EmbeddedUtxoStore {
             head.put(BLOCKS, block_key(chain_id, b.number), codec::block_value(b));
         }
         head.put(META, chain_id.to_be_bytes(), Self::counts_value(counts));
+        let touched: Vec<OutPointKey> = coins.keys().copied().collect();
         let mut coin_ops = Batch {
             ops: Vec::with_capacity(coins.len() + 1),
         };
@@ -247,9 +265,13 @@ impl EmbeddedUtxoStore {
         }
         coin_ops.put(COINS, coins_mark_key(chain_id), last.to_be_bytes().to_vec());
         let stopped = |step: usize| -> Result<(), StoreError> {
-            match stop_after {
-                Some(n) if n == step => {
+            match test {
+                Test::StopBefore(n) if n == step => {
                     Err(self.dir.err(format!("stopped before step {step} (test)")))
+                }
+                Test::ReadBefore(n, read) if n == step => {
+                    read(self);
+                    Ok(())
                 }
                 _ => Ok(()),
             }
@@ -270,10 +292,15 @@ impl EmbeddedUtxoStore {
             // Step 3: the coins, as sorted tables, with the mark of the block they are at, in
             // one ingestion (atomic for the keyspace).
             stopped(5)?;
-            self.dir.ingest(coin_ops, None)?;
+            let ingested = self.dir.ingest(coin_ops, None);
+            // Readable now (or perhaps, if it failed: then everything is forgotten below).
+            self.memo
+                .changed(super::memo::Changed::Coins(chain_id, &touched));
+            ingested?;
             stopped(6)
         })();
         if let Err(e) = written {
+            self.memo.changed(super::memo::Changed::All);
             // The record says how to settle what the failure left (after a crash: on open).
             // A test's stop is a crash: left, pinned, for the next write or open.
             if stop_after.is_none() {
@@ -319,7 +346,9 @@ impl EmbeddedUtxoStore {
             "finishing an interrupted bulk write"
         );
         batch.del(META, pending_key(chain_id));
-        self.dir.write(batch)?;
+        let written = self.dir.write(batch);
+        self.memo.changed(super::memo::Changed::All);
+        written?;
         self.dir.persist()?;
         self.unpin();
         Ok(())
@@ -372,14 +401,18 @@ impl EmbeddedUtxoStore {
         coins: &mut Map<OutPointKey, Coin<'a>>,
     ) -> Result<(), StoreError> {
         let mut scratch = Vec::new();
+        // What the reads that gathered the block found (`memo`), where still valid.
+        let all = c.spent.iter().chain(&c.replaced).chain(&c.created);
+        let mut memo = self.memo.take(chain_id, all.map(|(op, _)| op)).into_iter();
         for (what, list) in [("spent", &c.spent), ("replaced", &c.replaced)] {
             for (op, r) in list {
+                let found = memo.next().flatten();
                 let stored = match coins.get(op) {
                     Some(coin) if coin.now == Some(r) => coin.stored,
                     Some(coin) => {
                         return Err(not_held(chain_id, number, what, op, coin.now.is_some()));
                     }
-                    None => match self.holds(chain_id, op, r, &mut scratch)? {
+                    None => match self.holds(chain_id, op, r, found, &mut scratch)? {
                         Some(true) => true,
                         held => return Err(not_held(chain_id, number, what, op, held.is_some())),
                     },
@@ -389,8 +422,11 @@ impl EmbeddedUtxoStore {
         }
         // A replaced output is spent above, so an output still held here is created twice.
         for (op, r) in &c.created {
+            let found = memo.next().flatten();
             let (held, stored) = match coins.get(op) {
                 Some(coin) => (coin.now.is_some(), coin.stored),
+                // Read as absent while gathering: no lookup. Anything else is looked up.
+                None if found == Some(None) => (false, false),
                 None => (self.read_coin(None, chain_id, op)?.is_some(), false),
             };
             if held {
@@ -417,14 +453,28 @@ impl EmbeddedUtxoStore {
     /// state. The stored bytes are compared with `r`'s encoding (in `scratch`), which is
     /// canonical (one encoding per record, and decoding checks every flag and length): no
     /// copy, no decoding, for every output a backfill spends. Bytes that differ are decoded,
-    /// so that a corrupt record is an error as in [`EmbeddedUtxoStore::read_coin`].
+    /// so that a corrupt record is an error as in [`EmbeddedUtxoStore::read_coin`]. `memo`:
+    /// what a read of the newest state found there (`memo`), if anything is known: the same
+    /// bytes, or no output, answer without a lookup; anything else is looked up.
     fn holds(
         &self,
         chain_id: u64,
         op: &OutPointKey,
         r: &UtxoRecord,
+        memo: Option<super::memo::Found>,
         scratch: &mut Vec<u8>,
     ) -> Result<Option<bool>, StoreError> {
+        match memo {
+            Some(None) => return Ok(None),
+            Some(Some(v)) => {
+                scratch.clear();
+                super::super::bytes::record(r, scratch);
+                if v == *scratch {
+                    return Ok(Some(true));
+                }
+            }
+            None => {}
+        }
         let Some(v) = self.dir.spaces[COINS]
             .get(coin_key(chain_id, op))
             .map_err(|e| self.dir.err(e))?
