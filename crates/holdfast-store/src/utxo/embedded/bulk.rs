@@ -126,6 +126,7 @@ pub(super) enum Test<'a> {
     /// Nothing: the write as the product makes it.
     No,
     /// Stopped with an error before this step, as a crash would stop it.
+    #[cfg_attr(not(feature = "test-utils"), allow(dead_code))]
     StopBefore(usize),
     /// This read made before step 5 (the coins) or 6 (the head's write), readers on the
     /// pinned snapshot, as a reader on another thread may make it.
