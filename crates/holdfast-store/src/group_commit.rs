@@ -91,46 +91,45 @@ impl FjallDir {
         b.commit().map_err(|e| self.err(e))
     }
 
-    /// Writes `batch` as sorted tables through fjall's ingestion (no memtable, no journal),
+    /// Writes `run` as sorted tables through fjall's ingestion (no memtable, no journal),
     /// one keyspace after another in keyspace order; of several operations on one key, the
     /// last counts. Each keyspace's tables are durable and visible when its ingestion
-    /// returns, newer than everything written before; the batch is **not** atomic across
+    /// returns, newer than everything written before; the run is **not** atomic across
     /// keyspaces: a caller moves its checkpoint only after this returns, and an interrupted
     /// call is made again over the same keys. `stop_after` ends it with an error after that
     /// many keyspaces (tests of an interruption).
-    pub fn ingest(&self, batch: Batch, stop_after: Option<usize>) -> Result<(), StoreError> {
-        let mut sizes = vec![0; self.spaces.len()];
-        for (space, _, _) in &batch.ops {
-            sizes[*space] += 1;
-        }
-        let mut spaces: Vec<Vec<Op>> = sizes.into_iter().map(Vec::with_capacity).collect();
-        for (space, k, v) in batch.ops {
-            spaces[space].push((k, v));
-        }
+    pub fn ingest(&self, run: Run, stop_after: Option<usize>) -> Result<(), StoreError> {
+        let Run { bytes, spaces } = run;
         let mut done = 0;
-        for (space, ops) in spaces.iter().enumerate() {
-            if ops.is_empty() {
+        for (space, mut entries) in spaces.into_iter().enumerate() {
+            if entries.is_empty() {
                 continue;
             }
+            let keyspace = self.spaces.get(space).ok_or_else(|| {
+                self.err(format!(
+                    "ingestion into keyspace {space}, which is not open"
+                ))
+            })?;
             if stop_after == Some(done) {
                 return Err(self.err(format!(
                     "stopped before ingesting keyspace {} (test)",
-                    self.spaces[space].name().as_ref() as &str
+                    keyspace.name().as_ref() as &str
                 )));
             }
-            let mut ingestion = self.spaces[space]
-                .start_ingestion()
-                .map_err(|e| self.err(e))?;
-            let order = sorted(ops);
-            for (n, &i) in order.iter().enumerate() {
-                let (k, v) = &ops[i as usize];
+            let mut ingestion = keyspace.start_ingestion().map_err(|e| self.err(e))?;
+            sort_entries(&bytes, &mut entries);
+            for (n, e) in entries.iter().enumerate() {
+                let k = e.key(&bytes);
                 // fjall asserts strictly rising keys: of equal keys the last written counts.
-                if order.get(n + 1).is_some_and(|&j| ops[j as usize].0 == *k) {
+                if entries
+                    .get(n + 1)
+                    .is_some_and(|next| next.prefix == e.prefix && next.key(&bytes) == k)
+                {
                     continue;
                 }
-                match v {
-                    Some(v) => ingestion.write(k.as_slice(), v.as_slice()),
-                    None => ingestion.write_tombstone(k.as_slice()),
+                match e.value(&bytes) {
+                    Some(v) => ingestion.write(k, v),
+                    None => ingestion.write_tombstone(k),
                 }
                 .map_err(|e| self.err(e))?;
             }
@@ -148,38 +147,146 @@ impl FjallDir {
     }
 }
 
-/// A put (`Some` value) or a delete of a key, in one keyspace.
-type Op = (Vec<u8>, Option<Vec<u8>>);
+/// Operations staged for [`FjallDir::ingest`]: puts and deletes per keyspace (by index), their
+/// keys and values one after the other in one buffer.
+///
+/// A backfill's call stages millions of entries. Kept as vectors of their own, each key and
+/// value cost an allocation, and sorting them three cache misses per entry (the entry, its
+/// key, its value, each somewhere else); here an entry's key and value sit side by side and
+/// the entries themselves are sorted (with the integer their key sorts by), so the sorted run
+/// is read in order and each entry's bytes are one miss.
+#[derive(Default)]
+pub(crate) struct Run {
+    bytes: Vec<u8>,
+    spaces: Vec<Vec<Entry>>,
+}
 
-/// The order of `ops` by key, equal keys in the order written.
+/// One operation of a [`Run`]: its key at `at..at + key` in the run's bytes, then its value
+/// (`value`: its length, [`Entry::TOMBSTONE`] for a delete); `prefix` is filled in when the
+/// keyspace is sorted, `seq` is its place among the keyspace's operations.
+#[derive(Clone, Copy)]
+struct Entry {
+    prefix: u128,
+    at: usize,
+    key: u32,
+    value: u32,
+    seq: u32,
+}
+
+impl Entry {
+    const TOMBSTONE: u32 = u32::MAX;
+
+    fn key<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
+        &bytes[self.at..self.at + self.key as usize]
+    }
+
+    fn value<'a>(&self, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        (self.value != Self::TOMBSTONE).then(|| {
+            let from = self.at + self.key as usize;
+            &bytes[from..from + self.value as usize]
+        })
+    }
+}
+
+impl Run {
+    /// A run with room for `bytes` bytes of keys and values.
+    pub fn with_capacity(bytes: usize) -> Run {
+        Run {
+            bytes: Vec::with_capacity(bytes),
+            spaces: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, space: usize, k: &[u8], v: Option<&[u8]>) {
+        if self.spaces.len() <= space {
+            self.spaces.resize_with(space + 1, Vec::new);
+        }
+        let at = self.bytes.len();
+        self.bytes.extend_from_slice(k);
+        let value = match v {
+            Some(v) => {
+                self.bytes.extend_from_slice(v);
+                // A key or value is a few hundred bytes at most (an encoded transaction the
+                // largest), far below 4 GiB.
+                u32::try_from(v.len()).unwrap_or(Entry::TOMBSTONE - 1)
+            }
+            None => Entry::TOMBSTONE,
+        };
+        let entries = &mut self.spaces[space];
+        let seq = entries.len() as u32;
+        entries.push(Entry {
+            prefix: 0,
+            at,
+            key: k.len() as u32,
+            value,
+            seq,
+        });
+    }
+
+    pub fn put(&mut self, space: usize, k: &[u8], v: &[u8]) {
+        self.push(space, k, Some(v));
+    }
+
+    pub fn del(&mut self, space: usize, k: &[u8]) {
+        self.push(space, k, None);
+    }
+}
+
+/// Sorts one keyspace's entries by key, equal keys in the order written.
 ///
 /// Keys of one keyspace share a prefix (the chain id, an address's first characters): each
 /// is sorted by the 16 bytes after the prefix all of them share, as one integer, and only
 /// ties compare whole keys. Sorting the keys themselves spent most of its time in `memcmp`
 /// going over the shared bytes again at every comparison.
-fn sorted(ops: &[Op]) -> Vec<u32> {
-    let first = ops.first().map_or(&[][..], |(k, _)| k.as_slice());
-    let shared = ops.iter().fold(first.len(), |n, (k, _)| {
-        n.min(k.iter().zip(first).take_while(|(a, b)| a == b).count())
+fn sort_entries(bytes: &[u8], entries: &mut [Entry]) {
+    let first = entries.first().map_or(&[][..], |e| e.key(bytes));
+    let shared = entries.iter().fold(first.len(), |n, e| {
+        n.min(
+            e.key(bytes)
+                .iter()
+                .zip(first)
+                .take_while(|(a, b)| a == b)
+                .count(),
+        )
     });
-    let mut order: Vec<(u128, u32)> = ops
-        .iter()
-        .enumerate()
-        .map(|(i, (k, _))| {
-            // Zero-padded: a shorter key never sorts after a longer one it is a prefix of.
-            let mut b = [0u8; 16];
-            let tail = &k[shared..];
-            let n = tail.len().min(16);
-            b[..n].copy_from_slice(&tail[..n]);
-            (u128::from_be_bytes(b), i as u32)
-        })
-        .collect();
-    order.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| ops[a.1 as usize].0.cmp(&ops[b.1 as usize].0))
-            .then(a.1.cmp(&b.1))
+    for e in entries.iter_mut() {
+        // Zero-padded: a shorter key never sorts after a longer one it is a prefix of.
+        let mut b = [0u8; 16];
+        let tail = &e.key(bytes)[shared..];
+        let n = tail.len().min(16);
+        b[..n].copy_from_slice(&tail[..n]);
+        e.prefix = u128::from_be_bytes(b);
+    }
+    entries.sort_unstable_by(|a, b| {
+        a.prefix
+            .cmp(&b.prefix)
+            .then_with(|| a.key(bytes).cmp(b.key(bytes)))
+            .then(a.seq.cmp(&b.seq))
     });
-    order.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Where staged operations go: a [`Batch`] (one atomic write) or a [`Run`] (sorted tables).
+pub(crate) trait Stage {
+    fn put(&mut self, space: usize, k: Vec<u8>, v: Vec<u8>);
+    fn del(&mut self, space: usize, k: Vec<u8>);
+}
+
+impl Stage for Batch {
+    fn put(&mut self, space: usize, k: Vec<u8>, v: Vec<u8>) {
+        Batch::put(self, space, k, v);
+    }
+    fn del(&mut self, space: usize, k: Vec<u8>) {
+        Batch::del(self, space, k);
+    }
+}
+
+impl Stage for Run {
+    fn put(&mut self, space: usize, k: Vec<u8>, v: Vec<u8>) {
+        Run::put(self, space, &k, &v);
+    }
+    fn del(&mut self, space: usize, k: Vec<u8>) {
+        Run::del(self, space, &k);
+    }
 }
 
 /// A staged commit: puts and deletes per keyspace (by index).
@@ -312,13 +419,20 @@ mod tests {
             prefix in proptest::collection::vec(0u8..3, 0..20),
             tails in proptest::collection::vec(proptest::collection::vec(0u8..3, 0..24), 1..60),
         ) {
-            let ops: Vec<Op> = tails
+            let keys: Vec<Vec<u8>> = tails
                 .iter()
-                .map(|t| ([prefix.as_slice(), t].concat(), None))
+                .map(|t| [prefix.as_slice(), t].concat())
                 .collect();
-            let mut expected: Vec<u32> = (0..ops.len() as u32).collect();
-            expected.sort_by(|a, b| ops[*a as usize].0.cmp(&ops[*b as usize].0));
-            proptest::prop_assert_eq!(sorted(&ops), expected);
+            let mut run = Run::default();
+            for k in &keys {
+                run.del(0, k);
+            }
+            let mut expected: Vec<u32> = (0..keys.len() as u32).collect();
+            expected.sort_by(|a, b| keys[*a as usize].cmp(&keys[*b as usize]));
+            let mut entries = run.spaces.swap_remove(0);
+            sort_entries(&run.bytes, &mut entries);
+            let order: Vec<u32> = entries.iter().map(|e| e.seq).collect();
+            proptest::prop_assert_eq!(order, expected);
         }
     }
 
@@ -331,19 +445,19 @@ mod tests {
         let mut first = Batch::default();
         first.put(0, b"gone".to_vec(), b"x".to_vec());
         db.write(first).expect("write");
-        let mut batch = Batch::default();
-        batch.put(1, b"k".to_vec(), b"b".to_vec());
-        batch.put(0, b"k".to_vec(), b"1".to_vec());
-        batch.del(0, b"gone".to_vec());
-        batch.put(0, b"k".to_vec(), b"2".to_vec());
-        batch.put(0, b"a".to_vec(), b"a".to_vec());
-        let copy = Batch {
-            ops: batch.ops.clone(),
+        let run = || {
+            let mut run = Run::with_capacity(64);
+            run.put(1, b"k", b"b");
+            run.put(0, b"k", b"1");
+            run.del(0, b"gone");
+            run.put(0, b"k", b"2");
+            run.put(0, b"a", b"a");
+            run
         };
-        let e = db.ingest(copy, Some(1)).expect_err("stopped");
+        let e = db.ingest(run(), Some(1)).expect_err("stopped");
         assert!(e.to_string().contains("keyspace b"), "{e}");
         assert_eq!(db.read(1, b"k").expect("read"), None);
-        db.ingest(batch, None).expect("ingest");
+        db.ingest(run(), None).expect("ingest");
         assert_eq!(db.read(0, b"k").expect("read").as_deref(), Some(&b"2"[..]));
         assert_eq!(db.read(0, b"a").expect("read").as_deref(), Some(&b"a"[..]));
         assert_eq!(db.read(0, b"gone").expect("read"), None);

@@ -43,7 +43,7 @@ use super::{
     not_held, validate,
 };
 use crate::codec::{self, Reader, corrupt};
-use crate::group_commit::{Batch, FjallDir, GroupCommit};
+use crate::group_commit::{Batch, FjallDir, GroupCommit, Stage};
 use crate::{Applied, StoreError, admit};
 use alloy_primitives::B256;
 
@@ -209,7 +209,7 @@ fn stage_node(
 
 /// Stages writing (or, with `remove`, deleting) a block's transactions, address entries and
 /// spent-by entries.
-fn stage_txs(batch: &mut Batch, chain_id: u64, height: u64, list: &[TxRecord], remove: bool) {
+fn stage_txs(batch: &mut impl Stage, chain_id: u64, height: u64, list: &[TxRecord], remove: bool) {
     for (op, s) in spent::entries(height, list) {
         if remove {
             batch.del(SPENT, coin_key(chain_id, &op));

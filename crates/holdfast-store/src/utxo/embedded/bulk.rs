@@ -55,10 +55,10 @@ use super::super::{
     pruned_by, stored_after_new, validate,
 };
 use super::{
-    BLOCKS, COINS, EmbeddedUtxoStore, META, TXS, UF_UNDO, UNDO, block_key, coin_key, record_bytes,
-    stage_node, stage_txs,
+    BLOCKS, COINS, EmbeddedUtxoStore, META, TXS, UF_UNDO, UNDO, block_key, coin_key, stage_node,
+    stage_txs,
 };
-use crate::group_commit::Batch;
+use crate::group_commit::{Batch, Run};
 use crate::{Applied, StoreError, admit, codec};
 
 /// The meta key of a bulk write's record (chain, `k`): the last block and the write that
@@ -200,15 +200,17 @@ impl EmbeddedUtxoStore {
         // Cluster entries: as they were before the call (first read), and as they are now.
         let mut nodes_before: Map<String, Option<Node>> = Map::default();
         let mut nodes: Map<String, Node> = Map::default();
-        // Sized once: regrowing a vector of a million operations copies it onto fresh pages.
-        let entries: usize = todo
+        // Sized once: regrowing a buffer of a hundred megabytes copies it onto fresh pages.
+        // A little above what the entries take for standard scripts: per input, its part of
+        // the transaction's record (outpoint, value, address: ~90 bytes), its address entry
+        // (~150) and its spent-by entry (~92); per output, its part of the record (~80) and
+        // its address entry (~150); per transaction, its key, txid entry and the rest (~110).
+        let bytes: usize = todo
             .iter()
             .flat_map(|(_, c)| &c.transactions)
-            .map(|t| 2 + 2 * t.inputs.len() + t.outputs.len())
+            .map(|t| 128 + 340 * t.inputs.len() + 240 * t.outputs.len())
             .sum();
-        let mut history = Batch {
-            ops: Vec::with_capacity(entries),
-        };
+        let mut history = Run::with_capacity(bytes);
         let last = todo.last().map_or(first.number, |(b, _)| b.number);
         // Undo records kept: from `undo_from` on, but not those the call's own later blocks
         // would drop (written one by one, each block drops the record `keep_undo` below it).
@@ -254,17 +256,20 @@ impl EmbeddedUtxoStore {
         }
         head.put(META, chain_id.to_be_bytes(), Self::counts_value(counts));
         let touched: Vec<OutPointKey> = coins.keys().copied().collect();
-        let mut coin_ops = Batch {
-            ops: Vec::with_capacity(coins.len() + 1),
-        };
+        let mut coin_ops = Run::with_capacity(120 * coins.len());
+        let mut record = Vec::new();
         for (op, coin) in coins {
             match coin.now {
-                Some(r) => coin_ops.put(COINS, coin_key(chain_id, &op), record_bytes(r)),
-                None if coin.stored => coin_ops.del(COINS, coin_key(chain_id, &op)),
+                Some(r) => {
+                    record.clear();
+                    bytes::record(r, &mut record);
+                    coin_ops.put(COINS, &coin_key(chain_id, &op), &record);
+                }
+                None if coin.stored => coin_ops.del(COINS, &coin_key(chain_id, &op)),
                 None => {}
             }
         }
-        coin_ops.put(COINS, coins_mark_key(chain_id), last.to_be_bytes().to_vec());
+        coin_ops.put(COINS, &coins_mark_key(chain_id), &last.to_be_bytes());
         let stopped = |step: usize| -> Result<(), StoreError> {
             match test {
                 Test::StopBefore(n) if n == step => {
