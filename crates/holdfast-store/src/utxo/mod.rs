@@ -131,8 +131,8 @@ fn pruned_by(number: u64, keep: KeepUndo) -> Option<u64> {
 
 /// Transactions per [`UtxoStore::apply_blocks`] call in a backfill: ingestion gathers blocks
 /// until they hold this many. A call's memory is its blocks' changes, the outputs created
-/// within it and its sorted entries: the benchmark's calls (docs/BENCHMARKS.md) peaked at
-/// 0.9 GB resident with fjall's caches.
+/// within it and its sorted entries: the blocks-directory backfill over a million
+/// transactions (docs/BENCHMARKS.md) peaked at 1.05 GB resident with fjall's caches.
 pub const BULK_TXS: u64 = 100_000;
 
 /// Counts of a chain's index.

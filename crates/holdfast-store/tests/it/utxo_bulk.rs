@@ -448,6 +448,27 @@ fn utxo_bulk_does_not_take_a_read_older_than_a_write() {
         .expect("bulk");
         refused(&s, 4);
     }
+    // Read, then gone with an unwind: block 2, written in bulk keeping its undo record,
+    // created B:1; unwinding it deletes B:1; a block spending B:1 then is refused.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = EmbeddedUtxoStore::open(dir.path()).expect("open");
+    s.apply_block(CHAIN, &blocks[0].0, &blocks[0].1)
+        .expect("block 1");
+    s.apply_blocks_keeping_undo(CHAIN, &blocks[1..2], 0)
+        .expect("block 2");
+    let b1 = blocks[1].1.created[1].clone();
+    assert_eq!(b1.0, op(0xb, 1));
+    assert!(s.utxos(CHAIN, &[b1.0]).expect("read")[0].is_some());
+    s.unwind_above(CHAIN, 1).expect("unwind block 2");
+    let spends_b1 = vec![(
+        block(2, 0, 0),
+        UtxoChanges {
+            spent: vec![b1],
+            ..Default::default()
+        },
+    )];
+    let e = s.apply_blocks(CHAIN, &spends_b1).expect_err("B:1 is gone");
+    assert!(e.to_string().contains("not unspent"), "{e}");
     // And a read of the newest state is taken: the same call's blocks, read as a backfill
     // reads them, write the index a write without the reads gives.
     let dir = tempfile::tempdir().expect("tempdir");
