@@ -3,6 +3,7 @@
 
 mod bitcoin;
 mod bitcoin_etl;
+mod bitcoin_overlay;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
