@@ -363,6 +363,17 @@ fn trace_once(
             eprintln!("holdfast: the load stopped at its transfer limit: the trace is partial")
         });
     }
+    if !stats.outflows_cut.is_empty() {
+        let list: Vec<String> = stats.outflows_cut.iter().map(|a| a.to_string()).collect();
+        bar.suspend(|| {
+            eprintln!(
+                "holdfast: {} address(es) sent more than --fan-out-cap {} transfers, not all read (a tainted one is reported capped; a seed's transfers past the cap are not followed: give --from-block): {}",
+                list.len(),
+                options.fan_out_cap,
+                list.join(", ")
+            )
+        });
+    }
     let t = holdfast_trace::trace_with_progress(&graph, seeds, options, intel, &mut |n| {
         bar.set_message(format!(
             "tracing ({} policy): {n} transfers",

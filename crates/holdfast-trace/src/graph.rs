@@ -76,6 +76,8 @@ pub struct Graph {
     /// Per tx: its edges (ids are contiguous).
     tx_range: Vec<(u32, u32)>,
     pub(crate) convs: Vec<Conv>,
+    /// Addresses whose outgoing transfers were not all loaded (more than the fan-out cap).
+    outflows_cut: rustc_hash::FxHashSet<u32>,
 }
 
 impl Graph {
@@ -108,6 +110,12 @@ impl Graph {
         let (s, e) = (self.in_start[a as usize], self.in_start[a as usize + 1]);
         &self.in_edges[s as usize..e as usize]
     }
+    /// Whether the loader left some of `a`'s outgoing transfers out
+    /// ([`GraphBuilder::mark_outflows_cut`]): what the graph holds of them says nothing of
+    /// what `a` did with taint.
+    pub(crate) fn outflows_cut(&self, a: u32) -> bool {
+        self.outflows_cut.contains(&a)
+    }
     pub(crate) fn edges_of_tx(&self, tx: u32) -> std::ops::Range<u32> {
         let (s, e) = self.tx_range[tx as usize];
         s..e
@@ -129,6 +137,7 @@ pub struct GraphBuilder {
     chain_id: Option<u64>,
     transfers: Vec<Transfer>,
     conversions: Vec<Conversion>,
+    outflows_cut: Vec<Address>,
 }
 
 /// Sort key of an edge before in-transaction reordering.
@@ -191,6 +200,13 @@ impl GraphBuilder {
             self.conversions.push(c);
         }
         Ok(())
+    }
+
+    /// Says that `address` has more outgoing transfers than were added (a loader that stopped
+    /// reading them at the fan-out cap): a trace that taints it reports it as capped, since
+    /// the transfers it holds of it may miss the ones that moved the taint on.
+    pub fn mark_outflows_cut(&mut self, address: Address) {
+        self.outflows_cut.push(address);
     }
 
     fn check_chain(&mut self, chain_id: u64, tx: B256) -> Result<(), TraceError> {
@@ -427,6 +443,11 @@ impl GraphBuilder {
         g.out_edges = out_edges;
         g.in_edges = in_edges;
         g.edges = edges;
+        g.outflows_cut = self
+            .outflows_cut
+            .iter()
+            .filter_map(|a| g.address_id(a))
+            .collect();
         g
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use alloy_primitives::{Address, B256};
 use holdfast_primitives::{Asset, Position, Transfer};
 use holdfast_store::{MAX_LIMIT, Place, Store, TransferQuery};
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::TraceError;
 use crate::graph::{Graph, GraphBuilder};
@@ -44,6 +44,9 @@ pub struct LoadStats {
     pub partial_history: Vec<Address>,
     /// `max_transfers` was reached.
     pub truncated: bool,
+    /// Addresses with more outgoing transfers than the fan-out cap, not all read: a trace
+    /// that taints one reports it capped; a seed's transfers beyond the cap are not followed.
+    pub outflows_cut: Vec<Address>,
 }
 
 /// Loads what a trace from `seeds` with `trace` options can reach.
@@ -68,6 +71,15 @@ pub fn load_graph<C: Classifier + ?Sized>(
     };
     let mut frontier: BTreeSet<Address> = BTreeSet::new();
     let mut expanded: FxHashSet<Address> = FxHashSet::default();
+    // A seed address taints what it sent from its seed's block on: its older transfers
+    // would only fill the fan-out cap's quota.
+    let mut seed_from: FxHashMap<Address, u64> = FxHashMap::default();
+    for s in seeds {
+        if let SeedAt::Address { address } = &s.at {
+            let from = seed_from.entry(*address).or_insert(s.from_block);
+            *from = (*from).min(s.from_block);
+        }
+    }
     for s in seeds {
         match &s.at {
             SeedAt::Tx { tx_hash } => {
@@ -105,12 +117,16 @@ pub fn load_graph<C: Classifier + ?Sized>(
             let outs = l.page(
                 TransferQuery::From {
                     address: a,
-                    from_block: 0,
+                    from_block: seed_from.get(&a).copied().unwrap_or(0),
                 },
                 trace.fan_out_cap.saturating_add(1),
             )?;
             if outs.len() > trace.fan_out_cap {
+                // Read no further: a trace tainting it reports it capped, whatever these
+                // transfers (the oldest) say of what it did after it was tainted.
                 l.add(outs)?;
+                l.builder.mark_outflows_cut(a);
+                l.stats.outflows_cut.push(a);
                 continue;
             }
             let txs: BTreeSet<B256> = outs.iter().map(|t| t.tx_hash).collect();

@@ -522,7 +522,9 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
         if role == Role::Intermediate && hop >= self.opts.max_hops {
             role = Role::HopLimit;
         }
-        if role == Role::Intermediate && out_degree > self.opts.fan_out_cap {
+        // A super-node, or one whose outgoing transfers were not all loaded: those loaded
+        // (the oldest) may all precede the taint, and what moved it on be among the rest.
+        if role == Role::Intermediate && (out_degree > self.opts.fan_out_cap || g.outflows_cut(a)) {
             role = Role::Capped;
         }
         let ins = g.in_of(a);
@@ -631,7 +633,7 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
                         .drain(..)
                         .map(|(x, s)| (x, held_of(policy, &s)))
                         .collect();
-                    if st.out_degree > cap {
+                    if st.out_degree > cap || g.outflows_cut(a) {
                         st.role = Role::Capped;
                     } else {
                         st.role = Role::Intermediate;

@@ -202,3 +202,87 @@ fn a_hop_stuffing_a_block_with_more_than_a_page_of_transfers_does_not_hide_what_
         "the exchange deposit after the stuffed block"
     );
 }
+
+/// A net where `from` sent 10,005 transfers of a worthless token at block 0 (events any
+/// contract can emit without `from`'s key), then 1 sends 2 a theft at block 1 and 2 moves it
+/// to the exchange 7 at block 3.
+fn stuffed_before(from: u8) -> (Net, EmbeddedStore, tempfile::TempDir) {
+    let junk = Asset::Erc20 { token: addr(0x99) };
+    let mut net = Net::new();
+    let dust: Vec<(u8, u8, Asset, u64)> = (0..10_005).map(|_| (from, 0x90, junk, 1)).collect();
+    net.batch(0, &dust);
+    net.send(1, 1, 2, 1000);
+    net.send(3, 2, 7, 1000);
+    net.exchange(7, "Binance");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("open");
+    store.apply_blocks(CHAIN, &blocks(&net)).expect("write");
+    (net, store, dir)
+}
+
+fn traced(
+    net: &Net,
+    store: &EmbeddedStore,
+    seed: Seed,
+    cap: usize,
+) -> (holdfast_trace::Trace, holdfast_trace::LoadStats) {
+    let seeds = [seed];
+    let o = TraceOptions {
+        fan_out_cap: cap,
+        ..TraceOptions::with_policy(Policy::Poison)
+    };
+    let (g, stats) = load_graph(
+        store,
+        CHAIN,
+        &seeds,
+        &o,
+        &LoadOptions::default(),
+        &net.services,
+        &mut |_| {},
+    )
+    .expect("load");
+    (trace(&g, &seeds, &o, &net.services).expect("trace"), stats)
+}
+
+/// A hop whose outgoing transfers before the theft are more than the fan-out cap (stuffed in
+/// advance with a worthless token's events, for cents): the loader reads the oldest, up to
+/// the cap, and none of them is the move to the exchange. The hop is reported capped (and
+/// listed as cut), not silently shown holding the loot; with a higher cap the trace reaches
+/// the exchange. Before, the hop was reported as an intermediate holding the funds.
+#[test]
+fn a_hop_with_more_old_outflows_than_the_cap_is_reported_capped() {
+    let (net, store, _dir) = stuffed_before(2);
+    let (t, stats) = traced(&net, &store, Seed::address(addr(1)), 10_000);
+    let hop = t
+        .addresses
+        .iter()
+        .find(|a| a.address == addr(2))
+        .expect("the hop is reached");
+    assert_eq!(hop.role, holdfast_trace::Role::Capped);
+    assert_eq!(stats.outflows_cut, vec![addr(2)]);
+    assert!(t.targets.is_empty());
+    let (t, stats) = traced(&net, &store, Seed::address(addr(1)), 20_000);
+    assert!(stats.outflows_cut.is_empty());
+    assert_eq!(
+        t.targets.iter().map(|t| t.deposit).collect::<Vec<_>>(),
+        vec![addr(7)]
+    );
+}
+
+/// A seed address with more transfers before the theft than the fan-out cap: from the
+/// theft's block (`--from-block`) its outflows are read from there, and the trace reaches
+/// the exchange; from block 0 they are cut at the cap, which the load reports. Before, the
+/// loader read the seed from block 0 whatever its seed said: the theft was never loaded.
+#[test]
+fn a_seed_address_is_read_from_its_block() {
+    let (net, store, _dir) = stuffed_before(1);
+    let (t, stats) = traced(&net, &store, Seed::address(addr(1)).from_block(1), 10_000);
+    assert!(stats.outflows_cut.is_empty());
+    assert_eq!(
+        t.targets.iter().map(|t| t.deposit).collect::<Vec<_>>(),
+        vec![addr(7)]
+    );
+    let (t, stats) = traced(&net, &store, Seed::address(addr(1)), 10_000);
+    assert_eq!(stats.outflows_cut, vec![addr(1)], "reported");
+    assert!(t.targets.is_empty());
+}
