@@ -70,7 +70,9 @@ pub struct TraceArgs {
     /// With --chain bitcoin: most tainted outputs kept (the trace stops growing and says so).
     #[arg(long, default_value_t = 1_000_000)]
     pub max_outputs: usize,
-    /// Addresses with more outgoing transfers are reported as super-nodes, not followed.
+    /// An address that sent more transfers of an asset than this is a super-node for that
+    /// asset: taint of it there is reported (capped), not followed. With --chain bitcoin: a
+    /// transaction with more outputs.
     #[arg(long, default_value_t = 10_000)]
     pub fan_out_cap: usize,
     /// Haircut: drop taint shares below this many millionths of a transfer.
@@ -364,10 +366,17 @@ fn trace_once(
         });
     }
     if !stats.outflows_cut.is_empty() {
-        let list: Vec<String> = stats.outflows_cut.iter().map(|a| a.to_string()).collect();
+        let list: Vec<String> = stats
+            .outflows_cut
+            .iter()
+            .map(|(a, asset)| match asset {
+                Some(x) => format!("{a} ({x})"),
+                None => format!("{a} (every asset)"),
+            })
+            .collect();
         bar.suspend(|| {
             eprintln!(
-                "holdfast: {} address(es) sent more than --fan-out-cap {} transfers, not all read (a tainted one is reported capped; a seed's transfers past the cap are not followed: give --from-block): {}",
+                "holdfast: {} time(s) an address sent more than --fan-out-cap {} transfers of an asset, not read (taint of that asset there is reported capped; a seed's are not followed: give --from-block): {}",
                 list.len(),
                 options.fan_out_cap,
                 list.join(", ")

@@ -76,8 +76,9 @@ pub struct Graph {
     /// Per tx: its edges (ids are contiguous).
     tx_range: Vec<(u32, u32)>,
     pub(crate) convs: Vec<Conv>,
-    /// Addresses whose outgoing transfers were not all loaded (more than the fan-out cap).
-    outflows_cut: rustc_hash::FxHashSet<u32>,
+    /// Outgoing transfers not all loaded (more than the fan-out cap): of an address in every
+    /// asset (`None`), or in one.
+    outflows_cut: rustc_hash::FxHashSet<(u32, Option<u32>)>,
 }
 
 impl Graph {
@@ -110,11 +111,13 @@ impl Graph {
         let (s, e) = (self.in_start[a as usize], self.in_start[a as usize + 1]);
         &self.in_edges[s as usize..e as usize]
     }
-    /// Whether the loader left some of `a`'s outgoing transfers out
+    /// Whether the loader left some of `a`'s outgoing transfers of `asset` out
     /// ([`GraphBuilder::mark_outflows_cut`]): what the graph holds of them says nothing of
-    /// what `a` did with taint.
-    pub(crate) fn outflows_cut(&self, a: u32) -> bool {
-        self.outflows_cut.contains(&a)
+    /// what `a` did with taint in that asset.
+    pub(crate) fn outflows_cut(&self, a: u32, asset: u32) -> bool {
+        !self.outflows_cut.is_empty()
+            && (self.outflows_cut.contains(&(a, None))
+                || self.outflows_cut.contains(&(a, Some(asset))))
     }
     pub(crate) fn edges_of_tx(&self, tx: u32) -> std::ops::Range<u32> {
         let (s, e) = self.tx_range[tx as usize];
@@ -137,7 +140,7 @@ pub struct GraphBuilder {
     chain_id: Option<u64>,
     transfers: Vec<Transfer>,
     conversions: Vec<Conversion>,
-    outflows_cut: Vec<Address>,
+    outflows_cut: Vec<(Address, Option<Asset>)>,
 }
 
 /// Sort key of an edge before in-transaction reordering.
@@ -202,11 +205,12 @@ impl GraphBuilder {
         Ok(())
     }
 
-    /// Says that `address` has more outgoing transfers than were added (a loader that stopped
-    /// reading them at the fan-out cap): a trace that taints it reports it as capped, since
-    /// the transfers it holds of it may miss the ones that moved the taint on.
-    pub fn mark_outflows_cut(&mut self, address: Address) {
-        self.outflows_cut.push(address);
+    /// Says that `address` has more outgoing transfers of `asset` (`None`: of any asset)
+    /// than were added (a loader that stopped reading them at the fan-out cap): a trace that
+    /// taints it in that asset reports it as capped, since the transfers the graph holds of it
+    /// may miss the ones that moved the taint on.
+    pub fn mark_outflows_cut(&mut self, address: Address, asset: Option<Asset>) {
+        self.outflows_cut.push((address, asset));
     }
 
     fn check_chain(&mut self, chain_id: u64, tx: B256) -> Result<(), TraceError> {
@@ -446,7 +450,14 @@ impl GraphBuilder {
         g.outflows_cut = self
             .outflows_cut
             .iter()
-            .filter_map(|a| g.address_id(a))
+            .filter_map(|(a, asset)| {
+                let a = g.address_id(a)?;
+                match asset {
+                    None => Some((a, None)),
+                    // An asset the graph holds no transfer of can carry no taint here.
+                    Some(x) => g.asset_id(x).map(|x| (a, Some(x))),
+                }
+            })
             .collect();
         g
     }

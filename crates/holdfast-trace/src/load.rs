@@ -22,6 +22,9 @@ pub struct LoadOptions {
     pub max_transfers: usize,
     /// Most incoming transfers read per address (its balance history).
     pub max_history: usize,
+    /// Most outgoing transfers read per address to count them per asset (beyond it, the
+    /// address is cut in every asset).
+    pub max_outflows_read: usize,
 }
 
 impl Default for LoadOptions {
@@ -29,6 +32,7 @@ impl Default for LoadOptions {
         LoadOptions {
             max_transfers: 5_000_000,
             max_history: 100_000,
+            max_outflows_read: 1_000_000,
         }
     }
 }
@@ -44,9 +48,10 @@ pub struct LoadStats {
     pub partial_history: Vec<Address>,
     /// `max_transfers` was reached.
     pub truncated: bool,
-    /// Addresses with more outgoing transfers than the fan-out cap, not all read: a trace
-    /// that taints one reports it capped; a seed's transfers beyond the cap are not followed.
-    pub outflows_cut: Vec<Address>,
+    /// Addresses with more outgoing transfers of an asset than the fan-out cap (`None`: more
+    /// than [`LoadOptions::max_outflows_read`] in all), those not read into the graph: a trace
+    /// that taints one in that asset reports it capped; a seed's are not followed.
+    pub outflows_cut: Vec<(Address, Option<Asset>)>,
 }
 
 /// Loads what a trace from `seeds` with `trace` options can reach.
@@ -113,22 +118,35 @@ pub fn load_graph<C: Classifier + ?Sized>(
                 continue;
             }
             l.stats.addresses_expanded += 1;
-            // One more than the cap, so the engine sees a super-node as one.
-            let outs = l.page(
-                TransferQuery::From {
-                    address: a,
-                    from_block: seed_from.get(&a).copied().unwrap_or(0),
-                },
-                trace.fan_out_cap.saturating_add(1),
-            )?;
-            if outs.len() > trace.fan_out_cap {
-                // Read no further: a trace tainting it reports it capped, whatever these
-                // transfers (the oldest) say of what it did after it was tainted.
+            let from_block = seed_from.get(&a).copied().unwrap_or(0);
+            let Some(Outflows {
+                follow: outs,
+                over_first,
+                over,
+            }) = l.outflows(a, from_block, trace.fan_out_cap)?
+            else {
+                // More than can be counted: one more than the cap read (the oldest), none
+                // followed, and a trace tainting it reports it capped whatever these say.
+                let outs = l.page(
+                    TransferQuery::From {
+                        address: a,
+                        from_block,
+                    },
+                    trace.fan_out_cap.saturating_add(1),
+                )?;
                 l.add(outs)?;
-                l.builder.mark_outflows_cut(a);
-                l.stats.outflows_cut.push(a);
+                l.builder.mark_outflows_cut(a, None);
+                l.stats.outflows_cut.push((a, None));
                 continue;
+            };
+            // An asset it sent more than the cap of is left out (a super-node in that asset:
+            // reported capped if taint of it arrives); the others are followed. So a flood of
+            // a worthless token's events from a hop caps that token there, not the loot.
+            for x in over {
+                l.builder.mark_outflows_cut(a, Some(x));
+                l.stats.outflows_cut.push((a, Some(x)));
             }
+            l.add(over_first)?;
             let txs: BTreeSet<B256> = outs.iter().map(|t| t.tx_hash).collect();
             next.extend(outs.iter().map(|t| t.to));
             l.add(outs)?;
@@ -166,6 +184,16 @@ pub fn load_graph<C: Classifier + ?Sized>(
     }
     progress(&l.stats);
     Ok((l.builder.build(), l.stats))
+}
+
+/// An address's outgoing transfers, counted per asset ([`Loader::outflows`]).
+struct Outflows {
+    /// Of the assets sent at most the cap of: every transfer.
+    follow: Vec<Transfer>,
+    /// Of the others: the first `cap + 1` of each.
+    over_first: Vec<Transfer>,
+    /// The assets sent more than the cap of.
+    over: Vec<Asset>,
 }
 
 struct Loader<'a> {
@@ -225,6 +253,60 @@ impl Loader<'_> {
     /// last one ended at: a block holding more than a page of an address's transfers (anyone
     /// can emit that many token events naming an address, to hide what follows) is read
     /// whole, and the blocks after it too.
+    /// What `a` sent from `from_block` on, counted per asset: the transfers of the assets it
+    /// sent at most `cap` of (to follow), and of the assets it sent more of, the first
+    /// `cap + 1` (loaded, not followed: the engine sees the address) and the assets. `None`
+    /// when it sent more than [`LoadOptions::max_outflows_read`] transfers.
+    fn outflows(
+        &mut self,
+        a: Address,
+        from_block: u64,
+        cap: usize,
+    ) -> Result<Option<Outflows>, TraceError> {
+        let query = TransferQuery::From {
+            address: a,
+            from_block,
+        };
+        let mut kept: FxHashMap<Asset, Vec<Transfer>> = FxHashMap::default();
+        let mut over: Vec<Asset> = Vec::new();
+        let mut over_first: Vec<Transfer> = Vec::new();
+        let mut after: Option<Place> = None;
+        let mut read = 0usize;
+        loop {
+            let want = (self.load.max_outflows_read - read).min(MAX_LIMIT);
+            if want == 0 {
+                return Ok(None);
+            }
+            self.stats.queries += 1;
+            let batch = self
+                .store
+                .transfers_page(self.chain_id, query, after.as_ref(), want)?;
+            let full = batch.len() == want;
+            after = batch.last().map(Place::of);
+            read += batch.len();
+            for t in batch {
+                if over.contains(&t.asset) {
+                    continue;
+                }
+                let asset = t.asset;
+                let list = kept.entry(asset).or_default();
+                list.push(t);
+                if list.len() > cap {
+                    over_first.extend(kept.remove(&asset).unwrap_or_default());
+                    over.push(asset);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(Some(Outflows {
+            follow: kept.into_values().flatten().collect(),
+            over_first,
+            over,
+        }))
+    }
+
     fn page(&mut self, query: TransferQuery, limit: usize) -> Result<Vec<Transfer>, TraceError> {
         let mut out: Vec<Transfer> = Vec::new();
         let mut after: Option<Place> = None;

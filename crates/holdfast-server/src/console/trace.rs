@@ -483,12 +483,19 @@ fn summary(h: &mut Html, t: &Trace, stats: &LoadStats, query: &str) {
         );
     }
     if !stats.outflows_cut.is_empty() {
-        let list: Vec<String> = stats.outflows_cut.iter().map(|a| a.to_string()).collect();
+        let list: Vec<String> = stats
+            .outflows_cut
+            .iter()
+            .map(|(a, asset)| match asset {
+                Some(x) => format!("{a} ({x})"),
+                None => format!("{a} (every asset)"),
+            })
+            .collect();
         h.el(
             "p",
             &[("class", "refused"), ("role", "alert")],
             &format!(
-                "{} address(es) sent more than the fan-out cap ({}) of transfers, not all read: a tainted one is shown capped, and a seed's transfers past the cap are not followed (start the seed at the theft's block): {}.",
+                "{} time(s) an address sent more than the fan-out cap ({}) of transfers of an asset, not read: taint of that asset there is shown capped, and a seed's are not followed (start the seed at the theft's block): {}.",
                 list.len(),
                 t.options.fan_out_cap,
                 list.join(", ")

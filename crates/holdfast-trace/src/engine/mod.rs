@@ -130,6 +130,23 @@ impl AddrState {
     }
 }
 
+/// Whether `a` is a super-node for taint of `asset` arriving before its out-edge `pos`: it
+/// sent more than `cap` transfers of the asset from there, or the loader left some of them
+/// out (those loaded, the oldest, may all precede the taint). Per asset: a flood of a
+/// worthless token's transfers from an address does not stop its other assets' taint.
+fn capped_in(g: &Graph, cap: usize, a: u32, pos: usize, asset: u32) -> bool {
+    let outs = g.out_of(a);
+    let after = &outs[pos.min(outs.len())..];
+    g.outflows_cut(a, asset)
+        // Counted only where the address sent more than the cap in all (rarely).
+        || (after.len() > cap
+            && after
+                .iter()
+                .filter(|&&x| g.edges[x as usize].asset == asset)
+                .nth(cap)
+                .is_some())
+}
+
 /// Cursor directions in the merge heap.
 const OUT: u8 = 0;
 const IN: u8 = 1;
@@ -501,8 +518,22 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
         }
         // The first tainted arrival of this asset here: an evidence path for a transfer of
         // the asset out of this address goes back through it (not through another asset's).
-        if !tainted.is_zero() && self.states.contains_key(&to) {
-            self.first_in.entry((to, asset)).or_insert(id);
+        if !tainted.is_zero()
+            && self.states.contains_key(&to)
+            && !self.first_in.contains_key(&(to, asset))
+        {
+            self.first_in.insert((to, asset), id);
+            // Taint in an asset this address sent more of than the cap (or whose transfers
+            // were not all loaded): a super-node for it, reported and not followed.
+            let cap = self.opts.fan_out_cap;
+            if let Some(st) = self.states.get_mut(&to)
+                && st.role == Role::Intermediate
+            {
+                let pos = g.out_of(to).partition_point(|&x| x <= id);
+                if capped_in(g, cap, to, pos, asset) {
+                    st.role = Role::Capped;
+                }
+            }
         }
         self.credit(to, id, &carried);
     }
@@ -522,9 +553,15 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
         if role == Role::Intermediate && hop >= self.opts.max_hops {
             role = Role::HopLimit;
         }
-        // A super-node, or one whose outgoing transfers were not all loaded: those loaded
-        // (the oldest) may all precede the taint, and what moved it on be among the rest.
-        if role == Role::Intermediate && (out_degree > self.opts.fan_out_cap || g.outflows_cut(a)) {
+        if role == Role::Intermediate
+            && capped_in(
+                g,
+                self.opts.fan_out_cap,
+                a,
+                out_pos,
+                g.edges[id as usize].asset,
+            )
+        {
             role = Role::Capped;
         }
         let ins = g.in_of(a);
@@ -628,12 +665,15 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
                     st.out_pos = outs.partition_point(|&x| x <= id);
                     st.out_degree = outs.len() - st.out_pos;
                     st.in_pos = g.in_of(a).partition_point(|&x| x <= id);
+                    let capped = std::iter::once(asset)
+                        .chain(st.assets.iter().map(|(x, _)| *x))
+                        .any(|x| capped_in(g, cap, a, st.out_pos, x));
                     let held: Vec<(u32, Vec<(Src, U256)>)> = st
                         .assets
                         .drain(..)
                         .map(|(x, s)| (x, held_of(policy, &s)))
                         .collect();
-                    if st.out_degree > cap || g.outflows_cut(a) {
+                    if capped {
                         st.role = Role::Capped;
                     } else {
                         st.role = Role::Intermediate;

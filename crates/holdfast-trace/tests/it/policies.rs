@@ -264,6 +264,29 @@ fn super_nodes_are_capped_and_reported() {
     assert_eq!(t.addresses.len(), 2);
 }
 
+/// The cap is per asset: an address that sent more than the cap of a worthless token (after
+/// the taint arrived) is not a super-node for the loot, another asset, which is followed; a
+/// hub of the loot's own asset still is.
+#[test]
+fn super_nodes_are_per_asset() {
+    let junk = crate::fixture::token(9);
+    let mut n = Net::new();
+    n.send(1, 1, 3, 1000);
+    for i in 0..20u8 {
+        n.send_asset(2, 3, 40 + i, junk, 1);
+    }
+    n.send(3, 3, 7, 1000);
+    n.exchange(7, "Binance");
+    let mut o = TraceOptions::with_policy(Policy::Poison);
+    o.fan_out_cap = 5;
+    let t = run_with(&n, &[Seed::address(addr(1))], o);
+    assert_eq!(t.reached(&addr(3)).expect("hop").role, Role::Intermediate);
+    assert_eq!(
+        t.targets.iter().map(|t| t.deposit).collect::<Vec<_>>(),
+        vec![addr(7)]
+    );
+}
+
 #[test]
 fn hop_limit_bounds_the_reach() {
     let mut n = Net::new();

@@ -203,14 +203,13 @@ fn a_hop_stuffing_a_block_with_more_than_a_page_of_transfers_does_not_hide_what_
     );
 }
 
-/// A net where `from` sent 10,005 transfers of a worthless token at block 0 (events any
-/// contract can emit without `from`'s key), then 1 sends 2 a theft at block 1 and 2 moves it
-/// to the exchange 7 at block 3.
-fn stuffed_before(from: u8) -> (Net, EmbeddedStore, tempfile::TempDir) {
-    let junk = Asset::Erc20 { token: addr(0x99) };
+/// A net where `from` sent 10,005 transfers of `asset` to 0x90 at block `at` (a worthless
+/// token's: events any contract can emit without `from`'s key), 1 sends 2 a theft of the
+/// native asset at block 1 and 2 moves it to the exchange 7 at block 3.
+fn stuffed(from: u8, asset: Asset, at: u64) -> (Net, EmbeddedStore, tempfile::TempDir) {
     let mut net = Net::new();
-    let dust: Vec<(u8, u8, Asset, u64)> = (0..10_005).map(|_| (from, 0x90, junk, 1)).collect();
-    net.batch(0, &dust);
+    let dust: Vec<(u8, u8, Asset, u64)> = (0..10_005).map(|_| (from, 0x90, asset, 1)).collect();
+    net.batch(at, &dust);
     net.send(1, 1, 2, 1000);
     net.send(3, 2, 7, 1000);
     net.exchange(7, "Binance");
@@ -225,48 +224,88 @@ fn traced(
     store: &EmbeddedStore,
     seed: Seed,
     cap: usize,
+    load: &LoadOptions,
 ) -> (holdfast_trace::Trace, holdfast_trace::LoadStats) {
     let seeds = [seed];
     let o = TraceOptions {
         fan_out_cap: cap,
         ..TraceOptions::with_policy(Policy::Poison)
     };
-    let (g, stats) = load_graph(
-        store,
-        CHAIN,
-        &seeds,
-        &o,
-        &LoadOptions::default(),
-        &net.services,
-        &mut |_| {},
-    )
-    .expect("load");
+    let (g, stats) =
+        load_graph(store, CHAIN, &seeds, &o, load, &net.services, &mut |_| {}).expect("load");
     (trace(&g, &seeds, &o, &net.services).expect("trace"), stats)
 }
 
-/// A hop whose outgoing transfers before the theft are more than the fan-out cap (stuffed in
-/// advance with a worthless token's events, for cents): the loader reads the oldest, up to
-/// the cap, and none of them is the move to the exchange. The hop is reported capped (and
-/// listed as cut), not silently shown holding the loot; with a higher cap the trace reaches
-/// the exchange. Before, the hop was reported as an intermediate holding the funds.
+fn deposits(t: &holdfast_trace::Trace) -> Vec<alloy_primitives::Address> {
+    t.targets.iter().map(|t| t.deposit).collect()
+}
+
+fn role_of(t: &holdfast_trace::Trace, a: u8) -> holdfast_trace::Role {
+    t.addresses
+        .iter()
+        .find(|r| r.address == addr(a))
+        .expect("reached")
+        .role
+}
+
+/// A launderer floods the hop with a worthless token's transfers (more than the fan-out cap,
+/// before the theft arrives or after it): the cap is per asset, so the token is capped there
+/// (and listed), and the loot, another asset, is followed to the exchange. Before, the flood
+/// made the hop a super-node (reported `capped`, not followed) for cents of gas.
+#[test]
+fn a_flood_of_a_worthless_token_from_a_hop_does_not_stop_the_loot() {
+    let junk = Asset::Erc20 { token: addr(0x99) };
+    for at in [0, 2] {
+        let (net, store, _dir) = stuffed(2, junk, at);
+        let (t, stats) = traced(
+            &net,
+            &store,
+            Seed::address(addr(1)),
+            10_000,
+            &LoadOptions::default(),
+        );
+        assert_eq!(deposits(&t), vec![addr(7)], "flood at block {at}");
+        assert_eq!(role_of(&t, 2), holdfast_trace::Role::Intermediate);
+        assert_eq!(stats.outflows_cut, vec![(addr(2), Some(junk))]);
+    }
+}
+
+/// A hop whose outgoing transfers of the loot's asset before the theft are more than the
+/// fan-out cap: the loader leaves them out (a super-node in that asset), and the hop, once
+/// tainted in it, is reported capped, not shown holding the loot. Likewise when it sent more
+/// transfers than the loader counts (`max_outflows_read`): cut in every asset. With a higher
+/// cap the trace reaches the exchange. Before, the loader read the oldest transfers up to
+/// the cap, none of them the move to the exchange, and the hop was shown as an intermediate
+/// holding the funds, silently.
 #[test]
 fn a_hop_with_more_old_outflows_than_the_cap_is_reported_capped() {
-    let (net, store, _dir) = stuffed_before(2);
-    let (t, stats) = traced(&net, &store, Seed::address(addr(1)), 10_000);
-    let hop = t
-        .addresses
-        .iter()
-        .find(|a| a.address == addr(2))
-        .expect("the hop is reached");
-    assert_eq!(hop.role, holdfast_trace::Role::Capped);
-    assert_eq!(stats.outflows_cut, vec![addr(2)]);
-    assert!(t.targets.is_empty());
-    let (t, stats) = traced(&net, &store, Seed::address(addr(1)), 20_000);
-    assert!(stats.outflows_cut.is_empty());
-    assert_eq!(
-        t.targets.iter().map(|t| t.deposit).collect::<Vec<_>>(),
-        vec![addr(7)]
+    let (net, store, _dir) = stuffed(2, Asset::Native, 0);
+    let (t, stats) = traced(
+        &net,
+        &store,
+        Seed::address(addr(1)),
+        10_000,
+        &LoadOptions::default(),
     );
+    assert_eq!(role_of(&t, 2), holdfast_trace::Role::Capped);
+    assert_eq!(stats.outflows_cut, vec![(addr(2), Some(Asset::Native))]);
+    assert!(t.targets.is_empty());
+    let few = LoadOptions {
+        max_outflows_read: 5_000,
+        ..LoadOptions::default()
+    };
+    let (t, stats) = traced(&net, &store, Seed::address(addr(1)), 10_000, &few);
+    assert_eq!(role_of(&t, 2), holdfast_trace::Role::Capped);
+    assert_eq!(stats.outflows_cut, vec![(addr(2), None)]);
+    let (t, stats) = traced(
+        &net,
+        &store,
+        Seed::address(addr(1)),
+        20_000,
+        &LoadOptions::default(),
+    );
+    assert!(stats.outflows_cut.is_empty());
+    assert_eq!(deposits(&t), vec![addr(7)]);
 }
 
 /// A seed address with more transfers before the theft than the fan-out cap: from the
@@ -275,14 +314,22 @@ fn a_hop_with_more_old_outflows_than_the_cap_is_reported_capped() {
 /// loader read the seed from block 0 whatever its seed said: the theft was never loaded.
 #[test]
 fn a_seed_address_is_read_from_its_block() {
-    let (net, store, _dir) = stuffed_before(1);
-    let (t, stats) = traced(&net, &store, Seed::address(addr(1)).from_block(1), 10_000);
-    assert!(stats.outflows_cut.is_empty());
-    assert_eq!(
-        t.targets.iter().map(|t| t.deposit).collect::<Vec<_>>(),
-        vec![addr(7)]
+    let (net, store, _dir) = stuffed(1, Asset::Native, 0);
+    let load = LoadOptions::default();
+    let (t, stats) = traced(
+        &net,
+        &store,
+        Seed::address(addr(1)).from_block(1),
+        10_000,
+        &load,
     );
-    let (t, stats) = traced(&net, &store, Seed::address(addr(1)), 10_000);
-    assert_eq!(stats.outflows_cut, vec![addr(1)], "reported");
+    assert!(stats.outflows_cut.is_empty());
+    assert_eq!(deposits(&t), vec![addr(7)]);
+    let (t, stats) = traced(&net, &store, Seed::address(addr(1)), 10_000, &load);
+    assert_eq!(
+        stats.outflows_cut,
+        vec![(addr(1), Some(Asset::Native))],
+        "reported"
+    );
     assert!(t.targets.is_empty());
 }
