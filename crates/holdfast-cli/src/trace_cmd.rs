@@ -75,6 +75,10 @@ pub struct TraceArgs {
     /// transaction with more outputs.
     #[arg(long, default_value_t = 10_000)]
     pub fan_out_cap: usize,
+    /// Most outgoing transfers read from one address to count them per asset; an address
+    /// that sent more is a super-node for every asset (raise it if a hop was flooded).
+    #[arg(long, default_value_t = holdfast_trace::LoadOptions::default().max_outflows_read)]
+    pub max_outflows_read: usize,
     /// Haircut: drop taint shares below this many millionths of a transfer.
     #[arg(long, default_value_t = 0)]
     pub cutoff_ppm: u32,
@@ -211,7 +215,18 @@ pub fn run(
     // The UTXO index the crossings continue on, opened once (the first round it exists).
     let mut utxo_index: Option<std::sync::Arc<dyn holdfast_store::utxo::UtxoStore>> = None;
     loop {
-        let t = match trace_once(store.as_ref(), chain_id, &seeds, &options, &intel, &bar) {
+        let load = LoadOptions {
+            max_outflows_read: args.max_outflows_read,
+            ..LoadOptions::default()
+        };
+        let t = match trace_once(
+            store.as_ref(),
+            chain_id,
+            &seeds,
+            (&options, &load),
+            &intel,
+            &bar,
+        ) {
             Ok(t) => t,
             // Following: the theft may not be stored yet.
             Err(e)
@@ -341,25 +356,18 @@ fn trace_once(
     store: &dyn Store,
     chain_id: u64,
     seeds: &[Seed],
-    options: &TraceOptions,
+    (options, load): (&TraceOptions, &LoadOptions),
     intel: &holdfast_intel::IntelIndex,
     bar: &ProgressBar,
 ) -> anyhow::Result<Trace> {
     bar.set_message("loading transfers around the seeds");
-    let (graph, stats) = holdfast_trace::load_graph(
-        store,
-        chain_id,
-        seeds,
-        options,
-        &LoadOptions::default(),
-        intel,
-        &mut |s| {
+    let (graph, stats) =
+        holdfast_trace::load_graph(store, chain_id, seeds, options, load, intel, &mut |s| {
             bar.set_message(format!(
                 "loading: {} addresses, {} transfers, {} conversions",
                 s.addresses_expanded, s.transfers, s.conversions
             ))
-        },
-    )?;
+        })?;
     if stats.truncated {
         bar.suspend(|| {
             eprintln!("holdfast: the load stopped at its transfer limit: the trace is partial")

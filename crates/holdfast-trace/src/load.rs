@@ -32,7 +32,9 @@ impl Default for LoadOptions {
         LoadOptions {
             max_transfers: 5_000_000,
             max_history: 100_000,
-            max_outflows_read: 1_000_000,
+            // Ten pages: a super-node (a busy DEX pair, an unlabelled service) costs ten reads,
+            // and making a hop one for every asset takes 100,000 fake events.
+            max_outflows_read: 100_000,
         }
     }
 }
