@@ -476,6 +476,20 @@ fn text(t: &Trace, out: &mut dyn Write) -> anyhow::Result<()> {
             amounts(&a.received)
         )?;
     }
+    for a in t
+        .addresses
+        .iter()
+        .filter(|a| a.role == holdfast_trace::Role::Intermediate && !a.capped_assets.is_empty())
+    {
+        let assets: Vec<String> = a.capped_assets.iter().map(ToString::to_string).collect();
+        writeln!(
+            out,
+            "super-node for {} (that taint not followed; the other assets' is): {}: holds {}",
+            assets.join(", "),
+            a.address,
+            amounts(&a.held)
+        )?;
+    }
     if !t.stats.beyond_hops.is_empty() {
         writeln!(out, "beyond --max-hops: {}", amounts(&t.stats.beyond_hops))?;
     }

@@ -358,6 +358,7 @@ mod tests {
                     received: vec![],
                     held: vec![],
                     out_degree: 1,
+                    capped_assets: Vec::new(),
                 },
                 Reached {
                     address: deposit,
@@ -369,6 +370,7 @@ mod tests {
                     received: vec![amount.clone()],
                     held: vec![amount.clone()],
                     out_degree: 0,
+                    capped_assets: Vec::new(),
                 },
             ],
             targets: vec![FreezeTarget {

@@ -77,6 +77,11 @@ pub struct Reached {
     pub held: Vec<Amount>,
     /// Outgoing transfers after the address was tainted (for super-nodes).
     pub out_degree: usize,
+    /// Assets it is a super-node for (sent more than the fan-out cap of, or not all loaded):
+    /// their taint stays here, not followed; its other assets' taint is (its role says
+    /// `capped` when every asset its taint came in is one of these).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub capped_assets: Vec<holdfast_primitives::Asset>,
 }
 
 /// A service deposit address where stolen funds arrived: ask the service to freeze.

@@ -306,6 +306,7 @@ mod tests {
             received: vec![],
             held: vec![],
             out_degree: 0,
+            capped_assets: vec![],
         }
     }
 

@@ -122,6 +122,8 @@ struct AddrState {
     assets: Vec<(u32, AssetState)>,
     received: BTreeMap<(Src, u32), U256>,
     budgets: Vec<SeedBudget>,
+    /// Assets it is a super-node for ([`capped_in`]): their taint stays here, reported.
+    capped: Vec<u32>,
 }
 
 impl AddrState {
@@ -310,6 +312,7 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
                         assets: Vec::new(),
                         received: BTreeMap::new(),
                         budgets: Vec::new(),
+                        capped: Vec::new(),
                     });
                     st.role = Role::Seed;
                     st.hops = 0;
@@ -401,9 +404,12 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
             hop = 1;
         }
         // The sender's taint.
-        let sender_hops = self.states.get(&from).map(|s| (s.role, s.hops));
+        let sender_hops = self
+            .states
+            .get(&from)
+            .map(|s| (s.role, s.hops, s.capped.contains(&asset)));
         match sender_hops {
-            Some((Role::Seed, _)) => {
+            Some((Role::Seed, _, _)) => {
                 let taken = self.take_seed(from, id);
                 for (src, take) in taken {
                     carried.push(Some(src), take);
@@ -411,7 +417,8 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
                 }
                 hop = hop.min(1);
             }
-            Some((Role::Intermediate, h)) => {
+            // Not of an asset it is a super-node for: that taint stays with it.
+            Some((Role::Intermediate, h, false)) => {
                 self.take(from, id, &mut carried);
                 hop = hop.min(h + 1);
             }
@@ -524,14 +531,16 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
         {
             self.first_in.insert((to, asset), id);
             // Taint in an asset this address sent more of than the cap (or whose transfers
-            // were not all loaded): a super-node for it, reported and not followed.
+            // were not all loaded): a super-node for it, reported and not followed (its other
+            // assets' taint is).
             let cap = self.opts.fan_out_cap;
             if let Some(st) = self.states.get_mut(&to)
                 && st.role == Role::Intermediate
+                && !st.capped.contains(&asset)
             {
                 let pos = g.out_of(to).partition_point(|&x| x <= id);
                 if capped_in(g, cap, to, pos, asset) {
-                    st.role = Role::Capped;
+                    st.capped.push(asset);
                 }
             }
         }
@@ -553,17 +562,14 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
         if role == Role::Intermediate && hop >= self.opts.max_hops {
             role = Role::HopLimit;
         }
-        if role == Role::Intermediate
-            && capped_in(
-                g,
-                self.opts.fan_out_cap,
-                a,
-                out_pos,
-                g.edges[id as usize].asset,
-            )
+        let first_asset = g.edges[id as usize].asset;
+        let capped = if role == Role::Intermediate
+            && capped_in(g, self.opts.fan_out_cap, a, out_pos, first_asset)
         {
-            role = Role::Capped;
-        }
+            vec![first_asset]
+        } else {
+            Vec::new()
+        };
         let ins = g.in_of(a);
         let in_pos = ins.partition_point(|&x| x <= id);
         self.states.insert(
@@ -580,6 +586,7 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
                 assets: Vec::new(),
                 received: BTreeMap::new(),
                 budgets: Vec::new(),
+                capped,
             },
         );
         if role == Role::Intermediate {
@@ -665,20 +672,20 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
                     st.out_pos = outs.partition_point(|&x| x <= id);
                     st.out_degree = outs.len() - st.out_pos;
                     st.in_pos = g.in_of(a).partition_point(|&x| x <= id);
-                    let capped = std::iter::once(asset)
+                    let mut capped: Vec<u32> = std::iter::once(asset)
                         .chain(st.assets.iter().map(|(x, _)| *x))
-                        .any(|x| capped_in(g, cap, a, st.out_pos, x));
+                        .filter(|&x| capped_in(g, cap, a, st.out_pos, x))
+                        .collect();
+                    capped.sort_unstable();
+                    capped.dedup();
+                    st.capped = capped;
                     let held: Vec<(u32, Vec<(Src, U256)>)> = st
                         .assets
                         .drain(..)
                         .map(|(x, s)| (x, held_of(policy, &s)))
                         .collect();
-                    if capped {
-                        st.role = Role::Capped;
-                    } else {
-                        st.role = Role::Intermediate;
-                        promoted = Some(held);
-                    }
+                    st.role = Role::Intermediate;
+                    promoted = Some(held);
                 }
             }
             promoted

@@ -45,7 +45,19 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
         let mut arrivals_not_listed = 0u64;
         for (&a, st) in &self.states {
             let received = amounts(&st.received);
-            let held = match st.role {
+            // An intermediate that is a super-node for every asset its taint came in: capped.
+            let role = if st.role == Role::Intermediate
+                && !st.capped.is_empty()
+                && st.received.keys().all(|(_, x)| st.capped.contains(x))
+            {
+                Role::Capped
+            } else {
+                st.role
+            };
+            let mut capped_assets: Vec<_> =
+                st.capped.iter().map(|&x| g.assets[x as usize]).collect();
+            capped_assets.sort();
+            let held = match role {
                 Role::Intermediate | Role::HopLimit => {
                     let mut m = BTreeMap::new();
                     for (x, s) in &st.assets {
@@ -64,7 +76,7 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
             let first = (st.first_edge != NONE).then(|| &g.edges[st.first_edge as usize]);
             let r = Reached {
                 address: g.addresses[a as usize],
-                role: st.role,
+                role,
                 hops: st.hops,
                 service: st.service.clone(),
                 first_tx: first.map(|e| g.txs[e.tx as usize]),
@@ -72,6 +84,7 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
                 received: received.clone(),
                 held,
                 out_degree: st.out_degree,
+                capped_assets,
             };
             if let (Some(service), Some(e)) = (st.service.clone(), first) {
                 let t = FreezeTarget {

@@ -287,6 +287,60 @@ fn super_nodes_are_per_asset() {
     );
 }
 
+/// An address that is a super-node for one tainted asset (a worthless token the seed address
+/// also "sent" it: fake events need no key) still passes the loot, another asset, on: the
+/// token's taint stays there (listed in `capped_assets`), the loot reaches the exchange. An
+/// address capped for every asset its taint came in is reported `capped`.
+#[test]
+fn a_super_node_for_one_tainted_asset_passes_the_others_on() {
+    let junk = crate::fixture::token(9);
+    let mut n = Net::new();
+    n.send_asset(1, 1, 3, junk, 1);
+    n.send(1, 1, 3, 1000);
+    for i in 0..20u8 {
+        n.send_asset(2, 3, 40 + i, junk, 1);
+    }
+    n.send(3, 3, 7, 1000);
+    n.exchange(7, "Binance");
+    let mut o = TraceOptions::with_policy(Policy::Poison);
+    o.fan_out_cap = 5;
+    let t = run_with(&n, &[Seed::address(addr(1))], o.clone());
+    let hop = t.reached(&addr(3)).expect("hop");
+    assert_eq!(hop.role, Role::Intermediate);
+    assert_eq!(hop.capped_assets, vec![junk]);
+    assert_eq!(
+        t.targets.iter().map(|t| t.deposit).collect::<Vec<_>>(),
+        vec![addr(7)]
+    );
+    assert!(
+        t.reached(&addr(40)).is_none(),
+        "the token's taint is not followed"
+    );
+    // Seeded with the token only: every asset its taint came in is capped there.
+    let t = run_with(&n, &[Seed::address(addr(1)).with_asset(junk)], o.clone());
+    assert_eq!(t.reached(&addr(3)).expect("hop").role, Role::Capped);
+    assert!(t.targets.is_empty());
+    // The token's taint arriving after the loot's (a later asset's first arrival).
+    let mut n = Net::new();
+    n.send(1, 1, 3, 1000);
+    n.send_asset(2, 1, 3, junk, 1);
+    for i in 0..20u8 {
+        n.send_asset(3, 3, 40 + i, junk, 1);
+    }
+    n.send(4, 3, 7, 1000);
+    n.exchange(7, "Binance");
+    let t = run_with(&n, &[Seed::address(addr(1))], o);
+    let hop = t.reached(&addr(3)).expect("hop");
+    assert_eq!(
+        (hop.role, hop.capped_assets.clone()),
+        (Role::Intermediate, vec![junk])
+    );
+    assert_eq!(
+        t.targets.iter().map(|t| t.deposit).collect::<Vec<_>>(),
+        vec![addr(7)]
+    );
+}
+
 #[test]
 fn hop_limit_bounds_the_reach() {
     let mut n = Net::new();

@@ -270,6 +270,41 @@ fn a_flood_of_a_worthless_token_from_a_hop_does_not_stop_the_loot() {
     }
 }
 
+/// The flood with a worthless token the seed address "sent" the hop too (seeded by address,
+/// no asset: the token's taint reaches the hop): the hop is a super-node for the token only,
+/// and the loot is followed to the exchange. Before, taint of a capped asset capped the
+/// whole address.
+#[test]
+fn a_flood_of_a_tainted_worthless_token_does_not_stop_the_loot() {
+    let junk = Asset::Erc20 { token: addr(0x99) };
+    let mut net = Net::new();
+    net.send_asset(1, 1, 2, junk, 1);
+    net.send(1, 1, 2, 1000);
+    let dust: Vec<(u8, u8, Asset, u64)> = (0..10_005).map(|_| (2, 0x90, junk, 1)).collect();
+    net.batch(2, &dust);
+    net.send(3, 2, 7, 1000);
+    net.exchange(7, "Binance");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("open");
+    store.apply_blocks(CHAIN, &blocks(&net)).expect("write");
+    let (t, stats) = traced(
+        &net,
+        &store,
+        Seed::address(addr(1)),
+        10_000,
+        &LoadOptions::default(),
+    );
+    assert_eq!(deposits(&t), vec![addr(7)]);
+    let hop = t
+        .addresses
+        .iter()
+        .find(|r| r.address == addr(2))
+        .expect("hop");
+    assert_eq!(hop.role, holdfast_trace::Role::Intermediate);
+    assert_eq!(hop.capped_assets, vec![junk]);
+    assert_eq!(stats.outflows_cut, vec![(addr(2), Some(junk))]);
+}
+
 /// A hop whose outgoing transfers of the loot's asset before the theft are more than the
 /// fan-out cap: the loader leaves them out (a super-node in that asset), and the hop, once
 /// tainted in it, is reported capped, not shown holding the loot. Likewise when it sent more
