@@ -374,20 +374,13 @@ fn trace_once(
         });
     }
     if !stats.outflows_cut.is_empty() {
-        let list: Vec<String> = stats
-            .outflows_cut
-            .iter()
-            .map(|(a, asset)| match asset {
-                Some(x) => format!("{a} ({x})"),
-                None => format!("{a} (every asset)"),
-            })
-            .collect();
+        let list = stats.outflows_cut_text();
         bar.suspend(|| {
             eprintln!(
                 "holdfast: {} time(s) an address sent more than --fan-out-cap {} transfers of an asset, not read (taint of that asset there is reported capped; a seed's are not followed: give --from-block): {}",
-                list.len(),
+                stats.outflows_cut.len(),
                 options.fan_out_cap,
-                list.join(", ")
+                list
             )
         });
     }

@@ -168,22 +168,23 @@ pub(crate) struct Run {
 struct Entry {
     prefix: u128,
     at: usize,
-    key: u32,
-    value: u32,
-    seq: u32,
+    key: usize,
+    value: usize,
+    seq: usize,
 }
 
 impl Entry {
-    const TOMBSTONE: u32 = u32::MAX;
+    /// No value is this long: a buffer holds at most `isize::MAX` bytes.
+    const TOMBSTONE: usize = usize::MAX;
 
     fn key<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
-        &bytes[self.at..self.at + self.key as usize]
+        &bytes[self.at..self.at + self.key]
     }
 
     fn value<'a>(&self, bytes: &'a [u8]) -> Option<&'a [u8]> {
         (self.value != Self::TOMBSTONE).then(|| {
-            let from = self.at + self.key as usize;
-            &bytes[from..from + self.value as usize]
+            let from = self.at + self.key;
+            &bytes[from..from + self.value]
         })
     }
 }
@@ -206,18 +207,16 @@ impl Run {
         let value = match v {
             Some(v) => {
                 self.bytes.extend_from_slice(v);
-                // A key or value is a few hundred bytes at most (an encoded transaction the
-                // largest), far below 4 GiB.
-                u32::try_from(v.len()).unwrap_or(Entry::TOMBSTONE - 1)
+                v.len()
             }
             None => Entry::TOMBSTONE,
         };
         let entries = &mut self.spaces[space];
-        let seq = entries.len() as u32;
+        let seq = entries.len();
         entries.push(Entry {
             prefix: 0,
             at,
-            key: k.len() as u32,
+            key: k.len(),
             value,
             seq,
         });
@@ -431,7 +430,7 @@ mod tests {
             expected.sort_by(|a, b| keys[*a as usize].cmp(&keys[*b as usize]));
             let mut entries = run.spaces.swap_remove(0);
             sort_entries(&run.bytes, &mut entries);
-            let order: Vec<u32> = entries.iter().map(|e| e.seq).collect();
+            let order: Vec<u32> = entries.iter().map(|e| e.seq as u32).collect();
             proptest::prop_assert_eq!(order, expected);
         }
     }

@@ -56,6 +56,20 @@ pub struct LoadStats {
     pub outflows_cut: Vec<(Address, Option<Asset>)>,
 }
 
+impl LoadStats {
+    /// [`LoadStats::outflows_cut`] as text, each address with the asset it was cut in.
+    pub fn outflows_cut_text(&self) -> String {
+        self.outflows_cut
+            .iter()
+            .map(|(a, asset)| match asset {
+                Some(x) => format!("{a} ({x})"),
+                None => format!("{a} (every asset)"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// Loads what a trace from `seeds` with `trace` options can reach.
 pub fn load_graph<C: Classifier + ?Sized>(
     store: &dyn Store,
@@ -66,6 +80,13 @@ pub fn load_graph<C: Classifier + ?Sized>(
     classifier: &C,
     progress: &mut dyn FnMut(&LoadStats),
 ) -> Result<(Graph, LoadStats), TraceError> {
+    if load.max_outflows_read == 0 {
+        return Err(TraceError::Invalid {
+            field: "max_outflows_read",
+            value: "0".into(),
+            expected: "at least 1".into(),
+        });
+    }
     trace.validate()?;
     let mut l = Loader {
         store,

@@ -483,22 +483,15 @@ fn summary(h: &mut Html, t: &Trace, stats: &LoadStats, query: &str) {
         );
     }
     if !stats.outflows_cut.is_empty() {
-        let list: Vec<String> = stats
-            .outflows_cut
-            .iter()
-            .map(|(a, asset)| match asset {
-                Some(x) => format!("{a} ({x})"),
-                None => format!("{a} (every asset)"),
-            })
-            .collect();
+        let list = stats.outflows_cut_text();
         h.el(
             "p",
             &[("class", "refused"), ("role", "alert")],
             &format!(
                 "{} time(s) an address sent more than the fan-out cap ({}) of transfers of an asset, not read: taint of that asset there is shown capped, and a seed's are not followed (start the seed at the theft's block): {}.",
-                list.len(),
+                stats.outflows_cut.len(),
                 t.options.fan_out_cap,
-                list.join(", ")
+                list
             ),
         );
     }

@@ -361,17 +361,27 @@ impl EmbeddedUtxoStore {
         }
     }
 
+    /// The stored bytes of the coin at `op`, if unspent.
+    fn coin_bytes(
+        &self,
+        at: At<'_>,
+        chain_id: u64,
+        op: &OutPointKey,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        if op.vout == u32::MAX {
+            // No output has this index; its key is the bulk writes' mark (`bulk`).
+            return Ok(None);
+        }
+        self.get(at, COINS, &coin_key(chain_id, op))
+    }
+
     fn read_coin(
         &self,
         at: At<'_>,
         chain_id: u64,
         op: &OutPointKey,
     ) -> Result<Option<UtxoRecord>, StoreError> {
-        if op.vout == u32::MAX {
-            // No output has this index; its key is the bulk writes' mark (`bulk`).
-            return Ok(None);
-        }
-        self.get(at, COINS, &coin_key(chain_id, op))?
+        self.coin_bytes(at, chain_id, op)?
             .map(|v| decode_coin(&v))
             .transpose()
     }
@@ -680,12 +690,7 @@ impl UtxoStore for EmbeddedUtxoStore {
         let mut records = Vec::with_capacity(outpoints.len());
         let mut found = Vec::with_capacity(outpoints.len());
         for op in outpoints {
-            if op.vout == u32::MAX {
-                // No output has this index; its key is the bulk writes' mark (`bulk`).
-                records.push(None);
-                continue;
-            }
-            let bytes = self.get(Some(&snap), COINS, &coin_key(chain_id, op))?;
+            let bytes = self.coin_bytes(Some(&snap), chain_id, op)?;
             records.push(bytes.as_deref().map(decode_coin).transpose()?);
             found.push((*op, bytes));
         }

@@ -409,7 +409,9 @@ impl<C: Classifier + ?Sized> Engine<'_, C> {
             .get(&from)
             .map(|s| (s.role, s.hops, s.capped.contains(&asset)));
         match sender_hops {
-            Some((Role::Seed, _, _)) => {
+            // A seed's outflows of an asset the loader cut are not all in the graph: its taint
+            // of that asset stays with it (the load reports the cut), as at a super-node.
+            Some((Role::Seed, _, _)) if !g.outflows_cut(from, asset) => {
                 let taken = self.take_seed(from, id);
                 for (src, take) in taken {
                     carried.push(Some(src), take);

@@ -367,4 +367,28 @@ fn a_seed_address_is_read_from_its_block() {
         "reported"
     );
     assert!(t.targets.is_empty());
+    // Nothing of the cut asset leaves the seed: the transfers read (the oldest) would show
+    // their recipients holding taint none of them was followed from.
+    assert!(
+        t.addresses.iter().all(|r| r.address == addr(1)),
+        "{:?}",
+        t.addresses
+    );
+    // A read bound of 0 is refused, naming it.
+    let none = LoadOptions {
+        max_outflows_read: 0,
+        ..load
+    };
+    let seeds = [Seed::address(addr(1))];
+    let e = load_graph(
+        &store,
+        CHAIN,
+        &seeds,
+        &TraceOptions::with_policy(Policy::Poison),
+        &none,
+        &net.services,
+        &mut |_| {},
+    )
+    .expect_err("refused");
+    assert!(e.to_string().contains("max_outflows_read"), "{e}");
 }
